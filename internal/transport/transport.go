@@ -1,0 +1,81 @@
+// Package transport owns the one HTTP transport every network call of the
+// release tool goes through: registries, Sigstore and the GitHub API all
+// retry the same way, with the same limits.
+package transport
+
+import (
+	"io"
+	"log"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+type options struct {
+	retries  int
+	waitMin  time.Duration
+	waitMax  time.Duration
+	base     http.RoundTripper
+	logger   *log.Logger
+	insecure bool
+}
+
+// Option configures New.
+type Option func(*options)
+
+// WithRetries sets how many times a request is retried after the first try.
+func WithRetries(n int) Option { return func(o *options) { o.retries = n } }
+
+// WithBackoff sets the shortest and longest wait between tries.
+func WithBackoff(min, max time.Duration) Option {
+	return func(o *options) { o.waitMin, o.waitMax = min, max }
+}
+
+// WithBase sets the transport the retries are made through, for tests.
+func WithBase(rt http.RoundTripper) Option { return func(o *options) { o.base = rt } }
+
+// WithLogger makes retries visible; by default they are silent.
+func WithLogger(l *log.Logger) Option { return func(o *options) { o.logger = l } }
+
+// New returns a RoundTripper that retries connection errors, 429s and 5xx
+// responses with exponential backoff, honouring Retry-After.
+func New(opts ...Option) http.RoundTripper {
+	o := options{retries: 4, waitMin: 250 * time.Millisecond, waitMax: 10 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c := retryablehttp.NewClient()
+	c.RetryMax = o.retries
+	c.RetryWaitMin = o.waitMin
+	c.RetryWaitMax = o.waitMax
+	if o.base != nil {
+		c.HTTPClient = &http.Client{Transport: o.base}
+	} else {
+		c.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	if o.logger != nil {
+		c.Logger = o.logger
+	} else {
+		c.Logger = log.New(io.Discard, "", 0)
+	}
+	// A registry answers 4xx for "not found" probes (HEAD before upload):
+	// those are answers, not failures, and must reach the caller unchanged.
+	c.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	return &streamAware{retrying: &retryablehttp.RoundTripper{Client: c}, direct: c.HTTPClient.Transport}
+}
+
+// streamAware sends requests whose body cannot be replayed (a layer streamed
+// from disk) straight through: retrying them would mean holding the whole
+// layer in memory. go-containerregistry retries those uploads itself.
+type streamAware struct {
+	retrying http.RoundTripper
+	direct   http.RoundTripper
+}
+
+func (s *streamAware) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		return s.direct.RoundTrip(req)
+	}
+	return s.retrying.RoundTrip(req)
+}

@@ -1,0 +1,73 @@
+package transport
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestRetriesServerErrors(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) < 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	c := &http.Client{Transport: New(WithBackoff(time.Millisecond, 5*time.Millisecond))}
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatalf("Get = %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || calls.Load() != 3 {
+		t.Errorf("Get = %d after %d calls, want 200 after 3", resp.StatusCode, calls.Load())
+	}
+}
+
+func TestNotFoundIsAnAnswer(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	defer srv.Close()
+	c := &http.Client{Transport: New(WithBackoff(time.Millisecond, 5*time.Millisecond))}
+	resp, err := c.Head(srv.URL)
+	if err != nil {
+		t.Fatalf("Head = %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || calls.Load() != 1 {
+		t.Errorf("Head = %d after %d calls, want 404 after 1", resp.StatusCode, calls.Load())
+	}
+}
+
+func TestStreamedBodyGoesStraightThrough(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		b, _ := io.ReadAll(r.Body)
+		if string(b) != "layer" {
+			t.Errorf("body = %q, want %q", b, "layer")
+		}
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodPut, srv.URL, io.NopCloser(strings.NewReader("layer")))
+	req.GetBody = nil
+	resp, err := New(WithBackoff(time.Millisecond, 5*time.Millisecond)).RoundTrip(req)
+	if err != nil {
+		t.Fatalf("RoundTrip = %v", err)
+	}
+	resp.Body.Close()
+	if calls.Load() != 1 {
+		t.Errorf("streamed PUT made %d calls, want 1 (no replay)", calls.Load())
+	}
+}
