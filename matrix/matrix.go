@@ -1,0 +1,180 @@
+// Package matrix owns the answer to "what does this release contain": it
+// reads the flake's release set in one nix eval and turns it into targets,
+// one per agent and system, filtered and printed for people and for
+// GitHub's strategy.matrix.
+package matrix
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nothingnesses/agent-images/internal/nix"
+)
+
+// System is a Nix system double such as "x86_64-linux".
+type System string
+
+// The systems images are built for.
+const (
+	X86_64Linux  System = "x86_64-linux"
+	Aarch64Linux System = "aarch64-linux"
+)
+
+// Systems lists every supported system, in release order.
+var Systems = []System{X86_64Linux, Aarch64Linux}
+
+// Platform is the OCI platform of images built for the system.
+func (s System) Platform() (v1.Platform, error) {
+	switch s {
+	case X86_64Linux:
+		return v1.Platform{OS: "linux", Architecture: "amd64"}, nil
+	case Aarch64Linux:
+		return v1.Platform{OS: "linux", Architecture: "arm64"}, nil
+	}
+	return v1.Platform{}, fmt.Errorf("system %q is not supported: use one of %v", string(s), Systems)
+}
+
+// SystemForPlatform is the inverse of System.Platform.
+func SystemForPlatform(p v1.Platform) (System, error) {
+	for _, s := range Systems {
+		sp, _ := s.Platform()
+		if sp.OS == p.OS && sp.Architecture == p.Architecture {
+			return s, nil
+		}
+	}
+	return "", fmt.Errorf("platform %s/%s has no matching system", p.OS, p.Architecture)
+}
+
+// Image is what the flake says about one image: the agentImage attribute of
+// its derivation. JSON names are the Nix attribute names.
+type Image struct {
+	Attr             string   `json:"attr"`
+	Name             string   `json:"name"`
+	Version          string   `json:"version"`
+	Description      string   `json:"description"`
+	Unfree           bool     `json:"unfree"`
+	License          string   `json:"license"`
+	MainProgram      string   `json:"mainProgram"`
+	Release          bool     `json:"release"`
+	System           System   `json:"system"`
+	ImageName        string   `json:"imageName"`
+	ImageTag         string   `json:"imageTag"`
+	User             string   `json:"user"`
+	UID              int      `json:"uid"`
+	GID              int      `json:"gid"`
+	Home             string   `json:"home"`
+	WorkingDir       string   `json:"workingDir"`
+	ExtraDirectories []string `json:"extraDirectories"`
+	WithNix          bool     `json:"withNix"`
+	WithNixLd        bool     `json:"withNixLd"`
+}
+
+// Target is one image to release: an agent built for a system.
+type Target struct {
+	Agent  string
+	System System
+	Image  Image
+}
+
+func (t Target) String() string { return t.Agent + "/" + string(t.System) }
+
+// releaseSetExpr selects, for every system, the agentImage attribute of the
+// packages that belong to the release set. It uses builtins only, so it
+// works whatever nixpkgs the flake is evaluated against.
+const releaseSetExpr = `packages: builtins.mapAttrs (system: images:
+  builtins.listToAttrs (builtins.concatMap (attr:
+    let image = images.${attr}; in
+    if builtins.isAttrs image && image ? agentImage && (image.agentImage.release or false)
+    then [ { name = attr; value = image.agentImage; } ]
+    else [ ]) (builtins.attrNames images))) packages`
+
+// Load evaluates the flake's release set with one nix eval and returns every
+// target, sorted by agent then system.
+func Load(ctx context.Context, flake nix.Flake, opts ...Option) ([]Target, error) {
+	o := makeOptions(opts)
+	args := append([]string{"eval", "--json", flake.Installable("packages"), "--apply", releaseSetExpr}, flake.OverrideArgs()...)
+	out, err := o.nix(ctx, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading the release set of flake %s: %w", flake.Installable("packages"), err)
+	}
+	return Parse(out)
+}
+
+// Parse turns the JSON of the release-set evaluation into sorted targets.
+func Parse(data []byte) ([]Target, error) {
+	var bySystem map[System]map[string]Image
+	if err := json.Unmarshal(data, &bySystem); err != nil {
+		return nil, fmt.Errorf("decoding the flake's release set: %w", err)
+	}
+	var targets []Target
+	for system, images := range bySystem {
+		if _, err := system.Platform(); err != nil {
+			// The flake may build for systems we do not release (darwin dev shells).
+			continue
+		}
+		for attr, img := range images {
+			if img.Attr == "" {
+				img.Attr = attr
+			}
+			if img.System == "" {
+				img.System = system
+			}
+			if img.MainProgram == "" {
+				return nil, fmt.Errorf("flake image %s for %s has no mainProgram: set meta.mainProgram on the agent package", attr, system)
+			}
+			targets = append(targets, Target{Agent: attr, System: system, Image: img})
+		}
+	}
+	Sort(targets)
+	return targets, nil
+}
+
+// Sort orders targets by agent, then by system in release order.
+func Sort(targets []Target) {
+	rank := map[System]int{}
+	for i, s := range Systems {
+		rank[s] = i
+	}
+	sort.Slice(targets, func(i, j int) bool {
+		if targets[i].Agent != targets[j].Agent {
+			return targets[i].Agent < targets[j].Agent
+		}
+		return rank[targets[i].System] < rank[targets[j].System]
+	})
+}
+
+// Agents returns the distinct agent names of targets, sorted.
+func Agents(targets []Target) []string {
+	seen := map[string]bool{}
+	var names []string
+	for _, t := range targets {
+		if !seen[t.Agent] {
+			seen[t.Agent] = true
+			names = append(names, t.Agent)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+type options struct {
+	nix nix.Runner
+}
+
+// Option configures Load.
+type Option func(*options)
+
+// withNix swaps the nix runner, for tests.
+func withNix(r nix.Runner) Option { return func(o *options) { o.nix = r } }
+
+func makeOptions(opts []Option) options {
+	o := options{nix: nix.Run}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}

@@ -1,0 +1,163 @@
+package matrix
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nothingnesses/agent-images/internal/nix"
+	"github.com/nothingnesses/agent-images/internal/testenv"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func fixtureTargets(t *testing.T) []Target {
+	t.Helper()
+	data, err := os.ReadFile("testdata/release-set.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotArgs []string
+	fake := func(_ context.Context, args ...string) ([]byte, error) {
+		gotArgs = args
+		return data, nil
+	}
+	targets, err := Load(context.Background(), nix.Flake{Ref: "/src", Overrides: map[string]string{"nixpkgs": "path:/n"}}, withNix(fake))
+	if err != nil {
+		t.Fatalf("Load = %v", err)
+	}
+	want := []string{"eval", "--json", "/src#packages", "--apply", releaseSetExpr, "--override-input", "nixpkgs", "path:/n"}
+	if strings.Join(gotArgs, "\x00") != strings.Join(want, "\x00") {
+		t.Errorf("Load ran nix %q, want %q", gotArgs, want)
+	}
+	return targets
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading golden file (run go test ./matrix -update): %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from golden file:\ngot  %s\nwant %s", name, got, want)
+	}
+}
+
+func TestGitHubMatrixGolden(t *testing.T) {
+	targets := fixtureTargets(t)
+	var buf bytes.Buffer
+	if err := ForGitHub(targets, nil).WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "matrix.golden.json", buf.Bytes())
+
+	runners, err := ParseRunners([]string{"aarch64-linux=my-arm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ForGitHub(targets, runners).Include {
+		want := DefaultRunners[e.System]
+		if e.System == Aarch64Linux {
+			want = "my-arm"
+		}
+		if e.Runner != want {
+			t.Errorf("runner for %s/%s = %q, want %q", e.Agent, e.System, e.Runner, want)
+		}
+	}
+}
+
+func TestTableGolden(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteTable(&buf, fixtureTargets(t)); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "table.golden.txt", buf.Bytes())
+}
+
+func TestSelect(t *testing.T) {
+	targets := fixtureTargets(t)
+	tests := []struct {
+		name    string
+		agents  []string
+		systems []System
+		want    []string
+		wantErr string
+	}{
+		{name: "all", want: []string{"claude-code/x86_64-linux", "claude-code/aarch64-linux", "codex/x86_64-linux", "opencode/x86_64-linux", "opencode/aarch64-linux", "pi/x86_64-linux", "pi/aarch64-linux"}},
+		{name: "one agent", agents: []string{"pi"}, want: []string{"pi/x86_64-linux", "pi/aarch64-linux"}},
+		{name: "agent and system", agents: []string{"pi", "codex"}, systems: []System{Aarch64Linux}, want: []string{"pi/aarch64-linux"}},
+		{name: "typo suggests", agents: []string{"claude"}, wantErr: `unknown agent "claude" (did you mean "claude-code"?); valid agents: claude-code, codex, opencode, pi`},
+		{name: "far off lists only", agents: []string{"zzzzzzzzzz"}, wantErr: `unknown agent "zzzzzzzzzz"; valid agents:`},
+		{name: "unknown system", systems: []System{"x86_64-darwin"}, wantErr: `unknown system "x86_64-darwin" (did you mean "x86_64-linux"?)`},
+		{name: "nothing left", agents: []string{"codex"}, systems: []System{Aarch64Linux}, wantErr: "no release target"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Select(targets, tc.agents, tc.systems)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Select(%v, %v) error = %v, want containing %q", tc.agents, tc.systems, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Select(%v, %v) = %v", tc.agents, tc.systems, err)
+			}
+			var names []string
+			for _, t := range got {
+				names = append(names, t.String())
+			}
+			if strings.Join(names, " ") != strings.Join(tc.want, " ") {
+				t.Errorf("Select(%v, %v) = %v, want %v", tc.agents, tc.systems, names, tc.want)
+			}
+		})
+	}
+	var ue *UnknownError
+	if _, err := Select(targets, []string{"pie"}, nil); !errors.As(err, &ue) || ue.Closest != "pi" {
+		t.Errorf("Select(pie) = %v, want *UnknownError suggesting pi", err)
+	}
+}
+
+func TestParseRejectsMissingMainProgram(t *testing.T) {
+	_, err := Parse([]byte(`{"x86_64-linux":{"pi":{"attr":"pi"}}}`))
+	if err == nil || !strings.Contains(err.Error(), "mainProgram") {
+		t.Errorf("Parse(no mainProgram) = %v, want an error naming mainProgram", err)
+	}
+}
+
+// TestLoadFromFlake evaluates the real flake against the stand-in inputs.
+func TestLoadFromFlake(t *testing.T) {
+	testenv.Require(t, "nix")
+	testenv.Setenv(t)
+	root := testenv.RepoRoot(t)
+	targets, err := Load(context.Background(), nix.Flake{Ref: root, Overrides: testenv.StandinOverrides(t)})
+	if err != nil {
+		t.Fatalf("Load(%s) = %v", root, err)
+	}
+	if got := len(Agents(targets)); got != 30 {
+		t.Errorf("Load found %d agents, want 30", got)
+	}
+	if len(targets) != 60 {
+		t.Errorf("Load found %d targets, want 60 (30 agents x 2 systems)", len(targets))
+	}
+	for _, tg := range targets {
+		if strings.HasPrefix(tg.Agent, "test-") || !tg.Image.Release {
+			t.Errorf("target %s is not a release image", tg)
+		}
+		if tg.Agent == "claude-code" && (tg.Image.MainProgram != "claude" || !tg.Image.Unfree || tg.Image.Name != "Claude Code") {
+			t.Errorf("claude-code = %+v, want main program claude, unfree, name Claude Code", tg.Image)
+		}
+	}
+}

@@ -1,0 +1,79 @@
+package matrix
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// DefaultRunners are the GitHub-hosted runners that build each system natively.
+var DefaultRunners = map[System]string{
+	X86_64Linux:  "ubuntu-24.04",
+	Aarch64Linux: "ubuntu-24.04-arm",
+}
+
+// GitHubEntry is one job of a GitHub strategy.matrix.
+type GitHubEntry struct {
+	Agent   string `json:"agent"`
+	System  System `json:"system"`
+	Runner  string `json:"runner"`
+	Version string `json:"version"`
+}
+
+// GitHubMatrix is a GitHub strategy.matrix object: {"include":[...]}.
+type GitHubMatrix struct {
+	Include []GitHubEntry `json:"include"`
+}
+
+// ForGitHub builds the strategy.matrix for targets, one job per target, with
+// the runner for its system taken from runners (DefaultRunners where unset).
+func ForGitHub(targets []Target, runners map[System]string) GitHubMatrix {
+	m := GitHubMatrix{Include: make([]GitHubEntry, 0, len(targets))}
+	for _, t := range targets {
+		runner := runners[t.System]
+		if runner == "" {
+			runner = DefaultRunners[t.System]
+		}
+		m.Include = append(m.Include, GitHubEntry{Agent: t.Agent, System: t.System, Runner: runner, Version: t.Image.Version})
+	}
+	return m
+}
+
+// ParseRunners parses --runner SYSTEM=LABEL values.
+func ParseRunners(values []string) (map[System]string, error) {
+	out := map[System]string{}
+	for _, v := range values {
+		sys, label, ok := strings.Cut(v, "=")
+		if !ok || label == "" {
+			return nil, fmt.Errorf("--runner %q: want SYSTEM=LABEL, for example aarch64-linux=ubuntu-24.04-arm", v)
+		}
+		s := System(sys)
+		if _, err := s.Platform(); err != nil {
+			return nil, fmt.Errorf("--runner %q: %w", v, err)
+		}
+		out[s] = label
+	}
+	return out, nil
+}
+
+// WriteJSON writes the matrix as compact JSON, the form $GITHUB_OUTPUT takes.
+func (m GitHubMatrix) WriteJSON(w io.Writer) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// WriteTable writes targets as an aligned table for people.
+func WriteTable(w io.Writer, targets []Target) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AGENT\tSYSTEM\tVERSION\tPROGRAM\tNAME")
+	for _, t := range targets {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Agent, t.System, t.Image.Version, t.Image.MainProgram, t.Image.Name)
+	}
+	return tw.Flush()
+}
