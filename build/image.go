@@ -1,0 +1,182 @@
+package build
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/nothingnesses/agent-images/matrix"
+)
+
+// Archive makes the output of a Nix image build available as an uncompressed
+// docker-archive and returns its path. It accepts what
+// dockerTools.buildLayeredImage makes (a .tar or .tar.gz; gzip is detected by
+// its magic number, not the name) and what streamLayeredImage makes (an
+// executable that writes the archive to its standard output). An
+// uncompressed archive is used where it lies; anything else is written to
+// dest.
+func Archive(ctx context.Context, outPath, dest string) (string, error) {
+	fi, err := os.Stat(outPath)
+	if err != nil {
+		return "", err
+	}
+	if fi.IsDir() {
+		return "", fmt.Errorf("%s is a directory, want an image archive or a stream script from dockerTools", outPath)
+	}
+	f, err := os.Open(outPath)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	magic, _ := br.Peek(2)
+	switch {
+	case bytes.Equal(magic, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return "", fmt.Errorf("reading gzip archive %s: %w", outPath, err)
+		}
+		return dest, writeFile(dest, zr)
+	case bytes.Equal(magic, []byte("#!")):
+		return dest, stream(ctx, outPath, dest)
+	default:
+		return outPath, nil
+	}
+}
+
+func stream(ctx context.Context, script, dest string) error {
+	out, err := os.Create(dest)
+	if err != nil {
+		return err
+	}
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, script)
+	cmd.Stdout, cmd.Stderr = out, &stderr
+	if err := cmd.Run(); err != nil {
+		out.Close()
+		return fmt.Errorf("running stream script %s: %w: %s", script, err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return out.Close()
+}
+
+func writeFile(dest string, r io.Reader) error {
+	out, err := os.Create(dest)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, r); err != nil {
+		out.Close()
+		return fmt.Errorf("writing %s: %w", dest, err)
+	}
+	return out.Close()
+}
+
+// Image reads a docker-archive as an image with OCI media types. The config
+// is kept byte for byte as Nix wrote it, so the same archive always gives
+// the same digest; only the manifest and layer media types change.
+func Image(archive string) (v1.Image, error) {
+	docker, err := tarball.ImageFromPath(archive, nil)
+	if err != nil {
+		return nil, fmt.Errorf("reading docker-archive %s: %w", archive, err)
+	}
+	core, err := newOCICore(docker)
+	if err != nil {
+		return nil, fmt.Errorf("reading docker-archive %s: %w", archive, err)
+	}
+	return partial.CompressedToImage(core)
+}
+
+// ociCore presents an image with OCI media types over another image's
+// config and compressed layers.
+type ociCore struct {
+	config   []byte
+	manifest []byte
+	layers   map[v1.Hash]v1.Layer
+}
+
+func newOCICore(img v1.Image) (*ociCore, error) {
+	config, err := img.RawConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	m := v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		Config: v1.Descriptor{
+			MediaType: types.OCIConfigJSON,
+			Size:      int64(len(config)),
+			Digest:    mustSHA256(config),
+		},
+	}
+	c := &ociCore{config: config, layers: map[v1.Hash]v1.Layer{}}
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return nil, err
+		}
+		size, err := l.Size()
+		if err != nil {
+			return nil, err
+		}
+		m.Layers = append(m.Layers, v1.Descriptor{MediaType: types.OCILayer, Size: size, Digest: d})
+		c.layers[d] = ociLayer{l}
+	}
+	c.manifest, err = json.Marshal(m)
+	return c, err
+}
+
+func (c *ociCore) RawConfigFile() ([]byte, error)     { return c.config, nil }
+func (c *ociCore) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+func (c *ociCore) RawManifest() ([]byte, error)        { return c.manifest, nil }
+func (c *ociCore) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	if h == mustSHA256(c.config) {
+		return partial.ConfigLayer(c)
+	}
+	l, ok := c.layers[h]
+	if !ok {
+		return nil, fmt.Errorf("no layer with digest %s", h)
+	}
+	return l, nil
+}
+
+type ociLayer struct{ v1.Layer }
+
+func (ociLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
+
+// CheckPlatform returns an error unless the image was built for system.
+func CheckPlatform(img v1.Image, system matrix.System) error {
+	want, err := system.Platform()
+	if err != nil {
+		return err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("reading image config: %w", err)
+	}
+	if cf.OS != want.OS || cf.Architecture != want.Architecture {
+		return fmt.Errorf("image platform is %s/%s, want %s/%s for %s: the flake built the wrong architecture", cf.OS, cf.Architecture, want.OS, want.Architecture, system)
+	}
+	return nil
+}
+
+func mustSHA256(b []byte) v1.Hash {
+	sum := sha256.Sum256(b)
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+}
