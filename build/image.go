@@ -142,7 +142,7 @@ func newOCICore(img v1.Image) (*ociCore, error) {
 	return c, err
 }
 
-func (c *ociCore) RawConfigFile() ([]byte, error)     { return c.config, nil }
+func (c *ociCore) RawConfigFile() ([]byte, error)      { return c.config, nil }
 func (c *ociCore) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
 func (c *ociCore) RawManifest() ([]byte, error)        { return c.manifest, nil }
 func (c *ociCore) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
