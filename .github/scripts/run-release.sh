@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Turns the action's inputs (environment variables set by action.yml) into
+# the argv of one `release` command. Inputs are only ever expanded quoted or
+# split into words, never evaluated, so no input can run a command.
+set -euo pipefail
+
+args=()
+case "${COMMAND:-release}" in
+  release) ;;
+  matrix | build | merge) args+=("$COMMAND") ;;
+  *)
+    echo "::error title=Unknown command::command must be release, matrix, build or merge, not '$COMMAND'"
+    exit 2
+    ;;
+esac
+
+if [ "${AGENTS:-all}" = all ] || [ -z "${AGENTS:-}" ]; then
+  case "${COMMAND:-release}" in
+    release) args+=(--all) ;;
+    build | merge)
+      echo "::error title=Missing agent::command '$COMMAND' needs one agent in 'agents'"
+      exit 2
+      ;;
+  esac
+else
+  args+=(--agent "$AGENTS")
+fi
+
+if [ -n "${SYSTEMS:-}" ]; then args+=(--system "$SYSTEMS"); fi
+
+if [ "${COMMAND:-release}" = matrix ]; then
+  args+=(--json)
+  if [ -n "${RUNNER_ARM:-}" ]; then args+=(--runner "aarch64-linux=$RUNNER_ARM"); fi
+else
+  if [ "${COMMAND:-release}" != merge ] && [ -n "${FLAKE:-}" ]; then args+=(--flake "$FLAKE"); fi
+  if [ "${PUSH:-false}" = true ]; then args+=(--push); fi
+  if [ -n "${REGISTRY:-}" ]; then args+=(--registry "$REGISTRY"); fi
+  if [ "${INSECURE:-false}" = true ]; then args+=(--insecure); fi
+  if [ -n "${JOBS:-}" ] && [ "${COMMAND:-release}" = release ]; then args+=(--jobs "$JOBS"); fi
+  if [ "${COMMAND:-release}" != build ]; then
+    if [ "${SIGN:-true}" = false ]; then
+      args+=(--sign=false)
+    elif [ -n "${KEY:-}" ]; then
+      args+=(--key "$KEY")
+      if [ "${TLOG_UPLOAD:-false}" = true ]; then args+=(--tlog-upload); fi
+    fi
+    if [ -n "${OUTPUT:-}" ]; then args+=(--output "$OUTPUT"); fi
+    # Tags may be separated by commas or newlines.
+    while IFS= read -r tag; do
+      tag="${tag#"${tag%%[![:space:]]*}"}"
+      tag="${tag%"${tag##*[![:space:]]}"}"
+      if [ -n "$tag" ]; then args+=(--tag "$tag"); fi
+    done < <(printf '%s\n' "${TAGS:-}" | tr ',' '\n')
+  fi
+fi
+
+if [ -n "${EXTRA_ARGS:-}" ]; then
+  # Word splitting without globbing: extra arguments, never shell code.
+  read -r -a extra <<<"${EXTRA_ARGS//$'\n'/ }"
+  args+=("${extra[@]}")
+fi
+
+echo "release ${args[*]}"
+exec release "${args[@]}"
