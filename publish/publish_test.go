@@ -1,0 +1,311 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/nothingnesses/agent-images/internal/testenv"
+)
+
+// counting records the requests a real in-process registry serves, so tests
+// can say what was uploaded.
+type counting struct {
+	mu      sync.Mutex
+	reqs    []string
+	queries []string
+	next    http.Handler
+}
+
+func (c *counting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	c.reqs = append(c.reqs, r.Method+" "+r.URL.Path)
+	c.mu.Unlock()
+	c.next.ServeHTTP(w, r)
+}
+
+func (c *counting) writes() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, r := range c.reqs {
+		if !strings.HasPrefix(r, "GET") && !strings.HasPrefix(r, "HEAD") {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (c *counting) reset() { c.mu.Lock(); c.reqs, c.queries = nil, nil; c.mu.Unlock() }
+
+func startRegistry(t *testing.T) (string, *counting) {
+	t.Helper()
+	c := &counting{next: registry.New(registry.Logger(nilLogger()))}
+	srv := httptest.NewServer(c)
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), c
+}
+
+func parts(t *testing.T) []Part {
+	t.Helper()
+	var out []Part
+	for _, arch := range []string{"arm64", "amd64"} {
+		img, err := random.Image(256, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, _ := img.ConfigFile()
+		cf = cf.DeepCopy()
+		cf.OS, cf.Architecture = "linux", arch
+		img, _ = mutate.ConfigFile(img, cf)
+		out = append(out, Part{Platform: v1.Platform{OS: "linux", Architecture: arch}, Image: img})
+	}
+	return out
+}
+
+func TestRegistryPublish(t *testing.T) {
+	ctx := context.Background()
+	host, rec := startRegistry(t)
+	repo, _ := name.NewRepository(host + "/agent-images/pi")
+	rel := Release{
+		Agent:       "pi",
+		Parts:       parts(t),
+		Annotations: map[string]string{AnnotationVersion: "1.0"},
+		Tags:        []string{"latest", "1.0", "2026-11-27"},
+	}
+	r := NewRegistry()
+	var hookSaw []string
+	hook := func(ctx context.Context, res *Result) error {
+		// Everything is in the registry and no tag exists yet.
+		if _, err := remote.Head(repo.Digest(res.Index.String())); err != nil {
+			t.Errorf("index not pushed before hook: %v", err)
+		}
+		for _, p := range res.Platforms {
+			if _, err := remote.Head(repo.Digest(p.Digest.String())); err != nil {
+				t.Errorf("%s not pushed before hook: %v", p.Platform, err)
+			}
+		}
+		_, err := remote.Head(repo.Tag("latest"))
+		hookSaw = append(hookSaw, res.Index.String())
+		if err == nil && !res.Unchanged {
+			t.Errorf("tag latest exists before hook on a first release")
+		}
+		return nil
+	}
+	res, err := r.Publish(ctx, repo, rel, hook)
+	if err != nil {
+		t.Fatalf("Publish = %v", err)
+	}
+	if res.Unchanged || len(res.Moved) != 3 {
+		t.Errorf("first Publish: Unchanged=%v Moved=%v, want false and all tags", res.Unchanged, res.Moved)
+	}
+	for _, tag := range rel.Tags {
+		desc, err := remote.Head(repo.Tag(tag))
+		if err != nil || desc.Digest != res.Index {
+			t.Errorf("tag %s = %v, %v; want %s", tag, desc, err, res.Index)
+		}
+	}
+	idx, err := remote.Index(repo.Digest(res.Index.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	if len(im.Manifests) != 2 || im.Manifests[0].Platform.Architecture != "amd64" || im.Manifests[1].Platform.Architecture != "arm64" {
+		t.Errorf("index manifests = %+v, want amd64 then arm64", im.Manifests)
+	}
+	if im.Annotations[AnnotationVersion] != "1.0" {
+		t.Errorf("index annotations = %v, want version 1.0", im.Annotations)
+	}
+
+	rec.reset()
+	again, err := r.Publish(ctx, repo, rel, hook)
+	if err != nil {
+		t.Fatalf("second Publish = %v", err)
+	}
+	if !again.Unchanged || len(again.Moved) != 0 || again.Index != res.Index {
+		t.Errorf("second Publish: Unchanged=%v Moved=%v Index=%s, want unchanged, nothing moved, %s", again.Unchanged, again.Moved, again.Index, res.Index)
+	}
+	if w := rec.writes(); len(w) != 0 {
+		t.Errorf("second Publish wrote %v, want nothing", w)
+	}
+	if len(hookSaw) != 2 {
+		t.Errorf("hook ran %d times, want 2", len(hookSaw))
+	}
+}
+
+func TestHookFailureMovesNoTag(t *testing.T) {
+	host, _ := startRegistry(t)
+	repo, _ := name.NewRepository(host + "/agent-images/codex")
+	rel := Release{Agent: "codex", Parts: parts(t), Tags: []string{"latest"}}
+	_, err := NewRegistry().Publish(context.Background(), repo, rel, func(context.Context, *Result) error {
+		return errors.New("cannot sign")
+	})
+	if err == nil || !strings.Contains(err.Error(), "cannot sign") {
+		t.Fatalf("Publish with failing hook = %v, want the hook's error", err)
+	}
+	if _, err := remote.Head(repo.Tag("latest")); err == nil {
+		t.Errorf("tag latest exists after a failed hook")
+	}
+}
+
+// TestCrossRepositoryMount needs a registry that keeps blobs per repository,
+// as real ones do: Debian's docker-registry, watched through a proxy.
+func TestCrossRepositoryMount(t *testing.T) {
+	ctx := context.Background()
+	upstream, err := url.Parse("http://" + testenv.StartRegistry(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &counting{next: httputil.NewSingleHostReverseProxy(upstream)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.mu.Lock()
+		rec.queries = append(rec.queries, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
+		rec.mu.Unlock()
+		rec.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	shared := parts(t)
+	r := NewRegistry()
+	a, _ := name.NewRepository(host + "/agent-images/a")
+	b, _ := name.NewRepository(host + "/agent-images/b")
+	if _, err := r.PushImage(ctx, a, shared[0].Image); err != nil {
+		t.Fatal(err)
+	}
+	rec.reset()
+	if _, err := r.PushImage(ctx, b, shared[0].Image); err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := shared[0].Image.Layers()
+	mounted := 0
+	for _, q := range rec.queries {
+		for _, l := range layers {
+			d, _ := l.Digest()
+			// An upload ends with PUT ...?digest=; the config blob (tiny,
+			// and not a layer) is the only one allowed to take that path.
+			if strings.HasPrefix(q, "PUT /v2/agent-images/b/blobs/uploads/") && strings.Contains(q, url.QueryEscape(d.String())) {
+				t.Errorf("layer %s uploaded again to b: %s", d, q)
+			}
+		}
+		if strings.HasPrefix(q, "POST /v2/agent-images/b/blobs/uploads/") && strings.Contains(q, "from=agent-images%2Fa") {
+			mounted++
+		}
+	}
+	if mounted < len(layers) {
+		t.Errorf("%d mounts from a into b, want one per layer (%d): %v", mounted, len(layers), rec.queries)
+	}
+}
+
+func TestStaged(t *testing.T) {
+	ctx := context.Background()
+	host, _ := startRegistry(t)
+	repo, _ := name.NewRepository(host + "/agent-images/pi")
+	r := NewRegistry()
+	ps := parts(t)
+	if _, err := r.Stage(ctx, repo, "sha-abc1234", ps[1]); err != nil {
+		t.Fatalf("Stage = %v", err)
+	}
+	platforms := []v1.Platform{ps[0].Platform, ps[1].Platform}
+	_, err := r.Staged(ctx, repo, "sha-abc1234", platforms)
+	if err == nil || !strings.Contains(err.Error(), "linux/arm64 (no "+host+"/agent-images/pi:staging-sha-abc1234-linux-arm64)") {
+		t.Fatalf("Staged with arm64 missing = %v, want an error naming the arm64 staging tag", err)
+	}
+	if _, err := r.Stage(ctx, repo, "sha-abc1234", ps[0]); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Staged(ctx, repo, "sha-abc1234", platforms)
+	if err != nil {
+		t.Fatalf("Staged = %v", err)
+	}
+	for i, g := range got {
+		want, _ := ps[i].Image.Digest()
+		d, _ := g.Image.Digest()
+		if d != want {
+			t.Errorf("Staged[%d] = %s, want %s", i, d, want)
+		}
+	}
+}
+
+func TestLayoutPublish(t *testing.T) {
+	dir := t.TempDir() + "/oci"
+	l, err := OpenLayout(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := Release{Agent: "pi", Parts: parts(t), Tags: []string{"latest", "1.0"}}
+	res, err := l.Publish(context.Background(), rel, nil)
+	if err != nil {
+		t.Fatalf("Publish = %v", err)
+	}
+	again, err := l.Publish(context.Background(), rel, nil)
+	if err != nil || !again.Unchanged || len(again.Moved) != 0 {
+		t.Fatalf("second Publish = %+v, %v; want unchanged", again, err)
+	}
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ii, _ := p.ImageIndex()
+	m, _ := ii.IndexManifest()
+	refs := map[string]v1.Hash{}
+	for _, d := range m.Manifests {
+		refs[d.Annotations[AnnotationRefName]] = d.Digest
+	}
+	if len(m.Manifests) != 2 || refs["pi:latest"] != res.Index || refs["pi:1.0"] != res.Index {
+		t.Errorf("layout index = %v, want pi:latest and pi:1.0 at %s", refs, res.Index)
+	}
+	child, err := ii.ImageIndex(res.Index)
+	if err != nil {
+		t.Fatalf("reading index back: %v", err)
+	}
+	for _, pr := range res.Platforms {
+		if _, err := child.Image(pr.Digest); err != nil {
+			t.Errorf("image %s not in layout: %v", pr.Platform, err)
+		}
+	}
+}
+
+func TestTags(t *testing.T) {
+	now := time.Date(2026, 11, 27, 23, 30, 0, 0, time.FixedZone("x", 3600))
+	tests := []struct {
+		name    string
+		policy  TagPolicy
+		want    string
+		wantErr string
+	}{
+		{name: "all", policy: TagPolicy{Version: "1.2.3", Commit: "0123456789abcdef", Now: now, Extra: []string{"nightly"}}, want: "latest 1.2.3 2026-11-27 sha-0123456 nightly"},
+		{name: "no commit", policy: TagPolicy{Version: "0.0.1777525425-gadc8b1", Now: now}, want: "latest 0.0.1777525425-gadc8b1 2026-11-27"},
+		{name: "plus in version", policy: TagPolicy{Version: "1.0+build.5", Now: now}, want: "latest 1.0-build.5 2026-11-27"},
+		{name: "duplicate extra", policy: TagPolicy{Version: "1.0", Now: now, Extra: []string{"latest", "1.0"}}, want: "latest 1.0 2026-11-27"},
+		{name: "bad extra", policy: TagPolicy{Now: now, Extra: []string{"-x"}}, wantErr: `--tag "-x" is not a valid tag`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.policy.Tags()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Tags() error = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || strings.Join(got, " ") != tc.want {
+				t.Errorf("Tags() = %v, %v; want %s", got, err, tc.want)
+			}
+		})
+	}
+}

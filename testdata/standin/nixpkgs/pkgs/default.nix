@@ -1,0 +1,629 @@
+# The stand-in package set: a tiny stdenv, the trivial builders agent-images
+# and dockerTools use, dockerTools itself, and small packages built from a
+# static busybox. Every package here says in its output that it is a stand-in.
+{
+  lib,
+  system,
+  config,
+}:
+let
+  allowUnfree = config.allowUnfree or false;
+
+  licenseList = l: if builtins.isList l then l else [ l ];
+
+  # Reduced stdenv.mkDerivation: attributes become the builder's environment,
+  # `passthru` and `meta` stay on the Nix value, and unfree packages are
+  # refused unless config.allowUnfree is set, as real nixpkgs does.
+  mkDerivation =
+    attrs@{
+      passthru ? { },
+      meta ? { },
+      nativeBuildInputs ? [ ],
+      buildInputs ? [ ],
+      ...
+    }:
+    let
+      name = attrs.name or "${attrs.pname}-${attrs.version}";
+      unfree = builtins.any (l: !(l.free or true)) (licenseList (meta.license or [ ]));
+      env = removeAttrs attrs [
+        "passthru"
+        "meta"
+      ];
+      drv = derivation (
+        {
+          inherit system;
+          builder = "/bin/bash";
+          args = [
+            "-e"
+            ./setup.sh
+          ];
+          SOURCE_DATE_EPOCH = "315532800";
+        }
+        // env
+        // {
+          inherit name nativeBuildInputs buildInputs;
+        }
+      );
+    in
+    if unfree && !allowUnfree then
+      throw "Package ‘${name}’ has an unfree license, refusing to evaluate (stand-in nixpkgs: set config.allowUnfree = true)."
+    else
+      drv
+      // passthru
+      // {
+        meta = {
+          platforms = lib.platforms.linux;
+        }
+        // meta;
+        inherit passthru;
+        overrideAttrs = f: mkDerivation (attrs // (if builtins.isFunction f then f attrs else f));
+      };
+
+  runCommandWith' =
+    name: env: buildCommand:
+    mkDerivation (
+      {
+        inherit name buildCommand;
+        preferLocalBuild = true;
+        allowSubstitutes = false;
+      }
+      // env
+    );
+
+  busyboxBinary = "/opt/agent-images-standin/${system}/busybox";
+
+  # A package whose bin/ holds busybox applets under their usual names.
+  busyboxApplets =
+    {
+      pname,
+      version,
+      applets,
+      description,
+      mainProgram ? null,
+    }:
+    runCommandWith' "${pname}-${version}"
+      {
+        inherit pname version;
+        passthru.isStandin = true;
+        meta = {
+          description = "${description} (agent-images stand-in: busybox applets)";
+        }
+        // lib.optionalAttrs (mainProgram != null) { inherit mainProgram; };
+      }
+      ''
+        mkdir -p $out/bin $out/share/agent-images-standin
+        for a in ${toString applets}; do ln -s ${busybox}/bin/busybox $out/bin/$a; done
+        echo "${pname}: busybox applets standing in for the real package" > $out/share/agent-images-standin/README
+      '';
+
+  # A command that only answers --version, for tools busybox lacks.
+  versionOnlyTool =
+    {
+      pname,
+      version,
+      programs,
+      versionLine,
+      description,
+      extraCommands ? "",
+    }:
+    runCommandWith' "${pname}-${version}"
+      {
+        inherit pname version;
+        meta = {
+          description = "${description} (agent-images stand-in: answers --version only)";
+          mainProgram = builtins.head programs;
+        };
+      }
+      ''
+        mkdir -p $out/bin
+        for p in ${toString programs}; do
+          cat > $out/bin/$p <<EOF
+        #!${busybox}/bin/sh
+        case "\$1" in
+          --version|-V|version) echo "${versionLine}"; exit 0 ;;
+        esac
+        echo "$p: agent-images stand-in for ${pname} ${version}; only --version works here" >&2
+        exit 1
+        EOF
+          chmod 0555 $out/bin/$p
+        done
+        ${extraCommands}
+      '';
+
+  # A package that only has placeholder shared libraries, for nix-ld's list.
+  libraryStandin =
+    pname: version: libs:
+    runCommandWith' "${pname}-${version}"
+      {
+        inherit pname version;
+        meta.description = "${pname} shared libraries (agent-images stand-in: placeholder files, not ELF)";
+      }
+      ''
+        mkdir -p $out/lib
+        for l in ${toString libs}; do
+          echo "agent-images stand-in for ${pname} ${version}: $l is not a real library" > $out/lib/$l
+        done
+      '';
+
+  # Developer tools are not packaged here; these run the host's copy so
+  # `nix develop` and `nix fmt` still do something useful offline.
+  hostTool =
+    pname: programs:
+    runCommandWith' "${pname}-host-standin"
+      {
+        inherit pname;
+        version = "host";
+        meta = {
+          description = "${pname} from the host (agent-images stand-in)";
+          mainProgram = builtins.head programs;
+        };
+      }
+      ''
+        mkdir -p $out/bin
+        for p in ${toString programs}; do
+          cat > $out/bin/$p <<EOF
+        #!/bin/sh
+        for d in /usr/local/go/bin /usr/local/bin /usr/bin /bin; do
+          if [ -x "\$d/$p" ]; then exec "\$d/$p" "\$@"; fi
+        done
+        echo "$p: agent-images stand-in; the host has no $p, install it to use this tool offline" >&2
+        exit 127
+        EOF
+          chmod 0555 $out/bin/$p
+        done
+      '';
+
+  busybox = runCommandWith' "busybox-standin" {
+    pname = "busybox";
+    version = "static-host";
+    meta.description = "Static busybox copied from ${busyboxBinary} (agent-images stand-in)";
+  } ''
+    mkdir -p $out/bin
+    if [ ! -x ${busyboxBinary} ]; then
+      echo "stand-in nixpkgs: ${busyboxBinary} is missing; run scripts/setup-host.sh" >&2
+      exit 1
+    fi
+    cp ${busyboxBinary} $out/bin/busybox
+    chmod 0555 $out/bin/busybox
+    ln -s busybox $out/bin/sh
+  '';
+
+  coreutilsApplets = [
+    "["
+    "base64"
+    "basename"
+    "cat"
+    "chgrp"
+    "chmod"
+    "chown"
+    "cp"
+    "cut"
+    "date"
+    "dd"
+    "df"
+    "dirname"
+    "du"
+    "echo"
+    "env"
+    "expand"
+    "expr"
+    "factor"
+    "false"
+    "fold"
+    "groups"
+    "head"
+    "id"
+    "link"
+    "ln"
+    "logname"
+    "ls"
+    "md5sum"
+    "mkdir"
+    "mkfifo"
+    "mknod"
+    "mktemp"
+    "mv"
+    "nl"
+    "nproc"
+    "od"
+    "paste"
+    "printf"
+    "pwd"
+    "readlink"
+    "realpath"
+    "rm"
+    "rmdir"
+    "seq"
+    "sha1sum"
+    "sha256sum"
+    "sha512sum"
+    "shuf"
+    "sleep"
+    "sort"
+    "stat"
+    "stty"
+    "sync"
+    "tac"
+    "tail"
+    "tee"
+    "test"
+    "timeout"
+    "touch"
+    "tr"
+    "true"
+    "truncate"
+    "tty"
+    "uname"
+    "unexpand"
+    "uniq"
+    "unlink"
+    "wc"
+    "whoami"
+    "yes"
+  ];
+
+  hostPlatform = {
+    inherit system;
+    isLinux = true;
+    isx86_64 = system == "x86_64-linux";
+    isAarch64 = system == "aarch64-linux";
+    linuxArch = if system == "x86_64-linux" then "x86_64" else "arm64";
+  };
+
+  glibc =
+    let
+      loader = if hostPlatform.isx86_64 then "ld-linux-x86-64.so.2" else "ld-linux-aarch64.so.1";
+    in
+    runCommandWith' "glibc-standin"
+      {
+        pname = "glibc";
+        version = "standin";
+        passthru = { inherit loader; };
+        meta.description = "GNU C library (agent-images stand-in: placeholder loader, not ELF)";
+      }
+      ''
+        mkdir -p $out/lib
+        echo "agent-images stand-in: ${loader} is not a real dynamic linker" > $out/lib/${loader}
+        echo "agent-images stand-in: libc.so.6 is not a real library" > $out/lib/libc.so.6
+      '';
+
+  ccStandin = libraryStandin "gcc" "standin" [
+    "libstdc++.so.6"
+    "libgcc_s.so.1"
+  ];
+
+  dockerTools = import ./docker {
+    inherit
+      lib
+      system
+      runCommandWith'
+      closureInfo
+      writeText
+      hostPlatform
+      ;
+  };
+
+  writeText =
+    name: text:
+    runCommandWith' name {
+      inherit text;
+      passAsFile = [ "text" ];
+    } ''cp "$textPath" "$out"'';
+
+  # nixpkgs' closureInfo: the registration file `nix-store --load-db` reads,
+  # the list of store paths and their total NAR size.
+  closureInfo =
+    { rootPaths }:
+    derivation {
+      name = "closure-info";
+      inherit system;
+      builder = "/usr/bin/python3";
+      args = [ ./closure-info.py ];
+      __structuredAttrs = true;
+      exportReferencesGraph.closure = rootPaths;
+      preferLocalBuild = true;
+    };
+
+  pkgs = {
+    inherit
+      lib
+      system
+      config
+      busybox
+      dockerTools
+      writeText
+      closureInfo
+      glibc
+      ;
+    stdenv = {
+      inherit mkDerivation hostPlatform;
+      buildPlatform = hostPlatform;
+      targetPlatform = hostPlatform;
+      cc = {
+        cc = ccStandin;
+        bintools = {
+          dynamicLinker = "${glibc}/lib/${glibc.loader}";
+        };
+        libc = glibc;
+      };
+    };
+    stdenvNoCC = pkgs.stdenv;
+    runCommand = runCommandWith';
+    runCommandLocal = runCommandWith';
+    runCommandNoCC = runCommandWith';
+
+    symlinkJoin =
+      args@{
+        name ? "${args.pname}-${args.version}",
+        paths,
+        postBuild ? "",
+        ...
+      }:
+      runCommandWith' name
+        (
+          removeAttrs args [
+            "name"
+            "postBuild"
+          ]
+          // {
+            inherit postBuild;
+          }
+        )
+        ''
+          /usr/bin/python3 ${./lndir.py} $out ${toString paths}
+          eval "$postBuild"
+        '';
+
+    mkShell =
+      attrs@{
+        name ? "nix-shell",
+        packages ? [ ],
+        inputsFrom ? [ ],
+        buildInputs ? [ ],
+        nativeBuildInputs ? [ ],
+        propagatedBuildInputs ? [ ],
+        propagatedNativeBuildInputs ? [ ],
+        shellHook ? "",
+        ...
+      }:
+      mkDerivation (
+        removeAttrs attrs [
+          "packages"
+          "inputsFrom"
+        ]
+        // {
+          inherit name shellHook;
+          nativeBuildInputs = packages ++ nativeBuildInputs;
+          buildCommand = ''
+            echo "agent-images stand-in mkShell: use nix develop, not nix build" > $out
+          '';
+        }
+      );
+
+    coreutils = busyboxApplets {
+      pname = "coreutils";
+      version = "9.7";
+      applets = coreutilsApplets;
+      description = "GNU core utilities";
+    };
+    bashInteractive =
+      runCommandWith' "bash-interactive-standin"
+        {
+          pname = "bash";
+          version = "5.3";
+          meta = {
+            description = "GNU Bourne-Again Shell (agent-images stand-in: busybox ash)";
+            mainProgram = "bash";
+          };
+        }
+        ''
+          mkdir -p $out/bin
+          ln -s ${busybox}/bin/busybox $out/bin/sh
+          ln -s ${busybox}/bin/busybox $out/bin/ash
+          # busybox has no `bash` applet name, so bash is a script running ash.
+          printf '#!%s\nexec %s ash "$@"\n' ${busybox}/bin/sh ${busybox}/bin/busybox > $out/bin/bash
+          chmod 0555 $out/bin/bash
+        '';
+    findutils = busyboxApplets {
+      pname = "findutils";
+      version = "4.10.0";
+      applets = [
+        "find"
+        "xargs"
+      ];
+      description = "GNU find and xargs";
+    };
+    gnugrep = busyboxApplets {
+      pname = "gnugrep";
+      version = "3.12";
+      applets = [
+        "grep"
+        "egrep"
+        "fgrep"
+      ];
+      description = "GNU grep";
+      mainProgram = "grep";
+    };
+    gnused = busyboxApplets {
+      pname = "gnused";
+      version = "4.9";
+      applets = [ "sed" ];
+      description = "GNU sed";
+      mainProgram = "sed";
+    };
+    gawk = busyboxApplets {
+      pname = "gawk";
+      version = "5.3.2";
+      applets = [ "awk" ];
+      description = "GNU awk";
+      mainProgram = "awk";
+    };
+    diffutils = busyboxApplets {
+      pname = "diffutils";
+      version = "3.12";
+      applets = [
+        "diff"
+        "cmp"
+      ];
+      description = "GNU diff and cmp";
+    };
+    gnutar = busyboxApplets {
+      pname = "gnutar";
+      version = "1.35";
+      applets = [ "tar" ];
+      description = "GNU tar";
+      mainProgram = "tar";
+    };
+    gzip = busyboxApplets {
+      pname = "gzip";
+      version = "1.14";
+      applets = [
+        "gzip"
+        "gunzip"
+        "zcat"
+      ];
+      description = "GNU zip";
+      mainProgram = "gzip";
+    };
+    less = busyboxApplets {
+      pname = "less";
+      version = "679";
+      applets = [ "less" ];
+      description = "Pager";
+      mainProgram = "less";
+    };
+    which = busyboxApplets {
+      pname = "which";
+      version = "2.23";
+      applets = [ "which" ];
+      description = "Shows the full path of commands";
+      mainProgram = "which";
+    };
+    git = versionOnlyTool {
+      pname = "git";
+      version = "2.51.0";
+      programs = [ "git" ];
+      versionLine = "git version 2.51.0 (agent-images stand-in)";
+      description = "Distributed version control system";
+    };
+    ripgrep = versionOnlyTool {
+      pname = "ripgrep";
+      version = "14.1.1";
+      programs = [ "rg" ];
+      versionLine = "ripgrep 14.1.1 (agent-images stand-in)";
+      description = "Recursive line-oriented search tool";
+    };
+    jq = versionOnlyTool {
+      pname = "jq";
+      version = "1.8.1";
+      programs = [ "jq" ];
+      versionLine = "jq-1.8.1 (agent-images stand-in)";
+      description = "Command-line JSON processor";
+    };
+    curl = versionOnlyTool {
+      pname = "curl";
+      version = "8.16.0";
+      programs = [ "curl" ];
+      versionLine = "curl 8.16.0 (agent-images stand-in)";
+      description = "Command line tool for transferring data with URL syntax";
+      # curl is also one of nix-ld's default libraries.
+      extraCommands = ''
+        mkdir -p $out/lib
+        echo "agent-images stand-in: libcurl.so.4 is not a real library" > $out/lib/libcurl.so.4
+      '';
+    };
+    hello = versionOnlyTool {
+      pname = "hello";
+      version = "2.12.2";
+      programs = [ "hello" ];
+      versionLine = "hello (GNU Hello) 2.12.2 (agent-images stand-in)";
+      description = "Program that produces a familiar, friendly greeting";
+    };
+    cacert =
+      runCommandWith' "nss-cacert-standin"
+        {
+          pname = "nss-cacert";
+          version = "host";
+          meta.description = "CA certificate bundle (agent-images stand-in: copy of the host's bundle)";
+        }
+        ''
+          mkdir -p $out/etc/ssl/certs
+          cp /etc/ssl/certs/ca-certificates.crt $out/etc/ssl/certs/ca-bundle.crt
+        '';
+
+    # Not Nix: it cannot build anything, so it says so and fails. Checks that
+    # need a real Nix look for "agent-images stand-in" on stderr and skip.
+    nix =
+      runCommandWith' "nix-standin"
+        {
+          pname = "nix";
+          version = "2.31.0";
+          meta = {
+            description = "Nix package manager (agent-images stand-in: not functional)";
+            mainProgram = "nix";
+          };
+        }
+        ''
+          mkdir -p $out/bin
+          cat > $out/bin/nix <<EOF
+          #!${busybox}/bin/sh
+          echo "\$0: agent-images stand-in, not a real Nix; checks that need Nix must skip" >&2
+          exit 1
+          EOF
+          chmod 0555 $out/bin/nix
+          for p in nix-build nix-shell nix-store nix-env nix-instantiate nix-collect-garbage; do
+            ln -s nix $out/bin/$p
+          done
+        '';
+
+    # Not nix-ld: a script cannot act as an ELF interpreter. It exists so the
+    # loader symlink has a target and says what it is when run.
+    nix-ld =
+      runCommandWith' "nix-ld-standin"
+        {
+          pname = "nix-ld";
+          version = "2.0.5";
+          meta = {
+            description = "Run unpatched dynamic binaries on NixOS (agent-images stand-in: not a loader)";
+            mainProgram = "nix-ld";
+          };
+        }
+        ''
+          mkdir -p $out/libexec
+          printf '#!%s\necho "nix-ld: agent-images stand-in, not a real loader" >&2\nexit 1\n' ${busybox}/bin/sh > $out/libexec/nix-ld
+          chmod 0555 $out/libexec/nix-ld
+        '';
+
+    zlib = libraryStandin "zlib" "1.3.1" [ "libz.so.1" ];
+    zstd = libraryStandin "zstd" "1.5.7" [ "libzstd.so.1" ];
+    openssl = libraryStandin "openssl" "3.5.2" [
+      "libssl.so.3"
+      "libcrypto.so.3"
+    ];
+    attr = libraryStandin "attr" "2.5.2" [ "libattr.so.1" ];
+    libssh = libraryStandin "libssh" "0.11.3" [ "libssh.so.4" ];
+    bzip2 = libraryStandin "bzip2" "1.0.8" [ "libbz2.so.1" ];
+    libxml2 = libraryStandin "libxml2" "2.14.5" [ "libxml2.so.16" ];
+    acl = libraryStandin "acl" "2.3.2" [ "libacl.so.1" ];
+    libsodium = libraryStandin "libsodium" "1.0.20" [ "libsodium.so.26" ];
+    util-linux = libraryStandin "util-linux" "2.41.1" [
+      "libuuid.so.1"
+      "libblkid.so.1"
+      "libmount.so.1"
+    ];
+    xz = libraryStandin "xz" "5.8.1" [ "liblzma.so.5" ];
+    systemd = libraryStandin "systemd" "257.8" [ "libsystemd.so.0" ];
+
+    go = hostTool "go" [
+      "go"
+      "gofmt"
+    ];
+    nixfmt = hostTool "nixfmt" [ "nixfmt" ];
+    actionlint = hostTool "actionlint" [ "actionlint" ];
+    podman = hostTool "podman" [ "podman" ];
+    skopeo = hostTool "skopeo" [ "skopeo" ];
+    shellcheck = hostTool "shellcheck" [ "shellcheck" ];
+    docker-distribution = hostTool "docker-distribution" [ "docker-registry" ];
+  };
+in
+pkgs

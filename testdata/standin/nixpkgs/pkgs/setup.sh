@@ -1,0 +1,21 @@
+# Builder of the stand-in stdenv. Real nixpkgs builds with its own bash and
+# coreutils; here the host's /usr/bin and /bin follow the declared inputs on
+# PATH, which is why the stand-in needs sandbox = false (see README.md).
+set -eo pipefail
+PATH=
+for p in $nativeBuildInputs $buildInputs; do
+  if [ -d "$p/bin" ]; then PATH="${PATH:+$PATH:}$p/bin"; fi
+done
+export PATH="${PATH:+$PATH:}/usr/bin:/bin"
+export HOME=/homeless-shelter
+export LC_ALL=C
+umask 0022
+if [ -n "${buildCommandPath:-}" ]; then
+  source "$buildCommandPath"
+else
+  eval "$buildCommand"
+fi
+if [ ! -e "$out" ]; then
+  echo "stand-in stdenv: the builder of $name did not create \$out" >&2
+  exit 1
+fi
