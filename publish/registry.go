@@ -76,7 +76,9 @@ type RegistryOption func(*registryOptions)
 
 // WithKeychain sets where credentials come from (default: the docker config,
 // then GITHUB_TOKEN for ghcr.io).
-func WithKeychain(k authn.Keychain) RegistryOption { return func(o *registryOptions) { o.keychain = k } }
+func WithKeychain(k authn.Keychain) RegistryOption {
+	return func(o *registryOptions) { o.keychain = k }
+}
 
 // WithTransport sets the HTTP transport (default: the shared retrying one).
 func WithTransport(t http.RoundTripper) RegistryOption {
