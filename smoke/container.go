@@ -1,0 +1,409 @@
+package smoke
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// runTimeout bounds one container run; arm64 under qemu is slow, not this slow.
+const runTimeout = 5 * time.Minute
+
+// foreignMount is where the patched foreign ELF is mounted in the container.
+const foreignMount = "/.agent-images-smoke"
+
+// probe is one container check: a POSIX sh snippet that reports what it finds
+// as key=value lines, and the judgement of those lines. All probes run in one
+// `sh -c` script, because a container start per check is slow under qemu.
+type probe struct {
+	check string
+	sh    string
+	eval  func(v vals) (Status, string)
+}
+
+// vals are the key=value lines one probe printed, in order.
+type vals map[string][]string
+
+func (v vals) get(k string) string {
+	if s := v[k]; len(s) > 0 {
+		return s[len(s)-1]
+	}
+	return ""
+}
+
+// shellHelpers are shared by every probe: r prints a key, rl a key per line
+// of a value, w says whether a directory is writable by creating a file in
+// it, own prints uid:gid:mode.
+const shellHelpers = `r() { printf '%s.%s=%s\n' "$P" "$1" "$2"; }
+rl() { printf '%s\n' "$2" | while IFS= read -r l; do printf '%s.%s=%s\n' "$P" "$1" "$l"; done; }
+w() { if [ ! -d "$1" ]; then echo missing; elif ( : > "$1/.agent-images-smoke.$$" ) 2>/dev/null; then rm -f "$1/.agent-images-smoke.$$"; echo writable; else echo not-writable; fi; }
+own() { if [ ! -e "$1" ]; then echo missing; else stat -c '%u:%g:%a' "$1" 2>/dev/null || echo unknown; fi; }
+`
+
+func q(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+func ok(good bool, format string, args ...any) (Status, string) {
+	if good {
+		return Pass, fmt.Sprintf(format, args...)
+	}
+	return Fail, fmt.Sprintf(format, args...)
+}
+
+// ownerCheck judges an own() value against uid:gid, optionally a mode.
+func ownerCheck(got string, uid, gid int, mode string) (Status, string) {
+	switch got {
+	case "missing", "":
+		return Fail, "does not exist"
+	case "unknown":
+		return Skip, "stat is not in the image; ownership was checked statically only"
+	}
+	f := strings.Split(got, ":")
+	if len(f) != 3 {
+		return Fail, "unexpected stat output " + strconv.Quote(got)
+	}
+	want := fmt.Sprintf("%d:%d", uid, gid)
+	good := f[0]+":"+f[1] == want && (mode == "" || f[2] == mode)
+	if mode != "" {
+		return ok(good, "owner %s:%s mode %s, want %s mode %s", f[0], f[1], f[2], want, mode)
+	}
+	return ok(good, "owner %s:%s mode %s, want %s", f[0], f[1], f[2], want)
+}
+
+// probes builds the container catalogue for what st expects.
+func (st *staticRun) probes() []probe {
+	w := st.want
+	var ps []probe
+	add := func(check, sh string, eval func(vals) (Status, string)) {
+		ps = append(ps, probe{check, sh, eval})
+	}
+	if w.User != "" {
+		add("run.whoami", `r v "$(whoami 2>&1)"`, func(v vals) (Status, string) {
+			return ok(v.get("v") == w.User, "whoami = %q, want %q", v.get("v"), w.User)
+		})
+		add("run.id", `r u "$(id -u 2>&1)"; r g "$(id -g 2>&1)"`, func(v vals) (Status, string) {
+			got := v.get("u") + ":" + v.get("g")
+			return ok(got == fmt.Sprintf("%d:%d", w.UID, w.GID), "id -u:id -g = %s, want %d:%d", got, w.UID, w.GID)
+		})
+	}
+	if w.NonRoot {
+		add("run.nonroot", `r u "$(id -u 2>&1)"`, func(v vals) (Status, string) {
+			u := v.get("u")
+			return ok(u != "0" && u != "", "id -u = %q, want non-zero", u)
+		})
+	}
+	if w.Home != "" {
+		add("run.home", `r v "${HOME-<unset>}"`, func(v vals) (Status, string) {
+			return ok(v.get("v") == w.Home, "HOME = %q, want %q", v.get("v"), w.Home)
+		})
+	}
+	if w.WorkingDir != "" {
+		add("run.pwd", `r v "$(pwd)"`, func(v vals) (Status, string) {
+			return ok(v.get("v") == w.WorkingDir, "pwd = %q, want %q", v.get("v"), w.WorkingDir)
+		})
+	}
+	for _, c := range w.Commands {
+		add("run.command "+c, `r v "$(command -v `+q(c)+`)"`, func(v vals) (Status, string) {
+			return ok(v.get("v") != "", "command -v %s = %q", c, v.get("v"))
+		})
+	}
+	for _, c := range w.Absent {
+		add("run.absent "+c, `r v "$(command -v `+q(c)+`)"`, func(v vals) (Status, string) {
+			return ok(v.get("v") == "", "command -v %s = %q, want nothing", c, v.get("v"))
+		})
+	}
+	for _, k := range sortedKeys(w.Env) {
+		add("run.env "+k, fmt.Sprintf(`if [ "${%[1]s+x}" = x ]; then r v "set:$%[1]s"; else r v unset; fi`, k), func(v vals) (Status, string) {
+			got := v.get("v")
+			if got == "unset" {
+				return Fail, fmt.Sprintf("%s is unset, want %q", k, w.Env[k])
+			}
+			got = strings.TrimPrefix(got, "set:")
+			return ok(got == w.Env[k], "%s = %q, want %q", k, got, w.Env[k])
+		})
+	}
+	for _, k := range w.FileEnv {
+		add("run.file-env "+k, fmt.Sprintf(`v="${%s-}"; if [ -z "$v" ]; then r v unset; elif [ -f "$v" ] && [ -r "$v" ]; then r v "file:$v"; else r v "missing:$v"; fi`, k), func(v vals) (Status, string) {
+			got := v.get("v")
+			return ok(strings.HasPrefix(got, "file:"), "%s: %s, want a readable file", k, got)
+		})
+	}
+	for _, d := range dedupe(w.Dirs) {
+		add("run.dir "+d, fmt.Sprintf(`r w "$(w %[1]s)"; r o "$(own %[1]s)"`, q(d)), func(v vals) (Status, string) {
+			if v.get("w") != "writable" {
+				return Fail, fmt.Sprintf("%s is %s for the user", d, v.get("w"))
+			}
+			st, detail := ownerCheck(v.get("o"), w.UID, w.GID, "")
+			return st, "writable, " + detail
+		})
+	}
+	for _, d := range dedupe(w.RootOwned) {
+		add("run.root-owned "+d, fmt.Sprintf(`r o "$(own %s)"`, q(d)), func(v vals) (Status, string) {
+			return ownerCheck(v.get("o"), 0, 0, "")
+		})
+	}
+	if w.Tmp {
+		add("run.tmp", `r w "$(w /tmp)"; r o "$(own /tmp)"`, func(v vals) (Status, string) {
+			if v.get("w") != "writable" {
+				return Fail, "/tmp is " + v.get("w") + " for the user"
+			}
+			o := strings.Split(v.get("o"), ":")
+			if v.get("o") == "unknown" {
+				return Pass, "writable (stat is not in the image)"
+			}
+			return ok(len(o) == 3 && o[2] == "1777", "writable, uid:gid:mode %s, want mode 1777", v.get("o"))
+		})
+	}
+	if w.TmpfsUnderConfig {
+		cfg := path.Join(w.Home, ".config")
+		sub := path.Join(cfg, "sub")
+		add("run.tmpfs-under-config", fmt.Sprintf(`while read -r _ mp t _; do [ "$mp" = %[2]s ] && r m "$t"; done < /proc/self/mounts; r w "$(w %[1]s)"; r o "$(own %[1]s)"`, q(cfg), q(sub)), func(v vals) (Status, string) {
+			if v.get("m") != "tmpfs" {
+				return Fail, fmt.Sprintf("no tmpfs mounted at %s (found %q)", sub, v.get("m"))
+			}
+			if v.get("w") != "writable" {
+				return Fail, fmt.Sprintf("with a tmpfs at %s, %s is %s", sub, cfg, v.get("w"))
+			}
+			st, detail := ownerCheck(v.get("o"), w.UID, w.GID, "")
+			return st, fmt.Sprintf("with a tmpfs at %s, %s is writable, %s", sub, cfg, detail)
+		})
+	}
+	if w.Nix != nil {
+		ps = append(ps, st.nixProbes()...)
+	}
+	if w.NixLd != nil {
+		ps = append(ps, st.nixLdProbes()...)
+	}
+	return ps
+}
+
+func isStandin(lines []string) (string, bool) {
+	for _, l := range lines {
+		if strings.Contains(l, standinMarker) {
+			return l, true
+		}
+	}
+	return "", false
+}
+
+func (st *staticRun) nixProbes() []probe {
+	n, w := st.want.Nix, st.want
+	var versionStandin string
+	ps := []probe{
+		{"run.nix-env", `r c "${NIX_CONF_DIR+set:$NIX_CONF_DIR}"; r p "${NIX_PATH+set:$NIX_PATH}"`, func(v vals) (Status, string) {
+			c := strings.TrimPrefix(v.get("c"), "set:")
+			p := strings.TrimPrefix(v.get("p"), "set:")
+			good := c != "" && (n.ConfDir == "" || c == n.ConfDir) && p != ""
+			return ok(good, "NIX_CONF_DIR = %q (want %s), NIX_PATH = %q (want set)", c, orAny(n.ConfDir), p)
+		}},
+		{"run.nix-conf", `if [ -r "${NIX_CONF_DIR-/etc/nix}/nix.conf" ]; then r ok 1; while IFS= read -r l || [ -n "$l" ]; do r l "$l"; done < "${NIX_CONF_DIR-/etc/nix}/nix.conf"; else r ok 0; fi`, func(v vals) (Status, string) {
+			if v.get("ok") != "1" {
+				return Fail, "$NIX_CONF_DIR/nix.conf is not readable by the user"
+			}
+			good, detail := checkNixConf(parseNixConf([]byte(strings.Join(v["l"], "\n"))), n)
+			return ok(good, "%s", detail)
+		}},
+		{"run.nix-store", `r w "$(w /nix/store)"; r o "$(own /nix/store)"`, func(v vals) (Status, string) {
+			if v.get("w") != "writable" {
+				return Fail, "/nix/store is " + v.get("w") + " for the user"
+			}
+			o := strings.Split(v.get("o"), ":")
+			return ok(len(o) == 3 && o[0] == strconv.Itoa(w.UID), "writable, uid:gid:mode %s, want owner uid %d", v.get("o"), w.UID)
+		}},
+		{"run.nix-version", `out=$(nix --version 2>&1); r rc $?; rl out "$out"`, func(v vals) (Status, string) {
+			if l, yes := isStandin(v["out"]); yes {
+				versionStandin = l
+				return Skip, "needs real Nix; the image has the offline stand-in: " + l
+			}
+			return ok(v.get("rc") == "0", "nix --version exit %s: %s", v.get("rc"), strings.Join(v["out"], " "))
+		}},
+	}
+	pathInfo := probe{check: "run.nix-path-info"}
+	if st.entryStore == "" {
+		pathInfo.eval = func(vals) (Status, string) {
+			return Skip, "the entrypoint is not in /nix/store, so there is no store path to query"
+		}
+	} else {
+		pathInfo.sh = `out=$(nix path-info ` + q(st.entryStore) + ` 2>&1); r rc $?; rl out "$out"`
+		pathInfo.eval = func(v vals) (Status, string) {
+			if versionStandin != "" {
+				return Skip, "needs real Nix; the image has the offline stand-in: " + versionStandin
+			}
+			if l, yes := isStandin(v["out"]); yes {
+				return Skip, "needs real Nix; the image has the offline stand-in: " + l
+			}
+			return ok(v.get("rc") == "0", "nix path-info %s exit %s: %s", st.entryStore, v.get("rc"), strings.Join(v["out"], " "))
+		}
+	}
+	return append(ps, pathInfo)
+}
+
+func (st *staticRun) nixLdProbes() []probe {
+	l := st.loader
+	ps := []probe{
+		{"run.nix-ld-loader", fmt.Sprintf(`[ -L %[1]s ] && r l 1; [ -x %[1]s ] && r x 1; r t "$(readlink %[1]s 2>/dev/null)"`, q(l)), func(v vals) (Status, string) {
+			return ok(v.get("l") == "1" && v.get("x") == "1", "%s: symlink=%v executable=%v target %q", l, v.get("l") == "1", v.get("x") == "1", v.get("t"))
+		}},
+		{"run.nix-ld-env", `r ld "${NIX_LD-}"; [ -n "${NIX_LD-}" ] && [ -e "$NIX_LD" ] && r e 1; r p "${NIX_LD_LIBRARY_PATH-}"`, func(v vals) (Status, string) {
+			return ok(v.get("e") == "1" && v.get("p") != "", "NIX_LD = %q (exists: %v), NIX_LD_LIBRARY_PATH = %q", v.get("ld"), v.get("e") == "1", v.get("p"))
+		}},
+	}
+	foreign := probe{check: "run.nix-ld-foreign-elf"}
+	switch {
+	case l == "":
+		foreign.eval = func(vals) (Status, string) { return Skip, "no loader path for this platform" }
+	case st.ldStandin != "":
+		foreign.eval = func(vals) (Status, string) { return Skip, "needs real nix-ld: " + st.ldStandin }
+	case st.foreign == nil:
+		foreign.eval = func(vals) (Status, string) { return Skip, st.noForeign }
+	default:
+		f := st.foreign
+		cmd := q(path.Join(foreignMount, f.Name))
+		for _, a := range f.Args {
+			cmd += " " + q(a)
+		}
+		foreign.sh = `out=$(` + cmd + ` 2>&1); r rc $?; rl out "$out"`
+		foreign.eval = func(v vals) (Status, string) {
+			return ok(v.get("rc") == "0", "%s (from %s, interpreter %s rewritten to %s) exit %s: %s",
+				f.Name, f.From, f.Old, l, v.get("rc"), strings.Join(v["out"], " "))
+		}
+	}
+	return append(ps, foreign)
+}
+
+// script joins the probes into one sh script; each probe's keys are
+// prefixed with its index.
+func script(ps []probe) string {
+	var b strings.Builder
+	b.WriteString(shellHelpers)
+	for i, p := range ps {
+		if p.sh == "" {
+			continue
+		}
+		fmt.Fprintf(&b, "P=p%d\n%s\n", i, p.sh)
+	}
+	b.WriteString("echo agent-images-smoke-done=1\n")
+	return b.String()
+}
+
+// parseScript splits the script's output back into each probe's values.
+func parseScript(out string, n int) ([]vals, bool) {
+	res := make([]vals, n)
+	for i := range res {
+		res[i] = vals{}
+	}
+	done := false
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 0, 64*1024), 4<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "agent-images-smoke-done=1" {
+			done = true
+			continue
+		}
+		k, v, found := strings.Cut(line, "=")
+		if !found || !strings.HasPrefix(k, "p") {
+			continue
+		}
+		idx, key, found := strings.Cut(k[1:], ".")
+		i, err := strconv.Atoi(idx)
+		if !found || err != nil || i < 0 || i >= n {
+			continue
+		}
+		res[i][key] = append(res[i][key], v)
+	}
+	return res, done
+}
+
+func runContainerChecks(ctx context.Context, rt Runtime, img v1.Image, st *staticRun, logf func(string, ...any)) ([]Result, error) {
+	logf("smoke: loading the %s image into %s", platformString(st.plat), rt.Name())
+	ref, err := rt.Load(ctx, img)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := rt.Remove(context.WithoutCancel(ctx), ref); err != nil {
+			logf("smoke: removing %s: %v", ref, err)
+		}
+	}()
+	var results []Result
+	add := func(check string, s Status, detail string) {
+		results = append(results, Result{Check: check, Status: s, Detail: detail})
+	}
+
+	if len(st.cfg.Entrypoint) > 0 || len(st.want.Entrypoint) > 0 {
+		logf("smoke: running %s --version", ref)
+		rctx, cancel := context.WithTimeout(ctx, runTimeout)
+		res, err := rt.Run(rctx, RunSpec{Image: ref, Platform: st.plat, Args: []string{"--version"}})
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		out := firstLine(res.Stdout + res.Stderr)
+		s, detail := ok(res.ExitCode == 0, "%q --version exit %d: %s", st.cfg.Entrypoint, res.ExitCode, out)
+		add("run.version", s, detail)
+	}
+
+	ps := st.probes()
+	spec := RunSpec{Image: ref, Platform: st.plat, Entrypoint: "sh", Args: []string{"-c", script(ps)}}
+	if st.want.TmpfsUnderConfig {
+		spec.Tmpfs = append(spec.Tmpfs, path.Join(st.want.Home, ".config", "sub"))
+	}
+	if st.foreign != nil && st.ldStandin == "" {
+		dir, err := os.MkdirTemp("", "agent-images-smoke-elf-*")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		// The container user is not the host user: the file must be readable
+		// and executable by anyone.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, st.foreign.Name), st.foreign.Data, 0o755); err != nil {
+			return nil, err
+		}
+		spec.Mounts = append(spec.Mounts, Mount{Source: dir, Target: foreignMount, ReadOnly: true})
+	}
+	logf("smoke: running %d checks in one container", len(ps))
+	rctx, cancel := context.WithTimeout(ctx, runTimeout)
+	res, err := rt.Run(rctx, spec)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	got, done := parseScript(res.Stdout, len(ps))
+	if !done {
+		// No shell, or it died part-way: every probe that printed nothing fails with the reason.
+		why := fmt.Sprintf("the check script did not finish (exit %d): %s", res.ExitCode, firstLine(res.Stderr+res.Stdout))
+		for i, p := range ps {
+			if len(got[i]) == 0 && p.sh != "" {
+				add(p.check, Fail, why)
+				continue
+			}
+			s, detail := p.eval(got[i])
+			add(p.check, s, detail)
+		}
+		return results, nil
+	}
+	for i, p := range ps {
+		s, detail := p.eval(got[i])
+		add(p.check, s, detail)
+	}
+	return results, nil
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

@@ -1,0 +1,118 @@
+package smoke
+
+import (
+	"bytes"
+	"debug/elf"
+	"fmt"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// foreignELF is a binary taken from the image with its ELF interpreter
+// rewritten to the conventional loader path, the way a binary built for
+// another distribution looks. Running it proves nix-ld finds the real loader
+// and the libraries; it needs real nix-ld, so stand-ins skip it.
+type foreignELF struct {
+	Name string   // base name, kept so multi-call binaries still know what to be
+	Args []string // arguments that make it exit 0
+	Data []byte
+	From string // the image path it was copied from
+	Old  string // its original interpreter
+}
+
+// foreignCandidates are programs every image is likely to have that exit 0
+// with these arguments.
+var foreignCandidates = []struct {
+	name string
+	args []string
+}{
+	{"true", nil},
+	{"ls", []string{"/"}},
+	{"env", nil},
+	{"cat", []string{"/dev/null"}},
+	{"sh", []string{"-c", "true"}},
+}
+
+var elfMachines = map[string]elf.Machine{
+	"amd64": elf.EM_X86_64,
+	"arm64": elf.EM_AARCH64,
+}
+
+// patchInterpreter rewrites the PT_INTERP string of an ELF executable in
+// place. The new path must fit in the old one's space, which holds for a
+// /nix/store loader replaced by a conventional /lib path.
+func patchInterpreter(b []byte, interp string) (patched []byte, old string, err error) {
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_INTERP {
+			continue
+		}
+		if p.Off+p.Filesz > uint64(len(b)) {
+			return nil, "", fmt.Errorf("PT_INTERP outside the file")
+		}
+		old = strings.TrimRight(string(b[p.Off:p.Off+p.Filesz]), "\x00")
+		if uint64(len(interp)+1) > p.Filesz {
+			return nil, old, fmt.Errorf("interpreter %q does not fit in %d bytes", interp, p.Filesz)
+		}
+		out := append([]byte(nil), b...)
+		region := out[p.Off : p.Off+p.Filesz]
+		for i := range region {
+			region[i] = 0
+		}
+		copy(region, interp)
+		return out, old, nil
+	}
+	return nil, "", fmt.Errorf("statically linked (no PT_INTERP)")
+}
+
+// findForeignELF picks a dynamically linked program of the image's
+// architecture and returns it patched to use loader; the string says why
+// none could be used.
+func findForeignELF(f *imageFS, pathEnv, loader string, plat v1.Platform) (*foreignELF, string, error) {
+	type cand struct {
+		name, file string
+		args       []string
+	}
+	var cands []cand
+	var files []string
+	for _, c := range foreignCandidates {
+		if _, info, ok := f.lookPath(c.name, pathEnv); ok {
+			cands = append(cands, cand{c.name, info.Path, c.args})
+			files = append(files, info.Path)
+		}
+	}
+	if len(cands) == 0 {
+		return nil, "none of true, ls, env, cat, sh is on PATH", nil
+	}
+	data, err := f.readFiles(files...)
+	if err != nil {
+		return nil, "", err
+	}
+	var why []string
+	for _, c := range cands {
+		b := data[c.file]
+		ef, err := elf.NewFile(bytes.NewReader(b))
+		if err != nil {
+			why = append(why, fmt.Sprintf("%s is not ELF", c.file))
+			continue
+		}
+		m := ef.Machine
+		ef.Close()
+		if want, ok := elfMachines[plat.Architecture]; ok && m != want {
+			why = append(why, fmt.Sprintf("%s is %s", c.file, m))
+			continue
+		}
+		patched, old, err := patchInterpreter(b, loader)
+		if err != nil {
+			why = append(why, fmt.Sprintf("%s: %v", c.file, err))
+			continue
+		}
+		return &foreignELF{Name: c.name, Args: c.args, Data: patched, From: c.file, Old: old}, "", nil
+	}
+	return nil, "no dynamically linked program to run through the loader: " + strings.Join(why, "; "), nil
+}

@@ -1,0 +1,204 @@
+package smoke
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+)
+
+// Expect is what an image must look like. Zero fields are not checked, so a
+// caller states only what it knows; AgentDefaults states everything a
+// default release image promises.
+type Expect struct {
+	User       string // user name the image runs as (config User may name it or its UID)
+	UID, GID   int    // numeric identity of User; checked when User is set
+	Home       string // $HOME, from passwd and the environment
+	WorkingDir string // config WorkingDir and `pwd` in the container
+
+	// Entrypoint is the config entrypoint; its program must resolve on the
+	// image PATH, and running the image with --version must exit 0.
+	Entrypoint []string
+
+	Commands []string // must resolve on PATH (command -v)
+	Absent   []string // must not resolve on PATH
+
+	Env       map[string]string // exact values, in the config and in the container
+	UniqueEnv []string          // keys that must appear exactly once in the config Env
+	FileEnv   []string          // keys whose value must name a file in the image (SSL_CERT_FILE)
+
+	Dirs      []string // must exist, be owned by UID:GID and be writable by the user
+	RootOwned []string // must exist and stay owned by root (parents of extraDirectories)
+
+	Tmp              bool // /tmp is a directory with mode 1777, writable by the user
+	TmpfsUnderConfig bool // with a tmpfs mounted at $HOME/.config/sub, $HOME/.config stays the user's and writable
+
+	// Labels must be present in the config; a non-empty value must match exactly.
+	Labels map[string]string
+
+	Nix   *NixExpect   // nil: not checked (use Absent: "nix" to require no Nix)
+	NixLd *NixLdExpect // nil: not checked
+
+	NonRoot bool // the image must not run as root (uid 0); always on for release images
+}
+
+// NixExpect is single-user Nix inside the image.
+type NixExpect struct {
+	// Features is the exact set of experimental-features nix.conf enables.
+	Features []string
+	// ConfDir is the expected NIX_CONF_DIR; empty accepts any non-empty value.
+	ConfDir string
+}
+
+// NixLdExpect is nix-ld inside the image.
+type NixLdExpect struct {
+	// Loader is the conventional dynamic loader path that must be a symlink
+	// to nix-ld; empty picks it from the platform (see LoaderPath).
+	Loader string
+}
+
+// DefaultNixFeatures are the experimental features mkAgentImage enables by default.
+var DefaultNixFeatures = []string{"nix-command", "flakes"}
+
+// ReleaseLabels are the OCI labels every release image carries, so registries
+// and `podman inspect` show what is inside.
+var ReleaseLabels = []string{
+	"org.opencontainers.image.title",
+	"org.opencontainers.image.version",
+	"org.opencontainers.image.source",
+}
+
+// BaseCommands are the commands the default basePackages put on PATH
+// (git, coreutils, bash, ripgrep, findutils, grep, sed, gawk, diff, jq, tar,
+// gzip, less, curl, which; CA certificates are checked through SSL_CERT_FILE).
+var BaseCommands = []string{
+	"git", "ls", "bash", "rg", "find", "grep", "sed", "awk", "diff", "jq", "tar", "gzip", "less", "curl", "which",
+}
+
+// XDGVars are the XDG base directory variables an image sets, with their
+// directory relative to $HOME. XDG_RUNTIME_DIR is deliberately not one of them.
+var XDGVars = []struct{ Key, Rel string }{
+	{"XDG_CONFIG_HOME", ".config"},
+	{"XDG_CACHE_HOME", ".cache"},
+	{"XDG_DATA_HOME", ".local/share"},
+	{"XDG_STATE_HOME", ".local/state"},
+}
+
+// AgentDefaults is what every default release image must satisfy: it runs
+// mainProgram as user agent (1000:1000) in /workspace with HOME /home/agent,
+// has the base commands and no nix, sets the XDG defaults exactly once and
+// owns their directories, has a CA bundle, a sticky world-writable /tmp and
+// the release labels.
+func AgentDefaults(mainProgram string) Expect {
+	return UserDefaults(mainProgram, "agent", 1000, 1000, "/home/agent", "/workspace")
+}
+
+// UserDefaults is AgentDefaults for a custom user, uid, gid, home and working
+// directory; the XDG defaults follow home.
+func UserDefaults(mainProgram, user string, uid, gid int, home, workingDir string) Expect {
+	e := Expect{
+		User:       user,
+		UID:        uid,
+		GID:        gid,
+		Home:       home,
+		WorkingDir: workingDir,
+		Entrypoint: []string{mainProgram},
+		Commands:   append([]string(nil), BaseCommands...),
+		Absent:     []string{"nix"},
+		Env: map[string]string{
+			"HOME": home,
+			"USER": user,
+		},
+		UniqueEnv:        []string{"HOME", "USER", "PATH", "SSL_CERT_FILE"},
+		FileEnv:          []string{"SSL_CERT_FILE"},
+		Dirs:             []string{home, workingDir},
+		Tmp:              true,
+		TmpfsUnderConfig: true,
+		Labels:           map[string]string{},
+		NonRoot:          true,
+	}
+	for _, x := range XDGVars {
+		dir := path.Join(home, x.Rel)
+		e.Env[x.Key] = dir
+		e.UniqueEnv = append(e.UniqueEnv, x.Key)
+		e.Dirs = append(e.Dirs, dir)
+	}
+	for _, l := range ReleaseLabels {
+		e.Labels[l] = ""
+	}
+	return e
+}
+
+// LoaderPath is the conventional dynamic loader path foreign binaries expect
+// on a platform, where nix-ld must sit; "" for platforms it does not know.
+func LoaderPath(p string) string {
+	switch p {
+	case "amd64":
+		return "/lib64/ld-linux-x86-64.so.2"
+	case "arm64":
+		return "/lib/ld-linux-aarch64.so.1"
+	}
+	return ""
+}
+
+var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// validate rejects expectations the checks cannot express, so a typo in a
+// caller's Expect is an error rather than a check that silently passes.
+func (e Expect) validate() error {
+	abs := func(what string, ps ...string) error {
+		for _, p := range ps {
+			if p != "" && (!path.IsAbs(p) || path.Clean(p) != p) {
+				return fmt.Errorf("expect: %s %q must be a clean absolute path", what, p)
+			}
+		}
+		return nil
+	}
+	if err := abs("home", e.Home); err != nil {
+		return err
+	}
+	if err := abs("working directory", e.WorkingDir); err != nil {
+		return err
+	}
+	if err := abs("directory", e.Dirs...); err != nil {
+		return err
+	}
+	if err := abs("root-owned path", e.RootOwned...); err != nil {
+		return err
+	}
+	if e.TmpfsUnderConfig && e.Home == "" {
+		return fmt.Errorf("expect: TmpfsUnderConfig needs Home")
+	}
+	if len(e.Dirs) > 0 && e.User == "" {
+		return fmt.Errorf("expect: Dirs need User, UID and GID for their owner")
+	}
+	for k := range e.Env {
+		if !envKey.MatchString(k) {
+			return fmt.Errorf("expect: environment key %q is not a shell variable name", k)
+		}
+	}
+	for _, ks := range [][]string{e.UniqueEnv, e.FileEnv} {
+		for _, k := range ks {
+			if !envKey.MatchString(k) {
+				return fmt.Errorf("expect: environment key %q is not a shell variable name", k)
+			}
+		}
+	}
+	for _, c := range append(append([]string(nil), e.Commands...), e.Absent...) {
+		if c == "" || !commandName.MatchString(c) {
+			return fmt.Errorf("expect: command %q is not a plain command name", c)
+		}
+	}
+	if e.NixLd != nil {
+		if err := abs("loader", e.NixLd.Loader); err != nil {
+			return err
+		}
+	}
+	if e.Nix != nil {
+		if err := abs("NIX_CONF_DIR", e.Nix.ConfDir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var commandName = regexp.MustCompile(`^[A-Za-z0-9_.+-]+$`)

@@ -1,0 +1,227 @@
+package smoke
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+)
+
+// imageFS is the flattened filesystem of an image as tar headers (owners,
+// modes, link targets), so static checks see exactly what a runtime would
+// unpack. Contents are kept only for small files under /etc; others are read
+// on demand with a second pass.
+type imageFS struct {
+	img     v1.Image
+	entries map[string]*tar.Header // by clean absolute path
+	// implicit holds directories that exist only as parents of entries; a
+	// runtime creates them root-owned with mode 0755.
+	implicit map[string]bool
+	contents map[string][]byte
+}
+
+const keepEtcBytes = 1 << 20
+
+func readImageFS(img v1.Image) (*imageFS, error) {
+	f := &imageFS{img: img, entries: map[string]*tar.Header{}, implicit: map[string]bool{}, contents: map[string][]byte{}}
+	err := f.walk(func(p string, h *tar.Header, r io.Reader) error {
+		f.entries[p] = h
+		if h.Typeflag == tar.TypeReg && h.Size <= keepEtcBytes && strings.HasPrefix(p, "/etc/") {
+			b, err := io.ReadAll(r)
+			if err != nil {
+				return err
+			}
+			f.contents[p] = b
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading image filesystem: %w", err)
+	}
+	for p := range f.entries {
+		for d := path.Dir(p); d != "/"; d = path.Dir(d) {
+			if _, ok := f.entries[d]; ok || f.implicit[d] {
+				break
+			}
+			f.implicit[d] = true
+		}
+	}
+	return f, nil
+}
+
+// walk streams the flattened filesystem through fn.
+func (f *imageFS) walk(fn func(p string, h *tar.Header, r io.Reader) error) error {
+	rc := mutate.Extract(f.img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		p := path.Clean("/" + h.Name)
+		if p == "/" {
+			continue
+		}
+		if err := fn(p, h, tr); err != nil {
+			return err
+		}
+	}
+}
+
+// fileInfo is what a check needs to know about a path.
+type fileInfo struct {
+	Path     string // the path after following symlinks
+	Type     byte   // tar.TypeDir, tar.TypeReg, tar.TypeSymlink...
+	Mode     fs.FileMode
+	UID, GID int
+	Link     string // symlink target (lstat only)
+}
+
+func (i fileInfo) isDir() bool { return i.Type == tar.TypeDir }
+func (i fileInfo) isExec() bool {
+	return (i.Type == tar.TypeReg || i.Type == tar.TypeLink) && i.Mode&0o111 != 0
+}
+
+// lstat describes p itself, without following a final symlink (but following
+// symlinks in its parents).
+func (f *imageFS) lstat(p string) (fileInfo, bool) {
+	dir, err := f.resolve(path.Dir(path.Clean(p)), 0)
+	if err != nil {
+		return fileInfo{}, false
+	}
+	return f.lookup(path.Join(dir, path.Base(p)))
+}
+
+// stat describes what p names after following every symlink.
+func (f *imageFS) stat(p string) (fileInfo, bool) {
+	r, err := f.resolve(p, 0)
+	if err != nil {
+		return fileInfo{}, false
+	}
+	return f.lookup(r)
+}
+
+func (f *imageFS) lookup(p string) (fileInfo, bool) {
+	if p == "/" {
+		return fileInfo{Path: "/", Type: tar.TypeDir, Mode: 0o755}, true
+	}
+	if h, ok := f.entries[p]; ok {
+		i := fileInfo{Path: p, Type: h.Typeflag, Mode: fs.FileMode(h.Mode).Perm(), UID: h.Uid, GID: h.Gid, Link: h.Linkname}
+		if h.Mode&0o1000 != 0 {
+			i.Mode |= fs.ModeSticky
+		}
+		return i, true
+	}
+	if f.implicit[p] {
+		return fileInfo{Path: p, Type: tar.TypeDir, Mode: 0o755}, true
+	}
+	return fileInfo{}, false
+}
+
+var errLoop = errors.New("too many levels of symbolic links")
+
+// resolve follows symlinks component by component the way the kernel would
+// inside the container: absolute targets start at the image root, and ".."
+// never leaves it.
+func (f *imageFS) resolve(p string, depth int) (string, error) {
+	if depth > 40 {
+		return "", errLoop
+	}
+	cur := "/"
+	parts := strings.Split(strings.TrimPrefix(path.Clean("/"+p), "/"), "/")
+	for i, part := range parts {
+		if part == "" {
+			continue
+		}
+		next := path.Join(cur, part)
+		h, ok := f.entries[next]
+		if ok && h.Typeflag == tar.TypeSymlink {
+			target := h.Linkname
+			if !path.IsAbs(target) {
+				target = path.Join(cur, target)
+			}
+			r, err := f.resolve(target, depth+1)
+			if err != nil {
+				return "", err
+			}
+			cur = r
+			depth++
+		} else {
+			if !ok && !f.implicit[next] {
+				// A missing component: the rest cannot exist.
+				return "", fmt.Errorf("%s: %w", path.Join(append([]string{cur}, parts[i:]...)...), fs.ErrNotExist)
+			}
+			cur = next
+		}
+	}
+	return cur, nil
+}
+
+// lookPath finds cmd on the PATH the way `command -v` would, returning the
+// PATH entry it found and the file that entry resolves to.
+func (f *imageFS) lookPath(cmd, pathEnv string) (found string, info fileInfo, ok bool) {
+	if strings.Contains(cmd, "/") {
+		i, ok := f.stat(cmd)
+		return cmd, i, ok && i.isExec()
+	}
+	for _, dir := range strings.Split(pathEnv, ":") {
+		if dir == "" || !path.IsAbs(dir) {
+			continue
+		}
+		cand := path.Join(dir, cmd)
+		if i, ok := f.stat(cand); ok && i.isExec() {
+			return cand, i, true
+		}
+	}
+	return "", fileInfo{}, false
+}
+
+// readFiles returns the contents of the given resolved regular files, reading
+// the image again for those not kept by readImageFS. Hard links are followed
+// to the entry that holds the data.
+func (f *imageFS) readFiles(paths ...string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	want := map[string][]string{} // data-holding path -> requested paths
+	for _, p := range paths {
+		if b, ok := f.contents[p]; ok {
+			out[p] = b
+			continue
+		}
+		src := p
+		if h, ok := f.entries[p]; ok && h.Typeflag == tar.TypeLink {
+			src = path.Clean("/" + h.Linkname)
+		}
+		want[src] = append(want[src], p)
+	}
+	if len(want) == 0 {
+		return out, nil
+	}
+	err := f.walk(func(p string, h *tar.Header, r io.Reader) error {
+		reqs, ok := want[p]
+		if !ok || h.Typeflag != tar.TypeReg {
+			return nil
+		}
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		for _, q := range reqs {
+			out[q] = b
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading files from the image: %w", err)
+	}
+	return out, nil
+}

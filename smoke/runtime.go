@@ -1,0 +1,299 @@
+package smoke
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// Runtime is a container engine the checks run in. Podman and Docker share
+// one implementation because their CLIs agree on everything used here.
+type Runtime interface {
+	// Name is "podman" or "docker".
+	Name() string
+	// Load loads exactly img under a fresh, unique tag and returns that tag;
+	// it fails if the engine's image ID is not img's digest.
+	Load(ctx context.Context, img v1.Image) (string, error)
+	// Run runs one container to completion. The error is for the engine
+	// failing to start it; the program's own exit code is in the result.
+	Run(ctx context.Context, spec RunSpec) (*RunResult, error)
+	// Remove drops the tag Load created (the image too, if nothing else uses it).
+	Remove(ctx context.Context, ref string) error
+}
+
+// RunSpec is one container run: always --rm, without network, never pulling.
+type RunSpec struct {
+	Image      string
+	Platform   v1.Platform
+	Entrypoint string   // empty keeps the image's entrypoint
+	Args       []string // the command, or arguments to the entrypoint
+	Tmpfs      []string // container paths to mount a tmpfs on
+	Mounts     []Mount
+}
+
+// Mount is a bind mount of a host path.
+type Mount struct {
+	Source, Target string
+	ReadOnly       bool
+}
+
+// RunResult is how a container run ended.
+type RunResult struct {
+	ExitCode       int
+	Stdout, Stderr string
+}
+
+// NewRuntime returns the named runtime ("podman" or "docker"), checked to be
+// usable; "" picks podman, else docker.
+func NewRuntime(name string) (Runtime, error) {
+	switch name {
+	case "podman", "docker":
+		rt := &cliRuntime{bin: name}
+		if err := rt.probe(); err != nil {
+			return nil, err
+		}
+		return rt, nil
+	case "":
+		var errs []error
+		for _, n := range []string{"podman", "docker"} {
+			rt, err := NewRuntime(n)
+			if err == nil {
+				return rt, nil
+			}
+			errs = append(errs, err)
+		}
+		return nil, fmt.Errorf("no container runtime works (install podman, or start a docker daemon and set DOCKER_HOST): %w", errors.Join(errs...))
+	default:
+		return nil, fmt.Errorf("unknown container runtime %q: want podman or docker", name)
+	}
+}
+
+type cliRuntime struct{ bin string }
+
+func (r *cliRuntime) Name() string { return r.bin }
+
+func (r *cliRuntime) probe() error {
+	if _, err := exec.LookPath(r.bin); err != nil {
+		return fmt.Errorf("%s is not installed: %w", r.bin, err)
+	}
+	// Both answer from the engine, not just the client, so a docker CLI
+	// without a daemon is caught here rather than at the first load.
+	args := []string{"info", "--format", "{{.Host.OCIRuntime.Name}}"}
+	if r.bin == "docker" {
+		args = []string{"version", "--format", "{{.Server.Version}}"}
+	}
+	if _, err := r.cmd(context.Background(), args...); err != nil {
+		return fmt.Errorf("%s does not work: %w", r.bin, err)
+	}
+	return nil
+}
+
+// cmd runs the engine's CLI and returns stdout; the error carries stderr.
+func (r *cliRuntime) cmd(ctx context.Context, args ...string) (string, error) {
+	var stdout, stderr bytes.Buffer
+	c := exec.CommandContext(ctx, r.bin, args...)
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if err := c.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("%s %s: %w: %s", r.bin, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+func (r *cliRuntime) Load(ctx context.Context, img v1.Image) (string, error) {
+	cfgDigest, err := img.ConfigName()
+	if err != nil {
+		return "", fmt.Errorf("reading image config digest: %w", err)
+	}
+	manifestDigest, err := img.Digest()
+	if err != nil {
+		return "", fmt.Errorf("reading image digest: %w", err)
+	}
+	suffix := make([]byte, 6)
+	if _, err := rand.Read(suffix); err != nil {
+		return "", err
+	}
+	// A tag of its own per run: parallel tests of the same image cannot
+	// remove each other's tag, and an image the user loaded keeps its tags.
+	ref := fmt.Sprintf("localhost/agent-images-smoke:%s-%s", cfgDigest.Hex[:12], hex.EncodeToString(suffix))
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp("", "agent-images-smoke-*.tar")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(f.Name())
+	if err := tarball.Write(tag, img, f); err != nil {
+		f.Close()
+		return "", fmt.Errorf("writing docker archive for %s: %w", r.bin, err)
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	if _, err := r.cmd(ctx, "load", "-i", f.Name()); err != nil {
+		return "", fmt.Errorf("loading image into %s: %w", r.bin, err)
+	}
+	out, err := r.cmd(ctx, "image", "inspect", "--format", "{{.Id}}", ref)
+	if err != nil {
+		_ = r.Remove(context.WithoutCancel(ctx), ref)
+		return "", fmt.Errorf("inspecting loaded image: %w", err)
+	}
+	id := strings.TrimPrefix(strings.TrimSpace(out), "sha256:")
+	// Classic engines key images by config digest, containerd-backed docker
+	// by manifest digest; anything else is not the image we were given.
+	if id != cfgDigest.Hex && id != manifestDigest.Hex {
+		_ = r.Remove(context.WithoutCancel(ctx), ref)
+		return "", fmt.Errorf("%s loaded image %s, want config %s or manifest %s", r.bin, id, cfgDigest, manifestDigest)
+	}
+	return ref, nil
+}
+
+func (r *cliRuntime) Run(ctx context.Context, spec RunSpec) (*RunResult, error) {
+	args := []string{"run", "--rm", "--network", "none", "--pull", "never"}
+	if spec.Platform.Architecture != "" {
+		if r.bin == "podman" {
+			// podman 4 matches local images by --arch; --platform would make it look for a pull.
+			args = append(args, "--arch", spec.Platform.Architecture)
+			if spec.Platform.Variant != "" {
+				args = append(args, "--variant", spec.Platform.Variant)
+			}
+		} else {
+			args = append(args, "--platform", platformString(spec.Platform))
+		}
+	}
+	if spec.Entrypoint != "" {
+		args = append(args, "--entrypoint", spec.Entrypoint)
+	}
+	for _, t := range spec.Tmpfs {
+		args = append(args, "--tmpfs", t)
+	}
+	for _, m := range spec.Mounts {
+		v := m.Source + ":" + m.Target
+		if m.ReadOnly {
+			v += ":ro"
+		}
+		args = append(args, "-v", v)
+	}
+	args = append(args, spec.Image)
+	args = append(args, spec.Args...)
+
+	var stdout, stderr bytes.Buffer
+	c := exec.CommandContext(ctx, r.bin, args...)
+	c.Stdout, c.Stderr = &stdout, &stderr
+	err := c.Run()
+	res := &RunResult{Stdout: stdout.String(), Stderr: stderr.String()}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return res, nil
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("%s run %s: %w", r.bin, spec.Image, ctx.Err())
+	case errors.As(err, &exit):
+		res.ExitCode = exit.ExitCode()
+		// 125 is the engine's own failure (bad flag, no such image, runtime
+		// error); 126/127 mean the program could not be run, a check failure.
+		if res.ExitCode == 125 {
+			return nil, fmt.Errorf("%s run %s failed: %s", r.bin, spec.Image, strings.TrimSpace(res.Stderr))
+		}
+		return res, nil
+	default:
+		return nil, fmt.Errorf("%s run %s: %w", r.bin, spec.Image, err)
+	}
+}
+
+func (r *cliRuntime) Remove(ctx context.Context, ref string) error {
+	_, err := r.cmd(ctx, "image", "rm", ref)
+	return err
+}
+
+func platformString(p v1.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// binfmtDir is where the kernel lists binfmt_misc entries; tests point it elsewhere.
+var binfmtDir = "/proc/sys/fs/binfmt_misc"
+
+// qemuNames maps GOARCH to the qemu binfmt entry name.
+var qemuNames = map[string]string{
+	"amd64":   "x86_64",
+	"arm64":   "aarch64",
+	"arm":     "arm",
+	"386":     "i386",
+	"ppc64le": "ppc64le",
+	"s390x":   "s390x",
+	"riscv64": "riscv64",
+}
+
+// hostArch is the architecture containers run natively here.
+var hostArch = goruntime.GOARCH
+
+// CanRun says whether containers of platform p can run on this host: natively,
+// or emulated through a registered and enabled qemu binfmt_misc entry. When
+// ok is false, how says why; err is for failures reading the kernel's state.
+func CanRun(p v1.Platform) (ok bool, how string, err error) {
+	if p.OS != "linux" {
+		return false, fmt.Sprintf("%s images cannot run on a linux host", p.OS), nil
+	}
+	if p.Architecture == hostArch {
+		return true, "native", nil
+	}
+	qemu, known := qemuNames[p.Architecture]
+	if !known {
+		return false, fmt.Sprintf("no known qemu emulator for %s", p.Architecture), nil
+	}
+	status, err := os.ReadFile(filepath.Join(binfmtDir, "status"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Sprintf("%s cannot run on %s: binfmt_misc is not mounted at %s", p.Architecture, hostArch, binfmtDir), nil
+	}
+	if err != nil {
+		return false, "", fmt.Errorf("reading binfmt_misc status: %w", err)
+	}
+	if strings.TrimSpace(string(status)) != "enabled" {
+		return false, fmt.Sprintf("%s cannot run on %s: binfmt_misc is disabled", p.Architecture, hostArch), nil
+	}
+	entry := "qemu-" + qemu
+	b, err := os.ReadFile(filepath.Join(binfmtDir, entry))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Sprintf("%s cannot run on %s: no %s binfmt entry is registered (scripts/setup-host.sh registers it)", p.Architecture, hostArch, entry), nil
+	}
+	if err != nil {
+		return false, "", fmt.Errorf("reading binfmt entry %s: %w", entry, err)
+	}
+	lines := strings.Split(string(b), "\n")
+	if strings.TrimSpace(lines[0]) != "enabled" {
+		return false, fmt.Sprintf("%s cannot run on %s: the %s binfmt entry is disabled", p.Architecture, hostArch, entry), nil
+	}
+	var interp, flags string
+	for _, l := range lines[1:] {
+		if v, ok := strings.CutPrefix(l, "interpreter "); ok {
+			interp = v
+		}
+		if v, ok := strings.CutPrefix(l, "flags: "); ok {
+			flags = v
+		}
+	}
+	// Without F the kernel looks the interpreter up inside the container's
+	// root, where it does not exist.
+	if !strings.Contains(flags, "F") {
+		return false, fmt.Sprintf("%s cannot run in containers: the %s binfmt entry lacks the F (fix binary) flag", p.Architecture, entry), nil
+	}
+	return true, fmt.Sprintf("emulated by %s (%s)", entry, interp), nil
+}

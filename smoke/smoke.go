@@ -1,0 +1,195 @@
+// Package smoke owns the one check catalogue an agent image must pass before
+// anyone can pull it: static checks read from the image's config and
+// filesystem, and container checks run in a real runtime (podman or docker),
+// natively or under qemu-user emulation. The flake's tests and the release
+// tool's smoke stage both call Test, so an image is held to the same rules
+// wherever it is checked.
+package smoke
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Status is the outcome of one check.
+type Status string
+
+const (
+	Pass Status = "pass"
+	Fail Status = "fail"
+	// Skip means the check could not honestly run against this image, for
+	// example real-Nix checks against a stand-in nix; Detail says why.
+	Skip Status = "skip"
+)
+
+// Mode says how far a Test went.
+type Mode string
+
+const (
+	// ModeContainer: static checks plus checks inside a running container.
+	ModeContainer Mode = "container"
+	// ModeStatic: only the checks read from config and filesystem; Report.Reason says why.
+	ModeStatic Mode = "static"
+)
+
+// Result is one check of the catalogue.
+type Result struct {
+	Check  string // stable name, e.g. "config.user" or "run.whoami"
+	Static bool   // read from the image without running it
+	Status Status
+	Detail string // what was found, and for a failure what was wanted
+}
+
+func (r Result) String() string {
+	kind := "run"
+	if r.Static {
+		kind = "static"
+	}
+	if r.Detail == "" {
+		return fmt.Sprintf("%-4s %-6s %s", r.Status, kind, r.Check)
+	}
+	return fmt.Sprintf("%-4s %-6s %s: %s", r.Status, kind, r.Check, r.Detail)
+}
+
+// Report is everything Test found out about one image.
+type Report struct {
+	Platform v1.Platform
+	Mode     Mode
+	// Reason says why only static checks ran (Mode == ModeStatic).
+	Reason string
+	// Runner names the runtime and how the platform ran, e.g. "podman, emulated by qemu-aarch64".
+	Runner  string
+	Results []Result
+}
+
+// Failed returns the failing checks; an image passes when it is empty.
+func (r *Report) Failed() []Result { return r.filter(Fail) }
+
+// Skipped returns the checks that could not run, each with its reason.
+func (r *Report) Skipped() []Result { return r.filter(Skip) }
+
+func (r *Report) filter(s Status) []Result {
+	var out []Result
+	for _, res := range r.Results {
+		if res.Status == s {
+			out = append(out, res)
+		}
+	}
+	return out
+}
+
+// String is a human summary: one line per check, failures and skips first.
+func (r *Report) String() string {
+	var b strings.Builder
+	pass := len(r.Results) - len(r.Failed()) - len(r.Skipped())
+	fmt.Fprintf(&b, "%s/%s: %s mode, %d passed, %d failed, %d skipped", r.Platform.OS, r.Platform.Architecture,
+		r.Mode, pass, len(r.Failed()), len(r.Skipped()))
+	if r.Runner != "" {
+		fmt.Fprintf(&b, " (%s)", r.Runner)
+	}
+	if r.Reason != "" {
+		fmt.Fprintf(&b, " (static only: %s)", r.Reason)
+	}
+	b.WriteByte('\n')
+	for _, s := range []Status{Fail, Skip, Pass} {
+		for _, res := range r.filter(s) {
+			b.WriteString("  " + res.String() + "\n")
+		}
+	}
+	return b.String()
+}
+
+type options struct {
+	runtime  Runtime
+	platform *v1.Platform
+	logf     func(string, ...any)
+}
+
+// Option configures Test.
+type Option func(*options) error
+
+// WithRuntime runs the container checks in rt. Without it (or with nil) only
+// the static checks run.
+func WithRuntime(rt Runtime) Option {
+	return func(o *options) error { o.runtime = rt; return nil }
+}
+
+// WithPlatform states the image's platform instead of reading it from the
+// image config; the config must agree.
+func WithPlatform(p v1.Platform) Option {
+	return func(o *options) error {
+		if p.OS == "" || p.Architecture == "" {
+			return fmt.Errorf("platform %q needs both OS and architecture", p.String())
+		}
+		o.platform = &p
+		return nil
+	}
+}
+
+// WithLogf receives progress lines (loading, running); Test logs nothing otherwise.
+func WithLogf(f func(string, ...any)) Option {
+	return func(o *options) error { o.logf = f; return nil }
+}
+
+// Test runs the catalogue against img. The error is for infrastructure
+// failures only (the image cannot be read, the runtime cannot load or start
+// it); every check that does not hold is a failing Result in the Report.
+func Test(ctx context.Context, img v1.Image, want Expect, opts ...Option) (*Report, error) {
+	o := options{logf: func(string, ...any) {}}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if err := want.validate(); err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading image config: %w", err)
+	}
+	plat := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
+	if o.platform != nil {
+		if (cf.OS != "" && cf.OS != o.platform.OS) || (cf.Architecture != "" && cf.Architecture != o.platform.Architecture) {
+			return nil, fmt.Errorf("image config says %s/%s, but platform %s was asked for", cf.OS, cf.Architecture, o.platform.String())
+		}
+		plat = *o.platform
+	}
+	if plat.OS == "" || plat.Architecture == "" {
+		return nil, errors.New("image config names no OS/architecture; pass WithPlatform")
+	}
+	rep := &Report{Platform: plat, Mode: ModeStatic}
+
+	o.logf("smoke: reading the %s image filesystem", plat.String())
+	fsys, err := readImageFS(img)
+	if err != nil {
+		return nil, err
+	}
+	st := &staticRun{cfg: cf.Config, fs: fsys, want: want, plat: plat}
+	rep.Results = append(rep.Results, st.run()...)
+
+	if o.runtime == nil {
+		rep.Reason = "no container runtime given"
+		return rep, nil
+	}
+	ok, how, err := CanRun(plat)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		rep.Reason = how
+		return rep, nil
+	}
+	rep.Mode = ModeContainer
+	rep.Runner = o.runtime.Name() + ", " + how
+	res, err := runContainerChecks(ctx, o.runtime, img, st, o.logf)
+	if err != nil {
+		return nil, err
+	}
+	rep.Results = append(rep.Results, res...)
+	return rep, nil
+}

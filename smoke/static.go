@@ -1,0 +1,494 @@
+package smoke
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// standinMarker is what the offline stand-ins for nix and nix-ld print or
+// contain, so checks that need the real programs can say why they skip.
+const standinMarker = "agent-images stand-in"
+
+// staticRun holds what the static checks learned, which the container checks
+// reuse (the entrypoint's store path, the loader, a patched foreign ELF).
+type staticRun struct {
+	cfg  v1.Config
+	fs   *imageFS
+	want Expect
+	plat v1.Platform
+
+	env        map[string]string // last value of each key, as a runtime applies it
+	envCount   map[string]int
+	results    []Result
+	entryStore string      // /nix/store/<hash>-<name> holding the entrypoint program
+	loader     string      // nix-ld loader path for this platform
+	ldStandin  string      // non-empty: why the nix-ld in the image is a stand-in
+	foreign    *foreignELF // program patched to run through the loader
+	noForeign  string      // why foreign is nil
+}
+
+func (s *staticRun) add(check string, st Status, format string, args ...any) {
+	s.results = append(s.results, Result{Check: check, Static: true, Status: st, Detail: fmt.Sprintf(format, args...)})
+}
+
+func (s *staticRun) check(check string, ok bool, format string, args ...any) {
+	st := Fail
+	if ok {
+		st = Pass
+	}
+	s.add(check, st, format, args...)
+}
+
+func (s *staticRun) run() []Result {
+	s.env, s.envCount = map[string]string{}, map[string]int{}
+	for _, kv := range s.cfg.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		s.env[k] = v
+		s.envCount[k]++
+	}
+	s.loader = LoaderPath(s.plat.Architecture)
+	if s.want.NixLd != nil && s.want.NixLd.Loader != "" {
+		s.loader = s.want.NixLd.Loader
+	}
+	s.identity()
+	s.entrypoint()
+	s.environment()
+	s.labels()
+	s.commands()
+	s.dirs()
+	s.nix()
+	s.nixLd()
+	return s.results
+}
+
+type passwdEntry struct {
+	name     string
+	uid, gid int
+	home     string
+}
+
+func parsePasswd(b []byte) []passwdEntry {
+	var out []passwdEntry
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), ":")
+		if len(f) < 6 {
+			continue
+		}
+		uid, err1 := strconv.Atoi(f[2])
+		gid, err2 := strconv.Atoi(f[3])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		out = append(out, passwdEntry{name: f[0], uid: uid, gid: gid, home: f[5]})
+	}
+	return out
+}
+
+// groups maps group names to gids from /etc/group.
+func parseGroup(b []byte) map[string]int {
+	out := map[string]int{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), ":")
+		if len(f) < 3 {
+			continue
+		}
+		if gid, err := strconv.Atoi(f[2]); err == nil {
+			out[f[0]] = gid
+		}
+	}
+	return out
+}
+
+func (s *staticRun) etc(name string) []byte {
+	p, err := s.fs.resolve(name, 0)
+	if err != nil {
+		return nil
+	}
+	if b, ok := s.fs.contents[p]; ok {
+		return b
+	}
+	m, err := s.fs.readFiles(p)
+	if err != nil {
+		return nil
+	}
+	return m[p]
+}
+
+// identity checks config User against passwd and group, and that the image
+// does not run as root.
+func (s *staticRun) identity() {
+	w := s.want
+	passwd := parsePasswd(s.etc("/etc/passwd"))
+	groups := parseGroup(s.etc("/etc/group"))
+	userPart, groupPart, hasGroup := strings.Cut(s.cfg.User, ":")
+
+	// Resolve the config user to a uid, as the runtime will.
+	uid, gid := -1, -1
+	if n, err := strconv.Atoi(userPart); err == nil {
+		uid = n
+	}
+	for _, e := range passwd {
+		if e.name == userPart || (uid >= 0 && e.uid == uid) {
+			uid, gid = e.uid, e.gid
+			break
+		}
+	}
+	if userPart == "" {
+		uid, gid = 0, 0
+	}
+	if hasGroup {
+		if n, err := strconv.Atoi(groupPart); err == nil {
+			gid = n
+		} else if g, ok := groups[groupPart]; ok {
+			gid = g
+		} else {
+			gid = -1
+		}
+	}
+
+	if w.NonRoot {
+		switch {
+		case userPart == "":
+			s.check("config.nonroot", false, "config User is empty, so the image runs as root")
+		case uid == 0 || userPart == "root":
+			s.check("config.nonroot", false, "config User %q is root", s.cfg.User)
+		case uid < 0:
+			s.check("config.nonroot", false, "config User %q is not in /etc/passwd and not numeric", s.cfg.User)
+		default:
+			s.check("config.nonroot", true, "config User %q is uid %d", s.cfg.User, uid)
+		}
+	}
+	if w.User == "" {
+		return
+	}
+	okName := userPart == w.User || userPart == strconv.Itoa(w.UID)
+	s.check("config.user", okName && uid == w.UID && (gid == w.GID || gid < 0 && !hasGroup),
+		"config User %q resolves to %d:%d, want %s (%d:%d)", s.cfg.User, uid, gid, w.User, w.UID, w.GID)
+
+	var entry *passwdEntry
+	for i := range passwd {
+		if passwd[i].name == w.User {
+			entry = &passwd[i]
+			break
+		}
+	}
+	switch {
+	case entry == nil:
+		s.check("fs.passwd", false, "/etc/passwd has no user %s", w.User)
+	case entry.uid != w.UID || entry.gid != w.GID || (w.Home != "" && entry.home != w.Home):
+		s.check("fs.passwd", false, "/etc/passwd has %s as %d:%d home %s, want %d:%d home %s",
+			w.User, entry.uid, entry.gid, entry.home, w.UID, w.GID, w.Home)
+	default:
+		s.check("fs.passwd", true, "%s is %d:%d home %s", w.User, entry.uid, entry.gid, entry.home)
+	}
+	var gname string
+	for n, g := range groups {
+		if g == w.GID && (gname == "" || n < gname) {
+			gname = n
+		}
+	}
+	s.check("fs.group", gname != "", "/etc/group entry for gid %d: %q", w.GID, gname)
+	if w.WorkingDir != "" {
+		s.check("config.workdir", s.cfg.WorkingDir == w.WorkingDir, "WorkingDir = %q, want %q", s.cfg.WorkingDir, w.WorkingDir)
+	}
+}
+
+func (s *staticRun) entrypoint() {
+	w := s.want
+	if len(w.Entrypoint) > 0 {
+		s.check("config.entrypoint", slices.Equal(s.cfg.Entrypoint, w.Entrypoint),
+			"Entrypoint = %q, want %q", s.cfg.Entrypoint, w.Entrypoint)
+	}
+	if len(s.cfg.Entrypoint) == 0 {
+		if len(w.Entrypoint) > 0 {
+			s.check("fs.entrypoint", false, "the image has no entrypoint")
+		}
+		return
+	}
+	prog := s.cfg.Entrypoint[0]
+	found, info, ok := s.fs.lookPath(prog, s.env["PATH"])
+	if !ok {
+		s.check("fs.entrypoint", false, "%s is not an executable on PATH %q", prog, s.env["PATH"])
+		return
+	}
+	if strings.HasPrefix(info.Path, "/nix/store/") {
+		parts := strings.SplitN(info.Path, "/", 5)
+		s.entryStore = "/" + path.Join(parts[1], parts[2], parts[3])
+	}
+	s.check("fs.entrypoint", true, "%s -> %s", found, info.Path)
+}
+
+func (s *staticRun) environment() {
+	w := s.want
+	for _, k := range sortedKeys(w.Env) {
+		v, ok := s.env[k]
+		s.check("config.env "+k, ok && v == w.Env[k], "%s = %s, want %q", k, quoteOrUnset(v, ok), w.Env[k])
+	}
+	for _, k := range w.UniqueEnv {
+		s.check("config.env-once "+k, s.envCount[k] == 1, "%s appears %d times in the config Env, want once", k, s.envCount[k])
+	}
+	for _, k := range w.FileEnv {
+		v, ok := s.env[k]
+		if !ok || v == "" {
+			s.check("fs.file-env "+k, false, "%s is not set", k)
+			continue
+		}
+		info, found := s.fs.stat(v)
+		s.check("fs.file-env "+k, found && info.Type != tar.TypeDir, "%s = %q: %s", k, v, describe(info, found))
+	}
+}
+
+func (s *staticRun) labels() {
+	for _, k := range sortedKeys(s.want.Labels) {
+		v, ok := s.cfg.Labels[k]
+		want := s.want.Labels[k]
+		good := ok && v != "" && (want == "" || v == want)
+		if want == "" {
+			s.check("config.label "+k, good, "%s = %s, want any non-empty value", k, quoteOrUnset(v, ok))
+		} else {
+			s.check("config.label "+k, good, "%s = %s, want %q", k, quoteOrUnset(v, ok), want)
+		}
+	}
+}
+
+func (s *staticRun) commands() {
+	pathEnv := s.env["PATH"]
+	for _, c := range s.want.Commands {
+		found, info, ok := s.fs.lookPath(c, pathEnv)
+		if ok {
+			s.check("fs.command "+c, true, "%s -> %s", found, info.Path)
+		} else {
+			s.check("fs.command "+c, false, "%s is not on PATH %q", c, pathEnv)
+		}
+	}
+	for _, c := range s.want.Absent {
+		found, _, ok := s.fs.lookPath(c, pathEnv)
+		if ok {
+			s.check("fs.absent "+c, false, "%s is on PATH at %s, want absent", c, found)
+		} else {
+			s.check("fs.absent "+c, true, "%s is not on PATH", c)
+		}
+	}
+}
+
+func (s *staticRun) dirs() {
+	w := s.want
+	for _, d := range dedupe(w.Dirs) {
+		info, ok := s.fs.stat(d)
+		switch {
+		case !ok || !info.isDir():
+			s.check("fs.dir "+d, false, "%s", describe(info, ok))
+		case info.UID != w.UID || info.GID != w.GID:
+			s.check("fs.dir "+d, false, "owned by %d:%d, want %d:%d", info.UID, info.GID, w.UID, w.GID)
+		case info.Mode&0o200 == 0:
+			s.check("fs.dir "+d, false, "mode %o is not writable by its owner", info.Mode.Perm())
+		default:
+			s.check("fs.dir "+d, true, "directory %d:%d mode %o", info.UID, info.GID, info.Mode.Perm())
+		}
+	}
+	for _, d := range dedupe(w.RootOwned) {
+		info, ok := s.fs.stat(d)
+		s.check("fs.root-owned "+d, ok && info.UID == 0 && info.GID == 0, "%s", describe(info, ok))
+	}
+	if w.Tmp {
+		info, ok := s.fs.stat("/tmp")
+		s.check("fs.tmp", ok && info.isDir() && info.Mode.Perm() == 0o777 && info.Mode&fs.ModeSticky != 0,
+			"/tmp: %s, want a directory with mode 1777", describe(info, ok))
+	}
+}
+
+// parseNixConf reads nix.conf "key = value" lines into their values.
+func parseNixConf(b []byte) map[string]string {
+	out := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line, _, _ := strings.Cut(sc.Text(), "#")
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		out[strings.TrimSpace(k)] = strings.Join(strings.Fields(v), " ")
+	}
+	return out
+}
+
+// checkNixConf is shared by the static and the container nix.conf checks.
+func checkNixConf(conf map[string]string, want *NixExpect) (bool, string) {
+	var bad []string
+	if conf["sandbox"] != "false" {
+		bad = append(bad, fmt.Sprintf("sandbox = %q, want false", conf["sandbox"]))
+	}
+	feats := strings.Fields(conf["experimental-features"])
+	wantFeats := want.Features
+	if wantFeats == nil {
+		wantFeats = DefaultNixFeatures
+	}
+	if !sameSet(feats, wantFeats) {
+		bad = append(bad, fmt.Sprintf("experimental-features = %q, want %q", strings.Join(feats, " "), strings.Join(wantFeats, " ")))
+	}
+	if len(bad) > 0 {
+		return false, strings.Join(bad, "; ")
+	}
+	return true, fmt.Sprintf("sandbox = false, experimental-features = %s", strings.Join(feats, " "))
+}
+
+func (s *staticRun) nix() {
+	n := s.want.Nix
+	if n == nil {
+		return
+	}
+	confDir, ok := s.env["NIX_CONF_DIR"]
+	s.check("config.env NIX_CONF_DIR", ok && confDir != "" && (n.ConfDir == "" || confDir == n.ConfDir),
+		"NIX_CONF_DIR = %s, want %s", quoteOrUnset(confDir, ok), orAny(n.ConfDir))
+	np, ok := s.env["NIX_PATH"]
+	s.check("config.env NIX_PATH", ok && np != "", "NIX_PATH = %s, want set", quoteOrUnset(np, ok))
+	if confDir != "" {
+		conf := path.Join(confDir, "nix.conf")
+		info, found := s.fs.stat(conf)
+		if !found || info.Type == tar.TypeDir {
+			s.check("fs.nix-conf", false, "%s: %s", conf, describe(info, found))
+		} else {
+			data, err := s.fs.readFiles(info.Path)
+			if err != nil {
+				s.check("fs.nix-conf", false, "reading %s: %v", conf, err)
+			} else {
+				good, detail := checkNixConf(parseNixConf(data[info.Path]), n)
+				s.check("fs.nix-conf", good, "%s: %s", conf, detail)
+			}
+		}
+	}
+	info, ok := s.fs.stat("/nix/store")
+	s.check("fs.nix-store", ok && info.isDir() && info.UID == s.want.UID && info.Mode&0o200 != 0,
+		"/nix/store: %s, want a directory the user (uid %d) owns and can write", describe(info, ok), s.want.UID)
+	found, _, ok := s.fs.lookPath("nix", s.env["PATH"])
+	s.check("fs.nix-command", ok, "nix on PATH: %s", orNone(found))
+}
+
+func (s *staticRun) nixLd() {
+	if s.want.NixLd == nil {
+		return
+	}
+	if s.loader == "" {
+		s.check("fs.nix-ld-loader", false, "no conventional loader path known for %s; set NixLd.Loader", s.plat.Architecture)
+		return
+	}
+	link, ok := s.fs.lstat(s.loader)
+	target, tok := s.fs.stat(s.loader)
+	switch {
+	case !ok:
+		s.check("fs.nix-ld-loader", false, "%s does not exist", s.loader)
+	case link.Type != tar.TypeSymlink:
+		s.check("fs.nix-ld-loader", false, "%s is not a symlink: %s", s.loader, describe(link, ok))
+	case !tok || !target.isExec():
+		s.check("fs.nix-ld-loader", false, "%s -> %s, which is not an executable in the image", s.loader, link.Link)
+	default:
+		s.check("fs.nix-ld-loader", true, "%s -> %s", s.loader, target.Path)
+		if data, err := s.fs.readFiles(target.Path); err == nil && bytes.Contains(data[target.Path], []byte(standinMarker)) {
+			s.ldStandin = fmt.Sprintf("%s is the offline stand-in for nix-ld, not real nix-ld", target.Path)
+		}
+	}
+	ld, ok := s.env["NIX_LD"]
+	info, found := s.fs.stat(ld)
+	s.check("config.env NIX_LD", ok && ld != "" && found && !info.isDir(),
+		"NIX_LD = %s: %s", quoteOrUnset(ld, ok), describe(info, found && ld != ""))
+	lp, ok := s.env["NIX_LD_LIBRARY_PATH"]
+	var missing []string
+	for _, d := range strings.Split(lp, ":") {
+		if d == "" {
+			continue
+		}
+		if i, found := s.fs.stat(d); !found || !i.isDir() {
+			missing = append(missing, d)
+		}
+	}
+	switch {
+	case !ok || lp == "":
+		s.check("config.env NIX_LD_LIBRARY_PATH", false, "NIX_LD_LIBRARY_PATH = %s, want set", quoteOrUnset(lp, ok))
+	case len(missing) > 0:
+		s.check("config.env NIX_LD_LIBRARY_PATH", false, "entries missing from the image: %s", strings.Join(missing, ", "))
+	default:
+		s.check("config.env NIX_LD_LIBRARY_PATH", true, "%d directories, all present", len(strings.Split(lp, ":")))
+	}
+	if s.ldStandin == "" {
+		f, why, err := findForeignELF(s.fs, s.env["PATH"], s.loader, s.plat)
+		if err != nil {
+			why = err.Error()
+		}
+		s.foreign, s.noForeign = f, why
+	}
+}
+
+func describe(i fileInfo, ok bool) string {
+	if !ok {
+		return "does not exist"
+	}
+	kind := map[byte]string{tar.TypeDir: "directory", tar.TypeSymlink: "symlink", tar.TypeLink: "hard link", tar.TypeReg: "file"}[i.Type]
+	if kind == "" {
+		kind = fmt.Sprintf("type %q", i.Type)
+	}
+	mode := fmt.Sprintf("%o", i.Mode.Perm())
+	if i.Mode&fs.ModeSticky != 0 {
+		mode = "1" + fmt.Sprintf("%03o", i.Mode.Perm())
+	}
+	return fmt.Sprintf("%s %s owned by %d:%d mode %s", kind, i.Path, i.UID, i.GID, mode)
+}
+
+func quoteOrUnset(v string, ok bool) string {
+	if !ok {
+		return "unset"
+	}
+	return strconv.Quote(v)
+}
+
+func orAny(s string) string {
+	if s == "" {
+		return "any non-empty value"
+	}
+	return strconv.Quote(s)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func dedupe(in []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func sameSet(a, b []string) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(slices.Compact(x), slices.Compact(y))
+}
