@@ -299,7 +299,6 @@ let
       runCommandWith'
       closureInfo
       writeText
-      hostPlatform
       ;
   };
 

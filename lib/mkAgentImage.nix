@@ -1,0 +1,306 @@
+# mkAgentImage: an OCI image (docker-archive, built by dockerTools) that runs
+# one agent as an unprivileged user, with a small toolbox and, on request,
+# single-user Nix and nix-ld. See lib/README.md for every option.
+{
+  pkgs,
+  lib ? pkgs.lib,
+}:
+let
+  directories = import ./extra-directories.nix { inherit lib; };
+
+  system = pkgs.stdenv.hostPlatform.system;
+
+  # Where foreign binaries look for the dynamic linker on each architecture;
+  # nix-ld answers there when withNixLd is set.
+  loaderPaths = {
+    x86_64-linux = "/lib64/ld-linux-x86-64.so.2";
+    aarch64-linux = "/lib/ld-linux-aarch64.so.1";
+  };
+
+  licenseList = l: if builtins.isList l then l else [ l ];
+
+  # The SPDX expression of a package's licences; unfree licences have no SPDX
+  # identifier, so they all read as LicenseRef-unfree.
+  spdxOf =
+    pkg:
+    let
+      licenses = licenseList (pkg.meta.license or [ ]);
+      one = l: if !(l.free or true) then "LicenseRef-unfree" else l.spdxId or "LicenseRef-${l.shortName or "unknown"}";
+    in
+    if licenses == [ ] then
+      "NOASSERTION"
+    else
+      lib.concatStringsSep " AND " (lib.unique (map one licenses));
+
+  isUnfree = pkg: lib.any (l: !(l.free or true)) (licenseList (pkg.meta.license or [ ]));
+
+  # NixOS' programs.nix-ld default library list (nixos/modules/programs/nix-ld.nix).
+  defaultNixLdLibraries = with pkgs; [
+    zlib
+    zstd
+    stdenv.cc.cc
+    curl
+    openssl
+    attr
+    libssh
+    bzip2
+    libxml2
+    acl
+    libsodium
+    util-linux
+    xz
+    systemd
+  ];
+
+  defaultBasePackages = with pkgs; [
+    git
+    coreutils
+    bashInteractive
+    ripgrep
+    findutils
+    gnugrep
+    gnused
+    gawk
+    diffutils
+    jq
+    gnutar
+    gzip
+    less
+    curl
+    which
+    cacert
+  ];
+in
+{
+  name,
+  tag ? "latest",
+  agent,
+  entrypoint ? [ (agent.meta.mainProgram or (lib.getName agent)) ],
+  basePackages ? defaultBasePackages,
+  extraPackages ? [ ],
+  extraEnv ? { },
+  extraDirectories ? [ ],
+  user ? "agent",
+  uid ? 1000,
+  gid ? uid,
+  workingDir ? "/workspace",
+  withNix ? false,
+  nixPackage ? pkgs.nix,
+  nixExperimentalFeatures ? [
+    "nix-command"
+    "flakes"
+  ],
+  withNixLd ? false,
+  nixLdLibraries ? defaultNixLdLibraries,
+  extraNixLdLibraries ? [ ],
+}:
+let
+  home = if uid == 0 then "/root" else "/home/${user}";
+  # gid 100 is "users" on most systems, which is why rootless Podman users
+  # pick it; any other gid gets a group named after the user.
+  group =
+    if gid == 0 then
+      "root"
+    else if gid == 100 then
+      "users"
+    else
+      user;
+
+  # Throws, naming the entry and the rule, if any entry is invalid.
+  extraDirs = map (directories.validate home) extraDirectories;
+
+  xdgDirs = {
+    XDG_CONFIG_HOME = "${home}/.config";
+    XDG_CACHE_HOME = "${home}/.cache";
+    XDG_DATA_HOME = "${home}/.local/share";
+    XDG_STATE_HOME = "${home}/.local/state";
+  };
+
+  loaderPath =
+    loaderPaths.${system} or (throw "mkAgentImage: withNixLd has no loader path for ${system}");
+
+  packages =
+    [ agent ]
+    ++ extraPackages
+    ++ basePackages
+    ++ lib.optional withNix nixPackage
+    ++ lib.optional withNixLd pkgs.nix-ld;
+
+  # Set first; a key in extraEnv replaces the default, so each variable
+  # appears once in the image's Env.
+  defaultEnv = {
+    HOME = home;
+    USER = user;
+    PATH = "${lib.makeBinPath packages}:/bin";
+    SSL_CERT_FILE = "/etc/ssl/certs/ca-bundle.crt";
+  }
+  // xdgDirs
+  // lib.optionalAttrs withNix {
+    NIX_CONF_DIR = "/etc/nix";
+    NIX_PATH = "nixpkgs=flake:nixpkgs";
+  }
+  // lib.optionalAttrs withNixLd {
+    NIX_LD = pkgs.stdenv.cc.bintools.dynamicLinker;
+    NIX_LD_LIBRARY_PATH = lib.makeLibraryPath (nixLdLibraries ++ extraNixLdLibraries);
+  };
+  env = defaultEnv // extraEnv;
+
+  isUnderHome = path: path == home || lib.hasPrefix "${home}/" path;
+
+  # A directory below $HOME is owned by the user all the way up to $HOME, so
+  # the user can manage its own home; elsewhere only the listed directory is
+  # chowned and the parents mkdir -p creates stay root's.
+  ownedChain =
+    path:
+    if isUnderHome path then
+      let
+        below = lib.splitString "/" (lib.removePrefix home path);
+        steps = lib.filter (s: s != "") below;
+      in
+      lib.genList (n: lib.concatStringsSep "/" ([ home ] ++ lib.take n steps)) (
+        builtins.length steps + 1
+      )
+    else
+      [ path ];
+
+  ownedDirs = lib.unique (
+    lib.concatMap ownedChain ([ home ] ++ builtins.attrValues xdgDirs ++ [ workingDir ] ++ extraDirs)
+  );
+
+  passwd = lib.concatStrings (
+    [ "root:x:0:0:root:/root:/bin/sh\n" ]
+    ++ lib.optional (uid != 0) "${user}:x:${toString uid}:${toString gid}:${user}:${home}:/bin/sh\n"
+    ++ [ "nobody:x:65534:65534:nobody:/var/empty:/bin/false\n" ]
+  );
+  groupFile = lib.concatStrings (
+    [ "root:x:0:\n" ]
+    ++ lib.optional (gid != 0) "${group}:x:${toString gid}:${user}\n"
+    ++ [ "nogroup:x:65534:\n" ]
+  );
+  nsswitch = ''
+    passwd: files
+    group: files
+    shadow: files
+    hosts: files dns
+  '';
+  nixConf = ''
+    # Single-user Nix inside a container: no build users, and no sandbox,
+    # because container runtimes rarely allow the namespaces it needs.
+    build-users-group =
+    sandbox = false
+    experimental-features = ${lib.concatStringsSep " " nixExperimentalFeatures}
+  '';
+
+  owner = "${toString uid}:${toString gid}";
+  writeFile = path: text: ''
+    rm -f ${path}
+    printf '%s' ${lib.escapeShellArg text} > ${path}
+    chmod 0644 ${path}
+  '';
+
+  fakeRootCommands = ''
+    mkdir -p etc
+    ${writeFile "etc/passwd" passwd}
+    ${writeFile "etc/group" groupFile}
+    ${writeFile "etc/nsswitch.conf" nsswitch}
+
+    mkdir -p tmp
+    chmod 1777 tmp
+
+    # Scripts with #!/usr/bin/env find it when the image has an env binary.
+    if [ -e bin/env ] && [ ! -e usr/bin/env ]; then
+      mkdir -p usr/bin
+      ln -s /bin/env usr/bin/env
+    fi
+
+    ${lib.concatMapStrings (dir: ''
+      mkdir -p ${lib.escapeShellArg ".${dir}"}
+      chown ${owner} ${lib.escapeShellArg ".${dir}"}
+    '') ownedDirs}
+  ''
+  + lib.optionalString withNix ''
+    mkdir -p etc/nix
+    ${writeFile "etc/nix/nix.conf" nixConf}
+    # The store layers already belong to the user (uid/gid below); this makes
+    # the rest of /nix theirs too, including the database includeNixDB wrote.
+    mkdir -p nix/var/nix/gcroots nix/var/nix/profiles nix/var/nix/temproots nix/var/log/nix
+    chown ${owner} nix
+    chown -R ${owner} nix/var
+  ''
+  + lib.optionalString withNixLd ''
+    mkdir -p .${dirOf loaderPath}
+    rm -f .${loaderPath}
+    ln -s ${pkgs.nix-ld}/libexec/nix-ld .${loaderPath}
+  '';
+
+  agentDescription = agent.meta.description or "";
+
+  config = {
+    Entrypoint = entrypoint;
+    User = owner;
+    WorkingDir = workingDir;
+    Env = lib.mapAttrsToList (k: v: "${k}=${toString v}") env;
+    Labels = {
+      "org.opencontainers.image.title" = name;
+      "org.opencontainers.image.description" = agentDescription;
+      "org.opencontainers.image.version" = agent.version or (lib.getVersion agent);
+      "org.opencontainers.image.licenses" = spdxOf agent;
+      "org.opencontainers.image.source" = "https://github.com/nothingnesses/agent-images";
+    };
+  };
+
+  image = pkgs.dockerTools.buildLayeredImage (
+    {
+      inherit
+        name
+        tag
+        config
+        fakeRootCommands
+        ;
+      contents = packages;
+      # Registers the store in the image's Nix database, so Nix inside the
+      # container knows the paths it ships with.
+      includeNixDB = withNix;
+    }
+    // lib.optionalAttrs withNix {
+      # Store layers owned by the user: single-user Nix writes to /nix/store.
+      inherit uid gid;
+      uname = user;
+      gname = group;
+    }
+  );
+
+  agentImage = {
+    attr = baseNameOf name;
+    name = lib.getName agent;
+    version = agent.version or (lib.getVersion agent);
+    description = agentDescription;
+    unfree = isUnfree agent;
+    license = spdxOf agent;
+    mainProgram = agent.meta.mainProgram or (lib.getName agent);
+    release = false;
+    inherit
+      system
+      user
+      uid
+      gid
+      home
+      workingDir
+      withNix
+      withNixLd
+      ;
+    imageName = name;
+    imageTag = tag;
+    extraDirectories = extraDirs;
+  };
+in
+builtins.deepSeq extraDirs (
+  lib.addMetaAttrs {
+    description = "Container image of ${lib.getName agent}${
+      lib.optionalString (agentDescription != "") ": ${agentDescription}"
+    }";
+  } image
+  // {
+    inherit agentImage;
+  }
+)
