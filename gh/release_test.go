@@ -1,0 +1,135 @@
+package gh
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+var published = []Published{
+	{Agent: "codex", Repository: "ghcr.io/acme/agent-images/codex", Digest: "sha256:" + strings.Repeat("c", 64),
+		Tags: []string{"latest", "0.1.0", "v1.2.0"}},
+	{Agent: "pi", Repository: "ghcr.io/acme/agent-images/pi", Digest: "sha256:" + strings.Repeat("a", 64),
+		Tags: []string{"latest", "0.70.6", "v1.2.0"}, Verify: "cosign verify ghcr.io/acme/agent-images/pi@sha256:aaa"},
+}
+
+func TestPublishReleaseCreatesThenUpdates(t *testing.T) {
+	f := newFakeGitHub(t)
+	c := f.client(t)
+	ctx := context.Background()
+
+	rel, err := c.PublishRelease(ctx, "v1.2.0", published)
+	if err != nil {
+		t.Fatalf("PublishRelease(new tag) = %v", err)
+	}
+	if got, want := f.callsMatching(""), []string{
+		"GET /repos/acme/agent-images/releases/tags/v1.2.0",
+		"POST /repos/acme/agent-images/releases",
+	}; !reflect.DeepEqual(got, want) {
+		t.Errorf("calls = %q, want %q", got, want)
+	}
+	var body struct {
+		TagName string `json:"tag_name"`
+		Name    string `json:"name"`
+		Body    string `json:"body"`
+	}
+	if err := json.Unmarshal([]byte(f.bodyOf("POST /repos/acme/agent-images/releases")), &body); err != nil {
+		t.Fatal(err)
+	}
+	if body.TagName != "v1.2.0" || body.Name != "v1.2.0" {
+		t.Errorf("created release tag/name = %q/%q, want v1.2.0", body.TagName, body.Name)
+	}
+	for _, want := range []string{
+		"| Agent | Index digest | Tags | Verify |",
+		"| pi | `ghcr.io/acme/agent-images/pi@sha256:" + strings.Repeat("a", 64) + "` | `latest` `0.70.6` `v1.2.0` | `cosign verify ghcr.io/acme/agent-images/pi@sha256:aaa` |",
+		"| codex | `ghcr.io/acme/agent-images/codex@sha256:" + strings.Repeat("c", 64) + "` | `latest` `0.1.0` `v1.2.0` | `release verify --agent codex` |",
+	} {
+		if !strings.Contains(body.Body, want) {
+			t.Errorf("release body lacks %q:\n%s", want, body.Body)
+		}
+	}
+	if rel.GetID() == 0 {
+		t.Errorf("PublishRelease returned no release id")
+	}
+
+	// A re-run of the same tag edits the release in place.
+	again := []Published{published[1]}
+	if _, err := c.PublishRelease(ctx, "v1.2.0", again); err != nil {
+		t.Fatalf("PublishRelease(existing tag) = %v", err)
+	}
+	edits := f.callsMatching("PATCH ")
+	if len(edits) != 1 || edits[0] != "PATCH /repos/acme/agent-images/releases/"+jsonNumber(rel.GetID()) {
+		t.Fatalf("edit calls = %q, want one PATCH of release %d", edits, rel.GetID())
+	}
+	var patch map[string]any
+	_ = json.Unmarshal([]byte(f.bodyOf(edits[0])), &patch)
+	if b, _ := patch["body"].(string); strings.Contains(b, "codex") || !strings.Contains(b, "| pi |") {
+		t.Errorf("edited body = %q, want only pi", b)
+	}
+	if _, ok := patch["tag_name"]; ok {
+		t.Errorf("edit sent tag_name %v, want only the body changed", patch["tag_name"])
+	}
+	if n := len(f.callsMatching("POST ")); n != 1 {
+		t.Errorf("%d creates, want 1", n)
+	}
+}
+
+func TestPublishReleaseWaitsOutSecondaryRateLimit(t *testing.T) {
+	f := newFakeGitHub(t)
+	f.faults["POST /repos/{owner}/{repo}/releases"] = []func(w http.ResponseWriter){secondaryRateLimit}
+	if _, err := f.client(t).PublishRelease(context.Background(), "v1.0.0", published); err != nil {
+		t.Fatalf("PublishRelease after a 403 secondary rate limit = %v, want success after waiting", err)
+	}
+	if got := f.callsMatching("POST "); len(got) != 2 {
+		t.Errorf("create calls = %q, want the 403 then the retry", got)
+	}
+	if _, ok := f.releases["v1.0.0"]; !ok {
+		t.Errorf("release v1.0.0 was not created")
+	}
+}
+
+func TestPublishReleaseBadToken(t *testing.T) {
+	f := newFakeGitHub(t)
+	c, err := New("acme/agent-images", WithBaseURL(f.srv.URL), WithToken("wrong"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.PublishRelease(context.Background(), "v1.0.0", published)
+	if err == nil || !strings.Contains(err.Error(), "Bad credentials") {
+		t.Errorf("PublishRelease with a bad token = %v, want Bad credentials", err)
+	}
+}
+
+func TestReadPublished(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("release-pi.json", `{"agents":[{"agent":"pi","repository":"r/pi","index":{"digest":"sha256:aa"},"tags":["latest"],"unchanged":true}]}`)
+	write("release-codex.json", `{"agents":{"codex":{"repository":"r/codex","digest":"sha256:cc","tags":["latest"],"signature":{"verify":"release verify --agent codex"}}}}`)
+	got, err := ReadPublished(dir)
+	if err != nil {
+		t.Fatalf("ReadPublished(dir) = %v", err)
+	}
+	want := []Published{
+		{Agent: "codex", Repository: "r/codex", Digest: "sha256:cc", Tags: []string{"latest"}, Verify: "release verify --agent codex"},
+		{Agent: "pi", Repository: "r/pi", Digest: "sha256:aa", Tags: []string{"latest"}, Unchanged: true},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ReadPublished(dir) = %+v, want %+v", got, want)
+	}
+
+	write("dup.json", `{"agents":[{"agent":"pi","digest":"sha256:bb"}]}`)
+	if _, err := ReadPublished(dir); err == nil || !strings.Contains(err.Error(), "agent pi is in both") {
+		t.Errorf("ReadPublished(duplicate agent) = %v, want an error naming pi", err)
+	}
+}
+
+func jsonNumber(n int64) string { b, _ := json.Marshal(n); return string(b) }
