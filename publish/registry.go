@@ -133,7 +133,7 @@ func (r *Registry) Publish(ctx context.Context, repo name.Repository, rel Releas
 	}
 	res.Tags = rel.Tags
 
-	current, err := r.currentTags(ctx, repo, rel.Tags)
+	current, err := r.CurrentTags(ctx, repo, rel.Tags)
 	if err != nil {
 		return nil, err
 	}
@@ -169,8 +169,9 @@ func (r *Registry) Publish(ctx context.Context, repo name.Repository, rel Releas
 	return res, nil
 }
 
-// currentTags returns the digest each existing tag points at.
-func (r *Registry) currentTags(ctx context.Context, repo name.Repository, tags []string) (map[string]v1.Hash, error) {
+// CurrentTags returns the digest each existing tag points at; tags that do
+// not exist are absent from the map.
+func (r *Registry) CurrentTags(ctx context.Context, repo name.Repository, tags []string) (map[string]v1.Hash, error) {
 	out := map[string]v1.Hash{}
 	for _, t := range tags {
 		desc, err := remote.Head(repo.Tag(t), r.RemoteOptions(ctx)...)

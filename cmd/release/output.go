@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nothingnesses/agent-images/pipeline"
+)
+
+type runFunc func(context.Context, pipeline.Options) (*pipeline.Report, error)
+
+// runRelease runs one of the pipeline's entry points with progress on
+// stderr, the summary on stdout, and the report where asked.
+func runRelease(cmd *cobra.Command, f *releaseFlags, o pipeline.Options, run runFunc) error {
+	signer, err := f.signFlags.signer(cmd, o)
+	if err != nil {
+		return err
+	}
+	o.Signer = signer
+	github := os.Getenv("GITHUB_ACTIONS") == "true"
+	disp := newDisplay(cmd.ErrOrStderr(), github)
+	o.Events = disp.event
+	rep, err := run(cmd.Context(), o)
+	disp.stop()
+	if err != nil {
+		return err
+	}
+	writeSummary(cmd.OutOrStdout(), rep)
+	if github {
+		writeGroups(cmd.ErrOrStderr(), rep)
+		if err := writeStepSummary(rep); err != nil {
+			return err
+		}
+		if err := writeOutputs(rep, f.output); err != nil {
+			return err
+		}
+	}
+	if f.output != "" {
+		if err := rep.WriteFile(f.output); err != nil {
+			return fmt.Errorf("writing --output %s: %w", f.output, err)
+		}
+	}
+	if failed := rep.Failed(); len(failed) > 0 {
+		return &exitError{msg: "failed: " + strings.Join(failed, ", ")}
+	}
+	return nil
+}
+
+// writeSummary prints one line per agent: what happened and where it is.
+func writeSummary(w io.Writer, rep *pipeline.Report) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AGENT\tSTATUS\tINDEX\tTAGS MOVED\tWHERE")
+	for _, a := range rep.Agents {
+		where := a.Repository
+		if a.Error != "" {
+			where = a.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Agent, a.Status, short(a.Index), strings.Join(a.Moved, ","), where)
+	}
+	tw.Flush()
+}
+
+func short(digest string) string {
+	if len(digest) > 19 {
+		return digest[:19]
+	}
+	return digest
+}
+
+// writeGroups prints each agent's smoke results in a collapsible log group.
+func writeGroups(w io.Writer, rep *pipeline.Report) {
+	for _, a := range rep.Agents {
+		fmt.Fprintf(w, "::group::%s %s (%s)\n", a.Agent, a.Version, a.Status)
+		for _, p := range a.Platforms {
+			fmt.Fprintf(w, "%s digest=%s size=%d\n", p.System, p.Digest, p.Size)
+			if p.Smoke != nil {
+				fmt.Fprintf(w, "  smoke: %s, %d passed, %d failed, %d skipped %s%s\n", p.Smoke.Mode, p.Smoke.Passed, len(p.Smoke.Failed), len(p.Smoke.Skipped), p.Smoke.Runner, p.Smoke.Reason)
+				for _, r := range append(p.Smoke.Failed, p.Smoke.Skipped...) {
+					fmt.Fprintf(w, "  %s\n", r)
+				}
+			}
+			if p.Error != "" {
+				fmt.Fprintf(w, "::error title=%s %s::%s\n", a.Agent, p.System, oneLine(p.Error))
+			}
+		}
+		if a.Error != "" && len(a.Platforms) == 0 {
+			fmt.Fprintf(w, "::error title=%s::%s\n", a.Agent, oneLine(a.Error))
+		}
+		fmt.Fprintln(w, "::endgroup::")
+	}
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+// writeStepSummary appends a Markdown table to $GITHUB_STEP_SUMMARY.
+func writeStepSummary(rep *pipeline.Report) error {
+	path := os.Getenv("GITHUB_STEP_SUMMARY")
+	if path == "" {
+		return nil
+	}
+	out, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("writing the step summary: %w", err)
+	}
+	defer out.Close()
+	fmt.Fprintln(out, "### Agent images")
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "| Agent | Version | Status | Index | Platforms | Tags |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|")
+	for _, a := range rep.Agents {
+		var plats []string
+		for _, p := range a.Platforms {
+			s := p.System
+			if p.Smoke != nil {
+				s += fmt.Sprintf(" (smoke %s: %d passed, %d failed)", p.Smoke.Mode, p.Smoke.Passed, len(p.Smoke.Failed))
+			}
+			plats = append(plats, s)
+		}
+		status := string(a.Status)
+		if a.Error != "" {
+			status += ": " + oneLine(a.Error)
+		}
+		fmt.Fprintf(out, "| %s | %s | %s | `%s` | %s | %s |\n", a.Agent, a.Version, status, short(a.Index), strings.Join(plats, "<br>"), strings.Join(a.Tags, ", "))
+	}
+	return nil
+}
+
+// writeOutputs sets the step outputs the Action exposes.
+func writeOutputs(rep *pipeline.Report, releaseJSON string) error {
+	digests := map[string]string{}
+	for _, a := range rep.Agents {
+		if a.Index != "" {
+			digests[a.Agent] = a.Index
+		}
+	}
+	b, err := json.Marshal(digests)
+	if err != nil {
+		return err
+	}
+	if err := writeGitHubOutput("digests", string(b)); err != nil {
+		return err
+	}
+	if releaseJSON != "" {
+		return writeGitHubOutput("release-json", releaseJSON)
+	}
+	return nil
+}
+
+// display shows progress: a live table on a terminal, plain lines elsewhere.
+type display struct {
+	w     io.Writer
+	live  bool
+	mu    sync.Mutex
+	rows  map[string]string
+	order []string
+	drawn int
+	last  time.Time
+}
+
+func newDisplay(w io.Writer, github bool) *display {
+	d := &display{w: w, rows: map[string]string{}}
+	if f, ok := w.(*os.File); ok && !github {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 && os.Getenv("TERM") != "dumb" {
+			d.live = true
+		}
+	}
+	return d
+}
+
+func (d *display) event(e pipeline.Event) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	key := e.Agent
+	if e.System != "" {
+		key += "/" + string(e.System)
+	}
+	line := string(e.Stage)
+	if e.Total > 0 {
+		line += fmt.Sprintf(" %s/%s", bytesString(e.Complete), bytesString(e.Total))
+	}
+	if e.Detail != "" {
+		line += " " + oneLine(e.Detail)
+	}
+	if !d.live {
+		if e.Stage == pipeline.StagePushing && e.Total > 0 {
+			return // byte counts would flood a log; the live display shows them
+		}
+		fmt.Fprintf(d.w, "%-36s %s\n", key, line)
+		return
+	}
+	if _, ok := d.rows[key]; !ok {
+		d.order = append(d.order, key)
+		sort.Strings(d.order)
+	}
+	d.rows[key] = line
+	if time.Since(d.last) > 100*time.Millisecond || e.Stage == pipeline.StageDone || e.Stage == pipeline.StageFailed {
+		d.draw()
+	}
+}
+
+func (d *display) draw() {
+	if d.drawn > 0 {
+		fmt.Fprintf(d.w, "\x1b[%dA", d.drawn)
+	}
+	for _, k := range d.order {
+		l := d.rows[k]
+		if len(l) > 100 {
+			l = l[:100] + "..."
+		}
+		fmt.Fprintf(d.w, "\x1b[2K%-36s %s\n", k, l)
+	}
+	d.drawn = len(d.order)
+	d.last = time.Now()
+}
+
+func (d *display) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.live {
+		d.draw()
+	}
+}
+
+func bytesString(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nothingnesses/agent-images/internal/nix"
+	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/pipeline"
+)
+
+// flags every command that reads the flake shares.
+type flakeFlags struct {
+	flake     string
+	overrides []string
+	agents    []string
+	all       bool
+	systems   []string
+}
+
+func (f *flakeFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.flake, "flake", ".", "flake to release from")
+	cmd.Flags().StringArrayVar(&f.overrides, "override-input", nil, "NAME=FLAKEREF passed to nix as --override-input (repeatable)")
+	cmd.Flags().StringSliceVar(&f.agents, "agent", nil, "agents to release, comma-separated")
+	cmd.Flags().StringSliceVar(&f.systems, "system", nil, "systems to build (x86_64-linux, aarch64-linux), comma-separated; default all")
+}
+
+func (f *flakeFlags) nixFlake() (nix.Flake, error) {
+	fl := nix.Flake{Ref: f.flake, Overrides: map[string]string{}}
+	for _, o := range f.overrides {
+		n, ref, err := nix.ParseOverride(o)
+		if err != nil {
+			return fl, err
+		}
+		fl.Overrides[n] = ref
+	}
+	return fl, nil
+}
+
+// releaseFlags are the flags of release, release build and release merge.
+type releaseFlags struct {
+	flakeFlags
+	jobs       int
+	push       bool
+	registry   string
+	insecure   bool
+	runtime    string
+	tags       []string
+	output     string
+	dryRun     bool
+	layout     string
+	workDir    string
+	stagingKey string
+	commit     string
+	signFlags  signFlags
+}
+
+func (f *releaseFlags) register(cmd *cobra.Command, withAll bool) {
+	f.flakeFlags.register(cmd)
+	if withAll {
+		cmd.Flags().BoolVar(&f.all, "all", false, "release every agent of the flake")
+	}
+	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "targets built, tested and pushed at once (default: number of CPUs)")
+	cmd.Flags().BoolVar(&f.push, "push", false, "push to --registry (without it the release lands in --layout)")
+	cmd.Flags().StringVar(&f.registry, "registry", "", "repository prefix; each agent goes to <registry>/<agent> (default under GitHub Actions: ghcr.io/<owner>/agent-images)")
+	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "allow a plain-HTTP registry")
+	cmd.Flags().StringVar(&f.runtime, "runtime", "", "container runtime for smoke tests: podman, docker, or none for static checks only (default: podman, else docker)")
+	cmd.Flags().StringSliceVar(&f.tags, "tag", nil, "more tags to move besides latest, the version, the date and sha-<commit>")
+	cmd.Flags().StringVar(&f.output, "output", "", "write the release report (digests, sizes, tags, smoke results) to this JSON file")
+	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "build and show what would be published and which tags would move, changing nothing")
+	cmd.Flags().StringVar(&f.layout, "layout", filepath.Join("dist", "oci"), "OCI image layout a release without --push writes to")
+	cmd.Flags().StringVar(&f.workDir, "work-dir", filepath.Join("dist", "work"), "where nix out-links and image archives are kept")
+	cmd.Flags().StringVar(&f.stagingKey, "staging-key", "", "key of split-mode staging tags (default: sha-<commit>, or GITHUB_RUN_ID, or local)")
+	cmd.Flags().StringVar(&f.commit, "commit", "", "commit of this repository for annotations and the sha- tag (default: GITHUB_SHA, or the flake's clean git HEAD)")
+	f.signFlags.register(cmd)
+}
+
+func (f *releaseFlags) options(cmd *cobra.Command) (pipeline.Options, error) {
+	fl, err := f.nixFlake()
+	if err != nil {
+		return pipeline.Options{}, err
+	}
+	if !f.all && len(f.agents) == 0 && cmd.Flags().Lookup("all") != nil {
+		return pipeline.Options{}, fmt.Errorf("name the agents to release with --agent a,b, or release every agent with --all")
+	}
+	if f.all && len(f.agents) > 0 {
+		return pipeline.Options{}, fmt.Errorf("--all and --agent %s conflict: use one", strings.Join(f.agents, ","))
+	}
+	o := pipeline.Options{
+		Flake:      fl,
+		Agents:     f.agents,
+		Systems:    matrix.ParseSystems(f.systems),
+		Jobs:       f.jobs,
+		WorkDir:    f.workDir,
+		Push:       f.push,
+		Registry:   f.registry,
+		Insecure:   f.insecure,
+		LayoutDir:  f.layout,
+		Runtime:    f.runtime,
+		Source:     sourceURL(),
+		Commit:     f.commit,
+		ExtraTags:  f.tags,
+		StagingKey: f.stagingKey,
+		DryRun:     f.dryRun,
+		Now:        time.Now,
+	}
+	if o.Commit == "" {
+		o.Commit = detectCommit(f.flake)
+	}
+	if o.StagingKey == "" && o.Commit == "" {
+		o.StagingKey = os.Getenv("GITHUB_RUN_ID")
+	}
+	if o.Registry == "" && os.Getenv("GITHUB_ACTIONS") == "true" {
+		if owner := os.Getenv("GITHUB_REPOSITORY_OWNER"); owner != "" {
+			o.Registry = "ghcr.io/" + strings.ToLower(owner) + "/agent-images"
+		}
+	}
+	return o, nil
+}
+
+// sourceURL is this repository's address, for the source annotation.
+func sourceURL() string {
+	if repo := os.Getenv("GITHUB_REPOSITORY"); repo != "" {
+		server := os.Getenv("GITHUB_SERVER_URL")
+		if server == "" {
+			server = "https://github.com"
+		}
+		return server + "/" + repo
+	}
+	return "https://github.com/nothingnesses/agent-images"
+}
+
+// detectCommit is GITHUB_SHA, or the HEAD of a local flake whose work tree
+// is clean; a dirty tree has no commit that describes it.
+func detectCommit(flake string) string {
+	if sha := os.Getenv("GITHUB_SHA"); sha != "" {
+		return sha
+	}
+	dir := strings.TrimPrefix(strings.TrimPrefix(flake, "path:"), "git+file://")
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return ""
+	}
+	status, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output()
+	if err != nil || len(strings.TrimSpace(string(status))) > 0 {
+		return ""
+	}
+	head, err := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(head))
+}
+
+func newRootCmd() *cobra.Command {
+	var f releaseFlags
+	cmd := &cobra.Command{
+		Use:   "release",
+		Short: "Build, smoke-test and publish agent images from a Nix flake",
+		Long: `release builds the agent images of a flake (one per agent and system), smoke-tests
+each in a container runtime, and publishes them: per-arch images by digest, then a
+multi-arch index per agent, then signatures, and the tags last.
+
+Without --push the result is written to an OCI image layout (--layout).`,
+		Example: `  release --agent pi                          # build, test, write dist/oci
+  release --agent pi,codex --push --registry ghcr.io/me/agent-images
+  release --all --push --output release.json   # under GitHub Actions`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o, err := f.options(cmd)
+			if err != nil {
+				return err
+			}
+			return runRelease(cmd, &f, o, pipeline.Release)
+		},
+	}
+	f.register(cmd, true)
+	cmd.AddCommand(
+		newMatrixCmd(),
+		newBuildCmd(),
+		newMergeCmd(),
+	)
+	return cmd
+}
