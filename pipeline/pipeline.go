@@ -325,4 +325,3 @@ func forEachAgent(jobs int, agents []string, f func(i int, agent string)) {
 	}
 	_ = g.Wait()
 }
-
