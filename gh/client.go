@@ -70,10 +70,11 @@ func withTransport(rt http.RoundTripper) Option {
 	return func(o *options) error { o.rt = rt; return nil }
 }
 
-// New returns a client for the repository "owner/name".
+// New returns a client for the repository "owner/name". The repository may
+// be empty for calls that name their owner themselves (package pruning).
 func New(repository string, opts ...Option) (*Client, error) {
 	owner, repo, ok := strings.Cut(repository, "/")
-	if !ok || owner == "" || repo == "" || strings.Contains(repo, "/") {
+	if repository != "" && (!ok || owner == "" || repo == "" || strings.Contains(repo, "/")) {
 		return nil, fmt.Errorf("repository %q: want owner/name (GITHUB_REPOSITORY)", repository)
 	}
 	o := options{maxWait: 5 * time.Minute, tries: 4}
@@ -105,6 +106,14 @@ func New(repository string, opts ...Option) (*Client, error) {
 
 // Repository is "owner/name".
 func (c *Client) Repository() string { return c.owner + "/" + c.repo }
+
+// needRepository fails calls that act on the repository when none was given.
+func (c *Client) needRepository(what string) error {
+	if c.owner == "" {
+		return fmt.Errorf("%s: no repository (set GITHUB_REPOSITORY or --repository owner/name)", what)
+	}
+	return nil
+}
 
 // call runs one API call, waiting out a secondary rate limit (403 with
 // Retry-After) or an exhausted primary limit when the wait is short enough.

@@ -33,6 +33,9 @@ func (r Run) OK() bool { return len(r.Failed) == 0 && len(r.FailedJobs) == 0 }
 // the agent is the job name's second word. Jobs still running (the caller
 // itself) do not count.
 func (c *Client) RunOutcome(ctx context.Context, runID int64, runURL string) (Run, error) {
+	if err := c.needRepository("reading run results"); err != nil {
+		return Run{}, err
+	}
 	run := Run{ID: runID, URL: runURL}
 	agents := map[string]bool{}
 	opts := &github.ListWorkflowJobsOptions{Filter: "latest", ListOptions: github.ListOptions{PerPage: 100}}
@@ -83,6 +86,9 @@ type Tracked struct {
 // on the first failure, comments on it on each later failure, and closes it
 // with a comment on the first success.
 func (c *Client) TrackNightly(ctx context.Context, run Run) (Tracked, error) {
+	if err := c.needRepository("tracking the nightly"); err != nil {
+		return Tracked{}, err
+	}
 	open, err := c.openTrackingIssue(ctx)
 	if err != nil {
 		return Tracked{}, err

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 )
 
 // Published is what a release put in the registry for one agent, as
@@ -59,46 +58,25 @@ func ReadPublished(path string) ([]Published, error) {
 	return all, nil
 }
 
-// releaseFile is the subset of release.json read here. The release tool
-// writes either {"agents":[...]} or {"agents":{"pi":{...}}}; both are read.
+// releaseFile is the subset of release.json (pipeline.Report) read here.
 type releaseFile struct {
-	Agents json.RawMessage `json:"agents"`
+	Agents []releaseAgent `json:"agents"`
 }
 
 type releaseAgent struct {
-	Agent      string `json:"agent"`
-	Repository string `json:"repository"`
-	Digest     string `json:"digest"`
-	Index      *struct {
-		Digest string `json:"digest"`
-	} `json:"index"`
-	IndexDigest string   `json:"indexDigest"`
-	Tags        []string `json:"tags"`
-	Unchanged   bool     `json:"unchanged"`
-	Verify      string   `json:"verify"`
-	Signature   *struct {
-		Verify string `json:"verify"`
-	} `json:"signature"`
+	Agent      string   `json:"agent"`
+	Repository string   `json:"repository"`
+	Index      string   `json:"index"`
+	Tags       []string `json:"tags"`
+	Unchanged  bool     `json:"unchanged"`
+	Error      string   `json:"error"`
+	Signing    *struct {
+		VerifyCommand string `json:"verifyCommand"`
+	} `json:"signing"`
 }
 
-func (a releaseAgent) published(name string) Published {
-	p := Published{Agent: a.Agent, Repository: a.Repository, Digest: a.Digest,
-		Tags: a.Tags, Unchanged: a.Unchanged, Verify: a.Verify}
-	if p.Agent == "" {
-		p.Agent = name
-	}
-	if p.Digest == "" && a.Index != nil {
-		p.Digest = a.Index.Digest
-	}
-	if p.Digest == "" {
-		p.Digest = a.IndexDigest
-	}
-	if p.Verify == "" && a.Signature != nil {
-		p.Verify = a.Signature.Verify
-	}
-	return p
-}
-
+// readPublishedFile returns the agents a release.json says were published;
+// agents that failed (an error, no index) are not part of any release.
 func readPublishedFile(path string) ([]Published, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -109,31 +87,18 @@ func readPublishedFile(path string) ([]Published, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	var out []Published
-	trimmed := strings.TrimSpace(string(f.Agents))
-	switch {
-	case strings.HasPrefix(trimmed, "["):
-		var list []releaseAgent
-		if err := json.Unmarshal(f.Agents, &list); err != nil {
-			return nil, fmt.Errorf("%s: agents: %w", path, err)
+	for _, a := range f.Agents {
+		if a.Agent == "" {
+			return nil, fmt.Errorf("%s: an agent without a name", path)
 		}
-		for _, a := range list {
-			out = append(out, a.published(""))
+		if a.Error != "" || a.Index == "" {
+			continue
 		}
-	case strings.HasPrefix(trimmed, "{"):
-		var byName map[string]releaseAgent
-		if err := json.Unmarshal(f.Agents, &byName); err != nil {
-			return nil, fmt.Errorf("%s: agents: %w", path, err)
+		p := Published{Agent: a.Agent, Repository: a.Repository, Digest: a.Index, Tags: a.Tags, Unchanged: a.Unchanged}
+		if a.Signing != nil {
+			p.Verify = a.Signing.VerifyCommand
 		}
-		for name, a := range byName {
-			out = append(out, a.published(name))
-		}
-	default:
-		return nil, fmt.Errorf("%s: no agents in release results", path)
-	}
-	for _, p := range out {
-		if p.Agent == "" || p.Digest == "" {
-			return nil, fmt.Errorf("%s: an agent without name or index digest", path)
-		}
+		out = append(out, p)
 	}
 	return out, nil
 }

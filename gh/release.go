@@ -38,6 +38,9 @@ func cell(s string) string {
 // or updates its notes if it exists (a re-run of the same tag), so the
 // release always lists what the registry holds now.
 func (c *Client) PublishRelease(ctx context.Context, tag string, agents []Published) (*github.RepositoryRelease, error) {
+	if err := c.needRepository("publishing the release of " + tag); err != nil {
+		return nil, err
+	}
 	body := ReleaseNotes(tag, agents)
 	var existing *github.RepositoryRelease
 	err := c.call(ctx, "reading the release of "+tag, func() (*github.Response, error) {

@@ -112,8 +112,9 @@ func TestReadPublished(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("release-pi.json", `{"agents":[{"agent":"pi","repository":"r/pi","index":{"digest":"sha256:aa"},"tags":["latest"],"unchanged":true}]}`)
-	write("release-codex.json", `{"agents":{"codex":{"repository":"r/codex","digest":"sha256:cc","tags":["latest"],"signature":{"verify":"release verify --agent codex"}}}}`)
+	write("release-pi.json", `{"registry":"r","agents":[{"agent":"pi","version":"0.70.6","repository":"r/pi","index":"sha256:aa","platforms":[],"tags":["latest"],"unchanged":true,"status":"done"}]}`)
+	write("release-codex.json", `{"agents":[{"agent":"codex","repository":"r/codex","index":"sha256:cc","tags":["latest"],"signing":{"verifyCommand":"release verify --agent codex"}},
+		{"agent":"claude-code","repository":"r/claude-code","status":"smoke","error":"smoke: user is root"}]}`)
 	got, err := ReadPublished(dir)
 	if err != nil {
 		t.Fatalf("ReadPublished(dir) = %v", err)
@@ -126,7 +127,7 @@ func TestReadPublished(t *testing.T) {
 		t.Errorf("ReadPublished(dir) = %+v, want %+v", got, want)
 	}
 
-	write("dup.json", `{"agents":[{"agent":"pi","digest":"sha256:bb"}]}`)
+	write("dup.json", `{"agents":[{"agent":"pi","index":"sha256:bb"}]}`)
 	if _, err := ReadPublished(dir); err == nil || !strings.Contains(err.Error(), "agent pi is in both") {
 		t.Errorf("ReadPublished(duplicate agent) = %v, want an error naming pi", err)
 	}
