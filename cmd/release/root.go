@@ -185,6 +185,8 @@ Without --push the result is written to an OCI image layout (--layout).`,
 		newMatrixCmd(),
 		newBuildCmd(),
 		newMergeCmd(),
+		newPruneCmd(),
+		newGitHubCmd(),
 	)
 	return cmd
 }

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nothingnesses/agent-images/gh"
+)
+
+// gitHubFlags are how every GitHub API command finds the API, the token and
+// the repository: from the Actions environment, overridable by flags.
+type gitHubFlags struct {
+	apiURL     string
+	repository string
+}
+
+func (f *gitHubFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.apiURL, "api-url", os.Getenv("GITHUB_API_URL"), "GitHub API URL (default $GITHUB_API_URL, else api.github.com)")
+	cmd.Flags().StringVar(&f.repository, "repository", os.Getenv("GITHUB_REPOSITORY"), "the repository, owner/name (default $GITHUB_REPOSITORY)")
+}
+
+func (f *gitHubFlags) client(needRepo bool) (*gh.Client, error) {
+	if needRepo && f.repository == "" {
+		return nil, fmt.Errorf("no repository: pass --repository owner/name or set GITHUB_REPOSITORY")
+	}
+	token := os.Getenv("GITHUB_TOKEN")
+	if token == "" {
+		token = os.Getenv("GH_TOKEN")
+	}
+	if token == "" {
+		return nil, fmt.Errorf("no GitHub token: set GITHUB_TOKEN (in a workflow: env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }})")
+	}
+	opts := []gh.Option{gh.WithToken(token)}
+	if f.apiURL != "" {
+		opts = append(opts, gh.WithBaseURL(f.apiURL))
+	}
+	return gh.New(f.repository, opts...)
+}
+
+func newGitHubCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "github",
+		Short: "The GitHub side of a release: release notes, the nightly issue, workflow outputs",
+	}
+	cmd.AddCommand(newGitHubNotesCmd(), newGitHubNightlyCmd(), newGitHubSummaryCmd(), newGitHubOutputsCmd())
+	return cmd
+}
+
+func newGitHubNotesCmd() *cobra.Command {
+	var f gitHubFlags
+	var results, tag string
+	cmd := &cobra.Command{
+		Use:   "notes --release-json PATH --tag vX.Y.Z",
+		Short: "Create or update the GitHub Release of a tag with each agent's index digest, tags and verify command",
+		Example: `  release github notes --release-json release.json --tag v1.2.0
+  release github notes --release-json releases/ --tag "$GITHUB_REF_NAME"   # one release-<agent>.json per merge job`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tag == "" {
+				return fmt.Errorf("--tag is required")
+			}
+			agents, err := gh.ReadPublished(results)
+			if err != nil {
+				return err
+			}
+			c, err := f.client(true)
+			if err != nil {
+				return err
+			}
+			rel, err := c.PublishRelease(cmd.Context(), tag, agents)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "release %s: %s (%d agents)\n", tag, rel.GetHTMLURL(), len(agents))
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&results, "release-json", "release.json", "release.json, or a directory of them")
+	cmd.Flags().StringVar(&tag, "tag", "", "the git tag whose release to write")
+	return cmd
+}
+
+func newGitHubNightlyCmd() *cobra.Command {
+	var f gitHubFlags
+	var runID int64
+	var runURL string
+	cmd := &cobra.Command{
+		Use:   "nightly --run-id ID",
+		Short: "Open, update or close the issue that tracks a failing nightly release",
+		Long: `Reads which build and merge jobs of the run failed, then keeps one issue
+(label ` + gh.NightlyLabel + `) open while nightlies fail: opened on the first failure,
+commented on each later one, closed with a comment when a nightly succeeds.
+Run it as the last job of the nightly with permissions issues: write and
+actions: read.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runID == 0 {
+				id, err := strconv.ParseInt(os.Getenv("GITHUB_RUN_ID"), 10, 64)
+				if err != nil {
+					return fmt.Errorf("--run-id is required outside GitHub Actions")
+				}
+				runID = id
+			}
+			if runURL == "" {
+				server := os.Getenv("GITHUB_SERVER_URL")
+				if server == "" {
+					server = "https://github.com"
+				}
+				runURL = fmt.Sprintf("%s/%s/actions/runs/%d", server, f.repository, runID)
+			}
+			c, err := f.client(true)
+			if err != nil {
+				return err
+			}
+			run, err := c.RunOutcome(cmd.Context(), runID, runURL)
+			if err != nil {
+				return err
+			}
+			tracked, err := c.TrackNightly(cmd.Context(), run)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if run.OK() {
+				fmt.Fprintf(out, "nightly run %d succeeded", runID)
+			} else {
+				fmt.Fprintf(out, "nightly run %d failed: agents %s, jobs %s", runID, joinOrNone(run.Failed), joinOrNone(run.FailedJobs))
+			}
+			if tracked.Action == "none" {
+				fmt.Fprintln(out, "; no tracking issue open")
+			} else {
+				fmt.Fprintf(out, "; tracking issue #%d %s\n", tracked.Issue, tracked.Action)
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().Int64Var(&runID, "run-id", 0, "the workflow run (default $GITHUB_RUN_ID)")
+	cmd.Flags().StringVar(&runURL, "run-url", "", "link to the run (default from $GITHUB_SERVER_URL)")
+	return cmd
+}
+
+func joinOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+func newGitHubSummaryCmd() *cobra.Command {
+	var results string
+	cmd := &cobra.Command{
+		Use:   "summary --release-json PATH",
+		Short: "Write the table of released agents to the step summary (or stdout outside Actions)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var agents []gh.Published
+			if _, err := os.Stat(results); err == nil {
+				if agents, err = gh.ReadPublished(results); err != nil {
+					return err
+				}
+			}
+			md := gh.Summary(agents)
+			if os.Getenv("GITHUB_STEP_SUMMARY") == "" {
+				fmt.Fprint(cmd.OutOrStdout(), md)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d agents released\n", len(agents))
+			return gh.AppendSummary(md)
+		},
+	}
+	cmd.Flags().StringVar(&results, "release-json", "release.json", "release.json, or a directory of them (missing: no agent released)")
+	return cmd
+}
+
+func newGitHubOutputsCmd() *cobra.Command {
+	var results, matrixJSON string
+	cmd := &cobra.Command{
+		Use:   "outputs [--release-json PATH] [--matrix JSON]",
+		Short: "Set the Action's step outputs: digests and release-json from release.json, agents from a matrix",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			set := func(name, value string) error {
+				if os.Getenv("GITHUB_OUTPUT") == "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s=%s\n", name, value)
+					return nil
+				}
+				return gh.SetOutput(name, value)
+			}
+			if matrixJSON != "" {
+				agents, err := gh.MatrixAgents(matrixJSON)
+				if err != nil {
+					return err
+				}
+				if err := set("agents", outputJSON(agents)); err != nil {
+					return err
+				}
+			}
+			if results != "" {
+				agents, err := gh.ReadPublished(results)
+				if err != nil {
+					return err
+				}
+				abs, err := filepath.Abs(results)
+				if err != nil {
+					return err
+				}
+				if err := set("digests", outputJSON(gh.Digests(agents))); err != nil {
+					return err
+				}
+				if err := set("release-json", abs); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&results, "release-json", "", "release.json to read digests from")
+	cmd.Flags().StringVar(&matrixJSON, "matrix", "", "a GitHub matrix JSON to list the agents of")
+	return cmd
+}
+
+// outputJSON is v as compact JSON, for step outputs fromJSON reads back.
+func outputJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only maps and slices of strings reach here
+	}
+	return string(b)
+}
