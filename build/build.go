@@ -115,7 +115,10 @@ func buildOne(ctx context.Context, o options, flake nix.Flake, t matrix.Target) 
 		r.Err = err
 		return r
 	}
-	args := append([]string{"build", "--json", "--out-link", link, flake.Installable(attr)}, flake.OverrideArgs()...)
+	// Each target is its own nix process so one failure stays with its
+	// target; they must not share the evaluation cache, whose SQLite
+	// database Nix does not open safely from several processes at once.
+	args := append([]string{"build", "--json", "--no-eval-cache", "--out-link", link, flake.Installable(attr)}, flake.OverrideArgs()...)
 	out, err := o.nix(ctx, args...)
 	if err != nil {
 		r.Err = fmt.Errorf("building %s: %w", t, err)

@@ -82,12 +82,27 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	tail := e.Stderr
-	// Nix prints its own error last; the build log before it can be long.
-	if lines := strings.Split(tail, "\n"); len(lines) > 25 {
-		tail = "...\n" + strings.Join(lines[len(lines)-25:], "\n")
+	return fmt.Sprintf("nix %s: %v: %s", e.Args[0], e.Err, e.Reason())
+}
+
+// Reason is what Nix said went wrong: its error lines, or the end of its
+// output when it printed none. Warnings and the build log are left out.
+func (e *Error) Reason() string {
+	lines := strings.Split(e.Stderr, "\n")
+	var errs []string
+	for i, l := range lines {
+		if strings.HasPrefix(l, "error:") {
+			errs = append(errs, strings.Join(lines[i:min(len(lines), i+12)], "\n"))
+			break
+		}
 	}
-	return fmt.Sprintf("nix %s: %v\n%s", strings.Join(e.Args, " "), e.Err, tail)
+	if len(errs) == 0 && len(lines) > 12 {
+		lines = lines[len(lines)-12:]
+		errs = lines
+	} else if len(errs) == 0 {
+		errs = lines
+	}
+	return strings.TrimSpace(strings.Join(errs, "\n"))
 }
 
 func (e *Error) Unwrap() error { return e.Err }
