@@ -302,6 +302,20 @@ let
       ;
   };
 
+  # What `nix develop` sources before it records the shell's environment:
+  # the PATH of the shell's packages, ahead of the host's.
+  shellSetup = runCommandWith' "stdenv-standin-shell-setup" { } ''
+    mkdir -p $out
+    cat > $out/setup <<'EOF'
+    __standin_path=
+    for p in $nativeBuildInputs $buildInputs; do
+      if [ -d "$p/bin" ]; then __standin_path="''${__standin_path:+$__standin_path:}$p/bin"; fi
+    done
+    export PATH="''${__standin_path:+$__standin_path:}/usr/local/bin:/usr/bin:/bin"
+    unset __standin_path
+    EOF
+  '';
+
   writeText =
     name: text:
     runCommandWith' name {
@@ -392,6 +406,9 @@ let
         ]
         // {
           inherit name shellHook;
+          # `nix develop` sources $stdenv/setup and dumps one file per output.
+          stdenv = shellSetup;
+          outputs = [ "out" ];
           nativeBuildInputs = packages ++ nativeBuildInputs;
           buildCommand = ''
             echo "agent-images stand-in mkShell: use nix develop, not nix build" > $out
