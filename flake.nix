@@ -166,7 +166,7 @@
       # names the entry and the rule; `..` must be refused as such, not
       # because the path it leads to happens to be a system path.
       extraDirectoriesCheck =
-        system: pkgs:
+        pkgs:
         let
           mkAgentImage = self.lib.mkAgentImage { inherit pkgs; };
           agent = pkgs.hello;
@@ -224,7 +224,7 @@
             ++ lib.concatLists (lib.mapAttrsToList acceptanceProblems accepted);
           report = lib.concatStringsSep "\n" (
             lib.mapAttrsToList (
-              dir: want:
+              dir: _:
               "rejected ${builtins.toJSON dir}: ${
                 extraDirectoryRules.errorMessage dir (extraDirectoryRules.brokenRule dir)
               }"
@@ -310,7 +310,7 @@
           pkgs = pkgsFor system;
         in
         {
-          extra-directories = extraDirectoriesCheck system pkgs;
+          extra-directories = extraDirectoriesCheck pkgs;
           release-metadata = releaseMetadataCheck system pkgs;
         }
       );
