@@ -1,0 +1,194 @@
+package sign
+
+import (
+	"context"
+	"maps"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+)
+
+// TestKeySignThenVerify releases with a generated key pair against Debian's
+// docker-registry, then checks that Verify passes, and that each way of
+// breaking the release fails with its own message.
+func TestKeySignThenVerify(t *testing.T) {
+	addr := startRegistry(t)
+	ctx := t.Context()
+	dir := t.TempDir()
+	key, pub := writeKeyPair(t, dir, "cosign", "s3cret")
+	_, otherPub := writeKeyPair(t, dir, "other", "other")
+	t.Setenv("COSIGN_PASSWORD", "s3cret")
+	s, err := New(ctx, WithKey(key))
+	if err != nil {
+		t.Fatalf("New(WithKey) = %v", err)
+	}
+
+	tests := []struct {
+		name   string
+		key    string
+		break_ func(t *testing.T, repo name.Repository, r Request)
+		// want maps "subject what" to a substring of its failure; checks
+		// not named must pass. wantAll applies to every check.
+		want    func(repo name.Repository) map[string]string
+		wantAll string
+	}{
+		{name: "signed release verifies", key: pub},
+		{name: "wrong key", key: otherPub, wantAll: "not by the given key"},
+		{
+			name: "missing signature",
+			key:  pub,
+			break_: func(t *testing.T, repo name.Repository, r Request) {
+				deleteSignature(t, ctx, r.Platforms[1].Manifest)
+			},
+			want: func(repo name.Repository) map[string]string {
+				return map[string]string{"linux/arm64 signature": "missing signature: nothing at " + repo.String() + ":sha256-"}
+			},
+		},
+		{
+			name: "tampered tag",
+			key:  pub,
+			break_: func(t *testing.T, repo name.Repository, r Request) {
+				// Someone pushes other content, copies the real index's
+				// signature next to it and moves the tag.
+				other := pushRelease(t, ctx, repo, "evil")
+				copySignature(t, ctx, r.Index, other.Index)
+			},
+			want: func(name.Repository) map[string]string {
+				return map[string]string{
+					"index signature":                    "tampered: the signature at",
+					"linux/amd64 signature":              "missing signature",
+					"linux/arm64 signature":              "missing signature",
+					"linux/amd64 SBOM attestation":       "missing attestation",
+					"linux/arm64 SBOM attestation":       "missing attestation",
+					"linux/amd64 provenance attestation": "missing attestation",
+					"linux/arm64 provenance attestation": "missing attestation",
+				}
+			},
+		},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			repo, err := name.NewRepository(addr+"/agent-images/pi"+string(rune('a'+i)), name.Insecure)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := pushRelease(t, ctx, repo, "good")
+			res, err := s.Sign(ctx, req)
+			if err != nil {
+				t.Fatalf("Sign = %v", err)
+			}
+			if res.Unchanged() {
+				t.Errorf("Sign of a new release = unchanged, want signatures added")
+			}
+			if tt.break_ != nil {
+				tt.break_(t, repo, req)
+			}
+			rep, err := Verify(ctx, repo.Tag("latest"), Policy{Key: tt.key, IgnoreTlog: true})
+			if err != nil {
+				t.Fatalf("Verify = %v", err)
+			}
+			if got := len(rep.Checks); got != 7 {
+				t.Errorf("Verify made %d checks, want 7 (index + 3 per platform)", got)
+			}
+			var wants map[string]string
+			if tt.want != nil {
+				wants = tt.want(repo)
+			}
+			for _, c := range rep.Checks {
+				label := c.Subject + " " + c.What
+				want := wants[label]
+				if tt.wantAll != "" {
+					want = tt.wantAll
+				}
+				switch {
+				case want == "" && c.Err != nil:
+					t.Errorf("%s = %v, want ok", label, c.Err)
+				case want != "" && (c.Err == nil || !strings.Contains(c.Err.Error(), want)):
+					t.Errorf("%s = %v, want an error containing %q", label, c.Err, want)
+				}
+			}
+			if !strings.Contains(rep.Commands[0], "cosign verify --key "+tt.key+" --insecure-ignore-tlog=true") {
+				t.Errorf("Commands[0] = %q, want a cosign verify with the key", rep.Commands[0])
+			}
+		})
+	}
+}
+
+// TestSignIsIdempotent signs an unchanged release twice: the second run must
+// not add a signature, an attestation or a tag.
+func TestSignIsIdempotent(t *testing.T) {
+	addr := startRegistry(t)
+	ctx := t.Context()
+	key, _ := writeKeyPair(t, t.TempDir(), "cosign", "pw")
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	s, err := New(ctx, WithKey(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, _ := name.NewRepository(addr+"/agent-images/pi", name.Insecure)
+	req := pushRelease(t, ctx, repo, "good")
+	first, err := s.Sign(ctx, req)
+	if err != nil {
+		t.Fatalf("first Sign = %v", err)
+	}
+	before := registryState(t, ctx, repo)
+	// latest, the index .sig, and per platform a .sig and an .att.
+	if got, want := len(before), 1+1+2*len(testArches); got != want {
+		t.Errorf("after the first Sign the registry has %d tags %v, want %d", got, before, want)
+	}
+	if got := first.Platforms[0].Added; len(got) != 3 {
+		t.Errorf("first Sign added %v to %s, want a signature and two attestations", got, first.Platforms[0].Digest)
+	}
+
+	// A new Signer, as the next nightly run would have.
+	s2, err := New(ctx, WithKey(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := s2.Sign(ctx, req)
+	if err != nil {
+		t.Fatalf("second Sign = %v", err)
+	}
+	if !second.Unchanged() {
+		t.Errorf("second Sign = %+v, want unchanged", second)
+	}
+	if after := registryState(t, ctx, repo); !maps.Equal(before, after) {
+		t.Errorf("registry after the second Sign = %v, want %v", after, before)
+	}
+	if first.Index.Signature != second.Index.Signature || first.Platforms[1].Attestations != second.Platforms[1].Attestations {
+		t.Errorf("second Sign reports other references: %+v, want %+v", second, first)
+	}
+}
+
+// deleteSignature removes the signature image of d from the registry.
+func deleteSignature(t *testing.T, ctx context.Context, d name.Digest) {
+	t.Helper()
+	tag, err := ociremote.SignatureTag(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := remote.Head(tag, remote.WithContext(ctx))
+	if err != nil {
+		t.Fatalf("resolving %s: %v", tag, err)
+	}
+	if err := remote.Delete(tag.Context().Digest(desc.Digest.String()), remote.WithContext(ctx)); err != nil {
+		t.Fatalf("deleting %s: %v", tag, err)
+	}
+}
+
+// copySignature puts from's signature image at to's signature tag.
+func copySignature(t *testing.T, ctx context.Context, from, to name.Digest) {
+	t.Helper()
+	src, _ := ociremote.SignatureTag(from)
+	dst, _ := ociremote.SignatureTag(to)
+	img, err := remote.Image(src, remote.WithContext(ctx))
+	if err != nil {
+		t.Fatalf("reading %s: %v", src, err)
+	}
+	if err := remote.Write(dst, img, remote.WithContext(ctx)); err != nil {
+		t.Fatalf("writing %s: %v", dst, err)
+	}
+}
