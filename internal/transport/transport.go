@@ -13,12 +13,11 @@ import (
 )
 
 type options struct {
-	retries  int
-	waitMin  time.Duration
-	waitMax  time.Duration
-	base     http.RoundTripper
-	logger   *log.Logger
-	insecure bool
+	retries int
+	waitMin time.Duration
+	waitMax time.Duration
+	base    http.RoundTripper
+	logger  *log.Logger
 }
 
 // Option configures New.

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The project's tests, from a fresh Debian machine: installs and prepares
+# what they need (scripts/setup-host.sh), then runs the Go checks and every
+# test against real Nix, Podman (x86_64 and aarch64 under qemu), Debian's
+# docker-registry and, where it starts, Docker.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup-host.sh
+# shellcheck source=scripts/env.sh
+source scripts/env.sh
+export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH)/bin"
+# Missing tools fail the tests instead of skipping them.
+export AGENT_IMAGES_REQUIRE_E2E=1
+
+echo "== gofmt, go vet, staticcheck"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "not gofmt-formatted:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+go vet ./...
+if ! command -v staticcheck >/dev/null; then
+  go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
+staticcheck ./...
+
+echo "== go test"
+go test -timeout 40m -count=1 ./... 2>&1 | tee /tmp/agent-images-go-test.log
