@@ -27,12 +27,12 @@ else
 fi
 
 if [ -n "${SYSTEMS:-}" ]; then args+=(--system "$SYSTEMS"); fi
+if [ -n "${FLAKE:-}" ]; then args+=(--flake "$FLAKE"); fi
 
 if [ "${COMMAND:-release}" = matrix ]; then
   args+=(--json)
   if [ -n "${RUNNER_ARM:-}" ]; then args+=(--runner "aarch64-linux=$RUNNER_ARM"); fi
 else
-  if [ "${COMMAND:-release}" != merge ] && [ -n "${FLAKE:-}" ]; then args+=(--flake "$FLAKE"); fi
   if [ "${PUSH:-false}" = true ]; then args+=(--push); fi
   if [ -n "${REGISTRY:-}" ]; then args+=(--registry "$REGISTRY"); fi
   if [ "${INSECURE:-false}" = true ]; then args+=(--insecure); fi

@@ -1,0 +1,500 @@
+package gh
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nothingnesses/agent-images/internal/testenv"
+)
+
+// The linters and runners the workflow tests install from the Go module
+// proxy, pinned.
+const (
+	actionlintVersion = "v1.7.12"
+	actVersion        = "v0.2.89"
+)
+
+var toolMu sync.Mutex
+
+// tool installs module@version with `go install` into the user cache
+// directory once and returns the binary's path.
+func tool(t *testing.T, module, version string) string {
+	t.Helper()
+	testenv.Require(t, "go")
+	toolMu.Lock()
+	defer toolMu.Unlock()
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	bin := filepath.Base(module)
+	dir := filepath.Join(cache, "agent-images", "tools", bin+"-"+version)
+	path := filepath.Join(dir, bin)
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	// Install beside the final place and rename, so a test killed halfway
+	// never leaves a broken binary behind.
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".install-*")
+	if err != nil {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if tmp, err = os.MkdirTemp(filepath.Dir(dir), ".install-*"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer os.RemoveAll(tmp)
+	cmd := exec.Command("go", "install", module+"@"+version)
+	cmd.Dir = tmp
+	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go install %s@%s: %v\n%s", module, version, err, out)
+	}
+	if err := os.Rename(tmp, dir); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func notUnderAct(t *testing.T) {
+	t.Helper()
+	if os.Getenv("ACT") == "true" {
+		t.Skip("already running inside act (ci.yml under TestActCI): not nesting workflow runs")
+	}
+}
+
+func TestActionlint(t *testing.T) {
+	notUnderAct(t)
+	actionlint := tool(t, "github.com/rhysd/actionlint/cmd/actionlint", actionlintVersion)
+	root := testenv.RepoRoot(t)
+	cmd := exec.Command(actionlint, "-no-color")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("actionlint on .github/workflows (and action.yml, which ci.yml and release.yml use) = %v\n%s", err, out)
+	}
+
+	// The same linter must catch what the workflows avoid: an input spliced
+	// into shell text, and an unknown input of our action.
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, ".github", "workflows"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, filepath.Join(root, "action.yml"), filepath.Join(dir, "action.yml"))
+	bad := `on: issues
+jobs:
+  x:
+    runs-on: ubuntu-24.04
+    steps:
+      - run: echo "${{ github.event.issue.title }}"
+      - uses: ./
+        with:
+          agentz: pi
+`
+	if err := os.WriteFile(filepath.Join(dir, ".github", "workflows", "bad.yml"), []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git := exec.Command("git", "init", "-q")
+	git.Dir = dir
+	if out, err := git.CombinedOutput(); err != nil {
+		t.Fatalf("git init: %v\n%s", err, out)
+	}
+	cmd = exec.Command(actionlint, "-no-color")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("actionlint on a workflow with script injection = success, want findings")
+	}
+	for _, want := range []string{"potentially untrusted", `input "agentz" is not defined`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("actionlint output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+var (
+	usesLine   = regexp.MustCompile(`^\s*(?:-\s+)?uses:\s*(\S+)`)
+	pinnedUses = regexp.MustCompile(`^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$`)
+	versionTag = regexp.MustCompile(`#\s*v\d+(\.\d+)*\s*$`)
+)
+
+// remoteActions returns every remote action the workflows and action.yml use
+// ("owner/repo@sha"), checking each is pinned by a full commit SHA with the
+// version tag in a comment on the line above.
+func remoteActions(t *testing.T) []string {
+	t.Helper()
+	root := testenv.RepoRoot(t)
+	files, _ := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.yml"))
+	more, _ := filepath.Glob(filepath.Join(root, ".github", "actions", "*", "action.yml"))
+	files = append(append(files, more...), filepath.Join(root, "action.yml"))
+	seen := map[string]bool{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(data), "\n")
+		for i, line := range lines {
+			m := usesLine.FindStringSubmatch(line)
+			if m == nil || strings.HasPrefix(m[1], "./") {
+				continue
+			}
+			rel, _ := filepath.Rel(root, f)
+			if !pinnedUses.MatchString(m[1]) {
+				t.Errorf("%s:%d: %s is not pinned by a commit SHA", rel, i+1, m[1])
+				continue
+			}
+			if i == 0 || !versionTag.MatchString(lines[i-1]) {
+				t.Errorf("%s:%d: %s lacks a '# vX.Y.Z' comment on the line above naming the pinned version", rel, i+1, m[1])
+			}
+			seen[m[1]] = true
+		}
+	}
+	var out []string
+	for u := range seen {
+		out = append(out, u)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestWorkflowsLeastPrivilege(t *testing.T) {
+	if len(remoteActions(t)) == 0 {
+		t.Fatal("found no remote actions: the scan is broken")
+	}
+	root := testenv.RepoRoot(t)
+	for _, wf := range []string{"ci.yml", "release.yml", "update-flake.yml"} {
+		data, err := os.ReadFile(filepath.Join(root, ".github", "workflows", wf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`(?m)^permissions:\n  contents: read\n`).Match(data) {
+			t.Errorf("%s: top-level permissions are not exactly contents: read", wf)
+		}
+		// Inputs and event data reach shell only through env.
+		for i, line := range strings.Split(string(data), "\n") {
+			if strings.Contains(line, "run:") && strings.Contains(line, "${{") {
+				t.Errorf("%s:%d: expression inside run: %s", wf, i+1, strings.TrimSpace(line))
+			}
+		}
+	}
+	ci, _ := os.ReadFile(filepath.Join(root, ".github", "workflows", "ci.yml"))
+	for _, forbidden := range []string{"packages: write", "id-token: write", "push: \"true\""} {
+		if bytes.Contains(ci, []byte(forbidden)) {
+			t.Errorf("ci.yml (runs on pull requests) contains %q", forbidden)
+		}
+	}
+	action, _ := os.ReadFile(filepath.Join(root, "action.yml"))
+	for i, line := range strings.Split(string(action), "\n") {
+		if strings.Contains(line, "run:") && strings.Contains(line, "${{") {
+			t.Errorf("action.yml:%d: expression inside run: %s", i+1, strings.TrimSpace(line))
+		}
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// repoCopy makes a git repository in a temporary directory holding this
+// repository's files (tracked and new, not ignored): act runs jobs in it in
+// host mode, so release.json, out-links and the layout never land in the
+// real tree, and the flake sees exactly these files.
+func repoCopy(t *testing.T) string {
+	t.Helper()
+	testenv.Require(t, "git")
+	root := testenv.RepoRoot(t)
+	ls := exec.Command("git", "ls-files", "-co", "--exclude-standard", "-z")
+	ls.Dir = root
+	out, err := ls.Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	dir := t.TempDir()
+	for _, f := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		if f == "" {
+			continue
+		}
+		src := filepath.Join(root, f)
+		st, err := os.Lstat(src)
+		if err != nil || !st.Mode().IsRegular() {
+			continue // deleted in the work tree, or a symlink/submodule
+		}
+		copyFile(t, src, filepath.Join(dir, f))
+		if st.Mode()&0o111 != 0 {
+			_ = os.Chmod(filepath.Join(dir, f), 0o755)
+		}
+	}
+	for _, args := range [][]string{
+		{"init", "-q", "-b", "main"},
+		{"remote", "add", "origin", "https://github.com/acme/agent-images"},
+		{"add", "-A"},
+		{"-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-q", "-m", "snapshot"},
+	} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	return dir
+}
+
+// actLine is one line of `act --json` output.
+type actLine struct {
+	Msg        string `json:"msg"`
+	Job        string `json:"job"`
+	JobID      string `json:"jobID"`
+	JobResult  string `json:"jobResult"`
+	Stage      string `json:"stage"`
+	Step       string `json:"step"`
+	StepResult string `json:"stepResult"`
+	Command    string `json:"command"`
+	Name       string `json:"name"`
+	Arg        string `json:"arg"`
+	Content    string `json:"content"`
+	Raw        bool   `json:"raw_output"`
+}
+
+type actRun struct {
+	lines []actLine
+	log   string
+	err   error
+}
+
+var matrixSuffix = regexp.MustCompile(`-\d+$`)
+
+// job is the line's job name without act's "<workflow>/" prefix and "-N"
+// matrix suffix: the name GitHub shows.
+func (l actLine) job() string {
+	j := strings.TrimSpace(l.Job)
+	if _, rest, ok := strings.Cut(j, "/"); ok {
+		j = rest
+	}
+	return matrixSuffix.ReplaceAllString(j, "")
+}
+
+// jobs maps each job's name to its result.
+func (r actRun) jobs() map[string]string {
+	out := map[string]string{}
+	for _, l := range r.lines {
+		if l.JobResult != "" {
+			out[l.job()] = l.JobResult
+		}
+	}
+	return out
+}
+
+// outputs returns every value a job set for an output name.
+func (r actRun) outputs(job, name string) []string {
+	var out []string
+	for _, l := range r.lines {
+		if l.Command == "set-output" && l.job() == job && l.Name == name {
+			out = append(out, l.Arg)
+		}
+	}
+	return out
+}
+
+// summaries returns the step summaries a job wrote.
+func (r actRun) summaries(job string) string {
+	var b strings.Builder
+	for _, l := range r.lines {
+		if l.Command == "summary" && l.job() == job {
+			b.WriteString(l.Content)
+		}
+	}
+	return b.String()
+}
+
+// runAct runs one workflow in host mode: every runner label maps to this
+// machine, every remote action to its stub under testdata/act/stubs.
+func runAct(t *testing.T, repo, event, workflow string, args ...string) actRun {
+	t.Helper()
+	act := tool(t, "github.com/nektos/act", actVersion)
+	stubs, err := filepath.Abs(filepath.Join("testdata", "act", "stubs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv := []string{event, "-W", filepath.Join(".github", "workflows", workflow), "--json",
+		"-P", "ubuntu-24.04=-self-hosted", "-P", "ubuntu-24.04-arm=-self-hosted", "-P", "ubuntu-latest=-self-hosted",
+		"--action-offline-mode", "--no-cache-server", "--action-cache-path", filepath.Join(t.TempDir(), "act-cache"),
+	}
+	for _, uses := range remoteActions(t) {
+		repoName := strings.Split(strings.SplitN(uses, "@", 2)[0], "/")[1]
+		stub := filepath.Join(stubs, repoName)
+		if _, err := os.Stat(filepath.Join(stub, "action.yml")); err != nil {
+			t.Fatalf("no act stub for %s: add %s/action.yml", uses, stub)
+		}
+		argv = append(argv, "--local-repository", uses+"="+stub)
+	}
+	argv = append(argv, args...)
+	cmd := exec.Command(act, argv...)
+	cmd.Dir = repo
+	// A private config home: act then reads no ~/.config/act/actrc of the
+	// machine's user and never asks which image to use.
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	runErr := cmd.Run()
+	run := actRun{log: out.String(), err: runErr}
+	sc := bufio.NewScanner(bytes.NewReader(out.Bytes()))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var l actLine
+		if json.Unmarshal(sc.Bytes(), &l) == nil {
+			run.lines = append(run.lines, l)
+		}
+	}
+	if t.Failed() || testing.Verbose() {
+		t.Logf("act %s:\n%s", strings.Join(argv, " "), humanLog(run))
+	}
+	return run
+}
+
+// humanLog renders act's JSON log the way act prints it without --json.
+func humanLog(r actRun) string {
+	var b strings.Builder
+	for _, l := range r.lines {
+		fmt.Fprintf(&b, "[%s] %s\n", strings.TrimSpace(l.Job), strings.TrimRight(l.Msg, "\n"))
+	}
+	return b.String()
+}
+
+// TestActRelease runs release.yml for real under act: the matrix job, a
+// build job per (agent, system) pushing by digest to a local registry, the
+// merge job assembling the index and moving the tags, and the summary job
+// talking to a GitHub API the test serves. First as a v* tag push (which
+// writes the GitHub Release), then as the nightly (which closes the open
+// failure issue, and finds the release unchanged).
+func TestActRelease(t *testing.T) {
+	notUnderAct(t)
+	testenv.Require(t, "nix", "podman", "git", "go", "docker-registry")
+	testenv.Setenv(t)
+	reg := testenv.StartRegistry(t)
+	repo := repoCopy(t)
+	api := newFakeGitHub(t)
+	api.maxPer = 100
+	overrides := testenv.StandinOverrides(t)
+	prefix := reg + "/agent-images"
+	args := []string{
+		"--var", "RELEASE_REGISTRY=" + prefix,
+		"--var", "RELEASE_INSECURE=true",
+		"--var", "RELEASE_AGENTS=pi",
+		"--var", "RELEASE_EXTRA_ARGS=--override-input nixpkgs=" + overrides["nixpkgs"] + " --override-input llm-agents=" + overrides["llm-agents"],
+		"--env", "ACT_ARTIFACTS=" + t.TempDir(),
+		"--env", "GITHUB_API_URL=" + api.srv.URL,
+		"--env", "GITHUB_RUN_ID=4242",
+		"-s", "GITHUB_TOKEN=" + api.token,
+	}
+	wantJobs := map[string]string{
+		"matrix": "success", "build pi x86_64-linux": "success", "build pi aarch64-linux": "success",
+		"merge pi": "success", "summary": "success",
+	}
+
+	event := filepath.Join(t.TempDir(), "tag.json")
+	if err := os.WriteFile(event, []byte(`{"ref":"refs/tags/v0.1.0","repository":{"default_branch":"main"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tagRun := runAct(t, repo, "push", "release.yml", append(args, "-e", event, "--artifact-server-path", t.TempDir())...)
+	if got := tagRun.jobs(); !equalMaps(got, wantJobs) || tagRun.err != nil {
+		t.Fatalf("act push v0.1.0: jobs %v (%v), want %v\n%s", got, tagRun.err, wantJobs, humanLog(tagRun))
+	}
+
+	// The matrix job's output drove the build jobs: one per system, each on
+	// its native runner label.
+	var m struct {
+		Include []struct{ Agent, System, Runner string }
+	}
+	outs := tagRun.outputs("matrix", "matrix")
+	if len(outs) == 0 || json.Unmarshal([]byte(outs[len(outs)-1]), &m) != nil || len(m.Include) != 2 {
+		t.Fatalf("matrix output = %q, want pi on two systems", outs)
+	}
+	for _, e := range m.Include {
+		want := map[string]string{"x86_64-linux": "ubuntu-24.04", "aarch64-linux": "ubuntu-24.04-arm"}[e.System]
+		if e.Agent != "pi" || e.Runner != want {
+			t.Errorf("matrix entry %+v, want pi on %s", e, want)
+		}
+	}
+	if got := tagRun.outputs("matrix", "agents"); len(got) == 0 || got[len(got)-1] != `["pi"]` {
+		t.Errorf("agents output = %q, want [\"pi\"]", got)
+	}
+
+	// The merge job's Action outputs name the index the registry now has.
+	digests := tagRun.outputs("merge pi", "digests")
+	var byAgent map[string]string
+	if len(digests) == 0 || json.Unmarshal([]byte(digests[len(digests)-1]), &byAgent) != nil || byAgent["pi"] == "" {
+		t.Fatalf("merge digests output = %q, want pi's index digest", digests)
+	}
+	index := byAgent["pi"]
+	assertIndex(t, prefix+"/pi", index, "latest", "v0.1.0")
+
+	summary := tagRun.summaries("summary")
+	if !strings.Contains(summary, "| pi | `"+prefix+"/pi@"+index+"` |") || !strings.Contains(summary, "v0.1.0") {
+		t.Errorf("summary job's step summary = %q, want a row for pi with %s and tag v0.1.0", summary, index)
+	}
+	rel, ok := api.releases["v0.1.0"]
+	if !ok {
+		t.Fatalf("no GitHub Release for v0.1.0; API calls: %q", api.callsMatching(""))
+	}
+	if body, _ := rel["body"].(string); !strings.Contains(body, prefix+"/pi@"+index) {
+		t.Errorf("release notes = %q, want pi's index %s", body, index)
+	}
+	if n := len(api.callsMatching("POST /repos/acme/agent-images/issues")); n != 0 {
+		t.Errorf("a tag release touched issues (%d calls), want only the nightly to", n)
+	}
+
+	// The nightly, with a failure issue still open from an earlier night.
+	api.issues = append(api.issues, map[string]any{"number": 1, "title": NightlyTitle, "state": "open",
+		"labels": []map[string]any{{"name": NightlyLabel}}})
+	for name, result := range wantJobs {
+		api.jobs = append(api.jobs, map[string]any{"id": len(api.jobs) + 1, "name": name, "status": "completed", "conclusion": result})
+	}
+	nightly := runAct(t, repo, "schedule", "release.yml", args...)
+	if got := nightly.jobs(); !equalMaps(got, wantJobs) || nightly.err != nil {
+		t.Fatalf("act schedule: jobs %v (%v), want %v\n%s", got, nightly.err, wantJobs, humanLog(nightly))
+	}
+	if api.issues[0]["state"] != "closed" || len(api.comments[1]) != 1 ||
+		!strings.Contains(api.comments[1][0], "https://github.com/acme/agent-images/actions/runs/4242") {
+		t.Errorf("nightly issue = %v, comments %q: want closed with a comment linking run 4242", api.issues[0]["state"], api.comments[1])
+	}
+	if got := api.callsMatching("GET /repos/acme/agent-images/actions/runs/4242/jobs"); len(got) != 1 {
+		t.Errorf("run job listings = %q, want one for run 4242", got)
+	}
+	if s := nightly.summaries("summary"); !strings.Contains(s, "| pi | `"+prefix+"/pi@"+index+"` |") || !strings.Contains(s, "| no |") {
+		t.Errorf("nightly summary = %q, want pi unchanged at %s", s, index)
+	}
+	assertIndex(t, prefix+"/pi", index, "latest", "v0.1.0")
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
