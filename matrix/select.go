@@ -67,9 +67,19 @@ func unknownError(kind, name string, valid []string) error {
 	return &UnknownError{Kind: kind, Name: name, Valid: sorted, Closest: closest(name, sorted)}
 }
 
-// closest returns the valid name nearest to name by edit distance, if it is
-// near enough to be a plausible typo.
+// closest returns the valid name a user most likely meant: one that starts
+// with or contains what they typed ("claude" for claude-code), else the
+// nearest by edit distance if it is near enough to be a plausible typo.
 func closest(name string, valid []string) string {
+	partial := ""
+	for _, v := range valid {
+		if len(name) >= 2 && strings.Contains(v, name) && (partial == "" || len(v) < len(partial)) {
+			partial = v
+		}
+	}
+	if partial != "" {
+		return partial
+	}
 	best, bestDist := "", -1
 	for _, v := range valid {
 		d := editDistance(name, v)

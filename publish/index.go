@@ -62,7 +62,7 @@ func Index(parts []Part, annotations map[string]string) (v1.ImageIndex, error) {
 		}
 		platform := p.Platform
 		adds = append(adds, mutate.IndexAddendum{
-			Add:        p.Image,
+			Add:        plainImage{p.Image},
 			Descriptor: v1.Descriptor{MediaType: mt, Platform: &platform},
 		})
 	}
@@ -73,3 +73,10 @@ func Index(parts []Part, annotations map[string]string) (v1.ImageIndex, error) {
 	}
 	return idx, nil
 }
+
+// plainImage marks an image as an image, not an artifact: without it the
+// index entry would carry the config media type as an artifactType, which
+// the image spec reserves for artifacts.
+type plainImage struct{ v1.Image }
+
+func (plainImage) ArtifactType() (string, error) { return "", nil }
