@@ -26,5 +26,20 @@ if ! command -v staticcheck >/dev/null; then
 fi
 staticcheck ./...
 
+echo "== nix: flake check, every image for both systems, reproducibility"
+# shellcheck disable=SC2086 # STANDIN_OVERRIDES is a list of arguments
+nix flake check $STANDIN_OVERRIDES
+attrs=$(nix eval --json .#packages $STANDIN_OVERRIDES --apply \
+  'ps: builtins.concatLists (builtins.attrValues (builtins.mapAttrs (s: imgs: map (a: "packages.${s}.${a}") (builtins.attrNames imgs)) ps))' |
+  python3 -c 'import json,sys; print(" ".join(".#"+a for a in json.load(sys.stdin)))')
+count=$(wc -w <<<"$attrs")
+echo "building $count images"
+[ "$count" -ge 66 ] || { echo "expected 60 agent images and 6 test images per system, got $count" >&2; exit 1; }
+# shellcheck disable=SC2086
+nix build --no-link --max-jobs 4 $attrs $STANDIN_OVERRIDES
+# A second build of the same derivation must give the same bytes.
+# shellcheck disable=SC2086
+nix build --no-link --rebuild .#packages.x86_64-linux.pi .#packages.aarch64-linux.test-nix-custom $STANDIN_OVERRIDES
+
 echo "== go test"
 go test -timeout 40m -count=1 ./... 2>&1 | tee /tmp/agent-images-go-test.log
