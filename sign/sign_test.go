@@ -3,7 +3,10 @@ package sign
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -121,4 +124,33 @@ type noRetry struct{}
 
 func (noRetry) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestFlakeInputs(t *testing.T) {
+	dir := t.TempDir()
+	lock := `{"root":"root","version":7,"nodes":{
+	  "root":{"inputs":{"nixpkgs":"nixpkgs","llm-agents":"llm-agents","utils":["llm-agents","utils"]}},
+	  "nixpkgs":{"locked":{"rev":"89abcdef0123456789abcdef0123456789abcdef","narHash":"sha256-x"}},
+	  "llm-agents":{"locked":{"narHash":"sha256-y"}}}}`
+	if err := os.WriteFile(filepath.Join(dir, "flake.lock"), []byte(lock), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		dir       string
+		overrides map[string]string
+		want      map[string]string
+	}{
+		{"locked", dir, nil, map[string]string{"nixpkgs": "89abcdef0123456789abcdef0123456789abcdef", "llm-agents": "sha256-y"}},
+		{"overridden", dir, map[string]string{"nixpkgs": "path:./standin"}, map[string]string{"nixpkgs": "override:path:./standin", "llm-agents": "sha256-y"}},
+		{"no lock file", t.TempDir(), map[string]string{"nixpkgs": "path:x"}, map[string]string{"nixpkgs": "override:path:x"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := FlakeInputs(tt.dir, tt.overrides)
+			if err != nil || !maps.Equal(got, tt.want) {
+				t.Errorf("FlakeInputs() = %v, %v, want %v", got, err, tt.want)
+			}
+		})
+	}
 }

@@ -187,6 +187,7 @@ Without --push the result is written to an OCI image layout (--layout).`,
 		newMergeCmd(),
 		newPruneCmd(),
 		newGitHubCmd(),
+		newVerifyCmd(),
 	)
 	return cmd
 }
