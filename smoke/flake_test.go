@@ -1,0 +1,244 @@
+package smoke
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/nothingnesses/agent-images/internal/testenv"
+)
+
+// flakeImage is one image of the flake with what the spec says about it.
+type flakeImage struct {
+	attr   string
+	expect func(mainProgram string) Expect
+}
+
+// flakeImages are the default image and the six test images of the spec
+// (../shared/seed/agent-images-README.txt, "Tests"); the values below are
+// the spec's, not read back from the flake, so a drift in either shows.
+var flakeImages = []flakeImage{
+	{attr: "pi", expect: AgentDefaults},
+	{attr: "test-custom", expect: func(main string) Expect {
+		e := UserDefaults(main, "dev", 1002, 100, "/home/dev", "/project")
+		e.Commands = append(e.Commands, "hello")
+		e.Env["CUSTOM_VAR"] = "custom-value"
+		// Overridden, and exactly once; the other XDG defaults are kept.
+		e.Env["XDG_CONFIG_HOME"] = "/home/dev/.custom-config"
+		e.UniqueEnv = append(e.UniqueEnv, "CUSTOM_VAR")
+		e.Dirs = append(e.Dirs, "/home/dev/.dev-cache", "/home/dev/.custom-config", "/home/dev/.my+app@v2", "/opt/dev-cache")
+		// Only listed directories are chowned: mkdir -p's parents outside $HOME stay root's.
+		e.RootOwned = []string{"/opt"}
+		return e
+	}},
+	{attr: "test-minimal", expect: func(main string) Expect {
+		e := AgentDefaults(main)
+		// basePackages = bashInteractive coreutils cacert.
+		e.Commands = []string{"sh", "bash", "ls", "whoami", "id"}
+		e.Absent = []string{"git", "nix"}
+		return e
+	}},
+	{attr: "test-nix", expect: func(main string) Expect {
+		e := AgentDefaults(main)
+		e.Absent = nil
+		e.Commands = append(e.Commands, "nix")
+		e.Nix = &NixExpect{Features: DefaultNixFeatures, ConfDir: "/etc/nix"}
+		return e
+	}},
+	{attr: "test-nix-custom", expect: func(main string) Expect {
+		e := UserDefaults(main, "nixer", 1001, 100, "/home/nixer", "/workspace")
+		e.Absent = nil
+		e.Commands = append(e.Commands, "nix")
+		e.Env["CUSTOM_VAR"] = "nix-custom-value"
+		e.Nix = &NixExpect{Features: []string{"nix-command", "flakes", "pipe-operators"}, ConfDir: "/etc/nix"}
+		e.NixLd = &NixLdExpect{}
+		return e
+	}},
+	{attr: "test-nix-ld", expect: func(main string) Expect {
+		e := AgentDefaults(main)
+		e.NixLd = &NixLdExpect{}
+		return e
+	}},
+	{attr: "test-nix-ld-minimal", expect: func(main string) Expect {
+		e := AgentDefaults(main)
+		e.NixLd = &NixLdExpect{}
+		return e
+	}},
+}
+
+var flakeSystems = []struct {
+	system string
+	plat   v1.Platform
+}{
+	{"x86_64-linux", v1.Platform{OS: "linux", Architecture: "amd64"}},
+	{"aarch64-linux", v1.Platform{OS: "linux", Architecture: "arm64"}},
+}
+
+// builtImage is what the flake says about one image and where nix put it.
+type builtImage struct {
+	Out   string `json:"out"`
+	Image struct {
+		MainProgram string `json:"mainProgram"`
+		User        string `json:"user"`
+		UID         int    `json:"uid"`
+	} `json:"image"`
+}
+
+// buildFlakeImages builds every image the tests need with real nix against
+// the stand-in inputs: one eval for the output paths and metadata, then one
+// nix build for all of them, so nix schedules them together.
+func buildFlakeImages(t *testing.T) map[string]map[string]builtImage {
+	t.Helper()
+	root := testenv.RepoRoot(t)
+	var systems, attrs, installables []string
+	for _, s := range flakeSystems {
+		systems = append(systems, fmt.Sprintf("%q = 0;", s.system))
+		for _, fi := range flakeImages {
+			installables = append(installables, fmt.Sprintf("%s#packages.%s.%s", root, s.system, fi.attr))
+		}
+	}
+	for _, fi := range flakeImages {
+		attrs = append(attrs, fmt.Sprintf("%q = 0;", fi.attr))
+	}
+	apply := fmt.Sprintf(`ps: builtins.mapAttrs (s: p: builtins.mapAttrs (a: d: { out = d.outPath; image = d.agentImage; })
+		(builtins.intersectAttrs { %s } p)) (builtins.intersectAttrs { %s } ps)`, strings.Join(attrs, " "), strings.Join(systems, " "))
+	evalArgs := append([]string{"eval", "--json", root + "#packages", "--apply", apply}, testenv.OverrideArgs(t)...)
+	out := runNix(t, evalArgs...)
+	var got map[string]map[string]builtImage
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("nix eval output: %v\n%s", err, out)
+	}
+	buildArgs := append([]string{"build", "--no-link"}, testenv.OverrideArgs(t)...)
+	runNix(t, append(buildArgs, installables...)...)
+	return got
+}
+
+func runNix(t *testing.T, args ...string) []byte {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(t.Context(), "nix", args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("nix %s: %v\n%s", strings.Join(args[:2], " "), err, lastLines(stderr.String(), 30))
+	}
+	return stdout.Bytes()
+}
+
+// loadArchive reads a docker-archive .tar or .tar.gz as a v1.Image. A gzip
+// archive is unpacked to a temporary file first: tarball.Image re-reads the
+// archive for every layer, and re-inflating it each time would be slow.
+func loadArchive(t *testing.T, p string) v1.Image {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	magic, _ := br.Peek(2)
+	if !bytes.Equal(magic, []byte{0x1f, 0x8b}) {
+		img, err := tarball.ImageFromPath(p, nil)
+		if err != nil {
+			t.Fatalf("tarball.ImageFromPath(%s): %v", p, err)
+		}
+		return img
+	}
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(t.TempDir(), filepath.Base(strings.TrimSuffix(p, ".gz")))
+	w, err := os.Create(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(w, zr); err != nil {
+		t.Fatalf("inflating %s: %v", p, err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	img, err := tarball.ImageFromPath(tmp, nil)
+	if err != nil {
+		t.Fatalf("tarball.ImageFromPath(%s): %v", p, err)
+	}
+	return img
+}
+
+// TestFlakeImages builds the flake's default and test images for both
+// systems with real nix against the stand-in inputs and runs the catalogue
+// on each in podman: natively for x86_64, under qemu-user for aarch64.
+func TestFlakeImages(t *testing.T) {
+	testenv.Require(t, "nix", "podman")
+	testenv.Setenv(t)
+	if _, err := os.Stat(filepath.Join(testenv.RepoRoot(t), "flake.nix")); err != nil {
+		t.Fatalf("no flake.nix in the repository: %v", err)
+	}
+	rt := podman(t)
+	built := buildFlakeImages(t)
+	for _, s := range flakeSystems {
+		for _, fi := range flakeImages {
+			t.Run(s.system+"/"+fi.attr, func(t *testing.T) {
+				b, ok := built[s.system][fi.attr]
+				if !ok {
+					t.Fatalf("the flake has no packages.%s.%s", s.system, fi.attr)
+				}
+				if ok, how, err := CanRun(s.plat); err != nil || !ok {
+					msg := fmt.Sprintf("%s images cannot run here: %s %v (scripts/setup-host.sh registers qemu)", s.system, how, err)
+					if testenv.Strict() {
+						t.Fatal(msg)
+					}
+					t.Skip(msg)
+				}
+				img := loadArchive(t, b.Out)
+				want := fi.expect(b.Image.MainProgram)
+				rep, err := Test(t.Context(), img, want, WithRuntime(rt), WithPlatform(s.plat))
+				if err != nil {
+					t.Fatalf("Test(%s) error: %v", fi.attr, err)
+				}
+				t.Logf("%s", rep)
+				if rep.Mode != ModeContainer {
+					t.Errorf("Test(%s) mode = %s (%s), want container", fi.attr, rep.Mode, rep.Reason)
+				}
+				for _, r := range rep.Failed() {
+					t.Errorf("Test(%s): %s", fi.attr, r)
+				}
+				// Skips are allowed only where the offline stand-ins cannot
+				// behave like the real thing, and must say so.
+				for _, r := range rep.Skipped() {
+					if !strings.Contains(r.Detail, "stand-in") {
+						t.Errorf("Test(%s) skipped %s for a reason other than a stand-in: %s", fi.attr, r.Check, r.Detail)
+					}
+				}
+				wantSkip := wantStandinSkips(want)
+				if got := checks(rep.Results, Skip); !slices.Equal(got, wantSkip) {
+					t.Errorf("Test(%s) skipped %q, want %q", fi.attr, got, wantSkip)
+				}
+			})
+		}
+	}
+}
+
+// wantStandinSkips are the checks that need real Nix or nix-ld.
+func wantStandinSkips(e Expect) []string {
+	var s []string
+	if e.NixLd != nil {
+		s = append(s, "run.nix-ld-foreign-elf")
+	}
+	if e.Nix != nil {
+		s = append(s, "run.nix-path-info", "run.nix-version")
+	}
+	slices.Sort(s)
+	return s
+}
