@@ -168,7 +168,7 @@ func requestCertificate(ctx context.Context, cfg keylessConfig, sv signature.Sig
 		certs = out.Detached.Chain.Certificates
 	}
 	if len(certs) == 0 {
-		return nil, nil, fmt.Errorf("Fulcio at %s returned no certificate", cfg.fulcioURL)
+		return nil, nil, fmt.Errorf("no certificate in the answer of Fulcio at %s", cfg.fulcioURL)
 	}
 	return []byte(certs[0]), []byte(strings.Join(certs[1:], "")), nil
 }

@@ -142,7 +142,7 @@ func (k *keylessIdentity) signer(ctx context.Context) (signature.SignerVerifier,
 	}
 	certs, err := cryptoutils.UnmarshalCertificatesFromPEM(certPEM)
 	if err != nil || len(certs) == 0 {
-		return nil, nil, nil, fmt.Errorf("Fulcio at %s returned no certificate: %v", k.cfg.fulcioURL, err)
+		return nil, nil, nil, fmt.Errorf("no certificate in the answer of Fulcio at %s: %v", k.cfg.fulcioURL, err)
 	}
 	k.sv, k.cert, k.certPEM, k.chainPEM = sv, certs[0], certPEM, chainPEM
 	who, err := identityOf(certs[0])
