@@ -54,6 +54,12 @@ type NixLdExpect struct {
 	// Loader is the conventional dynamic loader path that must be a symlink
 	// to nix-ld; empty picks it from the platform (see LoaderPath).
 	Loader string
+	// Libraries must each have a lib directory in NIX_LD_LIBRARY_PATH,
+	// matched by store path name (/nix/store/<hash>-<name>-<version>/lib).
+	Libraries []string
+	// OnlyLibraries: NIX_LD_LIBRARY_PATH holds nothing but Libraries, as
+	// with a custom nixLdLibraries set.
+	OnlyLibraries bool
 }
 
 // DefaultNixFeatures are the experimental features mkAgentImage enables by default.

@@ -67,12 +67,14 @@ var flakeImages = []flakeImage{
 	}},
 	{attr: "test-nix-ld", expect: func(main string) Expect {
 		e := AgentDefaults(main)
-		e.NixLd = &NixLdExpect{}
+		// A few of the default set mirrored from NixOS' programs.nix-ld.
+		e.NixLd = &NixLdExpect{Libraries: []string{"zlib", "openssl", "curl", "systemd"}}
 		return e
 	}},
 	{attr: "test-nix-ld-minimal", expect: func(main string) Expect {
 		e := AgentDefaults(main)
-		e.NixLd = &NixLdExpect{}
+		// nixLdLibraries replaces the defaults rather than extending them.
+		e.NixLd = &NixLdExpect{Libraries: []string{"zlib", "openssl"}, OnlyLibraries: true}
 		return e
 	}},
 }

@@ -38,10 +38,10 @@ const (
 
 // Result is one check of the catalogue.
 type Result struct {
-	Check  string // stable name, e.g. "config.user" or "run.whoami"
-	Static bool   // read from the image without running it
-	Status Status
-	Detail string // what was found, and for a failure what was wanted
+	Check  string `json:"check"`            // stable name, e.g. "config.user" or "run.whoami"
+	Static bool   `json:"static"`           // read from the image without running it
+	Status Status `json:"status"`           // pass, fail or skip
+	Detail string `json:"detail,omitempty"` // what was found, and for a failure what was wanted
 }
 
 func (r Result) String() string {
@@ -57,13 +57,13 @@ func (r Result) String() string {
 
 // Report is everything Test found out about one image.
 type Report struct {
-	Platform v1.Platform
-	Mode     Mode
+	Platform v1.Platform `json:"platform"`
+	Mode     Mode        `json:"mode"`
 	// Reason says why only static checks ran (Mode == ModeStatic).
-	Reason string
+	Reason string `json:"reason,omitempty"`
 	// Runner names the runtime and how the platform ran, e.g. "podman, emulated by qemu-aarch64".
-	Runner  string
-	Results []Result
+	Runner  string   `json:"runner,omitempty"`
+	Results []Result `json:"results"`
 }
 
 // Failed returns the failing checks; an image passes when it is empty.

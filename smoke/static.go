@@ -420,6 +420,10 @@ func (s *staticRun) nixLd() {
 	default:
 		s.check("config.env NIX_LD_LIBRARY_PATH", true, "%d directories, all present", len(strings.Split(lp, ":")))
 	}
+	if libs := s.want.NixLd.Libraries; len(libs) > 0 || s.want.NixLd.OnlyLibraries {
+		good, detail := checkLibraries(lp, libs, s.want.NixLd.OnlyLibraries)
+		s.check("config.nix-ld-libraries", good, "%s", detail)
+	}
 	if s.ldStandin == "" {
 		f, why, err := findForeignELF(s.fs, s.env["PATH"], s.loader, s.plat)
 		if err != nil {
@@ -491,4 +495,61 @@ func sameSet(a, b []string) bool {
 	slices.Sort(x)
 	slices.Sort(y)
 	return slices.Equal(slices.Compact(x), slices.Compact(y))
+}
+
+// storeName is the <name>-<version> part of a /nix/store path.
+func storeName(p string) string {
+	rest, ok := strings.CutPrefix(p, "/nix/store/")
+	if !ok {
+		return ""
+	}
+	rest, _, _ = strings.Cut(rest, "/")
+	_, name, _ := strings.Cut(rest, "-")
+	return name
+}
+
+// isPackage says whether a store name is package lib at some version: the
+// name, then "-" and a version starting with a digit, so "util" does not
+// match "util-linux-2.41".
+func isPackage(name, lib string) bool {
+	rest, ok := strings.CutPrefix(name, lib)
+	if !ok {
+		return false
+	}
+	return rest == "" || len(rest) > 1 && rest[0] == '-' && rest[1] >= '0' && rest[1] <= '9'
+}
+
+// checkLibraries judges NIX_LD_LIBRARY_PATH against the expected libraries.
+func checkLibraries(lp string, libs []string, only bool) (bool, string) {
+	var entries []string
+	for _, d := range strings.Split(lp, ":") {
+		if d != "" {
+			entries = append(entries, d)
+		}
+	}
+	var missing, extra []string
+	for _, l := range libs {
+		if !slices.ContainsFunc(entries, func(e string) bool { return isPackage(storeName(e), l) }) {
+			missing = append(missing, l)
+		}
+	}
+	if only {
+		for _, e := range entries {
+			if !slices.ContainsFunc(libs, func(l string) bool { return isPackage(storeName(e), l) }) {
+				extra = append(extra, e)
+			}
+		}
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = storeName(e)
+	}
+	detail := fmt.Sprintf("NIX_LD_LIBRARY_PATH has %s", strings.Join(names, " "))
+	if len(missing) > 0 {
+		detail += fmt.Sprintf("; missing %s", strings.Join(missing, " "))
+	}
+	if len(extra) > 0 {
+		detail += fmt.Sprintf("; not asked for: %s", strings.Join(extra, " "))
+	}
+	return len(missing) == 0 && len(extra) == 0, detail
 }

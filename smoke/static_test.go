@@ -240,3 +240,34 @@ func sortedCopy(s []string) []string {
 	slices.Sort(c)
 	return c
 }
+
+func TestCheckLibraries(t *testing.T) {
+	const (
+		zlib    = "/nix/store/504d5ssl4x0vn2ybfrfmgw8l2dnlwrhf-zlib-1.3.1/lib"
+		openssl = "/nix/store/n7s2ldl607iyp0c5nzrmyf6hldzrwnzq-openssl-3.5.2/lib"
+		utilLx  = "/nix/store/91f82292w11ialgi6xwy56ib7bkrnrpy-util-linux-2.41.1/lib"
+	)
+	tests := []struct {
+		name string
+		lp   string
+		libs []string
+		only bool
+		want bool
+	}{
+		{name: "all present", lp: zlib + ":" + openssl, libs: []string{"zlib", "openssl"}, want: true},
+		{name: "subset of more", lp: zlib + ":" + openssl + ":" + utilLx, libs: []string{"zlib"}, want: true},
+		{name: "missing", lp: zlib, libs: []string{"zlib", "openssl"}},
+		{name: "only, with extra", lp: zlib + ":" + openssl + ":" + utilLx, libs: []string{"zlib", "openssl"}, only: true},
+		{name: "only, exact", lp: openssl + ":" + zlib, libs: []string{"zlib", "openssl"}, only: true, want: true},
+		{name: "prefix is not a package", lp: utilLx, libs: []string{"util"}},
+		{name: "empty", lp: "", libs: []string{"zlib"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, detail := checkLibraries(tc.lp, tc.libs, tc.only)
+			if got != tc.want {
+				t.Errorf("checkLibraries(%q, %q, %v) = %v (%s), want %v", tc.lp, tc.libs, tc.only, got, detail, tc.want)
+			}
+		})
+	}
+}
