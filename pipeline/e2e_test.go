@@ -109,8 +109,23 @@ func TestReleaseEndToEnd(t *testing.T) {
 	host, rec := startRegistry(t)
 	prefix := host + "/agent-images"
 	agents := []string{"claude-code", "codex", "pi"}
-	o := options(t, prefix, agents...)
+	// A dry run builds and plans, and writes nothing to the registry.
+	dry := options(t, prefix, agents...)
+	dry.DryRun = true
+	plan, err := Release(ctx, dry)
+	if err != nil {
+		t.Fatalf("dry-run Release = %v", err)
+	}
+	for _, a := range plan.Agents {
+		if a.Status != StagePlanned || a.Index == "" || len(a.Moved) != 4 {
+			t.Errorf("dry run of %s: status %s index %q moves %v, want planned with an index and 4 tags to move", a.Agent, a.Status, a.Index, a.Moved)
+		}
+	}
+	if w := rec.list(); len(w) != 0 {
+		t.Fatalf("dry run wrote to the registry: %v", w)
+	}
 
+	o := options(t, prefix, agents...)
 	rep, err := Release(ctx, o)
 	if err != nil {
 		t.Fatalf("Release = %v", err)
@@ -122,6 +137,9 @@ func TestReleaseEndToEnd(t *testing.T) {
 		a := agentReport(t, rep, agent)
 		if a.Status != StageDone || a.Unchanged {
 			t.Errorf("%s: status %s unchanged %v, want done and changed", agent, a.Status, a.Unchanged)
+		}
+		if a.Index != agentReport(t, plan, agent).Index {
+			t.Errorf("%s: released index %s, the dry run planned %s", agent, a.Index, agentReport(t, plan, agent).Index)
 		}
 		repo, _ := name.NewRepository(prefix + "/" + agent)
 		wantTags := []string{"latest", publish.SafeTag(a.Version), "2026-11-27", "sha-0123456"}

@@ -106,8 +106,11 @@ func (o *Options) releaseAgent(ctx context.Context, dest destination, ts []teste
 		return fail(err)
 	}
 	ar.Status = StageDone
-	if res.Unchanged {
+	switch {
+	case res.Unchanged:
 		ar.Status = StageUnchanged
+	case o.DryRun:
+		ar.Status = StagePlanned
 	}
 	o.Events(Event{Agent: ar.Agent, Stage: ar.Status, Detail: res.Index.String()})
 	return ar
