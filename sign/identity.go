@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,7 +44,11 @@ func loadKey(ctx context.Context, ref string) (*keyIdentity, error) {
 	pass := func(bool) ([]byte, error) { return []byte(os.Getenv("COSIGN_PASSWORD")), nil }
 	sv, err := sigs.SignerVerifierFromKeyRef(ctx, ref, pass, nil)
 	if err != nil {
-		return nil, fmt.Errorf("loading signing key %s (is COSIGN_PASSWORD set?): %w", ref, err)
+		hint := ""
+		if !strings.Contains(ref, "://") || strings.HasPrefix(ref, "env://") {
+			hint = " (is COSIGN_PASSWORD its password?)"
+		}
+		return nil, fmt.Errorf("loading signing key %s%s: %w", ref, hint, err)
 	}
 	pub, err := sv.PublicKey()
 	if err != nil {

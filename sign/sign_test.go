@@ -28,6 +28,10 @@ func TestNewChoosesMode(t *testing.T) {
 		{name: "off when asked", opts: []Option{Disabled()}, env: map[string]string{"GITHUB_ACTIONS": "true"}, want: ModeOff},
 		{name: "key", opts: []Option{WithKey(key)}, password: "pw", want: ModeKey},
 		{name: "key with the wrong password", opts: []Option{WithKey(key)}, password: "nope", wantErr: "COSIGN_PASSWORD"},
+		// The KMS providers are linked in: a KMS ref reaches its provider
+		// (Vault, which fails offline before any request) and is not read
+		// as a file name.
+		{name: "KMS key", opts: []Option{WithKey("hashivault://release")}, wantErr: "VAULT_ADDR"},
 		{name: "no identity locally", wantErr: "no signing identity"},
 		{name: "GitHub Actions without id-token permission", env: map[string]string{"GITHUB_ACTIONS": "true"},
 			wantErr: "lacks id-token: write"},
@@ -39,6 +43,7 @@ func TestNewChoosesMode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("COSIGN_PASSWORD", tt.password)
+			t.Setenv("VAULT_ADDR", "") // keep the KMS case off the network
 			getenv := func(k string) string { return tt.env[k] }
 			opts := append([]Option{withGetenv(getenv), WithTransport(noRetry{})}, tt.opts...)
 			s, err := New(t.Context(), opts...)
