@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -178,19 +179,57 @@ func loadArchive(t *testing.T, p string) v1.Image {
 	return img
 }
 
+var flakeBuild struct {
+	once  sync.Once
+	built map[string]map[string]builtImage
+	err   string
+}
+
+// flakeImagesBuilt builds the images once for every test that needs them.
+func flakeImagesBuilt(t *testing.T) map[string]map[string]builtImage {
+	t.Helper()
+	testenv.Require(t, "nix")
+	testenv.Setenv(t)
+	if _, err := os.Stat(filepath.Join(testenv.RepoRoot(t), "flake.nix")); err != nil {
+		t.Fatalf("no flake.nix in the repository: %v", err)
+	}
+	flakeBuild.once.Do(func() {
+		// A sub-test's Fatal would leave the once done with nothing built;
+		// record the failure for every later caller instead.
+		ok := t.Run("build", func(t *testing.T) { flakeBuild.built = buildFlakeImages(t) })
+		if !ok {
+			flakeBuild.err = "building the flake images failed (see the build sub-test)"
+		}
+	})
+	if flakeBuild.err != "" {
+		t.Fatal(flakeBuild.err)
+	}
+	return flakeBuild.built
+}
+
 // TestFlakeImages builds the flake's default and test images for both
 // systems with real nix against the stand-in inputs and runs the catalogue
 // on each in podman: natively for x86_64, under qemu-user for aarch64.
 func TestFlakeImages(t *testing.T) {
 	testenv.Require(t, "nix", "podman")
-	testenv.Setenv(t)
-	if _, err := os.Stat(filepath.Join(testenv.RepoRoot(t), "flake.nix")); err != nil {
-		t.Fatalf("no flake.nix in the repository: %v", err)
-	}
-	rt := podman(t)
-	built := buildFlakeImages(t)
+	built := flakeImagesBuilt(t)
+	testFlakeImages(t, podman(t), built, nil)
+}
+
+// TestFlakeImagesDocker runs the default and the custom image in docker, the
+// second runtime, when a daemon can start here.
+func TestFlakeImagesDocker(t *testing.T) {
+	rt := dockerRuntime(t)
+	built := flakeImagesBuilt(t)
+	testFlakeImages(t, rt, built, []string{"pi", "test-custom"})
+}
+
+func testFlakeImages(t *testing.T, rt Runtime, built map[string]map[string]builtImage, only []string) {
 	for _, s := range flakeSystems {
 		for _, fi := range flakeImages {
+			if only != nil && !slices.Contains(only, fi.attr) {
+				continue
+			}
 			t.Run(s.system+"/"+fi.attr, func(t *testing.T) {
 				b, ok := built[s.system][fi.attr]
 				if !ok {
