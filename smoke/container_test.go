@@ -271,3 +271,31 @@ func TestStaticOnlyPlatform(t *testing.T) {
 		t.Errorf("Test() failed = %q, want the static root checks", got)
 	}
 }
+
+// TestNoShell: an image without sh cannot run the check script; every
+// container check that needed it fails with the reason, and the entrypoint
+// check, which needs no shell, still passes.
+func TestNoShell(t *testing.T) {
+	rt := podman(t)
+	img, want := caseImage(t, "amd64", false, func(tr tree, _ *v1.ConfigFile) {
+		delete(tr, "/bin/sh")
+		// The agent is a script; give it an interpreter that is not on PATH.
+		tr.symlink("/libexec/sh", storeBusybox+"/bin/busybox")
+		tr.file(storeAgent+"/bin/fake-agent", 0o555, "#!/libexec/sh\necho fake-agent 1.2.3\n")
+	})
+	rep, err := Test(t.Context(), img, want, WithRuntime(rt))
+	if err != nil {
+		t.Fatalf("Test() error: %v", err)
+	}
+	for _, r := range rep.Results {
+		switch {
+		case r.Static:
+		case r.Check == "run.version":
+			if r.Status != Pass {
+				t.Errorf("%s = %s %q, want pass", r.Check, r.Status, r.Detail)
+			}
+		case r.Status != Fail || !strings.Contains(r.Detail, "did not finish"):
+			t.Errorf("%s = %s %q, want a failure saying the script did not finish", r.Check, r.Status, r.Detail)
+		}
+	}
+}

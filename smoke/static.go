@@ -60,6 +60,9 @@ func (s *staticRun) run() []Result {
 		s.loader = s.want.NixLd.Loader
 	}
 	s.identity()
+	if s.want.WorkingDir != "" {
+		s.check("config.workdir", s.cfg.WorkingDir == s.want.WorkingDir, "WorkingDir = %q, want %q", s.cfg.WorkingDir, s.want.WorkingDir)
+	}
 	s.entrypoint()
 	s.environment()
 	s.labels()
@@ -199,9 +202,6 @@ func (s *staticRun) identity() {
 		}
 	}
 	s.check("fs.group", gname != "", "/etc/group entry for gid %d: %q", w.GID, gname)
-	if w.WorkingDir != "" {
-		s.check("config.workdir", s.cfg.WorkingDir == w.WorkingDir, "WorkingDir = %q, want %q", s.cfg.WorkingDir, w.WorkingDir)
-	}
 }
 
 func (s *staticRun) entrypoint() {
