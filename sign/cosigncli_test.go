@@ -13,14 +13,15 @@ import (
 	"github.com/nothingnesses/agent-images/internal/testenv"
 )
 
-// cosignVersion is the cosign CLI the independent-verifier test builds: the
-// same version as the library in go.mod.
-const cosignVersion = "v2.6.5"
+// cosignVersions are the cosign CLIs the independent-verifier test builds:
+// the same version as the library in go.mod, and the v3 line users get from
+// package managers today. Both must read the classic .sig/.att tags.
+var cosignVersions = []string{"v2.6.5", "v3.1.3"}
 
-// cosignCLI returns the real cosign CLI, built from the Go module proxy the
-// first time and cached under ~/.cache/agent-images (about two minutes cold
-// on two cores).
-func cosignCLI(t *testing.T) string {
+// cosignCLI returns the real cosign CLI at version, built from the Go module
+// proxy the first time and cached under ~/.cache/agent-images (two to three
+// minutes cold on two cores).
+func cosignCLI(t *testing.T, cosignVersion string) string {
 	t.Helper()
 	testenv.Require(t, "go")
 	home, err := os.UserHomeDir()
@@ -34,7 +35,8 @@ func cosignCLI(t *testing.T) string {
 	}
 	t.Logf("building cosign %s into %s", cosignVersion, dir)
 	start := time.Now()
-	cmd := exec.CommandContext(t.Context(), "go", "install", "github.com/sigstore/cosign/v2/cmd/cosign@"+cosignVersion)
+	major, _, _ := strings.Cut(cosignVersion, ".")
+	cmd := exec.CommandContext(t.Context(), "go", "install", "github.com/sigstore/cosign/"+major+"/cmd/cosign@"+cosignVersion)
 	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go install cosign@%s: %v\n%s", cosignVersion, err, out)
@@ -61,7 +63,10 @@ func runCosign(t *testing.T, bin, line string) (string, error) {
 // Sign wrote: the index and per-arch signatures and both attestations, using
 // the very commands Sign and Verify print.
 func TestCosignCLIVerifies(t *testing.T) {
-	bin := cosignCLI(t)
+	bins := map[string]string{}
+	for _, v := range cosignVersions {
+		bins[v] = cosignCLI(t, v)
+	}
 	addr := startRegistry(t)
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -91,17 +96,21 @@ func TestCosignCLIVerifies(t *testing.T) {
 			CosignCommand("verify-attestation", p.Manifest, args, ignoreTlog, insecure, "slsaprovenance1"),
 		)
 	}
-	for _, line := range commands {
-		out, err := runCosign(t, bin, line)
-		if err != nil {
-			t.Errorf("%s: %v\n%s", line, err, out)
-			continue
-		}
-		t.Logf("%s: ok", line)
-	}
-	// And the CLI is not vacuous: another key fails.
-	wrong := CosignCommand("verify", req.Index, []string{"--key", otherPub}, ignoreTlog, insecure, "")
-	if out, err := runCosign(t, bin, wrong); err == nil {
-		t.Errorf("%s succeeded, want a failure\n%s", wrong, out)
+	for _, v := range cosignVersions {
+		t.Run("cosign "+v, func(t *testing.T) {
+			for _, line := range commands {
+				out, err := runCosign(t, bins[v], line)
+				if err != nil {
+					t.Errorf("%s: %v\n%s", line, err, out)
+					continue
+				}
+				t.Logf("%s: ok", line)
+			}
+			// And the CLI is not vacuous: another key fails.
+			wrong := CosignCommand("verify", req.Index, []string{"--key", otherPub}, ignoreTlog, insecure, "")
+			if out, err := runCosign(t, bins[v], wrong); err == nil {
+				t.Errorf("%s succeeded, want a failure\n%s", wrong, out)
+			}
+		})
 	}
 }
