@@ -70,21 +70,31 @@ func patchInterpreter(b []byte, interp string) (patched []byte, old string, err 
 	return nil, "", fmt.Errorf("statically linked (no PT_INTERP)")
 }
 
+type foreignCandidate struct {
+	name, file string
+	args       []string
+}
+
+// foreignCandidateFiles are the candidates the image has, with the files
+// they resolve to.
+func foreignCandidateFiles(f *imageFS, pathEnv string) []foreignCandidate {
+	var cands []foreignCandidate
+	for _, c := range foreignCandidates {
+		if _, info, ok := f.lookPath(c.name, pathEnv); ok {
+			cands = append(cands, foreignCandidate{c.name, info.Path, c.args})
+		}
+	}
+	return cands
+}
+
 // findForeignELF picks a dynamically linked program of the image's
 // architecture and returns it patched to use loader; the string says why
 // none could be used.
 func findForeignELF(f *imageFS, pathEnv, loader string, plat v1.Platform) (*foreignELF, string, error) {
-	type cand struct {
-		name, file string
-		args       []string
-	}
-	var cands []cand
+	cands := foreignCandidateFiles(f, pathEnv)
 	var files []string
-	for _, c := range foreignCandidates {
-		if _, info, ok := f.lookPath(c.name, pathEnv); ok {
-			cands = append(cands, cand{c.name, info.Path, c.args})
-			files = append(files, info.Path)
-		}
+	for _, c := range cands {
+		files = append(files, c.file)
 	}
 	if len(cands) == 0 {
 		return nil, "none of true, ls, env, cat, sh is on PATH", nil

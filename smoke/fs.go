@@ -187,7 +187,8 @@ func (f *imageFS) lookPath(cmd, pathEnv string) (found string, info fileInfo, ok
 }
 
 // readFiles returns the contents of the given resolved regular files, reading
-// the image again for those not kept by readImageFS. Hard links are followed
+// the image again, once, for those not read before. Callers that will need
+// several files ask for them together: each pass unpacks every layer. Hard links are followed
 // to the entry that holds the data.
 func (f *imageFS) readFiles(paths ...string) (map[string][]byte, error) {
 	out := map[string][]byte{}
@@ -217,6 +218,8 @@ func (f *imageFS) readFiles(paths ...string) (map[string][]byte, error) {
 		}
 		for _, q := range reqs {
 			out[q] = b
+			// Kept, so checks that read the same file later cost no pass.
+			f.contents[q] = b
 		}
 		return nil
 	})

@@ -394,7 +394,12 @@ func (s *staticRun) nixLd() {
 		s.check("fs.nix-ld-loader", false, "%s -> %s, which is not an executable in the image", s.loader, link.Link)
 	default:
 		s.check("fs.nix-ld-loader", true, "%s -> %s", s.loader, target.Path)
-		if data, err := s.fs.readFiles(target.Path); err == nil && bytes.Contains(data[target.Path], []byte(standinMarker)) {
+		// One pass for the loader and the programs a foreign-ELF check may use.
+		files := []string{target.Path}
+		for _, c := range foreignCandidateFiles(s.fs, s.env["PATH"]) {
+			files = append(files, c.file)
+		}
+		if data, err := s.fs.readFiles(files...); err == nil && bytes.Contains(data[target.Path], []byte(standinMarker)) {
 			s.ldStandin = fmt.Sprintf("%s is the offline stand-in for nix-ld, not real nix-ld", target.Path)
 		}
 	}
