@@ -32,7 +32,9 @@ func (s *signFlags) register(cmd *cobra.Command) {
 // pushed or signing is off. It fails now, before anything is built, when a
 // push should be signed and cannot be.
 func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options) (pipeline.Signer, error) {
-	if !o.Push || o.DryRun || !s.sign {
+	// release build only stages per-arch images; release merge signs them
+	// with the index, before its tags move.
+	if !o.Push || o.DryRun || !s.sign || cmd.Name() == "build" {
 		return nil, nil
 	}
 	opts := []sign.Option{sign.WithFulcioURL(s.fulcioURL), sign.WithRekorURL(s.rekorURL)}
