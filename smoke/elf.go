@@ -45,7 +45,7 @@ var elfMachines = map[string]elf.Machine{
 func patchInterpreter(b []byte, interp string) (patched []byte, old string, err error) {
 	f, err := elf.NewFile(bytes.NewReader(b))
 	if err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("not ELF: %w", err)
 	}
 	defer f.Close()
 	for _, p := range f.Progs {
