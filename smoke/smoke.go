@@ -1,9 +1,3 @@
-// Package smoke owns the one check catalogue an agent image must pass before
-// anyone can pull it: static checks read from the image's config and
-// filesystem, and container checks run in a real runtime (podman or docker),
-// natively or under qemu-user emulation. The flake's tests and the release
-// tool's smoke stage both call Test, so an image is held to the same rules
-// wherever it is checked.
 package smoke
 
 import (
