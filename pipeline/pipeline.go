@@ -126,6 +126,10 @@ type SignImage struct {
 	DrvPath string
 }
 
+// Validate fills in defaults and rejects options that cannot work together,
+// before anything is built. Release, BuildStaged and Merge call it too.
+func (o *Options) Validate() error { return o.defaults() }
+
 func (o *Options) defaults() error {
 	if o.Jobs == 0 {
 		o.Jobs = runtime.NumCPU()

@@ -121,7 +121,8 @@ func (f *releaseFlags) options(cmd *cobra.Command) (pipeline.Options, error) {
 			o.Registry = "ghcr.io/" + strings.ToLower(owner) + "/agent-images"
 		}
 	}
-	return o, nil
+	err = o.Validate()
+	return o, err
 }
 
 // sourceURL is this repository's address, for the source annotation.
