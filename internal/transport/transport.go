@@ -4,9 +4,13 @@
 package transport
 
 import (
+	"context"
+	"crypto/tls"
+	"errors"
 	"io"
 	"log"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -61,6 +65,7 @@ func New(opts ...Option) http.RoundTripper {
 	// A registry answers 4xx for "not found" probes (HEAD before upload):
 	// those are answers, not failures, and must reach the caller unchanged.
 	c.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	c.CheckRetry = checkRetry
 	return &streamAware{retrying: &retryablehttp.RoundTripper{Client: c}, direct: c.HTTPClient.Transport}
 }
 
@@ -77,4 +82,16 @@ func (s *streamAware) RoundTrip(req *http.Request) (*http.Response, error) {
 		return s.direct.RoundTrip(req)
 	}
 	return s.retrying.RoundTrip(req)
+}
+
+// checkRetry is retryablehttp's default policy, except that a TLS handshake
+// with a plain-HTTP server is not retried: that answer will not change, and
+// go-containerregistry probes https before falling back to http for
+// --insecure registries.
+func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	var rh tls.RecordHeaderError
+	if errors.As(err, &rh) || (err != nil && strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")) {
+		return false, err
+	}
+	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
 }

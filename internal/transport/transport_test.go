@@ -1,7 +1,9 @@
 package transport
 
 import (
+	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -69,5 +71,26 @@ func TestStreamedBodyGoesStraightThrough(t *testing.T) {
 	resp.Body.Close()
 	if calls.Load() != 1 {
 		t.Errorf("streamed PUT made %d calls, want 1 (no replay)", calls.Load())
+	}
+}
+
+func TestPlainHTTPServerIsNotRetriedOverTLS(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
+	defer srv.Close()
+	var conns atomic.Int32
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	dial := base.DialContext
+	base.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conns.Add(1)
+		return dial(ctx, network, addr)
+	}
+	c := &http.Client{Transport: New(WithBase(base), WithBackoff(time.Millisecond, 5*time.Millisecond))}
+	_, err := c.Get(strings.Replace(srv.URL, "http://", "https://", 1))
+	if err == nil {
+		t.Fatal("https GET of a plain-HTTP server succeeded")
+	}
+	if conns.Load() != 1 {
+		t.Errorf("https GET of a plain-HTTP server connected %d times, want 1 (no retries)", conns.Load())
 	}
 }
