@@ -93,35 +93,43 @@ type builtImage struct {
 	Out   string `json:"out"`
 	Image struct {
 		MainProgram string `json:"mainProgram"`
-		User        string `json:"user"`
-		UID         int    `json:"uid"`
+		Version     string `json:"version"`
+		Release     bool   `json:"release"`
 	} `json:"image"`
 }
 
 // buildFlakeImages builds every image the tests need with real nix against
-// the stand-in inputs: one eval for the output paths and metadata, then one
-// nix build for all of them, so nix schedules them together.
+// the stand-in inputs: one eval for the output paths and metadata of the
+// test images and of the whole release set, then one nix build for all of
+// them, so nix schedules them together (and CI, which built them already,
+// pays only for the eval).
 func buildFlakeImages(t *testing.T) map[string]map[string]builtImage {
 	t.Helper()
 	root := testenv.RepoRoot(t)
-	var systems, attrs, installables []string
+	var systems, attrs []string
 	for _, s := range flakeSystems {
 		systems = append(systems, fmt.Sprintf("%q = 0;", s.system))
-		for _, fi := range flakeImages {
-			installables = append(installables, fmt.Sprintf("%s#packages.%s.%s", root, s.system, fi.attr))
-		}
 	}
 	for _, fi := range flakeImages {
 		attrs = append(attrs, fmt.Sprintf("%q = 0;", fi.attr))
 	}
 	apply := fmt.Sprintf(`ps: builtins.mapAttrs (s: p: builtins.mapAttrs (a: d: { out = d.outPath; image = d.agentImage; })
-		(builtins.intersectAttrs { %s } p)) (builtins.intersectAttrs { %s } ps)`, strings.Join(attrs, " "), strings.Join(systems, " "))
+		(builtins.intersectAttrs { %s } p // builtins.intersectAttrs (builtins.mapAttrs (a: d: 0)
+			(builtins.removeAttrs p (builtins.filter (a: !(p.${a}.agentImage.release or false)) (builtins.attrNames p)))) p))
+		(builtins.intersectAttrs { %s } ps)`, strings.Join(attrs, " "), strings.Join(systems, " "))
 	evalArgs := append([]string{"eval", "--json", root + "#packages", "--apply", apply}, testenv.OverrideArgs(t)...)
 	out := runNix(t, evalArgs...)
 	var got map[string]map[string]builtImage
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("nix eval output: %v\n%s", err, out)
 	}
+	var installables []string
+	for system, images := range got {
+		for attr := range images {
+			installables = append(installables, fmt.Sprintf("%s#packages.%s.%s", root, system, attr))
+		}
+	}
+	slices.Sort(installables)
 	buildArgs := append([]string{"build", "--no-link"}, testenv.OverrideArgs(t)...)
 	runNix(t, append(buildArgs, installables...)...)
 	return got
@@ -282,4 +290,48 @@ func wantStandinSkips(e Expect) []string {
 	}
 	slices.Sort(s)
 	return s
+}
+
+// TestFlakeReleaseImages holds every agent image of the release set to
+// AgentDefaults: statically on both systems, and in podman on the host's
+// system (each agent answering --version). The emulated system runs pi and
+// the test images in TestFlakeImages; running all thirty agents under qemu
+// would add minutes for no check that differs by agent.
+func TestFlakeReleaseImages(t *testing.T) {
+	testenv.Require(t, "nix", "podman")
+	built := flakeImagesBuilt(t)
+	rt := podman(t)
+	for _, s := range flakeSystems {
+		var attrs []string
+		for attr, b := range built[s.system] {
+			if b.Image.Release {
+				attrs = append(attrs, attr)
+			}
+		}
+		slices.Sort(attrs)
+		if len(attrs) < 20 {
+			t.Errorf("%s release set has %d images (%q), want the agents of the spec", s.system, len(attrs), attrs)
+		}
+		for _, attr := range attrs {
+			t.Run(s.system+"/"+attr, func(t *testing.T) {
+				b := built[s.system][attr]
+				want := AgentDefaults(b.Image.MainProgram)
+				want.Labels["org.opencontainers.image.version"] = b.Image.Version
+				opts := []Option{WithPlatform(s.plat)}
+				if s.plat.Architecture == hostArch {
+					opts = append(opts, WithRuntime(rt))
+				}
+				rep, err := Test(t.Context(), loadArchive(t, b.Out), want, opts...)
+				if err != nil {
+					t.Fatalf("Test(%s) error: %v", attr, err)
+				}
+				for _, r := range rep.Failed() {
+					t.Errorf("Test(%s): %s", attr, r)
+				}
+				if n := len(rep.Skipped()); n > 0 {
+					t.Errorf("Test(%s) skipped %d checks, want none:\n%s", attr, n, rep)
+				}
+			})
+		}
+	}
 }
