@@ -42,7 +42,12 @@ done
 prefix=127.0.0.1:$port/agent-images
 echo "registry: http://127.0.0.1:$port (pid $registry_pid)"
 
-dist/bin/release --agent "$agents" --push --registry "$prefix" --insecure \
+# Releases are signed: with a key pair of this checkout's own here (keyless
+# signing needs GitHub's OIDC token).
+export COSIGN_PASSWORD=${COSIGN_PASSWORD:-}
+[ -f dist/cosign.key ] || dist/bin/release keygen --prefix dist/cosign
+
+dist/bin/release --agent "$agents" --push --registry "$prefix" --insecure --key dist/cosign.key \
   --override-input "nixpkgs=path:$root/testdata/standin/nixpkgs" \
   --override-input "llm-agents=path:$root/testdata/standin/llm-agents" \
   --output dist/release.json
@@ -53,6 +58,11 @@ for agent in ${agents//,/ }; do
   echo "-- $prefix/$agent:latest"
   skopeo inspect --raw --tls-verify=false "docker://$prefix/$agent:latest"
   echo
+done
+echo
+echo "== verify"
+for agent in ${agents//,/ }; do
+  dist/bin/release verify --agent "$agent" --registry "$prefix" --insecure --key dist/cosign.pub
 done
 echo
 echo "report: dist/release.json"
