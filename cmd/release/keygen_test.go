@@ -19,7 +19,7 @@ func TestKeygen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cosign.LoadPrivateKey(priv, []byte("pw")); err != nil {
+	if _, err := cosign.LoadPrivateKey(priv, []byte("pw"), nil); err != nil {
 		t.Errorf("the written key does not load with COSIGN_PASSWORD: %v", err)
 	}
 	if fi, _ := os.Stat(prefix + ".key"); fi.Mode().Perm() != 0o600 {
