@@ -34,7 +34,6 @@ type Client struct {
 type options struct {
 	baseURL string
 	token   string
-	rt      http.RoundTripper
 	maxWait time.Duration
 	tries   int
 }
@@ -64,12 +63,6 @@ func WithMaxRateLimitWait(d time.Duration) Option {
 	return func(o *options) error { o.maxWait = d; return nil }
 }
 
-// withTransport replaces the shared transport, for tests that need faster
-// retries of server errors.
-func withTransport(rt http.RoundTripper) Option {
-	return func(o *options) error { o.rt = rt; return nil }
-}
-
 // New returns a client for the repository "owner/name". The repository may
 // be empty for calls that name their owner themselves (package pruning).
 func New(repository string, opts ...Option) (*Client, error) {
@@ -83,10 +76,7 @@ func New(repository string, opts ...Option) (*Client, error) {
 			return nil, err
 		}
 	}
-	if o.rt == nil {
-		o.rt = transport.New()
-	}
-	api := github.NewClient(&http.Client{Transport: o.rt})
+	api := github.NewClient(&http.Client{Transport: transport.New()})
 	if o.token != "" {
 		api = api.WithAuthToken(o.token)
 	}

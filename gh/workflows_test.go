@@ -3,6 +3,7 @@ package gh
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,7 +13,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nothingnesses/agent-images/internal/testenv"
 )
@@ -349,7 +352,19 @@ func runAct(t *testing.T, repo, event, workflow string, args ...string) actRun {
 		argv = append(argv, "--local-repository", uses+"="+stub)
 	}
 	argv = append(argv, args...)
-	cmd := exec.Command(act, argv...)
+	// Stop act (and the jobs it started, in its process group) before the
+	// test binary's deadline, so a hung job fails this test with its log
+	// instead of leaving act running after the test binary is gone.
+	ctx := context.Background()
+	if deadline, ok := t.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-30*time.Second))
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, act, argv...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
 	cmd.Dir = repo
 	// A private config home: act then reads no ~/.config/act/actrc of the
 	// machine's user and never asks which image to use.
@@ -497,4 +512,34 @@ func equalMaps(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestActCI runs ci.yml for real under act, offline: the repository
+// variables point it at the stand-in flake inputs, one agent and this
+// package's tests (the whole suite already runs outside act).
+func TestActCI(t *testing.T) {
+	notUnderAct(t)
+	testenv.Require(t, "nix", "podman", "git", "go")
+	testenv.Setenv(t)
+	repo := repoCopy(t)
+	o := testenv.StandinOverrides(t)
+	run := runAct(t, repo, "push", "ci.yml",
+		"--var", "CI_OVERRIDE_INPUTS=nixpkgs="+o["nixpkgs"]+" llm-agents="+o["llm-agents"],
+		"--var", "CI_GO_PACKAGES=./gh/",
+		"--var", "CI_SMOKE_AGENTS=pi",
+	)
+	want := map[string]string{
+		"go": "success", "actionlint": "success", "flake": "success",
+		"smoke x86_64-linux": "success", "smoke aarch64-linux": "success",
+	}
+	if got := run.jobs(); !equalMaps(got, want) || run.err != nil {
+		t.Fatalf("act push ci.yml: jobs %v (%v), want %v\n%s", got, run.err, want, humanLog(run))
+	}
+	// The smoke jobs released pi for their system into a local layout, with
+	// the smoke results in the step summary.
+	for _, job := range []string{"smoke x86_64-linux", "smoke aarch64-linux"} {
+		if s := run.summaries(job); !strings.Contains(s, "pi") {
+			t.Errorf("%s step summary = %q, want pi's result", job, s)
+		}
+	}
 }

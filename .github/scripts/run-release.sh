@@ -38,7 +38,10 @@ else
   if [ "${INSECURE:-false}" = true ]; then args+=(--insecure); fi
   if [ -n "${JOBS:-}" ] && [ "${COMMAND:-release}" = release ]; then args+=(--jobs "$JOBS"); fi
   if [ "${COMMAND:-release}" != build ]; then
-    if [ "${SIGN:-true}" = false ]; then
+    # Only what is pushed is signed: no signing flags for a local layout.
+    if [ "${PUSH:-false}" != true ]; then
+      :
+    elif [ "${SIGN:-true}" = false ]; then
       args+=(--sign=false)
     elif [ -n "${KEY:-}" ]; then
       args+=(--key "$KEY")
