@@ -135,9 +135,10 @@ func UserDefaults(mainProgram, user string, uid, gid int, home, workingDir strin
 }
 
 // LoaderPath is the conventional dynamic loader path foreign binaries expect
-// on a platform, where nix-ld must sit; "" for platforms it does not know.
-func LoaderPath(p string) string {
-	switch p {
+// on an architecture (GOARCH naming, as in v1.Platform), where nix-ld must
+// sit; "" for architectures it does not know.
+func LoaderPath(arch string) string {
+	switch arch {
 	case "amd64":
 		return "/lib64/ld-linux-x86-64.so.2"
 	case "arm64":
