@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigstore/cosign/v2/pkg/cosign"
+
 	"github.com/nothingnesses/agent-images/internal/testenv"
 )
 
@@ -412,7 +414,21 @@ func TestActRelease(t *testing.T) {
 	api.maxPer = 100
 	overrides := testenv.StandinOverrides(t)
 	prefix := reg + "/agent-images"
+	// Key-based signing: act has no OIDC token for keyless. The key reaches
+	// the merge job the way a repository would pass it, as secrets.
+	const password = "act-test-password"
+	keys, err := cosign.GenerateKeyPair(func(bool) ([]byte, error) { return []byte(password), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := filepath.Join(t.TempDir(), "cosign.pub")
+	if err := os.WriteFile(pub, keys.PublicBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	args := []string{
+		"--var", "RELEASE_SIGN_KEY=env://COSIGN_PRIVATE_KEY",
+		"-s", "COSIGN_PRIVATE_KEY=" + string(keys.PrivateBytes),
+		"-s", "COSIGN_PASSWORD=" + password,
 		"--var", "RELEASE_REGISTRY=" + prefix,
 		"--var", "RELEASE_INSECURE=true",
 		"--var", "RELEASE_AGENTS=pi",
@@ -463,6 +479,8 @@ func TestActRelease(t *testing.T) {
 	}
 	index := byAgent["pi"]
 	assertIndex(t, prefix+"/pi", index, "latest", "v0.1.0")
+
+	verify(t, repo, "pi", prefix, pub, "v0.1.0")
 
 	summary := tagRun.summaries("summary")
 	if !strings.Contains(summary, "| pi | `"+prefix+"/pi@"+index+"` |") || !strings.Contains(summary, "v0.1.0") {
@@ -541,5 +559,22 @@ func TestActCI(t *testing.T) {
 		if s := run.summaries(job); !strings.Contains(s, "pi") {
 			t.Errorf("%s step summary = %q, want pi's result", job, s)
 		}
+	}
+}
+
+// verify runs `release verify` (built from the repository copy) on a tag:
+// the index, every platform image and their attestations must check out
+// against the public key.
+func verify(t *testing.T, repo, agent, prefix, pub, tag string) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "release")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/release")
+	build.Dir = repo
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/release: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "verify", "--agent", agent, "--registry", prefix, "--insecure", "--key", pub, "--tag", tag)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("release verify --agent %s --tag %s: %v\n%s", agent, tag, err, out)
 	}
 }
