@@ -34,6 +34,9 @@ type fakeGitHub struct {
 	versions  map[string][]Version // "owner/package" -> versions
 	nextID    int64
 
+	// versionsFunc, when set, lists a package's versions on each request
+	// (from a live registry) instead of the versions map.
+	versionsFunc func(pkg string) []Version
 	// onDelete runs for each deleted package version (the test deletes the
 	// manifest from its registry, as GHCR does).
 	onDelete func(pkg string, v Version)
@@ -221,6 +224,9 @@ func newFakeGitHub(t *testing.T) *fakeGitHub {
 				notFound(w)
 				return
 			}
+			if f.versionsFunc != nil {
+				vs = f.versionsFunc(r.PathValue("name"))
+			}
 			var out []map[string]any
 			for _, v := range vs {
 				out = append(out, map[string]any{
@@ -234,6 +240,9 @@ func newFakeGitHub(t *testing.T) *fakeGitHub {
 		route("DELETE /"+kind+"/{owner}/packages/container/{name}/versions/{id}", func(w http.ResponseWriter, r *http.Request, _ []byte) {
 			key := r.PathValue("owner") + "/" + r.PathValue("name")
 			vs := f.versions[key]
+			if f.versionsFunc != nil {
+				vs = f.versionsFunc(r.PathValue("name"))
+			}
 			for i, v := range vs {
 				if strconv.FormatInt(v.ID, 10) == r.PathValue("id") && f.ownerIs(r.PathValue("owner"), kind) {
 					f.versions[key] = append(vs[:i:i], vs[i+1:]...)

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 
 	"github.com/nothingnesses/agent-images/internal/testenv"
@@ -413,7 +415,9 @@ func TestActRelease(t *testing.T) {
 	api := newFakeGitHub(t)
 	api.maxPer = 100
 	overrides := testenv.StandinOverrides(t)
-	prefix := reg + "/agent-images"
+	// Like GHCR: <registry>/<owner>/agent-images/<agent>, so prune finds the
+	// owner (acme) and the package (agent-images/pi) in the path.
+	prefix := reg + "/acme/agent-images"
 	// Key-based signing: act has no OIDC token for keyless. The key reaches
 	// the merge job the way a repository would pass it, as secrets.
 	const password = "act-test-password"
@@ -497,7 +501,21 @@ func TestActRelease(t *testing.T) {
 		t.Errorf("a tag release touched issues (%d calls), want only the nightly to", n)
 	}
 
-	// The nightly, with a failure issue still open from an earlier night.
+	// The nightly, with a failure issue still open from an earlier night,
+	// and in the registry an untagged image of a run that died before its
+	// merge: the nightly's prune job deletes it and nothing else.
+	orphan := pushOrphan(t, prefix+"/pi")
+	api.ownerType["acme"] = "Organization"
+	api.versions["acme/agent-images/pi"] = nil
+	api.versionsFunc = registryVersions(t, prefix, orphan)
+	api.onDelete = func(pkg string, v Version) {
+		r, _ := name.NewRepository(reg+"/acme/"+pkg, name.Insecure)
+		if err := remote.Delete(r.Digest(v.Digest)); err != nil {
+			t.Errorf("deleting %s: %v", v.Digest, err)
+		}
+	}
+	args = append(args, "--var", "PRUNE_KEEP=3")
+	wantJobs["prune"] = "success"
 	api.issues = append(api.issues, map[string]any{"number": 1, "title": NightlyTitle, "state": "open",
 		"labels": []map[string]any{{"name": NightlyLabel}}})
 	for name, result := range wantJobs {
@@ -518,6 +536,14 @@ func TestActRelease(t *testing.T) {
 		t.Errorf("nightly summary = %q, want pi unchanged at %s", s, index)
 	}
 	assertIndex(t, prefix+"/pi", index, "latest", "v0.1.0")
+	deletes := api.callsMatching("DELETE ")
+	if want := fmt.Sprintf("DELETE /orgs/acme/packages/container/agent-images%%2Fpi/versions/%d", versionID(orphan)); len(deletes) != 1 || deletes[0] != want {
+		t.Errorf("prune deleted %q, want only the orphan (%s)", deletes, want)
+	}
+	if _, err := remote.Head(mustDigest(t, prefix+"/pi@"+orphan)); err == nil {
+		t.Errorf("orphan %s is still in the registry after prune", orphan)
+	}
+	verify(t, repo, "pi", prefix, pub, "latest")
 }
 
 func equalMaps(a, b map[string]string) bool {
