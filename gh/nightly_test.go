@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func jobs(entries ...[2]string) []map[string]any {
@@ -113,5 +116,39 @@ func TestTrackNightlyErrors(t *testing.T) {
 	got, err := f.client(t).TrackNightly(context.Background(), Run{URL: "u", Failed: []string{"pi"}})
 	if err != nil || got.Action != "commented" {
 		t.Errorf("TrackNightly(after a secondary rate limit) = %+v, %v, want commented", got, err)
+	}
+}
+
+// primaryRateLimit is GitHub's answer once the hourly quota is spent: 403
+// with X-RateLimit-Remaining 0 and the reset time.
+func primaryRateLimit(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-RateLimit-Limit", "1000")
+	w.Header().Set("X-RateLimit-Remaining", "0")
+	w.Header().Set("X-RateLimit-Used", "1000")
+	w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Second).Unix(), 10))
+	w.WriteHeader(http.StatusForbidden)
+	fmt.Fprint(w, `{"message":"API rate limit exceeded for installation ID 1.","documentation_url":"https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting"}`)
+}
+
+func TestRunOutcomeWaitsForRateLimitReset(t *testing.T) {
+	f := newFakeGitHub(t)
+	f.jobs = jobs([2]string{"build pi x86_64-linux", "failure"})
+	f.faults["GET /repos/{owner}/{repo}/actions/runs/{run}/jobs"] = []func(http.ResponseWriter){primaryRateLimit}
+	run, err := f.client(t).RunOutcome(context.Background(), 9, "u")
+	if err != nil || !reflect.DeepEqual(run.Failed, []string{"pi"}) {
+		t.Errorf("RunOutcome after a primary rate limit = %+v, %v, want pi failed", run, err)
+	}
+
+	// A reset further away than the client may wait is an error, at once.
+	f.faults["GET /repos/{owner}/{repo}/actions/runs/{run}/jobs"] = []func(http.ResponseWriter){primaryRateLimit}
+	c, err := New("acme/agent-images", WithBaseURL(f.srv.URL), WithToken(f.token), WithMaxRateLimitWait(10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = c.RunOutcome(context.Background(), 9, "u")
+	if err == nil || !strings.Contains(err.Error(), "rate limit") || time.Since(start) > 500*time.Millisecond {
+		t.Errorf("RunOutcome(rate limited, short max wait) = %v after %v, want a rate limit error at once", err, time.Since(start))
 	}
 }
