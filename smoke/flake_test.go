@@ -80,12 +80,26 @@ var flakeImages = []flakeImage{
 	}},
 }
 
-var flakeSystems = []struct {
-	system string
-	plat   v1.Platform
-}{
+var flakeSystems = selectedSystems([]flakeSystem{
 	{"x86_64-linux", v1.Platform{OS: "linux", Architecture: "amd64"}},
 	{"aarch64-linux", v1.Platform{OS: "linux", Architecture: "arm64"}},
+})
+
+type flakeSystem struct {
+	system string
+	plat   v1.Platform
+}
+
+// selectedSystems keeps the systems this run builds: a native CI runner sets
+// AGENT_IMAGES_SYSTEM to its own.
+func selectedSystems(all []flakeSystem) []flakeSystem {
+	var out []flakeSystem
+	for _, s := range all {
+		if testenv.SystemSelected(s.system) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // builtImage is what the flake says about one image and where nix put it.

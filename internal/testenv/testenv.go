@@ -51,9 +51,25 @@ func RepoRoot(t testing.TB) string {
 	return abs
 }
 
+// RealInputs reports whether tests build the flake from its own locked
+// inputs (AGENT_IMAGES_REAL_INPUTS=1, as GitHub CI does) instead of the
+// offline stand-ins.
+func RealInputs() bool { return os.Getenv("AGENT_IMAGES_REAL_INPUTS") == "1" }
+
+// SystemSelected reports whether tests should build images for system:
+// AGENT_IMAGES_SYSTEM names the one system of a native CI runner; unset,
+// every system is built.
+func SystemSelected(system string) bool {
+	want := os.Getenv("AGENT_IMAGES_SYSTEM")
+	return want == "" || want == system
+}
+
 // StandinOverrides maps each flake input to its offline stand-in, in the
-// form `nix --override-input NAME REF` takes.
+// form `nix --override-input NAME REF` takes; it is empty under RealInputs.
 func StandinOverrides(t testing.TB) map[string]string {
+	if RealInputs() {
+		return map[string]string{}
+	}
 	root := RepoRoot(t)
 	return map[string]string{
 		"nixpkgs":    "path:" + filepath.Join(root, "testdata", "standin", "nixpkgs"),
@@ -64,6 +80,9 @@ func StandinOverrides(t testing.TB) map[string]string {
 // OverrideArgs is StandinOverrides as nix command-line arguments.
 func OverrideArgs(t testing.TB) []string {
 	o := StandinOverrides(t)
+	if len(o) == 0 {
+		return nil
+	}
 	return []string{
 		"--override-input", "nixpkgs", o["nixpkgs"],
 		"--override-input", "llm-agents", o["llm-agents"],
