@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/nothingnesses/agent-images/gh"
 	"github.com/nothingnesses/agent-images/matrix"
 )
 
@@ -61,19 +63,14 @@ also writes it as the step output "matrix".`,
 	return cmd
 }
 
-// writeGitHubOutput appends name=value to $GITHUB_OUTPUT when running under
-// GitHub Actions; elsewhere it does nothing.
+// writeGitHubOutput sets a step output when running under GitHub Actions;
+// elsewhere it does nothing.
 func writeGitHubOutput(name, value string) error {
-	path := os.Getenv("GITHUB_OUTPUT")
-	if path == "" {
+	if os.Getenv("GITHUB_OUTPUT") == "" {
 		return nil
 	}
-	out, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
+	if err := gh.SetOutput(name, strings.TrimRight(value, "\n")); err != nil {
 		return fmt.Errorf("writing step output %s: %w", name, err)
 	}
-	defer out.Close()
-	value = string(bytes.TrimRight([]byte(value), "\n"))
-	_, err = fmt.Fprintf(out, "%s=%s\n", name, value)
-	return err
+	return nil
 }

@@ -58,8 +58,11 @@ func TestMatrixCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GITHUB_OUTPUT not written: %v", err)
 	}
-	if string(written) != "matrix="+strings.TrimSpace(out)+"\n" {
-		t.Errorf("GITHUB_OUTPUT = %q, want matrix=<the printed JSON>", written)
+	// The delimited form: matrix<<DELIM, the value, DELIM.
+	lines := strings.Split(strings.TrimSpace(string(written)), "\n")
+	delim, ok := strings.CutPrefix(lines[0], "matrix<<")
+	if !ok || len(lines) != 3 || lines[1] != strings.TrimSpace(out) || lines[2] != delim {
+		t.Errorf("GITHUB_OUTPUT = %q, want matrix<<DELIM, the printed JSON, DELIM", written)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nothingnesses/agent-images/gh"
 	"github.com/nothingnesses/agent-images/pipeline"
 )
 
@@ -104,19 +105,11 @@ func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
 
 // writeStepSummary appends a Markdown table to $GITHUB_STEP_SUMMARY.
 func writeStepSummary(rep *pipeline.Report) error {
-	path := os.Getenv("GITHUB_STEP_SUMMARY")
-	if path == "" {
-		return nil
-	}
-	out, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("writing the step summary: %w", err)
-	}
-	defer out.Close()
-	fmt.Fprintln(out, "### Agent images")
-	fmt.Fprintln(out)
-	fmt.Fprintln(out, "| Agent | Version | Status | Index | Platforms | Tags |")
-	fmt.Fprintln(out, "|---|---|---|---|---|---|")
+	var b strings.Builder
+	fmt.Fprintln(&b, "### Agent images")
+	fmt.Fprintln(&b)
+	fmt.Fprintln(&b, "| Agent | Version | Status | Index | Platforms | Tags |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|")
 	for _, a := range rep.Agents {
 		var plats []string
 		for _, p := range a.Platforms {
@@ -130,7 +123,10 @@ func writeStepSummary(rep *pipeline.Report) error {
 		if a.Error != "" {
 			status += ": " + oneLine(a.Error)
 		}
-		fmt.Fprintf(out, "| %s | %s | %s | `%s` | %s | %s |\n", a.Agent, a.Version, status, short(a.Index), strings.Join(plats, "<br>"), strings.Join(a.Tags, ", "))
+		fmt.Fprintf(&b, "| %s | %s | %s | `%s` | %s | %s |\n", a.Agent, a.Version, status, short(a.Index), strings.Join(plats, "<br>"), strings.Join(a.Tags, ", "))
+	}
+	if err := gh.AppendSummary(b.String()); err != nil {
+		return fmt.Errorf("writing the step summary: %w", err)
 	}
 	return nil
 }
