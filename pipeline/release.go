@@ -80,30 +80,31 @@ func (o *Options) releaseAgent(ctx context.Context, dest destination, ts []teste
 		}
 		ar.Platforms = append(ar.Platforms, pr)
 	}
-	fail := func(err error) AgentReport {
-		ar.Status, ar.Error = StageFailed, err.Error()
-		o.Events(Event{Agent: ar.Agent, Stage: StageFailed, Detail: ar.Error})
-		return ar
-	}
 	if len(errs) > 0 {
-		return fail(fmt.Errorf("not published: %s", strings.Join(errs, "; ")))
+		return o.failed(ar, fmt.Errorf("not published: %s", strings.Join(errs, "; ")))
 	}
-	tags, err := o.tags(img.Version)
-	if err != nil {
-		return fail(err)
-	}
-	rel := publish.Release{Agent: img.Attr, Parts: parts, Annotations: o.annotations(img), Tags: tags}
 	drvs := map[string]string{}
 	for _, t := range ts {
 		drvs[string(t.Target.System)] = t.DrvPath
 	}
+	return o.publishAgent(ctx, dest, ar, img, parts, drvs)
+}
+
+// publishAgent sends an agent's tested per-arch images to dest (index,
+// signatures, tags) and completes its report.
+func (o *Options) publishAgent(ctx context.Context, dest destination, ar AgentReport, img matrix.Image, parts []publish.Part, drvs map[string]string) AgentReport {
+	tags, err := o.tags(img.Version)
+	if err != nil {
+		return o.failed(ar, err)
+	}
+	rel := publish.Release{Agent: img.Attr, Parts: parts, Annotations: o.annotations(img), Tags: tags}
 	res, signing, err := dest.publish(ctx, o, img, rel, drvs)
 	if res != nil {
 		ar.fill(res)
 	}
 	ar.Signing = signing
 	if err != nil {
-		return fail(err)
+		return o.failed(ar, err)
 	}
 	ar.Status = StageDone
 	switch {
@@ -113,6 +114,13 @@ func (o *Options) releaseAgent(ctx context.Context, dest destination, ts []teste
 		ar.Status = StagePlanned
 	}
 	o.Events(Event{Agent: ar.Agent, Stage: ar.Status, Detail: res.Index.String()})
+	return ar
+}
+
+// failed marks an agent's report as failed with err and says so.
+func (o *Options) failed(ar AgentReport, err error) AgentReport {
+	ar.Status, ar.Error = StageFailed, err.Error()
+	o.Events(Event{Agent: ar.Agent, Stage: StageFailed, Detail: ar.Error})
 	return ar
 }
 

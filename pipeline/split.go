@@ -103,14 +103,9 @@ func Merge(ctx context.Context, o Options) (*Report, error) {
 func (o *Options) mergeAgent(ctx context.Context, dest *registryDest, reg *publish.Registry, key string, ts []matrix.Target) AgentReport {
 	img := ts[0].Image
 	ar := AgentReport{Agent: img.Attr, Version: img.Version, Status: StageFailed}
-	fail := func(err error) AgentReport {
-		ar.Error = err.Error()
-		o.Events(Event{Agent: ar.Agent, Stage: StageFailed, Detail: ar.Error})
-		return ar
-	}
 	repo, err := o.Repository(img.Attr)
 	if err != nil {
-		return fail(err)
+		return o.failed(ar, err)
 	}
 	var platforms []v1.Platform
 	for _, t := range ts {
@@ -120,7 +115,7 @@ func (o *Options) mergeAgent(ctx context.Context, dest *registryDest, reg *publi
 	}
 	staged, err := reg.Staged(ctx, repo, key, platforms)
 	if err != nil {
-		return fail(err)
+		return o.failed(ar, err)
 	}
 	var parts []publish.Part
 	var stale []string
@@ -132,27 +127,9 @@ func (o *Options) mergeAgent(ctx context.Context, dest *registryDest, reg *publi
 		parts = append(parts, s.Part)
 	}
 	if len(stale) > 0 {
-		return fail(fmt.Errorf("stale per-arch images for %s: %s; rebuild them with `release build --push`", repo, strings.Join(stale, "; ")))
+		return o.failed(ar, fmt.Errorf("stale per-arch images for %s: %s; rebuild them with `release build --push`", repo, strings.Join(stale, "; ")))
 	}
-	tags, err := o.tags(img.Version)
-	if err != nil {
-		return fail(err)
-	}
-	rel := publish.Release{Agent: img.Attr, Parts: parts, Annotations: o.annotations(img), Tags: tags}
-	res, signing, err := dest.publish(ctx, o, img, rel, nil)
-	if res != nil {
-		ar.fill(res)
-	}
-	ar.Signing = signing
-	if err != nil {
-		return fail(err)
-	}
-	ar.Status = StageDone
-	if res.Unchanged {
-		ar.Status = StageUnchanged
-	}
-	o.Events(Event{Agent: ar.Agent, Stage: ar.Status, Detail: res.Index.String()})
-	return ar
+	return o.publishAgent(ctx, dest, ar, img, parts, nil)
 }
 
 // checkStaged rejects a staged image built for another platform or for
