@@ -229,6 +229,12 @@ func TestReleaseEndToEnd(t *testing.T) {
 		t.Fatalf("Merge = %v", err)
 	}
 	merged := agentReport(t, mrep, "pi")
+	single := agentReport(t, rep, "pi")
+	for i, p := range merged.Platforms {
+		if p.DrvPath == "" || p.DrvPath != single.Platforms[i].DrvPath {
+			t.Errorf("merged pi %s derivation = %q, want %q as the single run built", p.System, p.DrvPath, single.Platforms[i].DrvPath)
+		}
+	}
 	if merged.Status != StageDone || merged.Index != agentReport(t, rep, "pi").Index {
 		t.Errorf("merged pi = %s %s (%s), want done with the single-process index %s", merged.Status, merged.Index, merged.Error, agentReport(t, rep, "pi").Index)
 	}

@@ -7,6 +7,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/nothingnesses/agent-images/build"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/publish"
 )
@@ -93,14 +94,20 @@ func Merge(ctx context.Context, o Options) (*Report, error) {
 		}
 		by[t.Agent] = append(by[t.Agent], t)
 	}
+	// The build jobs' derivations, for provenance: the same flake and lock
+	// give the same derivations here as on the runners.
+	drvs, err := build.DrvPaths(ctx, o.Flake, targets)
+	if err != nil {
+		return nil, err
+	}
 	rep := &Report{Registry: o.Registry, Commit: o.Commit, Agents: make([]AgentReport, len(agents))}
 	forEachAgent(o.Jobs, agents, func(i int, agent string) {
-		rep.Agents[i] = o.mergeAgent(ctx, dest, reg, key, by[agent])
+		rep.Agents[i] = o.mergeAgent(ctx, dest, reg, key, by[agent], drvs)
 	})
 	return rep, nil
 }
 
-func (o *Options) mergeAgent(ctx context.Context, dest *registryDest, reg *publish.Registry, key string, ts []matrix.Target) AgentReport {
+func (o *Options) mergeAgent(ctx context.Context, dest *registryDest, reg *publish.Registry, key string, ts []matrix.Target, drvPaths map[string]string) AgentReport {
 	img := ts[0].Image
 	ar := AgentReport{Agent: img.Attr, Version: img.Version, Status: StageFailed}
 	repo, err := o.Repository(img.Attr)
@@ -129,7 +136,12 @@ func (o *Options) mergeAgent(ctx context.Context, dest *registryDest, reg *publi
 	if len(stale) > 0 {
 		return o.failed(ar, fmt.Errorf("stale per-arch images for %s: %s; rebuild them with `release build --push`", repo, strings.Join(stale, "; ")))
 	}
-	return o.publishAgent(ctx, dest, ar, img, parts, nil)
+	drvs := map[string]string{}
+	for i, t := range ts {
+		drvs[string(t.System)] = drvPaths[t.String()]
+		ar.Platforms[i].DrvPath = drvPaths[t.String()]
+	}
+	return o.publishAgent(ctx, dest, ar, img, parts, drvs)
 }
 
 // checkStaged rejects a staged image built for another platform or for
