@@ -66,22 +66,41 @@ func New(opts ...Option) http.RoundTripper {
 	// those are answers, not failures, and must reach the caller unchanged.
 	c.ErrorHandler = retryablehttp.PassthroughErrorHandler
 	c.CheckRetry = checkRetry
-	return &streamAware{retrying: &retryablehttp.RoundTripper{Client: c}, direct: c.HTTPClient.Transport}
+	return &streamAware{client: c, direct: c.HTTPClient.Transport}
 }
 
-// streamAware sends requests whose body cannot be replayed (a layer streamed
-// from disk) straight through: retrying them would mean holding the whole
-// layer in memory. go-containerregistry retries those uploads itself.
+// streamAware retries without ever holding a request body in memory.
+// retryablehttp's own RoundTripper reads every body into a buffer so it can
+// send it again, which for a layer upload means the whole layer. A body that
+// can be reopened (GetBody, as go-containerregistry sets for layers) is
+// reopened for each try instead; one that cannot is sent once, straight
+// through, and go-containerregistry retries that upload itself.
 type streamAware struct {
-	retrying http.RoundTripper
-	direct   http.RoundTripper
+	client *retryablehttp.Client
+	direct http.RoundTripper
 }
 
 func (s *streamAware) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	if hasBody && req.GetBody == nil {
 		return s.direct.RoundTrip(req)
 	}
-	return s.retrying.RoundTrip(req)
+	var body any
+	if hasBody {
+		// The body the caller opened is replaced by fresh ones from GetBody.
+		req.Body.Close()
+		body = retryablehttp.ReaderFunc(func() (io.Reader, error) { return req.GetBody() })
+	}
+	rreq, err := retryablehttp.NewRequestWithContext(req.Context(), req.Method, req.URL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	rreq.Header = req.Header.Clone()
+	rreq.Host = req.Host
+	if hasBody {
+		rreq.ContentLength = req.ContentLength
+	}
+	return s.client.Do(rreq)
 }
 
 // checkRetry is retryablehttp's default policy, except that a TLS handshake

@@ -94,3 +94,39 @@ func TestPlainHTTPServerIsNotRetriedOverTLS(t *testing.T) {
 		t.Errorf("https GET of a plain-HTTP server connected %d times, want 1 (no retries)", conns.Load())
 	}
 }
+
+func TestReopenableBodyIsResentEachTry(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if string(b) != "layer-bytes" || r.ContentLength != int64(len("layer-bytes")) {
+			t.Errorf("try %d got body %q length %d, want the whole body with its length", calls.Load()+1, b, r.ContentLength)
+		}
+		if calls.Add(1) < 3 {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer srv.Close()
+	opens := 0
+	open := func() (io.ReadCloser, error) {
+		opens++
+		return io.NopCloser(strings.NewReader("layer-bytes")), nil
+	}
+	first, _ := open()
+	req, _ := http.NewRequest(http.MethodPatch, srv.URL, first)
+	req.GetBody = open
+	req.ContentLength = int64(len("layer-bytes"))
+	resp, err := New(WithBackoff(time.Millisecond, 5*time.Millisecond)).RoundTrip(req)
+	if err != nil {
+		t.Fatalf("RoundTrip = %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || calls.Load() != 3 {
+		t.Errorf("RoundTrip = %d after %d tries, want 201 after 3", resp.StatusCode, calls.Load())
+	}
+	if opens < 3 {
+		t.Errorf("GetBody opened the body %d times, want once per try", opens)
+	}
+}
