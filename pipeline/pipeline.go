@@ -68,6 +68,8 @@ type Options struct {
 	registryOptions []publish.RegistryOption
 	// Parsed registry name options (insecure).
 	nameOptions []name.Option
+	// Every agent of the flake's release set, selected or not.
+	allAgents []string
 }
 
 // Event is one step of progress for a person watching.
@@ -173,7 +175,26 @@ func (o *Options) targets(ctx context.Context) ([]matrix.Target, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.allAgents = matrix.Agents(all)
 	return matrix.Select(all, o.Agents, o.Systems)
+}
+
+// registry is the publisher for this release. Every agent image shares its
+// base layers, so a layer this run has not pushed is offered for mounting
+// from the repository of the release set's first agent (the second, for the
+// first agent itself), where an earlier run or another job put it.
+func (o *Options) registry() *publish.Registry {
+	opts := append([]publish.RegistryOption{publish.WithProgress(o.pushProgress)}, o.registryOptions...)
+	var siblings []name.Repository
+	for _, a := range o.allAgents {
+		if len(siblings) == 2 {
+			break
+		}
+		if repo, err := o.Repository(a); err == nil {
+			siblings = append(siblings, repo)
+		}
+	}
+	return publish.NewRegistry(append(opts, publish.WithMountFrom(siblings...))...)
 }
 
 func (o *Options) tags(version string) ([]string, error) {

@@ -35,7 +35,7 @@ func Release(ctx context.Context, o Options) (*Report, error) {
 	var dest destination
 	if o.Push {
 		rep.Registry = o.Registry
-		reg := publish.NewRegistry(append(o.registryOptions, publish.WithProgress(o.pushProgress))...)
+		reg := o.registry()
 		dest = &registryDest{o: &o, reg: reg}
 	} else {
 		rep.Layout = o.LayoutDir

@@ -30,7 +30,7 @@ func BuildStaged(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	reg := publish.NewRegistry(append(o.registryOptions, publish.WithProgress(o.pushProgress))...)
+	reg := o.registry()
 	key := o.stagingKey()
 	agents, by := group(ts)
 	rep := &Report{Registry: o.Registry, Commit: o.Commit, Agents: make([]AgentReport, len(agents))}
@@ -83,7 +83,7 @@ func Merge(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	reg := publish.NewRegistry(append(o.registryOptions, publish.WithProgress(o.pushProgress))...)
+	reg := o.registry()
 	dest := &registryDest{o: &o, reg: reg}
 	key := o.stagingKey()
 	var agents []string

@@ -163,10 +163,10 @@ func TestHookFailureMovesNoTag(t *testing.T) {
 	}
 }
 
-// TestCrossRepositoryMount needs a registry that keeps blobs per repository,
-// as real ones do: Debian's docker-registry, watched through a proxy.
-func TestCrossRepositoryMount(t *testing.T) {
-	ctx := context.Background()
+// watchedRegistry is Debian's docker-registry, which keeps blobs per
+// repository as real ones do, behind a proxy that records every request.
+func watchedRegistry(t *testing.T) (string, *counting) {
+	t.Helper()
 	upstream, err := url.Parse("http://" + testenv.StartRegistry(t))
 	if err != nil {
 		t.Fatal(err)
@@ -178,8 +178,37 @@ func TestCrossRepositoryMount(t *testing.T) {
 		rec.mu.Unlock()
 		rec.ServeHTTP(w, r)
 	}))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), rec
+}
+
+// assertMounted checks every layer of img reached repo b by a mount from a,
+// none by an upload.
+func assertMounted(t *testing.T, rec *counting, img v1.Image, b, a string) {
+	t.Helper()
+	layers, _ := img.Layers()
+	mounted := 0
+	for _, q := range rec.queries {
+		for _, l := range layers {
+			d, _ := l.Digest()
+			// An upload ends with PUT ...?digest=; the config blob (tiny,
+			// and not a layer) is the only one allowed to take that path.
+			if strings.HasPrefix(q, "PUT /v2/"+b+"/blobs/uploads/") && strings.Contains(q, url.QueryEscape(d.String())) {
+				t.Errorf("layer %s uploaded again to %s: %s", d, b, q)
+			}
+		}
+		if strings.HasPrefix(q, "POST /v2/"+b+"/blobs/uploads/") && strings.Contains(q, "from="+url.QueryEscape(a)) {
+			mounted++
+		}
+	}
+	if mounted < len(layers) {
+		t.Errorf("%d mounts from %s into %s, want one per layer (%d): %v", mounted, a, b, len(layers), rec.queries)
+	}
+}
+
+func TestCrossRepositoryMount(t *testing.T) {
+	ctx := context.Background()
+	host, rec := watchedRegistry(t)
 	shared := parts(t)
 	r := NewRegistry()
 	a, _ := name.NewRepository(host + "/agent-images/a")
@@ -191,24 +220,44 @@ func TestCrossRepositoryMount(t *testing.T) {
 	if _, err := r.PushImage(ctx, b, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
-	layers, _ := shared[0].Image.Layers()
-	mounted := 0
-	for _, q := range rec.queries {
-		for _, l := range layers {
-			d, _ := l.Digest()
-			// An upload ends with PUT ...?digest=; the config blob (tiny,
-			// and not a layer) is the only one allowed to take that path.
-			if strings.HasPrefix(q, "PUT /v2/agent-images/b/blobs/uploads/") && strings.Contains(q, url.QueryEscape(d.String())) {
-				t.Errorf("layer %s uploaded again to b: %s", d, q)
-			}
-		}
-		if strings.HasPrefix(q, "POST /v2/agent-images/b/blobs/uploads/") && strings.Contains(q, "from=agent-images%2Fa") {
-			mounted++
-		}
+	assertMounted(t, rec, shared[0].Image, "agent-images/b", "agent-images/a")
+}
+
+// TestMountFromEarlierRun: a new publisher (another job, the next night)
+// mounts layers from a sibling repository it was told about, and a layer the
+// sibling lacks is simply uploaded.
+func TestMountFromEarlierRun(t *testing.T) {
+	ctx := context.Background()
+	host, rec := watchedRegistry(t)
+	a, _ := name.NewRepository(host + "/agent-images/a")
+	b, _ := name.NewRepository(host + "/agent-images/b")
+	c, _ := name.NewRepository(host + "/agent-images/c")
+	shared := parts(t)
+	if _, err := NewRegistry().PushImage(ctx, a, shared[0].Image); err != nil {
+		t.Fatal(err)
 	}
-	if mounted < len(layers) {
-		t.Errorf("%d mounts from a into b, want one per layer (%d): %v", mounted, len(layers), rec.queries)
+	rec.reset()
+	if _, err := NewRegistry(WithMountFrom(a, b)).PushImage(ctx, b, shared[0].Image); err != nil {
+		t.Fatal(err)
 	}
+	assertMounted(t, rec, shared[0].Image, "agent-images/b", "agent-images/a")
+
+	// c gets a different image: the guess is wrong, the layers upload.
+	if _, err := NewRegistry(WithMountFrom(a)).PushImage(ctx, c, shared[1].Image); err != nil {
+		t.Fatalf("pushing with a wrong mount guess = %v", err)
+	}
+	if _, err := remote.Image(c.Digest(mustDigest(t, shared[1].Image))); err != nil {
+		t.Errorf("image not complete in c after a failed mount guess: %v", err)
+	}
+}
+
+func mustDigest(t *testing.T, img v1.Image) string {
+	t.Helper()
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
 }
 
 func TestStaged(t *testing.T) {

@@ -69,6 +69,7 @@ type registryOptions struct {
 	transport http.RoundTripper
 	jobs      int
 	update    func(Progress)
+	mountFrom []name.Repository
 }
 
 // RegistryOption configures NewRegistry.
@@ -91,6 +92,16 @@ func WithUploadJobs(n int) RegistryOption { return func(o *registryOptions) { o.
 // WithProgress receives byte counts as blobs upload.
 func WithProgress(f func(Progress)) RegistryOption { return func(o *registryOptions) { o.update = f } }
 
+// WithMountFrom names repositories likely to hold layers already (the
+// other agents of the same release, pushed by earlier runs or other jobs).
+// A layer this run has not pushed itself is offered for mounting from the
+// first of them that is not the target; when that repository lacks it, the
+// registry starts an ordinary upload in the same request, so a wrong guess
+// costs nothing.
+func WithMountFrom(repos ...name.Repository) RegistryOption {
+	return func(o *registryOptions) { o.mountFrom = append(o.mountFrom, repos...) }
+}
+
 // NewRegistry returns a publisher for registries.
 func NewRegistry(opts ...RegistryOption) *Registry {
 	o := registryOptions{
@@ -106,7 +117,7 @@ func NewRegistry(opts ...RegistryOption) *Registry {
 	return &Registry{
 		remote: []remote.Option{remote.WithAuthFromKeychain(o.keychain), remote.WithTransport(o.transport), remote.WithJobs(o.jobs)},
 		jobs:   o.jobs,
-		mounts: &mountTracker{where: map[v1.Hash]name.Repository{}},
+		mounts: &mountTracker{where: map[v1.Hash]name.Repository{}, fallback: o.mountFrom},
 		update: o.update,
 	}
 }
@@ -286,8 +297,9 @@ func isNotFound(err error) bool {
 // mountTracker remembers which repository of this run holds each blob, so
 // the next repository that needs it mounts it instead of uploading it again.
 type mountTracker struct {
-	mu    sync.Mutex
-	where map[v1.Hash]name.Repository
+	mu       sync.Mutex
+	where    map[v1.Hash]name.Repository
+	fallback []name.Repository
 }
 
 func (m *mountTracker) record(repo name.Repository, img v1.Image) error {
@@ -336,11 +348,24 @@ func (i *mountableImage) Layers() ([]v1.Layer, error) {
 			return nil, err
 		}
 		from, ok := i.tracker.where[d]
-		if ok && from.String() != i.repo.String() && from.RegistryStr() == i.repo.RegistryStr() {
+		if !ok || from.String() == i.repo.String() {
+			from, ok = i.tracker.fallbackFor(i.repo)
+		}
+		if ok && from.RegistryStr() == i.repo.RegistryStr() {
 			out[n] = &remote.MountableLayer{Layer: l, Reference: from.Digest(d.String())}
 		}
 	}
 	return out, nil
+}
+
+// fallbackFor is the first WithMountFrom repository other than repo.
+func (m *mountTracker) fallbackFor(repo name.Repository) (name.Repository, bool) {
+	for _, r := range m.fallback {
+		if r.String() != repo.String() {
+			return r, true
+		}
+	}
+	return name.Repository{}, false
 }
 
 // StagingTag is the tag a split-mode build records its per-arch image under,
