@@ -63,9 +63,6 @@ type Options struct {
 	Events func(Event)
 	// Now is the clock for the date tag (default time.Now).
 	Now func() time.Time
-
-	// Publisher options, for tests.
-	registryOptions []publish.RegistryOption
 	// Parsed registry name options (insecure).
 	nameOptions []name.Option
 	// Every agent of the flake's release set, selected or not.
@@ -184,7 +181,7 @@ func (o *Options) targets(ctx context.Context) ([]matrix.Target, error) {
 // from the repository of the release set's first agent (the second, for the
 // first agent itself), where an earlier run or another job put it.
 func (o *Options) registry() *publish.Registry {
-	opts := append([]publish.RegistryOption{publish.WithProgress(o.pushProgress)}, o.registryOptions...)
+	opts := []publish.RegistryOption{publish.WithProgress(o.pushProgress)}
 	var siblings []name.Repository
 	for _, a := range o.allAgents {
 		if len(siblings) == 2 {

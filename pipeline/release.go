@@ -36,7 +36,7 @@ func Release(ctx context.Context, o Options) (*Report, error) {
 	if o.Push {
 		rep.Registry = o.Registry
 		reg := o.registry()
-		dest = &registryDest{o: &o, reg: reg}
+		dest = &registryDest{reg: reg}
 	} else {
 		rep.Layout = o.LayoutDir
 		l, err := publish.OpenLayout(o.LayoutDir)
@@ -156,7 +156,6 @@ func (d *layoutDest) publish(ctx context.Context, o *Options, img matrix.Image, 
 }
 
 type registryDest struct {
-	o   *Options
 	reg *publish.Registry
 }
 

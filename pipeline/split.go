@@ -84,7 +84,7 @@ func Merge(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	reg := o.registry()
-	dest := &registryDest{o: &o, reg: reg}
+	dest := &registryDest{reg: reg}
 	key := o.stagingKey()
 	var agents []string
 	by := map[string][]matrix.Target{}

@@ -41,9 +41,6 @@ func OpenLayout(dir string) (*Layout, error) {
 	return &Layout{dir: dir, path: p}, nil
 }
 
-// Dir is where the layout lives.
-func (l *Layout) Dir() string { return l.dir }
-
 // RefName is the ref.name annotation a tag of an agent gets in the layout.
 func RefName(agent, tag string) string { return agent + ":" + tag }
 

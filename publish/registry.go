@@ -52,7 +52,6 @@ type Hook func(ctx context.Context, r *Result) error
 // Registry publishes to an OCI registry.
 type Registry struct {
 	remote []remote.Option
-	jobs   int
 	mounts *mountTracker
 	update func(Progress)
 }
@@ -116,7 +115,6 @@ func NewRegistry(opts ...RegistryOption) *Registry {
 	}
 	return &Registry{
 		remote: []remote.Option{remote.WithAuthFromKeychain(o.keychain), remote.WithTransport(o.transport), remote.WithJobs(o.jobs)},
-		jobs:   o.jobs,
 		mounts: &mountTracker{where: map[v1.Hash]name.Repository{}, fallback: o.mountFrom},
 		update: o.update,
 	}
