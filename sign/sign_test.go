@@ -90,8 +90,8 @@ func TestCosignCommand(t *testing.T) {
 		{"keyless attestation", "verify-attestation", "cyclonedx",
 			[]string{"--certificate-identity", "https://github.com/o/r/.github/workflows/release.yml@refs/heads/main", "--certificate-oidc-issuer", "https://token.actions.githubusercontent.com"}, false,
 			"cosign verify-attestation --type cyclonedx --certificate-identity https://github.com/o/r/.github/workflows/release.yml@refs/heads/main --certificate-oidc-issuer https://token.actions.githubusercontent.com " + d.String()},
-		{"regexp is quoted", "verify", "", []string{"--certificate-identity-regexp", "^https://github.com/o/.*$"}, false,
-			"cosign verify --certificate-identity-regexp '^https://github.com/o/.*$' " + d.String()},
+		{"shell syntax is quoted", "verify", "", []string{"--certificate-identity", "https://github.com/o/r/x.yml@refs/heads/$(id)"}, false,
+			"cosign verify --certificate-identity 'https://github.com/o/r/x.yml@refs/heads/$(id)' " + d.String()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,7 +112,8 @@ func TestPolicyValidate(t *testing.T) {
 		{"keyless", Policy{CertIdentity: "a", CertOIDCIssuer: "b"}, ""},
 		{"nothing", Policy{}, "say whose signatures count"},
 		{"both", Policy{Key: "k", CertIdentity: "a", CertOIDCIssuer: "b"}, "not both"},
-		{"keyless without issuer", Policy{CertIdentityRegexp: ".*"}, "--certificate-oidc-issuer"},
+		{"keyless without issuer", Policy{CertIdentity: "a"}, "pins the issuer: pass --certificate-identity"},
+		{"keyless without identity", Policy{CertOIDCIssuer: "b"}, "pins the signer: pass --certificate-identity"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,6 +122,23 @@ func TestPolicyValidate(t *testing.T) {
 				t.Errorf("Policy%+v.validate() = %v, want %q", tt.p, err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestKeylessCommandNeverWildcard: when neither the token nor Fulcio says
+// who signs, no verify command is made up; a pattern would accept anyone.
+func TestKeylessCommandNeverWildcard(t *testing.T) {
+	k := &keylessIdentity{cfg: keylessConfig{
+		token:     func(context.Context) (string, error) { return "", errors.New("no token here") },
+		fulcioURL: "http://127.0.0.1:1",
+		transport: noRetry{},
+	}}
+	args, err := k.cosignArgs(t.Context())
+	if err == nil || args != nil {
+		t.Fatalf("cosignArgs() = %q, %v, want no arguments and an error", args, err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "--certificate-identity <") || !strings.Contains(msg, "--certificate-oidc-issuer") || strings.Contains(msg, "regexp") {
+		t.Errorf("cosignArgs() error = %q, want it to name --certificate-identity and --certificate-oidc-issuer, and no pattern", msg)
 	}
 }
 
