@@ -16,6 +16,8 @@ import (
 	sigs "github.com/sigstore/cosign/v2/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/nothingnesses/agent-images/internal/redact"
 )
 
 // identity is who signs: a long-lived key, or a short-lived Fulcio
@@ -43,21 +45,24 @@ type keyIdentity struct {
 
 func loadKey(ctx context.Context, ref string) (*keyIdentity, error) {
 	pass := func(bool) ([]byte, error) { return []byte(os.Getenv("COSIGN_PASSWORD")), nil }
+	// A KMS reference can carry credentials or a token in its URL: errors
+	// name it by its public form.
+	shown := redact.URL(ref)
 	sv, err := sigs.SignerVerifierFromKeyRef(ctx, ref, pass, nil)
 	if err != nil {
 		hint := ""
 		if !strings.Contains(ref, "://") || strings.HasPrefix(ref, "env://") {
 			hint = " (is COSIGN_PASSWORD its password?)"
 		}
-		return nil, fmt.Errorf("loading signing key %s%s: %w", ref, hint, err)
+		return nil, fmt.Errorf("loading signing key %s%s: %w", shown, hint, redact.URLError(err, ref))
 	}
 	pub, err := sv.PublicKey()
 	if err != nil {
-		return nil, fmt.Errorf("reading the public half of %s: %w", ref, err)
+		return nil, fmt.Errorf("reading the public half of %s: %w", shown, redact.URLError(err, ref))
 	}
 	pem, err := cryptoutils.MarshalPublicKeyToPEM(pub)
 	if err != nil {
-		return nil, fmt.Errorf("encoding the public key of %s: %w", ref, err)
+		return nil, fmt.Errorf("encoding the public key of %s: %w", shown, err)
 	}
 	return &keyIdentity{ref: ref, sv: sv, pubPEM: pem}, nil
 }
@@ -76,7 +81,7 @@ func (k *keyIdentity) verifierFor(_ context.Context, sig oci.Signature) (signatu
 func (k *keyIdentity) cosignArgs(context.Context) ([]string, error) {
 	// The public key is what users hold; the private ref only helps the
 	// person who signed. cosign derives the public key from a KMS ref.
-	return []string{"--key", publicKeyHint(k.ref)}, nil
+	return []string{"--key", redact.URL(publicKeyHint(k.ref))}, nil
 }
 
 func (k *keyIdentity) tlogKey(context.Context) ([]byte, error) { return k.pubPEM, nil }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"maps"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -149,28 +147,37 @@ func (noRetry) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
+// TestFlakeInputs: inputs are pinned by what the lock says Nix fetched; an
+// override adds only its reference's public form, never userinfo, a query
+// or a local path, and one the lock does not pin is recorded by that alone.
 func TestFlakeInputs(t *testing.T) {
-	dir := t.TempDir()
-	lock := `{"root":"root","version":7,"nodes":{
+	// As nix flake metadata reports it with llm-agents overridden.
+	lock := []byte(`{"root":"root","version":7,"nodes":{
 	  "root":{"inputs":{"nixpkgs":"nixpkgs","llm-agents":"llm-agents","utils":["llm-agents","utils"]}},
 	  "nixpkgs":{"locked":{"rev":"89abcdef0123456789abcdef0123456789abcdef","narHash":"sha256-x"}},
-	  "llm-agents":{"locked":{"narHash":"sha256-y"}}}}`
-	if err := os.WriteFile(filepath.Join(dir, "flake.lock"), []byte(lock), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	  "llm-agents":{"locked":{"narHash":"sha256-y","path":"/tmp/tok=ghp_FAKE/x","type":"path"}}}}`)
 	tests := []struct {
 		name      string
-		dir       string
+		lock      []byte
 		overrides map[string]string
-		want      map[string]string
+		want      map[string]FlakeInput
 	}{
-		{"locked", dir, nil, map[string]string{"nixpkgs": "89abcdef0123456789abcdef0123456789abcdef", "llm-agents": "sha256-y"}},
-		{"overridden", dir, map[string]string{"nixpkgs": "path:./standin"}, map[string]string{"nixpkgs": "override:path:./standin", "llm-agents": "sha256-y"}},
-		{"no lock file", t.TempDir(), map[string]string{"nixpkgs": "path:x"}, map[string]string{"nixpkgs": "override:path:x"}},
+		{"locked", lock, nil, map[string]FlakeInput{
+			"nixpkgs":    {Rev: "89abcdef0123456789abcdef0123456789abcdef", NarHash: "sha256-x"},
+			"llm-agents": {NarHash: "sha256-y"}}},
+		{"local override", lock, map[string]string{"llm-agents": "path:/tmp/tok=ghp_FAKE/x"}, map[string]FlakeInput{
+			"nixpkgs":    {Rev: "89abcdef0123456789abcdef0123456789abcdef", NarHash: "sha256-x"},
+			"llm-agents": {NarHash: "sha256-y", Override: "path:(local)"}}},
+		{"override with credentials, not pinned", lock, map[string]string{"extra": "git+https://user:TOKEN@git.example.com/o/r?ref=main&t=SECRET"}, map[string]FlakeInput{
+			"nixpkgs":    {Rev: "89abcdef0123456789abcdef0123456789abcdef", NarHash: "sha256-x"},
+			"llm-agents": {NarHash: "sha256-y"},
+			"extra":      {Override: "git+https://git.example.com/o/r"}}},
+		{"no lock", nil, map[string]string{"nixpkgs": "github:NixOS/nixpkgs?access_token=ghp_FAKE"}, map[string]FlakeInput{
+			"nixpkgs": {Override: "github:NixOS/nixpkgs"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := FlakeInputs(tt.dir, tt.overrides)
+			got, err := FlakeInputs(tt.lock, tt.overrides)
 			if err != nil || !maps.Equal(got, tt.want) {
 				t.Errorf("FlakeInputs() = %v, %v, want %v", got, err, tt.want)
 			}

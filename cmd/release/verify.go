@@ -48,6 +48,9 @@ check the same.`,
 					return fmt.Errorf("say where the agent is published with --registry (e.g. ghcr.io/OWNER/agent-images)")
 				}
 			}
+			if err := checkRegistry(registry); err != nil {
+				return err
+			}
 			var nameOpts []name.Option
 			if insecure {
 				nameOpts = append(nameOpts, name.Insecure)
