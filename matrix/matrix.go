@@ -99,7 +99,7 @@ func Load(ctx context.Context, flake nix.Flake, opts ...Option) ([]Target, error
 	args := append([]string{"eval", "--json", flake.Installable("packages"), "--apply", releaseSetExpr}, flake.OverrideArgs()...)
 	out, err := o.nix(ctx, args...)
 	if err != nil {
-		return nil, fmt.Errorf("reading the release set of flake %s: %w", flake.Installable("packages"), err)
+		return nil, fmt.Errorf("reading the release set of flake %s: %w", flake, err)
 	}
 	return Parse(out)
 }

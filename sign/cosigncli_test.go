@@ -3,10 +3,8 @@ package sign
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
@@ -18,31 +16,9 @@ import (
 // package managers today. Both must read the classic .sig/.att tags.
 var cosignVersions = []string{"v2.6.5", "v3.1.3"}
 
-// cosignCLI returns the real cosign CLI at version, built from the Go module
-// proxy the first time and cached under ~/.cache/agent-images (two to three
-// minutes cold on two cores).
+// cosignCLI returns the real cosign CLI at version (see testenv.CosignCLI).
 func cosignCLI(t *testing.T, cosignVersion string) string {
-	t.Helper()
-	testenv.Require(t, "go")
-	home, err := os.UserHomeDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(home, ".cache", "agent-images", "cosign-"+cosignVersion)
-	bin := filepath.Join(dir, "cosign")
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	t.Logf("building cosign %s into %s", cosignVersion, dir)
-	start := time.Now()
-	major, _, _ := strings.Cut(cosignVersion, ".")
-	cmd := exec.CommandContext(t.Context(), "go", "install", "github.com/sigstore/cosign/"+major+"/cmd/cosign@"+cosignVersion)
-	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go install cosign@%s: %v\n%s", cosignVersion, err, out)
-	}
-	t.Logf("built cosign in %v", time.Since(start).Round(time.Second))
-	return bin
+	return testenv.CosignCLI(t, cosignVersion)
 }
 
 // runCosign runs a printed cosign command line with the real CLI.

@@ -67,7 +67,10 @@ func (s *signer) Sign(ctx context.Context, r Request) (*Result, error) {
 		return nil, fmt.Errorf("signing index %s: %w", r.Index, err)
 	}
 	res.Index = idx
-	args := s.id.cosignArgs(ctx)
+	args, err := s.id.cosignArgs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("naming who signed %s: %w", r.Index, err)
+	}
 	insecure := r.Index.Context().Registry.Scheme() == "http"
 	res.VerifyCommand = CosignCommand("verify", r.Index, args, s.rekorURL == "", insecure, "")
 	res.VerifyAttestationCommand = CosignCommand("verify-attestation", r.Platforms[0].Manifest, args, s.rekorURL == "", insecure, "slsaprovenance1")

@@ -69,7 +69,8 @@ func localRequest(t *testing.T) (Request, Platform) {
 		Platforms: []Platform{p},
 		Agent:     Agent{Attr: "pi", Name: "Pi", Version: "0.70.6", License: "MIT OR Apache-2.0", Description: "A coding agent"},
 		Source: Source{Repository: "https://github.com/nothingnesses/agent-images", Commit: "0123456789abcdef0123456789abcdef01234567",
-			FlakeInputs: map[string]string{"nixpkgs": "89abcdef0123456789abcdef0123456789abcdef", "llm-agents": "v1.2.3"}},
+			FlakeInputs: map[string]FlakeInput{"nixpkgs": {Rev: "89abcdef0123456789abcdef0123456789abcdef"},
+				"llm-agents": {NarHash: "sha256-StX9CbIyd4OlIgU4/5bO+GuklGMlSieFKc/8n2VQ+5Q=", Override: "path:(local)"}}},
 		BuilderID: "https://github.com/nothingnesses/agent-images/.github/workflows/release.yml@refs/heads/main",
 	}
 	return r, p
@@ -197,13 +198,14 @@ func TestProvenance(t *testing.T) {
 	}
 	deps := map[string]string{}
 	for _, d := range bd.ResolvedDependencies {
-		deps[d.Name] = d.Digest["gitCommit"] + d.Annotations["revision"]
+		str := func(k string) string { return d.Annotations[k] }
+		deps[d.Name] = strings.Join([]string{d.Digest["gitCommit"], str("revision"), str("narHash"), str("override")}, "|")
 	}
 	want := map[string]string{
-		"source":                 r.Source.Commit,
-		"flake-input:nixpkgs":    r.Source.FlakeInputs["nixpkgs"],
-		"flake-input:llm-agents": "v1.2.3",
-		"derivation":             "",
+		"source":                 r.Source.Commit + "|||",
+		"flake-input:nixpkgs":    r.Source.FlakeInputs["nixpkgs"].Rev + "|||",
+		"flake-input:llm-agents": "||sha256-StX9CbIyd4OlIgU4/5bO+GuklGMlSieFKc/8n2VQ+5Q=|path:(local)",
+		"derivation":             "|||",
 	}
 	for k, v := range want {
 		if got, ok := deps[k]; !ok || got != v {

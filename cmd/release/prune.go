@@ -45,6 +45,9 @@ packages: write, when the packages grant this repository admin access).`,
 				}
 				registry = "ghcr.io/" + owner + "/agent-images"
 			}
+			if err := checkRegistry(registry); err != nil {
+				return err
+			}
 			var nameOpts []name.Option
 			if insecure {
 				nameOpts = append(nameOpts, name.Insecure)

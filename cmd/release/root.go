@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nothingnesses/agent-images/internal/nix"
+	"github.com/nothingnesses/agent-images/internal/redact"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/pipeline"
 )
@@ -121,8 +122,23 @@ func (f *releaseFlags) options(cmd *cobra.Command) (pipeline.Options, error) {
 			o.Registry = "ghcr.io/" + strings.ToLower(owner) + "/agent-images"
 		}
 	}
+	if err := checkRegistry(o.Registry); err != nil {
+		return o, err
+	}
 	err = o.Validate()
 	return o, err
+}
+
+// checkRegistry refuses a repository prefix that carries credentials (or a
+// query): the prefix is printed, logged and written to release.json, so a
+// password in it would be too. The refusal names the prefix without them.
+func checkRegistry(registry string) error {
+	if pub := redact.URL(registry); pub != registry {
+		host, _, _ := strings.Cut(pub, "/")
+		return fmt.Errorf("--registry %s: credentials (user:password@) or a query do not belong in the repository prefix, "+
+			"where they would be printed with it; log in with `docker login %s` (or a Docker config) and pass the plain prefix", pub, host)
+	}
+	return nil
 }
 
 // sourceURL is this repository's address, for the source annotation.

@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/nothingnesses/agent-images/internal/nix"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/sign"
 )
@@ -48,34 +48,24 @@ func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options) (pipeline.Sig
 	if err != nil {
 		return nil, fmt.Errorf("signing: %w", err)
 	}
-	inputs, err := sign.FlakeInputs(localFlakeDir(o.Flake.Ref), o.Flake.Overrides)
+	// Overrides are pinned by what Nix fetches for them, never recorded by
+	// their reference (which can hold a token or a private path).
+	lock, err := o.Flake.Lock(cmd.Context(), nix.Run)
+	if err != nil {
+		return nil, err
+	}
+	inputs, err := sign.FlakeInputs(lock, o.Flake.Overrides)
 	if err != nil {
 		return nil, err
 	}
 	return &pipelineSigner{signer: signer, builderID: sign.BuilderIDFromEnv(), flakeInputs: inputs}, nil
 }
 
-// localFlakeDir is the directory of a local flake reference ("." or
-// path:/x), where its flake.lock is; "" for remote flakes.
-func localFlakeDir(ref string) string {
-	switch {
-	case ref == "":
-		return "."
-	case strings.HasPrefix(ref, "path:"):
-		return strings.TrimPrefix(ref, "path:")
-	case strings.HasPrefix(ref, "git+file://"):
-		return strings.TrimPrefix(ref, "git+file://")
-	case strings.Contains(ref, ":"):
-		return ""
-	}
-	return ref
-}
-
 // pipelineSigner adapts sign.Signer to the pipeline's signing hook.
 type pipelineSigner struct {
 	signer      sign.Signer
 	builderID   string
-	flakeInputs map[string]string
+	flakeInputs map[string]sign.FlakeInput
 }
 
 func (p *pipelineSigner) Sign(ctx context.Context, req pipeline.SignRequest) (any, error) {
