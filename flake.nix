@@ -55,19 +55,18 @@
         else
           null;
 
-      # Gives an image its display name, release flag and search description.
+      # Gives an image its display name and search description.
       # agentImage is attached last: addMetaAttrs may rebuild the derivation
       # through overrideAttrs, which would drop attributes added before it.
       finish =
         {
           attr,
           name,
-          release,
         }:
         image:
         let
           info = image.agentImage // {
-            inherit attr name release;
+            inherit attr name;
           };
         in
         lib.addMetaAttrs {
@@ -88,7 +87,6 @@
             finish {
               inherit attr;
               name = displayNames.${attr};
-              release = true;
             } (mkAgentImage {
               name = "agent-images/${attr}";
               inherit agent;
@@ -109,8 +107,17 @@
             finish {
               inherit attr;
               name = "Test image ${attr}";
-              release = false;
-            } (mkAgentImage ({ name = "agent-images/${attr}"; } // { inherit agent; } // args));
+            } (
+              mkAgentImage (
+                {
+                  name = "agent-images/${attr}";
+                  inherit agent;
+                  # The test images check mkAgentImage's options; they are not published.
+                  release = false;
+                }
+                // args
+              )
+            );
         in
         lib.optionalAttrs (agent != null) {
           test-nix = test "test-nix" { withNix = true; };
