@@ -259,8 +259,11 @@
         let
           fields = [
             "attr"
+            "commands"
             "description"
+            "entrypoint"
             "extraDirectories"
+            "extraEnv"
             "gid"
             "home"
             "imageName"

@@ -299,6 +299,16 @@ let
     imageName = name;
     imageTag = tag;
     extraDirectories = extraDirs;
+    # What release's smoke test holds the image to besides the identity
+    # above: the program it runs, the environment the caller added, and the
+    # commands the toolbox's packages declare as their meta.mainProgram.
+    inherit entrypoint;
+    extraEnv = lib.mapAttrs (_: toString) extraEnv;
+    commands = lib.unique (
+      lib.concatMap (p: lib.optional (p ? meta.mainProgram) p.meta.mainProgram) (
+        extraPackages ++ basePackages
+      )
+    );
   };
 in
 builtins.deepSeq extraDirs (
