@@ -152,7 +152,7 @@ func (o *Options) defaults() error {
 		o.nameOptions = append(o.nameOptions, name.Insecure)
 	}
 	if o.Push && o.Registry == "" {
-		return fmt.Errorf("--push needs --registry, the repository prefix agents are pushed under (for example ghcr.io/OWNER/agent-images)")
+		return fmt.Errorf("--push needs --registry, the repository prefix agents are pushed under (for example ghcr.io/OWNER/REPO; under GitHub Actions the default is ghcr.io/<owner>/<repo>)")
 	}
 	if o.Registry != "" {
 		if _, err := name.NewRepository(strings.TrimSuffix(o.Registry, "/")+"/x", o.nameOptions...); err != nil {
