@@ -306,6 +306,23 @@
     {
       lib.mkAgentImage = import ./lib/mkAgentImage.nix;
 
+      # nix flake init -t github:nothingnesses/agent-images
+      templates.default = {
+        path = ./templates/default;
+        description = "A flake of your own agent images, released signed to GHCR by a GitHub workflow";
+        welcomeText = ''
+          # Your agent images
+
+          - `flake.nix`: `packages.<system>.my-pi`, an image of llm-agents' pi with more
+            tools and environment. Rename it, change it, add more.
+          - `.github/workflows/agent-images.yml`: releases every image to
+            `ghcr.io/<owner>/<repo>/<package>`, signed keyless, nightly and on v* tags.
+
+          Build one here: `nix build .#my-pi && podman load < result`.
+          Commit flake.lock (`nix flake lock`) with the rest.
+        '';
+      };
+
       packages = lib.genAttrs systems (
         system:
         let
