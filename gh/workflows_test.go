@@ -140,15 +140,17 @@ var (
 	versionTag = regexp.MustCompile(`#\s*v\d+(\.\d+)*\s*$`)
 )
 
-// remoteActions returns every remote action the workflows and action.yml use
-// ("owner/repo@sha"), checking each is pinned by a full commit SHA with the
-// version tag in a comment on the line above.
+// remoteActions returns every remote action the workflows, the template's
+// workflows and action.yml use ("owner/repo@sha"), checking each is pinned
+// by a full commit SHA with the version tag in a comment on the line above.
+// This repository's own Action (ownAction) is not among them.
 func remoteActions(t *testing.T) []string {
 	t.Helper()
 	root := testenv.RepoRoot(t)
 	files, _ := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.yml"))
 	more, _ := filepath.Glob(filepath.Join(root, ".github", "actions", "*", "action.yml"))
-	files = append(append(files, more...), filepath.Join(root, "action.yml"))
+	templates, _ := filepath.Glob(filepath.Join(root, "templates", "*", ".github", "workflows", "*.yml"))
+	files = append(append(append(files, more...), templates...), filepath.Join(root, "action.yml"))
 	seen := map[string]bool{}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
@@ -158,7 +160,7 @@ func remoteActions(t *testing.T) []string {
 		lines := strings.Split(string(data), "\n")
 		for i, line := range lines {
 			m := usesLine.FindStringSubmatch(line)
-			if m == nil || strings.HasPrefix(m[1], "./") {
+			if m == nil || strings.HasPrefix(m[1], "./") || m[1] == ownAction {
 				continue
 			}
 			rel, _ := filepath.Rel(root, f)
@@ -631,6 +633,10 @@ func TestSigningSecretsOnlyWhereTheySign(t *testing.T) {
 	}
 	secretish := regexp.MustCompile(`secrets\.|COSIGN_PRIVATE_KEY|COSIGN_PASSWORD|inputs\.(private-key|key-password)`)
 	files, _ := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.yml"))
+	// The template's workflow is copied into other repositories: it must
+	// keep their secrets as close as ours.
+	templates, _ := filepath.Glob(filepath.Join(root, "templates", "*", ".github", "workflows", "*.yml"))
+	files = append(files, templates...)
 	signing := 0
 	for _, f := range files {
 		data, err := os.ReadFile(f)

@@ -1,8 +1,6 @@
 package sign
 
 import (
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -16,11 +14,6 @@ import (
 // package managers today. Both must read the classic .sig/.att tags.
 var cosignVersions = []string{"v2.6.5", "v3.1.3"}
 
-// cosignCLI returns the real cosign CLI at version (see testenv.CosignCLI).
-func cosignCLI(t *testing.T, cosignVersion string) string {
-	return testenv.CosignCLI(t, cosignVersion)
-}
-
 // runCosign runs a printed cosign command line with the real CLI.
 func runCosign(t *testing.T, bin, line string) (string, error) {
 	t.Helper()
@@ -28,11 +21,7 @@ func runCosign(t *testing.T, bin, line string) (string, error) {
 	if len(args) < 2 || args[0] != "cosign" {
 		t.Fatalf("not a cosign command: %q", line)
 	}
-	cmd := exec.CommandContext(t.Context(), bin, args[1:]...)
-	// A private HOME keeps the CLI's TUF cache out of the user's.
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "TUF_ROOT="+t.TempDir())
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return testenv.Cosign(t, bin, args[1:]...)
 }
 
 // TestCosignCLIVerifies has the real cosign CLI, not our Verify, check what
@@ -41,7 +30,7 @@ func runCosign(t *testing.T, bin, line string) (string, error) {
 func TestCosignCLIVerifies(t *testing.T) {
 	bins := map[string]string{}
 	for _, v := range cosignVersions {
-		bins[v] = cosignCLI(t, v)
+		bins[v] = testenv.CosignCLI(t, v)
 	}
 	addr := startRegistry(t)
 	ctx := t.Context()

@@ -58,11 +58,14 @@ func TestMatrixCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GITHUB_OUTPUT not written: %v", err)
 	}
-	// The delimited form: matrix<<DELIM, the value, DELIM.
+	// The delimited form: matrix<<DELIM, the value, DELIM; then the agents.
 	lines := strings.Split(strings.TrimSpace(string(written)), "\n")
 	delim, ok := strings.CutPrefix(lines[0], "matrix<<")
-	if !ok || len(lines) != 3 || lines[1] != strings.TrimSpace(out) || lines[2] != delim {
+	if !ok || len(lines) != 6 || lines[1] != strings.TrimSpace(out) || lines[2] != delim {
 		t.Errorf("GITHUB_OUTPUT = %q, want matrix<<DELIM, the printed JSON, DELIM", written)
+	}
+	if delim, ok := strings.CutPrefix(lines[3], "agents<<"); !ok || lines[4] != `["codex","pi"]` || lines[5] != delim {
+		t.Errorf("GITHUB_OUTPUT = %q, then want agents<<DELIM, [\"codex\",\"pi\"], DELIM", written)
 	}
 }
 

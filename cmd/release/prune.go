@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -39,11 +38,9 @@ packages: write, when the packages grant this repository admin access).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if registry == "" {
-				owner := strings.ToLower(os.Getenv("GITHUB_REPOSITORY_OWNER"))
-				if owner == "" {
-					return fmt.Errorf("--registry is required outside GitHub Actions (e.g. ghcr.io/OWNER/agent-images)")
+				if registry = defaultRegistry(); registry == "" {
+					return fmt.Errorf("no registry to prune: %s", registryRequired)
 				}
-				registry = "ghcr.io/" + owner + "/agent-images"
 			}
 			if err := checkRegistry(registry); err != nil {
 				return err
@@ -116,7 +113,7 @@ packages: write, when the packages grant this repository admin access).`,
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVar(&registry, "registry", "", "repository prefix, each agent in <registry>/<agent> (default ghcr.io/<owner>/agent-images under Actions)")
+	cmd.Flags().StringVar(&registry, "registry", "", "repository prefix, each agent in <registry>/<agent> (default under GitHub Actions: ghcr.io/<owner>/<repo>)")
 	cmd.Flags().StringSliceVar(&agents, "agent", nil, "agents to prune (default every package under the registry prefix)")
 	cmd.Flags().IntVar(&keep, "keep", 30, "dated tags (YYYY-MM-DD) to keep per agent, newest first")
 	cmd.Flags().BoolVar(&yes, "yes", false, "delete; without it only the plan is shown")

@@ -69,7 +69,7 @@ func (f *releaseFlags) register(cmd *cobra.Command, withAll bool) {
 	}
 	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "targets built, tested and pushed at once (default: number of CPUs)")
 	cmd.Flags().BoolVar(&f.push, "push", false, "push to --registry (without it the release lands in --layout)")
-	cmd.Flags().StringVar(&f.registry, "registry", "", "repository prefix; each agent goes to <registry>/<agent> (default under GitHub Actions: ghcr.io/<owner>/agent-images)")
+	cmd.Flags().StringVar(&f.registry, "registry", "", "repository prefix; each agent goes to <registry>/<agent> (default under GitHub Actions: ghcr.io/<owner>/<repo>)")
 	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "allow a plain-HTTP registry")
 	cmd.Flags().StringVar(&f.runtime, "runtime", "", "container runtime for smoke tests: podman, docker, or none for static checks only (default: podman, else docker)")
 	cmd.Flags().StringSliceVar(&f.tags, "tag", nil, "more tags to move besides latest, the version, the date and sha-<commit>")
@@ -104,7 +104,7 @@ func (f *releaseFlags) options(cmd *cobra.Command) (pipeline.Options, error) {
 		Insecure:   f.insecure,
 		LayoutDir:  f.layout,
 		Runtime:    f.runtime,
-		Source:     sourceURL(),
+		Source:     sourceURL(f.flake),
 		Commit:     f.commit,
 		ExtraTags:  f.tags,
 		StagingKey: f.stagingKey,
@@ -117,10 +117,8 @@ func (f *releaseFlags) options(cmd *cobra.Command) (pipeline.Options, error) {
 	if o.StagingKey == "" && o.Commit == "" {
 		o.StagingKey = os.Getenv("GITHUB_RUN_ID")
 	}
-	if o.Registry == "" && os.Getenv("GITHUB_ACTIONS") == "true" {
-		if owner := os.Getenv("GITHUB_REPOSITORY_OWNER"); owner != "" {
-			o.Registry = "ghcr.io/" + strings.ToLower(owner) + "/agent-images"
-		}
+	if o.Registry == "" {
+		o.Registry = defaultRegistry()
 	}
 	if err := checkRegistry(o.Registry); err != nil {
 		return o, err
@@ -141,26 +139,14 @@ func checkRegistry(registry string) error {
 	return nil
 }
 
-// sourceURL is this repository's address, for the source annotation.
-func sourceURL() string {
-	if repo := os.Getenv("GITHUB_REPOSITORY"); repo != "" {
-		server := os.Getenv("GITHUB_SERVER_URL")
-		if server == "" {
-			server = "https://github.com"
-		}
-		return server + "/" + repo
-	}
-	return "https://github.com/nothingnesses/agent-images"
-}
-
 // detectCommit is GITHUB_SHA, or the HEAD of a local flake whose work tree
 // is clean; a dirty tree has no commit that describes it.
 func detectCommit(flake string) string {
 	if sha := os.Getenv("GITHUB_SHA"); sha != "" {
 		return sha
 	}
-	dir := strings.TrimPrefix(strings.TrimPrefix(flake, "path:"), "git+file://")
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+	dir, ok := flakeDir(flake)
+	if !ok {
 		return ""
 	}
 	status, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output()
@@ -185,7 +171,7 @@ multi-arch index per agent, then signatures, and the tags last.
 
 Without --push the result is written to an OCI image layout (--layout).`,
 		Example: `  release --agent pi                          # build, test, write dist/oci
-  release --agent pi,codex --push --registry ghcr.io/me/agent-images
+  release --agent pi,codex --push --registry ghcr.io/me/my-images
   release --all --push --output release.json   # under GitHub Actions`,
 		SilenceUsage:  true,
 		SilenceErrors: true,

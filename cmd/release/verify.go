@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -42,10 +41,8 @@ check the same.`,
 				return fmt.Errorf("name the agent to verify with --agent")
 			}
 			if registry == "" {
-				if owner := os.Getenv("GITHUB_REPOSITORY_OWNER"); owner != "" {
-					registry = "ghcr.io/" + strings.ToLower(owner) + "/agent-images"
-				} else {
-					return fmt.Errorf("say where the agent is published with --registry (e.g. ghcr.io/OWNER/agent-images)")
+				if registry = defaultRegistry(); registry == "" {
+					return fmt.Errorf("where is %s published? %s", agent, registryRequired)
 				}
 			}
 			if err := checkRegistry(registry); err != nil {
@@ -88,7 +85,7 @@ check the same.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&agent, "agent", "", "agent to verify")
-	f.StringVar(&registry, "registry", "", "repository prefix the agent is published under (default under GitHub Actions: ghcr.io/<owner>/agent-images)")
+	f.StringVar(&registry, "registry", "", "repository prefix the agent is published under (default under GitHub Actions: ghcr.io/<owner>/<repo>)")
 	f.StringVar(&tag, "tag", "latest", "tag to verify")
 	f.BoolVar(&insecure, "insecure", false, "allow a plain-HTTP registry")
 	f.StringVar(&p.Key, "key", "", "public key the release was signed with: a file, env://VAR or a KMS URI")

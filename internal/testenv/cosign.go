@@ -40,3 +40,13 @@ func CosignCLI(t testing.TB, version string) string {
 	t.Logf("built cosign in %v", time.Since(start).Round(time.Second))
 	return bin
 }
+
+// Cosign runs the cosign CLI with args, with a private HOME and TUF root so
+// that its caches stay out of the user's, and returns its combined output.
+func Cosign(t testing.TB, bin string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), bin, args...)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "TUF_ROOT="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}

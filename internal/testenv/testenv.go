@@ -205,3 +205,4 @@ http:
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
