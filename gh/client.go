@@ -1,5 +1,5 @@
 // Package gh owns the GitHub API calls a release makes: the GitHub Release of
-// a v* tag, pruning GHCR package versions nothing reaches any more, and the
+// a v* tag, pruning GHCR package versions by the retention policy, and the
 // issue that tracks a failing nightly release. Every call goes through the
 // shared retrying transport; GitHub's rate limits are waited out here.
 package gh

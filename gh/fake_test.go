@@ -229,10 +229,15 @@ func newFakeGitHub(t *testing.T) *fakeGitHub {
 			}
 			var out []map[string]any
 			for _, v := range vs {
+				// GHCR sets updated_at at the push too.
+				updated := v.Updated
+				if updated.IsZero() {
+					updated = v.Created
+				}
 				out = append(out, map[string]any{
 					"id": v.ID, "name": v.Digest, "package_html_url": "https://github.com/" + r.PathValue("owner"),
-					"created_at": time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC),
-					"metadata":   map[string]any{"package_type": "container", "container": map[string]any{"tags": nonNil(v.Tags)}},
+					"created_at": v.Created.UTC().Format(time.RFC3339), "updated_at": updated.UTC().Format(time.RFC3339),
+					"metadata": map[string]any{"package_type": "container", "container": map[string]any{"tags": nonNil(v.Tags)}},
 				})
 			}
 			f.page(w, r, out)
@@ -243,8 +248,9 @@ func newFakeGitHub(t *testing.T) *fakeGitHub {
 			if f.versionsFunc != nil {
 				vs = f.versionsFunc(r.PathValue("name"))
 			}
+			id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
 			for i, v := range vs {
-				if strconv.FormatInt(v.ID, 10) == r.PathValue("id") && f.ownerIs(r.PathValue("owner"), kind) {
+				if v.ID == id && f.ownerIs(r.PathValue("owner"), kind) {
 					f.versions[key] = append(vs[:i:i], vs[i+1:]...)
 					if f.onDelete != nil {
 						f.onDelete(r.PathValue("name"), v)
