@@ -1,6 +1,7 @@
 package gh
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -85,5 +86,18 @@ func TestParseAge(t *testing.T) {
 	}
 	if got := FormatAge(14 * 24 * time.Hour); got != "14d" {
 		t.Errorf("FormatAge(14 days) = %q, want 14d", got)
+	}
+}
+
+// TestREADMEShowsRetentionPolicy keeps the README's table the one the code
+// applies.
+func TestREADMEShowsRetentionPolicy(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := PolicyMarkdown(DefaultRetention(time.Now()))
+	if !strings.Contains(string(readme), want) {
+		t.Errorf("README.md lacks the retention policy table; put this under `release prune`:\n%s", want)
 	}
 }
