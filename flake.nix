@@ -34,7 +34,7 @@
 
       agents = import ./lib/agents.nix;
       displayNames = agents.codingAgents // agents.assistants;
-      extraDirectoryRules = import ./lib/extra-directories.nix { inherit lib; };
+      argumentRules = import ./lib/arguments.nix { inherit lib; };
 
       # Several agents are unfree; the images only repackage them.
       pkgsFor =
@@ -162,84 +162,170 @@
           };
         };
 
-      # extraDirectories must be refused while evaluating, with an error that
-      # names the entry and the rule; `..` must be refused as such, not
-      # because the path it leads to happens to be a system path.
-      extraDirectoriesCheck =
+      # mkAgentImage must refuse bad identity and path arguments while
+      # evaluating, with an error that names the argument, the value and the
+      # rule; `..` and `//` must be refused as such, not because the path
+      # they lead to happens to be a system path. Each case is the arguments
+      # given, the argument and value the error names, and the rule.
+      argumentsCheck =
         pkgs:
         let
           mkAgentImage = self.lib.mkAgentImage { inherit pkgs; };
           agent = pkgs.hello;
-          rejected = {
-            "relative/path" = "absolute";
-            "/etc/shadow" = "system-path";
-            "/var/data" = "system-path";
-            "/nix/../etc" = "dotdot";
-            "/foo bar" = "characters";
-            "/etc" = "system-path";
-            "/opt/../etc" = "dotdot";
+          directory = dir: rule: {
+            args.extraDirectories = [ dir ];
+            argument = "extraDirectories entry";
+            kind = "directory";
+            value = dir;
+            inherit rule;
           };
-          accepted = {
-            "~" = "/home/agent";
-            "~/.my+app@v2" = "/home/agent/.my+app@v2";
-            "/opt/dev-cache" = "/opt/dev-cache";
+          one = argument: kind: value: rule: {
+            args.${argument} = value;
+            inherit
+              argument
+              kind
+              value
+              rule
+              ;
           };
+          rejected = [
+            (directory "relative/path" "absolute")
+            (directory "/etc/shadow" "system-path")
+            (directory "/var/data" "system-path")
+            (directory "/nix/../etc" "dotdot")
+            (directory "/foo bar" "characters")
+            (directory "/etc" "system-path")
+            (directory "/opt/../etc" "dotdot")
+            (directory "//etc" "normalised")
+            (directory "/./etc" "normalised")
+            (directory "/." "normalised")
+            (directory "//nix/store" "normalised")
+            (directory "/opt/cache/" "normalised")
+            (directory "~/" "normalised")
+            (directory "/" "root")
+            (one "workingDir" "workingDir" "/" "root")
+            (one "workingDir" "workingDir" "workspace" "absolute")
+            (one "workingDir" "workingDir" "~/src" "absolute")
+            (one "workingDir" "workingDir" "//etc" "normalised")
+            (one "workingDir" "workingDir" "/usr/src" "system-path")
+            (one "user" "user" "../etc" "user-name")
+            (one "user" "user" "x:0:0::/root:/bin/sh\n" "user-name")
+            (one "user" "user" "Agent" "user-name")
+            (one "user" "user" (lib.concatStrings (lib.genList (_: "a") 33)) "user-name")
+            (one "user" "user" "root" "reserved")
+            (one "user" "user" "nobody" "reserved")
+            (one "uid" "uid" "0" "integer")
+            (one "uid" "uid" 0 "root")
+            (one "uid" "uid" (-1) "range")
+            (one "gid" "gid" "100" "integer")
+          ];
+          accepted = [
+            {
+              args.extraDirectories = [
+                "~"
+                "~/.my+app@v2"
+                "/opt/dev-cache"
+              ];
+              field = "extraDirectories";
+              want = [
+                "/home/agent"
+                "/home/agent/.my+app@v2"
+                "/opt/dev-cache"
+              ];
+            }
+            {
+              args = {
+                user = "dev_1-x";
+                uid = 1001;
+                gid = 100;
+                workingDir = "/home/dev_1-x/src";
+              };
+              field = "workingDir";
+              want = "/home/dev_1-x/src";
+            }
+            {
+              args = {
+                uid = 0;
+                gid = 0;
+                allowRoot = true;
+              };
+              field = "home";
+              want = "/root";
+            }
+            {
+              args = {
+                user = "root";
+                uid = 0;
+                allowRoot = true;
+              };
+              field = "user";
+              want = "root";
+            }
+          ];
           imageWith =
-            dir:
-            mkAgentImage {
-              name = "extra-directories-check";
-              inherit agent;
-              extraDirectories = [ dir ];
-            };
-          evaluates = dir: (builtins.tryEval (imageWith dir).drvPath).success;
+            args:
+            mkAgentImage (
+              {
+                name = "arguments-check";
+                inherit agent;
+              }
+              // args
+            );
+          evaluates = args: (builtins.tryEval (imageWith args).drvPath).success;
+          show = c: "${c.argument} ${builtins.toJSON c.value}";
           rejectionProblems =
-            dir: want:
+            c:
             let
-              rule = extraDirectoryRules.brokenRule dir;
-              message = extraDirectoryRules.errorMessage dir rule;
+              context = {
+                uid = c.args.uid or 1000;
+                allowRoot = c.args.allowRoot or false;
+              };
+              rule = argumentRules.brokenRule context c.kind c.value;
+              message = argumentRules.errorMessage c.argument c.value rule;
             in
             if rule == null then
-              [ "${dir}: accepted by the rules, want rule ${want}" ]
+              [ "${show c}: accepted by the rules, want rule ${c.rule}" ]
             else
-              lib.optional (rule.name != want) "${dir}: broke rule ${rule.name}, want ${want}"
+              lib.optional (rule.name != c.rule) "${show c}: broke rule ${rule.name}, want ${c.rule}"
               ++ lib.optional (
-                !(lib.hasInfix (builtins.toJSON dir) message && lib.hasInfix rule.text message)
-              ) "${dir}: error message does not name the path and the rule: ${message}"
-              ++ lib.optional (evaluates dir) "${dir}: mkAgentImage evaluated an image with it";
+                !(lib.all (part: lib.hasInfix part message) [
+                  c.argument
+                  (builtins.toJSON c.value)
+                  rule.text
+                ])
+              ) "${show c}: error message does not name the argument, the value and the rule: ${message}"
+              ++ lib.optional (evaluates c.args) "${show c}: mkAgentImage evaluated an image with it";
           acceptanceProblems =
-            dir: want:
-            let
-              rule = extraDirectoryRules.brokenRule dir;
-            in
-            if rule != null then
-              [ "${dir}: rejected by rule ${rule.name}" ]
-            else if !(evaluates dir) then
-              [ "${dir}: mkAgentImage failed to evaluate" ]
+            c:
+            if !(evaluates c.args) then
+              [ "${builtins.toJSON c.args}: mkAgentImage failed to evaluate" ]
             else
-              lib.optional (
-                (imageWith dir).agentImage.extraDirectories != [ want ]
-              ) "${dir}: expanded to ${builtins.toJSON (imageWith dir).agentImage.extraDirectories}, want ${want}";
-          problems =
-            lib.concatLists (lib.mapAttrsToList rejectionProblems rejected)
-            ++ lib.concatLists (lib.mapAttrsToList acceptanceProblems accepted);
+              lib.optional ((imageWith c.args).agentImage.${c.field} != c.want)
+                "${builtins.toJSON c.args}: ${c.field} is ${builtins.toJSON (imageWith c.args).agentImage.${c.field}}, want ${builtins.toJSON c.want}";
+          problems = lib.concatMap rejectionProblems rejected ++ lib.concatMap acceptanceProblems accepted;
           report = lib.concatStringsSep "\n" (
-            lib.mapAttrsToList (
-              dir: _:
-              "rejected ${builtins.toJSON dir}: ${
-                extraDirectoryRules.errorMessage dir (extraDirectoryRules.brokenRule dir)
+            map (
+              c:
+              "rejected ${show c}: ${
+                argumentRules.errorMessage c.argument c.value (
+                  argumentRules.brokenRule {
+                    uid = c.args.uid or 1000;
+                    allowRoot = false;
+                  } c.kind c.value
+                )
               }"
             ) rejected
-            ++ lib.mapAttrsToList (dir: want: "accepted ${builtins.toJSON dir} as ${want}") accepted
+            ++ map (c: "accepted ${builtins.toJSON c.args}") accepted
           );
         in
-        pkgs.runCommand "extra-directories-check"
+        pkgs.runCommand "arguments-check"
           {
             problems = lib.concatStringsSep "\n" problems;
             inherit report;
           }
           ''
             if [ -n "$problems" ]; then
-              echo "extraDirectories validation is wrong:" >&2
+              echo "mkAgentImage argument validation is wrong:" >&2
               echo "$problems" >&2
               exit 1
             fi
@@ -310,7 +396,7 @@
           pkgs = pkgsFor system;
         in
         {
-          extra-directories = extraDirectoriesCheck pkgs;
+          arguments = argumentsCheck pkgs;
           release-metadata = releaseMetadataCheck system pkgs;
         }
       );

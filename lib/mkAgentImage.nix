@@ -6,7 +6,7 @@
   lib ? pkgs.lib,
 }:
 let
-  directories = import ./extra-directories.nix { inherit lib; };
+  arguments = import ./arguments.nix { inherit lib; };
 
   system = pkgs.stdenv.hostPlatform.system;
 
@@ -93,8 +93,23 @@ in
   withNixLd ? false,
   nixLdLibraries ? defaultNixLdLibraries,
   extraNixLdLibraries ? [ ],
+  allowRoot ? false,
 }:
 let
+  # Arguments that end up in /etc/passwd, in chown commands or as owned
+  # directories are checked while evaluating, before anything is built; each
+  # check throws an error naming the argument and the rule it breaks (see
+  # arguments.nix). `validated` is forced before the image is returned.
+  context = { inherit uid allowRoot; };
+  check = arguments.check context;
+  validated = [
+    (check "uid" "uid" uid)
+    (check "gid" "gid" gid)
+    (check "user" "user" user)
+    (check "workingDir" "workingDir" workingDir)
+  ]
+  ++ map (check "extraDirectories entry" "directory") extraDirectories;
+
   home = if uid == 0 then "/root" else "/home/${user}";
   # gid 100 is "users" on most systems, which is why rootless Podman users
   # pick it; any other gid gets a group named after the user.
@@ -106,8 +121,7 @@ let
     else
       user;
 
-  # Throws, naming the entry and the rule, if any entry is invalid.
-  extraDirs = map (directories.validate home) extraDirectories;
+  extraDirs = map (arguments.expand home) extraDirectories;
 
   xdgDirs = {
     XDG_CONFIG_HOME = "${home}/.config";
@@ -294,7 +308,7 @@ let
     extraDirectories = extraDirs;
   };
 in
-builtins.deepSeq extraDirs (
+builtins.deepSeq validated (
   lib.addMetaAttrs {
     description = "Container image of ${lib.getName agent}${
       lib.optionalString (agentDescription != "") ": ${agentDescription}"
