@@ -440,7 +440,7 @@ func TestActRelease(t *testing.T) {
 		"--var", "RELEASE_REGISTRY=" + prefix,
 		"--var", "RELEASE_INSECURE=true",
 		"--var", "RELEASE_AGENTS=pi",
-		"--var", "RELEASE_EXTRA_ARGS=--override-input nixpkgs=" + overrides["nixpkgs"] + " --override-input llm-agents=" + overrides["llm-agents"],
+		"--var", "RELEASE_EXTRA_ARGS=" + overrideArgs(overrides, "--override-input "),
 		"--env", "ACT_ARTIFACTS=" + t.TempDir(),
 		"--env", "GITHUB_API_URL=" + api.srv.URL,
 		"--env", "GITHUB_RUN_ID=4242",
@@ -555,6 +555,21 @@ func TestActRelease(t *testing.T) {
 	verify(t, repo, "pi", prefix, pub, "latest")
 }
 
+// overrideArgs joins NAME=REF pairs with spaces, each after prefix, in a
+// stable order: the form the workflows' variables take.
+func overrideArgs(overrides map[string]string, prefix string) string {
+	names := make([]string, 0, len(overrides))
+	for n := range overrides {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, n := range names {
+		parts = append(parts, prefix+n+"="+overrides[n])
+	}
+	return strings.Join(parts, " ")
+}
+
 func equalMaps(a, b map[string]string) bool {
 	if len(a) != len(b) {
 		return false
@@ -577,7 +592,7 @@ func TestActCI(t *testing.T) {
 	repo := repoCopy(t)
 	o := testenv.StandinOverrides(t)
 	run := runAct(t, repo, "push", "ci.yml",
-		"--var", "CI_OVERRIDE_INPUTS=nixpkgs="+o["nixpkgs"]+" llm-agents="+o["llm-agents"],
+		"--var", "CI_OVERRIDE_INPUTS="+overrideArgs(o, ""),
 		"--var", "CI_GO_PACKAGES=./gh/",
 		"--var", "CI_SMOKE_AGENTS=pi",
 	)
