@@ -235,11 +235,15 @@ let
   + lib.optionalString withNix ''
     mkdir -p etc/nix
     ${writeFile "etc/nix/nix.conf" nixConf}
-    # The store layers already belong to the user (uid/gid below); this makes
-    # the rest of /nix theirs too, including the database includeNixDB wrote.
-    mkdir -p nix/var/nix/gcroots nix/var/nix/profiles nix/var/nix/temproots nix/var/log/nix
-    chown ${owner} nix
-    chown -R ${owner} nix/var
+  ''
+  # The store layers already belong to the user (uid/gid below), but
+  # includeNixDB leaves nix/store (with .links) in this tree too, and real
+  # dockerTools tars this tree whole: a root-owned nix/store here would win
+  # over the store layers' and make the store read-only for the user. So
+  # everything under /nix is the user's, as in Nix's own docker.nix.
+  + lib.optionalString withNix ''
+    mkdir -p nix/store nix/var/nix/gcroots nix/var/nix/profiles nix/var/nix/temproots nix/var/log/nix
+    chown -R ${owner} nix
   ''
   + lib.optionalString withNixLd ''
     mkdir -p .${dirOf loaderPath}
