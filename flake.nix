@@ -12,10 +12,12 @@
 
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixpkgs-unstable";
-    llm-agents = {
-      url = "github:numtide/llm-agents.nix";
-      inputs.nixpkgs.follows = "nixpkgs";
-    };
+    # No `inputs.nixpkgs.follows`: on its own nixpkgs, llm-agents' packages
+    # are the store paths its binary cache holds (on ours every source-built
+    # agent would compile on the runner), it keeps the toolchains it pins on
+    # purpose (bun), and one of its packages failing to evaluate against our
+    # nixpkgs cannot break every image.
+    llm-agents.url = "github:numtide/llm-agents.nix";
   };
 
   outputs =
