@@ -34,8 +34,23 @@
         "aarch64-linux"
       ];
 
-      agents = import ./lib/agents.nix;
-      displayNames = agents.codingAgents // agents.assistants;
+      # Every agent of lib/agents.nix as { name, package, systems }.
+      agents =
+        let
+          listed = import ./lib/agents.nix;
+        in
+        lib.mapAttrs (
+          attr: entry:
+          let
+            e = if builtins.isString entry then { name = entry; } else entry;
+          in
+          {
+            inherit (e) name;
+            package = e.package or attr;
+            systems = e.systems or systems;
+          }
+        ) (listed.codingAgents // listed.assistants);
+      displayNames = lib.mapAttrs (_: a: a.name) agents;
       argumentRules = import ./lib/arguments.nix { inherit lib; };
 
       # Several agents are unfree; the images only repackage them.
@@ -50,12 +65,38 @@
       agentFor =
         system: attr:
         let
-          agent = (llm-agents.packages.${system} or { }).${attr} or null;
+          agent = (llm-agents.packages.${system} or { }).${agents.${attr}.package} or null;
         in
         if agent != null && (!(agent.meta ? platforms) || lib.elem system agent.meta.platforms) then
           agent
         else
           null;
+
+      # The agents of lib/agents.nix that llm-agents does not provide on a
+      # system they are expected on, each with its package and why it is
+      # missing: { <attr> = { package, reason }; }.
+      missingAgentsOn =
+        system:
+        lib.mapAttrs
+          (
+            attr: a:
+            let
+              elsewhere = lib.filter (
+                s: s != system && (llm-agents.packages.${s} or { }) ? ${a.package}
+              ) systems;
+              platformsThere = (builtins.head (map (s: llm-agents.packages.${s}.${a.package}) elsewhere)).meta.platforms or null;
+            in
+            {
+              inherit (a) package;
+              reason =
+                "llm-agents' packages.${system} has no ${a.package}, which lib/agents.nix expects on ${lib.concatStringsSep " and " a.systems}"
+                + lib.optionalString (
+                  elsewhere != [ ] && platformsThere != null && !(lib.elem system platformsThere)
+                ) "; its meta.platforms on ${builtins.head elsewhere} leaves ${system} out: if llm-agents dropped it on purpose, remove ${system} from the agent's systems in lib/agents.nix"
+                + lib.optionalString (elsewhere == [ ]) " (it is on no system: renamed or dropped? set `package` in lib/agents.nix to its new name, or remove the agent)";
+            }
+          )
+          (lib.filterAttrs (attr: a: lib.elem system a.systems && agentFor system attr == null) agents);
 
       # Gives an image its display name, release flag and search description.
       # agentImage is attached last: addMetaAttrs may rebuild the derivation
@@ -334,6 +375,28 @@
             echo "$report" | tee $out
           '';
 
+      # Fails, naming each, while an agent of lib/agents.nix is missing from
+      # llm-agents on a system it is expected on; every system's check
+      # reports every system, so one runner's `nix flake check` sees them all.
+      agentsCheck =
+        pkgs:
+        let
+          missing = lib.concatLists (
+            lib.mapAttrsToList (
+              system: bySystem:
+              lib.mapAttrsToList (attr: m: "${attr} on ${system} (package ${m.package}): ${m.reason}") bySystem
+            ) self.missingAgents
+          );
+        in
+        pkgs.runCommand "agents-check" { missing = lib.concatStringsSep "\n" missing; } ''
+          if [ -n "$missing" ]; then
+            echo "agents listed in lib/agents.nix that llm-agents does not provide:" >&2
+            echo "$missing" >&2
+            exit 1
+          fi
+          echo "llm-agents provides every agent of lib/agents.nix where it is expected" | tee $out
+        '';
+
       # The release tool reads exactly these fields in one nix eval.
       releaseMetadataCheck =
         system: pkgs:
@@ -384,6 +447,11 @@
     {
       lib.mkAgentImage = import ./lib/mkAgentImage.nix;
 
+      # Per system, the agents of lib/agents.nix that llm-agents no longer
+      # provides there ({ <attr> = { package, reason }; }): `release matrix`
+      # reports them, and checks.<system>.agents fails on them.
+      missingAgents = lib.genAttrs systems missingAgentsOn;
+
       packages = lib.genAttrs systems (
         system:
         let
@@ -398,6 +466,7 @@
           pkgs = pkgsFor system;
         in
         {
+          agents = agentsCheck pkgs;
           arguments = argumentsCheck pkgs;
           release-metadata = releaseMetadataCheck system pkgs;
         }
