@@ -482,6 +482,9 @@ func TestActRelease(t *testing.T) {
 	if got := tagRun.outputs("matrix", "agents"); len(got) == 0 || got[len(got)-1] != `["pi"]` {
 		t.Errorf("agents output = %q, want [\"pi\"]", got)
 	}
+	if got := tagRun.outputs("matrix", "missing"); len(got) == 0 || got[len(got)-1] != `[]` {
+		t.Errorf("missing output = %q, want [] (the stand-ins provide pi on both systems)", got)
+	}
 
 	// The merge job's Action outputs name the index the registry now has.
 	digests := tagRun.outputs("merge pi", "digests")
