@@ -375,6 +375,98 @@
             echo "$report" | tee $out
           '';
 
+      # An image's `unfree` and `license` for each shape of licence an agent
+      # comes with: nixpkgs' (unfree says free = false) and llm-agents' own
+      # (its unfree licence says free = true; only shortName tells).
+      licensesCheck =
+        pkgs:
+        let
+          mkAgentImage = self.lib.mkAgentImage { inherit pkgs; };
+          l = lib.licenses;
+          llmAgentsUnfree = {
+            shortName = "unfree";
+            fullName = "Unfree";
+            free = true;
+            redistributable = false;
+          };
+          cases = [
+            {
+              license = l.mit;
+              unfree = false;
+              spdx = "MIT";
+            }
+            {
+              license = [
+                l.mit
+                l.asl20
+              ];
+              unfree = false;
+              spdx = "MIT AND Apache-2.0";
+            }
+            {
+              license = l.unfree;
+              unfree = true;
+              spdx = "LicenseRef-unfree";
+            }
+            {
+              license = l.unfreeRedistributable;
+              unfree = true;
+              spdx = "LicenseRef-unfree";
+            }
+            {
+              license = llmAgentsUnfree;
+              unfree = true;
+              spdx = "LicenseRef-unfree";
+            }
+            {
+              license = [
+                l.mit
+                llmAgentsUnfree
+              ];
+              unfree = true;
+              spdx = "MIT AND LicenseRef-unfree";
+            }
+            {
+              license = {
+                shortName = "custom";
+                free = true;
+              };
+              unfree = false;
+              spdx = "LicenseRef-custom";
+            }
+            {
+              license = null;
+              unfree = false;
+              spdx = "NOASSERTION";
+            }
+          ];
+          imageOf =
+            c:
+            (mkAgentImage {
+              name = "licenses-check";
+              agent = pkgs.hello // {
+                meta = removeAttrs pkgs.hello.meta [ "license" ] // lib.optionalAttrs (c.license != null) {
+                  inherit (c) license;
+                };
+              };
+            }).agentImage;
+          problems = lib.concatMap (
+            c:
+            let
+              got = imageOf c;
+            in
+            lib.optional (got.unfree != c.unfree || got.license != c.spdx)
+              "licence ${builtins.toJSON c.license}: unfree = ${lib.boolToString got.unfree}, license = ${got.license}; want ${lib.boolToString c.unfree}, ${c.spdx}"
+          ) cases;
+        in
+        pkgs.runCommand "licenses-check" { problems = lib.concatStringsSep "\n" problems; } ''
+          if [ -n "$problems" ]; then
+            echo "$problems" >&2
+            exit 1
+          fi
+          echo "${toString (builtins.length cases)} licence shapes read as expected" | tee $out
+        '';
+
       # Fails, naming each, while an agent of lib/agents.nix is missing from
       # llm-agents on a system it is expected on; every system's check
       # reports every system, so one runner's `nix flake check` sees them all.
@@ -468,6 +560,7 @@
         {
           agents = agentsCheck pkgs;
           arguments = argumentsCheck pkgs;
+          licenses = licensesCheck pkgs;
           release-metadata = releaseMetadataCheck system pkgs;
         }
       );

@@ -19,20 +19,27 @@ let
 
   licenseList = l: if builtins.isList l then l else [ l ];
 
+  # nixpkgs' unfree licences say free = false; llm-agents' own `unfree`
+  # licence says free = true (so nixpkgs evaluates it without allowUnfree)
+  # and only its shortName tells. Either makes a licence unfree here.
+  isUnfreeLicense = l: !(l.free or true) || lib.hasPrefix "unfree" (l.shortName or "");
+
   # The SPDX expression of a package's licences; unfree licences have no SPDX
   # identifier, so they all read as LicenseRef-unfree.
   spdxOf =
     pkg:
     let
       licenses = licenseList (pkg.meta.license or [ ]);
-      one = l: if !(l.free or true) then "LicenseRef-unfree" else l.spdxId or "LicenseRef-${l.shortName or "unknown"}";
+      one =
+        l:
+        if isUnfreeLicense l then "LicenseRef-unfree" else l.spdxId or "LicenseRef-${l.shortName or "unknown"}";
     in
     if licenses == [ ] then
       "NOASSERTION"
     else
       lib.concatStringsSep " AND " (lib.unique (map one licenses));
 
-  isUnfree = pkg: lib.any (l: !(l.free or true)) (licenseList (pkg.meta.license or [ ]));
+  isUnfree = pkg: lib.any isUnfreeLicense (licenseList (pkg.meta.license or [ ]));
 
   # NixOS' programs.nix-ld default library list (nixos/modules/programs/nix-ld.nix).
   defaultNixLdLibraries = with pkgs; [
