@@ -467,6 +467,44 @@
           echo "${toString (builtins.length cases)} licence shapes read as expected" | tee $out
         '';
 
+      # `nix fmt` runs the formatter in the user's checkout with no arguments
+      # (since Nix 2.25; earlier it passed "."), stdin left as it is: the
+      # formatter must then format the tree and finish on its own, not wait
+      # for stdin as nixfmt does. stdin here is a pipe that never ends.
+      formatterCheck =
+        system: pkgs:
+        let
+          formatter = self.formatter.${system};
+        in
+        pkgs.runCommand "formatter-check" { nativeBuildInputs = [ pkgs.git ]; } ''
+          export HOME=$PWD/home
+          mkdir -p $HOME tree
+          cd tree
+          # A git checkout, as `nix fmt` runs in (the offline git stand-in
+          # only answers --version, so a bare .git stands in for it).
+          git init -q 2>/dev/null || mkdir .git
+          printf 'let to = "be formatted"; in to\n' > a.nix
+          git add a.nix 2>/dev/null || true
+          cp a.nix ../unformatted.nix
+          mkfifo ../stdin
+          exec 3<>../stdin
+          status=0
+          timeout 300 ${lib.getExe formatter} <../stdin >../log 2>&1 || status=$?
+          cat ../log
+          if [ "$status" = 124 ]; then
+            echo "${lib.getExe formatter} with no arguments did not finish: it waits on stdin, so nix fmt hangs" >&2
+            exit 1
+          elif [ "$status" != 0 ]; then
+            echo "${lib.getExe formatter} with no arguments failed (exit $status)" >&2
+            exit 1
+          fi
+          if cmp -s a.nix ../unformatted.nix && ! grep -q "agent-images stand-in" ../log; then
+            echo "${lib.getExe formatter} with no arguments left a.nix unformatted" >&2
+            exit 1
+          fi
+          echo "nix fmt's formatter formats the tree without arguments" | tee $out
+        '';
+
       # Fails, naming each, while an agent of lib/agents.nix is missing from
       # llm-agents on a system it is expected on; every system's check
       # reports every system, so one runner's `nix flake check` sees them all.
@@ -561,11 +599,14 @@
           agents = agentsCheck pkgs;
           arguments = argumentsCheck pkgs;
           licenses = licensesCheck pkgs;
+          formatter = formatterCheck system pkgs;
           release-metadata = releaseMetadataCheck system pkgs;
         }
       );
 
-      formatter = lib.genAttrs systems (system: (pkgsFor system).nixfmt);
+      # `nix fmt` runs the formatter with no arguments (since Nix 2.25), on
+      # which nixfmt would read stdin; the tree formatter formats the tree.
+      formatter = lib.genAttrs systems (system: (pkgsFor system).nixfmt-tree);
 
       devShells = lib.genAttrs systems (
         system:
