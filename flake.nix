@@ -185,6 +185,13 @@
               cacert
             ];
           };
+          # A toolbox without cacert: SSL_CERT_FILE must still name a bundle.
+          test-bare = test "test-bare" {
+            basePackages = with pkgs; [
+              bashInteractive
+              coreutils
+            ];
+          };
           test-custom = test "test-custom" {
             user = "dev";
             uid = 1002;

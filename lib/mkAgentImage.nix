@@ -97,6 +97,7 @@ in
     "nix-command"
     "flakes"
   ],
+  bundleNixpkgs ? true,
   withNixLd ? false,
   nixLdLibraries ? defaultNixLdLibraries,
   extraNixLdLibraries ? [ ],
@@ -140,6 +141,35 @@ let
   loaderPath =
     loaderPaths.${system} or (throw "mkAgentImage: withNixLd has no loader path for ${system}");
 
+  caBundle = "${pkgs.cacert}/etc/ssl/certs/ca-bundle.crt";
+
+  # The nixpkgs the image was built from, for <nixpkgs> and the flake
+  # registry's nixpkgs inside the image: offline, and sharing the store paths
+  # the image already holds (as Nix's own docker.nix does with bundleNixpkgs).
+  # `flake:nixpkgs` would resolve at run time, over the network, to some
+  # other nixpkgs.
+  # Named "source" like a flake input, so a nixpkgs that came from a flake
+  # is the very store path of that input, not a second copy.
+  nixpkgsSource = builtins.path {
+    path = pkgs.path;
+    name = "source";
+  };
+  registry = builtins.toJSON {
+    version = 2;
+    flakes = [
+      {
+        from = {
+          type = "indirect";
+          id = "nixpkgs";
+        };
+        to = {
+          type = "path";
+          path = nixpkgsSource;
+        };
+      }
+    ];
+  };
+
   packages =
     [ agent ]
     ++ extraPackages
@@ -153,12 +183,16 @@ let
     HOME = home;
     USER = user;
     PATH = "${lib.makeBinPath packages}:/bin";
-    SSL_CERT_FILE = "/etc/ssl/certs/ca-bundle.crt";
+    # The bundle's store path, not /etc/ssl/certs/ca-bundle.crt: that file
+    # exists only while cacert is in basePackages, this one in every image.
+    SSL_CERT_FILE = caBundle;
   }
   // xdgDirs
   // lib.optionalAttrs withNix {
     NIX_CONF_DIR = "/etc/nix";
-    NIX_PATH = "nixpkgs=flake:nixpkgs";
+  }
+  // lib.optionalAttrs (withNix && bundleNixpkgs) {
+    NIX_PATH = "nixpkgs=${nixpkgsSource}";
   }
   // lib.optionalAttrs withNixLd {
     NIX_LD = pkgs.stdenv.cc.bintools.dynamicLinker;
@@ -242,6 +276,9 @@ let
   + lib.optionalString withNix ''
     mkdir -p etc/nix
     ${writeFile "etc/nix/nix.conf" nixConf}
+  ''
+  + lib.optionalString (withNix && bundleNixpkgs) ''
+    ${writeFile "etc/nix/registry.json" registry}
   ''
   # The store layers already belong to the user (uid/gid below), but
   # includeNixDB leaves nix/store (with .links) in this tree too, and real

@@ -200,8 +200,8 @@ func (st *staticRun) nixProbes() []probe {
 		{"run.nix-env", `r c "${NIX_CONF_DIR+set:$NIX_CONF_DIR}"; r p "${NIX_PATH+set:$NIX_PATH}"`, func(v vals) (Status, string) {
 			c := strings.TrimPrefix(v.get("c"), "set:")
 			p := strings.TrimPrefix(v.get("p"), "set:")
-			good := c != "" && (n.ConfDir == "" || c == n.ConfDir) && p != ""
-			return ok(good, "NIX_CONF_DIR = %q (want %s), NIX_PATH = %q (want set)", c, orAny(n.ConfDir), p)
+			good := c != "" && (n.ConfDir == "" || c == n.ConfDir) && (p != "" || !n.BundledNixpkgs)
+			return ok(good, "NIX_CONF_DIR = %q (want %s), NIX_PATH = %q", c, orAny(n.ConfDir), p)
 		}},
 		{"run.nix-conf", `if [ -r "${NIX_CONF_DIR-/etc/nix}/nix.conf" ]; then r ok 1; while IFS= read -r l || [ -n "$l" ]; do r l "$l"; done < "${NIX_CONF_DIR-/etc/nix}/nix.conf"; else r ok 0; fi`, func(v vals) (Status, string) {
 			if v.get("ok") != "1" {
@@ -249,6 +249,11 @@ PATH="$HOME/.nix-profile/bin:$PATH" agent-images-smoke
 		good := v.get("rc") == "0" && v.get("out") == installedLine
 		return ok(good, "nix build + nix profile install + run exit %s: %s", v.get("rc"), strings.Join(v["out"], " "))
 	}))
+	if n.BundledNixpkgs {
+		ps = append(ps, needsNix("run.nix-path", `out=$(nix-instantiate --eval --expr '(import <nixpkgs/lib>).version' 2>&1); r rc $?; rl out "$out"`, func(v vals) (Status, string) {
+			return ok(v.get("rc") == "0", "<nixpkgs> from NIX_PATH, offline: exit %s: %s", v.get("rc"), strings.Join(v["out"], " "))
+		}))
+	}
 	pathInfo := probe{check: "run.nix-path-info"}
 	if st.entryStore == "" {
 		pathInfo.eval = func(vals) (Status, string) {
