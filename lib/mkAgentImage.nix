@@ -145,11 +145,10 @@ let
 
   # The nixpkgs the image was built from, for <nixpkgs> and the flake
   # registry's nixpkgs inside the image: offline, and sharing the store paths
-  # the image already holds (as Nix's own docker.nix does with bundleNixpkgs).
-  # `flake:nixpkgs` would resolve at run time, over the network, to some
-  # other nixpkgs.
-  # Named "source" like a flake input, so a nixpkgs that came from a flake
-  # is the very store path of that input, not a second copy.
+  # the image already holds (as Nix's own docker.nix does with bundleNixpkgs),
+  # where `flake:nixpkgs` would resolve at run time, over the network, to
+  # some other nixpkgs. Named "source" like a flake input, so a nixpkgs that
+  # came from a flake is that input's own store path, not a second copy.
   nixpkgsSource = builtins.path {
     path = pkgs.path;
     name = "source";
