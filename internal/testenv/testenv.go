@@ -241,4 +241,3 @@ http:
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-
