@@ -1,114 +1,19 @@
 package sign
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"regexp"
-	"sort"
-	"strings"
 	"time"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // PredicateCycloneDX is the in-toto predicate type of a CycloneDX document,
 // the one `cosign verify-attestation --type cyclonedx` selects.
 const PredicateCycloneDX = "https://cyclonedx.org/bom"
-
-// StorePath is one top-level /nix/store entry found inside an image.
-type StorePath struct {
-	Path    string // /nix/store/<hash>-<name>-<version>
-	Hash    string
-	Name    string
-	Version string
-}
-
-// nixHash is a store path's hash part: 32 characters of Nix's base32.
-var nixHash = regexp.MustCompile(`^[0-9abcdfghijklmnpqrsvwxyz]{32}$`)
-
-// ParseStorePath splits a store path's base name the way Nix's
-// builtins.parseDrvName does: the version starts at the first dash that is
-// not followed by a letter ("bash-interactive-5.2p37" -> bash-interactive,
-// 5.2p37). ok is false for names that are not store paths.
-func ParseStorePath(base string) (sp StorePath, ok bool) {
-	hash, rest, found := strings.Cut(base, "-")
-	if !found || !nixHash.MatchString(hash) || rest == "" {
-		return StorePath{}, false
-	}
-	sp = StorePath{Path: "/nix/store/" + base, Hash: hash, Name: rest}
-	for i := 0; i < len(rest)-1; i++ {
-		if rest[i] == '-' && !isLetter(rest[i+1]) {
-			sp.Name, sp.Version = rest[:i], rest[i+1:]
-			break
-		}
-	}
-	return sp, true
-}
-
-func isLetter(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }
-
-// StorePaths lists the top-level /nix/store entries of every layer of img,
-// sorted by path. It reads the image itself, so the SBOM describes what is
-// shipped, not what the build meant to ship.
-func StorePaths(ctx context.Context, img v1.Image) ([]StorePath, error) {
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("listing layers: %w", err)
-	}
-	seen := map[string]StorePath{}
-	for _, l := range layers {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if err := storePathsOfLayer(l, seen); err != nil {
-			d, _ := l.Digest()
-			return nil, fmt.Errorf("reading layer %s: %w", d, err)
-		}
-	}
-	out := make([]StorePath, 0, len(seen))
-	for _, sp := range seen {
-		out = append(out, sp)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return out, nil
-}
-
-func storePathsOfLayer(l v1.Layer, seen map[string]StorePath) error {
-	rc, err := l.Uncompressed()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		p := strings.TrimPrefix(strings.TrimPrefix(h.Name, "./"), "/")
-		rest, ok := strings.CutPrefix(p, "nix/store/")
-		if !ok {
-			continue
-		}
-		base, _, _ := strings.Cut(rest, "/")
-		if _, dup := seen[base]; dup {
-			continue
-		}
-		if sp, ok := ParseStorePath(base); ok {
-			seen[base] = sp
-		}
-	}
-}
 
 // SBOM is the CycloneDX 1.6 document of one per-arch image: the image, the
 // agent's package (name, version, license) and every store path inside it.
