@@ -56,6 +56,7 @@ type narHasher struct {
 	open    []string // directories below the root that are open, outermost first
 	last    []string // the last node written
 	done    bool     // the root is not a directory and was written
+	buf     []byte   // for copying file contents into h
 }
 
 func newNARHasher() *narHasher {
@@ -116,7 +117,14 @@ func (n *narHasher) add(node narNode, content io.Reader) error {
 		}
 		n.str("contents")
 		n.int(uint64(node.size))
-		if _, err := io.CopyN(n.h, content, node.size); err != nil {
+		if n.buf == nil {
+			n.buf = make([]byte, 64<<10)
+		}
+		copied, err := io.CopyBuffer(n.h, io.LimitReader(content, node.size), n.buf)
+		if err == nil && copied < node.size {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
 			return fmt.Errorf("reading %s: %w", strings.Join(node.rel, "/"), err)
 		}
 		n.pad(node.size)

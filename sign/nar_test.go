@@ -3,6 +3,7 @@ package sign
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -78,7 +79,7 @@ func storeTree(t *testing.T, root, base string) []layerEntry {
 }
 
 // imageOfLayers is an image with one layer per entry list.
-func imageOfLayers(t *testing.T, layers ...[]layerEntry) v1.Image {
+func imageOfLayers(t testing.TB, layers ...[]layerEntry) v1.Image {
 	t.Helper()
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	for _, entries := range layers {
@@ -246,6 +247,45 @@ func TestNARHashUnknown(t *testing.T) {
 			}
 			if len(got) != 1 || got[0].Name != "foo" || got[0].NarHash != (v1.Hash{}) {
 				t.Errorf("StorePaths = %+v, want foo without a NAR hash", got)
+			}
+		})
+	}
+}
+
+// BenchmarkStorePaths lists and hashes the store paths of a 64 MiB layer
+// (64 paths of 16 files of 64 KiB): in NAR order, as dockerTools writes
+// it, and sorted by whole path, which takes the second read and the
+// temporary copy. MB/s is of uncompressed layer content.
+func BenchmarkStorePaths(b *testing.B) {
+	body := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
+	var entries []layerEntry
+	for p := range 64 {
+		base := fmt.Sprintf("nix/store/%s-pkg%02d-1.0", strings.Repeat("a", 30)+fmt.Sprintf("%02d", p), p)
+		entries = append(entries, layerEntry{hdr: tar.Header{Name: base + "/", Typeflag: tar.TypeDir, Mode: 0o555}})
+		for f := range 16 {
+			// "lib" and "lib.f" siblings sort differently by whole path.
+			entries = append(entries, layerEntry{hdr: tar.Header{Name: fmt.Sprintf("%s/lib.%02d", base, f), Typeflag: tar.TypeReg, Mode: 0o444, Size: int64(len(body))}, body: body})
+		}
+		entries = append(entries, layerEntry{hdr: tar.Header{Name: base + "/lib/", Typeflag: tar.TypeDir, Mode: 0o555}})
+	}
+	sort.SliceStable(entries, func(i, j int) bool {
+		return compareRel(strings.Split(strings.TrimSuffix(entries[i].hdr.Name, "/"), "/"), strings.Split(strings.TrimSuffix(entries[j].hdr.Name, "/"), "/")) < 0
+	})
+	byWholePath := slices.Clone(entries)
+	sort.SliceStable(byWholePath, func(i, j int) bool { return byWholePath[i].hdr.Name < byWholePath[j].hdr.Name })
+	for _, o := range []struct {
+		name    string
+		entries []layerEntry
+	}{{"NAR order", entries}, {"sorted by whole path", byWholePath}} {
+		b.Run(o.name, func(b *testing.B) {
+			img := imageOfLayers(b, o.entries)
+			b.SetBytes(64 * 16 * int64(len(body)))
+			b.ResetTimer()
+			for b.Loop() {
+				paths, err := StorePaths(b.Context(), img)
+				if err != nil || len(paths) != 64 || paths[0].NarHash.Hex == "" {
+					b.Fatalf("StorePaths = %d paths, %v", len(paths), err)
+				}
 			}
 		})
 	}
