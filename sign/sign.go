@@ -109,7 +109,7 @@ const (
 
 // Signer signs and attests a pushed release.
 type Signer interface {
-	// Sign signs the index and every per-arch manifest and attaches the SBOM
+	// Sign signs the index and every per-arch manifest and attaches the SBOMs
 	// and provenance to every per-arch image. Subjects already signed by the
 	// same identity are left alone.
 	Sign(ctx context.Context, r Request) (*Result, error)
@@ -128,6 +128,7 @@ type options struct {
 	fulcioURL  string
 	rekorURL   string
 	tlogUpload *bool
+	sbom       []SBOMFormat
 	transport  http.RoundTripper
 	remoteOpts []remote.Option
 	getenv     func(string) string
@@ -203,6 +204,21 @@ func WithTlogUpload(upload bool) Option {
 	return func(o *options) error { o.tlogUpload = &upload; return nil }
 }
 
+// WithSBOMFormats says in which formats every per-arch image's SBOM is
+// attested, each as an attestation of its own predicate type. The default
+// is all of them (AllSBOMFormats); naming none is an error.
+func WithSBOMFormats(formats ...SBOMFormat) Option {
+	return func(o *options) error {
+		names := make([]string, len(formats))
+		for i, f := range formats {
+			names[i] = string(f)
+		}
+		parsed, err := ParseSBOMFormats(names...)
+		o.sbom = parsed
+		return err
+	}
+}
+
 // WithTransport sets the HTTP transport of the Sigstore clients (the OIDC
 // token request, Fulcio, Rekor); the default is transport.New().
 func WithTransport(rt http.RoundTripper) Option {
@@ -258,8 +274,12 @@ func New(ctx context.Context, opts ...Option) (Signer, error) {
 	if o.tlogUpload != nil {
 		upload = *o.tlogUpload
 	}
+	if o.sbom == nil {
+		o.sbom = AllSBOMFormats()
+	}
 	s := &signer{
 		mode:       o.mode,
+		sbom:       o.sbom,
 		remoteOpts: remoteOptions(o.remoteOpts, o.transport),
 		transport:  o.transport,
 	}

@@ -18,6 +18,7 @@ type signFlags struct {
 	tlogUpload bool
 	fulcioURL  string
 	rekorURL   string
+	sbom       []string
 }
 
 func (s *signFlags) register(cmd *cobra.Command) {
@@ -26,18 +27,24 @@ func (s *signFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&s.tlogUpload, "tlog-upload", false, "write signatures to the Rekor transparency log (default: yes keyless, no with --key)")
 	cmd.Flags().StringVar(&s.fulcioURL, "fulcio-url", sign.PublicFulcioURL, "Fulcio that certifies keyless signing keys")
 	cmd.Flags().StringVar(&s.rekorURL, "rekor-url", sign.PublicRekorURL, "Rekor transparency log")
+	cmd.Flags().StringSliceVar(&s.sbom, "sbom-format", []string{"cyclonedx", "spdx"}, "SBOM attestations of each per-arch image: cyclonedx, spdx, or both (repeat the flag or separate with commas)")
 }
 
 // signer returns the pipeline's signer for these flags, nil when nothing is
 // pushed or signing is off. It fails now, before anything is built, when a
 // push should be signed and cannot be.
 func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options) (pipeline.Signer, error) {
+	// A bad format is refused even when nothing is signed this time.
+	formats, err := sign.ParseSBOMFormats(s.sbom...)
+	if err != nil {
+		return nil, fmt.Errorf("--sbom-format: %w", err)
+	}
 	// release build only stages per-arch images; release merge signs them
 	// with the index, before its tags move.
 	if !o.Push || o.DryRun || !s.sign || cmd.Name() == "build" {
 		return nil, nil
 	}
-	opts := []sign.Option{sign.WithFulcioURL(s.fulcioURL), sign.WithRekorURL(s.rekorURL)}
+	opts := []sign.Option{sign.WithFulcioURL(s.fulcioURL), sign.WithRekorURL(s.rekorURL), sign.WithSBOMFormats(formats...)}
 	if s.key != "" {
 		opts = append(opts, sign.WithKey(s.key))
 	}
