@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -229,7 +230,9 @@ func newOptions(ctx context.Context, opts []Option) (*options, error) {
 		remote.WithTransport(transport.New()),
 		remote.WithAuthFromKeychain(authn.NewMultiKeychain(authn.DefaultKeychain, ghauthn.Keychain)),
 	}
-	o.remoteOpts = append(append(base, o.remoteOpts...), remote.WithContext(ctx))
+	// Clipped, so that the goroutines that each append their own context
+	// never write into a shared backing array.
+	o.remoteOpts = slices.Clip(append(append(base, o.remoteOpts...), remote.WithContext(ctx)))
 	if o.policy != nil {
 		v, err := sign.NewAttestationVerifier(ctx, *o.policy, sign.WithVerifyRemoteOptions(o.remoteOpts...))
 		if err != nil {
