@@ -100,8 +100,10 @@ func TestDiffBetweenTwoReleases(t *testing.T) {
 			"--runtime", "none", "--commit", commit, "--flake", testenv.RepoRoot(t),
 			"--work-dir", filepath.Join(dir, "work"), "--output", filepath.Join(dir, commit[:7]+".json"),
 			"--override-input", "llm-agents=path:" + llmAgents}
-		if ref, ok := testenv.StandinOverrides(t)["nixpkgs"]; ok {
-			args = append(args, "--override-input", "nixpkgs="+ref)
+		for _, input := range []string{"nixpkgs", "llm-agents/nixpkgs"} {
+			if ref, ok := testenv.StandinOverrides(t)[input]; ok {
+				args = append(args, "--override-input", input+"="+ref)
+			}
 		}
 		if out, err := execRelease(t, env, append(args, extra...)...); err != nil {
 			t.Fatalf("release %s: %v\n%s", commit[:7], err, out)
@@ -275,8 +277,8 @@ func changedLLMAgents(t *testing.T, src, dst, oldVersion, newVersion string) str
     version = "`+oldVersion+`";`, `attr = "pi";
     version = "`+newVersion+`";`)
 	edit("flake.nix",
-		"            config.allowUnfree = true;\n          };\n",
-		"            config.allowUnfree = true;\n          };\n"+
+		"          pkgs = import nixpkgs { inherit system; };\n",
+		"          pkgs = import nixpkgs { inherit system; };\n"+
 			`          assets = pkgs.runCommand "agent-assets-1.0" { } "mkdir -p $out && head -c 262144 /dev/urandom > $out/blob";`+"\n",
 		"                chmod 0555 $out/bin/${a.mainProgram}\n",
 		"                chmod 0555 $out/bin/${a.mainProgram}\n                mkdir -p $out/share\n                ln -s ${assets} $out/share/assets\n")
