@@ -79,7 +79,7 @@ func TestCosignCLIVerifies(t *testing.T) {
 	}
 	repo, _ := name.NewRepository(addr+"/agent-images/pi", name.Insecure)
 	req := pushRelease(t, ctx, repo, "good")
-	res, err := s.Sign(ctx, req)
+	res, err := signRelease(ctx, s, req)
 	if err != nil {
 		t.Fatalf("Sign = %v", err)
 	}
@@ -89,11 +89,11 @@ func TestCosignCLIVerifies(t *testing.T) {
 	ignoreTlog, insecure := true, true
 	args := []string{"--key", pub}
 	commands := []string{res.VerifyCommand, res.VerifyAttestationCommand}
-	for _, p := range req.Platforms {
+	for _, p := range req.Images {
 		commands = append(commands,
-			CosignCommand("verify", p.Manifest, args, ignoreTlog, insecure, ""),
-			CosignCommand("verify-attestation", p.Manifest, args, ignoreTlog, insecure, "cyclonedx"),
-			CosignCommand("verify-attestation", p.Manifest, args, ignoreTlog, insecure, "slsaprovenance1"),
+			CosignCommand("verify", p.Ref, args, ignoreTlog, insecure, ""),
+			CosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "cyclonedx"),
+			CosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "slsaprovenance1"),
 		)
 	}
 	for _, v := range cosignVersions {

@@ -21,7 +21,7 @@ func TestKeySignThenVerify(t *testing.T) {
 	key, pub := writeKeyPair(t, dir, "cosign", "s3cret")
 	_, otherPub := writeKeyPair(t, dir, "other", "other")
 	t.Setenv("COSIGN_PASSWORD", "s3cret")
-	s, err := New(ctx, WithKey(key))
+	s, err := New(ctx, WithKey(key), WithSource(testSource))
 	if err != nil {
 		t.Fatalf("New(WithKey) = %v", err)
 	}
@@ -29,7 +29,7 @@ func TestKeySignThenVerify(t *testing.T) {
 	tests := []struct {
 		name   string
 		key    string
-		break_ func(t *testing.T, repo name.Repository, r Request)
+		break_ func(t *testing.T, repo name.Repository, r testRelease)
 		// want maps "subject what" to a substring of its failure; checks
 		// not named must pass. wantAll applies to every check.
 		want    func(repo name.Repository) map[string]string
@@ -40,8 +40,8 @@ func TestKeySignThenVerify(t *testing.T) {
 		{
 			name: "missing signature",
 			key:  pub,
-			break_: func(t *testing.T, repo name.Repository, r Request) {
-				deleteSignature(t, ctx, r.Platforms[1].Manifest)
+			break_: func(t *testing.T, repo name.Repository, r testRelease) {
+				deleteSignature(t, ctx, r.Images[1].Ref)
 			},
 			want: func(repo name.Repository) map[string]string {
 				return map[string]string{"linux/arm64 signature": "missing signature: nothing at " + repo.String() + ":sha256-"}
@@ -50,7 +50,7 @@ func TestKeySignThenVerify(t *testing.T) {
 		{
 			name: "tampered tag",
 			key:  pub,
-			break_: func(t *testing.T, repo name.Repository, r Request) {
+			break_: func(t *testing.T, repo name.Repository, r testRelease) {
 				// Someone pushes other content, copies the real index's
 				// signature next to it and moves the tag.
 				other := pushRelease(t, ctx, repo, "evil")
@@ -76,11 +76,11 @@ func TestKeySignThenVerify(t *testing.T) {
 				t.Fatal(err)
 			}
 			req := pushRelease(t, ctx, repo, "good")
-			res, err := s.Sign(ctx, req)
+			res, err := signRelease(ctx, s, req)
 			if err != nil {
 				t.Fatalf("Sign = %v", err)
 			}
-			if res.Unchanged() {
+			if wroteNothing(req, res) {
 				t.Errorf("Sign of a new release = unchanged, want signatures added")
 			}
 			if tt.break_ != nil {
@@ -130,17 +130,18 @@ func TestSignIsIdempotent(t *testing.T) {
 	}
 	repo, _ := name.NewRepository(addr+"/agent-images/pi", name.Insecure)
 	req := pushRelease(t, ctx, repo, "good")
-	first, err := s.Sign(ctx, req)
+	first, err := signRelease(ctx, s, req)
 	if err != nil {
 		t.Fatalf("first Sign = %v", err)
 	}
+	firstImage := *req.Images[1].Signature
 	before := registryState(t, ctx, repo)
 	// latest, the index .sig, and per platform a .sig and an .att.
 	if got, want := len(before), 1+1+2*len(testArches); got != want {
 		t.Errorf("after the first Sign the registry has %d tags %v, want %d", got, before, want)
 	}
-	if got := first.Platforms[0].Added; len(got) != 3 {
-		t.Errorf("first Sign added %v to %s, want a signature and two attestations", got, first.Platforms[0].Digest)
+	if got := req.Images[0].Signature.Added; len(got) != 3 {
+		t.Errorf("first Sign added %v to %s, want a signature and two attestations", got, req.Images[0].Ref)
 	}
 
 	// A new Signer, as the next nightly run would have.
@@ -148,17 +149,17 @@ func TestSignIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := s2.Sign(ctx, req)
+	second, err := signRelease(ctx, s2, req)
 	if err != nil {
 		t.Fatalf("second Sign = %v", err)
 	}
-	if !second.Unchanged() {
+	if !wroteNothing(req, second) {
 		t.Errorf("second Sign = %+v, want unchanged", second)
 	}
 	if after := registryState(t, ctx, repo); !maps.Equal(before, after) {
 		t.Errorf("registry after the second Sign = %v, want %v", after, before)
 	}
-	if first.Index.Signature != second.Index.Signature || first.Platforms[1].Attestations != second.Platforms[1].Attestations {
+	if first.Index.Signature != second.Index.Signature || firstImage.Attestations != req.Images[1].Signature.Attestations {
 		t.Errorf("second Sign reports other references: %+v, want %+v", second, first)
 	}
 }
@@ -190,5 +191,72 @@ func copySignature(t *testing.T, ctx context.Context, from, to name.Digest) {
 	}
 	if err := remote.Write(dst, img, remote.WithContext(ctx)); err != nil {
 		t.Fatalf("writing %s: %v", dst, err)
+	}
+}
+
+// TestKeyCheck is merge's check of a part another job signed with the key:
+// it holds with the same key (a new signer, as in the merge job), and fails
+// with another key, without a signature, and without the attestations.
+func TestKeyCheck(t *testing.T) {
+	addr := startRegistry(t)
+	ctx := t.Context()
+	dir := t.TempDir()
+	key, _ := writeKeyPair(t, dir, "cosign", "pw")
+	other, _ := writeKeyPair(t, dir, "other", "pw")
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	newSigner := func(k string) Signer {
+		s, err := New(ctx, WithKey(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	repo, _ := name.NewRepository(addr+"/agent-images/pi", name.Insecure)
+	built := pushRelease(t, ctx, repo, "built")
+	builder := newSigner(key)
+	for _, img := range built.Images {
+		if err := builder.SignImage(ctx, img); err != nil {
+			t.Fatalf("SignImage = %v", err)
+		}
+	}
+	merger := newSigner(key)
+	for _, img := range built.Images {
+		if err := merger.Check(ctx, img); err != nil {
+			t.Errorf("Check(%s) with the same key = %v, want ok", img, err)
+		}
+	}
+	if err := newSigner(other).Check(ctx, built.Images[0]); err == nil || !strings.Contains(err.Error(), "carries no signature by the signing key") {
+		t.Errorf("Check with another key = %v, want refused", err)
+	}
+	unsigned := pushRelease(t, ctx, repo, "planted")
+	if err := merger.Check(ctx, unsigned.Images[1]); err == nil || !strings.Contains(err.Error(), "carries no signature") {
+		t.Errorf("Check(unsigned) = %v, want refused", err)
+	}
+	// Signed but not attested: a part whose provenance is gone is refused too.
+	sigOnly := pushRelease(t, ctx, repo, "sig-only")
+	for _, img := range sigOnly.Images {
+		if err := builder.SignImage(ctx, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleteAttestations(t, ctx, sigOnly.Images[0].Ref)
+	if err := merger.Check(ctx, sigOnly.Images[0]); err == nil || !strings.Contains(err.Error(), "attestation by the signing key") {
+		t.Errorf("Check(no attestations) = %v, want refused for the missing attestation", err)
+	}
+}
+
+// deleteAttestations removes the attestation image of d from the registry.
+func deleteAttestations(t *testing.T, ctx context.Context, d name.Digest) {
+	t.Helper()
+	tag, err := ociremote.AttestationTag(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := remote.Head(tag, remote.WithContext(ctx))
+	if err != nil {
+		t.Fatalf("resolving %s: %v", tag, err)
+	}
+	if err := remote.Delete(tag.Context().Digest(desc.Digest.String()), remote.WithContext(ctx)); err != nil {
+		t.Fatalf("deleting %s: %v", tag, err)
 	}
 }

@@ -16,6 +16,8 @@ import (
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // PredicateCycloneDX is the in-toto predicate type of a CycloneDX document,
@@ -112,31 +114,32 @@ func storePathsOfLayer(l v1.Layer, seen map[string]StorePath) error {
 
 // SBOM is the CycloneDX 1.6 document of one per-arch image: the image, the
 // agent's package (name, version, license) and every store path inside it.
-func SBOM(ctx context.Context, r Request, p Platform) (json.RawMessage, error) {
-	paths, err := StorePaths(ctx, p.Image)
+func SBOM(ctx context.Context, img *record.Image) (json.RawMessage, error) {
+	paths, err := StorePaths(ctx, img.Image)
 	if err != nil {
 		return nil, fmt.Errorf("reading store paths for the SBOM: %w", err)
 	}
-	cfg, err := p.Image.ConfigFile()
+	cfg, err := img.Image.ConfigFile()
 	if err != nil {
 		return nil, fmt.Errorf("reading the image config: %w", err)
 	}
 	var buf bytes.Buffer
 	enc := cdx.NewBOMEncoder(&buf, cdx.BOMFileFormatJSON)
-	if err := enc.EncodeVersion(cycloneDX(r, p, paths, cfg.Created.Time), cdx.SpecVersion1_6); err != nil {
+	if err := enc.EncodeVersion(cycloneDX(img, paths, cfg.Created.Time), cdx.SpecVersion1_6); err != nil {
 		return nil, fmt.Errorf("encoding the SBOM: %w", err)
 	}
 	return json.RawMessage(bytes.TrimSpace(buf.Bytes())), nil
 }
 
-func cycloneDX(r Request, p Platform, paths []StorePath, created time.Time) *cdx.BOM {
+func cycloneDX(img *record.Image, paths []StorePath, created time.Time) *cdx.BOM {
+	agentInfo := img.Flake
 	// The image's own creation time and a serial number derived from its
 	// digest keep the document the same for the same image (Nix images carry
 	// a fixed date), so re-running a release describes it identically.
 	if created.IsZero() {
 		created = time.Unix(1, 0)
 	}
-	sum := sha256.Sum256([]byte(p.Manifest.String()))
+	sum := sha256.Sum256([]byte(img.Ref.String()))
 	sum[6] = (sum[6] & 0x0f) | 0x50 // a name-based (v5-style) UUID
 	sum[8] = (sum[8] & 0x3f) | 0x80
 	serial := fmt.Sprintf("urn:uuid:%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
@@ -151,26 +154,26 @@ func cycloneDX(r Request, p Platform, paths []StorePath, created time.Time) *cdx
 		Component: &cdx.Component{
 			BOMRef:  "image",
 			Type:    cdx.ComponentTypeContainer,
-			Name:    p.Manifest.Context().Name(),
-			Version: p.Manifest.DigestStr(),
+			Name:    img.Ref.Context().Name(),
+			Version: img.Ref.DigestStr(),
 			Properties: &[]cdx.Property{
-				{Name: "agent-images:platform", Value: p.Platform.String()},
-				{Name: "agent-images:agent", Value: r.Agent.Attr},
+				{Name: "agent-images:platform", Value: img.Platform.String()},
+				{Name: "agent-images:agent", Value: img.Agent},
 			},
 		},
 	}
 	agent := cdx.Component{
-		BOMRef:      "agent:" + r.Agent.Attr,
+		BOMRef:      "agent:" + img.Agent,
 		Type:        cdx.ComponentTypeApplication,
-		Name:        r.Agent.Attr,
-		Version:     r.Agent.Version,
-		Description: r.Agent.Description,
+		Name:        img.Agent,
+		Version:     agentInfo.Version,
+		Description: agentInfo.Description,
 	}
-	if r.Agent.Name != "" {
-		agent.Properties = &[]cdx.Property{{Name: "agent-images:name", Value: r.Agent.Name}}
+	if agentInfo.Name != "" {
+		agent.Properties = &[]cdx.Property{{Name: "agent-images:name", Value: agentInfo.Name}}
 	}
-	if r.Agent.License != "" {
-		agent.Licenses = &cdx.Licenses{{Expression: r.Agent.License}}
+	if agentInfo.License != "" {
+		agent.Licenses = &cdx.Licenses{{Expression: agentInfo.License}}
 	}
 	components := []cdx.Component{agent}
 	refs := []string{agent.BOMRef}

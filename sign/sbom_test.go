@@ -10,8 +10,9 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/nothingnesses/agent-images/record"
 )
 
 func TestParseStorePath(t *testing.T) {
@@ -53,27 +54,18 @@ func TestStorePaths(t *testing.T) {
 	}
 }
 
-// localRequest is a release of test images that were never pushed.
-func localRequest(t *testing.T) (Request, Platform) {
+// localImage is the record of a test image that was never pushed.
+func localImage(t *testing.T) *record.Image {
 	t.Helper()
-	img := testImage(t, "arm64", "x")
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := testRecord(t, "arm64", testImage(t, "arm64", "x"))
+	img.Flake.License = "MIT OR Apache-2.0"
+	img.DrvPath = "/nix/store/" + hashFoo + "-pi.drv"
 	repo, _ := name.NewRepository("ghcr.io/nothingnesses/agent-images/pi")
-	p := Platform{Manifest: repo.Digest(d.String()), Platform: v1.Platform{OS: "linux", Architecture: "arm64"}, Image: img,
-		Derivation: "/nix/store/" + hashFoo + "-pi.drv"}
-	r := Request{
-		Index:     repo.Digest(d.String()),
-		Platforms: []Platform{p},
-		Agent:     Agent{Attr: "pi", Name: "Pi", Version: "0.70.6", License: "MIT OR Apache-2.0", Description: "A coding agent"},
-		Source: Source{Repository: "https://github.com/nothingnesses/agent-images", Commit: "0123456789abcdef0123456789abcdef01234567",
-			FlakeInputs: map[string]string{"nixpkgs": "89abcdef0123456789abcdef0123456789abcdef", "llm-agents": "v1.2.3"}},
-		BuilderID: "https://github.com/nothingnesses/agent-images/.github/workflows/release.yml@refs/heads/main",
-	}
-	return r, p
+	img.Ref = repo.Digest(img.Digest.String())
+	return img
 }
+
+const testBuilderID = "https://github.com/nothingnesses/agent-images/.github/workflows/release.yml@refs/heads/main"
 
 // TestSBOMValidatesAgainstSchema checks the SBOM against CycloneDX's own
 // 1.6 JSON schema (sign/testdata/cyclonedx, see its README for the source)
@@ -120,9 +112,9 @@ func TestSBOMValidatesAgainstSchema(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, p := localRequest(t)
-			r.Agent.License = tt.license
-			sbom, err := SBOM(t.Context(), r, p)
+			img := localImage(t)
+			img.Flake.License = tt.license
+			sbom, err := SBOM(t.Context(), img)
 			if err != nil {
 				t.Fatalf("SBOM = %v", err)
 			}
@@ -158,7 +150,7 @@ func TestSBOMValidatesAgainstSchema(t *testing.T) {
 			if lic != tt.license {
 				t.Errorf("SBOM agent license = %q, want %q", lic, tt.license)
 			}
-			again, _ := SBOM(t.Context(), r, p)
+			again, _ := SBOM(t.Context(), img)
 			if !bytes.Equal(sbom, again) {
 				t.Errorf("SBOM of the same image differs between runs:\n%s\n%s", sbom, again)
 			}
@@ -167,8 +159,9 @@ func TestSBOMValidatesAgainstSchema(t *testing.T) {
 }
 
 func TestProvenance(t *testing.T) {
-	r, p := localRequest(t)
-	got, err := json.Marshal(Provenance(r, p))
+	img := localImage(t)
+	const invocation = "https://github.com/nothingnesses/agent-images/actions/runs/3/attempts/1#build"
+	got, err := json.Marshal(Provenance(testSource, testBuilderID, invocation, img))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,23 +178,27 @@ func TestProvenance(t *testing.T) {
 				Annotations map[string]string
 			}
 		}
-		RunDetails struct{ Builder struct{ ID string } }
+		RunDetails struct {
+			Builder  struct{ ID string }
+			Metadata struct{ InvocationID string }
+		}
 	}
 	if err := json.Unmarshal(got, &prov); err != nil {
 		t.Fatal(err)
 	}
 	bd := prov.BuildDefinition
-	if bd.BuildType != BuildType || bd.ExternalParameters["agent"] != "pi" || bd.ExternalParameters["commit"] != r.Source.Commit ||
-		bd.InternalParameters["derivation"] != p.Derivation || prov.RunDetails.Builder.ID != r.BuilderID {
-		t.Errorf("Provenance = %s, want build type, agent, commit, derivation and builder", got)
+	if bd.BuildType != BuildType || bd.ExternalParameters["agent"] != "pi" || bd.ExternalParameters["commit"] != testSource.Commit ||
+		bd.InternalParameters["derivation"] != img.DrvPath || prov.RunDetails.Builder.ID != testBuilderID ||
+		prov.RunDetails.Metadata.InvocationID != invocation {
+		t.Errorf("Provenance = %s, want build type, agent, commit, derivation, builder and the job run", got)
 	}
 	deps := map[string]string{}
 	for _, d := range bd.ResolvedDependencies {
 		deps[d.Name] = d.Digest["gitCommit"] + d.Annotations["revision"]
 	}
 	want := map[string]string{
-		"source":                 r.Source.Commit,
-		"flake-input:nixpkgs":    r.Source.FlakeInputs["nixpkgs"],
+		"source":                 testSource.Commit,
+		"flake-input:nixpkgs":    testSource.FlakeInputs["nixpkgs"],
 		"flake-input:llm-agents": "v1.2.3",
 		"derivation":             "",
 	}

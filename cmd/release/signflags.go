@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strings"
 
@@ -28,31 +27,36 @@ func (s *signFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&s.rekorURL, "rekor-url", sign.PublicRekorURL, "Rekor transparency log")
 }
 
-// signer returns the pipeline's signer for these flags, nil when nothing is
-// pushed or signing is off. It fails now, before anything is built, when a
-// push should be signed and cannot be.
-func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options) (pipeline.Signer, error) {
-	// release build only stages per-arch images; release merge signs them
-	// with the index, before its tags move.
-	if !o.Push || o.DryRun || !s.sign || cmd.Name() == "build" {
+// signer returns the signer for these flags, nil when nothing is pushed (a
+// local layout is never signed). A push always has one: --sign=false gives
+// the signer that signs nothing, so that publishing unsigned is a choice.
+// It fails now, before anything is built, when a push should be signed and
+// cannot be.
+func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options) (sign.Signer, error) {
+	if !o.Push {
 		return nil, nil
+	}
+	if !s.sign {
+		return sign.New(cmd.Context(), sign.Disabled())
 	}
 	opts := []sign.Option{sign.WithFulcioURL(s.fulcioURL), sign.WithRekorURL(s.rekorURL)}
 	if s.key != "" {
 		opts = append(opts, sign.WithKey(s.key))
 	}
+	// The default depends on the mode, so only a flag the user set counts.
 	if cmd.Flags().Changed("tlog-upload") {
 		opts = append(opts, sign.WithTlogUpload(s.tlogUpload))
-	}
-	signer, err := sign.New(cmd.Context(), opts...)
-	if err != nil {
-		return nil, fmt.Errorf("signing: %w", err)
 	}
 	inputs, err := sign.FlakeInputs(localFlakeDir(o.Flake.Ref), o.Flake.Overrides)
 	if err != nil {
 		return nil, err
 	}
-	return &pipelineSigner{signer: signer, builderID: sign.BuilderIDFromEnv(), flakeInputs: inputs}, nil
+	opts = append(opts, sign.WithSource(sign.Source{Repository: o.Source, Commit: o.Commit, FlakeInputs: inputs}))
+	signer, err := sign.New(cmd.Context(), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("signing: %w", err)
+	}
+	return signer, nil
 }
 
 // localFlakeDir is the directory of a local flake reference ("." or
@@ -69,29 +73,4 @@ func localFlakeDir(ref string) string {
 		return ""
 	}
 	return ref
-}
-
-// pipelineSigner adapts sign.Signer to the pipeline's signing hook.
-type pipelineSigner struct {
-	signer      sign.Signer
-	builderID   string
-	flakeInputs map[string]string
-}
-
-func (p *pipelineSigner) Sign(ctx context.Context, req pipeline.SignRequest) (any, error) {
-	r := sign.Request{
-		Index: req.Index,
-		Agent: sign.Agent{
-			Attr: req.Agent.Attr, Name: req.Agent.Name, Version: req.Agent.Version,
-			License: req.Agent.License, Description: req.Agent.Description,
-		},
-		Source:    sign.Source{Repository: req.Source, Commit: req.Commit, FlakeInputs: p.flakeInputs},
-		BuilderID: p.builderID,
-	}
-	for _, im := range req.Images {
-		r.Platforms = append(r.Platforms, sign.Platform{
-			Manifest: im.Digest, Platform: im.Platform, Image: im.Image, Derivation: im.DrvPath,
-		})
-	}
-	return p.signer.Sign(ctx, r)
 }

@@ -6,11 +6,13 @@ package nix
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Flake names a flake and the inputs to override when using it.
@@ -106,3 +108,27 @@ func (e *Error) Reason() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// LastModified is the time of the flake's source as Nix locks it: the
+// commit time of a git flake (of HEAD, for a dirty work tree), the newest
+// file of a path flake.
+func LastModified(ctx context.Context, run Runner, f Flake) (time.Time, error) {
+	ref := f.Ref
+	if ref == "" {
+		ref = "."
+	}
+	out, err := run(ctx, append([]string{"flake", "metadata", "--json", ref}, f.OverrideArgs()...)...)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading the metadata of flake %s: %w", ref, err)
+	}
+	var m struct {
+		LastModified int64 `json:"lastModified"`
+	}
+	if err := json.Unmarshal(out, &m); err != nil {
+		return time.Time{}, fmt.Errorf("decoding the metadata of flake %s: %w", ref, err)
+	}
+	if m.LastModified == 0 {
+		return time.Time{}, fmt.Errorf("flake %s has no lastModified time", ref)
+	}
+	return time.Unix(m.LastModified, 0).UTC(), nil
+}
