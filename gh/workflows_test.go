@@ -234,7 +234,7 @@ func copyFile(t *testing.T, from, to string) {
 // repository's files (tracked and new, not ignored): act runs jobs in it in
 // host mode, so release.json, out-links and the layout never land in the
 // real tree, and the flake sees exactly these files.
-func repoCopy(t *testing.T) string {
+func repoCopy(t *testing.T, edits ...func(t *testing.T, dir string)) string {
 	t.Helper()
 	testenv.Require(t, "git")
 	root := testenv.RepoRoot(t)
@@ -259,16 +259,8 @@ func repoCopy(t *testing.T) string {
 			_ = os.Chmod(filepath.Join(dir, f), 0o755)
 		}
 	}
-	// act v0.2.89 (the newest there is) validates workflows against a schema
-	// older than concurrency's queue key, and refuses them. act runs one
-	// workflow run at a time, so the key means nothing to it; the copy drops
-	// it, and TestReleaseConcurrency checks it in the real file.
-	wf := filepath.Join(dir, ".github", "workflows", "release.yml")
-	if data, err := os.ReadFile(wf); err == nil {
-		data = regexp.MustCompile(`(?m)^  queue: max\n`).ReplaceAll(data, nil)
-		if err := os.WriteFile(wf, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	for _, edit := range edits {
+		edit(t, dir)
 	}
 	for _, args := range [][]string{
 		{"init", "-q", "-b", "main"},
@@ -283,6 +275,22 @@ func repoCopy(t *testing.T) string {
 		}
 	}
 	return dir
+}
+
+// withoutQueueKey drops concurrency's queue key from release.yml. act
+// v0.2.89 (the newest there is) validates workflows against a schema older
+// than the key, and refuses them; act runs one workflow run at a time, so
+// the key means nothing to it. TestReleaseConcurrency checks the real file.
+func withoutQueueKey(t *testing.T, dir string) {
+	wf := filepath.Join(dir, ".github", "workflows", "release.yml")
+	data, err := os.ReadFile(wf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = regexp.MustCompile(`(?m)^  queue: max\n`).ReplaceAll(data, nil)
+	if err := os.WriteFile(wf, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // actLine is one line of `act --json` output.
@@ -429,7 +437,7 @@ func TestActRelease(t *testing.T) {
 	testenv.Require(t, "nix", "podman", "git", "go", "docker-registry")
 	testenv.Setenv(t)
 	reg := testenv.StartRegistry(t)
-	repo := repoCopy(t)
+	repo := repoCopy(t, withoutQueueKey)
 	api := newFakeGitHub(t)
 	api.maxPer = 100
 	overrides := testenv.StandinOverrides(t)

@@ -197,6 +197,13 @@ func (r *run) workDir() string {
 	return r.o.WorkDir
 }
 
+func (r *run) layoutDir() string {
+	if r.o.LayoutDir == "" {
+		return filepath.Join("dist", "oci")
+	}
+	return r.o.LayoutDir
+}
+
 // stagingKey is the key split-mode builds and merges agree on.
 func (r *run) stagingKey() string {
 	if r.o.StagingKey != "" {
@@ -215,6 +222,8 @@ type agent struct {
 	flake matrix.Image
 	tags  []publish.Tag
 }
+
+func (a *agent) name() string { return a.Agent.Agent }
 
 // plan reads the flake's release set and makes one record per selected
 // target, grouped by agent in target order. An agent whose version gives no
@@ -379,7 +388,7 @@ func (r *run) pushProgress(p publish.Progress) {
 
 // annotations are what the index says of where it came from.
 func (r *run) annotations(a *agent) map[string]string {
-	out := map[string]string{publish.AnnotationTitle: a.Agent.Agent}
+	out := map[string]string{publish.AnnotationTitle: a.name()}
 	if r.o.Source != "" {
 		out[publish.AnnotationSource] = r.o.Source
 	}
@@ -392,7 +401,7 @@ func (r *run) annotations(a *agent) map[string]string {
 // fail marks an agent failed with err and says so.
 func (r *run) fail(a *agent, err error) {
 	a.Status, a.Error = record.StageFailed, err.Error()
-	r.events(Event{Agent: a.Agent.Agent, Stage: record.StageFailed, Detail: a.Error})
+	r.events(Event{Agent: a.name(), Stage: record.StageFailed, Detail: a.Error})
 }
 
 // forEachAgent runs f for each agent, at most jobs at a time. Each agent

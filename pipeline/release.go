@@ -32,17 +32,14 @@ func Release(ctx context.Context, o Options) (*record.Report, error) {
 		rep.Registry = r.prefix.String()
 		pub = r.registry()
 	} else {
-		rep.Layout = o.LayoutDir
-		if rep.Layout == "" {
-			rep.Layout = "dist/oci"
-		}
+		rep.Layout = r.layoutDir()
 		pub = publish.NewLayout(rep.Layout)
 	}
 	r.forEachAgent(agents, func(a *agent) {
 		var errs []error
 		for _, img := range a.Platforms {
 			if img.Failed() {
-				errs = append(errs, errors.New(img.Error))
+				errs = append(errs, img.Err)
 			}
 		}
 		if len(errs) > 0 {
@@ -63,7 +60,7 @@ type signer func(ctx context.Context, a *agent, res *publish.Result) (bool, erro
 // tags) and completes its report.
 func (r *run) publish(ctx context.Context, pub publish.Publisher, a *agent, sign signer) {
 	rel := publish.Release{
-		Agent:         a.Agent.Agent,
+		Agent:         a.name(),
 		Images:        a.Platforms,
 		Version:       a.Version,
 		Created:       a.Created,
@@ -77,17 +74,17 @@ func (r *run) publish(ctx context.Context, pub publish.Publisher, a *agent, sign
 	if r.o.DryRun {
 		res, err = pub.Plan(ctx, rel)
 	} else {
-		r.events(Event{Agent: a.Agent.Agent, Stage: record.StagePushing})
+		r.events(Event{Agent: a.name(), Stage: record.StagePushing})
 		res, err = pub.Publish(ctx, rel, func(ctx context.Context, res *publish.Result) error {
 			if res.Ref.DigestStr() != "" {
-				r.events(Event{Agent: a.Agent.Agent, Stage: record.StageSigning})
+				r.events(Event{Agent: a.name(), Stage: record.StageSigning})
 				wrote, err := sign(ctx, a, res)
 				if err != nil {
 					return err
 				}
 				signed = wrote
 			}
-			r.events(Event{Agent: a.Agent.Agent, Stage: record.StageTagging})
+			r.events(Event{Agent: a.name(), Stage: record.StageTagging})
 			return nil
 		})
 	}
@@ -105,11 +102,11 @@ func (r *run) publish(ctx context.Context, pub publish.Publisher, a *agent, sign
 		return
 	}
 	for _, k := range res.Kept {
-		r.events(Event{Agent: a.Agent.Agent, Stage: record.StageTagging,
+		r.events(Event{Agent: a.name(), Stage: record.StageTagging,
 			Detail: fmt.Sprintf("%s stays at %s, which is newer (%s, version %s)", k.Tag, k.Index, k.Created.Format("2006-01-02T15:04:05Z07:00"), k.Version)})
 	}
 	if len(res.Repaired) > 0 {
-		r.events(Event{Agent: a.Agent.Agent, Stage: record.StagePushing,
+		r.events(Event{Agent: a.name(), Stage: record.StagePushing,
 			Detail: "pushed again what the registry had lost: " + strings.Join(res.Repaired, ", ")})
 	}
 	switch {
@@ -120,7 +117,7 @@ func (r *run) publish(ctx context.Context, pub publish.Publisher, a *agent, sign
 	default:
 		a.Status = record.StageDone
 	}
-	r.events(Event{Agent: a.Agent.Agent, Stage: a.Status, Detail: res.Index.String()})
+	r.events(Event{Agent: a.name(), Stage: a.Status, Detail: res.Index.String()})
 }
 
 // signEverything signs each per-arch image, then the index.

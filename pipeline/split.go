@@ -116,7 +116,7 @@ func Merge(ctx context.Context, o Options) (*record.Report, error) {
 		var errs []error
 		for i, want := range a.Platforms {
 			if want.Failed() {
-				errs = append(errs, errors.New(want.Error))
+				errs = append(errs, want.Err)
 				continue
 			}
 			got, err := r.accept(ctx, reg, want, recorded[want.String()], drvs[want.String()])

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/nothingnesses/agent-images/gh"
@@ -85,7 +86,7 @@ func runBuild(cmd *cobra.Command, f *releaseFlags) error {
 		if img.Error != "" {
 			where = img.Error
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", img, short(img.Digest.String()), signed, where)
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", img, short(digestString(img.Digest)), signed, where)
 	}
 	tw.Flush()
 	if github {
@@ -126,11 +127,14 @@ func writeSummary(w io.Writer, rep *record.Report) {
 }
 
 // indexString is an agent's index digest, "" when it has none.
-func indexString(a *record.Agent) string {
-	if a.Index.Hex == "" {
+func indexString(a *record.Agent) string { return digestString(a.Index) }
+
+// digestString is a digest, "" for none.
+func digestString(h v1.Hash) string {
+	if h.Hex == "" {
 		return ""
 	}
-	return a.Index.String()
+	return h.String()
 }
 
 func short(digest string) string {
@@ -145,7 +149,11 @@ func writeGroups(w io.Writer, rep *record.Report) {
 	for _, a := range rep.Agents {
 		fmt.Fprintf(w, "::group::%s %s (%s)\n", a.Agent, a.Version, a.Status)
 		for _, p := range a.Platforms {
-			fmt.Fprintf(w, "%s digest=%s size=%d\n", p.System, p.Digest, p.Size)
+			if p.Digest.Hex != "" {
+				fmt.Fprintf(w, "%s digest=%s size=%d\n", p.System, p.Digest, p.Size)
+			} else {
+				fmt.Fprintf(w, "%s not built\n", p.System)
+			}
 			if p.Smoke != nil {
 				fmt.Fprintf(w, "  smoke: %s, %d passed, %d failed, %d skipped %s%s\n", p.Smoke.Mode, p.Smoke.Passed, len(p.Smoke.Failed), len(p.Smoke.Skipped), p.Smoke.Runner, p.Smoke.Reason)
 				for _, r := range append(p.Smoke.Failed, p.Smoke.Skipped...) {
