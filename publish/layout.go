@@ -25,6 +25,9 @@ type Layout struct {
 	dir string
 	// mu serialises the agents of one release: index.json is one file.
 	mu sync.Mutex
+	// write serialises the writes of one agent's images, which publish
+	// makes at once (a registry takes them in parallel; files do not).
+	write sync.Mutex
 }
 
 // NewLayout is the layout at dir.
@@ -122,6 +125,8 @@ func (s *layoutStore) manifest(_ context.Context, d v1.Hash) ([]byte, error) {
 }
 
 func (s *layoutStore) putImage(_ context.Context, img v1.Image) error {
+	s.l.write.Lock()
+	defer s.l.write.Unlock()
 	p, err := s.l.path(true)
 	if err != nil {
 		return err

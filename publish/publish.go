@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/nothingnesses/agent-images/record"
 )
@@ -92,7 +93,7 @@ func publish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool) 
 	// Every image is checked, even under a tag that already names this
 	// index: a registry can lose a manifest, and an index whose child is
 	// gone is not published.
-	pushed := false
+	var missing []*record.Image
 	for _, img := range rel.Images {
 		if img.Size, err = imageSize(img.Image); err != nil {
 			return nil, err
@@ -105,17 +106,22 @@ func publish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool) 
 			return nil, err
 		}
 		if there == nil {
+			missing = append(missing, img)
 			if published {
 				res.Repaired = append(res.Repaired, img.Platform.String())
 			}
-			if !dryRun {
-				if err := s.putImage(ctx, img.Image); err != nil {
-					return nil, err
-				}
-			}
-			pushed = true
 		}
 		img.Ref = s.ref(img.Digest)
+	}
+	pushed := len(missing) > 0
+	if !dryRun {
+		g, gctx := errgroup.WithContext(ctx)
+		for _, img := range missing {
+			g.Go(func() error { return s.putImage(gctx, img.Image) })
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
 	}
 	there, err := s.manifest(ctx, d)
 	if err != nil {
