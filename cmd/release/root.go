@@ -86,7 +86,7 @@ func (f *releaseFlags) register(cmd *cobra.Command, c command) {
 		// merge always pushes and signs; --push is accepted for old callers.
 		cmd.Flags().BoolVar(&f.push, "push", true, "ignored: merge always pushes (and signs, unless --sign=false)")
 		_ = cmd.Flags().MarkHidden("push")
-		cmd.Flags().StringVar(&f.from, "from", "", "the build records of `release build` (its --output files, or a directory of them): merge accepts only the parts they name")
+		cmd.Flags().StringVar(&f.from, "from", "", "`DIR` of build records of release build (its --output files), or one such file: merge accepts only the parts they name")
 	case commandBuild:
 		cmd.Flags().BoolVar(&f.push, "push", false, "push each image by digest under its staging tag (required, unless --dry-run)")
 	default:
@@ -98,13 +98,15 @@ func (f *releaseFlags) register(cmd *cobra.Command, c command) {
 	cmd.Flags().StringVar(&f.registry, "registry", "", "repository prefix; each agent goes to <registry>/<agent> (default under GitHub Actions: ghcr.io/<owner>/agent-images)")
 	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "allow a plain-HTTP registry")
 	cmd.Flags().StringVar(&f.runtime, "runtime", "", "container runtime for smoke tests: podman, docker, or none for static checks only (default: podman, else docker)")
-	cmd.Flags().StringSliceVar(&f.tags, "tag", nil, "more tags to move besides latest, the version, the date and sha-<commit>")
+	if c != commandBuild {
+		cmd.Flags().StringSliceVar(&f.tags, "tag", nil, "more tags to move besides latest, the version, the date and sha-<commit> (not in the reserved sha256-* and staging-* spaces)")
+	}
 	if c == commandBuild {
 		cmd.Flags().StringVar(&f.output, "output", "", "write the build record (per image: digest, derivation, smoke result, signature) to this JSON file, for release merge --from")
 	} else {
 		cmd.Flags().StringVar(&f.output, "output", "", "write the release report (digests, sizes, tags, smoke results) to this JSON file")
 	}
-	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "build and show what would be published and which tags would move, changing nothing")
+	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "show what would be pushed, signed and tagged, changing nothing in any registry or layout")
 	cmd.Flags().StringVar(&f.layout, "layout", filepath.Join("dist", "oci"), "OCI image layout a release without --push writes to")
 	cmd.Flags().StringVar(&f.workDir, "work-dir", filepath.Join("dist", "work"), "where nix out-links and image archives are kept")
 	cmd.Flags().StringVar(&f.stagingKey, "staging-key", "", "key of split-mode staging tags (default: sha-<commit>, or GITHUB_RUN_ID, or local)")

@@ -20,7 +20,7 @@ type signFlags struct {
 }
 
 func (s *signFlags) register(cmd *cobra.Command) {
-	cmd.Flags().BoolVar(&s.sign, "sign", true, "sign and attest what --push publishes (--sign=false to publish unsigned)")
+	cmd.Flags().BoolVar(&s.sign, "sign", true, "sign and attest what is pushed (--sign=false to publish unsigned, on purpose)")
 	cmd.Flags().StringVar(&s.key, "key", "", "signing key: a cosign key file, env://VAR, or a KMS URI; password in COSIGN_PASSWORD (default under GitHub Actions: keyless)")
 	cmd.Flags().BoolVar(&s.tlogUpload, "tlog-upload", false, "write signatures to the Rekor transparency log (default: yes keyless, no with --key)")
 	cmd.Flags().StringVar(&s.fulcioURL, "fulcio-url", sign.PublicFulcioURL, "Fulcio that certifies keyless signing keys")
