@@ -55,19 +55,18 @@
         else
           null;
 
-      # Gives an image its display name, release flag and search description.
+      # Gives an image its display name and search description.
       # agentImage is attached last: addMetaAttrs may rebuild the derivation
       # through overrideAttrs, which would drop attributes added before it.
       finish =
         {
           attr,
           name,
-          release,
         }:
         image:
         let
           info = image.agentImage // {
-            inherit attr name release;
+            inherit attr name;
           };
         in
         lib.addMetaAttrs {
@@ -88,7 +87,6 @@
             finish {
               inherit attr;
               name = displayNames.${attr};
-              release = true;
             } (mkAgentImage {
               name = "agent-images/${attr}";
               inherit agent;
@@ -109,8 +107,17 @@
             finish {
               inherit attr;
               name = "Test image ${attr}";
-              release = false;
-            } (mkAgentImage ({ name = "agent-images/${attr}"; } // { inherit agent; } // args));
+            } (
+              mkAgentImage (
+                {
+                  name = "agent-images/${attr}";
+                  inherit agent;
+                  # The test images check mkAgentImage's options; they are not published.
+                  release = false;
+                }
+                // args
+              )
+            );
         in
         lib.optionalAttrs (agent != null) {
           test-nix = test "test-nix" { withNix = true; };
@@ -252,8 +259,11 @@
         let
           fields = [
             "attr"
+            "commands"
             "description"
+            "entrypoint"
             "extraDirectories"
+            "extraEnv"
             "gid"
             "home"
             "imageName"
@@ -295,6 +305,23 @@
     in
     {
       lib.mkAgentImage = import ./lib/mkAgentImage.nix;
+
+      # nix flake init -t github:nothingnesses/agent-images
+      templates.default = {
+        path = ./templates/default;
+        description = "A flake of your own agent images, released signed to GHCR by a GitHub workflow";
+        welcomeText = ''
+          # Your agent images
+
+          - `flake.nix`: `packages.<system>.my-pi`, an image of llm-agents' pi with more
+            tools and environment. Rename it, change it, add more.
+          - `.github/workflows/agent-images.yml`: releases every image to
+            `ghcr.io/<owner>/<repo>/<package>`, signed keyless, nightly and on v* tags.
+
+          Build one here: `nix build .#my-pi && podman load < result`.
+          Commit flake.lock (`nix flake lock`) with the rest.
+        '';
+      };
 
       packages = lib.genAttrs systems (
         system:

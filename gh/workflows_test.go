@@ -142,15 +142,17 @@ var (
 	versionTag = regexp.MustCompile(`#\s*v\d+(\.\d+)*\s*$`)
 )
 
-// remoteActions returns every remote action the workflows and action.yml use
-// ("owner/repo@sha"), checking each is pinned by a full commit SHA with the
-// version tag in a comment on the line above.
+// remoteActions returns every remote action the workflows, the template's
+// workflows and action.yml use ("owner/repo@sha"), checking each is pinned
+// by a full commit SHA with the version tag in a comment on the line above.
+// This repository's own Action (ownAction) is not among them.
 func remoteActions(t *testing.T) []string {
 	t.Helper()
 	root := testenv.RepoRoot(t)
 	files, _ := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.yml"))
 	more, _ := filepath.Glob(filepath.Join(root, ".github", "actions", "*", "action.yml"))
-	files = append(append(files, more...), filepath.Join(root, "action.yml"))
+	templates, _ := filepath.Glob(filepath.Join(root, "templates", "*", ".github", "workflows", "*.yml"))
+	files = append(append(append(files, more...), templates...), filepath.Join(root, "action.yml"))
 	seen := map[string]bool{}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
@@ -160,7 +162,7 @@ func remoteActions(t *testing.T) []string {
 		lines := strings.Split(string(data), "\n")
 		for i, line := range lines {
 			m := usesLine.FindStringSubmatch(line)
-			if m == nil || strings.HasPrefix(m[1], "./") {
+			if m == nil || strings.HasPrefix(m[1], "./") || m[1] == ownAction {
 				continue
 			}
 			rel, _ := filepath.Rel(root, f)
@@ -778,5 +780,106 @@ func TestReleaseConcurrency(t *testing.T) {
 	}
 	if want := []string{"nightly-1", "v1.0.0", "dispatch", "nightly-2"}; !slices.Equal(ran, want) || len(g.canceled) != 0 {
 		t.Errorf("runs = %v, canceled %v; want %v one at a time, none canceled", ran, g.canceled, want)
+	}
+}
+
+// TestSigningSecretsOnlyWhereTheySign: the cosign key and its password are
+// in the environment of the one step that signs, never on a step that uses
+// an action (every step inside it, third-party ones included, would inherit
+// them), and inside action.yml only the step that runs release gets them.
+func TestSigningSecretsOnlyWhereTheySign(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	type step struct {
+		ID   string            `yaml:"id"`
+		Name string            `yaml:"name"`
+		Uses string            `yaml:"uses"`
+		Env  map[string]string `yaml:"env"`
+		With map[string]string `yaml:"with"`
+		Run  string            `yaml:"run"`
+	}
+	secretish := regexp.MustCompile(`secrets\.|COSIGN_PRIVATE_KEY|COSIGN_PASSWORD|inputs\.(private-key|key-password)`)
+	files, _ := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.yml"))
+	// The template's workflow is copied into other repositories: it must
+	// keep their secrets as close as ours.
+	templates, _ := filepath.Glob(filepath.Join(root, "templates", "*", ".github", "workflows", "*.yml"))
+	files = append(files, templates...)
+	signing := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wf struct {
+			Env  map[string]string `yaml:"env"`
+			Jobs map[string]struct {
+				Env   map[string]string `yaml:"env"`
+				Steps []step            `yaml:"steps"`
+			} `yaml:"jobs"`
+		}
+		if err := yaml.Unmarshal(data, &wf); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		rel, _ := filepath.Rel(root, f)
+		for k, v := range wf.Env {
+			if secretish.MatchString(k + v) {
+				t.Errorf("%s: workflow env %s=%s hands a secret to every job", rel, k, v)
+			}
+		}
+		for name, job := range wf.Jobs {
+			for k, v := range job.Env {
+				if secretish.MatchString(k + v) {
+					t.Errorf("%s: job %s env %s=%s hands a secret to every step", rel, name, k, v)
+				}
+			}
+			for i, s := range job.Steps {
+				if s.Uses == "" {
+					continue
+				}
+				for k, v := range s.Env {
+					if secretish.MatchString(k + v) {
+						t.Errorf("%s: job %s step %d (uses %s) has %s=%s in its env, which every step inside the action sees", rel, name, i, s.Uses, k, v)
+					}
+				}
+				if strings.Contains(s.With["private-key"], "secrets.COSIGN_PRIVATE_KEY") {
+					signing++
+				}
+			}
+		}
+	}
+	if signing == 0 {
+		t.Error("no workflow passes secrets.COSIGN_PRIVATE_KEY to the Action's private-key input: the scan is broken")
+	}
+
+	data, err := os.ReadFile(filepath.Join(root, "action.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var action struct {
+		Runs struct {
+			Steps []step `yaml:"steps"`
+		} `yaml:"runs"`
+	}
+	if err := yaml.Unmarshal(data, &action); err != nil {
+		t.Fatal(err)
+	}
+	var holders []string
+	for i, s := range action.Runs.Steps {
+		label := fmt.Sprintf("step %d (%s%s)", i, s.Name, s.Uses)
+		for k, v := range s.With {
+			if secretish.MatchString(v) {
+				t.Errorf("action.yml: %s passes %s=%s to another action", label, k, v)
+			}
+		}
+		for k, v := range s.Env {
+			if secretish.MatchString(v) {
+				holders = append(holders, s.ID)
+				if s.Uses != "" || s.ID != "run" {
+					t.Errorf("action.yml: %s gets %s=%s; only the step that runs release may", label, k, v)
+				}
+			}
+		}
+	}
+	if len(holders) == 0 {
+		t.Error("action.yml hands the signing inputs to no step: the scan is broken")
 	}
 }

@@ -93,6 +93,9 @@ in
   withNixLd ? false,
   nixLdLibraries ? defaultNixLdLibraries,
   extraNixLdLibraries ? [ ],
+  # Whether `release` publishes the image. Every image is releasable by
+  # default, so any flake's images are; false keeps one local (test images).
+  release ? true,
 }:
 let
   home = if uid == 0 then "/root" else "/home/${user}";
@@ -278,7 +281,11 @@ let
     unfree = isUnfree agent;
     license = spdxOf agent;
     mainProgram = agent.meta.mainProgram or (lib.getName agent);
-    release = false;
+    release =
+      if builtins.isBool release then
+        release
+      else
+        throw "mkAgentImage: release must be true or false, not ${builtins.toJSON release}";
     inherit
       system
       user
@@ -292,6 +299,16 @@ let
     imageName = name;
     imageTag = tag;
     extraDirectories = extraDirs;
+    # What release's smoke test holds the image to besides the identity
+    # above: the program it runs, the environment the caller added, and the
+    # commands the toolbox's packages declare as their meta.mainProgram.
+    inherit entrypoint;
+    extraEnv = lib.mapAttrs (_: toString) extraEnv;
+    commands = lib.unique (
+      lib.concatMap (p: lib.optional (p ? meta.mainProgram) p.meta.mainProgram) (
+        extraPackages ++ basePackages
+      )
+    );
   };
 in
 builtins.deepSeq extraDirs (

@@ -161,3 +161,18 @@ func TestLoadFromFlake(t *testing.T) {
 		}
 	}
 }
+
+// A consumer names its package my-pi and its image acme/pi-custom: the
+// agent is the attribute, what --agent selects and where it is pushed.
+func TestParseNamesAgentsByAttribute(t *testing.T) {
+	targets, err := Parse([]byte(`{"x86_64-linux":{"my-pi":{"attr":"pi-custom","imageName":"acme/pi-custom","mainProgram":"pi","release":true}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(targets) != 1 || targets[0].Agent != "my-pi" || targets[0].Image.Attr != "my-pi" {
+		t.Fatalf("Parse = %+v, want agent my-pi with Attr my-pi", targets)
+	}
+	if _, err := Select(targets, []string{"my-pi"}, nil); err != nil {
+		t.Errorf("Select(my-pi) = %v", err)
+	}
+}

@@ -147,7 +147,7 @@ func newRun(o Options, m mode) (*run, error) {
 	}
 	if r.pushes() {
 		if o.Registry == "" {
-			errs = append(errs, fmt.Errorf("--registry: give the repository prefix agents are pushed under (for example ghcr.io/OWNER/agent-images)"))
+			errs = append(errs, fmt.Errorf("--registry: give the repository prefix agents are pushed under (for example ghcr.io/OWNER/REPO; under GitHub Actions the default is ghcr.io/<owner>/<repo>)"))
 		} else if p, err := publish.ParsePrefix(o.Registry, o.Insecure); err != nil {
 			errs = append(errs, fmt.Errorf("--registry: %w", err))
 		} else {
@@ -240,7 +240,7 @@ func (r *run) plan(ctx context.Context) ([]*agent, error) {
 	}
 	r.sourceTime = r.o.SourceTime
 	if r.sourceTime.IsZero() {
-		if r.sourceTime, err = nix.LastModified(ctx, nix.Run, r.o.Flake); err != nil {
+		if r.sourceTime, err = r.o.Flake.LastModified(ctx, nix.Run); err != nil {
 			return nil, err
 		}
 	}
@@ -316,7 +316,7 @@ func (r *run) test(ctx context.Context, img *record.Image) {
 	if r.runtime != nil {
 		opts = append(opts, smoke.WithRuntime(r.runtime))
 	}
-	rep, err := smoke.Test(ctx, img.Image, Expect(img.Flake), opts...)
+	rep, err := smoke.Test(ctx, img.Image, img.Flake.Expect(), opts...)
 	img.Smoke = record.SmokeOf(rep)
 	switch {
 	case err != nil:
@@ -333,33 +333,6 @@ func (r *run) test(ctx context.Context, img *record.Image) {
 	} else {
 		r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageTested, Detail: string(rep.Mode)})
 	}
-}
-
-// Expect is what the smoke test demands of a release image the flake
-// describes: its own declared identity, and never root.
-func Expect(img matrix.Image) smoke.Expect {
-	e := smoke.UserDefaults(img.MainProgram, img.User, img.UID, img.GID, img.Home, img.WorkingDir)
-	e.NonRoot = true
-	e.Dirs = append(e.Dirs, img.ExtraDirectories...)
-	e.Labels[publish.AnnotationVersion] = img.Version
-	if img.WithNix {
-		e.Absent = removeString(e.Absent, "nix")
-		e.Nix = &smoke.NixExpect{}
-	}
-	if img.WithNixLd {
-		e.NixLd = &smoke.NixLdExpect{}
-	}
-	return e
-}
-
-func removeString(list []string, s string) []string {
-	var out []string
-	for _, v := range list {
-		if v != s {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // registry is the registry publisher of this run. Every agent image shares

@@ -1,12 +1,8 @@
 package sign
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
@@ -18,33 +14,6 @@ import (
 // package managers today. Both must read the classic .sig/.att tags.
 var cosignVersions = []string{"v2.6.5", "v3.1.3"}
 
-// cosignCLI returns the real cosign CLI at version, built from the Go module
-// proxy the first time and cached under ~/.cache/agent-images (two to three
-// minutes cold on two cores).
-func cosignCLI(t *testing.T, cosignVersion string) string {
-	t.Helper()
-	testenv.Require(t, "go")
-	home, err := os.UserHomeDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(home, ".cache", "agent-images", "cosign-"+cosignVersion)
-	bin := filepath.Join(dir, "cosign")
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	t.Logf("building cosign %s into %s", cosignVersion, dir)
-	start := time.Now()
-	major, _, _ := strings.Cut(cosignVersion, ".")
-	cmd := exec.CommandContext(t.Context(), "go", "install", "github.com/sigstore/cosign/"+major+"/cmd/cosign@"+cosignVersion)
-	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go install cosign@%s: %v\n%s", cosignVersion, err, out)
-	}
-	t.Logf("built cosign in %v", time.Since(start).Round(time.Second))
-	return bin
-}
-
 // runCosign runs a printed cosign command line with the real CLI.
 func runCosign(t *testing.T, bin, line string) (string, error) {
 	t.Helper()
@@ -52,11 +21,7 @@ func runCosign(t *testing.T, bin, line string) (string, error) {
 	if len(args) < 2 || args[0] != "cosign" {
 		t.Fatalf("not a cosign command: %q", line)
 	}
-	cmd := exec.CommandContext(t.Context(), bin, args[1:]...)
-	// A private HOME keeps the CLI's TUF cache out of the user's.
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "TUF_ROOT="+t.TempDir())
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return testenv.Cosign(t, bin, args[1:]...)
 }
 
 // TestCosignCLIVerifies has the real cosign CLI, not our Verify, check what
@@ -65,7 +30,7 @@ func runCosign(t *testing.T, bin, line string) (string, error) {
 func TestCosignCLIVerifies(t *testing.T) {
 	bins := map[string]string{}
 	for _, v := range cosignVersions {
-		bins[v] = cosignCLI(t, v)
+		bins[v] = testenv.CosignCLI(t, v)
 	}
 	addr := startRegistry(t)
 	ctx := t.Context()

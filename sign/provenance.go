@@ -51,7 +51,7 @@ func Provenance(src Source, builderID, invocation string, img *record.Image) sls
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		deps = append(deps, revision("flake-input:"+n, "", src.FlakeInputs[n]))
+		deps = append(deps, flakeInput(n, src.FlakeInputs[n]))
 	}
 	if img.DrvPath != "" {
 		deps = append(deps, slsa1.ResourceDescriptor{Name: "derivation", URI: "file://" + img.DrvPath})
@@ -72,6 +72,25 @@ func Provenance(src Source, builderID, invocation string, img *record.Image) sls
 		},
 		RunDetails: run,
 	}
+}
+
+// flakeInput describes a flake input by what was fetched: its git revision
+// as a digest, its NAR hash, and whether --override-input replaced it (with
+// the reference's public form; see FlakeInputs for the rule).
+func flakeInput(name string, in FlakeInput) slsa1.ResourceDescriptor {
+	d := revision("flake-input:"+name, "", in.Rev)
+	add := func(k, v string) {
+		if v == "" {
+			return
+		}
+		if d.Annotations == nil {
+			d.Annotations = map[string]any{}
+		}
+		d.Annotations[k] = v
+	}
+	add("narHash", in.NarHash)
+	add("override", in.Override)
+	return d
 }
 
 // revision describes a source at a revision: a git commit as a digest, any

@@ -83,7 +83,10 @@ func (s *signer) SignIndex(ctx context.Context, index name.Digest, images []*rec
 	if err != nil {
 		return nil, fmt.Errorf("signing index %s: %w", index, err)
 	}
-	args := s.id.cosignArgs(ctx)
+	args, err := s.id.cosignArgs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("naming who signed %s: %w", index, err)
+	}
 	insecure := index.Context().Registry.Scheme() == "http"
 	return &record.Signing{
 		Mode:                     string(s.mode),

@@ -194,13 +194,14 @@ func TestProvenance(t *testing.T) {
 	}
 	deps := map[string]string{}
 	for _, d := range bd.ResolvedDependencies {
-		deps[d.Name] = d.Digest["gitCommit"] + d.Annotations["revision"]
+		str := func(k string) string { return d.Annotations[k] }
+		deps[d.Name] = strings.Join([]string{d.Digest["gitCommit"], str("revision"), str("narHash"), str("override")}, "|")
 	}
 	want := map[string]string{
-		"source":                 testSource.Commit,
-		"flake-input:nixpkgs":    testSource.FlakeInputs["nixpkgs"],
-		"flake-input:llm-agents": "v1.2.3",
-		"derivation":             "",
+		"source":                 testSource.Commit + "|||",
+		"flake-input:nixpkgs":    testSource.FlakeInputs["nixpkgs"].Rev + "|||",
+		"flake-input:llm-agents": "||sha256-StX9CbIyd4OlIgU4/5bO+GuklGMlSieFKc/8n2VQ+5Q=|path:(local)",
+		"derivation":             "|||",
 	}
 	for k, v := range want {
 		if got, ok := deps[k]; !ok || got != v {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/nothingnesses/agent-images/internal/redact"
 	"github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/record"
 )
@@ -22,8 +24,8 @@ type Source struct {
 	// Repository is the source repository's URL, e.g. https://github.com/o/r.
 	Repository string
 	Commit     string
-	// FlakeInputs maps each locked flake input to its revision.
-	FlakeInputs map[string]string
+	// FlakeInputs are the flake's direct inputs by name (see FlakeInputs).
+	FlakeInputs map[string]FlakeInput
 }
 
 // Mode is how a Signer signs.
@@ -119,12 +121,32 @@ func WithBuilderID(id string) Option {
 
 // WithFulcioURL points keyless signing at a private Fulcio.
 func WithFulcioURL(u string) Option {
-	return func(o *options) error { o.fulcioURL = u; return nil }
+	return func(o *options) error {
+		o.fulcioURL = u
+		return checkEndpoint("Fulcio", u)
+	}
 }
 
 // WithRekorURL points transparency log uploads at a private Rekor.
 func WithRekorURL(u string) Option {
-	return func(o *options) error { o.rekorURL = u; return nil }
+	return func(o *options) error {
+		o.rekorURL = u
+		return checkEndpoint("Rekor", u)
+	}
+}
+
+// checkEndpoint accepts a plain http(s) service address. Credentials, a
+// query or a fragment are refused (and not echoed): the address appears in
+// errors and logs, so a secret in it would too.
+func checkEndpoint(service, u string) error {
+	if pub := redact.URL(u); pub != u {
+		return fmt.Errorf("the %s URL %s must not carry credentials, a query or a fragment: pass its plain address", service, pub)
+	}
+	parsed, err := url.Parse(u)
+	if err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http") || parsed.Host == "" {
+		return fmt.Errorf("the %s URL %q is not an http(s) address such as https://%s.example.com", service, u, strings.ToLower(service))
+	}
+	return nil
 }
 
 // WithTlogUpload says whether signatures go to the transparency log. The

@@ -19,15 +19,16 @@ import (
 	"github.com/nothingnesses/agent-images/internal/transport"
 )
 
-// Policy says whose signatures count.
+// Policy says whose signatures count: one key, or one exact certificate
+// identity and issuer. There are no patterns: a regexp identity (worst,
+// `.*`) accepts a signature by anyone who can get a certificate.
 type Policy struct {
 	// Key is a public key file, env://VAR or KMS URI (key mode).
 	Key string
-	// Keyless: the certificate's subject and OIDC issuer, exact or regexp.
-	CertIdentity         string
-	CertIdentityRegexp   string
-	CertOIDCIssuer       string
-	CertOIDCIssuerRegexp string
+	// Keyless: the certificate's exact subject (the signing workflow's URI
+	// at its ref, or an email) and OIDC issuer.
+	CertIdentity   string
+	CertOIDCIssuer string
 	// Roots and Intermediates are the CA of a private Fulcio; nil trusts
 	// the public Sigstore roots (fetched through Sigstore's TUF repository).
 	Roots         *x509.CertPool
@@ -40,17 +41,22 @@ type Policy struct {
 	IgnoreSCT bool
 }
 
+// keylessHint names what keyless verification needs, for errors.
+const keylessHint = "--certificate-identity (the signing workflow, e.g. " +
+	"https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/heads/main) and --certificate-oidc-issuer " +
+	"(https://token.actions.githubusercontent.com for GitHub Actions)"
+
 func (p Policy) validate() error {
-	keyless := p.CertIdentity != "" || p.CertIdentityRegexp != "" || p.CertOIDCIssuer != "" || p.CertOIDCIssuerRegexp != ""
+	keyless := p.CertIdentity != "" || p.CertOIDCIssuer != ""
 	switch {
 	case p.Key != "" && keyless:
 		return errors.New("pass either --key or --certificate-identity/--certificate-oidc-issuer, not both")
 	case p.Key == "" && !keyless:
-		return errors.New("say whose signatures count: --key cosign.pub, or --certificate-identity(-regexp) with --certificate-oidc-issuer(-regexp)")
-	case keyless && (p.CertIdentity == "") == (p.CertIdentityRegexp == ""):
-		return errors.New("keyless verification needs exactly one of --certificate-identity and --certificate-identity-regexp")
-	case keyless && (p.CertOIDCIssuer == "") == (p.CertOIDCIssuerRegexp == ""):
-		return errors.New("keyless verification needs exactly one of --certificate-oidc-issuer and --certificate-oidc-issuer-regexp")
+		return errors.New("say whose signatures count: --key cosign.pub, or " + keylessHint)
+	case keyless && p.CertIdentity == "":
+		return errors.New("keyless verification pins the signer: pass " + keylessHint)
+	case keyless && p.CertOIDCIssuer == "":
+		return errors.New("keyless verification pins the issuer: pass " + keylessHint)
 	}
 	return nil
 }
@@ -60,18 +66,7 @@ func (p Policy) cosignArgs() []string {
 	if p.Key != "" {
 		return []string{"--key", p.Key}
 	}
-	var args []string
-	if p.CertIdentity != "" {
-		args = append(args, "--certificate-identity", p.CertIdentity)
-	} else {
-		args = append(args, "--certificate-identity-regexp", p.CertIdentityRegexp)
-	}
-	if p.CertOIDCIssuer != "" {
-		args = append(args, "--certificate-oidc-issuer", p.CertOIDCIssuer)
-	} else {
-		args = append(args, "--certificate-oidc-issuer-regexp", p.CertOIDCIssuerRegexp)
-	}
-	return args
+	return []string{"--certificate-identity", p.CertIdentity, "--certificate-oidc-issuer", p.CertOIDCIssuer}
 }
 
 // Check is one verified claim about one manifest.
@@ -204,10 +199,7 @@ func (p Policy) checkOpts(ctx context.Context, ociOpts []ociremote.Option) (*cos
 		co.SigVerifier = v
 		return co, nil
 	}
-	co.Identities = []cosign.Identity{{
-		Subject: p.CertIdentity, SubjectRegExp: p.CertIdentityRegexp,
-		Issuer: p.CertOIDCIssuer, IssuerRegExp: p.CertOIDCIssuerRegexp,
-	}}
+	co.Identities = []cosign.Identity{{Subject: p.CertIdentity, Issuer: p.CertOIDCIssuer}}
 	if p.Roots != nil {
 		co.RootCerts, co.IntermediateCerts = p.Roots, p.Intermediates
 		return co, nil

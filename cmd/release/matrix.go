@@ -23,7 +23,8 @@ func newMatrixCmd() *cobra.Command {
 		Short: "List the release targets (agent x system) the flake builds",
 		Long: `matrix reads the flake's release set with one nix eval and lists every target.
 With --json it prints a GitHub strategy.matrix object and, under GitHub Actions,
-also writes it as the step output "matrix".`,
+also writes it as the step output "matrix", and the agents (a JSON list, each
+once) as the step output "agents".`,
 		Example: `  release matrix --agent pi,codex
   release matrix --json --runner aarch64-linux=my-arm-runner`,
 		Args: cobra.NoArgs,
@@ -54,7 +55,12 @@ also writes it as the step output "matrix".`,
 			if _, err := cmd.OutOrStdout().Write(buf.Bytes()); err != nil {
 				return err
 			}
-			return writeGitHubOutput("matrix", buf.String())
+			if err := writeGitHubOutput("matrix", buf.String()); err != nil {
+				return err
+			}
+			// One merge job per agent needs the agents without repeats,
+			// which a workflow cannot compute from the matrix itself.
+			return writeGitHubOutput("agents", outputJSON(matrix.Agents(targets)))
 		},
 	}
 	f.register(cmd)

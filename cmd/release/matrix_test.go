@@ -58,11 +58,14 @@ func TestMatrixCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GITHUB_OUTPUT not written: %v", err)
 	}
-	// The delimited form: matrix<<DELIM, the value, DELIM.
+	// The delimited form: matrix<<DELIM, the value, DELIM; then the agents.
 	lines := strings.Split(strings.TrimSpace(string(written)), "\n")
 	delim, ok := strings.CutPrefix(lines[0], "matrix<<")
-	if !ok || len(lines) != 3 || lines[1] != strings.TrimSpace(out) || lines[2] != delim {
+	if !ok || len(lines) != 6 || lines[1] != strings.TrimSpace(out) || lines[2] != delim {
 		t.Errorf("GITHUB_OUTPUT = %q, want matrix<<DELIM, the printed JSON, DELIM", written)
+	}
+	if delim, ok := strings.CutPrefix(lines[3], "agents<<"); !ok || lines[4] != `["codex","pi"]` || lines[5] != delim {
+		t.Errorf("GITHUB_OUTPUT = %q, then want agents<<DELIM, [\"codex\",\"pi\"], DELIM", written)
 	}
 }
 
@@ -77,7 +80,7 @@ func TestMatrixCommandErrors(t *testing.T) {
 		{name: "unknown agent", args: []string{"matrix", "--agent", "claude"}, want: `unknown agent "claude" (did you mean "claude-code"?); valid agents: amp, claude-code,`},
 		{name: "unknown system", args: []string{"matrix", "--system", "aarch64-darwin"}, want: `unknown system "aarch64-darwin" (did you mean "aarch64-linux"?)`},
 		{name: "bad runner", args: []string{"matrix", "--json", "--runner", "arm"}, want: `--runner "arm": want SYSTEM=LABEL`},
-		{name: "bad override", args: []string{"matrix", "--override-input", "nixpkgs"}, want: `--override-input "nixpkgs": want NAME=FLAKEREF`},
+		{name: "bad override", args: []string{"matrix", "--override-input", "nixpkgs"}, want: "--override-input takes NAME=FLAKEREF"},
 		{name: "release needs agents", args: []string{}, want: "name the agents to release with --agent a,b, or release every agent with --all"},
 		{name: "push needs registry", args: []string{"--agent", "pi", "--push"}, want: "--push needs --registry"},
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nothingnesses/agent-images/internal/nix"
+	"github.com/nothingnesses/agent-images/internal/redact"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/pipeline"
 )
@@ -95,7 +96,7 @@ func (f *releaseFlags) register(cmd *cobra.Command, c command) {
 	if c != commandBuild {
 		cmd.Flags().BoolVar(&f.allowRollback, "allow-rollback", false, "move latest, the version and the date tag even to an index older than the one they point at (a deliberate revert)")
 	}
-	cmd.Flags().StringVar(&f.registry, "registry", "", "repository prefix; each agent goes to <registry>/<agent> (default under GitHub Actions: ghcr.io/<owner>/agent-images)")
+	cmd.Flags().StringVar(&f.registry, "registry", "", "repository prefix; each agent goes to <registry>/<agent> (default under GitHub Actions: ghcr.io/<owner>/<repo>)")
 	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "allow a plain-HTTP registry")
 	cmd.Flags().StringVar(&f.runtime, "runtime", "", "container runtime for smoke tests: podman, docker, or none for static checks only (default: podman, else docker)")
 	if c != commandBuild {
@@ -130,9 +131,6 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 	if f.command == commandBuild && !f.push && !f.dryRun {
 		return pipeline.Options{}, fmt.Errorf("release build stages images in a registry for release merge: add --push and --registry (or run `release` without a subcommand for a local release)")
 	}
-	if (f.push || f.command != commandRelease) && f.registry == "" && os.Getenv("GITHUB_ACTIONS") != "true" {
-		return pipeline.Options{}, fmt.Errorf("--push needs --registry, the repository prefix agents are pushed under (for example ghcr.io/OWNER/agent-images)")
-	}
 	if f.output != "" {
 		if err := checkOutput(f.output); err != nil {
 			return pipeline.Options{}, err
@@ -149,7 +147,7 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 		Insecure:      f.insecure,
 		LayoutDir:     f.layout,
 		Runtime:       f.runtime,
-		Source:        sourceURL(),
+		Source:        sourceURL(f.flake),
 		Commit:        f.commit,
 		ExtraTags:     f.tags,
 		StagingKey:    f.stagingKey,
@@ -164,12 +162,28 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 	if o.StagingKey == "" && o.Commit == "" {
 		o.StagingKey = os.Getenv("GITHUB_RUN_ID")
 	}
-	if o.Registry == "" && os.Getenv("GITHUB_ACTIONS") == "true" {
-		if owner := os.Getenv("GITHUB_REPOSITORY_OWNER"); owner != "" {
-			o.Registry = "ghcr.io/" + strings.ToLower(owner) + "/agent-images"
-		}
+	if o.Registry == "" {
+		o.Registry = defaultRegistry()
+	}
+	if o.Push && o.Registry == "" {
+		return o, fmt.Errorf("--push needs --registry, the repository prefix agents are pushed under: %s", registryRequired)
+	}
+	if err := checkRegistry(o.Registry); err != nil {
+		return o, err
 	}
 	return o, nil
+}
+
+// checkRegistry refuses a repository prefix that carries credentials (or a
+// query): the prefix is printed, logged and written to release.json, so a
+// password in it would be too. The refusal names the prefix without them.
+func checkRegistry(registry string) error {
+	if pub := redact.URL(registry); pub != registry {
+		host, _, _ := strings.Cut(pub, "/")
+		return fmt.Errorf("--registry %s: credentials (user:password@) or a query do not belong in the repository prefix, "+
+			"where they would be printed with it; log in with `docker login %s` (or a Docker config) and pass the plain prefix", pub, host)
+	}
+	return nil
 }
 
 // checkOutput fails when a report could not be written to path, so that a
@@ -194,26 +208,14 @@ func checkOutput(path string) error {
 	return os.Remove(probe.Name())
 }
 
-// sourceURL is this repository's address, for the source annotation.
-func sourceURL() string {
-	if repo := os.Getenv("GITHUB_REPOSITORY"); repo != "" {
-		server := os.Getenv("GITHUB_SERVER_URL")
-		if server == "" {
-			server = "https://github.com"
-		}
-		return server + "/" + repo
-	}
-	return "https://github.com/nothingnesses/agent-images"
-}
-
 // detectCommit is GITHUB_SHA, or the HEAD of a local flake whose work tree
 // is clean; a dirty tree has no commit that describes it.
 func detectCommit(flake string) string {
 	if sha := os.Getenv("GITHUB_SHA"); sha != "" {
 		return sha
 	}
-	dir := strings.TrimPrefix(strings.TrimPrefix(flake, "path:"), "git+file://")
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+	dir, ok := flakeDir(flake)
+	if !ok {
 		return ""
 	}
 	status, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output()
@@ -238,7 +240,7 @@ multi-arch index per agent, then signatures, and the tags last.
 
 Without --push the result is written to an OCI image layout (--layout).`,
 		Example: `  release --agent pi                          # build, test, write dist/oci
-  release --agent pi,codex --push --registry ghcr.io/me/agent-images
+  release --agent pi,codex --push --registry ghcr.io/me/my-images
   release --all --push --output release.json   # under GitHub Actions`,
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -2,10 +2,10 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/nothingnesses/agent-images/internal/nix"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/sign"
 )
@@ -47,7 +47,13 @@ func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options) (sign.Signer,
 	if cmd.Flags().Changed("tlog-upload") {
 		opts = append(opts, sign.WithTlogUpload(s.tlogUpload))
 	}
-	inputs, err := sign.FlakeInputs(localFlakeDir(o.Flake.Ref), o.Flake.Overrides)
+	// Overrides are pinned by what Nix fetches for them, never recorded by
+	// their reference (which can hold a token or a private path).
+	lock, err := o.Flake.Lock(cmd.Context(), nix.Run)
+	if err != nil {
+		return nil, err
+	}
+	inputs, err := sign.FlakeInputs(lock, o.Flake.Overrides)
 	if err != nil {
 		return nil, err
 	}
@@ -57,20 +63,4 @@ func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options) (sign.Signer,
 		return nil, fmt.Errorf("signing: %w", err)
 	}
 	return signer, nil
-}
-
-// localFlakeDir is the directory of a local flake reference ("." or
-// path:/x), where its flake.lock is; "" for remote flakes.
-func localFlakeDir(ref string) string {
-	switch {
-	case ref == "":
-		return "."
-	case strings.HasPrefix(ref, "path:"):
-		return strings.TrimPrefix(ref, "path:")
-	case strings.HasPrefix(ref, "git+file://"):
-		return strings.TrimPrefix(ref, "git+file://")
-	case strings.Contains(ref, ":"):
-		return ""
-	}
-	return ref
 }

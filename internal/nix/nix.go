@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/nothingnesses/agent-images/internal/redact"
 )
 
 // Flake names a flake and the inputs to override when using it.
@@ -30,6 +32,15 @@ func (f Flake) Installable(attr string) string {
 		ref = "."
 	}
 	return ref + "#" + attr
+}
+
+// String is the flake reference as it may be shown: without credentials or
+// a query, which a remote reference can carry.
+func (f Flake) String() string {
+	if f.Ref == "" {
+		return "."
+	}
+	return redact.URL(f.Ref)
 }
 
 // OverrideArgs returns the --override-input arguments, in a stable order.
@@ -50,7 +61,9 @@ func (f Flake) OverrideArgs() []string {
 func ParseOverride(s string) (name, ref string, err error) {
 	name, ref, ok := strings.Cut(s, "=")
 	if !ok || name == "" || ref == "" {
-		return "", "", fmt.Errorf("--override-input %q: want NAME=FLAKEREF, for example nixpkgs=path:./testdata/standin/nixpkgs", s)
+		// Not echoed: a malformed value may still hold a token.
+		return "", "", errors.New("--override-input takes NAME=FLAKEREF, for example nixpkgs=path:./testdata/standin/nixpkgs; " +
+			"one was given without a name, without '=' or without a reference")
 	}
 	return name, ref, nil
 }
@@ -66,7 +79,10 @@ func Run(ctx context.Context, args ...string) ([]byte, error) {
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return nil, &Error{Args: args, Stderr: strings.TrimSpace(stderr.String()), Err: err}
+			// Nix quotes the references it was given in its errors, and
+			// an override can hold a token or a private path.
+			msg := redact.FlakeText(strings.TrimSpace(stderr.String()), secretRefs(args)...)
+			return nil, &Error{Args: args, Stderr: msg, Err: err}
 		}
 		if errors.Is(err, exec.ErrNotFound) {
 			return nil, fmt.Errorf("nix is not installed or not on PATH: install Nix with flakes enabled: %w", err)
@@ -74,6 +90,51 @@ func Run(ctx context.Context, args ...string) ([]byte, error) {
 		return nil, err
 	}
 	return stdout.Bytes(), nil
+}
+
+// secretRefs are the references of a nix command line whose secret parts
+// must not reach an error: every --override-input, and the flake itself
+// when it is remote (a local flake's path is what its user needs to see).
+func secretRefs(args []string) []string {
+	var refs []string
+	for i, a := range args {
+		var flake string
+		switch {
+		case a == "--override-input" && i+2 < len(args):
+			refs = append(refs, args[i+2])
+		case a == "metadata" && i+1 < len(args):
+			flake = args[i+1]
+		case strings.Contains(a, "#") && !strings.HasPrefix(a, "-"):
+			flake, _, _ = strings.Cut(a, "#")
+		}
+		if flake != "" && redact.URL(flake) != flake {
+			refs = append(refs, flake)
+		}
+	}
+	return refs
+}
+
+// Lock is the flake's lock as Nix resolves it with the overrides applied
+// (`nix flake metadata`): flake.lock's JSON, in which every input, an
+// overridden one too, is pinned by the revision or NAR hash Nix fetched.
+// No lock file is written.
+func (f Flake) Lock(ctx context.Context, run Runner) ([]byte, error) {
+	ref := f.Ref
+	if ref == "" {
+		ref = "."
+	}
+	args := append([]string{"flake", "metadata", "--json", "--no-write-lock-file", ref}, f.OverrideArgs()...)
+	out, err := run(ctx, args...)
+	if err != nil {
+		return nil, fmt.Errorf("locking the inputs of flake %s: %w", f, err)
+	}
+	var meta struct {
+		Locks json.RawMessage `json:"locks"`
+	}
+	if err := json.Unmarshal(out, &meta); err != nil || len(meta.Locks) == 0 {
+		return nil, fmt.Errorf("nix flake metadata of %s printed no locks (%v)", f, err)
+	}
+	return meta.Locks, nil
 }
 
 // Error is a nix command that ran and failed.
@@ -112,23 +173,23 @@ func (e *Error) Unwrap() error { return e.Err }
 // LastModified is the time of the flake's source as Nix locks it: the
 // commit time of a git flake (of HEAD, for a dirty work tree), the newest
 // file of a path flake.
-func LastModified(ctx context.Context, run Runner, f Flake) (time.Time, error) {
+func (f Flake) LastModified(ctx context.Context, run Runner) (time.Time, error) {
 	ref := f.Ref
 	if ref == "" {
 		ref = "."
 	}
-	out, err := run(ctx, append([]string{"flake", "metadata", "--json", ref}, f.OverrideArgs()...)...)
+	out, err := run(ctx, append([]string{"flake", "metadata", "--json", "--no-write-lock-file", ref}, f.OverrideArgs()...)...)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("reading the metadata of flake %s: %w", ref, err)
+		return time.Time{}, fmt.Errorf("reading the time of flake %s: %w", f, err)
 	}
 	var m struct {
 		LastModified int64 `json:"lastModified"`
 	}
 	if err := json.Unmarshal(out, &m); err != nil {
-		return time.Time{}, fmt.Errorf("decoding the metadata of flake %s: %w", ref, err)
+		return time.Time{}, fmt.Errorf("decoding the metadata of flake %s: %w", f, err)
 	}
 	if m.LastModified == 0 {
-		return time.Time{}, fmt.Errorf("flake %s has no lastModified time", ref)
+		return time.Time{}, fmt.Errorf("flake %s has no lastModified time", f)
 	}
 	return time.Unix(m.LastModified, 0).UTC(), nil
 }

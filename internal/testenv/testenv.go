@@ -20,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Strict reports whether missing tools are failures rather than skips.
@@ -121,12 +123,29 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// RegistryOption configures StartRegistry.
+type RegistryOption func(*registryConfig)
+
+type registryConfig struct {
+	user, password string
+}
+
+// WithBasicAuth makes the registry demand this user and password (htpasswd,
+// over plain HTTP: for tests that plant a registry password).
+func WithBasicAuth(user, password string) RegistryOption {
+	return func(c *registryConfig) { c.user, c.password = user, password }
+}
+
 // StartRegistry starts Debian's docker-registry (the distribution registry)
 // on a free loopback port with storage in a temporary directory, and stops it
 // when the test ends. It returns "127.0.0.1:PORT".
-func StartRegistry(t testing.TB) string {
+func StartRegistry(t testing.TB, opts ...RegistryOption) string {
 	t.Helper()
 	Require(t, "docker-registry")
+	var rc registryConfig
+	for _, o := range opts {
+		o(&rc)
+	}
 	dir := t.TempDir()
 	port := FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
@@ -141,6 +160,17 @@ storage:
 http:
   addr: %s
 `, filepath.Join(dir, "data"), addr)
+	if rc.user != "" {
+		hash, err := bcrypt.GenerateFromPassword([]byte(rc.password), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		htpasswd := filepath.Join(dir, "htpasswd")
+		if err := os.WriteFile(htpasswd, []byte(rc.user+":"+string(hash)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg += fmt.Sprintf("auth:\n  htpasswd:\n    realm: test\n    path: %s\n", htpasswd)
+	}
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -155,12 +185,17 @@ http:
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
+	// With auth on, an anonymous /v2/ answers 401: that is ready too.
+	ready := http.StatusOK
+	if rc.user != "" {
+		ready = http.StatusUnauthorized
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == ready {
 				return addr
 			}
 		}
@@ -170,3 +205,4 @@ http:
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
