@@ -465,7 +465,7 @@ func TestActRelease(t *testing.T) {
 		"--var", "RELEASE_REGISTRY=" + prefix,
 		"--var", "RELEASE_INSECURE=true",
 		"--var", "RELEASE_AGENTS=pi",
-		"--var", "RELEASE_EXTRA_ARGS=--override-input nixpkgs=" + overrides["nixpkgs"] + " --override-input llm-agents=" + overrides["llm-agents"],
+		"--var", "RELEASE_EXTRA_ARGS=" + overrideArgs(overrides, "--override-input "),
 		"--env", "ACT_ARTIFACTS=" + artifacts,
 		"--env", "GITHUB_API_URL=" + api.srv.URL,
 		"--env", "GITHUB_RUN_ID=4242",
@@ -506,6 +506,9 @@ func TestActRelease(t *testing.T) {
 	}
 	if got := tagRun.outputs("matrix", "agents"); len(got) == 0 || got[len(got)-1] != `["pi"]` {
 		t.Errorf("agents output = %q, want [\"pi\"]", got)
+	}
+	if got := tagRun.outputs("matrix", "missing"); len(got) == 0 || got[len(got)-1] != `[]` {
+		t.Errorf("missing output = %q, want [] (the stand-ins provide pi on both systems)", got)
 	}
 
 	// The merge job's Action outputs name the index the registry now has.
@@ -620,6 +623,21 @@ func assertBuiltByRecords(t *testing.T, run actRun, artifacts, repo, index strin
 	}
 }
 
+// overrideArgs joins NAME=REF pairs with spaces, each after prefix, in a
+// stable order: the form the workflows' variables take.
+func overrideArgs(overrides map[string]string, prefix string) string {
+	names := make([]string, 0, len(overrides))
+	for n := range overrides {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, n := range names {
+		parts = append(parts, prefix+n+"="+overrides[n])
+	}
+	return strings.Join(parts, " ")
+}
+
 func equalMaps(a, b map[string]string) bool {
 	if len(a) != len(b) {
 		return false
@@ -642,12 +660,13 @@ func TestActCI(t *testing.T) {
 	repo := repoCopy(t)
 	o := testenv.StandinOverrides(t)
 	run := runAct(t, repo, "push", "ci.yml",
-		"--var", "CI_OVERRIDE_INPUTS=nixpkgs="+o["nixpkgs"]+" llm-agents="+o["llm-agents"],
+		"--var", "CI_OVERRIDE_INPUTS="+overrideArgs(o, ""),
 		"--var", "CI_GO_PACKAGES=./gh/",
 		"--var", "CI_SMOKE_AGENTS=pi",
 	)
+	// lock-pr is skipped: with the stand-in inputs lock creates no lock.
 	want := map[string]string{
-		"go": "success", "actionlint": "success", "flake": "success",
+		"lock": "success", "go": "success", "actionlint": "success", "flake": "success",
 		"smoke x86_64-linux": "success", "smoke aarch64-linux": "success",
 	}
 	if got := run.jobs(); !equalMaps(got, want) || run.err != nil {
@@ -881,5 +900,78 @@ func TestSigningSecretsOnlyWhereTheySign(t *testing.T) {
 	}
 	if len(holders) == 0 {
 		t.Error("action.yml hands the signing inputs to no step: the scan is broken")
+	}
+}
+
+// TestFlakePRScript runs .github/scripts/flake-pr.sh the way the workflows
+// do, against a local origin and a recording gh: a first flake.lock (still
+// untracked) is committed on the branch and proposed, a later change
+// refreshes the same pull request, and no change does nothing.
+func TestFlakePRScript(t *testing.T) {
+	testenv.Require(t, "git")
+	root := testenv.RepoRoot(t)
+	dir := t.TempDir()
+	origin := filepath.Join(dir, "origin.git")
+	work := filepath.Join(dir, "work")
+	bin := filepath.Join(dir, "bin")
+	calls := filepath.Join(dir, "gh-calls")
+	sh := func(d string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = d
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "GH_CALLS="+calls)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	// gh records its arguments; "pr list" answers an open PR once one was created.
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fakeGH := `#!/bin/sh
+echo "$*" >> "$GH_CALLS"
+if [ "$1 $2" = "pr list" ] && grep -q "^pr create" "$GH_CALLS"; then echo 7; fi
+`
+	if err := os.WriteFile(filepath.Join(bin, "gh"), []byte(fakeGH), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sh(dir, "git", "init", "-q", "--bare", origin)
+	sh(dir, "git", "init", "-q", "-b", "main", work)
+	if err := os.WriteFile(filepath.Join(work, "flake.nix"), []byte("{ }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sh(work, "git", "add", "flake.nix")
+	sh(work, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+	sh(work, "git", "remote", "add", "origin", origin)
+	script := filepath.Join(root, ".github", "scripts", "flake-pr.sh")
+
+	if err := os.WriteFile(filepath.Join(work, "flake.lock"), []byte(`{"version":7}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sh(work, "bash", script, "update-flake/lock", "flake: add flake.lock", "first lock")
+	if got := sh(dir, "git", "--git-dir", origin, "show", "update-flake/lock:flake.lock"); got != `{"version":7}` {
+		t.Errorf("origin's update-flake/lock has flake.lock %q, want the new lock", got)
+	}
+	if got := sh(dir, "git", "--git-dir", origin, "log", "-1", "--format=%s", "update-flake/lock"); strings.TrimSpace(got) != "flake: add flake.lock" {
+		t.Errorf("commit subject = %q, want the title", got)
+	}
+
+	if err := os.WriteFile(filepath.Join(work, "flake.lock"), []byte(`{"version":7,"x":1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sh(work, "bash", script, "update-flake/lock", "flake: add flake.lock", "again")
+	if out := sh(work, "bash", script, "update-flake/lock", "flake: add flake.lock", "unchanged"); !strings.Contains(out, "unchanged") {
+		t.Errorf("flake-pr.sh with no change printed %q, want it to say flake.lock is unchanged", out)
+	}
+	data, _ := os.ReadFile(calls)
+	var verbs []string
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		f := strings.Fields(l)
+		verbs = append(verbs, strings.Join(f[:min(2, len(f))], " "))
+	}
+	if want := "pr list|pr create|pr list|pr edit"; strings.Join(verbs, "|") != want {
+		t.Errorf("gh calls = %q, want %s: create the pull request once, then refresh it", verbs, want)
 	}
 }

@@ -171,7 +171,7 @@ func testContainer(t *testing.T, rt Runtime, cases, emulatedCases []int) {
 				}
 				var wantSkipped []string
 				if tc.nix {
-					wantSkipped = []string{"run.nix-ld-foreign-elf", "run.nix-path-info", "run.nix-version"}
+					wantSkipped = []string{"run.nix-install", "run.nix-ld-foreign-elf", "run.nix-path-info", "run.nix-version"}
 				}
 				if got := checks(rep.Results, Skip); !slices.Equal(got, wantSkipped) {
 					t.Errorf("Test() skipped = %q, want %q\n%s", got, wantSkipped, rep)

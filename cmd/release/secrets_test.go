@@ -94,6 +94,7 @@ func TestSecretsNeverLeave(t *testing.T) {
 		"--flake", testenv.RepoRoot(t),
 		"--override-input", "nixpkgs=" + withToken,
 		"--override-input", "llm-agents=path:" + tokenPath,
+		"--override-input", "llm-agents/nixpkgs=" + standin["llm-agents/nixpkgs"],
 	}
 	log, err := execRelease(t, env, args...)
 	if err != nil {
@@ -137,7 +138,8 @@ func TestSecretsNeverLeave(t *testing.T) {
 		{"nixpkgs=" + strings.Replace(withToken, gitToken, gitToken+"-WRONG", 1), "llm-agents=path:" + tokenPath},
 		{"nixpkgs=" + withToken, "llm-agents=path:" + tokenPath + "-missing"},
 	} {
-		badArgs := append(append([]string{}, args[:len(args)-4]...), "--override-input", bad[0], "--override-input", bad[1])
+		badArgs := append(append([]string{}, args[:len(args)-6]...), "--override-input", bad[0], "--override-input", bad[1],
+			"--override-input", "llm-agents/nixpkgs="+standin["llm-agents/nixpkgs"])
 		out, err := execRelease(t, env, badArgs...)
 		if err == nil {
 			t.Errorf("release with --override-input %s %s succeeded, want it to fail", bad[0], bad[1])

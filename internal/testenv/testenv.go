@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -68,27 +69,60 @@ func SystemSelected(system string) bool {
 
 // StandinOverrides maps each flake input to its offline stand-in, in the
 // form `nix --override-input NAME REF` takes; it is empty under RealInputs.
+// llm-agents keeps its own nixpkgs input (it does not follow ours), so that
+// input is overridden too.
 func StandinOverrides(t testing.TB) map[string]string {
 	if RealInputs() {
 		return map[string]string{}
 	}
 	root := RepoRoot(t)
+	nixpkgs := "path:" + filepath.Join(root, "testdata", "standin", "nixpkgs")
 	return map[string]string{
-		"nixpkgs":    "path:" + filepath.Join(root, "testdata", "standin", "nixpkgs"),
-		"llm-agents": "path:" + filepath.Join(root, "testdata", "standin", "llm-agents"),
+		"nixpkgs":            nixpkgs,
+		"llm-agents":         "path:" + filepath.Join(root, "testdata", "standin", "llm-agents"),
+		"llm-agents/nixpkgs": nixpkgs,
 	}
 }
 
-// OverrideArgs is StandinOverrides as nix command-line arguments.
+// StandinOverridesWithAgents is StandinOverrides with the stand-in
+// llm-agents replaced by a copy in a temporary directory whose agents.nix
+// (the list of packages and their platforms) edit rewrites: how tests make
+// llm-agents rename, drop or stop building an agent.
+func StandinOverridesWithAgents(t testing.TB, edit func(agentsNix string) string) map[string]string {
+	t.Helper()
+	o := StandinOverrides(t)
+	src := filepath.Join(RepoRoot(t), "testdata", "standin", "llm-agents")
+	dir := t.TempDir()
+	for _, f := range []string{"flake.nix", "agents.nix"} {
+		data, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "agents.nix" {
+			data = []byte(edit(string(data)))
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o["llm-agents"] = "path:" + dir
+	return o
+}
+
+// OverrideArgs is StandinOverrides as nix command-line arguments, in a
+// stable order.
 func OverrideArgs(t testing.TB) []string {
 	o := StandinOverrides(t)
-	if len(o) == 0 {
-		return nil
+	names := make([]string, 0, len(o))
+	for n := range o {
+		names = append(names, n)
 	}
-	return []string{
-		"--override-input", "nixpkgs", o["nixpkgs"],
-		"--override-input", "llm-agents", o["llm-agents"],
+	sort.Strings(names)
+	var args []string
+	for _, n := range names {
+		args = append(args, "--override-input", n, o[n])
 	}
+	return args
 }
 
 // NixConfig is the Nix configuration these machines need: flakes, no
@@ -101,10 +135,12 @@ build-users-group =
 warn-dirty = false`
 
 // Setenv puts NIX_CONFIG and CONTAINERS_CONF in the test's environment,
-// unless the caller already set them.
+// unless the caller already set them. Under RealInputs the machine's own Nix
+// configuration stays: it has the binary caches the real inputs come from,
+// which NixConfig turns off.
 func Setenv(t *testing.T) {
 	t.Helper()
-	if os.Getenv("NIX_CONFIG") == "" {
+	if os.Getenv("NIX_CONFIG") == "" && !RealInputs() {
 		t.Setenv("NIX_CONFIG", NixConfig)
 	}
 	if os.Getenv("CONTAINERS_CONF") == "" {
@@ -205,4 +241,3 @@ http:
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-

@@ -11,10 +11,9 @@
 
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixpkgs-unstable";
-    llm-agents = {
-      url = "github:numtide/llm-agents.nix";
-      inputs.nixpkgs.follows = "nixpkgs";
-    };
+    # llm-agents keeps its own nixpkgs: its binary cache holds the agents
+    # built against that one, and some of them need it.
+    llm-agents.url = "github:numtide/llm-agents.nix";
     agent-images = {
       url = "github:nothingnesses/agent-images";
       inputs.nixpkgs.follows = "nixpkgs";
