@@ -57,7 +57,7 @@ func TestFlagsFailBeforeBuilding(t *testing.T) {
 		{"runtime", []string{"--runtime", "bogus"}, `--runtime "bogus": want podman, docker or none`},
 		{"output", []string{"--output", "/nonexistent/x.json"}, "--output /nonexistent/x.json: its directory /nonexistent does not exist"},
 		{"registry port", []string{"--registry", "localhost:99999/x"}, `port "99999" is not a number from 1 to 65535`},
-		{"registry credentials", []string{"--registry", "user:SECRET@" + host + "/x"}, "holds credentials"},
+		{"registry credentials", []string{"--registry", "user:SECRET@" + host + "/x"}, "credentials (user:password@)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
