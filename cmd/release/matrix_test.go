@@ -155,7 +155,7 @@ func TestMatrixCommandErrors(t *testing.T) {
 		{name: "unknown agent", args: []string{"matrix", "--agent", "claude"}, want: `unknown agent "claude" (did you mean "claude-code"?); valid agents: amp, claude-code,`},
 		{name: "unknown system", args: []string{"matrix", "--system", "aarch64-darwin"}, want: `unknown system "aarch64-darwin" (did you mean "aarch64-linux"?)`},
 		{name: "bad runner", args: []string{"matrix", "--json", "--runner", "arm"}, want: `--runner "arm": want SYSTEM=LABEL`},
-		{name: "bad override", args: []string{"matrix", "--override-input", "nixpkgs"}, want: `--override-input "nixpkgs": want NAME=FLAKEREF`},
+		{name: "bad override", args: []string{"matrix", "--override-input", "nixpkgs"}, want: "--override-input takes NAME=FLAKEREF"},
 		{name: "release needs agents", args: []string{}, want: "name the agents to release with --agent a,b, or release every agent with --all"},
 		{name: "push needs registry", args: []string{"--agent", "pi", "--push"}, want: "--push needs --registry"},
 	}
