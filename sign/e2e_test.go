@@ -3,6 +3,7 @@ package sign
 import (
 	"context"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -140,8 +141,8 @@ func TestSignIsIdempotent(t *testing.T) {
 	if got, want := len(before), 1+1+2*len(testArches); got != want {
 		t.Errorf("after the first Sign the registry has %d tags %v, want %d", got, before, want)
 	}
-	if got := req.Images[0].Signature.Added; len(got) != 3 {
-		t.Errorf("first Sign added %v to %s, want a signature and two attestations", got, req.Images[0].Ref)
+	if got := req.Images[0].Signature.Added; len(got) != 4 {
+		t.Errorf("first Sign added %v to %s, want a signature and three attestations (two SBOMs, provenance)", got, req.Images[0].Ref)
 	}
 
 	// A new Signer, as the next nightly run would have.
@@ -161,6 +162,64 @@ func TestSignIsIdempotent(t *testing.T) {
 	}
 	if first.Index.Signature != second.Index.Signature || firstImage.Attestations != req.Images[1].Signature.Attestations {
 		t.Errorf("second Sign reports other references: %+v, want %+v", second, first)
+	}
+}
+
+// TestSBOMFormatAddedLater releases with CycloneDX only, then with both
+// formats: the second run adds the SPDX attestation and nothing else, and a
+// third run adds nothing. Verify accepts either SBOM.
+func TestSBOMFormatAddedLater(t *testing.T) {
+	addr := startRegistry(t)
+	ctx := t.Context()
+	key, pub := writeKeyPair(t, t.TempDir(), "cosign", "pw")
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	repo, _ := name.NewRepository(addr+"/agent-images/pi", name.Insecure)
+	req := pushRelease(t, ctx, repo, "good")
+
+	cdxOnly, err := New(ctx, WithKey(key), WithSBOMFormats(SBOMCycloneDX))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signRelease(ctx, cdxOnly, req); err != nil {
+		t.Fatalf("Sign(cyclonedx) = %v", err)
+	}
+	if got, want := req.Images[0].Signature.Predicates, []string{PredicateCycloneDX, PredicateSLSAProvenance}; !slices.Equal(got, want) {
+		t.Errorf("Sign(cyclonedx) attested %v, want %v", got, want)
+	}
+	rep, err := Verify(ctx, req.Index, Policy{Key: pub, IgnoreTlog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failed := rep.Failed(); len(failed) > 0 {
+		t.Errorf("Verify of a CycloneDX-only release failed: %v", failed)
+	}
+
+	both, err := New(ctx, WithKey(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A merge that attests both formats refuses a part attested in one.
+	if err := both.Check(ctx, req.Images[0]); err == nil || !strings.Contains(err.Error(), "no "+PredicateSPDX+" attestation") {
+		t.Errorf("Check(cyclonedx only) by a signer of both formats = %v, want the SPDX attestation missing", err)
+	}
+	second, err := signRelease(ctx, both, req)
+	if err != nil {
+		t.Fatalf("Sign(cyclonedx,spdx) = %v", err)
+	}
+	for _, p := range req.Images {
+		if !slices.Equal(p.Signature.Added, []string{PredicateSPDX}) {
+			t.Errorf("second Sign added %v to %s, want only the SPDX attestation", p.Signature.Added, p.Platform)
+		}
+	}
+	if len(second.Index.Added) > 0 {
+		t.Errorf("second Sign added %v to the index, want nothing", second.Index.Added)
+	}
+	third, err := signRelease(ctx, both, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !wroteNothing(req, third) {
+		t.Errorf("third Sign = %+v, want unchanged", third)
 	}
 }
 

@@ -36,6 +36,7 @@ type signer struct {
 	builderID  string
 	invocation string
 	rekorURL   string // "" = no transparency log
+	sbom       []SBOMFormat
 	transport  http.RoundTripper
 	remoteOpts []remote.Option
 }
@@ -52,14 +53,15 @@ func (s *signer) SignImage(ctx context.Context, img *record.Image) error {
 	if err != nil {
 		return fmt.Errorf("signing %s (%s): %w", img.Ref, img.Platform.String(), err)
 	}
-	sbom, err := SBOM(ctx, img)
+	sboms, err := SBOMs(ctx, img, s.sbom...)
 	if err != nil {
 		return fmt.Errorf("signing %s (%s): %w", img.Ref, img.Platform.String(), err)
 	}
-	statements := []statement{
-		{predicateType: PredicateCycloneDX, predicate: sbom},
-		{predicateType: PredicateSLSAProvenance, predicate: Provenance(s.source, s.builderID, s.invocation, img)},
+	var statements []statement
+	for i, f := range s.sbom {
+		statements = append(statements, statement{predicateType: f.PredicateType(), predicate: sboms[i]})
 	}
+	statements = append(statements, statement{predicateType: PredicateSLSAProvenance, predicate: Provenance(s.source, s.builderID, s.invocation, img)})
 	attTag, added, err := s.attest(ctx, img.Ref, statements, ociOpts)
 	if err != nil {
 		return fmt.Errorf("attesting %s (%s): %w", img.Ref, img.Platform.String(), err)
@@ -125,7 +127,13 @@ func (s *signer) Check(ctx context.Context, img *record.Image) error {
 	if err != nil {
 		return fmt.Errorf("reading the attestations of %s: %w", d, err)
 	}
-	for _, typ := range []string{PredicateCycloneDX, PredicateSLSAProvenance} {
+	// The attestations this signer writes: one per SBOM format, and the
+	// provenance.
+	types := []string{PredicateSLSAProvenance}
+	for _, f := range s.sbom {
+		types = append(types, f.PredicateType())
+	}
+	for _, typ := range types {
 		attested, err := s.hasOwn(ctx, atts, func(sig oci.Signature, v signature.Verifier) bool {
 			return verifyDSSE(sig, v) == nil && cosign.IntotoSubjectClaimVerifier(sig, h, nil) == nil && predicateTypeOf(sig) == typ
 		})

@@ -69,6 +69,7 @@ type options struct {
 	fulcioURL  string
 	rekorURL   string
 	tlogUpload *bool
+	sbom       []SBOMFormat
 	transport  http.RoundTripper
 	remoteOpts []remote.Option
 	getenv     func(string) string
@@ -156,6 +157,21 @@ func WithTlogUpload(upload bool) Option {
 	return func(o *options) error { o.tlogUpload = &upload; return nil }
 }
 
+// WithSBOMFormats says in which formats every per-arch image's SBOM is
+// attested, each as an attestation of its own predicate type. The default
+// is all of them (AllSBOMFormats); naming none is an error.
+func WithSBOMFormats(formats ...SBOMFormat) Option {
+	return func(o *options) error {
+		names := make([]string, len(formats))
+		for i, f := range formats {
+			names[i] = string(f)
+		}
+		parsed, err := ParseSBOMFormats(names...)
+		o.sbom = parsed
+		return err
+	}
+}
+
 // WithTransport sets the HTTP transport of the Sigstore clients (the OIDC
 // token request, Fulcio, Rekor); the default is transport.New().
 func WithTransport(rt http.RoundTripper) Option {
@@ -214,11 +230,15 @@ func New(ctx context.Context, opts ...Option) (Signer, error) {
 	if o.tlogUpload != nil {
 		upload = *o.tlogUpload
 	}
+	if o.sbom == nil {
+		o.sbom = AllSBOMFormats()
+	}
 	s := &signer{
 		mode:       o.mode,
 		source:     o.source,
 		builderID:  o.builderID,
 		invocation: invocationID(o.getenv),
+		sbom:       o.sbom,
 		remoteOpts: remoteOptions(o.remoteOpts, o.transport),
 		transport:  o.transport,
 	}

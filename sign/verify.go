@@ -173,16 +173,27 @@ func Verify(ctx context.Context, ref name.Reference, p Policy, opts ...VerifyOpt
 	} else {
 		images = append(images, platformImage{"image", top})
 	}
-	for _, im := range images {
+	var sboms []SBOMFormat // of the first image, for the commands
+	for i, im := range images {
 		rep.Checks = append(rep.Checks, Check{Subject: im.label, Digest: im.digest, What: "signature",
 			Err: verifySignature(ctx, im.digest, co, ociOpts)})
-		sbom, prov := verifyAttestations(ctx, im.digest, co, ociOpts)
+		formats, sbom, prov := verifyAttestations(ctx, im.digest, co, ociOpts)
 		rep.Checks = append(rep.Checks,
 			Check{Subject: im.label, Digest: im.digest, What: "SBOM attestation", Err: sbom},
 			Check{Subject: im.label, Digest: im.digest, What: "provenance attestation", Err: prov})
+		if i == 0 {
+			sboms = formats
+		}
 	}
 	if len(images) > 0 {
-		for _, typ := range []string{"cyclonedx", "slsaprovenance1"} {
+		if len(sboms) == 0 {
+			sboms = AllSBOMFormats()
+		}
+		var types []string
+		for _, f := range sboms {
+			types = append(types, f.CosignType())
+		}
+		for _, typ := range append(types, "slsaprovenance1") {
 			rep.Commands = append(rep.Commands, CosignCommand("verify-attestation", images[0].digest, p.cosignArgs(), p.IgnoreTlog, insecure, typ))
 		}
 	}
@@ -265,8 +276,9 @@ func signedDigests(d name.Digest, ociOpts []ociremote.Option) []string {
 }
 
 // verifyAttestations checks d's attestations and reports the SBOM and the
-// provenance separately.
-func verifyAttestations(ctx context.Context, d name.Digest, co *cosign.CheckOpts, ociOpts []ociremote.Option) (sbom, prov error) {
+// provenance separately, with the SBOM formats it found. An SBOM in any
+// format counts: which ones a release writes is its --sbom-format.
+func verifyAttestations(ctx context.Context, d name.Digest, co *cosign.CheckOpts, ociOpts []ociremote.Option) (formats []SBOMFormat, sbom, prov error) {
 	aco := *co
 	aco.ClaimVerifier = cosign.IntotoSubjectClaimVerifier
 	atts, _, err := cosign.VerifyImageAttestations(ctx, d, &aco)
@@ -282,19 +294,24 @@ func verifyAttestations(ctx context.Context, d name.Digest, co *cosign.CheckOpts
 		default:
 			err = fmt.Errorf("cannot check the attestations: %v", firstLine(err))
 		}
-		return err, err
+		return nil, err, err
 	}
 	have := map[string]bool{}
 	for _, a := range atts {
 		have[predicateTypeOf(a)] = true
 	}
-	missing := func(typ, what string) error {
-		if have[typ] {
-			return nil
+	for _, f := range AllSBOMFormats() {
+		if have[f.PredicateType()] {
+			formats = append(formats, f)
 		}
-		return fmt.Errorf("missing %s: no verified attestation of type %s", what, typ)
 	}
-	return missing(PredicateCycloneDX, "SBOM"), missing(PredicateSLSAProvenance, "provenance")
+	if len(formats) == 0 {
+		sbom = fmt.Errorf("missing SBOM: no verified attestation of type %s or %s", PredicateCycloneDX, PredicateSPDX)
+	}
+	if !have[PredicateSLSAProvenance] {
+		prov = fmt.Errorf("missing provenance: no verified attestation of type %s", PredicateSLSAProvenance)
+	}
+	return formats, sbom, prov
 }
 
 // attestationCount is how many attestations d has, -1 when unknown.

@@ -153,13 +153,15 @@ func TestConsumerFlakeReleases(t *testing.T) {
 }
 
 // cosignVerify has the real cosign CLI check a key-signed index and the
-// signature, SBOM and provenance of a platform image.
+// signature, both SBOMs (release writes CycloneDX and SPDX by default) and
+// the provenance of a platform image.
 func cosignVerify(t *testing.T, cosign, pub, index, platform string) {
 	t.Helper()
 	for _, args := range [][]string{
 		{"verify", "--key", pub, "--insecure-ignore-tlog=true", index},
 		{"verify", "--key", pub, "--insecure-ignore-tlog=true", platform},
 		{"verify-attestation", "--type", "cyclonedx", "--key", pub, "--insecure-ignore-tlog=true", platform},
+		{"verify-attestation", "--type", "spdxjson", "--key", pub, "--insecure-ignore-tlog=true", platform},
 		{"verify-attestation", "--type", "slsaprovenance1", "--key", pub, "--insecure-ignore-tlog=true", platform},
 	} {
 		if out, err := testenv.Cosign(t, cosign, args...); err != nil {

@@ -17,6 +17,7 @@ type signFlags struct {
 	tlogUpload bool
 	fulcioURL  string
 	rekorURL   string
+	sbom       []string
 }
 
 func (s *signFlags) register(cmd *cobra.Command) {
@@ -25,6 +26,7 @@ func (s *signFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&s.tlogUpload, "tlog-upload", false, "write signatures to the Rekor transparency log (default: yes keyless, no with --key)")
 	cmd.Flags().StringVar(&s.fulcioURL, "fulcio-url", sign.PublicFulcioURL, "Fulcio that certifies keyless signing keys")
 	cmd.Flags().StringVar(&s.rekorURL, "rekor-url", sign.PublicRekorURL, "Rekor transparency log")
+	cmd.Flags().StringSliceVar(&s.sbom, "sbom-format", []string{"cyclonedx", "spdx"}, "SBOM attestations of each per-arch image: cyclonedx, spdx, or both (repeat the flag or separate with commas)")
 }
 
 // signer returns the signer for these flags, nil when nothing is pushed (a
@@ -33,13 +35,18 @@ func (s *signFlags) register(cmd *cobra.Command) {
 // It fails now, before anything is built, when a push should be signed and
 // cannot be.
 func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options) (sign.Signer, error) {
+	// A bad format is refused even when nothing is signed this time.
+	formats, err := sign.ParseSBOMFormats(s.sbom...)
+	if err != nil {
+		return nil, fmt.Errorf("--sbom-format: %w", err)
+	}
 	if !o.Push {
 		return nil, nil
 	}
 	if !s.sign {
 		return sign.New(cmd.Context(), sign.Disabled())
 	}
-	opts := []sign.Option{sign.WithFulcioURL(s.fulcioURL), sign.WithRekorURL(s.rekorURL)}
+	opts := []sign.Option{sign.WithFulcioURL(s.fulcioURL), sign.WithRekorURL(s.rekorURL), sign.WithSBOMFormats(formats...)}
 	if s.key != "" {
 		opts = append(opts, sign.WithKey(s.key))
 	}
