@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
+	"github.com/sigstore/cosign/v2/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	sigs "github.com/sigstore/cosign/v2/pkg/signature"
 	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
@@ -279,21 +280,8 @@ func signedDigests(d name.Digest, ociOpts []ociremote.Option) []string {
 // provenance separately, with the SBOM formats it found. An SBOM in any
 // format counts: which ones a release writes is its --sbom-format.
 func verifyAttestations(ctx context.Context, d name.Digest, co *cosign.CheckOpts, ociOpts []ociremote.Option) (formats []SBOMFormat, sbom, prov error) {
-	aco := *co
-	aco.ClaimVerifier = cosign.IntotoSubjectClaimVerifier
-	atts, _, err := cosign.VerifyImageAttestations(ctx, d, &aco)
+	atts, err := verifiedAttestations(ctx, d, co, ociOpts)
 	if err != nil {
-		attTag, _ := ociremote.AttestationTag(d, ociOpts...)
-		var none *cosign.ErrNoSignaturesFound
-		var nomatch *cosign.ErrNoMatchingAttestations
-		switch {
-		case errors.As(err, &none) || attestationCount(d, ociOpts) == 0:
-			err = fmt.Errorf("missing attestation: nothing at %s", attTag)
-		case errors.As(err, &nomatch):
-			err = fmt.Errorf("attested, but not by the given key or identity: %v", firstLine(err))
-		default:
-			err = fmt.Errorf("cannot check the attestations: %v", firstLine(err))
-		}
 		return nil, err, err
 	}
 	have := map[string]bool{}
@@ -312,6 +300,69 @@ func verifyAttestations(ctx context.Context, d name.Digest, co *cosign.CheckOpts
 		prov = fmt.Errorf("missing provenance: no verified attestation of type %s", PredicateSLSAProvenance)
 	}
 	return formats, sbom, prov
+}
+
+// verifiedAttestations returns d's attestations whose signature holds
+// under co and whose in-toto subject is d, and says in one line why there
+// are none.
+func verifiedAttestations(ctx context.Context, d name.Digest, co *cosign.CheckOpts, ociOpts []ociremote.Option) ([]oci.Signature, error) {
+	aco := *co
+	aco.ClaimVerifier = cosign.IntotoSubjectClaimVerifier
+	atts, _, err := cosign.VerifyImageAttestations(ctx, d, &aco)
+	if err == nil {
+		return atts, nil
+	}
+	attTag, _ := ociremote.AttestationTag(d, ociOpts...)
+	var none *cosign.ErrNoSignaturesFound
+	var nomatch *cosign.ErrNoMatchingAttestations
+	switch {
+	case errors.As(err, &none) || attestationCount(d, ociOpts) == 0:
+		return nil, fmt.Errorf("missing attestation: nothing at %s", attTag)
+	case errors.As(err, &nomatch):
+		return nil, fmt.Errorf("attested, but not by the given key or identity: %v", firstLine(err))
+	default:
+		return nil, fmt.Errorf("cannot check the attestations: %v", firstLine(err))
+	}
+}
+
+// AttestationVerifier reads attestations that verify under one Policy, for
+// callers that use what they say (release diff compares two releases' SBOMs
+// and provenances). Build it once: a keyless policy fetches Sigstore's
+// trusted root.
+type AttestationVerifier struct {
+	co         cosign.CheckOpts // without registry options: those are per call
+	remoteOpts []remote.Option
+}
+
+// NewAttestationVerifier checks p and loads what it names (the public key,
+// or the trusted root), before any attestation is read.
+func NewAttestationVerifier(ctx context.Context, p Policy, opts ...VerifyOption) (*AttestationVerifier, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	o := verifyOptions{transport: transport.New()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	co, err := p.checkOpts(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &AttestationVerifier{co: *co, remoteOpts: remoteOptions(o.remoteOpts, o.transport)}, nil
+}
+
+// Attestations returns the attestations of the manifest d whose signature
+// holds under the policy and whose in-toto subject is d; an error when
+// there are none, saying why.
+func (v *AttestationVerifier) Attestations(ctx context.Context, d name.Digest) ([]oci.Signature, error) {
+	ociOpts := []ociremote.Option{ociremote.WithRemoteOptions(append(append([]remote.Option{}, v.remoteOpts...), remote.WithContext(ctx))...)}
+	co := v.co
+	co.RegistryClientOpts = ociOpts
+	atts, err := verifiedAttestations(ctx, d, &co, ociOpts)
+	if err != nil {
+		return nil, fmt.Errorf("verifying the attestations of %s: %w", d, err)
+	}
+	return atts, nil
 }
 
 // attestationCount is how many attestations d has, -1 when unknown.

@@ -257,6 +257,7 @@ Without --push the result is written to an OCI image layout (--layout).`,
 		newPruneCmd(),
 		newGitHubCmd(),
 		newVerifyCmd(),
+		newDiffCmd(),
 	)
 	return cmd
 }

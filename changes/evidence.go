@@ -1,0 +1,227 @@
+package changes
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/nothingnesses/agent-images/sign"
+)
+
+// statement is the in-toto statement inside a DSSE envelope.
+type statement struct {
+	PredicateType string `json:"predicateType"`
+	Subject       []struct {
+		Digest map[string]string `json:"digest"`
+	} `json:"subject"`
+	Predicate json.RawMessage `json:"predicate"`
+}
+
+// names reports whether the statement is about the manifest d.
+func (s statement) names(d name.Digest) bool {
+	alg, hex, _ := strings.Cut(d.DigestStr(), ":")
+	for _, sub := range s.Subject {
+		if sub.Digest[alg] == hex {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeStatement opens a DSSE envelope, as cosign stores an attestation.
+func decodeStatement(envelope []byte) (statement, error) {
+	var e struct {
+		PayloadType string `json:"payloadType"`
+		Payload     string `json:"payload"`
+	}
+	if err := json.Unmarshal(envelope, &e); err != nil {
+		return statement{}, fmt.Errorf("not a DSSE envelope: %w", err)
+	}
+	body, err := base64.StdEncoding.DecodeString(e.Payload)
+	if err != nil {
+		return statement{}, fmt.Errorf("the DSSE payload is not base64: %w", err)
+	}
+	var st statement
+	if err := json.Unmarshal(body, &st); err != nil {
+		return statement{}, fmt.Errorf("the DSSE payload is not an in-toto statement: %w", err)
+	}
+	return st, nil
+}
+
+// sbom is what a CycloneDX document says that a comparison uses.
+type sbom struct {
+	paths        []StorePath // sorted by key
+	agentVersion string      // the agent component's version, when there is one
+}
+
+type cdxComponent struct {
+	BOMRef     string         `json:"bom-ref"`
+	Type       string         `json:"type"`
+	Name       string         `json:"name"`
+	Version    string         `json:"version"`
+	PURL       string         `json:"purl"`
+	Properties []cdxProperty  `json:"properties"`
+	Components []cdxComponent `json:"components"`
+}
+
+type cdxProperty struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// parseCycloneDX lists the store paths a CycloneDX document names. A
+// component's store path is its nix:store_path property (the nixpkgs
+// convention) or nix:store-path (what release wrote first), else a
+// /nix/store path in its bom-ref or a purl qualifier; a component with none
+// of these is compared by name and version. The agent's own component
+// (bom-ref agent:<attr>) gives the version, not a store path.
+func parseCycloneDX(predicate []byte) (*sbom, error) {
+	var doc struct {
+		BOMFormat  string         `json:"bomFormat"`
+		Components []cdxComponent `json:"components"`
+	}
+	if err := json.Unmarshal(predicate, &doc); err != nil {
+		return nil, fmt.Errorf("not a CycloneDX document: %w", err)
+	}
+	if doc.BOMFormat != "CycloneDX" {
+		return nil, fmt.Errorf("bomFormat is %q, not CycloneDX", doc.BOMFormat)
+	}
+	out := &sbom{}
+	seen := map[string]bool{}
+	var walk func([]cdxComponent)
+	walk = func(cs []cdxComponent) {
+		for _, c := range cs {
+			walk(c.Components)
+			if strings.HasPrefix(c.BOMRef, "agent:") {
+				out.agentVersion = c.Version
+				continue
+			}
+			sp, ok := storePathOf(c)
+			if !ok || seen[sp.key()] {
+				continue
+			}
+			seen[sp.key()] = true
+			out.paths = append(out.paths, sp)
+		}
+	}
+	walk(doc.Components)
+	sort.Slice(out.paths, func(i, j int) bool { return out.paths[i].key() < out.paths[j].key() })
+	return out, nil
+}
+
+func storePathOf(c cdxComponent) (StorePath, bool) {
+	p := ""
+	for _, prop := range c.Properties {
+		if prop.Name == "nix:store_path" || prop.Name == "nix:store-path" {
+			p = prop.Value
+			break
+		}
+	}
+	if p == "" {
+		if ref, ok := strings.CutPrefix(c.BOMRef, "nix:"); ok && strings.HasPrefix(ref, "/nix/store/") {
+			p = ref
+		}
+	}
+	if p == "" {
+		p = purlStorePath(c.PURL)
+	}
+	if p == "" {
+		if c.Name == "" || c.Type == "container" {
+			return StorePath{}, false
+		}
+		return StorePath{Name: c.Name, Version: c.Version}, true
+	}
+	sp := StorePath{Path: p, Name: c.Name, Version: c.Version}
+	if sp.Name == "" {
+		if parsed, ok := sign.ParseStorePath(path.Base(p)); ok {
+			sp.Name, sp.Version = parsed.Name, parsed.Version
+		}
+	}
+	return sp, true
+}
+
+// purlStorePath is a /nix/store path held in any qualifier of a purl.
+func purlStorePath(purl string) string {
+	_, query, ok := strings.Cut(purl, "?")
+	if !ok {
+		return ""
+	}
+	query, _, _ = strings.Cut(query, "#")
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return ""
+	}
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		for _, v := range q[k] {
+			if strings.HasPrefix(v, "/nix/store/") {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+// provenance is what a SLSA v1 provenance says that a comparison uses.
+type provenance struct {
+	version string
+	inputs  map[string]Pin
+}
+
+// flakeInputPrefix names a flake input among the resolved dependencies.
+const flakeInputPrefix = "flake-input:"
+
+// parseProvenance reads the agent's version and the flake inputs. An input
+// is recorded either with its git revision as the gitCommit digest and
+// narHash and override annotations, or with its whole pin in a revision
+// annotation (a rev, a sha256- NAR hash, or override:<ref>); both are read.
+func parseProvenance(predicate []byte) (*provenance, error) {
+	var p struct {
+		BuildDefinition *struct {
+			ExternalParameters   map[string]any `json:"externalParameters"`
+			ResolvedDependencies []struct {
+				Name        string            `json:"name"`
+				Digest      map[string]string `json:"digest"`
+				Annotations map[string]any    `json:"annotations"`
+			} `json:"resolvedDependencies"`
+		} `json:"buildDefinition"`
+	}
+	if err := json.Unmarshal(predicate, &p); err != nil {
+		return nil, fmt.Errorf("not a SLSA v1 provenance: %w", err)
+	}
+	if p.BuildDefinition == nil {
+		return nil, errors.New("not a SLSA v1 provenance: no buildDefinition")
+	}
+	out := &provenance{inputs: map[string]Pin{}}
+	out.version, _ = p.BuildDefinition.ExternalParameters["version"].(string)
+	for _, d := range p.BuildDefinition.ResolvedDependencies {
+		n, ok := strings.CutPrefix(d.Name, flakeInputPrefix)
+		if !ok {
+			continue
+		}
+		str := func(k string) string { s, _ := d.Annotations[k].(string); return s }
+		pin := Pin{Rev: d.Digest["gitCommit"], NarHash: str("narHash"), Override: str("override")}
+		switch rev := str("revision"); {
+		case rev == "":
+		case strings.HasPrefix(rev, "override:"):
+			pin.Override = strings.TrimPrefix(rev, "override:")
+		case strings.HasPrefix(rev, "sha256-"):
+			pin.NarHash = rev
+		case pin.Rev == "":
+			pin.Rev = rev
+		}
+		out.inputs[n] = pin
+	}
+	return out, nil
+}

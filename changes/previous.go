@@ -1,0 +1,83 @@
+package changes
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// datedTag is the YYYY-MM-DD tag every release moves to what it published
+// that day.
+var datedTag = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+
+// IsDated reports whether tag is a release date (YYYY-MM-DD, a real date).
+func IsDated(tag string) bool {
+	if !datedTag.MatchString(tag) {
+		return false
+	}
+	_, err := time.Parse("2006-01-02", tag)
+	return err == nil
+}
+
+// Resolve returns the digest ref names now.
+func Resolve(ctx context.Context, ref name.Reference, opts ...Option) (name.Digest, error) {
+	if d, ok := ref.(name.Digest); ok {
+		return d, nil
+	}
+	o, err := newOptions(ctx, opts)
+	if err != nil {
+		return name.Digest{}, err
+	}
+	desc, err := remote.Head(ref, o.remoteOpts...)
+	if err != nil {
+		return name.Digest{}, fmt.Errorf("resolving %s: %w", ref, err)
+	}
+	return ref.Context().Digest(desc.Digest.String()), nil
+}
+
+// Previous finds the release before to in its repository: walking the dated
+// tags from the newest, past the ones that point at to, the first that
+// points elsewhere. It returns that release's digest and its dated tag. A
+// release with no dated tag (a digest no release tagged, or one whose tags
+// were pruned) has no "before" to find: the error says to name it.
+func Previous(ctx context.Context, to name.Digest, opts ...Option) (name.Digest, string, error) {
+	o, err := newOptions(ctx, opts)
+	if err != nil {
+		return name.Digest{}, "", err
+	}
+	repo := to.Context()
+	tags, err := remote.List(repo, o.remoteOpts...)
+	if err != nil {
+		return name.Digest{}, "", fmt.Errorf("listing the tags of %s: %w", repo, err)
+	}
+	var dated []string
+	for _, t := range tags {
+		if IsDated(t) {
+			dated = append(dated, t)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(dated)))
+	seen := false
+	for _, t := range dated {
+		desc, err := remote.Head(repo.Tag(t), o.remoteOpts...)
+		if err != nil {
+			return name.Digest{}, "", fmt.Errorf("resolving %s: %w", repo.Tag(t), err)
+		}
+		if desc.Digest.String() == to.DigestStr() {
+			seen = true
+			continue
+		}
+		if seen {
+			return repo.Digest(desc.Digest.String()), t, nil
+		}
+	}
+	if !seen {
+		return name.Digest{}, "", fmt.Errorf("no dated tag (YYYY-MM-DD) of %s points at %s, so there is no release before it to find: name one with --from", repo, to.DigestStr())
+	}
+	return name.Digest{}, "", fmt.Errorf("no dated tag of %s older than the ones pointing at %s: it is the first dated release; name another with --from", repo, to.DigestStr())
+}

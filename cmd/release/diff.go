@@ -1,0 +1,166 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/spf13/cobra"
+
+	"github.com/nothingnesses/agent-images/changes"
+	"github.com/nothingnesses/agent-images/gh"
+	"github.com/nothingnesses/agent-images/sign"
+)
+
+func newDiffCmd() *cobra.Command {
+	var (
+		from, to, registry, threshold string
+		insecure, asJSON, asMarkdown  bool
+		pf                            policyFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "diff AGENT [--from REF] [--to REF] [--registry PREFIX]",
+		Short: "Show what changed between two published releases of an agent",
+		Long: `diff compares two releases of AGENT in <registry>/<AGENT>: the version, each
+platform's compressed size and its change, the store paths added and removed
+(from the two CycloneDX SBOM attestations) and the flake inputs that moved
+(from the two SLSA provenance attestations).
+
+REF is a tag (latest, 0.70.6, 2026-05-01, sha-1234567) or a digest
+(sha256:...). --to defaults to latest. --from defaults to the release before
+--to: the newest dated tag (YYYY-MM-DD) that points elsewhere, past the dated
+tags that point at --to; a --to with no dated tag needs --from.
+
+With --key, or --certificate-identity and --certificate-oidc-issuer, only
+attestations signed by that key or identity are read, and a release whose
+attestations do not verify is an error; without them they are read
+unverified and the output says so.`,
+		Example: `  release diff pi --registry ghcr.io/nothingnesses/agent-images
+  release diff pi --from 0.70.6 --to latest --size-threshold 10%
+  release diff pi --from 2026-05-01 --json --key cosign.pub`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			agent := args[0]
+			if asJSON && asMarkdown {
+				return fmt.Errorf("--json and --markdown conflict: pick one output")
+			}
+			var opts []changes.Option
+			if threshold != "" {
+				fraction, err := changes.ParseThreshold(threshold)
+				if err != nil {
+					return fmt.Errorf("--size-threshold: %w", err)
+				}
+				opts = append(opts, changes.WithSizeThreshold(fraction))
+			}
+			if pf.given() {
+				p, err := pf.policy("diff")
+				if err != nil {
+					return err
+				}
+				// Built now, so that a policy that cannot work fails before
+				// the registry is asked anything.
+				v, err := sign.NewAttestationVerifier(cmd.Context(), p)
+				if err != nil {
+					return err
+				}
+				opts = append(opts, changes.WithVerifier(v))
+			}
+			if registry == "" {
+				if registry = defaultRegistry(); registry == "" {
+					return fmt.Errorf("where is %s published? %s", agent, registryRequired)
+				}
+			}
+			if err := checkRegistry(registry); err != nil {
+				return err
+			}
+			var nameOpts []name.Option
+			if insecure {
+				nameOpts = append(nameOpts, name.Insecure)
+			}
+			repo, err := name.NewRepository(strings.TrimSuffix(registry, "/")+"/"+agent, nameOpts...)
+			if err != nil {
+				return fmt.Errorf("--registry %s, agent %s: %w", registry, agent, err)
+			}
+			toRef, err := releaseRef(repo, "--to", to, nameOpts...)
+			if err != nil {
+				return err
+			}
+			var fromRef name.Reference
+			if from != "" {
+				if fromRef, err = releaseRef(repo, "--from", from, nameOpts...); err != nil {
+					return err
+				}
+			}
+			ctx := cmd.Context()
+			toDigest, err := changes.Resolve(ctx, toRef)
+			if err != nil {
+				return err
+			}
+			var fromDigest name.Digest
+			fromTag := ""
+			if fromRef != nil {
+				if fromDigest, err = changes.Resolve(ctx, fromRef); err != nil {
+					return err
+				}
+				fromTag = tagOf(fromRef)
+			} else if fromDigest, fromTag, err = changes.Previous(ctx, toDigest); err != nil {
+				return err
+			}
+			rep, err := changes.Compare(ctx, fromDigest, toDigest, append(opts, changes.WithTags(fromTag, tagOf(toRef)))...)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			switch {
+			case asJSON:
+				b, err := json.MarshalIndent(rep, "", "  ")
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintln(out, string(b))
+				return err
+			case asMarkdown:
+				_, err := fmt.Fprint(out, gh.ChangesSection([]*changes.Report{rep}))
+				return err
+			}
+			return rep.WriteText(out)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&from, "from", "", "the earlier release: a tag or sha256: digest (default: the dated release before --to)")
+	f.StringVar(&to, "to", "latest", "the later release: a tag or sha256: digest")
+	f.StringVar(&registry, "registry", "", "repository prefix the agent is published under (default under GitHub Actions: ghcr.io/<owner>/<repo>)")
+	f.BoolVar(&insecure, "insecure", false, "allow a plain-HTTP registry")
+	f.BoolVar(&asJSON, "json", false, "print the report as JSON (the form release.json carries)")
+	f.BoolVar(&asMarkdown, "markdown", false, "print the report as the Markdown of release notes and step summaries")
+	f.StringVar(&threshold, "size-threshold", "", "flag platforms that grew by more than this percentage of their previous size, e.g. 10%")
+	pf.register(cmd)
+	return cmd
+}
+
+// releaseRef is the tag or digest ref of repo, checked.
+func releaseRef(repo name.Repository, flag, ref string, opts ...name.Option) (name.Reference, error) {
+	if strings.HasPrefix(ref, "sha256:") {
+		d, err := name.NewDigest(repo.String()+"@"+ref, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s is not a digest: want sha256: and 64 hex digits", flag, ref)
+		}
+		return d, nil
+	}
+	if strings.ContainsAny(ref, ":/@") {
+		return nil, fmt.Errorf("%s %s: give a tag of %s (such as latest or 2026-05-01) or a sha256: digest, not a full reference", flag, ref, repo)
+	}
+	t, err := name.NewTag(repo.String()+":"+ref, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s is not a valid tag: %w", flag, ref, err)
+	}
+	return t, nil
+}
+
+func tagOf(ref name.Reference) string {
+	if t, ok := ref.(name.Tag); ok {
+		return t.TagStr()
+	}
+	return ""
+}

@@ -1,0 +1,131 @@
+package gh
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/nothingnesses/agent-images/changes"
+)
+
+// maxPathsShown caps the store paths listed per platform: a GitHub issue or
+// release body holds at most 65536 characters, and a nixpkgs update can
+// change hundreds of paths in each of thirty agents. `release diff` lists
+// them all.
+const maxPathsShown = 40
+
+// ChangesSection is the Markdown of what changed since the last release,
+// one part per agent, for the step summary, the GitHub Release notes and
+// the nightly issue. Growth above a report's size threshold is called out
+// first, so that it is seen without reading every agent. Empty when there
+// is nothing to compare.
+func ChangesSection(reports []*changes.Report) string {
+	if len(reports) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("### What changed since the last release\n\n")
+	var over []string
+	for _, r := range reports {
+		for _, p := range r.OverThreshold() {
+			over = append(over, fmt.Sprintf("**%s** %s: %s, over %s", r.Agent, p.Platform, p.SizeChange(), r.ThresholdString()))
+		}
+	}
+	if len(over) > 0 {
+		b.WriteString("> [!WARNING]\n> Images grew more than the size threshold:\n")
+		for _, o := range over {
+			fmt.Fprintf(&b, "> - %s\n", o)
+		}
+		b.WriteString("\n")
+	}
+	for _, r := range reports {
+		writeChanges(&b, r)
+	}
+	return b.String()
+}
+
+func writeChanges(b *strings.Builder, r *changes.Report) {
+	headline := fmt.Sprintf("%s %s", r.Agent, r.To.Version)
+	if r.VersionChanged() {
+		headline = fmt.Sprintf("%s %s → %s", r.Agent, orNone(r.From.Version), orNone(r.To.Version))
+	}
+	fmt.Fprintf(b, "#### %s\n\n", headline)
+	if r.Same() {
+		fmt.Fprintf(b, "Unchanged: `%s` is the release it is compared with.\n\n", r.To.Reference())
+		return
+	}
+	fmt.Fprintf(b, "From %s to %s; attestations %s.\n\n", releaseRef(r.From), releaseRef(r.To), r.Evidence())
+
+	b.WriteString("| Platform | Before | After | Change | Store paths |\n|---|---|---|---|---|\n")
+	for _, p := range r.Platforms {
+		change := p.SizeChange()
+		if p.OverThreshold {
+			change += " **over " + r.ThresholdString() + "**"
+		}
+		paths := "not compared"
+		if p.StorePathsCompared {
+			paths = fmt.Sprintf("+%d −%d", len(p.Added), len(p.Removed))
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", p.Platform, size(p.From), size(p.To), cell(change), paths)
+	}
+	b.WriteString("\n")
+
+	switch {
+	case len(r.Inputs) > 0:
+		b.WriteString("Flake inputs moved:\n\n| Input | Before | After |\n|---|---|---|\n")
+		for _, in := range r.Inputs {
+			fmt.Fprintf(b, "| `%s` | `%s` | `%s` |\n", cell(in.Name), cell(in.From.String()), cell(in.To.String()))
+		}
+		b.WriteString("\n")
+	case r.InputsCompared:
+		b.WriteString("No flake input moved.\n\n")
+	}
+
+	for _, p := range r.Platforms {
+		if !p.StorePathsCompared || len(p.Added)+len(p.Removed) == 0 {
+			continue
+		}
+		fmt.Fprintf(b, "<details><summary>Store paths of %s: %d added, %d removed</summary>\n\n```diff\n", p.Platform, len(p.Added), len(p.Removed))
+		all := p.PathChanges()
+		for i, c := range all {
+			if i == maxPathsShown {
+				fmt.Fprintf(b, "# … and %d more: release diff %s lists them all\n", len(all)-i, r.Agent)
+				break
+			}
+			sign := "-"
+			if c.Added {
+				sign = "+"
+			}
+			fmt.Fprintf(b, "%s %s\n", sign, c)
+		}
+		b.WriteString("```\n\n</details>\n\n")
+	}
+
+	if len(r.Notes) > 0 {
+		b.WriteString("Not compared:\n\n")
+		for _, n := range r.Notes {
+			fmt.Fprintf(b, "- %s\n", n)
+		}
+		b.WriteString("\n")
+	}
+}
+
+func releaseRef(r changes.Release) string {
+	if r.Tag != "" {
+		return fmt.Sprintf("`%s` (`%s`)", r.Tag, r.Reference())
+	}
+	return "`" + r.Reference() + "`"
+}
+
+func size(im *changes.Image) string {
+	if im == nil {
+		return "–"
+	}
+	return changes.HumanBytes(im.Size)
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "(unknown)"
+	}
+	return v
+}
