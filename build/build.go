@@ -12,32 +12,17 @@ import (
 	"path/filepath"
 	"runtime"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nothingnesses/agent-images/internal/nix"
-	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/record"
 )
 
-// Result is what building one target produced. Err is set when this target
-// failed; the others are unaffected.
-type Result struct {
-	Target matrix.Target
-	// OutPath is the Nix store path of the image output.
-	OutPath string
-	// DrvPath is the derivation that built it.
-	DrvPath string
-	// Archive is the uncompressed docker-archive the image is read from.
-	Archive string
-	Image   v1.Image
-	Err     error
-}
-
-// Event reports progress of one target.
+// Event reports progress of one image.
 type Event struct {
-	Target matrix.Target
-	Stage  string // "building", "loading", "built", "failed"
-	Err    error
+	Image *record.Image
+	Stage string // "building", "loading", "built", "failed"
+	Err   error
 }
 
 type options struct {
@@ -63,57 +48,58 @@ func WithProgress(f func(Event)) Option { return func(o *options) { o.progress =
 // withNix swaps the nix runner, for tests.
 func withNix(r nix.Runner) Option { return func(o *options) { o.nix = r } }
 
-// Build builds every target with nix build, at most jobs at a time, and
-// returns one Result per target in the order given. It returns an error only
-// when it cannot start (no work directory); a target that fails carries its
-// error in its Result.
-func Build(ctx context.Context, flake nix.Flake, targets []matrix.Target, opts ...Option) ([]Result, error) {
+// Build builds the target of every image record with nix build, at most
+// jobs at a time, and fills in each record: DrvPath, OutPath, Image and
+// Digest, or the error that failed it, which stays with that record. Records
+// that already failed are skipped. Build returns an error only when it
+// cannot start (no work directory).
+func Build(ctx context.Context, flake nix.Flake, images []*record.Image, opts ...Option) error {
 	o := options{jobs: runtime.NumCPU(), nix: nix.Run, progress: func(Event) {}}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.jobs < 1 {
-		return nil, fmt.Errorf("--jobs %d: want at least 1", o.jobs)
+		return fmt.Errorf("--jobs %d: want at least 1", o.jobs)
 	}
 	if o.workDir == "" {
 		dir, err := os.MkdirTemp("", "agent-images-build-")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		o.workDir = dir
 	}
 	if err := os.MkdirAll(o.workDir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating work directory %s: %w", o.workDir, err)
+		return fmt.Errorf("creating work directory %s: %w", o.workDir, err)
 	}
 
-	results := make([]Result, len(targets))
 	var g errgroup.Group
 	g.SetLimit(o.jobs)
-	for i, t := range targets {
+	for _, img := range images {
+		if img.Failed() {
+			continue
+		}
 		g.Go(func() error {
-			results[i] = buildOne(ctx, o, flake, t)
-			if results[i].Err != nil {
-				o.progress(Event{Target: t, Stage: "failed", Err: results[i].Err})
-			} else {
-				o.progress(Event{Target: t, Stage: "built"})
-			}
-			// Failures stay with their target: one agent failing to build
+			// Failures stay with their image: one agent failing to build
 			// must not stop the others.
+			if err := buildOne(ctx, o, flake, img); err != nil {
+				img.Fail(err)
+				o.progress(Event{Image: img, Stage: "failed", Err: err})
+			} else {
+				o.progress(Event{Image: img, Stage: "built"})
+			}
 			return nil
 		})
 	}
-	_ = g.Wait()
-	return results, nil
+	return g.Wait()
 }
 
-func buildOne(ctx context.Context, o options, flake nix.Flake, t matrix.Target) Result {
-	r := Result{Target: t}
-	o.progress(Event{Target: t, Stage: "building"})
-	attr := fmt.Sprintf("packages.%s.%s", t.System, t.Agent)
-	link := filepath.Join(o.workDir, "out", t.Agent+"-"+string(t.System))
+func buildOne(ctx context.Context, o options, flake nix.Flake, img *record.Image) error {
+	o.progress(Event{Image: img, Stage: "building"})
+	name := img.Agent + "-" + string(img.System)
+	attr := fmt.Sprintf("packages.%s.%s", img.System, img.Agent)
+	link := filepath.Join(o.workDir, "out", name)
 	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
-		r.Err = err
-		return r
+		return err
 	}
 	// Each target is its own nix process so one failure stays with its
 	// target; they must not share the evaluation cache, whose SQLite
@@ -121,39 +107,36 @@ func buildOne(ctx context.Context, o options, flake nix.Flake, t matrix.Target) 
 	args := append([]string{"build", "--json", "--no-eval-cache", "--out-link", link, flake.Installable(attr)}, flake.OverrideArgs()...)
 	out, err := o.nix(ctx, args...)
 	if err != nil {
-		r.Err = fmt.Errorf("building %s: %w", t, err)
-		return r
+		return fmt.Errorf("building %s: %w", img, err)
 	}
 	var built []struct {
 		DrvPath string            `json:"drvPath"`
 		Outputs map[string]string `json:"outputs"`
 	}
 	if err := json.Unmarshal(out, &built); err != nil || len(built) != 1 || built[0].Outputs["out"] == "" {
-		r.Err = fmt.Errorf("building %s: nix build --json printed %q, want one derivation with an out output", t, out)
-		return r
+		return fmt.Errorf("building %s: nix build --json printed %q, want one derivation with an out output", img, out)
 	}
-	r.DrvPath, r.OutPath = built[0].DrvPath, built[0].Outputs["out"]
+	img.DrvPath, img.OutPath = built[0].DrvPath, built[0].Outputs["out"]
 
-	o.progress(Event{Target: t, Stage: "loading"})
-	archive := filepath.Join(o.workDir, "archives", t.Agent+"-"+string(t.System)+".tar")
+	o.progress(Event{Image: img, Stage: "loading"})
+	archive := filepath.Join(o.workDir, "archives", name+".tar")
 	if err := os.MkdirAll(filepath.Dir(archive), 0o755); err != nil {
-		r.Err = err
-		return r
+		return err
 	}
-	r.Archive, err = Archive(ctx, r.OutPath, archive)
+	archive, err = Archive(ctx, img.OutPath, archive)
 	if err != nil {
-		r.Err = fmt.Errorf("loading %s from %s: %w", t, r.OutPath, err)
-		return r
+		return fmt.Errorf("loading %s from %s: %w", img, img.OutPath, err)
 	}
-	img, err := Image(r.Archive)
+	loaded, err := Image(archive)
 	if err != nil {
-		r.Err = fmt.Errorf("loading %s from %s: %w", t, r.OutPath, err)
-		return r
+		return fmt.Errorf("loading %s from %s: %w", img, img.OutPath, err)
 	}
-	if err := CheckPlatform(img, t.System); err != nil {
-		r.Err = fmt.Errorf("image for %s built from %s: %w", t, r.OutPath, err)
-		return r
+	if err := CheckPlatform(loaded, img.System); err != nil {
+		return fmt.Errorf("image for %s built from %s: %w", img, img.OutPath, err)
 	}
-	r.Image = img
-	return r
+	if img.Digest, err = loaded.Digest(); err != nil {
+		return fmt.Errorf("loading %s from %s: %w", img, img.OutPath, err)
+	}
+	img.Image = loaded
+	return nil
 }

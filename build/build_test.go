@@ -10,6 +10,7 @@ import (
 
 	"github.com/nothingnesses/agent-images/internal/nix"
 	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // TestBuildKeepsFailuresWithTheirTarget swaps nix build for a fake that
@@ -43,15 +44,18 @@ func TestBuildKeepsFailuresWithTheirTarget(t *testing.T) {
 		}
 		return json.Marshal([]map[string]any{{"drvPath": "/nix/store/x.drv", "outputs": map[string]string{"out": out}}})
 	}
-	var targets []matrix.Target
+	var images []*record.Image
 	for _, a := range []string{"broken", "pi", "wrongarch"} {
 		for _, s := range matrix.Systems {
-			targets = append(targets, matrix.Target{Agent: a, System: s})
+			img, err := record.NewImage(matrix.Target{Agent: a, System: s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			images = append(images, img)
 		}
 	}
 	flake := nix.Flake{Ref: "/src", Overrides: map[string]string{"nixpkgs": "path:/n"}}
-	results, err := Build(context.Background(), flake, targets, withNix(fake), WithWorkDir(t.TempDir()), WithJobs(3))
-	if err != nil {
+	if err := Build(context.Background(), flake, images, withNix(fake), WithWorkDir(t.TempDir()), WithJobs(3)); err != nil {
 		t.Fatalf("Build = %v", err)
 	}
 	want := map[string]string{
@@ -62,21 +66,18 @@ func TestBuildKeepsFailuresWithTheirTarget(t *testing.T) {
 		"wrongarch/x86_64-linux":  "",
 		"wrongarch/aarch64-linux": "image platform is linux/amd64, want linux/arm64",
 	}
-	for i, r := range results {
-		if r.Target.String() != targets[i].String() {
-			t.Errorf("results[%d] is %s, want %s: results must keep the targets' order", i, r.Target, targets[i])
-		}
-		w := want[r.Target.String()]
+	for _, r := range images {
+		w := want[r.String()]
 		switch {
 		case w == "" && r.Err != nil:
-			t.Errorf("%s: Err = %v, want success", r.Target, r.Err)
-		case w != "" && (r.Err == nil || !strings.Contains(r.Err.Error(), w)):
-			t.Errorf("%s: Err = %v, want containing %q", r.Target, r.Err, w)
-		case w == "" && (r.Image == nil || r.DrvPath != "/nix/store/x.drv"):
-			t.Errorf("%s: Image %v DrvPath %q, want an image from /nix/store/x.drv", r.Target, r.Image, r.DrvPath)
+			t.Errorf("%s: Err = %v, want success", r, r.Err)
+		case w != "" && (r.Err == nil || !strings.Contains(r.Err.Error(), w) || r.Error != r.Err.Error()):
+			t.Errorf("%s: Err = %v (Error %q), want containing %q", r, r.Err, r.Error, w)
+		case w == "" && (r.Image == nil || r.DrvPath != "/nix/store/x.drv" || r.Digest.Hex == ""):
+			t.Errorf("%s: Image %v DrvPath %q Digest %s, want an image from /nix/store/x.drv", r, r.Image, r.DrvPath, r.Digest)
 		}
 	}
-	if len(calls) != len(targets) || !strings.Contains(calls[0], "--override-input nixpkgs path:/n") || !strings.Contains(calls[0], "--no-eval-cache") {
+	if len(calls) != len(images) || !strings.Contains(calls[0], "--override-input nixpkgs path:/n") || !strings.Contains(calls[0], "--no-eval-cache") {
 		t.Errorf("nix calls = %q, want one per target with the overrides and no eval cache", calls)
 	}
 }

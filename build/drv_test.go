@@ -7,6 +7,7 @@ import (
 	"github.com/nothingnesses/agent-images/internal/nix"
 	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // TestDrvPathsMatchWhatBuildBuilt checks that evaluating a derivation names
@@ -21,17 +22,24 @@ func TestDrvPathsMatchWhatBuildBuilt(t *testing.T) {
 	if err != nil {
 		t.Fatalf("DrvPaths = %v", err)
 	}
-	results, err := Build(ctx, flake, targets, WithWorkDir(t.TempDir()))
-	if err != nil {
+	var images []*record.Image
+	for _, tg := range targets {
+		img, err := record.NewImage(tg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		images = append(images, img)
+	}
+	if err := Build(ctx, flake, images, WithWorkDir(t.TempDir())); err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
-	for _, r := range results {
+	for _, r := range images {
 		if r.Err != nil {
-			t.Fatalf("building %s: %v", r.Target, r.Err)
+			t.Fatalf("building %s: %v", r, r.Err)
 		}
-		if got := paths[r.Target.String()]; got != r.DrvPath {
-			t.Errorf("DrvPaths[%s] = %s, want %s as nix build reported", r.Target, got, r.DrvPath)
+		if got := paths[r.String()]; got != r.DrvPath {
+			t.Errorf("DrvPaths[%s] = %s, want %s as nix build reported", r, got, r.DrvPath)
 		}
 		seen[r.DrvPath] = true
 	}

@@ -36,10 +36,16 @@ func TestRunReleaseArgs(t *testing.T) {
 			[]string{"--all", "--push", "--sign=false"}},
 		{"matrix", map[string]string{"COMMAND": "matrix", "AGENTS": "pi", "RUNNER_ARM": "my-arm", "PUSH": "true", "KEY": "k"},
 			[]string{"matrix", "--agent", "pi", "--json", "--runner", "aarch64-linux=my-arm"}},
-		{"build never signs", map[string]string{"COMMAND": "build", "AGENTS": "pi", "SYSTEMS": "aarch64-linux", "PUSH": "true", "INSECURE": "true", "KEY": "k", "TAGS": "x"},
-			[]string{"build", "--agent", "pi", "--system", "aarch64-linux", "--push", "--insecure"}},
-		{"merge", map[string]string{"COMMAND": "merge", "AGENTS": "pi", "PUSH": "true", "OUTPUT": "release-pi.json"},
-			[]string{"merge", "--agent", "pi", "--push", "--output", "release-pi.json"}},
+		{"build signs what it pushes and records it", map[string]string{"COMMAND": "build", "AGENTS": "pi", "SYSTEMS": "aarch64-linux", "PUSH": "true", "INSECURE": "true", "KEY": "k", "TAGS": "x", "OUTPUT": "build.json"},
+			[]string{"build", "--agent", "pi", "--system", "aarch64-linux", "--push", "--insecure", "--key", "k", "--output", "build.json"}},
+		{"merge", map[string]string{"COMMAND": "merge", "AGENTS": "pi", "PUSH": "true", "OUTPUT": "release-pi.json", "FROM": "records"},
+			[]string{"merge", "--agent", "pi", "--output", "release-pi.json", "--from", "records"}},
+		// The default push: false used to make merge publish unsigned; merge
+		// always pushes, so it always gets the signing flags.
+		{"merge with the default push signs", map[string]string{"COMMAND": "merge", "AGENTS": "pi", "KEY": "env://K", "OUTPUT": ""},
+			[]string{"merge", "--agent", "pi", "--key", "env://K"}},
+		{"merge with signing off says so", map[string]string{"COMMAND": "merge", "AGENTS": "pi", "SIGN": "false", "OUTPUT": ""},
+			[]string{"merge", "--agent", "pi", "--sign=false"}},
 		{"shell syntax in inputs is text", map[string]string{
 			"AGENTS": "pi$(touch pwned)", "TAGS": "`touch pwned`;x", "EXTRA_ARGS": "$(touch pwned) *", "OUTPUT": "",
 		}, []string{"--agent", "pi$(touch pwned)", "--tag", "`touch pwned`;x", "$(touch", "pwned)", "*"}},

@@ -9,6 +9,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nothingnesses/agent-images/record"
 )
 
 var published = []Published{
@@ -112,22 +116,28 @@ func TestReadPublished(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("release-pi.json", `{"registry":"r","agents":[{"agent":"pi","version":"0.70.6","repository":"r/pi","index":"sha256:aa","platforms":[],"tags":["latest"],"unchanged":true,"status":"done"}]}`)
-	write("release-codex.json", `{"agents":[{"agent":"codex","repository":"r/codex","index":"sha256:cc","tags":["latest"],"signing":{"verifyCommand":"release verify --agent codex"}},
-		{"agent":"claude-code","repository":"r/claude-code","status":"smoke","error":"smoke: user is root"}]}`)
+	aa, bb, cc := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64), "sha256:"+strings.Repeat("c", 64)
+	// What the pipeline writes, through the one type both sides share.
+	pi := &record.Report{Registry: "r", Agents: []*record.Agent{{Agent: "pi", Version: "0.70.6", Repository: "r/pi",
+		Index: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("a", 64)}, Tags: []string{"latest"}, Unchanged: true, Status: record.StageDone}}}
+	if err := pi.WriteFile(filepath.Join(dir, "release-pi.json")); err != nil {
+		t.Fatal(err)
+	}
+	write("release-codex.json", `{"agents":[{"agent":"codex","repository":"r/codex","index":"`+cc+`","tags":["latest"],"signing":{"verifyCommand":"release verify --agent codex"}},
+		{"agent":"claude-code","repository":"r/claude-code","status":"failed","error":"smoke: user is root"}]}`)
 	got, err := ReadPublished(dir)
 	if err != nil {
 		t.Fatalf("ReadPublished(dir) = %v", err)
 	}
 	want := []Published{
-		{Agent: "codex", Repository: "r/codex", Digest: "sha256:cc", Tags: []string{"latest"}, Verify: "release verify --agent codex"},
-		{Agent: "pi", Repository: "r/pi", Digest: "sha256:aa", Tags: []string{"latest"}, Unchanged: true},
+		{Agent: "codex", Repository: "r/codex", Digest: cc, Tags: []string{"latest"}, Verify: "release verify --agent codex"},
+		{Agent: "pi", Repository: "r/pi", Digest: aa, Tags: []string{"latest"}, Unchanged: true},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ReadPublished(dir) = %+v, want %+v", got, want)
 	}
 
-	write("dup.json", `{"agents":[{"agent":"pi","index":"sha256:bb"}]}`)
+	write("dup.json", `{"agents":[{"agent":"pi","index":"`+bb+`"}]}`)
 	if _, err := ReadPublished(dir); err == nil || !strings.Contains(err.Error(), "agent pi is in both") {
 		t.Errorf("ReadPublished(duplicate agent) = %v, want an error naming pi", err)
 	}

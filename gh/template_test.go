@@ -80,9 +80,9 @@ func TestTemplateWorkflowPolicy(t *testing.T) {
 		}
 	}
 	// Each write permission where it is needed, and only there.
-	for perm, want := range map[string]int{"packages: write": 2, "id-token: write": 1, "contents: write": 0} {
+	for perm, want := range map[string]int{"packages: write": 2, "id-token: write": 2, "contents: write": 0} {
 		if got := strings.Count(wf, perm); got != want {
-			t.Errorf("template workflow grants %q %d times, want %d (build and merge push, merge signs)", perm, got, want)
+			t.Errorf("template workflow grants %q %d times, want %d (build and merge push and sign)", perm, got, want)
 		}
 	}
 	pinned := map[string]bool{}
@@ -193,6 +193,7 @@ func TestActTemplate(t *testing.T) {
 		"--var", "RELEASE_EXTRA_ARGS="+strings.Join(releaseArgs, " "),
 		"-s", "COSIGN_PRIVATE_KEY="+string(keys.PrivateBytes),
 		"-s", "COSIGN_PASSWORD="+password,
+		"--env", "ACT_ARTIFACTS="+t.TempDir(),
 	)
 	want := map[string]string{
 		"matrix": "success", "build my-pi x86_64-linux": "success", "build my-pi aarch64-linux": "success", "merge my-pi": "success",

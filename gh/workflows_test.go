@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // The linters and runners the workflow tests install from the Go module
@@ -234,7 +236,7 @@ func copyFile(t *testing.T, from, to string) {
 // repository's files (tracked and new, not ignored): act runs jobs in it in
 // host mode, so release.json, out-links and the layout never land in the
 // real tree, and the flake sees exactly these files.
-func repoCopy(t *testing.T) string {
+func repoCopy(t *testing.T, edits ...func(t *testing.T, dir string)) string {
 	t.Helper()
 	testenv.Require(t, "git")
 	root := testenv.RepoRoot(t)
@@ -259,6 +261,9 @@ func repoCopy(t *testing.T) string {
 			_ = os.Chmod(filepath.Join(dir, f), 0o755)
 		}
 	}
+	for _, edit := range edits {
+		edit(t, dir)
+	}
 	for _, args := range [][]string{
 		{"init", "-q", "-b", "main"},
 		{"remote", "add", "origin", "https://github.com/acme/agent-images"},
@@ -272,6 +277,22 @@ func repoCopy(t *testing.T) string {
 		}
 	}
 	return dir
+}
+
+// withoutQueueKey drops concurrency's queue key from release.yml. act
+// v0.2.89 (the newest there is) validates workflows against a schema older
+// than the key, and refuses them; act runs one workflow run at a time, so
+// the key means nothing to it. TestReleaseConcurrency checks the real file.
+func withoutQueueKey(t *testing.T, dir string) {
+	wf := filepath.Join(dir, ".github", "workflows", "release.yml")
+	data, err := os.ReadFile(wf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = regexp.MustCompile(`(?m)^  queue: max\n`).ReplaceAll(data, nil)
+	if err := os.WriteFile(wf, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // actLine is one line of `act --json` output.
@@ -418,7 +439,7 @@ func TestActRelease(t *testing.T) {
 	testenv.Require(t, "nix", "podman", "git", "go", "docker-registry")
 	testenv.Setenv(t)
 	reg := testenv.StartRegistry(t)
-	repo := repoCopy(t)
+	repo := repoCopy(t, withoutQueueKey)
 	api := newFakeGitHub(t)
 	api.maxPer = 100
 	overrides := testenv.StandinOverrides(t)
@@ -436,6 +457,7 @@ func TestActRelease(t *testing.T) {
 	if err := os.WriteFile(pub, keys.PublicBytes, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	artifacts := t.TempDir()
 	args := []string{
 		"--var", "RELEASE_SIGN_KEY=env://COSIGN_PRIVATE_KEY",
 		"-s", "COSIGN_PRIVATE_KEY=" + string(keys.PrivateBytes),
@@ -444,7 +466,7 @@ func TestActRelease(t *testing.T) {
 		"--var", "RELEASE_INSECURE=true",
 		"--var", "RELEASE_AGENTS=pi",
 		"--var", "RELEASE_EXTRA_ARGS=" + overrideArgs(overrides, "--override-input "),
-		"--env", "ACT_ARTIFACTS=" + t.TempDir(),
+		"--env", "ACT_ARTIFACTS=" + artifacts,
 		"--env", "GITHUB_API_URL=" + api.srv.URL,
 		"--env", "GITHUB_RUN_ID=4242",
 		"-s", "GITHUB_TOKEN=" + api.token,
@@ -497,6 +519,7 @@ func TestActRelease(t *testing.T) {
 	}
 	index := byAgent["pi"]
 	assertIndex(t, prefix+"/pi", index, "latest", "v0.1.0")
+	assertBuiltByRecords(t, tagRun, artifacts, prefix+"/pi", index)
 
 	verify(t, repo, "pi", prefix, pub, "v0.1.0")
 
@@ -559,6 +582,45 @@ func TestActRelease(t *testing.T) {
 		t.Errorf("orphan %s is still in the registry after prune", orphan)
 	}
 	verify(t, repo, "pi", prefix, pub, "latest")
+}
+
+// assertBuiltByRecords checks that each build job handed its build record
+// to merge as an artifact (and as its build-record output), and that the
+// index merge published lists exactly the recorded, signed digests.
+func assertBuiltByRecords(t *testing.T, run actRun, artifacts, repo, index string) {
+	t.Helper()
+	recorded := map[string]string{}
+	for _, sys := range []string{"x86_64-linux", "aarch64-linux"} {
+		job := "build pi " + sys
+		if outs := run.outputs(job, "build-record"); len(outs) == 0 || !strings.Contains(outs[len(outs)-1], record.BuildSchema) {
+			t.Errorf("%s: build-record output = %q, want the build record", job, outs)
+		}
+		builds, err := record.ReadBuilds(filepath.Join(artifacts, "build-pi-"+sys))
+		if err != nil {
+			t.Fatalf("%s artifact: %v", job, err)
+		}
+		for _, b := range builds {
+			for _, img := range b.Images {
+				if img.Failed() || img.Signature == nil || img.DrvPath == "" || img.Smoke == nil {
+					t.Errorf("%s recorded %+v, want a signed, tested image with its derivation", job, img)
+				}
+				recorded[img.Platform.String()] = img.Digest.String()
+			}
+		}
+	}
+	r, _ := name.NewRepository(repo, name.Insecure)
+	idx, err := remote.Index(r.Digest(index))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := idx.IndexManifest()
+	got := map[string]string{}
+	for _, d := range m.Manifests {
+		got[d.Platform.String()] = d.Digest.String()
+	}
+	if !equalMaps(got, recorded) {
+		t.Errorf("index %s lists %v, the build records say %v", index, got, recorded)
+	}
 }
 
 // overrideArgs joins NAME=REF pairs with spaces, each after prefix, in a
@@ -633,6 +695,110 @@ func verify(t *testing.T, repo, agent, prefix, pub, tag string) {
 	cmd := exec.Command(bin, "verify", "--agent", agent, "--registry", prefix, "--insecure", "--key", pub, "--tag", tag)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("release verify --agent %s --tag %s: %v\n%s", agent, tag, err, out)
+	}
+}
+
+// concurrencyConfig is a workflow's (or a job's) concurrency block.
+type concurrencyConfig struct {
+	Group            string `yaml:"group"`
+	CancelInProgress any    `yaml:"cancel-in-progress"`
+	Queue            string `yaml:"queue"`
+}
+
+// concurrencyGroup models one GitHub concurrency group as GitHub documents
+// it: one running run, and pending runs up to the queue's size (1 for
+// queue: single, the default; 100 for queue: max). A run that queues into a
+// full queue cancels the oldest pending run with single, and is itself
+// cancelled with max; cancel-in-progress: true cancels the running one.
+type concurrencyGroup struct {
+	cfg      concurrencyConfig
+	running  string
+	pending  []string
+	canceled []string
+}
+
+func (g *concurrencyGroup) queue(run string) {
+	if g.cfg.CancelInProgress == true && g.running != "" {
+		g.canceled = append(g.canceled, g.running)
+		g.running = ""
+	}
+	if g.running == "" {
+		g.running = run
+		return
+	}
+	size := 1
+	if g.cfg.Queue == "max" {
+		size = 100
+	}
+	if len(g.pending) < size {
+		g.pending = append(g.pending, run)
+		return
+	}
+	if size == 1 {
+		g.canceled = append(g.canceled, g.pending[0])
+		g.pending = []string{run}
+		return
+	}
+	g.canceled = append(g.canceled, run)
+}
+
+func (g *concurrencyGroup) finish() {
+	g.running = ""
+	if len(g.pending) > 0 {
+		g.running, g.pending = g.pending[0], g.pending[1:]
+	}
+}
+
+// TestReleaseConcurrency holds release.yml's concurrency against GitHub's
+// documented semantics: a v* release queued behind a running nightly must
+// survive more runs queueing (with the default queue it was cancelled), and
+// every run shares one group, so two runs never move tags at once.
+func TestReleaseConcurrency(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), ".github", "workflows", "release.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wf struct {
+		Concurrency *concurrencyConfig `yaml:"concurrency"`
+		Jobs        map[string]struct {
+			Concurrency any `yaml:"concurrency"`
+		} `yaml:"jobs"`
+	}
+	if err := yaml.Unmarshal(data, &wf); err != nil {
+		t.Fatal(err)
+	}
+	if wf.Concurrency == nil {
+		t.Fatal("release.yml has no workflow-level concurrency: two runs could move the same tags at once")
+	}
+	// One group for every event: a group built from the ref or the event
+	// would let a tag release and a nightly run side by side.
+	if strings.Contains(wf.Concurrency.Group, "${{") || wf.Concurrency.Group == "" {
+		t.Errorf("concurrency group %q: want one constant group for every run", wf.Concurrency.Group)
+	}
+	if q := wf.Concurrency.Queue; q != "" && q != "single" && q != "max" {
+		t.Errorf("concurrency queue %q: GitHub accepts single or max", q)
+	}
+	for name, job := range wf.Jobs {
+		if job.Concurrency != nil {
+			t.Errorf("job %s has its own concurrency group: it could be cancelled while pending", name)
+		}
+	}
+
+	g := &concurrencyGroup{cfg: *wf.Concurrency}
+	g.queue("nightly-1")
+	g.queue("v1.0.0")
+	g.queue("dispatch")
+	g.queue("nightly-2")
+	if slices.Contains(g.canceled, "v1.0.0") {
+		t.Fatalf("a v* release queued behind a nightly is cancelled when two more runs queue (canceled %v): set queue: max", g.canceled)
+	}
+	var ran []string
+	for g.running != "" {
+		ran = append(ran, g.running)
+		g.finish()
+	}
+	if want := []string{"nightly-1", "v1.0.0", "dispatch", "nightly-2"}; !slices.Equal(ran, want) || len(g.canceled) != 0 {
+		t.Errorf("runs = %v, canceled %v; want %v one at a time, none canceled", ran, g.canceled, want)
 	}
 }
 

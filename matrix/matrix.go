@@ -38,17 +38,6 @@ func (s System) Platform() (v1.Platform, error) {
 	return v1.Platform{}, fmt.Errorf("system %q is not supported: use one of %v", string(s), Systems)
 }
 
-// SystemForPlatform is the inverse of System.Platform.
-func SystemForPlatform(p v1.Platform) (System, error) {
-	for _, s := range Systems {
-		sp, _ := s.Platform()
-		if sp.OS == p.OS && sp.Architecture == p.Architecture {
-			return s, nil
-		}
-	}
-	return "", fmt.Errorf("platform %s/%s has no matching system", p.OS, p.Architecture)
-}
-
 // Image is what the flake says about one image: the agentImage attribute of
 // its derivation. JSON names are the Nix attribute names.
 type Image struct {

@@ -2,41 +2,51 @@
 // target, smoke-test every image, then per agent publish the per-arch images,
 // the index, the signatures and, last, the tags. It also runs the two halves
 // of a split release (build on native runners, merge in another job).
-// An agent whose build or smoke test fails is not published at all; the
-// other agents go on.
+//
+// Each per-arch image is one record.Image from start to end: build fills it,
+// the smoke test adds its result, publishing where it went, signing its
+// evidence, and the report lists the same records. An agent whose build or
+// smoke test fails is not published at all; the other agents go on.
 package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nothingnesses/agent-images/build"
 	"github.com/nothingnesses/agent-images/internal/nix"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/publish"
+	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/sign"
 	"github.com/nothingnesses/agent-images/smoke"
 )
 
-// Options describe one release.
+// Options describe one release as the caller chose it. Release, BuildStaged
+// and Merge read them and never change them; what a run works out while it
+// runs is its own.
 type Options struct {
 	Flake nix.Flake
 	// Agents and Systems select targets; empty means all.
 	Agents  []string
 	Systems []matrix.System
-	Jobs    int
+	// Jobs is how many targets are built, tested and pushed at once
+	// (default: the number of CPUs).
+	Jobs int
 	// WorkDir holds out-links and archives (default ./dist/work).
 	WorkDir string
 
-	// Push sends the release to Registry (a repository prefix: each agent
-	// goes to Registry/<agent>); without it the release lands in LayoutDir.
+	// Push sends a Release to Registry (a repository prefix: each agent goes
+	// to Registry/<agent>); without it the release lands in LayoutDir
+	// (default ./dist/oci). BuildStaged and Merge always use the registry.
 	Push      bool
 	Registry  string
 	Insecure  bool
@@ -46,277 +56,342 @@ type Options struct {
 	// "docker", "" for the first that works, or "none" for static checks only.
 	Runtime string
 
-	// Source and Commit describe this repository, for annotations and the
-	// sha-<short> tag; Commit may be empty when unknown.
+	// Source and Commit describe this repository, for annotations, provenance
+	// and the sha-<short> tag; Commit may be empty when unknown.
 	Source string
 	Commit string
+	// SourceTime is when the source was committed. It is recorded on every
+	// index and, with the version, orders releases so that no shared tag
+	// moves backwards. Zero reads the flake's lastModified time.
+	SourceTime time.Time
 	// ExtraTags are moved along with the standard ones.
 	ExtraTags []string
 	// StagingKey names the split-mode staging tags (default: derived from Commit).
 	StagingKey string
+	// From is the build records Merge accepts parts from: the --output file
+	// of `release build`, or a directory of them.
+	From string
 
+	// DryRun builds and tests, then shows what would be published and which
+	// tags would move, changing nothing in any registry or layout.
 	DryRun bool
+	// AllowRollback moves latest, the version and the date tag even to an
+	// index older than the one they point at: a deliberate revert.
+	AllowRollback bool
 
-	// Signer signs what was pushed before tags move; nil does not sign.
-	Signer Signer
+	// Signer signs what is pushed, before any tag moves. Pushing needs one:
+	// sign.New(ctx, sign.Disabled()) publishes unsigned, on purpose.
+	Signer sign.Signer
 	// Events receives progress; nil discards it.
 	Events func(Event)
 	// Now is the clock for the date tag (default time.Now).
 	Now func() time.Time
-	// Parsed registry name options (insecure).
-	nameOptions []name.Option
-	// Every agent of the flake's release set, selected or not.
-	allAgents []string
 }
 
 // Event is one step of progress for a person watching.
 type Event struct {
 	Agent  string
 	System matrix.System // empty for agent-wide steps
-	Stage  Stage
+	Stage  record.Stage
 	Detail string
 	// Bytes pushed so far and in all, while pushing.
 	Complete, Total int64
 }
 
-// Stage names a step of the release.
-type Stage string
+// mode is which entry point a run serves.
+type mode int
 
 const (
-	StageBuilding  Stage = "building"
-	StageBuilt     Stage = "built"
-	StageTesting   Stage = "testing"
-	StageTested    Stage = "tested"
-	StagePushing   Stage = "pushing"
-	StageSigning   Stage = "signing"
-	StageTagging   Stage = "tagging"
-	StageDone      Stage = "done"
-	StageUnchanged Stage = "unchanged"
-	StageFailed    Stage = "failed"
-	StagePlanned   Stage = "planned"
+	modeRelease mode = iota
+	modeBuild
+	modeMerge
 )
 
-// Signer signs and attests an agent's pushed images and index. It runs
-// after everything is in the registry and before any tag moves; an error
-// stops that agent's release with no tag moved.
-type Signer interface {
-	Sign(ctx context.Context, req SignRequest) (any, error)
+// run is one release in progress: the caller's options with their defaults,
+// and what the run has worked out.
+type run struct {
+	o      Options
+	mode   mode
+	jobs   int
+	now    time.Time
+	events func(Event)
+	// prefix is set whenever the run uses a registry.
+	prefix publish.Prefix
+	// runtime runs container smoke tests; nil for static checks only.
+	runtime smoke.Runtime
+	// smoke is false when nothing is smoke-tested (a dry run, a merge).
+	smoke bool
+	// allAgents is every agent of the flake's release set, selected or not.
+	allAgents  []string
+	sourceTime time.Time
 }
 
-// SignRequest is what one agent's signing needs.
-type SignRequest struct {
-	Repository name.Repository
-	Index      name.Digest
-	Images     []SignImage
-	Agent      matrix.Image
-	Source     string
-	Commit     string
-	// Unchanged is true when this exact index was already published.
-	Unchanged bool
-}
+var stagingKeyRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
 
-// SignImage is one per-arch image of a SignRequest.
-type SignImage struct {
-	System   matrix.System
-	Platform v1.Platform
-	Digest   name.Digest
-	Image    v1.Image
-	// DrvPath is the Nix derivation that built it, when built in this run.
-	DrvPath string
-}
-
-// Validate fills in defaults and rejects options that cannot work together,
-// before anything is built. Release, BuildStaged and Merge call it too.
-func (o *Options) Validate() error { return o.defaults() }
-
-func (o *Options) defaults() error {
-	if o.Jobs == 0 {
-		o.Jobs = runtime.NumCPU()
+// newRun checks every option before anything is evaluated, built or
+// pushed: a bad flag fails here, never half way through a release.
+func newRun(o Options, m mode) (*run, error) {
+	r := &run{o: o, mode: m, jobs: o.Jobs, now: time.Now(), events: o.Events}
+	if o.Now != nil {
+		r.now = o.Now()
 	}
-	if o.Jobs < 1 {
-		return fmt.Errorf("--jobs %d: want at least 1", o.Jobs)
+	if r.events == nil {
+		r.events = func(Event) {}
 	}
-	if o.WorkDir == "" {
-		o.WorkDir = filepath.Join("dist", "work")
+	if r.jobs == 0 {
+		r.jobs = runtime.NumCPU()
 	}
-	if o.LayoutDir == "" {
-		o.LayoutDir = filepath.Join("dist", "oci")
+	var errs []error
+	if r.jobs < 1 {
+		errs = append(errs, fmt.Errorf("--jobs %d: want at least 1", o.Jobs))
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Events == nil {
-		o.Events = func(Event) {}
-	}
-	if o.Insecure {
-		o.nameOptions = append(o.nameOptions, name.Insecure)
-	}
-	if o.Push && o.Registry == "" {
-		return fmt.Errorf("--push needs --registry, the repository prefix agents are pushed under (for example ghcr.io/OWNER/REPO; under GitHub Actions the default is ghcr.io/<owner>/<repo>)")
-	}
-	if o.Registry != "" {
-		if _, err := name.NewRepository(strings.TrimSuffix(o.Registry, "/")+"/x", o.nameOptions...); err != nil {
-			return fmt.Errorf("--registry %q is not a repository prefix: %w", o.Registry, err)
+	if r.pushes() {
+		if o.Registry == "" {
+			errs = append(errs, fmt.Errorf("--registry: give the repository prefix agents are pushed under (for example ghcr.io/OWNER/REPO; under GitHub Actions the default is ghcr.io/<owner>/<repo>)"))
+		} else if p, err := publish.ParsePrefix(o.Registry, o.Insecure); err != nil {
+			errs = append(errs, fmt.Errorf("--registry: %w", err))
+		} else {
+			r.prefix = p
+		}
+		if o.Signer == nil && !o.DryRun {
+			errs = append(errs, errors.New("pushing needs a signer: pass --key or run keyless, or --sign=false to publish unsigned on purpose"))
 		}
 	}
-	return nil
-}
-
-// Repository is where an agent's images go: <registry>/<agent>.
-func (o *Options) Repository(agent string) (name.Repository, error) {
-	return name.NewRepository(strings.TrimSuffix(o.Registry, "/")+"/"+agent, o.nameOptions...)
-}
-
-func (o *Options) targets(ctx context.Context) ([]matrix.Target, error) {
-	all, err := matrix.Load(ctx, o.Flake)
-	if err != nil {
+	// The tags every agent shares are checked now; the version tag is
+	// checked per agent once the flake is read, still before any build.
+	if _, err := (publish.TagPolicy{Commit: o.Commit, Now: r.now, Extra: o.ExtraTags}).Tags(); err != nil {
+		errs = append(errs, fmt.Errorf("tags: %w", err))
+	}
+	if m == modeBuild && !stagingKeyRE.MatchString(r.stagingKey()) {
+		errs = append(errs, fmt.Errorf("--staging-key %q: want letters, digits, '_', '.' and '-', at most 64", r.stagingKey()))
+	}
+	if m == modeMerge && o.From == "" {
+		errs = append(errs, errors.New("--from: give the build records of `release build` (its --output files, or a directory of them); merge accepts only the parts they name"))
+	}
+	switch o.Runtime {
+	case "", "podman", "docker", "none":
+	default:
+		errs = append(errs, fmt.Errorf("--runtime %q: want podman, docker or none", o.Runtime))
+	}
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	o.allAgents = matrix.Agents(all)
-	return matrix.Select(all, o.Agents, o.Systems)
-}
-
-// registry is the publisher for this release. Every agent image shares its
-// base layers, so a layer this run has not pushed is offered for mounting
-// from the repository of the release set's first agent (the second, for the
-// first agent itself), where an earlier run or another job put it.
-func (o *Options) registry() *publish.Registry {
-	opts := []publish.RegistryOption{publish.WithProgress(o.pushProgress)}
-	var siblings []name.Repository
-	for _, a := range o.allAgents {
-		if len(siblings) == 2 {
-			break
+	r.smoke = m != modeMerge && !o.DryRun
+	if r.smoke && o.Runtime != "none" {
+		rt, err := smoke.NewRuntime(o.Runtime)
+		if err != nil {
+			return nil, fmt.Errorf("smoke tests need a container runtime (or --runtime none for static checks only): %w", err)
 		}
-		if repo, err := o.Repository(a); err == nil {
-			siblings = append(siblings, repo)
-		}
+		r.runtime = rt
 	}
-	return publish.NewRegistry(append(opts, publish.WithMountFrom(siblings...))...)
+	return r, nil
 }
 
-func (o *Options) tags(version string) ([]string, error) {
-	return publish.TagPolicy{Version: version, Commit: o.Commit, Now: o.Now(), Extra: o.ExtraTags}.Tags()
+// pushes reports whether the run writes to a registry.
+func (r *run) pushes() bool { return r.mode != modeRelease || r.o.Push }
+
+func (r *run) workDir() string {
+	if r.o.WorkDir == "" {
+		return filepath.Join("dist", "work")
+	}
+	return r.o.WorkDir
 }
 
-func (o *Options) annotations(img matrix.Image) map[string]string {
-	a := map[string]string{
-		publish.AnnotationVersion: img.Version,
-		publish.AnnotationTitle:   img.Attr,
+func (r *run) layoutDir() string {
+	if r.o.LayoutDir == "" {
+		return filepath.Join("dist", "oci")
 	}
-	if o.Source != "" {
-		a[publish.AnnotationSource] = o.Source
-	}
-	if o.Commit != "" {
-		a[publish.AnnotationRevision] = o.Commit
-	}
-	return a
+	return r.o.LayoutDir
 }
 
 // stagingKey is the key split-mode builds and merges agree on.
-func (o *Options) stagingKey() string {
-	if o.StagingKey != "" {
-		return o.StagingKey
+func (r *run) stagingKey() string {
+	if r.o.StagingKey != "" {
+		return r.o.StagingKey
 	}
-	if len(o.Commit) >= 7 {
-		return "sha-" + o.Commit[:7]
+	if len(r.o.Commit) >= 7 {
+		return "sha-" + r.o.Commit[:7]
 	}
 	return "local"
 }
 
-// tested is one target after build and smoke test.
-type tested struct {
-	build.Result
-	Smoke *smoke.Report
-	Err   error
+// agent is one agent of a run: its part of the report, whose Platforms are
+// its image records, and the tags it will move.
+type agent struct {
+	*record.Agent
+	flake matrix.Image
+	tags  []publish.Tag
 }
 
-// buildAndTest builds every target and smoke-tests every image that built.
-func (o *Options) buildAndTest(ctx context.Context, targets []matrix.Target, skipSmoke bool) ([]tested, error) {
-	results, err := build.Build(ctx, o.Flake, targets,
-		build.WithJobs(o.Jobs),
-		build.WithWorkDir(o.WorkDir),
-		build.WithProgress(func(e build.Event) {
-			ev := Event{Agent: e.Target.Agent, System: e.Target.System, Stage: StageBuilding}
-			switch e.Stage {
-			case "built":
-				ev.Stage = StageBuilt
-			case "failed":
-				ev.Stage, ev.Detail = StageFailed, e.Err.Error()
-			default:
-				ev.Detail = e.Stage
-			}
-			o.Events(ev)
-		}))
+func (a *agent) name() string { return a.Agent.Agent }
+
+// plan reads the flake's release set and makes one record per selected
+// target, grouped by agent in target order. An agent whose version gives no
+// usable tag fails here, before it is built.
+func (r *run) plan(ctx context.Context) ([]*agent, error) {
+	all, err := matrix.Load(ctx, r.o.Flake)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]tested, len(results))
-	var rt smoke.Runtime
-	if !skipSmoke && o.Runtime != "none" {
-		rt, err = smoke.NewRuntime(o.Runtime)
-		if err != nil {
-			return nil, fmt.Errorf("smoke tests need a container runtime (or --runtime none for static checks only): %w", err)
+	r.allAgents = matrix.Agents(all)
+	targets, err := matrix.Select(all, r.o.Agents, r.o.Systems)
+	if err != nil {
+		return nil, err
+	}
+	r.sourceTime = r.o.SourceTime
+	if r.sourceTime.IsZero() {
+		if r.sourceTime, err = r.o.Flake.LastModified(ctx, nix.Run); err != nil {
+			return nil, err
 		}
 	}
-	var g errgroup.Group
-	g.SetLimit(o.Jobs)
-	for i, r := range results {
-		out[i] = tested{Result: r, Err: r.Err}
-		if r.Err != nil || skipSmoke {
-			continue
-		}
-		g.Go(func() error {
-			t := r.Target
-			o.Events(Event{Agent: t.Agent, System: t.System, Stage: StageTesting})
-			plat, _ := t.System.Platform()
-			opts := []smoke.Option{smoke.WithPlatform(plat)}
-			if rt != nil {
-				opts = append(opts, smoke.WithRuntime(rt))
-			}
-			rep, err := smoke.Test(ctx, r.Image, t.Image.Expect(), opts...)
-			out[i].Smoke = rep
-			switch {
-			case err != nil:
-				out[i].Err = fmt.Errorf("smoke-testing %s: %w", t, err)
-			case len(rep.Failed()) > 0:
-				var names []string
-				for _, f := range rep.Failed() {
-					names = append(names, f.Check+" ("+f.Detail+")")
-				}
-				out[i].Err = fmt.Errorf("smoke test of %s failed: %s", t, strings.Join(names, "; "))
-			}
-			if out[i].Err != nil {
-				o.Events(Event{Agent: t.Agent, System: t.System, Stage: StageFailed, Detail: out[i].Err.Error()})
-			} else {
-				o.Events(Event{Agent: t.Agent, System: t.System, Stage: StageTested, Detail: string(rep.Mode)})
-			}
-			return nil
-		})
-	}
-	_ = g.Wait()
-	return out, nil
-}
-
-// group collects tested targets by agent, in target order.
-func group(ts []tested) (agents []string, by map[string][]tested) {
-	by = map[string][]tested{}
-	for _, t := range ts {
-		a := t.Target.Agent
-		if _, ok := by[a]; !ok {
+	var agents []*agent
+	by := map[string]*agent{}
+	for _, t := range targets {
+		a, ok := by[t.Agent]
+		if !ok {
+			a = &agent{Agent: &record.Agent{Agent: t.Agent, Version: t.Image.Version, Status: record.StagePlanned}, flake: t.Image}
+			a.Created = r.sourceTime
+			a.tags, err = publish.TagPolicy{Version: t.Image.Version, Commit: r.o.Commit, Now: r.now, Extra: r.o.ExtraTags}.Tags()
+			by[t.Agent] = a
 			agents = append(agents, a)
 		}
-		by[a] = append(by[a], t)
+		img, ierr := record.NewImage(t)
+		if ierr != nil {
+			return nil, ierr
+		}
+		if err != nil {
+			img.Fail(fmt.Errorf("%s: %w", t, err))
+		}
+		a.Platforms = append(a.Platforms, img)
+		r.events(Event{Agent: t.Agent, System: t.System, Stage: record.StagePlanned})
 	}
-	return agents, by
+	return agents, nil
 }
 
-// forEachAgent runs f for each agent, at most jobs at a time, writing into a
-// pre-sized slice so the report's order is the targets' order.
-func forEachAgent(jobs int, agents []string, f func(i int, agent string)) {
+// images lists every image record of agents.
+func images(agents []*agent) []*record.Image {
+	var out []*record.Image
+	for _, a := range agents {
+		out = append(out, a.Platforms...)
+	}
+	return out
+}
+
+// buildAndTest builds every image, then smoke-tests each one that built.
+func (r *run) buildAndTest(ctx context.Context, imgs []*record.Image) error {
+	err := build.Build(ctx, r.o.Flake, imgs,
+		build.WithJobs(r.jobs),
+		build.WithWorkDir(r.workDir()),
+		build.WithProgress(func(e build.Event) {
+			ev := Event{Agent: e.Image.Agent, System: e.Image.System, Stage: record.StageBuilding}
+			switch e.Stage {
+			case "built":
+				ev.Stage = record.StageBuilt
+			case "failed":
+				ev.Stage, ev.Detail = record.StageFailed, e.Err.Error()
+			default:
+				ev.Detail = e.Stage
+			}
+			r.events(ev)
+		}))
+	if err != nil || !r.smoke {
+		return err
+	}
 	var g errgroup.Group
-	g.SetLimit(jobs)
-	for i, a := range agents {
-		g.Go(func() error { f(i, a); return nil })
+	g.SetLimit(r.jobs)
+	for _, img := range imgs {
+		if img.Failed() {
+			continue
+		}
+		g.Go(func() error { r.test(ctx, img); return nil })
+	}
+	return g.Wait()
+}
+
+// test smoke-tests one built image and records the result; a failed check
+// fails the image.
+func (r *run) test(ctx context.Context, img *record.Image) {
+	r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageTesting})
+	opts := []smoke.Option{smoke.WithPlatform(img.Platform)}
+	if r.runtime != nil {
+		opts = append(opts, smoke.WithRuntime(r.runtime))
+	}
+	rep, err := smoke.Test(ctx, img.Image, img.Flake.Expect(), opts...)
+	img.Smoke = record.SmokeOf(rep)
+	switch {
+	case err != nil:
+		img.Fail(fmt.Errorf("smoke-testing %s: %w", img, err))
+	case len(rep.Failed()) > 0:
+		var errs []error
+		for _, f := range rep.Failed() {
+			errs = append(errs, fmt.Errorf("%s (%s)", f.Check, f.Detail))
+		}
+		img.Fail(fmt.Errorf("smoke test of %s failed: %w", img, errors.Join(errs...)))
+	}
+	if img.Failed() {
+		r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageFailed, Detail: img.Error})
+	} else {
+		r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageTested, Detail: string(rep.Mode)})
+	}
+}
+
+// registry is the registry publisher of this run. Every agent image shares
+// its base layers, so a layer this run has not pushed is offered for
+// mounting from the repository of the release set's first agent (the
+// second, for the first agent itself), where an earlier run or another job
+// put it.
+func (r *run) registry() *publish.Registry {
+	opts := []publish.RegistryOption{publish.WithProgress(r.pushProgress)}
+	var siblings []name.Repository
+	for _, a := range r.allAgents {
+		if len(siblings) == 2 {
+			break
+		}
+		if repo, err := r.prefix.Repository(a); err == nil {
+			siblings = append(siblings, repo)
+		}
+	}
+	return publish.NewRegistry(r.prefix, append(opts, publish.WithMountFrom(siblings...))...)
+}
+
+func (r *run) pushProgress(p publish.Progress) {
+	agent := filepath.Base(p.Repository)
+	r.events(Event{Agent: agent, Stage: record.StagePushing, Complete: p.Complete, Total: p.Total})
+}
+
+// annotations are what the index says of where it came from.
+func (r *run) annotations(a *agent) map[string]string {
+	out := map[string]string{publish.AnnotationTitle: a.name()}
+	if r.o.Source != "" {
+		out[publish.AnnotationSource] = r.o.Source
+	}
+	if r.o.Commit != "" {
+		out[publish.AnnotationRevision] = r.o.Commit
+	}
+	return out
+}
+
+// fail marks an agent failed with err and says so.
+func (r *run) fail(a *agent, err error) {
+	a.Status, a.Error = record.StageFailed, err.Error()
+	r.events(Event{Agent: a.name(), Stage: record.StageFailed, Detail: a.Error})
+}
+
+// forEachAgent runs f for each agent, at most jobs at a time. Each agent
+// writes only its own record, so the report keeps the targets' order.
+func (r *run) forEachAgent(agents []*agent, f func(a *agent)) {
+	var g errgroup.Group
+	g.SetLimit(r.jobs)
+	for _, a := range agents {
+		g.Go(func() error { f(a); return nil })
 	}
 	_ = g.Wait()
+}
+
+func reportAgents(agents []*agent) []*record.Agent {
+	out := make([]*record.Agent, len(agents))
+	for i, a := range agents {
+		out[i] = a.Agent
+	}
+	return out
 }

@@ -2,167 +2,218 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/nothingnesses/agent-images/build"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/publish"
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // BuildStaged is the first half of a split release, run once per system on
-// a native runner: build and smoke-test the selected targets, then push each
-// per-arch image by digest under its staging tag. No index or tag moves.
-func BuildStaged(ctx context.Context, o Options) (*Report, error) {
-	if err := o.defaults(); err != nil {
-		return nil, err
-	}
-	if !o.Push {
-		return nil, fmt.Errorf("release build stages images in a registry for release merge: add --push and --registry (or run `release` without a subcommand for a local release)")
-	}
-	targets, err := o.targets(ctx)
+// a native runner: build and smoke-test the selected targets, push each
+// per-arch image that passed by digest, point its staging tag at it, and
+// sign and attest it here, in the job that built it. No index or release tag
+// moves. The build record it returns is what Merge accepts parts from.
+func BuildStaged(ctx context.Context, o Options) (*record.Build, error) {
+	r, err := newRun(o, modeBuild)
 	if err != nil {
 		return nil, err
 	}
-	ts, err := o.buildAndTest(ctx, targets, false)
+	agents, err := r.plan(ctx)
 	if err != nil {
 		return nil, err
 	}
-	reg := o.registry()
-	key := o.stagingKey()
-	agents, by := group(ts)
-	rep := &Report{Registry: o.Registry, Commit: o.Commit, Agents: make([]AgentReport, len(agents))}
-	forEachAgent(o.Jobs, agents, func(i int, agent string) {
-		ar := AgentReport{Agent: agent, Version: by[agent][0].Target.Image.Version, Status: StageDone}
-		repo, err := o.Repository(agent)
-		for _, t := range by[agent] {
-			plat, _ := t.Target.System.Platform()
-			pr := PlatformReport{System: string(t.Target.System), Platform: plat.String(), DrvPath: t.DrvPath, Smoke: brief(t.Smoke)}
-			switch {
-			case t.Err != nil:
-				pr.Error = t.Err.Error()
-			case err != nil:
-				pr.Error = err.Error()
-			default:
-				o.Events(Event{Agent: agent, System: t.Target.System, Stage: StagePushing})
-				staged, serr := reg.Stage(ctx, repo, key, publish.Part{Platform: plat, Image: t.Image})
-				if serr != nil {
-					pr.Error = serr.Error()
-				} else {
-					pr.Digest, pr.Size = staged.Digest.String(), staged.Size
-					ar.Tags = append(ar.Tags, publish.StagingTag(key, plat))
-					ar.Repository = repo.String()
-				}
-			}
-			if pr.Error != "" {
-				ar.Status, ar.Error = StageFailed, joinErr(ar.Error, pr.Error)
-			}
-			ar.Platforms = append(ar.Platforms, pr)
+	imgs := images(agents)
+	if err := r.buildAndTest(ctx, imgs); err != nil {
+		return nil, err
+	}
+	rec := &record.Build{
+		Schema:     record.BuildSchema,
+		Commit:     o.Commit,
+		StagingKey: r.stagingKey(),
+		Registry:   r.prefix.String(),
+		DryRun:     o.DryRun,
+		Images:     imgs,
+	}
+	if o.DryRun {
+		return rec, nil
+	}
+	reg := r.registry()
+	var g errgroup.Group
+	g.SetLimit(r.jobs)
+	for _, img := range imgs {
+		if img.Failed() {
+			continue
 		}
-		o.Events(Event{Agent: agent, Stage: ar.Status, Detail: ar.Error})
-		rep.Agents[i] = ar
-	})
-	return rep, nil
+		g.Go(func() error { r.stage(ctx, reg, img); return nil })
+	}
+	return rec, g.Wait()
 }
 
-// Merge is the second half of a split release: find every per-arch image
-// the build jobs staged for the selected agents, check each is for the right
-// platform and the version the flake has now, then push the index, sign and
-// move the tags as Release does.
-func Merge(ctx context.Context, o Options) (*Report, error) {
-	if err := o.defaults(); err != nil {
-		return nil, err
+// stage pushes one tested image under its staging tag and signs it.
+func (r *run) stage(ctx context.Context, reg *publish.Registry, img *record.Image) {
+	r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StagePushing})
+	if err := reg.Stage(ctx, img, r.stagingKey()); err != nil {
+		img.Fail(err)
+	} else {
+		r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageSigning})
+		if err := r.o.Signer.SignImage(ctx, img); err != nil {
+			img.Fail(err)
+		}
 	}
-	if o.Registry == "" {
-		return nil, fmt.Errorf("release merge reads staged images from a registry: give --registry")
+	if img.Failed() {
+		r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageFailed, Detail: img.Error})
+		return
 	}
-	o.Push = true
-	targets, err := o.targets(ctx)
+	r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageDone, Detail: img.Ref.String()})
+}
+
+// Merge is the second half of a split release. For every selected agent it
+// takes each per-arch image from the build records in Options.From, and
+// accepts it only when it is what this flake builds (same commit, same
+// derivation), the registry holds that very digest under its staging tag,
+// and its signature and attestations verify against the identity this
+// release signs with. Then it pushes the index, signs the index (its images
+// were signed where they were built) and moves the tags as Release does. An
+// agent with any part refused moves nothing, and the error names the part.
+func Merge(ctx context.Context, o Options) (*record.Report, error) {
+	r, err := newRun(o, modeMerge)
 	if err != nil {
 		return nil, err
 	}
-	reg := o.registry()
-	dest := &registryDest{reg: reg}
-	key := o.stagingKey()
-	var agents []string
-	by := map[string][]matrix.Target{}
-	for _, t := range targets {
-		if _, ok := by[t.Agent]; !ok {
-			agents = append(agents, t.Agent)
-		}
-		by[t.Agent] = append(by[t.Agent], t)
+	builds, err := record.ReadBuilds(o.From)
+	if err != nil {
+		return nil, err
 	}
-	// The build jobs' derivations, for provenance: the same flake and lock
-	// give the same derivations here as on the runners.
+	agents, err := r.plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var targets []matrix.Target
+	for _, img := range images(agents) {
+		targets = append(targets, img.Target())
+	}
+	// One evaluation gives what this flake builds for every part, to hold
+	// each build record against.
 	drvs, err := build.DrvPaths(ctx, o.Flake, targets)
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Registry: o.Registry, Commit: o.Commit, Agents: make([]AgentReport, len(agents))}
-	forEachAgent(o.Jobs, agents, func(i int, agent string) {
-		rep.Agents[i] = o.mergeAgent(ctx, dest, reg, key, by[agent], drvs)
+	recorded := map[string][]part{}
+	for _, b := range builds {
+		for _, img := range b.Images {
+			recorded[img.String()] = append(recorded[img.String()], part{build: b, image: img})
+		}
+	}
+	reg := r.registry()
+	rep := &record.Report{Registry: r.prefix.String(), Commit: o.Commit, DryRun: o.DryRun, Agents: reportAgents(agents)}
+	r.forEachAgent(agents, func(a *agent) {
+		var errs []error
+		for i, want := range a.Platforms {
+			if want.Failed() {
+				errs = append(errs, want.Err)
+				continue
+			}
+			got, err := r.accept(ctx, reg, want, recorded[want.String()], drvs[want.String()])
+			if err != nil {
+				err = fmt.Errorf("part %s (%s) refused: %w", want, want.Platform, err)
+				want.Fail(err)
+				errs = append(errs, err)
+				r.events(Event{Agent: want.Agent, System: want.System, Stage: record.StageFailed, Detail: err.Error()})
+				continue
+			}
+			a.Platforms[i] = got
+			r.events(Event{Agent: want.Agent, System: want.System, Stage: record.StageBuilt, Detail: "accepted " + got.Ref.String()})
+		}
+		if len(errs) > 0 {
+			r.fail(a, fmt.Errorf("nothing moved: %w", errors.Join(errs...)))
+			return
+		}
+		r.publish(ctx, reg, a, r.signIndex)
 	})
 	return rep, nil
 }
 
-func (o *Options) mergeAgent(ctx context.Context, dest *registryDest, reg *publish.Registry, key string, ts []matrix.Target, drvPaths map[string]string) AgentReport {
-	img := ts[0].Image
-	ar := AgentReport{Agent: img.Attr, Version: img.Version, Status: StageFailed}
-	repo, err := o.Repository(img.Attr)
-	if err != nil {
-		return o.failed(ar, err)
-	}
-	var platforms []v1.Platform
-	for _, t := range ts {
-		p, _ := t.System.Platform()
-		platforms = append(platforms, p)
-		ar.Platforms = append(ar.Platforms, PlatformReport{System: string(t.System), Platform: p.String()})
-	}
-	staged, err := reg.Staged(ctx, repo, key, platforms)
-	if err != nil {
-		return o.failed(ar, err)
-	}
-	var parts []publish.Part
-	var stale []string
-	for _, s := range staged {
-		if err := checkStaged(s, img.Version); err != nil {
-			stale = append(stale, err.Error())
-			continue
-		}
-		parts = append(parts, s.Part)
-	}
-	if len(stale) > 0 {
-		return o.failed(ar, fmt.Errorf("stale per-arch images for %s: %s; rebuild them with `release build --push`", repo, strings.Join(stale, "; ")))
-	}
-	drvs := map[string]string{}
-	for i, t := range ts {
-		drvs[string(t.System)] = drvPaths[t.String()]
-		ar.Platforms[i].DrvPath = drvPaths[t.String()]
-	}
-	return o.publishAgent(ctx, dest, ar, img, parts, drvs)
+// part is one image of a build record.
+type part struct {
+	build *record.Build
+	image *record.Image
 }
 
-// checkStaged rejects a staged image built for another platform or for
-// another version of the agent than the flake has now.
-func checkStaged(s publish.StagedPart, version string) error {
-	cf, err := s.Image.ConfigFile()
-	if err != nil {
-		return fmt.Errorf("%s: reading config: %w", s.Tag, err)
+// accept returns the record of the part want, as a build job recorded it,
+// when it holds up; the error says why not.
+func (r *run) accept(ctx context.Context, reg *publish.Registry, want *record.Image, parts []part, drv string) (*record.Image, error) {
+	switch len(parts) {
+	case 0:
+		return nil, fmt.Errorf("no build record in %s names it: run `release build --system %s` and pass its --output with --from", r.o.From, want.System)
+	case 1:
+	default:
+		return nil, fmt.Errorf("%d build records name it: pass the records of one run", len(parts))
 	}
-	if cf.OS != s.Platform.OS || cf.Architecture != s.Platform.Architecture {
-		return fmt.Errorf("%s is %s/%s, want %s", s.Tag, cf.OS, cf.Architecture, s.Platform)
+	b, got := parts[0].build, *parts[0].image
+	switch {
+	case got.Failed():
+		return nil, fmt.Errorf("its build failed: %s", got.Error)
+	case b.DryRun:
+		return nil, errors.New("its build record is of a dry run, which pushed nothing")
+	case b.Commit != r.o.Commit:
+		return nil, fmt.Errorf("it was built from commit %q, this merge is of %q", b.Commit, r.o.Commit)
+	case b.Registry != r.prefix.String():
+		return nil, fmt.Errorf("it was staged in %s, this merge publishes to %s", b.Registry, r.prefix)
+	case got.Platform.String() != want.Platform.String():
+		return nil, fmt.Errorf("its record says platform %s", got.Platform)
+	case got.DrvPath != drv:
+		return nil, fmt.Errorf("it was built from %s, this flake builds %s", got.DrvPath, drv)
+	case got.Digest.Hex == "":
+		return nil, errors.New("its build record has no digest")
+	}
+	staged, tag, ok, err := reg.Staged(ctx, want.Agent, b.StagingKey, want.Platform)
+	switch {
+	case err != nil:
+		return nil, err
+	case !ok:
+		return nil, fmt.Errorf("nothing is staged at %s", tag)
+	case staged != got.Digest:
+		return nil, fmt.Errorf("%s points at %s, but the build record says %s: the staged image was replaced after it was built", tag, staged, got.Digest)
+	}
+	repo, err := reg.Repository(want.Agent)
+	if err != nil {
+		return nil, err
+	}
+	got.Ref = repo.Digest(got.Digest.String())
+	if got.Image, err = reg.Image(ctx, got.Ref); err != nil {
+		return nil, err
+	}
+	if err := checkImage(got.Image, want.Platform, want.Flake.Version); err != nil {
+		return nil, fmt.Errorf("%s: %w", got.Ref, err)
+	}
+	got.Flake = want.Flake
+	got.Err = nil
+	if r.o.Signer != nil {
+		if err := r.o.Signer.Check(ctx, &got); err != nil {
+			return nil, err
+		}
+	}
+	return &got, nil
+}
+
+// checkImage rejects an image for another platform or for another version
+// of the agent than the flake has now.
+func checkImage(img v1.Image, p v1.Platform, version string) error {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("reading config: %w", err)
+	}
+	if cf.OS != p.OS || cf.Architecture != p.Architecture {
+		return fmt.Errorf("it is %s/%s, want %s", cf.OS, cf.Architecture, p)
 	}
 	if got := cf.Config.Labels[publish.AnnotationVersion]; got != version {
-		return fmt.Errorf("%s has version %q, the flake has %q", s.Tag, got, version)
+		return fmt.Errorf("it has version %q, the flake has %q", got, version)
 	}
 	return nil
-}
-
-func joinErr(a, b string) string {
-	if a == "" {
-		return b
-	}
-	return a + "; " + b
 }

@@ -1,73 +1,99 @@
 // Package publish owns where built images go and in what order: each
 // per-arch image by digest, then the multi-arch index, then (after the
-// caller's hook, where signing happens) the tags, last. It writes the same
-// result to a registry or to a local OCI image layout, and never uploads a
-// blob the destination already has.
+// caller's hook, where signing happens) the tags, last, and never backwards.
+// A Registry and a Layout (a local OCI image layout) are the two Publishers;
+// they share that order and differ only in where manifests and tags live.
 package publish
 
 import (
 	"fmt"
 	"sort"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-)
 
-// Part is one per-arch image of an agent.
-type Part struct {
-	Platform v1.Platform
-	Image    v1.Image
-}
+	"github.com/nothingnesses/agent-images/record"
+)
 
 // Release is everything published for one agent.
 type Release struct {
 	Agent string
-	Parts []Part
-	// Annotations go on the index (source, revision, version, title).
+	// Images are the per-arch images; each must have its Image. Publishing
+	// fills in Size, and Ref in a registry.
+	Images []*record.Image
+	// Version and Created order releases: Created is the source commit's
+	// time. Both are recorded on the index, and a tag that is not Owned
+	// never moves to an index older than the one it points at.
+	Version string
+	Created time.Time
+	// Annotations go on the index besides the version and time (source,
+	// revision, title).
 	Annotations map[string]string
 	// Tags are moved to the index last.
-	Tags []string
+	Tags []Tag
+	// AllowRollback moves every tag even to an older index: a deliberate revert.
+	AllowRollback bool
 }
 
-// Annotation keys used on every index.
+// Annotation keys used on every index, and on its entries.
 const (
 	AnnotationSource   = "org.opencontainers.image.source"
 	AnnotationRevision = "org.opencontainers.image.revision"
 	AnnotationVersion  = "org.opencontainers.image.version"
+	AnnotationCreated  = "org.opencontainers.image.created"
 	AnnotationTitle    = "org.opencontainers.image.title"
 	AnnotationRefName  = "org.opencontainers.image.ref.name"
+	// AnnotationDerivation is on each platform's entry of the index: the Nix
+	// derivation that built that image, so that a later run can tell from
+	// the index alone whether it would build the same thing.
+	AnnotationDerivation = "io.github.nothingnesses.agent-images.derivation"
 )
 
-// Index assembles the OCI index of parts. Parts are ordered by platform so
+// Index assembles the OCI index of rel. Images are ordered by platform so
 // that the same images always give the same index digest, whichever order
 // they were built or fetched in.
-func Index(parts []Part, annotations map[string]string) (v1.ImageIndex, error) {
-	if len(parts) == 0 {
+func Index(rel Release) (v1.ImageIndex, error) {
+	if len(rel.Images) == 0 {
 		return nil, fmt.Errorf("an index needs at least one image")
 	}
-	sorted := append([]Part(nil), parts...)
+	sorted := append([]*record.Image(nil), rel.Images...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Platform.String() < sorted[j].Platform.String() })
 	seen := map[string]bool{}
 	adds := make([]mutate.IndexAddendum, 0, len(sorted))
-	for _, p := range sorted {
-		if seen[p.Platform.String()] {
-			return nil, fmt.Errorf("two images for platform %s in one index", p.Platform)
+	for _, img := range sorted {
+		if seen[img.Platform.String()] {
+			return nil, fmt.Errorf("two images for platform %s in one index", img.Platform)
 		}
-		seen[p.Platform.String()] = true
-		mt, err := p.Image.MediaType()
+		seen[img.Platform.String()] = true
+		if img.Image == nil {
+			return nil, fmt.Errorf("%s has no image to publish", img)
+		}
+		mt, err := img.Image.MediaType()
 		if err != nil {
 			return nil, err
 		}
-		platform := p.Platform
-		adds = append(adds, mutate.IndexAddendum{
-			Add:        plainImage{p.Image},
-			Descriptor: v1.Descriptor{MediaType: mt, Platform: &platform},
-		})
+		platform := img.Platform
+		desc := v1.Descriptor{MediaType: mt, Platform: &platform}
+		if img.DrvPath != "" {
+			desc.Annotations = map[string]string{AnnotationDerivation: img.DrvPath}
+		}
+		adds = append(adds, mutate.IndexAddendum{Add: plainImage{img.Image}, Descriptor: desc})
 	}
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	idx = mutate.AppendManifests(idx, adds...)
+	annotations := map[string]string{}
+	for k, v := range rel.Annotations {
+		annotations[k] = v
+	}
+	if rel.Version != "" {
+		annotations[AnnotationVersion] = rel.Version
+	}
+	if !rel.Created.IsZero() {
+		annotations[AnnotationCreated] = rel.Created.UTC().Format(time.RFC3339)
+	}
 	if len(annotations) > 0 {
 		idx = mutate.Annotations(idx, annotations).(v1.ImageIndex)
 	}

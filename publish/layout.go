@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -16,99 +18,145 @@ import (
 
 // Layout publishes to a local OCI image layout, the destination of a release
 // without --push. Each tag becomes a ref.name "<agent>:<tag>" on the index,
-// which podman and skopeo read as oci:DIR:<agent>:<tag>.
+// which podman and skopeo read as oci:DIR:<agent>:<tag>. The layout is
+// created by the first write, so planning against a directory that does not
+// exist leaves none behind.
 type Layout struct {
-	dir  string
-	mu   sync.Mutex
-	path layout.Path
+	dir string
+	// mu serialises the agents of one release: index.json is one file.
+	mu sync.Mutex
+	// write serialises the writes of one agent's images, which publish
+	// makes at once (a registry takes them in parallel; files do not).
+	write sync.Mutex
 }
 
-// OpenLayout opens the layout at dir, creating an empty one if there is none.
-func OpenLayout(dir string) (*Layout, error) {
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("opening OCI layout %s: %w", dir, err)
-		}
-		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-			return nil, err
-		}
-		p, err = layout.Write(dir, empty.Index)
-		if err != nil {
-			return nil, fmt.Errorf("creating OCI layout %s: %w", dir, err)
-		}
-	}
-	return &Layout{dir: dir, path: p}, nil
-}
+// NewLayout is the layout at dir.
+func NewLayout(dir string) *Layout { return &Layout{dir: dir} }
 
 // RefName is the ref.name annotation a tag of an agent gets in the layout.
 func RefName(agent, tag string) string { return agent + ":" + tag }
 
 // Publish writes rel's images and index into the layout (blobs already
 // there are not written again) and points each tag's ref.name at the index.
-// Unchanged is true when the first tag already pointed at this index.
 func (l *Layout) Publish(ctx context.Context, rel Release, hook Hook) (*Result, error) {
-	idx, err := Index(rel.Parts, rel.Annotations)
-	if err != nil {
-		return nil, fmt.Errorf("assembling the index of %s: %w", rel.Agent, err)
-	}
-	res, err := describe("oci:"+l.dir, idx)
-	if err != nil {
-		return nil, err
-	}
-	res.Tags = rel.Tags
-
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	current, err := l.current()
-	if err != nil {
-		return nil, err
-	}
-	for _, t := range rel.Tags {
-		if current[RefName(rel.Agent, t)] == res.Index {
-			res.Unchanged = true
-		}
-	}
-	if !res.Unchanged {
-		if err := l.path.WriteIndex(idx); err != nil {
-			return nil, fmt.Errorf("writing %s into %s: %w", rel.Agent, l.dir, err)
-		}
-	}
-	if hook != nil {
-		if err := hook(ctx, res); err != nil {
-			return nil, fmt.Errorf("before tagging %s in %s: %w", rel.Agent, l.dir, err)
-		}
-	}
-	for _, t := range rel.Tags {
-		ref := RefName(rel.Agent, t)
-		if current[ref] == res.Index {
-			continue
-		}
-		err := l.path.ReplaceIndex(idx, match.Annotation(AnnotationRefName, ref),
-			layout.WithAnnotations(map[string]string{AnnotationRefName: ref}))
-		if err != nil {
-			return res, fmt.Errorf("tagging %s in %s: %w", ref, l.dir, err)
-		}
-		res.Moved = append(res.Moved, t)
-	}
-	return res, nil
+	return publish(ctx, &layoutStore{l: l, agent: rel.Agent}, rel, hook, false)
 }
 
-// current maps each ref.name in the layout to the digest it names.
-func (l *Layout) current() (map[string]v1.Hash, error) {
-	ii, err := l.path.ImageIndex()
+// Plan is what Publish would do, touching nothing.
+func (l *Layout) Plan(ctx context.Context, rel Release) (*Result, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return publish(ctx, &layoutStore{l: l, agent: rel.Agent}, rel, nil, true)
+}
+
+// path opens the layout, creating it when create is set; without, a layout
+// that does not exist yet is the zero Path.
+func (l *Layout) path(create bool) (layout.Path, error) {
+	p, err := layout.FromPath(l.dir)
+	switch {
+	case err == nil:
+		return p, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("opening OCI layout %s: %w", l.dir, err)
+	case !create:
+		return "", nil
+	}
+	if err := os.MkdirAll(filepath.Dir(l.dir), 0o755); err != nil {
+		return "", err
+	}
+	p, err = layout.Write(l.dir, empty.Index)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", l.dir, err)
+		return "", fmt.Errorf("creating OCI layout %s: %w", l.dir, err)
+	}
+	return p, nil
+}
+
+// layoutStore is one agent's part of a layout.
+type layoutStore struct {
+	l     *Layout
+	agent string
+}
+
+func (s *layoutStore) where() string           { return "oci:" + s.l.dir }
+func (s *layoutStore) ref(v1.Hash) name.Digest { return name.Digest{} }
+
+func (s *layoutStore) current(_ context.Context, tags []string) (map[string]v1.Hash, error) {
+	out := map[string]v1.Hash{}
+	p, err := s.l.path(false)
+	if err != nil || p == "" {
+		return out, err
+	}
+	ii, err := p.ImageIndex()
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", s.l.dir, err)
 	}
 	m, err := ii.IndexManifest()
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", l.dir, err)
+		return nil, fmt.Errorf("reading %s: %w", s.l.dir, err)
 	}
-	out := map[string]v1.Hash{}
+	want := map[string]string{}
+	for _, t := range tags {
+		want[RefName(s.agent, t)] = t
+	}
 	for _, d := range m.Manifests {
-		if ref := d.Annotations[AnnotationRefName]; ref != "" {
-			out[ref] = d.Digest
+		if t, ok := want[d.Annotations[AnnotationRefName]]; ok {
+			out[t] = d.Digest
 		}
 	}
 	return out, nil
+}
+
+func (s *layoutStore) manifest(_ context.Context, d v1.Hash) ([]byte, error) {
+	p, err := s.l.path(false)
+	if err != nil || p == "" {
+		return nil, err
+	}
+	rc, err := p.Blob(d)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s from %s: %w", d, s.l.dir, err)
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+func (s *layoutStore) putImage(_ context.Context, img v1.Image) error {
+	s.l.write.Lock()
+	defer s.l.write.Unlock()
+	p, err := s.l.path(true)
+	if err != nil {
+		return err
+	}
+	if err := p.WriteImage(img); err != nil {
+		return fmt.Errorf("writing an image of %s into %s: %w", s.agent, s.l.dir, err)
+	}
+	return nil
+}
+
+func (s *layoutStore) putIndex(_ context.Context, idx v1.ImageIndex) error {
+	p, err := s.l.path(true)
+	if err != nil {
+		return err
+	}
+	if err := p.WriteIndex(idx); err != nil {
+		return fmt.Errorf("writing %s into %s: %w", s.agent, s.l.dir, err)
+	}
+	return nil
+}
+
+func (s *layoutStore) tag(_ context.Context, tag string, idx v1.ImageIndex) error {
+	p, err := s.l.path(true)
+	if err != nil {
+		return err
+	}
+	ref := RefName(s.agent, tag)
+	if err := p.ReplaceIndex(idx, match.Annotation(AnnotationRefName, ref),
+		layout.WithAnnotations(map[string]string{AnnotationRefName: ref})); err != nil {
+		return fmt.Errorf("tagging %s in %s: %w", ref, s.l.dir, err)
+	}
+	return nil
 }

@@ -7,6 +7,9 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +24,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // counting records the requests a real in-process registry serves, so tests
@@ -61,43 +66,69 @@ func startRegistry(t *testing.T) (string, *counting) {
 	return strings.TrimPrefix(srv.URL, "http://"), c
 }
 
-func parts(t *testing.T) []Part {
+// images is a two-platform release's per-arch images, amd64 and arm64.
+func images(t *testing.T) []*record.Image {
 	t.Helper()
-	var out []Part
-	for _, arch := range []string{"arm64", "amd64"} {
+	var out []*record.Image
+	for _, sys := range matrix.Systems {
 		img, err := random.Image(256, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := record.NewImage(matrix.Target{Agent: "pi", System: sys})
 		if err != nil {
 			t.Fatal(err)
 		}
 		cf, _ := img.ConfigFile()
 		cf = cf.DeepCopy()
-		cf.OS, cf.Architecture = "linux", arch
-		img, _ = mutate.ConfigFile(img, cf)
-		out = append(out, Part{Platform: v1.Platform{OS: "linux", Architecture: arch}, Image: img})
+		cf.OS, cf.Architecture = rec.Platform.OS, rec.Platform.Architecture
+		rec.Image, _ = mutate.ConfigFile(img, cf)
+		rec.DrvPath = "/nix/store/00000000000000000000000000000000-pi-" + string(sys) + ".drv"
+		out = append(out, rec)
 	}
 	return out
 }
+
+func prefix(t testing.TB, s string) Prefix {
+	t.Helper()
+	p, err := ParsePrefix(s, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func tags(names ...string) []Tag {
+	var out []Tag
+	for _, n := range names {
+		out = append(out, Tag{Name: n, Owned: strings.HasPrefix(n, "sha-")})
+	}
+	return out
+}
+
+var day1 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
 func TestRegistryPublish(t *testing.T) {
 	ctx := context.Background()
 	host, rec := startRegistry(t)
 	repo, _ := name.NewRepository(host + "/agent-images/pi")
 	rel := Release{
-		Agent:       "pi",
-		Parts:       parts(t),
-		Annotations: map[string]string{AnnotationVersion: "1.0"},
-		Tags:        []string{"latest", "1.0", "2026-11-27"},
+		Agent:   "pi",
+		Images:  images(t),
+		Version: "1.0",
+		Created: day1,
+		Tags:    tags("latest", "1.0", "2026-11-27"),
 	}
-	r := NewRegistry()
+	r := NewRegistry(prefix(t, host+"/agent-images"))
 	var hookSaw []string
 	hook := func(ctx context.Context, res *Result) error {
 		// Everything is in the registry and no tag exists yet.
-		if _, err := remote.Head(repo.Digest(res.Index.String())); err != nil {
+		if _, err := remote.Head(res.Ref); err != nil {
 			t.Errorf("index not pushed before hook: %v", err)
 		}
-		for _, p := range res.Platforms {
-			if _, err := remote.Head(repo.Digest(p.Digest.String())); err != nil {
-				t.Errorf("%s not pushed before hook: %v", p.Platform, err)
+		for _, img := range rel.Images {
+			if _, err := remote.Head(img.Ref); err != nil {
+				t.Errorf("%s not pushed before hook: %v", img.Platform, err)
 			}
 		}
 		_, err := remote.Head(repo.Tag("latest"))
@@ -107,14 +138,14 @@ func TestRegistryPublish(t *testing.T) {
 		}
 		return nil
 	}
-	res, err := r.Publish(ctx, repo, rel, hook)
+	res, err := r.Publish(ctx, rel, hook)
 	if err != nil {
 		t.Fatalf("Publish = %v", err)
 	}
 	if res.Unchanged || len(res.Moved) != 3 {
 		t.Errorf("first Publish: Unchanged=%v Moved=%v, want false and all tags", res.Unchanged, res.Moved)
 	}
-	for _, tag := range rel.Tags {
+	for _, tag := range res.Tags {
 		desc, err := remote.Head(repo.Tag(tag))
 		if err != nil || desc.Digest != res.Index {
 			t.Errorf("tag %s = %v, %v; want %s", tag, desc, err, res.Index)
@@ -128,12 +159,20 @@ func TestRegistryPublish(t *testing.T) {
 	if len(im.Manifests) != 2 || im.Manifests[0].Platform.Architecture != "amd64" || im.Manifests[1].Platform.Architecture != "arm64" {
 		t.Errorf("index manifests = %+v, want amd64 then arm64", im.Manifests)
 	}
-	if im.Annotations[AnnotationVersion] != "1.0" {
-		t.Errorf("index annotations = %v, want version 1.0", im.Annotations)
+	for i, m := range im.Manifests {
+		if got := m.Annotations[AnnotationDerivation]; got != rel.Images[i].DrvPath {
+			t.Errorf("index entry %s derivation = %q, want %q", m.Platform, got, rel.Images[i].DrvPath)
+		}
+		if rel.Images[i].Size == 0 || rel.Images[i].Digest != m.Digest {
+			t.Errorf("record %s = size %d digest %s, want its size and %s", rel.Images[i], rel.Images[i].Size, rel.Images[i].Digest, m.Digest)
+		}
+	}
+	if im.Annotations[AnnotationVersion] != "1.0" || im.Annotations[AnnotationCreated] != "2026-11-01T12:00:00Z" {
+		t.Errorf("index annotations = %v, want version 1.0 created 2026-11-01T12:00:00Z", im.Annotations)
 	}
 
 	rec.reset()
-	again, err := r.Publish(ctx, repo, rel, hook)
+	again, err := r.Publish(ctx, rel, hook)
 	if err != nil {
 		t.Fatalf("second Publish = %v", err)
 	}
@@ -148,11 +187,126 @@ func TestRegistryPublish(t *testing.T) {
 	}
 }
 
+// TestRepairLostImage: a tag points at an index one of whose images the
+// registry lost. Publishing the same release again must push it back, not
+// report the release unchanged.
+func TestRepairLostImage(t *testing.T) {
+	ctx := context.Background()
+	host, rec := startRegistry(t)
+	r := NewRegistry(prefix(t, host+"/agent-images"))
+	rel := Release{Agent: "pi", Images: images(t), Version: "1.0", Created: day1, Tags: tags("latest")}
+	if _, err := r.Publish(ctx, rel, nil); err != nil {
+		t.Fatal(err)
+	}
+	lost := rel.Images[1].Ref
+	if err := remote.Delete(lost); err != nil {
+		t.Fatalf("deleting %s: %v", lost, err)
+	}
+	rec.reset()
+	res, err := r.Publish(ctx, rel, nil)
+	if err != nil {
+		t.Fatalf("Publish after losing %s = %v", lost, err)
+	}
+	if res.Unchanged || len(res.Repaired) != 1 || res.Repaired[0] != "linux/arm64" {
+		t.Errorf("Publish after a lost image: Unchanged=%v Repaired=%v, want changed and linux/arm64 repaired", res.Unchanged, res.Repaired)
+	}
+	if _, err := remote.Image(lost); err != nil {
+		t.Errorf("%s is still missing: %v", lost, err)
+	}
+	if w := rec.writes(); len(w) == 0 || !slices.ContainsFunc(w, func(s string) bool { return strings.HasSuffix(s, "/manifests/"+lost.DigestStr()) }) {
+		t.Errorf("writes = %v, want the lost manifest pushed again", w)
+	}
+}
+
+// TestNoRollback: shared tags never move to an older index; owned tags and
+// a deliberate rollback do.
+func TestNoRollback(t *testing.T) {
+	ctx := context.Background()
+	host, _ := startRegistry(t)
+	repo, _ := name.NewRepository(host + "/agent-images/pi")
+	r := NewRegistry(prefix(t, host+"/agent-images"))
+	newer := Release{Agent: "pi", Images: images(t), Version: "2.0", Created: day1.Add(48 * time.Hour),
+		Tags: tags("latest", "2.0", "2026-11-27", "sha-bbbbbbb")}
+	nres, err := r.Publish(ctx, newer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	older := Release{Agent: "pi", Images: images(t), Version: "1.0", Created: day1,
+		Tags: tags("latest", "1.0", "2026-11-27", "sha-aaaaaaa")}
+	plan, err := r.Plan(ctx, older)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ores, err := r.Publish(ctx, older, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range []*Result{plan, ores} {
+		if got := strings.Join(res.Moved, " "); got != "1.0 sha-aaaaaaa" {
+			t.Errorf("older release moved %q, want only its version and sha- tags", got)
+		}
+		var kept []string
+		for _, k := range res.Kept {
+			kept = append(kept, k.Tag)
+			if k.Index != nres.Index || k.Version != "2.0" || !k.Created.Equal(newer.Created) {
+				t.Errorf("kept %+v, want at %s (2.0, %s)", k, nres.Index, newer.Created)
+			}
+		}
+		if strings.Join(kept, " ") != "latest 2026-11-27" {
+			t.Errorf("older release kept %v, want latest and the date", kept)
+		}
+	}
+	for tag, want := range map[string]v1.Hash{"latest": nres.Index, "2026-11-27": nres.Index, "1.0": ores.Index, "sha-aaaaaaa": ores.Index} {
+		if desc, err := remote.Head(repo.Tag(tag)); err != nil || desc.Digest != want {
+			t.Errorf("%s = %v %v, want %s", tag, desc, err, want)
+		}
+	}
+
+	// Same time, lower version: still older.
+	sameTime := Release{Agent: "pi", Images: images(t), Version: "1.9", Created: newer.Created, Tags: tags("latest")}
+	if res, err := r.Publish(ctx, sameTime, nil); err != nil || len(res.Moved) != 0 || len(res.Kept) != 1 {
+		t.Errorf("same time, version 1.9 after 2.0: %+v %v, want latest kept", res, err)
+	}
+
+	older.AllowRollback = true
+	res, err := r.Publish(ctx, older, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Kept) != 0 || !slices.Contains(res.Moved, "latest") {
+		t.Errorf("rollback allowed: moved %v kept %v, want latest moved", res.Moved, res.Kept)
+	}
+}
+
+func TestPlanWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	host, rec := startRegistry(t)
+	r := NewRegistry(prefix(t, host+"/agent-images"))
+	rel := Release{Agent: "pi", Images: images(t), Version: "1.0", Created: day1, Tags: tags("latest", "1.0")}
+	res, err := r.Plan(ctx, rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Unchanged || len(res.Moved) != 2 || res.Index.Hex == "" {
+		t.Errorf("Plan = %+v, want a new index and both tags to move", res)
+	}
+	if w := rec.writes(); len(w) != 0 {
+		t.Errorf("Plan wrote %v", w)
+	}
+	dir := filepath.Join(t.TempDir(), "oci")
+	if _, err := NewLayout(dir).Plan(ctx, rel); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("planning into layout %s created it (%v)", dir, err)
+	}
+}
+
 func TestHookFailureMovesNoTag(t *testing.T) {
 	host, _ := startRegistry(t)
 	repo, _ := name.NewRepository(host + "/agent-images/codex")
-	rel := Release{Agent: "codex", Parts: parts(t), Tags: []string{"latest"}}
-	_, err := NewRegistry().Publish(context.Background(), repo, rel, func(context.Context, *Result) error {
+	rel := Release{Agent: "codex", Images: images(t), Tags: tags("latest")}
+	_, err := NewRegistry(prefix(t, host+"/agent-images")).Publish(context.Background(), rel, func(context.Context, *Result) error {
 		return errors.New("cannot sign")
 	})
 	if err == nil || !strings.Contains(err.Error(), "cannot sign") {
@@ -209,8 +363,8 @@ func assertMounted(t *testing.T, rec *counting, img v1.Image, b, a string) {
 func TestCrossRepositoryMount(t *testing.T) {
 	ctx := context.Background()
 	host, rec := watchedRegistry(t)
-	shared := parts(t)
-	r := NewRegistry()
+	shared := images(t)
+	r := NewRegistry(prefix(t, host))
 	a, _ := name.NewRepository(host + "/agent-images/a")
 	b, _ := name.NewRepository(host + "/agent-images/b")
 	if _, err := r.PushImage(ctx, a, shared[0].Image); err != nil {
@@ -232,18 +386,18 @@ func TestMountFromEarlierRun(t *testing.T) {
 	a, _ := name.NewRepository(host + "/agent-images/a")
 	b, _ := name.NewRepository(host + "/agent-images/b")
 	c, _ := name.NewRepository(host + "/agent-images/c")
-	shared := parts(t)
-	if _, err := NewRegistry().PushImage(ctx, a, shared[0].Image); err != nil {
+	shared := images(t)
+	if _, err := NewRegistry(prefix(t, host)).PushImage(ctx, a, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
 	rec.reset()
-	if _, err := NewRegistry(WithMountFrom(a, b)).PushImage(ctx, b, shared[0].Image); err != nil {
+	if _, err := NewRegistry(prefix(t, host), WithMountFrom(a, b)).PushImage(ctx, b, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
 	assertMounted(t, rec, shared[0].Image, "agent-images/b", "agent-images/a")
 
 	// c gets a different image: the guess is wrong, the layers upload.
-	if _, err := NewRegistry(WithMountFrom(a)).PushImage(ctx, c, shared[1].Image); err != nil {
+	if _, err := NewRegistry(prefix(t, host), WithMountFrom(a)).PushImage(ctx, c, shared[1].Image); err != nil {
 		t.Fatalf("pushing with a wrong mount guess = %v", err)
 	}
 	if _, err := remote.Image(c.Digest(mustDigest(t, shared[1].Image))); err != nil {
@@ -263,40 +417,27 @@ func mustDigest(t *testing.T, img v1.Image) string {
 func TestStaged(t *testing.T) {
 	ctx := context.Background()
 	host, _ := startRegistry(t)
-	repo, _ := name.NewRepository(host + "/agent-images/pi")
-	r := NewRegistry()
-	ps := parts(t)
-	if _, err := r.Stage(ctx, repo, "sha-abc1234", ps[1]); err != nil {
+	r := NewRegistry(prefix(t, host+"/agent-images"))
+	imgs := images(t)
+	if err := r.Stage(ctx, imgs[1], "sha-abc1234"); err != nil {
 		t.Fatalf("Stage = %v", err)
 	}
-	platforms := []v1.Platform{ps[0].Platform, ps[1].Platform}
-	_, err := r.Staged(ctx, repo, "sha-abc1234", platforms)
-	if err == nil || !strings.Contains(err.Error(), "linux/arm64 (no "+host+"/agent-images/pi:staging-sha-abc1234-linux-arm64)") {
-		t.Fatalf("Staged with arm64 missing = %v, want an error naming the arm64 staging tag", err)
+	if _, tag, ok, err := r.Staged(ctx, "pi", "sha-abc1234", imgs[0].Platform); err != nil || ok {
+		t.Errorf("Staged(amd64, not staged) = %v %v, want not found", ok, err)
+	} else if want := host + "/agent-images/pi:staging-sha-abc1234-linux-amd64"; tag.String() != want {
+		t.Errorf("staging tag = %s, want %s", tag, want)
 	}
-	if _, err := r.Stage(ctx, repo, "sha-abc1234", ps[0]); err != nil {
-		t.Fatal(err)
-	}
-	got, err := r.Staged(ctx, repo, "sha-abc1234", platforms)
-	if err != nil {
-		t.Fatalf("Staged = %v", err)
-	}
-	for i, g := range got {
-		want, _ := ps[i].Image.Digest()
-		d, _ := g.Image.Digest()
-		if d != want {
-			t.Errorf("Staged[%d] = %s, want %s", i, d, want)
-		}
+	d, _, ok, err := r.Staged(ctx, "pi", "sha-abc1234", imgs[1].Platform)
+	want, _ := imgs[1].Image.Digest()
+	if err != nil || !ok || d != want || imgs[1].Ref.DigestStr() != want.String() {
+		t.Errorf("Staged(arm64) = %s %v %v (ref %s), want %s", d, ok, err, imgs[1].Ref, want)
 	}
 }
 
 func TestLayoutPublish(t *testing.T) {
 	dir := t.TempDir() + "/oci"
-	l, err := OpenLayout(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel := Release{Agent: "pi", Parts: parts(t), Tags: []string{"latest", "1.0"}}
+	l := NewLayout(dir)
+	rel := Release{Agent: "pi", Images: images(t), Tags: tags("latest", "1.0")}
 	res, err := l.Publish(context.Background(), rel, nil)
 	if err != nil {
 		t.Fatalf("Publish = %v", err)
@@ -322,9 +463,9 @@ func TestLayoutPublish(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reading index back: %v", err)
 	}
-	for _, pr := range res.Platforms {
-		if _, err := child.Image(pr.Digest); err != nil {
-			t.Errorf("image %s not in layout: %v", pr.Platform, err)
+	for _, img := range rel.Images {
+		if _, err := child.Image(img.Digest); err != nil {
+			t.Errorf("image %s not in layout: %v", img.Platform, err)
 		}
 	}
 }
@@ -342,6 +483,11 @@ func TestTags(t *testing.T) {
 		{name: "plus in version", policy: TagPolicy{Version: "1.0+build.5", Now: now}, want: "latest 1.0-build.5 2026-11-27"},
 		{name: "duplicate extra", policy: TagPolicy{Version: "1.0", Now: now, Extra: []string{"latest", "1.0"}}, want: "latest 1.0 2026-11-27"},
 		{name: "bad extra", policy: TagPolicy{Now: now, Extra: []string{"-x"}}, wantErr: `--tag "-x" is not a valid tag`},
+		{name: "space in extra", policy: TagPolicy{Now: now, Extra: []string{"bad tag"}}, wantErr: `--tag "bad tag" is not a valid tag`},
+		{name: "cosign space", policy: TagPolicy{Now: now, Extra: []string{"sha256-" + strings.Repeat("a", 64) + ".sig"}}, wantErr: "reserved tag space sha256-*"},
+		{name: "staging space", policy: TagPolicy{Now: now, Extra: []string{"staging-sha-0123456-linux-amd64"}}, wantErr: "reserved tag space staging-*"},
+		{name: "bad commit", policy: TagPolicy{Now: now, Commit: "a b c d e f g"}, wantErr: `commit: "a b c d e f g" is not a git commit id`},
+		{name: "version in reserved space", policy: TagPolicy{Now: now, Version: "staging-1"}, wantErr: `version "staging-1" gives no usable tag`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -352,9 +498,74 @@ func TestTags(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || strings.Join(got, " ") != tc.want {
+			if err != nil || strings.Join(Names(got), " ") != tc.want {
 				t.Errorf("Tags() = %v, %v; want %s", got, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestTagsOwned(t *testing.T) {
+	got, err := TagPolicy{Version: "1.0", Commit: "0123456789abcdef", Now: day1, Extra: []string{"v1", "latest"}}.Tags()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Tag{{"latest", false}, {"1.0", false}, {"2026-11-01", false}, {"sha-0123456", true}, {"v1", true}}
+	if !slices.Equal(got, want) {
+		t.Errorf("Tags() = %v, want %v", got, want)
+	}
+}
+
+func TestCompareVersions(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{"1.0", "1.0", 0},
+		{"1.0", "1.0.1", -1},
+		{"2.3a", "2.3.1", -1},
+		{"2.3", "2.3a", -1},
+		{"1.10", "1.9", 1},
+		{"1.0pre1", "1.0", -1},
+		{"0.70.6", "0.125.0", -1},
+		{"2.0-rc1", "2.0-rc2", -1},
+		{"0.0.1777525425-gadc8b1", "0.0.1777525426-g000000", -1},
+		{"007", "7", 0},
+		{"", "1", -1},
+	}
+	for _, tc := range tests {
+		if got := CompareVersions(tc.a, tc.b); got != tc.want {
+			t.Errorf("CompareVersions(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+		if got := CompareVersions(tc.b, tc.a); got != -tc.want {
+			t.Errorf("CompareVersions(%q, %q) = %d, want %d", tc.b, tc.a, got, -tc.want)
+		}
+	}
+}
+
+func TestParsePrefix(t *testing.T) {
+	tests := []struct {
+		in, wantErr string
+	}{
+		{"ghcr.io/owner/agent-images", ""},
+		{"127.0.0.1:5000/x", ""},
+		{"localhost:5000", ""},
+		{"localhost:99999/x", `port "99999" is not a number from 1 to 65535`},
+		{"localhost:0/x", `port "0"`},
+		{"user:SECRET@ghcr.io/x", "holds credentials"},
+		{"https://ghcr.io/x", "has a scheme"},
+		{"Ghcr.io/Owner/X", "not a repository prefix"},
+		{"", "empty"},
+	}
+	for _, tc := range tests {
+		_, err := ParsePrefix(tc.in, false)
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("ParsePrefix(%q) = %v, want ok", tc.in, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("ParsePrefix(%q) = %v, want an error containing %q", tc.in, err, tc.wantErr)
+		case err != nil && strings.Contains(err.Error(), "SECRET"):
+			t.Errorf("ParsePrefix(%q) = %v: it repeats the secret", tc.in, err)
+		}
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
-	"strings"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -15,42 +13,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"golang.org/x/sync/errgroup"
-
 	retrying "github.com/nothingnesses/agent-images/internal/transport"
+	"github.com/nothingnesses/agent-images/record"
 )
 
-// Result is what publishing one agent's release did.
-type Result struct {
-	// Repository is where it went: a registry repository, or "oci:DIR" for a layout.
-	Repository string
-	Index      v1.Hash
-	IndexSize  int64
-	Platforms  []PlatformResult
-	// Tags point at Index once Publish returns.
-	Tags []string
-	// Moved are the tags this run changed (the rest already pointed at Index).
-	Moved []string
-	// Unchanged is true when a tag already pointed at this exact index, so
-	// nothing was uploaded.
-	Unchanged bool
-}
-
-// PlatformResult is one per-arch image as published.
-type PlatformResult struct {
-	Platform v1.Platform
-	Digest   v1.Hash
-	// Size is the bytes of its manifest, config and layers.
-	Size int64
-}
-
-// Hook runs after every image and the index are in the destination and
-// before any tag moves; signing happens here. An error stops the release of
-// this agent with no tag moved.
-type Hook func(ctx context.Context, r *Result) error
-
-// Registry publishes to an OCI registry.
+// Registry publishes to an OCI registry: each agent to <prefix>/<agent>.
 type Registry struct {
+	prefix Prefix
 	remote []remote.Option
 	mounts *mountTracker
 	update func(Progress)
@@ -101,8 +70,8 @@ func WithMountFrom(repos ...name.Repository) RegistryOption {
 	return func(o *registryOptions) { o.mountFrom = append(o.mountFrom, repos...) }
 }
 
-// NewRegistry returns a publisher for registries.
-func NewRegistry(opts ...RegistryOption) *Registry {
+// NewRegistry returns the publisher of agents under prefix.
+func NewRegistry(prefix Prefix, opts ...RegistryOption) *Registry {
 	o := registryOptions{
 		keychain: authn.NewMultiKeychain(authn.DefaultKeychain, github.Keychain),
 		jobs:     4,
@@ -114,6 +83,7 @@ func NewRegistry(opts ...RegistryOption) *Registry {
 		o.transport = retrying.New()
 	}
 	return &Registry{
+		prefix: prefix,
 		remote: []remote.Option{remote.WithAuthFromKeychain(o.keychain), remote.WithTransport(o.transport), remote.WithJobs(o.jobs)},
 		mounts: &mountTracker{where: map[v1.Hash]name.Repository{}, fallback: o.mountFrom},
 		update: o.update,
@@ -127,85 +97,92 @@ func (r *Registry) RemoteOptions(ctx context.Context) []remote.Option {
 	return append([]remote.Option{remote.WithContext(ctx)}, r.remote...)
 }
 
-// Publish pushes rel to repo: each per-arch image by digest, then the index
-// by digest, then runs hook, then moves the tags. If a tag already points at
-// the very index this release would push, nothing is uploaded and the result
-// is Unchanged; tags that do not yet point at it are still moved.
-func (r *Registry) Publish(ctx context.Context, repo name.Repository, rel Release, hook Hook) (*Result, error) {
-	idx, err := Index(rel.Parts, rel.Annotations)
-	if err != nil {
-		return nil, fmt.Errorf("assembling the index of %s: %w", rel.Agent, err)
-	}
-	res, err := describe(repo.String(), idx)
-	if err != nil {
-		return nil, err
-	}
-	res.Tags = rel.Tags
-
-	current, err := r.CurrentTags(ctx, repo, rel.Tags)
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range current {
-		if d == res.Index {
-			res.Unchanged = true
-		}
-	}
-	if !res.Unchanged {
-		if err := r.pushImages(ctx, repo, rel.Parts); err != nil {
-			return nil, err
-		}
-		ref := repo.Digest(res.Index.String())
-		if err := remote.Put(ref, idx, r.RemoteOptions(ctx)...); err != nil {
-			return nil, fmt.Errorf("pushing index %s: %w", ref, err)
-		}
-	}
-	if hook != nil {
-		if err := hook(ctx, res); err != nil {
-			return nil, fmt.Errorf("before moving tags of %s: %w", repo, err)
-		}
-	}
-	for _, t := range rel.Tags {
-		if current[t] == res.Index {
-			continue
-		}
-		tag := repo.Tag(t)
-		if err := remote.Tag(tag, idx, r.RemoteOptions(ctx)...); err != nil {
-			return res, fmt.Errorf("moving tag %s to %s: %w", tag, res.Index, err)
-		}
-		res.Moved = append(res.Moved, t)
-	}
-	return res, nil
+// Repository is where agent's images go.
+func (r *Registry) Repository(agent string) (name.Repository, error) {
+	return r.prefix.Repository(agent)
 }
 
-// CurrentTags returns the digest each existing tag points at; tags that do
-// not exist are absent from the map.
-func (r *Registry) CurrentTags(ctx context.Context, repo name.Repository, tags []string) (map[string]v1.Hash, error) {
+// Publish pushes rel to <prefix>/<agent>: each per-arch image by digest that
+// the repository lacks, then the index by digest, then runs hook, then moves
+// the tags that may move.
+func (r *Registry) Publish(ctx context.Context, rel Release, hook Hook) (*Result, error) {
+	s, err := r.store(rel.Agent)
+	if err != nil {
+		return nil, err
+	}
+	return publish(ctx, s, rel, hook, false)
+}
+
+// Plan is what Publish would do, touching nothing.
+func (r *Registry) Plan(ctx context.Context, rel Release) (*Result, error) {
+	s, err := r.store(rel.Agent)
+	if err != nil {
+		return nil, err
+	}
+	return publish(ctx, s, rel, nil, true)
+}
+
+func (r *Registry) store(agent string) (*repoStore, error) {
+	repo, err := r.Repository(agent)
+	if err != nil {
+		return nil, err
+	}
+	return &repoStore{r: r, repo: repo}, nil
+}
+
+// repoStore is one repository of a registry.
+type repoStore struct {
+	r    *Registry
+	repo name.Repository
+}
+
+func (s *repoStore) where() string             { return s.repo.String() }
+func (s *repoStore) ref(d v1.Hash) name.Digest { return s.repo.Digest(d.String()) }
+
+func (s *repoStore) current(ctx context.Context, tags []string) (map[string]v1.Hash, error) {
 	out := map[string]v1.Hash{}
 	for _, t := range tags {
-		desc, err := remote.Head(repo.Tag(t), r.RemoteOptions(ctx)...)
+		desc, err := remote.Head(s.repo.Tag(t), s.r.RemoteOptions(ctx)...)
 		if isNotFound(err) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading tag %s: %w", repo.Tag(t), err)
+			return nil, fmt.Errorf("reading tag %s: %w", s.repo.Tag(t), err)
 		}
 		out[t] = desc.Digest
 	}
 	return out, nil
 }
 
-// pushImages pushes each part by digest, in parallel.
-func (r *Registry) pushImages(ctx context.Context, repo name.Repository, parts []Part) error {
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(len(parts))
-	for _, p := range parts {
-		g.Go(func() error {
-			_, err := r.PushImage(ctx, repo, p.Image)
-			return err
-		})
+func (s *repoStore) manifest(ctx context.Context, d v1.Hash) ([]byte, error) {
+	desc, err := remote.Get(s.ref(d), s.r.RemoteOptions(ctx)...)
+	if isNotFound(err) {
+		return nil, nil
 	}
-	return g.Wait()
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", s.ref(d), err)
+	}
+	return desc.Manifest, nil
+}
+
+func (s *repoStore) putImage(ctx context.Context, img v1.Image) error {
+	_, err := s.r.PushImage(ctx, s.repo, img)
+	return err
+}
+
+func (s *repoStore) putIndex(ctx context.Context, idx v1.ImageIndex) error {
+	d, err := idx.Digest()
+	if err != nil {
+		return err
+	}
+	if err := remote.Put(s.ref(d), idx, s.r.RemoteOptions(ctx)...); err != nil {
+		return fmt.Errorf("pushing index %s: %w", s.ref(d), err)
+	}
+	return nil
+}
+
+func (s *repoStore) tag(ctx context.Context, tag string, idx v1.ImageIndex) error {
+	return remote.Tag(s.repo.Tag(tag), idx, s.r.RemoteOptions(ctx)...)
 }
 
 // PushImage pushes one image to repo by digest. Blobs the repository has are
@@ -241,50 +218,6 @@ func (r *Registry) PushImage(ctx context.Context, repo name.Repository, img v1.I
 		return name.Digest{}, err
 	}
 	return ref, nil
-}
-
-func describe(repo string, idx v1.ImageIndex) (*Result, error) {
-	d, err := idx.Digest()
-	if err != nil {
-		return nil, err
-	}
-	size, err := idx.Size()
-	if err != nil {
-		return nil, err
-	}
-	m, err := idx.IndexManifest()
-	if err != nil {
-		return nil, err
-	}
-	res := &Result{Repository: repo, Index: d, IndexSize: size}
-	for _, desc := range m.Manifests {
-		img, err := idx.Image(desc.Digest)
-		if err != nil {
-			return nil, err
-		}
-		total, err := imageSize(img)
-		if err != nil {
-			return nil, err
-		}
-		res.Platforms = append(res.Platforms, PlatformResult{Platform: *desc.Platform, Digest: desc.Digest, Size: total})
-	}
-	return res, nil
-}
-
-func imageSize(img v1.Image) (int64, error) {
-	m, err := img.Manifest()
-	if err != nil {
-		return 0, err
-	}
-	total, err := img.Size()
-	if err != nil {
-		return 0, err
-	}
-	total += m.Config.Size
-	for _, l := range m.Layers {
-		total += l.Size
-	}
-	return total, nil
 }
 
 func isNotFound(err error) bool {
@@ -366,57 +299,59 @@ func (m *mountTracker) fallbackFor(repo name.Repository) (name.Repository, bool)
 	return name.Repository{}, false
 }
 
-// StagingTag is the tag a split-mode build records its per-arch image under,
-// so that merge finds it without job outputs: the same key and platform
-// always give the same tag.
+// StagingTag is the tag a split-mode build records its per-arch image
+// under: the same key and platform always give the same tag. It keeps the
+// image from being pruned until merge; merge trusts the build record's
+// digest, never the tag.
 func StagingTag(key string, p v1.Platform) string {
 	return SafeTag(fmt.Sprintf("staging-%s-%s-%s", key, p.OS, p.Architecture))
 }
 
-// Stage pushes one per-arch image by digest and points its staging tag at it.
-func (r *Registry) Stage(ctx context.Context, repo name.Repository, key string, p Part) (*PlatformResult, error) {
-	ref, err := r.PushImage(ctx, repo, p.Image)
+// Stage pushes one per-arch image by digest to its agent's repository and
+// points its staging tag at it, filling in img's Ref and Size.
+func (r *Registry) Stage(ctx context.Context, img *record.Image, key string) error {
+	repo, err := r.Repository(img.Agent)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	tag := repo.Tag(StagingTag(key, p.Platform))
-	if err := remote.Tag(tag, p.Image, r.RemoteOptions(ctx)...); err != nil {
-		return nil, fmt.Errorf("recording %s as %s: %w", ref, tag, err)
-	}
-	size, err := imageSize(p.Image)
+	ref, err := r.PushImage(ctx, repo, img.Image)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	d, _ := p.Image.Digest()
-	return &PlatformResult{Platform: p.Platform, Digest: d, Size: size}, nil
+	tag := repo.Tag(StagingTag(key, img.Platform))
+	if err := remote.Tag(tag, img.Image, r.RemoteOptions(ctx)...); err != nil {
+		return fmt.Errorf("recording %s as %s: %w", ref, tag, err)
+	}
+	if img.Size, err = imageSize(img.Image); err != nil {
+		return err
+	}
+	img.Ref = ref
+	return nil
 }
 
-// StagedPart is a per-arch image found under its staging tag.
-type StagedPart struct {
-	Part
-	Tag name.Tag
+// Staged returns the digest the staging tag of agent's platform p points
+// at, and the tag; ok is false when there is no such tag.
+func (r *Registry) Staged(ctx context.Context, agent, key string, p v1.Platform) (d v1.Hash, tag name.Tag, ok bool, err error) {
+	repo, err := r.Repository(agent)
+	if err != nil {
+		return v1.Hash{}, name.Tag{}, false, err
+	}
+	tag = repo.Tag(StagingTag(key, p))
+	desc, err := remote.Head(tag, r.RemoteOptions(ctx)...)
+	if isNotFound(err) {
+		return v1.Hash{}, tag, false, nil
+	}
+	if err != nil {
+		return v1.Hash{}, tag, false, fmt.Errorf("reading staging tag %s: %w", tag, err)
+	}
+	return desc.Digest, tag, true, nil
 }
 
-// Staged fetches the per-arch images staged under key for each platform.
-// Every missing platform is named in one error, with the tag merge looked for.
-func (r *Registry) Staged(ctx context.Context, repo name.Repository, key string, platforms []v1.Platform) ([]StagedPart, error) {
-	var parts []StagedPart
-	var missing []string
-	for _, p := range platforms {
-		tag := repo.Tag(StagingTag(key, p))
-		img, err := remote.Image(tag, r.RemoteOptions(ctx)...)
-		if isNotFound(err) {
-			missing = append(missing, fmt.Sprintf("%s (no %s)", p, tag))
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading staged image %s: %w", tag, err)
-		}
-		parts = append(parts, StagedPart{Part: Part{Platform: p, Image: img}, Tag: tag})
+// Image reads an image by digest.
+func (r *Registry) Image(ctx context.Context, ref name.Digest) (v1.Image, error) {
+	img, err := remote.Image(ref, r.RemoteOptions(ctx)...)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ref, err)
 	}
-	if len(missing) > 0 {
-		sort.Strings(missing)
-		return nil, fmt.Errorf("per-arch images missing for %s: %s; run `release build --push` for those systems with the same staging key first", repo, strings.Join(missing, ", "))
-	}
-	return parts, nil
+	return img, nil
 }

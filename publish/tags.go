@@ -7,9 +7,27 @@ import (
 	"time"
 )
 
+// Tag is a tag a release moves.
+type Tag struct {
+	Name string
+	// Owned tags name this release alone (sha-<commit> and --tag): they move
+	// even from a newer index. The others (latest, the version, the date)
+	// are shared by releases and only ever move forward.
+	Owned bool
+}
+
+// Names returns the tag names, in order.
+func Names(tags []Tag) []string {
+	out := make([]string, len(tags))
+	for i, t := range tags {
+		out[i] = t.Name
+	}
+	return out
+}
+
 // TagPolicy decides which tags a release moves.
 type TagPolicy struct {
-	// Version of the agent, tagged as is (made tag-safe).
+	// Version of the agent, tagged through SafeTag.
 	Version string
 	// Commit of this repository, tagged as sha-<first 7>; empty when unknown.
 	Commit string
@@ -19,39 +37,83 @@ type TagPolicy struct {
 	Extra []string
 }
 
-var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+var (
+	tagRE    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	commitRE = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
+)
+
+// Reserved tag spaces: cosign stores signatures and attestations under
+// sha256-<hex>[.sig|.att], and split mode stages per-arch images under
+// staging-<key>-<os>-<arch>. A release tag there could overwrite them.
+var reserved = []string{"sha256-", "staging-"}
+
+// ValidateTag says why t cannot be a release tag: not a valid OCI tag, or
+// in a reserved space.
+func ValidateTag(t string) error {
+	if !tagRE.MatchString(t) {
+		return fmt.Errorf("%q is not a valid tag: use letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-'", t)
+	}
+	for _, r := range reserved {
+		if strings.HasPrefix(t, r) {
+			return fmt.Errorf("%q is in the reserved tag space %s*, which holds cosign's signatures and split mode's staged images: choose another tag", t, r)
+		}
+	}
+	return nil
+}
+
+// ValidateCommit says why c cannot name a commit in a sha- tag.
+func ValidateCommit(c string) error {
+	if c != "" && !commitRE.MatchString(c) {
+		return fmt.Errorf("%q is not a git commit id: want 7 to 64 lowercase hex digits", c)
+	}
+	return nil
+}
 
 // Tags returns latest, the version, the date, sha-<short> when the commit is
-// known, and the extra tags, without duplicates. An extra tag that is not a
-// valid tag is an error naming it.
-func (p TagPolicy) Tags() ([]string, error) {
-	tags := []string{"latest"}
-	if v := SafeTag(p.Version); v != "" {
-		tags = append(tags, v)
+// known, and the extra tags, without duplicates. Every tag is checked here,
+// before any moves: an extra tag or a commit that cannot be a tag is an error
+// naming it, and so is a version whose tag (see SafeTag) lands in a reserved
+// space.
+func (p TagPolicy) Tags() ([]Tag, error) {
+	if err := ValidateCommit(p.Commit); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
 	}
-	tags = append(tags, p.Now.UTC().Format("2006-01-02"))
-	if len(p.Commit) >= 7 {
-		tags = append(tags, "sha-"+p.Commit[:7])
+	tags := []Tag{{Name: "latest"}}
+	if v := SafeTag(p.Version); v != "" {
+		if err := ValidateTag(v); err != nil {
+			return nil, fmt.Errorf("version %q gives no usable tag: %w", p.Version, err)
+		}
+		tags = append(tags, Tag{Name: v})
+	}
+	tags = append(tags, Tag{Name: p.Now.UTC().Format("2006-01-02")})
+	if p.Commit != "" {
+		tags = append(tags, Tag{Name: "sha-" + p.Commit[:7], Owned: true})
 	}
 	for _, t := range p.Extra {
-		if !tagRE.MatchString(t) {
-			return nil, fmt.Errorf("--tag %q is not a valid tag: use letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-'", t)
+		if err := ValidateTag(t); err != nil {
+			return nil, fmt.Errorf("--tag %w", err)
 		}
-		tags = append(tags, t)
+		tags = append(tags, Tag{Name: t, Owned: true})
 	}
-	seen := map[string]bool{}
+	seen := map[string]int{}
 	out := tags[:0]
 	for _, t := range tags {
-		if !seen[t] {
-			seen[t] = true
-			out = append(out, t)
+		if i, ok := seen[t.Name]; ok {
+			// A tag both shared and owned (--tag latest) is shared: it still
+			// never moves backwards.
+			out[i].Owned = out[i].Owned && t.Owned
+			continue
 		}
+		seen[t.Name] = len(out)
+		out = append(out, t)
 	}
 	return out, nil
 }
 
-// SafeTag turns a version into a valid tag: characters a tag cannot hold
-// (such as '+') become '-'.
+// SafeTag is the one rule that turns a version into a tag: every character
+// a tag cannot hold (anything but letters, digits, '_', '.' and '-', such as
+// '+' or '/') becomes '-', a leading '.' or '-' becomes '_', and the result
+// is cut at 128 characters. An empty version gives no tag.
 func SafeTag(version string) string {
 	var b strings.Builder
 	for i, r := range version {

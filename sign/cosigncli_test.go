@@ -49,7 +49,7 @@ func TestCosignCLIVerifies(t *testing.T) {
 	}
 	repo, _ := name.NewRepository(addr+"/agent-images/pi", name.Insecure)
 	req := pushRelease(t, ctx, repo, "good")
-	res, err := s.Sign(ctx, req)
+	res, err := signRelease(ctx, s, req)
 	if err != nil {
 		t.Fatalf("Sign = %v", err)
 	}
@@ -60,7 +60,7 @@ func TestCosignCLIVerifies(t *testing.T) {
 	}
 	cdxRepo, _ := name.NewRepository(addr+"/agent-images/codex", name.Insecure)
 	cdxOnly := pushRelease(t, ctx, cdxRepo, "cdx")
-	if _, err := cdxSigner.Sign(ctx, cdxOnly); err != nil {
+	if _, err := signRelease(ctx, cdxSigner, cdxOnly); err != nil {
 		t.Fatalf("Sign(cyclonedx) = %v", err)
 	}
 	if want := "--key " + pub; !strings.Contains(res.VerifyCommand, want) {
@@ -69,12 +69,12 @@ func TestCosignCLIVerifies(t *testing.T) {
 	ignoreTlog, insecure := true, true
 	args := []string{"--key", pub}
 	commands := []string{res.VerifyCommand, res.VerifyAttestationCommand}
-	for _, p := range req.Platforms {
+	for _, p := range req.Images {
 		commands = append(commands,
-			CosignCommand("verify", p.Manifest, args, ignoreTlog, insecure, ""),
-			CosignCommand("verify-attestation", p.Manifest, args, ignoreTlog, insecure, "cyclonedx"),
-			CosignCommand("verify-attestation", p.Manifest, args, ignoreTlog, insecure, "spdxjson"),
-			CosignCommand("verify-attestation", p.Manifest, args, ignoreTlog, insecure, "slsaprovenance1"),
+			CosignCommand("verify", p.Ref, args, ignoreTlog, insecure, ""),
+			CosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "cyclonedx"),
+			CosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "spdxjson"),
+			CosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "slsaprovenance1"),
 		)
 	}
 	for _, v := range cosignVersions {
@@ -96,7 +96,7 @@ func TestCosignCLIVerifies(t *testing.T) {
 				},
 				"spdxjson": func(t *testing.T, b []byte) { readSPDX(t, b) },
 			} {
-				line := CosignCommand("verify-attestation", req.Platforms[0].Manifest, args, ignoreTlog, insecure, typ)
+				line := CosignCommand("verify-attestation", req.Images[0].Ref, args, ignoreTlog, insecure, typ)
 				out, err := runCosign(t, bins[v], line)
 				if err != nil {
 					t.Fatalf("%s: %v\n%s", line, err, out)
@@ -109,12 +109,12 @@ func TestCosignCLIVerifies(t *testing.T) {
 				t.Errorf("%s succeeded, want a failure\n%s", wrong, out)
 			}
 			// Nor is --type: a release without SPDX has no spdxjson attestation.
-			for _, p := range cdxOnly.Platforms {
-				spdxLine := CosignCommand("verify-attestation", p.Manifest, args, ignoreTlog, insecure, "spdxjson")
+			for _, p := range cdxOnly.Images {
+				spdxLine := CosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "spdxjson")
 				if out, err := runCosign(t, bins[v], spdxLine); err == nil {
 					t.Errorf("%s succeeded on a CycloneDX-only release, want a failure\n%s", spdxLine, out)
 				}
-				cdxLine := CosignCommand("verify-attestation", p.Manifest, args, ignoreTlog, insecure, "cyclonedx")
+				cdxLine := CosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "cyclonedx")
 				if out, err := runCosign(t, bins[v], cdxLine); err != nil {
 					t.Errorf("%s: %v\n%s", cdxLine, err, out)
 				}

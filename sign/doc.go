@@ -4,7 +4,9 @@
 // that prove them (Verify, behind `release verify`).
 //
 // cosign v2 is used as a library behind Signer; nothing shells out to a
-// cosign binary.
+// cosign binary. A Signer works on one record.Image at a time, so that an
+// image is signed in the job that built it, and Check lets another job (the
+// merge) prove a part was signed by the same identity before it is indexed.
 //
 // # Where signatures live
 //

@@ -22,7 +22,7 @@ func TestKeySignThenVerify(t *testing.T) {
 	key, pub := writeKeyPair(t, dir, "cosign", "s3cret")
 	_, otherPub := writeKeyPair(t, dir, "other", "other")
 	t.Setenv("COSIGN_PASSWORD", "s3cret")
-	s, err := New(ctx, WithKey(key))
+	s, err := New(ctx, WithKey(key), WithSource(testSource))
 	if err != nil {
 		t.Fatalf("New(WithKey) = %v", err)
 	}
@@ -30,7 +30,7 @@ func TestKeySignThenVerify(t *testing.T) {
 	tests := []struct {
 		name   string
 		key    string
-		break_ func(t *testing.T, repo name.Repository, r Request)
+		break_ func(t *testing.T, repo name.Repository, r testRelease)
 		// want maps "subject what" to a substring of its failure; checks
 		// not named must pass. wantAll applies to every check.
 		want    func(repo name.Repository) map[string]string
@@ -41,8 +41,8 @@ func TestKeySignThenVerify(t *testing.T) {
 		{
 			name: "missing signature",
 			key:  pub,
-			break_: func(t *testing.T, repo name.Repository, r Request) {
-				deleteSignature(t, ctx, r.Platforms[1].Manifest)
+			break_: func(t *testing.T, repo name.Repository, r testRelease) {
+				deleteSignature(t, ctx, r.Images[1].Ref)
 			},
 			want: func(repo name.Repository) map[string]string {
 				return map[string]string{"linux/arm64 signature": "missing signature: nothing at " + repo.String() + ":sha256-"}
@@ -51,7 +51,7 @@ func TestKeySignThenVerify(t *testing.T) {
 		{
 			name: "tampered tag",
 			key:  pub,
-			break_: func(t *testing.T, repo name.Repository, r Request) {
+			break_: func(t *testing.T, repo name.Repository, r testRelease) {
 				// Someone pushes other content, copies the real index's
 				// signature next to it and moves the tag.
 				other := pushRelease(t, ctx, repo, "evil")
@@ -77,11 +77,11 @@ func TestKeySignThenVerify(t *testing.T) {
 				t.Fatal(err)
 			}
 			req := pushRelease(t, ctx, repo, "good")
-			res, err := s.Sign(ctx, req)
+			res, err := signRelease(ctx, s, req)
 			if err != nil {
 				t.Fatalf("Sign = %v", err)
 			}
-			if res.Unchanged() {
+			if wroteNothing(req, res) {
 				t.Errorf("Sign of a new release = unchanged, want signatures added")
 			}
 			if tt.break_ != nil {
@@ -131,17 +131,18 @@ func TestSignIsIdempotent(t *testing.T) {
 	}
 	repo, _ := name.NewRepository(addr+"/agent-images/pi", name.Insecure)
 	req := pushRelease(t, ctx, repo, "good")
-	first, err := s.Sign(ctx, req)
+	first, err := signRelease(ctx, s, req)
 	if err != nil {
 		t.Fatalf("first Sign = %v", err)
 	}
+	firstImage := *req.Images[1].Signature
 	before := registryState(t, ctx, repo)
 	// latest, the index .sig, and per platform a .sig and an .att.
 	if got, want := len(before), 1+1+2*len(testArches); got != want {
 		t.Errorf("after the first Sign the registry has %d tags %v, want %d", got, before, want)
 	}
-	if got := first.Platforms[0].Added; len(got) != 4 {
-		t.Errorf("first Sign added %v to %s, want a signature and three attestations (two SBOMs, provenance)", got, first.Platforms[0].Digest)
+	if got := req.Images[0].Signature.Added; len(got) != 4 {
+		t.Errorf("first Sign added %v to %s, want a signature and three attestations (two SBOMs, provenance)", got, req.Images[0].Ref)
 	}
 
 	// A new Signer, as the next nightly run would have.
@@ -149,17 +150,17 @@ func TestSignIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := s2.Sign(ctx, req)
+	second, err := signRelease(ctx, s2, req)
 	if err != nil {
 		t.Fatalf("second Sign = %v", err)
 	}
-	if !second.Unchanged() {
+	if !wroteNothing(req, second) {
 		t.Errorf("second Sign = %+v, want unchanged", second)
 	}
 	if after := registryState(t, ctx, repo); !maps.Equal(before, after) {
 		t.Errorf("registry after the second Sign = %v, want %v", after, before)
 	}
-	if first.Index.Signature != second.Index.Signature || first.Platforms[1].Attestations != second.Platforms[1].Attestations {
+	if first.Index.Signature != second.Index.Signature || firstImage.Attestations != req.Images[1].Signature.Attestations {
 		t.Errorf("second Sign reports other references: %+v, want %+v", second, first)
 	}
 }
@@ -179,11 +180,10 @@ func TestSBOMFormatAddedLater(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := cdxOnly.Sign(ctx, req)
-	if err != nil {
+	if _, err := signRelease(ctx, cdxOnly, req); err != nil {
 		t.Fatalf("Sign(cyclonedx) = %v", err)
 	}
-	if got, want := first.Platforms[0].Predicates, []string{PredicateCycloneDX, PredicateSLSAProvenance}; !slices.Equal(got, want) {
+	if got, want := req.Images[0].Signature.Predicates, []string{PredicateCycloneDX, PredicateSLSAProvenance}; !slices.Equal(got, want) {
 		t.Errorf("Sign(cyclonedx) attested %v, want %v", got, want)
 	}
 	rep, err := Verify(ctx, req.Index, Policy{Key: pub, IgnoreTlog: true})
@@ -198,23 +198,27 @@ func TestSBOMFormatAddedLater(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := both.Sign(ctx, req)
+	// A merge that attests both formats refuses a part attested in one.
+	if err := both.Check(ctx, req.Images[0]); err == nil || !strings.Contains(err.Error(), "no "+PredicateSPDX+" attestation") {
+		t.Errorf("Check(cyclonedx only) by a signer of both formats = %v, want the SPDX attestation missing", err)
+	}
+	second, err := signRelease(ctx, both, req)
 	if err != nil {
 		t.Fatalf("Sign(cyclonedx,spdx) = %v", err)
 	}
-	for _, p := range second.Platforms {
-		if !slices.Equal(p.Added, []string{PredicateSPDX}) {
-			t.Errorf("second Sign added %v to %s, want only the SPDX attestation", p.Added, p.Platform)
+	for _, p := range req.Images {
+		if !slices.Equal(p.Signature.Added, []string{PredicateSPDX}) {
+			t.Errorf("second Sign added %v to %s, want only the SPDX attestation", p.Signature.Added, p.Platform)
 		}
 	}
 	if len(second.Index.Added) > 0 {
 		t.Errorf("second Sign added %v to the index, want nothing", second.Index.Added)
 	}
-	third, err := both.Sign(ctx, req)
+	third, err := signRelease(ctx, both, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !third.Unchanged() {
+	if !wroteNothing(req, third) {
 		t.Errorf("third Sign = %+v, want unchanged", third)
 	}
 }
@@ -246,5 +250,72 @@ func copySignature(t *testing.T, ctx context.Context, from, to name.Digest) {
 	}
 	if err := remote.Write(dst, img, remote.WithContext(ctx)); err != nil {
 		t.Fatalf("writing %s: %v", dst, err)
+	}
+}
+
+// TestKeyCheck is merge's check of a part another job signed with the key:
+// it holds with the same key (a new signer, as in the merge job), and fails
+// with another key, without a signature, and without the attestations.
+func TestKeyCheck(t *testing.T) {
+	addr := startRegistry(t)
+	ctx := t.Context()
+	dir := t.TempDir()
+	key, _ := writeKeyPair(t, dir, "cosign", "pw")
+	other, _ := writeKeyPair(t, dir, "other", "pw")
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	newSigner := func(k string) Signer {
+		s, err := New(ctx, WithKey(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	repo, _ := name.NewRepository(addr+"/agent-images/pi", name.Insecure)
+	built := pushRelease(t, ctx, repo, "built")
+	builder := newSigner(key)
+	for _, img := range built.Images {
+		if err := builder.SignImage(ctx, img); err != nil {
+			t.Fatalf("SignImage = %v", err)
+		}
+	}
+	merger := newSigner(key)
+	for _, img := range built.Images {
+		if err := merger.Check(ctx, img); err != nil {
+			t.Errorf("Check(%s) with the same key = %v, want ok", img, err)
+		}
+	}
+	if err := newSigner(other).Check(ctx, built.Images[0]); err == nil || !strings.Contains(err.Error(), "carries no signature by the signing key") {
+		t.Errorf("Check with another key = %v, want refused", err)
+	}
+	unsigned := pushRelease(t, ctx, repo, "planted")
+	if err := merger.Check(ctx, unsigned.Images[1]); err == nil || !strings.Contains(err.Error(), "carries no signature") {
+		t.Errorf("Check(unsigned) = %v, want refused", err)
+	}
+	// Signed but not attested: a part whose provenance is gone is refused too.
+	sigOnly := pushRelease(t, ctx, repo, "sig-only")
+	for _, img := range sigOnly.Images {
+		if err := builder.SignImage(ctx, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleteAttestations(t, ctx, sigOnly.Images[0].Ref)
+	if err := merger.Check(ctx, sigOnly.Images[0]); err == nil || !strings.Contains(err.Error(), "attestation by the signing key") {
+		t.Errorf("Check(no attestations) = %v, want refused for the missing attestation", err)
+	}
+}
+
+// deleteAttestations removes the attestation image of d from the registry.
+func deleteAttestations(t *testing.T, ctx context.Context, d name.Digest) {
+	t.Helper()
+	tag, err := ociremote.AttestationTag(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := remote.Head(tag, remote.WithContext(ctx))
+	if err != nil {
+		t.Fatalf("resolving %s: %v", tag, err)
+	}
+	if err := remote.Delete(tag.Context().Digest(desc.Digest.String()), remote.WithContext(ctx)); err != nil {
+		t.Fatalf("deleting %s: %v", tag, err)
 	}
 }

@@ -22,6 +22,8 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 
 	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // Two store path hashes in Nix's base32 alphabet.
@@ -89,47 +91,89 @@ func testImage(t testing.TB, arch, variant string) v1.Image {
 
 var testArches = []string{"amd64", "arm64"}
 
+// testAgent is what the flake says of pi, and testSource where it came from.
+var (
+	testAgent  = matrix.Image{Attr: "pi", Name: "Pi", Version: "0.70.6", License: "MIT", Description: "A coding agent"}
+	testSource = Source{
+		Repository: "https://github.com/nothingnesses/agent-images",
+		Commit:     "0123456789abcdef0123456789abcdef01234567",
+		FlakeInputs: map[string]FlakeInput{"nixpkgs": {Rev: "89abcdef0123456789abcdef0123456789abcdef"},
+			"llm-agents": {NarHash: "sha256-StX9CbIyd4OlIgU4/5bO+GuklGMlSieFKc/8n2VQ+5Q=", Override: "path:(local)"}},
+	}
+)
+
+// testRelease is what the pipeline hands a Signer for one agent: the pushed
+// per-arch images and their index.
+type testRelease struct {
+	Index  name.Digest
+	Images []*record.Image
+}
+
+// testRecord is the record of pi's image for arch.
+func testRecord(t testing.TB, arch string, img v1.Image) *record.Image {
+	t.Helper()
+	sys := map[string]matrix.System{"amd64": matrix.X86_64Linux, "arm64": matrix.Aarch64Linux}[arch]
+	rec, err := record.NewImage(matrix.Target{Agent: "pi", System: sys, Image: testAgent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Image = img
+	rec.DrvPath = "/nix/store/" + hashFoo + "-pi-" + arch + ".drv"
+	if rec.Digest, err = img.Digest(); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
 // pushRelease pushes a two-platform release of "pi" into repo by digest,
-// its index under :latest, and returns what the pipeline would hand Sign.
-func pushRelease(t testing.TB, ctx context.Context, repo name.Repository, variant string) Request {
+// its index under :latest, and returns what the pipeline would hand a Signer.
+func pushRelease(t testing.TB, ctx context.Context, repo name.Repository, variant string) testRelease {
 	t.Helper()
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	req := Request{
-		Agent: Agent{Attr: "pi", Name: "Pi", Version: "0.70.6", License: "MIT", Description: "A coding agent"},
-		Source: Source{
-			Repository: "https://github.com/nothingnesses/agent-images",
-			Commit:     "0123456789abcdef0123456789abcdef01234567",
-			FlakeInputs: map[string]FlakeInput{"nixpkgs": {Rev: "89abcdef0123456789abcdef0123456789abcdef"},
-				"llm-agents": {NarHash: "sha256-StX9CbIyd4OlIgU4/5bO+GuklGMlSieFKc/8n2VQ+5Q=", Override: "path:(local)"}},
-		},
-		BuilderID: "local",
-	}
+	var rel testRelease
 	for _, arch := range testArches {
 		img := testImage(t, arch, variant)
-		d, err := img.Digest()
-		if err != nil {
-			t.Fatal(err)
+		rec := testRecord(t, arch, img)
+		rec.Ref = repo.Digest(rec.Digest.String())
+		if err := remote.Write(rec.Ref, img, remote.WithContext(ctx)); err != nil {
+			t.Fatalf("pushing %s: %v", rec.Ref, err)
 		}
-		ref := repo.Digest(d.String())
-		if err := remote.Write(ref, img, remote.WithContext(ctx)); err != nil {
-			t.Fatalf("pushing %s: %v", ref, err)
-		}
-		p := v1.Platform{OS: "linux", Architecture: arch}
+		p := rec.Platform
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &p}})
-		req.Platforms = append(req.Platforms, Platform{
-			Manifest: ref, Platform: p, Image: img,
-			Derivation: "/nix/store/" + hashFoo + "-pi-" + arch + ".drv",
-		})
+		rel.Images = append(rel.Images, rec)
 	}
 	d, err := idx.Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Index = repo.Digest(d.String())
+	rel.Index = repo.Digest(d.String())
 	if err := remote.WriteIndex(repo.Tag("latest"), idx, remote.WithContext(ctx)); err != nil {
 		t.Fatalf("pushing the index: %v", err)
 	}
-	return req
+	return rel
+}
+
+// signRelease signs rel as the pipeline does: every image, then the index.
+func signRelease(ctx context.Context, s Signer, rel testRelease) (*record.Signing, error) {
+	for _, img := range rel.Images {
+		if err := s.SignImage(ctx, img); err != nil {
+			return nil, err
+		}
+	}
+	return s.SignIndex(ctx, rel.Index, rel.Images)
+}
+
+// wroteNothing reports whether signing rel added nothing anywhere.
+func wroteNothing(rel testRelease, signing *record.Signing) bool {
+	if len(signing.Index.Added) > 0 {
+		return false
+	}
+	for _, img := range rel.Images {
+		if img.Signature != nil && len(img.Signature.Added) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // writeKeyPair writes a cosign key pair encrypted with password into dir

@@ -34,6 +34,8 @@ type identity interface {
 	cosignArgs(ctx context.Context) ([]string, error)
 	// tlogKey is what a transparency log entry records as the signer.
 	tlogKey(ctx context.Context) ([]byte, error)
+	// describe names the identity in an error: never key material.
+	describe(ctx context.Context) string
 }
 
 // keyIdentity signs with a cosign key, env://VAR or a KMS key.
@@ -85,6 +87,10 @@ func (k *keyIdentity) cosignArgs(context.Context) ([]string, error) {
 }
 
 func (k *keyIdentity) tlogKey(context.Context) ([]byte, error) { return k.pubPEM, nil }
+
+func (k *keyIdentity) describe(context.Context) string {
+	return "the signing key " + publicKeyHint(k.ref)
+}
 
 // publicKeyHint is the verify-time name of a signing key: cosign.key's public
 // half is cosign.pub by convention, KMS refs verify as they are.
@@ -240,6 +246,16 @@ func (k *keylessIdentity) cosignArgs(ctx context.Context) ([]string, error) {
 			"(verify with --certificate-identity <the signing workflow's URI>@<ref> --certificate-oidc-issuer <the token's issuer>): %v", err)
 	}
 	return []string{"--certificate-identity", k.who.Subject, "--certificate-oidc-issuer", k.who.Issuer}, nil
+}
+
+func (k *keylessIdentity) describe(ctx context.Context) string {
+	_ = k.trust(ctx)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.who == nil {
+		return "this workflow's keyless identity"
+	}
+	return "the keyless identity " + k.who.Subject + " (issuer " + k.who.Issuer + ")"
 }
 
 func (k *keylessIdentity) tlogKey(ctx context.Context) ([]byte, error) {

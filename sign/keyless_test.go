@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +39,8 @@ const (
 type oidcIssuer struct {
 	srv    *httptest.Server
 	signer jose.Signer
+	// workflow is the job_workflow_ref tokens name (default testWorkflowRef).
+	workflow atomic.Value
 }
 
 func startOIDCIssuer(t *testing.T) *oidcIssuer {
@@ -52,6 +55,7 @@ func startOIDCIssuer(t *testing.T) *oidcIssuer {
 		t.Fatal(err)
 	}
 	iss := &oidcIssuer{signer: signer}
+	iss.workflow.Store(testWorkflowRef)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{
@@ -86,15 +90,16 @@ func startOIDCIssuer(t *testing.T) *oidcIssuer {
 // token mints an ID token with the claims GitHub Actions puts in one.
 func (i *oidcIssuer) token(audience string) (string, error) {
 	now := time.Now()
+	workflow := i.workflow.Load().(string)
 	claims := map[string]any{
 		"iss": i.srv.URL, "aud": audience, "sub": "repo:nothingnesses/agent-images:ref:refs/heads/main",
 		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(),
-		"job_workflow_ref": testWorkflowRef, "job_workflow_sha": "0123456789abcdef0123456789abcdef01234567",
+		"job_workflow_ref": workflow, "job_workflow_sha": "0123456789abcdef0123456789abcdef01234567",
 		"sha": "0123456789abcdef0123456789abcdef01234567", "event_name": "schedule",
 		"repository": "nothingnesses/agent-images", "workflow": "release", "ref": "refs/heads/main",
 		"runner_environment": "github-hosted", "repository_id": "1", "repository_owner": "nothingnesses",
 		"repository_owner_id": "2", "repository_visibility": "public",
-		"workflow_ref": testWorkflowRef, "workflow_sha": "0123456789abcdef0123456789abcdef01234567",
+		"workflow_ref": workflow, "workflow_sha": "0123456789abcdef0123456789abcdef01234567",
 		"run_id": "3", "run_attempt": "1",
 	}
 	return jwt.Signed(i.signer).Claims(claims).Serialize()
@@ -169,7 +174,7 @@ func TestKeylessSignThenVerify(t *testing.T) {
 	}
 	repo, _ := name.NewRepository(addr+"/agent-images/pi", name.Insecure)
 	req := pushRelease(t, ctx, repo, "good")
-	res, err := newSigner().Sign(ctx, req)
+	res, err := signRelease(ctx, newSigner(), req)
 	if err != nil {
 		t.Fatalf("Sign = %v", err)
 	}
@@ -219,11 +224,11 @@ func TestKeylessSignThenVerify(t *testing.T) {
 	// The next run gets a new key and certificate for the same identity:
 	// it must recognise the existing signatures as its own.
 	before := registryState(t, ctx, repo)
-	again, err := newSigner().Sign(ctx, req)
+	again, err := signRelease(ctx, newSigner(), req)
 	if err != nil {
 		t.Fatalf("second Sign = %v", err)
 	}
-	if !again.Unchanged() {
+	if !wroteNothing(req, again) {
 		t.Errorf("second keyless Sign = %+v, want unchanged", again)
 	}
 	if after := registryState(t, ctx, repo); !maps.Equal(before, after) {
@@ -245,4 +250,65 @@ func otherRoots(t *testing.T) *x509.CertPool {
 	pool := x509.NewCertPool()
 	pool.AddCert(bundle[0][len(bundle[0])-1])
 	return pool
+}
+
+// TestKeylessCheck is merge's check of a part another job signed keyless:
+// it holds for the same workflow identity with a new certificate, and fails
+// for another workflow of the same issuer, for a key, and for an image
+// nobody signed.
+func TestKeylessCheck(t *testing.T) {
+	addr := startRegistry(t)
+	ctx := t.Context()
+	issuer := startOIDCIssuer(t)
+	fulcioURL, _ := startFulcio(t, issuer.srv.URL)
+	env := map[string]string{
+		"ACTIONS_ID_TOKEN_REQUEST_URL":   issuer.srv.URL + "/token?api-version=2.0",
+		"ACTIONS_ID_TOKEN_REQUEST_TOKEN": actionsBearer,
+		"GITHUB_ACTIONS":                 "true",
+	}
+	newSigner := func() Signer {
+		s, err := New(ctx, withGetenv(func(k string) string { return env[k] }), WithFulcioURL(fulcioURL), WithTlogUpload(false))
+		if err != nil {
+			t.Fatalf("New(keyless) = %v", err)
+		}
+		return s
+	}
+	repo, _ := name.NewRepository(addr+"/agent-images/pi", name.Insecure)
+	// The build job signs the per-arch images; the merge job, a new signer
+	// with its own certificate, checks them.
+	built := pushRelease(t, ctx, repo, "built")
+	builder := newSigner()
+	for _, img := range built.Images {
+		if err := builder.SignImage(ctx, img); err != nil {
+			t.Fatalf("SignImage = %v", err)
+		}
+	}
+	unsigned := pushRelease(t, ctx, repo, "planted")
+	merger := newSigner()
+	for _, img := range built.Images {
+		if err := merger.Check(ctx, img); err != nil {
+			t.Errorf("Check(%s) by the same workflow = %v, want ok", img, err)
+		}
+	}
+
+	if err := newSigner().Check(ctx, unsigned.Images[0]); err == nil || !strings.Contains(err.Error(), "carries no signature by the keyless identity "+testIdentity+" (issuer "+issuer.srv.URL+")") {
+		t.Errorf("Check(unsigned) = %v, want no signature by this workflow's identity and issuer", err)
+	}
+
+	issuer.workflow.Store("someone/else/.github/workflows/release.yml@refs/heads/main")
+	other := newSigner()
+	if err := other.Check(ctx, built.Images[0]); err == nil || !strings.Contains(err.Error(), "carries no signature by the keyless identity https://github.com/someone/else/") {
+		t.Errorf("Check by another workflow = %v, want refused", err)
+	}
+	issuer.workflow.Store(testWorkflowRef)
+
+	key, _ := writeKeyPair(t, t.TempDir(), "cosign", "pw")
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	keyed, err := New(ctx, WithKey(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keyed.Check(ctx, built.Images[0]); err == nil {
+		t.Errorf("Check of a keyless signature by a key signer = nil, want refused")
+	}
 }

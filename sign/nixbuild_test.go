@@ -11,6 +11,7 @@ import (
 	"github.com/nothingnesses/agent-images/internal/nix"
 	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // TestNARHashesOfABuiltImage builds an agent image with Nix (dockerTools,
@@ -26,14 +27,17 @@ func TestNARHashesOfABuiltImage(t *testing.T) {
 	testenv.Setenv(t)
 	ctx := t.Context()
 	flake := nix.Flake{Ref: testenv.RepoRoot(t), Overrides: testenv.StandinOverrides(t)}
-	results, err := build.Build(ctx, flake, []matrix.Target{{Agent: "pi", System: matrix.X86_64Linux}}, build.WithWorkDir(t.TempDir()))
+	img, err := record.NewImage(matrix.Target{Agent: "pi", System: matrix.X86_64Linux})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if results[0].Err != nil {
-		t.Fatalf("building pi: %v", results[0].Err)
+	if err := build.Build(ctx, flake, []*record.Image{img}, build.WithWorkDir(t.TempDir())); err != nil {
+		t.Fatal(err)
 	}
-	paths, err := StorePaths(ctx, results[0].Image)
+	if img.Err != nil {
+		t.Fatalf("building pi: %v", img.Err)
+	}
+	paths, err := StorePaths(ctx, img.Image)
 	if err != nil {
 		t.Fatalf("StorePaths = %v", err)
 	}

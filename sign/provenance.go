@@ -7,6 +7,8 @@ import (
 
 	"github.com/in-toto/in-toto-golang/in_toto/slsa_provenance/common"
 	slsa1 "github.com/in-toto/in-toto-golang/in_toto/slsa_provenance/v1"
+
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // PredicateSLSAProvenance is the in-toto predicate type of SLSA v1
@@ -20,42 +22,46 @@ const BuildType = "https://github.com/nothingnesses/agent-images/release/v1"
 
 var gitCommit = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
 
-// Provenance is the SLSA v1 predicate of one per-arch image: who built it,
-// from which commit, with which locked flake inputs, and which derivation.
-func Provenance(r Request, p Platform) slsa1.ProvenancePredicate {
+// Provenance is the SLSA v1 predicate of one per-arch image: who built it
+// (builderID, and the job run invocation names when known), from which
+// commit, with which locked flake inputs, and which derivation.
+func Provenance(src Source, builderID, invocation string, img *record.Image) slsa1.ProvenancePredicate {
 	external := map[string]any{
-		"agent":    r.Agent.Attr,
-		"version":  r.Agent.Version,
-		"platform": p.Platform.String(),
+		"agent":    img.Agent,
+		"version":  img.Flake.Version,
+		"platform": img.Platform.String(),
 	}
-	if r.Source.Repository != "" {
-		external["repository"] = r.Source.Repository
+	if src.Repository != "" {
+		external["repository"] = src.Repository
 	}
-	if r.Source.Commit != "" {
-		external["commit"] = r.Source.Commit
+	if src.Commit != "" {
+		external["commit"] = src.Commit
 	}
 	var internal map[string]any
-	if p.Derivation != "" {
-		internal = map[string]any{"derivation": p.Derivation}
+	if img.DrvPath != "" {
+		internal = map[string]any{"derivation": img.DrvPath}
 	}
 	var deps []slsa1.ResourceDescriptor
-	if r.Source.Repository != "" || r.Source.Commit != "" {
-		deps = append(deps, revision("source", r.Source.Repository, r.Source.Commit))
+	if src.Repository != "" || src.Commit != "" {
+		deps = append(deps, revision("source", src.Repository, src.Commit))
 	}
-	names := make([]string, 0, len(r.Source.FlakeInputs))
-	for n := range r.Source.FlakeInputs {
+	names := make([]string, 0, len(src.FlakeInputs))
+	for n := range src.FlakeInputs {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		deps = append(deps, flakeInput(n, r.Source.FlakeInputs[n]))
+		deps = append(deps, flakeInput(n, src.FlakeInputs[n]))
 	}
-	if p.Derivation != "" {
-		deps = append(deps, slsa1.ResourceDescriptor{Name: "derivation", URI: "file://" + p.Derivation})
+	if img.DrvPath != "" {
+		deps = append(deps, slsa1.ResourceDescriptor{Name: "derivation", URI: "file://" + img.DrvPath})
 	}
-	builder := r.BuilderID
-	if builder == "" {
-		builder = "local"
+	if builderID == "" {
+		builderID = "local"
+	}
+	run := slsa1.ProvenanceRunDetails{Builder: slsa1.Builder{ID: builderID}}
+	if invocation != "" {
+		run.BuildMetadata = slsa1.BuildMetadata{InvocationID: invocation}
 	}
 	return slsa1.ProvenancePredicate{
 		BuildDefinition: slsa1.ProvenanceBuildDefinition{
@@ -64,7 +70,7 @@ func Provenance(r Request, p Platform) slsa1.ProvenancePredicate {
 			InternalParameters:   internal,
 			ResolvedDependencies: deps,
 		},
-		RunDetails: slsa1.ProvenanceRunDetails{Builder: slsa1.Builder{ID: builder}},
+		RunDetails: run,
 	}
 }
 

@@ -24,13 +24,17 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
-	"golang.org/x/sync/errgroup"
+
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // signer is the Signer of key and keyless modes; identity is the difference.
 type signer struct {
 	mode       Mode
 	id         identity
+	source     Source
+	builderID  string
+	invocation string
 	rekorURL   string // "" = no transparency log
 	sbom       []SBOMFormat
 	transport  http.RoundTripper
@@ -39,43 +43,108 @@ type signer struct {
 
 func (s *signer) Mode() Mode { return s.mode }
 
-// Sign implements Signer.
-func (s *signer) Sign(ctx context.Context, r Request) (*Result, error) {
-	if len(r.Platforms) == 0 {
-		return nil, fmt.Errorf("signing %s: the request lists no platform images", r.Index)
+// SignImage implements Signer.
+func (s *signer) SignImage(ctx context.Context, img *record.Image) error {
+	if img.Ref.DigestStr() == "" {
+		return fmt.Errorf("signing %s: it was not pushed", img)
 	}
 	ociOpts := s.withContext(ctx)
-	res := &Result{Mode: s.mode, Platforms: make([]Subject, len(r.Platforms))}
-	// Per-arch images first, the index last: an index whose signature is
-	// there promises that its parts are signed too.
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(4)
-	for i, p := range r.Platforms {
-		g.Go(func() error {
-			sub, err := s.signPlatform(gctx, r, p, ociOpts)
-			if err != nil {
-				return fmt.Errorf("signing %s (%s): %w", p.Manifest, p.Platform.String(), err)
-			}
-			res.Platforms[i] = sub
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	idx, err := s.signSubject(ctx, r.Index, ociOpts)
+	sig, err := s.signSubject(ctx, img.Ref, ociOpts)
 	if err != nil {
-		return nil, fmt.Errorf("signing index %s: %w", r.Index, err)
+		return fmt.Errorf("signing %s (%s): %w", img.Ref, img.Platform.String(), err)
 	}
-	res.Index = idx
+	sboms, err := SBOMs(ctx, img, s.sbom...)
+	if err != nil {
+		return fmt.Errorf("signing %s (%s): %w", img.Ref, img.Platform.String(), err)
+	}
+	var statements []statement
+	for i, f := range s.sbom {
+		statements = append(statements, statement{predicateType: f.PredicateType(), predicate: sboms[i]})
+	}
+	statements = append(statements, statement{predicateType: PredicateSLSAProvenance, predicate: Provenance(s.source, s.builderID, s.invocation, img)})
+	attTag, added, err := s.attest(ctx, img.Ref, statements, ociOpts)
+	if err != nil {
+		return fmt.Errorf("attesting %s (%s): %w", img.Ref, img.Platform.String(), err)
+	}
+	sig.Attestations = attTag.String()
+	for _, st := range statements {
+		sig.Predicates = append(sig.Predicates, st.predicateType)
+	}
+	sig.Added = append(sig.Added, added...)
+	img.Signature = &sig
+	return nil
+}
+
+// SignIndex implements Signer. An index whose signature is there promises
+// that its parts are signed too, so images are signed first.
+func (s *signer) SignIndex(ctx context.Context, index name.Digest, images []*record.Image) (*record.Signing, error) {
+	if len(images) == 0 {
+		return nil, fmt.Errorf("signing %s: the index lists no platform images", index)
+	}
+	sig, err := s.signSubject(ctx, index, s.withContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("signing index %s: %w", index, err)
+	}
 	args, err := s.id.cosignArgs(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("naming who signed %s: %w", r.Index, err)
+		return nil, fmt.Errorf("naming who signed %s: %w", index, err)
 	}
-	insecure := r.Index.Context().Registry.Scheme() == "http"
-	res.VerifyCommand = CosignCommand("verify", r.Index, args, s.rekorURL == "", insecure, "")
-	res.VerifyAttestationCommand = CosignCommand("verify-attestation", r.Platforms[0].Manifest, args, s.rekorURL == "", insecure, "slsaprovenance1")
-	return res, nil
+	insecure := index.Context().Registry.Scheme() == "http"
+	return &record.Signing{
+		Mode:                     string(s.mode),
+		Index:                    sig,
+		VerifyCommand:            CosignCommand("verify", index, args, s.rekorURL == "", insecure, ""),
+		VerifyAttestationCommand: CosignCommand("verify-attestation", images[0].Ref, args, s.rekorURL == "", insecure, "slsaprovenance1"),
+	}, nil
+}
+
+// Check implements Signer.
+func (s *signer) Check(ctx context.Context, img *record.Image) error {
+	d := img.Ref
+	ociOpts := s.withContext(ctx)
+	se, err := ociremote.SignedEntity(d, ociOpts...)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", d, err)
+	}
+	h, err := v1.NewHash(d.DigestStr())
+	if err != nil {
+		return err
+	}
+	sigs, err := se.Signatures()
+	if err != nil {
+		return fmt.Errorf("reading the signatures of %s: %w", d, err)
+	}
+	signed, err := s.hasOwn(ctx, sigs, func(sig oci.Signature, v signature.Verifier) bool {
+		return verifySimpleSigning(sig, v) == nil && cosign.SimpleClaimVerifier(sig, h, nil) == nil
+	})
+	if err != nil {
+		return fmt.Errorf("checking the signatures of %s: %w", d, err)
+	}
+	if !signed {
+		return fmt.Errorf("%s carries no signature by %s", d, s.id.describe(ctx))
+	}
+	atts, err := se.Attestations()
+	if err != nil {
+		return fmt.Errorf("reading the attestations of %s: %w", d, err)
+	}
+	// The attestations this signer writes: one per SBOM format, and the
+	// provenance.
+	types := []string{PredicateSLSAProvenance}
+	for _, f := range s.sbom {
+		types = append(types, f.PredicateType())
+	}
+	for _, typ := range types {
+		attested, err := s.hasOwn(ctx, atts, func(sig oci.Signature, v signature.Verifier) bool {
+			return verifyDSSE(sig, v) == nil && cosign.IntotoSubjectClaimVerifier(sig, h, nil) == nil && predicateTypeOf(sig) == typ
+		})
+		if err != nil {
+			return fmt.Errorf("checking the attestations of %s: %w", d, err)
+		}
+		if !attested {
+			return fmt.Errorf("%s carries no %s attestation by %s", d, typ, s.id.describe(ctx))
+		}
+	}
+	return nil
 }
 
 // withContext returns the registry options of one Sign call. The puller
@@ -96,51 +165,24 @@ func reusing(ctx context.Context, base []remote.Option) []remote.Option {
 	return ropts
 }
 
-func (s *signer) signPlatform(ctx context.Context, r Request, p Platform, ociOpts []ociremote.Option) (Subject, error) {
-	sub, err := s.signSubject(ctx, p.Manifest, ociOpts)
-	if err != nil {
-		return Subject{}, err
-	}
-	sub.Platform = p.Platform.String()
-	sboms, err := SBOMs(ctx, r, p, s.sbom...)
-	if err != nil {
-		return Subject{}, err
-	}
-	var statements []statement
-	for i, f := range s.sbom {
-		statements = append(statements, statement{predicateType: f.PredicateType(), predicate: sboms[i]})
-	}
-	statements = append(statements, statement{predicateType: PredicateSLSAProvenance, predicate: Provenance(r, p)})
-	attTag, added, err := s.attest(ctx, p.Manifest, statements, ociOpts)
-	if err != nil {
-		return Subject{}, err
-	}
-	sub.Attestations = attTag.String()
-	for _, st := range statements {
-		sub.Predicates = append(sub.Predicates, st.predicateType)
-	}
-	sub.Added = append(sub.Added, added...)
-	return sub, nil
-}
-
 // signSubject signs one manifest by digest unless this identity already has.
-func (s *signer) signSubject(ctx context.Context, d name.Digest, ociOpts []ociremote.Option) (Subject, error) {
+func (s *signer) signSubject(ctx context.Context, d name.Digest, ociOpts []ociremote.Option) (record.Signature, error) {
 	sigTag, err := ociremote.SignatureTag(d, ociOpts...)
 	if err != nil {
-		return Subject{}, err
+		return record.Signature{}, err
 	}
-	sub := Subject{Digest: d.String(), Signature: sigTag.String()}
+	sub := record.Signature{Signature: sigTag.String()}
 	se, err := ociremote.SignedEntity(d, ociOpts...)
 	if err != nil {
-		return Subject{}, fmt.Errorf("reading %s: %w", d, err)
+		return record.Signature{}, fmt.Errorf("reading %s: %w", d, err)
 	}
 	h, err := v1.NewHash(d.DigestStr())
 	if err != nil {
-		return Subject{}, err
+		return record.Signature{}, err
 	}
 	existing, err := se.Signatures()
 	if err != nil {
-		return Subject{}, fmt.Errorf("reading the signatures of %s: %w", d, err)
+		return record.Signature{}, fmt.Errorf("reading the signatures of %s: %w", d, err)
 	}
 	done, err := s.hasOwn(ctx, existing, func(sig oci.Signature, v signature.Verifier) bool {
 		return verifySimpleSigning(sig, v) == nil && cosign.SimpleClaimVerifier(sig, h, nil) == nil
@@ -150,15 +192,15 @@ func (s *signer) signSubject(ctx context.Context, d name.Digest, ociOpts []ocire
 	}
 	payload, err := (&sigpayload.Cosign{Image: d}).MarshalJSON()
 	if err != nil {
-		return Subject{}, err
+		return record.Signature{}, err
 	}
 	sv, cert, chain, err := s.id.signer(ctx)
 	if err != nil {
-		return Subject{}, err
+		return record.Signature{}, err
 	}
 	raw, err := sv.SignMessage(bytes.NewReader(payload))
 	if err != nil {
-		return Subject{}, fmt.Errorf("signing the payload: %w", err)
+		return record.Signature{}, fmt.Errorf("signing the payload: %w", err)
 	}
 	opts := []static.Option{}
 	if cert != nil {
@@ -167,20 +209,20 @@ func (s *signer) signSubject(ctx context.Context, d name.Digest, ociOpts []ocire
 	if s.rekorURL != "" {
 		entry, err := s.uploadHashedRekord(ctx, raw, payload)
 		if err != nil {
-			return Subject{}, err
+			return record.Signature{}, err
 		}
 		opts = append(opts, static.WithBundle(cbundle.EntryToBundle(entry)))
 	}
 	sig, err := static.NewSignature(payload, base64.StdEncoding.EncodeToString(raw), opts...)
 	if err != nil {
-		return Subject{}, err
+		return record.Signature{}, err
 	}
 	signed, err := mutate.AttachSignatureToEntity(se, sig)
 	if err != nil {
-		return Subject{}, err
+		return record.Signature{}, err
 	}
 	if err := ociremote.WriteSignatures(d.Repository, signed, ociOpts...); err != nil {
-		return Subject{}, fmt.Errorf("pushing the signature %s: %w", sigTag, err)
+		return record.Signature{}, fmt.Errorf("pushing the signature %s: %w", sigTag, err)
 	}
 	sub.Added = append(sub.Added, "signature")
 	return sub, nil

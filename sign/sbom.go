@@ -12,6 +12,9 @@ import (
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/package-url/packageurl-go"
+
+	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // PredicateCycloneDX is the in-toto predicate type of a CycloneDX document,
@@ -86,16 +89,20 @@ func ParseSBOMFormats(names ...string) ([]SBOMFormat, error) {
 // and version split from the path, a pkg:generic purl with the path as the
 // nix_store_path qualifier, the nix:store_path property, and the SHA-256 of
 // its NAR serialisation (Nix's narHash) when the layers tell it.
-func SBOMs(ctx context.Context, r Request, p Platform, formats ...SBOMFormat) ([]json.RawMessage, error) {
-	paths, err := StorePaths(ctx, p.Image)
+func SBOMs(ctx context.Context, img *record.Image, formats ...SBOMFormat) ([]json.RawMessage, error) {
+	paths, err := StorePaths(ctx, img.Image)
 	if err != nil {
 		return nil, fmt.Errorf("reading store paths for the SBOM: %w", err)
 	}
-	cfg, err := p.Image.ConfigFile()
+	cfg, err := img.Image.ConfigFile()
 	if err != nil {
 		return nil, fmt.Errorf("reading the image config: %w", err)
 	}
-	in := sbomInput{r: r, p: p, paths: paths, created: cfg.Created.Time}
+	agent := img.Flake
+	if agent.Attr == "" {
+		agent.Attr = img.Agent
+	}
+	in := sbomInput{img: img, agent: agent, paths: paths, created: cfg.Created.Time}
 	// The image's own creation time and an ID derived from its digest keep
 	// the documents the same for the same image (Nix images carry a fixed
 	// date), so re-running a release describes it identically.
@@ -103,7 +110,7 @@ func SBOMs(ctx context.Context, r Request, p Platform, formats ...SBOMFormat) ([
 		in.created = time.Unix(1, 0)
 	}
 	in.created = in.created.UTC()
-	sum := sha256.Sum256([]byte(p.Manifest.String()))
+	sum := sha256.Sum256([]byte(img.Ref.String()))
 	sum[6] = (sum[6] & 0x0f) | 0x50 // a name-based (v5-style) UUID
 	sum[8] = (sum[8] & 0x3f) | 0x80
 	in.uuid = fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
@@ -129,8 +136,8 @@ func SBOMs(ctx context.Context, r Request, p Platform, formats ...SBOMFormat) ([
 
 // sbomInput is what the SBOMs of one image are made of.
 type sbomInput struct {
-	r       Request
-	p       Platform
+	img     *record.Image
+	agent   matrix.Image // what the flake says of it
 	paths   []StorePath
 	created time.Time
 	uuid    string // the same for the same manifest digest
@@ -149,11 +156,11 @@ const (
 
 func (in sbomInput) imageProperties() []property {
 	props := []property{
-		{"agent-images:platform", in.p.Platform.String()},
-		{"agent-images:agent", in.r.Agent.Attr},
+		{"agent-images:platform", in.img.Platform.String()},
+		{"agent-images:agent", in.agent.Attr},
 	}
-	if in.p.Derivation != "" {
-		props = append(props, property{propDrvPath, in.p.Derivation})
+	if in.img.DrvPath != "" {
+		props = append(props, property{propDrvPath, in.img.DrvPath})
 	}
 	return props
 }
@@ -161,19 +168,19 @@ func (in sbomInput) imageProperties() []property {
 // imagePURL is the image as an OCI purl: repository's last part as the
 // name, manifest digest as the version, where it lies and its architecture.
 func (in sbomInput) imagePURL() string {
-	repo := in.p.Manifest.Context()
+	repo := in.img.Ref.Context()
 	parts := strings.Split(repo.RepositoryStr(), "/")
 	q := packageurl.Qualifiers{
-		{Key: "arch", Value: in.p.Platform.Architecture},
+		{Key: "arch", Value: in.img.Platform.Architecture},
 		{Key: "repository_url", Value: repo.Name()},
 	}
-	return packageurl.NewPackageURL(packageurl.TypeOCI, "", parts[len(parts)-1], in.p.Manifest.DigestStr(), q, "").ToString()
+	return packageurl.NewPackageURL(packageurl.TypeOCI, "", parts[len(parts)-1], in.img.Ref.DigestStr(), q, "").ToString()
 }
 
 // agentPURL names the agent by its flake attribute at its version: a
 // pkg:generic purl, as the flake says nothing of the ecosystem it comes from.
 func (in sbomInput) agentPURL() string {
-	return packageurl.NewPackageURL(packageurl.TypeGeneric, "", in.r.Agent.Attr, in.r.Agent.Version, nil, "").ToString()
+	return packageurl.NewPackageURL(packageurl.TypeGeneric, "", in.agent.Attr, in.agent.Version, nil, "").ToString()
 }
 
 // storePathPURL is a store path as pkg:generic/NAME@VERSION with the path as
@@ -196,14 +203,14 @@ func (in sbomInput) cycloneDX() *cdx.BOM {
 		Component: &cdx.Component{
 			BOMRef:     "image",
 			Type:       cdx.ComponentTypeContainer,
-			Name:       in.p.Manifest.Context().Name(),
-			Version:    in.p.Manifest.DigestStr(),
+			Name:       in.img.Ref.Context().Name(),
+			Version:    in.img.Ref.DigestStr(),
 			PackageURL: in.imagePURL(),
-			Hashes:     &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: strings.TrimPrefix(in.p.Manifest.DigestStr(), "sha256:")}},
+			Hashes:     &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: strings.TrimPrefix(in.img.Ref.DigestStr(), "sha256:")}},
 			Properties: cdxProperties(in.imageProperties()),
 		},
 	}
-	a := in.r.Agent
+	a := in.agent
 	agent := cdx.Component{
 		BOMRef:      "agent:" + a.Attr,
 		Type:        cdx.ComponentTypeApplication,

@@ -17,6 +17,8 @@ import (
 	"github.com/spdx/tools-golang/spdx"
 	"github.com/spdx/tools-golang/spdx/v2/common"
 	"github.com/spdx/tools-golang/spdxlib"
+
+	"github.com/nothingnesses/agent-images/record"
 )
 
 func TestParseStorePath(t *testing.T) {
@@ -94,28 +96,18 @@ func TestStorePaths(t *testing.T) {
 	}
 }
 
-// localRequest is a release of test images that were never pushed.
-func localRequest(t *testing.T) (Request, Platform) {
+// localImage is the record of a test image that was never pushed.
+func localImage(t *testing.T) *record.Image {
 	t.Helper()
-	img := testImage(t, "arm64", "x")
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := testRecord(t, "arm64", testImage(t, "arm64", "x"))
+	img.Flake.License = "MIT OR Apache-2.0"
+	img.DrvPath = "/nix/store/" + hashFoo + "-pi.drv"
 	repo, _ := name.NewRepository("ghcr.io/nothingnesses/agent-images/pi")
-	p := Platform{Manifest: repo.Digest(d.String()), Platform: v1.Platform{OS: "linux", Architecture: "arm64"}, Image: img,
-		Derivation: "/nix/store/" + hashFoo + "-pi.drv"}
-	r := Request{
-		Index:     repo.Digest(d.String()),
-		Platforms: []Platform{p},
-		Agent:     Agent{Attr: "pi", Name: "Pi", Version: "0.70.6", License: "MIT OR Apache-2.0", Description: "A coding agent"},
-		Source: Source{Repository: "https://github.com/nothingnesses/agent-images", Commit: "0123456789abcdef0123456789abcdef01234567",
-			FlakeInputs: map[string]FlakeInput{"nixpkgs": {Rev: "89abcdef0123456789abcdef0123456789abcdef"},
-				"llm-agents": {NarHash: "sha256-StX9CbIyd4OlIgU4/5bO+GuklGMlSieFKc/8n2VQ+5Q=", Override: "path:(local)"}}},
-		BuilderID: "https://github.com/nothingnesses/agent-images/.github/workflows/release.yml@refs/heads/main",
-	}
-	return r, p
+	img.Ref = repo.Digest(img.Digest.String())
+	return img
 }
+
+const testBuilderID = "https://github.com/nothingnesses/agent-images/.github/workflows/release.yml@refs/heads/main"
 
 // cycloneDXSchema compiles CycloneDX's own 1.6 JSON schema
 // (sign/testdata/cyclonedx, see its README for the source).
@@ -200,13 +192,13 @@ func TestSBOMs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, p := localRequest(t)
-			r.Agent.License = tt.license
-			docs, err := SBOMs(t.Context(), r, p, SBOMCycloneDX, SBOMSPDX)
+			p := localImage(t)
+			p.Flake.License = tt.license
+			docs, err := SBOMs(t.Context(), p, SBOMCycloneDX, SBOMSPDX)
 			if err != nil {
 				t.Fatalf("SBOMs = %v", err)
 			}
-			again, err := SBOMs(t.Context(), r, p, SBOMCycloneDX, SBOMSPDX)
+			again, err := SBOMs(t.Context(), p, SBOMCycloneDX, SBOMSPDX)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -222,10 +214,10 @@ func TestSBOMs(t *testing.T) {
 
 			// What both documents must say, component by component.
 			want := []sbomComponent{
-				{Name: "ghcr.io/nothingnesses/agent-images/pi", Version: p.Manifest.DigestStr(),
-					PURL:       "pkg:oci/pi@" + p.Manifest.DigestStr() + "?arch=arm64&repository_url=ghcr.io%2Fnothingnesses%2Fagent-images%2Fpi",
-					SHA256:     strings.TrimPrefix(p.Manifest.DigestStr(), "sha256:"),
-					Properties: map[string]string{"agent-images:platform": "linux/arm64", "agent-images:agent": "pi", "nix:drv_path": p.Derivation}},
+				{Name: "ghcr.io/nothingnesses/agent-images/pi", Version: p.Ref.DigestStr(),
+					PURL:       "pkg:oci/pi@" + p.Ref.DigestStr() + "?arch=arm64&repository_url=ghcr.io%2Fnothingnesses%2Fagent-images%2Fpi",
+					SHA256:     strings.TrimPrefix(p.Ref.DigestStr(), "sha256:"),
+					Properties: map[string]string{"agent-images:platform": "linux/arm64", "agent-images:agent": "pi", "nix:drv_path": p.DrvPath}},
 				{Name: "pi", Version: "0.70.6", PURL: "pkg:generic/pi@0.70.6", Properties: map[string]string{"agent-images:name": "Pi"}},
 			}
 			for _, sp := range paths {
@@ -373,8 +365,9 @@ func spdxComponents(t *testing.T, doc *spdx.Document, license string) []sbomComp
 }
 
 func TestProvenance(t *testing.T) {
-	r, p := localRequest(t)
-	got, err := json.Marshal(Provenance(r, p))
+	img := localImage(t)
+	const invocation = "https://github.com/nothingnesses/agent-images/actions/runs/3/attempts/1#build"
+	got, err := json.Marshal(Provenance(testSource, testBuilderID, invocation, img))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,15 +384,19 @@ func TestProvenance(t *testing.T) {
 				Annotations map[string]string
 			}
 		}
-		RunDetails struct{ Builder struct{ ID string } }
+		RunDetails struct {
+			Builder  struct{ ID string }
+			Metadata struct{ InvocationID string }
+		}
 	}
 	if err := json.Unmarshal(got, &prov); err != nil {
 		t.Fatal(err)
 	}
 	bd := prov.BuildDefinition
-	if bd.BuildType != BuildType || bd.ExternalParameters["agent"] != "pi" || bd.ExternalParameters["commit"] != r.Source.Commit ||
-		bd.InternalParameters["derivation"] != p.Derivation || prov.RunDetails.Builder.ID != r.BuilderID {
-		t.Errorf("Provenance = %s, want build type, agent, commit, derivation and builder", got)
+	if bd.BuildType != BuildType || bd.ExternalParameters["agent"] != "pi" || bd.ExternalParameters["commit"] != testSource.Commit ||
+		bd.InternalParameters["derivation"] != img.DrvPath || prov.RunDetails.Builder.ID != testBuilderID ||
+		prov.RunDetails.Metadata.InvocationID != invocation {
+		t.Errorf("Provenance = %s, want build type, agent, commit, derivation, builder and the job run", got)
 	}
 	deps := map[string]string{}
 	for _, d := range bd.ResolvedDependencies {
@@ -407,8 +404,8 @@ func TestProvenance(t *testing.T) {
 		deps[d.Name] = strings.Join([]string{d.Digest["gitCommit"], str("revision"), str("narHash"), str("override")}, "|")
 	}
 	want := map[string]string{
-		"source":                 r.Source.Commit + "|||",
-		"flake-input:nixpkgs":    r.Source.FlakeInputs["nixpkgs"].Rev + "|||",
+		"source":                 testSource.Commit + "|||",
+		"flake-input:nixpkgs":    testSource.FlakeInputs["nixpkgs"].Rev + "|||",
 		"flake-input:llm-agents": "||sha256-StX9CbIyd4OlIgU4/5bO+GuklGMlSieFKc/8n2VQ+5Q=|path:(local)",
 		"derivation":             "|||",
 	}

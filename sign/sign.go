@@ -12,45 +12,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	ghauthn "github.com/google/go-containerregistry/pkg/authn/github"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/nothingnesses/agent-images/internal/redact"
 	"github.com/nothingnesses/agent-images/internal/transport"
+	"github.com/nothingnesses/agent-images/record"
 )
-
-// Request is one agent's release as the pipeline hands it over: everything
-// is already pushed by digest, and no tag has moved yet.
-type Request struct {
-	// Index is the agent's multi-arch index, in its final repository.
-	Index name.Digest
-	// Platforms are the per-arch images the index lists.
-	Platforms []Platform
-	Agent     Agent
-	Source    Source
-	// BuilderID says who built it: the workflow and its ref under GitHub
-	// Actions (see BuilderIDFromEnv), "local" elsewhere.
-	BuilderID string
-}
-
-// Platform is one per-arch image of a release.
-type Platform struct {
-	Manifest name.Digest
-	Platform v1.Platform
-	// Image is read for the SBOM: the store paths are taken from its layers.
-	Image v1.Image
-	// Derivation is the image's .drv store path, when the build knows it.
-	Derivation string
-}
-
-// Agent is the packaged agent as the flake describes it.
-type Agent struct {
-	Attr        string
-	Name        string
-	Version     string
-	License     string // an SPDX expression, or "LicenseRef-unfree"
-	Description string
-}
 
 // Source is where the release was built from.
 type Source struct {
@@ -59,43 +26,6 @@ type Source struct {
 	Commit     string
 	// FlakeInputs are the flake's direct inputs by name (see FlakeInputs).
 	FlakeInputs map[string]FlakeInput
-}
-
-// Result is what signing one release produced, for release.json and the
-// step summary.
-type Result struct {
-	Mode      Mode      `json:"mode"`
-	Index     Subject   `json:"index"`
-	Platforms []Subject `json:"platforms,omitempty"`
-	// VerifyCommand is the cosign command that checks the index signature.
-	VerifyCommand string `json:"verifyCommand,omitempty"`
-	// VerifyAttestationCommand checks one per-arch image's attestations.
-	VerifyAttestationCommand string `json:"verifyAttestationCommand,omitempty"`
-}
-
-// Subject is one signed manifest and where its evidence is stored.
-type Subject struct {
-	Platform     string   `json:"platform,omitempty"`
-	Digest       string   `json:"digest"`
-	Signature    string   `json:"signature,omitempty"`
-	Attestations string   `json:"attestations,omitempty"`
-	Predicates   []string `json:"predicateTypes,omitempty"`
-	// Added lists what this run wrote ("signature", predicate types); empty
-	// when the subject was already signed and attested.
-	Added []string `json:"added,omitempty"`
-}
-
-// Unchanged reports whether the run wrote nothing at all.
-func (r *Result) Unchanged() bool {
-	if len(r.Index.Added) > 0 {
-		return false
-	}
-	for _, p := range r.Platforms {
-		if len(p.Added) > 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // Mode is how a Signer signs.
@@ -107,12 +37,21 @@ const (
 	ModeKeyless Mode = "keyless"
 )
 
-// Signer signs and attests a pushed release.
+// Signer signs and attests what a release pushed, one record at a time, so
+// that an image can be signed in the job that built it and its index in
+// another. Whatever the same identity already signed is left alone.
 type Signer interface {
-	// Sign signs the index and every per-arch manifest and attaches the SBOMs
-	// and provenance to every per-arch image. Subjects already signed by the
-	// same identity are left alone.
-	Sign(ctx context.Context, r Request) (*Result, error)
+	// SignImage signs one pushed per-arch image (img.Ref) and attaches its
+	// SBOM and SLSA provenance, and records that in img.Signature.
+	SignImage(ctx context.Context, img *record.Image) error
+	// SignIndex signs an agent's index, after its images were signed, and
+	// says how to verify it.
+	SignIndex(ctx context.Context, index name.Digest, images []*record.Image) (*record.Signing, error)
+	// Check proves that img.Ref carries a signature, an SBOM and a
+	// provenance made by this signer's identity (the same key, or the same
+	// certificate identity and issuer under the same CA): what merge
+	// demands of a part another job built.
+	Check(ctx context.Context, img *record.Image) error
 	Mode() Mode
 }
 
@@ -122,6 +61,8 @@ var ErrNoIdentity = errors.New("no signing identity: pass --key (a file, env://V
 	"run under GitHub Actions with `permissions: id-token: write` for keyless signing, or pass --sign=false")
 
 type options struct {
+	source     Source
+	builderID  string
 	mode       Mode // "" = choose from the environment
 	keyRef     string
 	idToken    string
@@ -165,6 +106,18 @@ func WithIdentityToken(tok string) Option {
 // Disabled turns signing off; Sign then only reports that it did nothing.
 func Disabled() Option {
 	return func(o *options) error { o.mode = ModeOff; return nil }
+}
+
+// WithSource says what the provenance records as the source of what is
+// signed: the repository, commit and locked flake inputs.
+func WithSource(src Source) Option {
+	return func(o *options) error { o.source = src; return nil }
+}
+
+// WithBuilderID names the builder in provenance (default
+// BuilderIDFromEnv: the workflow under GitHub Actions, else "local").
+func WithBuilderID(id string) Option {
+	return func(o *options) error { o.builderID = id; return nil }
 }
 
 // WithFulcioURL points keyless signing at a private Fulcio.
@@ -254,6 +207,9 @@ func New(ctx context.Context, opts ...Option) (Signer, error) {
 			return nil, err
 		}
 	}
+	if o.builderID == "" {
+		o.builderID = builderID(o.getenv)
+	}
 	if o.transport == nil {
 		o.transport = transport.New()
 	}
@@ -279,6 +235,9 @@ func New(ctx context.Context, opts ...Option) (Signer, error) {
 	}
 	s := &signer{
 		mode:       o.mode,
+		source:     o.source,
+		builderID:  o.builderID,
+		invocation: invocationID(o.getenv),
 		sbom:       o.sbom,
 		remoteOpts: remoteOptions(o.remoteOpts, o.transport),
 		transport:  o.transport,
@@ -316,27 +275,48 @@ func remoteOptions(extra []remote.Option, rt http.RoundTripper) []remote.Option 
 // BuilderIDFromEnv names the builder for provenance: under GitHub Actions
 // the workflow file at its ref (the identity keyless certificates carry),
 // elsewhere "local".
-func BuilderIDFromEnv() string {
-	ref := os.Getenv("GITHUB_WORKFLOW_REF")
+func BuilderIDFromEnv() string { return builderID(os.Getenv) }
+
+func builderID(getenv func(string) string) string {
+	ref := getenv("GITHUB_WORKFLOW_REF")
 	if ref == "" {
 		return "local"
 	}
-	server := os.Getenv("GITHUB_SERVER_URL")
+	return serverURL(getenv) + "/" + ref
+}
+
+// invocationID names the job run that signs: the run and attempt under
+// GitHub Actions, with the job; empty elsewhere.
+func invocationID(getenv func(string) string) string {
+	repo, run := getenv("GITHUB_REPOSITORY"), getenv("GITHUB_RUN_ID")
+	if repo == "" || run == "" {
+		return ""
+	}
+	id := serverURL(getenv) + "/" + repo + "/actions/runs/" + run
+	if a := getenv("GITHUB_RUN_ATTEMPT"); a != "" {
+		id += "/attempts/" + a
+	}
+	if job := getenv("GITHUB_JOB"); job != "" {
+		id += "#" + job
+	}
+	return id
+}
+
+func serverURL(getenv func(string) string) string {
+	server := getenv("GITHUB_SERVER_URL")
 	if server == "" {
 		server = "https://github.com"
 	}
-	return strings.TrimSuffix(server, "/") + "/" + ref
+	return strings.TrimSuffix(server, "/")
 }
 
 // off is the Signer of --sign=false.
 type off struct{}
 
-func (off) Mode() Mode { return ModeOff }
+func (off) Mode() Mode                                     { return ModeOff }
+func (off) SignImage(context.Context, *record.Image) error { return nil }
+func (off) Check(context.Context, *record.Image) error     { return nil }
 
-func (off) Sign(_ context.Context, r Request) (*Result, error) {
-	res := &Result{Mode: ModeOff, Index: Subject{Digest: r.Index.String()}}
-	for _, p := range r.Platforms {
-		res.Platforms = append(res.Platforms, Subject{Platform: p.Platform.String(), Digest: p.Manifest.String()})
-	}
-	return res, nil
+func (off) SignIndex(context.Context, name.Digest, []*record.Image) (*record.Signing, error) {
+	return &record.Signing{Mode: string(ModeOff)}, nil
 }

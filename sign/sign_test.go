@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // TestNewChoosesMode covers the choice New makes from flags and environment,
@@ -67,10 +69,13 @@ func TestOffReportsWithoutSigning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, _ := localRequest(t)
-	res, err := s.Sign(context.Background(), r)
-	if err != nil || res.Mode != ModeOff || !res.Unchanged() || res.Index.Signature != "" {
-		t.Errorf("off.Sign = %+v, %v, want an unchanged report with no signature", res, err)
+	img := localImage(t)
+	if err := s.SignImage(context.Background(), img); err != nil || img.Signature != nil {
+		t.Errorf("off.SignImage = %v, signature %+v, want nothing", err, img.Signature)
+	}
+	res, err := s.SignIndex(context.Background(), img.Ref, []*record.Image{img})
+	if err != nil || res.Mode != string(ModeOff) || res.Index.Signature != "" {
+		t.Errorf("off.SignIndex = %+v, %v, want a report with no signature", res, err)
 	}
 }
 

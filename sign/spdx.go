@@ -41,16 +41,16 @@ func (in sbomInput) spdx() *spdx.Document {
 	}
 
 	image := &spdx.Package{
-		PackageName:               in.p.Manifest.Context().Name(),
+		PackageName:               in.img.Ref.Context().Name(),
 		PackageSPDXIdentifier:     "image",
-		PackageVersion:            in.p.Manifest.DigestStr(),
+		PackageVersion:            in.img.Ref.DigestStr(),
 		PackageDownloadLocation:   noAssertion,
-		PackageChecksums:          []spdx.Checksum{{Algorithm: common.SHA256, Value: strings.TrimPrefix(in.p.Manifest.DigestStr(), "sha256:")}},
+		PackageChecksums:          []spdx.Checksum{{Algorithm: common.SHA256, Value: strings.TrimPrefix(in.img.Ref.DigestStr(), "sha256:")}},
 		PackageExternalReferences: purl(in.imagePURL()),
 		PrimaryPackagePurpose:     "CONTAINER",
 		Annotations:               annotate(in.imageProperties()),
 	}
-	a := in.r.Agent
+	a := in.agent
 	agent := &spdx.Package{
 		PackageName:               a.Attr,
 		PackageSPDXIdentifier:     spdxID("agent-" + a.Attr),
@@ -71,7 +71,7 @@ func (in sbomInput) spdx() *spdx.Document {
 		SPDXVersion:       spdx.Version,
 		DataLicense:       spdx.DataLicense,
 		SPDXIdentifier:    "DOCUMENT",
-		DocumentName:      in.p.Manifest.String(),
+		DocumentName:      in.img.Ref.String(),
 		DocumentNamespace: "https://spdx.org/spdxdocs/agent-images/" + in.uuid,
 		CreationInfo:      &spdx.CreationInfo{Creators: []common.Creator{spdxCreator}, Created: created},
 		Packages:          []*spdx.Package{image, agent},

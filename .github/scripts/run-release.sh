@@ -40,21 +40,25 @@ if [ "${COMMAND:-release}" = matrix ]; then
   args+=(--json)
   if [ -n "${RUNNER_ARM:-}" ]; then args+=(--runner "aarch64-linux=$RUNNER_ARM"); fi
 else
-  if [ "${PUSH:-false}" = true ]; then args+=(--push); fi
+  # merge always pushes; build and release push when asked.
+  if [ "${PUSH:-false}" = true ] && [ "${COMMAND:-release}" != merge ]; then args+=(--push); fi
   if [ -n "${REGISTRY:-}" ]; then args+=(--registry "$REGISTRY"); fi
   if [ "${INSECURE:-false}" = true ]; then args+=(--insecure); fi
   if [ -n "${JOBS:-}" ] && [ "${COMMAND:-release}" = release ]; then args+=(--jobs "$JOBS"); fi
-  if [ "${COMMAND:-release}" != build ]; then
-    # Only what is pushed is signed: no signing flags for a local layout.
-    if [ "${PUSH:-false}" != true ]; then
-      :
-    elif [ "${SIGN:-true}" = false ]; then
+  # Whatever pushes signs: build signs its images, merge its index, release
+  # everything it pushes. Only a local layout (release without push) is
+  # never signed, so it gets no signing flags.
+  if [ "${COMMAND:-release}" != release ] || [ "${PUSH:-false}" = true ]; then
+    if [ "${SIGN:-true}" = false ]; then
       args+=(--sign=false)
     elif [ -n "${KEY:-}" ]; then
       args+=(--key "$KEY")
       if [ "${TLOG_UPLOAD:-false}" = true ]; then args+=(--tlog-upload); fi
     fi
-    if [ -n "${OUTPUT:-}" ]; then args+=(--output "$OUTPUT"); fi
+  fi
+  if [ -n "${OUTPUT:-}" ]; then args+=(--output "$OUTPUT"); fi
+  if [ "${COMMAND:-release}" = merge ] && [ -n "${FROM:-}" ]; then args+=(--from "$FROM"); fi
+  if [ "${COMMAND:-release}" != build ]; then
     # Tags may be separated by commas or newlines.
     while IFS= read -r tag; do
       tag="${tag#"${tag%%[![:space:]]*}"}"

@@ -15,7 +15,7 @@ import (
 	"github.com/nothingnesses/agent-images/internal/nix"
 	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/matrix"
-	"github.com/nothingnesses/agent-images/pipeline"
+	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/smoke"
 )
 
@@ -86,7 +86,7 @@ func TestConsumerFlakeReleases(t *testing.T) {
 		t.Fatalf("release %s = %v\n%s", strings.Join(args, " "), err, out)
 	}
 
-	var rep pipeline.Report
+	var rep record.Report
 	data, err := os.ReadFile("release.json")
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func TestConsumerFlakeReleases(t *testing.T) {
 	if err := json.Unmarshal(data, &rep); err != nil {
 		t.Fatalf("release.json: %v\n%s", err, data)
 	}
-	if len(rep.Agents) != 1 || rep.Agents[0].Agent != "reviewer" || rep.Agents[0].Status != pipeline.StageDone {
+	if len(rep.Agents) != 1 || rep.Agents[0].Agent != "reviewer" || rep.Agents[0].Status != record.StageDone {
 		t.Fatalf("release.json agents = %+v, want reviewer done", rep.Agents)
 	}
 	ar := rep.Agents[0]
@@ -121,7 +121,7 @@ func TestConsumerFlakeReleases(t *testing.T) {
 		t.Errorf("expectations of %s = %+v, want the flake's user, program, environment, directories, commands and nix-ld", targets[0], want)
 	}
 	// ...which differ from ours where it matters: our defaults fail it.
-	img, err := remote.Image(mustDigest(t, prefix+"/reviewer@"+ar.Platforms[0].Digest))
+	img, err := remote.Image(mustDigest(t, prefix+"/reviewer@"+ar.Platforms[0].Digest.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestConsumerFlakeReleases(t *testing.T) {
 		t.Errorf("the image passes our default expectations too, so the release proves nothing about its own:\n%s", rep2)
 	}
 
-	index := mustDigest(t, prefix+"/reviewer@"+ar.Index)
+	index := mustDigest(t, prefix+"/reviewer@"+ar.Index.String())
 	idx, err := remote.Index(index)
 	if err != nil {
 		t.Fatalf("reading the pushed index: %v", err)
@@ -149,7 +149,7 @@ func TestConsumerFlakeReleases(t *testing.T) {
 	if out, err := run(t, "verify", "--agent", "reviewer", "--registry", prefix, "--insecure", "--key", "cosign.pub"); err != nil {
 		t.Errorf("release verify = %v\n%s", err, out)
 	}
-	cosignVerify(t, cosign, "cosign.pub", index.String(), prefix+"/reviewer@"+ar.Platforms[0].Digest)
+	cosignVerify(t, cosign, "cosign.pub", index.String(), prefix+"/reviewer@"+ar.Platforms[0].Digest.String())
 }
 
 // cosignVerify has the real cosign CLI check a key-signed index and the

@@ -12,22 +12,26 @@ import (
 	"text/tabwriter"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/nothingnesses/agent-images/gh"
 	"github.com/nothingnesses/agent-images/pipeline"
+	"github.com/nothingnesses/agent-images/record"
 )
 
-type runFunc func(context.Context, pipeline.Options) (*pipeline.Report, error)
+type runFunc func(context.Context, pipeline.Options) (*record.Report, error)
 
-// runRelease runs one of the pipeline's entry points with progress on
-// stderr, the summary on stdout, and the report where asked.
-func runRelease(cmd *cobra.Command, f *releaseFlags, o pipeline.Options, run runFunc) error {
-	signer, err := f.signFlags.signer(cmd, o)
+// runRelease runs release or release merge with progress on stderr, the
+// summary on stdout, and the report where asked.
+func runRelease(cmd *cobra.Command, f *releaseFlags, run runFunc) error {
+	o, err := f.options()
 	if err != nil {
 		return err
 	}
-	o.Signer = signer
+	if o.Signer, err = f.signFlags.signer(cmd, o); err != nil {
+		return err
+	}
 	github := os.Getenv("GITHUB_ACTIONS") == "true"
 	disp := newDisplay(cmd.ErrOrStderr(), github)
 	o.Events = disp.event
@@ -57,8 +61,56 @@ func runRelease(cmd *cobra.Command, f *releaseFlags, o pipeline.Options, run run
 	return nil
 }
 
+// runBuild runs release build: the build record goes to --output and, under
+// GitHub Actions, to the build-record step output.
+func runBuild(cmd *cobra.Command, f *releaseFlags) error {
+	o, err := f.options()
+	if err != nil {
+		return err
+	}
+	if o.Signer, err = f.signFlags.signer(cmd, o); err != nil {
+		return err
+	}
+	github := os.Getenv("GITHUB_ACTIONS") == "true"
+	disp := newDisplay(cmd.ErrOrStderr(), github)
+	o.Events = disp.event
+	rec, err := pipeline.BuildStaged(cmd.Context(), o)
+	disp.stop()
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "IMAGE\tDIGEST\tSIGNED\tSTAGED AT")
+	for _, img := range rec.Images {
+		where, signed := img.Ref.String(), img.Signature != nil
+		if img.Error != "" {
+			where = img.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", img, short(digestString(img.Digest)), signed, where)
+	}
+	tw.Flush()
+	if github {
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		if err := writeGitHubOutput("build-record", string(b)); err != nil {
+			return err
+		}
+	}
+	if f.output != "" {
+		if err := rec.WriteFile(f.output); err != nil {
+			return fmt.Errorf("writing --output %s: %w", f.output, err)
+		}
+	}
+	if failed := rec.Failed(); len(failed) > 0 {
+		return &exitError{msg: "failed: " + strings.Join(failed, ", ")}
+	}
+	return nil
+}
+
 // writeSummary prints one line per agent: what happened and where it is.
-func writeSummary(w io.Writer, rep *pipeline.Report) {
+func writeSummary(w io.Writer, rep *record.Report) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "AGENT\tSTATUS\tINDEX\tTAGS MOVED\tWHERE")
 	for _, a := range rep.Agents {
@@ -66,9 +118,23 @@ func writeSummary(w io.Writer, rep *pipeline.Report) {
 		if a.Error != "" {
 			where = a.Error
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Agent, a.Status, short(a.Index), strings.Join(a.Moved, ","), where)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Agent, a.Status, short(indexString(a)), strings.Join(a.Moved, ","), where)
+		for _, k := range a.Kept {
+			fmt.Fprintf(tw, "\t\t\t\t%s stays at %s, which is newer\n", k.Tag, short(k.Index.String()))
+		}
 	}
 	tw.Flush()
+}
+
+// indexString is an agent's index digest, "" when it has none.
+func indexString(a *record.Agent) string { return digestString(a.Index) }
+
+// digestString is a digest, "" for none.
+func digestString(h v1.Hash) string {
+	if h.Hex == "" {
+		return ""
+	}
+	return h.String()
 }
 
 func short(digest string) string {
@@ -79,11 +145,15 @@ func short(digest string) string {
 }
 
 // writeGroups prints each agent's smoke results in a collapsible log group.
-func writeGroups(w io.Writer, rep *pipeline.Report) {
+func writeGroups(w io.Writer, rep *record.Report) {
 	for _, a := range rep.Agents {
 		fmt.Fprintf(w, "::group::%s %s (%s)\n", a.Agent, a.Version, a.Status)
 		for _, p := range a.Platforms {
-			fmt.Fprintf(w, "%s digest=%s size=%d\n", p.System, p.Digest, p.Size)
+			if p.Digest.Hex != "" {
+				fmt.Fprintf(w, "%s digest=%s size=%d\n", p.System, p.Digest, p.Size)
+			} else {
+				fmt.Fprintf(w, "%s not built\n", p.System)
+			}
 			if p.Smoke != nil {
 				fmt.Fprintf(w, "  smoke: %s, %d passed, %d failed, %d skipped %s%s\n", p.Smoke.Mode, p.Smoke.Passed, len(p.Smoke.Failed), len(p.Smoke.Skipped), p.Smoke.Runner, p.Smoke.Reason)
 				for _, r := range append(p.Smoke.Failed, p.Smoke.Skipped...) {
@@ -104,7 +174,7 @@ func writeGroups(w io.Writer, rep *pipeline.Report) {
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
 
 // writeStepSummary appends a Markdown table to $GITHUB_STEP_SUMMARY.
-func writeStepSummary(rep *pipeline.Report) error {
+func writeStepSummary(rep *record.Report) error {
 	var b strings.Builder
 	fmt.Fprintln(&b, "### Agent images")
 	fmt.Fprintln(&b)
@@ -113,7 +183,7 @@ func writeStepSummary(rep *pipeline.Report) error {
 	for _, a := range rep.Agents {
 		var plats []string
 		for _, p := range a.Platforms {
-			s := p.System
+			s := string(p.System)
 			if p.Smoke != nil {
 				s += fmt.Sprintf(" (smoke %s: %d passed, %d failed)", p.Smoke.Mode, p.Smoke.Passed, len(p.Smoke.Failed))
 			}
@@ -123,7 +193,7 @@ func writeStepSummary(rep *pipeline.Report) error {
 		if a.Error != "" {
 			status += ": " + oneLine(a.Error)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | `%s` | %s | %s |\n", a.Agent, a.Version, status, short(a.Index), strings.Join(plats, "<br>"), strings.Join(a.Tags, ", "))
+		fmt.Fprintf(&b, "| %s | %s | %s | `%s` | %s | %s |\n", a.Agent, a.Version, status, short(indexString(a)), strings.Join(plats, "<br>"), strings.Join(a.Tags, ", "))
 	}
 	if err := gh.AppendSummary(b.String()); err != nil {
 		return fmt.Errorf("writing the step summary: %w", err)
@@ -132,11 +202,11 @@ func writeStepSummary(rep *pipeline.Report) error {
 }
 
 // writeOutputs sets the step outputs the Action exposes.
-func writeOutputs(rep *pipeline.Report, releaseJSON string) error {
+func writeOutputs(rep *record.Report, releaseJSON string) error {
 	digests := map[string]string{}
 	for _, a := range rep.Agents {
-		if a.Index != "" {
-			digests[a.Agent] = a.Index
+		if d := indexString(a); d != "" {
+			digests[a.Agent] = d
 		}
 	}
 	b, err := json.Marshal(digests)
@@ -188,7 +258,7 @@ func (d *display) event(e pipeline.Event) {
 		line += " " + oneLine(e.Detail)
 	}
 	if !d.live {
-		if e.Stage == pipeline.StagePushing && e.Total > 0 {
+		if e.Stage == record.StagePushing && e.Total > 0 {
 			return // byte counts would flood a log; the live display shows them
 		}
 		fmt.Fprintf(d.w, "%-36s %s\n", key, line)
@@ -199,7 +269,7 @@ func (d *display) event(e pipeline.Event) {
 		sort.Strings(d.order)
 	}
 	d.rows[key] = line
-	if time.Since(d.last) > 100*time.Millisecond || e.Stage == pipeline.StageDone || e.Stage == pipeline.StageFailed {
+	if time.Since(d.last) > 100*time.Millisecond || e.Stage == record.StageDone || e.Stage == record.StageFailed {
 		d.draw()
 	}
 }

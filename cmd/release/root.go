@@ -44,37 +44,70 @@ func (f *flakeFlags) nixFlake() (nix.Flake, error) {
 	return fl, nil
 }
 
+// command is which of release, release build and release merge a set of
+// release flags belongs to.
+type command int
+
+const (
+	commandRelease command = iota
+	commandBuild
+	commandMerge
+)
+
 // releaseFlags are the flags of release, release build and release merge.
 type releaseFlags struct {
 	flakeFlags
-	jobs       int
-	push       bool
-	registry   string
-	insecure   bool
-	runtime    string
-	tags       []string
-	output     string
-	dryRun     bool
-	layout     string
-	workDir    string
-	stagingKey string
-	commit     string
-	signFlags  signFlags
+	command       command
+	allowRollback bool
+	from          string
+	jobs          int
+	push          bool
+	registry      string
+	insecure      bool
+	runtime       string
+	tags          []string
+	output        string
+	dryRun        bool
+	layout        string
+	workDir       string
+	stagingKey    string
+	commit        string
+	signFlags     signFlags
 }
 
-func (f *releaseFlags) register(cmd *cobra.Command, withAll bool) {
+func (f *releaseFlags) register(cmd *cobra.Command, c command) {
+	f.command = c
 	f.flakeFlags.register(cmd)
-	if withAll {
+	if c == commandRelease {
 		cmd.Flags().BoolVar(&f.all, "all", false, "release every agent of the flake")
 	}
 	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "targets built, tested and pushed at once (default: number of CPUs)")
-	cmd.Flags().BoolVar(&f.push, "push", false, "push to --registry (without it the release lands in --layout)")
+	switch c {
+	case commandMerge:
+		// merge always pushes and signs; --push is accepted for old callers.
+		cmd.Flags().BoolVar(&f.push, "push", true, "ignored: merge always pushes (and signs, unless --sign=false)")
+		_ = cmd.Flags().MarkHidden("push")
+		cmd.Flags().StringVar(&f.from, "from", "", "`DIR` of build records of release build (its --output files), or one such file: merge accepts only the parts they name")
+	case commandBuild:
+		cmd.Flags().BoolVar(&f.push, "push", false, "push each image by digest under its staging tag (required, unless --dry-run)")
+	default:
+		cmd.Flags().BoolVar(&f.push, "push", false, "push to --registry (without it the release lands in --layout)")
+	}
+	if c != commandBuild {
+		cmd.Flags().BoolVar(&f.allowRollback, "allow-rollback", false, "move latest, the version and the date tag even to an index older than the one they point at (a deliberate revert)")
+	}
 	cmd.Flags().StringVar(&f.registry, "registry", "", "repository prefix; each agent goes to <registry>/<agent> (default under GitHub Actions: ghcr.io/<owner>/<repo>)")
 	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "allow a plain-HTTP registry")
 	cmd.Flags().StringVar(&f.runtime, "runtime", "", "container runtime for smoke tests: podman, docker, or none for static checks only (default: podman, else docker)")
-	cmd.Flags().StringSliceVar(&f.tags, "tag", nil, "more tags to move besides latest, the version, the date and sha-<commit>")
-	cmd.Flags().StringVar(&f.output, "output", "", "write the release report (digests, sizes, tags, smoke results) to this JSON file")
-	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "build and show what would be published and which tags would move, changing nothing")
+	if c != commandBuild {
+		cmd.Flags().StringSliceVar(&f.tags, "tag", nil, "more tags to move besides latest, the version, the date and sha-<commit> (not in the reserved sha256-* and staging-* spaces)")
+	}
+	if c == commandBuild {
+		cmd.Flags().StringVar(&f.output, "output", "", "write the build record (per image: digest, derivation, smoke result, signature) to this JSON file, for release merge --from")
+	} else {
+		cmd.Flags().StringVar(&f.output, "output", "", "write the release report (digests, sizes, tags, smoke results) to this JSON file")
+	}
+	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "show what would be pushed, signed and tagged, changing nothing in any registry or layout")
 	cmd.Flags().StringVar(&f.layout, "layout", filepath.Join("dist", "oci"), "OCI image layout a release without --push writes to")
 	cmd.Flags().StringVar(&f.workDir, "work-dir", filepath.Join("dist", "work"), "where nix out-links and image archives are kept")
 	cmd.Flags().StringVar(&f.stagingKey, "staging-key", "", "key of split-mode staging tags (default: sha-<commit>, or GITHUB_RUN_ID, or local)")
@@ -82,34 +115,46 @@ func (f *releaseFlags) register(cmd *cobra.Command, withAll bool) {
 	f.signFlags.register(cmd)
 }
 
-func (f *releaseFlags) options(cmd *cobra.Command) (pipeline.Options, error) {
+// options turns the flags into the pipeline's options. Everything the
+// flags alone can get wrong fails here, before the flake is read.
+func (f *releaseFlags) options() (pipeline.Options, error) {
 	fl, err := f.nixFlake()
 	if err != nil {
 		return pipeline.Options{}, err
 	}
-	if !f.all && len(f.agents) == 0 && cmd.Flags().Lookup("all") != nil {
+	if !f.all && len(f.agents) == 0 && f.command == commandRelease {
 		return pipeline.Options{}, fmt.Errorf("name the agents to release with --agent a,b, or release every agent with --all")
 	}
 	if f.all && len(f.agents) > 0 {
 		return pipeline.Options{}, fmt.Errorf("--all and --agent %s conflict: use one", strings.Join(f.agents, ","))
 	}
+	if f.command == commandBuild && !f.push && !f.dryRun {
+		return pipeline.Options{}, fmt.Errorf("release build stages images in a registry for release merge: add --push and --registry (or run `release` without a subcommand for a local release)")
+	}
+	if f.output != "" {
+		if err := checkOutput(f.output); err != nil {
+			return pipeline.Options{}, err
+		}
+	}
 	o := pipeline.Options{
-		Flake:      fl,
-		Agents:     f.agents,
-		Systems:    matrix.ParseSystems(f.systems),
-		Jobs:       f.jobs,
-		WorkDir:    f.workDir,
-		Push:       f.push,
-		Registry:   f.registry,
-		Insecure:   f.insecure,
-		LayoutDir:  f.layout,
-		Runtime:    f.runtime,
-		Source:     sourceURL(f.flake),
-		Commit:     f.commit,
-		ExtraTags:  f.tags,
-		StagingKey: f.stagingKey,
-		DryRun:     f.dryRun,
-		Now:        time.Now,
+		Flake:         fl,
+		Agents:        f.agents,
+		Systems:       matrix.ParseSystems(f.systems),
+		Jobs:          f.jobs,
+		WorkDir:       f.workDir,
+		Push:          f.push || f.command != commandRelease,
+		Registry:      f.registry,
+		Insecure:      f.insecure,
+		LayoutDir:     f.layout,
+		Runtime:       f.runtime,
+		Source:        sourceURL(f.flake),
+		Commit:        f.commit,
+		ExtraTags:     f.tags,
+		StagingKey:    f.stagingKey,
+		From:          f.from,
+		DryRun:        f.dryRun,
+		AllowRollback: f.allowRollback,
+		Now:           time.Now,
 	}
 	if o.Commit == "" {
 		o.Commit = detectCommit(f.flake)
@@ -120,11 +165,13 @@ func (f *releaseFlags) options(cmd *cobra.Command) (pipeline.Options, error) {
 	if o.Registry == "" {
 		o.Registry = defaultRegistry()
 	}
+	if o.Push && o.Registry == "" {
+		return o, fmt.Errorf("--push needs --registry, the repository prefix agents are pushed under: %s", registryRequired)
+	}
 	if err := checkRegistry(o.Registry); err != nil {
 		return o, err
 	}
-	err = o.Validate()
-	return o, err
+	return o, nil
 }
 
 // checkRegistry refuses a repository prefix that carries credentials (or a
@@ -137,6 +184,28 @@ func checkRegistry(registry string) error {
 			"where they would be printed with it; log in with `docker login %s` (or a Docker config) and pass the plain prefix", pub, host)
 	}
 	return nil
+}
+
+// checkOutput fails when a report could not be written to path, so that a
+// typo is found before a release, not after it published.
+func checkOutput(path string) error {
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("--output %s: its directory %s does not exist: create it first", path, dir)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("--output %s: %s is not a directory", path, dir)
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("--output %s is a directory: give a file name", path)
+	}
+	probe, err := os.CreateTemp(dir, ".release-output-*")
+	if err != nil {
+		return fmt.Errorf("--output %s: cannot write in %s: %w", path, dir, err)
+	}
+	probe.Close()
+	return os.Remove(probe.Name())
 }
 
 // detectCommit is GITHUB_SHA, or the HEAD of a local flake whose work tree
@@ -176,14 +245,10 @@ Without --push the result is written to an OCI image layout (--layout).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := f.options(cmd)
-			if err != nil {
-				return err
-			}
-			return runRelease(cmd, &f, o, pipeline.Release)
+			return runRelease(cmd, &f, pipeline.Release)
 		},
 	}
-	f.register(cmd, true)
+	f.register(cmd, commandRelease)
 	cmd.AddCommand(
 		newMatrixCmd(),
 		newBuildCmd(),

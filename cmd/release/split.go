@@ -11,20 +11,18 @@ func newBuildCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "build",
 		Short: "Split mode, first half: build, test and stage per-arch images on this runner",
-		Long: `build builds and smoke-tests the selected agents for the selected systems and pushes
-each per-arch image by digest under a staging tag derived from --staging-key, so
-that "release merge" in another job finds them without job outputs.`,
-		Example: `  release build --agent pi --system aarch64-linux --push --registry ghcr.io/me/agent-images`,
+		Long: `build builds and smoke-tests the selected agents for the selected systems, pushes
+each per-arch image that passed by digest (a staging tag derived from --staging-key
+keeps it until merge), and signs and attests it in this job. The build record it
+writes with --output (and, under GitHub Actions, as the build-record step output)
+is what "release merge --from" accepts parts from, by digest and signature.`,
+		Example: `  release build --agent pi --system aarch64-linux --push --registry ghcr.io/me/agent-images --output build-pi-aarch64-linux.json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := f.options(cmd)
-			if err != nil {
-				return err
-			}
-			return runRelease(cmd, &f, o, pipeline.BuildStaged)
+			return runBuild(cmd, &f)
 		},
 	}
-	f.register(cmd, false)
+	f.register(cmd, commandBuild)
 	return cmd
 }
 
@@ -33,18 +31,19 @@ func newMergeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "merge",
 		Short: "Split mode, second half: assemble staged per-arch images into indexes, sign, tag",
-		Long: `merge finds the per-arch images "release build" staged for each selected agent,
-checks none is missing or stale, pushes the multi-arch index, signs, and moves the tags.`,
-		Example: `  release merge --agent pi --registry ghcr.io/me/agent-images`,
+		Long: `merge takes each selected agent's per-arch images from the build records of
+"release build" (--from) and accepts one only when this flake builds the same
+derivation at the same commit, the registry holds the recorded digest under its
+staging tag, and its signature and attestations verify against the identity this
+merge signs with. Then it pushes the multi-arch index, signs the index and moves
+the tags. An agent with a refused part moves nothing. merge always pushes and
+signs: --sign=false publishes unsigned on purpose.`,
+		Example: `  release merge --agent pi --registry ghcr.io/me/agent-images --from build-records/ --key cosign.key`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := f.options(cmd)
-			if err != nil {
-				return err
-			}
-			return runRelease(cmd, &f, o, pipeline.Merge)
+			return runRelease(cmd, &f, pipeline.Merge)
 		},
 	}
-	f.register(cmd, false)
+	f.register(cmd, commandMerge)
 	return cmd
 }

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/nothingnesses/agent-images/internal/redact"
 )
@@ -168,3 +169,27 @@ func (e *Error) Reason() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// LastModified is the time of the flake's source as Nix locks it: the
+// commit time of a git flake (of HEAD, for a dirty work tree), the newest
+// file of a path flake.
+func (f Flake) LastModified(ctx context.Context, run Runner) (time.Time, error) {
+	ref := f.Ref
+	if ref == "" {
+		ref = "."
+	}
+	out, err := run(ctx, append([]string{"flake", "metadata", "--json", "--no-write-lock-file", ref}, f.OverrideArgs()...)...)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading the time of flake %s: %w", f, err)
+	}
+	var m struct {
+		LastModified int64 `json:"lastModified"`
+	}
+	if err := json.Unmarshal(out, &m); err != nil {
+		return time.Time{}, fmt.Errorf("decoding the metadata of flake %s: %w", f, err)
+	}
+	if m.LastModified == 0 {
+		return time.Time{}, fmt.Errorf("flake %s has no lastModified time", f)
+	}
+	return time.Unix(m.LastModified, 0).UTC(), nil
+}

@@ -1,0 +1,59 @@
+package publish
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// Prefix is the repository prefix a release publishes under: each agent
+// goes to <prefix>/<agent>.
+type Prefix struct {
+	s    string
+	opts []name.Option
+}
+
+// ParsePrefix checks a registry prefix such as ghcr.io/owner/agent-images
+// or 127.0.0.1:5000/x before anything is built. It refuses a scheme,
+// credentials (they would be copied into logs and reports) and a port out
+// of range; insecure allows plain HTTP.
+func ParsePrefix(s string, insecure bool) (Prefix, error) {
+	s = strings.TrimSuffix(s, "/")
+	if s == "" {
+		return Prefix{}, fmt.Errorf("empty: want a repository prefix such as ghcr.io/OWNER/agent-images")
+	}
+	host, _, _ := strings.Cut(s, "/")
+	if strings.Contains(host, "@") {
+		// The address is not repeated: it holds a secret.
+		return Prefix{}, fmt.Errorf("it holds credentials (user:password@): log in with `docker login` or GITHUB_TOKEN instead")
+	}
+	if strings.Contains(s, "://") {
+		return Prefix{}, fmt.Errorf("%q has a scheme: give host[:port]/path, and --insecure for plain HTTP", s)
+	}
+	if h, port, ok := strings.Cut(host, ":"); ok && !strings.HasPrefix(h, "[") {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return Prefix{}, fmt.Errorf("%q: port %q is not a number from 1 to 65535", s, port)
+		}
+	}
+	var opts []name.Option
+	if insecure {
+		opts = append(opts, name.Insecure)
+	}
+	if _, err := name.NewRepository(s+"/x", opts...); err != nil {
+		return Prefix{}, fmt.Errorf("%q is not a repository prefix: %w", s, err)
+	}
+	return Prefix{s: s, opts: opts}, nil
+}
+
+// Repository is <prefix>/<agent>.
+func (p Prefix) Repository(agent string) (name.Repository, error) {
+	return name.NewRepository(p.s+"/"+agent, p.opts...)
+}
+
+func (p Prefix) String() string { return p.s }
+
+// IsZero reports whether p was never parsed.
+func (p Prefix) IsZero() bool { return p.s == "" }

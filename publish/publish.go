@@ -1,0 +1,211 @@
+package publish
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/nothingnesses/agent-images/record"
+)
+
+// Publisher puts one agent's release somewhere: a registry (Registry) or a
+// local OCI image layout (Layout).
+type Publisher interface {
+	// Publish makes sure every image of rel and its index are there, runs
+	// hook, then moves rel's tags, none of them backwards.
+	Publish(ctx context.Context, rel Release, hook Hook) (*Result, error)
+	// Plan is what Publish would do, reading but changing nothing.
+	Plan(ctx context.Context, rel Release) (*Result, error)
+}
+
+// Result is what publishing one agent's release did (or, planned, would do).
+type Result struct {
+	// Repository is where it went: a registry repository, or "oci:DIR" for a layout.
+	Repository string
+	Index      v1.Hash
+	IndexSize  int64
+	// Ref is the index by digest in a registry; zero in a layout.
+	Ref name.Digest
+	// Tags point at Index once Publish returns, except Kept.
+	Tags []string
+	// Moved are the tags this run changed (the rest already pointed at Index).
+	Moved []string
+	// Kept are the tags left at a newer index.
+	Kept []record.Kept
+	// Repaired are the platforms whose image was missing although a tag
+	// already pointed at this index.
+	Repaired []string
+	// Unchanged is true when this index and every image in it were already
+	// there, so nothing was uploaded.
+	Unchanged bool
+}
+
+// Hook runs after every image and the index are in the destination and
+// before any tag moves; signing happens here. An error stops the release of
+// this agent with no tag moved.
+type Hook func(ctx context.Context, r *Result) error
+
+// store is where a release lands: the one difference between a registry
+// repository and a layout.
+type store interface {
+	where() string
+	// ref is d in the store, zero where manifests have no name (a layout).
+	ref(d v1.Hash) name.Digest
+	// current returns the digest each existing tag points at.
+	current(ctx context.Context, tags []string) (map[string]v1.Hash, error)
+	// manifest returns the raw manifest d, nil when it is not there.
+	manifest(ctx context.Context, d v1.Hash) ([]byte, error)
+	putImage(ctx context.Context, img v1.Image) error
+	putIndex(ctx context.Context, idx v1.ImageIndex) error
+	tag(ctx context.Context, tag string, idx v1.ImageIndex) error
+}
+
+// publish is the order of every release, in a registry or a layout. With
+// dryRun it reads everything a release reads and writes nothing.
+func publish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool) (*Result, error) {
+	idx, err := Index(rel)
+	if err != nil {
+		return nil, fmt.Errorf("assembling the index of %s: %w", rel.Agent, err)
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		return nil, err
+	}
+	size, err := idx.Size()
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Repository: s.where(), Index: d, IndexSize: size, Ref: s.ref(d), Tags: Names(rel.Tags)}
+	current, err := s.current(ctx, res.Tags)
+	if err != nil {
+		return nil, err
+	}
+	published := false
+	for _, h := range current {
+		published = published || h == d
+	}
+
+	// Every image is checked, even under a tag that already names this
+	// index: a registry can lose a manifest, and an index whose child is
+	// gone is not published.
+	var missing []*record.Image
+	for _, img := range rel.Images {
+		if img.Size, err = imageSize(img.Image); err != nil {
+			return nil, err
+		}
+		if img.Digest, err = img.Image.Digest(); err != nil {
+			return nil, err
+		}
+		there, err := s.manifest(ctx, img.Digest)
+		if err != nil {
+			return nil, err
+		}
+		if there == nil {
+			missing = append(missing, img)
+			if published {
+				res.Repaired = append(res.Repaired, img.Platform.String())
+			}
+		}
+		img.Ref = s.ref(img.Digest)
+	}
+	pushed := len(missing) > 0
+	if !dryRun {
+		g, gctx := errgroup.WithContext(ctx)
+		for _, img := range missing {
+			g.Go(func() error { return s.putImage(gctx, img.Image) })
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+	}
+	there, err := s.manifest(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	if there == nil {
+		if !dryRun {
+			if err := s.putIndex(ctx, idx); err != nil {
+				return nil, err
+			}
+		}
+		pushed = true
+	}
+	res.Unchanged = !pushed
+
+	if hook != nil && !dryRun {
+		if err := hook(ctx, res); err != nil {
+			return nil, fmt.Errorf("before moving tags of %s: %w", s.where(), err)
+		}
+	}
+
+	mine := Key{Created: rel.Created, Version: rel.Version}
+	keys := map[v1.Hash]Key{}
+	for _, t := range rel.Tags {
+		at, exists := current[t.Name]
+		if exists && at == d {
+			continue
+		}
+		if exists && !t.Owned && !rel.AllowRollback {
+			k, ok := keys[at]
+			if !ok {
+				if k, err = indexKey(ctx, s, at); err != nil {
+					return res, err
+				}
+				keys[at] = k
+			}
+			if k.Newer(mine) {
+				res.Kept = append(res.Kept, record.Kept{Tag: t.Name, Index: at, Created: k.Created, Version: k.Version})
+				continue
+			}
+		}
+		if !dryRun {
+			if err := s.tag(ctx, t.Name, idx); err != nil {
+				return res, fmt.Errorf("moving tag %s to %s: %w", t.Name, d, err)
+			}
+		}
+		res.Moved = append(res.Moved, t.Name)
+	}
+	return res, nil
+}
+
+// indexKey reads the ordering key recorded on the manifest d.
+func indexKey(ctx context.Context, s store, d v1.Hash) (Key, error) {
+	raw, err := s.manifest(ctx, d)
+	if err != nil || raw == nil {
+		return Key{}, err
+	}
+	var m struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return Key{}, fmt.Errorf("reading the annotations of %s in %s: %w", d, s.where(), err)
+	}
+	k := Key{Version: m.Annotations[AnnotationVersion]}
+	if c := m.Annotations[AnnotationCreated]; c != "" {
+		if k.Created, err = time.Parse(time.RFC3339, c); err != nil {
+			return Key{}, fmt.Errorf("%s in %s has an unreadable %s %q: %w", d, s.where(), AnnotationCreated, c, err)
+		}
+	}
+	return k, nil
+}
+
+func imageSize(img v1.Image) (int64, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return 0, err
+	}
+	total, err := img.Size()
+	if err != nil {
+		return 0, err
+	}
+	total += m.Config.Size
+	for _, l := range m.Layers {
+		total += l.Size
+	}
+	return total, nil
+}

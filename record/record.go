@@ -1,0 +1,196 @@
+// Package record holds what a release knows about its images as they move
+// through it, and what it writes down. An Image is one per-arch image, made
+// once per target and enriched by each stage in turn (built, tested, pushed,
+// signed); an Agent is one agent's index and tags; a Report is release.json;
+// a Build is the split-mode build record `release merge` accepts parts from.
+// The GitHub side reads the same types, so there is one schema.
+package record
+
+import (
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/smoke"
+)
+
+// Stage names a step of a release, and the outcome of an agent.
+type Stage string
+
+const (
+	StagePlanned   Stage = "planned"
+	StageBuilding  Stage = "building"
+	StageBuilt     Stage = "built"
+	StageTesting   Stage = "testing"
+	StageTested    Stage = "tested"
+	StagePushing   Stage = "pushing"
+	StageSigning   Stage = "signing"
+	StageTagging   Stage = "tagging"
+	StageDone      Stage = "done"
+	StageUnchanged Stage = "unchanged"
+	StageFailed    Stage = "failed"
+)
+
+// Image is one per-arch image of an agent. NewImage makes it from a target;
+// build fills DrvPath, Digest and Image, the smoke test Smoke, publishing
+// Ref and Size, signing Signature. The first stage that fails calls Fail,
+// and later stages leave a failed image alone.
+type Image struct {
+	Agent    string        `json:"agent"`
+	System   matrix.System `json:"system"`
+	Platform v1.Platform   `json:"platform"`
+	// DrvPath is the Nix derivation that built the image.
+	DrvPath string  `json:"drvPath,omitempty"`
+	Digest  v1.Hash `json:"digest,omitzero"`
+	// Size is the bytes of its manifest, config and layers.
+	Size      int64      `json:"size,omitempty"`
+	Smoke     *Smoke     `json:"smoke,omitempty"`
+	Signature *Signature `json:"signature,omitempty"`
+	Error     string     `json:"error,omitempty"`
+
+	// Flake is what the flake says of the image; it is not recorded, since
+	// whoever reads a record evaluates the flake again.
+	Flake matrix.Image `json:"-"`
+	// OutPath is the Nix store path of the image output.
+	OutPath string `json:"-"`
+	// Image is the image itself, read from what Nix built or from a registry.
+	Image v1.Image `json:"-"`
+	// Ref is where the image was pushed, by digest.
+	Ref name.Digest `json:"-"`
+	// Err is why the image cannot be released; Error is its message.
+	Err error `json:"-"`
+}
+
+// NewImage is the record of one target, before anything happened to it.
+func NewImage(t matrix.Target) (*Image, error) {
+	p, err := t.System.Platform()
+	if err != nil {
+		return nil, err
+	}
+	return &Image{Agent: t.Agent, System: t.System, Platform: p, Flake: t.Image}, nil
+}
+
+// Target is the agent and system the image is for.
+func (i *Image) Target() matrix.Target {
+	return matrix.Target{Agent: i.Agent, System: i.System, Image: i.Flake}
+}
+
+func (i *Image) String() string { return i.Agent + "/" + string(i.System) }
+
+// Fail records why the image cannot be released.
+func (i *Image) Fail(err error) {
+	i.Err, i.Error = err, err.Error()
+}
+
+// Failed reports whether a stage failed the image (in this process, or in
+// the job that wrote the record).
+func (i *Image) Failed() bool { return i.Err != nil || i.Error != "" }
+
+// Smoke is the smoke test of one image in brief: the failed and skipped
+// checks in full, the passed ones counted.
+type Smoke struct {
+	Mode    smoke.Mode     `json:"mode"`
+	Runner  string         `json:"runner,omitempty"`
+	Reason  string         `json:"reason,omitempty"`
+	Passed  int            `json:"passed"`
+	Failed  []smoke.Result `json:"failed,omitempty"`
+	Skipped []smoke.Result `json:"skipped,omitempty"`
+}
+
+// SmokeOf is the brief of a smoke report; nil for none.
+func SmokeOf(r *smoke.Report) *Smoke {
+	if r == nil {
+		return nil
+	}
+	return &Smoke{
+		Mode:    r.Mode,
+		Runner:  r.Runner,
+		Reason:  r.Reason,
+		Passed:  len(r.Results) - len(r.Failed()) - len(r.Skipped()),
+		Failed:  r.Failed(),
+		Skipped: r.Skipped(),
+	}
+}
+
+// Signature is the evidence signing attached to one manifest, and where it
+// is stored (cosign's tags).
+type Signature struct {
+	Signature    string   `json:"signature,omitempty"`
+	Attestations string   `json:"attestations,omitempty"`
+	Predicates   []string `json:"predicateTypes,omitempty"`
+	// Added lists what this run wrote ("signature", predicate types); empty
+	// when the manifest was already signed and attested.
+	Added []string `json:"added,omitempty"`
+}
+
+// Signing is how an agent's release was signed.
+type Signing struct {
+	Mode  string    `json:"mode"`
+	Index Signature `json:"index"`
+	// VerifyCommand is the cosign command that checks the index signature.
+	VerifyCommand string `json:"verifyCommand,omitempty"`
+	// VerifyAttestationCommand checks one per-arch image's provenance.
+	VerifyAttestationCommand string `json:"verifyAttestationCommand,omitempty"`
+}
+
+// Kept is a tag a release did not move because it points at a newer index.
+type Kept struct {
+	Tag   string  `json:"tag"`
+	Index v1.Hash `json:"index"`
+	// Created and Version are the newer index's ordering key.
+	Created time.Time `json:"created,omitzero"`
+	Version string    `json:"version,omitempty"`
+}
+
+// Agent is one agent's part of a release.
+type Agent struct {
+	Agent      string `json:"agent"`
+	Version    string `json:"version"`
+	Repository string `json:"repository,omitempty"`
+	// Index is the digest of the multi-arch index.
+	Index v1.Hash `json:"index,omitzero"`
+	// Created is the source commit's time, recorded on the index: with the
+	// version it orders releases, so that no tag moves backwards.
+	Created   time.Time `json:"created,omitzero"`
+	Platforms []*Image  `json:"platforms"`
+	Tags      []string  `json:"tags,omitempty"`
+	// Moved are the tags this run changed.
+	Moved []string `json:"moved,omitempty"`
+	// Kept are the tags left at a newer index.
+	Kept []Kept `json:"kept,omitempty"`
+	// Repaired are the per-arch images pushed again because the registry
+	// had lost them, although a tag already pointed at their index.
+	Repaired []string `json:"repaired,omitempty"`
+	// Unchanged is true when this exact index, every image in it and every
+	// signature were already published: nothing was uploaded or signed.
+	Unchanged bool     `json:"unchanged"`
+	Status    Stage    `json:"status"`
+	Error     string   `json:"error,omitempty"`
+	Signing   *Signing `json:"signing,omitempty"`
+}
+
+// Failed reports whether the agent's release failed.
+func (a *Agent) Failed() bool { return a.Status == StageFailed }
+
+// Report is release.json: the outcome of `release`, `release merge` or
+// `release build`.
+type Report struct {
+	Registry string   `json:"registry,omitempty"`
+	Layout   string   `json:"layout,omitempty"`
+	Commit   string   `json:"commit,omitempty"`
+	DryRun   bool     `json:"dryRun,omitempty"`
+	Agents   []*Agent `json:"agents"`
+}
+
+// Failed lists the agents whose release failed.
+func (r *Report) Failed() []string {
+	var out []string
+	for _, a := range r.Agents {
+		if a.Failed() {
+			out = append(out, a.Agent)
+		}
+	}
+	return out
+}

@@ -1,0 +1,120 @@
+package record
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/smoke"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func hash(c string) v1.Hash { return v1.Hash{Algorithm: "sha256", Hex: strings.Repeat(c, 64)} }
+
+func image(t *testing.T, sys matrix.System, digest string) *Image {
+	t.Helper()
+	img, err := NewImage(matrix.Target{Agent: "pi", System: sys, Image: matrix.Image{Version: "0.70.6"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img.DrvPath = "/nix/store/00000000000000000000000000000000-pi-" + string(sys) + ".drv"
+	img.Digest = hash(digest)
+	img.Size = 1234
+	img.Smoke = SmokeOf(&smoke.Report{Mode: smoke.ModeContainer, Results: []smoke.Result{
+		{Check: "run.whoami", Status: smoke.Pass}, {Check: "run.nix", Status: smoke.Skip, Detail: "stand-in"},
+	}})
+	img.Signature = &Signature{Signature: "r/pi:sha256-" + digest + ".sig", Attestations: "r/pi:sha256-" + digest + ".att",
+		Predicates: []string{"https://cyclonedx.org/bom", "https://slsa.dev/provenance/v1"}}
+	return img
+}
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./record -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s changed:\n%s\nwant:\n%s\n(if on purpose: go test ./record -update, and tell readers of release.json)", name, got, want)
+	}
+}
+
+// TestReportSchema pins release.json, which other tools read, and checks the
+// GitHub side reads back what the pipeline writes.
+func TestReportSchema(t *testing.T) {
+	failed, err := NewImage(matrix.Target{Agent: "codex", System: matrix.X86_64Linux})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed.Fail(errors.New("building codex/x86_64-linux: nix build: exit status 1"))
+	rep := &Report{Registry: "ghcr.io/acme/agent-images", Commit: "0123456789abcdef0123456789abcdef01234567", Agents: []*Agent{
+		{
+			Agent: "pi", Version: "0.70.6", Repository: "ghcr.io/acme/agent-images/pi", Index: hash("a"),
+			Created:   time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC),
+			Platforms: []*Image{image(t, matrix.X86_64Linux, "b"), image(t, matrix.Aarch64Linux, "c")},
+			Tags:      []string{"latest", "0.70.6", "2026-11-27", "sha-0123456"}, Moved: []string{"0.70.6", "sha-0123456"},
+			Kept:     []Kept{{Tag: "latest", Index: hash("d"), Created: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC), Version: "0.71.0"}},
+			Repaired: []string{"linux/arm64"}, Status: StageDone,
+			Signing: &Signing{Mode: "key", Index: Signature{Signature: "ghcr.io/acme/agent-images/pi:sha256-" + strings.Repeat("a", 64) + ".sig", Added: []string{"signature"}},
+				VerifyCommand: "cosign verify --key cosign.pub ghcr.io/acme/agent-images/pi@sha256:" + strings.Repeat("a", 64)},
+		},
+		{Agent: "codex", Version: "0.125.0", Platforms: []*Image{failed}, Status: StageFailed, Error: "not published: " + failed.Error},
+	}}
+	path := filepath.Join(t.TempDir(), "release.json")
+	if err := rep.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	golden(t, "release.golden.json", data)
+	back, err := ReadReport(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := back.Agents[0]; got.Index != rep.Agents[0].Index || got.Platforms[1].Digest != hash("c") || !got.Created.Equal(rep.Agents[0].Created) {
+		t.Errorf("ReadReport gave %+v, want what was written", got)
+	}
+	if got := back.Failed(); len(got) != 1 || got[0] != "codex" || !back.Agents[1].Platforms[0].Failed() {
+		t.Errorf("read back: Failed() = %v, want codex with its failed image", got)
+	}
+}
+
+func TestBuildRecord(t *testing.T) {
+	dir := t.TempDir()
+	b := &Build{Schema: BuildSchema, Commit: "0123456789abcdef0123456789abcdef01234567", StagingKey: "sha-0123456",
+		Registry: "ghcr.io/acme/agent-images", Images: []*Image{image(t, matrix.Aarch64Linux, "c")}}
+	if err := b.WriteFile(filepath.Join(dir, "build-pi-aarch64-linux.json")); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "build-pi-aarch64-linux.json"))
+	golden(t, "build.golden.json", data)
+	got, err := ReadBuilds(dir)
+	if err != nil || len(got) != 1 || got[0].Images[0].Digest != hash("c") || got[0].Images[0].String() != "pi/aarch64-linux" {
+		t.Fatalf("ReadBuilds = %+v, %v", got, err)
+	}
+	// A release.json is not a build record, and says so by name.
+	if err := (&Report{}).WriteFile(filepath.Join(dir, "release-pi.json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadBuilds(dir); err == nil || !strings.Contains(err.Error(), "release-pi.json is not a build record") {
+		t.Errorf("ReadBuilds(with a release.json) = %v, want it named as not a build record", err)
+	}
+	if _, err := ReadBuilds(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no *.json file") {
+		t.Errorf("ReadBuilds(empty) = %v, want an error", err)
+	}
+}
