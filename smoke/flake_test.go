@@ -300,7 +300,7 @@ func wantStandinSkips(e Expect) []string {
 		s = append(s, "run.nix-ld-foreign-elf")
 	}
 	if e.Nix != nil {
-		s = append(s, "run.nix-path-info", "run.nix-version")
+		s = append(s, "run.nix-install", "run.nix-path-info", "run.nix-version")
 	}
 	slices.Sort(s)
 	return s
