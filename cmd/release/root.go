@@ -190,6 +190,7 @@ Without --push the result is written to an OCI image layout (--layout).`,
 		newPruneCmd(),
 		newGitHubCmd(),
 		newVerifyCmd(),
+		newPolicyCmd(),
 	)
 	return cmd
 }
