@@ -12,10 +12,12 @@
 
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixpkgs-unstable";
-    llm-agents = {
-      url = "github:numtide/llm-agents.nix";
-      inputs.nixpkgs.follows = "nixpkgs";
-    };
+    # No `inputs.nixpkgs.follows`: on its own nixpkgs, llm-agents' packages
+    # are the store paths its binary cache holds (on ours every source-built
+    # agent would compile on the runner), it keeps the toolchains it pins on
+    # purpose (bun), and one of its packages failing to evaluate against our
+    # nixpkgs cannot break every image.
+    llm-agents.url = "github:numtide/llm-agents.nix";
   };
 
   outputs =
@@ -32,9 +34,24 @@
         "aarch64-linux"
       ];
 
-      agents = import ./lib/agents.nix;
-      displayNames = agents.codingAgents // agents.assistants;
-      extraDirectoryRules = import ./lib/extra-directories.nix { inherit lib; };
+      # Every agent of lib/agents.nix as { name, package, systems }.
+      agents =
+        let
+          listed = import ./lib/agents.nix;
+        in
+        lib.mapAttrs (
+          attr: entry:
+          let
+            e = if builtins.isString entry then { name = entry; } else entry;
+          in
+          {
+            inherit (e) name;
+            package = e.package or attr;
+            systems = e.systems or systems;
+          }
+        ) (listed.codingAgents // listed.assistants);
+      displayNames = lib.mapAttrs (_: a: a.name) agents;
+      argumentRules = import ./lib/arguments.nix { inherit lib; };
 
       # Several agents are unfree; the images only repackage them.
       pkgsFor =
@@ -48,26 +65,51 @@
       agentFor =
         system: attr:
         let
-          agent = (llm-agents.packages.${system} or { }).${attr} or null;
+          agent = (llm-agents.packages.${system} or { }).${agents.${attr}.package} or null;
         in
         if agent != null && (!(agent.meta ? platforms) || lib.elem system agent.meta.platforms) then
           agent
         else
           null;
 
-      # Gives an image its display name, release flag and search description.
+      # The agents of lib/agents.nix that llm-agents does not provide on a
+      # system they are expected on, each with its package and why it is
+      # missing: { <attr> = { package, reason }; }.
+      missingAgentsOn =
+        system:
+        lib.mapAttrs
+          (
+            attr: a:
+            let
+              elsewhere = lib.filter (
+                s: s != system && (llm-agents.packages.${s} or { }) ? ${a.package}
+              ) systems;
+              platformsThere = (builtins.head (map (s: llm-agents.packages.${s}.${a.package}) elsewhere)).meta.platforms or null;
+            in
+            {
+              inherit (a) package;
+              reason =
+                "llm-agents' packages.${system} has no ${a.package}, which lib/agents.nix expects on ${lib.concatStringsSep " and " a.systems}"
+                + lib.optionalString (
+                  elsewhere != [ ] && platformsThere != null && !(lib.elem system platformsThere)
+                ) "; its meta.platforms on ${builtins.head elsewhere} leaves ${system} out: if llm-agents dropped it on purpose, remove ${system} from the agent's systems in lib/agents.nix"
+                + lib.optionalString (elsewhere == [ ]) " (it is on no system: renamed or dropped? set `package` in lib/agents.nix to its new name, or remove the agent)";
+            }
+          )
+          (lib.filterAttrs (attr: a: lib.elem system a.systems && agentFor system attr == null) agents);
+
+      # Gives an image its display name and search description.
       # agentImage is attached last: addMetaAttrs may rebuild the derivation
       # through overrideAttrs, which would drop attributes added before it.
       finish =
         {
           attr,
           name,
-          release,
         }:
         image:
         let
           info = image.agentImage // {
-            inherit attr name release;
+            inherit attr name;
           };
         in
         lib.addMetaAttrs {
@@ -88,7 +130,6 @@
             finish {
               inherit attr;
               name = displayNames.${attr};
-              release = true;
             } (mkAgentImage {
               name = "agent-images/${attr}";
               inherit agent;
@@ -109,8 +150,17 @@
             finish {
               inherit attr;
               name = "Test image ${attr}";
-              release = false;
-            } (mkAgentImage ({ name = "agent-images/${attr}"; } // { inherit agent; } // args));
+            } (
+              mkAgentImage (
+                {
+                  name = "agent-images/${attr}";
+                  inherit agent;
+                  # The test images check mkAgentImage's options; they are not published.
+                  release = false;
+                }
+                // args
+              )
+            );
         in
         lib.optionalAttrs (agent != null) {
           test-nix = test "test-nix" { withNix = true; };
@@ -142,6 +192,13 @@
               cacert
             ];
           };
+          # A toolbox without cacert: SSL_CERT_FILE must still name a bundle.
+          test-bare = test "test-bare" {
+            basePackages = with pkgs; [
+              bashInteractive
+              coreutils
+            ];
+          };
           test-custom = test "test-custom" {
             user = "dev";
             uid = 1002;
@@ -162,89 +219,327 @@
           };
         };
 
-      # extraDirectories must be refused while evaluating, with an error that
-      # names the entry and the rule; `..` must be refused as such, not
-      # because the path it leads to happens to be a system path.
-      extraDirectoriesCheck =
+      # mkAgentImage must refuse bad identity and path arguments while
+      # evaluating, with an error that names the argument, the value and the
+      # rule; `..` and `//` must be refused as such, not because the path
+      # they lead to happens to be a system path. Each case is the arguments
+      # given, the argument and value the error names, and the rule.
+      argumentsCheck =
         pkgs:
         let
           mkAgentImage = self.lib.mkAgentImage { inherit pkgs; };
           agent = pkgs.hello;
-          rejected = {
-            "relative/path" = "absolute";
-            "/etc/shadow" = "system-path";
-            "/var/data" = "system-path";
-            "/nix/../etc" = "dotdot";
-            "/foo bar" = "characters";
-            "/etc" = "system-path";
-            "/opt/../etc" = "dotdot";
+          directory = dir: rule: {
+            args.extraDirectories = [ dir ];
+            argument = "extraDirectories entry";
+            kind = "directory";
+            value = dir;
+            inherit rule;
           };
-          accepted = {
-            "~" = "/home/agent";
-            "~/.my+app@v2" = "/home/agent/.my+app@v2";
-            "/opt/dev-cache" = "/opt/dev-cache";
+          one = argument: kind: value: rule: {
+            args.${argument} = value;
+            inherit
+              argument
+              kind
+              value
+              rule
+              ;
           };
+          rejected = [
+            (directory "relative/path" "absolute")
+            (directory "/etc/shadow" "system-path")
+            (directory "/var/data" "system-path")
+            (directory "/nix/../etc" "dotdot")
+            (directory "/foo bar" "characters")
+            (directory "/etc" "system-path")
+            (directory "/opt/../etc" "dotdot")
+            (directory "//etc" "normalised")
+            (directory "/./etc" "normalised")
+            (directory "/." "normalised")
+            (directory "//nix/store" "normalised")
+            (directory "/opt/cache/" "normalised")
+            (directory "~/" "normalised")
+            (directory "/" "root")
+            (one "workingDir" "workingDir" "/" "root")
+            (one "workingDir" "workingDir" "workspace" "absolute")
+            (one "workingDir" "workingDir" "~/src" "absolute")
+            (one "workingDir" "workingDir" "//etc" "normalised")
+            (one "workingDir" "workingDir" "/usr/src" "system-path")
+            (one "user" "user" "../etc" "user-name")
+            (one "user" "user" "x:0:0::/root:/bin/sh\n" "user-name")
+            (one "user" "user" "Agent" "user-name")
+            (one "user" "user" (lib.concatStrings (lib.genList (_: "a") 33)) "user-name")
+            (one "user" "user" "root" "reserved")
+            (one "user" "user" "nobody" "reserved")
+            (one "uid" "uid" "0" "integer")
+            (one "uid" "uid" 0 "root")
+            (one "uid" "uid" (-1) "range")
+            (one "gid" "gid" "100" "integer")
+          ];
+          accepted = [
+            {
+              args.extraDirectories = [
+                "~"
+                "~/.my+app@v2"
+                "/opt/dev-cache"
+              ];
+              field = "extraDirectories";
+              want = [
+                "/home/agent"
+                "/home/agent/.my+app@v2"
+                "/opt/dev-cache"
+              ];
+            }
+            {
+              args = {
+                user = "dev_1-x";
+                uid = 1001;
+                gid = 100;
+                workingDir = "/home/dev_1-x/src";
+              };
+              field = "workingDir";
+              want = "/home/dev_1-x/src";
+            }
+            {
+              args = {
+                uid = 0;
+                gid = 0;
+                allowRoot = true;
+              };
+              field = "home";
+              want = "/root";
+            }
+            {
+              args = {
+                user = "root";
+                uid = 0;
+                allowRoot = true;
+              };
+              field = "user";
+              want = "root";
+            }
+          ];
           imageWith =
-            dir:
-            mkAgentImage {
-              name = "extra-directories-check";
-              inherit agent;
-              extraDirectories = [ dir ];
-            };
-          evaluates = dir: (builtins.tryEval (imageWith dir).drvPath).success;
+            args:
+            mkAgentImage (
+              {
+                name = "arguments-check";
+                inherit agent;
+              }
+              // args
+            );
+          evaluates = args: (builtins.tryEval (imageWith args).drvPath).success;
+          show = c: "${c.argument} ${builtins.toJSON c.value}";
           rejectionProblems =
-            dir: want:
+            c:
             let
-              rule = extraDirectoryRules.brokenRule dir;
-              message = extraDirectoryRules.errorMessage dir rule;
+              context = {
+                uid = c.args.uid or 1000;
+                allowRoot = c.args.allowRoot or false;
+              };
+              rule = argumentRules.brokenRule context c.kind c.value;
+              message = argumentRules.errorMessage c.argument c.value rule;
             in
             if rule == null then
-              [ "${dir}: accepted by the rules, want rule ${want}" ]
+              [ "${show c}: accepted by the rules, want rule ${c.rule}" ]
             else
-              lib.optional (rule.name != want) "${dir}: broke rule ${rule.name}, want ${want}"
+              lib.optional (rule.name != c.rule) "${show c}: broke rule ${rule.name}, want ${c.rule}"
               ++ lib.optional (
-                !(lib.hasInfix (builtins.toJSON dir) message && lib.hasInfix rule.text message)
-              ) "${dir}: error message does not name the path and the rule: ${message}"
-              ++ lib.optional (evaluates dir) "${dir}: mkAgentImage evaluated an image with it";
+                !(lib.all (part: lib.hasInfix part message) [
+                  c.argument
+                  (builtins.toJSON c.value)
+                  rule.text
+                ])
+              ) "${show c}: error message does not name the argument, the value and the rule: ${message}"
+              ++ lib.optional (evaluates c.args) "${show c}: mkAgentImage evaluated an image with it";
           acceptanceProblems =
-            dir: want:
-            let
-              rule = extraDirectoryRules.brokenRule dir;
-            in
-            if rule != null then
-              [ "${dir}: rejected by rule ${rule.name}" ]
-            else if !(evaluates dir) then
-              [ "${dir}: mkAgentImage failed to evaluate" ]
+            c:
+            if !(evaluates c.args) then
+              [ "${builtins.toJSON c.args}: mkAgentImage failed to evaluate" ]
             else
-              lib.optional (
-                (imageWith dir).agentImage.extraDirectories != [ want ]
-              ) "${dir}: expanded to ${builtins.toJSON (imageWith dir).agentImage.extraDirectories}, want ${want}";
-          problems =
-            lib.concatLists (lib.mapAttrsToList rejectionProblems rejected)
-            ++ lib.concatLists (lib.mapAttrsToList acceptanceProblems accepted);
+              lib.optional ((imageWith c.args).agentImage.${c.field} != c.want)
+                "${builtins.toJSON c.args}: ${c.field} is ${builtins.toJSON (imageWith c.args).agentImage.${c.field}}, want ${builtins.toJSON c.want}";
+          problems = lib.concatMap rejectionProblems rejected ++ lib.concatMap acceptanceProblems accepted;
           report = lib.concatStringsSep "\n" (
-            lib.mapAttrsToList (
-              dir: _:
-              "rejected ${builtins.toJSON dir}: ${
-                extraDirectoryRules.errorMessage dir (extraDirectoryRules.brokenRule dir)
+            map (
+              c:
+              "rejected ${show c}: ${
+                argumentRules.errorMessage c.argument c.value (
+                  argumentRules.brokenRule {
+                    uid = c.args.uid or 1000;
+                    allowRoot = false;
+                  } c.kind c.value
+                )
               }"
             ) rejected
-            ++ lib.mapAttrsToList (dir: want: "accepted ${builtins.toJSON dir} as ${want}") accepted
+            ++ map (c: "accepted ${builtins.toJSON c.args}") accepted
           );
         in
-        pkgs.runCommand "extra-directories-check"
+        pkgs.runCommand "arguments-check"
           {
             problems = lib.concatStringsSep "\n" problems;
             inherit report;
           }
           ''
             if [ -n "$problems" ]; then
-              echo "extraDirectories validation is wrong:" >&2
+              echo "mkAgentImage argument validation is wrong:" >&2
               echo "$problems" >&2
               exit 1
             fi
             echo "$report" | tee $out
           '';
+
+      # An image's `unfree` and `license` for each shape of licence an agent
+      # comes with: nixpkgs' (unfree says free = false) and llm-agents' own
+      # (its unfree licence says free = true; only shortName tells).
+      licensesCheck =
+        pkgs:
+        let
+          mkAgentImage = self.lib.mkAgentImage { inherit pkgs; };
+          l = lib.licenses;
+          llmAgentsUnfree = {
+            shortName = "unfree";
+            fullName = "Unfree";
+            free = true;
+            redistributable = false;
+          };
+          cases = [
+            {
+              license = l.mit;
+              unfree = false;
+              spdx = "MIT";
+            }
+            {
+              license = [
+                l.mit
+                l.asl20
+              ];
+              unfree = false;
+              spdx = "MIT AND Apache-2.0";
+            }
+            {
+              license = l.unfree;
+              unfree = true;
+              spdx = "LicenseRef-unfree";
+            }
+            {
+              license = l.unfreeRedistributable;
+              unfree = true;
+              spdx = "LicenseRef-unfree";
+            }
+            {
+              license = llmAgentsUnfree;
+              unfree = true;
+              spdx = "LicenseRef-unfree";
+            }
+            {
+              license = [
+                l.mit
+                llmAgentsUnfree
+              ];
+              unfree = true;
+              spdx = "MIT AND LicenseRef-unfree";
+            }
+            {
+              license = {
+                shortName = "custom";
+                free = true;
+              };
+              unfree = false;
+              spdx = "LicenseRef-custom";
+            }
+            {
+              license = null;
+              unfree = false;
+              spdx = "NOASSERTION";
+            }
+          ];
+          imageOf =
+            c:
+            (mkAgentImage {
+              name = "licenses-check";
+              agent = pkgs.hello // {
+                meta = removeAttrs pkgs.hello.meta [ "license" ] // lib.optionalAttrs (c.license != null) {
+                  inherit (c) license;
+                };
+              };
+            }).agentImage;
+          problems = lib.concatMap (
+            c:
+            let
+              got = imageOf c;
+            in
+            lib.optional (got.unfree != c.unfree || got.license != c.spdx)
+              "licence ${builtins.toJSON c.license}: unfree = ${lib.boolToString got.unfree}, license = ${got.license}; want ${lib.boolToString c.unfree}, ${c.spdx}"
+          ) cases;
+        in
+        pkgs.runCommand "licenses-check" { problems = lib.concatStringsSep "\n" problems; } ''
+          if [ -n "$problems" ]; then
+            echo "$problems" >&2
+            exit 1
+          fi
+          echo "${toString (builtins.length cases)} licence shapes read as expected" | tee $out
+        '';
+
+      # `nix fmt` runs the formatter in the user's checkout with no arguments
+      # (since Nix 2.25; earlier it passed "."), stdin left as it is: the
+      # formatter must then format the tree and finish on its own, not wait
+      # for stdin as nixfmt does. stdin here is a pipe that never ends.
+      formatterCheck =
+        system: pkgs:
+        let
+          formatter = self.formatter.${system};
+        in
+        pkgs.runCommand "formatter-check" { nativeBuildInputs = [ pkgs.git ]; } ''
+          export HOME=$PWD/home
+          mkdir -p $HOME tree
+          cd tree
+          # A git checkout, as `nix fmt` runs in (the offline git stand-in
+          # only answers --version, so a bare .git stands in for it).
+          git init -q 2>/dev/null || mkdir .git
+          printf 'let to = "be formatted"; in to\n' > a.nix
+          git add a.nix 2>/dev/null || true
+          cp a.nix ../unformatted.nix
+          mkfifo ../stdin
+          exec 3<>../stdin
+          status=0
+          timeout 300 ${lib.getExe formatter} <../stdin >../log 2>&1 || status=$?
+          cat ../log
+          if [ "$status" = 124 ]; then
+            echo "${lib.getExe formatter} with no arguments did not finish: it waits on stdin, so nix fmt hangs" >&2
+            exit 1
+          elif [ "$status" != 0 ]; then
+            echo "${lib.getExe formatter} with no arguments failed (exit $status)" >&2
+            exit 1
+          fi
+          if cmp -s a.nix ../unformatted.nix && ! grep -q "agent-images stand-in" ../log; then
+            echo "${lib.getExe formatter} with no arguments left a.nix unformatted" >&2
+            exit 1
+          fi
+          echo "nix fmt's formatter formats the tree without arguments" | tee $out
+        '';
+
+      # Fails, naming each, while an agent of lib/agents.nix is missing from
+      # llm-agents on a system it is expected on; every system's check
+      # reports every system, so one runner's `nix flake check` sees them all.
+      agentsCheck =
+        pkgs:
+        let
+          missing = lib.concatLists (
+            lib.mapAttrsToList (
+              system: bySystem:
+              lib.mapAttrsToList (attr: m: "${attr} on ${system} (package ${m.package}): ${m.reason}") bySystem
+            ) self.missingAgents
+          );
+        in
+        pkgs.runCommand "agents-check" { missing = lib.concatStringsSep "\n" missing; } ''
+          if [ -n "$missing" ]; then
+            echo "agents listed in lib/agents.nix that llm-agents does not provide:" >&2
+            echo "$missing" >&2
+            exit 1
+          fi
+          echo "llm-agents provides every agent of lib/agents.nix where it is expected" | tee $out
+        '';
 
       # The release tool reads exactly these fields in one nix eval.
       releaseMetadataCheck =
@@ -252,8 +547,11 @@
         let
           fields = [
             "attr"
+            "commands"
             "description"
+            "entrypoint"
             "extraDirectories"
+            "extraEnv"
             "gid"
             "home"
             "imageName"
@@ -296,6 +594,28 @@
     {
       lib.mkAgentImage = import ./lib/mkAgentImage.nix;
 
+      # nix flake init -t github:nothingnesses/agent-images
+      templates.default = {
+        path = ./templates/default;
+        description = "A flake of your own agent images, released signed to GHCR by a GitHub workflow";
+        welcomeText = ''
+          # Your agent images
+
+          - `flake.nix`: `packages.<system>.my-pi`, an image of llm-agents' pi with more
+            tools and environment. Rename it, change it, add more.
+          - `.github/workflows/agent-images.yml`: releases every image to
+            `ghcr.io/<owner>/<repo>/<package>`, signed keyless, nightly and on v* tags.
+
+          Build one here: `nix build .#my-pi && podman load < result`.
+          Commit flake.lock (`nix flake lock`) with the rest.
+        '';
+      };
+
+      # Per system, the agents of lib/agents.nix that llm-agents no longer
+      # provides there ({ <attr> = { package, reason }; }): `release matrix`
+      # reports them, and checks.<system>.agents fails on them.
+      missingAgents = lib.genAttrs systems missingAgentsOn;
+
       packages = lib.genAttrs systems (
         system:
         let
@@ -310,12 +630,17 @@
           pkgs = pkgsFor system;
         in
         {
-          extra-directories = extraDirectoriesCheck pkgs;
+          agents = agentsCheck pkgs;
+          arguments = argumentsCheck pkgs;
+          licenses = licensesCheck pkgs;
+          formatter = formatterCheck system pkgs;
           release-metadata = releaseMetadataCheck system pkgs;
         }
       );
 
-      formatter = lib.genAttrs systems (system: (pkgsFor system).nixfmt);
+      # `nix fmt` runs the formatter with no arguments (since Nix 2.25), on
+      # which nixfmt would read stdin; the tree formatter formats the tree.
+      formatter = lib.genAttrs systems (system: (pkgsFor system).nixfmt-tree);
 
       devShells = lib.genAttrs systems (
         system:

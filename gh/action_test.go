@@ -79,6 +79,42 @@ func TestRunReleaseArgs(t *testing.T) {
 		})
 	}
 
+	// The secrets given as inputs reach release under cosign's names, and
+	// nothing the script prints holds them or the arguments.
+	t.Run("signing secrets", func(t *testing.T) {
+		dir := t.TempDir()
+		stub := "#!/usr/bin/env bash\nenv >" + filepath.Join(dir, "env") + "\n"
+		if err := os.WriteFile(filepath.Join(dir, "release"), []byte(stub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("bash", script)
+		cmd.Dir = dir
+		cmd.Env = []string{"PATH=" + dir + ":" + os.Getenv("PATH"), "PUSH=true", "KEY=env://COSIGN_PRIVATE_KEY",
+			"SIGNING_KEY=-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nKEYMATERIAL\n", "SIGNING_PASSWORD=PASSWORD-1234",
+			"EXTRA_ARGS=--override-input llm-agents=git+https://user:TOKEN-5678@example.com/x"}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("run-release.sh: %v\n%s", err, out)
+		}
+		for _, secret := range []string{"KEYMATERIAL", "PASSWORD-1234", "TOKEN-5678"} {
+			if strings.Contains(string(out), secret) {
+				t.Errorf("run-release.sh printed %q:\n%s", secret, out)
+			}
+		}
+		env, err := os.ReadFile(filepath.Join(dir, "env"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"COSIGN_PRIVATE_KEY=-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nKEYMATERIAL", "COSIGN_PASSWORD=PASSWORD-1234"} {
+			if !strings.Contains(string(env), want) {
+				t.Errorf("release's environment lacks %q", want)
+			}
+		}
+		if strings.Contains(string(env), "SIGNING_") {
+			t.Errorf("release's environment still has the input variables SIGNING_*")
+		}
+	})
+
 	t.Run("build without an agent", func(t *testing.T) {
 		cmd := exec.Command("bash", script)
 		cmd.Env = append(os.Environ(), "COMMAND=build", "AGENTS=all")

@@ -1,5 +1,5 @@
 // Package gh owns the GitHub API calls a release makes: the GitHub Release of
-// a v* tag, pruning GHCR package versions nothing reaches any more, and the
+// a v* tag, pruning GHCR package versions by the retention policy, and the
 // issue that tracks a failing nightly release. Every call goes through the
 // shared retrying transport; GitHub's rate limits are waited out here.
 package gh
@@ -36,6 +36,8 @@ type options struct {
 	token   string
 	maxWait time.Duration
 	tries   int
+	// base is what the shared retrying transport sends through (tests).
+	base http.RoundTripper
 }
 
 // Option configures New.
@@ -63,6 +65,12 @@ func WithMaxRateLimitWait(d time.Duration) Option {
 	return func(o *options) error { o.maxWait = d; return nil }
 }
 
+// withBaseTransport sends the client's requests through rt, under the
+// shared retrying transport: tests serve the API in-process.
+func withBaseTransport(rt http.RoundTripper) Option {
+	return func(o *options) error { o.base = rt; return nil }
+}
+
 // New returns a client for the repository "owner/name". The repository may
 // be empty for calls that name their owner themselves (package pruning).
 func New(repository string, opts ...Option) (*Client, error) {
@@ -76,7 +84,11 @@ func New(repository string, opts ...Option) (*Client, error) {
 			return nil, err
 		}
 	}
-	api := github.NewClient(&http.Client{Transport: transport.New()})
+	var topts []transport.Option
+	if o.base != nil {
+		topts = append(topts, transport.WithBase(o.base))
+	}
+	api := github.NewClient(&http.Client{Transport: transport.New(topts...)})
 	if o.token != "" {
 		api = api.WithAuthToken(o.token)
 	}

@@ -229,10 +229,15 @@ func newFakeGitHub(t *testing.T) *fakeGitHub {
 			}
 			var out []map[string]any
 			for _, v := range vs {
+				// GHCR sets updated_at at the push too.
+				updated := v.Updated
+				if updated.IsZero() {
+					updated = v.Created
+				}
 				out = append(out, map[string]any{
 					"id": v.ID, "name": v.Digest, "package_html_url": "https://github.com/" + r.PathValue("owner"),
-					"created_at": time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC),
-					"metadata":   map[string]any{"package_type": "container", "container": map[string]any{"tags": nonNil(v.Tags)}},
+					"created_at": v.Created.UTC().Format(time.RFC3339), "updated_at": updated.UTC().Format(time.RFC3339),
+					"metadata": map[string]any{"package_type": "container", "container": map[string]any{"tags": nonNil(v.Tags)}},
 				})
 			}
 			f.page(w, r, out)
@@ -243,8 +248,9 @@ func newFakeGitHub(t *testing.T) *fakeGitHub {
 			if f.versionsFunc != nil {
 				vs = f.versionsFunc(r.PathValue("name"))
 			}
+			id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
 			for i, v := range vs {
-				if strconv.FormatInt(v.ID, 10) == r.PathValue("id") && f.ownerIs(r.PathValue("owner"), kind) {
+				if v.ID == id && f.ownerIs(r.PathValue("owner"), kind) {
 					f.versions[key] = append(vs[:i:i], vs[i+1:]...)
 					if f.onDelete != nil {
 						f.onDelete(r.PathValue("name"), v)
@@ -366,6 +372,17 @@ func nonNilMaps(s []map[string]any) []map[string]any {
 func (f *fakeGitHub) client(t *testing.T) *Client {
 	t.Helper()
 	c, err := New("acme/agent-images", WithBaseURL(f.srv.URL), WithToken(f.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// directClient is client, but calling the fake's handler in-process, for
+// tests that make thousands of calls.
+func (f *fakeGitHub) directClient(t *testing.T) *Client {
+	t.Helper()
+	c, err := New("acme/agent-images", WithBaseURL(f.srv.URL), WithToken(f.token), withBaseTransport(handlerTransport{f.srv.Config.Handler}))
 	if err != nil {
 		t.Fatal(err)
 	}

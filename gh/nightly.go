@@ -23,10 +23,14 @@ type Run struct {
 	// other jobs (the matrix, say) that failed, which fail every agent.
 	Failed     []string
 	FailedJobs []string
+	// Missing describes each agent the flake lists that llm-agents no longer
+	// provides on a system ("forge on aarch64-linux: ..."): nothing was
+	// built for it, so no job failed, yet the nightly did not release it.
+	Missing []string
 }
 
-// OK reports whether nothing failed.
-func (r Run) OK() bool { return len(r.Failed) == 0 && len(r.FailedJobs) == 0 }
+// OK reports whether nothing failed and nothing is missing.
+func (r Run) OK() bool { return len(r.Failed) == 0 && len(r.FailedJobs) == 0 && len(r.Missing) == 0 }
 
 // RunOutcome reads which jobs of a workflow run failed. Build and merge jobs
 // are named "build <agent> <system>" and "merge <agent>" by release.yml, so
@@ -149,6 +153,12 @@ func failureText(run Run, first bool) string {
 		b.WriteString("\nFailed jobs (every agent is affected):\n")
 		for _, j := range run.FailedJobs {
 			fmt.Fprintf(&b, "- %s\n", j)
+		}
+	}
+	if len(run.Missing) > 0 {
+		b.WriteString("\nAgents listed in lib/agents.nix that llm-agents no longer provides (not released; the others were):\n")
+		for _, m := range run.Missing {
+			fmt.Fprintf(&b, "- %s\n", m)
 		}
 	}
 	return b.String()

@@ -152,3 +152,26 @@ func TestRunOutcomeWaitsForRateLimitReset(t *testing.T) {
 		t.Errorf("RunOutcome(rate limited, short max wait) = %v after %v, want a rate limit error at once", err, time.Since(start))
 	}
 }
+
+// An agent llm-agents stopped providing builds nothing, so no job fails;
+// the nightly still is not a success, and the issue names the agent.
+func TestTrackNightlyMissingAgents(t *testing.T) {
+	f := newFakeGitHub(t)
+	c := f.client(t)
+	run := Run{ID: 5, URL: "https://github.com/acme/agent-images/actions/runs/5",
+		Missing: []string{"forge on aarch64-linux: llm-agents' packages.aarch64-linux has no forgecode"}}
+	if run.OK() {
+		t.Fatalf("Run{Missing: ...}.OK() = true, want false")
+	}
+	got, err := c.TrackNightly(context.Background(), run)
+	if err != nil || got.Action != "opened" {
+		t.Fatalf("TrackNightly(missing agent) = %+v, %v, want opened", got, err)
+	}
+	var created struct {
+		Body string `json:"body"`
+	}
+	_ = json.Unmarshal([]byte(f.bodyOf("POST /repos/acme/agent-images/issues")), &created)
+	if !strings.Contains(created.Body, "no longer provides") || !strings.Contains(created.Body, "- forge on aarch64-linux: llm-agents' packages.aarch64-linux has no forgecode") {
+		t.Errorf("issue body = %q, want the missing agent listed", created.Body)
+	}
+}

@@ -1,15 +1,18 @@
 package gh
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -22,44 +25,91 @@ import (
 )
 
 // ghcr is an in-process registry plus the package versions GHCR's API
-// would list for what was pushed to it.
+// would list for what was pushed to it, with a clock for their times.
 type ghcr struct {
 	t     *testing.T
 	repo  name.Repository
 	gh    *fakeGitHub
 	names map[string]string // digest -> what the test calls it
+	// registry is the in-process registry's handler: the test pushes,
+	// tags and deletes through it directly, without a socket, so that a
+	// year of nightlies is set up in moments.
+	registry http.Handler
+	// direct has go-containerregistry's client do the same, for the
+	// checks and for plans that read a year of manifests.
+	direct remote.Option
+	// manifests: digest -> raw manifest and media type, to tag it.
+	manifests map[string]rawManifest
+	// tagged: tag -> the digest it points at.
+	tagged map[string]string
+	// now is when the next push or tag happens.
+	now time.Time
+}
+
+type rawManifest struct {
+	body      []byte
+	mediaType types.MediaType
+}
+
+// handlerTransport serves requests with an http.Handler in the same
+// process, as if over a connection.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	if r.Body == nil {
+		r.Body = http.NoBody
+	}
+	r.RequestURI = r.URL.RequestURI()
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	resp := rec.Result()
+	resp.Request = r
+	return resp, nil
 }
 
 func newGHCR(t *testing.T, ownerType string) *ghcr {
-	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true)))
+	handler := registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true))
+	reg := httptest.NewServer(handler)
 	t.Cleanup(reg.Close)
 	repo, err := name.NewRepository(strings.TrimPrefix(reg.URL, "http://")+"/acme/agent-images/pi", name.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &ghcr{t: t, repo: repo, gh: newFakeGitHub(t), names: map[string]string{}}
+	g := &ghcr{t: t, repo: repo, gh: newFakeGitHub(t), names: map[string]string{},
+		registry: handler, direct: remote.WithTransport(handlerTransport{handler}),
+		manifests: map[string]rawManifest{}, tagged: map[string]string{},
+		now: time.Date(2026, 11, 27, 3, 23, 0, 0, time.UTC)}
 	g.gh.ownerType["acme"] = ownerType
 	g.gh.versions["acme/agent-images/pi"] = nil
 	// GHCR deletes the manifest and its tags with the version.
 	g.gh.onDelete = func(_ string, v Version) {
-		for _, tag := range v.Tags {
-			if err := remote.Delete(repo.Tag(tag)); err != nil {
-				t.Errorf("deleting tag %s from the registry: %v", tag, err)
+		for _, ref := range append(slices.Clone(v.Tags), v.Digest) {
+			if code := g.call(http.MethodDelete, "manifests/"+ref, "", nil); code != http.StatusAccepted {
+				t.Errorf("deleting %s from the registry: HTTP %d", ref, code)
 			}
-		}
-		if err := remote.Delete(repo.Digest(v.Digest)); err != nil {
-			t.Errorf("deleting %s from the registry: %v", v.Digest, err)
 		}
 	}
 	return g
 }
 
-func (g *ghcr) image(label, arch string) v1.Image {
-	img, err := random.Image(256, 1)
-	if err != nil {
-		g.t.Fatal(err)
+// call makes one registry API call of the repository (path after
+// /v2/<repo>/) and returns the status.
+func (g *ghcr) call(method, path, contentType string, body []byte) int {
+	req := httptest.NewRequest(method, "/v2/"+g.repo.RepositoryStr()+"/"+path, bytes.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
-	img, err = mutate.ConfigFile(img, &v1.ConfigFile{Architecture: arch, OS: "linux"})
+	rec := httptest.NewRecorder()
+	g.registry.ServeHTTP(rec, req)
+	return rec.Code
+}
+
+// image pushes a small image of its own (a config naming label, no
+// layers): what prune reads is manifests, never layers.
+func (g *ghcr) image(label, arch string) v1.Image {
+	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{Architecture: arch, OS: "linux",
+		Config: v1.Config{Labels: map[string]string{"test": label}}})
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -86,56 +136,93 @@ func digestOf(t *testing.T, x interface{ Digest() (v1.Hash, error) }) string {
 	return d.String()
 }
 
-// push writes the manifest by digest and adds the package version GHCR
-// shows for it (untagged until tag is called).
-func (g *ghcr) push(label string, x remote.Taggable) {
-	d := digestOf(g.t, x.(interface{ Digest() (v1.Hash, error) }))
-	ref := g.repo.Digest(d)
-	var err error
-	switch v := x.(type) {
-	case v1.ImageIndex:
-		err = remote.WriteIndex(ref, v)
-	case v1.Image:
-		err = remote.Write(ref, v)
-	}
-	if err != nil {
-		g.t.Fatalf("pushing %s: %v", label, err)
-	}
-	g.names[d] = label
-	g.gh.nextID++
-	g.gh.versions["acme/agent-images/pi"] = append(g.gh.versions["acme/agent-images/pi"], Version{ID: g.gh.nextID, Digest: d})
+// manifest is what push needs of an image or index.
+type manifest interface {
+	Digest() (v1.Hash, error)
+	MediaType() (types.MediaType, error)
+	RawManifest() ([]byte, error)
 }
 
-func (g *ghcr) tag(x interface{ Digest() (v1.Hash, error) }, tags ...string) {
+// push writes the manifest by digest (an image's config blob first) and
+// adds the package version GHCR shows for it, untagged until tag is
+// called, created now.
+func (g *ghcr) push(label string, x manifest) {
 	d := digestOf(g.t, x)
-	desc, err := remote.Get(g.repo.Digest(d))
+	body, err := x.RawManifest()
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	for _, tag := range tags {
-		if err := remote.Tag(g.repo.Tag(tag), desc); err != nil {
+	mt, err := x.MediaType()
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if img, ok := x.(v1.Image); ok {
+		cfg, err := img.RawConfigFile()
+		if err != nil {
 			g.t.Fatal(err)
+		}
+		h, _, _ := v1.SHA256(bytes.NewReader(cfg))
+		if code := g.call(http.MethodPost, "blobs/uploads/?digest="+h.String(), "", cfg); code != http.StatusCreated {
+			g.t.Fatalf("pushing the config of %s: HTTP %d", label, code)
+		}
+	}
+	if code := g.call(http.MethodPut, "manifests/"+d, string(mt), body); code != http.StatusCreated {
+		g.t.Fatalf("pushing %s: HTTP %d", label, code)
+	}
+	g.manifests[d] = rawManifest{body, mt}
+	g.names[d] = label
+	g.gh.nextID++
+	g.gh.versions["acme/agent-images/pi"] = append(g.gh.versions["acme/agent-images/pi"],
+		Version{ID: g.gh.nextID, Digest: d, Created: g.now, Updated: g.now})
+}
+
+// tag points tags at x, moving each from the version that had it, as GHCR
+// does, and marks x updated now.
+func (g *ghcr) tag(x interface{ Digest() (v1.Hash, error) }, tags ...string) {
+	d := digestOf(g.t, x)
+	m := g.manifests[d]
+	for _, tag := range tags {
+		if code := g.call(http.MethodPut, "manifests/"+tag, string(m.mediaType), m.body); code != http.StatusCreated {
+			g.t.Fatalf("tagging %s as %s: HTTP %d", g.names[d], tag, code)
 		}
 	}
 	vs := g.gh.versions["acme/agent-images/pi"]
-	for i := range vs {
-		if vs[i].Digest == d {
-			vs[i].Tags = append(vs[i].Tags, tags...)
+	at := func(digest string) *Version {
+		for i := len(vs) - 1; i >= 0; i-- {
+			if vs[i].Digest == digest {
+				return &vs[i]
+			}
+		}
+		g.t.Fatalf("no package version %s", digest)
+		return nil
+	}
+	for _, tag := range tags {
+		if from, ok := g.tagged[tag]; ok && from != d {
+			v := at(from)
+			v.Tags = slices.DeleteFunc(v.Tags, func(t string) bool { return t == tag })
+		}
+		g.tagged[tag] = d
+	}
+	v := at(d)
+	for _, tag := range tags {
+		if !slices.Contains(v.Tags, tag) {
+			v.Tags = append(v.Tags, tag)
 		}
 	}
+	v.Updated = g.now
 }
 
-// signature makes a cosign-style tag-based attachment of subject.
+// attach makes a cosign-style tag-based attachment of subject.
 func (g *ghcr) attach(label string, subject interface{ Digest() (v1.Hash, error) }, suffix string) v1.Image {
 	img := g.image(label, "unknown")
 	g.tag(img, "sha256-"+strings.TrimPrefix(digestOf(g.t, subject), "sha256:")+suffix)
 	return img
 }
 
-func (g *ghcr) labels(vs []Version) []string {
+func (g *ghcr) labels(ds []Decision) []string {
 	var out []string
-	for _, v := range vs {
-		out = append(out, g.names[v.Digest])
+	for _, d := range ds {
+		out = append(out, g.names[d.Digest])
 	}
 	sort.Strings(out)
 	return out
@@ -145,6 +232,8 @@ func TestPrune(t *testing.T) {
 	for _, ownerType := range []string{"Organization", "User"} {
 		t.Run(ownerType, func(t *testing.T) {
 			g := newGHCR(t, ownerType)
+			night := func(day int) { g.now = time.Date(2026, 11, day, 3, 23, 0, 0, time.UTC) }
+			night(27)
 			// Tonight: a new amd64 image; the arm64 image is unchanged and
 			// shared with last night's index.
 			amd1 := g.image("amd64 tonight", "amd64")
@@ -157,12 +246,14 @@ func TestPrune(t *testing.T) {
 			base, _ := random.Image(64, 1)
 			ref := mutate.Subject(base, v1.Descriptor{
 				MediaType: types.OCIImageIndex, Digest: mustHash(t, digestOf(t, tonight)), Size: 1})
-			g.push("referrer of index tonight", ref.(v1.Image))
+			g.push("referrer of index tonight", ref.(manifest))
 
+			night(26)
 			amd2 := g.image("amd64 last night", "amd64")
 			lastNight := g.index("index last night", amd2, arm)
 			g.tag(lastNight, "2026-11-26")
 
+			night(25)
 			old1, old2 := g.image("amd64 old", "amd64"), g.image("arm64 old", "arm64")
 			old := g.index("index old", old1, old2)
 			g.tag(old, "2026-11-25")
@@ -170,7 +261,9 @@ func TestPrune(t *testing.T) {
 			g.attach("att of amd64 old", old1, ".att")
 			// A per-arch push of a run that failed before its index.
 			g.image("orphan", "amd64")
-			// The split workflow's staging reference keeps a per-arch image.
+			// The split workflow's staging reference keeps a per-arch image
+			// that no merge has listed yet, inside the window.
+			night(27)
 			staged := g.image("staged arm64", "arm64")
 			g.tag(staged, "staging-aarch64-linux")
 
@@ -180,7 +273,9 @@ func TestPrune(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctx := context.Background()
-			plan, err := c.PlanPrune(ctx, pkg, 2)
+			policy := RetentionPolicy{KeepDated: 2, PreviewMaxAge: time.Hour, StagingGrace: time.Hour,
+				Now: time.Date(2026, 11, 28, 5, 0, 0, 0, time.UTC)}
+			plan, err := c.PlanPrune(ctx, pkg, policy)
 			if err != nil {
 				t.Fatalf("PlanPrune = %v", err)
 			}
@@ -188,8 +283,11 @@ func TestPrune(t *testing.T) {
 			if got := g.labels(plan.Delete); !reflect.DeepEqual(got, wantDelete) {
 				t.Errorf("PlanPrune delete = %q, want %q", got, wantDelete)
 			}
-			if !reflect.DeepEqual(plan.ExpiredTags, []string{"2026-11-25"}) {
-				t.Errorf("PlanPrune expired = %q, want [2026-11-25]", plan.ExpiredTags)
+			if got, want := plan.Tags[ClassDated], (TagCount{Kept: 2, Deleted: 1}); got != want {
+				t.Errorf("PlanPrune dated tags = %+v, want %+v", got, want)
+			}
+			if got, want := plan.Tags[ClassStaging], (TagCount{Kept: 1}); got != want {
+				t.Errorf("PlanPrune staging tags = %+v, want %+v (unmerged, inside the window)", got, want)
 			}
 			if n := len(g.gh.callsMatching("DELETE ")); n != 0 {
 				t.Fatalf("planning made %d DELETE calls, want none", n)
@@ -206,7 +304,7 @@ func TestPrune(t *testing.T) {
 			assertTagsComplete(t, g.repo)
 
 			// Pruning again finds nothing to delete.
-			again, err := c.PlanPrune(ctx, pkg, 2)
+			again, err := c.PlanPrune(ctx, pkg, policy)
 			if err != nil || len(again.Delete) != 0 {
 				t.Errorf("second PlanPrune = %q, %v, want nothing to delete", g.labels(again.Delete), err)
 			}
@@ -251,7 +349,7 @@ func TestPlanPruneStopsOnUnreadableManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	pkg, _ := PackageFor(g.repo)
-	_, err := g.gh.client(t).PlanPrune(context.Background(), pkg, 3)
+	_, err := g.gh.client(t).PlanPrune(context.Background(), pkg, DefaultRetention(g.now))
 	if err == nil || !strings.Contains(err.Error(), "pruning stops rather than guess") {
 		t.Errorf("PlanPrune(missing tagged manifest) = %v, want an error", err)
 	}
@@ -264,7 +362,7 @@ func TestPruneGoesOnPastRefusals(t *testing.T) {
 	g.image("plain", "amd64")
 	pkg, _ := PackageFor(g.repo)
 	c := g.gh.client(t)
-	plan, err := c.PlanPrune(context.Background(), pkg, 1)
+	plan, err := c.PlanPrune(context.Background(), pkg, DefaultRetention(g.now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,11 +380,20 @@ func TestPruneGoesOnPastRefusals(t *testing.T) {
 	}
 }
 
-func TestPlanPruneRejectsKeepingNothing(t *testing.T) {
+func TestPlanPruneRejectsBadPolicy(t *testing.T) {
 	g := newGHCR(t, "Organization")
 	pkg, _ := PackageFor(g.repo)
-	if _, err := g.gh.client(t).PlanPrune(context.Background(), pkg, 0); err == nil {
-		t.Errorf("PlanPrune(keep 0) = nil, want an error")
+	for _, policy := range []RetentionPolicy{
+		{KeepDated: 0, PreviewMaxAge: time.Hour, StagingGrace: time.Hour, Now: g.now},
+		{KeepDated: 1, PreviewMaxAge: 0, StagingGrace: time.Hour, Now: g.now},
+		{KeepDated: 1, PreviewMaxAge: time.Hour, StagingGrace: time.Hour},
+	} {
+		if _, err := g.gh.client(t).PlanPrune(context.Background(), pkg, policy); err == nil {
+			t.Errorf("PlanPrune(%+v) = nil, want an error", policy)
+		}
+	}
+	if n := len(g.gh.callsMatching("GET ")); n != 0 {
+		t.Errorf("PlanPrune with a bad policy made %d API calls, want none", n)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -136,10 +137,12 @@ func registryVersions(t *testing.T, prefix string, extra ...string) func(pkg str
 				}
 			}
 		}
+		// Everything here was pushed by the test run that is pruning.
+		now := time.Now()
 		var out []Version
 		for d, tags := range byDigest {
 			sort.Strings(tags)
-			out = append(out, Version{ID: versionID(d), Digest: d, Tags: tags})
+			out = append(out, Version{ID: versionID(d), Digest: d, Tags: tags, Created: now, Updated: now})
 		}
 		sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
 		return out

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
+	"gopkg.in/yaml.v3"
 
 	"github.com/nothingnesses/agent-images/internal/testenv"
 )
@@ -139,15 +140,17 @@ var (
 	versionTag = regexp.MustCompile(`#\s*v\d+(\.\d+)*\s*$`)
 )
 
-// remoteActions returns every remote action the workflows and action.yml use
-// ("owner/repo@sha"), checking each is pinned by a full commit SHA with the
-// version tag in a comment on the line above.
+// remoteActions returns every remote action the workflows, the template's
+// workflows and action.yml use ("owner/repo@sha"), checking each is pinned
+// by a full commit SHA with the version tag in a comment on the line above.
+// This repository's own Action (ownAction) is not among them.
 func remoteActions(t *testing.T) []string {
 	t.Helper()
 	root := testenv.RepoRoot(t)
 	files, _ := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.yml"))
 	more, _ := filepath.Glob(filepath.Join(root, ".github", "actions", "*", "action.yml"))
-	files = append(append(files, more...), filepath.Join(root, "action.yml"))
+	templates, _ := filepath.Glob(filepath.Join(root, "templates", "*", ".github", "workflows", "*.yml"))
+	files = append(append(append(files, more...), templates...), filepath.Join(root, "action.yml"))
 	seen := map[string]bool{}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
@@ -157,7 +160,7 @@ func remoteActions(t *testing.T) []string {
 		lines := strings.Split(string(data), "\n")
 		for i, line := range lines {
 			m := usesLine.FindStringSubmatch(line)
-			if m == nil || strings.HasPrefix(m[1], "./") {
+			if m == nil || strings.HasPrefix(m[1], "./") || m[1] == ownAction {
 				continue
 			}
 			rel, _ := filepath.Rel(root, f)
@@ -440,7 +443,7 @@ func TestActRelease(t *testing.T) {
 		"--var", "RELEASE_REGISTRY=" + prefix,
 		"--var", "RELEASE_INSECURE=true",
 		"--var", "RELEASE_AGENTS=pi",
-		"--var", "RELEASE_EXTRA_ARGS=--override-input nixpkgs=" + overrides["nixpkgs"] + " --override-input llm-agents=" + overrides["llm-agents"],
+		"--var", "RELEASE_EXTRA_ARGS=" + overrideArgs(overrides, "--override-input "),
 		"--env", "ACT_ARTIFACTS=" + t.TempDir(),
 		"--env", "GITHUB_API_URL=" + api.srv.URL,
 		"--env", "GITHUB_RUN_ID=4242",
@@ -481,6 +484,9 @@ func TestActRelease(t *testing.T) {
 	}
 	if got := tagRun.outputs("matrix", "agents"); len(got) == 0 || got[len(got)-1] != `["pi"]` {
 		t.Errorf("agents output = %q, want [\"pi\"]", got)
+	}
+	if got := tagRun.outputs("matrix", "missing"); len(got) == 0 || got[len(got)-1] != `[]` {
+		t.Errorf("missing output = %q, want [] (the stand-ins provide pi on both systems)", got)
 	}
 
 	// The merge job's Action outputs name the index the registry now has.
@@ -555,6 +561,21 @@ func TestActRelease(t *testing.T) {
 	verify(t, repo, "pi", prefix, pub, "latest")
 }
 
+// overrideArgs joins NAME=REF pairs with spaces, each after prefix, in a
+// stable order: the form the workflows' variables take.
+func overrideArgs(overrides map[string]string, prefix string) string {
+	names := make([]string, 0, len(overrides))
+	for n := range overrides {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, n := range names {
+		parts = append(parts, prefix+n+"="+overrides[n])
+	}
+	return strings.Join(parts, " ")
+}
+
 func equalMaps(a, b map[string]string) bool {
 	if len(a) != len(b) {
 		return false
@@ -577,12 +598,13 @@ func TestActCI(t *testing.T) {
 	repo := repoCopy(t)
 	o := testenv.StandinOverrides(t)
 	run := runAct(t, repo, "push", "ci.yml",
-		"--var", "CI_OVERRIDE_INPUTS=nixpkgs="+o["nixpkgs"]+" llm-agents="+o["llm-agents"],
+		"--var", "CI_OVERRIDE_INPUTS="+overrideArgs(o, ""),
 		"--var", "CI_GO_PACKAGES=./gh/",
 		"--var", "CI_SMOKE_AGENTS=pi",
 	)
+	// lock-pr is skipped: with the stand-in inputs lock creates no lock.
 	want := map[string]string{
-		"go": "success", "actionlint": "success", "flake": "success",
+		"lock": "success", "go": "success", "actionlint": "success", "flake": "success",
 		"smoke x86_64-linux": "success", "smoke aarch64-linux": "success",
 	}
 	if got := run.jobs(); !equalMaps(got, want) || run.err != nil {
@@ -611,5 +633,179 @@ func verify(t *testing.T, repo, agent, prefix, pub, tag string) {
 	cmd := exec.Command(bin, "verify", "--agent", agent, "--registry", prefix, "--insecure", "--key", pub, "--tag", tag)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("release verify --agent %s --tag %s: %v\n%s", agent, tag, err, out)
+	}
+}
+
+// TestSigningSecretsOnlyWhereTheySign: the cosign key and its password are
+// in the environment of the one step that signs, never on a step that uses
+// an action (every step inside it, third-party ones included, would inherit
+// them), and inside action.yml only the step that runs release gets them.
+func TestSigningSecretsOnlyWhereTheySign(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	type step struct {
+		ID   string            `yaml:"id"`
+		Name string            `yaml:"name"`
+		Uses string            `yaml:"uses"`
+		Env  map[string]string `yaml:"env"`
+		With map[string]string `yaml:"with"`
+		Run  string            `yaml:"run"`
+	}
+	secretish := regexp.MustCompile(`secrets\.|COSIGN_PRIVATE_KEY|COSIGN_PASSWORD|inputs\.(private-key|key-password)`)
+	files, _ := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.yml"))
+	// The template's workflow is copied into other repositories: it must
+	// keep their secrets as close as ours.
+	templates, _ := filepath.Glob(filepath.Join(root, "templates", "*", ".github", "workflows", "*.yml"))
+	files = append(files, templates...)
+	signing := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wf struct {
+			Env  map[string]string `yaml:"env"`
+			Jobs map[string]struct {
+				Env   map[string]string `yaml:"env"`
+				Steps []step            `yaml:"steps"`
+			} `yaml:"jobs"`
+		}
+		if err := yaml.Unmarshal(data, &wf); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		rel, _ := filepath.Rel(root, f)
+		for k, v := range wf.Env {
+			if secretish.MatchString(k + v) {
+				t.Errorf("%s: workflow env %s=%s hands a secret to every job", rel, k, v)
+			}
+		}
+		for name, job := range wf.Jobs {
+			for k, v := range job.Env {
+				if secretish.MatchString(k + v) {
+					t.Errorf("%s: job %s env %s=%s hands a secret to every step", rel, name, k, v)
+				}
+			}
+			for i, s := range job.Steps {
+				if s.Uses == "" {
+					continue
+				}
+				for k, v := range s.Env {
+					if secretish.MatchString(k + v) {
+						t.Errorf("%s: job %s step %d (uses %s) has %s=%s in its env, which every step inside the action sees", rel, name, i, s.Uses, k, v)
+					}
+				}
+				if strings.Contains(s.With["private-key"], "secrets.COSIGN_PRIVATE_KEY") {
+					signing++
+				}
+			}
+		}
+	}
+	if signing == 0 {
+		t.Error("no workflow passes secrets.COSIGN_PRIVATE_KEY to the Action's private-key input: the scan is broken")
+	}
+
+	data, err := os.ReadFile(filepath.Join(root, "action.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var action struct {
+		Runs struct {
+			Steps []step `yaml:"steps"`
+		} `yaml:"runs"`
+	}
+	if err := yaml.Unmarshal(data, &action); err != nil {
+		t.Fatal(err)
+	}
+	var holders []string
+	for i, s := range action.Runs.Steps {
+		label := fmt.Sprintf("step %d (%s%s)", i, s.Name, s.Uses)
+		for k, v := range s.With {
+			if secretish.MatchString(v) {
+				t.Errorf("action.yml: %s passes %s=%s to another action", label, k, v)
+			}
+		}
+		for k, v := range s.Env {
+			if secretish.MatchString(v) {
+				holders = append(holders, s.ID)
+				if s.Uses != "" || s.ID != "run" {
+					t.Errorf("action.yml: %s gets %s=%s; only the step that runs release may", label, k, v)
+				}
+			}
+		}
+	}
+	if len(holders) == 0 {
+		t.Error("action.yml hands the signing inputs to no step: the scan is broken")
+	}
+}
+
+// TestFlakePRScript runs .github/scripts/flake-pr.sh the way the workflows
+// do, against a local origin and a recording gh: a first flake.lock (still
+// untracked) is committed on the branch and proposed, a later change
+// refreshes the same pull request, and no change does nothing.
+func TestFlakePRScript(t *testing.T) {
+	testenv.Require(t, "git")
+	root := testenv.RepoRoot(t)
+	dir := t.TempDir()
+	origin := filepath.Join(dir, "origin.git")
+	work := filepath.Join(dir, "work")
+	bin := filepath.Join(dir, "bin")
+	calls := filepath.Join(dir, "gh-calls")
+	sh := func(d string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = d
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "GH_CALLS="+calls)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	// gh records its arguments; "pr list" answers an open PR once one was created.
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fakeGH := `#!/bin/sh
+echo "$*" >> "$GH_CALLS"
+if [ "$1 $2" = "pr list" ] && grep -q "^pr create" "$GH_CALLS"; then echo 7; fi
+`
+	if err := os.WriteFile(filepath.Join(bin, "gh"), []byte(fakeGH), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sh(dir, "git", "init", "-q", "--bare", origin)
+	sh(dir, "git", "init", "-q", "-b", "main", work)
+	if err := os.WriteFile(filepath.Join(work, "flake.nix"), []byte("{ }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sh(work, "git", "add", "flake.nix")
+	sh(work, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+	sh(work, "git", "remote", "add", "origin", origin)
+	script := filepath.Join(root, ".github", "scripts", "flake-pr.sh")
+
+	if err := os.WriteFile(filepath.Join(work, "flake.lock"), []byte(`{"version":7}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sh(work, "bash", script, "update-flake/lock", "flake: add flake.lock", "first lock")
+	if got := sh(dir, "git", "--git-dir", origin, "show", "update-flake/lock:flake.lock"); got != `{"version":7}` {
+		t.Errorf("origin's update-flake/lock has flake.lock %q, want the new lock", got)
+	}
+	if got := sh(dir, "git", "--git-dir", origin, "log", "-1", "--format=%s", "update-flake/lock"); strings.TrimSpace(got) != "flake: add flake.lock" {
+		t.Errorf("commit subject = %q, want the title", got)
+	}
+
+	if err := os.WriteFile(filepath.Join(work, "flake.lock"), []byte(`{"version":7,"x":1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sh(work, "bash", script, "update-flake/lock", "flake: add flake.lock", "again")
+	if out := sh(work, "bash", script, "update-flake/lock", "flake: add flake.lock", "unchanged"); !strings.Contains(out, "unchanged") {
+		t.Errorf("flake-pr.sh with no change printed %q, want it to say flake.lock is unchanged", out)
+	}
+	data, _ := os.ReadFile(calls)
+	var verbs []string
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		f := strings.Fields(l)
+		verbs = append(verbs, strings.Join(f[:min(2, len(f))], " "))
+	}
+	if want := "pr list|pr create|pr list|pr edit"; strings.Join(verbs, "|") != want {
+		t.Errorf("gh calls = %q, want %s: create the pull request once, then refresh it", verbs, want)
 	}
 }

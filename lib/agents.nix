@@ -1,6 +1,16 @@
-# The agents agent-images builds an image for: llm-agents.nix attribute and
-# display name. Versions, descriptions, licences and main programs come from
-# the llm-agents packages themselves, so they follow its pin.
+# The agents agent-images builds an image for, by image name. A string is
+# the display name; an attrset also says which llm-agents package the image
+# wraps (`package`, default the image name) and on which systems llm-agents
+# is expected to build it (`systems`, default x86_64-linux and
+# aarch64-linux). Versions, descriptions, licences and main programs come
+# from the llm-agents packages themselves, so they follow its pin.
+#
+# An agent missing from llm-agents' packages on a system it is expected on
+# has vanished (renamed, dropped, broken): `nix flake check` and `release
+# matrix` name it and the nightly's tracking issue lists it, while the other
+# agents still release. An agent llm-agents does not build for a system (its
+# meta.platforms leaves the system out) is not expected there: leave that
+# system out of `systems`, and nothing is reported.
 {
   # Coding agents.
   codingAgents = {
@@ -14,7 +24,12 @@
     cursor-agent = "Cursor Agent";
     droid = "Droid";
     eca = "ECA";
-    forge = "Forge";
+    # llm-agents renamed the package to forgecode; the program is still
+    # forge, and so is the image, so that pulls of .../forge keep working.
+    forge = {
+      name = "Forge";
+      package = "forgecode";
+    };
     gemini-cli = "Gemini CLI";
     goose-cli = "Goose";
     iflow-cli = "iFlow CLI";

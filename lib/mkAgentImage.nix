@@ -6,7 +6,7 @@
   lib ? pkgs.lib,
 }:
 let
-  directories = import ./extra-directories.nix { inherit lib; };
+  arguments = import ./arguments.nix { inherit lib; };
 
   system = pkgs.stdenv.hostPlatform.system;
 
@@ -19,20 +19,27 @@ let
 
   licenseList = l: if builtins.isList l then l else [ l ];
 
+  # nixpkgs' unfree licences say free = false; llm-agents' own `unfree`
+  # licence says free = true (so nixpkgs evaluates it without allowUnfree)
+  # and only its shortName tells. Either makes a licence unfree here.
+  isUnfreeLicense = l: !(l.free or true) || lib.hasPrefix "unfree" (l.shortName or "");
+
   # The SPDX expression of a package's licences; unfree licences have no SPDX
   # identifier, so they all read as LicenseRef-unfree.
   spdxOf =
     pkg:
     let
       licenses = licenseList (pkg.meta.license or [ ]);
-      one = l: if !(l.free or true) then "LicenseRef-unfree" else l.spdxId or "LicenseRef-${l.shortName or "unknown"}";
+      one =
+        l:
+        if isUnfreeLicense l then "LicenseRef-unfree" else l.spdxId or "LicenseRef-${l.shortName or "unknown"}";
     in
     if licenses == [ ] then
       "NOASSERTION"
     else
       lib.concatStringsSep " AND " (lib.unique (map one licenses));
 
-  isUnfree = pkg: lib.any (l: !(l.free or true)) (licenseList (pkg.meta.license or [ ]));
+  isUnfree = pkg: lib.any isUnfreeLicense (licenseList (pkg.meta.license or [ ]));
 
   # NixOS' programs.nix-ld default library list (nixos/modules/programs/nix-ld.nix).
   defaultNixLdLibraries = with pkgs; [
@@ -90,11 +97,30 @@ in
     "nix-command"
     "flakes"
   ],
+  bundleNixpkgs ? true,
   withNixLd ? false,
   nixLdLibraries ? defaultNixLdLibraries,
   extraNixLdLibraries ? [ ],
+  # Whether `release` publishes the image. Every image is releasable by
+  # default, so any flake's images are; false keeps one local (test images).
+  release ? true,
+  allowRoot ? false,
 }:
 let
+  # Arguments that end up in /etc/passwd, in chown commands or as owned
+  # directories are checked while evaluating, before anything is built; each
+  # check throws an error naming the argument and the rule it breaks (see
+  # arguments.nix). `validated` is forced before the image is returned.
+  context = { inherit uid allowRoot; };
+  check = arguments.check context;
+  validated = [
+    (check "uid" "uid" uid)
+    (check "gid" "gid" gid)
+    (check "user" "user" user)
+    (check "workingDir" "workingDir" workingDir)
+  ]
+  ++ map (check "extraDirectories entry" "directory") extraDirectories;
+
   home = if uid == 0 then "/root" else "/home/${user}";
   # gid 100 is "users" on most systems, which is why rootless Podman users
   # pick it; any other gid gets a group named after the user.
@@ -106,8 +132,7 @@ let
     else
       user;
 
-  # Throws, naming the entry and the rule, if any entry is invalid.
-  extraDirs = map (directories.validate home) extraDirectories;
+  extraDirs = map (arguments.expand home) extraDirectories;
 
   xdgDirs = {
     XDG_CONFIG_HOME = "${home}/.config";
@@ -118,6 +143,34 @@ let
 
   loaderPath =
     loaderPaths.${system} or (throw "mkAgentImage: withNixLd has no loader path for ${system}");
+
+  caBundle = "${pkgs.cacert}/etc/ssl/certs/ca-bundle.crt";
+
+  # The nixpkgs the image was built from, for <nixpkgs> and the flake
+  # registry's nixpkgs inside the image: offline, and sharing the store paths
+  # the image already holds (as Nix's own docker.nix does with bundleNixpkgs),
+  # where `flake:nixpkgs` would resolve at run time, over the network, to
+  # some other nixpkgs. Named "source" like a flake input, so a nixpkgs that
+  # came from a flake is that input's own store path, not a second copy.
+  nixpkgsSource = builtins.path {
+    path = pkgs.path;
+    name = "source";
+  };
+  registry = builtins.toJSON {
+    version = 2;
+    flakes = [
+      {
+        from = {
+          type = "indirect";
+          id = "nixpkgs";
+        };
+        to = {
+          type = "path";
+          path = nixpkgsSource;
+        };
+      }
+    ];
+  };
 
   packages =
     [ agent ]
@@ -133,12 +186,16 @@ let
     HOME = home;
     USER = user;
     PATH = "${lib.makeBinPath packages}:/bin";
-    SSL_CERT_FILE = "/etc/ssl/certs/ca-bundle.crt";
+    # The bundle's store path, not /etc/ssl/certs/ca-bundle.crt: that file
+    # exists only while cacert is in basePackages, this one in every image.
+    SSL_CERT_FILE = caBundle;
   }
   // xdgDirs
   // lib.optionalAttrs withNix {
     NIX_CONF_DIR = "/etc/nix";
-    NIX_PATH = "nixpkgs=flake:nixpkgs";
+  }
+  // lib.optionalAttrs (withNix && bundleNixpkgs) {
+    NIX_PATH = "nixpkgs=${nixpkgsSource}";
   }
   // lib.optionalAttrs withNixLd {
     NIX_LD = pkgs.stdenv.cc.bintools.dynamicLinker;
@@ -239,11 +296,18 @@ let
   + lib.optionalString withNix ''
     mkdir -p etc/nix
     ${writeFile "etc/nix/nix.conf" nixConf}
-    # The store layers already belong to the user (uid/gid below); this makes
-    # the rest of /nix theirs too, including the database includeNixDB wrote.
-    mkdir -p nix/var/nix/gcroots nix/var/nix/profiles nix/var/nix/temproots nix/var/log/nix
-    chown ${owner} nix
-    chown -R ${owner} nix/var
+  ''
+  + lib.optionalString (withNix && bundleNixpkgs) ''
+    ${writeFile "etc/nix/registry.json" registry}
+  ''
+  # The store layers already belong to the user (uid/gid below), but
+  # includeNixDB leaves nix/store (with .links) in this tree too, and real
+  # dockerTools tars this tree whole: a root-owned nix/store here would win
+  # over the store layers' and make the store read-only for the user. So
+  # everything under /nix is the user's, as in Nix's own docker.nix.
+  + lib.optionalString withNix ''
+    mkdir -p nix/store nix/var/nix/gcroots nix/var/nix/profiles nix/var/nix/temproots nix/var/log/nix
+    chown -R ${owner} nix
   ''
   + lib.optionalString withNixLd ''
     mkdir -p .${dirOf loaderPath}
@@ -296,7 +360,11 @@ let
     unfree = isUnfree agent;
     license = spdxOf agent;
     mainProgram = agent.meta.mainProgram or (lib.getName agent);
-    release = false;
+    release =
+      if builtins.isBool release then
+        release
+      else
+        throw "mkAgentImage: release must be true or false, not ${builtins.toJSON release}";
     inherit
       system
       user
@@ -310,9 +378,19 @@ let
     imageName = name;
     imageTag = tag;
     extraDirectories = extraDirs;
+    # What release's smoke test holds the image to besides the identity
+    # above: the program it runs, the environment the caller added, and the
+    # commands the toolbox's packages declare as their meta.mainProgram.
+    inherit entrypoint;
+    extraEnv = lib.mapAttrs (_: toString) extraEnv;
+    commands = lib.unique (
+      lib.concatMap (p: lib.optional (p ? meta.mainProgram) p.meta.mainProgram) (
+        extraPackages ++ basePackages
+      )
+    );
   };
 in
-builtins.deepSeq extraDirs (
+builtins.deepSeq validated (
   lib.addMetaAttrs {
     description = "Container image of ${lib.getName agent}${
       lib.optionalString (agentDescription != "") ": ${agentDescription}"

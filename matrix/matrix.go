@@ -71,6 +71,12 @@ type Image struct {
 	ExtraDirectories []string `json:"extraDirectories"`
 	WithNix          bool     `json:"withNix"`
 	WithNixLd        bool     `json:"withNixLd"`
+	// Entrypoint is the program the image runs, with its arguments.
+	Entrypoint []string `json:"entrypoint"`
+	// ExtraEnv is the environment the flake added to the defaults.
+	ExtraEnv map[string]string `json:"extraEnv"`
+	// Commands are the toolbox's programs (its packages' meta.mainProgram).
+	Commands []string `json:"commands"`
 }
 
 // Target is one image to release: an agent built for a system.
@@ -99,7 +105,7 @@ func Load(ctx context.Context, flake nix.Flake, opts ...Option) ([]Target, error
 	args := append([]string{"eval", "--json", flake.Installable("packages"), "--apply", releaseSetExpr}, flake.OverrideArgs()...)
 	out, err := o.nix(ctx, args...)
 	if err != nil {
-		return nil, fmt.Errorf("reading the release set of flake %s: %w", flake.Installable("packages"), err)
+		return nil, fmt.Errorf("reading the release set of flake %s: %w", flake, err)
 	}
 	return Parse(out)
 }
@@ -117,9 +123,10 @@ func Parse(data []byte) ([]Target, error) {
 			continue
 		}
 		for attr, img := range images {
-			if img.Attr == "" {
-				img.Attr = attr
-			}
+			// The package attribute names the agent, its repository and its
+			// --agent; mkAgentImage can only guess it from the image name,
+			// which a flake is free to choose otherwise.
+			img.Attr = attr
 			if img.System == "" {
 				img.System = system
 			}

@@ -146,6 +146,9 @@ func TestLoadFromFlake(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load(%s) = %v", root, err)
 	}
+	if missing, err := LoadMissing(context.Background(), nix.Flake{Ref: root, Overrides: testenv.StandinOverrides(t)}); err != nil || len(missing) != 0 {
+		t.Errorf("LoadMissing = %v, %v, want nothing missing from the stand-ins", missing, err)
+	}
 	if got := len(Agents(targets)); got != 30 {
 		t.Errorf("Load found %d agents, want 30", got)
 	}
@@ -158,6 +161,119 @@ func TestLoadFromFlake(t *testing.T) {
 		}
 		if tg.Agent == "claude-code" && (tg.Image.MainProgram != "claude" || !tg.Image.Unfree || tg.Image.Name != "Claude Code") {
 			t.Errorf("claude-code = %+v, want main program claude, unfree, name Claude Code", tg.Image)
+		}
+	}
+}
+
+// A consumer names its package my-pi and its image acme/pi-custom: the
+// agent is the attribute, what --agent selects and where it is pushed.
+func TestParseNamesAgentsByAttribute(t *testing.T) {
+	targets, err := Parse([]byte(`{"x86_64-linux":{"my-pi":{"attr":"pi-custom","imageName":"acme/pi-custom","mainProgram":"pi","release":true}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(targets) != 1 || targets[0].Agent != "my-pi" || targets[0].Image.Attr != "my-pi" {
+		t.Fatalf("Parse = %+v, want agent my-pi with Attr my-pi", targets)
+	}
+	if _, err := Select(targets, []string{"my-pi"}, nil); err != nil {
+		t.Errorf("Select(my-pi) = %v", err)
+	}
+}
+
+func TestParseMissing(t *testing.T) {
+	got, err := ParseMissing([]byte(`{"aarch64-linux":{"forge":{"package":"forgecode","reason":"gone"},"pi":{"package":"pi","reason":"dropped"}},
+		"x86_64-linux":{"forge":{"package":"forgecode","reason":"gone"}},"aarch64-darwin":{"x":{"package":"x","reason":"r"}}}`))
+	if err != nil {
+		t.Fatalf("ParseMissing = %v", err)
+	}
+	var names []string
+	for _, m := range got {
+		names = append(names, m.String())
+	}
+	want := "forge on x86_64-linux: gone|forge on aarch64-linux: gone|pi on aarch64-linux: dropped"
+	if strings.Join(names, "|") != want {
+		t.Errorf("ParseMissing = %q, want %q", names, want)
+	}
+	if sel := SelectMissing(got, []string{"pi"}, nil); len(sel) != 1 || sel[0].Agent != "pi" {
+		t.Errorf("SelectMissing(pi) = %v, want pi only", sel)
+	}
+	if sel := SelectMissing(got, nil, []System{X86_64Linux}); len(sel) != 1 || sel[0].System != X86_64Linux {
+		t.Errorf("SelectMissing(x86_64-linux) = %v, want forge on x86_64-linux only", sel)
+	}
+}
+
+func TestLoadMissingWithoutOutput(t *testing.T) {
+	fake := func(_ context.Context, args ...string) ([]byte, error) {
+		return nil, &nix.Error{Args: args, Stderr: "error: flake 'path:/x' does not provide attribute 'packages.x86_64-linux.missingAgents', 'legacyPackages.x86_64-linux.missingAgents' or 'missingAgents'"}
+	}
+	got, err := LoadMissing(context.Background(), nix.Flake{Ref: "/x"}, withNix(fake))
+	if err != nil || got != nil {
+		t.Errorf("LoadMissing(flake without missingAgents) = %v, %v, want nothing missing", got, err)
+	}
+}
+
+// dropForgeAndPiOnArm is llm-agents renaming forge's package once more and
+// no longer building pi for aarch64-linux.
+func dropForgeAndPiOnArm(t *testing.T) func(string) string {
+	return func(agents string) string {
+		agents = strings.Replace(agents, `attr = "forgecode";`, `attr = "forge-renamed";`, 1)
+		both := `platforms = [ "x86_64-linux" "aarch64-linux" ];`
+		i := strings.Index(agents, `attr = "pi";`)
+		j := i + strings.Index(agents[i:], both)
+		if i < 0 || j < i {
+			t.Fatalf("the stand-in's agents.nix has no pi entry with both platforms")
+		}
+		return agents[:j] + `platforms = [ "x86_64-linux" ];` + agents[j+len(both):]
+	}
+}
+
+// TestMissingAgentsFromFlake: when llm-agents stops providing agents the
+// flake lists, the flake's check fails naming them, LoadMissing names them
+// with the reason, and every other agent still has its targets.
+func TestMissingAgentsFromFlake(t *testing.T) {
+	testenv.Require(t, "nix")
+	testenv.Setenv(t)
+	if testenv.RealInputs() {
+		t.Skip("needs the stand-in llm-agents to take agents away")
+	}
+	root := testenv.RepoRoot(t)
+	flake := nix.Flake{Ref: root, Overrides: testenv.StandinOverridesWithAgents(t, dropForgeAndPiOnArm(t))}
+	ctx := context.Background()
+
+	missing, err := LoadMissing(ctx, flake)
+	if err != nil {
+		t.Fatalf("LoadMissing = %v", err)
+	}
+	var got []string
+	for _, m := range missing {
+		got = append(got, m.Agent+"/"+string(m.System)+"/"+m.Package)
+	}
+	if want := "forge/x86_64-linux/forgecode forge/aarch64-linux/forgecode pi/aarch64-linux/pi"; strings.Join(got, " ") != want {
+		t.Errorf("LoadMissing = %v, want %s", got, want)
+	}
+	for _, m := range missing {
+		if m.Agent == "pi" && !strings.Contains(m.Reason, "meta.platforms on x86_64-linux leaves aarch64-linux out") {
+			t.Errorf("pi's reason = %q, want it to say llm-agents' meta.platforms dropped aarch64-linux", m.Reason)
+		}
+	}
+
+	targets, err := Load(ctx, flake)
+	if err != nil {
+		t.Fatalf("Load = %v", err)
+	}
+	if len(targets) != 57 || len(Agents(targets)) != 29 {
+		t.Errorf("Load = %d targets of %d agents, want 57 of 29: everything but forge, and pi on x86_64-linux", len(targets), len(Agents(targets)))
+	}
+
+	args := append([]string{"build", "--no-link", flake.Installable("checks.x86_64-linux.agents")}, flake.OverrideArgs()...)
+	_, err = nix.Run(ctx, args...)
+	var nerr *nix.Error
+	if !errors.As(err, &nerr) {
+		t.Fatalf("nix build checks.x86_64-linux.agents = %v, want it to fail", err)
+	}
+	for _, want := range []string{"forge on aarch64-linux (package forgecode)", "forge on x86_64-linux (package forgecode)", "pi on aarch64-linux (package pi)"} {
+		if !strings.Contains(nerr.Stderr, want) {
+			t.Errorf("the agents check's failure lacks %q:\n%s", want, nerr.Stderr)
 		}
 	}
 }

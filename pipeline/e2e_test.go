@@ -327,9 +327,10 @@ func TestSmokeFailureStopsOnlyThatAgent(t *testing.T) {
 	o.Flake = nix.Flake{
 		Ref: "git+file://" + root + "?dir=pipeline/testdata/rootflake",
 		Overrides: map[string]string{
-			"agent-images":            "git+file://" + root,
-			"agent-images/nixpkgs":    standin["nixpkgs"],
-			"agent-images/llm-agents": standin["llm-agents"],
+			"agent-images":                    "git+file://" + root,
+			"agent-images/nixpkgs":            standin["nixpkgs"],
+			"agent-images/llm-agents":         standin["llm-agents"],
+			"agent-images/llm-agents/nixpkgs": standin["llm-agents/nixpkgs"],
 		},
 	}
 	rep, err := Release(ctx, o)

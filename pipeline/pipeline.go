@@ -152,7 +152,7 @@ func (o *Options) defaults() error {
 		o.nameOptions = append(o.nameOptions, name.Insecure)
 	}
 	if o.Push && o.Registry == "" {
-		return fmt.Errorf("--push needs --registry, the repository prefix agents are pushed under (for example ghcr.io/OWNER/agent-images)")
+		return fmt.Errorf("--push needs --registry, the repository prefix agents are pushed under (for example ghcr.io/OWNER/REPO; under GitHub Actions the default is ghcr.io/<owner>/<repo>)")
 	}
 	if o.Registry != "" {
 		if _, err := name.NewRepository(strings.TrimSuffix(o.Registry, "/")+"/x", o.nameOptions...); err != nil {
@@ -273,7 +273,7 @@ func (o *Options) buildAndTest(ctx context.Context, targets []matrix.Target, ski
 			if rt != nil {
 				opts = append(opts, smoke.WithRuntime(rt))
 			}
-			rep, err := smoke.Test(ctx, r.Image, Expect(t.Image), opts...)
+			rep, err := smoke.Test(ctx, r.Image, t.Image.Expect(), opts...)
 			out[i].Smoke = rep
 			switch {
 			case err != nil:
@@ -295,33 +295,6 @@ func (o *Options) buildAndTest(ctx context.Context, targets []matrix.Target, ski
 	}
 	_ = g.Wait()
 	return out, nil
-}
-
-// Expect is what the smoke test demands of a release image the flake
-// describes: its own declared identity, and never root.
-func Expect(img matrix.Image) smoke.Expect {
-	e := smoke.UserDefaults(img.MainProgram, img.User, img.UID, img.GID, img.Home, img.WorkingDir)
-	e.NonRoot = true
-	e.Dirs = append(e.Dirs, img.ExtraDirectories...)
-	e.Labels[publish.AnnotationVersion] = img.Version
-	if img.WithNix {
-		e.Absent = removeString(e.Absent, "nix")
-		e.Nix = &smoke.NixExpect{}
-	}
-	if img.WithNixLd {
-		e.NixLd = &smoke.NixLdExpect{}
-	}
-	return e
-}
-
-func removeString(list []string, s string) []string {
-	var out []string
-	for _, v := range list {
-		if v != s {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // group collects tested targets by agent, in target order.

@@ -11,4 +11,4 @@ build-users-group =
 warn-dirty = false'
 export CONTAINERS_CONF="$repo_root/scripts/containers.conf"
 # The stand-in inputs that let the flake build without network.
-export STANDIN_OVERRIDES="--override-input nixpkgs path:$repo_root/testdata/standin/nixpkgs --override-input llm-agents path:$repo_root/testdata/standin/llm-agents"
+export STANDIN_OVERRIDES="--override-input nixpkgs path:$repo_root/testdata/standin/nixpkgs --override-input llm-agents path:$repo_root/testdata/standin/llm-agents --override-input llm-agents/nixpkgs path:$repo_root/testdata/standin/nixpkgs"

@@ -50,6 +50,7 @@ export COSIGN_PASSWORD=${COSIGN_PASSWORD:-}
 dist/bin/release --agent "$agents" --push --registry "$prefix" --insecure --key dist/cosign.key \
   --override-input "nixpkgs=path:$root/testdata/standin/nixpkgs" \
   --override-input "llm-agents=path:$root/testdata/standin/llm-agents" \
+  --override-input "llm-agents/nixpkgs=path:$root/testdata/standin/nixpkgs" \
   --output dist/release.json
 
 echo

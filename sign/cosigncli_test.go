@@ -1,14 +1,14 @@
 package sign
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/nothingnesses/agent-images/internal/testenv"
 )
@@ -18,33 +18,6 @@ import (
 // package managers today. Both must read the classic .sig/.att tags.
 var cosignVersions = []string{"v2.6.5", "v3.1.3"}
 
-// cosignCLI returns the real cosign CLI at version, built from the Go module
-// proxy the first time and cached under ~/.cache/agent-images (two to three
-// minutes cold on two cores).
-func cosignCLI(t *testing.T, cosignVersion string) string {
-	t.Helper()
-	testenv.Require(t, "go")
-	home, err := os.UserHomeDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(home, ".cache", "agent-images", "cosign-"+cosignVersion)
-	bin := filepath.Join(dir, "cosign")
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	t.Logf("building cosign %s into %s", cosignVersion, dir)
-	start := time.Now()
-	major, _, _ := strings.Cut(cosignVersion, ".")
-	cmd := exec.CommandContext(t.Context(), "go", "install", "github.com/sigstore/cosign/"+major+"/cmd/cosign@"+cosignVersion)
-	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go install cosign@%s: %v\n%s", cosignVersion, err, out)
-	}
-	t.Logf("built cosign in %v", time.Since(start).Round(time.Second))
-	return bin
-}
-
 // runCosign runs a printed cosign command line with the real CLI.
 func runCosign(t *testing.T, bin, line string) (string, error) {
 	t.Helper()
@@ -52,20 +25,17 @@ func runCosign(t *testing.T, bin, line string) (string, error) {
 	if len(args) < 2 || args[0] != "cosign" {
 		t.Fatalf("not a cosign command: %q", line)
 	}
-	cmd := exec.CommandContext(t.Context(), bin, args[1:]...)
-	// A private HOME keeps the CLI's TUF cache out of the user's.
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "TUF_ROOT="+t.TempDir())
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return testenv.Cosign(t, bin, args[1:]...)
 }
 
 // TestCosignCLIVerifies has the real cosign CLI, not our Verify, check what
-// Sign wrote: the index and per-arch signatures and both attestations, using
-// the very commands Sign and Verify print.
+// Sign wrote: the index and per-arch signatures and every attestation (both
+// SBOM formats and the provenance), using the very commands Sign and Verify
+// print.
 func TestCosignCLIVerifies(t *testing.T) {
 	bins := map[string]string{}
 	for _, v := range cosignVersions {
-		bins[v] = cosignCLI(t, v)
+		bins[v] = testenv.CosignCLI(t, v)
 	}
 	addr := startRegistry(t)
 	ctx := t.Context()
@@ -83,6 +53,16 @@ func TestCosignCLIVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Sign = %v", err)
 	}
+	// Another agent released with CycloneDX alone.
+	cdxSigner, err := New(ctx, WithKey(key), WithSBOMFormats(SBOMCycloneDX))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cdxRepo, _ := name.NewRepository(addr+"/agent-images/codex", name.Insecure)
+	cdxOnly := pushRelease(t, ctx, cdxRepo, "cdx")
+	if _, err := cdxSigner.Sign(ctx, cdxOnly); err != nil {
+		t.Fatalf("Sign(cyclonedx) = %v", err)
+	}
 	if want := "--key " + pub; !strings.Contains(res.VerifyCommand, want) {
 		t.Fatalf("VerifyCommand = %q, want it to name the public key (%s)", res.VerifyCommand, want)
 	}
@@ -93,6 +73,7 @@ func TestCosignCLIVerifies(t *testing.T) {
 		commands = append(commands,
 			CosignCommand("verify", p.Manifest, args, ignoreTlog, insecure, ""),
 			CosignCommand("verify-attestation", p.Manifest, args, ignoreTlog, insecure, "cyclonedx"),
+			CosignCommand("verify-attestation", p.Manifest, args, ignoreTlog, insecure, "spdxjson"),
 			CosignCommand("verify-attestation", p.Manifest, args, ignoreTlog, insecure, "slsaprovenance1"),
 		)
 	}
@@ -106,11 +87,76 @@ func TestCosignCLIVerifies(t *testing.T) {
 				}
 				t.Logf("%s: ok", line)
 			}
+			// --type selects our documents by their predicate types.
+			for typ, read := range map[string]func(*testing.T, []byte){
+				"cyclonedx": func(t *testing.T, b []byte) {
+					if err := cycloneDXSchema(t).Validate(mustUnmarshalJSON(t, b)); err != nil {
+						t.Errorf("the CycloneDX predicate cosign returned does not validate: %v", err)
+					}
+				},
+				"spdxjson": func(t *testing.T, b []byte) { readSPDX(t, b) },
+			} {
+				line := CosignCommand("verify-attestation", req.Platforms[0].Manifest, args, ignoreTlog, insecure, typ)
+				out, err := runCosign(t, bins[v], line)
+				if err != nil {
+					t.Fatalf("%s: %v\n%s", line, err, out)
+				}
+				read(t, cosignPredicate(t, out))
+			}
 			// And the CLI is not vacuous: another key fails.
 			wrong := CosignCommand("verify", req.Index, []string{"--key", otherPub}, ignoreTlog, insecure, "")
 			if out, err := runCosign(t, bins[v], wrong); err == nil {
 				t.Errorf("%s succeeded, want a failure\n%s", wrong, out)
 			}
+			// Nor is --type: a release without SPDX has no spdxjson attestation.
+			for _, p := range cdxOnly.Platforms {
+				spdxLine := CosignCommand("verify-attestation", p.Manifest, args, ignoreTlog, insecure, "spdxjson")
+				if out, err := runCosign(t, bins[v], spdxLine); err == nil {
+					t.Errorf("%s succeeded on a CycloneDX-only release, want a failure\n%s", spdxLine, out)
+				}
+				cdxLine := CosignCommand("verify-attestation", p.Manifest, args, ignoreTlog, insecure, "cyclonedx")
+				if out, err := runCosign(t, bins[v], cdxLine); err != nil {
+					t.Errorf("%s: %v\n%s", cdxLine, err, out)
+				}
+			}
 		})
 	}
+}
+
+// cosignPredicate is the predicate of the one attestation cosign
+// verify-attestation printed (a DSSE envelope per line on stdout).
+func cosignPredicate(t *testing.T, out string) []byte {
+	t.Helper()
+	var preds [][]byte
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var env struct{ Payload string }
+		if err := json.Unmarshal([]byte(line), &env); err != nil {
+			t.Fatalf("cosign printed %q: %v", line, err)
+		}
+		body, err := base64.StdEncoding.DecodeString(env.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st struct{ Predicate json.RawMessage }
+		if err := json.Unmarshal(body, &st); err != nil {
+			t.Fatal(err)
+		}
+		preds = append(preds, st.Predicate)
+	}
+	if len(preds) != 1 {
+		t.Fatalf("cosign verify-attestation printed %d attestations, want the one of its --type:\n%s", len(preds), out)
+	}
+	return preds[0]
+}
+
+func mustUnmarshalJSON(t *testing.T, b []byte) any {
+	t.Helper()
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -3,6 +3,7 @@ package sign
 import (
 	"context"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -139,8 +140,8 @@ func TestSignIsIdempotent(t *testing.T) {
 	if got, want := len(before), 1+1+2*len(testArches); got != want {
 		t.Errorf("after the first Sign the registry has %d tags %v, want %d", got, before, want)
 	}
-	if got := first.Platforms[0].Added; len(got) != 3 {
-		t.Errorf("first Sign added %v to %s, want a signature and two attestations", got, first.Platforms[0].Digest)
+	if got := first.Platforms[0].Added; len(got) != 4 {
+		t.Errorf("first Sign added %v to %s, want a signature and three attestations (two SBOMs, provenance)", got, first.Platforms[0].Digest)
 	}
 
 	// A new Signer, as the next nightly run would have.
@@ -160,6 +161,61 @@ func TestSignIsIdempotent(t *testing.T) {
 	}
 	if first.Index.Signature != second.Index.Signature || first.Platforms[1].Attestations != second.Platforms[1].Attestations {
 		t.Errorf("second Sign reports other references: %+v, want %+v", second, first)
+	}
+}
+
+// TestSBOMFormatAddedLater releases with CycloneDX only, then with both
+// formats: the second run adds the SPDX attestation and nothing else, and a
+// third run adds nothing. Verify accepts either SBOM.
+func TestSBOMFormatAddedLater(t *testing.T) {
+	addr := startRegistry(t)
+	ctx := t.Context()
+	key, pub := writeKeyPair(t, t.TempDir(), "cosign", "pw")
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	repo, _ := name.NewRepository(addr+"/agent-images/pi", name.Insecure)
+	req := pushRelease(t, ctx, repo, "good")
+
+	cdxOnly, err := New(ctx, WithKey(key), WithSBOMFormats(SBOMCycloneDX))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := cdxOnly.Sign(ctx, req)
+	if err != nil {
+		t.Fatalf("Sign(cyclonedx) = %v", err)
+	}
+	if got, want := first.Platforms[0].Predicates, []string{PredicateCycloneDX, PredicateSLSAProvenance}; !slices.Equal(got, want) {
+		t.Errorf("Sign(cyclonedx) attested %v, want %v", got, want)
+	}
+	rep, err := Verify(ctx, req.Index, Policy{Key: pub, IgnoreTlog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failed := rep.Failed(); len(failed) > 0 {
+		t.Errorf("Verify of a CycloneDX-only release failed: %v", failed)
+	}
+
+	both, err := New(ctx, WithKey(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := both.Sign(ctx, req)
+	if err != nil {
+		t.Fatalf("Sign(cyclonedx,spdx) = %v", err)
+	}
+	for _, p := range second.Platforms {
+		if !slices.Equal(p.Added, []string{PredicateSPDX}) {
+			t.Errorf("second Sign added %v to %s, want only the SPDX attestation", p.Added, p.Platform)
+		}
+	}
+	if len(second.Index.Added) > 0 {
+		t.Errorf("second Sign added %v to the index, want nothing", second.Index.Added)
+	}
+	third, err := both.Sign(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !third.Unchanged() {
+		t.Errorf("third Sign = %+v, want unchanged", third)
 	}
 }
 

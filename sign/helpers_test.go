@@ -97,9 +97,10 @@ func pushRelease(t testing.TB, ctx context.Context, repo name.Repository, varian
 	req := Request{
 		Agent: Agent{Attr: "pi", Name: "Pi", Version: "0.70.6", License: "MIT", Description: "A coding agent"},
 		Source: Source{
-			Repository:  "https://github.com/nothingnesses/agent-images",
-			Commit:      "0123456789abcdef0123456789abcdef01234567",
-			FlakeInputs: map[string]string{"nixpkgs": "89abcdef0123456789abcdef0123456789abcdef", "llm-agents": "v1.2.3"},
+			Repository: "https://github.com/nothingnesses/agent-images",
+			Commit:     "0123456789abcdef0123456789abcdef01234567",
+			FlakeInputs: map[string]FlakeInput{"nixpkgs": {Rev: "89abcdef0123456789abcdef0123456789abcdef"},
+				"llm-agents": {NarHash: "sha256-StX9CbIyd4OlIgU4/5bO+GuklGMlSieFKc/8n2VQ+5Q=", Override: "path:(local)"}},
 		},
 		BuilderID: "local",
 	}

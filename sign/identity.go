@@ -16,6 +16,8 @@ import (
 	sigs "github.com/sigstore/cosign/v2/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/nothingnesses/agent-images/internal/redact"
 )
 
 // identity is who signs: a long-lived key, or a short-lived Fulcio
@@ -27,8 +29,9 @@ type identity interface {
 	// verifierFor returns a verifier for sig when sig was made by this
 	// identity, and nil otherwise; it decides what counts as already signed.
 	verifierFor(ctx context.Context, sig oci.Signature) (signature.Verifier, error)
-	// cosignArgs are the cosign CLI flags that verify this identity.
-	cosignArgs(ctx context.Context) []string
+	// cosignArgs are the cosign CLI flags that verify exactly this identity:
+	// a key, or a certificate subject and issuer, never a pattern.
+	cosignArgs(ctx context.Context) ([]string, error)
 	// tlogKey is what a transparency log entry records as the signer.
 	tlogKey(ctx context.Context) ([]byte, error)
 }
@@ -42,21 +45,24 @@ type keyIdentity struct {
 
 func loadKey(ctx context.Context, ref string) (*keyIdentity, error) {
 	pass := func(bool) ([]byte, error) { return []byte(os.Getenv("COSIGN_PASSWORD")), nil }
+	// A KMS reference can carry credentials or a token in its URL: errors
+	// name it by its public form.
+	shown := redact.URL(ref)
 	sv, err := sigs.SignerVerifierFromKeyRef(ctx, ref, pass, nil)
 	if err != nil {
 		hint := ""
 		if !strings.Contains(ref, "://") || strings.HasPrefix(ref, "env://") {
 			hint = " (is COSIGN_PASSWORD its password?)"
 		}
-		return nil, fmt.Errorf("loading signing key %s%s: %w", ref, hint, err)
+		return nil, fmt.Errorf("loading signing key %s%s: %w", shown, hint, redact.URLError(err, ref))
 	}
 	pub, err := sv.PublicKey()
 	if err != nil {
-		return nil, fmt.Errorf("reading the public half of %s: %w", ref, err)
+		return nil, fmt.Errorf("reading the public half of %s: %w", shown, redact.URLError(err, ref))
 	}
 	pem, err := cryptoutils.MarshalPublicKeyToPEM(pub)
 	if err != nil {
-		return nil, fmt.Errorf("encoding the public key of %s: %w", ref, err)
+		return nil, fmt.Errorf("encoding the public key of %s: %w", shown, err)
 	}
 	return &keyIdentity{ref: ref, sv: sv, pubPEM: pem}, nil
 }
@@ -72,10 +78,10 @@ func (k *keyIdentity) verifierFor(_ context.Context, sig oci.Signature) (signatu
 	return k.sv, nil
 }
 
-func (k *keyIdentity) cosignArgs(context.Context) []string {
+func (k *keyIdentity) cosignArgs(context.Context) ([]string, error) {
 	// The public key is what users hold; the private ref only helps the
 	// person who signed. cosign derives the public key from a KMS ref.
-	return []string{"--key", publicKeyHint(k.ref)}
+	return []string{"--key", redact.URL(publicKeyHint(k.ref))}, nil
 }
 
 func (k *keyIdentity) tlogKey(context.Context) ([]byte, error) { return k.pubPEM, nil }
@@ -221,14 +227,19 @@ func (k *keylessIdentity) verifierFor(ctx context.Context, sig oci.Signature) (s
 	return signature.LoadVerifier(c.PublicKey, crypto.SHA256)
 }
 
-func (k *keylessIdentity) cosignArgs(ctx context.Context) []string {
-	if k.who == nil {
-		_ = k.trust(ctx)
+// cosignArgs pins the certificate's exact subject and issuer. When neither
+// the token nor a certificate says who we are, it fails: a command with
+// --certificate-identity-regexp .* would accept a signature by anyone.
+func (k *keylessIdentity) cosignArgs(ctx context.Context) ([]string, error) {
+	err := k.trust(ctx)
+	if err == nil && k.who == nil {
+		_, _, _, err = k.signer(ctx)
 	}
 	if k.who == nil {
-		return []string{"--certificate-identity-regexp", ".*", "--certificate-oidc-issuer-regexp", ".*"}
+		return nil, fmt.Errorf("the keyless signing identity is unknown, so no verify command can name it "+
+			"(verify with --certificate-identity <the signing workflow's URI>@<ref> --certificate-oidc-issuer <the token's issuer>): %v", err)
 	}
-	return []string{"--certificate-identity", k.who.Subject, "--certificate-oidc-issuer", k.who.Issuer}
+	return []string{"--certificate-identity", k.who.Subject, "--certificate-oidc-issuer", k.who.Issuer}, nil
 }
 
 func (k *keylessIdentity) tlogKey(ctx context.Context) ([]byte, error) {

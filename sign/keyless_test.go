@@ -183,7 +183,8 @@ func TestKeylessSignThenVerify(t *testing.T) {
 		want   string // substring of every check's failure, "" for none
 	}{
 		{"identity and issuer", Policy{CertIdentity: testIdentity, CertOIDCIssuer: issuer.srv.URL}, ""},
-		{"identity regexp", Policy{CertIdentityRegexp: `^https://github\.com/nothingnesses/`, CertOIDCIssuer: issuer.srv.URL}, ""},
+		// The same workflow at another ref is another signer.
+		{"same workflow, another ref", Policy{CertIdentity: strings.TrimSuffix(testIdentity, "refs/heads/main") + "refs/heads/evil", CertOIDCIssuer: issuer.srv.URL}, "not by the given key or identity"},
 		{"another workflow", Policy{CertIdentity: "https://github.com/someone/else/.github/workflows/x.yml@refs/heads/main", CertOIDCIssuer: issuer.srv.URL}, "not by the given key or identity"},
 		{"another issuer", Policy{CertIdentity: testIdentity, CertOIDCIssuer: "https://token.actions.githubusercontent.com"}, "not by the given key or identity"},
 		{"another CA", Policy{CertIdentity: testIdentity, CertOIDCIssuer: issuer.srv.URL, Roots: otherRoots(t)}, "not by the given key or identity"},
@@ -198,6 +199,11 @@ func TestKeylessSignThenVerify(t *testing.T) {
 			rep, err := Verify(ctx, repo.Tag("latest"), p)
 			if err != nil {
 				t.Fatalf("Verify = %v", err)
+			}
+			for _, c := range rep.Commands {
+				if want := "--certificate-identity " + p.CertIdentity + " --certificate-oidc-issuer " + p.CertOIDCIssuer; !strings.Contains(c, want) || strings.Contains(c, "regexp") {
+					t.Errorf("printed command %s, want it to pin %s and use no pattern", c, want)
+				}
 			}
 			for _, c := range rep.Checks {
 				switch {

@@ -48,7 +48,7 @@ func Provenance(r Request, p Platform) slsa1.ProvenancePredicate {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		deps = append(deps, revision("flake-input:"+n, "", r.Source.FlakeInputs[n]))
+		deps = append(deps, flakeInput(n, r.Source.FlakeInputs[n]))
 	}
 	if p.Derivation != "" {
 		deps = append(deps, slsa1.ResourceDescriptor{Name: "derivation", URI: "file://" + p.Derivation})
@@ -66,6 +66,25 @@ func Provenance(r Request, p Platform) slsa1.ProvenancePredicate {
 		},
 		RunDetails: slsa1.ProvenanceRunDetails{Builder: slsa1.Builder{ID: builder}},
 	}
+}
+
+// flakeInput describes a flake input by what was fetched: its git revision
+// as a digest, its NAR hash, and whether --override-input replaced it (with
+// the reference's public form; see FlakeInputs for the rule).
+func flakeInput(name string, in FlakeInput) slsa1.ResourceDescriptor {
+	d := revision("flake-input:"+name, "", in.Rev)
+	add := func(k, v string) {
+		if v == "" {
+			return
+		}
+		if d.Annotations == nil {
+			d.Annotations = map[string]any{}
+		}
+		d.Annotations[k] = v
+	}
+	add("narHash", in.NarHash)
+	add("override", in.Override)
+	return d
 }
 
 // revision describes a source at a revision: a git commit as a digest, any

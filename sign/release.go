@@ -32,6 +32,7 @@ type signer struct {
 	mode       Mode
 	id         identity
 	rekorURL   string // "" = no transparency log
+	sbom       []SBOMFormat
 	transport  http.RoundTripper
 	remoteOpts []remote.Option
 }
@@ -67,7 +68,10 @@ func (s *signer) Sign(ctx context.Context, r Request) (*Result, error) {
 		return nil, fmt.Errorf("signing index %s: %w", r.Index, err)
 	}
 	res.Index = idx
-	args := s.id.cosignArgs(ctx)
+	args, err := s.id.cosignArgs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("naming who signed %s: %w", r.Index, err)
+	}
 	insecure := r.Index.Context().Registry.Scheme() == "http"
 	res.VerifyCommand = CosignCommand("verify", r.Index, args, s.rekorURL == "", insecure, "")
 	res.VerifyAttestationCommand = CosignCommand("verify-attestation", r.Platforms[0].Manifest, args, s.rekorURL == "", insecure, "slsaprovenance1")
@@ -98,15 +102,15 @@ func (s *signer) signPlatform(ctx context.Context, r Request, p Platform, ociOpt
 		return Subject{}, err
 	}
 	sub.Platform = p.Platform.String()
-	sbom, err := SBOM(ctx, r, p)
+	sboms, err := SBOMs(ctx, r, p, s.sbom...)
 	if err != nil {
 		return Subject{}, err
 	}
-	prov := Provenance(r, p)
-	statements := []statement{
-		{predicateType: PredicateCycloneDX, predicate: sbom},
-		{predicateType: PredicateSLSAProvenance, predicate: prov},
+	var statements []statement
+	for i, f := range s.sbom {
+		statements = append(statements, statement{predicateType: f.PredicateType(), predicate: sboms[i]})
 	}
+	statements = append(statements, statement{predicateType: PredicateSLSAProvenance, predicate: Provenance(r, p)})
 	attTag, added, err := s.attest(ctx, p.Manifest, statements, ociOpts)
 	if err != nil {
 		return Subject{}, err

@@ -1,118 +1,92 @@
 package sign
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/package-url/packageurl-go"
 )
 
 // PredicateCycloneDX is the in-toto predicate type of a CycloneDX document,
 // the one `cosign verify-attestation --type cyclonedx` selects.
 const PredicateCycloneDX = "https://cyclonedx.org/bom"
 
-// StorePath is one top-level /nix/store entry found inside an image.
-type StorePath struct {
-	Path    string // /nix/store/<hash>-<name>-<version>
-	Hash    string
-	Name    string
-	Version string
+// PredicateSPDX is the in-toto predicate type of an SPDX document, the one
+// `cosign verify-attestation --type spdxjson` selects.
+const PredicateSPDX = "https://spdx.dev/Document"
+
+// SBOMFormat is a document format of the SBOM attestation.
+type SBOMFormat string
+
+const (
+	SBOMCycloneDX SBOMFormat = "cyclonedx" // CycloneDX 1.6 JSON
+	SBOMSPDX      SBOMFormat = "spdx"      // SPDX 2.3 JSON
+)
+
+// AllSBOMFormats are the formats in the order their attestations are
+// written; signing writes all of them unless told otherwise.
+func AllSBOMFormats() []SBOMFormat { return []SBOMFormat{SBOMCycloneDX, SBOMSPDX} }
+
+// PredicateType is the in-toto predicate type of the format's attestation.
+func (f SBOMFormat) PredicateType() string {
+	if f == SBOMSPDX {
+		return PredicateSPDX
+	}
+	return PredicateCycloneDX
 }
 
-// nixHash is a store path's hash part: 32 characters of Nix's base32.
-var nixHash = regexp.MustCompile(`^[0-9abcdfghijklmnpqrsvwxyz]{32}$`)
-
-// ParseStorePath splits a store path's base name the way Nix's
-// builtins.parseDrvName does: the version starts at the first dash that is
-// not followed by a letter ("bash-interactive-5.2p37" -> bash-interactive,
-// 5.2p37). ok is false for names that are not store paths.
-func ParseStorePath(base string) (sp StorePath, ok bool) {
-	hash, rest, found := strings.Cut(base, "-")
-	if !found || !nixHash.MatchString(hash) || rest == "" {
-		return StorePath{}, false
+// CosignType is the format's name for `cosign verify-attestation --type`.
+func (f SBOMFormat) CosignType() string {
+	if f == SBOMSPDX {
+		return "spdxjson"
 	}
-	sp = StorePath{Path: "/nix/store/" + base, Hash: hash, Name: rest}
-	for i := 0; i < len(rest)-1; i++ {
-		if rest[i] == '-' && !isLetter(rest[i+1]) {
-			sp.Name, sp.Version = rest[:i], rest[i+1:]
-			break
-		}
-	}
-	return sp, true
+	return "cyclonedx"
 }
 
-func isLetter(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }
-
-// StorePaths lists the top-level /nix/store entries of every layer of img,
-// sorted by path. It reads the image itself, so the SBOM describes what is
-// shipped, not what the build meant to ship.
-func StorePaths(ctx context.Context, img v1.Image) ([]StorePath, error) {
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("listing layers: %w", err)
-	}
-	seen := map[string]StorePath{}
-	for _, l := range layers {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if err := storePathsOfLayer(l, seen); err != nil {
-			d, _ := l.Digest()
-			return nil, fmt.Errorf("reading layer %s: %w", d, err)
+// ParseSBOMFormats reads format names, each "cyclonedx" or "spdx" or a
+// comma-separated list of them, into formats in attestation order, each
+// once. Naming none, or one it does not know, is an error that says what
+// is accepted.
+func ParseSBOMFormats(names ...string) ([]SBOMFormat, error) {
+	want := map[SBOMFormat]bool{}
+	for _, n := range names {
+		for f := range strings.SplitSeq(n, ",") {
+			f = strings.ToLower(strings.TrimSpace(f))
+			if !slices.Contains(AllSBOMFormats(), SBOMFormat(f)) {
+				return nil, fmt.Errorf("unknown SBOM format %q: use cyclonedx, spdx, or both (cyclonedx,spdx)", f)
+			}
+			want[SBOMFormat(f)] = true
 		}
 	}
-	out := make([]StorePath, 0, len(seen))
-	for _, sp := range seen {
-		out = append(out, sp)
+	var out []SBOMFormat
+	for _, f := range AllSBOMFormats() {
+		if want[f] {
+			out = append(out, f)
+		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no SBOM format given: use cyclonedx, spdx, or both (cyclonedx,spdx)")
+	}
 	return out, nil
 }
 
-func storePathsOfLayer(l v1.Layer, seen map[string]StorePath) error {
-	rc, err := l.Uncompressed()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		p := strings.TrimPrefix(strings.TrimPrefix(h.Name, "./"), "/")
-		rest, ok := strings.CutPrefix(p, "nix/store/")
-		if !ok {
-			continue
-		}
-		base, _, _ := strings.Cut(rest, "/")
-		if _, dup := seen[base]; dup {
-			continue
-		}
-		if sp, ok := ParseStorePath(base); ok {
-			seen[base] = sp
-		}
-	}
-}
-
-// SBOM is the CycloneDX 1.6 document of one per-arch image: the image, the
-// agent's package (name, version, license) and every store path inside it.
-func SBOM(ctx context.Context, r Request, p Platform) (json.RawMessage, error) {
+// SBOMs are the SBOM documents of one per-arch image, one per format in
+// that order. The image's layers are read once for all of them.
+//
+// Both formats say the same: the image (an OCI purl, its manifest digest,
+// its derivation as nix:drv_path when the release knows it), the agent (its
+// version, licence, description) and every store path in the image: name
+// and version split from the path, a pkg:generic purl with the path as the
+// nix_store_path qualifier, the nix:store_path property, and the SHA-256 of
+// its NAR serialisation (Nix's narHash) when the layers tell it.
+func SBOMs(ctx context.Context, r Request, p Platform, formats ...SBOMFormat) ([]json.RawMessage, error) {
 	paths, err := StorePaths(ctx, p.Image)
 	if err != nil {
 		return nil, fmt.Errorf("reading store paths for the SBOM: %w", err)
@@ -121,66 +95,142 @@ func SBOM(ctx context.Context, r Request, p Platform) (json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the image config: %w", err)
 	}
-	var buf bytes.Buffer
-	enc := cdx.NewBOMEncoder(&buf, cdx.BOMFileFormatJSON)
-	if err := enc.EncodeVersion(cycloneDX(r, p, paths, cfg.Created.Time), cdx.SpecVersion1_6); err != nil {
-		return nil, fmt.Errorf("encoding the SBOM: %w", err)
+	in := sbomInput{r: r, p: p, paths: paths, created: cfg.Created.Time}
+	// The image's own creation time and an ID derived from its digest keep
+	// the documents the same for the same image (Nix images carry a fixed
+	// date), so re-running a release describes it identically.
+	if in.created.IsZero() {
+		in.created = time.Unix(1, 0)
 	}
-	return json.RawMessage(bytes.TrimSpace(buf.Bytes())), nil
-}
-
-func cycloneDX(r Request, p Platform, paths []StorePath, created time.Time) *cdx.BOM {
-	// The image's own creation time and a serial number derived from its
-	// digest keep the document the same for the same image (Nix images carry
-	// a fixed date), so re-running a release describes it identically.
-	if created.IsZero() {
-		created = time.Unix(1, 0)
-	}
+	in.created = in.created.UTC()
 	sum := sha256.Sum256([]byte(p.Manifest.String()))
 	sum[6] = (sum[6] & 0x0f) | 0x50 // a name-based (v5-style) UUID
 	sum[8] = (sum[8] & 0x3f) | 0x80
-	serial := fmt.Sprintf("urn:uuid:%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
+	in.uuid = fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
 
+	out := make([]json.RawMessage, len(formats))
+	for i, f := range formats {
+		var buf bytes.Buffer
+		switch f {
+		case SBOMCycloneDX:
+			err = cdx.NewBOMEncoder(&buf, cdx.BOMFileFormatJSON).EncodeVersion(in.cycloneDX(), cdx.SpecVersion1_6)
+		case SBOMSPDX:
+			err = writeSPDX(&buf, in.spdx())
+		default:
+			err = fmt.Errorf("unknown SBOM format %q", f)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("encoding the %s SBOM: %w", f, err)
+		}
+		out[i] = json.RawMessage(bytes.TrimSpace(buf.Bytes()))
+	}
+	return out, nil
+}
+
+// sbomInput is what the SBOMs of one image are made of.
+type sbomInput struct {
+	r       Request
+	p       Platform
+	paths   []StorePath
+	created time.Time
+	uuid    string // the same for the same manifest digest
+}
+
+// property is a name and value that CycloneDX keeps as a component
+// property and SPDX as an annotation "name: value".
+type property struct{ name, value string }
+
+// Property names. nix:store_path and nix:drv_path follow the CycloneDX
+// generators of the Nix ecosystem (sbomnix, bombon and others).
+const (
+	propStorePath = "nix:store_path"
+	propDrvPath   = "nix:drv_path"
+)
+
+func (in sbomInput) imageProperties() []property {
+	props := []property{
+		{"agent-images:platform", in.p.Platform.String()},
+		{"agent-images:agent", in.r.Agent.Attr},
+	}
+	if in.p.Derivation != "" {
+		props = append(props, property{propDrvPath, in.p.Derivation})
+	}
+	return props
+}
+
+// imagePURL is the image as an OCI purl: repository's last part as the
+// name, manifest digest as the version, where it lies and its architecture.
+func (in sbomInput) imagePURL() string {
+	repo := in.p.Manifest.Context()
+	parts := strings.Split(repo.RepositoryStr(), "/")
+	q := packageurl.Qualifiers{
+		{Key: "arch", Value: in.p.Platform.Architecture},
+		{Key: "repository_url", Value: repo.Name()},
+	}
+	return packageurl.NewPackageURL(packageurl.TypeOCI, "", parts[len(parts)-1], in.p.Manifest.DigestStr(), q, "").ToString()
+}
+
+// agentPURL names the agent by its flake attribute at its version: a
+// pkg:generic purl, as the flake says nothing of the ecosystem it comes from.
+func (in sbomInput) agentPURL() string {
+	return packageurl.NewPackageURL(packageurl.TypeGeneric, "", in.r.Agent.Attr, in.r.Agent.Version, nil, "").ToString()
+}
+
+// storePathPURL is a store path as pkg:generic/NAME@VERSION with the path as
+// the nix_store_path qualifier. Not pkg:nix: that type names a package by
+// its attribute path in a package set (and its origin, such as nixpkgs),
+// and a store path in an image tells neither.
+func storePathPURL(sp StorePath) string {
+	q := packageurl.Qualifiers{{Key: "nix_store_path", Value: sp.Path}}
+	return packageurl.NewPackageURL(packageurl.TypeGeneric, "", sp.Name, sp.Version, q, "").ToString()
+}
+
+func (in sbomInput) cycloneDX() *cdx.BOM {
 	bom := cdx.NewBOM()
-	bom.SerialNumber = serial
+	bom.SerialNumber = "urn:uuid:" + in.uuid
 	bom.Metadata = &cdx.Metadata{
-		Timestamp: created.UTC().Format(time.RFC3339),
+		Timestamp: in.created.Format(time.RFC3339),
 		Tools: &cdx.ToolsChoice{Components: &[]cdx.Component{{
 			Type: cdx.ComponentTypeApplication, Name: "agent-images-release",
 		}}},
 		Component: &cdx.Component{
-			BOMRef:  "image",
-			Type:    cdx.ComponentTypeContainer,
-			Name:    p.Manifest.Context().Name(),
-			Version: p.Manifest.DigestStr(),
-			Properties: &[]cdx.Property{
-				{Name: "agent-images:platform", Value: p.Platform.String()},
-				{Name: "agent-images:agent", Value: r.Agent.Attr},
-			},
+			BOMRef:     "image",
+			Type:       cdx.ComponentTypeContainer,
+			Name:       in.p.Manifest.Context().Name(),
+			Version:    in.p.Manifest.DigestStr(),
+			PackageURL: in.imagePURL(),
+			Hashes:     &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: strings.TrimPrefix(in.p.Manifest.DigestStr(), "sha256:")}},
+			Properties: cdxProperties(in.imageProperties()),
 		},
 	}
+	a := in.r.Agent
 	agent := cdx.Component{
-		BOMRef:      "agent:" + r.Agent.Attr,
+		BOMRef:      "agent:" + a.Attr,
 		Type:        cdx.ComponentTypeApplication,
-		Name:        r.Agent.Attr,
-		Version:     r.Agent.Version,
-		Description: r.Agent.Description,
+		Name:        a.Attr,
+		Version:     a.Version,
+		Description: a.Description,
+		PackageURL:  in.agentPURL(),
 	}
-	if r.Agent.Name != "" {
-		agent.Properties = &[]cdx.Property{{Name: "agent-images:name", Value: r.Agent.Name}}
+	if a.Name != "" {
+		agent.Properties = cdxProperties([]property{{"agent-images:name", a.Name}})
 	}
-	if r.Agent.License != "" {
-		agent.Licenses = &cdx.Licenses{{Expression: r.Agent.License}}
+	if a.License != "" {
+		agent.Licenses = &cdx.Licenses{{Expression: a.License}}
 	}
 	components := []cdx.Component{agent}
 	refs := []string{agent.BOMRef}
-	for _, sp := range paths {
+	for _, sp := range in.paths {
 		c := cdx.Component{
 			BOMRef:     "nix:" + sp.Path,
 			Type:       cdx.ComponentTypeLibrary,
 			Name:       sp.Name,
 			Version:    sp.Version,
-			Properties: &[]cdx.Property{{Name: "nix:store-path", Value: sp.Path}},
+			PackageURL: storePathPURL(sp),
+			Properties: cdxProperties([]property{{propStorePath, sp.Path}}),
+		}
+		if sp.NarHash.Hex != "" {
+			c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: sp.NarHash.Hex}}
 		}
 		components = append(components, c)
 		refs = append(refs, c.BOMRef)
@@ -188,4 +238,12 @@ func cycloneDX(r Request, p Platform, paths []StorePath, created time.Time) *cdx
 	bom.Components = &components
 	bom.Dependencies = &[]cdx.Dependency{{Ref: "image", Dependencies: &refs}}
 	return bom
+}
+
+func cdxProperties(props []property) *[]cdx.Property {
+	out := make([]cdx.Property, len(props))
+	for i, p := range props {
+		out[i] = cdx.Property{Name: p.name, Value: p.value}
+	}
+	return &out
 }

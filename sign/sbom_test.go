@@ -3,6 +3,7 @@ package sign
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,30 +13,63 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	spdxjson "github.com/spdx/tools-golang/json"
+	"github.com/spdx/tools-golang/spdx"
+	"github.com/spdx/tools-golang/spdx/v2/common"
+	"github.com/spdx/tools-golang/spdxlib"
 )
 
 func TestParseStorePath(t *testing.T) {
 	tests := []struct {
-		name, base        string
-		wantName, wantVer string
-		wantOK            bool
+		name, base                 string
+		wantName, wantVer, wantOut string
+		wantOK                     bool
 	}{
-		{"name and version", hashFoo + "-foo-1.0", "foo", "1.0", true},
-		{"dash in name", hashFoo + "-bash-interactive-5.2p37", "bash-interactive", "5.2p37", true},
-		{"output suffix stays in version", hashFoo + "-glibc-2.40-66-bin", "glibc", "2.40-66-bin", true},
-		{"no version", hashFoo + "-source", "source", "", true},
-		{"not a hash", "not-a-store-path-1.0", "", "", false},
-		{"hash only", hashFoo, "", "", false},
-		{"letters outside nix base32", "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-foo-1.0", "", "", false},
+		{"name and version", hashFoo + "-foo-1.0", "foo", "1.0", "", true},
+		{"dash in name", hashFoo + "-bash-interactive-5.2p37", "bash-interactive", "5.2p37", "", true},
+		{"output suffix leaves the version", hashFoo + "-glibc-2.40-66-bin", "glibc", "2.40-66", "bin", true},
+		{"dev output", hashFoo + "-openssl-3.4.1-dev", "openssl", "3.4.1", "dev", true},
+		{"other suffixes stay in the version", hashFoo + "-foo-1.0-rc", "foo", "1.0-rc", "", true},
+		{"no version", hashFoo + "-source", "source", "", "", true},
+		{"not a hash", "not-a-store-path-1.0", "", "", "", false},
+		{"hash only", hashFoo, "", "", "", false},
+		{"letters outside nix base32", "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-foo-1.0", "", "", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sp, ok := ParseStorePath(tt.base)
-			if ok != tt.wantOK || sp.Name != tt.wantName || sp.Version != tt.wantVer {
-				t.Errorf("ParseStorePath(%q) = %q, %q, %v, want %q, %q, %v",
-					tt.base, sp.Name, sp.Version, ok, tt.wantName, tt.wantVer, tt.wantOK)
+			if ok != tt.wantOK || sp.Name != tt.wantName || sp.Version != tt.wantVer || sp.Output != tt.wantOut {
+				t.Errorf("ParseStorePath(%q) = %q, %q, %q, %v, want %q, %q, %q, %v",
+					tt.base, sp.Name, sp.Version, sp.Output, ok, tt.wantName, tt.wantVer, tt.wantOut, tt.wantOK)
 			}
 		})
+	}
+}
+
+func TestParseSBOMFormats(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      []string
+		want    []SBOMFormat
+		wantErr string
+	}{
+		{"one", []string{"spdx"}, []SBOMFormat{SBOMSPDX}, ""},
+		{"comma-separated, in attestation order", []string{"spdx,cyclonedx"}, []SBOMFormat{SBOMCycloneDX, SBOMSPDX}, ""},
+		{"repeated and cased", []string{"SPDX", " cyclonedx", "spdx"}, []SBOMFormat{SBOMCycloneDX, SBOMSPDX}, ""},
+		{"unknown", []string{"cyclonedx,swid"}, nil, `unknown SBOM format "swid": use cyclonedx, spdx, or both`},
+		{"empty", []string{""}, nil, `unknown SBOM format ""`},
+		{"none", nil, nil, "no SBOM format given"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseSBOMFormats(tt.in...)
+			if !slices.Equal(got, tt.want) || (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("ParseSBOMFormats(%q) = %v, %v, want %v, %q", tt.in, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+	if _, err := New(t.Context(), WithKey("unused.key"), WithSBOMFormats("xml")); err == nil || !strings.Contains(err.Error(), `unknown SBOM format "xml"`) {
+		t.Errorf("New(WithSBOMFormats(xml)) = %v, want the unknown format named", err)
 	}
 }
 
@@ -47,6 +81,13 @@ func TestStorePaths(t *testing.T) {
 	want := []StorePath{
 		{Path: "/nix/store/" + hashFoo + "-foo-1.0", Hash: hashFoo, Name: "foo", Version: "1.0"},
 		{Path: "/nix/store/" + hashBash + "-bash-interactive-5.2p37", Hash: hashBash, Name: "bash-interactive", Version: "5.2p37"},
+	}
+	// The NAR hashes are checked against Nix in TestNARHashMatchesNix.
+	for i := range got {
+		if got[i].NarHash.Algorithm != "sha256" || len(got[i].NarHash.Hex) != 64 {
+			t.Errorf("StorePaths()[%d].NarHash = %v, want a SHA-256", i, got[i].NarHash)
+		}
+		got[i].NarHash = v1.Hash{}
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("StorePaths = %+v, want %+v", got, want)
@@ -69,16 +110,17 @@ func localRequest(t *testing.T) (Request, Platform) {
 		Platforms: []Platform{p},
 		Agent:     Agent{Attr: "pi", Name: "Pi", Version: "0.70.6", License: "MIT OR Apache-2.0", Description: "A coding agent"},
 		Source: Source{Repository: "https://github.com/nothingnesses/agent-images", Commit: "0123456789abcdef0123456789abcdef01234567",
-			FlakeInputs: map[string]string{"nixpkgs": "89abcdef0123456789abcdef0123456789abcdef", "llm-agents": "v1.2.3"}},
+			FlakeInputs: map[string]FlakeInput{"nixpkgs": {Rev: "89abcdef0123456789abcdef0123456789abcdef"},
+				"llm-agents": {NarHash: "sha256-StX9CbIyd4OlIgU4/5bO+GuklGMlSieFKc/8n2VQ+5Q=", Override: "path:(local)"}}},
 		BuilderID: "https://github.com/nothingnesses/agent-images/.github/workflows/release.yml@refs/heads/main",
 	}
 	return r, p
 }
 
-// TestSBOMValidatesAgainstSchema checks the SBOM against CycloneDX's own
-// 1.6 JSON schema (sign/testdata/cyclonedx, see its README for the source)
-// and that it names the agent and every store path in the image.
-func TestSBOMValidatesAgainstSchema(t *testing.T) {
+// cycloneDXSchema compiles CycloneDX's own 1.6 JSON schema
+// (sign/testdata/cyclonedx, see its README for the source).
+func cycloneDXSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
 	c := jsonschema.NewCompiler()
 	c.AssertFormat()
 	for _, f := range []string{"bom-1.6", "spdx", "jsf-0.82"} {
@@ -100,7 +142,6 @@ func TestSBOMValidatesAgainstSchema(t *testing.T) {
 	if err != nil {
 		t.Fatalf("compiling the CycloneDX schema: %v", err)
 	}
-
 	// The validator is not vacuous: a component of an unknown type fails.
 	bad, err := jsonschema.UnmarshalJSON(strings.NewReader(`{"bomFormat":"CycloneDX","specVersion":"1.6","components":[{"type":"bogus","name":"x"}]}`))
 	if err != nil {
@@ -108,6 +149,45 @@ func TestSBOMValidatesAgainstSchema(t *testing.T) {
 	}
 	if err := schema.Validate(bad); err == nil {
 		t.Fatal("schema.Validate(component of type bogus) = nil, want an error")
+	}
+	return schema
+}
+
+// readSPDX parses an SPDX 2.3 JSON document with spdx/tools-golang, which
+// refuses malformed identifiers, and checks it with that library's
+// validator (every relationship names an element of the document).
+func readSPDX(t *testing.T, raw []byte) *spdx.Document {
+	t.Helper()
+	doc, err := spdxjson.Read(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("reading the SPDX document: %v\n%s", err, raw)
+	}
+	if err := spdxlib.ValidateDocument(doc); err != nil {
+		t.Fatalf("spdxlib.ValidateDocument = %v\n%s", err, raw)
+	}
+	return doc
+}
+
+// sbomComponent is what both formats say of one component.
+type sbomComponent struct {
+	Name, Version, PURL, SHA256 string
+	Properties                  map[string]string
+}
+
+// TestSBOMs checks both documents of an image: the CycloneDX one against
+// CycloneDX's 1.6 JSON schema, the SPDX one with spdx/tools-golang's reader
+// and validator and SPDX 2.3's mandatory fields; that both name the image,
+// the agent and every store path with the same purls, properties and NAR
+// hashes; and that the same image always gives the same bytes.
+func TestSBOMs(t *testing.T) {
+	schema := cycloneDXSchema(t)
+	// The SPDX validator is not vacuous either.
+	if _, err := spdxjson.Read(strings.NewReader(`{"spdxVersion":"SPDX-2.3","SPDXID":"DOCUMENT","name":"x"}`)); err == nil {
+		t.Fatal("spdxjson.Read(SPDXID without SPDXRef-) = nil error, want one")
+	}
+	dangling := &spdx.Document{Relationships: []*spdx.Relationship{{RefA: common.MakeDocElementID("", "DOCUMENT"), RefB: common.MakeDocElementID("", "nothing"), Relationship: "DESCRIBES"}}}
+	if err := spdxlib.ValidateDocument(dangling); err == nil {
+		t.Fatal("spdxlib.ValidateDocument(relationship to a missing package) = nil, want an error")
 	}
 
 	tests := []struct {
@@ -122,48 +202,174 @@ func TestSBOMValidatesAgainstSchema(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r, p := localRequest(t)
 			r.Agent.License = tt.license
-			sbom, err := SBOM(t.Context(), r, p)
+			docs, err := SBOMs(t.Context(), r, p, SBOMCycloneDX, SBOMSPDX)
 			if err != nil {
-				t.Fatalf("SBOM = %v", err)
+				t.Fatalf("SBOMs = %v", err)
 			}
-			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(sbom))
+			again, err := SBOMs(t.Context(), r, p, SBOMCycloneDX, SBOMSPDX)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range docs {
+				if !bytes.Equal(docs[i], again[i]) {
+					t.Errorf("SBOM %d of the same image differs between runs:\n%s\n%s", i, docs[i], again[i])
+				}
+			}
+			paths, err := StorePaths(t.Context(), p.Image)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			// What both documents must say, component by component.
+			want := []sbomComponent{
+				{Name: "ghcr.io/nothingnesses/agent-images/pi", Version: p.Manifest.DigestStr(),
+					PURL:       "pkg:oci/pi@" + p.Manifest.DigestStr() + "?arch=arm64&repository_url=ghcr.io%2Fnothingnesses%2Fagent-images%2Fpi",
+					SHA256:     strings.TrimPrefix(p.Manifest.DigestStr(), "sha256:"),
+					Properties: map[string]string{"agent-images:platform": "linux/arm64", "agent-images:agent": "pi", "nix:drv_path": p.Derivation}},
+				{Name: "pi", Version: "0.70.6", PURL: "pkg:generic/pi@0.70.6", Properties: map[string]string{"agent-images:name": "Pi"}},
+			}
+			for _, sp := range paths {
+				want = append(want, sbomComponent{Name: sp.Name, Version: sp.Version,
+					PURL:       "pkg:generic/" + sp.Name + "@" + sp.Version + "?nix_store_path=" + strings.ReplaceAll(sp.Path, "/", "%2F"),
+					SHA256:     sp.NarHash.Hex,
+					Properties: map[string]string{"nix:store_path": sp.Path}})
+			}
+
+			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(docs[0]))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if err := schema.Validate(inst); err != nil {
-				t.Errorf("SBOM does not validate against CycloneDX 1.6: %v\n%s", err, sbom)
+				t.Errorf("CycloneDX SBOM does not validate against CycloneDX 1.6: %v\n%s", err, docs[0])
 			}
-			var doc struct {
-				SpecVersion string `json:"specVersion"`
-				Components  []struct {
-					Name, Version string
-					Licenses      []struct{ Expression string }
-				}
-			}
-			if err := json.Unmarshal(sbom, &doc); err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, c := range doc.Components {
-				got = append(got, c.Name+"@"+c.Version)
-			}
-			want := []string{"pi@0.70.6", "foo@1.0", "bash-interactive@5.2p37"}
-			if doc.SpecVersion != "1.6" || !slices.Equal(got, want) {
-				t.Errorf("SBOM components = %s %v, want 1.6 %v", doc.SpecVersion, got, want)
-			}
-			var lic string
-			if l := doc.Components[0].Licenses; len(l) > 0 {
-				lic = l[0].Expression
-			}
-			if lic != tt.license {
-				t.Errorf("SBOM agent license = %q, want %q", lic, tt.license)
-			}
-			again, _ := SBOM(t.Context(), r, p)
-			if !bytes.Equal(sbom, again) {
-				t.Errorf("SBOM of the same image differs between runs:\n%s\n%s", sbom, again)
-			}
+			compareComponents(t, "CycloneDX", cycloneDXComponents(t, docs[0], tt.license), want)
+			compareComponents(t, "SPDX", spdxComponents(t, readSPDX(t, docs[1]), tt.license), want)
 		})
 	}
+}
+
+func compareComponents(t *testing.T, format string, got, want []sbomComponent) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s has %d components, want %d:\n%+v", format, len(got), len(want), got)
+		return
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.Name != w.Name || g.Version != w.Version || g.PURL != w.PURL || g.SHA256 != w.SHA256 || !maps.Equal(g.Properties, w.Properties) {
+			t.Errorf("%s component %d =\n%+v\nwant\n%+v", format, i, g, w)
+		}
+	}
+}
+
+// cycloneDXComponents reads the image and its components out of a
+// CycloneDX document, and checks its version and the agent's license.
+func cycloneDXComponents(t *testing.T, raw []byte, license string) []sbomComponent {
+	t.Helper()
+	type component struct {
+		Name, Version, PURL string
+		Hashes              []struct{ Alg, Content string }
+		Properties          []struct{ Name, Value string }
+		Licenses            []struct{ Expression string }
+	}
+	var doc struct {
+		SpecVersion string
+		Metadata    struct{ Component component }
+		Components  []component
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.SpecVersion != "1.6" {
+		t.Errorf("CycloneDX specVersion = %s, want 1.6", doc.SpecVersion)
+	}
+	if l := doc.Components[0].Licenses; (license == "") != (len(l) == 0) || (len(l) > 0 && l[0].Expression != license) {
+		t.Errorf("CycloneDX agent licenses = %+v, want %q", l, license)
+	}
+	var out []sbomComponent
+	for _, c := range append([]component{doc.Metadata.Component}, doc.Components...) {
+		sc := sbomComponent{Name: c.Name, Version: c.Version, PURL: c.PURL, Properties: map[string]string{}}
+		for _, h := range c.Hashes {
+			if h.Alg == "SHA-256" {
+				sc.SHA256 = h.Content
+			}
+		}
+		for _, p := range c.Properties {
+			sc.Properties[p.Name] = p.Value
+		}
+		out = append(out, sc)
+	}
+	return out
+}
+
+// spdxComponents reads the packages out of an SPDX document the way a
+// consumer would: from the package the document DESCRIBES and what it
+// CONTAINS, and checks SPDX 2.3's mandatory fields and the agent's
+// licence, defined in the document when it is a LicenseRef.
+func spdxComponents(t *testing.T, doc *spdx.Document, license string) []sbomComponent {
+	t.Helper()
+	if doc.SPDXVersion != "SPDX-2.3" || doc.DataLicense != "CC0-1.0" || doc.SPDXIdentifier != "DOCUMENT" || doc.DocumentName == "" ||
+		!strings.HasPrefix(doc.DocumentNamespace, "https://") || doc.CreationInfo == nil || len(doc.CreationInfo.Creators) == 0 || doc.CreationInfo.Created == "" {
+		t.Errorf("SPDX document fields = %+v, want SPDX-2.3, CC0-1.0, SPDXRef-DOCUMENT, a name, an https namespace, creators and a date", doc)
+	}
+	byID := map[common.ElementID]*spdx.Package{}
+	for _, p := range doc.Packages {
+		if p.PackageName == "" || p.PackageDownloadLocation == "" || p.FilesAnalyzed || p.PackageVerificationCode != nil {
+			t.Errorf("SPDX package %s = %+v, want a name, a download location and no file analysis", p.PackageSPDXIdentifier, p)
+		}
+		byID[p.PackageSPDXIdentifier] = p
+	}
+	var order []common.ElementID
+	for _, r := range doc.Relationships {
+		switch {
+		case r.RefA.ElementRefID == "DOCUMENT" && r.Relationship == "DESCRIBES":
+			order = append([]common.ElementID{r.RefB.ElementRefID}, order...)
+		case r.Relationship == "CONTAINS":
+			order = append(order, r.RefB.ElementRefID)
+		}
+	}
+	if len(order) != len(doc.Packages) {
+		t.Errorf("SPDX relationships reach %d of %d packages", len(order), len(doc.Packages))
+	}
+	var out []sbomComponent
+	for _, id := range order {
+		p := byID[id]
+		sc := sbomComponent{Name: p.PackageName, Version: p.PackageVersion, Properties: map[string]string{}}
+		for _, ref := range p.PackageExternalReferences {
+			if ref.Category == "PACKAGE-MANAGER" && ref.RefType == "purl" {
+				sc.PURL = ref.Locator
+			}
+		}
+		for _, c := range p.PackageChecksums {
+			if c.Algorithm == common.SHA256 {
+				sc.SHA256 = c.Value
+			}
+		}
+		for _, a := range p.Annotations {
+			k, v, _ := strings.Cut(a.AnnotationComment, ": ")
+			sc.Properties[k] = v
+		}
+		out = append(out, sc)
+	}
+	agent := byID[order[1]]
+	wantDeclared := license
+	if license == "" {
+		wantDeclared = "NOASSERTION"
+	}
+	if agent.PackageLicenseDeclared != wantDeclared {
+		t.Errorf("SPDX agent licenseDeclared = %q, want %q", agent.PackageLicenseDeclared, wantDeclared)
+	}
+	var defined []string
+	for _, l := range doc.OtherLicenses {
+		if l.ExtractedText == "" {
+			t.Errorf("SPDX licence %s has no extracted text", l.LicenseIdentifier)
+		}
+		defined = append(defined, l.LicenseIdentifier)
+	}
+	if wantRefs := licenseRef.FindAllString(license, -1); !slices.Equal(defined, wantRefs) {
+		t.Errorf("SPDX document defines licences %v, want %v (each LicenseRef it uses)", defined, wantRefs)
+	}
+	return out
 }
 
 func TestProvenance(t *testing.T) {
@@ -197,13 +403,14 @@ func TestProvenance(t *testing.T) {
 	}
 	deps := map[string]string{}
 	for _, d := range bd.ResolvedDependencies {
-		deps[d.Name] = d.Digest["gitCommit"] + d.Annotations["revision"]
+		str := func(k string) string { return d.Annotations[k] }
+		deps[d.Name] = strings.Join([]string{d.Digest["gitCommit"], str("revision"), str("narHash"), str("override")}, "|")
 	}
 	want := map[string]string{
-		"source":                 r.Source.Commit,
-		"flake-input:nixpkgs":    r.Source.FlakeInputs["nixpkgs"],
-		"flake-input:llm-agents": "v1.2.3",
-		"derivation":             "",
+		"source":                 r.Source.Commit + "|||",
+		"flake-input:nixpkgs":    r.Source.FlakeInputs["nixpkgs"].Rev + "|||",
+		"flake-input:llm-agents": "||sha256-StX9CbIyd4OlIgU4/5bO+GuklGMlSieFKc/8n2VQ+5Q=|path:(local)",
+		"derivation":             "|||",
 	}
 	for k, v := range want {
 		if got, ok := deps[k]; !ok || got != v {

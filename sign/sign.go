@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 
@@ -14,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/nothingnesses/agent-images/internal/redact"
 	"github.com/nothingnesses/agent-images/internal/transport"
 )
 
@@ -55,8 +57,8 @@ type Source struct {
 	// Repository is the source repository's URL, e.g. https://github.com/o/r.
 	Repository string
 	Commit     string
-	// FlakeInputs maps each locked flake input to its revision.
-	FlakeInputs map[string]string
+	// FlakeInputs are the flake's direct inputs by name (see FlakeInputs).
+	FlakeInputs map[string]FlakeInput
 }
 
 // Result is what signing one release produced, for release.json and the
@@ -107,7 +109,7 @@ const (
 
 // Signer signs and attests a pushed release.
 type Signer interface {
-	// Sign signs the index and every per-arch manifest and attaches the SBOM
+	// Sign signs the index and every per-arch manifest and attaches the SBOMs
 	// and provenance to every per-arch image. Subjects already signed by the
 	// same identity are left alone.
 	Sign(ctx context.Context, r Request) (*Result, error)
@@ -126,6 +128,7 @@ type options struct {
 	fulcioURL  string
 	rekorURL   string
 	tlogUpload *bool
+	sbom       []SBOMFormat
 	transport  http.RoundTripper
 	remoteOpts []remote.Option
 	getenv     func(string) string
@@ -166,12 +169,32 @@ func Disabled() Option {
 
 // WithFulcioURL points keyless signing at a private Fulcio.
 func WithFulcioURL(u string) Option {
-	return func(o *options) error { o.fulcioURL = u; return nil }
+	return func(o *options) error {
+		o.fulcioURL = u
+		return checkEndpoint("Fulcio", u)
+	}
 }
 
 // WithRekorURL points transparency log uploads at a private Rekor.
 func WithRekorURL(u string) Option {
-	return func(o *options) error { o.rekorURL = u; return nil }
+	return func(o *options) error {
+		o.rekorURL = u
+		return checkEndpoint("Rekor", u)
+	}
+}
+
+// checkEndpoint accepts a plain http(s) service address. Credentials, a
+// query or a fragment are refused (and not echoed): the address appears in
+// errors and logs, so a secret in it would too.
+func checkEndpoint(service, u string) error {
+	if pub := redact.URL(u); pub != u {
+		return fmt.Errorf("the %s URL %s must not carry credentials, a query or a fragment: pass its plain address", service, pub)
+	}
+	parsed, err := url.Parse(u)
+	if err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http") || parsed.Host == "" {
+		return fmt.Errorf("the %s URL %q is not an http(s) address such as https://%s.example.com", service, u, strings.ToLower(service))
+	}
+	return nil
 }
 
 // WithTlogUpload says whether signatures go to the transparency log. The
@@ -179,6 +202,21 @@ func WithRekorURL(u string) Option {
 // on a machine with no route to Rekor.
 func WithTlogUpload(upload bool) Option {
 	return func(o *options) error { o.tlogUpload = &upload; return nil }
+}
+
+// WithSBOMFormats says in which formats every per-arch image's SBOM is
+// attested, each as an attestation of its own predicate type. The default
+// is all of them (AllSBOMFormats); naming none is an error.
+func WithSBOMFormats(formats ...SBOMFormat) Option {
+	return func(o *options) error {
+		names := make([]string, len(formats))
+		for i, f := range formats {
+			names[i] = string(f)
+		}
+		parsed, err := ParseSBOMFormats(names...)
+		o.sbom = parsed
+		return err
+	}
 }
 
 // WithTransport sets the HTTP transport of the Sigstore clients (the OIDC
@@ -236,8 +274,12 @@ func New(ctx context.Context, opts ...Option) (Signer, error) {
 	if o.tlogUpload != nil {
 		upload = *o.tlogUpload
 	}
+	if o.sbom == nil {
+		o.sbom = AllSBOMFormats()
+	}
 	s := &signer{
 		mode:       o.mode,
+		sbom:       o.sbom,
 		remoteOpts: remoteOptions(o.remoteOpts, o.transport),
 		transport:  o.transport,
 	}

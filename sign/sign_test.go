@@ -5,8 +5,6 @@ import (
 	"errors"
 	"maps"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -90,8 +88,8 @@ func TestCosignCommand(t *testing.T) {
 		{"keyless attestation", "verify-attestation", "cyclonedx",
 			[]string{"--certificate-identity", "https://github.com/o/r/.github/workflows/release.yml@refs/heads/main", "--certificate-oidc-issuer", "https://token.actions.githubusercontent.com"}, false,
 			"cosign verify-attestation --type cyclonedx --certificate-identity https://github.com/o/r/.github/workflows/release.yml@refs/heads/main --certificate-oidc-issuer https://token.actions.githubusercontent.com " + d.String()},
-		{"regexp is quoted", "verify", "", []string{"--certificate-identity-regexp", "^https://github.com/o/.*$"}, false,
-			"cosign verify --certificate-identity-regexp '^https://github.com/o/.*$' " + d.String()},
+		{"shell syntax is quoted", "verify", "", []string{"--certificate-identity", "https://github.com/o/r/x.yml@refs/heads/$(id)"}, false,
+			"cosign verify --certificate-identity 'https://github.com/o/r/x.yml@refs/heads/$(id)' " + d.String()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,7 +110,8 @@ func TestPolicyValidate(t *testing.T) {
 		{"keyless", Policy{CertIdentity: "a", CertOIDCIssuer: "b"}, ""},
 		{"nothing", Policy{}, "say whose signatures count"},
 		{"both", Policy{Key: "k", CertIdentity: "a", CertOIDCIssuer: "b"}, "not both"},
-		{"keyless without issuer", Policy{CertIdentityRegexp: ".*"}, "--certificate-oidc-issuer"},
+		{"keyless without issuer", Policy{CertIdentity: "a"}, "pins the issuer: pass --certificate-identity"},
+		{"keyless without identity", Policy{CertOIDCIssuer: "b"}, "pins the signer: pass --certificate-identity"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,6 +123,23 @@ func TestPolicyValidate(t *testing.T) {
 	}
 }
 
+// TestKeylessCommandNeverWildcard: when neither the token nor Fulcio says
+// who signs, no verify command is made up; a pattern would accept anyone.
+func TestKeylessCommandNeverWildcard(t *testing.T) {
+	k := &keylessIdentity{cfg: keylessConfig{
+		token:     func(context.Context) (string, error) { return "", errors.New("no token here") },
+		fulcioURL: "http://127.0.0.1:1",
+		transport: noRetry{},
+	}}
+	args, err := k.cosignArgs(t.Context())
+	if err == nil || args != nil {
+		t.Fatalf("cosignArgs() = %q, %v, want no arguments and an error", args, err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "--certificate-identity <") || !strings.Contains(msg, "--certificate-oidc-issuer") || strings.Contains(msg, "regexp") {
+		t.Errorf("cosignArgs() error = %q, want it to name --certificate-identity and --certificate-oidc-issuer, and no pattern", msg)
+	}
+}
+
 // noRetry sends each request once, so that a refused connection fails fast.
 type noRetry struct{}
 
@@ -131,28 +147,37 @@ func (noRetry) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
+// TestFlakeInputs: inputs are pinned by what the lock says Nix fetched; an
+// override adds only its reference's public form, never userinfo, a query
+// or a local path, and one the lock does not pin is recorded by that alone.
 func TestFlakeInputs(t *testing.T) {
-	dir := t.TempDir()
-	lock := `{"root":"root","version":7,"nodes":{
+	// As nix flake metadata reports it with llm-agents overridden.
+	lock := []byte(`{"root":"root","version":7,"nodes":{
 	  "root":{"inputs":{"nixpkgs":"nixpkgs","llm-agents":"llm-agents","utils":["llm-agents","utils"]}},
 	  "nixpkgs":{"locked":{"rev":"89abcdef0123456789abcdef0123456789abcdef","narHash":"sha256-x"}},
-	  "llm-agents":{"locked":{"narHash":"sha256-y"}}}}`
-	if err := os.WriteFile(filepath.Join(dir, "flake.lock"), []byte(lock), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	  "llm-agents":{"locked":{"narHash":"sha256-y","path":"/tmp/tok=ghp_FAKE/x","type":"path"}}}}`)
 	tests := []struct {
 		name      string
-		dir       string
+		lock      []byte
 		overrides map[string]string
-		want      map[string]string
+		want      map[string]FlakeInput
 	}{
-		{"locked", dir, nil, map[string]string{"nixpkgs": "89abcdef0123456789abcdef0123456789abcdef", "llm-agents": "sha256-y"}},
-		{"overridden", dir, map[string]string{"nixpkgs": "path:./standin"}, map[string]string{"nixpkgs": "override:path:./standin", "llm-agents": "sha256-y"}},
-		{"no lock file", t.TempDir(), map[string]string{"nixpkgs": "path:x"}, map[string]string{"nixpkgs": "override:path:x"}},
+		{"locked", lock, nil, map[string]FlakeInput{
+			"nixpkgs":    {Rev: "89abcdef0123456789abcdef0123456789abcdef", NarHash: "sha256-x"},
+			"llm-agents": {NarHash: "sha256-y"}}},
+		{"local override", lock, map[string]string{"llm-agents": "path:/tmp/tok=ghp_FAKE/x"}, map[string]FlakeInput{
+			"nixpkgs":    {Rev: "89abcdef0123456789abcdef0123456789abcdef", NarHash: "sha256-x"},
+			"llm-agents": {NarHash: "sha256-y", Override: "path:(local)"}}},
+		{"override with credentials, not pinned", lock, map[string]string{"extra": "git+https://user:TOKEN@git.example.com/o/r?ref=main&t=SECRET"}, map[string]FlakeInput{
+			"nixpkgs":    {Rev: "89abcdef0123456789abcdef0123456789abcdef", NarHash: "sha256-x"},
+			"llm-agents": {NarHash: "sha256-y"},
+			"extra":      {Override: "git+https://git.example.com/o/r"}}},
+		{"no lock", nil, map[string]string{"nixpkgs": "github:NixOS/nixpkgs?access_token=ghp_FAKE"}, map[string]FlakeInput{
+			"nixpkgs": {Override: "github:NixOS/nixpkgs"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := FlakeInputs(tt.dir, tt.overrides)
+			got, err := FlakeInputs(tt.lock, tt.overrides)
 			if err != nil || !maps.Equal(got, tt.want) {
 				t.Errorf("FlakeInputs() = %v, %v, want %v", got, err, tt.want)
 			}

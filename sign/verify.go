@@ -19,15 +19,16 @@ import (
 	"github.com/nothingnesses/agent-images/internal/transport"
 )
 
-// Policy says whose signatures count.
+// Policy says whose signatures count: one key, or one exact certificate
+// identity and issuer. There are no patterns: a regexp identity (worst,
+// `.*`) accepts a signature by anyone who can get a certificate.
 type Policy struct {
 	// Key is a public key file, env://VAR or KMS URI (key mode).
 	Key string
-	// Keyless: the certificate's subject and OIDC issuer, exact or regexp.
-	CertIdentity         string
-	CertIdentityRegexp   string
-	CertOIDCIssuer       string
-	CertOIDCIssuerRegexp string
+	// Keyless: the certificate's exact subject (the signing workflow's URI
+	// at its ref, or an email) and OIDC issuer.
+	CertIdentity   string
+	CertOIDCIssuer string
 	// Roots and Intermediates are the CA of a private Fulcio; nil trusts
 	// the public Sigstore roots (fetched through Sigstore's TUF repository).
 	Roots         *x509.CertPool
@@ -40,17 +41,22 @@ type Policy struct {
 	IgnoreSCT bool
 }
 
+// keylessHint names what keyless verification needs, for errors.
+const keylessHint = "--certificate-identity (the signing workflow, e.g. " +
+	"https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/heads/main) and --certificate-oidc-issuer " +
+	"(https://token.actions.githubusercontent.com for GitHub Actions)"
+
 func (p Policy) validate() error {
-	keyless := p.CertIdentity != "" || p.CertIdentityRegexp != "" || p.CertOIDCIssuer != "" || p.CertOIDCIssuerRegexp != ""
+	keyless := p.CertIdentity != "" || p.CertOIDCIssuer != ""
 	switch {
 	case p.Key != "" && keyless:
 		return errors.New("pass either --key or --certificate-identity/--certificate-oidc-issuer, not both")
 	case p.Key == "" && !keyless:
-		return errors.New("say whose signatures count: --key cosign.pub, or --certificate-identity(-regexp) with --certificate-oidc-issuer(-regexp)")
-	case keyless && (p.CertIdentity == "") == (p.CertIdentityRegexp == ""):
-		return errors.New("keyless verification needs exactly one of --certificate-identity and --certificate-identity-regexp")
-	case keyless && (p.CertOIDCIssuer == "") == (p.CertOIDCIssuerRegexp == ""):
-		return errors.New("keyless verification needs exactly one of --certificate-oidc-issuer and --certificate-oidc-issuer-regexp")
+		return errors.New("say whose signatures count: --key cosign.pub, or " + keylessHint)
+	case keyless && p.CertIdentity == "":
+		return errors.New("keyless verification pins the signer: pass " + keylessHint)
+	case keyless && p.CertOIDCIssuer == "":
+		return errors.New("keyless verification pins the issuer: pass " + keylessHint)
 	}
 	return nil
 }
@@ -60,18 +66,7 @@ func (p Policy) cosignArgs() []string {
 	if p.Key != "" {
 		return []string{"--key", p.Key}
 	}
-	var args []string
-	if p.CertIdentity != "" {
-		args = append(args, "--certificate-identity", p.CertIdentity)
-	} else {
-		args = append(args, "--certificate-identity-regexp", p.CertIdentityRegexp)
-	}
-	if p.CertOIDCIssuer != "" {
-		args = append(args, "--certificate-oidc-issuer", p.CertOIDCIssuer)
-	} else {
-		args = append(args, "--certificate-oidc-issuer-regexp", p.CertOIDCIssuerRegexp)
-	}
-	return args
+	return []string{"--certificate-identity", p.CertIdentity, "--certificate-oidc-issuer", p.CertOIDCIssuer}
 }
 
 // Check is one verified claim about one manifest.
@@ -178,16 +173,27 @@ func Verify(ctx context.Context, ref name.Reference, p Policy, opts ...VerifyOpt
 	} else {
 		images = append(images, platformImage{"image", top})
 	}
-	for _, im := range images {
+	var sboms []SBOMFormat // of the first image, for the commands
+	for i, im := range images {
 		rep.Checks = append(rep.Checks, Check{Subject: im.label, Digest: im.digest, What: "signature",
 			Err: verifySignature(ctx, im.digest, co, ociOpts)})
-		sbom, prov := verifyAttestations(ctx, im.digest, co, ociOpts)
+		formats, sbom, prov := verifyAttestations(ctx, im.digest, co, ociOpts)
 		rep.Checks = append(rep.Checks,
 			Check{Subject: im.label, Digest: im.digest, What: "SBOM attestation", Err: sbom},
 			Check{Subject: im.label, Digest: im.digest, What: "provenance attestation", Err: prov})
+		if i == 0 {
+			sboms = formats
+		}
 	}
 	if len(images) > 0 {
-		for _, typ := range []string{"cyclonedx", "slsaprovenance1"} {
+		if len(sboms) == 0 {
+			sboms = AllSBOMFormats()
+		}
+		var types []string
+		for _, f := range sboms {
+			types = append(types, f.CosignType())
+		}
+		for _, typ := range append(types, "slsaprovenance1") {
 			rep.Commands = append(rep.Commands, CosignCommand("verify-attestation", images[0].digest, p.cosignArgs(), p.IgnoreTlog, insecure, typ))
 		}
 	}
@@ -204,10 +210,7 @@ func (p Policy) checkOpts(ctx context.Context, ociOpts []ociremote.Option) (*cos
 		co.SigVerifier = v
 		return co, nil
 	}
-	co.Identities = []cosign.Identity{{
-		Subject: p.CertIdentity, SubjectRegExp: p.CertIdentityRegexp,
-		Issuer: p.CertOIDCIssuer, IssuerRegExp: p.CertOIDCIssuerRegexp,
-	}}
+	co.Identities = []cosign.Identity{{Subject: p.CertIdentity, Issuer: p.CertOIDCIssuer}}
 	if p.Roots != nil {
 		co.RootCerts, co.IntermediateCerts = p.Roots, p.Intermediates
 		return co, nil
@@ -273,8 +276,9 @@ func signedDigests(d name.Digest, ociOpts []ociremote.Option) []string {
 }
 
 // verifyAttestations checks d's attestations and reports the SBOM and the
-// provenance separately.
-func verifyAttestations(ctx context.Context, d name.Digest, co *cosign.CheckOpts, ociOpts []ociremote.Option) (sbom, prov error) {
+// provenance separately, with the SBOM formats it found. An SBOM in any
+// format counts: which ones a release writes is its --sbom-format.
+func verifyAttestations(ctx context.Context, d name.Digest, co *cosign.CheckOpts, ociOpts []ociremote.Option) (formats []SBOMFormat, sbom, prov error) {
 	aco := *co
 	aco.ClaimVerifier = cosign.IntotoSubjectClaimVerifier
 	atts, _, err := cosign.VerifyImageAttestations(ctx, d, &aco)
@@ -290,19 +294,24 @@ func verifyAttestations(ctx context.Context, d name.Digest, co *cosign.CheckOpts
 		default:
 			err = fmt.Errorf("cannot check the attestations: %v", firstLine(err))
 		}
-		return err, err
+		return nil, err, err
 	}
 	have := map[string]bool{}
 	for _, a := range atts {
 		have[predicateTypeOf(a)] = true
 	}
-	missing := func(typ, what string) error {
-		if have[typ] {
-			return nil
+	for _, f := range AllSBOMFormats() {
+		if have[f.PredicateType()] {
+			formats = append(formats, f)
 		}
-		return fmt.Errorf("missing %s: no verified attestation of type %s", what, typ)
 	}
-	return missing(PredicateCycloneDX, "SBOM"), missing(PredicateSLSAProvenance, "provenance")
+	if len(formats) == 0 {
+		sbom = fmt.Errorf("missing SBOM: no verified attestation of type %s or %s", PredicateCycloneDX, PredicateSPDX)
+	}
+	if !have[PredicateSLSAProvenance] {
+		prov = fmt.Errorf("missing provenance: no verified attestation of type %s", PredicateSLSAProvenance)
+	}
+	return formats, sbom, prov
 }
 
 // attestationCount is how many attestations d has, -1 when unknown.

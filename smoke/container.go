@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -244,8 +243,8 @@ func (st *staticRun) nixProbes() []probe {
 		{"run.nix-env", `r c "${NIX_CONF_DIR+set:$NIX_CONF_DIR}"; r p "${NIX_PATH+set:$NIX_PATH}"`, func(v vals) (Status, string) {
 			c := strings.TrimPrefix(v.get("c"), "set:")
 			p := strings.TrimPrefix(v.get("p"), "set:")
-			good := c != "" && (n.ConfDir == "" || c == n.ConfDir) && p != ""
-			return ok(good, "NIX_CONF_DIR = %q (want %s), NIX_PATH = %q (want set)", c, orAny(n.ConfDir), p)
+			good := c != "" && (n.ConfDir == "" || c == n.ConfDir) && (p != "" || !n.BundledNixpkgs)
+			return ok(good, "NIX_CONF_DIR = %q (want %s), NIX_PATH = %q", c, orAny(n.ConfDir), p)
 		}},
 		{"run.nix-conf", `if [ -r "${NIX_CONF_DIR-/etc/nix}/nix.conf" ]; then r ok 1; while IFS= read -r l || [ -n "$l" ]; do r l "$l"; done < "${NIX_CONF_DIR-/etc/nix}/nix.conf"; else r ok 0; fi`, func(v vals) (Status, string) {
 			if v.get("ok") != "1" {
@@ -269,20 +268,35 @@ func (st *staticRun) nixProbes() []probe {
 			return ok(v.get("rc") == "0", "nix --version exit %s: %s", v.get("rc"), strings.Join(v["out"], " "))
 		}},
 	}
-	// Installing at run time: a store path added from a directory the check
-	// writes, then put in the user's profile and run from there. Nothing is
-	// fetched, so it works offline.
-	ps = append(ps, probe{"run.nix-install", `d=$(mktemp -d 2>/dev/null) && mkdir -p "$d/bin" && printf '#!/bin/sh\necho agent-images-nix-install-ok\n' > "$d/bin/agent-images-hello" && chmod 0755 "$d/bin/agent-images-hello"
-out=$( { p=$(nix-store --add "$d") && nix profile install "$p" && PATH="$HOME/.nix-profile/bin:${XDG_STATE_HOME:-$HOME/.local/state}/nix/profile/bin:$PATH" agent-images-hello; } 2>&1 ); r rc $?; rl out "$out"; rm -rf "$d"`, func(v vals) (Status, string) {
-		if versionStandin != "" {
-			return Skip, "needs real Nix; the image has the offline stand-in: " + versionStandin
-		}
-		if l, yes := isStandin(v["out"]); yes {
-			return Skip, "needs real Nix; the image has the offline stand-in: " + l
-		}
-		good := v.get("rc") == "0" && slices.Contains(v["out"], "agent-images-nix-install-ok")
-		return ok(good, "nix-store --add, nix profile install and running the result: exit %s: %s", v.get("rc"), strings.Join(v["out"], " "))
-	}})
+	// Checks after nix --version skip with its reason when it is the stand-in.
+	needsNix := func(check, sh string, eval func(vals) (Status, string)) probe {
+		return probe{check, sh, func(v vals) (Status, string) {
+			if versionStandin != "" {
+				return Skip, "needs real Nix; the image has the offline stand-in: " + versionStandin
+			}
+			if l, yes := isStandin(v["out"]); yes {
+				return Skip, "needs real Nix; the image has the offline stand-in: " + l
+			}
+			return eval(v)
+		}}
+	}
+	// A package built and installed at run time, offline: the store, the
+	// database, the build log, the GC roots and the user's profile must all
+	// be writable by the image's user.
+	ps = append(ps, needsNix("run.nix-install", `out=$( (
+set -e
+p=$(nix --extra-experimental-features nix-command build --no-link --print-out-paths --option substituters '' --impure --expr `+q(installExpr)+`)
+nix --extra-experimental-features nix-command profile install "$p"
+PATH="$HOME/.nix-profile/bin:$PATH" agent-images-smoke
+) 2>&1); r rc $?; rl out "$out"`, func(v vals) (Status, string) {
+		good := v.get("rc") == "0" && v.get("out") == installedLine
+		return ok(good, "nix build + nix profile install + run exit %s: %s", v.get("rc"), strings.Join(v["out"], " "))
+	}))
+	if n.BundledNixpkgs {
+		ps = append(ps, needsNix("run.nix-path", `out=$(nix-instantiate --eval --expr '(import <nixpkgs/lib>).version' 2>&1); r rc $?; rl out "$out"`, func(v vals) (Status, string) {
+			return ok(v.get("rc") == "0", "<nixpkgs> from NIX_PATH, offline: exit %s: %s", v.get("rc"), strings.Join(v["out"], " "))
+		}))
+	}
 	pathInfo := probe{check: "run.nix-path-info"}
 	if st.entryStore == "" {
 		pathInfo.eval = func(vals) (Status, string) {
@@ -335,6 +349,16 @@ func (st *staticRun) nixLdProbes() []probe {
 	}
 	return append(ps, foreign)
 }
+
+// installExpr is a package that needs nothing from outside the image: the
+// image's /bin/sh and coreutils write a one-line program. installedLine is
+// what that program prints.
+const (
+	installExpr = `derivation { name = "agent-images-smoke"; system = builtins.currentSystem; builder = "/bin/sh"; ` +
+		`args = [ "-c" "PATH=/bin; mkdir -p $out/bin; echo '#!/bin/sh' > $out/bin/agent-images-smoke; ` +
+		`echo 'echo agent-images-smoke installed' >> $out/bin/agent-images-smoke; chmod 0755 $out/bin/agent-images-smoke" ]; }`
+	installedLine = "agent-images-smoke installed"
+)
 
 // script joins the probes into one sh script; each probe's keys are
 // prefixed with its index.

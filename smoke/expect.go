@@ -62,6 +62,11 @@ type NixExpect struct {
 	Features []string
 	// ConfDir is the expected NIX_CONF_DIR; empty accepts any non-empty value.
 	ConfDir string
+	// BundledNixpkgs: NIX_PATH's nixpkgs and the flake registry's (in
+	// $NIX_CONF_DIR/registry.json) are one nixpkgs source in the image's
+	// store, so <nixpkgs> and nixpkgs#... work offline and from the nixpkgs
+	// the image was built with. false leaves NIX_PATH unchecked.
+	BundledNixpkgs bool
 }
 
 // NixLdExpect is nix-ld inside the image.

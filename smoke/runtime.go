@@ -195,7 +195,7 @@ func (r *cliRuntime) Load(ctx context.Context, img v1.Image) (string, error) {
 			return "", err
 		}
 	}
-	if _, err := r.cmd(ctx, "load", "-i", f.Name()); err != nil {
+	if err := r.load(ctx, f.Name()); err != nil {
 		return "", fmt.Errorf("loading image into %s: %w", r.bin, err)
 	}
 	out, err := r.cmd(ctx, "image", "inspect", "--format", "{{.Id}}", ref)
@@ -211,6 +211,25 @@ func (r *cliRuntime) Load(ctx context.Context, img v1.Image) (string, error) {
 		return "", fmt.Errorf("%s loaded image %s, want config %s or manifest %s", r.bin, id, cfgDigest, manifestDigest)
 	}
 	return ref, nil
+}
+
+// loadAttempts bounds how often load retries a lost layer.
+const loadAttempts = 3
+
+// load runs `<engine> load -i archive`. Podman's storage has a race: a load
+// that finds a layer already present links the new image to it, and if a
+// concurrent `image rm` of another image deletes that layer in between, the
+// load fails with "layer not known". Images of one release share their base
+// layers and smoke tests load and remove them in parallel, so that race is
+// met in practice; loading again finds the layer missing and writes it.
+func (r *cliRuntime) load(ctx context.Context, archive string) error {
+	var err error
+	for range loadAttempts {
+		if _, err = r.cmd(ctx, "load", "-i", archive); err == nil || !strings.Contains(err.Error(), "layer not known") {
+			return err
+		}
+	}
+	return err
 }
 
 // writeDockerArchive writes img as a docker-archive (what `podman load` and

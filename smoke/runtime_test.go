@@ -1,12 +1,14 @@
 package smoke
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 )
 
 func TestCanRun(t *testing.T) {
@@ -137,5 +139,60 @@ func TestExpectValidate(t *testing.T) {
 	}
 	if err := AgentDefaults("pi").validate(); err != nil {
 		t.Errorf("AgentDefaults(pi).validate() = %v, want nil", err)
+	}
+}
+
+// TestLoadRetriesLostLayer runs Load against an engine that fails its first
+// load the way podman does when a concurrent `image rm` deleted a shared
+// layer, and checks the image is loaded on the second try; any other load
+// error is reported at once.
+func TestLoadRetriesLostLayer(t *testing.T) {
+	img, err := random.Image(64, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		failWith  string
+		wantLoads int
+		wantErr   string
+	}{
+		{name: "lost layer", failWith: `writing blob: locating layer for blob "sha256:4abd": layer not known`, wantLoads: 2},
+		{name: "other error", failWith: "no space left on device", wantLoads: 1, wantErr: "no space left on device"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			// A fake engine: the first load fails with failWith, later loads
+			// succeed; inspect answers with the image's config digest.
+			script := `#!/bin/sh
+dir=` + dir + `
+case "$1" in
+load)
+  echo x >>"$dir/loads"
+  if [ "$(wc -l <"$dir/loads")" -eq 1 ]; then echo '` + tc.failWith + `' >&2; exit 125; fi ;;
+image) [ "$2" = inspect ] && echo "sha256:` + cfg.Hex + `" ;;
+esac
+`
+			bin := filepath.Join(dir, "fake-engine")
+			if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			rt := &cliRuntime{bin: bin}
+			_, err := rt.Load(context.Background(), img)
+			loads, _ := os.ReadFile(filepath.Join(dir, "loads"))
+			if got := strings.Count(string(loads), "x"); got != tc.wantLoads {
+				t.Errorf("Load ran load %d times, want %d", got, tc.wantLoads)
+			}
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("Load() = %v, want the image loaded on the second try", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("Load() = %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
 	}
 }

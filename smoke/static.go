@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"path"
@@ -371,8 +372,9 @@ func (s *staticRun) nix() {
 	confDir, ok := s.env["NIX_CONF_DIR"]
 	s.check("config.env NIX_CONF_DIR", ok && confDir != "" && (n.ConfDir == "" || confDir == n.ConfDir),
 		"NIX_CONF_DIR = %s, want %s", quoteOrUnset(confDir, ok), orAny(n.ConfDir))
-	np, ok := s.env["NIX_PATH"]
-	s.check("config.env NIX_PATH", ok && np != "", "NIX_PATH = %s, want set", quoteOrUnset(np, ok))
+	if n.BundledNixpkgs {
+		s.bundledNixpkgs(confDir)
+	}
 	if confDir != "" {
 		conf := path.Join(confDir, "nix.conf")
 		info, found := s.fs.stat(conf)
@@ -393,6 +395,55 @@ func (s *staticRun) nix() {
 		"/nix/store: %s, want a directory the user (uid %d) owns and can write", describe(info, ok), s.want.UID)
 	found, _, ok := s.fs.lookPath("nix", s.env["PATH"])
 	s.check("fs.nix-command", ok, "nix on PATH: %s", orNone(found))
+}
+
+// bundledNixpkgs checks that NIX_PATH names a nixpkgs source inside the
+// image, not one resolved at run time (flake:nixpkgs, channel:, a URL), and
+// that the flake registry pins nixpkgs to the same source.
+func (s *staticRun) bundledNixpkgs(confDir string) {
+	np, ok := s.env["NIX_PATH"]
+	var src string
+	for _, entry := range strings.Split(np, ":") {
+		if v, found := strings.CutPrefix(entry, "nixpkgs="); found {
+			src = v
+		}
+	}
+	info, found := s.fs.stat(path.Join(src, "default.nix"))
+	s.check("config.env NIX_PATH", strings.HasPrefix(src, "/nix/store/") && found && !info.isDir(),
+		"NIX_PATH = %s: want nixpkgs=<a nixpkgs source in the image's store>; %s/default.nix: %s",
+		quoteOrUnset(np, ok), src, describe(info, found))
+	if confDir == "" {
+		return
+	}
+	reg := path.Join(confDir, "registry.json")
+	var pinned string
+	if info, found := s.fs.stat(reg); found && !info.isDir() {
+		if data, err := s.fs.readFiles(info.Path); err == nil {
+			pinned = registryPath(data[info.Path], "nixpkgs")
+		}
+	}
+	s.check("fs.nix-registry", pinned != "" && pinned == src,
+		"%s pins nixpkgs to %s, want the NIX_PATH nixpkgs %s", reg, orNone(pinned), orNone(src))
+}
+
+// registryPath is the path a version-2 flake registry maps the indirect
+// flake id to, or "".
+func registryPath(data []byte, id string) string {
+	var reg struct {
+		Flakes []struct {
+			From struct{ Type, ID string }
+			To   struct{ Type, Path string }
+		}
+	}
+	if json.Unmarshal(data, &reg) != nil {
+		return ""
+	}
+	for _, f := range reg.Flakes {
+		if f.From.Type == "indirect" && f.From.ID == id && f.To.Type == "path" {
+			return f.To.Path
+		}
+	}
+	return ""
 }
 
 func (s *staticRun) nixLd() {

@@ -4,6 +4,13 @@
 # split into words, never evaluated, so no input can run a command.
 set -euo pipefail
 
+# The signing secrets arrive as inputs, given to this step alone. Exported
+# only when given, so that a COSIGN_PASSWORD the caller set some other way
+# still reaches release.
+if [ -n "${SIGNING_KEY:-}" ]; then export COSIGN_PRIVATE_KEY="$SIGNING_KEY"; fi
+if [ -n "${SIGNING_PASSWORD:-}" ]; then export COSIGN_PASSWORD="$SIGNING_PASSWORD"; fi
+unset SIGNING_KEY SIGNING_PASSWORD
+
 args=()
 case "${COMMAND:-release}" in
   release) ;;
@@ -63,5 +70,6 @@ if [ -n "${EXTRA_ARGS:-}" ]; then
   args+=("${extra[@]}")
 fi
 
-echo "release ${args[*]}"
+# The arguments are not echoed: an --override-input in extra-args can hold
+# a token, and release prints what it does without it.
 exec release "${args[@]}"

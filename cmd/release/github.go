@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nothingnesses/agent-images/gh"
+	"github.com/nothingnesses/agent-images/matrix"
 )
 
 // gitHubFlags are how every GitHub API command finds the API, the token and
@@ -90,7 +91,7 @@ func newGitHubNotesCmd() *cobra.Command {
 func newGitHubNightlyCmd() *cobra.Command {
 	var f gitHubFlags
 	var runID int64
-	var runURL string
+	var runURL, missing string
 	cmd := &cobra.Command{
 		Use:   "nightly --run-id ID",
 		Short: "Open, update or close the issue that tracks a failing nightly release",
@@ -98,7 +99,8 @@ func newGitHubNightlyCmd() *cobra.Command {
 (label ` + gh.NightlyLabel + `) open while nightlies fail: opened on the first failure,
 commented on each later one, closed with a comment when a nightly succeeds.
 Run it as the last job of the nightly with permissions issues: write and
-actions: read.`,
+actions: read. --missing takes the matrix job's "missing" output, so agents
+llm-agents no longer provides are listed too (and keep the issue open).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runID == 0 {
@@ -119,10 +121,15 @@ actions: read.`,
 			if err != nil {
 				return err
 			}
+			gone, err := parseMissing(missing)
+			if err != nil {
+				return err
+			}
 			run, err := c.RunOutcome(cmd.Context(), runID, runURL)
 			if err != nil {
 				return err
 			}
+			run.Missing = gone
 			tracked, err := c.TrackNightly(cmd.Context(), run)
 			if err != nil {
 				return err
@@ -131,7 +138,7 @@ actions: read.`,
 			if run.OK() {
 				fmt.Fprintf(out, "nightly run %d succeeded", runID)
 			} else {
-				fmt.Fprintf(out, "nightly run %d failed: agents %s, jobs %s", runID, joinOrNone(run.Failed), joinOrNone(run.FailedJobs))
+				fmt.Fprintf(out, "nightly run %d failed: agents %s, jobs %s, missing %s", runID, joinOrNone(run.Failed), joinOrNone(run.FailedJobs), joinOrNone(run.Missing))
 			}
 			if tracked.Action == "none" {
 				fmt.Fprintln(out, "; no tracking issue open")
@@ -144,7 +151,25 @@ actions: read.`,
 	f.register(cmd)
 	cmd.Flags().Int64Var(&runID, "run-id", 0, "the workflow run (default $GITHUB_RUN_ID)")
 	cmd.Flags().StringVar(&runURL, "run-url", "", "link to the run (default from $GITHUB_SERVER_URL)")
+	cmd.Flags().StringVar(&missing, "missing", "", `agents llm-agents no longer provides: the JSON list "release matrix --json" writes as its "missing" output`)
 	return cmd
+}
+
+// parseMissing reads the "missing" output of release matrix into one line
+// per agent and system; empty means none.
+func parseMissing(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var list []matrix.Missing
+	if err := json.Unmarshal([]byte(s), &list); err != nil {
+		return nil, fmt.Errorf("--missing %q: want the JSON list release matrix --json writes as its missing output: %w", s, err)
+	}
+	out := make([]string, len(list))
+	for i, m := range list {
+		out[i] = m.String()
+	}
+	return out, nil
 }
 
 func joinOrNone(s []string) string {

@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/nothingnesses/agent-images/gh"
 	"github.com/nothingnesses/agent-images/matrix"
@@ -23,7 +27,14 @@ func newMatrixCmd() *cobra.Command {
 		Short: "List the release targets (agent x system) the flake builds",
 		Long: `matrix reads the flake's release set with one nix eval and lists every target.
 With --json it prints a GitHub strategy.matrix object and, under GitHub Actions,
-also writes it as the step output "matrix".`,
+also writes it as the step output "matrix", and the agents (a JSON list, each
+once) as the step output "agents".
+
+It also names the agents the flake lists (lib/agents.nix) that llm-agents no
+longer provides on a system they are expected on: after the table, or with
+--json on stderr and as the step output "missing" (a JSON list of
+{agent, system, package, reason}). They have no target; the others still
+release.`,
 		Example: `  release matrix --agent pi,codex
   release matrix --json --runner aarch64-linux=my-arm-runner`,
 		Args: cobra.NoArgs,
@@ -36,16 +47,32 @@ also writes it as the step output "matrix".`,
 			if err != nil {
 				return err
 			}
-			all, err := matrix.Load(cmd.Context(), fl)
-			if err != nil {
+			// Two evaluations of the flake, at once.
+			var all []matrix.Target
+			var missing []matrix.Missing
+			g, ctx := errgroup.WithContext(cmd.Context())
+			g.Go(func() (err error) { all, err = matrix.Load(ctx, fl); return err })
+			g.Go(func() (err error) { missing, err = matrix.LoadMissing(ctx, fl); return err })
+			if err := g.Wait(); err != nil {
 				return err
 			}
-			targets, err := matrix.Select(all, f.agents, matrix.ParseSystems(f.systems))
+			systems := matrix.ParseSystems(f.systems)
+			missing = matrix.SelectMissing(missing, f.agents, systems)
+			// A named agent that is missing everywhere is reported, not an
+			// error, unless nothing else is left to release.
+			agents := withoutVanished(f.agents, all, missing)
+			if len(f.agents) > 0 && len(agents) == 0 {
+				return fmt.Errorf("no release target: llm-agents no longer provides %s: %s", strings.Join(f.agents, ", "), joinMissing(missing))
+			}
+			targets, err := matrix.Select(all, agents, systems)
 			if err != nil {
 				return err
 			}
 			if !asJSON {
-				return matrix.WriteTable(cmd.OutOrStdout(), targets)
+				if err := matrix.WriteTable(cmd.OutOrStdout(), targets); err != nil {
+					return err
+				}
+				return writeMissing(cmd.OutOrStdout(), missing, "\nmissing: ")
 			}
 			var buf bytes.Buffer
 			if err := matrix.ForGitHub(targets, rs).WriteJSON(&buf); err != nil {
@@ -54,13 +81,65 @@ also writes it as the step output "matrix".`,
 			if _, err := cmd.OutOrStdout().Write(buf.Bytes()); err != nil {
 				return err
 			}
-			return writeGitHubOutput("matrix", buf.String())
+			prefix := "warning: missing: "
+			if os.Getenv("GITHUB_ACTIONS") == "true" {
+				prefix = "::warning title=Agent missing from llm-agents::"
+			}
+			if err := writeMissing(cmd.ErrOrStderr(), missing, prefix); err != nil {
+				return err
+			}
+			if err := writeGitHubOutput("matrix", buf.String()); err != nil {
+				return err
+			}
+			list, err := json.Marshal(append([]matrix.Missing{}, missing...))
+			if err != nil {
+				return err
+			}
+			if err := writeGitHubOutput("missing", string(list)); err != nil {
+				return err
+			}
+			// One merge job per agent needs the agents without repeats,
+			// which a workflow cannot compute from the matrix itself.
+			return writeGitHubOutput("agents", outputJSON(matrix.Agents(targets)))
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a GitHub strategy.matrix object")
 	cmd.Flags().StringArrayVar(&runners, "runner", nil, "SYSTEM=LABEL runner for a system's jobs (default x86_64-linux=ubuntu-24.04, aarch64-linux=ubuntu-24.04-arm)")
 	return cmd
+}
+
+// writeMissing prints one line per missing agent, each after prefix.
+func writeMissing(w io.Writer, missing []matrix.Missing, prefix string) error {
+	for _, m := range missing {
+		if _, err := fmt.Fprintf(w, "%s%s\n", prefix, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// withoutVanished drops the named agents that have no target anywhere
+// because they are missing from llm-agents; any other unknown name stays,
+// for Select to refuse.
+func withoutVanished(agents []string, all []matrix.Target, missing []matrix.Missing) []string {
+	known := matrix.Agents(all)
+	var out []string
+	for _, a := range agents {
+		vanished := slices.ContainsFunc(missing, func(m matrix.Missing) bool { return m.Agent == a })
+		if slices.Contains(known, a) || !vanished {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func joinMissing(missing []matrix.Missing) string {
+	lines := make([]string, len(missing))
+	for i, m := range missing {
+		lines[i] = m.String()
+	}
+	return strings.Join(lines, "; ")
 }
 
 // writeGitHubOutput sets a step output when running under GitHub Actions;

@@ -54,15 +54,93 @@ func TestMatrixCommand(t *testing.T) {
 	if strings.Join(got, " ") != want {
 		t.Errorf("matrix = %v, want %s", got, want)
 	}
-	written, err := os.ReadFile(outFile)
+	outputs := stepOutputs(t, outFile)
+	if outputs["matrix"] != strings.TrimSpace(out) {
+		t.Errorf("matrix output = %q, want the printed JSON %q", outputs["matrix"], out)
+	}
+	if outputs["missing"] != "[]" {
+		t.Errorf("missing output = %q, want [] (the stand-ins provide every agent)", outputs["missing"])
+	}
+	if outputs["agents"] != `["codex","pi"]` {
+		t.Errorf("agents output = %q, want [\"codex\",\"pi\"]: each agent once, for one merge job per agent", outputs["agents"])
+	}
+}
+
+// stepOutputs reads a $GITHUB_OUTPUT file written in the delimited form:
+// NAME<<DELIM, the value's lines, DELIM.
+func stepOutputs(t *testing.T, file string) map[string]string {
+	t.Helper()
+	written, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatalf("GITHUB_OUTPUT not written: %v", err)
 	}
-	// The delimited form: matrix<<DELIM, the value, DELIM.
+	out := map[string]string{}
 	lines := strings.Split(strings.TrimSpace(string(written)), "\n")
-	delim, ok := strings.CutPrefix(lines[0], "matrix<<")
-	if !ok || len(lines) != 3 || lines[1] != strings.TrimSpace(out) || lines[2] != delim {
-		t.Errorf("GITHUB_OUTPUT = %q, want matrix<<DELIM, the printed JSON, DELIM", written)
+	for i := 0; i < len(lines); i++ {
+		name, delim, ok := strings.Cut(lines[i], "<<")
+		if !ok {
+			t.Fatalf("GITHUB_OUTPUT line %q is not NAME<<DELIM:\n%s", lines[i], written)
+		}
+		var value []string
+		for i++; i < len(lines) && lines[i] != delim; i++ {
+			value = append(value, lines[i])
+		}
+		if i == len(lines) {
+			t.Fatalf("GITHUB_OUTPUT: %s has no closing %s:\n%s", name, delim, written)
+		}
+		out[name] = strings.Join(value, "\n")
+	}
+	return out
+}
+
+// TestMatrixCommandMissing: an agent llm-agents no longer provides is named
+// (after the table, in the missing output with --json), the others keep
+// their targets, and asking for it alone says why it has none.
+func TestMatrixCommandMissing(t *testing.T) {
+	testenv.Require(t, "nix")
+	testenv.Setenv(t)
+	if testenv.RealInputs() {
+		t.Skip("needs the stand-in llm-agents to take an agent away")
+	}
+	overrides := testenv.StandinOverridesWithAgents(t, func(agents string) string {
+		return strings.Replace(agents, `attr = "forgecode";`, `attr = "forge-renamed";`, 1)
+	})
+	args := []string{"--flake", testenv.RepoRoot(t)}
+	for name, ref := range overrides {
+		args = append(args, "--override-input", name+"="+ref)
+	}
+
+	out, err := run(t, append([]string{"matrix", "--agent", "forge,pi"}, args...)...)
+	if err != nil {
+		t.Fatalf("release matrix --agent forge,pi = %v", err)
+	}
+	if !strings.Contains(out, "pi  ") || !strings.Contains(out, "missing: forge on x86_64-linux: llm-agents' packages.x86_64-linux has no forgecode") ||
+		!strings.Contains(out, "missing: forge on aarch64-linux:") {
+		t.Errorf("release matrix printed:\n%s\nwant pi's targets and forge missing on both systems", out)
+	}
+
+	outFile := filepath.Join(t.TempDir(), "github-output")
+	t.Setenv("GITHUB_OUTPUT", outFile)
+	if _, err := run(t, append([]string{"matrix", "--json"}, args...)...); err != nil {
+		t.Fatalf("release matrix --json = %v", err)
+	}
+	outputs := stepOutputs(t, outFile)
+	var m matrix.GitHubMatrix
+	if err := json.Unmarshal([]byte(outputs["matrix"]), &m); err != nil || len(m.Include) != 58 {
+		t.Errorf("matrix output has %d entries (%v), want 58: every agent but forge, on both systems", len(m.Include), err)
+	}
+	var missing []matrix.Missing
+	if err := json.Unmarshal([]byte(outputs["missing"]), &missing); err != nil || len(missing) != 2 || missing[0].Agent != "forge" || missing[0].Package != "forgecode" {
+		t.Errorf("missing output = %s (%v), want forge (package forgecode) on both systems", outputs["missing"], err)
+	}
+	gone, err := parseMissing(outputs["missing"])
+	if err != nil || len(gone) != 2 || !strings.HasPrefix(gone[0], "forge on x86_64-linux: ") {
+		t.Errorf("parseMissing(missing output) = %q, %v, want forge's two lines for the nightly issue", gone, err)
+	}
+
+	_, err = run(t, append([]string{"matrix", "--agent", "forge"}, args...)...)
+	if err == nil || !strings.Contains(err.Error(), `no release target: llm-agents no longer provides forge: forge on x86_64-linux:`) {
+		t.Errorf("release matrix --agent forge = %v, want an error saying llm-agents no longer provides it", err)
 	}
 }
 
@@ -77,7 +155,7 @@ func TestMatrixCommandErrors(t *testing.T) {
 		{name: "unknown agent", args: []string{"matrix", "--agent", "claude"}, want: `unknown agent "claude" (did you mean "claude-code"?); valid agents: amp, claude-code,`},
 		{name: "unknown system", args: []string{"matrix", "--system", "aarch64-darwin"}, want: `unknown system "aarch64-darwin" (did you mean "aarch64-linux"?)`},
 		{name: "bad runner", args: []string{"matrix", "--json", "--runner", "arm"}, want: `--runner "arm": want SYSTEM=LABEL`},
-		{name: "bad override", args: []string{"matrix", "--override-input", "nixpkgs"}, want: `--override-input "nixpkgs": want NAME=FLAKEREF`},
+		{name: "bad override", args: []string{"matrix", "--override-input", "nixpkgs"}, want: "--override-input takes NAME=FLAKEREF"},
 		{name: "release needs agents", args: []string{}, want: "name the agents to release with --agent a,b, or release every agent with --all"},
 		{name: "push needs registry", args: []string{"--agent", "pi", "--push"}, want: "--push needs --registry"},
 	}

@@ -2,9 +2,8 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	ghauthn "github.com/google/go-containerregistry/pkg/authn/github"
@@ -20,30 +19,39 @@ func newPruneCmd() *cobra.Command {
 	var f gitHubFlags
 	var registry string
 	var agents []string
-	var keep int
+	policy := gh.DefaultRetention(time.Now())
+	prMaxAge := ageValue{&policy.PreviewMaxAge}
 	var yes, insecure bool
 	cmd := &cobra.Command{
-		Use:   "prune --keep N [--agent a,b] [--registry R] [--yes]",
-		Short: "Delete GHCR package versions no kept tag reaches",
-		Long: `Lists every version of each agent's GHCR package and keeps what a tag
-reaches: the tagged manifest, the children of a tagged index, and the cosign
-signatures (.sig) and attestations (.att) of any of those. Dated tags
-(YYYY-MM-DD) beyond the newest --keep no longer count. Everything else is
-deleted, and only with --yes: without it the plan is printed and nothing
-changes. Index children are never deleted while their index is kept.
+		Use:   "prune [--keep N] [--pr-max-age AGE] [--agent a,b] [--registry R] [--yes]",
+		Short: "Delete GHCR package versions the retention policy no longer keeps",
+		Long: `Lists every version of each agent's GHCR package and sorts its tags into
+classes: latest and version tags are kept, the newest --keep dated tags
+(YYYY-MM-DD) are kept and span the window, sha-<commit> and staging tags keep
+their manifest only inside the window (a staging part also for a day, and
+only while unmerged), pr-<N> previews until --pr-max-age. Every manifest a
+kept tag reaches stays: the children of an index, the cosign signatures
+(.sig) and attestations (.att) of any of those, OCI 1.1 referrers. The rest
+is deleted, and only with --yes: without it the policy and each agent's plan,
+grouped by reason, are printed and nothing changes.
 
 Needs a token allowed to delete the packages (GITHUB_TOKEN with
 packages: write, when the packages grant this repository admin access).`,
-		Example: `  release prune --keep 14                      # show the plan for every agent
+		Example: `  release prune                                # show the plan for every agent
   release prune --keep 14 --agent pi --yes     # delete for one agent`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			policy.Now = time.Now()
+			if policy.KeepDated < 1 {
+				return fmt.Errorf("--keep %d would delete today's release: keep at least 1 dated tag", policy.KeepDated)
+			}
 			if registry == "" {
-				owner := strings.ToLower(os.Getenv("GITHUB_REPOSITORY_OWNER"))
-				if owner == "" {
-					return fmt.Errorf("--registry is required outside GitHub Actions (e.g. ghcr.io/OWNER/agent-images)")
+				if registry = defaultRegistry(); registry == "" {
+					return fmt.Errorf("no registry to prune: %s", registryRequired)
 				}
-				registry = "ghcr.io/" + owner + "/agent-images"
+			}
+			if err := checkRegistry(registry); err != nil {
+				return err
 			}
 			var nameOpts []name.Option
 			if insecure {
@@ -76,6 +84,11 @@ packages: write, when the packages grant this repository admin access).`,
 				remote.WithAuthFromKeychain(authn.NewMultiKeychain(authn.DefaultKeychain, ghauthn.Keychain)),
 			}
 			out := cmd.OutOrStdout()
+			fmt.Fprintln(out, "retention policy:")
+			if err := gh.WritePolicy(out, policy); err != nil {
+				return err
+			}
+			fmt.Fprintln(out)
 			var failed []string
 			for _, agent := range agents {
 				repo, err := name.NewRepository(prefix.String()+"/"+agent, nameOpts...)
@@ -86,13 +99,13 @@ packages: write, when the packages grant this repository admin access).`,
 				if err != nil {
 					return err
 				}
-				plan, err := c.PlanPrune(ctx, pkg, keep, ropts...)
+				plan, err := c.PlanPrune(ctx, pkg, policy, ropts...)
 				if err != nil {
 					fmt.Fprintf(out, "%s: %v\n", agent, err)
 					failed = append(failed, agent)
 					continue
 				}
-				printPlan(out, agent, plan)
+				gh.WritePlan(out, agent, plan)
 				if !yes || len(plan.Delete) == 0 {
 					continue
 				}
@@ -113,24 +126,36 @@ packages: write, when the packages grant this repository admin access).`,
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVar(&registry, "registry", "", "repository prefix, each agent in <registry>/<agent> (default ghcr.io/<owner>/agent-images under Actions)")
+	cmd.Flags().StringVar(&registry, "registry", "", "repository prefix, each agent in <registry>/<agent> (default under GitHub Actions: ghcr.io/<owner>/<repo>)")
 	cmd.Flags().StringSliceVar(&agents, "agent", nil, "agents to prune (default every package under the registry prefix)")
-	cmd.Flags().IntVar(&keep, "keep", 30, "dated tags (YYYY-MM-DD) to keep per agent, newest first")
+	cmd.Flags().IntVar(&policy.KeepDated, "keep", policy.KeepDated, "dated tags (YYYY-MM-DD) to keep per agent, newest first: the window")
+	cmd.Flags().Var(prMaxAge, "pr-max-age", "age after which a pr-<N> preview tag no longer keeps its manifest (days as 14d, or a duration as 36h)")
 	cmd.Flags().BoolVar(&yes, "yes", false, "delete; without it only the plan is shown")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "plain-HTTP registry (local tests)")
 	return cmd
 }
 
-func printPlan(w io.Writer, agent string, plan *gh.PrunePlan) {
-	fmt.Fprintf(w, "%s: keep %d versions, delete %d\n", agent, len(plan.Keep), len(plan.Delete))
-	if len(plan.ExpiredTags) > 0 {
-		fmt.Fprintf(w, "  dated tags past --keep: %s\n", strings.Join(plan.ExpiredTags, " "))
+// ageValue is a flag holding an age written as days ("14d") or a Go
+// duration ("36h").
+type ageValue struct{ d *time.Duration }
+
+func (a ageValue) String() string {
+	if a.d == nil {
+		return ""
 	}
-	for _, v := range plan.Delete {
-		tags := ""
-		if len(v.Tags) > 0 {
-			tags = " (" + strings.Join(v.Tags, ", ") + ")"
-		}
-		fmt.Fprintf(w, "  delete %d %s%s\n", v.ID, v.Digest, tags)
-	}
+	return gh.FormatAge(*a.d)
 }
+
+func (a ageValue) Set(s string) error {
+	d, err := gh.ParseAge(s)
+	if err != nil {
+		return err
+	}
+	if d <= 0 {
+		return fmt.Errorf("age %q: want a positive age such as 14d", s)
+	}
+	*a.d = d
+	return nil
+}
+
+func (ageValue) Type() string { return "age" }

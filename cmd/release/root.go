@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nothingnesses/agent-images/internal/nix"
+	"github.com/nothingnesses/agent-images/internal/redact"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/pipeline"
 )
@@ -68,7 +69,7 @@ func (f *releaseFlags) register(cmd *cobra.Command, withAll bool) {
 	}
 	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "targets built, tested and pushed at once (default: number of CPUs)")
 	cmd.Flags().BoolVar(&f.push, "push", false, "push to --registry (without it the release lands in --layout)")
-	cmd.Flags().StringVar(&f.registry, "registry", "", "repository prefix; each agent goes to <registry>/<agent> (default under GitHub Actions: ghcr.io/<owner>/agent-images)")
+	cmd.Flags().StringVar(&f.registry, "registry", "", "repository prefix; each agent goes to <registry>/<agent> (default under GitHub Actions: ghcr.io/<owner>/<repo>)")
 	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "allow a plain-HTTP registry")
 	cmd.Flags().StringVar(&f.runtime, "runtime", "", "container runtime for smoke tests: podman, docker, or none for static checks only (default: podman, else docker)")
 	cmd.Flags().StringSliceVar(&f.tags, "tag", nil, "more tags to move besides latest, the version, the date and sha-<commit>")
@@ -103,7 +104,7 @@ func (f *releaseFlags) options(cmd *cobra.Command) (pipeline.Options, error) {
 		Insecure:   f.insecure,
 		LayoutDir:  f.layout,
 		Runtime:    f.runtime,
-		Source:     sourceURL(),
+		Source:     sourceURL(f.flake),
 		Commit:     f.commit,
 		ExtraTags:  f.tags,
 		StagingKey: f.stagingKey,
@@ -116,25 +117,26 @@ func (f *releaseFlags) options(cmd *cobra.Command) (pipeline.Options, error) {
 	if o.StagingKey == "" && o.Commit == "" {
 		o.StagingKey = os.Getenv("GITHUB_RUN_ID")
 	}
-	if o.Registry == "" && os.Getenv("GITHUB_ACTIONS") == "true" {
-		if owner := os.Getenv("GITHUB_REPOSITORY_OWNER"); owner != "" {
-			o.Registry = "ghcr.io/" + strings.ToLower(owner) + "/agent-images"
-		}
+	if o.Registry == "" {
+		o.Registry = defaultRegistry()
+	}
+	if err := checkRegistry(o.Registry); err != nil {
+		return o, err
 	}
 	err = o.Validate()
 	return o, err
 }
 
-// sourceURL is this repository's address, for the source annotation.
-func sourceURL() string {
-	if repo := os.Getenv("GITHUB_REPOSITORY"); repo != "" {
-		server := os.Getenv("GITHUB_SERVER_URL")
-		if server == "" {
-			server = "https://github.com"
-		}
-		return server + "/" + repo
+// checkRegistry refuses a repository prefix that carries credentials (or a
+// query): the prefix is printed, logged and written to release.json, so a
+// password in it would be too. The refusal names the prefix without them.
+func checkRegistry(registry string) error {
+	if pub := redact.URL(registry); pub != registry {
+		host, _, _ := strings.Cut(pub, "/")
+		return fmt.Errorf("--registry %s: credentials (user:password@) or a query do not belong in the repository prefix, "+
+			"where they would be printed with it; log in with `docker login %s` (or a Docker config) and pass the plain prefix", pub, host)
 	}
-	return "https://github.com/nothingnesses/agent-images"
+	return nil
 }
 
 // detectCommit is GITHUB_SHA, or the HEAD of a local flake whose work tree
@@ -143,8 +145,8 @@ func detectCommit(flake string) string {
 	if sha := os.Getenv("GITHUB_SHA"); sha != "" {
 		return sha
 	}
-	dir := strings.TrimPrefix(strings.TrimPrefix(flake, "path:"), "git+file://")
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+	dir, ok := flakeDir(flake)
+	if !ok {
 		return ""
 	}
 	status, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output()
@@ -169,7 +171,7 @@ multi-arch index per agent, then signatures, and the tags last.
 
 Without --push the result is written to an OCI image layout (--layout).`,
 		Example: `  release --agent pi                          # build, test, write dist/oci
-  release --agent pi,codex --push --registry ghcr.io/me/agent-images
+  release --agent pi,codex --push --registry ghcr.io/me/my-images
   release --all --push --output release.json   # under GitHub Actions`,
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/nothingnesses/agent-images/internal/nix"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/sign"
 )
@@ -18,6 +18,7 @@ type signFlags struct {
 	tlogUpload bool
 	fulcioURL  string
 	rekorURL   string
+	sbom       []string
 }
 
 func (s *signFlags) register(cmd *cobra.Command) {
@@ -26,18 +27,24 @@ func (s *signFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&s.tlogUpload, "tlog-upload", false, "write signatures to the Rekor transparency log (default: yes keyless, no with --key)")
 	cmd.Flags().StringVar(&s.fulcioURL, "fulcio-url", sign.PublicFulcioURL, "Fulcio that certifies keyless signing keys")
 	cmd.Flags().StringVar(&s.rekorURL, "rekor-url", sign.PublicRekorURL, "Rekor transparency log")
+	cmd.Flags().StringSliceVar(&s.sbom, "sbom-format", []string{"cyclonedx", "spdx"}, "SBOM attestations of each per-arch image: cyclonedx, spdx, or both (repeat the flag or separate with commas)")
 }
 
 // signer returns the pipeline's signer for these flags, nil when nothing is
 // pushed or signing is off. It fails now, before anything is built, when a
 // push should be signed and cannot be.
 func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options) (pipeline.Signer, error) {
+	// A bad format is refused even when nothing is signed this time.
+	formats, err := sign.ParseSBOMFormats(s.sbom...)
+	if err != nil {
+		return nil, fmt.Errorf("--sbom-format: %w", err)
+	}
 	// release build only stages per-arch images; release merge signs them
 	// with the index, before its tags move.
 	if !o.Push || o.DryRun || !s.sign || cmd.Name() == "build" {
 		return nil, nil
 	}
-	opts := []sign.Option{sign.WithFulcioURL(s.fulcioURL), sign.WithRekorURL(s.rekorURL)}
+	opts := []sign.Option{sign.WithFulcioURL(s.fulcioURL), sign.WithRekorURL(s.rekorURL), sign.WithSBOMFormats(formats...)}
 	if s.key != "" {
 		opts = append(opts, sign.WithKey(s.key))
 	}
@@ -48,34 +55,24 @@ func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options) (pipeline.Sig
 	if err != nil {
 		return nil, fmt.Errorf("signing: %w", err)
 	}
-	inputs, err := sign.FlakeInputs(localFlakeDir(o.Flake.Ref), o.Flake.Overrides)
+	// Overrides are pinned by what Nix fetches for them, never recorded by
+	// their reference (which can hold a token or a private path).
+	lock, err := o.Flake.Lock(cmd.Context(), nix.Run)
+	if err != nil {
+		return nil, err
+	}
+	inputs, err := sign.FlakeInputs(lock, o.Flake.Overrides)
 	if err != nil {
 		return nil, err
 	}
 	return &pipelineSigner{signer: signer, builderID: sign.BuilderIDFromEnv(), flakeInputs: inputs}, nil
 }
 
-// localFlakeDir is the directory of a local flake reference ("." or
-// path:/x), where its flake.lock is; "" for remote flakes.
-func localFlakeDir(ref string) string {
-	switch {
-	case ref == "":
-		return "."
-	case strings.HasPrefix(ref, "path:"):
-		return strings.TrimPrefix(ref, "path:")
-	case strings.HasPrefix(ref, "git+file://"):
-		return strings.TrimPrefix(ref, "git+file://")
-	case strings.Contains(ref, ":"):
-		return ""
-	}
-	return ref
-}
-
 // pipelineSigner adapts sign.Signer to the pipeline's signing hook.
 type pipelineSigner struct {
 	signer      sign.Signer
 	builderID   string
-	flakeInputs map[string]string
+	flakeInputs map[string]sign.FlakeInput
 }
 
 func (p *pipelineSigner) Sign(ctx context.Context, req pipeline.SignRequest) (any, error) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -17,6 +16,7 @@ func newVerifyCmd() *cobra.Command {
 		insecure             bool
 		p                    sign.Policy
 		ignoreTlog           string
+		patterns             []string
 	)
 	cmd := &cobra.Command{
 		Use:   "verify --agent NAME --registry PREFIX (--key cosign.pub | --certificate-identity ID --certificate-oidc-issuer URL)",
@@ -32,15 +32,21 @@ check the same.`,
   release verify --agent pi --registry 127.0.0.1:5000/agent-images --insecure --key cosign.pub`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(patterns) > 0 {
+				return fmt.Errorf("%s: release verify pins the exact signer and accepts no pattern (one that matches "+
+					"more than the release workflow accepts a signature by anyone); pass --certificate-identity with the signing "+
+					"workflow's URI at its ref (release.json's verifyCommand names it) and --certificate-oidc-issuer", strings.Join(patterns, ", "))
+			}
 			if agent == "" {
 				return fmt.Errorf("name the agent to verify with --agent")
 			}
 			if registry == "" {
-				if owner := os.Getenv("GITHUB_REPOSITORY_OWNER"); owner != "" {
-					registry = "ghcr.io/" + strings.ToLower(owner) + "/agent-images"
-				} else {
-					return fmt.Errorf("say where the agent is published with --registry (e.g. ghcr.io/OWNER/agent-images)")
+				if registry = defaultRegistry(); registry == "" {
+					return fmt.Errorf("where is %s published? %s", agent, registryRequired)
 				}
+			}
+			if err := checkRegistry(registry); err != nil {
+				return err
 			}
 			var nameOpts []name.Option
 			if insecure {
@@ -79,15 +85,32 @@ check the same.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&agent, "agent", "", "agent to verify")
-	f.StringVar(&registry, "registry", "", "repository prefix the agent is published under (default under GitHub Actions: ghcr.io/<owner>/agent-images)")
+	f.StringVar(&registry, "registry", "", "repository prefix the agent is published under (default under GitHub Actions: ghcr.io/<owner>/<repo>)")
 	f.StringVar(&tag, "tag", "latest", "tag to verify")
 	f.BoolVar(&insecure, "insecure", false, "allow a plain-HTTP registry")
 	f.StringVar(&p.Key, "key", "", "public key the release was signed with: a file, env://VAR or a KMS URI")
 	f.StringVar(&p.CertIdentity, "certificate-identity", "", "keyless: the signing workflow, e.g. https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/heads/main")
-	f.StringVar(&p.CertIdentityRegexp, "certificate-identity-regexp", "", "keyless: a regexp the signing identity must match")
 	f.StringVar(&p.CertOIDCIssuer, "certificate-oidc-issuer", "", "keyless: the OIDC issuer, https://token.actions.githubusercontent.com for GitHub Actions")
-	f.StringVar(&p.CertOIDCIssuerRegexp, "certificate-oidc-issuer-regexp", "", "keyless: a regexp the OIDC issuer must match")
 	f.StringVar(&ignoreTlog, "insecure-ignore-tlog", "", "accept signatures without a transparency log entry (default: true with --key, false keyless)")
 	f.Lookup("insecure-ignore-tlog").NoOptDefVal = "true"
+	// cosign's pattern flags are recognised only to refuse them by name.
+	for _, flag := range []string{"certificate-identity-regexp", "certificate-oidc-issuer-regexp"} {
+		f.Var(&refusedFlag{name: flag, seen: &patterns}, flag, "refused: the signer is pinned exactly")
+		_ = f.MarkHidden(flag)
+	}
 	return cmd
+}
+
+// refusedFlag is a flag that is parsed only so that using it fails with a
+// clear reason rather than "unknown flag".
+type refusedFlag struct {
+	name string
+	seen *[]string
+}
+
+func (r *refusedFlag) String() string { return "" }
+func (r *refusedFlag) Type() string   { return "string" }
+func (r *refusedFlag) Set(string) error {
+	*r.seen = append(*r.seen, "--"+r.name)
+	return nil
 }

@@ -6,11 +6,14 @@ package nix
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
 	"sort"
 	"strings"
+
+	"github.com/nothingnesses/agent-images/internal/redact"
 )
 
 // Flake names a flake and the inputs to override when using it.
@@ -28,6 +31,15 @@ func (f Flake) Installable(attr string) string {
 		ref = "."
 	}
 	return ref + "#" + attr
+}
+
+// String is the flake reference as it may be shown: without credentials or
+// a query, which a remote reference can carry.
+func (f Flake) String() string {
+	if f.Ref == "" {
+		return "."
+	}
+	return redact.URL(f.Ref)
 }
 
 // OverrideArgs returns the --override-input arguments, in a stable order.
@@ -48,7 +60,9 @@ func (f Flake) OverrideArgs() []string {
 func ParseOverride(s string) (name, ref string, err error) {
 	name, ref, ok := strings.Cut(s, "=")
 	if !ok || name == "" || ref == "" {
-		return "", "", fmt.Errorf("--override-input %q: want NAME=FLAKEREF, for example nixpkgs=path:./testdata/standin/nixpkgs", s)
+		// Not echoed: a malformed value may still hold a token.
+		return "", "", errors.New("--override-input takes NAME=FLAKEREF, for example nixpkgs=path:./testdata/standin/nixpkgs; " +
+			"one was given without a name, without '=' or without a reference")
 	}
 	return name, ref, nil
 }
@@ -64,7 +78,10 @@ func Run(ctx context.Context, args ...string) ([]byte, error) {
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return nil, &Error{Args: args, Stderr: strings.TrimSpace(stderr.String()), Err: err}
+			// Nix quotes the references it was given in its errors, and
+			// an override can hold a token or a private path.
+			msg := redact.FlakeText(strings.TrimSpace(stderr.String()), secretRefs(args)...)
+			return nil, &Error{Args: args, Stderr: msg, Err: err}
 		}
 		if errors.Is(err, exec.ErrNotFound) {
 			return nil, fmt.Errorf("nix is not installed or not on PATH: install Nix with flakes enabled: %w", err)
@@ -72,6 +89,51 @@ func Run(ctx context.Context, args ...string) ([]byte, error) {
 		return nil, err
 	}
 	return stdout.Bytes(), nil
+}
+
+// secretRefs are the references of a nix command line whose secret parts
+// must not reach an error: every --override-input, and the flake itself
+// when it is remote (a local flake's path is what its user needs to see).
+func secretRefs(args []string) []string {
+	var refs []string
+	for i, a := range args {
+		var flake string
+		switch {
+		case a == "--override-input" && i+2 < len(args):
+			refs = append(refs, args[i+2])
+		case a == "metadata" && i+1 < len(args):
+			flake = args[i+1]
+		case strings.Contains(a, "#") && !strings.HasPrefix(a, "-"):
+			flake, _, _ = strings.Cut(a, "#")
+		}
+		if flake != "" && redact.URL(flake) != flake {
+			refs = append(refs, flake)
+		}
+	}
+	return refs
+}
+
+// Lock is the flake's lock as Nix resolves it with the overrides applied
+// (`nix flake metadata`): flake.lock's JSON, in which every input, an
+// overridden one too, is pinned by the revision or NAR hash Nix fetched.
+// No lock file is written.
+func (f Flake) Lock(ctx context.Context, run Runner) ([]byte, error) {
+	ref := f.Ref
+	if ref == "" {
+		ref = "."
+	}
+	args := append([]string{"flake", "metadata", "--json", "--no-write-lock-file", ref}, f.OverrideArgs()...)
+	out, err := run(ctx, args...)
+	if err != nil {
+		return nil, fmt.Errorf("locking the inputs of flake %s: %w", f, err)
+	}
+	var meta struct {
+		Locks json.RawMessage `json:"locks"`
+	}
+	if err := json.Unmarshal(out, &meta); err != nil || len(meta.Locks) == 0 {
+		return nil, fmt.Errorf("nix flake metadata of %s printed no locks (%v)", f, err)
+	}
+	return meta.Locks, nil
 }
 
 // Error is a nix command that ran and failed.

@@ -17,9 +17,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Strict reports whether missing tools are failures rather than skips.
@@ -66,27 +69,60 @@ func SystemSelected(system string) bool {
 
 // StandinOverrides maps each flake input to its offline stand-in, in the
 // form `nix --override-input NAME REF` takes; it is empty under RealInputs.
+// llm-agents keeps its own nixpkgs input (it does not follow ours), so that
+// input is overridden too.
 func StandinOverrides(t testing.TB) map[string]string {
 	if RealInputs() {
 		return map[string]string{}
 	}
 	root := RepoRoot(t)
+	nixpkgs := "path:" + filepath.Join(root, "testdata", "standin", "nixpkgs")
 	return map[string]string{
-		"nixpkgs":    "path:" + filepath.Join(root, "testdata", "standin", "nixpkgs"),
-		"llm-agents": "path:" + filepath.Join(root, "testdata", "standin", "llm-agents"),
+		"nixpkgs":            nixpkgs,
+		"llm-agents":         "path:" + filepath.Join(root, "testdata", "standin", "llm-agents"),
+		"llm-agents/nixpkgs": nixpkgs,
 	}
 }
 
-// OverrideArgs is StandinOverrides as nix command-line arguments.
+// StandinOverridesWithAgents is StandinOverrides with the stand-in
+// llm-agents replaced by a copy in a temporary directory whose agents.nix
+// (the list of packages and their platforms) edit rewrites: how tests make
+// llm-agents rename, drop or stop building an agent.
+func StandinOverridesWithAgents(t testing.TB, edit func(agentsNix string) string) map[string]string {
+	t.Helper()
+	o := StandinOverrides(t)
+	src := filepath.Join(RepoRoot(t), "testdata", "standin", "llm-agents")
+	dir := t.TempDir()
+	for _, f := range []string{"flake.nix", "agents.nix"} {
+		data, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "agents.nix" {
+			data = []byte(edit(string(data)))
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o["llm-agents"] = "path:" + dir
+	return o
+}
+
+// OverrideArgs is StandinOverrides as nix command-line arguments, in a
+// stable order.
 func OverrideArgs(t testing.TB) []string {
 	o := StandinOverrides(t)
-	if len(o) == 0 {
-		return nil
+	names := make([]string, 0, len(o))
+	for n := range o {
+		names = append(names, n)
 	}
-	return []string{
-		"--override-input", "nixpkgs", o["nixpkgs"],
-		"--override-input", "llm-agents", o["llm-agents"],
+	sort.Strings(names)
+	var args []string
+	for _, n := range names {
+		args = append(args, "--override-input", n, o[n])
 	}
+	return args
 }
 
 // NixConfig is the Nix configuration these machines need: flakes, no
@@ -99,10 +135,12 @@ build-users-group =
 warn-dirty = false`
 
 // Setenv puts NIX_CONFIG and CONTAINERS_CONF in the test's environment,
-// unless the caller already set them.
+// unless the caller already set them. Under RealInputs the machine's own Nix
+// configuration stays: it has the binary caches the real inputs come from,
+// which NixConfig turns off.
 func Setenv(t *testing.T) {
 	t.Helper()
-	if os.Getenv("NIX_CONFIG") == "" {
+	if os.Getenv("NIX_CONFIG") == "" && !RealInputs() {
 		t.Setenv("NIX_CONFIG", NixConfig)
 	}
 	if os.Getenv("CONTAINERS_CONF") == "" {
@@ -121,12 +159,29 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// RegistryOption configures StartRegistry.
+type RegistryOption func(*registryConfig)
+
+type registryConfig struct {
+	user, password string
+}
+
+// WithBasicAuth makes the registry demand this user and password (htpasswd,
+// over plain HTTP: for tests that plant a registry password).
+func WithBasicAuth(user, password string) RegistryOption {
+	return func(c *registryConfig) { c.user, c.password = user, password }
+}
+
 // StartRegistry starts Debian's docker-registry (the distribution registry)
 // on a free loopback port with storage in a temporary directory, and stops it
 // when the test ends. It returns "127.0.0.1:PORT".
-func StartRegistry(t testing.TB) string {
+func StartRegistry(t testing.TB, opts ...RegistryOption) string {
 	t.Helper()
 	Require(t, "docker-registry")
+	var rc registryConfig
+	for _, o := range opts {
+		o(&rc)
+	}
 	dir := t.TempDir()
 	port := FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
@@ -141,6 +196,17 @@ storage:
 http:
   addr: %s
 `, filepath.Join(dir, "data"), addr)
+	if rc.user != "" {
+		hash, err := bcrypt.GenerateFromPassword([]byte(rc.password), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		htpasswd := filepath.Join(dir, "htpasswd")
+		if err := os.WriteFile(htpasswd, []byte(rc.user+":"+string(hash)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg += fmt.Sprintf("auth:\n  htpasswd:\n    realm: test\n    path: %s\n", htpasswd)
+	}
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -155,12 +221,17 @@ http:
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
+	// With auth on, an anonymous /v2/ answers 401: that is ready too.
+	ready := http.StatusOK
+	if rc.user != "" {
+		ready = http.StatusUnauthorized
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == ready {
 				return addr
 			}
 		}

@@ -21,6 +21,8 @@
             entrypoint = [ agent.meta.mainProgram ];
             user = "root";
             uid = 0;
+            # mkAgentImage refuses uid 0 without it.
+            allowRoot = true;
           };
         in
         {

@@ -3,6 +3,10 @@
 # mainProgram, platforms and whether the licence is unfree are facts from there.
 # The descriptions are our own short summaries and the free licences our best
 # reading of each project; the real flake's meta is what the product uses.
+# `builder` is the package's shape in llm-agents as of late 2026: "mkPackage"
+# for the prebuilt binaries (its own nixpkgs-free builder, corepkgs/mk/
+# package.nix), "nixpkgs" for those built from source with nixpkgs' builders.
+# forge is packaged as `forgecode` there (mainProgram forge).
 [
   {
     attr = "amp";
@@ -10,6 +14,8 @@
     mainProgram = "amp";
     description = "Sourcegraph's agentic coding tool for the terminal";
     license = "unfree";
+    # prebuilt binary
+    builder = "mkPackage";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -18,6 +24,8 @@
     mainProgram = "claude";
     description = "Anthropic's agentic coding assistant for the terminal";
     license = "unfree";
+    # prebuilt binary
+    builder = "mkPackage";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -26,6 +34,8 @@
     mainProgram = "cli-proxy-api";
     description = "Proxy that exposes coding-agent CLIs through an OpenAI-compatible API";
     license = "mit";
+    # go
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -34,6 +44,8 @@
     mainProgram = "code";
     description = "Terminal coding agent forked from Codex, with extra tools";
     license = "asl20";
+    # rust
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -42,6 +54,8 @@
     mainProgram = "codex";
     description = "OpenAI's lightweight coding agent that runs in the terminal";
     license = "asl20";
+    # rust
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -50,6 +64,8 @@
     mainProgram = "copilot";
     description = "GitHub Copilot as an agent in the terminal";
     license = "unfree";
+    # npm tarball + nodejs
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -58,6 +74,8 @@
     mainProgram = "crush";
     description = "Charm's glamorous AI coding agent for the terminal";
     license = "mit";
+    # go
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -66,6 +84,8 @@
     mainProgram = "cursor-agent";
     description = "Cursor's coding agent for the command line";
     license = "unfree";
+    # prebuilt binary
+    builder = "mkPackage";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -74,6 +94,8 @@
     mainProgram = "droid";
     description = "Factory's software engineering agent for the terminal";
     license = "unfree";
+    # prebuilt binary
+    builder = "mkPackage";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -82,14 +104,19 @@
     mainProgram = "eca";
     description = "Editor Code Assistant: an editor-agnostic AI pair-programming server";
     license = "asl20";
+    # prebuilt native binary
+    builder = "mkPackage";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
-    attr = "forge";
+    # Renamed upstream: the package is forgecode, its program still forge.
+    attr = "forgecode";
     version = "2.12.10";
     mainProgram = "forge";
     description = "AI pair programmer for the shell, working with many model providers";
     license = "asl20";
+    # prebuilt binary
+    builder = "mkPackage";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -98,6 +125,8 @@
     mainProgram = "gemini";
     description = "Google's open-source AI agent that brings Gemini to the terminal";
     license = "asl20";
+    # npm
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -106,6 +135,8 @@
     mainProgram = "goose";
     description = "Block's extensible open-source AI agent for engineering tasks";
     license = "asl20";
+    # rust
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -114,6 +145,8 @@
     mainProgram = "iflow";
     description = "iFlow's AI agent for the terminal";
     license = "mit";
+    # npm
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -122,6 +155,8 @@
     mainProgram = "jules";
     description = "Google's asynchronous coding agent, driven from the command line";
     license = "unfree";
+    # prebuilt binary
+    builder = "mkPackage";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -130,6 +165,8 @@
     mainProgram = "kilocode";
     description = "Kilo Code's open-source coding agent for the terminal";
     license = "asl20";
+    # prebuilt binary
+    builder = "mkPackage";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -138,6 +175,8 @@
     mainProgram = "letta";
     description = "Memory-first coding agent built on Letta";
     license = "asl20";
+    # npm
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -146,6 +185,8 @@
     mainProgram = "vibe";
     description = "Mistral AI's command-line coding assistant";
     license = "asl20";
+    # python
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -154,6 +195,8 @@
     mainProgram = "nanocoder";
     description = "Local-first coding agent for the terminal";
     license = "mit";
+    # npm
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -162,6 +205,8 @@
     mainProgram = "oh-my-opencode";
     description = "Agent harness and plugin collection for OpenCode";
     license = "unfree";
+    # bun
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -170,6 +215,8 @@
     mainProgram = "omp";
     description = "Oh My Pi: a coding agent harness built on Pi";
     license = "mit";
+    # bun + rust
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -178,6 +225,8 @@
     mainProgram = "opencode";
     description = "Open-source AI coding agent built for the terminal";
     license = "mit";
+    # prebuilt binary
+    builder = "mkPackage";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -186,6 +235,8 @@
     mainProgram = "pi";
     description = "Minimal, extensible terminal coding agent";
     license = "mit";
+    # npm
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -194,6 +245,8 @@
     mainProgram = "qodercli";
     description = "Qoder's agentic coding tool for the terminal";
     license = "unfree";
+    # prebuilt binary
+    builder = "mkPackage";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -202,6 +255,8 @@
     mainProgram = "qwen";
     description = "Command-line AI workflow tool tuned for Qwen coder models";
     license = "asl20";
+    # npm
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -210,6 +265,8 @@
     mainProgram = "hermes";
     description = "Nous Research's self-improving personal AI agent";
     license = "mit";
+    # python + npm
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -218,6 +275,8 @@
     mainProgram = "localgpt";
     description = "Local-device AI assistant with persistent memory";
     license = "asl20";
+    # rust
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -226,6 +285,8 @@
     mainProgram = "openclaw";
     description = "Personal AI assistant that runs on your own devices";
     license = "mit";
+    # pnpm
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -234,6 +295,8 @@
     mainProgram = "picoclaw";
     description = "Ultra-lightweight personal AI assistant written in Go";
     license = "mit";
+    # go
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -242,6 +305,8 @@
     mainProgram = "zeroclaw";
     description = "Fast, small, fully autonomous AI assistant infrastructure";
     license = "asl20";
+    # rust
+    builder = "nixpkgs";
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
 ]

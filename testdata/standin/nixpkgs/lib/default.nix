@@ -229,7 +229,23 @@ let
 
   # lib/meta.nix
   meta = rec {
-    addMetaAttrs = newAttrs: drv: drv // { meta = (drv.meta or { }) // newAttrs; };
+    # Like nixpkgs: through overrideAttrs when the package has it, so the
+    # result is a rebuilt derivation, not the old one with a new meta.
+    addMetaAttrs =
+      newAttrs: drv:
+      if drv ? overrideAttrs then
+        drv.overrideAttrs (old: {
+          meta = (old.meta or { }) // newAttrs;
+        })
+      else
+        drv // { meta = (drv.meta or { }) // newAttrs; };
+    platformMatch =
+      platform: elem:
+      if isString elem then platform ? system && elem == platform.system else false;
+    availableOn =
+      platform: pkg:
+      ((!pkg ? meta.platforms) || builtins.any (platformMatch platform) pkg.meta.platforms)
+      && builtins.all (elem: !platformMatch platform elem) (pkg.meta.badPlatforms or [ ]);
     getExe =
       x:
       getExe' x (

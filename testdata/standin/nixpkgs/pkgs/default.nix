@@ -12,14 +12,18 @@ let
   licenseList = l: if builtins.isList l then l else [ l ];
 
   # Reduced stdenv.mkDerivation: attributes become the builder's environment,
-  # `passthru` and `meta` stay on the Nix value, and unfree packages are
-  # refused unless config.allowUnfree is set, as real nixpkgs does.
+  # `passthru` and `meta` stay on the Nix value, unfree packages are refused
+  # unless config.allowUnfree is set, and a package with several `outputs`
+  # is, like in nixpkgs (lib.extendDerivation), the first output with every
+  # output as an attribute (`curl.bin`, `util-linux.lib`), each output
+  # carrying `outputSpecified` so lib.getOutput keeps the one chosen.
   mkDerivation =
     attrs@{
       passthru ? { },
       meta ? { },
       nativeBuildInputs ? [ ],
       buildInputs ? [ ],
+      outputs ? [ "out" ],
       ...
     }:
     let
@@ -41,23 +45,42 @@ let
         }
         // env
         // {
-          inherit name nativeBuildInputs buildInputs;
+          inherit
+            name
+            nativeBuildInputs
+            buildInputs
+            outputs
+            ;
+        }
+      );
+      common =
+        drv
+        // passthru
+        // {
+          meta = {
+            platforms = lib.platforms.linux;
+          }
+          // meta;
+          inherit passthru;
+          overrideAttrs = f: mkDerivation (attrs // (if builtins.isFunction f then f attrs else f));
+        }
+        // byOutput
+        // {
+          all = builtins.attrValues byOutput;
+        };
+      byOutput = lib.genAttrs outputs (
+        output:
+        common
+        // {
+          inherit (drv.${output}) outPath drvPath outputName;
+          outputSpecified = true;
         }
       );
     in
     if unfree && !allowUnfree then
       throw "Package ‘${name}’ has an unfree license, refusing to evaluate (stand-in nixpkgs: set config.allowUnfree = true)."
     else
-      drv
-      // passthru
-      // {
-        meta = {
-          platforms = lib.platforms.linux;
-        }
-        // meta;
-        inherit passthru;
-        overrideAttrs = f: mkDerivation (attrs // (if builtins.isFunction f then f attrs else f));
-      };
+      common;
 
   runCommandWith' =
     name: env: buildCommand:
@@ -104,20 +127,25 @@ let
       programs,
       versionLine,
       description,
+      outputs ? [ "out" ],
       extraCommands ? "",
     }:
     runCommandWith' "${pname}-${version}"
       {
-        inherit pname version;
+        inherit pname version outputs;
         meta = {
           description = "${description} (agent-images stand-in: answers --version only)";
           mainProgram = builtins.head programs;
         };
       }
       ''
-        mkdir -p $out/bin
+        for o in $outputs; do mkdir -p "''${!o}"; done
+        # Programs go into the first output, as nixpkgs' `bin` output.
+        first=''${outputs%% *}
+        bindir="''${!first}/bin"
+        mkdir -p "$bindir"
         for p in ${toString programs}; do
-          cat > $out/bin/$p <<EOF
+          cat > "$bindir/$p" <<EOF
         #!${busybox}/bin/sh
         case "\$1" in
           --version|-V|version) echo "${versionLine}"; exit 0 ;;
@@ -125,23 +153,34 @@ let
         echo "$p: agent-images stand-in for ${pname} ${version}; only --version works here" >&2
         exit 1
         EOF
-          chmod 0555 $out/bin/$p
+          chmod 0555 "$bindir/$p"
         done
         ${extraCommands}
       '';
 
-  # A package that only has placeholder shared libraries, for nix-ld's list.
+  # A package that only has placeholder shared libraries, for nix-ld's list,
+  # with the outputs the real package has: the libraries go into its `lib`
+  # output where it has one (util-linux, gcc), else into `out`; `bin` and
+  # `dev` hold a note, as they would hold programs and headers.
   libraryStandin =
-    pname: version: libs:
+    pname: version: outputs: libs:
+    let
+      libOutput = if builtins.elem "lib" outputs then "lib" else "out";
+    in
     runCommandWith' "${pname}-${version}"
       {
-        inherit pname version;
+        inherit pname version outputs;
         meta.description = "${pname} shared libraries (agent-images stand-in: placeholder files, not ELF)";
       }
       ''
-        mkdir -p $out/lib
+        for o in $outputs; do
+          mkdir -p "''${!o}/share/agent-images-standin"
+          echo "agent-images stand-in: the $o output of ${pname} ${version}" > "''${!o}/share/agent-images-standin/README"
+        done
+        libOutput=${libOutput}
+        mkdir -p "''${!libOutput}/lib"
         for l in ${toString libs}; do
-          echo "agent-images stand-in for ${pname} ${version}: $l is not a real library" > $out/lib/$l
+          echo "agent-images stand-in for ${pname} ${version}: $l is not a real library" > "''${!libOutput}/lib/$l"
         done
       '';
 
@@ -268,6 +307,8 @@ let
     isx86_64 = system == "x86_64-linux";
     isAarch64 = system == "aarch64-linux";
     linuxArch = if system == "x86_64-linux" then "x86_64" else "arm64";
+    # lib/systems/default.nix: where the dynamic loader lives.
+    libDir = if system == "x86_64-linux" then "lib64" else "lib";
   };
 
   glibc =
@@ -287,7 +328,7 @@ let
         echo "agent-images stand-in: libc.so.6 is not a real library" > $out/lib/libc.so.6
       '';
 
-  ccStandin = libraryStandin "gcc" "standin" [
+  ccStandin = libraryStandin "gcc" "14.3.0" [ "out" "lib" ] [
     "libstdc++.so.6"
     "libgcc_s.so.1"
   ];
@@ -338,6 +379,8 @@ let
     };
 
   pkgs = {
+    # The nixpkgs source itself, as `pkgs.path` is in nixpkgs.
+    path = ../.;
     inherit
       lib
       system
@@ -542,7 +585,13 @@ let
       programs = [ "curl" ];
       versionLine = "curl 8.16.0 (agent-images stand-in)";
       description = "Command line tool for transferring data with URL syntax";
-      # curl is also one of nix-ld's default libraries.
+      # As in nixpkgs: the program in `bin` (the default output), libcurl in
+      # `out`, which is where nix-ld's library path finds it.
+      outputs = [
+        "bin"
+        "dev"
+        "out"
+      ];
       extraCommands = ''
         mkdir -p $out/lib
         echo "agent-images stand-in: libcurl.so.4 is not a real library" > $out/lib/libcurl.so.4
@@ -592,49 +641,124 @@ let
           done
         '';
 
-    # Not nix-ld: a script cannot act as an ELF interpreter. It exists so the
-    # loader symlink has a target and says what it is when run.
+    # Not nix-ld: a script cannot act as an ELF interpreter. The layout is
+    # the real package's (pkgs/by-name/ni/nix-ld/package.nix): the program
+    # in bin/, libexec/nix-ld linking to it, nix-support/ldpath naming the
+    # loader path it serves, and a tmpfiles rule that links it there.
     nix-ld =
-      runCommandWith' "nix-ld-standin"
+      let
+        ldpath = "/${hostPlatform.libDir}/${glibc.loader}";
+      in
+      runCommandWith' "nix-ld-2.0.5"
         {
           pname = "nix-ld";
           version = "2.0.5";
           meta = {
             description = "Run unpatched dynamic binaries on NixOS (agent-images stand-in: not a loader)";
-            mainProgram = "nix-ld";
+            platforms = lib.platforms.linux;
           };
         }
         ''
-          mkdir -p $out/libexec
-          printf '#!%s\necho "nix-ld: agent-images stand-in, not a real loader" >&2\nexit 1\n' ${busybox}/bin/sh > $out/libexec/nix-ld
-          chmod 0555 $out/libexec/nix-ld
+          mkdir -p $out/bin $out/libexec $out/nix-support $out/lib/tmpfiles.d
+          printf '#!%s\necho "nix-ld: agent-images stand-in, not a real loader" >&2\nexit 1\n' ${busybox}/bin/sh > $out/bin/nix-ld
+          chmod 0555 $out/bin/nix-ld
+          ln -s $out/bin/nix-ld $out/libexec/nix-ld
+          echo "${ldpath}" > $out/nix-support/ldpath
+          echo "  L+ ${ldpath} - - - - $out/libexec/nix-ld" > $out/lib/tmpfiles.d/nix-ld.conf
         '';
 
-    zlib = libraryStandin "zlib" "1.3.1" [ "libz.so.1" ];
-    zstd = libraryStandin "zstd" "1.5.7" [ "libzstd.so.1" ];
-    openssl = libraryStandin "openssl" "3.5.2" [
+    zlib = libraryStandin "zlib" "1.3.1" [ "out" "dev" ] [ "libz.so.1" ];
+    zstd = libraryStandin "zstd" "1.5.7" [ "bin" "dev" "out" ] [ "libzstd.so.1" ];
+    openssl = libraryStandin "openssl" "3.5.2" [ "bin" "dev" "out" ] [
       "libssl.so.3"
       "libcrypto.so.3"
     ];
-    attr = libraryStandin "attr" "2.5.2" [ "libattr.so.1" ];
-    libssh = libraryStandin "libssh" "0.11.3" [ "libssh.so.4" ];
-    bzip2 = libraryStandin "bzip2" "1.0.8" [ "libbz2.so.1" ];
-    libxml2 = libraryStandin "libxml2" "2.14.5" [ "libxml2.so.16" ];
-    acl = libraryStandin "acl" "2.3.2" [ "libacl.so.1" ];
-    libsodium = libraryStandin "libsodium" "1.0.20" [ "libsodium.so.26" ];
-    util-linux = libraryStandin "util-linux" "2.41.1" [
+    attr = libraryStandin "attr" "2.5.2" [ "bin" "dev" "out" ] [ "libattr.so.1" ];
+    libssh = libraryStandin "libssh" "0.11.3" [ "out" "dev" ] [ "libssh.so.4" ];
+    bzip2 = libraryStandin "bzip2" "1.0.8" [ "bin" "dev" "out" ] [ "libbz2.so.1" ];
+    libxml2 = libraryStandin "libxml2" "2.14.5" [ "bin" "dev" "out" ] [ "libxml2.so.16" ];
+    acl = libraryStandin "acl" "2.3.2" [ "bin" "dev" "out" ] [ "libacl.so.1" ];
+    libsodium = libraryStandin "libsodium" "1.0.20" [ "out" "dev" ] [ "libsodium.so.26" ];
+    util-linux = libraryStandin "util-linux" "2.41.1" [ "bin" "dev" "out" "lib" ] [
       "libuuid.so.1"
       "libblkid.so.1"
       "libmount.so.1"
     ];
-    xz = libraryStandin "xz" "5.8.1" [ "liblzma.so.5" ];
-    systemd = libraryStandin "systemd" "257.8" [ "libsystemd.so.0" ];
+    xz = libraryStandin "xz" "5.8.1" [ "bin" "dev" "out" ] [ "liblzma.so.5" ];
+    systemd = libraryStandin "systemd" "257.8" [ "out" "dev" ] [ "libsystemd.so.0" ];
 
     go = hostTool "go" [
       "go"
       "gofmt"
     ];
-    nixfmt = hostTool "nixfmt" [ "nixfmt" ];
+    # nixfmt's command line (pkgs/by-name/ni/nixfmt): files are formatted in
+    # place; with none it is a filter from stdin to stdout, which is why
+    # `nix fmt` (no arguments since Nix 2.25) waits forever on it. The
+    # host's nixfmt does the formatting when there is one; without it files
+    # are left as they are and stdin is copied through.
+    nixfmt =
+      runCommandWith' "nixfmt-1.0.0"
+        {
+          pname = "nixfmt";
+          version = "1.0.0";
+          meta = {
+            description = "Official formatter for Nix code (agent-images stand-in: the host's nixfmt, if any)";
+            mainProgram = "nixfmt";
+          };
+        }
+        ''
+          mkdir -p $out/bin
+          cat > $out/bin/nixfmt <<'EOF'
+          #!/bin/sh
+          for d in /usr/local/bin /usr/bin; do
+            if [ -x "$d/nixfmt" ]; then exec "$d/nixfmt" "$@"; fi
+          done
+          files=0
+          for a in "$@"; do
+            case "$a" in
+              -*) ;;
+              *) files=$((files + 1)); echo "nixfmt: agent-images stand-in, no nixfmt on this host: $a left as it is" >&2 ;;
+            esac
+          done
+          if [ "$files" = 0 ]; then exec cat; fi
+          EOF
+          chmod 0555 $out/bin/nixfmt
+        '';
+
+    # nixfmt-tree (pkgs/by-name/ni/nixfmt-tree): treefmt configured to run
+    # nixfmt on *.nix. With no arguments it formats the whole tree (from the
+    # enclosing git checkout, else the current directory) and never reads
+    # stdin; arguments name the files or directories to format.
+    nixfmt-tree =
+      runCommandWith' "nixfmt-tree"
+        {
+          pname = "nixfmt-tree";
+          version = "2.3.1";
+          meta = {
+            description = "Official Nix formatter zero-setup starter using treefmt (agent-images stand-in)";
+            mainProgram = "treefmt";
+          };
+        }
+        ''
+          mkdir -p $out/bin
+          cat > $out/bin/treefmt <<EOF
+          #!/bin/sh
+          set -e
+          if [ "\$#" = 0 ]; then
+            root=\$PWD
+            while [ "\$root" != / ] && [ ! -e "\$root/.git" ]; do root=\$(dirname "\$root"); done
+            if [ ! -e "\$root/.git" ]; then root=\$PWD; fi
+            set -- "\$root"
+          fi
+          n=0
+          for f in \$(find "\$@" -name .git -prune -o -type f -name '*.nix' -print | sort); do
+            ${pkgs.nixfmt}/bin/nixfmt "\$f" </dev/null
+            n=\$((n + 1))
+          done
+          echo "treefmt (agent-images stand-in): \$n .nix files through nixfmt" >&2
+          EOF
+          chmod 0555 $out/bin/treefmt
+        '';
     actionlint = hostTool "actionlint" [ "actionlint" ];
     podman = hostTool "podman" [ "podman" ];
     skopeo = hostTool "skopeo" [ "skopeo" ];

@@ -15,7 +15,9 @@ if [ -n "${buildCommandPath:-}" ]; then
 else
   eval "$buildCommand"
 fi
-if [ ! -e "$out" ]; then
-  echo "stand-in stdenv: the builder of $name did not create \$out" >&2
-  exit 1
-fi
+for output in ${outputs:-out}; do
+  if [ ! -e "${!output}" ]; then
+    echo "stand-in stdenv: the builder of $name did not create the $output output (${!output})" >&2
+    exit 1
+  fi
+done

@@ -94,8 +94,13 @@ rec {
     }:
     assert lib.assertMsg (fromImage == null)
       "dockerTools.streamLayeredImage (agent-images stand-in): fromImage is not supported here";
+    # Real nixpkgs runs fakeRootCommands inside proot with the image tree as
+    # root and /dev, /proc, /sys and the store bound in, and leaves /proc,
+    # /sys and the store out of the tar. proot cannot run this stand-in's
+    # host tools (bash, tar, fakeroot) inside a tree that does not hold
+    # them, so that path is refused rather than imitated loosely.
     assert lib.assertMsg (!enableFakechroot)
-      "dockerTools.streamLayeredImage (agent-images stand-in): enableFakechroot is not supported here";
+      "dockerTools.streamLayeredImage (agent-images stand-in): enableFakechroot is not supported here (agent-images never sets it)";
     assert lib.assertMsg (layeringPipeline == null)
       "dockerTools.streamLayeredImage (agent-images stand-in): layeringPipeline is not supported here";
     assert lib.assertMsg (maxLayers > 1) "the maxLayers argument of dockerTools.streamLayeredImage function must be greather than 1 (current value: ${toString maxLayers})";
@@ -111,6 +116,13 @@ rec {
         }
       );
 
+      # The customisation layer as nixpkgs makes it without enableFakechroot:
+      # fakeRootCommands run in the root tree under fakeroot, then the whole
+      # tree is tarred. Nothing is excluded (real nixpkgs excludes /proc,
+      # /sys and the store only in the enableFakechroot path, where they are
+      # bind mounts), so a nix/store that includeNixDB created here lands in
+      # this layer, root-owned unless fakeRootCommands chown it, and wins
+      # over the store layers' /nix/store.
       customisationLayer = runCommandWith' "${baseName}-customisation-layer" {
         paths = contentsList;
         extraCommands = (lib.optionalString includeNixDB (mkDbExtraCommand contents)) + extraCommands;
@@ -128,10 +140,6 @@ rec {
           source "$fakeRootCommandsPath"
           /usr/bin/tar \
             --sort=name \
-            --exclude=./dev \
-            --exclude=./proc \
-            --exclude=./sys \
-            --exclude=.${storeDir} \
             --numeric-owner --mtime "@$SOURCE_DATE_EPOCH" \
             --hard-dereference \
             --format=gnu \

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/nothingnesses/agent-images/internal/nix"
+	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/pipeline"
+	"github.com/nothingnesses/agent-images/smoke"
+)
+
+// TestConsumerFlakeReleases is a user of agent-images in their own
+// repository: a fresh directory outside this one holds a flake whose image
+// has its own name, user, directories, wrapper program, environment and
+// nix-ld, and another image that opts out. From that directory, as on a
+// workstation, release lists only the first, releases it with --push to a
+// local registry under the consumer's repository, signed with a key, and
+// both release verify and the cosign CLI accept what was pushed. The smoke
+// test holds the image to its own options: to our defaults it would fail.
+func TestConsumerFlakeReleases(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end release: skipped with -short")
+	}
+	testenv.Require(t, "nix", "podman", "git", "docker-registry")
+	testenv.Setenv(t)
+	cosign := testenv.CosignCLI(t, testenv.CosignVersion)
+	// A workstation, not a workflow: no default registry, the source is the
+	// flake's git origin.
+	for _, k := range []string{"GITHUB_ACTIONS", "GITHUB_REPOSITORY", "GITHUB_SHA", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"} {
+		t.Setenv(k, "")
+	}
+	reg := testenv.StartRegistry(t)
+	root := testenv.RepoRoot(t)
+	dir := filepath.Join(t.TempDir(), "my-images")
+	flake, err := os.ReadFile(filepath.Join("testdata", "consumer", "flake.nix"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "flake.nix"), flake, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(t, dir, "init", "-q", "-b", "main")
+	git(t, dir, "remote", "add", "origin", "git@github.com:acme/my-images.git")
+	git(t, dir, "add", "flake.nix")
+	git(t, dir, "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-q", "-m", "my images")
+	t.Chdir(dir)
+
+	// The inputs point at this checkout and the stand-ins.
+	overrides := testenv.StandinOverrides(t)
+	overrides["agent-images"] = "path:" + root
+	var inputs []string
+	for n, ref := range overrides {
+		inputs = append(inputs, "--override-input", n+"="+ref)
+	}
+
+	out, err := run(t, append([]string{"matrix"}, inputs...)...)
+	if err != nil {
+		t.Fatalf("release matrix = %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "reviewer  x86_64-linux") || !strings.Contains(out, "reviewer  aarch64-linux") || strings.Contains(out, "scratch") {
+		t.Errorf("release matrix =\n%s\nwant reviewer on both systems and not scratch (release = false)", out)
+	}
+
+	t.Setenv("COSIGN_PASSWORD", "consumer-password")
+	if out, err := run(t, "keygen", "--prefix", "cosign"); err != nil {
+		t.Fatalf("release keygen = %v\n%s", err, out)
+	}
+	prefix := reg + "/acme/my-images"
+	// One system keeps this short; the template's workflow test releases both.
+	args := append([]string{"--agent", "reviewer", "--push", "--registry", prefix, "--insecure", "--key", "cosign.key",
+		"--system", "x86_64-linux", "--runtime", "podman", "--output", "release.json"}, inputs...)
+	if out, err := run(t, args...); err != nil {
+		t.Fatalf("release %s = %v\n%s", strings.Join(args, " "), err, out)
+	}
+
+	var rep pipeline.Report
+	data, err := os.ReadFile("release.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatalf("release.json: %v\n%s", err, data)
+	}
+	if len(rep.Agents) != 1 || rep.Agents[0].Agent != "reviewer" || rep.Agents[0].Status != pipeline.StageDone {
+		t.Fatalf("release.json agents = %+v, want reviewer done", rep.Agents)
+	}
+	ar := rep.Agents[0]
+	if ar.Repository != prefix+"/reviewer" {
+		t.Errorf("pushed to %s, want %s/reviewer (the attribute, not the image name)", ar.Repository, prefix)
+	}
+	// The smoke test ran in a container and passed...
+	if len(ar.Platforms) != 1 || ar.Platforms[0].Smoke == nil {
+		t.Fatalf("platforms = %+v, want one with smoke results", ar.Platforms)
+	}
+	if sm := ar.Platforms[0].Smoke; sm.Mode != smoke.ModeContainer || len(sm.Failed) > 0 || sm.Passed < 40 {
+		t.Errorf("smoke = mode %s, %d passed, failed %v; want every check passed in a container", sm.Mode, sm.Passed, sm.Failed)
+	}
+	// ...holding the image to its own options, as the flake declared them...
+	targets, err := matrix.Load(t.Context(), nix.Flake{Ref: dir, Overrides: overrides})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := targets[0].Image.Expect()
+	if targets[0].Agent != "reviewer" || want.User != "dev" || want.UID != 1001 || want.Home != "/home/dev" || want.WorkingDir != "/src" ||
+		!slices.Equal(want.Entrypoint, []string{"review"}) || want.Env["REVIEW_MODE"] != "strict" ||
+		want.Env["XDG_CONFIG_HOME"] != "/home/dev/.review" || !slices.Contains(want.Dirs, "/opt/review-cache") ||
+		!slices.Contains(want.Commands, "hello") || want.NixLd == nil {
+		t.Errorf("expectations of %s = %+v, want the flake's user, program, environment, directories, commands and nix-ld", targets[0], want)
+	}
+	// ...which differ from ours where it matters: our defaults fail it.
+	img, err := remote.Image(mustDigest(t, prefix+"/reviewer@"+ar.Platforms[0].Digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep2, err := smoke.Test(t.Context(), img, smoke.AgentDefaults("pi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep2.Failed()) == 0 {
+		t.Errorf("the image passes our default expectations too, so the release proves nothing about its own:\n%s", rep2)
+	}
+
+	index := mustDigest(t, prefix+"/reviewer@"+ar.Index)
+	idx, err := remote.Index(index)
+	if err != nil {
+		t.Fatalf("reading the pushed index: %v", err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := im.Annotations["org.opencontainers.image.source"]; got != "https://github.com/acme/my-images" {
+		t.Errorf("index source annotation = %q, want the consumer's repository https://github.com/acme/my-images", got)
+	}
+
+	if out, err := run(t, "verify", "--agent", "reviewer", "--registry", prefix, "--insecure", "--key", "cosign.pub"); err != nil {
+		t.Errorf("release verify = %v\n%s", err, out)
+	}
+	cosignVerify(t, cosign, "cosign.pub", index.String(), prefix+"/reviewer@"+ar.Platforms[0].Digest)
+}
+
+// cosignVerify has the real cosign CLI check a key-signed index and the
+// signature, both SBOMs (release writes CycloneDX and SPDX by default) and
+// the provenance of a platform image.
+func cosignVerify(t *testing.T, cosign, pub, index, platform string) {
+	t.Helper()
+	for _, args := range [][]string{
+		{"verify", "--key", pub, "--insecure-ignore-tlog=true", index},
+		{"verify", "--key", pub, "--insecure-ignore-tlog=true", platform},
+		{"verify-attestation", "--type", "cyclonedx", "--key", pub, "--insecure-ignore-tlog=true", platform},
+		{"verify-attestation", "--type", "spdxjson", "--key", pub, "--insecure-ignore-tlog=true", platform},
+		{"verify-attestation", "--type", "slsaprovenance1", "--key", pub, "--insecure-ignore-tlog=true", platform},
+	} {
+		if out, err := testenv.Cosign(t, cosign, args...); err != nil {
+			t.Errorf("cosign %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+func mustDigest(t *testing.T, ref string) name.Digest {
+	t.Helper()
+	d, err := name.NewDigest(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func git(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func TestDefaultRegistry(t *testing.T) {
+	tests := []struct {
+		name, actions, repository, want string
+	}{
+		{name: "this repository", actions: "true", repository: "nothingnesses/agent-images", want: "ghcr.io/nothingnesses/agent-images"},
+		{name: "a consumer, lower-cased", actions: "true", repository: "Acme/My-Images", want: "ghcr.io/acme/my-images"},
+		{name: "outside Actions", actions: "", repository: "acme/my-images", want: ""},
+		{name: "no repository", actions: "true", repository: "", want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("GITHUB_ACTIONS", tt.actions)
+			t.Setenv("GITHUB_REPOSITORY", tt.repository)
+			if got := defaultRegistry(); got != tt.want {
+				t.Errorf("defaultRegistry() with GITHUB_ACTIONS=%q GITHUB_REPOSITORY=%q = %q, want %q", tt.actions, tt.repository, got, tt.want)
+			}
+		})
+	}
+}
+
+// Every command that needs a registry says, outside Actions, how to name one.
+func TestRegistryRequiredOutsideActions(t *testing.T) {
+	t.Setenv("GITHUB_ACTIONS", "")
+	t.Setenv("GITHUB_REPOSITORY", "")
+	t.Setenv("GITHUB_TOKEN", "x")
+	for _, args := range [][]string{
+		{"--agent", "pi", "--push", "--sign=false", "--flake", t.TempDir()},
+		{"verify", "--agent", "pi", "--key", "cosign.pub"},
+		{"prune", "--repository", "acme/my-images"},
+	} {
+		_, err := run(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "--registry") || !strings.Contains(err.Error(), "ghcr.io/OWNER/REPO") {
+			t.Errorf("release %s = %v, want an error asking for --registry", strings.Join(args, " "), err)
+		}
+	}
+}
+
+func TestWebURL(t *testing.T) {
+	for remote, want := range map[string]string{
+		"https://github.com/acme/my-images.git":            "https://github.com/acme/my-images",
+		"https://github.com/acme/my-images":                "https://github.com/acme/my-images",
+		"https://x-access-token:s3cret@github.com/acme/r":  "https://github.com/acme/r",
+		"git@github.com:acme/my-images.git":                "https://github.com/acme/my-images",
+		"ssh://git@github.com/acme/my-images.git":          "https://github.com/acme/my-images",
+		"https://gitlab.example.com/group/sub/project.git": "https://gitlab.example.com/group/sub/project",
+		"/srv/git/my-images.git":                           "",
+		"git@gitlab.example.com:group/project.git":         "",
+		"file:///srv/git/my-images":                        "",
+		"https://user@example.com/path/with@sign/repo.git": "https://example.com/path/with@sign/repo",
+		"http://insecure.example.com/acme/my-images.git":   "",
+		"ssh://git@gitlab.example.com/group/project.git":   "",
+		"": "",
+	} {
+		if got := webURL(remote); got != want {
+			t.Errorf("webURL(%q) = %q, want %q", remote, got, want)
+		}
+	}
+}
+
+// A consumer's local release names the consumer's repository as its source,
+// never this one.
+func TestSourceURLFromOrigin(t *testing.T) {
+	t.Setenv("GITHUB_REPOSITORY", "")
+	dir := t.TempDir()
+	if got := sourceURL(dir); got != "" {
+		t.Errorf("sourceURL(directory without git) = %q, want empty", got)
+	}
+	for _, args := range [][]string{{"init", "-q"}, {"remote", "add", "origin", "git@github.com:acme/my-images.git"}} {
+		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+			t.Skipf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	if got, want := sourceURL(dir), "https://github.com/acme/my-images"; got != want {
+		t.Errorf("sourceURL(%s) = %q, want %q", dir, got, want)
+	}
+	if got, want := sourceURL("git+file://"+dir+"?dir=sub"), "https://github.com/acme/my-images"; got != want {
+		t.Errorf("sourceURL(git+file://…?dir=sub) = %q, want %q", got, want)
+	}
+	t.Setenv("GITHUB_REPOSITORY", "acme/other")
+	t.Setenv("GITHUB_SERVER_URL", "https://github.example.com")
+	if got, want := sourceURL(dir), "https://github.example.com/acme/other"; got != want {
+		t.Errorf("sourceURL under Actions = %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,175 @@
+// Package redact decides what of a reference someone gave the release tool
+// (a flake reference, a registry, a key or service URL) may be shown in a
+// log, an error, release.json or a published attestation. Never shown:
+// credentials (a URL's user:password@), queries and fragments (where tokens
+// travel, as in ?access_token=), and, for flake inputs, local paths (they
+// name the machine and can hold anything).
+package redact
+
+import (
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Hidden stands in for a removed local path.
+const Hidden = "(local)"
+
+// URL is s without userinfo, query and fragment. s may be a URL
+// (scheme://user:pw@host/p?q) or a scheme-less reference with an authority
+// (user:pw@host/p, as a registry prefix is written). For references shown
+// back to the person who gave them: a registry, a key, a Sigstore URL.
+func URL(s string) string {
+	rest, _, _ := strings.Cut(s, "#")
+	rest, _, _ = strings.Cut(rest, "?")
+	scheme, authority, hasScheme := strings.Cut(rest, "://")
+	if !hasScheme {
+		scheme, authority = "", rest
+	}
+	host, path, hasPath := strings.Cut(authority, "/")
+	if i := strings.LastIndex(host, "@"); i >= 0 {
+		host = host[i+1:]
+	}
+	out := host
+	if hasPath {
+		out += "/" + path
+	}
+	if hasScheme {
+		out = scheme + "://" + out
+	}
+	return out
+}
+
+// FlakeRef is the public form of a flake reference, the rule for every
+// --override-input wherever it is recorded or shown: a URL keeps its scheme,
+// host and path (git+https://host/o/r); an opaque reference keeps what comes
+// before its query (github:o/r); a local one keeps only its type
+// (path:(local)), whatever path it named.
+func FlakeRef(ref string) string {
+	if scheme, local := localRef(ref); local {
+		return scheme + ":" + Hidden
+	}
+	return URL(ref)
+}
+
+// localRef reports whether ref names something on this machine, and its
+// type: path:, git+file:, file:, tarball+file:, or a bare path.
+func localRef(ref string) (scheme string, local bool) {
+	if strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, ".") || strings.HasPrefix(ref, "~") {
+		return "path", true
+	}
+	scheme, _, ok := strings.Cut(ref, ":")
+	if !ok {
+		return "path", true // a relative path such as testdata/x
+	}
+	switch {
+	case scheme == "path", scheme == "file", strings.HasSuffix(scheme, "+file"):
+		return scheme, true
+	}
+	return scheme, false
+}
+
+// secrets are the parts of ref that must not be shown, longest first so
+// that a part is replaced before a piece of it: credentials, the query and
+// its values, the fragment, and with hideLocal a local reference's path.
+func secrets(ref string, hideLocal bool) []string {
+	var out []string
+	add := func(s string) {
+		// Shorter pieces would match ordinary words of a message.
+		if len(s) >= 4 {
+			out = append(out, s)
+		}
+	}
+	if _, local := localRef(ref); local && hideLocal {
+		_, path, ok := strings.Cut(ref, ":")
+		if !ok || strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, ".") {
+			path = ref
+		}
+		path = strings.TrimPrefix(path, "//")
+		path, _, _ = strings.Cut(path, "?")
+		add(path)
+		if abs, err := filepath.Abs(path); err == nil {
+			add(abs)
+		}
+	}
+	rest, frag, hasFrag := strings.Cut(ref, "#")
+	if hasFrag {
+		add(frag)
+	}
+	rest, query, hasQuery := strings.Cut(rest, "?")
+	if hasQuery {
+		add(query)
+		for _, kv := range strings.Split(query, "&") {
+			_, v, _ := strings.Cut(kv, "=")
+			add(v)
+		}
+	}
+	if _, authority, ok := strings.Cut(rest, "://"); ok {
+		rest = authority
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	if i := strings.LastIndex(host, "@"); i >= 0 {
+		userinfo := host[:i]
+		add(userinfo + "@")
+		add(userinfo)
+		user, password, _ := strings.Cut(userinfo, ":")
+		add(password)
+		add(user)
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+// FlakeText is s with every secret part of the flake references refs
+// removed: a reference quoted whole is replaced by its public form
+// (FlakeRef), and its credentials, query values and local path wherever they
+// appear on their own, as a program quoting it its own way (made absolute,
+// with its query rewritten) shows them.
+func FlakeText(s string, refs ...string) string {
+	for _, ref := range refs {
+		if ref == "" {
+			continue
+		}
+		if pub := FlakeRef(ref); pub != ref {
+			s = strings.ReplaceAll(s, ref, pub)
+		}
+		s = remove(s, secrets(ref, true))
+	}
+	return s
+}
+
+// URLError is err with the credentials, query and fragment of the URLs or
+// references urls removed from its message (paths stay: they are the
+// caller's own); it still unwraps to err for errors.Is and errors.As.
+func URLError(err error, urls ...string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	for _, u := range urls {
+		if pub := URL(u); pub != u && u != "" {
+			msg = strings.ReplaceAll(msg, u, pub)
+		}
+		msg = remove(msg, secrets(u, false))
+	}
+	return &redacted{err: err, msg: msg}
+}
+
+func remove(s string, secrets []string) string {
+	for _, secret := range secrets {
+		repl := Hidden
+		if strings.HasSuffix(secret, "@") {
+			repl = ""
+		}
+		s = strings.ReplaceAll(s, secret, repl)
+	}
+	return s
+}
+
+type redacted struct {
+	err error
+	msg string
+}
+
+func (r *redacted) Error() string { return r.msg }
+func (r *redacted) Unwrap() error { return r.err }

@@ -1,0 +1,68 @@
+package matrix
+
+import (
+	"regexp"
+	"slices"
+
+	"github.com/nothingnesses/agent-images/smoke"
+)
+
+// labelVersion is the OCI label mkAgentImage sets to the agent's version.
+const labelVersion = "org.opencontainers.image.version"
+
+// What smoke can check: a variable a shell can read, a command name.
+var (
+	shellName   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	commandName = regexp.MustCompile(`^[A-Za-z0-9_.+-]+$`)
+)
+
+// Expect is what the smoke test holds a release image to: what the flake
+// declared about this very image (user, home, working directory,
+// directories, program, environment, toolbox, Nix and nix-ld), and never
+// root. It reads nothing but the metadata, so any flake's mkAgentImage
+// images are checked against their own options, not against our defaults.
+func (img Image) Expect() smoke.Expect {
+	e := smoke.UserDefaults(img.MainProgram, img.User, img.UID, img.GID, img.Home, img.WorkingDir)
+	e.NonRoot = true
+	if len(img.Entrypoint) > 0 {
+		e.Entrypoint = slices.Clone(img.Entrypoint)
+	}
+	// Metadata without commands comes from an older mkAgentImage, whose
+	// toolbox was the default one.
+	if img.Commands != nil {
+		e.Commands = nil
+		for _, c := range img.Commands {
+			if commandName.MatchString(c) {
+				e.Commands = append(e.Commands, c)
+			}
+		}
+	}
+	for _, k := range sortedKeys(img.ExtraEnv) {
+		if !shellName.MatchString(k) {
+			continue // in the config, but no shell can read it back
+		}
+		e.Env[k] = img.ExtraEnv[k]
+		if !slices.Contains(e.UniqueEnv, k) {
+			e.UniqueEnv = append(e.UniqueEnv, k)
+		}
+	}
+	e.Dirs = append(e.Dirs, img.ExtraDirectories...)
+	e.Labels[labelVersion] = img.Version
+	if img.WithNix {
+		e.Absent = slices.DeleteFunc(e.Absent, func(c string) bool { return c == "nix" })
+		e.Nix = &smoke.NixExpect{}
+	}
+	if img.WithNixLd {
+		e.NixLd = &smoke.NixLdExpect{}
+	}
+	return e
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,89 @@
+package matrix
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/nothingnesses/agent-images/internal/nix"
+)
+
+// Missing is an agent the flake lists (lib/agents.nix) that llm-agents no
+// longer provides on a system it is expected on: renamed, dropped or
+// broken upstream. It has no target there; the other agents still release.
+type Missing struct {
+	Agent   string `json:"agent"`
+	System  System `json:"system"`
+	Package string `json:"package"` // the llm-agents attribute the image wraps
+	Reason  string `json:"reason"`
+}
+
+func (m Missing) String() string {
+	return fmt.Sprintf("%s on %s: %s", m.Agent, m.System, m.Reason)
+}
+
+// LoadMissing reads the flake's missingAgents output with one nix eval. A
+// flake without that output (one built with lib.mkAgentImage alone) has no
+// list of expected agents, so nothing is missing from it.
+func LoadMissing(ctx context.Context, flake nix.Flake, opts ...Option) ([]Missing, error) {
+	o := makeOptions(opts)
+	args := append([]string{"eval", "--json", flake.Installable("missingAgents")}, flake.OverrideArgs()...)
+	out, err := o.nix(ctx, args...)
+	var nerr *nix.Error
+	if errors.As(err, &nerr) && strings.Contains(nerr.Stderr, "does not provide attribute") {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the missing agents of flake %s: %w", flake.Installable("missingAgents"), err)
+	}
+	return ParseMissing(out)
+}
+
+// ParseMissing turns the JSON of the flake's missingAgents output,
+// { system: { agent: { package, reason } } }, into a list sorted like
+// targets.
+func ParseMissing(data []byte) ([]Missing, error) {
+	var bySystem map[System]map[string]struct {
+		Package string `json:"package"`
+		Reason  string `json:"reason"`
+	}
+	if err := json.Unmarshal(data, &bySystem); err != nil {
+		return nil, fmt.Errorf("decoding the flake's missing agents: %w", err)
+	}
+	var out []Missing
+	for system, agents := range bySystem {
+		if _, err := system.Platform(); err != nil {
+			continue
+		}
+		for agent, m := range agents {
+			out = append(out, Missing{Agent: agent, System: system, Package: m.Package, Reason: m.Reason})
+		}
+	}
+	rank := map[System]int{}
+	for i, s := range Systems {
+		rank[s] = i
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Agent != out[j].Agent {
+			return out[i].Agent < out[j].Agent
+		}
+		return rank[out[i].System] < rank[out[j].System]
+	})
+	return out, nil
+}
+
+// SelectMissing keeps the missing agents among the named agents and
+// systems; empty lists keep all.
+func SelectMissing(missing []Missing, agents []string, systems []System) []Missing {
+	var out []Missing
+	for _, m := range missing {
+		if (len(agents) == 0 || slices.Contains(agents, m.Agent)) && (len(systems) == 0 || slices.Contains(systems, m.System)) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
