@@ -381,7 +381,9 @@ let
     # What release's smoke test holds the image to besides the identity
     # above: the program it runs, the environment the caller added, and the
     # commands the toolbox's packages declare as their meta.mainProgram.
-    inherit entrypoint;
+    # The entrypoint is the config's, home shim included, so that the check
+    # holds an image to exactly what it was built with.
+    entrypoint = config.Entrypoint;
     extraEnv = lib.mapAttrs (_: toString) extraEnv;
     commands = lib.unique (
       lib.concatMap (p: lib.optional (p ? meta.mainProgram) p.meta.mainProgram) (
