@@ -177,7 +177,8 @@ let
     ++ extraPackages
     ++ basePackages
     ++ lib.optional withNix nixPackage
-    ++ lib.optional withNixLd pkgs.nix-ld;
+    ++ lib.optional withNixLd pkgs.nix-ld
+    ++ [ homeShim ];
 
   # Set first; a key in extraEnv replaces the default, so each variable
   # appears once in the image's Env.
@@ -223,6 +224,23 @@ let
   ownedDirs = lib.unique (
     lib.concatMap ownedChain ([ home ] ++ builtins.attrValues xdgDirs ++ [ workingDir ] ++ extraDirs)
   );
+
+  # ---- Any runtime uid: the entrypoint shim ---------------------------------
+  # Every Entrypoint starts with agent-images-entrypoint (lib/entrypoint.nix).
+  # For the image's user it only runs the program; a container started as
+  # another uid (docker --user, podman --userns=keep-id --user) gets a private
+  # HOME laid out like this one, because that uid cannot write /home/<user>.
+  homeShim = import ./entrypoint.nix { inherit pkgs lib; } {
+    inherit
+      home
+      uid
+      gid
+      withNix
+      ;
+    homeDirs = lib.filter isUnderHome ownedDirs;
+    xdgDefaults = lib.mapAttrs (_: dir: lib.removePrefix "${home}/" dir) xdgDirs;
+  };
+  # ---- end of the entrypoint shim ------------------------------------------
 
   passwd = lib.concatStrings (
     [ "root:x:0:0:root:/root:/bin/sh\n" ]
@@ -300,7 +318,7 @@ let
   agentDescription = agent.meta.description or "";
 
   config = {
-    Entrypoint = entrypoint;
+    Entrypoint = [ "agent-images-entrypoint" ] ++ entrypoint;
     User = owner;
     WorkingDir = workingDir;
     Env = lib.mapAttrsToList (k: v: "${k}=${toString v}") env;
@@ -363,7 +381,9 @@ let
     # What release's smoke test holds the image to besides the identity
     # above: the program it runs, the environment the caller added, and the
     # commands the toolbox's packages declare as their meta.mainProgram.
-    inherit entrypoint;
+    # The entrypoint is the config's, home shim included, so that the check
+    # holds an image to exactly what it was built with.
+    entrypoint = config.Entrypoint;
     extraEnv = lib.mapAttrs (_: toString) extraEnv;
     commands = lib.unique (
       lib.concatMap (p: lib.optional (p ? meta.mainProgram) p.meta.mainProgram) (

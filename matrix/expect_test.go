@@ -10,7 +10,7 @@ import (
 func TestImageExpect(t *testing.T) {
 	defaults := Image{
 		MainProgram: "pi", Version: "0.70.2", User: "agent", UID: 1000, GID: 1000,
-		Home: "/home/agent", WorkingDir: "/workspace", Entrypoint: []string{"pi"},
+		Home: "/home/agent", WorkingDir: "/workspace", Entrypoint: []string{smoke.HomeShim, "pi"},
 		Commands: []string{"git", "bash"}, ExtraEnv: map[string]string{},
 	}
 	tests := []struct {

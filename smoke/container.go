@@ -175,6 +175,49 @@ func (st *staticRun) probes() []probe {
 			return st, fmt.Sprintf("with a tmpfs at %s, %s is writable, %s", sub, cfg, detail)
 		})
 	}
+	for _, d := range dedupe(w.Writable) {
+		val := q(d)
+		if k, isVar := strings.CutPrefix(d, "$"); isVar {
+			val = `"${` + k + `-}"`
+		}
+		add("run.writable "+d, fmt.Sprintf(`d=%s; r p "$d"; r w "$(w "$d")"; r o "$(own "$d")"; r u "$(id -u)"`, val), func(v vals) (Status, string) {
+			p := v.get("p")
+			if p == "" {
+				return Fail, d + " is unset or empty"
+			}
+			if v.get("w") != "writable" {
+				return Fail, fmt.Sprintf("%s (%s) is %s for uid %s", d, p, v.get("w"), v.get("u"))
+			}
+			o := strings.Split(v.get("o"), ":")
+			if v.get("o") == "unknown" || len(o) != 3 {
+				return Skip, fmt.Sprintf("%s (%s) is writable; its owner is unknown (stat is not in the image)", d, p)
+			}
+			return ok(o[0] == v.get("u"), "%s (%s) is writable, owner %s:%s, process uid %s", d, p, o[0], o[1], v.get("u"))
+		})
+	}
+	for _, f := range dedupe(w.Touch) {
+		add("run.touch "+f, fmt.Sprintf(`if ( : > %s ) 2>/dev/null; then r t created; else r t refused; fi`, q(f)), func(v vals) (Status, string) {
+			return ok(v.get("t") == "created", "creating %s: %s", f, v.get("t"))
+		})
+	}
+	if w.HomeMount != "" {
+		imageHome := st.env["HOME"]
+		mnt := path.Join(imageHome, w.HomeMount)
+		sh := fmt.Sprintf(`while read -r _ mp t _; do [ "$mp" = %[1]s ] && r m "$t"; done < /proc/self/mounts
+d="$HOME"/%[2]s; f=.agent-images-smoke.$$; r p "$d"
+if ( : > "$d/$f" ) 2>/dev/null; then [ -e %[1]s/"$f" ] && r seen 1; rm -f "$d/$f"; r w writable; else r w not-writable; fi`, q(mnt), q(w.HomeMount))
+		add("run.home-mount", sh, func(v vals) (Status, string) {
+			switch {
+			case imageHome == "":
+				return Fail, "the image sets no HOME"
+			case v.get("m") != "tmpfs":
+				return Fail, fmt.Sprintf("no tmpfs mounted at %s (found %q)", mnt, v.get("m"))
+			case v.get("w") != "writable":
+				return Fail, fmt.Sprintf("with a tmpfs at %s, %s is %s", mnt, v.get("p"), v.get("w"))
+			}
+			return ok(v.get("seen") == "1", "a file written to %s appears in the tmpfs at %s: %v", v.get("p"), mnt, v.get("seen") == "1")
+		})
+	}
 	if w.Nix != nil {
 		ps = append(ps, st.nixProbes()...)
 	}
@@ -361,7 +404,7 @@ func parseScript(out string, n int) ([]vals, bool) {
 	return res, done
 }
 
-func runContainerChecks(ctx context.Context, rt Runtime, img v1.Image, st *staticRun, logf func(string, ...any)) ([]Result, error) {
+func runContainerChecks(ctx context.Context, rt Runtime, img v1.Image, st *staticRun, flags []string, logf func(string, ...any)) ([]Result, error) {
 	logf("smoke: loading the %s image into %s", platformString(st.plat), rt.Name())
 	ref, err := rt.Load(ctx, img)
 	if err != nil {
@@ -380,7 +423,7 @@ func runContainerChecks(ctx context.Context, rt Runtime, img v1.Image, st *stati
 	if len(st.cfg.Entrypoint) > 0 || len(st.want.Entrypoint) > 0 {
 		logf("smoke: running %s --version", ref)
 		rctx, cancel := context.WithTimeout(ctx, runTimeout)
-		res, err := rt.Run(rctx, RunSpec{Image: ref, Platform: st.plat, Args: []string{"--version"}})
+		res, err := rt.Run(rctx, RunSpec{Image: ref, Platform: st.plat, Flags: flags, Args: []string{"--version"}})
 		cancel()
 		if err != nil {
 			return nil, err
@@ -391,9 +434,17 @@ func runContainerChecks(ctx context.Context, rt Runtime, img v1.Image, st *stati
 	}
 
 	ps := st.probes()
-	spec := RunSpec{Image: ref, Platform: st.plat, Entrypoint: "sh", Args: []string{"-c", script(ps)}}
+	// Through the home shim when the image has one: the checks then see the
+	// HOME and XDG directories the agent gets.
+	spec := RunSpec{Image: ref, Platform: st.plat, Flags: flags, Entrypoint: "sh", Args: []string{"-c", script(ps)}}
+	if st.viaShim() {
+		spec.Entrypoint, spec.Args = st.cfg.Entrypoint[0], append([]string{"sh"}, spec.Args...)
+	}
 	if st.want.TmpfsUnderConfig {
 		spec.Tmpfs = append(spec.Tmpfs, path.Join(st.want.Home, ".config", "sub"))
+	}
+	if st.want.HomeMount != "" && st.env["HOME"] != "" {
+		spec.Tmpfs = append(spec.Tmpfs, path.Join(st.env["HOME"], st.want.HomeMount))
 	}
 	if st.foreign != nil && st.ldStandin == "" {
 		dir, err := os.MkdirTemp("", "agent-images-smoke-elf-*")

@@ -291,12 +291,15 @@ func TestStaticOnlyPlatform(t *testing.T) {
 // check, which needs no shell, still passes.
 func TestNoShell(t *testing.T) {
 	rt := podman(t)
-	img, want := caseImage(t, "amd64", false, func(tr tree, _ *v1.ConfigFile) {
+	img, want := caseImage(t, "amd64", false, func(tr tree, cf *v1.ConfigFile) {
 		delete(tr, "/bin/sh")
 		// The agent is a script; give it an interpreter that is not on PATH.
 		tr.symlink("/libexec/sh", storeBusybox+"/bin/busybox")
 		tr.file(storeAgent+"/bin/fake-agent", 0o555, "#!/libexec/sh\necho fake-agent 1.2.3\n")
+		// No home shim either: a shim run by busybox would find its sh applet.
+		cf.Config.Entrypoint = []string{"fake-agent"}
 	})
+	want.Entrypoint = []string{"fake-agent"}
 	rep, err := Test(t.Context(), img, want, WithRuntime(rt))
 	if err != nil {
 		t.Fatalf("Test() error: %v", err)
@@ -311,5 +314,54 @@ func TestNoShell(t *testing.T) {
 		case r.Status != Fail || !strings.Contains(r.Detail, "did not finish"):
 			t.Errorf("%s = %s %q, want a failure saying the script did not finish", r.Check, r.Status, r.Detail)
 		}
+	}
+}
+
+// TestAnyUserChecks runs AnyUser, as uid 1001 with a project mounted at
+// /workspace, against images whose home shim does less or more of its job:
+// each check must fail exactly when its part is missing.
+func TestAnyUserChecks(t *testing.T) {
+	rt := podman(t)
+	ws := t.TempDir()
+	if err := os.Chown(ws, 1001, 1001); err != nil {
+		t.Fatal(err)
+	}
+	const makeHome = `h=/tmp/h-$(id -u); mkdir -p $h/.config $h/.cache $h/.local/share $h/.local/state
+export HOME=$h XDG_CONFIG_HOME=$h/.config XDG_CACHE_HOME=$h/.cache XDG_DATA_HOME=$h/.local/share XDG_STATE_HOME=$h/.local/state
+`
+	const linkMount = "ln -s /home/agent/.config/agent-images-smoke $h/.config/\n"
+	tests := []struct {
+		name       string
+		shim       string
+		wantFailed []string
+	}{
+		{name: "shim that gives a home", shim: makeHome + linkMount},
+		{
+			name: "shim that does nothing",
+			wantFailed: []string{"run.writable $HOME", "run.writable $XDG_CACHE_HOME", "run.writable $XDG_CONFIG_HOME",
+				"run.writable $XDG_DATA_HOME", "run.writable $XDG_STATE_HOME"},
+		},
+		{name: "shim that loses what is mounted in the old home", shim: makeHome, wantFailed: []string{"run.home-mount"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			img, _ := caseImage(t, hostArch, false, func(tr tree, _ *v1.ConfigFile) {
+				tr.file(storeShim+"/bin/"+HomeShim, 0o555, "#!/bin/sh\n"+tc.shim+"exec \"$@\"\n")
+			})
+			want := AnyUser("/workspace")
+			want.Touch = []string{"/workspace/owner"}
+			rep, err := Test(t.Context(), img, want, WithRuntime(rt), WithRunFlags("--user", "1001:1001", "-v", ws+":/workspace"))
+			if err != nil {
+				t.Fatalf("Test() error: %v", err)
+			}
+			if got := checks(rep.Results, Fail); !slices.Equal(got, tc.wantFailed) {
+				t.Errorf("Test() failed = %q, want %q\n%s", got, tc.wantFailed, rep)
+			}
+			if st, err := os.Stat(filepath.Join(ws, "owner")); err != nil {
+				t.Errorf("run.touch left no file on the host: %v", err)
+			} else if uid := st.Sys().(*syscall.Stat_t).Uid; uid != 1001 {
+				t.Errorf("the file the check created belongs to uid %d, want 1001", uid)
+			}
+		})
 	}
 }

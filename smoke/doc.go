@@ -12,8 +12,9 @@
 //	config.user, fs.passwd,     config User names User/UID; passwd and group agree
 //	fs.group
 //	config.workdir              WorkingDir
-//	config.entrypoint           Entrypoint as expected
-//	fs.entrypoint               its program resolves to an executable on the image PATH
+//	config.entrypoint           Entrypoint as expected (mkAgentImage's start with HomeShim)
+//	fs.entrypoint               its program resolves to an executable on the image PATH, and
+//	                            behind HomeShim so does the program it runs
 //	config.env KEY              exact values (Expect.Env)
 //	config.env-once KEY         the key appears exactly once (Expect.UniqueEnv)
 //	fs.file-env KEY             the value names a file (SSL_CERT_FILE)
@@ -29,7 +30,9 @@
 //
 // Container checks (one `<entrypoint> --version` run and one `sh -c` script
 // whose probes print key=value lines, so an emulated arm64 image costs two
-// container starts, not fifty):
+// container starts, not fifty; the script runs through HomeShim when the
+// image has it, so it sees the HOME the agent gets; WithRunFlags adds a
+// user's flags such as --user or --userns to both):
 //
 //	run.version                 the image run with --version exits 0
 //	run.whoami, run.id,         identity as the configured user
@@ -41,7 +44,14 @@
 //	run.dir D                   writable by the user, owner by stat
 //	run.root-owned D, run.tmp
 //	run.tmpfs-under-config      with a tmpfs on $HOME/.config/sub, $HOME/.config stays the user's and writable
+//	run.writable D              D (a path, or $VAR) is writable and owned by the uid the process
+//	                            runs as, whatever that is (AnyUser)
+//	run.touch F                 the process creates F and leaves it, for the caller to check on the host
+//	run.home-mount              a tmpfs mounted below the image's HOME is reachable at the same
+//	                            place below $HOME
 //	run.nix-env, run.nix-conf, run.nix-store
+//	run.nix-install             nix-store --add, nix profile install and run the result (skips
+//	                            against the stand-in nix)
 //	run.nix-version             nix --version            (skips against the stand-in nix)
 //	run.nix-path-info           nix path-info of the entrypoint's store path (skips likewise)
 //	run.nix-ld-loader, run.nix-ld-env

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"strings"
 )
 
 // Expect is what an image must look like. Zero fields are not checked, so a
@@ -31,6 +32,20 @@ type Expect struct {
 
 	Tmp              bool // /tmp is a directory with mode 1777, writable by the user
 	TmpfsUnderConfig bool // with a tmpfs mounted at $HOME/.config/sub, $HOME/.config stays the user's and writable
+
+	// Writable are directories the process must be able to write and must
+	// own, whatever uid it runs as: a path, or $VAR for the directory a
+	// variable names in the container (a private HOME the entrypoint made is
+	// only known there).
+	Writable []string
+	// Touch are files the process must be able to create; they are left in
+	// place, so a caller that mounted their directory can see on the host
+	// who owns them.
+	Touch []string
+	// HomeMount is a directory below the image's HOME (its config Env), e.g.
+	// ".config/app", at which a tmpfs is mounted; it must stay writable at the
+	// same place below $HOME, whatever HOME the entrypoint gave the process.
+	HomeMount string
 
 	// Labels must be present in the config; a non-empty value must match exactly.
 	Labels map[string]string
@@ -66,6 +81,12 @@ type NixLdExpect struct {
 	// with a custom nixLdLibraries set.
 	OnlyLibraries bool
 }
+
+// HomeShim is the program mkAgentImage puts at the head of every
+// entrypoint: for a uid other than the image's it makes a private HOME (and
+// XDG directories) under $TMPDIR, then runs the rest of the entrypoint. The
+// container checks run through it, so they see what the agent sees.
+const HomeShim = "agent-images-entrypoint"
 
 // DefaultNixFeatures are the experimental features mkAgentImage enables by default.
 var DefaultNixFeatures = []string{"nix-command", "flakes"}
@@ -112,7 +133,7 @@ func UserDefaults(mainProgram, user string, uid, gid int, home, workingDir strin
 		GID:        gid,
 		Home:       home,
 		WorkingDir: workingDir,
-		Entrypoint: []string{mainProgram},
+		Entrypoint: []string{HomeShim, mainProgram},
 		Commands:   append([]string(nil), BaseCommands...),
 		Absent:     []string{"nix"},
 		Env: map[string]string{
@@ -135,6 +156,29 @@ func UserDefaults(mainProgram, user string, uid, gid int, home, workingDir strin
 	}
 	for _, l := range ReleaseLabels {
 		e.Labels[l] = ""
+	}
+	return e
+}
+
+// AnyUser is what an image promises whatever uid it runs as (docker run
+// --user, podman run --userns=keep-id --user): the process is not root, works
+// in workingDir, and can write (and owns) $HOME, the XDG directories and
+// workingDir; /tmp is writable; a directory mounted below the image's HOME
+// stays reachable below $HOME. Identity and exact paths are not checked: they
+// depend on the uid.
+func AnyUser(workingDir string) Expect {
+	e := Expect{
+		WorkingDir: workingDir,
+		NonRoot:    true,
+		Tmp:        true,
+		Writable:   []string{"$HOME"},
+		HomeMount:  ".config/agent-images-smoke",
+	}
+	for _, x := range XDGVars {
+		e.Writable = append(e.Writable, "$"+x.Key)
+	}
+	if workingDir != "" {
+		e.Writable = append(e.Writable, workingDir)
 	}
 	return e
 }
@@ -176,6 +220,21 @@ func (e Expect) validate() error {
 	}
 	if err := abs("root-owned path", e.RootOwned...); err != nil {
 		return err
+	}
+	if err := abs("file", e.Touch...); err != nil {
+		return err
+	}
+	for _, w := range e.Writable {
+		if k, ok := strings.CutPrefix(w, "$"); ok {
+			if !envKey.MatchString(k) {
+				return fmt.Errorf("expect: writable %q names no shell variable", w)
+			}
+		} else if err := abs("writable directory", w); err != nil {
+			return err
+		}
+	}
+	if e.HomeMount != "" && (path.IsAbs(e.HomeMount) || path.Clean(e.HomeMount) != e.HomeMount || strings.HasPrefix(e.HomeMount, "..")) {
+		return fmt.Errorf("expect: home mount %q must be a clean path relative to HOME", e.HomeMount)
 	}
 	if e.TmpfsUnderConfig && e.Home == "" {
 		return fmt.Errorf("expect: TmpfsUnderConfig needs Home")

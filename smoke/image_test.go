@@ -45,6 +45,7 @@ const (
 	storeBusybox = "/nix/store/0000000000000000000000000000bbox-busybox-1.35.0"
 	storeAgent   = "/nix/store/00000000000000000000000000agent-fake-agent-1.2.3"
 	storeTools   = "/nix/store/00000000000000000000000000tools-fake-tools"
+	storeShim    = "/nix/store/000000000000000000000000000shim-agent-images-entrypoint"
 )
 
 // busyboxApplets are the busybox programs the test images link into /bin.
@@ -86,6 +87,10 @@ func agentTree(t testing.TB, arch string) tree {
 	tr.dir(storeAgent+"/bin", 0, 0, 0o555)
 	tr.file(storeAgent+"/bin/fake-agent", 0o555, "#!/bin/sh\necho fake-agent 1.2.3\n")
 	tr.symlink("/bin/fake-agent", "../"+strings.TrimPrefix(storeAgent, "/")+"/bin/fake-agent")
+	// The home shim, reduced to what it does for the image's own user.
+	tr.dir(storeShim+"/bin", 0, 0, 0o555)
+	tr.file(storeShim+"/bin/"+HomeShim, 0o555, "#!/bin/sh\nexec \"$@\"\n")
+	tr.symlink("/bin/"+HomeShim, storeShim+"/bin/"+HomeShim)
 	tr.dir(storeTools+"/bin", 0, 0, 0o555)
 	for _, c := range []string{"git", "rg", "bash", "jq", "curl"} {
 		tr.file(storeTools+"/bin/"+c, 0o555, "#!/bin/sh\necho "+c+"\n")
@@ -113,7 +118,7 @@ func agentConfig(arch string) v1.ConfigFile {
 		Config: v1.Config{
 			User:       "agent",
 			WorkingDir: "/workspace",
-			Entrypoint: []string{"fake-agent"},
+			Entrypoint: []string{HomeShim, "fake-agent"},
 			Env: []string{
 				"PATH=/bin",
 				"HOME=/home/agent",

@@ -45,6 +45,9 @@ type RunSpec struct {
 	Args       []string // the command, or arguments to the entrypoint
 	Tmpfs      []string // container paths to mount a tmpfs on
 	Mounts     []Mount
+	// Flags are more run flags, passed as they are after the ones above
+	// (see WithRunFlags).
+	Flags []string
 }
 
 // Mount is a bind mount of a host path.
@@ -59,12 +62,34 @@ type RunResult struct {
 	Stdout, Stderr string
 }
 
+// RuntimeOption configures NewRuntime.
+type RuntimeOption func(*cliRuntime) error
+
+// WithCommandPrefix runs the engine's CLI as prefix followed by its own
+// arguments, e.g. setpriv --reuid 1001 ... -- env HOME=... to use the
+// rootless Podman of another user. The image archives Load hands over are
+// readable by anyone for that reason (they hold nothing secret).
+func WithCommandPrefix(prefix ...string) RuntimeOption {
+	return func(r *cliRuntime) error {
+		if len(prefix) == 0 {
+			return errors.New("WithCommandPrefix: empty prefix")
+		}
+		r.prefix = append([]string(nil), prefix...)
+		return nil
+	}
+}
+
 // NewRuntime returns the named runtime ("podman" or "docker"), checked to be
 // usable; "" picks podman, else docker.
-func NewRuntime(name string) (Runtime, error) {
+func NewRuntime(name string, opts ...RuntimeOption) (Runtime, error) {
 	switch name {
 	case "podman", "docker":
 		rt := &cliRuntime{bin: name}
+		for _, opt := range opts {
+			if err := opt(rt); err != nil {
+				return nil, err
+			}
+		}
 		if err := rt.probe(); err != nil {
 			return nil, err
 		}
@@ -72,7 +97,7 @@ func NewRuntime(name string) (Runtime, error) {
 	case "":
 		var errs []error
 		for _, n := range []string{"podman", "docker"} {
-			rt, err := NewRuntime(n)
+			rt, err := NewRuntime(n, opts...)
 			if err == nil {
 				return rt, nil
 			}
@@ -84,13 +109,30 @@ func NewRuntime(name string) (Runtime, error) {
 	}
 }
 
-type cliRuntime struct{ bin string }
+type cliRuntime struct {
+	bin    string
+	prefix []string // see WithCommandPrefix
+}
+
+// command is the engine's CLI with args, behind the prefix if there is one.
+func (r *cliRuntime) command(ctx context.Context, args ...string) *exec.Cmd {
+	if len(r.prefix) == 0 {
+		return exec.CommandContext(ctx, r.bin, args...)
+	}
+	full := append(append(append([]string(nil), r.prefix[1:]...), r.bin), args...)
+	return exec.CommandContext(ctx, r.prefix[0], full...)
+}
 
 func (r *cliRuntime) Name() string { return r.bin }
 
 func (r *cliRuntime) probe() error {
 	if _, err := exec.LookPath(r.bin); err != nil {
 		return fmt.Errorf("%s is not installed: %w", r.bin, err)
+	}
+	if len(r.prefix) > 0 {
+		if _, err := exec.LookPath(r.prefix[0]); err != nil {
+			return fmt.Errorf("%s (the command prefix) is not installed: %w", r.prefix[0], err)
+		}
 	}
 	// Both answer from the engine, not just the client, so a docker CLI
 	// without a daemon is caught here rather than at the first load.
@@ -107,7 +149,7 @@ func (r *cliRuntime) probe() error {
 // cmd runs the engine's CLI and returns stdout; the error carries stderr.
 func (r *cliRuntime) cmd(ctx context.Context, args ...string) (string, error) {
 	var stdout, stderr bytes.Buffer
-	c := exec.CommandContext(ctx, r.bin, args...)
+	c := r.command(ctx, args...)
 	c.Stdout, c.Stderr = &stdout, &stderr
 	if err := c.Run(); err != nil {
 		return stdout.String(), fmt.Errorf("%s %s: %w: %s", r.bin, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
@@ -146,6 +188,12 @@ func (r *cliRuntime) Load(ctx context.Context, img v1.Image) (string, error) {
 	}
 	if err := f.Close(); err != nil {
 		return "", err
+	}
+	if len(r.prefix) > 0 {
+		// The engine may run as another user (WithCommandPrefix).
+		if err := os.Chmod(f.Name(), 0o644); err != nil {
+			return "", err
+		}
 	}
 	if err := r.load(ctx, f.Name()); err != nil {
 		return "", fmt.Errorf("loading image into %s: %w", r.bin, err)
@@ -286,11 +334,12 @@ func (r *cliRuntime) Run(ctx context.Context, spec RunSpec) (*RunResult, error) 
 		}
 		args = append(args, "-v", v)
 	}
+	args = append(args, spec.Flags...)
 	args = append(args, spec.Image)
 	args = append(args, spec.Args...)
 
 	var stdout, stderr bytes.Buffer
-	c := exec.CommandContext(ctx, r.bin, args...)
+	c := r.command(ctx, args...)
 	c.Stdout, c.Stderr = &stdout, &stderr
 	err := c.Run()
 	res := &RunResult{Stdout: stdout.String(), Stderr: stderr.String()}

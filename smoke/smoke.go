@@ -100,6 +100,7 @@ func (r *Report) String() string {
 type options struct {
 	runtime  Runtime
 	platform *v1.Platform
+	runFlags []string
 	logf     func(string, ...any)
 }
 
@@ -120,6 +121,21 @@ func WithPlatform(p v1.Platform) Option {
 			return fmt.Errorf("platform %q needs both OS and architecture", p.String())
 		}
 		o.platform = &p
+		return nil
+	}
+}
+
+// WithRunFlags passes more flags to every container run of the checks, as
+// a user's command line would: --user, --userns, -v, --workdir. The checks
+// add their own --rm, --network none, --pull never, platform and entrypoint.
+func WithRunFlags(flags ...string) Option {
+	return func(o *options) error {
+		for _, f := range flags {
+			if f == "--entrypoint" || strings.HasPrefix(f, "--entrypoint=") {
+				return fmt.Errorf("WithRunFlags(%q): the checks choose the entrypoint", f)
+			}
+		}
+		o.runFlags = append(o.runFlags, flags...)
 		return nil
 	}
 }
@@ -180,7 +196,7 @@ func Test(ctx context.Context, img v1.Image, want Expect, opts ...Option) (*Repo
 	}
 	rep.Mode = ModeContainer
 	rep.Runner = o.runtime.Name() + ", " + how
-	res, err := runContainerChecks(ctx, o.runtime, img, st, o.logf)
+	res, err := runContainerChecks(ctx, o.runtime, img, st, o.runFlags, o.logf)
 	if err != nil {
 		return nil, err
 	}

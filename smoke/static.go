@@ -217,17 +217,37 @@ func (s *staticRun) entrypoint() {
 		}
 		return
 	}
-	prog := s.cfg.Entrypoint[0]
-	found, info, ok := s.fs.lookPath(prog, s.env["PATH"])
-	if !ok {
-		s.check("fs.entrypoint", false, "%s is not an executable on PATH %q", prog, s.env["PATH"])
-		return
+	// Behind the home shim, the program it runs must resolve too, and it is
+	// the program whose store path the Nix checks query.
+	progs := s.cfg.Entrypoint[:1]
+	if path.Base(progs[0]) == HomeShim {
+		if len(s.cfg.Entrypoint) < 2 {
+			s.check("fs.entrypoint", false, "Entrypoint %q has %s but no program for it to run", s.cfg.Entrypoint, HomeShim)
+			return
+		}
+		progs = s.cfg.Entrypoint[:2]
 	}
-	if strings.HasPrefix(info.Path, "/nix/store/") {
-		parts := strings.SplitN(info.Path, "/", 5)
-		s.entryStore = "/" + path.Join(parts[1], parts[2], parts[3])
+	var resolved []string
+	for _, prog := range progs {
+		found, info, ok := s.fs.lookPath(prog, s.env["PATH"])
+		if !ok {
+			s.check("fs.entrypoint", false, "%s is not an executable on PATH %q", prog, s.env["PATH"])
+			return
+		}
+		s.entryStore = ""
+		if strings.HasPrefix(info.Path, "/nix/store/") {
+			parts := strings.SplitN(info.Path, "/", 5)
+			s.entryStore = "/" + path.Join(parts[1], parts[2], parts[3])
+		}
+		resolved = append(resolved, found+" -> "+info.Path)
 	}
-	s.check("fs.entrypoint", true, "%s -> %s", found, info.Path)
+	s.check("fs.entrypoint", true, "%s", strings.Join(resolved, ", "))
+}
+
+// viaShim reports whether the image's entrypoint starts with the home shim,
+// which the container checks then run through.
+func (s *staticRun) viaShim() bool {
+	return len(s.cfg.Entrypoint) > 1 && path.Base(s.cfg.Entrypoint[0]) == HomeShim
 }
 
 func (s *staticRun) environment() {

@@ -115,7 +115,7 @@ func TestConsumerFlakeReleases(t *testing.T) {
 	}
 	want := targets[0].Image.Expect()
 	if targets[0].Agent != "reviewer" || want.User != "dev" || want.UID != 1001 || want.Home != "/home/dev" || want.WorkingDir != "/src" ||
-		!slices.Equal(want.Entrypoint, []string{"review"}) || want.Env["REVIEW_MODE"] != "strict" ||
+		!slices.Equal(want.Entrypoint, []string{smoke.HomeShim, "review"}) || want.Env["REVIEW_MODE"] != "strict" ||
 		want.Env["XDG_CONFIG_HOME"] != "/home/dev/.review" || !slices.Contains(want.Dirs, "/opt/review-cache") ||
 		!slices.Contains(want.Commands, "hello") || want.NixLd == nil {
 		t.Errorf("expectations of %s = %+v, want the flake's user, program, environment, directories, commands and nix-ld", targets[0], want)

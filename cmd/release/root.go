@@ -258,6 +258,7 @@ Without --push the result is written to an OCI image layout (--layout).`,
 		newGitHubCmd(),
 		newVerifyCmd(),
 		newDiffCmd(),
+		newPolicyCmd(),
 	)
 	return cmd
 }
