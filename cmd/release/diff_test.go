@@ -21,6 +21,7 @@ import (
 
 	"github.com/nothingnesses/agent-images/changes"
 	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // TestDiffRefusesBadInput: every mistake in a diff command line is named,
@@ -334,24 +335,13 @@ func published(t *testing.T, tag name.Tag) publishedRelease {
 // recorded when the release was made.
 func checkSizesAgainstReport(t *testing.T, rel publishedRelease, report string) {
 	t.Helper()
-	var r struct {
-		Agents []struct {
-			Platforms []struct {
-				Platform string `json:"platform"`
-				Size     int64  `json:"size"`
-			} `json:"platforms"`
-		} `json:"agents"`
-	}
-	b, err := os.ReadFile(report)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &r); err != nil || len(r.Agents) != 1 {
+	r, err := record.ReadReport(report)
+	if err != nil || len(r.Agents) != 1 {
 		t.Fatalf("%s: %v", report, err)
 	}
 	for _, p := range r.Agents[0].Platforms {
-		if rel.sizes[p.Platform] != p.Size {
-			t.Errorf("%s: %s size %d, the registry says %d", report, p.Platform, p.Size, rel.sizes[p.Platform])
+		if rel.sizes[p.Platform.String()] != p.Size {
+			t.Errorf("%s: %s size %d, the registry says %d", report, p.Platform, p.Size, rel.sizes[p.Platform.String()])
 		}
 	}
 }
