@@ -3,12 +3,9 @@ package publish
 import (
 	"context"
 	"errors"
-	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,45 +17,16 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/nothingnesses/agent-images/internal/regproxy"
 	"github.com/nothingnesses/agent-images/internal/testenv"
 )
 
-// counting records the requests a real in-process registry serves, so tests
-// can say what was uploaded.
-type counting struct {
-	mu      sync.Mutex
-	reqs    []string
-	queries []string
-	next    http.Handler
-}
-
-func (c *counting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c.mu.Lock()
-	c.reqs = append(c.reqs, r.Method+" "+r.URL.Path)
-	c.mu.Unlock()
-	c.next.ServeHTTP(w, r)
-}
-
-func (c *counting) writes() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []string
-	for _, r := range c.reqs {
-		if !strings.HasPrefix(r, "GET") && !strings.HasPrefix(r, "HEAD") {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func (c *counting) reset() { c.mu.Lock(); c.reqs, c.queries = nil, nil; c.mu.Unlock() }
-
-func startRegistry(t *testing.T) (string, *counting) {
+func startRegistry(t *testing.T) (string, *regproxy.Proxy) {
 	t.Helper()
-	c := &counting{next: registry.New(registry.Logger(nilLogger()))}
-	srv := httptest.NewServer(c)
+	rec := regproxy.New(registry.New(registry.Logger(nilLogger())))
+	srv := httptest.NewServer(rec)
 	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://"), c
+	return strings.TrimPrefix(srv.URL, "http://"), rec
 }
 
 func parts(t *testing.T) []Part {
@@ -132,7 +100,7 @@ func TestRegistryPublish(t *testing.T) {
 		t.Errorf("index annotations = %v, want version 1.0", im.Annotations)
 	}
 
-	rec.reset()
+	rec.Reset()
 	again, err := r.Publish(ctx, repo, rel, hook)
 	if err != nil {
 		t.Fatalf("second Publish = %v", err)
@@ -140,7 +108,7 @@ func TestRegistryPublish(t *testing.T) {
 	if !again.Unchanged || len(again.Moved) != 0 || again.Index != res.Index {
 		t.Errorf("second Publish: Unchanged=%v Moved=%v Index=%s, want unchanged, nothing moved, %s", again.Unchanged, again.Moved, again.Index, res.Index)
 	}
-	if w := rec.writes(); len(w) != 0 {
+	if w := rec.Writes(); len(w) != 0 {
 		t.Errorf("second Publish wrote %v, want nothing", w)
 	}
 	if len(hookSaw) != 2 {
@@ -165,30 +133,26 @@ func TestHookFailureMovesNoTag(t *testing.T) {
 
 // watchedRegistry is Debian's docker-registry, which keeps blobs per
 // repository as real ones do, behind a proxy that records every request.
-func watchedRegistry(t *testing.T) (string, *counting) {
+func watchedRegistry(t *testing.T) (string, *regproxy.Proxy) {
 	t.Helper()
 	upstream, err := url.Parse("http://" + testenv.StartRegistry(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &counting{next: httputil.NewSingleHostReverseProxy(upstream)}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec.mu.Lock()
-		rec.queries = append(rec.queries, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
-		rec.mu.Unlock()
-		rec.ServeHTTP(w, r)
-	}))
+	rec := regproxy.To(upstream)
+	srv := httptest.NewServer(rec)
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://"), rec
 }
 
 // assertMounted checks every layer of img reached repo b by a mount from a,
 // none by an upload.
-func assertMounted(t *testing.T, rec *counting, img v1.Image, b, a string) {
+func assertMounted(t *testing.T, rec *regproxy.Proxy, img v1.Image, b, a string) {
 	t.Helper()
 	layers, _ := img.Layers()
 	mounted := 0
-	for _, q := range rec.queries {
+	for _, r := range rec.Requests() {
+		q := r.String()
 		for _, l := range layers {
 			d, _ := l.Digest()
 			// An upload ends with PUT ...?digest=; the config blob (tiny,
@@ -202,7 +166,7 @@ func assertMounted(t *testing.T, rec *counting, img v1.Image, b, a string) {
 		}
 	}
 	if mounted < len(layers) {
-		t.Errorf("%d mounts from %s into %s, want one per layer (%d): %v", mounted, a, b, len(layers), rec.queries)
+		t.Errorf("%d mounts from %s into %s, want one per layer (%d): %v", mounted, a, b, len(layers), rec.Requests())
 	}
 }
 
@@ -216,7 +180,7 @@ func TestCrossRepositoryMount(t *testing.T) {
 	if _, err := r.PushImage(ctx, a, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
-	rec.reset()
+	rec.Reset()
 	if _, err := r.PushImage(ctx, b, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +200,7 @@ func TestMountFromEarlierRun(t *testing.T) {
 	if _, err := NewRegistry().PushImage(ctx, a, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
-	rec.reset()
+	rec.Reset()
 	if _, err := NewRegistry(WithMountFrom(a, b)).PushImage(ctx, b, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
