@@ -85,13 +85,20 @@ func Build(ctx context.Context, flake nix.Flake, targets []matrix.Target, opts .
 	if err := os.MkdirAll(o.workDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating work directory %s: %w", o.workDir, err)
 	}
+	// Every target's layers are compressed once into one store; what an
+	// earlier run left there is not trusted, so the store starts empty.
+	layers := filepath.Join(o.workDir, "layers")
+	if err := os.RemoveAll(layers); err != nil {
+		return nil, fmt.Errorf("clearing %s: %w", layers, err)
+	}
+	store := NewLayerStore(layers)
 
 	results := make([]Result, len(targets))
 	var g errgroup.Group
 	g.SetLimit(o.jobs)
 	for i, t := range targets {
 		g.Go(func() error {
-			results[i] = buildOne(ctx, o, flake, t)
+			results[i] = buildOne(ctx, o, store, flake, t)
 			if results[i].Err != nil {
 				o.progress(Event{Target: t, Stage: "failed", Err: results[i].Err})
 			} else {
@@ -106,7 +113,7 @@ func Build(ctx context.Context, flake nix.Flake, targets []matrix.Target, opts .
 	return results, nil
 }
 
-func buildOne(ctx context.Context, o options, flake nix.Flake, t matrix.Target) Result {
+func buildOne(ctx context.Context, o options, store *LayerStore, flake nix.Flake, t matrix.Target) Result {
 	r := Result{Target: t}
 	o.progress(Event{Target: t, Stage: "building"})
 	attr := fmt.Sprintf("packages.%s.%s", t.System, t.Agent)
@@ -145,7 +152,7 @@ func buildOne(ctx context.Context, o options, flake nix.Flake, t matrix.Target) 
 		r.Err = fmt.Errorf("loading %s from %s: %w", t, r.OutPath, err)
 		return r
 	}
-	img, err := Image(r.Archive)
+	img, err := store.Image(r.Archive)
 	if err != nil {
 		r.Err = fmt.Errorf("loading %s from %s: %w", t, r.OutPath, err)
 		return r
