@@ -127,9 +127,34 @@ func FreePort(t testing.TB) int {
 func StartRegistry(t testing.TB) string {
 	t.Helper()
 	Require(t, "docker-registry")
-	dir := t.TempDir()
-	port := FreePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	r, err := RunRegistry(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	return r.Addr
+}
+
+// Registry is a running docker-registry.
+type Registry struct {
+	// Addr is "127.0.0.1:PORT".
+	Addr string
+	// Storage is the root of its filesystem storage.
+	Storage string
+	cmd     *exec.Cmd
+}
+
+// RunRegistry starts Debian's docker-registry on a free loopback port with
+// its configuration and storage under dir, and waits until it answers. The
+// benchmark uses it outside tests; Stop ends it.
+func RunRegistry(dir string) (*Registry, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	storage := filepath.Join(dir, "data")
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: warn
@@ -140,33 +165,37 @@ storage:
     enabled: true
 http:
   addr: %s
-`, filepath.Join(dir, "data"), addr)
+`, storage, addr)
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var logs bytes.Buffer
 	cmd := exec.Command("docker-registry", "serve", cfgPath)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting docker-registry: %v", err)
+		return nil, fmt.Errorf("starting docker-registry: %w", err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
+	r := &Registry{Addr: addr, Storage: storage, cmd: cmd}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return addr
+				return r, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry on %s did not answer: %v\n%s", addr, err, strings.TrimSpace(logs.String()))
+			r.Stop()
+			return nil, fmt.Errorf("docker-registry on %s did not answer: %v\n%s", addr, err, strings.TrimSpace(logs.String()))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// Stop ends the registry.
+func (r *Registry) Stop() {
+	_ = r.cmd.Process.Kill()
+	_ = r.cmd.Wait()
 }
