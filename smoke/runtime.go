@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -84,7 +85,14 @@ func NewRuntime(name string) (Runtime, error) {
 	}
 }
 
-type cliRuntime struct{ bin string }
+type cliRuntime struct {
+	bin string
+	// storage serialises the commands that add and remove images. Podman 4
+	// loses layers ("layer not known") when an image is removed while
+	// another that shares its layers is being loaded, which parallel smoke
+	// tests of agents with a common base do. Runs stay parallel.
+	storage sync.Mutex
+}
 
 func (r *cliRuntime) Name() string { return r.bin }
 
@@ -147,7 +155,10 @@ func (r *cliRuntime) Load(ctx context.Context, img v1.Image) (string, error) {
 	if err := f.Close(); err != nil {
 		return "", err
 	}
-	if _, err := r.cmd(ctx, "load", "-i", f.Name()); err != nil {
+	r.storage.Lock()
+	_, err = r.cmd(ctx, "load", "-i", f.Name())
+	r.storage.Unlock()
+	if err != nil {
 		return "", fmt.Errorf("loading image into %s: %w", r.bin, err)
 	}
 	out, err := r.cmd(ctx, "image", "inspect", "--format", "{{.Id}}", ref)
@@ -295,6 +306,8 @@ func (r *cliRuntime) Run(ctx context.Context, spec RunSpec) (*RunResult, error) 
 }
 
 func (r *cliRuntime) Remove(ctx context.Context, ref string) error {
+	r.storage.Lock()
+	defer r.storage.Unlock()
 	_, err := r.cmd(ctx, "image", "rm", ref)
 	return err
 }
