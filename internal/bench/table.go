@@ -83,7 +83,11 @@ func (b *bench) targets(w io.Writer) {
 	fmt.Fprintf(w, "- bytes uploaded / unique bytes stored, cold: %.2f (target 1.00): %s\n", ratio, check(ratio < 1.005))
 	fmt.Fprintf(w, "- peak RSS of release, any run: %s (target at most 300 MB): %s\n", mb(peak), check(peak <= 300e6))
 	fmt.Fprintf(w, "- CPU use of the cold release: %.0f%% of %d cores (target at least 85%%): %s\n", cpu, cores, check(cpu >= 85))
-	fmt.Fprintf(w, "- push of built images vs the skopeo loop: %.2fx faster, %.2fx less CPU time (target at least 2x faster): %s\n", speedup, cpuSpeedup, check(speedup >= 2))
+	extra := ""
+	if b.runtime != "none" || b.key {
+		extra = " (release also smoke-tests and signs in this run; the target is for --runtime none --sign=false)"
+	}
+	fmt.Fprintf(w, "- push of built images vs the skopeo loop: %.2fx faster, %.2fx less CPU time (target at least 2x faster): %s%s\n", speedup, cpuSpeedup, check(speedup >= 2), extra)
 	for _, r := range b.rows {
 		if strings.HasPrefix(r.name, "rerun") {
 			fmt.Fprintf(w, "- %s: %s, %d registry writes\n", r.name, nixRuns(r.nix), r.requests.Writes)
