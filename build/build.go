@@ -53,8 +53,8 @@ type Option func(*options)
 // WithJobs limits how many targets build at once (default: the number of CPUs).
 func WithJobs(n int) Option { return func(o *options) { o.jobs = n } }
 
-// WithWorkDir sets where out-links and archives are kept (default: a
-// temporary directory the caller must remove).
+// WithWorkDir sets where out-links, archives and compressed layers are kept
+// (default: a temporary directory the caller must remove).
 func WithWorkDir(dir string) Option { return func(o *options) { o.workDir = dir } }
 
 // WithProgress receives an Event as each target moves on.
@@ -152,7 +152,7 @@ func buildOne(ctx context.Context, o options, store *LayerStore, flake nix.Flake
 		r.Err = fmt.Errorf("loading %s from %s: %w", t, r.OutPath, err)
 		return r
 	}
-	img, err := store.Image(r.Archive)
+	img, err := store.Image(ctx, r.Archive)
 	if err != nil {
 		r.Err = fmt.Errorf("loading %s from %s: %w", t, r.OutPath, err)
 		return r

@@ -87,8 +87,8 @@ func writeFile(dest string, r io.Reader) error {
 
 // Image reads a docker-archive as an image with OCI media types, its layers
 // compressed into a LayerStore in the directory "layers" beside the archive.
-func Image(archive string) (v1.Image, error) {
-	return NewLayerStore(filepath.Join(filepath.Dir(archive), "layers")).Image(archive)
+func Image(ctx context.Context, archive string) (v1.Image, error) {
+	return NewLayerStore(filepath.Join(filepath.Dir(archive), "layers")).Image(ctx, archive)
 }
 
 // Image reads a docker-archive as an image with OCI media types and
@@ -96,7 +96,7 @@ func Image(archive string) (v1.Image, error) {
 // known when Image returns. The config is kept byte for byte as Nix wrote
 // it, so the same archive always gives the same digest; only the manifest
 // and layer media types change.
-func (s *LayerStore) Image(archive string) (v1.Image, error) {
+func (s *LayerStore) Image(ctx context.Context, archive string) (v1.Image, error) {
 	docker, err := tarball.ImageFromPath(archive, nil)
 	if err != nil {
 		return nil, fmt.Errorf("reading docker-archive %s: %w", archive, err)
@@ -115,7 +115,7 @@ func (s *LayerStore) Image(archive string) (v1.Image, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading docker-archive %s: %w", archive, err)
 		}
-		c, err := s.compress(diffID, l.Uncompressed)
+		c, err := s.compress(ctx, diffID, l.Uncompressed)
 		if err != nil {
 			return nil, fmt.Errorf("reading docker-archive %s: %w", archive, err)
 		}

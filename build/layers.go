@@ -2,6 +2,7 @@ package build
 
 import (
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -62,7 +63,7 @@ type compressedLayer struct {
 // compress returns the compressed form of the layer whose uncompressed
 // digest is diffID, reading it from open the first time. Concurrent calls
 // for one layer wait for a single compression.
-func (s *LayerStore) compress(diffID v1.Hash, open func() (io.ReadCloser, error)) (*compressedLayer, error) {
+func (s *LayerStore) compress(ctx context.Context, diffID v1.Hash, open func() (io.ReadCloser, error)) (*compressedLayer, error) {
 	s.mu.Lock()
 	c, ok := s.layers[diffID]
 	if !ok {
@@ -70,7 +71,7 @@ func (s *LayerStore) compress(diffID v1.Hash, open func() (io.ReadCloser, error)
 		s.layers[diffID] = c
 	}
 	s.mu.Unlock()
-	c.once.Do(func() { c.err = s.write(c, diffID, open) })
+	c.once.Do(func() { c.err = s.write(ctx, c, diffID, open) })
 	if c.err != nil {
 		return nil, c.err
 	}
@@ -81,7 +82,7 @@ func (s *LayerStore) compress(diffID v1.Hash, open func() (io.ReadCloser, error)
 // there is always complete), hashing both sides on the way: the compressed
 // digest names the layer, and the uncompressed one must be the diffID the
 // image config claims, or the file would stand for another layer.
-func (s *LayerStore) write(c *compressedLayer, diffID v1.Hash, open func() (io.ReadCloser, error)) error {
+func (s *LayerStore) write(ctx context.Context, c *compressedLayer, diffID v1.Hash, open func() (io.ReadCloser, error)) error {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return err
 	}
@@ -101,7 +102,7 @@ func (s *LayerStore) write(c *compressedLayer, diffID v1.Hash, open func() (io.R
 	counted := &countingWriter{w: io.MultiWriter(tmp, compressed)}
 	zw := s.compressor(counted)
 	uncompressed := sha256.New()
-	if _, err := io.Copy(zw, io.TeeReader(in, uncompressed)); err != nil {
+	if _, err := io.Copy(zw, io.TeeReader(ctxReader{ctx, in}, uncompressed)); err != nil {
 		return fmt.Errorf("compressing layer %s: %w", diffID, err)
 	}
 	if err := zw.Close(); err != nil {
@@ -119,6 +120,20 @@ func (s *LayerStore) write(c *compressedLayer, diffID v1.Hash, open func() (io.R
 	c.digest = v1.Hash{Algorithm: "sha256", Hex: hexDigest(compressed)}
 	c.size = counted.n
 	return nil
+}
+
+// ctxReader stops reading once ctx is done, so a release that is cancelled
+// does not finish compressing a large layer first.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(b)
 }
 
 type countingWriter struct {

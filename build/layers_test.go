@@ -3,7 +3,9 @@ package build
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -112,7 +114,7 @@ func TestEachLayerCompressedOnce(t *testing.T) {
 	compressions := countCompressions(store)
 	var images []v1.Image
 	for _, archive := range []string{a, b} {
-		img, err := store.Image(archive)
+		img, err := store.Image(context.Background(), archive)
 		if err != nil {
 			t.Fatalf("Image(%s) = %v", archive, err)
 		}
@@ -175,7 +177,7 @@ func TestLayerStoreRefusesWrongDiffID(t *testing.T) {
 	if err := os.WriteFile(damaged, bytes.Replace(otherData, cfgOther, cfgGood, 1), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := NewLayerStore(t.TempDir()).Image(damaged)
+	_, err := NewLayerStore(t.TempDir()).Image(context.Background(), damaged)
 	d, _ := good.DiffID()
 	if err == nil || !strings.Contains(err.Error(), "layer listed as "+d.String()) || !strings.Contains(err.Error(), "damaged") {
 		t.Errorf("Image(damaged archive) = %v, want an error naming the layer and saying the archive is damaged", err)
@@ -195,5 +197,20 @@ func configOf(t *testing.T, archive []byte) []byte {
 			b, _ := io.ReadAll(tr)
 			return b
 		}
+	}
+}
+
+// TestLayerStoreStopsWhenCancelled: a cancelled release does not go on
+// compressing, and leaves no file that would pass for the layer.
+func TestLayerStoreStopsWhenCancelled(t *testing.T) {
+	archive := nixArchive(t, "amd64", randomLayer(t, 1<<20))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	dir := filepath.Join(t.TempDir(), "layers")
+	if _, err := NewLayerStore(dir).Image(ctx, archive); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Image with a cancelled context = %v, want context.Canceled", err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("cancelled compression left %v in the store", left)
 	}
 }

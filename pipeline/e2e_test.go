@@ -178,7 +178,7 @@ func TestReleaseEndToEnd(t *testing.T) {
 		for _, sys := range matrix.Systems {
 			plat, _ := sys.Platform()
 			// The digest in the registry is the digest of what Nix built.
-			img, err := build.Image(filepath.Join(o.WorkDir, "archives", fmt.Sprintf("%s-%s.tar", agent, sys)))
+			img, err := build.Image(ctx, filepath.Join(o.WorkDir, "archives", fmt.Sprintf("%s-%s.tar", agent, sys)))
 			if err != nil {
 				t.Fatalf("reading built %s/%s: %v", agent, sys, err)
 			}
