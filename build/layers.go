@@ -1,6 +1,7 @@
 package build
 
 import (
+	"bufio"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -100,13 +101,19 @@ func (s *LayerStore) write(ctx context.Context, c *compressedLayer, diffID v1.Ha
 
 	compressed := sha256.New()
 	counted := &countingWriter{w: io.MultiWriter(tmp, compressed)}
-	zw := s.compressor(counted)
+	// gzip writes a few hundred bytes at a time; a buffer makes that one
+	// write call per 64 KiB.
+	buffered := bufio.NewWriterSize(counted, 1<<16)
+	zw := s.compressor(buffered)
 	uncompressed := sha256.New()
 	if _, err := io.Copy(zw, io.TeeReader(ctxReader{ctx, in}, uncompressed)); err != nil {
 		return fmt.Errorf("compressing layer %s: %w", diffID, err)
 	}
 	if err := zw.Close(); err != nil {
 		return fmt.Errorf("compressing layer %s: %w", diffID, err)
+	}
+	if err := buffered.Flush(); err != nil {
+		return fmt.Errorf("writing layer %s: %w", diffID, err)
 	}
 	if got := hexDigest(uncompressed); got != diffID.Hex {
 		return fmt.Errorf("layer listed as %s has content sha256:%s: the archive is damaged", diffID, got)
