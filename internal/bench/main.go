@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,6 +83,9 @@ func run(ctx context.Context, c config) error {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s is not installed (run scripts/setup-host.sh)", tool)
 		}
+	}
+	if c.agents != "all" && !slices.Contains(strings.Split(c.agents, ","), c.changed) {
+		return fmt.Errorf("-changed %s is not among -agents %s: the last rerun would change nothing", c.changed, c.agents)
 	}
 	if c.seed == "" {
 		b := make([]byte, 6)
@@ -241,13 +245,13 @@ func (b *bench) stop() {
 // measure runs every scenario in an order that leaves each one the state it
 // needs, and the limits.
 func (b *bench) measure(ctx context.Context) error {
-	main, mainProxy, mainHost, err := b.startRegistry("main")
+	mainReg, mainProxy, mainHost, err := b.startRegistry("main")
 	if err != nil {
 		return err
 	}
 	prefix := mainHost + "/agent-images"
 
-	cold, err := b.releaseRun(ctx, "cold release (builds everything)", main, mainProxy, prefix, commitFor(1))
+	cold, err := b.releaseRun(ctx, "cold release (builds everything)", mainReg, mainProxy, prefix, commitFor(1))
 	if err != nil {
 		return err
 	}
@@ -287,18 +291,18 @@ func (b *bench) measure(ctx context.Context) error {
 	}
 	b.limits.gzipBusy = t.busySince()
 
-	same, err := b.releaseRun(ctx, "rerun, same commit", main, mainProxy, prefix, commitFor(1))
+	same, err := b.releaseRun(ctx, "rerun, same commit", mainReg, mainProxy, prefix, commitFor(1))
 	if err != nil {
 		return err
 	}
-	newCommit, err := b.releaseRun(ctx, "rerun, new commit, images unchanged", main, mainProxy, prefix, commitFor(2))
+	newCommit, err := b.releaseRun(ctx, "rerun, new commit, images unchanged", mainReg, mainProxy, prefix, commitFor(2))
 	if err != nil {
 		return err
 	}
 	if err := b.revise([]string{b.changed}); err != nil {
 		return err
 	}
-	changed, err := b.releaseRun(ctx, "rerun, new commit, "+b.changed+" changed", main, mainProxy, prefix, commitFor(3))
+	changed, err := b.releaseRun(ctx, "rerun, new commit, "+b.changed+" changed", mainReg, mainProxy, prefix, commitFor(3))
 	if err != nil {
 		return err
 	}
