@@ -38,8 +38,8 @@ type Option func(*options)
 // WithJobs limits how many targets build at once (default: the number of CPUs).
 func WithJobs(n int) Option { return func(o *options) { o.jobs = n } }
 
-// WithWorkDir sets where out-links and archives are kept (default: a
-// temporary directory the caller must remove).
+// WithWorkDir sets where out-links, archives and compressed layers are kept
+// (default: a temporary directory the caller must remove).
 func WithWorkDir(dir string) Option { return func(o *options) { o.workDir = dir } }
 
 // WithProgress receives an Event as each target moves on.
@@ -71,6 +71,13 @@ func Build(ctx context.Context, flake nix.Flake, images []*record.Image, opts ..
 	if err := os.MkdirAll(o.workDir, 0o755); err != nil {
 		return fmt.Errorf("creating work directory %s: %w", o.workDir, err)
 	}
+	// Every target's layers are compressed once into one store; what an
+	// earlier run left there is not trusted, so the store starts empty.
+	layers := filepath.Join(o.workDir, "layers")
+	if err := os.RemoveAll(layers); err != nil {
+		return fmt.Errorf("clearing %s: %w", layers, err)
+	}
+	store := NewLayerStore(layers)
 
 	var g errgroup.Group
 	g.SetLimit(o.jobs)
@@ -81,7 +88,7 @@ func Build(ctx context.Context, flake nix.Flake, images []*record.Image, opts ..
 		g.Go(func() error {
 			// Failures stay with their image: one agent failing to build
 			// must not stop the others.
-			if err := buildOne(ctx, o, flake, img); err != nil {
+			if err := buildOne(ctx, o, store, flake, img); err != nil {
 				img.Fail(err)
 				o.progress(Event{Image: img, Stage: "failed", Err: err})
 			} else {
@@ -93,7 +100,7 @@ func Build(ctx context.Context, flake nix.Flake, images []*record.Image, opts ..
 	return g.Wait()
 }
 
-func buildOne(ctx context.Context, o options, flake nix.Flake, img *record.Image) error {
+func buildOne(ctx context.Context, o options, store *LayerStore, flake nix.Flake, img *record.Image) error {
 	o.progress(Event{Image: img, Stage: "building"})
 	name := img.Agent + "-" + string(img.System)
 	attr := fmt.Sprintf("packages.%s.%s", img.System, img.Agent)
@@ -127,7 +134,7 @@ func buildOne(ctx context.Context, o options, flake nix.Flake, img *record.Image
 	if err != nil {
 		return fmt.Errorf("loading %s from %s: %w", img, img.OutPath, err)
 	}
-	loaded, err := Image(archive)
+	loaded, err := store.Image(ctx, archive)
 	if err != nil {
 		return fmt.Errorf("loading %s from %s: %w", img, img.OutPath, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -84,38 +85,55 @@ func writeFile(dest string, r io.Reader) error {
 	return out.Close()
 }
 
-// Image reads a docker-archive as an image with OCI media types. The config
-// is kept byte for byte as Nix wrote it, so the same archive always gives
-// the same digest; only the manifest and layer media types change.
-func Image(archive string) (v1.Image, error) {
+// Image reads a docker-archive as an image with OCI media types, its layers
+// compressed into a LayerStore in the directory "layers" beside the archive.
+func Image(ctx context.Context, archive string) (v1.Image, error) {
+	return NewLayerStore(filepath.Join(filepath.Dir(archive), "layers")).Image(ctx, archive)
+}
+
+// Image reads a docker-archive as an image with OCI media types and
+// compresses each layer the store has not seen yet, so the image's digest is
+// known when Image returns. The config is kept byte for byte as Nix wrote
+// it, so the same archive always gives the same digest; only the manifest
+// and layer media types change.
+func (s *LayerStore) Image(ctx context.Context, archive string) (v1.Image, error) {
 	docker, err := tarball.ImageFromPath(archive, nil)
 	if err != nil {
 		return nil, fmt.Errorf("reading docker-archive %s: %w", archive, err)
 	}
-	core, err := newOCICore(docker)
+	config, err := docker.RawConfigFile()
 	if err != nil {
 		return nil, fmt.Errorf("reading docker-archive %s: %w", archive, err)
 	}
-	return partial.CompressedToImage(core)
+	layers, err := docker.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("reading docker-archive %s: %w", archive, err)
+	}
+	stored := make([]v1.Layer, len(layers))
+	for i, l := range layers {
+		diffID, err := l.DiffID()
+		if err != nil {
+			return nil, fmt.Errorf("reading docker-archive %s: %w", archive, err)
+		}
+		c, err := s.compress(ctx, diffID, l.Uncompressed)
+		if err != nil {
+			return nil, fmt.Errorf("reading docker-archive %s: %w", archive, err)
+		}
+		stored[i] = storedLayer{compressedLayer: c, diffID: diffID, uncompressed: l.Uncompressed}
+	}
+	return newOCIImage(config, stored)
 }
 
-// ociCore presents an image with OCI media types over another image's
-// config and compressed layers.
-type ociCore struct {
-	config   []byte
-	manifest []byte
-	layers   map[v1.Hash]v1.Layer
+// ociImage is an image with OCI media types whose layers are the stored
+// ones themselves: go-containerregistry's generic layer would read a
+// layer's uncompressed bytes by decompressing the stored file, where the
+// archive has them as they are.
+type ociImage struct {
+	v1.Image
+	layers []v1.Layer
 }
 
-func newOCICore(img v1.Image) (*ociCore, error) {
-	config, err := img.RawConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, err
-	}
+func newOCIImage(config []byte, layers []v1.Layer) (*ociImage, error) {
 	m := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
@@ -125,21 +143,47 @@ func newOCICore(img v1.Image) (*ociCore, error) {
 			Digest:    mustSHA256(config),
 		},
 	}
-	c := &ociCore{config: config, layers: map[v1.Hash]v1.Layer{}}
 	for _, l := range layers {
-		d, err := l.Digest()
-		if err != nil {
-			return nil, err
-		}
-		size, err := l.Size()
-		if err != nil {
-			return nil, err
-		}
+		d, _ := l.Digest()
+		size, _ := l.Size()
 		m.Layers = append(m.Layers, v1.Descriptor{MediaType: types.OCILayer, Size: size, Digest: d})
-		c.layers[d] = ociLayer{l}
 	}
-	c.manifest, err = json.Marshal(m)
-	return c, err
+	manifest, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	img, err := partial.CompressedToImage(&ociCore{config: config, manifest: manifest, layers: layers})
+	if err != nil {
+		return nil, err
+	}
+	return &ociImage{Image: img, layers: layers}, nil
+}
+
+func (i *ociImage) Layers() ([]v1.Layer, error) { return i.layers, nil }
+
+func (i *ociImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	for _, l := range i.layers {
+		if d, _ := l.Digest(); d == h {
+			return l, nil
+		}
+	}
+	return i.Image.LayerByDigest(h)
+}
+
+func (i *ociImage) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
+	for _, l := range i.layers {
+		if d, _ := l.DiffID(); d == h {
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("no layer with diff ID %s", h)
+}
+
+// ociCore is the raw config and manifest of an ociImage.
+type ociCore struct {
+	config   []byte
+	manifest []byte
+	layers   []v1.Layer
 }
 
 func (c *ociCore) RawConfigFile() ([]byte, error)      { return c.config, nil }
@@ -149,16 +193,13 @@ func (c *ociCore) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	if h == mustSHA256(c.config) {
 		return partial.ConfigLayer(c)
 	}
-	l, ok := c.layers[h]
-	if !ok {
-		return nil, fmt.Errorf("no layer with digest %s", h)
+	for _, l := range c.layers {
+		if d, _ := l.Digest(); d == h {
+			return l, nil
+		}
 	}
-	return l, nil
+	return nil, fmt.Errorf("no layer with digest %s", h)
 }
-
-type ociLayer struct{ v1.Layer }
-
-func (ociLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
 
 // CheckPlatform returns an error unless the image was built for system.
 func CheckPlatform(img v1.Image, system matrix.System) error {

@@ -88,7 +88,7 @@ func TestArchiveFormatsGiveOneImage(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Archive(%s) = %v", kind, err)
 			}
-			img, err := Image(archive)
+			img, err := Image(context.Background(), archive)
 			if err != nil {
 				t.Fatalf("Image(%s) = %v", archive, err)
 			}
@@ -114,7 +114,7 @@ func TestArchiveFormatsGiveOneImage(t *testing.T) {
 }
 
 func TestCheckPlatform(t *testing.T) {
-	img, err := Image(dockerArchive(t, "arm64"))
+	img, err := Image(context.Background(), dockerArchive(t, "arm64"))
 	if err != nil {
 		t.Fatal(err)
 	}

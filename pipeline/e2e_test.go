@@ -247,7 +247,7 @@ func TestReleaseEndToEnd(t *testing.T) {
 		for _, p := range a.Platforms {
 			// The digest in the registry is the digest of what Nix built,
 			// and its index entry names the derivation that built it.
-			img, err := build.Image(filepath.Join(o.WorkDir, "archives", fmt.Sprintf("%s-%s.tar", agent, p.System)))
+			img, err := build.Image(ctx, filepath.Join(o.WorkDir, "archives", fmt.Sprintf("%s-%s.tar", agent, p.System)))
 			if err != nil {
 				t.Fatalf("reading built %s: %v", p, err)
 			}

@@ -3,15 +3,12 @@ package publish
 import (
 	"context"
 	"errors"
-	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,47 +20,18 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/nothingnesses/agent-images/internal/regproxy"
 	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/record"
 )
 
-// counting records the requests a real in-process registry serves, so tests
-// can say what was uploaded.
-type counting struct {
-	mu      sync.Mutex
-	reqs    []string
-	queries []string
-	next    http.Handler
-}
-
-func (c *counting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c.mu.Lock()
-	c.reqs = append(c.reqs, r.Method+" "+r.URL.Path)
-	c.mu.Unlock()
-	c.next.ServeHTTP(w, r)
-}
-
-func (c *counting) writes() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []string
-	for _, r := range c.reqs {
-		if !strings.HasPrefix(r, "GET") && !strings.HasPrefix(r, "HEAD") {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func (c *counting) reset() { c.mu.Lock(); c.reqs, c.queries = nil, nil; c.mu.Unlock() }
-
-func startRegistry(t *testing.T) (string, *counting) {
+func startRegistry(t *testing.T) (string, *regproxy.Proxy) {
 	t.Helper()
-	c := &counting{next: registry.New(registry.Logger(nilLogger()))}
-	srv := httptest.NewServer(c)
+	rec := regproxy.New(registry.New(registry.Logger(nilLogger())))
+	srv := httptest.NewServer(rec)
 	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://"), c
+	return strings.TrimPrefix(srv.URL, "http://"), rec
 }
 
 // images is a two-platform release's per-arch images, amd64 and arm64.
@@ -171,7 +139,7 @@ func TestRegistryPublish(t *testing.T) {
 		t.Errorf("index annotations = %v, want version 1.0 created 2026-11-01T12:00:00Z", im.Annotations)
 	}
 
-	rec.reset()
+	rec.Reset()
 	again, err := r.Publish(ctx, rel, hook)
 	if err != nil {
 		t.Fatalf("second Publish = %v", err)
@@ -179,7 +147,7 @@ func TestRegistryPublish(t *testing.T) {
 	if !again.Unchanged || len(again.Moved) != 0 || again.Index != res.Index {
 		t.Errorf("second Publish: Unchanged=%v Moved=%v Index=%s, want unchanged, nothing moved, %s", again.Unchanged, again.Moved, again.Index, res.Index)
 	}
-	if w := rec.writes(); len(w) != 0 {
+	if w := rec.Writes(); len(w) != 0 {
 		t.Errorf("second Publish wrote %v, want nothing", w)
 	}
 	if len(hookSaw) != 2 {
@@ -202,7 +170,7 @@ func TestRepairLostImage(t *testing.T) {
 	if err := remote.Delete(lost); err != nil {
 		t.Fatalf("deleting %s: %v", lost, err)
 	}
-	rec.reset()
+	rec.Reset()
 	res, err := r.Publish(ctx, rel, nil)
 	if err != nil {
 		t.Fatalf("Publish after losing %s = %v", lost, err)
@@ -213,7 +181,7 @@ func TestRepairLostImage(t *testing.T) {
 	if _, err := remote.Image(lost); err != nil {
 		t.Errorf("%s is still missing: %v", lost, err)
 	}
-	if w := rec.writes(); len(w) == 0 || !slices.ContainsFunc(w, func(s string) bool { return strings.HasSuffix(s, "/manifests/"+lost.DigestStr()) }) {
+	if w := rec.Writes(); len(w) == 0 || !slices.ContainsFunc(w, func(s string) bool { return strings.HasSuffix(s, "/manifests/"+lost.DigestStr()) }) {
 		t.Errorf("writes = %v, want the lost manifest pushed again", w)
 	}
 }
@@ -290,7 +258,7 @@ func TestPlanWritesNothing(t *testing.T) {
 	if res.Unchanged || len(res.Moved) != 2 || res.Index.Hex == "" {
 		t.Errorf("Plan = %+v, want a new index and both tags to move", res)
 	}
-	if w := rec.writes(); len(w) != 0 {
+	if w := rec.Writes(); len(w) != 0 {
 		t.Errorf("Plan wrote %v", w)
 	}
 	dir := filepath.Join(t.TempDir(), "oci")
@@ -319,30 +287,26 @@ func TestHookFailureMovesNoTag(t *testing.T) {
 
 // watchedRegistry is Debian's docker-registry, which keeps blobs per
 // repository as real ones do, behind a proxy that records every request.
-func watchedRegistry(t *testing.T) (string, *counting) {
+func watchedRegistry(t *testing.T) (string, *regproxy.Proxy) {
 	t.Helper()
 	upstream, err := url.Parse("http://" + testenv.StartRegistry(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &counting{next: httputil.NewSingleHostReverseProxy(upstream)}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec.mu.Lock()
-		rec.queries = append(rec.queries, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
-		rec.mu.Unlock()
-		rec.ServeHTTP(w, r)
-	}))
+	rec := regproxy.To(upstream)
+	srv := httptest.NewServer(rec)
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://"), rec
 }
 
 // assertMounted checks every layer of img reached repo b by a mount from a,
 // none by an upload.
-func assertMounted(t *testing.T, rec *counting, img v1.Image, b, a string) {
+func assertMounted(t *testing.T, rec *regproxy.Proxy, img v1.Image, b, a string) {
 	t.Helper()
 	layers, _ := img.Layers()
 	mounted := 0
-	for _, q := range rec.queries {
+	for _, r := range rec.Requests() {
+		q := r.String()
 		for _, l := range layers {
 			d, _ := l.Digest()
 			// An upload ends with PUT ...?digest=; the config blob (tiny,
@@ -356,7 +320,7 @@ func assertMounted(t *testing.T, rec *counting, img v1.Image, b, a string) {
 		}
 	}
 	if mounted < len(layers) {
-		t.Errorf("%d mounts from %s into %s, want one per layer (%d): %v", mounted, a, b, len(layers), rec.queries)
+		t.Errorf("%d mounts from %s into %s, want one per layer (%d): %v", mounted, a, b, len(layers), rec.Requests())
 	}
 }
 
@@ -370,7 +334,7 @@ func TestCrossRepositoryMount(t *testing.T) {
 	if _, err := r.PushImage(ctx, a, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
-	rec.reset()
+	rec.Reset()
 	if _, err := r.PushImage(ctx, b, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +354,7 @@ func TestMountFromEarlierRun(t *testing.T) {
 	if _, err := NewRegistry(prefix(t, host)).PushImage(ctx, a, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
-	rec.reset()
+	rec.Reset()
 	if _, err := NewRegistry(prefix(t, host), WithMountFrom(a, b)).PushImage(ctx, b, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn/github"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"golang.org/x/sync/errgroup"
+
 	retrying "github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/record"
 )
@@ -21,6 +24,7 @@ import (
 type Registry struct {
 	prefix Prefix
 	remote []remote.Option
+	jobs   int
 	mounts *mountTracker
 	update func(Progress)
 }
@@ -85,7 +89,8 @@ func NewRegistry(prefix Prefix, opts ...RegistryOption) *Registry {
 	return &Registry{
 		prefix: prefix,
 		remote: []remote.Option{remote.WithAuthFromKeychain(o.keychain), remote.WithTransport(o.transport), remote.WithJobs(o.jobs)},
-		mounts: &mountTracker{where: map[v1.Hash]name.Repository{}, fallback: o.mountFrom},
+		jobs:   o.jobs,
+		mounts: &mountTracker{blobs: map[blobKey]*blobUpload{}, fallback: o.mountFrom},
 		update: o.update,
 	}
 }
@@ -186,8 +191,10 @@ func (s *repoStore) tag(ctx context.Context, tag string, idx v1.ImageIndex) erro
 }
 
 // PushImage pushes one image to repo by digest. Blobs the repository has are
-// skipped (HEAD first); blobs this publisher already pushed to another
-// repository of the same registry are mounted from there.
+// skipped (HEAD first). A layer that another push of this publisher has put
+// in, or is uploading to, another repository of the same registry is
+// mounted from there, after waiting for that upload to finish, so layers
+// shared by several agents cross the wire once.
 func (r *Registry) PushImage(ctx context.Context, repo name.Repository, img v1.Image) (name.Digest, error) {
 	d, err := img.Digest()
 	if err != nil {
@@ -195,6 +202,13 @@ func (r *Registry) PushImage(ctx context.Context, repo name.Repository, img v1.I
 	}
 	ref := repo.Digest(d.String())
 	opts := r.RemoteOptions(ctx)
+	// A manifest is only accepted once its blobs are there, so an image
+	// whose manifest exists is complete.
+	if _, err := remote.Head(ref, opts...); err == nil {
+		return ref, nil
+	} else if !isNotFound(err) {
+		return name.Digest{}, fmt.Errorf("checking %s: %w", ref, err)
+	}
 	var updates chan v1.Update
 	done := make(chan struct{})
 	if r.update != nil {
@@ -209,15 +223,44 @@ func (r *Registry) PushImage(ctx context.Context, repo name.Repository, img v1.I
 	} else {
 		close(done)
 	}
-	err = remote.Write(ref, r.mounts.wrap(repo, img), opts...)
+	err = r.push(ctx, repo, ref, img, opts)
+	if updates != nil {
+		close(updates)
+	}
 	<-done
 	if err != nil {
 		return name.Digest{}, fmt.Errorf("pushing %s: %w", ref, err)
 	}
-	if err := r.mounts.record(repo, img); err != nil {
-		return name.Digest{}, err
-	}
 	return ref, nil
+}
+
+// push uploads img's layers through the mount tracker, then its config,
+// then its manifest, with one Pusher so the registry is not asked twice
+// about a blob.
+func (r *Registry) push(ctx context.Context, repo name.Repository, ref name.Digest, img v1.Image, opts []remote.Option) error {
+	p, err := remote.NewPusher(opts...)
+	if err != nil {
+		return err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	config, err := partial.ConfigLayer(img)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.jobs)
+	for _, l := range layers {
+		g.Go(func() error { return r.mounts.upload(gctx, p, repo, l) })
+	}
+	// Configs are one per image: nothing to share.
+	g.Go(func() error { return p.Upload(gctx, repo, config) })
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return p.Put(ctx, ref, img)
 }
 
 func isNotFound(err error) bool {
@@ -225,78 +268,80 @@ func isNotFound(err error) bool {
 	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
 }
 
-// mountTracker remembers which repository of this run holds each blob, so
-// the next repository that needs it mounts it instead of uploading it again.
+// mountTracker makes each blob cross the wire once per registry: the first
+// push that needs a blob uploads it, and every other push of it, to another
+// repository, waits for that upload and mounts the blob from there. A blob
+// is only offered for mounting once its upload finished; if the upload
+// failed, the next push that needs it uploads it instead.
 type mountTracker struct {
 	mu       sync.Mutex
-	where    map[v1.Hash]name.Repository
+	blobs    map[blobKey]*blobUpload
 	fallback []name.Repository
 }
 
-func (m *mountTracker) record(repo name.Repository, img v1.Image) error {
-	layers, err := img.Layers()
+type blobKey struct {
+	registry string
+	digest   v1.Hash
+}
+
+// blobUpload is one upload of a blob to repo; done closes when it ends, and
+// failed (written before done closes) says how.
+type blobUpload struct {
+	repo   name.Repository
+	done   chan struct{}
+	failed bool
+}
+
+// upload puts layer l into repo through p, uploading it, mounting it, or
+// finding it there already.
+func (m *mountTracker) upload(ctx context.Context, p *remote.Pusher, repo name.Repository, l v1.Layer) error {
+	d, err := l.Digest()
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, l := range layers {
-		d, err := l.Digest()
-		if err != nil {
+	key := blobKey{registry: repo.RegistryStr(), digest: d}
+	for {
+		m.mu.Lock()
+		b, ok := m.blobs[key]
+		if !ok || b.failed {
+			// Nobody has it, or the last try failed: this push uploads it.
+			b = &blobUpload{repo: repo, done: make(chan struct{})}
+			m.blobs[key] = b
+			m.mu.Unlock()
+			err := p.Upload(ctx, repo, m.guess(repo, l, d))
+			m.mu.Lock()
+			b.failed = err != nil
+			m.mu.Unlock()
+			close(b.done)
 			return err
 		}
-		if _, ok := m.where[d]; !ok {
-			m.where[d] = repo
+		m.mu.Unlock()
+		select {
+		case <-b.done:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
+		if b.failed {
+			continue
+		}
+		if b.repo.String() == repo.String() {
+			return nil
+		}
+		return p.Upload(ctx, repo, &remote.MountableLayer{Layer: l, Reference: b.repo.Digest(d.String())})
 	}
-	return nil
 }
 
-func (m *mountTracker) wrap(repo name.Repository, img v1.Image) v1.Image {
-	return &mountableImage{Image: img, repo: repo, tracker: m}
-}
-
-// mountableImage presents img's layers as mountable from the repository
-// that already holds them, which remote.Write understands.
-type mountableImage struct {
-	v1.Image
-	repo    name.Repository
-	tracker *mountTracker
-}
-
-func (i *mountableImage) Layers() ([]v1.Layer, error) {
-	layers, err := i.Image.Layers()
-	if err != nil {
-		return nil, err
-	}
-	i.tracker.mu.Lock()
-	defer i.tracker.mu.Unlock()
-	out := make([]v1.Layer, len(layers))
-	for n, l := range layers {
-		out[n] = l
-		d, err := l.Digest()
-		if err != nil {
-			return nil, err
-		}
-		from, ok := i.tracker.where[d]
-		if !ok || from.String() == i.repo.String() {
-			from, ok = i.tracker.fallbackFor(i.repo)
-		}
-		if ok && from.RegistryStr() == i.repo.RegistryStr() {
-			out[n] = &remote.MountableLayer{Layer: l, Reference: from.Digest(d.String())}
+// guess offers a blob nobody in this run has pushed for mounting from the
+// first WithMountFrom repository other than repo, where an earlier run or
+// another job may have put it; when it is not there, the registry starts an
+// ordinary upload in the same request, so a wrong guess costs nothing.
+func (m *mountTracker) guess(repo name.Repository, l v1.Layer, d v1.Hash) v1.Layer {
+	for _, from := range m.fallback {
+		if from.String() != repo.String() && from.RegistryStr() == repo.RegistryStr() {
+			return &remote.MountableLayer{Layer: l, Reference: from.Digest(d.String())}
 		}
 	}
-	return out, nil
-}
-
-// fallbackFor is the first WithMountFrom repository other than repo.
-func (m *mountTracker) fallbackFor(repo name.Repository) (name.Repository, bool) {
-	for _, r := range m.fallback {
-		if r.String() != repo.String() {
-			return r, true
-		}
-	}
-	return name.Repository{}, false
+	return l
 }
 
 // StagingTag is the tag a split-mode build records its per-arch image

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -112,6 +113,12 @@ func NewRuntime(name string, opts ...RuntimeOption) (Runtime, error) {
 type cliRuntime struct {
 	bin    string
 	prefix []string // see WithCommandPrefix
+	// storage serialises the commands that add and remove images. Podman 4
+	// loses layers ("layer not known") when an image is removed while
+	// another that shares its layers is being loaded, which parallel smoke
+	// tests of agents with a common base do. Runs stay parallel. Other
+	// processes sharing the storage can still race; load retries for them.
+	storage sync.Mutex
 }
 
 // command is the engine's CLI with args, behind the prefix if there is one.
@@ -195,7 +202,10 @@ func (r *cliRuntime) Load(ctx context.Context, img v1.Image) (string, error) {
 			return "", err
 		}
 	}
-	if err := r.load(ctx, f.Name()); err != nil {
+	r.storage.Lock()
+	err = r.load(ctx, f.Name())
+	r.storage.Unlock()
+	if err != nil {
 		return "", fmt.Errorf("loading image into %s: %w", r.bin, err)
 	}
 	out, err := r.cmd(ctx, "image", "inspect", "--format", "{{.Id}}", ref)
@@ -363,6 +373,8 @@ func (r *cliRuntime) Run(ctx context.Context, spec RunSpec) (*RunResult, error) 
 }
 
 func (r *cliRuntime) Remove(ctx context.Context, ref string) error {
+	r.storage.Lock()
+	defer r.storage.Unlock()
 	_, err := r.cmd(ctx, "image", "rm", ref)
 	return err
 }

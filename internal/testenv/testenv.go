@@ -178,13 +178,38 @@ func WithBasicAuth(user, password string) RegistryOption {
 func StartRegistry(t testing.TB, opts ...RegistryOption) string {
 	t.Helper()
 	Require(t, "docker-registry")
+	r, err := RunRegistry(t.TempDir(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	return r.Addr
+}
+
+// Registry is a running docker-registry.
+type Registry struct {
+	// Addr is "127.0.0.1:PORT".
+	Addr string
+	// Storage is the root of its filesystem storage.
+	Storage string
+	cmd     *exec.Cmd
+}
+
+// RunRegistry starts Debian's docker-registry on a free loopback port with
+// its configuration and storage under dir, and waits until it answers. The
+// benchmark uses it outside tests; Stop ends it.
+func RunRegistry(dir string, opts ...RegistryOption) (*Registry, error) {
 	var rc registryConfig
 	for _, o := range opts {
 		o(&rc)
 	}
-	dir := t.TempDir()
-	port := FreePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	storage := filepath.Join(dir, "data")
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: warn
@@ -195,32 +220,29 @@ storage:
     enabled: true
 http:
   addr: %s
-`, filepath.Join(dir, "data"), addr)
+`, storage, addr)
 	if rc.user != "" {
 		hash, err := bcrypt.GenerateFromPassword([]byte(rc.password), bcrypt.MinCost)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		htpasswd := filepath.Join(dir, "htpasswd")
 		if err := os.WriteFile(htpasswd, []byte(rc.user+":"+string(hash)+"\n"), 0o600); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		cfg += fmt.Sprintf("auth:\n  htpasswd:\n    realm: test\n    path: %s\n", htpasswd)
 	}
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var logs bytes.Buffer
 	cmd := exec.Command("docker-registry", "serve", cfgPath)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting docker-registry: %v", err)
+		return nil, fmt.Errorf("starting docker-registry: %w", err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
+	r := &Registry{Addr: addr, Storage: storage, cmd: cmd}
 	// With auth on, an anonymous /v2/ answers 401: that is ready too.
 	ready := http.StatusOK
 	if rc.user != "" {
@@ -232,12 +254,19 @@ http:
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == ready {
-				return addr
+				return r, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry on %s did not answer: %v\n%s", addr, err, strings.TrimSpace(logs.String()))
+			r.Stop()
+			return nil, fmt.Errorf("docker-registry on %s did not answer: %v\n%s", addr, err, strings.TrimSpace(logs.String()))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// Stop ends the registry.
+func (r *Registry) Stop() {
+	_ = r.cmd.Process.Kill()
+	_ = r.cmd.Wait()
 }

@@ -1,0 +1,339 @@
+// Command bench measures a release of the benchmark image set on this
+// machine and prints one table: a cold release, a push of the built images
+// to an empty registry, the reruns a nightly meets (same commit, new commit,
+// one agent changed), a baseline of skopeo and podman over the same
+// archives, and the physical limits measured here. scripts/bench.sh runs it;
+// see the README's "Benchmark" section for what each figure means.
+//
+// It builds the release tool, copies testdata/bench (the benchmark's
+// stand-in inputs) with the chosen scale and a fresh seed, so every image
+// is built from scratch, starts Debian's docker-registry behind a
+// recording proxy, and runs `release` as a child process, timing it and
+// sampling its peak RSS. A nix wrapper first on PATH counts nix runs.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nothingnesses/agent-images/internal/regproxy"
+	"github.com/nothingnesses/agent-images/internal/testenv"
+)
+
+type config struct {
+	scale   float64
+	agents  string
+	systems string
+	runtime string
+	key     bool
+	changed string
+	seed    string
+	work    string
+	keep    bool
+	jobs    int
+	release string
+}
+
+func main() {
+	var c config
+	flag.Float64Var(&c.scale, "scale", 0.05, "size of the image set: 1.0 is the full estimate of testdata/bench/sizes.json")
+	flag.StringVar(&c.agents, "agents", "all", "agents to release, comma-separated, or all")
+	flag.StringVar(&c.systems, "systems", "", "systems to release, comma-separated (default: both)")
+	flag.StringVar(&c.runtime, "runtime", "none", "release --runtime: none (static checks only), podman or docker")
+	flag.BoolVar(&c.key, "key", false, "sign with a key made by release keygen (default: --sign=false)")
+	flag.StringVar(&c.changed, "changed", "pi", "the agent whose images change in the one-agent-changed run")
+	flag.StringVar(&c.seed, "seed", "", "payload seed (default: a fresh one, so nothing is built yet)")
+	flag.StringVar(&c.work, "work", "", "work directory (default: a new temporary directory)")
+	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (archives, registries, logs)")
+	flag.IntVar(&c.jobs, "jobs", 0, "release --jobs (default: release's own, the number of CPUs)")
+	flag.StringVar(&c.release, "release", "", "release binary to measure (default: built from this checkout)")
+	flag.Parse()
+	if err := run(context.Background(), c); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, c config) error {
+	if c.scale <= 0 {
+		return fmt.Errorf("-scale %g: want a positive factor, 1.0 for the full estimate", c.scale)
+	}
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(root, "testdata", "bench", "nixpkgs", "bench.json")); err != nil {
+		return fmt.Errorf("run from the repository root (scripts/bench.sh does): %w", err)
+	}
+	for _, tool := range []string{"nix", "docker-registry", "skopeo", "podman", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is not installed (run scripts/setup-host.sh)", tool)
+		}
+	}
+	if c.agents != "all" && !slices.Contains(strings.Split(c.agents, ","), c.changed) {
+		return fmt.Errorf("-changed %s is not among -agents %s: the last rerun would change nothing", c.changed, c.agents)
+	}
+	if c.seed == "" {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		c.seed = "bench-" + hex.EncodeToString(b)
+	}
+	if c.work == "" {
+		if c.work, err = os.MkdirTemp("", "agent-images-bench-"); err != nil {
+			return err
+		}
+	}
+	if !c.keep {
+		defer os.RemoveAll(c.work)
+	}
+	b := &bench{config: c, root: root, start: time.Now()}
+	progress("work directory %s, seed %s, scale %g", c.work, c.seed, c.scale)
+	if err := b.prepare(ctx); err != nil {
+		return err
+	}
+	defer b.stop()
+	if err := b.measure(ctx); err != nil {
+		return err
+	}
+	b.print(os.Stdout)
+	return nil
+}
+
+// bench is one benchmark run: its inputs, registries and results.
+type bench struct {
+	config
+	root  string
+	start time.Time
+
+	inputs  string // copies of testdata/bench
+	bin     string // the nix wrapper
+	nixLog  string
+	release string
+	env     []string
+
+	registries []*testenv.Registry
+	servers    []*httptest.Server
+
+	rows        []row
+	runsStarted []string
+	limits      limits
+}
+
+// slug numbers a run for its log files and announces it.
+func (b *bench) slug(name string) string {
+	b.runsStarted = append(b.runsStarted, name)
+	progress("%s", name)
+	return fmt.Sprintf("%02d", len(b.runsStarted))
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+// prepare copies the inputs, builds release and writes the nix wrapper.
+func (b *bench) prepare(ctx context.Context) error {
+	b.inputs = filepath.Join(b.work, "inputs")
+	if err := copyInputs(ctx, b.root, b.inputs, b.scale, b.seed); err != nil {
+		return err
+	}
+
+	b.release = b.config.release
+	if b.release == "" {
+		b.release = filepath.Join(b.work, "release")
+		progress("building release")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.release, "./cmd/release")
+		cmd.Dir = b.root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building release: %w: %s", err, out)
+		}
+	}
+
+	realNix, err := exec.LookPath("nix")
+	if err != nil {
+		return err
+	}
+	b.bin = filepath.Join(b.work, "bin")
+	b.nixLog = filepath.Join(b.work, "nix-calls.log")
+	if err := os.MkdirAll(b.bin, 0o755); err != nil {
+		return err
+	}
+	wrapper := fmt.Sprintf("#!/bin/sh\necho \"$1\" >> %s\nexec %s \"$@\"\n", b.nixLog, realNix)
+	if err := os.WriteFile(filepath.Join(b.bin, "nix"), []byte(wrapper), 0o755); err != nil {
+		return err
+	}
+	b.env = append(os.Environ(), "PATH="+b.bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if b.key {
+		b.env = append(b.env, "COSIGN_PASSWORD=bench")
+		cmd := exec.CommandContext(ctx, b.release, "keygen", "--prefix", filepath.Join(b.work, "cosign"))
+		cmd.Env = b.env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("release keygen: %w: %s", err, out)
+		}
+	}
+	return nil
+}
+
+// copyInputs copies testdata/bench's two flakes into dir (with the links to
+// the test stand-ins followed: a path: flake input must hold real files) and
+// sets their scale and seed.
+func copyInputs(ctx context.Context, root, dir string, scale float64, seed string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, flake := range []string{"nixpkgs", "llm-agents"} {
+		cmd := exec.CommandContext(ctx, "cp", "-rL", filepath.Join(root, "testdata", "bench", flake), dir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("copying testdata/bench/%s: %w: %s", flake, err, out)
+		}
+	}
+	return writeJSON(filepath.Join(dir, "nixpkgs", "bench.json"), map[string]any{"scale": scale, "seed": seed})
+}
+
+// revise sets which agents get new payloads, as a new version would.
+func (b *bench) revise(agents []string) error { return revise(b.inputs, agents) }
+
+func revise(inputs string, agents []string) error {
+	revisions := map[string]int{}
+	for _, a := range agents {
+		revisions[a] = 1
+	}
+	return writeJSON(filepath.Join(inputs, "llm-agents", "bench.json"), map[string]any{"revisions": revisions})
+}
+
+// startRegistry starts a fresh docker-registry behind a recording proxy and
+// returns the registry, the proxy and the proxy's host:port.
+func (b *bench) startRegistry(label string) (*testenv.Registry, *regproxy.Proxy, string, error) {
+	dir := filepath.Join(b.work, "registry-"+label)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, "", err
+	}
+	reg, err := testenv.RunRegistry(dir)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	b.registries = append(b.registries, reg)
+	u, _ := url.Parse("http://" + reg.Addr)
+	p := regproxy.To(u)
+	srv := httptest.NewServer(p)
+	b.servers = append(b.servers, srv)
+	return reg, p, strings.TrimPrefix(srv.URL, "http://"), nil
+}
+
+func (b *bench) stop() {
+	for _, s := range b.servers {
+		s.Close()
+	}
+	for _, r := range b.registries {
+		r.Stop()
+	}
+}
+
+// measure runs every scenario in an order that leaves each one the state it
+// needs, and the limits.
+func (b *bench) measure(ctx context.Context) error {
+	mainReg, mainProxy, mainHost, err := b.startRegistry("main")
+	if err != nil {
+		return err
+	}
+	prefix := mainHost + "/agent-images"
+
+	cold, err := b.releaseRun(ctx, "cold release (builds everything)", mainReg, mainProxy, prefix, commitFor(1))
+	if err != nil {
+		return err
+	}
+	unique, err := uniqueLayers(filepath.Join(b.work, "work", "archives"))
+	if err != nil {
+		return err
+	}
+	b.limits.uncompressed = unique.bytes
+	b.limits.compressed = cold.stored
+	b.limits.images, b.limits.layers = unique.images, unique.layers
+
+	pushReg, pushProxy, pushHost, err := b.startRegistry("push")
+	if err != nil {
+		return err
+	}
+	push, err := b.releaseRun(ctx, "push of the built images to an empty registry", pushReg, pushProxy, pushHost+"/agent-images", commitFor(1))
+	if err != nil {
+		return err
+	}
+	t := machineCPU()
+	if b.limits.throughput, err = loopbackThroughput(ctx, pushReg.Addr); err != nil {
+		return err
+	}
+	b.limits.throughputBusy = t.busySince()
+
+	baseReg, baseProxy, baseHost, err := b.startRegistry("baseline")
+	if err != nil {
+		return err
+	}
+	baseline, err := b.baseline(ctx, baseReg, baseProxy, baseHost)
+	if err != nil {
+		return err
+	}
+	t = machineCPU()
+	if b.limits.gzipSpeed, err = gzipSpeed(filepath.Join(b.work, "work", "archives")); err != nil {
+		return err
+	}
+	b.limits.gzipBusy = t.busySince()
+
+	same, err := b.releaseRun(ctx, "rerun, same commit", mainReg, mainProxy, prefix, commitFor(1))
+	if err != nil {
+		return err
+	}
+	newCommit, err := b.releaseRun(ctx, "rerun, new commit, images unchanged", mainReg, mainProxy, prefix, commitFor(2))
+	if err != nil {
+		return err
+	}
+	if err := b.revise([]string{b.changed}); err != nil {
+		return err
+	}
+	changed, err := b.releaseRun(ctx, "rerun, new commit, "+b.changed+" changed", mainReg, mainProxy, prefix, commitFor(3))
+	if err != nil {
+		return err
+	}
+	b.rows = []row{cold, push, same, newCommit, changed, baseline}
+	return nil
+}
+
+// commitFor is the n-th made-up commit the runs release.
+func commitFor(n int) string { return fmt.Sprintf("%040x", 0xbe0c4000+n) }
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// lastLines is the end of a log, for an error message.
+func lastLines(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(f)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+var cores = runtime.NumCPU()
