@@ -12,6 +12,7 @@ import (
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/sign"
 )
 
@@ -96,7 +97,7 @@ func readImage(ctx context.Context, im *image, o *options) error {
 	if err != nil {
 		return fmt.Errorf("reading %s (%s): %w", im.digest, im.platform, err)
 	}
-	if im.size, err = pullSize(img); err != nil {
+	if im.size, err = publish.PullSize(img); err != nil {
 		return fmt.Errorf("reading %s (%s): %w", im.digest, im.platform, err)
 	}
 	atts, err := attestations(ctx, im.digest, o)
@@ -157,21 +158,4 @@ func attestations(ctx context.Context, d name.Digest, o *options) ([]oci.Signatu
 		return nil, fmt.Errorf("reading the attestations of %s: %w", d, err)
 	}
 	return list, nil
-}
-
-// pullSize is what pulling img downloads: its manifest, config and layers.
-func pullSize(img v1.Image) (int64, error) {
-	m, err := img.Manifest()
-	if err != nil {
-		return 0, err
-	}
-	total, err := img.Size()
-	if err != nil {
-		return 0, err
-	}
-	total += m.Config.Size
-	for _, l := range m.Layers {
-		total += l.Size
-	}
-	return total, nil
 }

@@ -23,7 +23,7 @@ func BenchmarkPushImage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	size, err := imageSize(img)
+	size, err := PullSize(img)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -95,7 +95,7 @@ func publish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool) 
 	// gone is not published.
 	var missing []*record.Image
 	for _, img := range rel.Images {
-		if img.Size, err = imageSize(img.Image); err != nil {
+		if img.Size, err = PullSize(img.Image); err != nil {
 			return nil, err
 		}
 		if img.Digest, err = img.Image.Digest(); err != nil {
@@ -194,7 +194,9 @@ func indexKey(ctx context.Context, s store, d v1.Hash) (Key, error) {
 	return k, nil
 }
 
-func imageSize(img v1.Image) (int64, error) {
+// PullSize is what pulling img downloads: its manifest, config and layers,
+// as compressed in the registry. Reports and change reports give this size.
+func PullSize(img v1.Image) (int64, error) {
 	m, err := img.Manifest()
 	if err != nil {
 		return 0, err

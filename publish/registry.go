@@ -367,7 +367,7 @@ func (r *Registry) Stage(ctx context.Context, img *record.Image, key string) err
 	if err := remote.Tag(tag, img.Image, r.RemoteOptions(ctx)...); err != nil {
 		return fmt.Errorf("recording %s as %s: %w", ref, tag, err)
 	}
-	if img.Size, err = imageSize(img.Image); err != nil {
+	if img.Size, err = PullSize(img.Image); err != nil {
 		return err
 	}
 	img.Ref = ref
