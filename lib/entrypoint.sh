@@ -10,7 +10,12 @@
 # directories are created afresh, and whatever else the image's HOME holds (a
 # file, a directory mounted from the host such as ~/.config/app) is linked in
 # at the same place. XDG variables that name a directory the uid cannot write
-# move along. For the image's own user it only runs its arguments.
+# move along. A uid or gid that /etc/passwd or /etc/group does not name
+# (docker run --user, podman run --passwd=false) gets an entry through
+# nss_wrapper: a copy of those files with the entry added, in a private
+# directory of the uid, preloaded for the program, so whoami, id -un, ssh, git
+# and Node's os.userInfo() find the user; /etc stays as the image has it. For
+# the image's own user it only runs its arguments.
 #
 # `--entrypoint sh` bypasses this; `--entrypoint agent-images-entrypoint IMAGE
 # sh` keeps it.
@@ -25,13 +30,17 @@ writable() { [ -d "$1" ] && [ -w "$1" ]; }
 # The XDG base directory variables and their place relative to HOME.
 xdg_vars='@xdgVars@'
 
+# named: the uid and gid have passwd and group entries (the image's own, or
+# those Podman adds for --user).
+named() { @coreutils@/bin/id -un >/dev/null 2>&1 && @coreutils@/bin/id -gn >/dev/null 2>&1; }
+
 settled=1
 writable "${HOME-}" || settled=
 for pair in $xdg_vars; do
   eval "dir=\${${pair%%:*}-}"
   if [ -n "$dir" ] && ! writable "$dir"; then settled=; fi
 done
-if [ -n "$settled" ]; then
+if [ -n "$settled" ] && named; then
   exec "$@"
 fi
 
@@ -106,5 +115,30 @@ for pair in $xdg_vars; do
     export "$var=$dir"
   fi
 done
+# copy FILE: FILE's lines, each ending in a newline.
+copy() { while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done < "$1"; }
+
+if ! named; then
+  gid=$(@coreutils@/bin/id -g)
+  nss=${TMPDIR:-/tmp}/agent-nss-$uid
+  if { @coreutils@/bin/mkdir -m 0700 "$nss" 2>/dev/null || private "$nss"; } &&
+    {
+      copy /etc/passwd
+      # The name is the number, as Podman names such a user.
+      @coreutils@/bin/id -un >/dev/null 2>&1 || printf '%s:x:%s:%s:container user:%s:/bin/sh\n' "$uid" "$uid" "$gid" "$HOME"
+    } > "$nss/passwd.$$" &&
+    {
+      copy /etc/group
+      @coreutils@/bin/id -gn >/dev/null 2>&1 || printf '%s:x:%s:\n' "$gid" "$gid"
+    } > "$nss/group.$$" &&
+    @coreutils@/bin/mv -f "$nss/passwd.$$" "$nss/passwd" && @coreutils@/bin/mv -f "$nss/group.$$" "$nss/group"; then
+    export NSS_WRAPPER_PASSWD="$nss/passwd" NSS_WRAPPER_GROUP="$nss/group"
+    LD_PRELOAD="@nssWrapper@${LD_PRELOAD:+ $LD_PRELOAD}"
+    export LD_PRELOAD
+  else
+    @coreutils@/bin/rm -f "$nss/passwd.$$" "$nss/group.$$" 2>/dev/null
+    warn "uid $uid or gid $gid is not in /etc/passwd or /etc/group, and $nss is not a directory of uid $uid to write an entry in; programs that look the user up (whoami, ssh) will fail"
+  fi
+fi
 @nixNote@
 exec "$@"

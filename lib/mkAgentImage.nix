@@ -229,7 +229,9 @@ let
   # Every Entrypoint starts with agent-images-entrypoint (lib/entrypoint.nix).
   # For the image's user it only runs the program; a container started as
   # another uid (docker --user, podman --userns=keep-id --user) gets a private
-  # HOME laid out like this one, because that uid cannot write /home/<user>.
+  # HOME laid out like this one, because that uid cannot write /home/<user>,
+  # and, when /etc/passwd does not name it (Docker adds no entry; Podman
+  # does), a passwd entry through nss_wrapper rather than a writable /etc.
   homeShim = import ./entrypoint.nix { inherit pkgs lib; } {
     inherit
       home

@@ -32,6 +32,8 @@ const (
 // workflow identity. It becomes one sigstoreSigned requirement.
 type Signer interface {
 	requirement() map[string]any
+	// caveat is what to know before installing a policy for this signer.
+	caveat() string
 	String() string
 }
 
@@ -51,6 +53,8 @@ func (k keySigner) requirement() map[string]any {
 }
 
 func (k keySigner) String() string { return "the holder of the given public key" }
+
+func (keySigner) caveat() string { return "" }
 
 // Workflow is a keyless signer: a CI workflow that signed with a short-lived
 // Fulcio certificate and logged the signature in Rekor.
@@ -118,6 +122,16 @@ func (w Workflow) requirement() map[string]any {
 	return r
 }
 
+// KeylessCaveat is why a keyless policy cannot be installed yet: checked
+// against containers/image up to v5.42.1 (pullpolicy and sign tests).
+const KeylessCaveat = "no released Podman, Buildah, Skopeo or CRI-O verifies a workflow identity yet: " +
+	"containers/image (newest checked: v5.42.1) matches only the e-mail of a Fulcio certificate and rejects " +
+	"this policy's fulcio.buildSignerURI as an unknown key, and a policy it cannot load fails every pull, " +
+	"from any registry. Install it only where `man containers-policy.json` documents buildSignerURI; " +
+	"until then check images with release verify, or release with --key and write the policy with --key."
+
+func (Workflow) caveat() string { return KeylessCaveat }
+
 func (w Workflow) String() string {
 	return fmt.Sprintf("workflow %s (issuer %s)", w.Identity, w.Issuer)
 }
@@ -161,6 +175,8 @@ type Files struct {
 	RegistriesD     []byte
 	// Prefix is the registry prefix the policy guards.
 	Prefix string
+	// Caveat, when set, is what to know before installing the files.
+	Caveat string
 }
 
 type options struct {
@@ -264,6 +280,7 @@ docker:
 		RegistriesDName: registriesDName(prefix),
 		RegistriesD:     []byte(reg),
 		Prefix:          prefix,
+		Caveat:          signer.caveat(),
 	}, nil
 }
 

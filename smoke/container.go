@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -200,6 +201,9 @@ func (st *staticRun) probes() []probe {
 			return ok(v.get("t") == "created", "creating %s: %s", f, v.get("t"))
 		})
 	}
+	if w.UserEntry {
+		ps = append(ps, userEntryProbes()...)
+	}
 	if w.HomeMount != "" {
 		imageHome := st.env["HOME"]
 		mnt := path.Join(imageHome, w.HomeMount)
@@ -225,6 +229,66 @@ if ( : > "$d/$f" ) 2>/dev/null; then [ -e %[1]s/"$f" ] && r seen 1; rm -f "$d/$f
 		ps = append(ps, st.nixLdProbes()...)
 	}
 	return ps
+}
+
+// nssWrapperLib is the library the entrypoint preloads for a uid the
+// image's /etc/passwd does not name.
+const nssWrapperLib = "libnss_wrapper.so"
+
+// userEntryProbes check that the process has a passwd and group entry, and
+// how it got one: from the image's /etc files (or the runtime's additions
+// to them), untouched, or from nss_wrapper files the entrypoint wrote.
+func userEntryProbes() []probe {
+	entry := probe{check: "run.user-entry", sh: `u=$(id -u); g=$(id -g); r u "$u"; r g "$g"; r home "${HOME-}"
+pu=0; while IFS=: read -r _ _ i _; do [ "$i" = "$u" ] && pu=1; done < /etc/passwd; r pu "$pu"
+pg=0; while IFS=: read -r _ _ i _; do [ "$i" = "$g" ] && pg=1; done < /etc/group; r pg "$pg"
+r pre "${LD_PRELOAD-}"; r npw "${NSS_WRAPPER_PASSWD-}"; r ngr "${NSS_WRAPPER_GROUP-}"
+IFS=': '; for f in ${LD_PRELOAD-}; do [ -f "$f" ] && [ -r "$f" ] && r prefile "$f"; done; unset IFS
+if [ -r "${NSS_WRAPPER_PASSWD:-/nonexistent}" ]; then while IFS= read -r l || [ -n "$l" ]; do r pwl "$l"; done < "$NSS_WRAPPER_PASSWD"; fi
+if [ -r "${NSS_WRAPPER_GROUP:-/nonexistent}" ]; then while IFS= read -r l || [ -n "$l" ]; do r grl "$l"; done < "$NSS_WRAPPER_GROUP"; fi`}
+	entry.eval = func(v vals) (Status, string) {
+		u, g, home := v.get("u"), v.get("g"), v.get("home")
+		wrapped := v.get("npw") != "" || v.get("ngr") != "" || strings.Contains(v.get("pre"), nssWrapperLib)
+		if v.get("pu") == "1" && v.get("pg") == "1" {
+			return ok(!wrapped, "uid %s and gid %s are in /etc/passwd and /etc/group; nss_wrapper in use: %v (LD_PRELOAD=%q)", u, g, wrapped, v.get("pre"))
+		}
+		var problems []string
+		if !slices.ContainsFunc(v["prefile"], func(f string) bool { return path.Base(f) == nssWrapperLib }) {
+			problems = append(problems, fmt.Sprintf("LD_PRELOAD=%q preloads no readable %s", v.get("pre"), nssWrapperLib))
+		}
+		hasEntry := func(lines []string, match func(f []string) bool) bool {
+			return slices.ContainsFunc(lines, func(l string) bool { return match(strings.Split(l, ":")) })
+		}
+		switch {
+		case v.get("npw") == "" || v.get("ngr") == "":
+			problems = append(problems, "NSS_WRAPPER_PASSWD and NSS_WRAPPER_GROUP are not both set")
+		case !hasEntry(v["pwl"], func(f []string) bool { return len(f) == 7 && f[0] == "root" && f[2] == "0" }):
+			problems = append(problems, v.get("npw")+" is not a copy of /etc/passwd (no root)")
+		case !hasEntry(v["pwl"], func(f []string) bool {
+			return len(f) == 7 && f[0] != "" && f[2] == u && f[3] == g && f[5] == home
+		}):
+			problems = append(problems, fmt.Sprintf("%s has no entry for uid %s, gid %s, home %s", v.get("npw"), u, g, home))
+		case !hasEntry(v["grl"], func(f []string) bool { return len(f) == 4 && f[0] != "" && f[2] == g }):
+			problems = append(problems, fmt.Sprintf("%s has no entry for gid %s", v.get("ngr"), g))
+		}
+		if len(problems) > 0 {
+			return Fail, fmt.Sprintf("uid %s:%s is not in the image's /etc/passwd and /etc/group, and %s", u, g, strings.Join(problems, "; "))
+		}
+		return Pass, fmt.Sprintf("uid %s:%s is not in the image's /etc files; the entrypoint gave it an entry in %s and %s, preloading %s", u, g, v.get("npw"), v.get("ngr"), nssWrapperLib)
+	}
+	name := probe{check: "run.user-name", sh: `v=$(whoami 2>&1); r wrc $?; r w "$v"; v=$(id -un 2>&1); r urc $?; r un "$v"; v=$(id -gn 2>&1); r grc $?; r gn "$v"
+IFS=': '; for f in ${LD_PRELOAD-}; do l=; [ -r "$f" ] && IFS= read -r l < "$f" 2>/dev/null; case "$l" in *` + q(standinMarker) + `*) r standin "$l" ;; esac; done; unset IFS`}
+	name.eval = func(v vals) (Status, string) {
+		detail := fmt.Sprintf("whoami = %q (exit %s), id -un = %q (exit %s), id -gn = %q (exit %s)", v.get("w"), v.get("wrc"), v.get("un"), v.get("urc"), v.get("gn"), v.get("grc"))
+		if v.get("wrc") == "0" && v.get("urc") == "0" && v.get("grc") == "0" && v.get("w") != "" && v.get("w") == v.get("un") && v.get("gn") != "" {
+			return Pass, detail
+		}
+		if l := v.get("standin"); l != "" {
+			return Skip, "needs the real nss_wrapper; the image has the offline stand-in: " + l
+		}
+		return Fail, detail
+	}
+	return []probe{entry, name}
 }
 
 func isStandin(lines []string) (string, bool) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -330,10 +331,22 @@ func TestAnyUserChecks(t *testing.T) {
 export HOME=$h XDG_CONFIG_HOME=$h/.config XDG_CACHE_HOME=$h/.cache XDG_DATA_HOME=$h/.local/share XDG_STATE_HOME=$h/.local/state
 `
 	const linkMount = "ln -s /home/agent/.config/agent-images-smoke $h/.config/\n"
+	// What the real shim does for a uid the image does not name, with a
+	// stand-in library to preload (busybox cannot preload one).
+	const nssLib = "/nix/store/00000000000000000000000000nss-nss_wrapper-1.1.16/lib/libnss_wrapper.so"
+	const nssEntry = `n=/tmp/nss-$(id -u); mkdir -p $n
+{ cat /etc/passwd; echo "$(id -u):x:$(id -u):$(id -g):container user:$HOME:/bin/sh"; } > $n/passwd
+{ cat /etc/group; echo "$(id -g):x:$(id -g):"; } > $n/group
+export NSS_WRAPPER_PASSWD=$n/passwd NSS_WRAPPER_GROUP=$n/group LD_PRELOAD=` + nssLib + "\n"
+	// Podman adds a passwd entry for a --user uid the image lacks unless
+	// --passwd=false, which leaves the uid unnamed, as Docker does.
+	unnamed := []string{"--passwd=false"}
 	tests := []struct {
-		name       string
-		shim       string
-		wantFailed []string
+		name        string
+		shim        string
+		flags       []string
+		wantFailed  []string
+		wantSkipped []string
 	}{
 		{name: "shim that gives a home", shim: makeHome + linkMount},
 		{
@@ -342,20 +355,29 @@ export HOME=$h XDG_CONFIG_HOME=$h/.config XDG_CACHE_HOME=$h/.cache XDG_DATA_HOME
 				"run.writable $XDG_DATA_HOME", "run.writable $XDG_STATE_HOME"},
 		},
 		{name: "shim that loses what is mounted in the old home", shim: makeHome, wantFailed: []string{"run.home-mount"}},
+		{name: "unnamed uid, shim that gives it an entry", shim: makeHome + linkMount + nssEntry, flags: unnamed, wantSkipped: []string{"run.user-name"}},
+		{name: "unnamed uid, shim that gives it no entry", shim: makeHome + linkMount, flags: unnamed, wantFailed: []string{"run.user-entry", "run.user-name"}},
+		{name: "named uid, shim that preloads nss_wrapper anyway", shim: makeHome + linkMount + nssEntry, wantFailed: []string{"run.user-entry"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			img, _ := caseImage(t, hostArch, false, func(tr tree, _ *v1.ConfigFile) {
 				tr.file(storeShim+"/bin/"+HomeShim, 0o555, "#!/bin/sh\n"+tc.shim+"exec \"$@\"\n")
+				tr.dir(path.Dir(nssLib), 0, 0, 0o555)
+				tr.file(nssLib, 0o444, "agent-images stand-in for nss_wrapper: not a real library\n")
 			})
 			want := AnyUser("/workspace")
 			want.Touch = []string{"/workspace/owner"}
-			rep, err := Test(t.Context(), img, want, WithRuntime(rt), WithRunFlags("--user", "1001:1001", "-v", ws+":/workspace"))
+			flags := append([]string{"--user", "1001:1001", "-v", ws + ":/workspace"}, tc.flags...)
+			rep, err := Test(t.Context(), img, want, WithRuntime(rt), WithRunFlags(flags...))
 			if err != nil {
 				t.Fatalf("Test() error: %v", err)
 			}
 			if got := checks(rep.Results, Fail); !slices.Equal(got, tc.wantFailed) {
 				t.Errorf("Test() failed = %q, want %q\n%s", got, tc.wantFailed, rep)
+			}
+			if got := checks(rep.Results, Skip); !slices.Equal(got, tc.wantSkipped) {
+				t.Errorf("Test() skipped = %q, want %q\n%s", got, tc.wantSkipped, rep)
 			}
 			if st, err := os.Stat(filepath.Join(ws, "owner")); err != nil {
 				t.Errorf("run.touch left no file on the host: %v", err)

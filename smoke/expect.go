@@ -42,6 +42,12 @@ type Expect struct {
 	// place, so a caller that mounted their directory can see on the host
 	// who owns them.
 	Touch []string
+	// UserEntry: whatever uid and gid the process runs as, they have a
+	// passwd and group entry (whoami, id -un, id -gn answer). Where the
+	// image's /etc/passwd or /etc/group lacks one, the entrypoint must have
+	// made it through nss_wrapper; where it has one, it must have left the
+	// process alone.
+	UserEntry bool
 	// HomeMount is a directory below the image's HOME (its config Env), e.g.
 	// ".config/app", at which a tmpfs is mounted; it must stay writable at the
 	// same place below $HOME, whatever HOME the entrypoint gave the process.
@@ -145,6 +151,7 @@ func UserDefaults(mainProgram, user string, uid, gid int, home, workingDir strin
 		Dirs:             []string{home, workingDir},
 		Tmp:              true,
 		TmpfsUnderConfig: true,
+		UserEntry:        true,
 		Labels:           map[string]string{},
 		NonRoot:          true,
 	}
@@ -162,15 +169,16 @@ func UserDefaults(mainProgram, user string, uid, gid int, home, workingDir strin
 
 // AnyUser is what an image promises whatever uid it runs as (docker run
 // --user, podman run --userns=keep-id --user): the process is not root, works
-// in workingDir, and can write (and owns) $HOME, the XDG directories and
-// workingDir; /tmp is writable; a directory mounted below the image's HOME
-// stays reachable below $HOME. Identity and exact paths are not checked: they
-// depend on the uid.
+// in workingDir, has a user and group name, and can write (and owns) $HOME,
+// the XDG directories and workingDir; /tmp is writable; a directory mounted
+// below the image's HOME stays reachable below $HOME. Identity and exact
+// paths are not checked: they depend on the uid.
 func AnyUser(workingDir string) Expect {
 	e := Expect{
 		WorkingDir: workingDir,
 		NonRoot:    true,
 		Tmp:        true,
+		UserEntry:  true,
 		Writable:   []string{"$HOME"},
 		HomeMount:  ".config/agent-images-smoke",
 	}

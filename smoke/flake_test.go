@@ -255,6 +255,55 @@ func TestFlakeImagesDocker(t *testing.T) {
 	testFlakeImages(t, rt, built, []string{"pi", "test-custom"})
 }
 
+// TestFlakeImagesUnknownUID runs the default and the withNix image as a uid
+// and gid the image does not know and the runtime does not name, as Docker
+// starts one with --user (here podman --passwd=false, which adds no passwd
+// entry either): the any-uid catalogue passes, a user name included. Offline
+// the name needs the real nss_wrapper and skips; CI's real-inputs smoke jobs
+// run this with the real one and allow no skip. Only the host's own system:
+// nothing here depends on the architecture, and each CI job is native.
+func TestFlakeImagesUnknownUID(t *testing.T) {
+	testenv.Require(t, "nix", "podman")
+	built := flakeImagesBuilt(t)
+	rt := podman(t)
+	for _, s := range flakeSystems {
+		if s.plat.Architecture != hostArch {
+			continue
+		}
+		for _, attr := range runImages {
+			t.Run(s.system+"/"+attr, func(t *testing.T) {
+				b, ok := built[s.system][attr]
+				if !ok {
+					t.Fatalf("the flake has no packages.%s.%s", s.system, attr)
+				}
+				if ok, how, err := CanRun(s.plat); err != nil || !ok {
+					msg := fmt.Sprintf("%s images cannot run here: %s %v (scripts/setup-host.sh registers qemu)", s.system, how, err)
+					if testenv.Strict() {
+						t.Fatal(msg)
+					}
+					t.Skip(msg)
+				}
+				rep, err := Test(t.Context(), loadArchive(t, b.Out), AnyUser(""), WithRuntime(rt), WithPlatform(s.plat),
+					WithRunFlags("--passwd=false", "--user", "4242:4242"))
+				if err != nil {
+					t.Fatalf("Test(%s) error: %v", attr, err)
+				}
+				t.Logf("%s", rep)
+				for _, r := range rep.Failed() {
+					t.Errorf("Test(%s) as uid 4242: %s", attr, r)
+				}
+				var wantSkip []string
+				if !testenv.RealInputs() {
+					wantSkip = []string{"run.user-name"}
+				}
+				if got := checks(rep.Results, Skip); !slices.Equal(got, wantSkip) {
+					t.Errorf("Test(%s) as uid 4242 skipped %q, want %q", attr, got, wantSkip)
+				}
+			})
+		}
+	}
+}
+
 func testFlakeImages(t *testing.T, rt Runtime, built map[string]map[string]builtImage, only []string) {
 	for _, s := range flakeSystems {
 		for _, fi := range flakeImages {

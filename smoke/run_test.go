@@ -348,8 +348,9 @@ var runUIDs = []int{1000, 1001}
 // as that user; rootful Podman and Docker with that user's ids), with pi and
 // test-nix, natively and under emulation. Where the agent runs as the image's
 // user, the whole catalogue must pass; as another uid, the any-uid checks
-// (AnyUser). Either way a file the agent creates in /workspace must belong to
-// the host user.
+// (AnyUser), a user name included: Docker's --user uid has none in the
+// image, so the entrypoint gives it one. Either way a file the agent creates
+// in /workspace must belong to the host user.
 func TestRunCommands(t *testing.T) {
 	testenv.Require(t, "nix", "podman")
 	lines := readmeRunCommands(t)
@@ -441,8 +442,14 @@ func TestRunCommands(t *testing.T) {
 							t.Errorf("%s: %s", line, r)
 						}
 						var wantSkip []string
-						if asImageUser {
+						switch {
+						case asImageUser:
 							wantSkip = wantStandinSkips(want)
+						case rc.engine == "docker" && !testenv.RealInputs():
+							// Docker adds no passwd entry for a --user uid
+							// (Podman does), so its name comes from
+							// nss_wrapper, which the stand-in cannot preload.
+							wantSkip = []string{"run.user-name"}
 						}
 						if got := checks(rep.Results, Skip); !slices.Equal(got, wantSkip) {
 							t.Errorf("Test(%s) skipped %q, want %q", attr, got, wantSkip)

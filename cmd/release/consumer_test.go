@@ -150,6 +150,31 @@ func TestConsumerFlakeReleases(t *testing.T) {
 		t.Errorf("release verify = %v\n%s", err, out)
 	}
 	cosignVerify(t, cosign, "cosign.pub", index.String(), prefix+"/reviewer@"+ar.Platforms[0].Digest.String())
+
+	// The trust policy release policy writes for the key admits what the
+	// release pushed, as Podman would decide it (containers/image itself:
+	// Debian's Podman cannot verify sigstore signatures), and refuses the
+	// same bytes under the prefix without the release's signature.
+	if out, err := run(t, "policy", "--registry", prefix, "--key", "cosign.pub", "--out", "policy"); err != nil {
+		t.Fatalf("release policy = %v\n%s", err, out)
+	}
+	copied := mustDigest(t, prefix+"/copied@"+ar.Index.String())
+	if err := remote.WriteIndex(copied, idx); err != nil {
+		t.Fatalf("copying the index unsigned: %v", err)
+	}
+	for _, tc := range []struct {
+		image string
+		want  testenv.Verdict
+	}{
+		{prefix + "/reviewer:latest", testenv.Accepted},
+		{prefix + "/copied@" + ar.Index.String(), testenv.Refused},
+	} {
+		if got, out := testenv.VerifyPull(t, filepath.Join("policy", "policy.json"), filepath.Join("policy", "registries.d"), tc.image); got != tc.want {
+			t.Errorf("pull of %s under release policy's output: %s; want %s", tc.image, out, tc.want)
+		} else {
+			t.Log(out)
+		}
+	}
 }
 
 // cosignVerify has the real cosign CLI check a key-signed index and the

@@ -29,8 +29,8 @@ Keyless (the default): the signature must come from a Fulcio certificate for
 through --certificate-oidc-issuer, logged in Rekor. The Fulcio CA and the
 Rekor key come from Sigstore's TUF repository, as for cosign verify, unless
 --fulcio-roots and --rekor-key name files. Verifying a workflow identity needs
-a containers/image that knows "buildSignerURI" (see README); Debian 12's
-Podman 4.3 does not, and refuses such a policy.
+a containers/image that knows "buildSignerURI", which no release has yet
+(see README): until then such a policy makes every pull fail.
 
 With --key, the signature must be made by that public key (a release signed
 with --key); Podman 4.2 and later verify these.
@@ -100,6 +100,9 @@ added to that policy and everything else is kept.`,
 			fmt.Fprintf(o, "%s makes Podman, Buildah, Skopeo and CRI-O read those signatures from the registry.\n", reg)
 			for _, l := range pullpolicy.Locations {
 				fmt.Fprintf(o, "\n%s:\n  %s -> %s\n  %s -> %s/%s\n  %s\n", l.For, policy, l.Policy, reg, l.RegistriesD, files.RegistriesDName, l.Note)
+			}
+			if files.Caveat != "" {
+				fmt.Fprintf(o, "\nBefore you install them: %s\n", files.Caveat)
 			}
 			return nil
 		},

@@ -23,6 +23,9 @@ func TestPolicy(t *testing.T) {
 			t.Errorf("policy output lacks %q:\n%s", want, got)
 		}
 	}
+	if strings.Contains(got, "Before you install") {
+		t.Errorf("key policy output carries the keyless caveat:\n%s", got)
+	}
 	if b, err := os.ReadFile(filepath.Join(out, "policy.json")); err != nil || !strings.Contains(string(b), `"sigstoreSigned"`) {
 		t.Errorf("policy.json = %s, %v; want a sigstoreSigned requirement", b, err)
 	}
@@ -33,6 +36,9 @@ func TestPolicy(t *testing.T) {
 	}
 	if !strings.Contains(got, "workflow https://github.com/nothingnesses/agent-images/.github/workflows/release.yml@refs/heads/main") {
 		t.Errorf("keyless policy output does not name the release workflow:\n%s", got)
+	}
+	if !strings.Contains(got, "Before you install them: no released Podman") {
+		t.Errorf("keyless policy output does not warn that no released Podman verifies it:\n%s", got)
 	}
 
 	bad := []struct {

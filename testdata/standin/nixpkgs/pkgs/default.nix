@@ -667,6 +667,30 @@ let
           echo "  L+ ${ldpath} - - - - $out/libexec/nix-ld" > $out/lib/tmpfiles.d/nix-ld.conf
         '';
 
+    # Not nss_wrapper: a library to preload must be ELF, and the stand-in
+    # programs are static busybox, which ignores LD_PRELOAD anyway. The
+    # layout is the real package's (pkgs/by-name/ns/nss_wrapper/package.nix,
+    # a cmake build with one output): lib/libnss_wrapper.so and the
+    # nss_wrapper.pl program. The library is a text file with the marker, so
+    # the checks that need the real one can tell and skip.
+    nss_wrapper =
+      runCommandWith' "nss_wrapper-1.1.16"
+        {
+          pname = "nss_wrapper";
+          version = "1.1.16";
+          meta = {
+            description = "Wrapper for the user, group and hosts NSS API (agent-images stand-in: not a library)";
+            mainProgram = "nss_wrapper.pl";
+            license = lib.licenses.bsd3;
+          };
+        }
+        ''
+          mkdir -p $out/bin $out/lib
+          echo "agent-images stand-in for nss_wrapper 1.1.16: libnss_wrapper.so is not a real library" > $out/lib/libnss_wrapper.so
+          printf '#!%s\necho "nss_wrapper.pl: agent-images stand-in for nss_wrapper 1.1.16" >&2\nexit 1\n' ${busybox}/bin/sh > $out/bin/nss_wrapper.pl
+          chmod 0555 $out/bin/nss_wrapper.pl
+        '';
+
     zlib = libraryStandin "zlib" "1.3.1" [ "out" "dev" ] [ "libz.so.1" ];
     zstd = libraryStandin "zstd" "1.5.7" [ "bin" "dev" "out" ] [ "libzstd.so.1" ];
     openssl = libraryStandin "openssl" "3.5.2" [ "bin" "dev" "out" ] [
