@@ -111,7 +111,7 @@ func (r *Registry) Repository(agent string) (name.Repository, error) {
 // the repository lacks, then the index by digest, then runs hook, then moves
 // the tags that may move.
 func (r *Registry) Publish(ctx context.Context, rel Release, hook Hook) (*Result, error) {
-	s, err := r.store(rel.Agent)
+	s, err := r.store(ctx, rel.Agent)
 	if err != nil {
 		return nil, err
 	}
@@ -120,25 +120,43 @@ func (r *Registry) Publish(ctx context.Context, rel Release, hook Hook) (*Result
 
 // Plan is what Publish would do, touching nothing.
 func (r *Registry) Plan(ctx context.Context, rel Release) (*Result, error) {
-	s, err := r.store(rel.Agent)
+	s, err := r.store(ctx, rel.Agent)
 	if err != nil {
 		return nil, err
 	}
 	return publish(ctx, s, rel, nil, true)
 }
 
-func (r *Registry) store(agent string) (*repoStore, error) {
+// Published reads the index <prefix>/<agent>:latest and checks that each of
+// its images is there.
+func (r *Registry) Published(ctx context.Context, agent string) (*Published, error) {
+	s, err := r.store(ctx, agent)
+	if err != nil {
+		return nil, err
+	}
+	return readPublished(ctx, s)
+}
+
+func (r *Registry) store(ctx context.Context, agent string) (*repoStore, error) {
 	repo, err := r.Repository(agent)
 	if err != nil {
 		return nil, err
 	}
-	return &repoStore{r: r, repo: repo}, nil
+	s := &repoStore{r: r, repo: repo, reads: r.RemoteOptions(ctx)}
+	// One puller for the release of an agent: the registry is pinged and
+	// the repository's token fetched once, not before every read.
+	if p, err := remote.NewPuller(s.reads...); err == nil {
+		s.reads = append(s.reads, remote.Reuse(p))
+	}
+	return s, nil
 }
 
 // repoStore is one repository of a registry.
 type repoStore struct {
 	r    *Registry
 	repo name.Repository
+	// reads are the options of every read.
+	reads []remote.Option
 }
 
 func (s *repoStore) where() string             { return s.repo.String() }
@@ -147,7 +165,7 @@ func (s *repoStore) ref(d v1.Hash) name.Digest { return s.repo.Digest(d.String()
 func (s *repoStore) current(ctx context.Context, tags []string) (map[string]v1.Hash, error) {
 	out := map[string]v1.Hash{}
 	for _, t := range tags {
-		desc, err := remote.Head(s.repo.Tag(t), s.r.RemoteOptions(ctx)...)
+		desc, err := remote.Head(s.repo.Tag(t), s.reads...)
 		if isNotFound(err) {
 			continue
 		}
@@ -160,7 +178,7 @@ func (s *repoStore) current(ctx context.Context, tags []string) (map[string]v1.H
 }
 
 func (s *repoStore) manifest(ctx context.Context, d v1.Hash) ([]byte, error) {
-	desc, err := remote.Get(s.ref(d), s.r.RemoteOptions(ctx)...)
+	desc, err := remote.Get(s.ref(d), s.reads...)
 	if isNotFound(err) {
 		return nil, nil
 	}
@@ -184,6 +202,14 @@ func (s *repoStore) putIndex(ctx context.Context, idx v1.ImageIndex) error {
 		return fmt.Errorf("pushing index %s: %w", s.ref(d), err)
 	}
 	return nil
+}
+
+func (s *repoStore) index(ctx context.Context, d v1.Hash) (v1.ImageIndex, error) {
+	idx, err := remote.Index(s.ref(d), s.reads...)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", s.ref(d), err)
+	}
+	return idx, nil
 }
 
 func (s *repoStore) tag(ctx context.Context, tag string, idx v1.ImageIndex) error {
