@@ -86,11 +86,12 @@ func NewRegistry(prefix Prefix, opts ...RegistryOption) *Registry {
 	if o.transport == nil {
 		o.transport = retrying.New()
 	}
+	checks := &knownChecks{next: o.transport, skip: map[string]int{}}
 	return &Registry{
 		prefix: prefix,
-		remote: []remote.Option{remote.WithAuthFromKeychain(o.keychain), remote.WithTransport(o.transport), remote.WithJobs(o.jobs)},
+		remote: []remote.Option{remote.WithAuthFromKeychain(o.keychain), remote.WithTransport(checks), remote.WithJobs(o.jobs)},
 		jobs:   o.jobs,
-		mounts: &mountTracker{blobs: map[blobKey]*blobUpload{}, fallback: o.mountFrom},
+		mounts: &mountTracker{blobs: map[blobKey]*blobUpload{}, fallback: o.mountFrom, checks: checks},
 		update: o.update,
 	}
 }
@@ -303,6 +304,7 @@ type mountTracker struct {
 	mu       sync.Mutex
 	blobs    map[blobKey]*blobUpload
 	fallback []name.Repository
+	checks   *knownChecks
 }
 
 type blobKey struct {
@@ -353,8 +355,63 @@ func (m *mountTracker) upload(ctx context.Context, p *remote.Pusher, repo name.R
 		if b.repo.String() == repo.String() {
 			return nil
 		}
-		return p.Upload(ctx, repo, &remote.MountableLayer{Layer: l, Reference: b.repo.Digest(d.String())})
+		// The mount succeeds whether or not repo has the blob already, so
+		// the existence check before it would only say what the mount says.
+		done := m.checks.answer(repo, d)
+		err := p.Upload(ctx, repo, &remote.MountableLayer{Layer: l, Reference: b.repo.Digest(d.String())})
+		done()
+		return err
 	}
+}
+
+// knownChecks is the transport under every registry call of a Registry.
+// go-containerregistry asks the registry whether a blob exists (HEAD)
+// before every blob it pushes, a mount included. For a blob the mount
+// tracker knows is in another repository of the registry, that question
+// is a round trip whose answer changes nothing: the mount that follows
+// succeeds in either case. knownChecks answers it "not here" itself, so a
+// cold release makes one request per shared layer and repository, not two.
+// Were the mount refused, the blob is uploaded, as after a wrong guess.
+type knownChecks struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	// skip counts the mounts under way, by the path of the check.
+	skip map[string]int
+}
+
+func blobPath(repo name.Repository, d v1.Hash) string {
+	return "/v2/" + repo.RepositoryStr() + "/blobs/" + d.String()
+}
+
+// answer makes the checks of blob d in repo answered locally until done.
+func (k *knownChecks) answer(repo name.Repository, d v1.Hash) (done func()) {
+	key := repo.RegistryStr() + blobPath(repo, d)
+	k.mu.Lock()
+	k.skip[key]++
+	k.mu.Unlock()
+	return func() {
+		k.mu.Lock()
+		if k.skip[key]--; k.skip[key] == 0 {
+			delete(k.skip, key)
+		}
+		k.mu.Unlock()
+	}
+}
+
+func (k *knownChecks) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodHead {
+		k.mu.Lock()
+		n := k.skip[req.URL.Host+req.URL.Path]
+		k.mu.Unlock()
+		if n > 0 {
+			return &http.Response{
+				Status: "404 Not Found", StatusCode: http.StatusNotFound,
+				Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+				Header: http.Header{}, Body: http.NoBody, Request: req,
+			}, nil
+		}
+	}
+	return k.next.RoundTrip(req)
 }
 
 // guess offers a blob nobody in this run has pushed for mounting from the
