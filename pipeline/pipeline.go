@@ -111,6 +111,8 @@ const (
 	modeRelease mode = iota
 	modeBuild
 	modeMerge
+	// modeChanged only reads: which agents a split release must build.
+	modeChanged
 )
 
 // run is one release in progress: the caller's options with their defaults,
@@ -182,7 +184,7 @@ func newRun(o Options, m mode) (*run, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	r.smoke = m != modeMerge && !o.DryRun
+	r.smoke = (m == modeRelease || m == modeBuild) && !o.DryRun
 	if r.smoke && o.Runtime != "none" {
 		rt, err := smoke.NewRuntime(o.Runtime)
 		if err != nil {
@@ -253,7 +255,13 @@ func (r *run) plan(ctx context.Context) ([]*agent, error) {
 			return nil, err
 		}
 	}
+	return r.records(targets)
+}
+
+// records makes one record per target, grouped by agent in target order.
+func (r *run) records(targets []matrix.Target) ([]*agent, error) {
 	var agents []*agent
+	var err error
 	by := map[string]*agent{}
 	for _, t := range targets {
 		a, ok := by[t.Agent]

@@ -124,16 +124,7 @@ type signer func(ctx context.Context, a *agent, res *publish.Result) (bool, erro
 // publish sends an agent's tested images to pub (images, index, signatures,
 // tags) and completes its report.
 func (r *run) publish(ctx context.Context, pub publish.Publisher, a *agent, sign signer) {
-	rel := publish.Release{
-		Agent:         a.name(),
-		Images:        a.Platforms,
-		Version:       a.Version,
-		Created:       a.Created,
-		Annotations:   r.annotations(a),
-		Tags:          a.tags,
-		AllowRollback: r.o.AllowRollback,
-		Reuse:         a.reuse,
-	}
+	rel := r.releaseOf(a)
 	var res *publish.Result
 	var err error
 	signed := false
@@ -184,6 +175,20 @@ func (r *run) publish(ctx context.Context, pub publish.Publisher, a *agent, sign
 		a.Status = record.StageDone
 	}
 	r.events(Event{Agent: a.name(), Stage: a.Status, Detail: res.Index.String()})
+}
+
+// releaseOf is what publishing a gives a publisher.
+func (r *run) releaseOf(a *agent) publish.Release {
+	return publish.Release{
+		Agent:         a.name(),
+		Images:        a.Platforms,
+		Version:       a.Version,
+		Created:       a.Created,
+		Annotations:   r.annotations(a),
+		Tags:          a.tags,
+		AllowRollback: r.o.AllowRollback,
+		Reuse:         a.reuse,
+	}
 }
 
 // signEverything signs each per-arch image, then the index.
