@@ -1,5 +1,6 @@
-// Package build turns release targets into images: it runs nix build for
-// each target in parallel and loads what Nix produced (a docker-archive, or
+// Package build turns release targets into images: it realises each
+// target's derivation, as the release's one evaluation named it, in
+// parallel and loads what Nix produced (a docker-archive, or
 // the script streamLayeredImage makes) as an OCI image whose platform is
 // checked against the target's system.
 package build
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 
@@ -48,71 +50,88 @@ func WithProgress(f func(Event)) Option { return func(o *options) { o.progress =
 // withNix swaps the nix runner, for tests.
 func withNix(r nix.Runner) Option { return func(o *options) { o.nix = r } }
 
-// Build builds the target of every image record with nix build, at most
-// jobs at a time, and fills in each record: DrvPath, OutPath, Image and
-// Digest, or the error that failed it, which stays with that record. Records
-// that already failed are skipped. Build returns an error only when it
-// cannot start (no work directory).
-func Build(ctx context.Context, flake nix.Flake, images []*record.Image, opts ...Option) error {
+// Builder realises the derivations of image records and loads what they
+// produced. One Builder serves a whole run, so that every image's layers are
+// compressed once into one store; Build may be called for many images at once.
+type Builder struct {
+	o     options
+	store *LayerStore
+}
+
+// NewBuilder prepares the work directory. What an earlier run left in its
+// layer store is not trusted, so the store starts empty.
+func NewBuilder(opts ...Option) (*Builder, error) {
 	o := options{jobs: runtime.NumCPU(), nix: nix.Run, progress: func(Event) {}}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.jobs < 1 {
-		return fmt.Errorf("--jobs %d: want at least 1", o.jobs)
+		return nil, fmt.Errorf("--jobs %d: want at least 1", o.jobs)
 	}
 	if o.workDir == "" {
 		dir, err := os.MkdirTemp("", "agent-images-build-")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		o.workDir = dir
 	}
 	if err := os.MkdirAll(o.workDir, 0o755); err != nil {
-		return fmt.Errorf("creating work directory %s: %w", o.workDir, err)
+		return nil, fmt.Errorf("creating work directory %s: %w", o.workDir, err)
 	}
-	// Every target's layers are compressed once into one store; what an
-	// earlier run left there is not trusted, so the store starts empty.
 	layers := filepath.Join(o.workDir, "layers")
 	if err := os.RemoveAll(layers); err != nil {
-		return fmt.Errorf("clearing %s: %w", layers, err)
+		return nil, fmt.Errorf("clearing %s: %w", layers, err)
 	}
-	store := NewLayerStore(layers)
+	return &Builder{o: o, store: NewLayerStore(layers)}, nil
+}
 
+// Build realises img's derivation (img.DrvPath, from the release's one
+// evaluation) and fills in OutPath, Image and Digest, or fails img with the
+// reason, which stays with that record. It returns nothing: a failure is
+// the image's, never the run's.
+func (b *Builder) Build(ctx context.Context, img *record.Image) {
+	if img.Failed() {
+		return
+	}
+	if err := b.buildOne(ctx, img); err != nil {
+		img.Fail(err)
+		b.o.progress(Event{Image: img, Stage: "failed", Err: err})
+		return
+	}
+	b.o.progress(Event{Image: img, Stage: "built"})
+}
+
+// Build builds every image record with one Builder, at most jobs at a time.
+// Records that already failed are skipped. It returns an error only when it
+// cannot start (no work directory).
+func Build(ctx context.Context, images []*record.Image, opts ...Option) error {
+	b, err := NewBuilder(opts...)
+	if err != nil {
+		return err
+	}
 	var g errgroup.Group
-	g.SetLimit(o.jobs)
+	g.SetLimit(b.o.jobs)
 	for _, img := range images {
-		if img.Failed() {
-			continue
-		}
-		g.Go(func() error {
-			// Failures stay with their image: one agent failing to build
-			// must not stop the others.
-			if err := buildOne(ctx, o, store, flake, img); err != nil {
-				img.Fail(err)
-				o.progress(Event{Image: img, Stage: "failed", Err: err})
-			} else {
-				o.progress(Event{Image: img, Stage: "built"})
-			}
-			return nil
-		})
+		g.Go(func() error { b.Build(ctx, img); return nil })
 	}
 	return g.Wait()
 }
 
-func buildOne(ctx context.Context, o options, store *LayerStore, flake nix.Flake, img *record.Image) error {
+func (b *Builder) buildOne(ctx context.Context, img *record.Image) error {
+	o := b.o
 	o.progress(Event{Image: img, Stage: "building"})
+	if !strings.HasSuffix(img.DrvPath, ".drv") {
+		return fmt.Errorf("building %s: no derivation to realise (the release set's evaluation names one for every target)", img)
+	}
 	name := img.Agent + "-" + string(img.System)
-	attr := fmt.Sprintf("packages.%s.%s", img.System, img.Agent)
 	link := filepath.Join(o.workDir, "out", name)
 	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
 		return err
 	}
-	// Each target is its own nix process so one failure stays with its
-	// target; they must not share the evaluation cache, whose SQLite
-	// database Nix does not open safely from several processes at once.
-	args := append([]string{"build", "--json", "--no-eval-cache", "--out-link", link, flake.Installable(attr)}, flake.OverrideArgs()...)
-	out, err := o.nix(ctx, args...)
+	// Realising a derivation evaluates nothing, so each target can be its
+	// own process, which keeps a failure with its target, at the cost of a
+	// process start.
+	out, err := o.nix(ctx, "build", "--json", "--out-link", link, img.DrvPath)
 	if err != nil {
 		return fmt.Errorf("building %s: %w", img, err)
 	}
@@ -123,7 +142,10 @@ func buildOne(ctx context.Context, o options, store *LayerStore, flake nix.Flake
 	if err := json.Unmarshal(out, &built); err != nil || len(built) != 1 || built[0].Outputs["out"] == "" {
 		return fmt.Errorf("building %s: nix build --json printed %q, want one derivation with an out output", img, out)
 	}
-	img.DrvPath, img.OutPath = built[0].DrvPath, built[0].Outputs["out"]
+	if built[0].DrvPath != img.DrvPath {
+		return fmt.Errorf("building %s: nix built %s, want %s", img, built[0].DrvPath, img.DrvPath)
+	}
+	img.OutPath = built[0].Outputs["out"]
 
 	o.progress(Event{Image: img, Stage: "loading"})
 	archive := filepath.Join(o.workDir, "archives", name+".tar")
@@ -134,7 +156,7 @@ func buildOne(ctx context.Context, o options, store *LayerStore, flake nix.Flake
 	if err != nil {
 		return fmt.Errorf("loading %s from %s: %w", img, img.OutPath, err)
 	}
-	loaded, err := store.Image(ctx, archive)
+	loaded, err := b.store.Image(ctx, archive)
 	if err != nil {
 		return fmt.Errorf("loading %s from %s: %w", img, img.OutPath, err)
 	}

@@ -10,17 +10,21 @@ import (
 	"github.com/nothingnesses/agent-images/record"
 )
 
-// TestDrvPathsMatchWhatBuildBuilt checks that evaluating a derivation names
-// the very one nix build reports, so a merge job's provenance is right.
-func TestDrvPathsMatchWhatBuildBuilt(t *testing.T) {
+// TestBuildRealisesTheEvaluatedDerivation builds from the release set's one
+// evaluation: what nix realises is the derivation the evaluation named, so
+// the index annotation and a merge job's provenance name what was built.
+func TestBuildRealisesTheEvaluatedDerivation(t *testing.T) {
 	testenv.Require(t, "nix")
 	testenv.Setenv(t)
 	ctx := context.Background()
 	flake := nix.Flake{Ref: testenv.RepoRoot(t), Overrides: testenv.StandinOverrides(t)}
-	targets := []matrix.Target{{Agent: "pi", System: matrix.X86_64Linux}, {Agent: "pi", System: matrix.Aarch64Linux}, {Agent: "codex", System: matrix.Aarch64Linux}}
-	paths, err := DrvPaths(ctx, flake, targets)
+	all, err := matrix.Load(ctx, flake)
 	if err != nil {
-		t.Fatalf("DrvPaths = %v", err)
+		t.Fatal(err)
+	}
+	targets, err := matrix.Select(all, []string{"pi"}, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
 	var images []*record.Image
 	for _, tg := range targets {
@@ -30,20 +34,25 @@ func TestDrvPathsMatchWhatBuildBuilt(t *testing.T) {
 		}
 		images = append(images, img)
 	}
-	if err := Build(ctx, flake, images, WithWorkDir(t.TempDir())); err != nil {
+	var calls [][]string
+	counting := func(ctx context.Context, args ...string) ([]byte, error) {
+		calls = append(calls, args)
+		return nix.Run(ctx, args...)
+	}
+	if err := Build(ctx, images, WithWorkDir(t.TempDir()), WithJobs(1), withNix(counting)); err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
-	for _, r := range images {
+	for i, r := range images {
 		if r.Err != nil {
 			t.Fatalf("building %s: %v", r, r.Err)
 		}
-		if got := paths[r.String()]; got != r.DrvPath {
-			t.Errorf("DrvPaths[%s] = %s, want %s as nix build reported", r, got, r.DrvPath)
+		if r.DrvPath != targets[i].Image.DrvPath || r.OutPath == "" || r.Image == nil {
+			t.Errorf("%s: built %s (out %q), want the evaluated %s", r, r.DrvPath, r.OutPath, targets[i].Image.DrvPath)
 		}
 		seen[r.DrvPath] = true
 	}
-	if len(seen) != len(targets) {
-		t.Errorf("%d distinct derivations for %d targets", len(seen), len(targets))
+	if len(seen) != len(targets) || len(calls) != len(targets) {
+		t.Errorf("%d distinct derivations, %d nix runs for %d targets", len(seen), len(calls), len(targets))
 	}
 }

@@ -36,6 +36,12 @@ func TestRunReleaseArgs(t *testing.T) {
 			[]string{"--all", "--push", "--sign=false"}},
 		{"matrix", map[string]string{"COMMAND": "matrix", "AGENTS": "pi", "RUNNER_ARM": "my-arm", "PUSH": "true", "KEY": "k"},
 			[]string{"matrix", "--agent", "pi", "--json", "--runner", "aarch64-linux=my-arm"}},
+		// Changed-only compares with what the publishing jobs would write:
+		// their registry, signing identity and tags.
+		{"matrix of what changed", map[string]string{"COMMAND": "matrix", "CHANGED_ONLY": "true", "REGISTRY": "ghcr.io/acme/x", "INSECURE": "true",
+			"KEY": "env://K", "OUTPUT": "unchanged.json", "TAGS": "v1"},
+			[]string{"matrix", "--json", "--changed-only", "--registry", "ghcr.io/acme/x", "--insecure", "--key", "env://K",
+				"--output", "unchanged.json", "--tag", "v1"}},
 		{"build signs what it pushes and records it", map[string]string{"COMMAND": "build", "AGENTS": "pi", "SYSTEMS": "aarch64-linux", "PUSH": "true", "INSECURE": "true", "KEY": "k", "TAGS": "x", "OUTPUT": "build.json"},
 			[]string{"build", "--agent", "pi", "--system", "aarch64-linux", "--push", "--insecure", "--key", "k", "--output", "build.json"}},
 		{"merge", map[string]string{"COMMAND": "merge", "AGENTS": "pi", "PUSH": "true", "OUTPUT": "release-pi.json", "FROM": "records"},

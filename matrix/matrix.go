@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -66,6 +67,10 @@ type Image struct {
 	ExtraEnv map[string]string `json:"extraEnv"`
 	// Commands are the toolbox's programs (its packages' meta.mainProgram).
 	Commands []string `json:"commands"`
+	// DrvPath is the derivation that builds the image, evaluated with the
+	// rest: a build realises it without evaluating the flake again, and a
+	// release compares it with the derivation the published index names.
+	DrvPath string `json:"drvPath"`
 }
 
 // Target is one image to release: an agent built for a system.
@@ -78,17 +83,20 @@ type Target struct {
 func (t Target) String() string { return t.Agent + "/" + string(t.System) }
 
 // releaseSetExpr selects, for every system, the agentImage attribute of the
-// packages that belong to the release set. It uses builtins only, so it
-// works whatever nixpkgs the flake is evaluated against.
+// packages that belong to the release set, with the derivation of each. It
+// uses builtins only, so it works whatever nixpkgs the flake is evaluated
+// against.
 const releaseSetExpr = `packages: builtins.mapAttrs (system: images:
   builtins.listToAttrs (builtins.concatMap (attr:
     let image = images.${attr}; in
     if builtins.isAttrs image && image ? agentImage && (image.agentImage.release or false)
-    then [ { name = attr; value = image.agentImage; } ]
+    then [ { name = attr; value = image.agentImage // { inherit (image) drvPath; }; } ]
     else [ ]) (builtins.attrNames images))) packages`
 
 // Load evaluates the flake's release set with one nix eval and returns every
-// target, sorted by agent then system.
+// target, sorted by agent then system, each with the derivation that builds
+// it. It is the one evaluation of a release: nothing after it evaluates the
+// flake again.
 func Load(ctx context.Context, flake nix.Flake, opts ...Option) ([]Target, error) {
 	o := makeOptions(opts)
 	args := append([]string{"eval", "--json", flake.Installable("packages"), "--apply", releaseSetExpr}, flake.OverrideArgs()...)
@@ -121,6 +129,9 @@ func Parse(data []byte) ([]Target, error) {
 			}
 			if img.MainProgram == "" {
 				return nil, fmt.Errorf("flake image %s for %s has no mainProgram: set meta.mainProgram on the agent package", attr, system)
+			}
+			if !strings.HasSuffix(img.DrvPath, ".drv") {
+				return nil, fmt.Errorf("flake image %s for %s: the evaluation gave %q as its derivation, want a .drv path", attr, system, img.DrvPath)
 			}
 			targets = append(targets, Target{Agent: attr, System: system, Image: img})
 		}

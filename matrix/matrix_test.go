@@ -168,7 +168,7 @@ func TestLoadFromFlake(t *testing.T) {
 // A consumer names its package my-pi and its image acme/pi-custom: the
 // agent is the attribute, what --agent selects and where it is pushed.
 func TestParseNamesAgentsByAttribute(t *testing.T) {
-	targets, err := Parse([]byte(`{"x86_64-linux":{"my-pi":{"attr":"pi-custom","imageName":"acme/pi-custom","mainProgram":"pi","release":true}}}`))
+	targets, err := Parse([]byte(`{"x86_64-linux":{"my-pi":{"attr":"pi-custom","imageName":"acme/pi-custom","mainProgram":"pi","release":true,"drvPath":"/nix/store/00000000000000000000000000000000-pi.tar.gz.drv"}}}`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -265,20 +266,76 @@ func TestReleaseEndToEnd(t *testing.T) {
 		}
 	}
 
-	// The same release again: nothing is uploaded and every agent is unchanged.
+	// The same release again: one evaluation, nothing built, nothing
+	// uploaded, and every agent unchanged by its derivations.
 	rec.reset()
+	calls := countNix(t)
 	again, err := Release(ctx, options(t, prefix, agents...))
 	if err != nil {
 		t.Fatalf("second Release = %v", err)
 	}
 	for _, agent := range agents {
 		a := agentReport(t, again, agent)
-		if a.Status != record.StageUnchanged || !a.Unchanged || len(a.Moved) != 0 || a.Index != agentReport(t, rep, agent).Index {
-			t.Errorf("second release of %s: status %s moved %v index %s; want unchanged, nothing moved, same index", agent, a.Status, a.Moved, a.Index)
+		if a.Status != record.StageUnchanged || !a.Unchanged || !a.SameDerivation || len(a.Moved) != 0 || a.Index != agentReport(t, rep, agent).Index {
+			t.Errorf("second release of %s: status %s same derivation %v moved %v index %s; want unchanged, not built, nothing moved, same index", agent, a.Status, a.SameDerivation, a.Moved, a.Index)
 		}
 	}
 	if w := rec.list(); len(w) != 0 {
 		t.Errorf("second release wrote to the registry: %v", w)
+	}
+	if got := calls(); got["build"] != 0 || got["eval"] != 1 {
+		t.Errorf("second release ran nix %v, want one eval and no build", got)
+	}
+
+	// At a new commit on a new day, the images are the same: no new index,
+	// and neither the date nor the sha- tag moves onto the index built at
+	// the first commit.
+	rec.reset()
+	next := options(t, prefix, agents...)
+	next.Commit = "89abcdef0123456789abcdef0123456789abcdef"
+	next.SourceTime = committed.Add(24 * time.Hour)
+	next.Now = func() time.Time { return releaseDay.Add(24 * time.Hour) }
+	later, err := Release(ctx, next)
+	if err != nil {
+		t.Fatalf("Release at a new commit = %v", err)
+	}
+	for _, agent := range agents {
+		a, first := agentReport(t, later, agent), agentReport(t, rep, agent)
+		if a.Status != record.StageUnchanged || !a.SameDerivation || a.Index != first.Index || !a.Created.Equal(committed) {
+			t.Errorf("release of %s at a new commit: status %s index %s created %s; want unchanged at %s, created %s", agent, a.Status, a.Index, a.Created, first.Index, committed)
+		}
+	}
+	if w := rec.list(); len(w) != 0 {
+		t.Errorf("release at a new commit wrote to the registry: %v", w)
+	}
+	if got := calls(); got["build"] != 0 || got["eval"] != 1 {
+		t.Errorf("release at a new commit ran nix %v, want one eval and no build", got)
+	}
+}
+
+// countNix puts a nix wrapper first on PATH that logs each run's
+// subcommand, and returns what ran since the last call, by subcommand.
+func countNix(t *testing.T) func() map[string]int {
+	t.Helper()
+	real, err := exec.LookPath("nix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	log := filepath.Join(dir, "calls")
+	script := fmt.Sprintf("#!/bin/sh\necho \"$1\" >> %s\nexec %s \"$@\"\n", log, real)
+	if err := os.WriteFile(filepath.Join(dir, "nix"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return func() map[string]int {
+		data, _ := os.ReadFile(log)
+		_ = os.Remove(log)
+		out := map[string]int{}
+		for _, l := range strings.Fields(string(data)) {
+			out[l]++
+		}
+		return out
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -78,6 +80,10 @@ type Options struct {
 	// AllowRollback moves latest, the version and the date tag even to an
 	// index older than the one they point at: a deliberate revert.
 	AllowRollback bool
+	// Rebuild builds and publishes every selected agent, even one whose
+	// published index was built from the derivations this run evaluates
+	// (by default that index is the release again, and nothing is built).
+	Rebuild bool
 
 	// Signer signs what is pushed, before any tag moves. Pushing needs one:
 	// sign.New(ctx, sign.Disabled()) publishes unsigned, on purpose.
@@ -105,6 +111,8 @@ const (
 	modeRelease mode = iota
 	modeBuild
 	modeMerge
+	// modeChanged only reads: which agents a split release must build.
+	modeChanged
 )
 
 // run is one release in progress: the caller's options with their defaults,
@@ -176,7 +184,7 @@ func newRun(o Options, m mode) (*run, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	r.smoke = m != modeMerge && !o.DryRun
+	r.smoke = (m == modeRelease || m == modeBuild) && !o.DryRun
 	if r.smoke && o.Runtime != "none" {
 		rt, err := smoke.NewRuntime(o.Runtime)
 		if err != nil {
@@ -221,6 +229,9 @@ type agent struct {
 	*record.Agent
 	flake matrix.Image
 	tags  []publish.Tag
+	// reuse is the published index that stands for the agent unchanged:
+	// set before anything is built, and then nothing is.
+	reuse *publish.Published
 }
 
 func (a *agent) name() string { return a.Agent.Agent }
@@ -244,7 +255,13 @@ func (r *run) plan(ctx context.Context) ([]*agent, error) {
 			return nil, err
 		}
 	}
+	return r.records(targets)
+}
+
+// records makes one record per target, grouped by agent in target order.
+func (r *run) records(targets []matrix.Target) ([]*agent, error) {
 	var agents []*agent
+	var err error
 	by := map[string]*agent{}
 	for _, t := range targets {
 		a, ok := by[t.Agent]
@@ -277,9 +294,10 @@ func images(agents []*agent) []*record.Image {
 	return out
 }
 
-// buildAndTest builds every image, then smoke-tests each one that built.
-func (r *run) buildAndTest(ctx context.Context, imgs []*record.Image) error {
-	err := build.Build(ctx, r.o.Flake, imgs,
+// builder is the one Builder of a run: every image's layers are compressed
+// once into its store.
+func (r *run) builder() (*build.Builder, error) {
+	return build.NewBuilder(
 		build.WithJobs(r.jobs),
 		build.WithWorkDir(r.workDir()),
 		build.WithProgress(func(e build.Event) {
@@ -294,18 +312,74 @@ func (r *run) buildAndTest(ctx context.Context, imgs []*record.Image) error {
 			}
 			r.events(ev)
 		}))
-	if err != nil || !r.smoke {
-		return err
+}
+
+// buildAndTest builds one image and smoke-tests it as soon as it is built.
+func (r *run) buildAndTest(ctx context.Context, b *build.Builder, img *record.Image) {
+	b.Build(ctx, img)
+	if r.smoke && !img.Failed() {
+		r.test(ctx, img)
 	}
-	var g errgroup.Group
-	g.SetLimit(r.jobs)
-	for _, img := range imgs {
-		if img.Failed() {
-			continue
+}
+
+// stream moves each image through perImage as soon as one of jobs workers
+// is free, in target order (an agent's platforms one after the other), and
+// each agent through perAgent as soon as the last of its images is
+// through, while other images still build: nothing waits for the slowest
+// agent. At most jobs agents are in perAgent at once. An agent with
+// nothing to build (it failed in planning, or its published index stands
+// for it) goes to perAgent at once.
+func (r *run) stream(ctx context.Context, agents []*agent, perImage func(context.Context, *record.Image), perAgent func(context.Context, *agent)) {
+	type pending struct {
+		a    *agent
+		left atomic.Int32
+	}
+	owner := map[*record.Image]*pending{}
+	var queue []*record.Image
+	var finished sync.WaitGroup
+	slots := make(chan struct{}, r.jobs)
+	finish := func(p *pending) {
+		finished.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			perAgent(ctx, p.a)
+		})
+	}
+	var ready []*pending
+	for _, a := range agents {
+		p := &pending{a: a}
+		for _, img := range a.Platforms {
+			if a.reuse == nil && !img.Failed() {
+				owner[img] = p
+				queue = append(queue, img)
+				p.left.Add(1)
+			}
 		}
-		g.Go(func() error { r.test(ctx, img); return nil })
+		if p.left.Load() == 0 {
+			ready = append(ready, p)
+		}
 	}
-	return g.Wait()
+	for _, p := range ready {
+		finish(p)
+	}
+	next := make(chan *record.Image)
+	var workers sync.WaitGroup
+	for range min(r.jobs, max(len(queue), 1)) {
+		workers.Go(func() {
+			for img := range next {
+				perImage(ctx, img)
+				if p := owner[img]; p.left.Add(-1) == 0 {
+					finish(p)
+				}
+			}
+		})
+	}
+	for _, img := range queue {
+		next <- img
+	}
+	close(next)
+	workers.Wait()
+	finished.Wait()
 }
 
 // test smoke-tests one built image and records the result; a failed check

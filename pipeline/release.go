@@ -6,14 +6,20 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
 )
 
-// Release runs the whole pipeline in this process: matrix, build, smoke,
-// then per agent publish, sign and tags. It returns a report even when some
-// agents failed; the error is for failures that stop everything (the flake
-// does not evaluate, an option is wrong).
+// Release runs the whole pipeline in this process: the release set and
+// every derivation in one evaluation; per agent, nothing more when its
+// published index was built from the same derivations; otherwise each image
+// built and smoke-tested as soon as a worker is free, and the agent
+// published, signed and tagged as soon as all its images passed. It returns
+// a report even when some agents failed; the error is for failures that
+// stop everything (the flake does not evaluate, an option is wrong).
 func Release(ctx context.Context, o Options) (*record.Report, error) {
 	r, err := newRun(o, modeRelease)
 	if err != nil {
@@ -23,7 +29,8 @@ func Release(ctx context.Context, o Options) (*record.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := r.buildAndTest(ctx, images(agents)); err != nil {
+	b, err := r.builder()
+	if err != nil {
 		return nil, err
 	}
 	rep := &record.Report{Commit: o.Commit, DryRun: o.DryRun, Agents: reportAgents(agents)}
@@ -35,20 +42,78 @@ func Release(ctx context.Context, o Options) (*record.Report, error) {
 		rep.Layout = r.layoutDir()
 		pub = publish.NewLayout(rep.Layout)
 	}
-	r.forEachAgent(agents, func(a *agent) {
-		var errs []error
-		for _, img := range a.Platforms {
-			if img.Failed() {
-				errs = append(errs, img.Err)
-			}
-		}
-		if len(errs) > 0 {
-			r.fail(a, fmt.Errorf("not published: %w", errors.Join(errs...)))
+	r.forEachAgent(agents, func(a *agent) { r.checkUnchanged(ctx, pub, a) })
+	r.stream(ctx, agents,
+		func(ctx context.Context, img *record.Image) { r.buildAndTest(ctx, b, img) },
+		func(ctx context.Context, a *agent) { r.release(ctx, pub, a) })
+	return rep, nil
+}
+
+// checkUnchanged sets a.reuse when what pub has under latest stands for the
+// agent as it is now: the same platforms, each built from the derivation
+// this run evaluated, each image still there, and, when the run signs, each
+// carrying this signer's signature and attestations. Anything less, or a
+// read that fails, and the agent is built as usual: building is never wrong,
+// only slower.
+func (r *run) checkUnchanged(ctx context.Context, pub publish.Publisher, a *agent) {
+	if r.o.Rebuild {
+		return
+	}
+	for _, img := range a.Platforms {
+		if img.Failed() {
 			return
 		}
-		r.publish(ctx, pub, a, r.signEverything)
-	})
-	return rep, nil
+	}
+	p, err := pub.Published(ctx, a.name())
+	if err == nil && p != nil {
+		err = p.Matches(a.Platforms)
+	}
+	if err == nil && p != nil && r.o.Push && r.o.Signer != nil {
+		p.Fill(a.Platforms)
+		for _, img := range a.Platforms {
+			if err = r.o.Signer.Check(ctx, img); err != nil {
+				err = fmt.Errorf("%w: %w", publish.ErrChanged, err)
+				break
+			}
+		}
+	}
+	switch {
+	case p == nil && err == nil:
+		return
+	case err != nil:
+		for _, img := range a.Platforms {
+			img.Digest, img.Ref, img.Size = v1.Hash{}, name.Digest{}, 0
+		}
+		if !errors.Is(err, publish.ErrChanged) {
+			err = fmt.Errorf("building: reading what is published: %w", err)
+		}
+		r.events(Event{Agent: a.name(), Stage: record.StagePlanned, Detail: err.Error()})
+		return
+	}
+	p.Fill(a.Platforms)
+	a.reuse, a.SameDerivation, a.Created = p, true, p.Created
+	r.events(Event{Agent: a.name(), Stage: record.StagePlanned, Detail: "unchanged: same derivation, " + p.Index.String()})
+}
+
+// release publishes one agent whose images are through: its published
+// index again when that stands for it, else what this run built, unless
+// an image failed.
+func (r *run) release(ctx context.Context, pub publish.Publisher, a *agent) {
+	if a.reuse != nil {
+		r.publish(ctx, pub, a, r.signIndex)
+		return
+	}
+	var errs []error
+	for _, img := range a.Platforms {
+		if img.Failed() {
+			errs = append(errs, img.Err)
+		}
+	}
+	if len(errs) > 0 {
+		r.fail(a, fmt.Errorf("not published: %w", errors.Join(errs...)))
+		return
+	}
+	r.publish(ctx, pub, a, r.signEverything)
 }
 
 // signer is what a hook signs of an agent once its images and index are
@@ -59,15 +124,7 @@ type signer func(ctx context.Context, a *agent, res *publish.Result) (bool, erro
 // publish sends an agent's tested images to pub (images, index, signatures,
 // tags) and completes its report.
 func (r *run) publish(ctx context.Context, pub publish.Publisher, a *agent, sign signer) {
-	rel := publish.Release{
-		Agent:         a.name(),
-		Images:        a.Platforms,
-		Version:       a.Version,
-		Created:       a.Created,
-		Annotations:   r.annotations(a),
-		Tags:          a.tags,
-		AllowRollback: r.o.AllowRollback,
-	}
+	rel := r.releaseOf(a)
 	var res *publish.Result
 	var err error
 	signed := false
@@ -118,6 +175,20 @@ func (r *run) publish(ctx context.Context, pub publish.Publisher, a *agent, sign
 		a.Status = record.StageDone
 	}
 	r.events(Event{Agent: a.name(), Stage: a.Status, Detail: res.Index.String()})
+}
+
+// releaseOf is what publishing a gives a publisher.
+func (r *run) releaseOf(a *agent) publish.Release {
+	return publish.Release{
+		Agent:         a.name(),
+		Images:        a.Platforms,
+		Version:       a.Version,
+		Created:       a.Created,
+		Annotations:   r.annotations(a),
+		Tags:          a.tags,
+		AllowRollback: r.o.AllowRollback,
+		Reuse:         a.reuse,
+	}
 }
 
 // signEverything signs each per-arch image, then the index.

@@ -6,10 +6,7 @@ import (
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"golang.org/x/sync/errgroup"
 
-	"github.com/nothingnesses/agent-images/build"
-	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
 )
@@ -28,8 +25,8 @@ func BuildStaged(ctx context.Context, o Options) (*record.Build, error) {
 	if err != nil {
 		return nil, err
 	}
-	imgs := images(agents)
-	if err := r.buildAndTest(ctx, imgs); err != nil {
+	b, err := r.builder()
+	if err != nil {
 		return nil, err
 	}
 	rec := &record.Build{
@@ -38,21 +35,18 @@ func BuildStaged(ctx context.Context, o Options) (*record.Build, error) {
 		StagingKey: r.stagingKey(),
 		Registry:   r.prefix.String(),
 		DryRun:     o.DryRun,
-		Images:     imgs,
-	}
-	if o.DryRun {
-		return rec, nil
+		Images:     images(agents),
 	}
 	reg := r.registry()
-	var g errgroup.Group
-	g.SetLimit(r.jobs)
-	for _, img := range imgs {
-		if img.Failed() {
-			continue
+	// Each image is pushed and signed as soon as it passed, while the
+	// others still build.
+	r.stream(ctx, agents, func(ctx context.Context, img *record.Image) {
+		r.buildAndTest(ctx, b, img)
+		if !img.Failed() && !o.DryRun {
+			r.stage(ctx, reg, img)
 		}
-		g.Go(func() error { r.stage(ctx, reg, img); return nil })
-	}
-	return rec, g.Wait()
+	}, func(context.Context, *agent) {})
+	return rec, nil
 }
 
 // stage pushes one tested image under its staging tag and signs it.
@@ -94,16 +88,6 @@ func Merge(ctx context.Context, o Options) (*record.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	var targets []matrix.Target
-	for _, img := range images(agents) {
-		targets = append(targets, img.Target())
-	}
-	// One evaluation gives what this flake builds for every part, to hold
-	// each build record against.
-	drvs, err := build.DrvPaths(ctx, o.Flake, targets)
-	if err != nil {
-		return nil, err
-	}
 	recorded := map[string][]part{}
 	for _, b := range builds {
 		for _, img := range b.Images {
@@ -119,7 +103,7 @@ func Merge(ctx context.Context, o Options) (*record.Report, error) {
 				errs = append(errs, want.Err)
 				continue
 			}
-			got, err := r.accept(ctx, reg, want, recorded[want.String()], drvs[want.String()])
+			got, err := r.accept(ctx, reg, want, recorded[want.String()])
 			if err != nil {
 				err = fmt.Errorf("part %s (%s) refused: %w", want, want.Platform, err)
 				want.Fail(err)
@@ -147,7 +131,7 @@ type part struct {
 
 // accept returns the record of the part want, as a build job recorded it,
 // when it holds up; the error says why not.
-func (r *run) accept(ctx context.Context, reg *publish.Registry, want *record.Image, parts []part, drv string) (*record.Image, error) {
+func (r *run) accept(ctx context.Context, reg *publish.Registry, want *record.Image, parts []part) (*record.Image, error) {
 	switch len(parts) {
 	case 0:
 		return nil, fmt.Errorf("no build record in %s names it: run `release build --system %s` and pass its --output with --from", r.o.From, want.System)
@@ -167,8 +151,9 @@ func (r *run) accept(ctx context.Context, reg *publish.Registry, want *record.Im
 		return nil, fmt.Errorf("it was staged in %s, this merge publishes to %s", b.Registry, r.prefix)
 	case got.Platform.String() != want.Platform.String():
 		return nil, fmt.Errorf("its record says platform %s", got.Platform)
-	case got.DrvPath != drv:
-		return nil, fmt.Errorf("it was built from %s, this flake builds %s", got.DrvPath, drv)
+	case got.DrvPath != want.DrvPath:
+		// want's derivation is from this merge's one evaluation.
+		return nil, fmt.Errorf("it was built from %s, this flake builds %s", got.DrvPath, want.DrvPath)
 	case got.Digest.Hex == "":
 		return nil, errors.New("its build record has no digest")
 	}

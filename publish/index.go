@@ -36,6 +36,11 @@ type Release struct {
 	Tags []Tag
 	// AllowRollback moves every tag even to an older index: a deliberate revert.
 	AllowRollback bool
+	// Reuse is the published index that stands for Images unchanged (see
+	// Published.Matches): it is not assembled again, nothing is pushed, and
+	// only the tags move to it, ordered by its own version and time.
+	// Images then need no Image.
+	Reuse *Published
 }
 
 // Annotation keys used on every index, and on its entries.

@@ -51,6 +51,14 @@ func (l *Layout) Plan(ctx context.Context, rel Release) (*Result, error) {
 	return publish(ctx, &layoutStore{l: l, agent: rel.Agent}, rel, nil, true)
 }
 
+// Published reads the index the agent's latest ref.name points at, and
+// checks that each of its images is in the layout.
+func (l *Layout) Published(ctx context.Context, agent string) (*Published, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return readPublished(ctx, &layoutStore{l: l, agent: agent})
+}
+
 // path opens the layout, creating it when create is set; without, a layout
 // that does not exist yet is the zero Path.
 func (l *Layout) path(create bool) (layout.Path, error) {
@@ -146,6 +154,22 @@ func (s *layoutStore) putIndex(_ context.Context, idx v1.ImageIndex) error {
 		return fmt.Errorf("writing %s into %s: %w", s.agent, s.l.dir, err)
 	}
 	return nil
+}
+
+func (s *layoutStore) index(_ context.Context, d v1.Hash) (v1.ImageIndex, error) {
+	p, err := s.l.path(false)
+	if err != nil {
+		return nil, err
+	}
+	root, err := p.ImageIndex()
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", s.l.dir, err)
+	}
+	idx, err := root.ImageIndex(d)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s from %s: %w", d, s.l.dir, err)
+	}
+	return idx, nil
 }
 
 func (s *layoutStore) tag(_ context.Context, tag string, idx v1.ImageIndex) error {

@@ -21,6 +21,9 @@ type Publisher interface {
 	Publish(ctx context.Context, rel Release, hook Hook) (*Result, error)
 	// Plan is what Publish would do, reading but changing nothing.
 	Plan(ctx context.Context, rel Release) (*Result, error)
+	// Published is the agent's index that latest points at, with its
+	// images checked to be there; nil when there is none.
+	Published(ctx context.Context, agent string) (*Published, error)
 }
 
 // Result is what publishing one agent's release did (or, planned, would do).
@@ -62,12 +65,17 @@ type store interface {
 	manifest(ctx context.Context, d v1.Hash) ([]byte, error)
 	putImage(ctx context.Context, img v1.Image) error
 	putIndex(ctx context.Context, idx v1.ImageIndex) error
+	// index reads the index d that is there.
+	index(ctx context.Context, d v1.Hash) (v1.ImageIndex, error)
 	tag(ctx context.Context, tag string, idx v1.ImageIndex) error
 }
 
 // publish is the order of every release, in a registry or a layout. With
 // dryRun it reads everything a release reads and writes nothing.
 func publish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool) (*Result, error) {
+	if rel.Reuse != nil {
+		return republish(ctx, s, rel, hook, dryRun)
+	}
 	idx, err := Index(rel)
 	if err != nil {
 		return nil, fmt.Errorf("assembling the index of %s: %w", rel.Agent, err)
@@ -143,18 +151,27 @@ func publish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool) 
 		}
 	}
 
+	return res, moveTags(ctx, s, rel, res, current, func() (v1.ImageIndex, error) { return idx, nil }, dryRun)
+}
+
+// moveTags moves each tag of rel that does not point at res.Index yet, and
+// may: a shared tag never moves to an index older than the one it points
+// at, unless rel allows a rollback. index gives what a tag is put on.
+func moveTags(ctx context.Context, s store, rel Release, res *Result, current map[string]v1.Hash, index func() (v1.ImageIndex, error), dryRun bool) error {
 	mine := Key{Created: rel.Created, Version: rel.Version}
 	keys := map[v1.Hash]Key{}
+	var idx v1.ImageIndex
 	for _, t := range rel.Tags {
 		at, exists := current[t.Name]
-		if exists && at == d {
+		if exists && at == res.Index {
 			continue
 		}
 		if exists && !t.Owned && !rel.AllowRollback {
 			k, ok := keys[at]
 			if !ok {
+				var err error
 				if k, err = indexKey(ctx, s, at); err != nil {
-					return res, err
+					return err
 				}
 				keys[at] = k
 			}
@@ -164,13 +181,19 @@ func publish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool) 
 			}
 		}
 		if !dryRun {
+			if idx == nil {
+				var err error
+				if idx, err = index(); err != nil {
+					return err
+				}
+			}
 			if err := s.tag(ctx, t.Name, idx); err != nil {
-				return res, fmt.Errorf("moving tag %s to %s: %w", t.Name, d, err)
+				return fmt.Errorf("moving tag %s to %s: %w", t.Name, res.Index, err)
 			}
 		}
 		res.Moved = append(res.Moved, t.Name)
 	}
-	return res, nil
+	return nil
 }
 
 // indexKey reads the ordering key recorded on the manifest d.

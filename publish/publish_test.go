@@ -470,11 +470,13 @@ func TestTags(t *testing.T) {
 }
 
 func TestTagsOwned(t *testing.T) {
-	got, err := TagPolicy{Version: "1.0", Commit: "0123456789abcdef", Now: day1, Extra: []string{"v1", "latest"}}.Tags()
+	got, err := TagPolicy{Version: "1.0", Commit: "0123456789abcdef", Now: day1, Extra: []string{"v1", "latest", "2026-11-01"}}.Tags()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Tag{{"latest", false}, {"1.0", false}, {"2026-11-01", false}, {"sha-0123456", true}, {"v1", true}}
+	// An extra tag that is also the date is asked for by name: it goes on
+	// a reused index too.
+	want := []Tag{{"latest", false, false}, {"1.0", false, false}, {"2026-11-01", false, false}, {"sha-0123456", true, true}, {"v1", true, false}}
 	if !slices.Equal(got, want) {
 		t.Errorf("Tags() = %v, want %v", got, want)
 	}

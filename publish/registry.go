@@ -86,11 +86,12 @@ func NewRegistry(prefix Prefix, opts ...RegistryOption) *Registry {
 	if o.transport == nil {
 		o.transport = retrying.New()
 	}
+	checks := &knownChecks{next: o.transport, skip: map[string]int{}}
 	return &Registry{
 		prefix: prefix,
-		remote: []remote.Option{remote.WithAuthFromKeychain(o.keychain), remote.WithTransport(o.transport), remote.WithJobs(o.jobs)},
+		remote: []remote.Option{remote.WithAuthFromKeychain(o.keychain), remote.WithTransport(checks), remote.WithJobs(o.jobs)},
 		jobs:   o.jobs,
-		mounts: &mountTracker{blobs: map[blobKey]*blobUpload{}, fallback: o.mountFrom},
+		mounts: &mountTracker{blobs: map[blobKey]*blobUpload{}, fallback: o.mountFrom, checks: checks},
 		update: o.update,
 	}
 }
@@ -111,7 +112,7 @@ func (r *Registry) Repository(agent string) (name.Repository, error) {
 // the repository lacks, then the index by digest, then runs hook, then moves
 // the tags that may move.
 func (r *Registry) Publish(ctx context.Context, rel Release, hook Hook) (*Result, error) {
-	s, err := r.store(rel.Agent)
+	s, err := r.store(ctx, rel.Agent)
 	if err != nil {
 		return nil, err
 	}
@@ -120,25 +121,43 @@ func (r *Registry) Publish(ctx context.Context, rel Release, hook Hook) (*Result
 
 // Plan is what Publish would do, touching nothing.
 func (r *Registry) Plan(ctx context.Context, rel Release) (*Result, error) {
-	s, err := r.store(rel.Agent)
+	s, err := r.store(ctx, rel.Agent)
 	if err != nil {
 		return nil, err
 	}
 	return publish(ctx, s, rel, nil, true)
 }
 
-func (r *Registry) store(agent string) (*repoStore, error) {
+// Published reads the index <prefix>/<agent>:latest and checks that each of
+// its images is there.
+func (r *Registry) Published(ctx context.Context, agent string) (*Published, error) {
+	s, err := r.store(ctx, agent)
+	if err != nil {
+		return nil, err
+	}
+	return readPublished(ctx, s)
+}
+
+func (r *Registry) store(ctx context.Context, agent string) (*repoStore, error) {
 	repo, err := r.Repository(agent)
 	if err != nil {
 		return nil, err
 	}
-	return &repoStore{r: r, repo: repo}, nil
+	s := &repoStore{r: r, repo: repo, reads: r.RemoteOptions(ctx)}
+	// One puller for the release of an agent: the registry is pinged and
+	// the repository's token fetched once, not before every read.
+	if p, err := remote.NewPuller(s.reads...); err == nil {
+		s.reads = append(s.reads, remote.Reuse(p))
+	}
+	return s, nil
 }
 
 // repoStore is one repository of a registry.
 type repoStore struct {
 	r    *Registry
 	repo name.Repository
+	// reads are the options of every read.
+	reads []remote.Option
 }
 
 func (s *repoStore) where() string             { return s.repo.String() }
@@ -147,7 +166,7 @@ func (s *repoStore) ref(d v1.Hash) name.Digest { return s.repo.Digest(d.String()
 func (s *repoStore) current(ctx context.Context, tags []string) (map[string]v1.Hash, error) {
 	out := map[string]v1.Hash{}
 	for _, t := range tags {
-		desc, err := remote.Head(s.repo.Tag(t), s.r.RemoteOptions(ctx)...)
+		desc, err := remote.Head(s.repo.Tag(t), s.reads...)
 		if isNotFound(err) {
 			continue
 		}
@@ -160,7 +179,7 @@ func (s *repoStore) current(ctx context.Context, tags []string) (map[string]v1.H
 }
 
 func (s *repoStore) manifest(ctx context.Context, d v1.Hash) ([]byte, error) {
-	desc, err := remote.Get(s.ref(d), s.r.RemoteOptions(ctx)...)
+	desc, err := remote.Get(s.ref(d), s.reads...)
 	if isNotFound(err) {
 		return nil, nil
 	}
@@ -184,6 +203,14 @@ func (s *repoStore) putIndex(ctx context.Context, idx v1.ImageIndex) error {
 		return fmt.Errorf("pushing index %s: %w", s.ref(d), err)
 	}
 	return nil
+}
+
+func (s *repoStore) index(ctx context.Context, d v1.Hash) (v1.ImageIndex, error) {
+	idx, err := remote.Index(s.ref(d), s.reads...)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", s.ref(d), err)
+	}
+	return idx, nil
 }
 
 func (s *repoStore) tag(ctx context.Context, tag string, idx v1.ImageIndex) error {
@@ -277,6 +304,7 @@ type mountTracker struct {
 	mu       sync.Mutex
 	blobs    map[blobKey]*blobUpload
 	fallback []name.Repository
+	checks   *knownChecks
 }
 
 type blobKey struct {
@@ -327,8 +355,63 @@ func (m *mountTracker) upload(ctx context.Context, p *remote.Pusher, repo name.R
 		if b.repo.String() == repo.String() {
 			return nil
 		}
-		return p.Upload(ctx, repo, &remote.MountableLayer{Layer: l, Reference: b.repo.Digest(d.String())})
+		// The mount succeeds whether or not repo has the blob already, so
+		// the existence check before it would only say what the mount says.
+		done := m.checks.answer(repo, d)
+		err := p.Upload(ctx, repo, &remote.MountableLayer{Layer: l, Reference: b.repo.Digest(d.String())})
+		done()
+		return err
 	}
+}
+
+// knownChecks is the transport under every registry call of a Registry.
+// go-containerregistry asks the registry whether a blob exists (HEAD)
+// before every blob it pushes, a mount included. For a blob the mount
+// tracker knows is in another repository of the registry, that question
+// is a round trip whose answer changes nothing: the mount that follows
+// succeeds in either case. knownChecks answers it "not here" itself, so a
+// cold release makes one request per shared layer and repository, not two.
+// Were the mount refused, the blob is uploaded, as after a wrong guess.
+type knownChecks struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	// skip counts the mounts under way, by the path of the check.
+	skip map[string]int
+}
+
+func blobPath(repo name.Repository, d v1.Hash) string {
+	return "/v2/" + repo.RepositoryStr() + "/blobs/" + d.String()
+}
+
+// answer makes the checks of blob d in repo answered locally until done.
+func (k *knownChecks) answer(repo name.Repository, d v1.Hash) (done func()) {
+	key := repo.RegistryStr() + blobPath(repo, d)
+	k.mu.Lock()
+	k.skip[key]++
+	k.mu.Unlock()
+	return func() {
+		k.mu.Lock()
+		if k.skip[key]--; k.skip[key] == 0 {
+			delete(k.skip, key)
+		}
+		k.mu.Unlock()
+	}
+}
+
+func (k *knownChecks) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodHead {
+		k.mu.Lock()
+		n := k.skip[req.URL.Host+req.URL.Path]
+		k.mu.Unlock()
+		if n > 0 {
+			return &http.Response{
+				Status: "404 Not Found", StatusCode: http.StatusNotFound,
+				Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+				Header: http.Header{}, Body: http.NoBody, Request: req,
+			}, nil
+		}
+	}
+	return k.next.RoundTrip(req)
 }
 
 // guess offers a blob nobody in this run has pushed for mounting from the

@@ -14,6 +14,11 @@ type Tag struct {
 	// even from a newer index. The others (latest, the version, the date)
 	// are shared by releases and only ever move forward.
 	Owned bool
+	// Built tags say when and from which commit an index was built (the
+	// date and sha-<commit>). They go on an index this run assembled, never
+	// on a published index it reuses unchanged: that index was built on
+	// another day, at another commit, and its signature says which.
+	Built bool
 }
 
 // Names returns the tag names, in order.
@@ -85,9 +90,9 @@ func (p TagPolicy) Tags() ([]Tag, error) {
 		}
 		tags = append(tags, Tag{Name: v})
 	}
-	tags = append(tags, Tag{Name: p.Now.UTC().Format("2006-01-02")})
+	tags = append(tags, Tag{Name: p.Now.UTC().Format("2006-01-02"), Built: true})
 	if p.Commit != "" {
-		tags = append(tags, Tag{Name: "sha-" + p.Commit[:7], Owned: true})
+		tags = append(tags, Tag{Name: "sha-" + p.Commit[:7], Owned: true, Built: true})
 	}
 	for _, t := range p.Extra {
 		if err := ValidateTag(t); err != nil {
@@ -102,6 +107,8 @@ func (p TagPolicy) Tags() ([]Tag, error) {
 			// A tag both shared and owned (--tag latest) is shared: it still
 			// never moves backwards.
 			out[i].Owned = out[i].Owned && t.Owned
+			// Asked for by name (--tag), it goes on a reused index too.
+			out[i].Built = out[i].Built && t.Built
 			continue
 		}
 		seen[t.Name] = len(out)

@@ -33,8 +33,9 @@ const (
 	StageFailed    Stage = "failed"
 )
 
-// Image is one per-arch image of an agent. NewImage makes it from a target;
-// build fills DrvPath, Digest and Image, the smoke test Smoke, publishing
+// Image is one per-arch image of an agent. NewImage makes it from a target,
+// with the derivation the release set's evaluation named; build fills
+// Digest and Image, the smoke test Smoke, publishing
 // Ref and Size, signing Signature. The first stage that fails calls Fail,
 // and later stages leave a failed image alone.
 type Image struct {
@@ -69,7 +70,7 @@ func NewImage(t matrix.Target) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Image{Agent: t.Agent, System: t.System, Platform: p, Flake: t.Image}, nil
+	return &Image{Agent: t.Agent, System: t.System, Platform: p, DrvPath: t.Image.DrvPath, Flake: t.Image}, nil
 }
 
 // Target is the agent and system the image is for.
@@ -165,10 +166,15 @@ type Agent struct {
 	Repaired []string `json:"repaired,omitempty"`
 	// Unchanged is true when this exact index, every image in it and every
 	// signature were already published: nothing was uploaded or signed.
-	Unchanged bool     `json:"unchanged"`
-	Status    Stage    `json:"status"`
-	Error     string   `json:"error,omitempty"`
-	Signing   *Signing `json:"signing,omitempty"`
+	Unchanged bool `json:"unchanged"`
+	// SameDerivation is true when the agent was not built at all: the index
+	// latest pointed at was built from the derivations this release
+	// evaluated, and is complete, so it is the release again, with the
+	// revision and time it was built at.
+	SameDerivation bool     `json:"sameDerivation,omitempty"`
+	Status         Stage    `json:"status"`
+	Error          string   `json:"error,omitempty"`
+	Signing        *Signing `json:"signing,omitempty"`
 }
 
 // Failed reports whether the agent's release failed.

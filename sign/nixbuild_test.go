@@ -27,11 +27,19 @@ func TestNARHashesOfABuiltImage(t *testing.T) {
 	testenv.Setenv(t)
 	ctx := t.Context()
 	flake := nix.Flake{Ref: testenv.RepoRoot(t), Overrides: testenv.StandinOverrides(t)}
-	img, err := record.NewImage(matrix.Target{Agent: "pi", System: matrix.X86_64Linux})
+	all, err := matrix.Load(ctx, flake)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := build.Build(ctx, flake, []*record.Image{img}, build.WithWorkDir(t.TempDir())); err != nil {
+	targets, err := matrix.Select(all, []string{"pi"}, []matrix.System{matrix.X86_64Linux})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := record.NewImage(targets[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := build.Build(ctx, []*record.Image{img}, build.WithWorkDir(t.TempDir())); err != nil {
 		t.Fatal(err)
 	}
 	if img.Err != nil {

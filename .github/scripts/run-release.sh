@@ -36,36 +36,55 @@ fi
 if [ -n "${SYSTEMS:-}" ]; then args+=(--system "$SYSTEMS"); fi
 if [ -n "${FLAKE:-}" ]; then args+=(--flake "$FLAKE"); fi
 
+# Where the release publishes, how it signs and which tags it adds: what a
+# push needs, and what `matrix --changed-only` compares with.
+registry_args() {
+  if [ -n "${REGISTRY:-}" ]; then args+=(--registry "$REGISTRY"); fi
+  if [ "${INSECURE:-false}" = true ]; then args+=(--insecure); fi
+}
+
+sign_args() {
+  if [ "${SIGN:-true}" = false ]; then
+    args+=(--sign=false)
+  elif [ -n "${KEY:-}" ]; then
+    args+=(--key "$KEY")
+    if [ "${TLOG_UPLOAD:-false}" = true ]; then args+=(--tlog-upload); fi
+  fi
+}
+
+tag_args() {
+  # Tags may be separated by commas or newlines.
+  while IFS= read -r tag; do
+    tag="${tag#"${tag%%[![:space:]]*}"}"
+    tag="${tag%"${tag##*[![:space:]]}"}"
+    if [ -n "$tag" ]; then args+=(--tag "$tag"); fi
+  done < <(printf '%s\n' "${TAGS:-}" | tr ',' '\n')
+}
+
 if [ "${COMMAND:-release}" = matrix ]; then
   args+=(--json)
   if [ -n "${RUNNER_ARM:-}" ]; then args+=(--runner "aarch64-linux=$RUNNER_ARM"); fi
+  # Only the agents the registry does not have as they are now: it checks
+  # their signatures with the identity the release signs with.
+  if [ "${CHANGED_ONLY:-false}" = true ]; then
+    args+=(--changed-only)
+    registry_args
+    sign_args
+    if [ -n "${OUTPUT:-}" ]; then args+=(--output "$OUTPUT"); fi
+    tag_args
+  fi
 else
   # merge always pushes; build and release push when asked.
   if [ "${PUSH:-false}" = true ] && [ "${COMMAND:-release}" != merge ]; then args+=(--push); fi
-  if [ -n "${REGISTRY:-}" ]; then args+=(--registry "$REGISTRY"); fi
-  if [ "${INSECURE:-false}" = true ]; then args+=(--insecure); fi
+  registry_args
   if [ -n "${JOBS:-}" ] && [ "${COMMAND:-release}" = release ]; then args+=(--jobs "$JOBS"); fi
   # Whatever pushes signs: build signs its images, merge its index, release
   # everything it pushes. Only a local layout (release without push) is
   # never signed, so it gets no signing flags.
-  if [ "${COMMAND:-release}" != release ] || [ "${PUSH:-false}" = true ]; then
-    if [ "${SIGN:-true}" = false ]; then
-      args+=(--sign=false)
-    elif [ -n "${KEY:-}" ]; then
-      args+=(--key "$KEY")
-      if [ "${TLOG_UPLOAD:-false}" = true ]; then args+=(--tlog-upload); fi
-    fi
-  fi
+  if [ "${COMMAND:-release}" != release ] || [ "${PUSH:-false}" = true ]; then sign_args; fi
   if [ -n "${OUTPUT:-}" ]; then args+=(--output "$OUTPUT"); fi
   if [ "${COMMAND:-release}" = merge ] && [ -n "${FROM:-}" ]; then args+=(--from "$FROM"); fi
-  if [ "${COMMAND:-release}" != build ]; then
-    # Tags may be separated by commas or newlines.
-    while IFS= read -r tag; do
-      tag="${tag#"${tag%%[![:space:]]*}"}"
-      tag="${tag%"${tag##*[![:space:]]}"}"
-      if [ -n "$tag" ]; then args+=(--tag "$tag"); fi
-    done < <(printf '%s\n' "${TAGS:-}" | tr ',' '\n')
-  fi
+  if [ "${COMMAND:-release}" != build ]; then tag_args; fi
 fi
 
 if [ -n "${EXTRA_ARGS:-}" ]; then

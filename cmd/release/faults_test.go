@@ -58,9 +58,10 @@ func newSignedRelease(t *testing.T, pushTo, direct string) *signedRelease {
 	return r
 }
 
-// args are the release command line for commit.
+// args are the release command line for commit. Each commit builds a new
+// index (--rebuild), so that a kill can land while one is published.
 func (r *signedRelease) args(t *testing.T, commit string) []string {
-	return append([]string{"--agent", strings.Join(faultAgents, ","), "--push", "--registry", r.registry + "/" + r.prefix,
+	return append([]string{"--agent", strings.Join(faultAgents, ","), "--push", "--rebuild", "--registry", r.registry + "/" + r.prefix,
 		"--insecure", "--key", r.key, "--runtime", "none", "--commit", commit,
 		"--work-dir", filepath.Join(r.dir, "work"), "--output", filepath.Join(r.dir, "release-"+commit[:7]+".json")},
 		standinArgs(t)...)

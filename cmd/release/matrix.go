@@ -3,17 +3,21 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nothingnesses/agent-images/gh"
 	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/pipeline"
+	"github.com/nothingnesses/agent-images/record"
 )
 
 func newMatrixCmd() *cobra.Command {
@@ -21,6 +25,7 @@ func newMatrixCmd() *cobra.Command {
 		f       flakeFlags
 		asJSON  bool
 		runners []string
+		c       changedFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "matrix",
@@ -34,9 +39,18 @@ It also names the agents the flake lists (lib/agents.nix) that llm-agents no
 longer provides on a system they are expected on: after the table, or with
 --json on stderr and as the step output "missing" (a JSON list of
 {agent, system, package, reason}). They have no target; the others still
-release.`,
+release.
+
+With --changed-only it compares with what --registry has and lists only the
+agents a split release has to build: an agent whose index under latest was
+built from the derivations this evaluation gives, whose images are all there
+and signed by the identity of the sign flags, and onto which no tag has to
+move (so no job would write anything) is left out, and its release.json
+record, status unchanged, is written to --output. A nightly with nothing new
+then has an empty matrix.`,
 		Example: `  release matrix --agent pi,codex
-  release matrix --json --runner aarch64-linux=my-arm-runner`,
+  release matrix --json --runner aarch64-linux=my-arm-runner
+  release matrix --json --changed-only --registry ghcr.io/me/my-images --output unchanged.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fl, err := f.nixFlake()
@@ -67,6 +81,13 @@ release.`,
 			targets, err := matrix.Select(all, agents, systems)
 			if err != nil {
 				return err
+			}
+			if c.changedOnly {
+				if targets, err = c.changed(cmd, f, targets); err != nil {
+					return err
+				}
+			} else if c.output != "" {
+				return errors.New("--output is the report of the agents --changed-only leaves out: add --changed-only")
 			}
 			if !asJSON {
 				if err := matrix.WriteTable(cmd.OutOrStdout(), targets); err != nil {
@@ -100,13 +121,89 @@ release.`,
 			}
 			// One merge job per agent needs the agents without repeats,
 			// which a workflow cannot compute from the matrix itself.
-			return writeGitHubOutput("agents", outputJSON(matrix.Agents(targets)))
+			return writeGitHubOutput("agents", outputJSON(append([]string{}, matrix.Agents(targets)...)))
 		},
 	}
 	f.register(cmd)
+	c.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a GitHub strategy.matrix object")
 	cmd.Flags().StringArrayVar(&runners, "runner", nil, "SYSTEM=LABEL runner for a system's jobs (default x86_64-linux=ubuntu-24.04, aarch64-linux=ubuntu-24.04-arm)")
 	return cmd
+}
+
+// changedFlags are what --changed-only needs to know of the release it
+// plans for: where it publishes, what it signs with, which tags it moves.
+type changedFlags struct {
+	changedOnly bool
+	registry    string
+	insecure    bool
+	commit      string
+	tags        []string
+	output      string
+	signFlags   signFlags
+}
+
+func (c *changedFlags) register(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&c.changedOnly, "changed-only", false, "list only the agents whose published index in --registry does not stand for them as they are now")
+	cmd.Flags().StringVar(&c.registry, "registry", "", "with --changed-only: the repository prefix the release publishes to (default under GitHub Actions: ghcr.io/<owner>/<repo>)")
+	cmd.Flags().BoolVar(&c.insecure, "insecure", false, "with --changed-only: allow a plain-HTTP registry")
+	cmd.Flags().StringVar(&c.commit, "commit", "", "with --changed-only: the commit the release is of (default: GITHUB_SHA, or the flake's clean git HEAD)")
+	cmd.Flags().StringSliceVar(&c.tags, "tag", nil, "with --changed-only: the extra tags the release moves (an agent they are not on yet is listed)")
+	cmd.Flags().StringVar(&c.output, "output", "", "with --changed-only: write the release.json records of the agents left out, unchanged, to this file")
+	c.signFlags.register(cmd)
+}
+
+// changed returns the targets of the agents that are not unchanged, and
+// writes the others' report to --output.
+func (c *changedFlags) changed(cmd *cobra.Command, f flakeFlags, targets []matrix.Target) ([]matrix.Target, error) {
+	fl, err := f.nixFlake()
+	if err != nil {
+		return nil, err
+	}
+	if c.output != "" {
+		if err := checkOutput(c.output); err != nil {
+			return nil, err
+		}
+	}
+	o := pipeline.Options{Flake: fl, Push: true, Registry: c.registry, Insecure: c.insecure, Source: sourceURL(f.flake),
+		Commit: c.commit, ExtraTags: c.tags, Now: time.Now}
+	if o.Commit == "" {
+		o.Commit = detectCommit(f.flake)
+	}
+	if o.Registry == "" {
+		o.Registry = defaultRegistry()
+	}
+	if o.Registry == "" {
+		return nil, fmt.Errorf("--changed-only compares with the registry: give --registry, %s", registryRequired)
+	}
+	if err := checkRegistry(o.Registry); err != nil {
+		return nil, err
+	}
+	if o.Signer, err = c.signFlags.signer(cmd, o); err != nil {
+		return nil, err
+	}
+	unchanged, err := pipeline.Unchanged(cmd.Context(), o, targets)
+	if err != nil {
+		return nil, err
+	}
+	same := map[string]bool{}
+	for _, a := range unchanged {
+		same[a.Agent] = true
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s: unchanged: same derivation, %s\n", a.Agent, a.Index)
+	}
+	if c.output != "" {
+		rep := &record.Report{Registry: o.Registry, Commit: o.Commit, Agents: append([]*record.Agent{}, unchanged...)}
+		if err := rep.WriteFile(c.output); err != nil {
+			return nil, err
+		}
+	}
+	changed := []matrix.Target{}
+	for _, t := range targets {
+		if !same[t.Agent] {
+			changed = append(changed, t)
+		}
+	}
+	return changed, nil
 }
 
 // writeMissing prints one line per missing agent, each after prefix.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/record"
 )
 
 func run(t *testing.T, args ...string) (string, error) {
@@ -167,5 +168,70 @@ func TestMatrixCommandErrors(t *testing.T) {
 				t.Errorf("release %v = %v, want an error containing %q", tc.args, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestMatrixChangedOnly: after pi is released, a matrix of pi and codex
+// against that registry lists codex alone, and reports pi unchanged, with
+// the index it has. A tag pi does not have yet puts it back in the matrix.
+func TestMatrixChangedOnly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("releases an image: skipped with -short")
+	}
+	testenv.Require(t, "nix", "docker-registry")
+	testenv.Setenv(t)
+	reg := testenv.StartRegistry(t) + "/agent-images"
+	dir := t.TempDir()
+	released := filepath.Join(dir, "release.json")
+	if out, err := run(t, append([]string{"--agent", "pi", "--push", "--registry", reg, "--insecure", "--sign=false", "--runtime", "none",
+		"--work-dir", filepath.Join(dir, "work"), "--commit", strings.Repeat("a", 40), "--output", released}, standinArgs(t)...)...); err != nil {
+		t.Fatalf("release pi = %v\n%s", err, out)
+	}
+	rep, err := record.ReadReport(released)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	outFile := filepath.Join(dir, "github-output")
+	t.Setenv("GITHUB_OUTPUT", outFile)
+	unchanged := filepath.Join(dir, "unchanged.json")
+	changedOnly := func(extra ...string) matrix.GitHubMatrix {
+		t.Helper()
+		args := append([]string{"matrix", "--json", "--agent", "pi,codex", "--changed-only", "--registry", reg, "--insecure", "--sign=false",
+			"--commit", strings.Repeat("b", 40), "--output", unchanged}, extra...)
+		out, err := run(t, append(args, standinArgs(t)...)...)
+		if err != nil {
+			t.Fatalf("release matrix --changed-only = %v", err)
+		}
+		var m matrix.GitHubMatrix
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatalf("release matrix --changed-only printed %q: %v", out, err)
+		}
+		return m
+	}
+
+	m := changedOnly()
+	var got []string
+	for _, e := range m.Include {
+		got = append(got, e.Agent+"/"+string(e.System))
+	}
+	if strings.Join(got, " ") != "codex/x86_64-linux codex/aarch64-linux" {
+		t.Errorf("matrix = %v, want codex's targets alone", got)
+	}
+	if agents := stepOutputs(t, outFile)["agents"]; agents != `["codex"]` {
+		t.Errorf("agents output = %s, want [\"codex\"]", agents)
+	}
+	left, err := record.ReadReport(unchanged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left.Agents) != 1 || left.Agents[0].Agent != "pi" || left.Agents[0].Status != record.StageUnchanged ||
+		!left.Agents[0].SameDerivation || left.Agents[0].Index != rep.Agents[0].Index {
+		t.Errorf("unchanged report = %+v, want pi unchanged at %s", left.Agents, rep.Agents[0].Index)
+	}
+
+	// A release tag pi does not carry yet has to be written: pi is built.
+	if m := changedOnly("--tag", "v9"); len(m.Include) != 4 {
+		t.Errorf("matrix with --tag v9 = %+v, want pi's and codex's targets", m.Include)
 	}
 }

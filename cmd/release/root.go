@@ -59,6 +59,7 @@ type releaseFlags struct {
 	flakeFlags
 	command       command
 	allowRollback bool
+	rebuild       bool
 	from          string
 	jobs          int
 	push          bool
@@ -80,6 +81,7 @@ func (f *releaseFlags) register(cmd *cobra.Command, c command) {
 	f.flakeFlags.register(cmd)
 	if c == commandRelease {
 		cmd.Flags().BoolVar(&f.all, "all", false, "release every agent of the flake")
+		cmd.Flags().BoolVar(&f.rebuild, "rebuild", false, "build and publish even an agent whose published index was built from the same derivations (a new index, with this commit's annotations and tags)")
 	}
 	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "targets built, tested and pushed at once (default: number of CPUs)")
 	switch c {
@@ -154,6 +156,7 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 		From:          f.from,
 		DryRun:        f.dryRun,
 		AllowRollback: f.allowRollback,
+		Rebuild:       f.rebuild,
 		Now:           time.Now,
 	}
 	if o.Commit == "" {

@@ -22,24 +22,30 @@
             config.allowUnfree = true;
           };
           bench = pkgs.agentImagesBench;
+          # sizes.json names agents as the images do; llm-agents renamed
+          # forge's package to forgecode (lib/agents.nix maps it back).
+          imageOf = attr: { forgecode = "forge"; }.${attr} or attr;
           sizeOf =
             attr:
-            lib.findFirst (a: a.attr == attr) (throw "agent-images bench: ${attr} is missing from sizes.json") bench.sizes.agents;
+            lib.findFirst (a: a.attr == imageOf attr) (throw "agent-images bench: ${attr} is missing from sizes.json") bench.sizes.agents;
           # The agent with its own payload, its libraries (storePaths - 1 more
           # store paths) and the shared runtimes it runs on.
           grow =
             attr: agent:
             let
               size = sizeOf attr;
+              # llm-agents' newer packages have no version attribute: the
+              # version is only in the name.
+              version = (builtins.parseDrvName agent.name).version;
             in
             builtins.head
               (bench.grow {
                 part = attr;
                 inherit (size) mib;
                 packages = [ agent ];
-                libraries = builtins.genList (i: "${attr}-${agent.version}-lib${toString i}") (size.storePaths - 1);
+                libraries = builtins.genList (i: "${attr}-${version}-lib${toString i}") (size.storePaths - 1);
                 extraReferences = map (r: pkgs.${r}) size.runtimes;
-                revision = settings.revisions.${attr} or 0;
+                revision = settings.revisions.${imageOf attr} or 0;
               }).packages;
         in
         lib.mapAttrs grow agents;

@@ -1,0 +1,54 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/record"
+)
+
+// Unchanged is what a split release can leave out of its matrix: of the
+// targets (from matrix.Load, with their derivations), each agent whose
+// index in the registry stands for it exactly as Release would find it
+// (same derivations, every image there and signed by Options.Signer) and
+// onto which no tag has to move. Such an agent needs no build, merge or
+// write at all; its record, status unchanged, is returned, in target order.
+// Nothing is evaluated, built or written.
+func Unchanged(ctx context.Context, o Options, targets []matrix.Target) ([]*record.Agent, error) {
+	r, err := newRun(o, modeChanged)
+	if err != nil {
+		return nil, err
+	}
+	r.allAgents = matrix.Agents(targets)
+	agents, err := r.records(targets)
+	if err != nil {
+		return nil, err
+	}
+	reg := r.registry()
+	r.forEachAgent(agents, func(a *agent) {
+		r.checkUnchanged(ctx, reg, a)
+		if a.reuse == nil {
+			return
+		}
+		res, err := reg.Plan(ctx, r.releaseOf(a))
+		switch {
+		case err != nil:
+			a.reuse = nil
+			r.events(Event{Agent: a.name(), Stage: record.StagePlanned, Detail: fmt.Sprintf("building: planning its tags: %v", err)})
+		case len(res.Moved) > 0:
+			a.reuse = nil
+			r.events(Event{Agent: a.name(), Stage: record.StagePlanned, Detail: fmt.Sprintf("building: tags %v must move", res.Moved)})
+		default:
+			a.Repository, a.Index, a.Tags, a.Kept = res.Repository, res.Index, res.Tags, res.Kept
+			a.Unchanged, a.Status = true, record.StageUnchanged
+		}
+	})
+	var out []*record.Agent
+	for _, a := range agents {
+		if a.reuse != nil {
+			out = append(out, a.Agent)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,177 @@
+package publish
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nothingnesses/agent-images/record"
+)
+
+// Published is an agent's index as a destination has it under latest: what
+// a release holds its evaluated derivations against before it builds
+// anything. Reading it is the whole cost of an unchanged agent: the tag, the
+// index, and each image's manifest (the images of an index can be lost
+// while the index stays, and an index whose image is gone is not published).
+type Published struct {
+	Index v1.Hash
+	Size  int64
+	// Ref is the index by digest in a registry; zero in a layout.
+	Ref name.Digest
+	// Version and Created are the index's ordering key, as recorded on it.
+	Version string
+	Created time.Time
+	Images  []PublishedImage
+}
+
+// PublishedImage is one per-arch entry of a published index.
+type PublishedImage struct {
+	Platform v1.Platform
+	Digest   v1.Hash
+	// Ref is the image by digest in a registry; zero in a layout.
+	Ref name.Digest
+	// Size is the bytes of its manifest, config and layers; zero when it is
+	// not Present.
+	Size int64
+	// Derivation is the index entry's AnnotationDerivation.
+	Derivation string
+	// Present is false when the destination has lost the image's manifest.
+	Present bool
+}
+
+// readPublished reads the index latest points at in s; nil when there is
+// no latest tag, or it names something that is not an index.
+func readPublished(ctx context.Context, s store) (*Published, error) {
+	current, err := s.current(ctx, []string{"latest"})
+	if err != nil {
+		return nil, err
+	}
+	d, ok := current["latest"]
+	if !ok {
+		return nil, nil
+	}
+	raw, err := s.manifest(ctx, d)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil || !im.MediaType.IsIndex() {
+		// Not an index of ours (an image pushed by hand): build.
+		return nil, nil
+	}
+	p := &Published{Index: d, Size: int64(len(raw)), Ref: s.ref(d), Version: im.Annotations[AnnotationVersion]}
+	if c := im.Annotations[AnnotationCreated]; c != "" {
+		if p.Created, err = time.Parse(time.RFC3339, c); err != nil {
+			return nil, fmt.Errorf("%s in %s has an unreadable %s %q: %w", d, s.where(), AnnotationCreated, c, err)
+		}
+	}
+	for _, desc := range im.Manifests {
+		img := PublishedImage{Digest: desc.Digest, Ref: s.ref(desc.Digest), Derivation: desc.Annotations[AnnotationDerivation]}
+		if desc.Platform != nil {
+			img.Platform = *desc.Platform
+		}
+		raw, err := s.manifest(ctx, desc.Digest)
+		if err != nil {
+			return nil, err
+		}
+		if raw != nil {
+			img.Present = true
+			if img.Size, err = manifestSize(raw); err != nil {
+				return nil, fmt.Errorf("reading %s in %s: %w", desc.Digest, s.where(), err)
+			}
+		}
+		p.Images = append(p.Images, img)
+	}
+	return p, nil
+}
+
+// manifestSize is the bytes of an image manifest, its config and its layers.
+func manifestSize(raw []byte) (int64, error) {
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return 0, err
+	}
+	total := int64(len(raw)) + m.Config.Size
+	for _, l := range m.Layers {
+		total += l.Size
+	}
+	return total, nil
+}
+
+// ErrChanged is why a published index cannot stand for images: they were
+// evaluated to other derivations, for other platforms, or it is incomplete.
+var ErrChanged = errors.New("changed")
+
+// Matches says whether p is exactly what images would publish: the same
+// platforms, each built from the same derivation, each still there. The
+// error, wrapping ErrChanged, names the first difference.
+func (p *Published) Matches(images []*record.Image) error {
+	if len(images) != len(p.Images) {
+		return fmt.Errorf("%w: %s lists %d platforms, this release has %d", ErrChanged, p.Index, len(p.Images), len(images))
+	}
+	for _, img := range images {
+		pi, ok := p.image(img.Platform)
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: %s has no %s image", ErrChanged, p.Index, img.Platform)
+		case pi.Derivation == "" || pi.Derivation != img.DrvPath:
+			return fmt.Errorf("%w: %s was built from %q, this release evaluates %s", ErrChanged, img.Platform, pi.Derivation, img.DrvPath)
+		case !pi.Present:
+			return fmt.Errorf("%w: its %s image %s is gone", ErrChanged, img.Platform, pi.Digest)
+		}
+	}
+	return nil
+}
+
+// Fill records in each image where p has it: Digest, Ref and Size.
+func (p *Published) Fill(images []*record.Image) {
+	for _, img := range images {
+		if pi, ok := p.image(img.Platform); ok {
+			img.Digest, img.Ref, img.Size = pi.Digest, pi.Ref, pi.Size
+		}
+	}
+}
+
+func (p *Published) image(pl v1.Platform) (PublishedImage, bool) {
+	for _, pi := range p.Images {
+		if pi.Platform.Equals(pl) {
+			return pi, true
+		}
+	}
+	return PublishedImage{}, false
+}
+
+// republish is the release of an agent whose published index stands for
+// it unchanged (rel.Reuse): nothing is assembled or pushed, the hook runs
+// (it finds the signatures there), and the tags that may move, move to it,
+// except the Built ones. The index keeps the annotations it was published
+// with, so a rerun at a new commit writes nothing unless a tag must move.
+func republish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool) (*Result, error) {
+	p := rel.Reuse
+	var tags []Tag
+	for _, t := range rel.Tags {
+		if !t.Built {
+			tags = append(tags, t)
+		}
+	}
+	rel.Tags = tags
+	res := &Result{Repository: s.where(), Index: p.Index, IndexSize: p.Size, Ref: p.Ref, Tags: Names(rel.Tags), Unchanged: true}
+	current, err := s.current(ctx, res.Tags)
+	if err != nil {
+		return nil, err
+	}
+	if hook != nil && !dryRun {
+		if err := hook(ctx, res); err != nil {
+			return nil, fmt.Errorf("before moving tags of %s: %w", s.where(), err)
+		}
+	}
+	// The index is ordered by its own key, not this run's: it is the same
+	// release it was.
+	rel.Created, rel.Version = p.Created, p.Version
+	return res, moveTags(ctx, s, rel, res, current, func() (v1.ImageIndex, error) { return s.index(ctx, p.Index) }, dryRun)
+}
