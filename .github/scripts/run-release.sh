@@ -42,7 +42,13 @@ if [ "${COMMAND:-release}" = matrix ]; then
 else
   # merge always pushes; build and release push when asked.
   if [ "${PUSH:-false}" = true ] && [ "${COMMAND:-release}" != merge ]; then args+=(--push); fi
-  if [ -n "${REGISTRY:-}" ]; then args+=(--registry "$REGISTRY"); fi
+  # One registry or several, separated by commas or newlines: each is one
+  # --registry, published on its own.
+  while IFS= read -r registry; do
+    registry="${registry#"${registry%%[![:space:]]*}"}"
+    registry="${registry%"${registry##*[![:space:]]}"}"
+    if [ -n "$registry" ]; then args+=(--registry "$registry"); fi
+  done < <(printf '%s\n' "${REGISTRY:-}" | tr ',' '\n')
   if [ "${INSECURE:-false}" = true ]; then args+=(--insecure); fi
   if [ -n "${JOBS:-}" ] && [ "${COMMAND:-release}" = release ]; then args+=(--jobs "$JOBS"); fi
   # Whatever pushes signs: build signs its images, merge its index, release
