@@ -50,12 +50,25 @@ func Summary(agents []Published) string {
 		if p.Unchanged {
 			changed = "no"
 		}
-		fmt.Fprintf(&b, "| %s | `%s` | %s | %s |\n", p.Agent, p.Reference(), cell(strings.Join(p.Tags, ", ")), changed)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", p.Agent, whereCell(p), cell(strings.Join(p.Tags, ", ")), changed)
 	}
 	if len(agents) == 0 {
 		b.WriteString("| (none) | | | |\n")
 	}
 	return b.String()
+}
+
+// whereCell is the table cell of where an agent's index is: its reference
+// in each registry that holds it and, below, each registry it failed in.
+func whereCell(p Published) string {
+	var lines []string
+	for _, r := range p.References() {
+		lines = append(lines, "`"+r+"`")
+	}
+	for _, f := range p.Failed {
+		lines = append(lines, "`"+f.Repository+"`: **failed**: "+cell(f.Error))
+	}
+	return strings.Join(lines, "<br>")
 }
 
 // SetOutput appends name=value to the step's $GITHUB_OUTPUT, in the

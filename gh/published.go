@@ -10,9 +10,14 @@ import (
 // Published is what a release put in the registry for one agent, as
 // release.json records it: the part of it the GitHub side shows.
 type Published struct {
-	Agent      string `json:"agent"`
-	Repository string `json:"repository"`
-	// Digest is the agent's multi-arch index.
+	Agent string `json:"agent"`
+	// Repository is the first registry's repository where the release is
+	// complete; Mirrors are the others, in --registry order.
+	Repository string   `json:"repository"`
+	Mirrors    []string `json:"mirrors,omitempty"`
+	// Failed are the registries this release did not complete in.
+	Failed []FailedIn `json:"failed,omitempty"`
+	// Digest is the agent's multi-arch index, the same in every registry.
 	Digest    string   `json:"digest"`
 	Tags      []string `json:"tags"`
 	Unchanged bool     `json:"unchanged"`
@@ -20,8 +25,23 @@ type Published struct {
 	Verify string `json:"verify,omitempty"`
 }
 
+// FailedIn is a registry an agent's release failed in, and why.
+type FailedIn struct {
+	Repository string `json:"repository"`
+	Error      string `json:"error"`
+}
+
 // Reference is repository@digest.
 func (p Published) Reference() string { return p.Repository + "@" + p.Digest }
+
+// References are repository@digest in every registry that holds it.
+func (p Published) References() []string {
+	out := []string{p.Reference()}
+	for _, m := range p.Mirrors {
+		out = append(out, m+"@"+p.Digest)
+	}
+	return out
+}
 
 // ReadPublished reads release.json files: a file, or every *.json in a
 // directory (one per merge job in the split workflow). Agents are returned
@@ -51,19 +71,40 @@ func ReadPublished(path string) ([]Published, error) {
 	return all, nil
 }
 
-// publishedAgents returns the agents a release.json says were published;
-// agents that failed (an error, no index) are not part of any release.
+// publishedAgents returns the agents a release.json says were published
+// somewhere: an agent that failed everywhere (an error, no index, or no
+// registry completed) is not part of any release; one that completed in
+// some registries is, and says which failed.
 func publishedAgents(rep *record.Report) []Published {
 	var out []Published
 	for _, a := range rep.Agents {
-		if a.Error != "" || a.Index.Hex == "" {
+		if a.Index.Hex == "" {
 			continue
 		}
-		p := Published{Agent: a.Agent, Repository: a.Repository, Digest: a.Index.String(), Tags: a.Tags, Unchanged: a.Unchanged}
-		if a.Signing != nil {
-			p.Verify = a.Signing.VerifyCommand
+		pubs := a.Published
+		if len(pubs) == 0 {
+			// Written before each registry had its own entry.
+			pubs = []*record.Publication{{Repository: a.Repository, Status: a.Status, Error: a.Error, Signing: a.Signing}}
 		}
-		out = append(out, p)
+		p := Published{Agent: a.Agent, Digest: a.Index.String(), Tags: a.Tags, Unchanged: a.Unchanged}
+		complete := false
+		for _, pub := range pubs {
+			switch {
+			case pub.Failed() || pub.Error != "":
+				p.Failed = append(p.Failed, FailedIn{Repository: pub.Repository, Error: pub.Error})
+			case !complete:
+				complete = true
+				p.Repository = pub.Repository
+				if pub.Signing != nil {
+					p.Verify = pub.Signing.VerifyCommand
+				}
+			default:
+				p.Mirrors = append(p.Mirrors, pub.Repository)
+			}
+		}
+		if complete {
+			out = append(out, p)
+		}
 	}
 	return out
 }

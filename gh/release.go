@@ -24,7 +24,7 @@ func ReleaseNotes(tag string, agents []Published) string {
 		if verify == "" {
 			verify = "release verify --agent " + p.Agent
 		}
-		fmt.Fprintf(&b, "| %s | `%s` | %s | `%s` |\n", p.Agent, p.Reference(), strings.Join(tags, " "), cell(verify))
+		fmt.Fprintf(&b, "| %s | %s | %s | `%s` |\n", p.Agent, whereCell(p), strings.Join(tags, " "), cell(verify))
 	}
 	return b.String()
 }

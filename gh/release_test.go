@@ -137,6 +137,37 @@ func TestReadPublished(t *testing.T) {
 		t.Errorf("ReadPublished(dir) = %+v, want %+v", got, want)
 	}
 
+	// Two registries: complete in one, failed in the other. The agent is
+	// published where it completed, and the summary and the release notes
+	// say where it failed.
+	dd := "sha256:" + strings.Repeat("d", 64)
+	multi := &record.Report{Registries: []string{"r", "m"}, Agents: []*record.Agent{{Agent: "gemini", Repository: "r/gemini",
+		Index: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("d", 64)}, Tags: []string{"latest"}, Status: record.StageFailed,
+		Error: "m/gemini: pushing index: 503 Service Unavailable", Published: []*record.Publication{
+			{Repository: "m/gemini", Status: record.StageFailed, Error: "pushing index: 503 Service Unavailable"},
+			{Repository: "r/gemini", Status: record.StageDone, Signing: &record.Signing{VerifyCommand: "cosign verify r/gemini@" + dd}},
+			{Repository: "q/gemini", Status: record.StageUnchanged},
+		}}}}
+	if err := multi.WriteFile(filepath.Join(dir, "release-gemini.json")); err != nil {
+		t.Fatal(err)
+	}
+	got, err = ReadPublished(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gemini := Published{Agent: "gemini", Repository: "r/gemini", Mirrors: []string{"q/gemini"}, Digest: dd, Tags: []string{"latest"},
+		Failed: []FailedIn{{Repository: "m/gemini", Error: "pushing index: 503 Service Unavailable"}}, Verify: "cosign verify r/gemini@" + dd}
+	if len(got) != 3 || !reflect.DeepEqual(got[1], gemini) {
+		t.Fatalf("ReadPublished(with gemini) = %+v, want %+v second", got, gemini)
+	}
+	wantCell := "`r/gemini@" + dd + "`<br>`q/gemini@" + dd + "`<br>`m/gemini`: **failed**: pushing index: 503 Service Unavailable"
+	if s := Summary(got); !strings.Contains(s, "| gemini | "+wantCell+" |") {
+		t.Errorf("Summary = %s, want gemini's row to list %s", s, wantCell)
+	}
+	if n := ReleaseNotes("v1", got); !strings.Contains(n, "| gemini | "+wantCell+" |") {
+		t.Errorf("ReleaseNotes = %s, want gemini's row to list %s", n, wantCell)
+	}
+
 	write("dup.json", `{"agents":[{"agent":"pi","index":"`+bb+`"}]}`)
 	if _, err := ReadPublished(dir); err == nil || !strings.Contains(err.Error(), "agent pi is in both") {
 		t.Errorf("ReadPublished(duplicate agent) = %v, want an error naming pi", err)

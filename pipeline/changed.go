@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
 )
 
@@ -25,24 +26,34 @@ func Unchanged(ctx context.Context, o Options, targets []matrix.Target) ([]*reco
 	if err != nil {
 		return nil, err
 	}
-	reg := r.registry()
+	var pubs []publish.Publisher
+	for _, reg := range r.registries() {
+		pubs = append(pubs, reg)
+	}
 	r.forEachAgent(agents, func(a *agent) {
-		r.checkUnchanged(ctx, reg, a)
+		r.checkUnchanged(ctx, pubs, a)
 		if a.reuse == nil {
 			return
 		}
-		res, err := reg.Plan(ctx, r.releaseOf(a))
-		switch {
-		case err != nil:
-			a.reuse = nil
-			r.events(Event{Agent: a.name(), Stage: record.StagePlanned, Detail: fmt.Sprintf("building: planning its tags: %v", err)})
-		case len(res.Moved) > 0:
-			a.reuse = nil
-			r.events(Event{Agent: a.name(), Stage: record.StagePlanned, Detail: fmt.Sprintf("building: tags %v must move", res.Moved)})
-		default:
-			a.Repository, a.Index, a.Tags, a.Kept = res.Repository, res.Index, res.Tags, res.Kept
-			a.Unchanged, a.Status = true, record.StageUnchanged
+		// Unchanged in every registry, and no tag to move in any.
+		for i, pub := range pubs {
+			res, err := pub.Plan(ctx, r.releaseOf(a, i))
+			switch {
+			case err != nil:
+				a.reuse = nil
+				r.events(Event{Agent: a.name(), Stage: record.StagePlanned, Detail: fmt.Sprintf("building: planning its tags: %v", err)})
+				return
+			case len(res.Moved) > 0:
+				a.reuse = nil
+				r.events(Event{Agent: a.name(), Stage: record.StagePlanned, Detail: fmt.Sprintf("building: tags %v must move in %s", res.Moved, res.Repository)})
+				return
+			}
+			a.Published = append(a.Published, &record.Publication{Repository: res.Repository, Kept: res.Kept, Unchanged: true, Status: record.StageUnchanged})
+			if i == 0 {
+				a.Repository, a.Index, a.Tags, a.Kept = res.Repository, res.Index, res.Tags, res.Kept
+			}
 		}
+		a.Unchanged, a.Status = true, record.StageUnchanged
 	})
 	var out []*record.Agent
 	for _, a := range agents {

@@ -127,7 +127,6 @@ func options(t *testing.T, registry string, agents ...string) Options {
 		Jobs:       4,
 		WorkDir:    filepath.Join(t.TempDir(), "work"),
 		Push:       registry != "",
-		Registry:   registry,
 		Insecure:   true,
 		Runtime:    "podman",
 		Source:     "https://github.com/nothingnesses/agent-images",
@@ -136,6 +135,7 @@ func options(t *testing.T, registry string, agents ...string) Options {
 		Now:        func() time.Time { return releaseDay },
 	}
 	if registry != "" {
+		o.Registries = []string{registry}
 		o.Signer = unsigned(t)
 	}
 	return o

@@ -285,6 +285,10 @@ func TestNoRollbackAndRepair(t *testing.T) {
 	repo, _ := name.NewRepository(prefix+"/pi", name.Insecure)
 	newer := options(t, prefix, "pi")
 	newer.Runtime = "none"
+	// Every run here builds: an older commit with the same derivations
+	// would otherwise reuse the newer index (TestReleaseEndToEnd),
+	// and there would be nothing to roll back.
+	newer.Rebuild = true
 	nrep, err := Release(ctx, newer)
 	if err != nil || len(nrep.Failed()) > 0 {
 		t.Fatalf("Release(newer) = %+v, %v", nrep, err)
@@ -351,13 +355,13 @@ func TestNoRollbackAndRepair(t *testing.T) {
 // as Nix would give another error), and before anything is pushed.
 func TestOptionsFailBeforeAnything(t *testing.T) {
 	base := Options{
-		Flake:    nix.Flake{Ref: "/nonexistent/flake"},
-		Agents:   []string{"pi"},
-		Push:     true,
-		Registry: "127.0.0.1:5000/x",
-		Runtime:  "none",
-		Signer:   unsigned(t),
-		Commit:   commit,
+		Flake:      nix.Flake{Ref: "/nonexistent/flake"},
+		Agents:     []string{"pi"},
+		Push:       true,
+		Registries: []string{"127.0.0.1:5000/x"},
+		Runtime:    "none",
+		Signer:     unsigned(t),
+		Commit:     commit,
 	}
 	tests := []struct {
 		name  string
@@ -370,8 +374,11 @@ func TestOptionsFailBeforeAnything(t *testing.T) {
 		{"tag in cosign's space", func(o *Options) { o.ExtraTags = []string{"sha256-" + strings.Repeat("0", 64) + ".sig"} }, nil, "reserved tag space sha256-*"},
 		{"tag in the staging space", func(o *Options) { o.ExtraTags = []string{"staging-x"} }, nil, "reserved tag space staging-*"},
 		{"runtime", func(o *Options) { o.Runtime = "bogus" }, nil, `--runtime "bogus": want podman, docker or none`},
-		{"registry port", func(o *Options) { o.Registry = "localhost:99999/x" }, nil, `port "99999" is not a number from 1 to 65535`},
-		{"registry credentials", func(o *Options) { o.Registry = "user:SECRET@ghcr.io/x" }, nil, "holds credentials"},
+		{"registry port", func(o *Options) { o.Registries = []string{"localhost:99999/x"} }, nil, `port "99999" is not a number from 1 to 65535`},
+		{"registry credentials", func(o *Options) { o.Registries = []string{"user:SECRET@ghcr.io/x"} }, nil, "holds credentials"},
+		{"second registry credentials", func(o *Options) { o.Registries = append(o.Registries, "user:SECRET@ghcr.io/x") }, nil, "holds credentials"},
+		{"registry twice", func(o *Options) { o.Registries = append(o.Registries, "127.0.0.1:5000/x/") }, nil, "--registry 127.0.0.1:5000/x is given twice"},
+		{"no registry", func(o *Options) { o.Registries = nil }, nil, "--registry: give the repository prefix"},
 		{"push without a signer", func(o *Options) { o.Signer = nil }, nil, "pushing needs a signer"},
 		{"jobs", func(o *Options) { o.Jobs = -1 }, nil, "--jobs -1"},
 		{"staging key", func(o *Options) { o.StagingKey = "a/b" }, func(ctx context.Context, o Options) error { _, err := BuildStaged(ctx, o); return err }, `--staging-key "a/b"`},

@@ -46,13 +46,16 @@ type Options struct {
 	// WorkDir holds out-links and archives (default ./dist/work).
 	WorkDir string
 
-	// Push sends a Release to Registry (a repository prefix: each agent goes
-	// to Registry/<agent>); without it the release lands in LayoutDir
-	// (default ./dist/oci). BuildStaged and Merge always use the registry.
-	Push      bool
-	Registry  string
-	Insecure  bool
-	LayoutDir string
+	// Push sends a Release to each of Registries (repository prefixes: each
+	// agent goes to <prefix>/<agent> in every one, in order, and one
+	// failing fails only that one); without it the release lands in
+	// LayoutDir (default ./dist/oci). BuildStaged stages in the first
+	// registry only, and Merge takes its parts from there and copies them
+	// to the others.
+	Push       bool
+	Registries []string
+	Insecure   bool
+	LayoutDir  string
 
 	// Runtime names the container runtime for smoke tests: "podman",
 	// "docker", "" for the first that works, or "none" for static checks only.
@@ -123,8 +126,8 @@ type run struct {
 	jobs   int
 	now    time.Time
 	events func(Event)
-	// prefix is set whenever the run uses a registry.
-	prefix publish.Prefix
+	// prefixes are the registries, whenever the run uses them.
+	prefixes []publish.Prefix
 	// runtime runs container smoke tests; nil for static checks only.
 	runtime smoke.Runtime
 	// smoke is false when nothing is smoke-tested (a dry run, a merge).
@@ -154,12 +157,21 @@ func newRun(o Options, m mode) (*run, error) {
 		errs = append(errs, fmt.Errorf("--jobs %d: want at least 1", o.Jobs))
 	}
 	if r.pushes() {
-		if o.Registry == "" {
+		if len(o.Registries) == 0 {
 			errs = append(errs, fmt.Errorf("--registry: give the repository prefix agents are pushed under (for example ghcr.io/OWNER/REPO; under GitHub Actions the default is ghcr.io/<owner>/<repo>)"))
-		} else if p, err := publish.ParsePrefix(o.Registry, o.Insecure); err != nil {
-			errs = append(errs, fmt.Errorf("--registry: %w", err))
-		} else {
-			r.prefix = p
+		}
+		seen := map[string]bool{}
+		for _, reg := range o.Registries {
+			p, err := publish.ParsePrefix(reg, o.Insecure)
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("--registry: %w", err))
+			case seen[p.String()]:
+				errs = append(errs, fmt.Errorf("--registry %s is given twice: name each registry once", p))
+			default:
+				seen[p.String()] = true
+				r.prefixes = append(r.prefixes, p)
+			}
 		}
 		if o.Signer == nil && !o.DryRun {
 			errs = append(errs, errors.New("pushing needs a signer: pass --key or run keyless, or --sign=false to publish unsigned on purpose"))
@@ -229,9 +241,10 @@ type agent struct {
 	*record.Agent
 	flake matrix.Image
 	tags  []publish.Tag
-	// reuse is the published index that stands for the agent unchanged:
-	// set before anything is built, and then nothing is.
-	reuse *publish.Published
+	// reuse is the published index that stands for the agent unchanged, as
+	// each destination has it (in their order): set before anything is
+	// built, and then nothing is.
+	reuse []*publish.Published
 }
 
 func (a *agent) name() string { return a.Agent.Agent }
@@ -409,23 +422,41 @@ func (r *run) test(ctx context.Context, img *record.Image) {
 	}
 }
 
-// registry is the registry publisher of this run. Every agent image shares
-// its base layers, so a layer this run has not pushed is offered for
-// mounting from the repository of the release set's first agent (the
-// second, for the first agent itself), where an earlier run or another job
-// put it.
-func (r *run) registry() *publish.Registry {
+// registry is the publisher of this run to one registry. Every agent image
+// shares its base layers, so a layer this run has not pushed there is
+// offered for mounting from the repository of the release set's first
+// agent (the second, for the first agent itself), where an earlier run or
+// another job put it.
+func (r *run) registry(prefix publish.Prefix) *publish.Registry {
 	opts := []publish.RegistryOption{publish.WithProgress(r.pushProgress)}
 	var siblings []name.Repository
 	for _, a := range r.allAgents {
 		if len(siblings) == 2 {
 			break
 		}
-		if repo, err := r.prefix.Repository(a); err == nil {
+		if repo, err := prefix.Repository(a); err == nil {
 			siblings = append(siblings, repo)
 		}
 	}
-	return publish.NewRegistry(r.prefix, append(opts, publish.WithMountFrom(siblings...))...)
+	return publish.NewRegistry(prefix, append(opts, publish.WithMountFrom(siblings...))...)
+}
+
+// registries are the publishers of every registry of the run, in order.
+func (r *run) registries() []*publish.Registry {
+	out := make([]*publish.Registry, len(r.prefixes))
+	for i, p := range r.prefixes {
+		out[i] = r.registry(p)
+	}
+	return out
+}
+
+// registryNames are the run's registries as given.
+func (r *run) registryNames() []string {
+	out := make([]string, len(r.prefixes))
+	for i, p := range r.prefixes {
+		out[i] = p.String()
+	}
+	return out
 }
 
 func (r *run) pushProgress(p publish.Progress) {

@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
 )
@@ -34,28 +31,32 @@ func Release(ctx context.Context, o Options) (*record.Report, error) {
 		return nil, err
 	}
 	rep := &record.Report{Commit: o.Commit, DryRun: o.DryRun, Agents: reportAgents(agents)}
-	var pub publish.Publisher
+	var pubs []publish.Publisher
 	if o.Push {
-		rep.Registry = r.prefix.String()
-		pub = r.registry()
+		rep.Registries = r.registryNames()
+		rep.Registry = rep.Registries[0]
+		for _, reg := range r.registries() {
+			pubs = append(pubs, reg)
+		}
 	} else {
 		rep.Layout = r.layoutDir()
-		pub = publish.NewLayout(rep.Layout)
+		pubs = append(pubs, publish.NewLayout(rep.Layout))
 	}
-	r.forEachAgent(agents, func(a *agent) { r.checkUnchanged(ctx, pub, a) })
+	r.forEachAgent(agents, func(a *agent) { r.checkUnchanged(ctx, pubs, a) })
 	r.stream(ctx, agents,
 		func(ctx context.Context, img *record.Image) { r.buildAndTest(ctx, b, img) },
-		func(ctx context.Context, a *agent) { r.release(ctx, pub, a) })
+		func(ctx context.Context, a *agent) { r.release(ctx, pubs, a) })
 	return rep, nil
 }
 
-// checkUnchanged sets a.reuse when what pub has under latest stands for the
-// agent as it is now: the same platforms, each built from the derivation
-// this run evaluated, each image still there, and, when the run signs, each
-// carrying this signer's signature and attestations. Anything less, or a
-// read that fails, and the agent is built as usual: building is never wrong,
-// only slower.
-func (r *run) checkUnchanged(ctx context.Context, pub publish.Publisher, a *agent) {
+// checkUnchanged sets a.reuse when what every destination has under latest
+// stands for the agent as it is now: the same index everywhere, listing the
+// same platforms, each built from the derivation this run evaluated, each
+// image still there, and, when the run signs, each carrying this signer's
+// signature and attestations in that registry. Anything less (a registry
+// added since, one that lost an image), or a read that fails, and the agent
+// is built as usual: building is never wrong, only slower.
+func (r *run) checkUnchanged(ctx context.Context, pubs []publish.Publisher, a *agent) {
 	if r.o.Rebuild {
 		return
 	}
@@ -64,43 +65,83 @@ func (r *run) checkUnchanged(ctx context.Context, pub publish.Publisher, a *agen
 			return
 		}
 	}
-	p, err := pub.Published(ctx, a.name())
-	if err == nil && p != nil {
-		err = p.Matches(a.Platforms)
-	}
-	if err == nil && p != nil && r.o.Push && r.o.Signer != nil {
-		p.Fill(a.Platforms)
-		for _, img := range a.Platforms {
-			if err = r.o.Signer.Check(ctx, img); err != nil {
-				err = fmt.Errorf("%w: %w", publish.ErrChanged, err)
-				break
-			}
+	where := func(i int) string {
+		if r.o.Push {
+			return r.prefixes[i].String()
 		}
+		return r.layoutDir()
+	}
+	var reuse []*publish.Published
+	var err error
+	for i, pub := range pubs {
+		var p *publish.Published
+		if p, err = r.unchangedIn(ctx, pub, a); err != nil {
+			break
+		}
+		if p == nil {
+			if len(reuse) > 0 {
+				err = fmt.Errorf("%w: %s has no latest %s", publish.ErrChanged, where(i), a.name())
+			}
+			break
+		}
+		if len(reuse) > 0 && p.Index != reuse[0].Index {
+			err = fmt.Errorf("%w: latest is %s in %s and %s in %s", publish.ErrChanged, reuse[0].Index, where(0), p.Index, where(i))
+			break
+		}
+		reuse = append(reuse, p)
 	}
 	switch {
-	case p == nil && err == nil:
-		return
 	case err != nil:
-		for _, img := range a.Platforms {
-			img.Digest, img.Ref, img.Size = v1.Hash{}, name.Digest{}, 0
-		}
 		if !errors.Is(err, publish.ErrChanged) {
 			err = fmt.Errorf("building: reading what is published: %w", err)
 		}
 		r.events(Event{Agent: a.name(), Stage: record.StagePlanned, Detail: err.Error()})
 		return
+	case len(reuse) < len(pubs):
+		// Never released here: nothing to compare with.
+		return
 	}
-	p.Fill(a.Platforms)
-	a.reuse, a.SameDerivation, a.Created = p, true, p.Created
-	r.events(Event{Agent: a.name(), Stage: record.StagePlanned, Detail: "unchanged: same derivation, " + p.Index.String()})
+	reuse[0].Fill(a.Platforms)
+	a.reuse, a.SameDerivation, a.Created = reuse, true, reuse[0].Created
+	r.events(Event{Agent: a.name(), Stage: record.StagePlanned, Detail: "unchanged: same derivation, " + reuse[0].Index.String()})
+}
+
+// unchangedIn is the index latest names in pub when it stands for a as it
+// is now; nil when pub has no latest index; an error wrapping
+// publish.ErrChanged for the first difference.
+func (r *run) unchangedIn(ctx context.Context, pub publish.Publisher, a *agent) (*publish.Published, error) {
+	p, err := pub.Published(ctx, a.name())
+	if err != nil || p == nil {
+		return nil, err
+	}
+	if err := p.Matches(a.Platforms); err != nil {
+		return nil, err
+	}
+	if r.o.Push && r.o.Signer != nil {
+		// Checked on copies: a's records stay unfilled until every
+		// destination agrees.
+		for _, img := range a.Platforms {
+			at := *img
+			p.Fill([]*record.Image{&at})
+			if err := r.o.Signer.Check(ctx, &at); err != nil {
+				return nil, fmt.Errorf("%w: %w", publish.ErrChanged, err)
+			}
+			if img.Signature == nil {
+				img.Signature = at.Signature
+			}
+		}
+	}
+	return p, nil
 }
 
 // release publishes one agent whose images are through: its published
 // index again when that stands for it, else what this run built, unless
 // an image failed.
-func (r *run) release(ctx context.Context, pub publish.Publisher, a *agent) {
+func (r *run) release(ctx context.Context, pubs []publish.Publisher, a *agent) {
 	if a.reuse != nil {
-		r.publish(ctx, pub, a, r.signIndex)
+		r.publish(ctx, pubs, a, func(ctx context.Context, a *agent, res *publish.Result) (bool, *record.Signing, error) {
+			return r.signIndex(ctx, res, imagesIn(a, res), false)
+		})
 		return
 	}
 	var errs []error
@@ -113,18 +154,79 @@ func (r *run) release(ctx context.Context, pub publish.Publisher, a *agent) {
 		r.fail(a, fmt.Errorf("not published: %w", errors.Join(errs...)))
 		return
 	}
-	r.publish(ctx, pub, a, r.signEverything)
+	r.publish(ctx, pubs, a, r.signEverything)
 }
 
-// signer is what a hook signs of an agent once its images and index are
-// pushed: everything in one process, only the index in a merge. It reports
-// whether it wrote anything.
-type signer func(ctx context.Context, a *agent, res *publish.Result) (bool, error)
+// signer is what a hook signs of an agent once its images and index are in
+// one registry (res says which): everything in one process, the index (and
+// parts copied from the staging registry) in a merge. It reports whether
+// it wrote anything, and how to verify.
+type signer func(ctx context.Context, a *agent, res *publish.Result) (bool, *record.Signing, error)
 
-// publish sends an agent's tested images to pub (images, index, signatures,
-// tags) and completes its report.
-func (r *run) publish(ctx context.Context, pub publish.Publisher, a *agent, sign signer) {
-	rel := r.releaseOf(a)
+// publish sends an agent's tested images to each destination in turn, each
+// on its own (publishTo), and sums up its report: done only when every
+// destination is. One after another, so that every registry after the first
+// gets the attestations made for the first (see sign) and the report keeps
+// the order of --registry.
+func (r *run) publish(ctx context.Context, pubs []publish.Publisher, a *agent, sign signer) {
+	for i, pub := range pubs {
+		a.Published = append(a.Published, r.publishTo(ctx, i, pub, a, sign, len(pubs) > 1))
+	}
+	first := a.Published[0]
+	a.Repository, a.Moved, a.Kept, a.Repaired, a.Signing = first.Repository, first.Moved, first.Kept, first.Repaired, first.Signing
+	// A reused index gets only the tags asked for by name: those a build
+	// sets (the date, sha-) stay with the run that built it.
+	a.Tags = nil
+	for _, t := range a.tags {
+		if a.reuse == nil || !t.Built {
+			a.Tags = append(a.Tags, t.Name)
+		}
+	}
+	a.Unchanged = true
+	var errs []string
+	for _, p := range a.Published {
+		a.Unchanged = a.Unchanged && p.Unchanged
+		if p.Failed() {
+			if len(pubs) > 1 {
+				errs = append(errs, p.Repository+": "+p.Error)
+			} else {
+				errs = append(errs, p.Error)
+			}
+		}
+	}
+	switch {
+	case len(errs) > 0:
+		a.Status, a.Error = record.StageFailed, strings.Join(errs, "; ")
+	case r.o.DryRun:
+		a.Status = record.StagePlanned
+	case a.Unchanged:
+		a.Status = record.StageUnchanged
+	default:
+		a.Status = record.StageDone
+	}
+	detail := a.Index.String()
+	if a.Error != "" {
+		detail = a.Error
+	}
+	r.events(Event{Agent: a.name(), Stage: a.Status, Detail: detail})
+}
+
+// publishTo publishes an agent to one destination: its images, index,
+// signatures and tags there (or, in a dry run, what would be), and returns
+// how that went. A failure here is this destination's alone.
+func (r *run) publishTo(ctx context.Context, i int, pub publish.Publisher, a *agent, sign signer, several bool) *record.Publication {
+	rel := r.releaseOf(a, i)
+	p := &record.Publication{}
+	// Events name the destination when there are several.
+	where := func(detail string, res *publish.Result) string {
+		if !several || res == nil {
+			return detail
+		}
+		if detail == "" {
+			return res.Repository
+		}
+		return res.Repository + ": " + detail
+	}
 	var res *publish.Result
 	var err error
 	signed := false
@@ -134,52 +236,59 @@ func (r *run) publish(ctx context.Context, pub publish.Publisher, a *agent, sign
 		r.events(Event{Agent: a.name(), Stage: record.StagePushing})
 		res, err = pub.Publish(ctx, rel, func(ctx context.Context, res *publish.Result) error {
 			if res.Ref.DigestStr() != "" {
-				r.events(Event{Agent: a.name(), Stage: record.StageSigning})
-				wrote, err := sign(ctx, a, res)
+				r.events(Event{Agent: a.name(), Stage: record.StageSigning, Detail: where("", res)})
+				wrote, signing, err := sign(ctx, a, res)
 				if err != nil {
 					return err
 				}
-				signed = wrote
+				signed, p.Signing = wrote, signing
 			}
-			r.events(Event{Agent: a.name(), Stage: record.StageTagging})
+			r.events(Event{Agent: a.name(), Stage: record.StageTagging, Detail: where("", res)})
 			return nil
 		})
 	}
 	if res != nil {
-		a.Repository = res.Repository
-		a.Index = res.Index
-		a.Tags = res.Tags
-		a.Moved = res.Moved
-		a.Kept = res.Kept
-		a.Repaired = res.Repaired
-		a.Unchanged = res.Unchanged && !signed
+		p.Repository = res.Repository
+		if res.Index.Hex != "" {
+			a.Index = res.Index
+		}
+		p.Moved = res.Moved
+		p.Kept = res.Kept
+		p.Repaired = res.Repaired
+		p.Unchanged = res.Unchanged && !signed
 	}
 	if err != nil {
-		r.fail(a, err)
-		return
+		p.Status, p.Error, p.Unchanged = record.StageFailed, err.Error(), false
+		if several {
+			r.events(Event{Agent: a.name(), Stage: record.StageFailed, Detail: where(p.Error, res)})
+		}
+		return p
 	}
 	for _, k := range res.Kept {
 		r.events(Event{Agent: a.name(), Stage: record.StageTagging,
-			Detail: fmt.Sprintf("%s stays at %s, which is newer (%s, version %s)", k.Tag, k.Index, k.Created.Format("2006-01-02T15:04:05Z07:00"), k.Version)})
+			Detail: where(fmt.Sprintf("%s stays at %s, which is newer (%s, version %s)", k.Tag, k.Index, k.Created.Format("2006-01-02T15:04:05Z07:00"), k.Version), res)})
 	}
 	if len(res.Repaired) > 0 {
 		r.events(Event{Agent: a.name(), Stage: record.StagePushing,
-			Detail: "pushed again what the registry had lost: " + strings.Join(res.Repaired, ", ")})
+			Detail: where("pushed again what the registry had lost: "+strings.Join(res.Repaired, ", "), res)})
 	}
 	switch {
 	case r.o.DryRun:
-		a.Status = record.StagePlanned
-	case a.Unchanged:
-		a.Status = record.StageUnchanged
+		p.Status = record.StagePlanned
+	case p.Unchanged:
+		p.Status = record.StageUnchanged
 	default:
-		a.Status = record.StageDone
+		p.Status = record.StageDone
 	}
-	r.events(Event{Agent: a.name(), Stage: a.Status, Detail: res.Index.String()})
+	if several {
+		r.events(Event{Agent: a.name(), Stage: p.Status, Detail: where(res.Index.String(), res)})
+	}
+	return p
 }
 
-// releaseOf is what publishing a gives a publisher.
-func (r *run) releaseOf(a *agent) publish.Release {
-	return publish.Release{
+// releaseOf is what publishing a gives the i-th destination.
+func (r *run) releaseOf(a *agent, i int) publish.Release {
+	rel := publish.Release{
 		Agent:         a.name(),
 		Images:        a.Platforms,
 		Version:       a.Version,
@@ -187,29 +296,50 @@ func (r *run) releaseOf(a *agent) publish.Release {
 		Annotations:   r.annotations(a),
 		Tags:          a.tags,
 		AllowRollback: r.o.AllowRollback,
-		Reuse:         a.reuse,
 	}
+	if a.reuse != nil {
+		rel.Reuse = a.reuse[i]
+	}
+	return rel
 }
 
-// signEverything signs each per-arch image, then the index.
-func (r *run) signEverything(ctx context.Context, a *agent, res *publish.Result) (bool, error) {
+// imagesIn are an agent's image records as they are in the repository of
+// res: copies whose Ref is there, for signing in that registry. The first
+// registry's signature is the one an image's own record keeps.
+func imagesIn(a *agent, res *publish.Result) []*record.Image {
+	repo := res.Ref.Context()
+	out := make([]*record.Image, len(a.Platforms))
+	for i, img := range a.Platforms {
+		at := *img
+		at.Ref = repo.Digest(img.Digest.String())
+		out[i] = &at
+	}
+	return out
+}
+
+// signEverything signs each per-arch image, then the index, in the
+// registry of res.
+func (r *run) signEverything(ctx context.Context, a *agent, res *publish.Result) (bool, *record.Signing, error) {
 	wrote := false
-	for _, img := range a.Platforms {
-		if err := r.o.Signer.SignImage(ctx, img); err != nil {
-			return false, err
+	images := imagesIn(a, res)
+	for i, at := range images {
+		if err := r.o.Signer.SignImage(ctx, at); err != nil {
+			return false, nil, err
 		}
-		wrote = wrote || img.Signature != nil && len(img.Signature.Added) > 0
+		if a.Platforms[i].Signature == nil {
+			a.Platforms[i].Signature = at.Signature
+		}
+		wrote = wrote || at.Signature != nil && len(at.Signature.Added) > 0
 	}
-	indexWrote, err := r.signIndex(ctx, a, res)
-	return wrote || indexWrote, err
+	return r.signIndex(ctx, res, images, wrote)
 }
 
-// signIndex signs the index alone: its images were signed where they were built.
-func (r *run) signIndex(ctx context.Context, a *agent, res *publish.Result) (bool, error) {
-	signing, err := r.o.Signer.SignIndex(ctx, res.Ref, a.Platforms)
+// signIndex signs the index of res, whose images are signed already, and
+// says whether anything was written (wrote: the images' signing did).
+func (r *run) signIndex(ctx context.Context, res *publish.Result, images []*record.Image, wrote bool) (bool, *record.Signing, error) {
+	signing, err := r.o.Signer.SignIndex(ctx, res.Ref, images)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
-	a.Signing = signing
-	return len(signing.Index.Added) > 0, nil
+	return wrote || len(signing.Index.Added) > 0, signing, nil
 }

@@ -16,6 +16,10 @@ import (
 // per-arch image that passed by digest, point its staging tag at it, and
 // sign and attest it here, in the job that built it. No index or release tag
 // moves. The build record it returns is what Merge accepts parts from.
+//
+// With several registries the parts are staged in the first only: a build
+// job then depends on one registry, and a second one failing can fail only
+// its own merge, never the build. Merge copies accepted parts to the others.
 func BuildStaged(ctx context.Context, o Options) (*record.Build, error) {
 	r, err := newRun(o, modeBuild)
 	if err != nil {
@@ -33,11 +37,11 @@ func BuildStaged(ctx context.Context, o Options) (*record.Build, error) {
 		Schema:     record.BuildSchema,
 		Commit:     o.Commit,
 		StagingKey: r.stagingKey(),
-		Registry:   r.prefix.String(),
+		Registry:   r.prefixes[0].String(),
 		DryRun:     o.DryRun,
 		Images:     images(agents),
 	}
-	reg := r.registry()
+	reg := r.registry(r.prefixes[0])
 	// Each image is pushed and signed as soon as it passed, while the
 	// others still build.
 	r.stream(ctx, agents, func(ctx context.Context, img *record.Image) {
@@ -75,6 +79,12 @@ func (r *run) stage(ctx context.Context, reg *publish.Registry, img *record.Imag
 // release signs with. Then it pushes the index, signs the index (its images
 // were signed where they were built) and moves the tags as Release does. An
 // agent with any part refused moves nothing, and the error names the part.
+//
+// Parts are staged in the first registry. Each other registry gets the
+// accepted parts copied by digest, each signed there and given the
+// attestations its build job made, and checked there as it was where it
+// was staged, before its index is pushed and signed and its tags move:
+// every registry is published on its own, as in Release.
 func Merge(ctx context.Context, o Options) (*record.Report, error) {
 	r, err := newRun(o, modeMerge)
 	if err != nil {
@@ -94,8 +104,14 @@ func Merge(ctx context.Context, o Options) (*record.Report, error) {
 			recorded[img.String()] = append(recorded[img.String()], part{build: b, image: img})
 		}
 	}
-	reg := r.registry()
-	rep := &record.Report{Registry: r.prefix.String(), Commit: o.Commit, DryRun: o.DryRun, Agents: reportAgents(agents)}
+	regs := r.registries()
+	var pubs []publish.Publisher
+	for _, reg := range regs {
+		pubs = append(pubs, reg)
+	}
+	staging := regs[0]
+	rep := &record.Report{Registries: r.registryNames(), Commit: o.Commit, DryRun: o.DryRun, Agents: reportAgents(agents)}
+	rep.Registry = rep.Registries[0]
 	r.forEachAgent(agents, func(a *agent) {
 		var errs []error
 		for i, want := range a.Platforms {
@@ -103,7 +119,7 @@ func Merge(ctx context.Context, o Options) (*record.Report, error) {
 				errs = append(errs, want.Err)
 				continue
 			}
-			got, err := r.accept(ctx, reg, want, recorded[want.String()])
+			got, err := r.accept(ctx, staging, want, recorded[want.String()])
 			if err != nil {
 				err = fmt.Errorf("part %s (%s) refused: %w", want, want.Platform, err)
 				want.Fail(err)
@@ -118,9 +134,35 @@ func Merge(ctx context.Context, o Options) (*record.Report, error) {
 			r.fail(a, fmt.Errorf("nothing moved: %w", errors.Join(errs...)))
 			return
 		}
-		r.publish(ctx, reg, a, r.signIndex)
+		r.publish(ctx, pubs, a, r.signMerged)
 	})
 	return rep, nil
+}
+
+// signMerged signs what a merge publishes to one registry. Where the parts
+// were staged they were signed by their build jobs and checked: only the
+// index is signed. In another registry each part is signed there too, gets
+// the attestations its build job made (the Signer found them in Check), and
+// must pass the same Check there before the index is signed.
+func (r *run) signMerged(ctx context.Context, a *agent, res *publish.Result) (bool, *record.Signing, error) {
+	images := imagesIn(a, res)
+	staged, err := r.prefixes[0].Repository(a.name())
+	if err != nil {
+		return false, nil, err
+	}
+	wrote := false
+	if res.Ref.Context().String() != staged.String() {
+		for _, at := range images {
+			if err := r.o.Signer.SignImage(ctx, at); err != nil {
+				return false, nil, err
+			}
+			if err := r.o.Signer.Check(ctx, at); err != nil {
+				return false, nil, fmt.Errorf("part %s (%s) copied from %s refused: %w", at, at.Platform, staged, err)
+			}
+			wrote = wrote || at.Signature != nil && len(at.Signature.Added) > 0
+		}
+	}
+	return r.signIndex(ctx, res, images, wrote)
 }
 
 // part is one image of a build record.
@@ -147,8 +189,8 @@ func (r *run) accept(ctx context.Context, reg *publish.Registry, want *record.Im
 		return nil, errors.New("its build record is of a dry run, which pushed nothing")
 	case b.Commit != r.o.Commit:
 		return nil, fmt.Errorf("it was built from commit %q, this merge is of %q", b.Commit, r.o.Commit)
-	case b.Registry != r.prefix.String():
-		return nil, fmt.Errorf("it was staged in %s, this merge publishes to %s", b.Registry, r.prefix)
+	case b.Registry != r.prefixes[0].String():
+		return nil, fmt.Errorf("it was staged in %s, this merge takes its parts from %s (the first --registry)", b.Registry, r.prefixes[0])
 	case got.Platform.String() != want.Platform.String():
 		return nil, fmt.Errorf("its record says platform %s", got.Platform)
 	case got.DrvPath != want.DrvPath:

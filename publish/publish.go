@@ -17,7 +17,8 @@ import (
 // local OCI image layout (Layout).
 type Publisher interface {
 	// Publish makes sure every image of rel and its index are there, runs
-	// hook, then moves rel's tags, none of them backwards.
+	// hook, then moves rel's tags, none of them backwards. On an error the
+	// Result, when there is one, says where and what was done by then.
 	Publish(ctx context.Context, rel Release, hook Hook) (*Result, error)
 	// Plan is what Publish would do, reading but changing nothing.
 	Plan(ctx context.Context, rel Release) (*Result, error)
@@ -71,27 +72,28 @@ type store interface {
 }
 
 // publish is the order of every release, in a registry or a layout. With
-// dryRun it reads everything a release reads and writes nothing.
+// dryRun it reads everything a release reads and writes nothing. On an
+// error the Result still says where, and what it knew by then.
 func publish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool) (*Result, error) {
 	if rel.Reuse != nil {
 		return republish(ctx, s, rel, hook, dryRun)
 	}
+	res := &Result{Repository: s.where(), Tags: Names(rel.Tags)}
 	idx, err := Index(rel)
 	if err != nil {
-		return nil, fmt.Errorf("assembling the index of %s: %w", rel.Agent, err)
+		return res, fmt.Errorf("assembling the index of %s: %w", rel.Agent, err)
 	}
-	d, err := idx.Digest()
-	if err != nil {
-		return nil, err
+	if res.Index, err = idx.Digest(); err != nil {
+		return res, err
 	}
-	size, err := idx.Size()
-	if err != nil {
-		return nil, err
+	if res.IndexSize, err = idx.Size(); err != nil {
+		return res, err
 	}
-	res := &Result{Repository: s.where(), Index: d, IndexSize: size, Ref: s.ref(d), Tags: Names(rel.Tags)}
+	d := res.Index
+	res.Ref = s.ref(d)
 	current, err := s.current(ctx, res.Tags)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	published := false
 	for _, h := range current {
@@ -104,14 +106,14 @@ func publish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool) 
 	var missing []*record.Image
 	for _, img := range rel.Images {
 		if img.Size, err = PullSize(img.Image); err != nil {
-			return nil, err
+			return res, err
 		}
 		if img.Digest, err = img.Image.Digest(); err != nil {
-			return nil, err
+			return res, err
 		}
 		there, err := s.manifest(ctx, img.Digest)
 		if err != nil {
-			return nil, err
+			return res, err
 		}
 		if there == nil {
 			missing = append(missing, img)
@@ -128,17 +130,17 @@ func publish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool) 
 			g.Go(func() error { return s.putImage(gctx, img.Image) })
 		}
 		if err := g.Wait(); err != nil {
-			return nil, err
+			return res, err
 		}
 	}
 	there, err := s.manifest(ctx, d)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	if there == nil {
 		if !dryRun {
 			if err := s.putIndex(ctx, idx); err != nil {
-				return nil, err
+				return res, err
 			}
 		}
 		pushed = true
@@ -147,7 +149,7 @@ func publish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool) 
 
 	if hook != nil && !dryRun {
 		if err := hook(ctx, res); err != nil {
-			return nil, fmt.Errorf("before moving tags of %s: %w", s.where(), err)
+			return res, fmt.Errorf("before moving tags of %s: %w", s.where(), err)
 		}
 	}
 

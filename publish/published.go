@@ -163,11 +163,11 @@ func republish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool
 	res := &Result{Repository: s.where(), Index: p.Index, IndexSize: p.Size, Ref: p.Ref, Tags: Names(rel.Tags), Unchanged: true}
 	current, err := s.current(ctx, res.Tags)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	if hook != nil && !dryRun {
 		if err := hook(ctx, res); err != nil {
-			return nil, fmt.Errorf("before moving tags of %s: %w", s.where(), err)
+			return res, fmt.Errorf("before moving tags of %s: %w", s.where(), err)
 		}
 	}
 	// The index is ordered by its own key, not this run's: it is the same

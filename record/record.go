@@ -145,7 +145,29 @@ type Kept struct {
 	Version string    `json:"version,omitempty"`
 }
 
-// Agent is one agent's part of a release.
+// Publication is one agent's release in one destination (a registry
+// repository, or "oci:DIR" for a layout): what moved there and how it ended.
+// Each destination is published on its own, so one can fail while the
+// others complete.
+type Publication struct {
+	Repository string   `json:"repository"`
+	Status     Stage    `json:"status"`
+	Error      string   `json:"error,omitempty"`
+	Moved      []string `json:"moved,omitempty"`
+	Kept       []Kept   `json:"kept,omitempty"`
+	Repaired   []string `json:"repaired,omitempty"`
+	Unchanged  bool     `json:"unchanged"`
+	Signing    *Signing `json:"signing,omitempty"`
+}
+
+// Failed reports whether publishing there failed.
+func (p *Publication) Failed() bool { return p.Status == StageFailed }
+
+// Agent is one agent's part of a release. With several registries the index
+// is the same in each, and Published says how each went. Repository, Moved,
+// Kept, Repaired and Signing are those of the first destination; Status,
+// Error and Unchanged cover them all: the agent is done only when every
+// destination is, and failed when any failed.
 type Agent struct {
 	Agent      string `json:"agent"`
 	Version    string `json:"version"`
@@ -168,13 +190,17 @@ type Agent struct {
 	// signature were already published: nothing was uploaded or signed.
 	Unchanged bool `json:"unchanged"`
 	// SameDerivation is true when the agent was not built at all: the index
-	// latest pointed at was built from the derivations this release
-	// evaluated, and is complete, so it is the release again, with the
-	// revision and time it was built at.
+	// latest pointed at (in every registry) was built from the derivations
+	// this release evaluated, and is complete, so it is the release again,
+	// with the revision and time it was built at.
 	SameDerivation bool     `json:"sameDerivation,omitempty"`
 	Status         Stage    `json:"status"`
 	Error          string   `json:"error,omitempty"`
 	Signing        *Signing `json:"signing,omitempty"`
+	// Published lists each destination the agent was published to, in
+	// --registry order (one entry for one registry or the layout); empty
+	// when it was not published (it failed before).
+	Published []*Publication `json:"published,omitempty"`
 }
 
 // Failed reports whether the agent's release failed.
@@ -183,11 +209,13 @@ func (a *Agent) Failed() bool { return a.Status == StageFailed }
 // Report is release.json: the outcome of `release`, `release merge` or
 // `release build`.
 type Report struct {
-	Registry string   `json:"registry,omitempty"`
-	Layout   string   `json:"layout,omitempty"`
-	Commit   string   `json:"commit,omitempty"`
-	DryRun   bool     `json:"dryRun,omitempty"`
-	Agents   []*Agent `json:"agents"`
+	// Registry is the first registry, Registries all of them in order.
+	Registry   string   `json:"registry,omitempty"`
+	Registries []string `json:"registries,omitempty"`
+	Layout     string   `json:"layout,omitempty"`
+	Commit     string   `json:"commit,omitempty"`
+	DryRun     bool     `json:"dryRun,omitempty"`
+	Agents     []*Agent `json:"agents"`
 }
 
 // Failed lists the agents whose release failed.

@@ -63,19 +63,24 @@ func TestReportSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	failed.Fail(errors.New("building codex/x86_64-linux: nix build: exit status 1"))
-	rep := &Report{Registry: "ghcr.io/acme/agent-images", Commit: "0123456789abcdef0123456789abcdef01234567", Agents: []*Agent{
+	rep := &Report{Registry: "ghcr.io/acme/agent-images", Registries: []string{"ghcr.io/acme/agent-images", "docker.io/acme"}, Commit: "0123456789abcdef0123456789abcdef01234567", Agents: []*Agent{
 		{
 			Agent: "pi", Version: "0.70.6", Repository: "ghcr.io/acme/agent-images/pi", Index: hash("a"),
 			Created:   time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC),
 			Platforms: []*Image{image(t, matrix.X86_64Linux, "b"), image(t, matrix.Aarch64Linux, "c")},
 			Tags:      []string{"latest", "0.70.6", "2026-11-27", "sha-0123456"}, Moved: []string{"0.70.6", "sha-0123456"},
 			Kept:     []Kept{{Tag: "latest", Index: hash("d"), Created: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC), Version: "0.71.0"}},
-			Repaired: []string{"linux/arm64"}, Status: StageDone,
+			Repaired: []string{"linux/arm64"}, Status: StageFailed, Error: "docker.io/acme/pi: pushing index: 503 Service Unavailable",
 			Signing: &Signing{Mode: "key", Index: Signature{Signature: "ghcr.io/acme/agent-images/pi:sha256-" + strings.Repeat("a", 64) + ".sig", Added: []string{"signature"}},
 				VerifyCommand: "cosign verify --key cosign.pub ghcr.io/acme/agent-images/pi@sha256:" + strings.Repeat("a", 64)},
 		},
 		{Agent: "codex", Version: "0.125.0", Platforms: []*Image{failed}, Status: StageFailed, Error: "not published: " + failed.Error},
 	}}
+	pi := rep.Agents[0]
+	pi.Published = []*Publication{
+		{Repository: pi.Repository, Status: StageDone, Moved: pi.Moved, Kept: pi.Kept, Repaired: pi.Repaired, Signing: pi.Signing},
+		{Repository: "docker.io/acme/pi", Status: StageFailed, Error: "pushing index: 503 Service Unavailable"},
+	}
 	path := filepath.Join(t.TempDir(), "release.json")
 	if err := rep.WriteFile(path); err != nil {
 		t.Fatal(err)
@@ -89,8 +94,11 @@ func TestReportSchema(t *testing.T) {
 	if got := back.Agents[0]; got.Index != rep.Agents[0].Index || got.Platforms[1].Digest != hash("c") || !got.Created.Equal(rep.Agents[0].Created) {
 		t.Errorf("ReadReport gave %+v, want what was written", got)
 	}
-	if got := back.Failed(); len(got) != 1 || got[0] != "codex" || !back.Agents[1].Platforms[0].Failed() {
-		t.Errorf("read back: Failed() = %v, want codex with its failed image", got)
+	if got := back.Failed(); len(got) != 2 || got[0] != "pi" || got[1] != "codex" || !back.Agents[1].Platforms[0].Failed() {
+		t.Errorf("read back: Failed() = %v, want pi (failed in one registry) and codex with its failed image", got)
+	}
+	if p := back.Agents[0].Published; len(p) != 2 || p[0].Failed() || !p[1].Failed() || p[1].Repository != "docker.io/acme/pi" {
+		t.Errorf("read back: pi published %+v, want done in the first registry and failed in docker.io/acme/pi", p)
 	}
 }
 

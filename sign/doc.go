@@ -19,6 +19,26 @@
 // bundle format is stored as a referrer, which GHCR would only emulate with
 // fallback tags that cosign v2 does not read.
 //
+// # Several registries
+//
+// A release published to several registries is signed in each: cosign's
+// tags live next to the image, so every registry needs its own. Simple
+// signatures are made per registry, because their payload names the
+// repository (critical.identity.docker-reference) and a containers policy
+// with signedIdentity matchRepository, what `release policy` writes, refuses
+// a signature that names another repository: a copied one would not verify
+// for podman pulling from the mirror. Keyless, they all come from the one
+// Fulcio certificate the Signer holds for the run. Attestations bind only
+// the digest, which is the same in every registry, so each is made once
+// per image and the same attestation (one DSSE envelope, one transparency
+// log entry) is stored in every registry: a Signer remembers each
+// attestation it made or, in Check or before signing, found made by its
+// own identity, and stores that one wherever the same digest lacks it. The
+// SBOMs, which read every layer, are computed only when some attestation is
+// new. That is also how a merge puts a part into a registry it was not
+// staged in: it checks the part where the build staged it, then stores the
+// attestations the build job made (with its provenance) next to the copy.
+//
 // # Idempotence
 //
 // Before signing a subject, its existing signatures and attestations are

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -39,11 +40,61 @@ type signer struct {
 	sbom       []SBOMFormat
 	transport  http.RoundTripper
 	remoteOpts []remote.Option
+
+	// attested holds, by subject digest and predicate type, each
+	// attestation this signer made or verified as its own, so that the
+	// same image in another registry gets that very attestation (see the
+	// package comment, "Several registries").
+	mu       sync.Mutex
+	attested map[v1.Hash]map[string]oci.Signature
 }
 
 func (s *signer) Mode() Mode { return s.mode }
 
-// SignImage implements Signer.
+// predicateTypes are the attestations every per-arch image gets: one per
+// SBOM format, then the provenance.
+func (s *signer) predicateTypes() []string {
+	var types []string
+	for _, f := range s.sbom {
+		types = append(types, f.PredicateType())
+	}
+	return append(types, PredicateSLSAProvenance)
+}
+
+// remember keeps att as this signer's attestation of type typ for d. It is
+// copied into memory: the registry it was read from may be gone by the
+// time another registry needs it.
+func (s *signer) remember(d v1.Hash, typ string, att oci.Signature) error {
+	att, err := static.Copy(att)
+	if err != nil {
+		return fmt.Errorf("reading the %s attestation of %s: %w", typ, d, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.attested == nil {
+		s.attested = map[v1.Hash]map[string]oci.Signature{}
+	}
+	if s.attested[d] == nil {
+		s.attested[d] = map[string]oci.Signature{}
+	}
+	if s.attested[d][typ] == nil {
+		s.attested[d][typ] = att
+	}
+	return nil
+}
+
+// known is the attestation of type typ for d this signer remembers, nil
+// when none.
+func (s *signer) known(d v1.Hash, typ string) oci.Signature {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attested[d][typ]
+}
+
+// SignImage implements Signer. An attestation this signer already made or
+// verified for the same digest (in another registry) is stored again rather
+// than made anew, so the SBOMs, which read every layer, and the provenance
+// are only computed when some attestation is new.
 func (s *signer) SignImage(ctx context.Context, img *record.Image) error {
 	if img.Ref.DigestStr() == "" {
 		return fmt.Errorf("signing %s: it was not pushed", img)
@@ -53,23 +104,24 @@ func (s *signer) SignImage(ctx context.Context, img *record.Image) error {
 	if err != nil {
 		return fmt.Errorf("signing %s (%s): %w", img.Ref, img.Platform.String(), err)
 	}
-	sboms, err := SBOMs(ctx, img, s.sbom...)
-	if err != nil {
-		return fmt.Errorf("signing %s (%s): %w", img.Ref, img.Platform.String(), err)
+	types := s.predicateTypes()
+	statements := func() ([]statement, error) {
+		sboms, err := SBOMs(ctx, img, s.sbom...)
+		if err != nil {
+			return nil, err
+		}
+		var out []statement
+		for i, f := range s.sbom {
+			out = append(out, statement{predicateType: f.PredicateType(), predicate: sboms[i]})
+		}
+		return append(out, statement{predicateType: PredicateSLSAProvenance, predicate: Provenance(s.source, s.builderID, s.invocation, img)}), nil
 	}
-	var statements []statement
-	for i, f := range s.sbom {
-		statements = append(statements, statement{predicateType: f.PredicateType(), predicate: sboms[i]})
-	}
-	statements = append(statements, statement{predicateType: PredicateSLSAProvenance, predicate: Provenance(s.source, s.builderID, s.invocation, img)})
-	attTag, added, err := s.attest(ctx, img.Ref, statements, ociOpts)
+	attTag, added, err := s.attest(ctx, img.Ref, types, statements, ociOpts)
 	if err != nil {
 		return fmt.Errorf("attesting %s (%s): %w", img.Ref, img.Platform.String(), err)
 	}
 	sig.Attestations = attTag.String()
-	for _, st := range statements {
-		sig.Predicates = append(sig.Predicates, st.predicateType)
-	}
+	sig.Predicates = types
 	sig.Added = append(sig.Added, added...)
 	img.Signature = &sig
 	return nil
@@ -114,37 +166,42 @@ func (s *signer) Check(ctx context.Context, img *record.Image) error {
 	if err != nil {
 		return fmt.Errorf("reading the signatures of %s: %w", d, err)
 	}
-	signed, err := s.hasOwn(ctx, sigs, func(sig oci.Signature, v signature.Verifier) bool {
+	signed, err := s.findOwn(ctx, sigs, func(sig oci.Signature, v signature.Verifier) bool {
 		return verifySimpleSigning(sig, v) == nil && cosign.SimpleClaimVerifier(sig, h, nil) == nil
 	})
 	if err != nil {
 		return fmt.Errorf("checking the signatures of %s: %w", d, err)
 	}
-	if !signed {
+	if signed == nil {
 		return fmt.Errorf("%s carries no signature by %s", d, s.id.describe(ctx))
 	}
 	atts, err := se.Attestations()
 	if err != nil {
 		return fmt.Errorf("reading the attestations of %s: %w", d, err)
 	}
-	// The attestations this signer writes: one per SBOM format, and the
-	// provenance.
-	types := []string{PredicateSLSAProvenance}
-	for _, f := range s.sbom {
-		types = append(types, f.PredicateType())
-	}
-	for _, typ := range types {
-		attested, err := s.hasOwn(ctx, atts, func(sig oci.Signature, v signature.Verifier) bool {
-			return verifyDSSE(sig, v) == nil && cosign.IntotoSubjectClaimVerifier(sig, h, nil) == nil && predicateTypeOf(sig) == typ
-		})
+	// The attestations this signer writes. Each one found is remembered:
+	// stored with the same image in another registry, it stays the one
+	// the job that built the image made.
+	for _, typ := range s.predicateTypes() {
+		att, err := s.findOwn(ctx, atts, attestationOf(h, typ))
 		if err != nil {
 			return fmt.Errorf("checking the attestations of %s: %w", d, err)
 		}
-		if !attested {
+		if att == nil {
 			return fmt.Errorf("%s carries no %s attestation by %s", d, typ, s.id.describe(ctx))
+		}
+		if err := s.remember(h, typ, att); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// attestationOf accepts a DSSE attestation of type typ about h.
+func attestationOf(h v1.Hash, typ string) func(oci.Signature, signature.Verifier) bool {
+	return func(sig oci.Signature, v signature.Verifier) bool {
+		return verifyDSSE(sig, v) == nil && cosign.IntotoSubjectClaimVerifier(sig, h, nil) == nil && predicateTypeOf(sig) == typ
+	}
 }
 
 // withContext returns the registry options of one Sign call. The puller
@@ -184,10 +241,10 @@ func (s *signer) signSubject(ctx context.Context, d name.Digest, ociOpts []ocire
 	if err != nil {
 		return record.Signature{}, fmt.Errorf("reading the signatures of %s: %w", d, err)
 	}
-	done, err := s.hasOwn(ctx, existing, func(sig oci.Signature, v signature.Verifier) bool {
+	done, err := s.findOwn(ctx, existing, func(sig oci.Signature, v signature.Verifier) bool {
 		return verifySimpleSigning(sig, v) == nil && cosign.SimpleClaimVerifier(sig, h, nil) == nil
 	})
-	if err != nil || done {
+	if err != nil || done != nil {
 		return sub, err
 	}
 	payload, err := (&sigpayload.Cosign{Image: d}).MarshalJSON()
@@ -233,9 +290,11 @@ type statement struct {
 	predicate     any
 }
 
-// attest attaches each statement to d unless an attestation of the same
-// predicate type by this identity is already there.
-func (s *signer) attest(ctx context.Context, d name.Digest, statements []statement, ociOpts []ociremote.Option) (name.Tag, []string, error) {
+// attest attaches an attestation of each predicate type to d unless one by
+// this identity is already there. One this signer remembers for the same
+// digest is attached as it is; only when some type has none are the
+// statements made, once.
+func (s *signer) attest(ctx context.Context, d name.Digest, types []string, statements func() ([]statement, error), ociOpts []ociremote.Option) (name.Tag, []string, error) {
 	attTag, err := ociremote.AttestationTag(d, ociOpts...)
 	if err != nil {
 		return name.Tag{}, nil, err
@@ -252,26 +311,41 @@ func (s *signer) attest(ctx context.Context, d name.Digest, statements []stateme
 	if err != nil {
 		return name.Tag{}, nil, fmt.Errorf("reading the attestations of %s: %w", d, err)
 	}
+	var made []statement
 	var added []string
-	for _, st := range statements {
-		done, err := s.hasOwn(ctx, existing, func(sig oci.Signature, v signature.Verifier) bool {
-			return verifyDSSE(sig, v) == nil && cosign.IntotoSubjectClaimVerifier(sig, h, nil) == nil &&
-				predicateTypeOf(sig) == st.predicateType
-		})
+	for _, typ := range types {
+		own, err := s.findOwn(ctx, existing, attestationOf(h, typ))
 		if err != nil {
 			return name.Tag{}, nil, err
 		}
-		if done {
+		if own != nil {
+			if err := s.remember(h, typ, own); err != nil {
+				return name.Tag{}, nil, err
+			}
 			continue
 		}
-		att, err := s.signStatement(ctx, d, st)
-		if err != nil {
-			return name.Tag{}, nil, fmt.Errorf("attesting %s: %w", st.predicateType, err)
+		att := s.known(h, typ)
+		if att == nil {
+			if made == nil {
+				if made, err = statements(); err != nil {
+					return name.Tag{}, nil, err
+				}
+			}
+			st, ok := statementOf(made, typ)
+			if !ok {
+				return name.Tag{}, nil, fmt.Errorf("no %s statement to attest", typ)
+			}
+			if att, err = s.signStatement(ctx, d, st); err != nil {
+				return name.Tag{}, nil, fmt.Errorf("attesting %s: %w", typ, err)
+			}
+			if err := s.remember(h, typ, att); err != nil {
+				return name.Tag{}, nil, err
+			}
 		}
 		if se, err = mutate.AttachAttestationToEntity(se, att); err != nil {
 			return name.Tag{}, nil, err
 		}
-		added = append(added, st.predicateType)
+		added = append(added, typ)
 	}
 	if len(added) == 0 {
 		return attTag, nil, nil
@@ -280,6 +354,15 @@ func (s *signer) attest(ctx context.Context, d name.Digest, statements []stateme
 		return name.Tag{}, nil, fmt.Errorf("pushing the attestations %s: %w", attTag, err)
 	}
 	return attTag, added, nil
+}
+
+func statementOf(statements []statement, typ string) (statement, bool) {
+	for _, st := range statements {
+		if st.predicateType == typ {
+			return st, true
+		}
+	}
+	return statement{}, false
 }
 
 func (s *signer) signStatement(ctx context.Context, d name.Digest, st statement) (oci.Signature, error) {
@@ -333,22 +416,23 @@ type inTotoSubject struct {
 	Digest map[string]string `json:"digest"`
 }
 
-// hasOwn reports whether one of sigs was made by this identity and passes ok.
-func (s *signer) hasOwn(ctx context.Context, sigs oci.Signatures, ok func(oci.Signature, signature.Verifier) bool) (bool, error) {
+// findOwn returns the first of sigs made by this identity that passes ok,
+// nil when none does.
+func (s *signer) findOwn(ctx context.Context, sigs oci.Signatures, ok func(oci.Signature, signature.Verifier) bool) (oci.Signature, error) {
 	list, err := sigs.Get()
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	for _, sig := range list {
 		v, err := s.id.verifierFor(ctx, sig)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		if v != nil && ok(sig, v) {
-			return true, nil
+			return sig, nil
 		}
 	}
-	return false, nil
+	return nil, nil
 }
 
 func verifySimpleSigning(sig oci.Signature, v signature.Verifier) error {

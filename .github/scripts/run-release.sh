@@ -39,7 +39,13 @@ if [ -n "${FLAKE:-}" ]; then args+=(--flake "$FLAKE"); fi
 # Where the release publishes, how it signs and which tags it adds: what a
 # push needs, and what `matrix --changed-only` compares with.
 registry_args() {
-  if [ -n "${REGISTRY:-}" ]; then args+=(--registry "$REGISTRY"); fi
+  # One registry or several, separated by commas or newlines: each is one
+  # --registry, published on its own.
+  while IFS= read -r registry; do
+    registry="${registry#"${registry%%[![:space:]]*}"}"
+    registry="${registry%"${registry##*[![:space:]]}"}"
+    if [ -n "$registry" ]; then args+=(--registry "$registry"); fi
+  done < <(printf '%s\n' "${REGISTRY:-}" | tr ',' '\n')
   if [ "${INSECURE:-false}" = true ]; then args+=(--insecure); fi
 }
 

@@ -66,14 +66,15 @@ unverified and the output says so.`,
 				}
 				opts = append(opts, changes.WithVerifier(v))
 			}
-			if registry == "" {
-				if registry = defaultRegistry(); registry == "" {
-					return fmt.Errorf("where is %s published? %s", agent, registryRequired)
-				}
+			var given []string
+			if registry != "" {
+				given = []string{registry}
 			}
-			if err := checkRegistry(registry); err != nil {
+			registries, err := registriesOrDefault(given, fmt.Sprintf("where is %s published?", agent))
+			if err != nil {
 				return err
 			}
+			registry = registries[0]
 			var nameOpts []name.Option
 			if insecure {
 				nameOpts = append(nameOpts, name.Insecure)

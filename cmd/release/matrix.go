@@ -135,7 +135,7 @@ then has an empty matrix.`,
 // plans for: where it publishes, what it signs with, which tags it moves.
 type changedFlags struct {
 	changedOnly bool
-	registry    string
+	registries  []string
 	insecure    bool
 	commit      string
 	tags        []string
@@ -145,7 +145,7 @@ type changedFlags struct {
 
 func (c *changedFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&c.changedOnly, "changed-only", false, "list only the agents whose published index in --registry does not stand for them as they are now")
-	cmd.Flags().StringVar(&c.registry, "registry", "", "with --changed-only: the repository prefix the release publishes to (default under GitHub Actions: ghcr.io/<owner>/<repo>)")
+	cmd.Flags().StringSliceVar(&c.registries, "registry", nil, "with --changed-only: the repository prefixes the release publishes to, repeated or comma-separated; an agent is unchanged only when it is in every one (default under GitHub Actions: ghcr.io/<owner>/<repo>)")
 	cmd.Flags().BoolVar(&c.insecure, "insecure", false, "with --changed-only: allow a plain-HTTP registry")
 	cmd.Flags().StringVar(&c.commit, "commit", "", "with --changed-only: the commit the release is of (default: GITHUB_SHA, or the flake's clean git HEAD)")
 	cmd.Flags().StringSliceVar(&c.tags, "tag", nil, "with --changed-only: the extra tags the release moves (an agent they are not on yet is listed)")
@@ -165,19 +165,14 @@ func (c *changedFlags) changed(cmd *cobra.Command, f flakeFlags, targets []matri
 			return nil, err
 		}
 	}
-	o := pipeline.Options{Flake: fl, Push: true, Registry: c.registry, Insecure: c.insecure, Source: sourceURL(f.flake),
+	registries, err := registriesOrDefault(c.registries, "--changed-only compares with what the registry has")
+	if err != nil {
+		return nil, err
+	}
+	o := pipeline.Options{Flake: fl, Push: true, Registries: registries, Insecure: c.insecure, Source: sourceURL(f.flake),
 		Commit: c.commit, ExtraTags: c.tags, Now: time.Now}
 	if o.Commit == "" {
 		o.Commit = detectCommit(f.flake)
-	}
-	if o.Registry == "" {
-		o.Registry = defaultRegistry()
-	}
-	if o.Registry == "" {
-		return nil, fmt.Errorf("--changed-only compares with the registry: give --registry, %s", registryRequired)
-	}
-	if err := checkRegistry(o.Registry); err != nil {
-		return nil, err
 	}
 	if o.Signer, err = c.signFlags.signer(cmd, o); err != nil {
 		return nil, err
@@ -192,7 +187,7 @@ func (c *changedFlags) changed(cmd *cobra.Command, f flakeFlags, targets []matri
 		fmt.Fprintf(cmd.ErrOrStderr(), "%s: unchanged: same derivation, %s\n", a.Agent, a.Index)
 	}
 	if c.output != "" {
-		rep := &record.Report{Registry: o.Registry, Commit: o.Commit, Agents: append([]*record.Agent{}, unchanged...)}
+		rep := &record.Report{Registry: registries[0], Registries: registries, Commit: o.Commit, Agents: append([]*record.Agent{}, unchanged...)}
 		if err := rep.WriteFile(c.output); err != nil {
 			return nil, err
 		}

@@ -110,18 +110,35 @@ func runBuild(cmd *cobra.Command, f *releaseFlags) error {
 }
 
 // writeSummary prints one line per agent: what happened and where it is.
+// An agent published to several registries gets a line per registry below
+// its own, saying how each went.
 func writeSummary(w io.Writer, rep *record.Report) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "AGENT\tSTATUS\tINDEX\tTAGS MOVED\tWHERE")
+	kept := func(kept []record.Kept) {
+		for _, k := range kept {
+			fmt.Fprintf(tw, "\t\t\t\t%s stays at %s, which is newer\n", k.Tag, short(k.Index.String()))
+		}
+	}
 	for _, a := range rep.Agents {
+		if len(a.Published) > 1 {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t\t\n", a.Agent, a.Status, short(indexString(a)))
+			for _, p := range a.Published {
+				where := p.Repository
+				if p.Error != "" {
+					where += ": " + p.Error
+				}
+				fmt.Fprintf(tw, "\t%s\t\t%s\t%s\n", p.Status, strings.Join(p.Moved, ","), where)
+				kept(p.Kept)
+			}
+			continue
+		}
 		where := a.Repository
 		if a.Error != "" {
 			where = a.Error
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Agent, a.Status, short(indexString(a)), strings.Join(a.Moved, ","), where)
-		for _, k := range a.Kept {
-			fmt.Fprintf(tw, "\t\t\t\t%s stays at %s, which is newer\n", k.Tag, short(k.Index.String()))
-		}
+		kept(a.Kept)
 	}
 	tw.Flush()
 }
@@ -167,6 +184,11 @@ func writeGroups(w io.Writer, rep *record.Report) {
 		if a.Error != "" && len(a.Platforms) == 0 {
 			fmt.Fprintf(w, "::error title=%s::%s\n", a.Agent, oneLine(a.Error))
 		}
+		for _, p := range a.Published {
+			if p.Failed() {
+				fmt.Fprintf(w, "::error title=%s in %s::%s\n", a.Agent, p.Repository, oneLine(p.Error))
+			}
+		}
 		fmt.Fprintln(w, "::endgroup::")
 	}
 }
@@ -190,7 +212,18 @@ func writeStepSummary(rep *record.Report) error {
 			plats = append(plats, s)
 		}
 		status := string(a.Status)
-		if a.Error != "" {
+		if len(a.Published) > 1 {
+			// Which registry failed, and that the others completed.
+			var each []string
+			for _, p := range a.Published {
+				s := fmt.Sprintf("`%s`: %s", p.Repository, p.Status)
+				if p.Error != "" {
+					s += ": " + oneLine(p.Error)
+				}
+				each = append(each, s)
+			}
+			status = strings.Join(each, "<br>")
+		} else if a.Error != "" {
 			status += ": " + oneLine(a.Error)
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | `%s` | %s | %s |\n", a.Agent, a.Version, status, short(indexString(a)), strings.Join(plats, "<br>"), strings.Join(a.Tags, ", "))

@@ -17,7 +17,7 @@ import (
 
 func newPruneCmd() *cobra.Command {
 	var f gitHubFlags
-	var registry string
+	var registries []string
 	var agents []string
 	policy := gh.DefaultRetention(time.Now())
 	prMaxAge := ageValue{&policy.PreviewMaxAge}
@@ -35,86 +35,73 @@ kept tag reaches stays: the children of an index, the cosign signatures
 is deleted, and only with --yes: without it the policy and each agent's plan,
 grouped by reason, are printed and nothing changes.
 
+Versions are deleted through GitHub's packages API, which knows GHCR alone.
+--registry may list every registry a release goes to (repeated, or separated
+with commas): each ghcr.io prefix is pruned, and any other is skipped with a
+note (Docker Hub, Quay and others keep their own retention). With --api-url
+pointing at another GitHub (Enterprise Server) every prefix is pruned.
+
 Needs a token allowed to delete the packages (GITHUB_TOKEN with
 packages: write, when the packages grant this repository admin access).`,
 		Example: `  release prune                                # show the plan for every agent
-  release prune --keep 14 --agent pi --yes     # delete for one agent`,
+  release prune --keep 14 --agent pi --yes     # delete for one agent
+  release prune --registry ghcr.io/me/agent-images,docker.io/me --yes`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			policy.Now = time.Now()
 			if policy.KeepDated < 1 {
 				return fmt.Errorf("--keep %d would delete today's release: keep at least 1 dated tag", policy.KeepDated)
 			}
-			if registry == "" {
-				if registry = defaultRegistry(); registry == "" {
-					return fmt.Errorf("no registry to prune: %s", registryRequired)
-				}
-			}
-			if err := checkRegistry(registry); err != nil {
+			registries, err := registriesOrDefault(registries, "no registry to prune")
+			if err != nil {
 				return err
 			}
 			var nameOpts []name.Option
 			if insecure {
 				nameOpts = append(nameOpts, name.Insecure)
 			}
-			prefix, err := name.NewRepository(registry, nameOpts...)
-			if err != nil {
-				return fmt.Errorf("--registry %q: %w", registry, err)
+			var prefixes []name.Repository
+			var skipped []string
+			for _, registry := range registries {
+				prefix, err := name.NewRepository(strings.TrimSuffix(registry, "/"), nameOpts...)
+				if err != nil {
+					return fmt.Errorf("--registry %q: %w", registry, err)
+				}
+				if githubAPI(f.apiURL) && prefix.RegistryStr() != "ghcr.io" {
+					skipped = append(skipped, strings.TrimSuffix(registry, "/"))
+					continue
+				}
+				if _, err := gh.PackageFor(prefix); err != nil {
+					return fmt.Errorf("--registry %q: %w", registry, err)
+				}
+				prefixes = append(prefixes, prefix)
 			}
-			base, err := gh.PackageFor(prefix)
-			if err != nil {
-				return fmt.Errorf("--registry %q: %w", registry, err)
+			out := cmd.OutOrStdout()
+			for _, s := range skipped {
+				fmt.Fprintf(out, "%s: not pruned: GitHub's packages API deletes from ghcr.io only; that registry keeps its own retention\n", s)
+			}
+			if len(prefixes) == 0 {
+				return fmt.Errorf("no GHCR registry to prune among %s: prune deletes through GitHub's packages API, which knows ghcr.io alone", strings.Join(skipped, ", "))
 			}
 			c, err := f.client(false)
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			if len(agents) == 0 {
-				pkgs, err := c.ContainerPackages(ctx, base.Owner, base.Name+"/")
-				if err != nil {
-					return err
-				}
-				for _, p := range pkgs {
-					agents = append(agents, strings.TrimPrefix(p, base.Name+"/"))
-				}
-			}
 			ropts := []remote.Option{
 				remote.WithTransport(transport.New()),
 				remote.WithAuthFromKeychain(authn.NewMultiKeychain(authn.DefaultKeychain, ghauthn.Keychain)),
 			}
-			out := cmd.OutOrStdout()
 			fmt.Fprintln(out, "retention policy:")
 			if err := gh.WritePolicy(out, policy); err != nil {
 				return err
 			}
 			fmt.Fprintln(out)
 			var failed []string
-			for _, agent := range agents {
-				repo, err := name.NewRepository(prefix.String()+"/"+agent, nameOpts...)
-				if err != nil {
-					return err
+			for _, prefix := range prefixes {
+				if len(prefixes) > 1 {
+					fmt.Fprintf(out, "== %s\n", prefix)
 				}
-				pkg, err := gh.PackageFor(repo)
-				if err != nil {
-					return err
-				}
-				plan, err := c.PlanPrune(ctx, pkg, policy, ropts...)
-				if err != nil {
-					fmt.Fprintf(out, "%s: %v\n", agent, err)
-					failed = append(failed, agent)
-					continue
-				}
-				gh.WritePlan(out, agent, plan)
-				if !yes || len(plan.Delete) == 0 {
-					continue
-				}
-				n, err := c.Prune(ctx, plan)
-				fmt.Fprintf(out, "%s: deleted %d of %d versions\n", agent, n, len(plan.Delete))
-				if err != nil {
-					fmt.Fprintf(out, "%s: %v\n", agent, err)
-					failed = append(failed, agent)
-				}
+				failed = append(failed, pruneRegistry(cmd, c, prefix, agents, policy, yes, ropts)...)
 			}
 			if !yes {
 				fmt.Fprintln(out, "dry run: nothing deleted; pass --yes to delete the versions above")
@@ -126,13 +113,65 @@ packages: write, when the packages grant this repository admin access).`,
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVar(&registry, "registry", "", "repository prefix, each agent in <registry>/<agent> (default under GitHub Actions: ghcr.io/<owner>/<repo>)")
+	cmd.Flags().StringSliceVar(&registries, "registry", nil, "repository prefix, each agent in <registry>/<agent> (default under GitHub Actions: ghcr.io/<owner>/<repo>); repeat it, or separate with commas: each ghcr.io prefix is pruned, others are skipped")
 	cmd.Flags().StringSliceVar(&agents, "agent", nil, "agents to prune (default every package under the registry prefix)")
 	cmd.Flags().IntVar(&policy.KeepDated, "keep", policy.KeepDated, "dated tags (YYYY-MM-DD) to keep per agent, newest first: the window")
 	cmd.Flags().Var(prMaxAge, "pr-max-age", "age after which a pr-<N> preview tag no longer keeps its manifest (days as 14d, or a duration as 36h)")
 	cmd.Flags().BoolVar(&yes, "yes", false, "delete; without it only the plan is shown")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "plain-HTTP registry (local tests)")
 	return cmd
+}
+
+// githubAPI reports whether apiURL is github.com's own API, whose packages
+// are on ghcr.io alone.
+func githubAPI(apiURL string) bool {
+	u := strings.TrimSuffix(apiURL, "/")
+	return u == "" || u == "https://api.github.com"
+}
+
+// pruneRegistry prunes each agent under prefix (every package under it when
+// agents is empty) and returns the agents that failed, as prefix/agent when
+// pruning several registries would leave it unclear.
+func pruneRegistry(cmd *cobra.Command, c *gh.Client, prefix name.Repository, agents []string, policy gh.RetentionPolicy, yes bool, ropts []remote.Option) []string {
+	ctx, out := cmd.Context(), cmd.OutOrStdout()
+	base, _ := gh.PackageFor(prefix) // checked with the flags
+	var failed []string
+	if len(agents) == 0 {
+		pkgs, err := c.ContainerPackages(ctx, base.Owner, base.Name+"/")
+		if err != nil {
+			fmt.Fprintf(out, "%s: %v\n", prefix, err)
+			return []string{prefix.String()}
+		}
+		for _, p := range pkgs {
+			agents = append(agents, strings.TrimPrefix(p, base.Name+"/"))
+		}
+	}
+	for _, agent := range agents {
+		repo := prefix.Registry.Repo(prefix.RepositoryStr(), agent)
+		pkg, err := gh.PackageFor(repo)
+		if err != nil {
+			fmt.Fprintf(out, "%s: %v\n", agent, err)
+			failed = append(failed, repo.String())
+			continue
+		}
+		plan, err := c.PlanPrune(ctx, pkg, policy, ropts...)
+		if err != nil {
+			fmt.Fprintf(out, "%s: %v\n", agent, err)
+			failed = append(failed, repo.String())
+			continue
+		}
+		gh.WritePlan(out, agent, plan)
+		if !yes || len(plan.Delete) == 0 {
+			continue
+		}
+		n, err := c.Prune(ctx, plan)
+		fmt.Fprintf(out, "%s: deleted %d of %d versions\n", agent, n, len(plan.Delete))
+		if err != nil {
+			fmt.Fprintf(out, "%s: %v\n", agent, err)
+			failed = append(failed, repo.String())
+		}
+	}
+	return failed
 }
 
 // ageValue is a flag holding an age written as days ("14d") or a Go

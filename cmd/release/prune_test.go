@@ -34,6 +34,32 @@ func TestPruneFlagErrors(t *testing.T) {
 	}
 }
 
+// TestPruneOnlyGHCR: GitHub's packages API deletes from ghcr.io alone, so
+// of the registries a release goes to, prune takes the GHCR ones and says
+// it skips the others; with none it refuses, before asking for a token.
+func TestPruneOnlyGHCR(t *testing.T) {
+	t.Setenv("GITHUB_TOKEN", "")
+	t.Setenv("GH_TOKEN", "")
+	t.Setenv("GITHUB_API_URL", "")
+	if _, err := run(t, "prune", "--registry", "docker.io/acme", "--registry", "quay.io/acme"); err == nil ||
+		!strings.Contains(err.Error(), "no GHCR registry to prune among docker.io/acme, quay.io/acme") {
+		t.Errorf("release prune (no GHCR) = %v, want a refusal naming both", err)
+	}
+	out, err := run(t, "prune", "--registry", "ghcr.io/acme/agent-images,docker.io/acme")
+	if err == nil || !strings.Contains(err.Error(), "no GitHub token") {
+		t.Errorf("release prune (GHCR and Docker Hub) = %v, want to go on with GHCR and need the token", err)
+	}
+	if !strings.Contains(out, "docker.io/acme: not pruned") {
+		t.Errorf("release prune (GHCR and Docker Hub) printed %q, want Docker Hub named as skipped", out)
+	}
+	// Another GitHub's API (Enterprise Server, or a test's) has its own
+	// registry host: nothing is skipped.
+	out, err = run(t, "prune", "--api-url", "http://127.0.0.1:1", "--registry", "127.0.0.1:2/acme/agent-images")
+	if err == nil || !strings.Contains(err.Error(), "no GitHub token") || strings.Contains(out, "not pruned") {
+		t.Errorf("release prune --api-url = %v, %q: want no registry skipped", err, out)
+	}
+}
+
 func TestPruneHelpShowsDefaults(t *testing.T) {
 	out, err := run(t, "prune", "--help")
 	if err != nil {

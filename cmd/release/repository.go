@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -21,6 +22,25 @@ func defaultRegistry() string {
 
 // registryRequired is the hint of an error for a missing --registry.
 const registryRequired = "pass --registry, e.g. ghcr.io/OWNER/REPO (under GitHub Actions it defaults to ghcr.io/<owner>/<repo> of the workflow's repository)"
+
+// registriesOrDefault are the repository prefixes given with --registry,
+// or the default one; each checked with checkRegistry. With none given and
+// no default, the error is missing's, followed by how to give one.
+func registriesOrDefault(registries []string, missing string) ([]string, error) {
+	if len(registries) == 0 {
+		d := defaultRegistry()
+		if d == "" {
+			return nil, fmt.Errorf("%s: %s", missing, registryRequired)
+		}
+		registries = []string{d}
+	}
+	for _, reg := range registries {
+		if err := checkRegistry(reg); err != nil {
+			return nil, err
+		}
+	}
+	return registries, nil
+}
 
 // sourceURL is the address of the repository the flake comes from, for the
 // source annotation and the provenance: the workflow's repository under

@@ -63,7 +63,7 @@ type releaseFlags struct {
 	from          string
 	jobs          int
 	push          bool
-	registry      string
+	registries    []string
 	insecure      bool
 	runtime       string
 	tags          []string
@@ -98,7 +98,14 @@ func (f *releaseFlags) register(cmd *cobra.Command, c command) {
 	if c != commandBuild {
 		cmd.Flags().BoolVar(&f.allowRollback, "allow-rollback", false, "move latest, the version and the date tag even to an index older than the one they point at (a deliberate revert)")
 	}
-	cmd.Flags().StringVar(&f.registry, "registry", "", "repository prefix; each agent goes to <registry>/<agent> (default under GitHub Actions: ghcr.io/<owner>/<repo>)")
+	usage := "repository prefix; each agent goes to <registry>/<agent> (default under GitHub Actions: ghcr.io/<owner>/<repo>). Repeat it, or separate with commas, to publish to several registries: the same index in each, each signed and tagged on its own"
+	switch c {
+	case commandBuild:
+		usage += "; build stages in the first"
+	case commandMerge:
+		usage += "; merge takes the parts staged in the first and copies them to the others"
+	}
+	cmd.Flags().StringSliceVar(&f.registries, "registry", nil, usage)
 	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "allow a plain-HTTP registry")
 	cmd.Flags().StringVar(&f.runtime, "runtime", "", "container runtime for smoke tests: podman, docker, or none for static checks only (default: podman, else docker)")
 	if c != commandBuild {
@@ -145,7 +152,7 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 		Jobs:          f.jobs,
 		WorkDir:       f.workDir,
 		Push:          f.push || f.command != commandRelease,
-		Registry:      f.registry,
+		Registries:    f.registries,
 		Insecure:      f.insecure,
 		LayoutDir:     f.layout,
 		Runtime:       f.runtime,
@@ -165,16 +172,15 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 	if o.StagingKey == "" && o.Commit == "" {
 		o.StagingKey = os.Getenv("GITHUB_RUN_ID")
 	}
-	if o.Registry == "" {
-		o.Registry = defaultRegistry()
+	if !o.Push && len(o.Registries) == 0 {
+		// A local release needs none.
+		if d := defaultRegistry(); d != "" {
+			o.Registries = []string{d}
+		}
+		return o, nil
 	}
-	if o.Push && o.Registry == "" {
-		return o, fmt.Errorf("--push needs --registry, the repository prefix agents are pushed under: %s", registryRequired)
-	}
-	if err := checkRegistry(o.Registry); err != nil {
-		return o, err
-	}
-	return o, nil
+	o.Registries, err = registriesOrDefault(o.Registries, "--push needs --registry, the repository prefix agents are pushed under")
+	return o, err
 }
 
 // checkRegistry refuses a repository prefix that carries credentials (or a
@@ -244,6 +250,7 @@ multi-arch index per agent, then signatures, and the tags last.
 Without --push the result is written to an OCI image layout (--layout).`,
 		Example: `  release --agent pi                          # build, test, write dist/oci
   release --agent pi,codex --push --registry ghcr.io/me/my-images
+  release --agent pi --push --registry ghcr.io/me/my-images --registry docker.io/me
   release --all --push --output release.json   # under GitHub Actions`,
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -12,22 +13,28 @@ import (
 
 func newVerifyCmd() *cobra.Command {
 	var (
-		agent, registry, tag string
-		insecure             bool
-		pf                   policyFlags
+		agent, tag string
+		registries []string
+		insecure   bool
+		pf         policyFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "verify --agent NAME --registry PREFIX (--key cosign.pub | --certificate-identity ID --certificate-oidc-issuer URL)",
 		Short: "Check an agent's published index, every platform image and their SBOM and provenance attestations",
 		Long: `verify resolves <registry>/<agent>:<tag> and checks the index signature,
-every platform manifest's signature, and each platform image's CycloneDX SBOM
-and SLSA provenance attestations. Each failed check is one line; the exit
-status is non-zero when any fails. It also prints the cosign commands that
-check the same.`,
+every platform manifest's signature, and each platform image's SBOM and SLSA
+provenance attestations. Each failed check is one line; the exit status is
+non-zero when any fails. It also prints the cosign commands that check the
+same.
+
+Given several registries (--registry repeated, or separated with commas), it
+checks each, and also that the tag names the same index in every one: a
+release to several registries publishes one index everywhere.`,
 		Example: `  release verify --agent pi --registry ghcr.io/nothingnesses/agent-images \
     --certificate-identity https://github.com/nothingnesses/agent-images/.github/workflows/release.yml@refs/heads/main \
     --certificate-oidc-issuer https://token.actions.githubusercontent.com
-  release verify --agent pi --registry 127.0.0.1:5000/agent-images --insecure --key cosign.pub`,
+  release verify --agent pi --registry 127.0.0.1:5000/agent-images --insecure --key cosign.pub
+  release verify --agent pi --registry ghcr.io/me/agent-images,docker.io/me --key cosign.pub`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := pf.policy("verify")
@@ -37,46 +44,92 @@ check the same.`,
 			if agent == "" {
 				return fmt.Errorf("name the agent to verify with --agent")
 			}
-			if registry == "" {
-				if registry = defaultRegistry(); registry == "" {
-					return fmt.Errorf("where is %s published? %s", agent, registryRequired)
-				}
-			}
-			if err := checkRegistry(registry); err != nil {
+			registries, err := registriesOrDefault(registries, fmt.Sprintf("where is %s published?", agent))
+			if err != nil {
 				return err
 			}
 			var nameOpts []name.Option
 			if insecure {
 				nameOpts = append(nameOpts, name.Insecure)
 			}
-			ref, err := name.ParseReference(strings.TrimSuffix(registry, "/")+"/"+agent+":"+tag, nameOpts...)
-			if err != nil {
-				return fmt.Errorf("--registry %s --agent %s: %w", registry, agent, err)
-			}
-			rep, err := sign.Verify(cmd.Context(), ref, p)
-			if err != nil {
-				return err
+			var refs []name.Reference
+			for _, registry := range registries {
+				ref, err := name.ParseReference(strings.TrimSuffix(registry, "/")+"/"+agent+":"+tag, nameOpts...)
+				if err != nil {
+					return fmt.Errorf("--registry %s --agent %s: %w", registry, agent, err)
+				}
+				refs = append(refs, ref)
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "%s -> %s\n", ref, rep.Index.DigestStr())
-			for _, c := range rep.Checks {
-				fmt.Fprintln(out, c)
+			if len(refs) == 1 {
+				rep, err := sign.Verify(cmd.Context(), refs[0], p)
+				if err != nil {
+					return err
+				}
+				writeVerify(out, rep)
+				if failed := rep.Failed(); len(failed) > 0 {
+					return &exitError{msg: fmt.Sprintf("verify %s: %d of %d checks failed", refs[0], len(failed), len(rep.Checks))}
+				}
+				return nil
 			}
-			fmt.Fprintln(out, "\nThe same checks with cosign:")
-			for _, c := range rep.Commands {
-				fmt.Fprintln(out, "  "+c)
-			}
-			if failed := rep.Failed(); len(failed) > 0 {
-				return &exitError{msg: fmt.Sprintf("verify %s: %d of %d checks failed", ref, len(failed), len(rep.Checks))}
-			}
-			return nil
+			return verifyEach(cmd, refs, p)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&agent, "agent", "", "agent to verify")
-	f.StringVar(&registry, "registry", "", "repository prefix the agent is published under (default under GitHub Actions: ghcr.io/<owner>/<repo>)")
+	f.StringSliceVar(&registries, "registry", nil, "repository prefix the agent is published under (default under GitHub Actions: ghcr.io/<owner>/<repo>); repeat it, or separate with commas, to check every registry a release went to")
 	f.StringVar(&tag, "tag", "latest", "tag to verify")
 	f.BoolVar(&insecure, "insecure", false, "allow a plain-HTTP registry")
 	pf.register(cmd)
 	return cmd
+}
+
+// writeVerify prints one registry's checks and the cosign commands that
+// make the same.
+func writeVerify(out io.Writer, rep *sign.Report) {
+	fmt.Fprintf(out, "%s -> %s\n", rep.Reference, rep.Index.DigestStr())
+	for _, c := range rep.Checks {
+		fmt.Fprintln(out, c)
+	}
+	fmt.Fprintln(out, "\nThe same checks with cosign:")
+	for _, c := range rep.Commands {
+		fmt.Fprintln(out, "  "+c)
+	}
+}
+
+// verifyEach verifies the same agent and tag in several registries, each on
+// its own: one that cannot be read is a failure of that registry and the
+// others are still checked. The tag must name one index everywhere.
+func verifyEach(cmd *cobra.Command, refs []name.Reference, p sign.Policy) error {
+	out := cmd.OutOrStdout()
+	var failed []string
+	var first *sign.Report
+	for i, ref := range refs {
+		if i > 0 {
+			fmt.Fprintln(out)
+		}
+		rep, err := sign.Verify(cmd.Context(), ref, p)
+		if err != nil {
+			fmt.Fprintf(out, "%s: FAIL: %v\n", ref, err)
+			failed = append(failed, fmt.Sprintf("%s: %v", ref.Context(), err))
+			continue
+		}
+		writeVerify(out, rep)
+		if n := len(rep.Failed()); n > 0 {
+			failed = append(failed, fmt.Sprintf("%s: %d of %d checks failed", ref.Context(), n, len(rep.Checks)))
+		}
+		if first == nil {
+			first = rep
+		} else if rep.Index.DigestStr() != first.Index.DigestStr() {
+			msg := fmt.Sprintf("%s -> %s, but %s -> %s: the registries hold different releases (a registry that failed a release catches up when it is run again)",
+				ref, rep.Index.DigestStr(), first.Reference, first.Index.DigestStr())
+			fmt.Fprintln(out, "FAIL: "+msg)
+			failed = append(failed, msg)
+		}
+	}
+	if len(failed) > 0 {
+		return &exitError{msg: fmt.Sprintf("verify in %d registries: %s", len(refs), strings.Join(failed, "; "))}
+	}
+	fmt.Fprintf(out, "\n%s is %s in all %d registries, and verifies in each\n", refs[0].Identifier(), first.Index.DigestStr(), len(refs))
+	return nil
 }

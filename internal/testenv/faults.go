@@ -18,6 +18,9 @@ const (
 	Fault429   = "429 Retry-After"
 	Fault503   = "503"
 	FaultReset = "connection reset"
+	// FaultDown is every request failing with a 503 while the proxy is
+	// down (SetDown): a registry that went away, not a passing fault.
+	FaultDown = "down"
 )
 
 var faultCycle = []string{Fault500, Fault429, Fault503, FaultReset}
@@ -33,15 +36,16 @@ type Request struct {
 
 // FaultProxy is a plain-HTTP proxy in front of a registry that fails every
 // Nth request, cycling through a 500, a 429 with Retry-After, a 503 and a
-// connection reset, and shows a test every request it passed on. A failed
-// request never reaches the registry, so retrying it is always safe: what
-// is tested is whether the client does.
+// connection reset, or every request while it is down, and shows a test
+// every request it passed on. A failed request never reaches the registry,
+// so retrying it is always safe: what is tested is whether the client does.
 type FaultProxy struct {
 	// Addr is host:port of the proxy, to use as the registry.
 	Addr string
 
 	mu      sync.Mutex
 	every   int
+	down    bool
 	count   int
 	faults  map[string]int
 	watches []func(Request)
@@ -83,6 +87,15 @@ func (p *FaultProxy) SetEvery(n int) {
 	p.every, p.count = n, 0
 }
 
+// SetDown makes every request fail with a 503 (true) until it is called
+// with false: the registry is gone for as long as a client retries. It may
+// be called from a Watch function.
+func (p *FaultProxy) SetDown(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
+}
+
 // Faults reports how many faults of each kind were injected.
 func (p *FaultProxy) Faults() map[string]int {
 	p.mu.Lock()
@@ -112,6 +125,10 @@ func (p *FaultProxy) Watch(t testing.TB, f func(Request)) {
 func (p *FaultProxy) next() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.down {
+		p.faults[FaultDown]++
+		return FaultDown
+	}
 	p.count++
 	if p.every <= 0 || p.count%p.every != 0 {
 		return ""
@@ -141,6 +158,8 @@ func fail(w http.ResponseWriter, kind string) {
 		http.Error(w, "injected fault: slow down", http.StatusTooManyRequests)
 	case Fault503:
 		http.Error(w, "injected fault", http.StatusServiceUnavailable)
+	case FaultDown:
+		http.Error(w, "injected fault: the registry is down", http.StatusServiceUnavailable)
 	case FaultReset:
 		conn, _, err := w.(http.Hijacker).Hijack()
 		if err != nil {
