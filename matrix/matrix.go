@@ -66,6 +66,9 @@ type Image struct {
 	ExtraEnv map[string]string `json:"extraEnv"`
 	// Commands are the toolbox's programs (its packages' meta.mainProgram).
 	Commands []string `json:"commands"`
+	// Labels are the image config's OCI labels, exactly as mkAgentImage set
+	// them; nil from an older mkAgentImage.
+	Labels map[string]string `json:"labels"`
 }
 
 // Target is one image to release: an agent built for a system.
