@@ -14,6 +14,7 @@ import (
 	"github.com/nothingnesses/agent-images/internal/redact"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/pipeline"
+	"github.com/nothingnesses/agent-images/publish"
 )
 
 // flags every command that reads the flake shares.
@@ -72,6 +73,7 @@ type releaseFlags struct {
 	workDir       string
 	stagingKey    string
 	commit        string
+	source        string
 	signFlags     signFlags
 }
 
@@ -112,6 +114,7 @@ func (f *releaseFlags) register(cmd *cobra.Command, c command) {
 	cmd.Flags().StringVar(&f.workDir, "work-dir", filepath.Join("dist", "work"), "where nix out-links and image archives are kept")
 	cmd.Flags().StringVar(&f.stagingKey, "staging-key", "", "key of split-mode staging tags (default: sha-<commit>, or GITHUB_RUN_ID, or local)")
 	cmd.Flags().StringVar(&f.commit, "commit", "", "commit of this repository for annotations and the sha- tag (default: GITHUB_SHA, or the flake's clean git HEAD)")
+	cmd.Flags().StringVar(&f.source, "source", "", "web address of the repository releasing, for the index's source annotation and the provenance (default: GITHUB_SERVER_URL/GITHUB_REPOSITORY under Actions, else the flake's git origin)")
 	f.signFlags.register(cmd)
 }
 
@@ -136,6 +139,13 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 			return pipeline.Options{}, err
 		}
 	}
+	source := sourceURL(f.flake)
+	if f.source != "" {
+		if err := publish.ValidateSource(f.source); err != nil {
+			return pipeline.Options{}, fmt.Errorf("--source: %w", err)
+		}
+		source = f.source
+	}
 	o := pipeline.Options{
 		Flake:         fl,
 		Agents:        f.agents,
@@ -147,7 +157,7 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 		Insecure:      f.insecure,
 		LayoutDir:     f.layout,
 		Runtime:       f.runtime,
-		Source:        sourceURL(f.flake),
+		Source:        source,
 		Commit:        f.commit,
 		ExtraTags:     f.tags,
 		StagingKey:    f.stagingKey,
