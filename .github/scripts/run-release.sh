@@ -59,6 +59,8 @@ else
   if [ -n "${OUTPUT:-}" ]; then args+=(--output "$OUTPUT"); fi
   if [ "${COMMAND:-release}" = merge ] && [ -n "${FROM:-}" ]; then args+=(--from "$FROM"); fi
   if [ "${COMMAND:-release}" != build ]; then
+    if [ -n "${GIT_TAG:-}" ]; then args+=(--git-tag "$GIT_TAG"); fi
+    if [ -n "${PREVIEW:-}" ]; then args+=(--preview "$PREVIEW"); fi
     # Tags may be separated by commas or newlines.
     while IFS= read -r tag; do
       tag="${tag#"${tag%%[![:space:]]*}"}"

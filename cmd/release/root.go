@@ -67,6 +67,8 @@ type releaseFlags struct {
 	insecure      bool
 	runtime       string
 	tags          []string
+	gitTag        string
+	preview       int
 	output        string
 	dryRun        bool
 	layout        string
@@ -103,6 +105,8 @@ func (f *releaseFlags) register(cmd *cobra.Command, c command) {
 	cmd.Flags().StringVar(&f.runtime, "runtime", "", "container runtime for smoke tests: podman, docker, or none for static checks only (default: podman, else docker)")
 	if c != commandBuild {
 		cmd.Flags().StringSliceVar(&f.tags, "tag", nil, "more tags to move besides latest, the version, the date and sha-<commit> (not in the reserved sha256-* and staging-* spaces)")
+		cmd.Flags().StringVar(&f.gitTag, "git-tag", "", "the git tag being released, e.g. v1.2.3: tagged itself and, for a semantic version, as 1.2.3, 1.2 and 1 (each moved only forward; a pre-release moves neither the series nor latest)")
+		cmd.Flags().IntVar(&f.preview, "preview", 0, "a preview of pull request `N`: move the tag pr-N only, never latest, a version, a date or sha-")
 	}
 	if c == commandBuild {
 		cmd.Flags().StringVar(&f.output, "output", "", "write the build record (per image: digest, derivation, smoke result, signature) to this JSON file, for release merge --from")
@@ -160,6 +164,8 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 		Source:        source,
 		Commit:        f.commit,
 		ExtraTags:     f.tags,
+		GitTag:        f.gitTag,
+		Preview:       f.preview,
 		StagingKey:    f.stagingKey,
 		From:          f.from,
 		DryRun:        f.dryRun,
