@@ -11,12 +11,17 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"golang.org/x/sync/errgroup"
-
-	"github.com/nothingnesses/agent-images/sign"
 )
 
 // versionAnnotation is where the index records the agent's version.
 const versionAnnotation = "org.opencontainers.image.version"
+
+// The in-toto predicate types of the attestations a comparison reads: the
+// CycloneDX SBOM and the SLSA v1 provenance sign attaches to every image.
+const (
+	predicateCycloneDX      = "https://cyclonedx.org/bom"
+	predicateSLSAProvenance = "https://slsa.dev/provenance/v1"
+)
 
 // release is one side of a comparison as read from the registry.
 type release struct {
@@ -120,13 +125,13 @@ func readImage(ctx context.Context, im *image, o *options) error {
 		// A later attestation of a type replaces an earlier one: cosign
 		// appends, so the last is the newest.
 		switch st.PredicateType {
-		case sign.PredicateCycloneDX:
+		case predicateCycloneDX:
 			s, err := parseCycloneDX(st.Predicate)
 			if err != nil {
 				return fmt.Errorf("reading the SBOM of %s: %w", im.digest, err)
 			}
 			im.sbom = s
-		case sign.PredicateSLSAProvenance:
+		case predicateSLSAProvenance:
 			p, err := parseProvenance(st.Predicate)
 			if err != nil {
 				return fmt.Errorf("reading the provenance of %s: %w", im.digest, err)
