@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/nothingnesses/agent-images/changes"
 	"github.com/nothingnesses/agent-images/record"
 )
 
@@ -18,6 +19,11 @@ type Published struct {
 	Unchanged bool     `json:"unchanged"`
 	// Verify is the command that checks the signatures, when signed.
 	Verify string `json:"verify,omitempty"`
+	// Changes is what changed since the release latest named before; nil
+	// when there was nothing to compare.
+	Changes *changes.Report `json:"changes,omitempty"`
+	// Notes say what the release could not do without failing for it.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Reference is repository@digest.
@@ -59,7 +65,8 @@ func publishedAgents(rep *record.Report) []Published {
 		if a.Error != "" || a.Index.Hex == "" {
 			continue
 		}
-		p := Published{Agent: a.Agent, Repository: a.Repository, Digest: a.Index.String(), Tags: a.Tags, Unchanged: a.Unchanged}
+		p := Published{Agent: a.Agent, Repository: a.Repository, Digest: a.Index.String(), Tags: a.Tags, Unchanged: a.Unchanged,
+			Changes: a.Changes, Notes: a.Notes}
 		if a.Signing != nil {
 			p.Verify = a.Signing.VerifyCommand
 		}

@@ -85,6 +85,11 @@ type Options struct {
 	// index older than the one they point at: a deliberate revert.
 	AllowRollback bool
 
+	// SizeThreshold flags, in the change report, every platform that grew
+	// by more than this fraction of its size in the release latest named
+	// before (0.1 is 10%); nil flags none.
+	SizeThreshold *float64
+
 	// Signer signs what is pushed, before any tag moves. Pushing needs one:
 	// sign.New(ctx, sign.Disabled()) publishes unsigned, on purpose.
 	Signer sign.Signer

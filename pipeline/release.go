@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
 )
@@ -70,10 +72,12 @@ func (r *run) publish(ctx context.Context, pub publish.Publisher, a *agent, sign
 	}
 	var res *publish.Result
 	var err error
+	var before name.Digest
 	signed := false
 	if r.o.DryRun {
 		res, err = pub.Plan(ctx, rel)
 	} else {
+		before = r.latest(ctx, a)
 		r.events(Event{Agent: a.name(), Stage: record.StagePushing})
 		res, err = pub.Publish(ctx, rel, func(ctx context.Context, res *publish.Result) error {
 			if res.Ref.DigestStr() != "" {
@@ -109,6 +113,7 @@ func (r *run) publish(ctx context.Context, pub publish.Publisher, a *agent, sign
 		r.events(Event{Agent: a.name(), Stage: record.StagePushing,
 			Detail: "pushed again what the registry had lost: " + strings.Join(res.Repaired, ", ")})
 	}
+	r.compare(ctx, a, before)
 	switch {
 	case r.o.DryRun:
 		a.Status = record.StagePlanned

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nothingnesses/agent-images/changes"
 	"github.com/nothingnesses/agent-images/internal/nix"
 	"github.com/nothingnesses/agent-images/internal/redact"
 	"github.com/nothingnesses/agent-images/matrix"
@@ -69,6 +70,7 @@ type releaseFlags struct {
 	tags          []string
 	gitTag        string
 	preview       int
+	sizeThreshold string
 	output        string
 	dryRun        bool
 	layout        string
@@ -106,6 +108,7 @@ func (f *releaseFlags) register(cmd *cobra.Command, c command) {
 	if c != commandBuild {
 		cmd.Flags().StringSliceVar(&f.tags, "tag", nil, "more tags to move besides latest, the version, the date and sha-<commit> (not in the reserved sha256-* and staging-* spaces)")
 		cmd.Flags().StringVar(&f.gitTag, "git-tag", "", "the git tag being released, e.g. v1.2.3: tagged itself and, for a semantic version, as 1.2.3, 1.2 and 1 (each moved only forward; a pre-release moves neither the series nor latest)")
+		cmd.Flags().StringVar(&f.sizeThreshold, "size-threshold", "", "in the report of what changed since latest, flag every platform that grew by more than this percentage of its previous size, e.g. 10%")
 		cmd.Flags().IntVar(&f.preview, "preview", 0, "a preview of pull request `N`: move the tag pr-N only, never latest, a version, a date or sha-")
 	}
 	if c == commandBuild {
@@ -143,6 +146,14 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 			return pipeline.Options{}, err
 		}
 	}
+	var threshold *float64
+	if f.sizeThreshold != "" {
+		fraction, err := changes.ParseThreshold(f.sizeThreshold)
+		if err != nil {
+			return pipeline.Options{}, fmt.Errorf("--size-threshold: %w", err)
+		}
+		threshold = &fraction
+	}
 	source := sourceURL(f.flake)
 	if f.source != "" {
 		if err := publish.ValidateSource(f.source); err != nil {
@@ -166,6 +177,7 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 		ExtraTags:     f.tags,
 		GitTag:        f.gitTag,
 		Preview:       f.preview,
+		SizeThreshold: threshold,
 		StagingKey:    f.stagingKey,
 		From:          f.from,
 		DryRun:        f.dryRun,
