@@ -541,7 +541,11 @@ func TestActRelease(t *testing.T) {
 		t.Fatalf("merge digests output = %q, want pi's index digest", digests)
 	}
 	index := byAgent["pi"]
-	assertIndex(t, prefix+"/pi", index, "latest", "v0.1.0")
+	// The git tag, and its semantic version's series (0.x has no major tag).
+	assertIndex(t, prefix+"/pi", index, "latest", "v0.1.0", "0.1.0", "0.1")
+	if _, err := remote.Head(mustDigest(t, prefix+"/pi@"+index).Context().Tag("0")); err == nil {
+		t.Errorf("v0.1.0 moved the tag 0: a 0.x release has no major series")
+	}
 	assertBuiltByRecords(t, tagRun, artifacts, prefix+"/pi", index)
 
 	verify(t, repo, "pi", prefix, pub, "v0.1.0")

@@ -61,6 +61,7 @@ else
   if [ "${COMMAND:-release}" != build ]; then
     if [ -n "${GIT_TAG:-}" ]; then args+=(--git-tag "$GIT_TAG"); fi
     if [ -n "${PREVIEW:-}" ]; then args+=(--preview "$PREVIEW"); fi
+    if [ -n "${SIZE_THRESHOLD:-}" ]; then args+=(--size-threshold "$SIZE_THRESHOLD"); fi
     # Tags may be separated by commas or newlines.
     while IFS= read -r tag; do
       tag="${tag#"${tag%%[![:space:]]*}"}"
