@@ -236,6 +236,13 @@
             value = dir;
             inherit rule;
           };
+          # A bad label name is reported as the key, a bad value under its name.
+          label = key: value: kind: rule: {
+            args.labels.${key} = value;
+            argument = if kind == "label-key" then "labels key" else "labels.${builtins.toJSON key}";
+            inherit kind rule;
+            value = if kind == "label-key" then key else value;
+          };
           one = argument: kind: value: rule: {
             args.${argument} = value;
             inherit
@@ -275,6 +282,11 @@
             (one "uid" "uid" 0 "root")
             (one "uid" "uid" (-1) "range")
             (one "gid" "gid" "100" "integer")
+            (one "labels" "labels" [ "org.opencontainers.image.vendor=Acme" ] "attrset")
+            (label "org.opencontainers.image.created" "2026-01-01T00:00:00Z" "label-key" "per-release")
+            (label "org.opencontainers.image.revision" "0123456" "label-key" "per-release")
+            (label "vendor name" "Acme" "label-key" "label-name")
+            (label "org.opencontainers.image.vendor" 42 "label-value" "string")
           ];
           accepted = [
             {
@@ -317,6 +329,23 @@
               };
               field = "user";
               want = "root";
+            }
+            # A label over the defaults, and one replacing a default.
+            {
+              args.labels = {
+                "org.opencontainers.image.vendor" = "Acme";
+                "org.opencontainers.image.title" = "Checker";
+              };
+              field = "labels";
+              want = {
+                "org.opencontainers.image.vendor" = "Acme";
+                "org.opencontainers.image.title" = "Checker";
+                "org.opencontainers.image.version" = agent.version or (lib.getVersion agent);
+                "org.opencontainers.image.licenses" = (imageWith { }).agentImage.license;
+              }
+              // lib.optionalAttrs ((agent.meta.description or "") != "") {
+                "org.opencontainers.image.description" = agent.meta.description;
+              };
             }
           ];
           imageWith =
@@ -556,6 +585,7 @@
             "home"
             "imageName"
             "imageTag"
+            "labels"
             "license"
             "mainProgram"
             "name"

@@ -23,8 +23,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/sigstore/cosign/v2/pkg/oci"
+
 	"github.com/nothingnesses/agent-images/internal/transport"
-	"github.com/nothingnesses/agent-images/sign"
 )
 
 // Report is what changed for one agent from one release to the next.
@@ -160,10 +161,15 @@ func (r *Report) OverThreshold() []PlatformChange {
 	return out
 }
 
+// Verifier returns the attestations of a manifest that verify under some
+// policy (a key, a keyless identity): sign.AttestationVerifier is one.
+type Verifier interface {
+	Attestations(ctx context.Context, d name.Digest) ([]oci.Signature, error)
+}
+
 type options struct {
 	remoteOpts []remote.Option
-	policy     *sign.Policy
-	verifier   *sign.AttestationVerifier
+	verifier   Verifier
 	threshold  *float64
 	fromTag    string
 	toTag      string
@@ -179,16 +185,10 @@ func WithRemoteOptions(opts ...remote.Option) Option {
 	return func(o *options) error { o.remoteOpts = append(o.remoteOpts, opts...); return nil }
 }
 
-// WithVerification reads only attestations that verify under p (a key or a
-// keyless identity); without it they are read unverified and the report
-// says so.
-func WithVerification(p sign.Policy) Option {
-	return func(o *options) error { o.policy = &p; return nil }
-}
-
-// WithVerifier is WithVerification with a verifier already built, for a
-// caller comparing many agents under one policy.
-func WithVerifier(v *sign.AttestationVerifier) Option {
+// WithVerifier reads only attestations that v verifies (a key or keyless
+// identity, sign.NewAttestationVerifier); without it they are read
+// unverified and the report says so.
+func WithVerifier(v Verifier) Option {
 	return func(o *options) error {
 		if v == nil {
 			return errors.New("WithVerifier: nil verifier")
@@ -223,9 +223,6 @@ func newOptions(ctx context.Context, opts []Option) (*options, error) {
 			return nil, err
 		}
 	}
-	if o.policy != nil && o.verifier != nil {
-		return nil, errors.New("WithVerification and WithVerifier conflict: pass one")
-	}
 	base := []remote.Option{
 		remote.WithTransport(transport.New()),
 		remote.WithAuthFromKeychain(authn.NewMultiKeychain(authn.DefaultKeychain, ghauthn.Keychain)),
@@ -233,13 +230,6 @@ func newOptions(ctx context.Context, opts []Option) (*options, error) {
 	// Clipped, so that the goroutines that each append their own context
 	// never write into a shared backing array.
 	o.remoteOpts = slices.Clip(append(append(base, o.remoteOpts...), remote.WithContext(ctx)))
-	if o.policy != nil {
-		v, err := sign.NewAttestationVerifier(ctx, *o.policy, sign.WithVerifyRemoteOptions(o.remoteOpts...))
-		if err != nil {
-			return nil, err
-		}
-		o.verifier = v
-	}
 	return o, nil
 }
 

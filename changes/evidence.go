@@ -12,7 +12,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
-	"github.com/nothingnesses/agent-images/sign"
+	"github.com/nothingnesses/agent-images/internal/storepath"
 )
 
 // statement is the in-toto statement inside a DSSE envelope.
@@ -140,7 +140,7 @@ func storePathOf(c cdxComponent) (StorePath, bool) {
 	}
 	sp := StorePath{Path: p, Name: c.Name, Version: c.Version}
 	if sp.Name == "" {
-		if parsed, ok := sign.ParseStorePath(path.Base(p)); ok {
+		if parsed, ok := storepath.Parse(path.Base(p)); ok {
 			sp.Name, sp.Version = parsed.Name, parsed.Version
 		}
 	}

@@ -12,12 +12,18 @@ import (
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/nothingnesses/agent-images/publish"
-	"github.com/nothingnesses/agent-images/sign"
+	"github.com/nothingnesses/agent-images/internal/pullsize"
 )
 
 // versionAnnotation is where the index records the agent's version.
 const versionAnnotation = "org.opencontainers.image.version"
+
+// The in-toto predicate types of the attestations a comparison reads: the
+// CycloneDX SBOM and the SLSA v1 provenance sign attaches to every image.
+const (
+	predicateCycloneDX      = "https://cyclonedx.org/bom"
+	predicateSLSAProvenance = "https://slsa.dev/provenance/v1"
+)
 
 // release is one side of a comparison as read from the registry.
 type release struct {
@@ -97,7 +103,7 @@ func readImage(ctx context.Context, im *image, o *options) error {
 	if err != nil {
 		return fmt.Errorf("reading %s (%s): %w", im.digest, im.platform, err)
 	}
-	if im.size, err = publish.PullSize(img); err != nil {
+	if im.size, err = pullsize.Of(img); err != nil {
 		return fmt.Errorf("reading %s (%s): %w", im.digest, im.platform, err)
 	}
 	atts, err := attestations(ctx, im.digest, o)
@@ -121,13 +127,13 @@ func readImage(ctx context.Context, im *image, o *options) error {
 		// A later attestation of a type replaces an earlier one: cosign
 		// appends, so the last is the newest.
 		switch st.PredicateType {
-		case sign.PredicateCycloneDX:
+		case predicateCycloneDX:
 			s, err := parseCycloneDX(st.Predicate)
 			if err != nil {
 				return fmt.Errorf("reading the SBOM of %s: %w", im.digest, err)
 			}
 			im.sbom = s
-		case sign.PredicateSLSAProvenance:
+		case predicateSLSAProvenance:
 			p, err := parseProvenance(st.Predicate)
 			if err != nil {
 				return fmt.Errorf("reading the provenance of %s: %w", im.digest, err)

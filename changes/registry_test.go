@@ -23,8 +23,6 @@ import (
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	ctypes "github.com/sigstore/cosign/v2/pkg/types"
-
-	"github.com/nothingnesses/agent-images/sign"
 )
 
 // These tests run against go-containerregistry's in-process registry, with
@@ -170,15 +168,15 @@ func TestCompareReadsTheRegistry(t *testing.T) {
 	to, toImgs := pushIndex(t, repo, "0.71.0", 3000)
 	for _, img := range fromImgs {
 		d := platformDigest(t, repo, img)
-		attest(t, d, d, sign.PredicateCycloneDX, cdxDoc(bash, piOld))
-		attest(t, d, d, sign.PredicateSLSAProvenance, provDoc("0.70.6", oldRev))
+		attest(t, d, d, predicateCycloneDX, cdxDoc(bash, piOld))
+		attest(t, d, d, predicateSLSAProvenance, provDoc("0.70.6", oldRev))
 	}
 	for _, img := range toImgs {
 		d := platformDigest(t, repo, img)
-		attest(t, d, d, sign.PredicateCycloneDX, cdxDoc(bash, piNew))
-		attest(t, d, d, sign.PredicateSLSAProvenance, provDoc("0.71.0", newRev))
+		attest(t, d, d, predicateCycloneDX, cdxDoc(bash, piNew))
+		attest(t, d, d, predicateSLSAProvenance, provDoc("0.71.0", newRev))
 		// Claims about another image are not this image's evidence.
-		attest(t, d, from, sign.PredicateCycloneDX, cdxDoc(sp(h4, "evil", "1")))
+		attest(t, d, from, predicateCycloneDX, cdxDoc(sp(h4, "evil", "1")))
 	}
 
 	rep, err := Compare(ctx, from, to, WithTags("0.70.6", "latest"), WithSizeThreshold(0.5))

@@ -55,6 +55,10 @@ func Summary(agents []Published) string {
 	if len(agents) == 0 {
 		b.WriteString("| (none) | | | |\n")
 	}
+	b.WriteString(NotesSection(notesOf(agents)))
+	if section := ChangesSection(changesOf(agents)); section != "" {
+		b.WriteString("\n" + section)
+	}
 	return b.String()
 }
 

@@ -2,6 +2,7 @@ package gh
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/nothingnesses/agent-images/changes"
@@ -19,6 +20,31 @@ const maxPathsShown = 40
 // first, so that it is seen without reading every agent. Empty when there
 // is nothing to compare.
 func ChangesSection(reports []*changes.Report) string {
+	return changesSection(reports, true)
+}
+
+// ChangesSectionWithin is ChangesSection in at most limit bytes, for a body
+// GitHub caps (an issue or comment holds 65536 characters, a release
+// 125000). When the full section is longer, the store path lists go (the
+// table still counts them); when even that is too long, the last agents go,
+// and a line says how many and where to find them.
+func ChangesSectionWithin(reports []*changes.Report, limit int) string {
+	if full := changesSection(reports, true); len(full) <= limit {
+		return full
+	}
+	for n := len(reports); n > 0; n-- {
+		out := changesSection(reports[:n], false)
+		if n < len(reports) {
+			out += fmt.Sprintf("… and %d more agents: their release.json and the run's step summary have them, `release diff AGENT` shows any one.\n", len(reports)-n)
+		}
+		if len(out) <= limit {
+			return out
+		}
+	}
+	return ""
+}
+
+func changesSection(reports []*changes.Report, paths bool) string {
 	if len(reports) == 0 {
 		return ""
 	}
@@ -38,12 +64,13 @@ func ChangesSection(reports []*changes.Report) string {
 		b.WriteString("\n")
 	}
 	for _, r := range reports {
-		writeChanges(&b, r)
+		writeChanges(&b, r, paths)
 	}
 	return b.String()
 }
 
-func writeChanges(b *strings.Builder, r *changes.Report) {
+// writeChanges writes one agent's part; without paths, no store path lists.
+func writeChanges(b *strings.Builder, r *changes.Report, paths bool) {
 	headline := fmt.Sprintf("%s %s", r.Agent, r.To.Version)
 	if r.VersionChanged() {
 		headline = fmt.Sprintf("%s %s → %s", r.Agent, orNone(r.From.Version), orNone(r.To.Version))
@@ -81,7 +108,7 @@ func writeChanges(b *strings.Builder, r *changes.Report) {
 	}
 
 	for _, p := range r.Platforms {
-		if !p.StorePathsCompared || len(p.Added)+len(p.Removed) == 0 {
+		if !paths || !p.StorePathsCompared || len(p.Added)+len(p.Removed) == 0 {
 			continue
 		}
 		fmt.Fprintf(b, "<details><summary>Store paths of %s: %d added, %d removed</summary>\n\n```diff\n", p.Platform, len(p.Added), len(p.Removed))
@@ -128,4 +155,49 @@ func orNone(v string) string {
 		return "(unknown)"
 	}
 	return v
+}
+
+// NotesSection lists, per agent, what a release could not do without
+// failing for it (record.Agent's notes); empty when there are none.
+func NotesSection(notes map[string][]string) string {
+	agents := make([]string, 0, len(notes))
+	for a, n := range notes {
+		if len(n) > 0 {
+			agents = append(agents, a)
+		}
+	}
+	if len(agents) == 0 {
+		return ""
+	}
+	sort.Strings(agents)
+	var b strings.Builder
+	b.WriteString("\nNotes:\n\n")
+	for _, a := range agents {
+		for _, n := range notes[a] {
+			fmt.Fprintf(&b, "- **%s**: %s\n", a, strings.ReplaceAll(n, "\n", " "))
+		}
+	}
+	return b.String()
+}
+
+// changesOf are the change reports of the agents that have one.
+func changesOf(agents []Published) []*changes.Report {
+	var out []*changes.Report
+	for _, p := range agents {
+		if p.Changes != nil {
+			out = append(out, p.Changes)
+		}
+	}
+	return out
+}
+
+// notesOf are the notes of each agent that has some.
+func notesOf(agents []Published) map[string][]string {
+	out := map[string][]string{}
+	for _, p := range agents {
+		if len(p.Notes) > 0 {
+			out[p.Agent] = p.Notes
+		}
+	}
+	return out
 }

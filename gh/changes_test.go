@@ -116,3 +116,107 @@ func TestChangesSectionCapsStorePaths(t *testing.T) {
 		t.Errorf("ChangesSection lacks %q:\n%s", want, got)
 	}
 }
+
+// thirtyAgents are a nightly's worth of reports after a nixpkgs update:
+// each agent's two platforms changed 100 store paths.
+func thirtyAgents() []*changes.Report {
+	var out []*changes.Report
+	for i := range 30 {
+		r := changeReports()[0]
+		r.Agent = fmt.Sprintf("agent%02d", i)
+		for p := range r.Platforms {
+			r.Platforms[p].StorePathsCompared = true
+			r.Platforms[p].Added = nil
+			for j := range 100 {
+				r.Platforms[p].Added = append(r.Platforms[p].Added, storePath("a", fmt.Sprintf("some-library-with-a-long-name-%03d", j), "1.2.3"))
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// TestChangesSectionWithin: what fits is the full section; then the
+// section without store path lists; then as many agents as fit, and a line
+// naming how many more there are.
+func TestChangesSectionWithin(t *testing.T) {
+	small := changeReports()
+	if got, want := ChangesSectionWithin(small, maxIssueBody), ChangesSection(small); got != want {
+		t.Errorf("ChangesSectionWithin(two agents, %d) is not the full section", maxIssueBody)
+	}
+	many := thirtyAgents()
+	full := ChangesSection(many)
+	if len(full) <= maxIssueBody {
+		t.Fatalf("the full section of 30 agents is %d bytes: the test needs more than %d", len(full), maxIssueBody)
+	}
+	tests := []struct {
+		name   string
+		limit  int
+		agents int
+	}{
+		{"an issue comment", maxIssueBody, 30},
+		{"a tight body", 4000, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ChangesSectionWithin(many, tt.limit)
+			if len(got) > tt.limit || got == "" {
+				t.Fatalf("ChangesSectionWithin(30 agents, %d) is %d bytes", tt.limit, len(got))
+			}
+			if strings.Contains(got, "<details>") {
+				t.Errorf("ChangesSectionWithin(30 agents, %d) kept the store path lists", tt.limit)
+			}
+			shown := strings.Count(got, "\n#### ")
+			switch {
+			case tt.agents > 0 && shown != tt.agents:
+				t.Errorf("ChangesSectionWithin(30 agents, %d) shows %d agents, want %d", tt.limit, shown, tt.agents)
+			case tt.agents < 0 && (shown == 0 || shown == 30 || !strings.Contains(got, fmt.Sprintf("… and %d more agents", 30-shown))):
+				t.Errorf("ChangesSectionWithin(30 agents, %d) shows %d agents and says %q, want some and how many more", tt.limit, shown, got[max(0, len(got)-200):])
+			}
+		})
+	}
+}
+
+func TestNotesSection(t *testing.T) {
+	if got := NotesSection(map[string][]string{"pi": nil}); got != "" {
+		t.Errorf("NotesSection(no notes) = %q, want nothing", got)
+	}
+	got := NotesSection(map[string][]string{"pi": {"what changed is not reported:\nreading"}, "codex": {"a", "b"}})
+	want := "\nNotes:\n\n- **codex**: a\n- **codex**: b\n- **pi**: what changed is not reported: reading\n"
+	if got != want {
+		t.Errorf("NotesSection = %q, want %q", got, want)
+	}
+}
+
+// Every body a release writes carries what changed: the notes of a tag's
+// release and the summary table of a run.
+func TestReleaseNotesAndSummaryCarryChanges(t *testing.T) {
+	agents := []Published{
+		{Agent: "codex", Repository: "ghcr.io/acme/agent-images/codex", Digest: "sha256:" + strings.Repeat("9", 64), Tags: []string{"latest"},
+			Notes: []string{"what changed since latest (sha256:…) is not reported: reading …: 500"}},
+		{Agent: "pi", Repository: "ghcr.io/acme/agent-images/pi", Digest: "sha256:" + strings.Repeat("d", 64), Tags: []string{"latest"},
+			Changes: changeReports()[0]},
+	}
+	for name, body := range map[string]string{"ReleaseNotes": ReleaseNotes("v1.2.0", agents), "Summary": Summary(agents)} {
+		for _, want := range []string{
+			"### What changed since the last release",
+			"> - **pi** linux/amd64: +258.7 KiB (+20.4%), over 10%",
+			"#### pi 0.70.6 → 0.71.0",
+			"- **codex**: what changed since latest",
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s lacks %q:\n%s", name, want, body)
+			}
+		}
+	}
+	// A year of changes does not make a release GitHub refuses.
+	var big []Published
+	for _, r := range thirtyAgents() {
+		for range 3 {
+			big = append(big, Published{Agent: r.Agent, Repository: "r", Digest: "sha256:x", Changes: r})
+		}
+	}
+	if n := len(ReleaseNotes("v1.2.0", big)); n > maxReleaseBody {
+		t.Errorf("ReleaseNotes of 90 changed agents is %d bytes, GitHub takes %d", n, maxReleaseBody)
+	}
+}

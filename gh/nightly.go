@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/google/go-github/v62/github"
+
+	"github.com/nothingnesses/agent-images/changes"
 )
 
 // NightlyLabel marks the one issue that tracks a failing nightly release.
@@ -27,6 +29,10 @@ type Run struct {
 	// provides on a system ("forge on aarch64-linux: ..."): nothing was
 	// built for it, so no job failed, yet the nightly did not release it.
 	Missing []string
+	// Changes are what changed in the agents the run released, from their
+	// release.json: the issue says what moved while others failed, and the
+	// comment that closes it what the run that fixed it released.
+	Changes []*changes.Report
 }
 
 // OK reports whether nothing failed and nothing is missing.
@@ -103,6 +109,7 @@ func (c *Client) TrackNightly(ctx context.Context, run Run) (Tracked, error) {
 	case run.OK():
 		n := open.GetNumber()
 		msg := fmt.Sprintf("The nightly release succeeded again: %s\n\nClosing.", run.URL)
+		msg = withChanges(msg, run.Changes)
 		if err := c.comment(ctx, n, msg); err != nil {
 			return Tracked{}, err
 		}
@@ -161,7 +168,20 @@ func failureText(run Run, first bool) string {
 			fmt.Fprintf(&b, "- %s\n", m)
 		}
 	}
-	return b.String()
+	return withChanges(b.String(), run.Changes)
+}
+
+// maxIssueBody is the most an issue or a comment may hold.
+const maxIssueBody = 65536
+
+// withChanges appends what changed to an issue's or a comment's text,
+// within what GitHub accepts.
+func withChanges(text string, reports []*changes.Report) string {
+	section := ChangesSectionWithin(reports, maxIssueBody-len(text)-2)
+	if section == "" {
+		return text
+	}
+	return text + "\n\n" + section
 }
 
 func (c *Client) comment(ctx context.Context, issue int, body string) error {

@@ -73,7 +73,8 @@ func TestTrackNightly(t *testing.T) {
 		t.Errorf("created issue = %+v, want title, label, agent pi and the run URL", created)
 	}
 
-	fail2 := Run{ID: 2, URL: "https://github.com/acme/agent-images/actions/runs/2", Failed: []string{"codex", "pi"}, FailedJobs: []string{"matrix"}}
+	fail2 := Run{ID: 2, URL: "https://github.com/acme/agent-images/actions/runs/2", Failed: []string{"codex", "pi"}, FailedJobs: []string{"matrix"},
+		Changes: changeReports()[1:]}
 	got, err = c.TrackNightly(ctx, fail2)
 	if err != nil || got != (Tracked{Issue: 2, Action: "commented"}) {
 		t.Fatalf("TrackNightly(second failure) = %+v, %v, want commented on #2", got, err)
@@ -81,22 +82,40 @@ func TestTrackNightly(t *testing.T) {
 	if n := len(f.callsMatching("POST /repos/acme/agent-images/issues")); n != 2 {
 		t.Errorf("issue POSTs = %d, want the create and one comment", n)
 	}
-	if cs := f.comments[2]; len(cs) != 1 || !strings.Contains(cs[0], fail2.URL) || !strings.Contains(cs[0], "- `codex`") || !strings.Contains(cs[0], "- matrix") {
-		t.Errorf("comments = %q, want one naming the run, codex and the matrix job", cs)
+	if cs := f.comments[2]; len(cs) != 1 || !strings.Contains(cs[0], fail2.URL) || !strings.Contains(cs[0], "- `codex`") || !strings.Contains(cs[0], "- matrix") ||
+		!strings.Contains(cs[0], "### What changed since the last release") || !strings.Contains(cs[0], "#### codex 0.1.0") {
+		t.Errorf("comments = %q, want one naming the run, codex and the matrix job, and what changed in the agents that released", cs)
 	}
 
-	ok := Run{ID: 3, URL: "https://github.com/acme/agent-images/actions/runs/3"}
+	// The run that fixes it says, as it closes the issue, what it released.
+	ok := Run{ID: 3, URL: "https://github.com/acme/agent-images/actions/runs/3", Changes: changeReports()}
 	got, err = c.TrackNightly(ctx, ok)
 	if err != nil || got != (Tracked{Issue: 2, Action: "closed"}) {
 		t.Fatalf("TrackNightly(success) = %+v, %v, want closed #2", got, err)
 	}
-	if f.issues[1]["state"] != "closed" || len(f.comments[2]) != 2 || !strings.Contains(f.comments[2][1], ok.URL) {
-		t.Errorf("issue #2 = %v with comments %q, want closed with a comment naming run 3", f.issues[1]["state"], f.comments[2])
+	if f.issues[1]["state"] != "closed" || len(f.comments[2]) != 2 || !strings.Contains(f.comments[2][1], ok.URL) ||
+		!strings.Contains(f.comments[2][1], "#### pi 0.70.6 → 0.71.0") {
+		t.Errorf("issue #2 = %v with comments %q, want closed with a comment naming run 3 and what changed", f.issues[1]["state"], f.comments[2])
 	}
 
+	// A success with no issue open writes nothing: what changed is in the
+	// run's step summary and release.json.
+	calls := len(f.callsMatching("POST "))
 	got, err = c.TrackNightly(ctx, ok)
-	if err != nil || got.Action != "none" {
-		t.Errorf("TrackNightly(success, nothing open) = %+v, %v, want none", got, err)
+	if err != nil || got.Action != "none" || len(f.callsMatching("POST ")) != calls {
+		t.Errorf("TrackNightly(success, nothing open) = %+v, %v, and %d new POSTs; want none and nothing written", got, err, len(f.callsMatching("POST "))-calls)
+	}
+
+	// Thirty agents' changes still make a comment GitHub takes.
+	fail4 := Run{ID: 4, URL: "u", Failed: []string{"pi"}, Changes: thirtyAgents()}
+	if _, err := c.TrackNightly(ctx, fail4); err != nil {
+		t.Fatal(err)
+	}
+	var opened struct{ Body string }
+	creates := f.callsMatching("POST /repos/acme/agent-images/issues")
+	_ = json.Unmarshal([]byte(f.bodyOf(creates[len(creates)-1])), &opened)
+	if len(opened.Body) > maxIssueBody || !strings.Contains(opened.Body, "#### agent29") {
+		t.Errorf("issue opened with %d bytes (GitHub takes %d), want every agent's headline within it", len(opened.Body), maxIssueBody)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/nothingnesses/agent-images/changes"
 	"github.com/nothingnesses/agent-images/record"
 )
 
@@ -23,6 +24,11 @@ type Published struct {
 	Unchanged bool     `json:"unchanged"`
 	// Verify is the command that checks the signatures, when signed.
 	Verify string `json:"verify,omitempty"`
+	// Changes is what changed since the release latest named before; nil
+	// when there was nothing to compare.
+	Changes *changes.Report `json:"changes,omitempty"`
+	// Notes say what the release could not do without failing for it.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // FailedIn is a registry an agent's release failed in, and why.
@@ -86,7 +92,8 @@ func publishedAgents(rep *record.Report) []Published {
 			// Written before each registry had its own entry.
 			pubs = []*record.Publication{{Repository: a.Repository, Status: a.Status, Error: a.Error, Signing: a.Signing}}
 		}
-		p := Published{Agent: a.Agent, Digest: a.Index.String(), Tags: a.Tags, Unchanged: a.Unchanged}
+		p := Published{Agent: a.Agent, Digest: a.Index.String(), Tags: a.Tags, Unchanged: a.Unchanged,
+			Changes: a.Changes, Notes: a.Notes}
 		complete := false
 		for _, pub := range pubs {
 			switch {

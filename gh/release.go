@@ -26,8 +26,15 @@ func ReleaseNotes(tag string, agents []Published) string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | `%s` |\n", p.Agent, whereCell(p), strings.Join(tags, " "), cell(verify))
 	}
+	b.WriteString(NotesSection(notesOf(agents)))
+	if section := ChangesSectionWithin(changesOf(agents), maxReleaseBody-b.Len()-2); section != "" {
+		b.WriteString("\n" + section)
+	}
 	return b.String()
 }
+
+// maxReleaseBody is the most a GitHub Release's notes may hold.
+const maxReleaseBody = 125000
 
 // cell keeps a value inside one Markdown table cell.
 func cell(s string) string {

@@ -44,19 +44,30 @@ func TestClassOf(t *testing.T) {
 // actually moves, so renaming a tag cannot silently make it permanent or
 // garbage.
 func TestReleaseTagsAreClassified(t *testing.T) {
-	tags, err := publish.TagPolicy{Version: "0.70.6", Commit: "abc1234def", Now: time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC),
-		Extra: []string{"v1.2.3", "1.2"}}.Tags()
-	if err != nil {
-		t.Fatal(err)
+	now := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
+	classes := func(p publish.TagPolicy) map[string]string {
+		t.Helper()
+		tags, err := p.Tags()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, tag := range publish.Names(tags) {
+			got[tag] = ClassOf(tag)
+		}
+		return got
 	}
-	got := map[string]string{}
-	for _, tag := range publish.Names(tags) {
-		got[tag] = ClassOf(tag)
-	}
+	got := classes(publish.TagPolicy{Version: "0.70.6", Commit: "abc1234def", Now: now, GitTag: "v1.2.3", Extra: []string{"nightly"}})
 	want := map[string]string{"latest": ClassLatest, "0.70.6": ClassVersion, "2026-11-27": ClassDated,
-		"sha-abc1234": ClassSHA, "v1.2.3": ClassVersion, "1.2": ClassVersion}
+		"sha-abc1234": ClassSHA, "v1.2.3": ClassVersion, "1.2.3": ClassVersion, "1.2": ClassVersion, "1": ClassVersion,
+		"nightly": ClassVersion}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("classes of a release's tags = %v, want %v", got, want)
+		t.Errorf("classes of a v1.2.3 release's tags = %v, want %v", got, want)
+	}
+	// A pull request's preview is a preview, kept only for --pr-max-age.
+	got = classes(publish.TagPolicy{Version: "0.70.6", Commit: "abc1234def", Now: now, Preview: 42})
+	if want := map[string]string{"pr-42": ClassPreview}; !reflect.DeepEqual(got, want) {
+		t.Errorf("classes of a preview's tags = %v, want %v", got, want)
 	}
 	for _, arch := range []string{"amd64", "arm64"} {
 		tag := publish.StagingTag("sha-abc1234", v1.Platform{OS: "linux", Architecture: arch})

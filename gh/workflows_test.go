@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -189,7 +190,7 @@ func TestWorkflowsLeastPrivilege(t *testing.T) {
 		t.Fatal("found no remote actions: the scan is broken")
 	}
 	root := testenv.RepoRoot(t)
-	for _, wf := range []string{"ci.yml", "release.yml", "update-flake.yml"} {
+	for _, wf := range []string{"ci.yml", "release.yml", "preview.yml", "update-flake.yml"} {
 		data, err := os.ReadFile(filepath.Join(root, ".github", "workflows", wf))
 		if err != nil {
 			t.Fatal(err)
@@ -290,6 +291,28 @@ func withoutQueueKey(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	data = regexp.MustCompile(`(?m)^  queue: max\n`).ReplaceAll(data, nil)
+	if err := os.WriteFile(wf, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// withSkippableMatrices writes preview.yml's merge matrix, a list under a
+// key, as one expression, as the build matrix already is. GitHub never
+// evaluates the matrix of a job it skips; act v0.2.89 does, and when the
+// job it needs was skipped (a fork's pull request) it stops on a key whose
+// list is an expression, while it skips a job whose whole matrix is one,
+// as GitHub does. Both forms give the same jobs when the matrix job ran.
+func withSkippableMatrices(t *testing.T, dir string) {
+	wf := filepath.Join(dir, ".github", "workflows", "preview.yml")
+	data, err := os.ReadFile(wf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "      matrix:\n        agent: ${{ fromJSON(needs.matrix.outputs.agents) }}\n"
+	if !bytes.Contains(data, []byte(key)) {
+		t.Fatal("preview.yml's merge job has no agent matrix from the matrix job's outputs: update withSkippableMatrices")
+	}
+	data = bytes.Replace(data, []byte(key), []byte("      matrix: ${{ fromJSON(format('{{\"agent\":{0}}}', needs.matrix.outputs.agents)) }}\n"), 1)
 	if err := os.WriteFile(wf, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -518,7 +541,11 @@ func TestActRelease(t *testing.T) {
 		t.Fatalf("merge digests output = %q, want pi's index digest", digests)
 	}
 	index := byAgent["pi"]
-	assertIndex(t, prefix+"/pi", index, "latest", "v0.1.0")
+	// The git tag, and its semantic version's series (0.x has no major tag).
+	assertIndex(t, prefix+"/pi", index, "latest", "v0.1.0", "0.1.0", "0.1")
+	if _, err := remote.Head(mustDigest(t, prefix+"/pi@"+index).Context().Tag("0")); err == nil {
+		t.Errorf("v0.1.0 moved the tag 0: a 0.x release has no major series")
+	}
 	assertBuiltByRecords(t, tagRun, artifacts, prefix+"/pi", index)
 
 	verify(t, repo, "pi", prefix, pub, "v0.1.0")
@@ -681,6 +708,191 @@ func equalMaps(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestPullRequestsPublishOnlyPreviews holds the workflows to the tag
+// policy for pull requests, where GitHub's own rules make a fork safe: a
+// pull_request event from a fork gets a read-only token, no secrets and no
+// OIDC token. So no workflow may use pull_request_target (which runs with
+// the base repository's token and secrets); ci.yml, which every pull
+// request runs, can neither push nor sign; and preview.yml runs its jobs
+// only for pull requests of this repository, reads no secret, and moves
+// nothing but pr-<N>.
+func TestPullRequestsPublishOnlyPreviews(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	files, _ := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.yml"))
+	templates, _ := filepath.Glob(filepath.Join(root, "templates", "*", ".github", "workflows", "*.yml"))
+	type job struct {
+		If          string            `yaml:"if"`
+		Needs       any               `yaml:"needs"`
+		Permissions map[string]string `yaml:"permissions"`
+		Steps       []struct {
+			Uses string            `yaml:"uses"`
+			With map[string]string `yaml:"with"`
+		} `yaml:"steps"`
+	}
+	type workflow struct {
+		On   map[string]any `yaml:"on"`
+		Jobs map[string]job `yaml:"jobs"`
+	}
+	read := func(f string) (workflow, []byte) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wf workflow
+		if err := yaml.Unmarshal(data, &wf); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		return wf, data
+	}
+	onPullRequest := map[string]bool{}
+	for _, f := range append(files, templates...) {
+		wf, _ := read(f)
+		rel, _ := filepath.Rel(root, f)
+		if _, ok := wf.On["pull_request_target"]; ok {
+			t.Errorf("%s runs on pull_request_target, which gives a fork's pull request this repository's token and secrets", rel)
+		}
+		if _, ok := wf.On["pull_request"]; ok {
+			onPullRequest[filepath.Base(f)] = true
+		}
+	}
+	if want := map[string]bool{"ci.yml": true, "preview.yml": true}; !maps.Equal(onPullRequest, want) {
+		t.Errorf("workflows run on pull_request: %v, want exactly %v", onPullRequest, want)
+	}
+
+	wf, data := read(filepath.Join(root, ".github", "workflows", "preview.yml"))
+	if len(wf.On) != 1 {
+		t.Errorf("preview.yml runs on %v, want pull_request alone", wf.On)
+	}
+	if bytes.Contains(data, []byte("secrets.")) {
+		t.Error("preview.yml reads a secret: a preview is signed keyless, as the pull request, or not at all")
+	}
+	const sameRepo = "github.event.pull_request.head.repo.full_name == github.repository"
+	gated := map[string]bool{}
+	for name, j := range wf.Jobs {
+		if strings.Contains(j.If, sameRepo) {
+			gated[name] = true
+		}
+	}
+	if len(gated) == 0 {
+		t.Fatalf("no job of preview.yml checks %q", sameRepo)
+	}
+	// A job runs for a fork only if it is not gated and needs no gated job
+	// (GitHub skips the jobs that need a skipped one, unless their if says
+	// always(); these say !cancelled() at most, which a skipped need fails
+	// through needs.matrix.result).
+	for name, j := range wf.Jobs {
+		var needs []string
+		switch n := j.Needs.(type) {
+		case string:
+			needs = []string{n}
+		case []any:
+			for _, x := range n {
+				needs = append(needs, fmt.Sprint(x))
+			}
+		}
+		reaches := gated[name] || slices.ContainsFunc(needs, func(n string) bool { return gated[n] })
+		if !reaches {
+			t.Errorf("preview.yml job %s can run for a fork's pull request: gate it on %q or make it need a job that is", name, sameRepo)
+		}
+		if strings.Contains(j.If, "always()") {
+			t.Errorf("preview.yml job %s runs always(), even when the gated job it needs was skipped for a fork", name)
+		}
+		for _, st := range j.Steps {
+			if st.With["command"] != "merge" && st.With["command"] != "release" {
+				continue
+			}
+			if st.With["preview"] != "${{ github.event.pull_request.number }}" || st.With["tags"] != "" || st.With["git-tag"] != "" {
+				t.Errorf("preview.yml job %s publishes with %v: want preview set to the pull request's number and no other tag", name, st.With)
+			}
+		}
+	}
+}
+
+// TestActPreview runs preview.yml under act for a pull request event: one
+// from a fork (the event's head repository is not this one), which must
+// publish nothing, then one from a branch of this repository, which builds,
+// smoke-tests and publishes pi as pr-7 and moves no other tag. One agent on
+// one system keeps it short; unsigned, since act has no OIDC token for the
+// keyless signing previews use.
+func TestActPreview(t *testing.T) {
+	notUnderAct(t)
+	testenv.Require(t, "nix", "podman", "git", "go", "docker-registry")
+	testenv.Setenv(t)
+	reg := testenv.StartRegistry(t)
+	repo := repoCopy(t, withSkippableMatrices)
+	prefix := reg + "/acme/agent-images"
+	args := []string{
+		"--var", "RELEASE_REGISTRY=" + prefix,
+		"--var", "RELEASE_INSECURE=true",
+		"--var", "RELEASE_SIGN=false",
+		"--var", "PREVIEW_AGENTS=pi",
+		"--var", "RELEASE_EXTRA_ARGS=--system x86_64-linux " + overrideArgs(testenv.StandinOverrides(t), "--override-input "),
+		"--env", "ACT_ARTIFACTS=" + t.TempDir(),
+	}
+	event := func(headRepo string) string {
+		f := filepath.Join(t.TempDir(), "pull_request.json")
+		ev := map[string]any{
+			"action": "synchronize",
+			"number": 7,
+			"pull_request": map[string]any{
+				"number": 7,
+				"head":   map[string]any{"ref": "feature", "repo": map[string]any{"full_name": headRepo}},
+				"base":   map[string]any{"ref": "main", "repo": map[string]any{"full_name": "acme/agent-images"}},
+			},
+			"repository": map[string]any{"full_name": "acme/agent-images", "default_branch": "main"},
+		}
+		b, _ := json.Marshal(ev)
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	piRepo, err := name.NewRepository(prefix+"/pi", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	fork := runAct(t, repo, "pull_request", "preview.yml", append(args, "-e", event("mallory/agent-images"))...)
+	if fork.err != nil {
+		t.Fatalf("act pull_request from a fork: %v\n%s", fork.err, humanLog(fork))
+	}
+	// act reports no result for a skipped job.
+	if ran := fork.jobs(); len(ran) > 0 {
+		t.Errorf("a fork's pull request ran jobs %v, want every job skipped", ran)
+	}
+	if tags, err := remote.List(piRepo); err == nil || len(tags) > 0 {
+		t.Fatalf("after a fork's pull request the registry has %s tags %v (%v), want nothing pushed", piRepo, tags, err)
+	}
+
+	same := runAct(t, repo, "pull_request", "preview.yml", append(args, "-e", event("acme/agent-images"))...)
+	want := map[string]string{"matrix": "success", "build pi x86_64-linux": "success", "merge pi": "success"}
+	if got := same.jobs(); !equalMaps(got, want) || same.err != nil {
+		t.Fatalf("act pull_request from this repository: jobs %v (%v), want %v\n%s", got, same.err, want, humanLog(same))
+	}
+	digests := same.outputs("merge pi", "digests")
+	var byAgent map[string]string
+	if len(digests) == 0 || json.Unmarshal([]byte(digests[len(digests)-1]), &byAgent) != nil || byAgent["pi"] == "" {
+		t.Fatalf("merge digests output = %q, want pi's preview index", digests)
+	}
+	tags, err := remote.List(piRepo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var release []string
+	for _, tag := range tags {
+		if !strings.HasPrefix(tag, "staging-") {
+			release = append(release, tag)
+		}
+	}
+	if !slices.Equal(release, []string{"pr-7"}) {
+		t.Errorf("a pull request's preview tagged %v (besides staging), want only pr-7", tags)
+	}
+	desc, err := remote.Head(piRepo.Tag("pr-7"))
+	if err != nil || desc.Digest.String() != byAgent["pi"] {
+		t.Errorf("pr-7 = %v, %v; want the preview's index %s", desc, err, byAgent["pi"])
+	}
 }
 
 // TestActCI runs ci.yml for real under act, offline: the repository

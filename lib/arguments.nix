@@ -28,6 +28,14 @@ let
     "nogroup"
   ];
 
+  # OCI labels that differ with every release of the same image. In the
+  # config (part of the image digest) they would make every commit a new
+  # image; release records them on the index instead.
+  perReleaseLabels = [
+    "org.opencontainers.image.created"
+    "org.opencontainers.image.revision"
+  ];
+
   isUnder = dir: path: path == dir || lib.hasPrefix "${dir}/" path;
 
   # A path's components after its leading `~` or `/`.
@@ -86,7 +94,7 @@ let
   ];
 in
 rec {
-  inherit systemPaths reservedNames;
+  inherit systemPaths reservedNames perReleaseLabels;
 
   # The rule lists, by the kind of argument they check. `uid` refuses 0
   # unless the caller opted in with allowRoot; `user` takes the uid, since
@@ -119,6 +127,26 @@ rec {
           broken = user: lib.elem user reservedNames && !(user == "root" && uid == 0);
         }
       ];
+      labels = [
+        {
+          name = "attrset";
+          text = "must be an attribute set of label names to strings";
+          broken = labels: !(builtins.isAttrs labels);
+        }
+      ];
+      label-key = [
+        {
+          name = "label-name";
+          text = "must be a label name: a letter or digit, then letters, digits and . _ - / (such as org.opencontainers.image.vendor)";
+          broken = key: builtins.match "[A-Za-z0-9][A-Za-z0-9._/-]*" key == null;
+        }
+        {
+          name = "per-release";
+          text = "must not be a fact of one release (${lib.concatStringsSep " " perReleaseLabels}): in the config, which is part of the image digest, it would make every commit a new image; release puts it on the index";
+          broken = key: lib.elem key perReleaseLabels;
+        }
+      ];
+      label-value = [ ];
       gid = idRules;
       uid =
         idRules
@@ -139,6 +167,8 @@ rec {
         "directory"
         "workingDir"
         "user"
+        "label-key"
+        "label-value"
       ];
       # Stops at the first broken rule: later rules may assume earlier ones
       # hold (range compares an integer).

@@ -105,6 +105,11 @@ in
   # default, so any flake's images are; false keeps one local (test images).
   release ? true,
   allowRoot ? false,
+  # OCI labels of the image config, over the defaults (title, description,
+  # version, licenses): what `podman inspect` shows, and what release copies
+  # onto the index registries display unless it knows better (see README,
+  # "What registries show").
+  labels ? { },
 }:
 let
   # Arguments that end up in /etc/passwd, in chown commands or as owned
@@ -119,7 +124,13 @@ let
     (check "user" "user" user)
     (check "workingDir" "workingDir" workingDir)
   ]
-  ++ map (check "extraDirectories entry" "directory") extraDirectories;
+  ++ map (check "extraDirectories entry" "directory") extraDirectories
+  ++ lib.concatLists (
+    lib.mapAttrsToList (key: value: [
+      (check "labels key" "label-key" key)
+      (check "labels.${builtins.toJSON key}" "label-value" value)
+    ]) (check "labels" "labels" labels)
+  );
 
   home = if uid == 0 then "/root" else "/home/${user}";
   # gid 100 is "users" on most systems, which is why rootless Podman users
@@ -318,19 +329,31 @@ let
   '';
 
   agentDescription = agent.meta.description or "";
+  agentVersion = agent.version or (lib.getVersion agent);
+
+  # The config holds only facts of the image's inputs: it is part of the
+  # image's digest, so a label that changed with every commit (the
+  # revision, the commit time) would make every commit a new image, and
+  # `release` would never find one unchanged. Where the image was released
+  # from, and when, is for the index (release annotates it). No source
+  # either: mkAgentImage cannot know which repository builds it, and a
+  # wrong one is worse than none.
+  imageLabels = {
+    "org.opencontainers.image.title" = name;
+    "org.opencontainers.image.version" = agentVersion;
+    "org.opencontainers.image.licenses" = spdxOf agent;
+  }
+  // lib.optionalAttrs (agentDescription != "") {
+    "org.opencontainers.image.description" = agentDescription;
+  }
+  // labels;
 
   config = {
     Entrypoint = [ "agent-images-entrypoint" ] ++ entrypoint;
     User = owner;
     WorkingDir = workingDir;
     Env = lib.mapAttrsToList (k: v: "${k}=${toString v}") env;
-    Labels = {
-      "org.opencontainers.image.title" = name;
-      "org.opencontainers.image.description" = agentDescription;
-      "org.opencontainers.image.version" = agent.version or (lib.getVersion agent);
-      "org.opencontainers.image.licenses" = spdxOf agent;
-      "org.opencontainers.image.source" = "https://github.com/nothingnesses/agent-images";
-    };
+    Labels = imageLabels;
   };
 
   image = pkgs.dockerTools.buildLayeredImage (
@@ -357,7 +380,7 @@ let
   agentImage = {
     attr = baseNameOf name;
     name = lib.getName agent;
-    version = agent.version or (lib.getVersion agent);
+    version = agentVersion;
     description = agentDescription;
     unfree = isUnfree agent;
     license = spdxOf agent;
@@ -379,6 +402,8 @@ let
       ;
     imageName = name;
     imageTag = tag;
+    # The config's labels, exactly: the smoke test holds the image to them.
+    labels = imageLabels;
     extraDirectories = extraDirs;
     # What release's smoke test holds the image to besides the identity
     # above: the program it runs, the environment the caller added, and the

@@ -48,6 +48,10 @@ func (img Image) Expect() smoke.Expect {
 	}
 	e.Dirs = append(e.Dirs, img.ExtraDirectories...)
 	e.Labels[labelVersion] = img.Version
+	// The config carries exactly the labels the flake declared.
+	for k, v := range img.Labels {
+		e.Labels[k] = v
+	}
 	if img.WithNix {
 		e.Absent = slices.DeleteFunc(e.Absent, func(c string) bool { return c == "nix" })
 		e.Nix = &smoke.NixExpect{}

@@ -44,6 +44,7 @@ func TestImageExpect(t *testing.T) {
 					"not-a-shell-var": "x",
 				},
 				Commands:  []string{"hello", "bash", "has space"},
+				Labels:    map[string]string{"org.opencontainers.image.vendor": "Acme", labelVersion: "1.0"},
 				WithNix:   true,
 				WithNixLd: true,
 			},
@@ -56,6 +57,7 @@ func TestImageExpect(t *testing.T) {
 				e.UniqueEnv = append(e.UniqueEnv, "REVIEWER_MODE")
 				e.Dirs = append(e.Dirs, "/home/dev/.cache/reviewer", "/opt/reviewer")
 				e.Labels[labelVersion] = "1.0"
+				e.Labels["org.opencontainers.image.vendor"] = "Acme"
 				e.Absent = []string{}
 				e.Nix = &smoke.NixExpect{}
 				e.NixLd = &smoke.NixLdExpect{}

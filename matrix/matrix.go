@@ -71,6 +71,9 @@ type Image struct {
 	// rest: a build realises it without evaluating the flake again, and a
 	// release compares it with the derivation the published index names.
 	DrvPath string `json:"drvPath"`
+	// Labels are the image config's OCI labels, exactly as mkAgentImage set
+	// them; nil from an older mkAgentImage.
+	Labels map[string]string `json:"labels"`
 }
 
 // Target is one image to release: an agent built for a system.

@@ -71,6 +71,12 @@ type Options struct {
 	SourceTime time.Time
 	// ExtraTags are moved along with the standard ones.
 	ExtraTags []string
+	// GitTag is the git tag being released (v1.2.3): tagged itself, with a
+	// semantic version's series (see publish.TagPolicy).
+	GitTag string
+	// Preview is the pull request a preview release is of: it moves
+	// pr-<N> alone.
+	Preview int
 	// StagingKey names the split-mode staging tags (default: derived from Commit).
 	StagingKey string
 	// From is the build records Merge accepts parts from: the --output file
@@ -87,6 +93,11 @@ type Options struct {
 	// published index was built from the derivations this run evaluates
 	// (by default that index is the release again, and nothing is built).
 	Rebuild bool
+
+	// SizeThreshold flags, in the change report, every platform that grew
+	// by more than this fraction of its size in the release latest named
+	// before (0.1 is 10%); nil flags none.
+	SizeThreshold *float64
 
 	// Signer signs what is pushed, before any tag moves. Pushing needs one:
 	// sign.New(ctx, sign.Disabled()) publishes unsigned, on purpose.
@@ -179,7 +190,7 @@ func newRun(o Options, m mode) (*run, error) {
 	}
 	// The tags every agent shares are checked now; the version tag is
 	// checked per agent once the flake is read, still before any build.
-	if _, err := (publish.TagPolicy{Commit: o.Commit, Now: r.now, Extra: o.ExtraTags}).Tags(); err != nil {
+	if _, err := r.tagPolicy("").Tags(); err != nil {
 		errs = append(errs, fmt.Errorf("tags: %w", err))
 	}
 	if m == modeBuild && !stagingKeyRE.MatchString(r.stagingKey()) {
@@ -205,6 +216,11 @@ func newRun(o Options, m mode) (*run, error) {
 		r.runtime = rt
 	}
 	return r, nil
+}
+
+// tagPolicy is the tag policy of an agent at version.
+func (r *run) tagPolicy(version string) publish.TagPolicy {
+	return publish.TagPolicy{Version: version, Commit: r.o.Commit, Now: r.now, Extra: r.o.ExtraTags, GitTag: r.o.GitTag, Preview: r.o.Preview}
 }
 
 // pushes reports whether the run writes to a registry.
@@ -281,7 +297,7 @@ func (r *run) records(targets []matrix.Target) ([]*agent, error) {
 		if !ok {
 			a = &agent{Agent: &record.Agent{Agent: t.Agent, Version: t.Image.Version, Status: record.StagePlanned}, flake: t.Image}
 			a.Created = r.sourceTime
-			a.tags, err = publish.TagPolicy{Version: t.Image.Version, Commit: r.o.Commit, Now: r.now, Extra: r.o.ExtraTags}.Tags()
+			a.tags, err = r.tagPolicy(t.Image.Version).Tags()
 			by[t.Agent] = a
 			agents = append(agents, a)
 		}

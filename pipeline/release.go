@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
 )
@@ -169,6 +171,12 @@ type signer func(ctx context.Context, a *agent, res *publish.Result) (bool, *rec
 // gets the attestations made for the first (see sign) and the report keeps
 // the order of --registry.
 func (r *run) publish(ctx context.Context, pubs []publish.Publisher, a *agent, sign signer) {
+	// What changed is reported against what latest named in the first
+	// destination before any tag moved.
+	var before name.Digest
+	if !r.o.DryRun {
+		before = r.latest(ctx, a)
+	}
 	for i, pub := range pubs {
 		a.Published = append(a.Published, r.publishTo(ctx, i, pub, a, sign, len(pubs) > 1))
 	}
@@ -204,6 +212,7 @@ func (r *run) publish(ctx context.Context, pubs []publish.Publisher, a *agent, s
 	default:
 		a.Status = record.StageDone
 	}
+	r.compare(ctx, a, before)
 	detail := a.Index.String()
 	if a.Error != "" {
 		detail = a.Error

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
+	"github.com/nothingnesses/agent-images/internal/pullsize"
 	"github.com/nothingnesses/agent-images/internal/testenv"
 )
 
@@ -23,7 +24,7 @@ func BenchmarkPushImage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	size, err := PullSize(img)
+	size, err := pullsize.Of(img)
 	if err != nil {
 		b.Fatal(err)
 	}

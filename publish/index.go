@@ -29,8 +29,8 @@ type Release struct {
 	// never moves to an index older than the one it points at.
 	Version string
 	Created time.Time
-	// Annotations go on the index besides the version and time (source,
-	// revision, title).
+	// Annotations go on the index over what the images' configs say of
+	// them (see indexAnnotations): the source, the revision, the title.
 	Annotations map[string]string
 	// Tags are moved to the index last.
 	Tags []Tag
@@ -89,15 +89,9 @@ func Index(rel Release) (v1.ImageIndex, error) {
 	}
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	idx = mutate.AppendManifests(idx, adds...)
-	annotations := map[string]string{}
-	for k, v := range rel.Annotations {
-		annotations[k] = v
-	}
-	if rel.Version != "" {
-		annotations[AnnotationVersion] = rel.Version
-	}
-	if !rel.Created.IsZero() {
-		annotations[AnnotationCreated] = rel.Created.UTC().Format(time.RFC3339)
+	annotations, err := indexAnnotations(rel)
+	if err != nil {
+		return nil, err
 	}
 	if len(annotations) > 0 {
 		idx = mutate.Annotations(idx, annotations).(v1.ImageIndex)

@@ -10,6 +10,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nothingnesses/agent-images/internal/pullsize"
 	"github.com/nothingnesses/agent-images/record"
 )
 
@@ -105,7 +106,7 @@ func publish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool) 
 	// gone is not published.
 	var missing []*record.Image
 	for _, img := range rel.Images {
-		if img.Size, err = PullSize(img.Image); err != nil {
+		if img.Size, err = pullsize.Of(img.Image); err != nil {
 			return res, err
 		}
 		if img.Digest, err = img.Image.Digest(); err != nil {
@@ -217,22 +218,4 @@ func indexKey(ctx context.Context, s store, d v1.Hash) (Key, error) {
 		}
 	}
 	return k, nil
-}
-
-// PullSize is what pulling img downloads: its manifest, config and layers,
-// as compressed in the registry. Reports and change reports give this size.
-func PullSize(img v1.Image) (int64, error) {
-	m, err := img.Manifest()
-	if err != nil {
-		return 0, err
-	}
-	total, err := img.Size()
-	if err != nil {
-		return 0, err
-	}
-	total += m.Config.Size
-	for _, l := range m.Layers {
-		total += l.Size
-	}
-	return total, nil
 }

@@ -246,6 +246,51 @@ func TestNoRollback(t *testing.T) {
 	}
 }
 
+// TestSemverSeriesNeverMoveBack: a git tag's series tags follow the
+// no-rollback rule. v1.2.4 from a newer commit takes 1.2 and 1 from v1.2.3;
+// a re-run of v1.2.3 afterwards (an older commit) moves only the tags that
+// name it alone, and 1.2.3, which it already holds.
+func TestSemverSeriesNeverMoveBack(t *testing.T) {
+	ctx := context.Background()
+	host, _ := startRegistry(t)
+	repo, _ := name.NewRepository(host + "/agent-images/pi")
+	r := NewRegistry(prefix(t, host+"/agent-images"))
+	release := func(git string, created time.Time, imgs []*record.Image) *Result {
+		t.Helper()
+		tags, err := TagPolicy{Version: "0.70.6", Now: created, GitTag: git}.Tags()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := r.Publish(ctx, Release{Agent: "pi", Images: imgs, Version: "0.70.6", Created: created, Tags: tags}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	imgs := images(t)
+	first := release("v1.2.3", day1, imgs)
+	second := release("v1.2.4", day1.Add(time.Hour), images(t))
+	again := release("v1.2.3", day1, imgs)
+	if got, want := strings.Join(again.Moved, " "), ""; got != want {
+		t.Errorf("re-run of v1.2.3 moved %q, want %q", got, want)
+	}
+	var kept []string
+	for _, k := range again.Kept {
+		kept = append(kept, k.Tag)
+	}
+	if got, want := strings.Join(kept, " "), "latest 0.70.6 2026-11-01 1.2 1"; got != want {
+		t.Errorf("re-run of v1.2.3 kept %q, want %q", got, want)
+	}
+	for tag, want := range map[string]v1.Hash{
+		"1.2": second.Index, "1": second.Index, "latest": second.Index, "1.2.4": second.Index, "v1.2.4": second.Index,
+		"1.2.3": first.Index, "v1.2.3": first.Index,
+	} {
+		if desc, err := remote.Head(repo.Tag(tag)); err != nil || desc.Digest != want {
+			t.Errorf("%s = %v %v, want %s", tag, desc, err, want)
+		}
+	}
+}
+
 func TestPlanWritesNothing(t *testing.T) {
 	ctx := context.Background()
 	host, rec := startRegistry(t)
@@ -452,6 +497,26 @@ func TestTags(t *testing.T) {
 		{name: "staging space", policy: TagPolicy{Now: now, Extra: []string{"staging-sha-0123456-linux-amd64"}}, wantErr: "reserved tag space staging-*"},
 		{name: "bad commit", policy: TagPolicy{Now: now, Commit: "a b c d e f g"}, wantErr: `commit: "a b c d e f g" is not a git commit id`},
 		{name: "version in reserved space", policy: TagPolicy{Now: now, Version: "staging-1"}, wantErr: `version "staging-1" gives no usable tag`},
+		// Git tags: the tag itself, and a semantic version's series.
+		{name: "semver git tag", policy: TagPolicy{Version: "0.70.6", Commit: "0123456789abcdef", Now: now, GitTag: "v1.2.3"},
+			want: "latest 0.70.6 2026-11-27 sha-0123456 v1.2.3 1.2.3 1.2 1"},
+		{name: "git tag without v", policy: TagPolicy{Version: "0.70.6", Now: now, GitTag: "2.0.0"}, want: "latest 0.70.6 2026-11-27 2.0.0 2.0 2"},
+		{name: "0.x has no major series", policy: TagPolicy{Version: "0.70.6", Now: now, GitTag: "v0.4.1"}, want: "latest 0.70.6 2026-11-27 v0.4.1 0.4.1 0.4"},
+		{name: "pre-release: itself only, latest stays", policy: TagPolicy{Version: "0.70.6", Now: now, GitTag: "v1.3.0-rc.1"},
+			want: "0.70.6 2026-11-27 v1.3.0-rc.1 1.3.0-rc.1"},
+		{name: "build metadata", policy: TagPolicy{Version: "0.70.6", Now: now, GitTag: "v1.2.3+build.5"},
+			want: "latest 0.70.6 2026-11-27 v1.2.3-build.5 1.2.3-build.5 1.2 1"},
+		{name: "not a semantic version", policy: TagPolicy{Version: "0.70.6", Now: now, GitTag: "v1.2"}, want: "latest 0.70.6 2026-11-27 v1.2"},
+		{name: "leading zero is not semver", policy: TagPolicy{Version: "0.70.6", Now: now, GitTag: "v01.2.3"}, want: "latest 0.70.6 2026-11-27 v01.2.3"},
+		{name: "git tag with a slash", policy: TagPolicy{Now: now, GitTag: "release/7"}, want: "latest 2026-11-27 release-7"},
+		{name: "series equal to the agent's version", policy: TagPolicy{Version: "1.2", Now: now, GitTag: "v1.2.0"},
+			want: "latest 1.2 2026-11-27 v1.2.0 1.2.0 1"},
+		{name: "git tag in a reserved space", policy: TagPolicy{Now: now, GitTag: "staging-x"}, wantErr: `--git-tag "staging-x" gives no usable tag`},
+		// Pull request previews move pr-<N> alone.
+		{name: "preview", policy: TagPolicy{Version: "0.70.6", Commit: "0123456789abcdef", Now: now, Preview: 42}, want: "pr-42"},
+		{name: "preview with a git tag", policy: TagPolicy{Now: now, Preview: 42, GitTag: "v1.0.0"}, wantErr: "--preview 42 moves only pr-42"},
+		{name: "preview with extra tags", policy: TagPolicy{Now: now, Preview: 42, Extra: []string{"latest"}}, wantErr: "drop --git-tag and --tag"},
+		{name: "negative preview", policy: TagPolicy{Now: now, Preview: -1}, wantErr: "--preview -1: want the pull request's number"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -479,6 +544,24 @@ func TestTagsOwned(t *testing.T) {
 	want := []Tag{{"latest", false, false}, {"1.0", false, false}, {"2026-11-01", false, false}, {"sha-0123456", true, true}, {"v1", true, false}}
 	if !slices.Equal(got, want) {
 		t.Errorf("Tags() = %v, want %v", got, want)
+	}
+}
+
+// Which tags only ever move forward: the shared ones of every release and
+// a semantic version's; the names of one release alone move anyway.
+func TestTagsOwnedByGitTagAndPreview(t *testing.T) {
+	got, err := TagPolicy{Version: "0.70.6", Commit: "0123456789abcdef", Now: day1, GitTag: "v1.2.3"}.Tags()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Tag{{Name: "latest"}, {Name: "0.70.6"}, {Name: "2026-11-01", Built: true}, {Name: "sha-0123456", Owned: true, Built: true},
+		{Name: "v1.2.3", Owned: true}, {Name: "1.2.3"}, {Name: "1.2"}, {Name: "1"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("Tags() of v1.2.3 = %v, want %v", got, want)
+	}
+	got, err = TagPolicy{Version: "0.70.6", Now: day1, Preview: 7}.Tags()
+	if want := []Tag{{Name: "pr-7", Owned: true}}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("Tags() of preview 7 = %v, %v; want %v", got, err, want)
 	}
 }
 

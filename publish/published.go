@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/nothingnesses/agent-images/internal/pullsize"
 	"github.com/nothingnesses/agent-images/record"
 )
 
@@ -81,26 +82,13 @@ func readPublished(ctx context.Context, s store) (*Published, error) {
 		}
 		if raw != nil {
 			img.Present = true
-			if img.Size, err = manifestSize(raw); err != nil {
+			if img.Size, err = pullsize.OfManifest(raw); err != nil {
 				return nil, fmt.Errorf("reading %s in %s: %w", desc.Digest, s.where(), err)
 			}
 		}
 		p.Images = append(p.Images, img)
 	}
 	return p, nil
-}
-
-// manifestSize is the bytes of an image manifest, its config and its layers.
-func manifestSize(raw []byte) (int64, error) {
-	m, err := v1.ParseManifest(bytes.NewReader(raw))
-	if err != nil {
-		return 0, err
-	}
-	total := int64(len(raw)) + m.Config.Size
-	for _, l := range m.Layers {
-		total += l.Size
-	}
-	return total, nil
 }
 
 // ErrChanged is why a published index cannot stand for images: they were

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nothingnesses/agent-images/internal/pullsize"
 	retrying "github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/record"
 )
@@ -450,7 +451,7 @@ func (r *Registry) Stage(ctx context.Context, img *record.Image, key string) err
 	if err := remote.Tag(tag, img.Image, r.RemoteOptions(ctx)...); err != nil {
 		return fmt.Errorf("recording %s as %s: %w", ref, tag, err)
 	}
-	if img.Size, err = PullSize(img.Image); err != nil {
+	if img.Size, err = pullsize.Of(img.Image); err != nil {
 		return err
 	}
 	img.Ref = ref

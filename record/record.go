@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/nothingnesses/agent-images/changes"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/smoke"
 )
@@ -201,6 +202,13 @@ type Agent struct {
 	// --registry order (one entry for one registry or the layout); empty
 	// when it was not published (it failed before).
 	Published []*Publication `json:"published,omitempty"`
+	// Changes is what changed since the release the agent's latest tag
+	// named before this run moved any tag. Nil when there was none (a first
+	// release), latest already named this index, nothing was pushed, or the
+	// comparison failed (a note then says why).
+	Changes *changes.Report `json:"changes,omitempty"`
+	// Notes say what the release could not do without failing for it.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Failed reports whether the agent's release failed.

@@ -8,12 +8,13 @@ import (
 	"io"
 	"os"
 	"path"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nothingnesses/agent-images/internal/storepath"
 )
 
 // StorePath is one top-level /nix/store entry found inside an image.
@@ -31,46 +32,17 @@ type StorePath struct {
 	NarHash v1.Hash
 }
 
-// nixHash is a store path's hash part: 32 characters of Nix's base32.
-var nixHash = regexp.MustCompile(`^[0-9abcdfghijklmnpqrsvwxyz]{32}$`)
-
-// outputNames are the derivation outputs nixpkgs names paths after; a
-// version ending in "-<one of them>" is that output of the package. The
-// list is closed on purpose: a version such as "1.0-rc" must stay whole.
-var outputNames = []string{"bin", "dev", "devdoc", "doc", "info", "lib", "libexec", "man", "static", "debug", "terminfo", "dist"}
-
 // ParseStorePath splits a store path's base name the way Nix's
-// builtins.parseDrvName does: the version starts at the first dash that is
-// not followed by a letter ("bash-interactive-5.2p37" -> bash-interactive,
-// 5.2p37). A version ending in an output name loses it to Output
-// ("glibc-2.40-66-bin" -> glibc, 2.40-66, bin), so that the version is the
-// package's. ok is false for names that are not store paths.
+// builtins.parseDrvName does (see storepath.Parse): "glibc-2.40-66-bin" is
+// glibc, version 2.40-66, output bin. ok is false for names that are not
+// store paths.
 func ParseStorePath(base string) (sp StorePath, ok bool) {
-	hash, rest, found := strings.Cut(base, "-")
-	if !found || !nixHash.MatchString(hash) || rest == "" {
+	n, ok := storepath.Parse(base)
+	if !ok {
 		return StorePath{}, false
 	}
-	sp = StorePath{Path: "/nix/store/" + base, Hash: hash, Name: rest}
-	for i := 0; i < len(rest)-1; i++ {
-		if rest[i] == '-' && !isLetter(rest[i+1]) {
-			sp.Name, sp.Version = rest[:i], rest[i+1:]
-			break
-		}
-	}
-	if v, out, found := cutLast(sp.Version, "-"); found && slices.Contains(outputNames, out) {
-		sp.Version, sp.Output = v, out
-	}
-	return sp, true
+	return StorePath{Path: "/nix/store/" + base, Hash: n.Hash, Name: n.Name, Version: n.Version, Output: n.Output}, true
 }
-
-func cutLast(s, sep string) (before, after string, found bool) {
-	if i := strings.LastIndex(s, sep); i >= 0 {
-		return s[:i], s[i+len(sep):], true
-	}
-	return s, "", false
-}
-
-func isLetter(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }
 
 // StorePaths lists the top-level /nix/store entries of every layer of img,
 // sorted by path, each with its NAR hash. It reads the image itself, so the

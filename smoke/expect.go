@@ -98,11 +98,13 @@ const HomeShim = "agent-images-entrypoint"
 var DefaultNixFeatures = []string{"nix-command", "flakes"}
 
 // ReleaseLabels are the OCI labels every release image carries, so registries
-// and `podman inspect` show what is inside.
+// and `podman inspect` show what is inside. There is no source among them:
+// the image cannot know which repository releases it, so the index says
+// that (release annotates it), not the config.
 var ReleaseLabels = []string{
 	"org.opencontainers.image.title",
 	"org.opencontainers.image.version",
-	"org.opencontainers.image.source",
+	"org.opencontainers.image.licenses",
 }
 
 // BaseCommands are the commands the default basePackages put on PATH

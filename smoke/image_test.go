@@ -130,9 +130,9 @@ func agentConfig(arch string) v1.ConfigFile {
 				"XDG_STATE_HOME=/home/agent/.local/state",
 			},
 			Labels: map[string]string{
-				"org.opencontainers.image.title":   "fake-agent",
-				"org.opencontainers.image.version": "1.2.3",
-				"org.opencontainers.image.source":  "https://github.com/nothingnesses/agent-images",
+				"org.opencontainers.image.title":    "fake-agent",
+				"org.opencontainers.image.version":  "1.2.3",
+				"org.opencontainers.image.licenses": "MIT",
 			},
 		},
 	}

@@ -130,8 +130,8 @@ var staticCases = []struct {
 	},
 	{
 		name:       "label missing",
-		edit:       func(_ tree, cf *v1.ConfigFile) { delete(cf.Config.Labels, "org.opencontainers.image.source") },
-		wantFailed: []string{"config.label org.opencontainers.image.source"},
+		edit:       func(_ tree, cf *v1.ConfigFile) { delete(cf.Config.Labels, "org.opencontainers.image.licenses") },
+		wantFailed: []string{"config.label org.opencontainers.image.licenses"},
 	},
 	{
 		name:       "passwd home wrong",

@@ -90,7 +90,12 @@ else
   if [ "${COMMAND:-release}" != release ] || [ "${PUSH:-false}" = true ]; then sign_args; fi
   if [ -n "${OUTPUT:-}" ]; then args+=(--output "$OUTPUT"); fi
   if [ "${COMMAND:-release}" = merge ] && [ -n "${FROM:-}" ]; then args+=(--from "$FROM"); fi
-  if [ "${COMMAND:-release}" != build ]; then tag_args; fi
+  if [ "${COMMAND:-release}" != build ]; then
+    if [ -n "${GIT_TAG:-}" ]; then args+=(--git-tag "$GIT_TAG"); fi
+    if [ -n "${PREVIEW:-}" ]; then args+=(--preview "$PREVIEW"); fi
+    if [ -n "${SIZE_THRESHOLD:-}" ]; then args+=(--size-threshold "$SIZE_THRESHOLD"); fi
+    tag_args
+  fi
 fi
 
 if [ -n "${EXTRA_ARGS:-}" ]; then

@@ -2,12 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -134,17 +137,18 @@ func TestConsumerFlakeReleases(t *testing.T) {
 	}
 
 	index := mustDigest(t, prefix+"/reviewer@"+ar.Index.String())
-	idx, err := remote.Index(index)
-	if err != nil {
-		t.Fatalf("reading the pushed index: %v", err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := im.Annotations["org.opencontainers.image.source"]; got != "https://github.com/acme/my-images" {
-		t.Errorf("index source annotation = %q, want the consumer's repository https://github.com/acme/my-images", got)
-	}
+	checkRegistryMetadata(t, prefix+"/reviewer", ar.Platforms[0].Digest.String(), targets[0].Image, map[string]string{
+		// The repository releasing, from the flake's git origin...
+		"org.opencontainers.image.source": "https://github.com/acme/my-images",
+		"org.opencontainers.image.url":    "https://github.com/acme/my-images",
+		// ...what the flake's labels say, over the source's defaults...
+		"org.opencontainers.image.vendor":        "Acme Code Review",
+		"org.opencontainers.image.documentation": "https://acme.example/docs/reviewer",
+		// ...and the release's own facts.
+		"org.opencontainers.image.title":    "reviewer",
+		"org.opencontainers.image.revision": rep.Commit,
+		"org.opencontainers.image.created":  commitTime(t, dir),
+	})
 
 	if out, err := run(t, "verify", "--agent", "reviewer", "--registry", prefix, "--insecure", "--key", "cosign.pub"); err != nil {
 		t.Errorf("release verify = %v\n%s", err, out)
@@ -157,6 +161,10 @@ func TestConsumerFlakeReleases(t *testing.T) {
 	// same bytes under the prefix without the release's signature.
 	if out, err := run(t, "policy", "--registry", prefix, "--key", "cosign.pub", "--out", "policy"); err != nil {
 		t.Fatalf("release policy = %v\n%s", err, out)
+	}
+	idx, err := remote.Index(index)
+	if err != nil {
+		t.Fatal(err)
 	}
 	copied := mustDigest(t, prefix+"/copied@"+ar.Index.String())
 	if err := remote.WriteIndex(copied, idx); err != nil {
@@ -193,6 +201,80 @@ func cosignVerify(t *testing.T, cosign, pub, index, platform string) {
 			t.Errorf("cosign %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
+}
+
+// checkRegistryMetadata reads what a registry shows of a release the way
+// GHCR does, with skopeo rather than this tool: the annotations of the
+// index :latest names, and the labels of one platform image's config. The
+// index carries the image's description, licence and version and the
+// annotations in want; the config exactly the labels the flake declared,
+// none of them a per-release fact.
+func checkRegistryMetadata(t *testing.T, repo, platform string, flake matrix.Image, want map[string]string) {
+	t.Helper()
+	testenv.Require(t, "skopeo")
+	var index struct {
+		MediaType   string            `json:"mediaType"`
+		Annotations map[string]string `json:"annotations"`
+	}
+	skopeoJSON(t, &index, "inspect", "--raw", "--tls-verify=false", "docker://"+repo+":latest")
+	if index.MediaType != "application/vnd.oci.image.index.v1+json" {
+		t.Fatalf("%s:latest is a %s, want an OCI index", repo, index.MediaType)
+	}
+	want = maps.Clone(want)
+	want["org.opencontainers.image.description"] = flake.Description
+	want["org.opencontainers.image.licenses"] = flake.License
+	want["org.opencontainers.image.version"] = flake.Version
+	if flake.Description == "" || flake.License == "" {
+		t.Fatalf("the flake's image has description %q and licence %q: the test needs both", flake.Description, flake.License)
+	}
+	if !maps.Equal(index.Annotations, want) {
+		t.Errorf("annotations of %s:latest =\n%v\nwant\n%v", repo, index.Annotations, want)
+	}
+
+	var config struct {
+		Config struct {
+			Labels map[string]string `json:"Labels"`
+		} `json:"config"`
+	}
+	skopeoJSON(t, &config, "inspect", "--config", "--raw", "--tls-verify=false", "docker://"+repo+"@"+platform)
+	if len(flake.Labels) == 0 || !maps.Equal(config.Config.Labels, flake.Labels) {
+		t.Errorf("config labels of %s@%s =\n%v\nwant the flake's\n%v", repo, platform, config.Config.Labels, flake.Labels)
+	}
+	for _, k := range []string{"org.opencontainers.image.revision", "org.opencontainers.image.created", "org.opencontainers.image.source"} {
+		if v, ok := config.Config.Labels[k]; ok {
+			t.Errorf("config label %s = %q: a fact of the release in the image would change its digest with every commit", k, v)
+		}
+	}
+}
+
+// skopeoJSON runs skopeo and decodes what it prints into v.
+func skopeoJSON(t *testing.T, v any, args ...string) {
+	t.Helper()
+	out, err := exec.Command("skopeo", args...).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("skopeo %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	if err := json.Unmarshal(out, v); err != nil {
+		t.Fatalf("skopeo %s printed %s: %v", strings.Join(args, " "), out, err)
+	}
+}
+
+// commitTime is the time of dir's HEAD commit as the index records it.
+func commitTime(t *testing.T, dir string) string {
+	t.Helper()
+	out, err := exec.Command("git", "-C", dir, "log", "-1", "--format=%ct").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secs, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.Unix(secs, 0).UTC().Format(time.RFC3339)
 }
 
 func mustDigest(t *testing.T, ref string) name.Digest {

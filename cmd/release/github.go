@@ -91,7 +91,7 @@ func newGitHubNotesCmd() *cobra.Command {
 func newGitHubNightlyCmd() *cobra.Command {
 	var f gitHubFlags
 	var runID int64
-	var runURL, missing string
+	var runURL, missing, results string
 	cmd := &cobra.Command{
 		Use:   "nightly --run-id ID",
 		Short: "Open, update or close the issue that tracks a failing nightly release",
@@ -100,7 +100,11 @@ func newGitHubNightlyCmd() *cobra.Command {
 commented on each later one, closed with a comment when a nightly succeeds.
 Run it as the last job of the nightly with permissions issues: write and
 actions: read. --missing takes the matrix job's "missing" output, so agents
-llm-agents no longer provides are listed too (and keep the issue open).`,
+llm-agents no longer provides are listed too (and keep the issue open).
+--release-json takes the run's release.json files: what changed in the agents
+that released goes into the comment (or the new issue) on a failure, and into
+the closing comment on the first success; a success with no issue open
+writes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runID == 0 {
@@ -130,6 +134,19 @@ llm-agents no longer provides are listed too (and keep the issue open).`,
 				return err
 			}
 			run.Missing = gone
+			if results != "" {
+				if _, err := os.Stat(results); err == nil {
+					agents, err := gh.ReadPublished(results)
+					if err != nil {
+						return err
+					}
+					for _, a := range agents {
+						if a.Changes != nil {
+							run.Changes = append(run.Changes, a.Changes)
+						}
+					}
+				}
+			}
 			tracked, err := c.TrackNightly(cmd.Context(), run)
 			if err != nil {
 				return err
@@ -151,6 +168,7 @@ llm-agents no longer provides are listed too (and keep the issue open).`,
 	f.register(cmd)
 	cmd.Flags().Int64Var(&runID, "run-id", 0, "the workflow run (default $GITHUB_RUN_ID)")
 	cmd.Flags().StringVar(&runURL, "run-url", "", "link to the run (default from $GITHUB_SERVER_URL)")
+	cmd.Flags().StringVar(&results, "release-json", "", "the run's release.json, or a directory of them (missing: no agent released), for what changed")
 	cmd.Flags().StringVar(&missing, "missing", "", `agents llm-agents no longer provides: the JSON list "release matrix --json" writes as its "missing" output`)
 	return cmd
 }

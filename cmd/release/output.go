@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/nothingnesses/agent-images/changes"
 	"github.com/nothingnesses/agent-images/gh"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/record"
@@ -131,14 +132,23 @@ func writeSummary(w io.Writer, rep *record.Report) {
 				fmt.Fprintf(tw, "\t%s\t\t%s\t%s\n", p.Status, strings.Join(p.Moved, ","), where)
 				kept(p.Kept)
 			}
-			continue
+		} else {
+			where := a.Repository
+			if a.Error != "" {
+				where = a.Error
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Agent, a.Status, short(indexString(a)), strings.Join(a.Moved, ","), where)
+			kept(a.Kept)
 		}
-		where := a.Repository
-		if a.Error != "" {
-			where = a.Error
+		if c := a.Changes; c != nil {
+			fmt.Fprintf(tw, "\t\t\t\tsince latest (%s): %s\n", short(c.From.Digest), c.Headline())
+			for _, p := range c.OverThreshold() {
+				fmt.Fprintf(tw, "\t\t\t\t! %s grew %s, over %s\n", p.Platform, p.SizeChange(), c.ThresholdString())
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Agent, a.Status, short(indexString(a)), strings.Join(a.Moved, ","), where)
-		kept(a.Kept)
+		for _, n := range a.Notes {
+			fmt.Fprintf(tw, "\t\t\t\tnote: %s\n", oneLine(n))
+		}
 	}
 	tw.Flush()
 }
@@ -227,6 +237,18 @@ func writeStepSummary(rep *record.Report) error {
 			status += ": " + oneLine(a.Error)
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | `%s` | %s | %s |\n", a.Agent, a.Version, status, short(indexString(a)), strings.Join(plats, "<br>"), strings.Join(a.Tags, ", "))
+	}
+	notes := map[string][]string{}
+	var reports []*changes.Report
+	for _, a := range rep.Agents {
+		notes[a.Agent] = a.Notes
+		if a.Changes != nil {
+			reports = append(reports, a.Changes)
+		}
+	}
+	b.WriteString(gh.NotesSection(notes))
+	if len(reports) > 0 {
+		b.WriteString("\n" + gh.ChangesSection(reports))
 	}
 	if err := gh.AppendSummary(b.String()); err != nil {
 		return fmt.Errorf("writing the step summary: %w", err)

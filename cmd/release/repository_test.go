@@ -90,3 +90,36 @@ func TestSourceURLFromOrigin(t *testing.T) {
 		t.Errorf("sourceURL under Actions = %q, want %q", got, want)
 	}
 }
+
+// --source names the repository releasing in place of what the environment
+// says; an address registries could not link to, or that holds a secret,
+// is refused before the flake is read (the flake is an empty directory).
+func TestSourceFlag(t *testing.T) {
+	t.Setenv("GITHUB_ACTIONS", "")
+	t.Setenv("GITHUB_REPOSITORY", "nothingnesses/agent-images")
+	for _, cmd := range [][]string{nil, {"build"}, {"merge"}} {
+		for source, want := range map[string]string{
+			"http://github.com/acme/r":           "--source: \"http://github.com/acme/r\" is not an https address",
+			"https://user:s3cret@github.com/a/r": "--source: the address holds credentials",
+			"https://github.com/acme/r?ref=main": "has a query or fragment",
+			"github.com/acme/agent-images":       "is not an https address",
+		} {
+			args := append(append([]string{}, cmd...), "--agent", "pi", "--push", "--registry", "localhost:5000/x",
+				"--flake", t.TempDir(), "--sign=false", "--source", source)
+			_, err := run(t, args...)
+			if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("release %s = %v, want an error containing %q and no password", strings.Join(args, " "), err, want)
+			}
+		}
+	}
+
+	f := releaseFlags{flakeFlags: flakeFlags{flake: t.TempDir(), agents: []string{"pi"}}}
+	o, err := f.options()
+	if err != nil || o.Source != "https://github.com/nothingnesses/agent-images" {
+		t.Errorf("options() without --source: Source %q, %v; want the workflow's repository", o.Source, err)
+	}
+	f.source = "https://github.com/acme/agent-images"
+	if o, err = f.options(); err != nil || o.Source != f.source {
+		t.Errorf("options() with --source %s: Source %q, %v", f.source, o.Source, err)
+	}
+}

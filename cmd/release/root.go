@@ -10,10 +10,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nothingnesses/agent-images/changes"
 	"github.com/nothingnesses/agent-images/internal/nix"
 	"github.com/nothingnesses/agent-images/internal/redact"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/pipeline"
+	"github.com/nothingnesses/agent-images/publish"
 )
 
 // flags every command that reads the flake shares.
@@ -67,12 +69,16 @@ type releaseFlags struct {
 	insecure      bool
 	runtime       string
 	tags          []string
+	gitTag        string
+	preview       int
+	sizeThreshold string
 	output        string
 	dryRun        bool
 	layout        string
 	workDir       string
 	stagingKey    string
 	commit        string
+	source        string
 	signFlags     signFlags
 }
 
@@ -110,6 +116,9 @@ func (f *releaseFlags) register(cmd *cobra.Command, c command) {
 	cmd.Flags().StringVar(&f.runtime, "runtime", "", "container runtime for smoke tests: podman, docker, or none for static checks only (default: podman, else docker)")
 	if c != commandBuild {
 		cmd.Flags().StringSliceVar(&f.tags, "tag", nil, "more tags to move besides latest, the version, the date and sha-<commit> (not in the reserved sha256-* and staging-* spaces)")
+		cmd.Flags().StringVar(&f.gitTag, "git-tag", "", "the git tag being released, e.g. v1.2.3: tagged itself and, for a semantic version, as 1.2.3, 1.2 and 1 (each moved only forward; a pre-release moves neither the series nor latest)")
+		cmd.Flags().StringVar(&f.sizeThreshold, "size-threshold", "", "in the report of what changed since latest, flag every platform that grew by more than this percentage of its previous size, e.g. 10%")
+		cmd.Flags().IntVar(&f.preview, "preview", 0, "a preview of pull request `N`: move the tag pr-N only, never latest, a version, a date or sha-")
 	}
 	if c == commandBuild {
 		cmd.Flags().StringVar(&f.output, "output", "", "write the build record (per image: digest, derivation, smoke result, signature) to this JSON file, for release merge --from")
@@ -121,6 +130,7 @@ func (f *releaseFlags) register(cmd *cobra.Command, c command) {
 	cmd.Flags().StringVar(&f.workDir, "work-dir", filepath.Join("dist", "work"), "where nix out-links and image archives are kept")
 	cmd.Flags().StringVar(&f.stagingKey, "staging-key", "", "key of split-mode staging tags (default: sha-<commit>, or GITHUB_RUN_ID, or local)")
 	cmd.Flags().StringVar(&f.commit, "commit", "", "commit of this repository for annotations and the sha- tag (default: GITHUB_SHA, or the flake's clean git HEAD)")
+	cmd.Flags().StringVar(&f.source, "source", "", "web address of the repository releasing, for the index's source annotation and the provenance (default: GITHUB_SERVER_URL/GITHUB_REPOSITORY under Actions, else the flake's git origin)")
 	f.signFlags.register(cmd)
 }
 
@@ -145,6 +155,21 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 			return pipeline.Options{}, err
 		}
 	}
+	var threshold *float64
+	if f.sizeThreshold != "" {
+		fraction, err := changes.ParseThreshold(f.sizeThreshold)
+		if err != nil {
+			return pipeline.Options{}, fmt.Errorf("--size-threshold: %w", err)
+		}
+		threshold = &fraction
+	}
+	source := sourceURL(f.flake)
+	if f.source != "" {
+		if err := publish.ValidateSource(f.source); err != nil {
+			return pipeline.Options{}, fmt.Errorf("--source: %w", err)
+		}
+		source = f.source
+	}
 	o := pipeline.Options{
 		Flake:         fl,
 		Agents:        f.agents,
@@ -156,9 +181,12 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 		Insecure:      f.insecure,
 		LayoutDir:     f.layout,
 		Runtime:       f.runtime,
-		Source:        sourceURL(f.flake),
+		Source:        source,
 		Commit:        f.commit,
 		ExtraTags:     f.tags,
+		GitTag:        f.gitTag,
+		Preview:       f.preview,
+		SizeThreshold: threshold,
 		StagingKey:    f.stagingKey,
 		From:          f.from,
 		DryRun:        f.dryRun,

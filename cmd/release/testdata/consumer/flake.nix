@@ -57,6 +57,11 @@
             gid = 100;
             workingDir = "/src";
             withNixLd = true;
+            # What registries show of it, besides what mkAgentImage knows.
+            labels = {
+              "org.opencontainers.image.vendor" = "Acme Code Review";
+              "org.opencontainers.image.documentation" = "https://acme.example/docs/reviewer";
+            };
           };
           scratch = mkAgentImage {
             name = "scratch";
