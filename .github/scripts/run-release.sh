@@ -36,16 +36,22 @@ fi
 if [ -n "${SYSTEMS:-}" ]; then args+=(--system "$SYSTEMS"); fi
 if [ -n "${FLAKE:-}" ]; then args+=(--flake "$FLAKE"); fi
 
+# list_args FLAG LIST: FLAG once for each item of LIST, a list separated by
+# commas or newlines, each item trimmed of surrounding space.
+list_args() {
+  local item
+  while IFS= read -r item; do
+    item="${item#"${item%%[![:space:]]*}"}"
+    item="${item%"${item##*[![:space:]]}"}"
+    if [ -n "$item" ]; then args+=("$1" "$item"); fi
+  done < <(printf '%s\n' "$2" | tr ',' '\n')
+}
+
 # Where the release publishes, how it signs and which tags it adds: what a
 # push needs, and what `matrix --changed-only` compares with.
 registry_args() {
-  # One registry or several, separated by commas or newlines: each is one
-  # --registry, published on its own.
-  while IFS= read -r registry; do
-    registry="${registry#"${registry%%[![:space:]]*}"}"
-    registry="${registry%"${registry##*[![:space:]]}"}"
-    if [ -n "$registry" ]; then args+=(--registry "$registry"); fi
-  done < <(printf '%s\n' "${REGISTRY:-}" | tr ',' '\n')
+  # One registry or several: each is one --registry, published on its own.
+  list_args --registry "${REGISTRY:-}"
   if [ "${INSECURE:-false}" = true ]; then args+=(--insecure); fi
 }
 
@@ -59,12 +65,7 @@ sign_args() {
 }
 
 tag_args() {
-  # Tags may be separated by commas or newlines.
-  while IFS= read -r tag; do
-    tag="${tag#"${tag%%[![:space:]]*}"}"
-    tag="${tag%"${tag##*[![:space:]]}"}"
-    if [ -n "$tag" ]; then args+=(--tag "$tag"); fi
-  done < <(printf '%s\n' "${TAGS:-}" | tr ',' '\n')
+  list_args --tag "${TAGS:-}"
 }
 
 if [ "${COMMAND:-release}" = matrix ]; then
