@@ -165,7 +165,7 @@ func (c *changedFlags) changed(cmd *cobra.Command, f flakeFlags, targets []matri
 			return nil, err
 		}
 	}
-	registries, err := registriesOrDefault(c.registries, "--changed-only compares with what the registry has")
+	registries, err := registriesOrDefault(c.registries, "--changed-only compares with what the registry has:")
 	if err != nil {
 		return nil, err
 	}

@@ -52,7 +52,7 @@ packages: write, when the packages grant this repository admin access).`,
 			if policy.KeepDated < 1 {
 				return fmt.Errorf("--keep %d would delete today's release: keep at least 1 dated tag", policy.KeepDated)
 			}
-			registries, err := registriesOrDefault(registries, "no registry to prune")
+			registries, err := registriesOrDefault(registries, "no registry to prune:")
 			if err != nil {
 				return err
 			}

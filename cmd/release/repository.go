@@ -25,12 +25,13 @@ const registryRequired = "pass --registry, e.g. ghcr.io/OWNER/REPO (under GitHub
 
 // registriesOrDefault are the repository prefixes given with --registry,
 // or the default one; each checked with checkRegistry. With none given and
-// no default, the error is missing's, followed by how to give one.
+// no default, the error is missing (a question, or ending in a colon)
+// followed by how to give one.
 func registriesOrDefault(registries []string, missing string) ([]string, error) {
 	if len(registries) == 0 {
 		d := defaultRegistry()
 		if d == "" {
-			return nil, fmt.Errorf("%s: %s", missing, registryRequired)
+			return nil, fmt.Errorf("%s %s", missing, registryRequired)
 		}
 		registries = []string{d}
 	}

@@ -207,7 +207,7 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 		}
 		return o, nil
 	}
-	o.Registries, err = registriesOrDefault(o.Registries, "--push needs --registry, the repository prefix agents are pushed under")
+	o.Registries, err = registriesOrDefault(o.Registries, "--push needs --registry, the repository prefix agents are pushed under:")
 	return o, err
 }
 
