@@ -42,9 +42,9 @@ func TestRunReleaseArgs(t *testing.T) {
 		// Changed-only compares with what the publishing jobs would write:
 		// their registry, signing identity and tags.
 		{"matrix of what changed", map[string]string{"COMMAND": "matrix", "CHANGED_ONLY": "true", "REGISTRY": "ghcr.io/acme/x", "INSECURE": "true",
-			"KEY": "env://K", "OUTPUT": "unchanged.json", "TAGS": "v1"},
+			"KEY": "env://K", "OUTPUT": "unchanged.json", "TAGS": "v1", "GIT_TAG": "v1.2.3"},
 			[]string{"matrix", "--json", "--changed-only", "--registry", "ghcr.io/acme/x", "--insecure", "--key", "env://K",
-				"--output", "unchanged.json", "--tag", "v1"}},
+				"--output", "unchanged.json", "--git-tag", "v1.2.3", "--tag", "v1"}},
 		{"build signs what it pushes and records it", map[string]string{"COMMAND": "build", "AGENTS": "pi", "SYSTEMS": "aarch64-linux", "PUSH": "true", "INSECURE": "true", "KEY": "k", "TAGS": "x", "OUTPUT": "build.json"},
 			[]string{"build", "--agent", "pi", "--system", "aarch64-linux", "--push", "--insecure", "--key", "k", "--output", "build.json"}},
 		{"merge", map[string]string{"COMMAND": "merge", "AGENTS": "pi", "PUSH": "true", "OUTPUT": "release-pi.json", "FROM": "records"},

@@ -78,6 +78,7 @@ if [ "${COMMAND:-release}" = matrix ]; then
     registry_args
     sign_args
     if [ -n "${OUTPUT:-}" ]; then args+=(--output "$OUTPUT"); fi
+    if [ -n "${GIT_TAG:-}" ]; then args+=(--git-tag "$GIT_TAG"); fi
     tag_args
   fi
 else

@@ -139,6 +139,7 @@ type changedFlags struct {
 	insecure    bool
 	commit      string
 	tags        []string
+	gitTag      string
 	output      string
 	signFlags   signFlags
 }
@@ -148,6 +149,7 @@ func (c *changedFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&c.registries, "registry", nil, "with --changed-only: the repository prefixes the release publishes to, repeated or comma-separated; an agent is unchanged only when it is in every one (default under GitHub Actions: ghcr.io/<owner>/<repo>)")
 	cmd.Flags().BoolVar(&c.insecure, "insecure", false, "with --changed-only: allow a plain-HTTP registry")
 	cmd.Flags().StringVar(&c.commit, "commit", "", "with --changed-only: the commit the release is of (default: GITHUB_SHA, or the flake's clean git HEAD)")
+	cmd.Flags().StringVar(&c.gitTag, "git-tag", "", "with --changed-only: the git tag the release is of (v1.2.3: its semantic version series too); an agent any of them is not on yet is listed")
 	cmd.Flags().StringSliceVar(&c.tags, "tag", nil, "with --changed-only: the extra tags the release moves (an agent they are not on yet is listed)")
 	cmd.Flags().StringVar(&c.output, "output", "", "with --changed-only: write the release.json records of the agents left out, unchanged, to this file")
 	c.signFlags.register(cmd)
@@ -170,7 +172,7 @@ func (c *changedFlags) changed(cmd *cobra.Command, f flakeFlags, targets []matri
 		return nil, err
 	}
 	o := pipeline.Options{Flake: fl, Push: true, Registries: registries, Insecure: c.insecure, Source: sourceURL(f.flake),
-		Commit: c.commit, ExtraTags: c.tags, Now: time.Now}
+		Commit: c.commit, ExtraTags: c.tags, GitTag: c.gitTag, Now: time.Now}
 	if o.Commit == "" {
 		o.Commit = detectCommit(f.flake)
 	}

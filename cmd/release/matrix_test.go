@@ -234,4 +234,16 @@ func TestMatrixChangedOnly(t *testing.T) {
 	if m := changedOnly("--tag", "v9"); len(m.Include) != 4 {
 		t.Errorf("matrix with --tag v9 = %+v, want pi's and codex's targets", m.Include)
 	}
+	// So does a git tag's semantic version series: pi carries v1.2.3
+	// (asked for by name) but not 1.2.3, 1.2 or 1.
+	if out, err := run(t, append([]string{"--agent", "pi", "--push", "--registry", reg, "--insecure", "--sign=false", "--runtime", "none",
+		"--work-dir", filepath.Join(dir, "work"), "--commit", strings.Repeat("a", 40), "--tag", "v1.2.3"}, standinArgs(t)...)...); err != nil {
+		t.Fatalf("release pi --tag v1.2.3 = %v\n%s", err, out)
+	}
+	if m := changedOnly("--tag", "v1.2.3"); len(m.Include) != 2 {
+		t.Errorf("matrix with --tag v1.2.3 = %+v, want codex's targets alone", m.Include)
+	}
+	if m := changedOnly("--git-tag", "v1.2.3"); len(m.Include) != 4 {
+		t.Errorf("matrix with --git-tag v1.2.3 = %+v, want pi's and codex's targets: pi lacks 1.2.3, 1.2 and 1", m.Include)
+	}
 }
