@@ -43,6 +43,22 @@ type Release struct {
 	Reuse *Published
 }
 
+// Moving are the tags a release moves to its index: all of Tags onto an
+// index it assembled; onto a reused one only those not Built, since the
+// date and sha- tags stay with the run that built it.
+func (rel Release) Moving() []Tag {
+	if rel.Reuse == nil {
+		return rel.Tags
+	}
+	var tags []Tag
+	for _, t := range rel.Tags {
+		if !t.Built {
+			tags = append(tags, t)
+		}
+	}
+	return tags
+}
+
 // Annotation keys used on every index, and on its entries.
 const (
 	AnnotationSource   = "org.opencontainers.image.source"

@@ -141,13 +141,7 @@ func (p *Published) image(pl v1.Platform) (PublishedImage, bool) {
 // with, so a rerun at a new commit writes nothing unless a tag must move.
 func republish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool) (*Result, error) {
 	p := rel.Reuse
-	var tags []Tag
-	for _, t := range rel.Tags {
-		if !t.Built {
-			tags = append(tags, t)
-		}
-	}
-	rel.Tags = tags
+	rel.Tags = rel.Moving()
 	res := &Result{Repository: s.where(), Index: p.Index, IndexSize: p.Size, Ref: p.Ref, Tags: Names(rel.Tags), Unchanged: true}
 	current, err := s.current(ctx, res.Tags)
 	if err != nil {
