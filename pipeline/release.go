@@ -109,8 +109,9 @@ func (r *run) checkUnchanged(ctx context.Context, pubs []publish.Publisher, a *a
 }
 
 // unchangedIn is the index latest names in pub when it stands for a as it
-// is now; nil when pub has no latest index; an error wrapping
-// publish.ErrChanged for the first difference.
+// is now, its images signed there when the run signs; nil when pub has no
+// latest index; an error wrapping publish.ErrChanged for the first
+// difference. a itself is left as it was: the agent may still be built.
 func (r *run) unchangedIn(ctx context.Context, pub publish.Publisher, a *agent) (*publish.Published, error) {
 	p, err := pub.Published(ctx, a.name())
 	if err != nil || p == nil {
@@ -120,16 +121,12 @@ func (r *run) unchangedIn(ctx context.Context, pub publish.Publisher, a *agent) 
 		return nil, err
 	}
 	if r.o.Push && r.o.Signer != nil {
-		// Checked on copies: a's records stay unfilled until every
-		// destination agrees.
 		for _, img := range a.Platforms {
+			// Checked on a copy where pub has the image.
 			at := *img
 			p.Fill([]*record.Image{&at})
 			if err := r.o.Signer.Check(ctx, &at); err != nil {
 				return nil, fmt.Errorf("%w: %w", publish.ErrChanged, err)
-			}
-			if img.Signature == nil {
-				img.Signature = at.Signature
 			}
 		}
 	}
@@ -172,9 +169,11 @@ type signer func(ctx context.Context, a *agent, res *publish.Result) (bool, *rec
 // the order of --registry.
 func (r *run) publish(ctx context.Context, pubs []publish.Publisher, a *agent, sign signer) {
 	// What changed is reported against what latest named in the first
-	// destination before any tag moved.
+	// destination before any tag moved. A reused index is what latest
+	// named (checkUnchanged read it): there is nothing to report, nor to
+	// ask the registry again.
 	var before name.Digest
-	if !r.o.DryRun {
+	if !r.o.DryRun && a.reuse == nil {
 		before = r.latest(ctx, a)
 	}
 	for i, pub := range pubs {
@@ -182,14 +181,7 @@ func (r *run) publish(ctx context.Context, pubs []publish.Publisher, a *agent, s
 	}
 	first := a.Published[0]
 	a.Repository, a.Moved, a.Kept, a.Repaired, a.Signing = first.Repository, first.Moved, first.Kept, first.Repaired, first.Signing
-	// A reused index gets only the tags asked for by name: those a build
-	// sets (the date, sha-) stay with the run that built it.
-	a.Tags = nil
-	for _, t := range a.tags {
-		if a.reuse == nil || !t.Built {
-			a.Tags = append(a.Tags, t.Name)
-		}
-	}
+	a.Tags = publish.Names(r.releaseOf(a, 0).Moving())
 	a.Unchanged = true
 	var errs []string
 	for _, p := range a.Published {
