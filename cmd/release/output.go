@@ -51,15 +51,7 @@ func runRelease(cmd *cobra.Command, f *releaseFlags, run runFunc) error {
 			return err
 		}
 	}
-	if f.output != "" {
-		if err := rep.WriteFile(f.output); err != nil {
-			return fmt.Errorf("writing --output %s: %w", f.output, err)
-		}
-	}
-	if failed := rep.Failed(); len(failed) > 0 {
-		return &exitError{msg: "failed: " + strings.Join(failed, ", ")}
-	}
-	return nil
+	return finish(rep, f.output)
 }
 
 // runBuild runs release build: the build record goes to --output and, under
@@ -99,9 +91,18 @@ func runBuild(cmd *cobra.Command, f *releaseFlags) error {
 			return err
 		}
 	}
-	if f.output != "" {
-		if err := rec.WriteFile(f.output); err != nil {
-			return fmt.Errorf("writing --output %s: %w", f.output, err)
+	return finish(rec, f.output)
+}
+
+// finish writes what a run recorded (release.json, or the build record) to
+// output when one is given, and fails the command when any part failed.
+func finish(rec interface {
+	WriteFile(path string) error
+	Failed() []string
+}, output string) error {
+	if output != "" {
+		if err := rec.WriteFile(output); err != nil {
+			return fmt.Errorf("writing --output %s: %w", output, err)
 		}
 	}
 	if failed := rec.Failed(); len(failed) > 0 {
