@@ -92,30 +92,13 @@ type storePathState struct {
 // readStoreLayer reads one layer's store paths into seen and hashes those
 // that start in it.
 func readStoreLayer(l v1.Layer, index int, seen map[string]*storePathState) error {
-	rc, err := l.Uncompressed()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	tr := tar.NewReader(rc)
 	var here []*storePathState
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		base, rel, ok := storeEntry(h.Name)
-		if !ok {
-			continue
-		}
+	err := eachStoreEntry(l, func(h *tar.Header, base string, rel []string, body io.Reader) error {
 		st := seen[base]
 		if st == nil {
 			sp, ok := ParseStorePath(base)
 			if !ok {
-				continue
+				return nil
 			}
 			st = &storePathState{sp: sp, layer: index, nar: newNARHasher()}
 			seen[base] = st
@@ -125,14 +108,14 @@ func readStoreLayer(l v1.Layer, index int, seen map[string]*storePathState) erro
 			st.failed = true // spread over layers
 		}
 		if st.failed || st.unsorted {
-			continue
+			return nil
 		}
 		node, err := narNodeOf(h, rel)
 		if err != nil {
 			st.failed = true
-			continue
+			return nil
 		}
-		switch err := st.nar.add(node, tr); {
+		switch err := st.nar.add(node, body); {
 		case errors.Is(err, errNAROrder):
 			st.unsorted = true
 		case errors.Is(err, errNotDirectory):
@@ -140,6 +123,10 @@ func readStoreLayer(l v1.Layer, index int, seen map[string]*storePathState) erro
 		case err != nil:
 			return err
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	unsorted := map[string]*storePathState{}
 	for _, st := range here {
@@ -160,11 +147,6 @@ func readStoreLayer(l v1.Layer, index int, seen map[string]*storePathState) erro
 // second read of the layer keeps their files in a temporary file, then
 // writes their NAR from it in order. Only layers that need it pay for it.
 func hashSorted(l v1.Layer, want map[string]*storePathState) error {
-	rc, err := l.Uncompressed()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
 	spool, err := os.CreateTemp("", "agent-images-nar-*")
 	if err != nil {
 		return fmt.Errorf("hashing store paths: %w", err)
@@ -178,31 +160,26 @@ func hashSorted(l v1.Layer, want map[string]*storePathState) error {
 	}
 	nodes := map[string][]spooled{}
 	var offset int64
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		base, rel, ok := storeEntry(h.Name)
-		if !ok || want[base] == nil {
-			continue
+	err = eachStoreEntry(l, func(h *tar.Header, base string, rel []string, body io.Reader) error {
+		if want[base] == nil {
+			return nil
 		}
 		node, err := narNodeOf(h, rel)
 		if err != nil {
 			want[base].failed = true
-			continue
+			return nil
 		}
 		nodes[base] = append(nodes[base], spooled{node, offset})
 		if node.kind == narRegular {
-			if _, err := io.CopyN(spool, tr, node.size); err != nil {
+			if _, err := io.CopyN(spool, body, node.size); err != nil {
 				return fmt.Errorf("hashing store paths: %w", err)
 			}
 			offset += node.size
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	for base, list := range nodes {
 		st := want[base]
@@ -229,6 +206,32 @@ func hashSorted(l v1.Layer, want map[string]*storePathState) error {
 		}
 	}
 	return nil
+}
+
+// eachStoreEntry calls fn, in tar order, for each entry of the layer l under
+// /nix/store, with the store path's base name, the path below it, and the
+// entry's contents.
+func eachStoreEntry(l v1.Layer, fn func(h *tar.Header, base string, rel []string, body io.Reader) error) error {
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if base, rel, ok := storeEntry(h.Name); ok {
+			if err := fn(h, base, rel, tr); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // storeEntry splits a layer entry under /nix/store into the store path's
