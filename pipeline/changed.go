@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/nothingnesses/agent-images/matrix"
-	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
 )
 
@@ -26,10 +25,7 @@ func Unchanged(ctx context.Context, o Options, targets []matrix.Target) ([]*reco
 	if err != nil {
 		return nil, err
 	}
-	var pubs []publish.Publisher
-	for _, reg := range r.registries() {
-		pubs = append(pubs, reg)
-	}
+	pubs := publishers(r.registries())
 	r.forEachAgent(agents, func(a *agent) {
 		r.checkUnchanged(ctx, pubs, a)
 		if a.reuse == nil {

@@ -466,6 +466,15 @@ func (r *run) registries() []*publish.Registry {
 	return out
 }
 
+// publishers are regs as what a release publishes through.
+func publishers(regs []*publish.Registry) []publish.Publisher {
+	out := make([]publish.Publisher, len(regs))
+	for i, reg := range regs {
+		out[i] = reg
+	}
+	return out
+}
+
 // registryNames are the run's registries as given.
 func (r *run) registryNames() []string {
 	out := make([]string, len(r.prefixes))

@@ -37,9 +37,7 @@ func Release(ctx context.Context, o Options) (*record.Report, error) {
 	if o.Push {
 		rep.Registries = r.registryNames()
 		rep.Registry = rep.Registries[0]
-		for _, reg := range r.registries() {
-			pubs = append(pubs, reg)
-		}
+		pubs = publishers(r.registries())
 	} else {
 		rep.Layout = r.layoutDir()
 		pubs = append(pubs, publish.NewLayout(rep.Layout))

@@ -105,10 +105,7 @@ func Merge(ctx context.Context, o Options) (*record.Report, error) {
 		}
 	}
 	regs := r.registries()
-	var pubs []publish.Publisher
-	for _, reg := range regs {
-		pubs = append(pubs, reg)
-	}
+	pubs := publishers(regs)
 	staging := regs[0]
 	rep := &record.Report{Registries: r.registryNames(), Commit: o.Commit, DryRun: o.DryRun, Agents: reportAgents(agents)}
 	rep.Registry = rep.Registries[0]
