@@ -7,12 +7,12 @@ package build
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -56,6 +56,12 @@ func withNix(r nix.Runner) Option { return func(o *options) { o.nix = r } }
 type Builder struct {
 	o     options
 	store *LayerStore
+
+	// The nix on PATH is asked its version once, on the first build: how
+	// a derivation's output is named depends on it.
+	versionOnce sync.Once
+	version     nix.Version
+	versionErr  error
 }
 
 // NewBuilder prepares the work directory. What an earlier run left in its
@@ -128,24 +134,18 @@ func (b *Builder) buildOne(ctx context.Context, img *record.Image) error {
 	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
 		return err
 	}
+	b.versionOnce.Do(func() { b.version, b.versionErr = nix.DetectVersion(ctx, o.nix) })
+	if b.versionErr != nil {
+		return fmt.Errorf("building %s: %w", img, b.versionErr)
+	}
 	// Realising a derivation evaluates nothing, so each target can be its
 	// own process, which keeps a failure with its target, at the cost of a
 	// process start.
-	out, err := o.nix(ctx, "build", "--json", "--out-link", link, img.DrvPath)
+	out, err := nix.Realise(ctx, o.nix, b.version, img.DrvPath, link)
 	if err != nil {
 		return fmt.Errorf("building %s: %w", img, err)
 	}
-	var built []struct {
-		DrvPath string            `json:"drvPath"`
-		Outputs map[string]string `json:"outputs"`
-	}
-	if err := json.Unmarshal(out, &built); err != nil || len(built) != 1 || built[0].Outputs["out"] == "" {
-		return fmt.Errorf("building %s: nix build --json printed %q, want one derivation with an out output", img, out)
-	}
-	if built[0].DrvPath != img.DrvPath {
-		return fmt.Errorf("building %s: nix built %s, want %s", img, built[0].DrvPath, img.DrvPath)
-	}
-	img.OutPath = built[0].Outputs["out"]
+	img.OutPath = out
 
 	o.progress(Event{Image: img, Stage: "loading"})
 	archive := filepath.Join(o.workDir, "archives", name+".tar")

@@ -1,0 +1,130 @@
+package nix
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseVersion(t *testing.T) {
+	for _, tt := range []struct {
+		out, want      string
+		outInstallable string
+		wantErr        string
+	}{
+		{out: "nix (Nix) 2.26.3\n", want: "Nix 2.26.3", outInstallable: "/d.drv^out"},
+		{out: "nix (Nix) 2.8.0", want: "Nix 2.8.0", outInstallable: "/d.drv"},
+		{out: "nix (Nix) 2.13.0", want: "Nix 2.13.0", outInstallable: "/d.drv^out"},
+		{out: "nix (Nix) 2.12.1", want: "Nix 2.12.1", outInstallable: "/d.drv"},
+		{out: "nix (Nix) 2.31.0pre20251001_abc", want: "Nix 2.31.0", outInstallable: "/d.drv^out"},
+		{out: "nix (Determinate Nix 3.6.2) 2.29.0", want: "Determinate Nix 2.29.0", outInstallable: "/d.drv^out"},
+		{out: "nix (Lix, like Nix) 2.91.1", want: "Lix 2.91.1", outInstallable: "/d.drv^out"},
+		{out: "nix (Nix) 2.3.16", wantErr: "older than Nix 2.8.0"},
+		{out: "nix-env (Nix) 2.26.3", wantErr: "want \"nix (Nix) 2.x.y\""},
+		{out: "", wantErr: "want"},
+	} {
+		t.Run(tt.out, func(t *testing.T) {
+			v, err := ParseVersion(tt.out)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseVersion(%q) = %v, %v, want an error containing %q", tt.out, v, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || v.String() != tt.want {
+				t.Fatalf("ParseVersion(%q) = %v, %v, want %s", tt.out, v, err, tt.want)
+			}
+			if got := v.OutInstallable("/d.drv"); got != tt.outInstallable {
+				t.Errorf("%s: OutInstallable(/d.drv) = %s, want %s", v, got, tt.outInstallable)
+			}
+		})
+	}
+}
+
+// nixBinaries are the nix binaries the real-Nix tests run: the one on PATH
+// and, where the test bed sets AGENT_IMAGES_OLD_NIX, the oldest supported
+// release, with the configuration it needs (AGENT_IMAGES_OLD_NIX_CONFIG).
+func nixBinaries(t *testing.T) map[string]string {
+	t.Helper()
+	bins := map[string]string{}
+	if p, err := exec.LookPath("nix"); err == nil {
+		bins["PATH"] = p
+	} else if os.Getenv("AGENT_IMAGES_REQUIRE_E2E") == "1" {
+		t.Fatal("nix is not on PATH")
+	} else {
+		t.Skip("nix is not on PATH")
+	}
+	if old := os.Getenv("AGENT_IMAGES_OLD_NIX"); old != "" {
+		bins["oldest"] = old
+	}
+	return bins
+}
+
+// useNix puts bin first on PATH as nix, with the configuration it needs.
+func useNix(t *testing.T, which, bin string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Symlink(bin, filepath.Join(dir, "nix")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	if which == "oldest" && os.Getenv("AGENT_IMAGES_OLD_NIX_CONFIG") != "" {
+		t.Setenv("NIX_CONFIG", os.Getenv("AGENT_IMAGES_OLD_NIX_CONFIG"))
+	}
+	if os.Getenv("NIX_CONFIG") == "" {
+		t.Setenv("NIX_CONFIG", "experimental-features = nix-command flakes\nsubstituters =\nsandbox = false\nbuild-users-group =")
+	}
+}
+
+// TestRealiseOnEveryNix builds a new derivation with each nix of the test
+// bed, as release realises an image: the output is built and named, whatever
+// the version makes of a bare .drv path.
+func TestRealiseOnEveryNix(t *testing.T) {
+	for which, bin := range nixBinaries(t) {
+		t.Run(which, func(t *testing.T) {
+			useNix(t, which, bin)
+			ctx := context.Background()
+			v, err := DetectVersion(ctx, Run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s is %s", bin, v)
+			// A derivation no earlier run built: the time is in it.
+			stamp := time.Now().Format(time.RFC3339Nano)
+			expr := `(derivation { name = "realise-test"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo ` + stamp + ` > $out" ]; }).drvPath`
+			out, err := Run(ctx, "eval", "--impure", "--raw", "--expr", expr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			drv := strings.TrimSpace(string(out))
+			if v.AtLeast(2, 15) {
+				// Why OutInstallable exists: a bare path is the file itself.
+				out, err := Run(ctx, "build", "--json", "--no-link", drv)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				if err := json.Unmarshal(out, &got); err != nil || len(got) != 1 || got[0] != drv {
+					t.Errorf("%s: nix build --json %s printed %s, want the derivation file itself", v, drv, out)
+				}
+			}
+			link := filepath.Join(t.TempDir(), "result")
+			path, err := Realise(ctx, Run, v, drv, link)
+			if err != nil {
+				t.Fatalf("%s: Realise(%s) = %v", v, drv, err)
+			}
+			data, err := os.ReadFile(path)
+			if err != nil || strings.TrimSpace(string(data)) != stamp {
+				t.Errorf("%s: Realise(%s) = %s holding %q (%v), want the built output holding %q", v, drv, path, data, err, stamp)
+			}
+			if target, err := os.Readlink(link); err != nil || target != path {
+				t.Errorf("%s: out-link %s -> %s (%v), want %s", v, link, target, err, path)
+			}
+		})
+	}
+}
