@@ -32,7 +32,7 @@ let
     gz = {
       ext = ".gz";
       # Real nixpkgs uses `pigz -nTR`; -n keeps name and time out of the header.
-      command = "/bin/gzip -n -6";
+      command = "/usr/bin/gzip -n -6";
     };
     zstd = {
       ext = ".zst";
@@ -135,7 +135,14 @@ rec {
         /usr/bin/python3 ${../lndir.py} old_out $paths
         (cd old_out; source "$extraCommandsPath")
         mkdir $out
-        /usr/bin/fakeroot /bin/bash -e -c '
+        # fakeroot fakes ownership by preloading into dynamically linked
+        # programs, as nixpkgs' coreutils are; the stand-in's busybox is
+        # static and would really chown, which a sandboxed build may not,
+        # so the host's dynamically linked tools come first under fakeroot.
+        # In the sandbox's user namespace a real chown to an unmapped uid
+        # fails with EINVAL, which Debian's fakeroot does not ignore
+        # (nixpkgs patches its own to): FAKEROOTDONTTRYCHOWN skips it.
+        PATH=/usr/bin:$PATH FAKEROOTDONTTRYCHOWN=1 /usr/bin/fakeroot /bin/bash -e -c '
           cd old_out
           source "$fakeRootCommandsPath"
           /usr/bin/tar \
