@@ -50,4 +50,58 @@ fi
 
 # Nix as root without a daemon: make sure the store exists.
 mkdir -p /nix/store /nix/var/nix
+
+# A current Nix: bookworm's nix-bin is 2.8, older than what GitHub's runners
+# and users have, so the tests run Debian trixie's (2.26), with trixie's
+# skopeo, from a trixie root made with debootstrap from Debian's own mirror.
+# Bookworm's 2.8 stays, as the oldest Nix release supports.
+trixie=/var/lib/agent-images/trixie
+trixie_pkgs="nix-bin bash-static fakeroot zstd sqlite3 python3 gzip tar skopeo ca-certificates"
+if [ "$(cat "$trixie/.agent-images-packages" 2>/dev/null)" != "$trixie_pkgs" ]; then
+  command -v debootstrap >/dev/null || {
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+  }
+  if [ ! -x "$trixie/usr/bin/apt-get" ]; then
+    echo "setup: making a Debian trixie root in $trixie" >&2
+    rm -rf "$trixie.tmp"
+    debootstrap --variant=minbase trixie "$trixie.tmp" http://deb.debian.org/debian >/dev/null
+    rm -rf "$trixie"
+    mv "$trixie.tmp" "$trixie"
+  fi
+  echo "setup: installing $trixie_pkgs in $trixie" >&2
+  cp /etc/resolv.conf "$trixie/etc/resolv.conf"
+  # shellcheck disable=SC2016,SC2086 # the inner script's own variables; a list of packages
+  unshare --mount --propagation private /bin/sh -c '
+    set -e
+    root=$1; shift
+    mount -t proc proc "$root/proc"
+    chroot "$root" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  ' sh "$trixie" $trixie_pkgs
+  echo "$trixie_pkgs" >"$trixie/.agent-images-packages"
+fi
+# The trixie programs run with this machine's files: a private mount
+# namespace lays trixie's /usr over the host's (keeping the host's
+# /usr/local), so paths, the store and the working directory are the same.
+mkdir -p /var/lib/agent-images/bin
+cat >/var/lib/agent-images/bin/trixie-run <<'RUN'
+#!/bin/sh
+# Runs /usr/bin/$(basename $0) of the Debian trixie root on this machine's files.
+exec unshare --mount --propagation private /bin/sh -c '
+  set -e
+  root=/var/lib/agent-images/trixie; prog=$1; shift
+  mount --rbind /usr/local "$root/usr/local"
+  mount --rbind "$root/usr" /usr
+  mount --bind "$root/etc/ld.so.cache" /etc/ld.so.cache
+  exec "/usr/bin/$prog" "$@"' sh "$(basename "$0")" "$@"
+RUN
+chmod 0755 /var/lib/agent-images/bin/trixie-run
+for prog in nix nix-store skopeo; do
+  ln -sf trixie-run "/var/lib/agent-images/bin/$prog"
+done
+/var/lib/agent-images/bin/nix --version | grep -q '^nix (Nix) 2\.2[6-9]' || {
+  echo "setup: $trixie has no Nix 2.26 or newer" >&2
+  exit 1
+}
 echo "setup: ready" >&2

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's tests, from a fresh Debian machine: installs and prepares
 # what they need (scripts/setup-host.sh), then runs the Go checks and every
-# test against real Nix, Podman (x86_64 and aarch64 under qemu), Debian's
+# test against real Nix (Debian trixie's 2.26, and bookworm's 2.8 as the
+# oldest supported), Podman (x86_64 and aarch64 under qemu), Debian's
 # docker-registry and, where it starts, Docker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,10 @@ fi
 staticcheck ./...
 
 echo "== nix: flake check, every image for both systems, reproducibility"
+# The current Nix builds everything, sandboxed; the oldest supported one
+# runs the tests that take every Nix (AGENT_IMAGES_OLD_NIX).
+echo "nix: $(nix --version), oldest: $("$AGENT_IMAGES_OLD_NIX" --version)"
+nix config show sandbox | grep -qx true || { echo "the test bed's Nix builds without its sandbox" >&2; exit 1; }
 # shellcheck disable=SC2086 # STANDIN_OVERRIDES is a list of arguments
 nix flake check $STANDIN_OVERRIDES
 attrs=$(nix eval --json .#packages $STANDIN_OVERRIDES --apply \

@@ -1,6 +1,6 @@
 # Builder of the stand-in stdenv. Real nixpkgs builds with its own bash and
 # coreutils; here the host's /usr/bin and /bin follow the declared inputs on
-# PATH, which is why the stand-in needs sandbox = false (see README.md).
+# PATH, which a sandboxed build is given as extra-sandbox-paths (README.md).
 set -eo pipefail
 PATH=
 for p in $nativeBuildInputs $buildInputs; do

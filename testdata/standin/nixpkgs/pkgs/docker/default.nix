@@ -4,7 +4,7 @@
 # fakeRootCommands under fakeroot, one layer per store path up to maxLayers,
 # includeNixDB, uid/gid/uname/gname for the store layers, fixed timestamps).
 # Host tools do the work (python3, GNU tar, fakeroot, nix-store, sqlite3,
-# gzip), so it needs sandbox = false. Arguments the stand-in cannot honour
+# gzip), which a sandboxed build is given as extra-sandbox-paths. Arguments the stand-in cannot honour
 # (fromImage, enableFakechroot, layeringPipeline) are accepted, as the real
 # function accepts them, and refused with a message when set.
 {
