@@ -69,6 +69,9 @@ type Options struct {
 	// index and, with the version, orders releases so that no shared tag
 	// moves backwards. Zero reads the flake's lastModified time.
 	SourceTime time.Time
+	// Metadata is what `nix flake metadata` said of Flake, read once by the
+	// caller, which signs with its lock too; nil reads it.
+	Metadata *nix.Metadata
 	// ExtraTags are moved along with the standard ones.
 	ExtraTags []string
 	// GitTag is the git tag being released (v1.2.3): tagged itself, with a
@@ -146,6 +149,21 @@ type run struct {
 	// allAgents is every agent of the flake's release set, selected or not.
 	allAgents  []string
 	sourceTime time.Time
+	// inputs is how the flake's inputs are locked for this run.
+	inputs map[string]record.Input
+}
+
+// lockedInputs is how meta's lock pins each input, as records name it.
+func lockedInputs(meta *nix.Metadata) (map[string]record.Input, error) {
+	locked, err := meta.Inputs()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]record.Input, len(locked))
+	for path, in := range locked {
+		out[path] = record.Input{Rev: in.Rev, NarHash: in.NarHash}
+	}
+	return out, nil
 }
 
 var stagingKeyRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
@@ -278,11 +296,18 @@ func (r *run) plan(ctx context.Context) ([]*agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.sourceTime = r.o.SourceTime
-	if r.sourceTime.IsZero() {
-		if r.sourceTime, err = r.o.Flake.LastModified(ctx, nix.Run); err != nil {
+	meta := r.o.Metadata
+	if meta == nil {
+		if meta, err = r.o.Flake.Metadata(ctx, nix.Run); err != nil {
 			return nil, err
 		}
+	}
+	if r.inputs, err = lockedInputs(meta); err != nil {
+		return nil, err
+	}
+	r.sourceTime = r.o.SourceTime
+	if r.sourceTime.IsZero() {
+		r.sourceTime = meta.LastModified
 	}
 	return r.records(targets)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -39,6 +41,7 @@ func BuildStaged(ctx context.Context, o Options) (*record.Build, error) {
 		StagingKey: r.stagingKey(),
 		Registry:   r.prefixes[0].String(),
 		DryRun:     o.DryRun,
+		Inputs:     r.inputs,
 		Images:     images(agents),
 	}
 	reg := r.registry(r.prefixes[0])
@@ -179,6 +182,7 @@ func (r *run) accept(ctx context.Context, reg *publish.Registry, want *record.Im
 		return nil, fmt.Errorf("%d build records name it: pass the records of one run", len(parts))
 	}
 	b, got := parts[0].build, *parts[0].image
+	inputs := inputsDiffer(b.Inputs, r.inputs)
 	switch {
 	case got.Failed():
 		return nil, fmt.Errorf("its build failed: %s", got.Error)
@@ -186,6 +190,8 @@ func (r *run) accept(ctx context.Context, reg *publish.Registry, want *record.Im
 		return nil, errors.New("its build record is of a dry run, which pushed nothing")
 	case b.Commit != r.o.Commit:
 		return nil, fmt.Errorf("it was built from commit %q, this merge is of %q", b.Commit, r.o.Commit)
+	case inputs != "":
+		return nil, fmt.Errorf("it was built from other inputs than this merge evaluates (%s): every job of a release must build from the same committed flake.lock, with the same --override-input; rerun the build jobs from this commit", inputs)
 	case b.Registry != r.prefixes[0].String():
 		return nil, fmt.Errorf("it was staged in %s, this merge takes its parts from %s (the first --registry)", b.Registry, r.prefixes[0])
 	case got.Platform.String() != want.Platform.String():
@@ -240,4 +246,28 @@ func checkImage(img v1.Image, p v1.Platform, version string) error {
 		return fmt.Errorf("it has version %q, the flake has %q", got, version)
 	}
 	return nil
+}
+
+// inputsDiffer names the first input, in path order, that built and merged
+// lock differently, or is "" when they agree.
+func inputsDiffer(built, merged map[string]record.Input) string {
+	paths := slices.Sorted(maps.Keys(merged))
+	for p := range built {
+		if _, ok := merged[p]; !ok {
+			paths = append(paths, p)
+		}
+	}
+	for _, p := range paths {
+		b, inBuild := built[p]
+		m, inMerge := merged[p]
+		switch {
+		case !inBuild:
+			return fmt.Sprintf("input %s is %s here and was not locked for the build", p, m)
+		case !inMerge:
+			return fmt.Sprintf("input %s was %s for the build and is not locked here", p, b)
+		case b.NarHash != m.NarHash:
+			return fmt.Sprintf("input %s was %s for the build and is %s here", p, b, m)
+		}
+	}
+	return ""
 }

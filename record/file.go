@@ -17,12 +17,30 @@ const BuildSchema = "agent-images/build/v1"
 // still holds the recorded digest under its staging tag and the part's
 // signature verifies against the identity this release signs with.
 type Build struct {
-	Schema     string   `json:"schema"`
-	Commit     string   `json:"commit"`
-	StagingKey string   `json:"stagingKey"`
-	Registry   string   `json:"registry"`
-	DryRun     bool     `json:"dryRun,omitempty"`
-	Images     []*Image `json:"images"`
+	Schema     string `json:"schema"`
+	Commit     string `json:"commit"`
+	StagingKey string `json:"stagingKey"`
+	Registry   string `json:"registry"`
+	DryRun     bool   `json:"dryRun,omitempty"`
+	// Inputs is how the flake's inputs were locked for this build, by
+	// their path from the flake ("nixpkgs", "llm-agents/nixpkgs"): merge
+	// takes a part only from a build of the inputs it evaluates itself.
+	Inputs map[string]Input `json:"inputs,omitempty"`
+	Images []*Image         `json:"images"`
+}
+
+// Input is how the lock pinned one flake input: the NAR hash of its source,
+// and its revision where it has one.
+type Input struct {
+	Rev     string `json:"rev,omitempty"`
+	NarHash string `json:"narHash"`
+}
+
+func (i Input) String() string {
+	if i.Rev != "" {
+		return i.Rev + " (" + i.NarHash + ")"
+	}
+	return i.NarHash
 }
 
 // Failed lists the images that failed, as agent/system.

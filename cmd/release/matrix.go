@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nothingnesses/agent-images/gh"
+	"github.com/nothingnesses/agent-images/internal/nix"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/record"
@@ -175,6 +176,9 @@ func (c *changedFlags) changed(cmd *cobra.Command, f flakeFlags, targets []matri
 		Commit: c.commit, ExtraTags: c.tags, GitTag: c.gitTag, Now: time.Now}
 	if o.Commit == "" {
 		o.Commit = detectCommit(f.flake)
+	}
+	if o.Metadata, err = fl.Metadata(cmd.Context(), nix.Run); err != nil {
+		return nil, err
 	}
 	if o.Signer, err = c.signFlags.signer(cmd, o); err != nil {
 		return nil, err

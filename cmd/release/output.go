@@ -17,6 +17,7 @@ import (
 
 	"github.com/nothingnesses/agent-images/changes"
 	"github.com/nothingnesses/agent-images/gh"
+	"github.com/nothingnesses/agent-images/internal/nix"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/record"
 )
@@ -28,6 +29,9 @@ type runFunc func(context.Context, pipeline.Options) (*record.Report, error)
 func runRelease(cmd *cobra.Command, f *releaseFlags, run runFunc) error {
 	o, err := f.options()
 	if err != nil {
+		return err
+	}
+	if o.Metadata, err = o.Flake.Metadata(cmd.Context(), nix.Run); err != nil {
 		return err
 	}
 	if o.Signer, err = f.signFlags.signer(cmd, o); err != nil {
@@ -59,6 +63,9 @@ func runRelease(cmd *cobra.Command, f *releaseFlags, run runFunc) error {
 func runBuild(cmd *cobra.Command, f *releaseFlags) error {
 	o, err := f.options()
 	if err != nil {
+		return err
+	}
+	if o.Metadata, err = o.Flake.Metadata(cmd.Context(), nix.Run); err != nil {
 		return err
 	}
 	if o.Signer, err = f.signFlags.signer(cmd, o); err != nil {

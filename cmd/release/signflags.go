@@ -5,7 +5,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nothingnesses/agent-images/internal/nix"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/sign"
 )
@@ -56,11 +55,7 @@ func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options) (sign.Signer,
 	}
 	// Overrides are pinned by what Nix fetches for them, never recorded by
 	// their reference (which can hold a token or a private path).
-	lock, err := o.Flake.Lock(cmd.Context(), nix.Run)
-	if err != nil {
-		return nil, err
-	}
-	inputs, err := sign.FlakeInputs(lock, o.Flake.Overrides)
+	inputs, err := sign.FlakeInputs(o.Metadata.Locks, o.Flake.Overrides)
 	if err != nil {
 		return nil, err
 	}

@@ -114,29 +114,6 @@ func secretRefs(args []string) []string {
 	return refs
 }
 
-// Lock is the flake's lock as Nix resolves it with the overrides applied
-// (`nix flake metadata`): flake.lock's JSON, in which every input, an
-// overridden one too, is pinned by the revision or NAR hash Nix fetched.
-// No lock file is written.
-func (f Flake) Lock(ctx context.Context, run Runner) ([]byte, error) {
-	ref := f.Ref
-	if ref == "" {
-		ref = "."
-	}
-	args := append([]string{"flake", "metadata", "--json", "--no-write-lock-file", ref}, f.OverrideArgs()...)
-	out, err := run(ctx, args...)
-	if err != nil {
-		return nil, fmt.Errorf("locking the inputs of flake %s: %w", f, err)
-	}
-	var meta struct {
-		Locks json.RawMessage `json:"locks"`
-	}
-	if err := json.Unmarshal(out, &meta); err != nil || len(meta.Locks) == 0 {
-		return nil, fmt.Errorf("nix flake metadata of %s printed no locks (%v)", f, err)
-	}
-	return meta.Locks, nil
-}
-
 // Error is a nix command that ran and failed.
 type Error struct {
 	Args   []string
@@ -170,26 +147,87 @@ func (e *Error) Reason() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// LastModified is the time of the flake's source as Nix locks it: the
-// commit time of a git flake (of HEAD, for a dirty work tree), the newest
-// file of a path flake.
-func (f Flake) LastModified(ctx context.Context, run Runner) (time.Time, error) {
+// Metadata is what `nix flake metadata` says of a flake with its overrides
+// applied, read once per run: when its source was last modified and how
+// every input is locked. No lock file is written.
+type Metadata struct {
+	// LastModified is the commit time of a git flake (of HEAD, for a dirty
+	// work tree), the newest file's of a path flake.
+	LastModified time.Time
+	// Locks is flake.lock's JSON as Nix resolved it: every input, an
+	// overridden one too, pinned by the revision or NAR hash Nix fetched.
+	Locks json.RawMessage
+}
+
+// Metadata runs `nix flake metadata` once.
+func (f Flake) Metadata(ctx context.Context, run Runner) (*Metadata, error) {
 	ref := f.Ref
 	if ref == "" {
 		ref = "."
 	}
 	out, err := run(ctx, append([]string{"flake", "metadata", "--json", "--no-write-lock-file", ref}, f.OverrideArgs()...)...)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("reading the time of flake %s: %w", f, err)
+		return nil, fmt.Errorf("locking the inputs of flake %s: %w", f, err)
 	}
 	var m struct {
-		LastModified int64 `json:"lastModified"`
+		LastModified int64           `json:"lastModified"`
+		Locks        json.RawMessage `json:"locks"`
 	}
 	if err := json.Unmarshal(out, &m); err != nil {
-		return time.Time{}, fmt.Errorf("decoding the metadata of flake %s: %w", f, err)
+		return nil, fmt.Errorf("decoding the metadata of flake %s: %w", f, err)
+	}
+	if len(m.Locks) == 0 {
+		return nil, fmt.Errorf("nix flake metadata of %s printed no locks", f)
 	}
 	if m.LastModified == 0 {
-		return time.Time{}, fmt.Errorf("flake %s has no lastModified time", f)
+		return nil, fmt.Errorf("flake %s has no lastModified time", f)
 	}
-	return time.Unix(m.LastModified, 0).UTC(), nil
+	return &Metadata{LastModified: time.Unix(m.LastModified, 0).UTC(), Locks: m.Locks}, nil
+}
+
+// LockedInput is how the lock pins one input.
+type LockedInput struct {
+	Rev     string
+	NarHash string
+}
+
+// Inputs lists every input the lock pins, by its path from the flake
+// ("nixpkgs", "llm-agents/nixpkgs"): what an evaluation of the flake reads.
+// An input that follows another is listed where it is locked.
+func (m *Metadata) Inputs() (map[string]LockedInput, error) {
+	var l struct {
+		Root  string `json:"root"`
+		Nodes map[string]struct {
+			Inputs map[string]json.RawMessage `json:"inputs"`
+			Locked struct {
+				Rev     string `json:"rev"`
+				NarHash string `json:"narHash"`
+			} `json:"locked"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal(m.Locks, &l); err != nil {
+		return nil, fmt.Errorf("parsing the flake's lock: %w", err)
+	}
+	out := map[string]LockedInput{}
+	// Nodes refer to each other by name, so the lock is a tree walked from
+	// its root; a node two inputs share is listed under both paths.
+	var walk func(node, path string)
+	walk = func(node, path string) {
+		for name, target := range l.Nodes[node].Inputs {
+			var child string
+			if json.Unmarshal(target, &child) != nil {
+				continue // follows another input, which is listed itself
+			}
+			p := name
+			if path != "" {
+				p = path + "/" + name
+			}
+			if locked := l.Nodes[child].Locked; locked.Rev != "" || locked.NarHash != "" {
+				out[p] = LockedInput{Rev: locked.Rev, NarHash: locked.NarHash}
+			}
+			walk(child, p)
+		}
+	}
+	walk(l.Root, "")
+	return out, nil
 }

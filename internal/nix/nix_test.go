@@ -55,11 +55,11 @@ func TestParseOverrideDoesNotEcho(t *testing.T) {
 	}
 }
 
-func TestLock(t *testing.T) {
+func TestMetadata(t *testing.T) {
 	fakeNix(t, `[ "$1 $2 $3 $4" = "flake metadata --json --no-write-lock-file" ] || exit 2
-echo '{"description":"x","locks":{"nodes":{"root":{}},"root":"root","version":7}}'`)
-	lock, err := Flake{Ref: ".", Overrides: map[string]string{"nixpkgs": "path:/x"}}.Lock(context.Background(), Run)
-	if err != nil || string(lock) != `{"nodes":{"root":{}},"root":"root","version":7}` {
-		t.Errorf("Lock() = %s, %v, want the locks object", lock, err)
+echo '{"description":"x","lastModified":1777958046,"locks":{"nodes":{"root":{}},"root":"root","version":7}}'`)
+	meta, err := Flake{Ref: ".", Overrides: map[string]string{"nixpkgs": "path:/x"}}.Metadata(context.Background(), Run)
+	if err != nil || string(meta.Locks) != `{"nodes":{"root":{}},"root":"root","version":7}` || meta.LastModified.Unix() != 1777958046 {
+		t.Errorf("Metadata() = %+v, %v, want the locks object and the time", meta, err)
 	}
 }

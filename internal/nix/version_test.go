@@ -128,3 +128,34 @@ func TestRealiseOnEveryNix(t *testing.T) {
 		})
 	}
 }
+
+// TestMetadataOnEveryNix reads the committed lock of this repository with
+// each nix of the test bed: every input, a nested one too, is pinned.
+func TestMetadataOnEveryNix(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for which, bin := range nixBinaries(t) {
+		t.Run(which, func(t *testing.T) {
+			useNix(t, which, bin)
+			// Without overrides: the lock is read, nothing is fetched.
+			meta, err := Flake{Ref: "path:" + root}.Metadata(context.Background(), Run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inputs, err := meta.Inputs()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, path := range []string{"nixpkgs", "llm-agents", "llm-agents/nixpkgs", "llm-agents/bun2nix"} {
+				if in := inputs[path]; in.Rev == "" || !strings.HasPrefix(in.NarHash, "sha256-") {
+					t.Errorf("Inputs()[%s] = %+v, want a revision and a NAR hash from flake.lock", path, in)
+				}
+			}
+			if meta.LastModified.IsZero() {
+				t.Error("LastModified is zero")
+			}
+		})
+	}
+}
