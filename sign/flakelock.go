@@ -1,9 +1,9 @@
 package sign
 
 import (
-	"encoding/json"
-	"fmt"
+	"strings"
 
+	"github.com/nothingnesses/agent-images/internal/nix"
 	"github.com/nothingnesses/agent-images/internal/redact"
 )
 
@@ -20,38 +20,18 @@ type FlakeInput struct {
 	Override string
 }
 
-// FlakeInputs pins each direct input of a flake from lock, flake.lock's
-// JSON as Nix resolved it with the overrides applied (nix.Flake.Lock), so
+// FlakeInputs pins each direct input of a flake from locked, how Nix
+// locked its inputs with the overrides applied (nix.Metadata.Inputs), so
 // that an overridden input is pinned by the hash or revision Nix fetched.
 // The rule for overrides, whose references can hold a token, a query or a
 // local path: they are recorded as name, rev and narHash, plus the public
-// form of the reference. An override the lock does not pin (a nil lock, or
-// a node with neither rev nor narHash) is recorded by that public form only.
-func FlakeInputs(lock []byte, overrides map[string]string) (map[string]FlakeInput, error) {
+// form of the reference. An override the lock does not pin is recorded by
+// that public form only.
+func FlakeInputs(locked map[string]nix.LockedInput, overrides map[string]string) map[string]FlakeInput {
 	out := map[string]FlakeInput{}
-	if len(lock) > 0 {
-		var l struct {
-			Root  string `json:"root"`
-			Nodes map[string]struct {
-				Inputs map[string]json.RawMessage `json:"inputs"`
-				Locked struct {
-					Rev     string `json:"rev"`
-					NarHash string `json:"narHash"`
-				} `json:"locked"`
-			} `json:"nodes"`
-		}
-		if err := json.Unmarshal(lock, &l); err != nil {
-			return nil, fmt.Errorf("parsing the flake's lock: %w", err)
-		}
-		for input, target := range l.Nodes[l.Root].Inputs {
-			var node string
-			if json.Unmarshal(target, &node) != nil {
-				continue // a "follows" path: the followed input is listed itself
-			}
-			locked := l.Nodes[node].Locked
-			if locked.Rev != "" || locked.NarHash != "" {
-				out[input] = FlakeInput{Rev: locked.Rev, NarHash: locked.NarHash}
-			}
+	for path, in := range locked {
+		if !strings.Contains(path, "/") {
+			out[path] = FlakeInput{Rev: in.Rev, NarHash: in.NarHash}
 		}
 	}
 	for input, ref := range overrides {
@@ -59,5 +39,5 @@ func FlakeInputs(lock []byte, overrides map[string]string) (map[string]FlakeInpu
 		in.Override = redact.FlakeRef(ref)
 		out[input] = in
 	}
-	return out, nil
+	return out
 }

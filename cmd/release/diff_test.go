@@ -80,13 +80,7 @@ func TestDiffBetweenTwoReleases(t *testing.T) {
 	reg := testenv.StartRegistry(t)
 	dir := t.TempDir()
 	const password = "diff-test"
-	keys, err := cosign.GenerateKeyPair(func(bool) ([]byte, error) { return []byte(password), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, pub := filepath.Join(dir, "cosign.key"), filepath.Join(dir, "cosign.pub")
-	writeFile(t, key, string(keys.PrivateBytes))
-	writeFile(t, pub, string(keys.PublicBytes))
+	key, pub := writeKeyPair(t, dir, password)
 	env := []string{"COSIGN_PASSWORD=" + password, "DOCKER_CONFIG=" + filepath.Join(dir, "docker")}
 	prefix := reg + "/agent-images"
 

@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sigstore/cosign/v2/pkg/cosign"
-
 	"github.com/nothingnesses/agent-images/internal/testenv"
 )
 
@@ -45,15 +43,9 @@ func newSignedRelease(t *testing.T, pushTo, direct string) *signedRelease {
 	t.Helper()
 	dir := t.TempDir()
 	const password = "crash-test"
-	keys, err := cosign.GenerateKeyPair(func(bool) ([]byte, error) { return []byte(password), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &signedRelease{dir: dir, registry: pushTo, prefix: "agent-images",
-		key: filepath.Join(dir, "cosign.key"), pub: filepath.Join(dir, "cosign.pub"),
+	key, pub := writeKeyPair(t, dir, password)
+	r := &signedRelease{dir: dir, registry: pushTo, prefix: "agent-images", key: key, pub: pub,
 		env: []string{"COSIGN_PASSWORD=" + password, "GITHUB_ACTIONS=", "DOCKER_CONFIG=" + filepath.Join(dir, "docker")}}
-	writeFile(t, r.key, string(keys.PrivateBytes))
-	writeFile(t, r.pub, string(keys.PublicBytes))
 	r.checker = newRegistryChecker(t, direct+"/"+r.prefix, r.pub)
 	return r
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/sigstore/cosign/v2/pkg/cosign"
 
 	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/record"
@@ -80,13 +79,7 @@ func TestReleaseOnEveryNix(t *testing.T) {
 			host := testenv.StartRegistry(t)
 			dir := t.TempDir()
 			const password = "every-nix"
-			kp, err := cosign.GenerateKeyPair(func(bool) ([]byte, error) { return []byte(password), nil })
-			if err != nil {
-				t.Fatal(err)
-			}
-			key, pub := filepath.Join(dir, "cosign.key"), filepath.Join(dir, "cosign.pub")
-			writeFile(t, key, string(kp.PrivateBytes))
-			writeFile(t, pub, string(kp.PublicBytes))
+			key, pub := writeKeyPair(t, dir, password)
 			t.Setenv("COSIGN_PASSWORD", password)
 			const agents = "pi,codex"
 			common := func(prefix string) []string {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/sigstore/cosign/v2/pkg/cosign"
 
 	"github.com/nothingnesses/agent-images/internal/regproxy"
 	"github.com/nothingnesses/agent-images/internal/testenv"
@@ -91,13 +90,7 @@ func TestReleaseToSeveralRegistries(t *testing.T) {
 
 	dir := t.TempDir()
 	const password = "several-registries"
-	keys, err := cosign.GenerateKeyPair(func(bool) ([]byte, error) { return []byte(password), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, pub := filepath.Join(dir, "cosign.key"), filepath.Join(dir, "cosign.pub")
-	writeFile(t, key, string(keys.PrivateBytes))
-	writeFile(t, pub, string(keys.PublicBytes))
+	key, pub := writeKeyPair(t, dir, password)
 	env := []string{"COSIGN_PASSWORD=" + password, "GITHUB_ACTIONS=", "DOCKER_CONFIG=" + filepath.Join(dir, "docker")}
 	checkA := newRegistryChecker(t, directA+"/agent-images", pub)
 	checkB := newRegistryChecker(t, directB+"/mirror", pub)

@@ -288,6 +288,20 @@ func copyTree(t *testing.T, from, to string) {
 	}
 }
 
+// writeKeyPair writes a new cosign key pair, encrypted with password, to
+// dir/cosign.key and dir/cosign.pub.
+func writeKeyPair(t *testing.T, dir, password string) (key, pub string) {
+	t.Helper()
+	keys, err := cosign.GenerateKeyPair(func(bool) ([]byte, error) { return []byte(password), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, pub = filepath.Join(dir, "cosign.key"), filepath.Join(dir, "cosign.pub")
+	writeFile(t, key, string(keys.PrivateBytes))
+	writeFile(t, pub, string(keys.PublicBytes))
+	return key, pub
+}
+
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
