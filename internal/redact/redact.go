@@ -7,6 +7,7 @@
 package redact
 
 import (
+	"fmt"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -116,8 +117,31 @@ func secrets(ref string, hideLocal bool) []string {
 		add(password)
 		add(user)
 	}
+	// Nix 2.26 percent-encodes what it quotes of a reference (a path's
+	// "=" is "%3D"), so each piece is hidden in that form too.
+	for _, piece := range out {
+		if esc := percentEncode(piece); esc != piece {
+			out = append(out, esc)
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
 	return out
+}
+
+// percentEncode encodes s as Nix writes a URL's path and query: every byte
+// but the unreserved ones and "/" as %XX.
+func percentEncode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("-._~/", c) >= 0:
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }
 
 // FlakeText is s with every secret part of the flake references refs

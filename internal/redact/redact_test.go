@@ -48,12 +48,15 @@ func TestURL(t *testing.T) {
 // TestText: a message that quotes a reference, whole or in pieces, keeps
 // none of its secrets and stays readable.
 func TestFlakeText(t *testing.T) {
+	// Nix 2.26 quotes references percent-encoded (the last two lines).
 	refs := []string{"git+https://user:TOKEN1234@git.example.com/o/r?rev=1&key=QUERYSECRET", "path:/tmp/tok=ghp_FAKE/x"}
 	msg := `error: cannot fetch 'git+https://user:TOKEN1234@git.example.com/o/r?rev=1&key=QUERYSECRET':
        fatal: Authentication failed for 'https://user:TOKEN1234@git.example.com/o/r/'
        (password TOKEN1234, key QUERYSECRET)
 error: getting status of '/tmp/tok=ghp_FAKE/x/flake.nix': No such file or directory
-updated input 'llm-agents': 'path:/tmp/tok=ghp_FAKE/x?narHash=sha256-abc'`
+updated input 'llm-agents': 'path:/tmp/tok=ghp_FAKE/x?narHash=sha256-abc'
+… while fetching the input 'path:/tmp/tok%3Dghp_FAKE/x'
+… while fetching the input 'git+https://user:TOKEN1234@git.example.com/o/r?key=QUERYSECRET%2B1&rev=1'`
 	got := FlakeText(msg, refs...)
 	for _, secret := range []string{"TOKEN1234", "QUERYSECRET", "ghp_FAKE", "user:"} {
 		if strings.Contains(got, secret) {
