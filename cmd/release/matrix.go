@@ -15,7 +15,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nothingnesses/agent-images/gh"
-	"github.com/nothingnesses/agent-images/internal/nix"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/record"
@@ -177,10 +176,7 @@ func (c *changedFlags) changed(cmd *cobra.Command, f flakeFlags, targets []matri
 	if o.Commit == "" {
 		o.Commit = detectCommit(f.flake)
 	}
-	if o.Metadata, err = fl.Metadata(cmd.Context(), nix.Run); err != nil {
-		return nil, err
-	}
-	if o.Signer, err = c.signFlags.signer(cmd, o); err != nil {
+	if err := c.signFlags.setUp(cmd, &o); err != nil {
 		return nil, err
 	}
 	unchanged, err := pipeline.Unchanged(cmd.Context(), o, targets)

@@ -17,7 +17,6 @@ import (
 
 	"github.com/nothingnesses/agent-images/changes"
 	"github.com/nothingnesses/agent-images/gh"
-	"github.com/nothingnesses/agent-images/internal/nix"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/record"
 )
@@ -31,10 +30,7 @@ func runRelease(cmd *cobra.Command, f *releaseFlags, run runFunc) error {
 	if err != nil {
 		return err
 	}
-	if o.Metadata, err = o.Flake.Metadata(cmd.Context(), nix.Run); err != nil {
-		return err
-	}
-	if o.Signer, err = f.signFlags.signer(cmd, o); err != nil {
+	if err := f.signFlags.setUp(cmd, &o); err != nil {
 		return err
 	}
 	github := os.Getenv("GITHUB_ACTIONS") == "true"
@@ -65,10 +61,7 @@ func runBuild(cmd *cobra.Command, f *releaseFlags) error {
 	if err != nil {
 		return err
 	}
-	if o.Metadata, err = o.Flake.Metadata(cmd.Context(), nix.Run); err != nil {
-		return err
-	}
-	if o.Signer, err = f.signFlags.signer(cmd, o); err != nil {
+	if err := f.signFlags.setUp(cmd, &o); err != nil {
 		return err
 	}
 	github := os.Getenv("GITHUB_ACTIONS") == "true"

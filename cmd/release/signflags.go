@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nothingnesses/agent-images/internal/nix"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/sign"
 )
@@ -28,17 +29,26 @@ func (s *signFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&s.sbom, "sbom-format", []string{"cyclonedx", "spdx"}, "SBOM attestations of each per-arch image: cyclonedx, spdx, or both (repeat the flag or separate with commas)")
 }
 
-// signer returns the signer for these flags, nil when nothing is pushed (a
-// local layout is never signed). A push always has one: --sign=false gives
-// the signer that signs nothing, so that publishing unsigned is a choice.
-// It fails now, before anything is built, when a push should be signed and
-// cannot be.
-func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options) (sign.Signer, error) {
-	// A bad format is refused even when nothing is signed this time.
+// setUp reads the flake's metadata into o, once for the run, and gives o
+// the signer for these flags: none when nothing is pushed (a local layout is
+// never signed). A push always has one: --sign=false gives the signer that
+// signs nothing, so that publishing unsigned is a choice. It fails now,
+// before anything is built, when a push should be signed and cannot be.
+func (s *signFlags) setUp(cmd *cobra.Command, o *pipeline.Options) (err error) {
+	// A bad format is refused even when nothing is signed this time, and
+	// before the flake is read.
 	formats, err := sign.ParseSBOMFormats(s.sbom...)
 	if err != nil {
-		return nil, fmt.Errorf("--sbom-format: %w", err)
+		return fmt.Errorf("--sbom-format: %w", err)
 	}
+	if o.Metadata, err = o.Flake.Metadata(cmd.Context(), nix.Run); err != nil {
+		return err
+	}
+	o.Signer, err = s.signer(cmd, *o, formats)
+	return err
+}
+
+func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options, formats []sign.SBOMFormat) (sign.Signer, error) {
 	if !o.Push {
 		return nil, nil
 	}
