@@ -54,9 +54,10 @@ mkdir -p /nix/store /nix/var/nix
 # A current Nix: bookworm's nix-bin is 2.8, older than what GitHub's runners
 # and users have, so the tests run Debian trixie's (2.26), with trixie's
 # skopeo, from a trixie root made with debootstrap from Debian's own mirror.
-# Bookworm's 2.8 stays, as the oldest Nix release supports.
+# Bookworm's 2.8 stays, as the oldest Nix release supports. Nix fetches git
+# inputs with the git program, so trixie's root has its own.
 trixie=/var/lib/agent-images/trixie
-trixie_pkgs="nix-bin bash-static fakeroot zstd sqlite3 python3 gzip tar skopeo ca-certificates"
+trixie_pkgs="nix-bin git bash-static fakeroot zstd sqlite3 python3 gzip tar skopeo ca-certificates"
 if [ "$(cat "$trixie/.agent-images-packages" 2>/dev/null)" != "$trixie_pkgs" ]; then
   command -v debootstrap >/dev/null || {
     apt-get update -qq
@@ -76,6 +77,7 @@ if [ "$(cat "$trixie/.agent-images-packages" 2>/dev/null)" != "$trixie_pkgs" ]; 
     set -e
     root=$1; shift
     mount -t proc proc "$root/proc"
+    mount --rbind /dev "$root/dev"
     chroot "$root" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
   ' sh "$trixie" $trixie_pkgs
