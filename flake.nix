@@ -204,7 +204,12 @@
             uid = 1002;
             gid = 100;
             workingDir = "/project";
-            extraPackages = [ pkgs.hello ];
+            # getent is linked against glibc dynamically: a uid the image
+            # does not name must be found by it as by static programs.
+            extraPackages = [
+              pkgs.hello
+              pkgs.getent
+            ];
             extraEnv = {
               CUSTOM_VAR = "custom-value";
               XDG_CONFIG_HOME = "/home/dev/.custom-config";
