@@ -337,6 +337,26 @@ let
     ln -s ${pkgs.nix-ld}/libexec/nix-ld .${loaderPath}
   '';
 
+  # The image ships more than the closure of `contents`: every store path
+  # the config's Env names (the nixpkgs source of NIX_PATH, cacert's bundle,
+  # the nix-ld loader and libraries, extraEnv's paths) and the registry's
+  # nixpkgs. includeNixDB registers only the closure of `contents`, so this
+  # file, in `contents`, refers to all of them: the database then holds
+  # every path the image ships, and the GC root of `contents` keeps them.
+  storeRoots =
+    pkgs.runCommand "agent-images-store-roots"
+      {
+        roots = builtins.toJSON {
+          inherit env;
+          registry = if bundleNixpkgs then registry else null;
+        };
+        passAsFile = [ "roots" ];
+      }
+      ''
+        mkdir -p $out/share/agent-images
+        cp "$rootsPath" $out/share/agent-images/store-roots.json
+      '';
+
   agentDescription = agent.meta.description or "";
   agentVersion = agent.version or (lib.getVersion agent);
 
@@ -373,9 +393,10 @@ let
         config
         fakeRootCommands
         ;
-      contents = packages;
-      # Registers the store in the image's Nix database, so Nix inside the
-      # container knows the paths it ships with.
+      contents = packages ++ lib.optional withNix storeRoots;
+      # Registers the closure of `contents` in the image's Nix database and
+      # roots it in /nix/var/nix/gcroots/docker, so Nix inside the container
+      # knows the paths it ships with and nix-collect-garbage keeps them.
       includeNixDB = withNix;
     }
     // lib.optionalAttrs withNix {

@@ -118,6 +118,7 @@ type builtImage struct {
 		MainProgram string `json:"mainProgram"`
 		Version     string `json:"version"`
 		Release     bool   `json:"release"`
+		WithNixLd   bool   `json:"withNixLd"`
 	} `json:"image"`
 }
 
