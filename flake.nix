@@ -61,13 +61,22 @@
           config.allowUnfree = true;
         };
 
-      # An agent gets an image on a system only where llm-agents builds it.
+      # An agent gets an image on a system only where llm-agents builds it:
+      # its packages there hold it, its meta.platforms (if any) lists the
+      # system, and it is not marked broken. llm-agents' own filter differs
+      # by revision (blueprint's keeps broken packages, which nixpkgs then
+      # refuses to build; later ones drop them), so the flake checks all
+      # three itself rather than fail to evaluate on a broken one.
       agentFor =
         system: attr:
         let
           agent = (llm-agents.packages.${system} or { }).${agents.${attr}.package} or null;
         in
-        if agent != null && (!(agent.meta ? platforms) || lib.elem system agent.meta.platforms) then
+        if
+          agent != null
+          && (!(agent.meta ? platforms) || lib.elem system agent.meta.platforms)
+          && !(agent.meta.broken or false)
+        then
           agent
         else
           null;
@@ -85,11 +94,15 @@
                 s: s != system && (llm-agents.packages.${s} or { }) ? ${a.package}
               ) systems;
               platformsThere = (builtins.head (map (s: llm-agents.packages.${s}.${a.package}) elsewhere)).meta.platforms or null;
+              here = (llm-agents.packages.${system} or { }).${a.package} or null;
             in
             {
               inherit (a) package;
               reason =
-                "llm-agents' packages.${system} has no ${a.package}, which lib/agents.nix expects on ${lib.concatStringsSep " and " a.systems}"
+                if here != null && (here.meta.broken or false) then
+                  "llm-agents marks ${a.package} as broken on ${system} (meta.broken), so it cannot be built there; it comes back when llm-agents fixes it"
+                else
+                  "llm-agents' packages.${system} has no ${a.package}, which lib/agents.nix expects on ${lib.concatStringsSep " and " a.systems}"
                 + lib.optionalString (
                   elsewhere != [ ] && platformsThere != null && !(lib.elem system platformsThere)
                 ) "; its meta.platforms on ${builtins.head elsewhere} leaves ${system} out: if llm-agents dropped it on purpose, remove ${system} from the agent's systems in lib/agents.nix"

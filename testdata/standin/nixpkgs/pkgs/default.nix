@@ -8,12 +8,14 @@
 }:
 let
   allowUnfree = config.allowUnfree or false;
+  allowBroken = config.allowBroken or false;
 
   licenseList = l: if builtins.isList l then l else [ l ];
 
   # Reduced stdenv.mkDerivation: attributes become the builder's environment,
   # `passthru` and `meta` stay on the Nix value, unfree packages are refused
-  # unless config.allowUnfree is set, and a package with several `outputs`
+  # unless config.allowUnfree is set and broken ones unless
+  # config.allowBroken is (check-meta.nix), and a package with several `outputs`
   # is, like in nixpkgs (lib.extendDerivation), the first output with every
   # output as an attribute (`curl.bin`, `util-linux.lib`), each output
   # carrying `outputSpecified` so lib.getOutput keeps the one chosen.
@@ -29,6 +31,13 @@ let
     let
       name = attrs.name or "${attrs.pname}-${attrs.version}";
       unfree = builtins.any (l: !(l.free or true)) (licenseList (meta.license or [ ]));
+      refusal =
+        if unfree && !allowUnfree then
+          "Package ‘${name}’ has an unfree license, refusing to evaluate (stand-in nixpkgs: set config.allowUnfree = true)."
+        else if (meta.broken or false) && !allowBroken then
+          "Package ‘${name}’ is marked as broken, refusing to evaluate (stand-in nixpkgs: set config.allowBroken = true)."
+        else
+          null;
       env = removeAttrs attrs [
         "passthru"
         "meta"
@@ -77,10 +86,17 @@ let
         }
       );
     in
-    if unfree && !allowUnfree then
-      throw "Package ‘${name}’ has an unfree license, refusing to evaluate (stand-in nixpkgs: set config.allowUnfree = true)."
+    # As in nixpkgs (extendDerivation with check-meta's validity), a refused
+    # package still shows its meta and other attributes; only building it,
+    # or reading its drvPath or outPath, fails.
+    if refusal == null then
+      common
     else
-      common;
+      common
+      // {
+        drvPath = throw refusal;
+        outPath = throw refusal;
+      };
 
   runCommandWith' =
     name: env: buildCommand:
@@ -597,6 +613,16 @@ let
         echo "agent-images stand-in: libcurl.so.4 is not a real library" > $out/lib/libcurl.so.4
       '';
     };
+    # llm-agents' overlay at the locked revision overrides bun (a baseline
+    # build for CPUs without AVX).
+    bun = versionOnlyTool {
+      pname = "bun";
+      version = "1.3.13";
+      programs = [ "bun" ];
+      versionLine = "1.3.13 (agent-images stand-in)";
+      description = "Incredibly fast JavaScript runtime, bundler, transpiler and package manager";
+    };
+
     hello = versionOnlyTool {
       pname = "hello";
       version = "2.12.2";
