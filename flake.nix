@@ -436,6 +436,99 @@
             echo "$report" | tee $out
           '';
 
+      # What mkAgentImage reads from an agent (version, name, main program,
+      # licence, description) for each shape of package llm-agents has made:
+      # nixpkgs builders (pname, version, overrideAttrs; every agent at the
+      # locked revision), and its own builders after it (corepkgs'
+      # mkPackage, mkGo, mkCargo, mkPython: a bare derivation whose version
+      # is only in its name, or absent, some with structured attrs). The
+      # image must evaluate for each; nothing is built.
+      agentShapesCheck =
+        pkgs:
+        let
+          mkAgentImage = self.lib.mkAgentImage { inherit pkgs; };
+          meta = {
+            description = "A shape of agent";
+            mainProgram = "shape";
+            license = lib.licenses.mit;
+            platforms = [ pkgs.stdenv.hostPlatform.system ];
+          };
+          bare =
+            name: extra:
+            derivation (
+              {
+                inherit name;
+                inherit (pkgs.stdenv.hostPlatform) system;
+                builder = "/bin/sh";
+                args = [
+                  "-c"
+                  "echo > $out"
+                ];
+              }
+              // extra
+            )
+            // {
+              inherit meta;
+              passthru.category = "AI Coding Agents";
+            };
+          cases = [
+            {
+              shape = "nixpkgs builder";
+              agent = pkgs.stdenv.mkDerivation {
+                pname = "shape";
+                version = "1.2.3";
+                buildCommand = "echo > $out";
+                inherit meta;
+              };
+              version = "1.2.3";
+            }
+            {
+              shape = "bare derivation, version in the name";
+              agent = bare "shape-1.2.3" { };
+              version = "1.2.3";
+            }
+            {
+              shape = "bare derivation with structured attrs";
+              agent = bare "shape-1.2.3" { __structuredAttrs = true; };
+              version = "1.2.3";
+            }
+            {
+              shape = "bare derivation without a version";
+              agent = bare "shape" { };
+              version = "";
+            }
+          ];
+          problems = lib.concatMap (
+            c:
+            let
+              image = mkAgentImage {
+                name = "agent-shapes-check";
+                inherit (c) agent;
+              };
+              got = image.agentImage;
+              want = {
+                name = "shape";
+                inherit (c) version;
+                mainProgram = "shape";
+                license = "MIT";
+                unfree = false;
+                description = "A shape of agent";
+              };
+            in
+            lib.optional (!(builtins.tryEval image.drvPath).success) "${c.shape}: the image does not evaluate"
+            ++ lib.optional (
+              builtins.intersectAttrs want got != want
+            ) "${c.shape}: agentImage has ${builtins.toJSON (builtins.intersectAttrs want got)}, want ${builtins.toJSON want}"
+          ) cases;
+        in
+        pkgs.runCommand "agent-shapes-check" { problems = lib.concatStringsSep "\n" problems; } ''
+          if [ -n "$problems" ]; then
+            echo "$problems" >&2
+            exit 1
+          fi
+          echo "${toString (builtins.length cases)} shapes of agent package make images" | tee $out
+        '';
+
       # An image's `unfree` and `license` for each shape of licence an agent
       # comes with: nixpkgs' (unfree says free = false) and llm-agents' own
       # (its unfree licence says free = true; only shortName tells).
@@ -681,6 +774,7 @@
           agents = agentsCheck pkgs;
           arguments = argumentsCheck pkgs;
           licenses = licensesCheck pkgs;
+          agent-shapes = agentShapesCheck pkgs;
           formatter = formatterCheck system pkgs;
           release-metadata = releaseMetadataCheck system pkgs;
         }
