@@ -515,7 +515,9 @@
                 description = "A shape of agent";
               };
             in
-            lib.optional (!(builtins.tryEval image.drvPath).success) "${c.shape}: the image does not evaluate"
+            lib.optional (
+              !(builtins.tryEval image.drvPath).success
+            ) "${c.shape}: the image does not evaluate"
             ++ lib.optional (
               builtins.intersectAttrs want got != want
             ) "${c.shape}: agentImage has ${builtins.toJSON (builtins.intersectAttrs want got)}, want ${builtins.toJSON want}"

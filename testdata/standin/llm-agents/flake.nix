@@ -48,7 +48,9 @@
       # meta.badPlatforms.
       filterPlatforms =
         system:
-        lib.filterAttrs (_: p: (p.meta.platforms or [ ]) == [ ] || lib.elem system p.meta.platforms);
+        lib.filterAttrs (
+          _: p: (p.meta.platforms or [ ]) == [ ] || lib.elem system p.meta.platforms
+        );
 
       packagesFor =
         system:
@@ -91,7 +93,9 @@
               meta = meta a;
             };
         in
-        filterPlatforms system (lib.listToAttrs (map (a: lib.nameValuePair a.attr (mkNixpkgs a)) agents));
+        filterPlatforms system (
+          lib.listToAttrs (map (a: lib.nameValuePair a.attr (mkNixpkgs a)) agents)
+        );
     in
     {
       # blueprint exposes the flake's lib/ as `lib`: nixpkgs' lib, extended.
