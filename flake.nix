@@ -61,13 +61,22 @@
           config.allowUnfree = true;
         };
 
-      # An agent gets an image on a system only where llm-agents builds it.
+      # An agent gets an image on a system only where llm-agents builds it:
+      # its packages there hold it, its meta.platforms (if any) lists the
+      # system, and it is not marked broken. llm-agents' own filter differs
+      # by revision (blueprint's keeps broken packages, which nixpkgs then
+      # refuses to build; later ones drop them), so the flake checks all
+      # three itself rather than fail to evaluate on a broken one.
       agentFor =
         system: attr:
         let
           agent = (llm-agents.packages.${system} or { }).${agents.${attr}.package} or null;
         in
-        if agent != null && (!(agent.meta ? platforms) || lib.elem system agent.meta.platforms) then
+        if
+          agent != null
+          && (!(agent.meta ? platforms) || lib.elem system agent.meta.platforms)
+          && !(agent.meta.broken or false)
+        then
           agent
         else
           null;
@@ -85,11 +94,15 @@
                 s: s != system && (llm-agents.packages.${s} or { }) ? ${a.package}
               ) systems;
               platformsThere = (builtins.head (map (s: llm-agents.packages.${s}.${a.package}) elsewhere)).meta.platforms or null;
+              here = (llm-agents.packages.${system} or { }).${a.package} or null;
             in
             {
               inherit (a) package;
               reason =
-                "llm-agents' packages.${system} has no ${a.package}, which lib/agents.nix expects on ${lib.concatStringsSep " and " a.systems}"
+                if here != null && (here.meta.broken or false) then
+                  "llm-agents marks ${a.package} as broken on ${system} (meta.broken), so it cannot be built there; it comes back when llm-agents fixes it"
+                else
+                  "llm-agents' packages.${system} has no ${a.package}, which lib/agents.nix expects on ${lib.concatStringsSep " and " a.systems}"
                 + lib.optionalString (
                   elsewhere != [ ] && platformsThere != null && !(lib.elem system platformsThere)
                 ) "; its meta.platforms on ${builtins.head elsewhere} leaves ${system} out: if llm-agents dropped it on purpose, remove ${system} from the agent's systems in lib/agents.nix"
@@ -204,7 +217,12 @@
             uid = 1002;
             gid = 100;
             workingDir = "/project";
-            extraPackages = [ pkgs.hello ];
+            # getent is linked against glibc dynamically: a uid the image
+            # does not name must be found by it as by static programs.
+            extraPackages = [
+              pkgs.hello
+              pkgs.getent
+            ];
             extraEnv = {
               CUSTOM_VAR = "custom-value";
               XDG_CONFIG_HOME = "/home/dev/.custom-config";
@@ -417,6 +435,101 @@
             fi
             echo "$report" | tee $out
           '';
+
+      # What mkAgentImage reads from an agent (version, name, main program,
+      # licence, description) for each shape of package llm-agents has made:
+      # nixpkgs builders (pname, version, overrideAttrs; every agent at the
+      # locked revision), and its own builders after it (corepkgs'
+      # mkPackage, mkGo, mkCargo, mkPython: a bare derivation whose version
+      # is only in its name, or absent, some with structured attrs). The
+      # image must evaluate for each; nothing is built.
+      agentShapesCheck =
+        pkgs:
+        let
+          mkAgentImage = self.lib.mkAgentImage { inherit pkgs; };
+          meta = {
+            description = "A shape of agent";
+            mainProgram = "shape";
+            license = lib.licenses.mit;
+            platforms = [ pkgs.stdenv.hostPlatform.system ];
+          };
+          bare =
+            name: extra:
+            derivation (
+              {
+                inherit name;
+                inherit (pkgs.stdenv.hostPlatform) system;
+                builder = "/bin/sh";
+                args = [
+                  "-c"
+                  "echo > $out"
+                ];
+              }
+              // extra
+            )
+            // {
+              inherit meta;
+              passthru.category = "AI Coding Agents";
+            };
+          cases = [
+            {
+              shape = "nixpkgs builder";
+              agent = pkgs.stdenv.mkDerivation {
+                pname = "shape";
+                version = "1.2.3";
+                buildCommand = "echo > $out";
+                inherit meta;
+              };
+              version = "1.2.3";
+            }
+            {
+              shape = "bare derivation, version in the name";
+              agent = bare "shape-1.2.3" { };
+              version = "1.2.3";
+            }
+            {
+              shape = "bare derivation with structured attrs";
+              agent = bare "shape-1.2.3" { __structuredAttrs = true; };
+              version = "1.2.3";
+            }
+            {
+              shape = "bare derivation without a version";
+              agent = bare "shape" { };
+              version = "";
+            }
+          ];
+          problems = lib.concatMap (
+            c:
+            let
+              image = mkAgentImage {
+                name = "agent-shapes-check";
+                inherit (c) agent;
+              };
+              got = image.agentImage;
+              want = {
+                name = "shape";
+                inherit (c) version;
+                mainProgram = "shape";
+                license = "MIT";
+                unfree = false;
+                description = "A shape of agent";
+              };
+            in
+            lib.optional (
+              !(builtins.tryEval image.drvPath).success
+            ) "${c.shape}: the image does not evaluate"
+            ++ lib.optional (
+              builtins.intersectAttrs want got != want
+            ) "${c.shape}: agentImage has ${builtins.toJSON (builtins.intersectAttrs want got)}, want ${builtins.toJSON want}"
+          ) cases;
+        in
+        pkgs.runCommand "agent-shapes-check" { problems = lib.concatStringsSep "\n" problems; } ''
+          if [ -n "$problems" ]; then
+            echo "$problems" >&2
+            exit 1
+          fi
+          echo "${toString (builtins.length cases)} shapes of agent package make images" | tee $out
+        '';
 
       # An image's `unfree` and `license` for each shape of licence an agent
       # comes with: nixpkgs' (unfree says free = false) and llm-agents' own
@@ -663,6 +776,7 @@
           agents = agentsCheck pkgs;
           arguments = argumentsCheck pkgs;
           licenses = licensesCheck pkgs;
+          agent-shapes = agentShapesCheck pkgs;
           formatter = formatterCheck system pkgs;
           release-metadata = releaseMetadataCheck system pkgs;
         }

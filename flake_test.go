@@ -5,10 +5,17 @@ package agentimages_test
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/nothingnesses/agent-images/internal/nix"
 	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/matrix"
 )
 
 // TestLlmAgentsKeepsItsOwnNixpkgs fails when flake.nix makes llm-agents
@@ -46,5 +53,75 @@ func TestLlmAgentsKeepsItsOwnNixpkgs(t *testing.T) {
 	var own string
 	if err := json.Unmarshal(input, &own); err != nil || own == "" {
 		t.Errorf("llm-agents' nixpkgs is locked as %s, want a nixpkgs of its own (no inputs.nixpkgs.follows in flake.nix)", input)
+	}
+}
+
+// readmeImageRow is a row of README.md's image tables.
+var readmeImageRow = regexp.MustCompile("^\\| `([^`]+)` \\| ([^|]+?) \\| `([^`]+)` \\| (yes|no) \\| ([^|]+?) \\| `nix build \\.#([^`]+)` \\|$")
+
+// TestReadmeImageTable holds README.md's image tables to the flake's release
+// set: the same agents, each with its display name, program, whether it is
+// unfree and the systems it has an image on. Offline that is the stand-in
+// llm-agents, which mirrors the locked revision; with the real inputs, the
+// lock itself. When the lock moves and llm-agents changes an agent, this
+// says which row to change.
+func TestReadmeImageTable(t *testing.T) {
+	testenv.Require(t, "nix")
+	testenv.Setenv(t)
+	root := testenv.RepoRoot(t)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		name, program string
+		unfree        bool
+		systems       []string
+	}
+	inReadme := map[string]row{}
+	for _, l := range strings.Split(string(readme), "\n") {
+		m := readmeImageRow.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		if m[1] != m[6] {
+			t.Errorf("README.md row %q builds .#%s, want .#%s", l, m[6], m[1])
+		}
+		var systems []string
+		for _, arch := range strings.Split(m[5], ", ") {
+			systems = append(systems, arch+"-linux")
+		}
+		slices.Sort(systems)
+		inReadme[m[1]] = row{name: m[2], program: m[3], unfree: m[4] == "yes", systems: systems}
+	}
+
+	targets, err := matrix.Load(t.Context(), nix.Flake{Ref: root, Overrides: testenv.StandinOverrides(t)})
+	if err != nil {
+		t.Fatalf("matrix.Load = %v", err)
+	}
+	inFlake := map[string]row{}
+	for _, tg := range targets {
+		r := inFlake[tg.Agent]
+		r.name, r.program, r.unfree = tg.Image.Name, tg.Image.MainProgram, tg.Image.Unfree
+		r.systems = append(r.systems, string(tg.System))
+		slices.Sort(r.systems)
+		inFlake[tg.Agent] = r
+	}
+	if len(inFlake) == 0 {
+		t.Fatal("the flake's release set is empty")
+	}
+	for agent, want := range inFlake {
+		got, ok := inReadme[agent]
+		switch {
+		case !ok:
+			t.Errorf("README.md has no row for %s (%+v)", agent, want)
+		case got.name != want.name || got.program != want.program || got.unfree != want.unfree || !slices.Equal(got.systems, want.systems):
+			t.Errorf("README.md's row for %s = %+v, want %+v", agent, got, want)
+		}
+	}
+	for agent := range inReadme {
+		if _, ok := inFlake[agent]; !ok {
+			t.Errorf("README.md has a row for %s, which the flake's release set lacks", agent)
+		}
 	}
 }

@@ -11,17 +11,29 @@
 # agents still release. An agent llm-agents does not build for a system (its
 # meta.platforms leaves the system out) is not expected there: leave that
 # system out of `systems`, and nothing is reported.
+#
+# The systems below are those of the llm-agents revision flake.lock pins
+# (8e1a8e0, 2026-05-05): every agent on both. Later revisions change five
+# (testdata/standin/llm-agents/FACTS.md says where each was read); when the
+# lock moves past them, `nix flake check` names them, and the notes below say
+# what to write.
 {
   # Coding agents.
   codingAgents = {
     amp = "Amp";
     claude-code = "Claude Code";
+    # Later llm-agents builds it with its own Go builder, x86_64-linux only:
+    # then `{ name = "CLI Proxy API"; systems = [ "x86_64-linux" ]; }`.
     cli-proxy-api = "CLI Proxy API";
     code = "Code";
     codex = "Codex CLI";
     copilot-cli = "Copilot CLI";
+    # Later llm-agents builds it with its own Go builder, x86_64-linux only:
+    # then `{ name = "Crush"; systems = [ "x86_64-linux" ]; }`.
     crush = "Crush";
     cursor-agent = "Cursor Agent";
+    # Later llm-agents packages it for x86_64-linux only: then
+    # `{ name = "Droid"; systems = [ "x86_64-linux" ]; }`.
     droid = "Droid";
     eca = "ECA";
     # llm-agents renamed the package to forgecode; the program is still
@@ -32,6 +44,7 @@
     };
     gemini-cli = "Gemini CLI";
     goose-cli = "Goose";
+    # Removed from llm-agents after the lock: remove it then.
     iflow-cli = "iFlow CLI";
     jules = "Jules";
     kilocode-cli = "Kilocode CLI";
@@ -42,6 +55,8 @@
     omp = "OMP";
     opencode = "OpenCode";
     pi = "Pi";
+    # Later llm-agents packages it for x86_64-linux only: then
+    # `{ name = "Qoder CLI"; systems = [ "x86_64-linux" ]; }`.
     qoder-cli = "Qoder CLI";
     qwen-code = "Qwen Code";
   };

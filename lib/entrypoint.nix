@@ -1,8 +1,8 @@
 # agent-images-entrypoint (lib/entrypoint.sh) for one image: the shim at the
 # head of every image's Entrypoint that gives a uid other than the image's a
-# private, writable HOME, and a uid the image's /etc/passwd does not name an
-# entry through nss_wrapper. Its interpreter, tools and the preloaded library
-# are store paths, so it works whatever basePackages the image has.
+# private, writable HOME, and a uid or gid the image's /etc/passwd or
+# /etc/group does not name an entry appended to them. Its interpreter and
+# tools are store paths, so it works whatever basePackages the image has.
 {
   pkgs,
   lib,
@@ -38,7 +38,6 @@ let
         "@skeleton@"
         "@skeletonList@"
         "@nixNote@"
-        "@nssWrapper@"
       ]
       [
         "${pkgs.bashInteractive}/bin/sh"
@@ -49,7 +48,6 @@ let
         (if quoted == [ ] then "/" else lib.concatStringsSep "|" quoted)
         (lib.concatStringsSep " " quoted)
         nixNote
-        "${pkgs.nss_wrapper}/lib/libnss_wrapper.so"
       ]
       (builtins.readFile ./entrypoint.sh);
 in

@@ -11,11 +11,13 @@
 # file, a directory mounted from the host such as ~/.config/app) is linked in
 # at the same place. XDG variables that name a directory the uid cannot write
 # move along. A uid or gid that /etc/passwd or /etc/group does not name
-# (docker run --user, podman run --passwd=false) gets an entry through
-# nss_wrapper: a copy of those files with the entry added, in a private
-# directory of the uid, preloaded for the program, so whoami, id -un, ssh, git
-# and Node's os.userInfo() find the user; /etc stays as the image has it. For
-# the image's own user it only runs its arguments.
+# (docker run --user, podman run --passwd=false) gets an entry appended to
+# those files, which the image makes writable for this: every program then
+# finds the user, whatever C library it was built with and whether it is
+# linked statically (Go's os/user reads /etc/passwd itself) or dynamically
+# (glibc's files backend), so whoami, id -un, ssh, git and Node's
+# os.userInfo() answer. Nothing is preloaded into the program. For the
+# image's own user it only runs its arguments.
 #
 # `--entrypoint sh` bypasses this; `--entrypoint agent-images-entrypoint IMAGE
 # sh` keeps it.
@@ -115,29 +117,23 @@ for pair in $xdg_vars; do
     export "$var=$dir"
   fi
 done
-# copy FILE: FILE's lines, each ending in a newline.
-copy() { while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done < "$1"; }
+# add FILE LINE appends LINE to FILE, after a newline if FILE lacks a final one.
+add() {
+  {
+    if [ -s "$1" ] && [ -n "$(@coreutils@/bin/tail -c 1 "$1")" ]; then echo; fi
+    printf '%s\n' "$2"
+  } 2>/dev/null >> "$1"
+}
 
 if ! named; then
   gid=$(@coreutils@/bin/id -g)
-  nss=${TMPDIR:-/tmp}/agent-nss-$uid
-  if { @coreutils@/bin/mkdir -m 0700 "$nss" 2>/dev/null || private "$nss"; } &&
-    {
-      copy /etc/passwd
-      # The name is the number, as Podman names such a user.
-      @coreutils@/bin/id -un >/dev/null 2>&1 || printf '%s:x:%s:%s:container user:%s:/bin/sh\n' "$uid" "$uid" "$gid" "$HOME"
-    } > "$nss/passwd.$$" &&
-    {
-      copy /etc/group
-      @coreutils@/bin/id -gn >/dev/null 2>&1 || printf '%s:x:%s:\n' "$gid" "$gid"
-    } > "$nss/group.$$" &&
-    @coreutils@/bin/mv -f "$nss/passwd.$$" "$nss/passwd" && @coreutils@/bin/mv -f "$nss/group.$$" "$nss/group"; then
-    export NSS_WRAPPER_PASSWD="$nss/passwd" NSS_WRAPPER_GROUP="$nss/group"
-    LD_PRELOAD="@nssWrapper@${LD_PRELOAD:+ $LD_PRELOAD}"
-    export LD_PRELOAD
-  else
-    @coreutils@/bin/rm -f "$nss/passwd.$$" "$nss/group.$$" 2>/dev/null
-    warn "uid $uid or gid $gid is not in /etc/passwd or /etc/group, and $nss is not a directory of uid $uid to write an entry in; programs that look the user up (whoami, ssh) will fail"
+  # The name is the number, as Podman names such a user.
+  if ! @coreutils@/bin/id -un >/dev/null 2>&1 &&
+    ! add /etc/passwd "$uid:x:$uid:$gid:container user:$HOME:/bin/sh"; then
+    warn "uid $uid is not in /etc/passwd, which cannot be written (a read-only root filesystem?); programs that look the user up (whoami, ssh) will fail. Run as uid @uid@, or let the runtime add the entry (Podman does unless --passwd=false)"
+  fi
+  if ! @coreutils@/bin/id -gn >/dev/null 2>&1 && ! add /etc/group "$gid:x:$gid:"; then
+    warn "gid $gid is not in /etc/group, which cannot be written (a read-only root filesystem?); programs that look the group up will fail"
   fi
 fi
 @nixNote@

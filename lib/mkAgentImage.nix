@@ -241,8 +241,8 @@ let
   # For the image's user it only runs the program; a container started as
   # another uid (docker --user, podman --userns=keep-id --user) gets a private
   # HOME laid out like this one, because that uid cannot write /home/<user>,
-  # and, when /etc/passwd does not name it (Docker adds no entry; Podman
-  # does), a passwd entry through nss_wrapper rather than a writable /etc.
+  # and, when /etc/passwd or /etc/group does not name it (Docker adds no
+  # entry; Podman does), an entry appended to them (see etcFile below).
   homeShim = import ./entrypoint.nix { inherit pkgs lib; } {
     inherit
       home
@@ -280,16 +280,25 @@ let
   '';
 
   owner = "${toString uid}:${toString gid}";
-  writeFile = path: text: ''
+  writeFile = writeFileMode "0644";
+  writeFileMode = mode: path: text: ''
     rm -f ${path}
     printf '%s' ${lib.escapeShellArg text} > ${path}
-    chmod 0644 ${path}
+    chmod ${mode} ${path}
   '';
+  # /etc/passwd and /etc/group are writable by every uid, so that the
+  # entrypoint can add the entry of a uid the image does not name. Only a
+  # file holding it names the user for every program: a preloaded
+  # nss_wrapper would have to match the C library the agent was built with,
+  # and statically linked agents (Go's os/user) read /etc/passwd themselves.
+  # An entry grants nothing here: the image has no setuid programs (a store
+  # path cannot hold one) and no login service.
+  etcFile = writeFileMode "0666";
 
   fakeRootCommands = ''
     mkdir -p etc
-    ${writeFile "etc/passwd" passwd}
-    ${writeFile "etc/group" groupFile}
+    ${etcFile "etc/passwd" passwd}
+    ${etcFile "etc/group" groupFile}
     ${writeFile "etc/nsswitch.conf" nsswitch}
 
     mkdir -p tmp
@@ -328,6 +337,26 @@ let
     ln -s ${pkgs.nix-ld}/libexec/nix-ld .${loaderPath}
   '';
 
+  # The image ships more than the closure of `contents`: every store path
+  # the config's Env names (the nixpkgs source of NIX_PATH, cacert's bundle,
+  # the nix-ld loader and libraries, extraEnv's paths) and the registry's
+  # nixpkgs. includeNixDB registers only the closure of `contents`, so this
+  # file, in `contents`, refers to all of them: the database then holds
+  # every path the image ships, and the GC root of `contents` keeps them.
+  storeRoots =
+    pkgs.runCommand "agent-images-store-roots"
+      {
+        roots = builtins.toJSON {
+          inherit env;
+          registry = if bundleNixpkgs then registry else null;
+        };
+        passAsFile = [ "roots" ];
+      }
+      ''
+        mkdir -p $out/share/agent-images
+        cp "$rootsPath" $out/share/agent-images/store-roots.json
+      '';
+
   agentDescription = agent.meta.description or "";
   agentVersion = agent.version or (lib.getVersion agent);
 
@@ -364,9 +393,10 @@ let
         config
         fakeRootCommands
         ;
-      contents = packages;
-      # Registers the store in the image's Nix database, so Nix inside the
-      # container knows the paths it ships with.
+      contents = packages ++ lib.optional withNix storeRoots;
+      # Registers the closure of `contents` in the image's Nix database and
+      # roots it in /nix/var/nix/gcroots/docker, so Nix inside the container
+      # knows the paths it ships with and nix-collect-garbage keeps them.
       includeNixDB = withNix;
     }
     // lib.optionalAttrs withNix {

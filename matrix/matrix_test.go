@@ -277,3 +277,95 @@ func TestMissingAgentsFromFlake(t *testing.T) {
 		}
 	}
 }
+
+// llmAgentsAfterTheLock is the stand-in llm-agents as the real one stands
+// late in 2026 (testdata/standin/llm-agents/FACTS.md): iflow-cli removed;
+// crush and cli-proxy-api on its own Go builder, whose meta.platforms is
+// x86_64-linux only; droid and qoder-cli x86_64-linux only. And, as any
+// nightly may find it, pi marked broken, which the locked revision's filter
+// (blueprint's) keeps in its packages.
+func llmAgentsAfterTheLock(t *testing.T) func(string) string {
+	return func(agents string) string {
+		i := strings.Index(agents, `    attr = "iflow-cli";`)
+		start := strings.LastIndex(agents[:i], "  {\n")
+		end := i + strings.Index(agents[i:], "  }\n") + len("  }\n")
+		if i < 0 || start < 0 || end < i {
+			t.Fatalf("the stand-in's agents.nix has no iflow-cli entry")
+		}
+		agents = agents[:start] + agents[end:]
+		both := `platforms = [ "x86_64-linux" "aarch64-linux" ];`
+		for _, a := range []string{"crush", "cli-proxy-api", "droid", "qoder-cli"} {
+			i := strings.Index(agents, `attr = "`+a+`";`)
+			j := i + strings.Index(agents[i:], both)
+			if i < 0 || j < i {
+				t.Fatalf("the stand-in's agents.nix has no %s entry with both platforms", a)
+			}
+			agents = agents[:j] + `platforms = [ "x86_64-linux" ];` + agents[j+len(both):]
+		}
+		return strings.Replace(agents, `attr = "pi";`, `attr = "pi"; broken = true;`, 1)
+	}
+}
+
+// TestMissingAgentsAfterTheLock: the same flake on the llm-agents of late
+// 2026 still evaluates, builds every other agent, and its agents check
+// fails naming each change and what to do in lib/agents.nix: the bot's
+// lock update tells what to change.
+func TestMissingAgentsAfterTheLock(t *testing.T) {
+	testenv.Require(t, "nix")
+	testenv.Setenv(t)
+	if testenv.RealInputs() {
+		t.Skip("needs the stand-in llm-agents to move past the lock")
+	}
+	root := testenv.RepoRoot(t)
+	flake := nix.Flake{Ref: root, Overrides: testenv.StandinOverridesWithAgents(t, llmAgentsAfterTheLock(t))}
+	ctx := context.Background()
+
+	missing, err := LoadMissing(ctx, flake)
+	if err != nil {
+		t.Fatalf("LoadMissing = %v", err)
+	}
+	got := map[string]string{}
+	for _, m := range missing {
+		got[m.Agent+"/"+string(m.System)] = m.Reason
+	}
+	want := map[string]string{
+		"iflow-cli/x86_64-linux":      "it is on no system",
+		"iflow-cli/aarch64-linux":     "it is on no system",
+		"crush/aarch64-linux":         "meta.platforms on x86_64-linux leaves aarch64-linux out",
+		"cli-proxy-api/aarch64-linux": "meta.platforms on x86_64-linux leaves aarch64-linux out",
+		"droid/aarch64-linux":         "meta.platforms on x86_64-linux leaves aarch64-linux out",
+		"qoder-cli/aarch64-linux":     "meta.platforms on x86_64-linux leaves aarch64-linux out",
+		"pi/x86_64-linux":             "marks pi as broken",
+		"pi/aarch64-linux":            "marks pi as broken",
+	}
+	for k, reason := range want {
+		if !strings.Contains(got[k], reason) {
+			t.Errorf("LoadMissing: %s = %q, want a reason saying %q", k, got[k], reason)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("LoadMissing = %v, want exactly %d agent/system pairs", got, len(want))
+	}
+
+	targets, err := Load(ctx, flake)
+	if err != nil {
+		t.Fatalf("Load = %v", err)
+	}
+	// 30 agents on 2 systems, less iflow-cli and pi on both and four on arm.
+	if len(targets) != 60-4-4 {
+		t.Errorf("Load = %d targets, want 52", len(targets))
+	}
+
+	args := append([]string{"build", "--no-link", flake.Installable("checks.x86_64-linux.agents")}, flake.OverrideArgs()...)
+	_, err = nix.Run(ctx, args...)
+	var nerr *nix.Error
+	if !errors.As(err, &nerr) {
+		t.Fatalf("nix build checks.x86_64-linux.agents = %v, want it to fail", err)
+	}
+	for _, want := range []string{"iflow-cli on x86_64-linux (package iflow-cli)", "crush on aarch64-linux (package crush)",
+		"remove aarch64-linux from the agent's systems in lib/agents.nix", "pi on x86_64-linux (package pi): llm-agents marks pi as broken"} {
+		if !strings.Contains(nerr.Stderr, want) {
+			t.Errorf("the agents check's failure lacks %q:\n%s", want, nerr.Stderr)
+		}
+	}
+}

@@ -331,8 +331,14 @@ func TestAnyUserChecks(t *testing.T) {
 export HOME=$h XDG_CONFIG_HOME=$h/.config XDG_CACHE_HOME=$h/.cache XDG_DATA_HOME=$h/.local/share XDG_STATE_HOME=$h/.local/state
 `
 	const linkMount = "ln -s /home/agent/.config/agent-images-smoke $h/.config/\n"
-	// What the real shim does for a uid the image does not name, with a
-	// stand-in library to preload (busybox cannot preload one).
+	// What the real shim does for a uid the image does not name: append its
+	// entries to the image's /etc files, which the image makes writable.
+	const addEntry = `echo "$(id -u):x:$(id -u):$(id -g):container user:$HOME:/bin/sh" >> /etc/passwd
+echo "$(id -g):x:$(id -g):" >> /etc/group
+`
+	// What it did before: entries in private copies of the files, through a
+	// preloaded nss_wrapper (a stand-in library here; static busybox would
+	// ignore a real one, as statically linked agents do).
 	const nssLib = "/nix/store/00000000000000000000000000nss-nss_wrapper-1.1.16/lib/libnss_wrapper.so"
 	const nssEntry = `n=/tmp/nss-$(id -u); mkdir -p $n
 { cat /etc/passwd; echo "$(id -u):x:$(id -u):$(id -g):container user:$HOME:/bin/sh"; } > $n/passwd
@@ -355,8 +361,9 @@ export NSS_WRAPPER_PASSWD=$n/passwd NSS_WRAPPER_GROUP=$n/group LD_PRELOAD=` + ns
 				"run.writable $XDG_DATA_HOME", "run.writable $XDG_STATE_HOME"},
 		},
 		{name: "shim that loses what is mounted in the old home", shim: makeHome, wantFailed: []string{"run.home-mount"}},
-		{name: "unnamed uid, shim that gives it an entry", shim: makeHome + linkMount + nssEntry, flags: unnamed, wantSkipped: []string{"run.user-name"}},
+		{name: "unnamed uid, shim that adds its entry", shim: makeHome + linkMount + addEntry, flags: unnamed},
 		{name: "unnamed uid, shim that gives it no entry", shim: makeHome + linkMount, flags: unnamed, wantFailed: []string{"run.user-entry", "run.user-name"}},
+		{name: "unnamed uid, shim that gives it an entry through nss_wrapper", shim: makeHome + linkMount + nssEntry, flags: unnamed, wantFailed: []string{"run.user-entry", "run.user-name"}},
 		{name: "named uid, shim that preloads nss_wrapper anyway", shim: makeHome + linkMount + nssEntry, wantFailed: []string{"run.user-entry"}},
 	}
 	for _, tc := range tests {
@@ -365,6 +372,9 @@ export NSS_WRAPPER_PASSWD=$n/passwd NSS_WRAPPER_GROUP=$n/group LD_PRELOAD=` + ns
 				tr.file(storeShim+"/bin/"+HomeShim, 0o555, "#!/bin/sh\n"+tc.shim+"exec \"$@\"\n")
 				tr.dir(path.Dir(nssLib), 0, 0, 0o555)
 				tr.file(nssLib, 0o444, "agent-images stand-in for nss_wrapper: not a real library\n")
+				// Writable by every uid, as mkAgentImage makes them.
+				tr.file("/etc/passwd", 0o666, "root:x:0:0:root:/root:/bin/sh\nagent:x:1000:1000::/home/agent:/bin/sh\n")
+				tr.file("/etc/group", 0o666, "root:x:0:\nagent:x:1000:\n")
 			})
 			want := AnyUser("/workspace")
 			want.Touch = []string{"/workspace/owner"}

@@ -47,11 +47,10 @@
 //	run.writable D              D (a path, or $VAR) is writable and owned by the uid the process
 //	                            runs as, whatever that is (AnyUser)
 //	run.touch F                 the process creates F and leaves it, for the caller to check on the host
-//	run.user-entry              the uid and gid are in /etc/passwd and /etc/group and nss_wrapper is
-//	                            not in use, or they are not and the entrypoint preloads nss_wrapper
-//	                            with copies of those files that add them (home $HOME)
-//	run.user-name               whoami, id -un and id -gn answer (skips against the stand-in
-//	                            nss_wrapper, which static busybox cannot preload)
+//	run.user-entry              the uid and gid are in /etc/passwd and /etc/group themselves (where
+//	                            static programs and every C library look), nss_wrapper not in use
+//	run.user-name               whoami, id -un and id -gn answer; where the image has getent (a
+//	                            dynamically linked glibc program), getent passwd and group too
 //	run.home-mount              a tmpfs mounted below the image's HOME is reachable at the same
 //	                            place below $HOME
 //	run.nix-env, run.nix-conf, run.nix-store

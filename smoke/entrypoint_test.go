@@ -1,11 +1,13 @@
 package smoke
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"regexp"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,43 +19,70 @@ import (
 const unknownUID = 4242
 
 // TestEntrypointNamesAnUnknownUID runs the entrypoint shim (lib/entrypoint.sh,
-// with the host's sh and coreutils and Debian's nss_wrapper where Nix puts
-// store paths) as a uid the host's /etc/passwd does not name, as Docker's
-// --user starts an image: the programs it runs find that user by uid
-// (whoami, id -un and -gn, getpwuid through Python, which Node's
-// os.userInfo() uses too, and ssh), and without the shim they do not. The
-// stand-in images cannot show this, since static busybox preloads nothing;
-// this is the real library and the real shim.
+// with the host's sh and coreutils where Nix puts store paths) as a uid the
+// host's /etc/passwd does not name, as Docker's --user starts an image, with
+// /etc/passwd and /etc/group replaced (in a private mount namespace) by
+// copies every uid may write, as the image makes them. The programs it runs
+// find that user by uid, dynamically linked ones (whoami, id, getent,
+// getpwuid through Python, which Node's os.userInfo() uses too, and ssh,
+// all on the host's glibc) and a statically linked one (busybox, which reads
+// /etc/passwd itself as Go's os/user does); without the shim they do not.
+// The entry is added once, however often the shim runs, and nothing is
+// preloaded.
 func TestEntrypointNamesAnUnknownUID(t *testing.T) {
-	testenv.Require(t, "setpriv", "ssh", "python3")
+	testenv.Require(t, "setpriv", "unshare", "mount", "ssh", "python3", "getent")
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run as another uid")
 	}
 	if _, err := user.LookupId(strconv.Itoa(unknownUID)); err == nil {
 		t.Fatalf("uid %d is in /etc/passwd; the test needs one that is not", unknownUID)
 	}
-	libs, _ := filepath.Glob("/usr/lib/*/libnss_wrapper.so")
-	if len(libs) == 0 {
-		msg := "Debian's libnss-wrapper is not installed (run scripts/setup-host.sh)"
+	// The stand-ins' static busybox (scripts/setup-host.sh installs it).
+	static := "/opt/agent-images-standin/" + map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[goruntime.GOARCH] + "-linux/busybox"
+	if _, err := os.Stat(static); err != nil {
+		msg := fmt.Sprintf("no static busybox at %s (run scripts/setup-host.sh)", static)
 		if testenv.Strict() {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
 	}
-	shim := renderShim(t, libs[0])
+	shim := renderShim(t)
+
+	// The image's /etc files: copies of the host's, writable by every uid.
+	etc := otherUserDir(t, 0o755)
+	passwd, group := filepath.Join(etc, "passwd"), filepath.Join(etc, "group")
+	for src, dst := range map[string]string{"/etc/passwd": passwd, "/etc/group": group} {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, data, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dst, 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// HOME belongs to root, as /home/agent belongs to the image's user; the
 	// uid gets a private one under TMPDIR.
 	home := otherUserDir(t, 0o700)
 	tmp := otherUserDir(t, 0o1777)
-	const probe = `echo "whoami=$(whoami 2>&1)"; echo "id-un=$(id -un 2>&1)"; echo "id-gn=$(id -gn 2>&1)"
+	probe := `echo "whoami=$(whoami 2>&1)"; echo "id-un=$(id -un 2>&1)"; echo "id-gn=$(id -gn 2>&1)"
+echo "getent=$(getent passwd "$(id -u)" 2>&1 | cut -d: -f1,6)"
+echo "static=$(` + static + ` whoami 2>&1) $(` + static + ` id -gn 2>&1)"
 echo "getpwuid=$(/usr/bin/python3 -c 'import os, pwd; p = pwd.getpwuid(os.getuid()); print(p.pw_name, p.pw_dir)' 2>&1 | tail -n 1)"
 echo "ssh=$(ssh -G localhost 2>&1 | grep -e '^user ' -e 'uid')"
+echo "preload=${LD_PRELOAD-}"
 echo "home=$HOME"`
 	run := func(args ...string) map[string]string {
 		t.Helper()
 		id := strconv.Itoa(unknownUID)
-		cmd := exec.CommandContext(t.Context(), "setpriv", append([]string{"--reuid", id, "--regid", id, "--clear-groups", "--",
+		// Bind the copies over /etc/passwd and /etc/group in a mount
+		// namespace of this command only; the host's files stay as they are.
+		inner := `mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 && exec "$@"`
+		cmd := exec.CommandContext(t.Context(), "unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", inner, "sh", passwd, group,
+			"setpriv", "--reuid", id, "--regid", id, "--clear-groups", "--",
 			"env", "-i", "PATH=/usr/bin:/bin", "HOME=" + home, "TMPDIR=" + tmp}, args...)...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -81,8 +110,11 @@ echo "home=$HOME"`
 		"whoami":   name,
 		"id-un":    name,
 		"id-gn":    name,
+		"getent":   name + ":" + privateHome,
+		"static":   name + " " + name,
 		"getpwuid": name + " " + privateHome,
 		"ssh":      "user " + name,
+		"preload":  "",
 		"home":     privateHome,
 	} {
 		if got[k] != want {
@@ -97,11 +129,22 @@ echo "home=$HOME"`
 			t.Logf("through it, Node's os.userInfo(): %s", out["node"])
 		}
 	}
+	// A second start finds the entry and adds none.
+	run(shim, "true")
+	for file, prefix := range map[string]string{passwd: name + ":x:" + name + ":", group: name + ":x:" + name + ":"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count("\n"+string(data), "\n"+prefix); n != 1 {
+			t.Errorf("%s has %d entries starting %q after the shim ran three times, want 1:\n%s", file, n, prefix, data)
+		}
+	}
 }
 
 // renderShim writes lib/entrypoint.sh as lib/entrypoint.nix renders it, with
 // host paths for the store paths and the default HOME layout.
-func renderShim(t *testing.T, nssWrapper string) string {
+func renderShim(t *testing.T) string {
 	t.Helper()
 	src, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "lib", "entrypoint.sh"))
 	if err != nil {
@@ -120,7 +163,6 @@ func renderShim(t *testing.T, nssWrapper string) string {
 		"@skeleton@", strings.Join(skeleton, "|"),
 		"@skeletonList@", strings.Join(skeleton, " "),
 		"@nixNote@", "",
-		"@nssWrapper@", nssWrapper,
 	).Replace(string(src))
 	if left := regexp.MustCompile(`@[A-Za-z]+@`).FindString(script); left != "" {
 		t.Fatalf("lib/entrypoint.sh has a placeholder this test does not fill: %s (see lib/entrypoint.nix)", left)

@@ -45,8 +45,7 @@ type Expect struct {
 	// UserEntry: whatever uid and gid the process runs as, they have a
 	// passwd and group entry (whoami, id -un, id -gn answer). Where the
 	// image's /etc/passwd or /etc/group lacks one, the entrypoint must have
-	// made it through nss_wrapper; where it has one, it must have left the
-	// process alone.
+	// added it to those files; nothing may be preloaded for it.
 	UserEntry bool
 	// HomeMount is a directory below the image's HOME (its config Env), e.g.
 	// ".config/app", at which a tmpfs is mounted; it must stay writable at the

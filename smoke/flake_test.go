@@ -118,6 +118,7 @@ type builtImage struct {
 		MainProgram string `json:"mainProgram"`
 		Version     string `json:"version"`
 		Release     bool   `json:"release"`
+		WithNixLd   bool   `json:"withNixLd"`
 	} `json:"image"`
 }
 
@@ -255,13 +256,15 @@ func TestFlakeImagesDocker(t *testing.T) {
 	testFlakeImages(t, rt, built, []string{"pi", "test-custom"})
 }
 
-// TestFlakeImagesUnknownUID runs the default and the withNix image as a uid
-// and gid the image does not know and the runtime does not name, as Docker
-// starts one with --user (here podman --passwd=false, which adds no passwd
-// entry either): the any-uid catalogue passes, a user name included. Offline
-// the name needs the real nss_wrapper and skips; CI's real-inputs smoke jobs
-// run this with the real one and allow no skip. Only the host's own system:
-// nothing here depends on the architecture, and each CI job is native.
+// TestFlakeImagesUnknownUID runs the default, the withNix and the custom
+// image as a uid and gid the image does not know and the runtime does not
+// name, as Docker starts one with --user (here podman --passwd=false, which
+// adds no passwd entry either): the any-uid catalogue passes, a user name
+// included, and nothing skips. The name is looked up by a statically linked
+// program (busybox's whoami and id offline, as a Go agent would) and, in the
+// custom image, by a dynamically linked one (getent on glibc). Only the
+// host's own system: nothing here depends on the architecture, and each CI
+// job is native.
 func TestFlakeImagesUnknownUID(t *testing.T) {
 	testenv.Require(t, "nix", "podman")
 	built := flakeImagesBuilt(t)
@@ -270,7 +273,7 @@ func TestFlakeImagesUnknownUID(t *testing.T) {
 		if s.plat.Architecture != hostArch {
 			continue
 		}
-		for _, attr := range runImages {
+		for _, attr := range append(slices.Clone(runImages), "test-custom") {
 			t.Run(s.system+"/"+attr, func(t *testing.T) {
 				b, ok := built[s.system][attr]
 				if !ok {
@@ -292,12 +295,13 @@ func TestFlakeImagesUnknownUID(t *testing.T) {
 				for _, r := range rep.Failed() {
 					t.Errorf("Test(%s) as uid 4242: %s", attr, r)
 				}
-				var wantSkip []string
-				if !testenv.RealInputs() {
-					wantSkip = []string{"run.user-name"}
+				if got := checks(rep.Results, Skip); len(got) > 0 {
+					t.Errorf("Test(%s) as uid 4242 skipped %q, want none", attr, got)
 				}
-				if got := checks(rep.Results, Skip); !slices.Equal(got, wantSkip) {
-					t.Errorf("Test(%s) as uid 4242 skipped %q, want %q", attr, got, wantSkip)
+				for _, r := range rep.Results {
+					if r.Check == "run.user-name" && attr == "test-custom" && !strings.Contains(r.Detail, `getent passwd = "4242:x:4242:4242:`) {
+						t.Errorf("Test(%s) as uid 4242: run.user-name did not look the user up with getent: %s", attr, r.Detail)
+					}
 				}
 			})
 		}

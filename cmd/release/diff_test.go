@@ -272,8 +272,8 @@ func changedLLMAgents(t *testing.T, src, dst, oldVersion, newVersion string) str
     version = "`+oldVersion+`";`, `attr = "pi";
     version = "`+newVersion+`";`)
 	edit("flake.nix",
-		"          pkgs = import nixpkgs { inherit system; };\n",
-		"          pkgs = import nixpkgs { inherit system; };\n"+
+		"            overlays = [ bunBaselineOverlay ];\n          };\n",
+		"            overlays = [ bunBaselineOverlay ];\n          };\n"+
 			`          assets = pkgs.runCommand "agent-assets-1.0" { } "mkdir -p $out && head -c 262144 /dev/urandom > $out/blob";`+"\n",
 		"                chmod 0555 $out/bin/${a.mainProgram}\n",
 		"                chmod 0555 $out/bin/${a.mainProgram}\n                mkdir -p $out/share\n                ln -s ${assets} $out/share/assets\n")

@@ -110,9 +110,9 @@ func TestBenchImageSet(t *testing.T) {
 		}
 	}
 
-	// 62 base paths, the entrypoint shim and nss_wrapper every image gets,
-	// the runtimes, the agent's own, the customisation layer.
-	const base = 62 + 2
+	// 62 base paths and the entrypoint shim every image gets, the runtimes,
+	// the agent's own, the customisation layer.
+	const base = 62 + 1
 	for a, want := range map[string]int{"pi": base + 9 + 25 + 1, "codex": base + 3 + 1, "gemini-cli": base + 9 + 25 + 1} {
 		if got := len(layers[a]); got != want {
 			t.Errorf("%s has %d layers, want %d", a, got, want)

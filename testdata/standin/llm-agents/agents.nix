@@ -1,12 +1,12 @@
-# The 30 packages of numtide/llm-agents.nix that agent-images wraps, as
-# recorded in /work/shared/data/llm-agents.json on 2026-04-30: attr, version,
-# mainProgram, platforms and whether the licence is unfree are facts from there.
-# The descriptions are our own short summaries and the free licences our best
-# reading of each project; the real flake's meta is what the product uses.
-# `builder` is the package's shape in llm-agents as of late 2026: "mkPackage"
-# for the prebuilt binaries (its own nixpkgs-free builder, corepkgs/mk/
-# package.nix), "nixpkgs" for those built from source with nixpkgs' builders.
-# forge is packaged as `forgecode` there (mainProgram forge).
+# The 30 packages of numtide/llm-agents.nix that agent-images wraps, as at
+# the revision the flake's lock pins (8e1a8e0, 2026-05-05). attr, version,
+# mainProgram, the Linux systems of meta.platforms and whether the licence is
+# unfree are the facts of /work/shared/data/llm-agents.json (read from
+# packages/<attr>/package.nix on 2026-04-30, the nearest record to the lock);
+# FACTS.md says where each fact was read and what changed after the lock.
+# The descriptions are our own short summaries and the free licences our
+# reading of each project. Every package of that revision is made by a
+# nixpkgs builder (the comment after each says which kind of build).
 [
   {
     attr = "amp";
@@ -14,8 +14,7 @@
     mainProgram = "amp";
     description = "Sourcegraph's agentic coding tool for the terminal";
     license = "unfree";
-    # prebuilt binary
-    builder = "mkPackage";
+    # build: prebuilt binary
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -24,18 +23,18 @@
     mainProgram = "claude";
     description = "Anthropic's agentic coding assistant for the terminal";
     license = "unfree";
-    # prebuilt binary
-    builder = "mkPackage";
+    # build: prebuilt binary
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
     attr = "cli-proxy-api";
+    # After the lock: built by llm-agents' own mkGo, whose meta.platforms
+    # defaults to x86_64-linux only.
     version = "6.9.45";
     mainProgram = "cli-proxy-api";
     description = "Proxy that exposes coding-agent CLIs through an OpenAI-compatible API";
     license = "mit";
-    # go
-    builder = "nixpkgs";
+    # build: go
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -44,8 +43,7 @@
     mainProgram = "code";
     description = "Terminal coding agent forked from Codex, with extra tools";
     license = "asl20";
-    # rust
-    builder = "nixpkgs";
+    # build: rust
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -54,8 +52,7 @@
     mainProgram = "codex";
     description = "OpenAI's lightweight coding agent that runs in the terminal";
     license = "asl20";
-    # rust
-    builder = "nixpkgs";
+    # build: rust
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -64,18 +61,18 @@
     mainProgram = "copilot";
     description = "GitHub Copilot as an agent in the terminal";
     license = "unfree";
-    # npm tarball + nodejs
-    builder = "nixpkgs";
+    # build: npm tarball + nodejs
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
     attr = "crush";
+    # After the lock: built by llm-agents' own mkGo, whose meta.platforms
+    # defaults to x86_64-linux only.
     version = "0.64.0";
     mainProgram = "crush";
     description = "Charm's glamorous AI coding agent for the terminal";
     license = "mit";
-    # go
-    builder = "nixpkgs";
+    # build: go
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -84,18 +81,18 @@
     mainProgram = "cursor-agent";
     description = "Cursor's coding agent for the command line";
     license = "unfree";
-    # prebuilt binary
-    builder = "mkPackage";
+    # build: prebuilt binary
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
     attr = "droid";
+    # After the lock: meta.platforms = [ "x86_64-linux" ] (its download table
+    # has no arm64 Linux build).
     version = "0.113.0";
     mainProgram = "droid";
     description = "Factory's software engineering agent for the terminal";
     license = "unfree";
-    # prebuilt binary
-    builder = "mkPackage";
+    # build: prebuilt binary
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -104,8 +101,7 @@
     mainProgram = "eca";
     description = "Editor Code Assistant: an editor-agnostic AI pair-programming server";
     license = "asl20";
-    # prebuilt native binary
-    builder = "mkPackage";
+    # build: prebuilt native binary
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -115,8 +111,7 @@
     mainProgram = "forge";
     description = "AI pair programmer for the shell, working with many model providers";
     license = "asl20";
-    # prebuilt binary
-    builder = "mkPackage";
+    # build: prebuilt binary
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -125,8 +120,7 @@
     mainProgram = "gemini";
     description = "Google's open-source AI agent that brings Gemini to the terminal";
     license = "asl20";
-    # npm
-    builder = "nixpkgs";
+    # build: npm
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -135,18 +129,17 @@
     mainProgram = "goose";
     description = "Block's extensible open-source AI agent for engineering tasks";
     license = "asl20";
-    # rust
-    builder = "nixpkgs";
+    # build: rust
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
     attr = "iflow-cli";
+    # Removed from llm-agents after the lock (absent from its packages/ late in 2026).
     version = "0.5.19";
     mainProgram = "iflow";
     description = "iFlow's AI agent for the terminal";
     license = "mit";
-    # npm
-    builder = "nixpkgs";
+    # build: npm
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -155,8 +148,7 @@
     mainProgram = "jules";
     description = "Google's asynchronous coding agent, driven from the command line";
     license = "unfree";
-    # prebuilt binary
-    builder = "mkPackage";
+    # build: prebuilt binary
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -165,8 +157,7 @@
     mainProgram = "kilocode";
     description = "Kilo Code's open-source coding agent for the terminal";
     license = "asl20";
-    # prebuilt binary
-    builder = "mkPackage";
+    # build: prebuilt binary
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -175,8 +166,7 @@
     mainProgram = "letta";
     description = "Memory-first coding agent built on Letta";
     license = "asl20";
-    # npm
-    builder = "nixpkgs";
+    # build: npm
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -185,8 +175,7 @@
     mainProgram = "vibe";
     description = "Mistral AI's command-line coding assistant";
     license = "asl20";
-    # python
-    builder = "nixpkgs";
+    # build: python
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -195,8 +184,7 @@
     mainProgram = "nanocoder";
     description = "Local-first coding agent for the terminal";
     license = "mit";
-    # npm
-    builder = "nixpkgs";
+    # build: npm
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -205,8 +193,7 @@
     mainProgram = "oh-my-opencode";
     description = "Agent harness and plugin collection for OpenCode";
     license = "unfree";
-    # bun
-    builder = "nixpkgs";
+    # build: bun
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -215,8 +202,7 @@
     mainProgram = "omp";
     description = "Oh My Pi: a coding agent harness built on Pi";
     license = "mit";
-    # bun + rust
-    builder = "nixpkgs";
+    # build: bun + rust
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -225,8 +211,7 @@
     mainProgram = "opencode";
     description = "Open-source AI coding agent built for the terminal";
     license = "mit";
-    # prebuilt binary
-    builder = "mkPackage";
+    # build: prebuilt binary
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -235,18 +220,17 @@
     mainProgram = "pi";
     description = "Minimal, extensible terminal coding agent";
     license = "mit";
-    # npm
-    builder = "nixpkgs";
+    # build: npm
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
     attr = "qoder-cli";
+    # After the lock: meta.platforms = [ "x86_64-linux" ].
     version = "0.2.5";
     mainProgram = "qodercli";
     description = "Qoder's agentic coding tool for the terminal";
     license = "unfree";
-    # prebuilt binary
-    builder = "mkPackage";
+    # build: prebuilt binary
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -255,8 +239,7 @@
     mainProgram = "qwen";
     description = "Command-line AI workflow tool tuned for Qwen coder models";
     license = "asl20";
-    # npm
-    builder = "nixpkgs";
+    # build: npm
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -265,8 +248,7 @@
     mainProgram = "hermes";
     description = "Nous Research's self-improving personal AI agent";
     license = "mit";
-    # python + npm
-    builder = "nixpkgs";
+    # build: python + npm
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -275,8 +257,7 @@
     mainProgram = "localgpt";
     description = "Local-device AI assistant with persistent memory";
     license = "asl20";
-    # rust
-    builder = "nixpkgs";
+    # build: rust
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -285,8 +266,7 @@
     mainProgram = "openclaw";
     description = "Personal AI assistant that runs on your own devices";
     license = "mit";
-    # pnpm
-    builder = "nixpkgs";
+    # build: pnpm
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -295,8 +275,7 @@
     mainProgram = "picoclaw";
     description = "Ultra-lightweight personal AI assistant written in Go";
     license = "mit";
-    # go
-    builder = "nixpkgs";
+    # build: go
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
   {
@@ -305,8 +284,7 @@
     mainProgram = "zeroclaw";
     description = "Fast, small, fully autonomous AI assistant infrastructure";
     license = "asl20";
-    # rust
-    builder = "nixpkgs";
+    # build: rust
     platforms = [ "x86_64-linux" "aarch64-linux" ];
   }
 ]

@@ -1,9 +1,12 @@
 {
-  description = "agent-images stand-in for numtide/llm-agents.nix: each agent is a tiny script that answers --version";
+  description = "agent-images stand-in for numtide/llm-agents.nix at the locked revision: each agent is a tiny script that answers --version";
 
   # As in the real flake: llm-agents pins its own nixpkgs. Offline, the
   # caller overrides it (--override-input llm-agents/nixpkgs ...), since
-  # nothing can be fetched here.
+  # nothing can be fetched here. The real flake's other inputs (blueprint,
+  # bun2nix, flake-parts, systems, treefmt-nix) are what its outputs are
+  # made with; their effect on what agent-images reads is written out below
+  # (FACTS.md says where each fact was read).
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixpkgs-unstable";
 
   outputs =
@@ -11,22 +14,19 @@
     let
       inherit (nixpkgs) lib;
       agents = import ./agents.nix;
+      # nix-systems/default also lists the two darwin systems, which the
+      # stand-in nixpkgs cannot instantiate and agent-images never reads.
       systems = [
         "x86_64-linux"
         "aarch64-linux"
       ];
 
-      # llm-agents' own licences (its flake.lib.licenses): the free ones are
-      # nixpkgs', but `unfree` says free = true, so that nixpkgs evaluates
-      # the unfree agents without allowUnfree; only shortName tells.
-      licenses = lib.licenses // {
-        unfree = {
-          shortName = "unfree";
-          fullName = "Unfree";
-          free = true;
-          redistributable = false;
-          deprecated = false;
-        };
+      # The overlay the real flake passes to blueprint: bun from its
+      # baseline (no AVX) build.
+      bunBaselineOverlay = final: prev: {
+        bun = prev.bun.overrideAttrs (old: {
+          src = "bun-v${old.version}/bun-linux-x64-baseline.zip";
+        });
       };
 
       # What every stand-in agent runs: answers --version, says what it is.
@@ -41,53 +41,43 @@
         exit 1
       '';
 
+      # blueprint's filterPlatforms (numtide/blueprint lib/default.nix at
+      # the locked 56131e8): a package stays unless it has a non-empty
+      # meta.platforms without the system. Unlike the later
+      # `availableOn && !broken`, it keeps meta.broken packages and ignores
+      # meta.badPlatforms.
+      filterPlatforms =
+        system:
+        lib.filterAttrs (
+          _: p: (p.meta.platforms or [ ]) == [ ] || lib.elem system p.meta.platforms
+        );
+
       packagesFor =
         system:
         let
-          # llm-agents instantiates its nixpkgs itself, without allowUnfree.
-          pkgs = import nixpkgs { inherit system; };
-
-          meta = a: {
-            inherit (a) description;
-            license = licenses.${a.license};
-            homepage = "https://github.com/numtide/llm-agents.nix";
+          # blueprint instantiates nixpkgs with the flake's nixpkgs.config
+          # and overlays: allowUnfree, so nixpkgs' own unfree licence
+          # (free = false) evaluates.
+          pkgs = import nixpkgs {
+            inherit system;
+            config.allowUnfree = true;
+            overlays = [ bunBaselineOverlay ];
           };
 
-          # The newer shape (corepkgs/mk/package.nix): a bare derivation with
-          # no overrideAttrs and no `version` attribute (the version is only
-          # in the name), meta.mainProgram defaulting to the pname, and
-          # meta.platforms from its per-system download table.
-          mkPackage =
-            a:
-            derivation {
-              name = "${a.attr}-${a.version}";
-              inherit system;
-              pname = a.attr;
-              inherit (a) mainProgram;
-              builder = "${pkgs.busybox}/bin/sh";
-              args = [
-                "-c"
-                ''
-                  ${pkgs.busybox}/bin/busybox mkdir -p $out/bin
-                  ${pkgs.busybox}/bin/busybox cat > $out/bin/${a.mainProgram} <<'EOF'
-                  ${script pkgs a}
-                  EOF
-                  ${pkgs.busybox}/bin/busybox chmod 0555 $out/bin/${a.mainProgram}
-                ''
-              ];
-            }
-            // {
-              meta = {
-                platforms = a.platforms ++ [ "aarch64-darwin" ];
-                mainProgram = a.attr;
-              }
-              // meta a
-              // lib.optionalAttrs (a.mainProgram != a.attr) { inherit (a) mainProgram; };
-              passthru.category = "AI Coding Agents";
-            };
+          # Licences are nixpkgs' (llm-agents' lib is nixpkgs' lib with
+          # maintainers added): shortName is the attribute name (`mit`),
+          # spdxId the SPDX identifier.
+          meta = a: {
+            inherit (a) description mainProgram;
+            license = lib.licenses.${a.license};
+            homepage = "https://github.com/numtide/llm-agents.nix";
+          }
+          // lib.optionalAttrs (a ? platforms) { inherit (a) platforms; }
+          // lib.optionalAttrs (a.broken or false) { broken = true; };
 
-          # The classic shape: nixpkgs' stdenv.mkDerivation, with pname,
-          # version, overrideAttrs and an explicit meta.mainProgram.
+          # Every package at the locked revision is made by a nixpkgs
+          # builder (stdenv.mkDerivation, buildGoModule, buildNpmPackage,
+          # ...): pname, version, overrideAttrs, explicit meta.mainProgram.
           mkNixpkgs =
             a:
             pkgs.stdenv.mkDerivation {
@@ -100,22 +90,16 @@
                 EOF
                 chmod 0555 $out/bin/${a.mainProgram}
               '';
-              meta = meta a // {
-                inherit (a) mainProgram platforms;
-              };
+              meta = meta a;
             };
-
-          all = lib.listToAttrs (
-            map (
-              a: lib.nameValuePair a.attr (if a.builder == "mkPackage" then mkPackage a else mkNixpkgs a)
-            ) agents
-          );
         in
-        # As the real flake: only what is available on the system.
-        lib.filterAttrs (_: lib.meta.availableOn pkgs.stdenv.hostPlatform) all;
+        filterPlatforms system (
+          lib.listToAttrs (map (a: lib.nameValuePair a.attr (mkNixpkgs a)) agents)
+        );
     in
     {
-      lib = { inherit licenses; };
+      # blueprint exposes the flake's lib/ as `lib`: nixpkgs' lib, extended.
+      inherit lib;
       packages = lib.genAttrs systems packagesFor;
     };
 }

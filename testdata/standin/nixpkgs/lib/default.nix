@@ -289,15 +289,16 @@ let
       asserts.assertMsg (elem val xs) "${name} must be one of ${builtins.toJSON xs}, but is: ${builtins.toJSON val}";
   };
 
-  # lib/licenses.nix: the licenses llm-agents' packages use.
+  # lib/licenses.nix: the licenses llm-agents' packages use. As there, each
+  # licence's shortName is its attribute name (`mit`, `asl20`), and spdxId
+  # the SPDX identifier where the licence has one.
   license = spdxId: fullName: {
     inherit spdxId fullName;
-    shortName = spdxId;
     free = true;
     redistributable = true;
     deprecated = false;
   };
-  licenses = {
+  licenses = builtins.mapAttrs (shortName: l: { inherit shortName; } // l) {
     mit = license "MIT" "MIT License";
     asl20 = license "Apache-2.0" "Apache License 2.0";
     bsd3 = license "BSD-3-Clause" "BSD 3-clause \"New\" or \"Revised\" License";
@@ -306,14 +307,12 @@ let
     gpl3Only = license "GPL-3.0-only" "GNU General Public License v3.0 only";
     blueOak100 = license "BlueOak-1.0.0" "Blue Oak Model License 1.0.0";
     unfree = {
-      shortName = "unfree";
       fullName = "Unfree";
       free = false;
       redistributable = false;
       deprecated = false;
     };
     unfreeRedistributable = {
-      shortName = "unfreeRedistributable";
       fullName = "Unfree redistributable";
       free = false;
       redistributable = true;

@@ -8,12 +8,14 @@
 }:
 let
   allowUnfree = config.allowUnfree or false;
+  allowBroken = config.allowBroken or false;
 
   licenseList = l: if builtins.isList l then l else [ l ];
 
   # Reduced stdenv.mkDerivation: attributes become the builder's environment,
   # `passthru` and `meta` stay on the Nix value, unfree packages are refused
-  # unless config.allowUnfree is set, and a package with several `outputs`
+  # unless config.allowUnfree is set and broken ones unless
+  # config.allowBroken is (check-meta.nix), and a package with several `outputs`
   # is, like in nixpkgs (lib.extendDerivation), the first output with every
   # output as an attribute (`curl.bin`, `util-linux.lib`), each output
   # carrying `outputSpecified` so lib.getOutput keeps the one chosen.
@@ -29,6 +31,13 @@ let
     let
       name = attrs.name or "${attrs.pname}-${attrs.version}";
       unfree = builtins.any (l: !(l.free or true)) (licenseList (meta.license or [ ]));
+      refusal =
+        if unfree && !allowUnfree then
+          "Package ‘${name}’ has an unfree license, refusing to evaluate (stand-in nixpkgs: set config.allowUnfree = true)."
+        else if (meta.broken or false) && !allowBroken then
+          "Package ‘${name}’ is marked as broken, refusing to evaluate (stand-in nixpkgs: set config.allowBroken = true)."
+        else
+          null;
       env = removeAttrs attrs [
         "passthru"
         "meta"
@@ -77,10 +86,17 @@ let
         }
       );
     in
-    if unfree && !allowUnfree then
-      throw "Package ‘${name}’ has an unfree license, refusing to evaluate (stand-in nixpkgs: set config.allowUnfree = true)."
+    # As in nixpkgs (extendDerivation with check-meta's validity), a refused
+    # package still shows its meta and other attributes; only building it,
+    # or reading its drvPath or outPath, fails.
+    if refusal == null then
+      common
     else
-      common;
+      common
+      // {
+        drvPath = throw refusal;
+        outPath = throw refusal;
+      };
 
   runCommandWith' =
     name: env: buildCommand:
@@ -597,6 +613,16 @@ let
         echo "agent-images stand-in: libcurl.so.4 is not a real library" > $out/lib/libcurl.so.4
       '';
     };
+    # llm-agents' overlay at the locked revision overrides bun (a baseline
+    # build for CPUs without AVX).
+    bun = versionOnlyTool {
+      pname = "bun";
+      version = "1.3.13";
+      programs = [ "bun" ];
+      versionLine = "1.3.13 (agent-images stand-in)";
+      description = "Incredibly fast JavaScript runtime, bundler, transpiler and package manager";
+    };
+
     hello = versionOnlyTool {
       pname = "hello";
       version = "2.12.2";
@@ -667,28 +693,41 @@ let
           echo "  L+ ${ldpath} - - - - $out/libexec/nix-ld" > $out/lib/tmpfiles.d/nix-ld.conf
         '';
 
-    # Not nss_wrapper: a library to preload must be ELF, and the stand-in
-    # programs are static busybox, which ignores LD_PRELOAD anyway. The
-    # layout is the real package's (pkgs/by-name/ns/nss_wrapper/package.nix,
-    # a cmake build with one output): lib/libnss_wrapper.so and the
-    # nss_wrapper.pl program. The library is a text file with the marker, so
-    # the checks that need the real one can tell and skip.
-    nss_wrapper =
-      runCommandWith' "nss_wrapper-1.1.16"
+    # getent (nixpkgs' top-level `getent`, glibc's program): the one
+    # dynamically linked program of the stand-ins, so the images show that a
+    # program on a C library looks users up where static ones do. It is the
+    # host's getent with the host's glibc (Debian's libc-bin and libc6),
+    # started through that glibc's loader, since the image has no
+    # /lib64/ld-linux-x86-64.so.2. The host has no arm64 glibc, so on
+    # aarch64-linux it is busybox's awk reading the files, as a static
+    # program does, and says so.
+    getent =
+      let
+        hostLib = "/lib/${if hostPlatform.isx86_64 then "x86_64" else "aarch64"}-linux-gnu";
+      in
+      runCommandWith' "getent-standin"
         {
-          pname = "nss_wrapper";
-          version = "1.1.16";
-          meta = {
-            description = "Wrapper for the user, group and hosts NSS API (agent-images stand-in: not a library)";
-            mainProgram = "nss_wrapper.pl";
-            license = lib.licenses.bsd3;
-          };
+          pname = "getent";
+          version = "host";
+          meta.description = "getent from the host's glibc (agent-images stand-in)";
         }
         ''
-          mkdir -p $out/bin $out/lib
-          echo "agent-images stand-in for nss_wrapper 1.1.16: libnss_wrapper.so is not a real library" > $out/lib/libnss_wrapper.so
-          printf '#!%s\necho "nss_wrapper.pl: agent-images stand-in for nss_wrapper 1.1.16" >&2\nexit 1\n' ${busybox}/bin/sh > $out/bin/nss_wrapper.pl
-          chmod 0555 $out/bin/nss_wrapper.pl
+          mkdir -p $out/bin $out/libexec/getent
+          if [ -e ${hostLib}/libc.so.6 ] && [ -e /usr/bin/getent ] && ${lib.boolToString hostPlatform.isx86_64}; then
+            cp /usr/bin/getent ${hostLib}/libc.so.6 $out/libexec/getent/
+            cp -L /lib64/${glibc.loader} $out/libexec/getent/${glibc.loader}
+            chmod 0555 $out/libexec/getent/*
+            printf '#!%s\nexec %s --library-path %s %s "$@"\n' ${busybox}/bin/sh \
+              $out/libexec/getent/${glibc.loader} $out/libexec/getent $out/libexec/getent/getent > $out/bin/getent
+          else
+            cat > $out/bin/getent <<EOF
+          #!${busybox}/bin/sh
+          # agent-images stand-in: the host has no glibc for ${system}; reads the files as a static program does.
+          case "\$1" in passwd|group) ;; *) echo "getent: agent-images stand-in knows passwd and group only" >&2; exit 1 ;; esac
+          ${busybox}/bin/busybox awk -F: -v k="\$2" '\$1 == k || \$3 == k { print; found = 1 } END { exit !found * 2 }' /etc/\$1
+          EOF
+          fi
+          chmod 0555 $out/bin/getent
         '';
 
     zlib = libraryStandin "zlib" "1.3.1" [ "out" "dev" ] [ "libz.so.1" ];
