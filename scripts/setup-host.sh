@@ -7,7 +7,7 @@ set -euo pipefail
 
 need_pkgs=(nix-bin podman runc qemu-user-static binfmt-support docker-registry
   fakeroot busybox-static skopeo python3 ca-certificates git uidmap iptables
-  shellcheck curl libnss-wrapper openssh-client)
+  shellcheck curl openssh-client)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
