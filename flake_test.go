@@ -125,3 +125,32 @@ func TestReadmeImageTable(t *testing.T) {
 		}
 	}
 }
+
+// TestStandinMirrorsTheLock fails when the committed flake.lock pins another
+// llm-agents than the one the stand-in describes (testdata/standin/llm-agents:
+// its revision file, and FACTS.md for what was read where): the offline
+// checks would then hold the flake to facts the real inputs no longer have.
+// When the update bot moves the lock, this is the test that says so.
+func TestStandinMirrorsTheLock(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	lock, err := os.ReadFile(filepath.Join(root, "flake.lock"))
+	if err != nil {
+		t.Fatalf("flake.lock: %v: commit the lock every job of a release builds from", err)
+	}
+	locked, err := (&nix.Metadata{Locks: lock}).Inputs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := os.ReadFile(filepath.Join(root, "testdata", "standin", "llm-agents", "revision"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.TrimSpace(string(rev)), locked["llm-agents"].Rev; got != want {
+		t.Errorf("the stand-in llm-agents mirrors %s, flake.lock pins %s: bring testdata/standin/llm-agents (agents.nix, flake.nix, FACTS.md, revision) and lib/agents.nix to the locked revision", got, want)
+	}
+	for _, input := range []string{"nixpkgs", "llm-agents", "llm-agents/nixpkgs"} {
+		if in := locked[input]; len(in.Rev) != 40 || !strings.HasPrefix(in.NarHash, "sha256-") {
+			t.Errorf("flake.lock pins %s as %+v, want a revision and a NAR hash", input, in)
+		}
+	}
+}
