@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -150,12 +151,8 @@ var (
 func remoteActions(t *testing.T) []string {
 	t.Helper()
 	root := testenv.RepoRoot(t)
-	files, _ := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.yml"))
-	more, _ := filepath.Glob(filepath.Join(root, ".github", "actions", "*", "action.yml"))
-	templates, _ := filepath.Glob(filepath.Join(root, "templates", "*", ".github", "workflows", "*.yml"))
-	files = append(append(append(files, more...), templates...), filepath.Join(root, "action.yml"))
 	seen := map[string]bool{}
-	for _, f := range files {
+	for _, f := range actionFiles(t) {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -183,6 +180,60 @@ func remoteActions(t *testing.T) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// actionFiles are the files that use actions: the workflows, the
+// template's workflows, .github/actions/* and action.yml.
+func actionFiles(t *testing.T) []string {
+	t.Helper()
+	root := testenv.RepoRoot(t)
+	files, _ := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.yml"))
+	more, _ := filepath.Glob(filepath.Join(root, ".github", "actions", "*", "action.yml"))
+	templates, _ := filepath.Glob(filepath.Join(root, "templates", "*", ".github", "workflows", "*.yml"))
+	return append(append(append(files, more...), templates...), filepath.Join(root, "action.yml"))
+}
+
+// node24Since is, for each of GitHub's own JavaScript actions we use, the
+// first major version whose action.yml says `using: node24` (their release
+// notes). GitHub's runners no longer ship Node 20, so an older pin fails.
+var node24Since = map[string]int{
+	"actions/checkout":          5,
+	"actions/setup-go":          6,
+	"actions/cache":             5,
+	"actions/upload-artifact":   6,
+	"actions/download-artifact": 7,
+}
+
+// TestActionsRunOnNode24: every actions/* pin is of a release that runs on
+// the Node GitHub's runners ship, by the version its comment names.
+func TestActionsRunOnNode24(t *testing.T) {
+	major := regexp.MustCompile(`#\s*v(\d+)`)
+	for _, f := range actionFiles(t) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(data), "\n")
+		for i, line := range lines {
+			m := usesLine.FindStringSubmatch(line)
+			if m == nil || !strings.HasPrefix(m[1], "actions/") {
+				continue
+			}
+			action, _, _ := strings.Cut(m[1], "@")
+			since, ok := node24Since[action]
+			if !ok {
+				t.Errorf("%s:%d: %s: which release of it runs on node24? add it to node24Since", f, i+1, action)
+				continue
+			}
+			v := major.FindStringSubmatch(lines[max(i-1, 0)])
+			if v == nil {
+				continue // remoteActions reports the missing comment
+			}
+			if n, _ := strconv.Atoi(v[1]); n < since {
+				t.Errorf("%s:%d: %s v%s runs on Node 20, which GitHub's runners no longer ship: want v%d or later", f, i+1, action, v[1], since)
+			}
+		}
+	}
 }
 
 func TestWorkflowsLeastPrivilege(t *testing.T) {
