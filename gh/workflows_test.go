@@ -947,22 +947,20 @@ func TestActPreview(t *testing.T) {
 }
 
 // TestActCI runs ci.yml for real under act, offline: the repository
-// variables point it at the stand-in flake inputs, one agent and this
-// package's tests (the whole suite already runs outside act).
+// variables point it at the stand-in flake inputs and one agent; the test
+// job, which is the whole suite, is left out (withoutTestJob).
 func TestActCI(t *testing.T) {
 	notUnderAct(t)
 	testenv.Require(t, "nix", "podman", "git", "go")
 	testenv.Setenv(t)
-	repo := repoCopy(t)
+	repo := repoCopy(t, withoutTestJob)
 	o := testenv.StandinOverrides(t)
 	run := runAct(t, repo, "push", "ci.yml",
 		"--var", "CI_OVERRIDE_INPUTS="+overrideArgs(o, ""),
-		"--var", "CI_GO_PACKAGES=./gh/",
 		"--var", "CI_SMOKE_AGENTS=pi",
 	)
-	// lock-pr is skipped: with the stand-in inputs lock creates no lock.
 	want := map[string]string{
-		"lock": "success", "go": "success", "actionlint": "success", "flake": "success",
+		"actionlint": "success", "flake": "success",
 		"smoke x86_64-linux": "success", "smoke aarch64-linux": "success",
 	}
 	if got := run.jobs(); !equalMaps(got, want) || run.err != nil {
@@ -974,6 +972,99 @@ func TestActCI(t *testing.T) {
 		if s := run.summaries(job); !strings.Contains(s, "pi") {
 			t.Errorf("%s step summary = %q, want pi's result", job, s)
 		}
+	}
+}
+
+// withoutTestJob drops ci.yml's test job from a repository copy. It runs
+// the whole of scripts/test.sh in a Debian container: act would start that
+// container with Docker and nest every test of this suite, this one
+// included. TestCIRunsTheREADMETestCommand checks the job instead.
+func withoutTestJob(t *testing.T, dir string) {
+	t.Helper()
+	path := filepath.Join(dir, ".github", "workflows", "ci.yml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	start, end := strings.Index(s, "\n  test:\n"), strings.Index(s, "\n  actionlint:\n")
+	if start < 0 || end < start {
+		t.Fatal("ci.yml: no test job before the actionlint job")
+	}
+	if err := os.WriteFile(path, []byte(s[:start]+s[end:]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCIRunsTheREADMETestCommand: ci.yml's test job is the README's test
+// command in the environment it runs in here, a privileged Debian bookworm
+// container with Go from setup-go; nothing of the Ubuntu runner's own
+// packages (setup-host.sh on Ubuntu, sudo), and no flake.lock handed
+// around as an artifact: Nix ignores an untracked lock in a git flake, so
+// only the committed one counts. What GitHub alone can show is that the
+// hosted runner starts this container privileged and the suite passes there.
+func TestCIRunsTheREADMETestCommand(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var command string
+	for _, line := range strings.Split(string(readme), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasSuffix(f[0], "scripts/test.sh") {
+			command = f[0]
+			break
+		}
+	}
+	if command == "" {
+		t.Fatal("README.md names no scripts/test.sh command")
+	}
+	data, err := os.ReadFile(filepath.Join(root, ".github", "workflows", "ci.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ci struct {
+		Jobs map[string]struct {
+			Container struct {
+				Image   string `yaml:"image"`
+				Options string `yaml:"options"`
+			} `yaml:"container"`
+			Steps []struct {
+				Uses string            `yaml:"uses"`
+				Run  string            `yaml:"run"`
+				With map[string]string `yaml:"with"`
+			} `yaml:"steps"`
+		} `yaml:"jobs"`
+	}
+	if err := yaml.Unmarshal(data, &ci); err != nil {
+		t.Fatalf("ci.yml: %v", err)
+	}
+	job, ok := ci.Jobs["test"]
+	if !ok {
+		t.Fatal("ci.yml has no test job")
+	}
+	if job.Container.Image != "debian:bookworm" || !strings.Contains(job.Container.Options, "--privileged") {
+		t.Errorf("ci.yml test job container = %q with options %q, want debian:bookworm, --privileged", job.Container.Image, job.Container.Options)
+	}
+	var runs, goVersion bool
+	for _, st := range job.Steps {
+		if strings.TrimSpace(st.Run) == "bash "+command {
+			runs = true
+		}
+		if strings.HasPrefix(st.Uses, "actions/setup-go@") && st.With["go-version"] != "" {
+			goVersion = true
+		}
+		for _, ubuntu := range []string{"setup-host.sh", "sudo "} {
+			if strings.Contains(st.Run, ubuntu) {
+				t.Errorf("ci.yml test job runs %q on its own: scripts/test.sh sets the machine up, as the README says", ubuntu)
+			}
+		}
+	}
+	if !runs || !goVersion {
+		t.Errorf("ci.yml test job: runs %q = %v, Go from setup-go = %v; want both", "bash "+command, runs, goVersion)
+	}
+	if bytes.Contains(data, []byte("flake-lock")) {
+		t.Error("ci.yml still hands a flake.lock around as an artifact: Nix ignores an untracked lock in a git flake")
 	}
 }
 
