@@ -26,6 +26,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/record"
 )
 
@@ -706,11 +707,14 @@ func assertBuiltByRecords(t *testing.T, run actRun, artifacts, repo, index strin
 		if outs := run.outputs(job, "build-record"); len(outs) == 0 || !strings.Contains(outs[len(outs)-1], record.BuildSchema) {
 			t.Errorf("%s: build-record output = %q, want the build record", job, outs)
 		}
-		builds, err := record.ReadBuilds(filepath.Join(artifacts, "build-pi-"+sys))
+		builds, err := record.ReadBuilds(filepath.Join(artifacts, "build-pi-"+sys+"-attempt-1"))
 		if err != nil {
 			t.Fatalf("%s artifact: %v", job, err)
 		}
 		for _, b := range builds {
+			if b.Run == nil || b.Run.Attempt != 1 {
+				t.Errorf("%s recorded run %+v, want attempt 1 of the run", job, b.Run)
+			}
 			for _, img := range b.Images {
 				if img.Failed() || img.Signature == nil || img.DrvPath == "" || img.Smoke == nil {
 					t.Errorf("%s recorded %+v, want a signed, tested image with its derivation", job, img)
@@ -972,6 +976,142 @@ func TestActCI(t *testing.T) {
 		if s := run.summaries(job); !strings.Contains(s, "pi") {
 			t.Errorf("%s step summary = %q, want pi's result", job, s)
 		}
+	}
+}
+
+// TestReRunReplacesTheBuildRecord follows a build record through the
+// workflows' own steps across "Re-run failed jobs", with artifacts behaving
+// as upload-artifact v4 and later document: a name is one per workflow run,
+// uploading it again fails with 409 Conflict unless overwrite is true, and
+// a later attempt's download-artifact sees the artifacts every attempt of
+// the run uploaded. Attempt 1 builds pi for x86_64 and fails on aarch64;
+// attempt 2 re-runs only the failed job. Its record must be uploaded, and
+// merge, given every record its download step fetches, must take attempt
+// 2's for aarch64 and attempt 1's for x86_64 (record.Newest, as Merge
+// does). What only GitHub can show: that its artifact service keeps to
+// that documented behaviour, and the run attempt it hands a re-run.
+func TestReRunReplacesTheBuildRecord(t *testing.T) {
+	type step struct {
+		Uses string            `yaml:"uses"`
+		With map[string]string `yaml:"with"`
+	}
+	type workflow struct {
+		Jobs map[string]struct {
+			Steps []step `yaml:"steps"`
+		} `yaml:"jobs"`
+	}
+	root := testenv.RepoRoot(t)
+	for _, wf := range []string{".github/workflows/release.yml", ".github/workflows/preview.yml", "templates/default/.github/workflows/agent-images.yml"} {
+		t.Run(filepath.Base(wf), func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(root, wf))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var w workflow
+			if err := yaml.Unmarshal(data, &w); err != nil {
+				t.Fatalf("%s: %v", wf, err)
+			}
+			var build, upload, download step
+			for _, st := range w.Jobs["build"].Steps {
+				switch {
+				case st.With["command"] == "build":
+					build = st
+				case strings.HasPrefix(st.Uses, "actions/upload-artifact@"):
+					upload = st
+				}
+			}
+			for _, st := range w.Jobs["merge"].Steps {
+				if strings.HasPrefix(st.Uses, "actions/download-artifact@") {
+					download = st
+				}
+			}
+			if build.With == nil || upload.With == nil || download.With == nil {
+				t.Fatalf("%s: want a build job that builds and uploads its record and a merge job that downloads them", wf)
+			}
+			expand := func(expr string, vars map[string]string) string {
+				t.Helper()
+				for k, v := range vars {
+					expr = strings.ReplaceAll(expr, "${{ "+k+" }}", v)
+				}
+				if strings.Contains(expr, "${{") {
+					t.Fatalf("%s: %q uses more than %v", wf, expr, vars)
+				}
+				return expr
+			}
+
+			artifacts := map[string]map[string][]byte{} // name -> file -> content
+			runBuild := func(system string, attempt int, failure string) error {
+				vars := map[string]string{"matrix.agent": "pi", "matrix.system": system, "github.run_attempt": strconv.Itoa(attempt)}
+				file := expand(build.With["output"], vars)
+				if path := expand(upload.With["path"], vars); path != file {
+					t.Fatalf("%s: the build writes %s, the upload takes %s", wf, file, path)
+				}
+				img := &record.Image{Agent: "pi", System: matrix.System(system), DrvPath: "/nix/store/" + system + "-pi.drv", Error: failure}
+				rec := record.Build{Schema: record.BuildSchema, Run: &record.Run{ID: "4242", Attempt: attempt}, Images: []*record.Image{img}}
+				content, err := json.Marshal(rec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				name := expand(upload.With["name"], vars)
+				if _, ok := artifacts[name]; ok && upload.With["overwrite"] != "true" {
+					return fmt.Errorf("uploading %s: an artifact with this name already exists on the workflow run (409 Conflict)", name)
+				}
+				artifacts[name] = map[string][]byte{filepath.Base(file): content}
+				return nil
+			}
+			if err := runBuild("x86_64-linux", 1, ""); err != nil {
+				t.Fatal(err)
+			}
+			if err := runBuild("aarch64-linux", 1, "nix build failed"); err != nil {
+				t.Fatal(err)
+			}
+			if err := runBuild("aarch64-linux", 2, ""); err != nil {
+				t.Fatalf("the re-run of build pi aarch64-linux lost its record: %v", err)
+			}
+
+			// The merge job's download: every matching artifact of the run,
+			// merged into one directory.
+			if download.With["merge-multiple"] != "true" {
+				t.Fatalf("%s: merge downloads with merge-multiple %q, want true", wf, download.With["merge-multiple"])
+			}
+			pattern := expand(download.With["pattern"], map[string]string{"matrix.agent": "pi"})
+			dir := t.TempDir()
+			from := map[string]string{}
+			for name, files := range artifacts {
+				if ok, _ := filepath.Match(pattern, name); !ok {
+					continue
+				}
+				for file, content := range files {
+					if other, ok := from[file]; ok {
+						t.Errorf("%s: artifacts %s and %s both hold %s: merge-multiple keeps one of them, in no promised order", wf, other, name, file)
+					}
+					from[file] = name
+					if err := os.WriteFile(filepath.Join(dir, file), content, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			builds, err := record.ReadBuilds(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for system, wantAttempt := range map[string]int{"x86_64-linux": 1, "aarch64-linux": 2} {
+				var naming []*record.Build
+				for _, b := range builds {
+					if b.Images[0].System == matrix.System(system) {
+						naming = append(naming, b)
+					}
+				}
+				got, err := record.Newest(naming)
+				if err != nil {
+					t.Errorf("merge's choice for pi/%s: %v", system, err)
+					continue
+				}
+				if got.Run.Attempt != wantAttempt || got.Images[0].Failed() {
+					t.Errorf("merge takes pi/%s from attempt %d (failed: %v), want attempt %d's good record", system, got.Run.Attempt, got.Images[0].Failed(), wantAttempt)
+				}
+			}
+		})
 	}
 }
 
