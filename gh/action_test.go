@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/nothingnesses/agent-images/internal/testenv"
 )
 
@@ -138,4 +140,111 @@ func TestRunReleaseArgs(t *testing.T) {
 			t.Errorf("run-release.sh(build, all) = %v %s, want an error asking for one agent", err, out)
 		}
 	})
+}
+
+// actionStep is one step of action.yml, as far as these tests read it.
+type actionStep struct {
+	Name string            `yaml:"name"`
+	ID   string            `yaml:"id"`
+	Uses string            `yaml:"uses"`
+	Run  string            `yaml:"run"`
+	With map[string]string `yaml:"with"`
+	Env  map[string]string `yaml:"env"`
+}
+
+func actionSteps(t *testing.T) []actionStep {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "action.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var action struct {
+		Runs struct {
+			Steps []actionStep `yaml:"steps"`
+		} `yaml:"runs"`
+	}
+	if err := yaml.Unmarshal(data, &action); err != nil {
+		t.Fatalf("action.yml: %v", err)
+	}
+	return action.Runs.Steps
+}
+
+// TestActionGoCacheForConsumers: in a consumer's workflow the Action is
+// checked out under the runner's _actions directory, outside the
+// consumer's workspace. setup-go hashes cache-dependency-path with
+// @actions/glob, which skips files outside GITHUB_WORKSPACE, so with its
+// cache on and the Action's go.sum as that path the key has no hash and
+// the cache never restores (setup-go warns and goes on). The Action must
+// leave setup-go's cache off and key its own cache on its go.sum: this test
+// runs the key step as a consumer's runner would (the Action and the
+// workspace in two directories) and checks the key follows go.sum. What it
+// cannot show is a cache restored on GitHub's cache service.
+func TestActionGoCacheForConsumers(t *testing.T) {
+	testenv.Require(t, "bash", "go", "sha256sum")
+	steps := actionSteps(t)
+	var setupGo, key, cache *actionStep
+	for i, s := range steps {
+		switch {
+		case strings.HasPrefix(s.Uses, "actions/setup-go@"):
+			setupGo = &steps[i]
+		case s.ID == "go-cache":
+			key = &steps[i]
+		case strings.HasPrefix(s.Uses, "actions/cache@"):
+			cache = &steps[i]
+		}
+	}
+	if setupGo == nil {
+		t.Fatal("action.yml has no actions/setup-go step")
+	}
+	if c := setupGo.With["cache"]; c != "false" {
+		// A consumer's layout on GitHub's runners.
+		dep := strings.ReplaceAll(setupGo.With["cache-dependency-path"], "${{ github.action_path }}", "/home/runner/work/_actions/nothingnesses/agent-images/v1")
+		dep = strings.ReplaceAll(dep, "${{ github.workspace }}", "/home/runner/work/my-images/my-images")
+		if dep == "" || !strings.HasPrefix(dep, "/home/runner/work/my-images/my-images/") {
+			t.Errorf("setup-go caches (cache: %q) keyed on %q: outside the consumer's workspace setup-go hashes nothing and the cache never restores; want cache: false and the Action's own cache", c, dep)
+		}
+	}
+	if key == nil || cache == nil {
+		t.Fatalf("action.yml lacks the go-cache key step (%v) or the actions/cache step (%v) that key the Go caches on the Action's go.sum", key != nil, cache != nil)
+	}
+	if cache.With["key"] != "${{ steps.go-cache.outputs.key }}" ||
+		!strings.Contains(cache.With["path"], "steps.go-cache.outputs.modcache") || !strings.Contains(cache.With["path"], "steps.go-cache.outputs.gocache") {
+		t.Errorf("actions/cache with %v: want the key and both directories of the go-cache step", cache.With)
+	}
+
+	// The key step, run with the Action and the workspace apart.
+	runKey := func(gosum string) map[string]string {
+		t.Helper()
+		actionPath, workspace := t.TempDir(), t.TempDir()
+		if err := os.WriteFile(filepath.Join(actionPath, "go.sum"), []byte(gosum), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		output := filepath.Join(t.TempDir(), "output")
+		cmd := exec.Command("bash", "-eo", "pipefail", "-c", key.Run)
+		cmd.Dir = workspace
+		cmd.Env = append(os.Environ(), "GITHUB_ACTION_PATH="+actionPath, "GITHUB_WORKSPACE="+workspace, "GITHUB_OUTPUT="+output,
+			"RUNNER_OS=Linux", "RUNNER_ARCH=ARM64", "GO_VERSION=1.26.8")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go-cache step: %v\n%s", err, out)
+		}
+		data, err := os.ReadFile(output)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outputs := map[string]string{}
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			k, v, _ := strings.Cut(line, "=")
+			outputs[k] = v
+		}
+		return outputs
+	}
+	a, b := runKey("example.com/a v1.0.0 h1:a=\n"), runKey("example.com/a v1.0.1 h1:b=\n")
+	if !strings.Contains(a["key"], "Linux-ARM64-go1.26.8-") || a["key"] == b["key"] {
+		t.Errorf("cache keys for two go.sum files = %q and %q: want the runner, the Go version and a hash of the Action's go.sum", a["key"], b["key"])
+	}
+	for _, dir := range []string{"modcache", "gocache"} {
+		if !filepath.IsAbs(a[dir]) {
+			t.Errorf("go-cache step output %s = %q, want go env's directory", dir, a[dir])
+		}
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -193,26 +192,16 @@ func newFakeGitHub(t *testing.T) *fakeGitHub {
 		writeJSON(w, 200, map[string]any{"total_count": len(f.jobs), "jobs": f.jobs[items[0]:items[1]]})
 	})
 
-	// Container packages, for users and organisations alike.
+	// Container packages, for users and organisations alike. The token
+	// this fake knows is a workflow's GITHUB_TOKEN, for which GitHub
+	// answers the owner-wide package listing with 400 "Invalid argument."
+	// (github/docs and cli/cli#9606: only the per-package endpoints take
+	// that token), so the listing never lists anything here.
 	for _, kind := range []string{"users", "orgs"} {
 		kind := kind
 		route("GET /"+kind+"/{owner}/packages", func(w http.ResponseWriter, r *http.Request, _ []byte) {
-			if r.URL.Query().Get("package_type") != "container" {
-				writeJSON(w, 400, map[string]any{"message": "package_type is required"})
-				return
-			}
-			var out []map[string]any
-			var names []string
-			for k := range f.versions {
-				if owner, name, _ := strings.Cut(k, "/"); owner == r.PathValue("owner") {
-					names = append(names, name)
-				}
-			}
-			sort.Strings(names)
-			for i, n := range names {
-				out = append(out, map[string]any{"id": i + 1, "name": n, "package_type": "container"})
-			}
-			f.page(w, r, out)
+			writeJSON(w, 400, map[string]any{"message": "Invalid argument.",
+				"documentation_url": "https://docs.github.com/rest/packages/packages#list-packages-for-an-organization", "status": "400"})
 		})
 		route("GET /"+kind+"/{owner}/packages/container/{name}/versions", func(w http.ResponseWriter, r *http.Request, _ []byte) {
 			if !f.ownerIs(r.PathValue("owner"), kind) {

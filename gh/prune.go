@@ -534,43 +534,6 @@ func (c *Client) PackageVersions(ctx context.Context, pkg Package) ([]Version, e
 	}
 }
 
-// ContainerPackages lists the owner's container packages whose name starts
-// with prefix ("agent-images/").
-func (c *Client) ContainerPackages(ctx context.Context, owner, prefix string) ([]string, error) {
-	org, err := c.isOrg(ctx, owner)
-	if err != nil {
-		return nil, err
-	}
-	opts := &github.PackageListOptions{PackageType: github.String("container"), ListOptions: github.ListOptions{PerPage: 100}}
-	var out []string
-	for {
-		var page []*github.Package
-		var resp *github.Response
-		err := c.call(ctx, "listing container packages of "+owner, func() (*github.Response, error) {
-			var err error
-			if org {
-				page, resp, err = c.api.Organizations.ListPackages(ctx, owner, opts)
-			} else {
-				page, resp, err = c.api.Users.ListPackages(ctx, owner, opts)
-			}
-			return resp, err
-		})
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range page {
-			if strings.HasPrefix(p.GetName(), prefix) {
-				out = append(out, p.GetName())
-			}
-		}
-		if resp.NextPage == 0 {
-			sort.Strings(out)
-			return out, nil
-		}
-		opts.Page = resp.NextPage
-	}
-}
-
 // Prune deletes the plan's Delete versions. It goes on past a version
 // GitHub refuses to delete (a popular public version, say) and reports all
 // refusals together; a version already gone counts as deleted.

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,6 +26,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/record"
 )
 
@@ -150,12 +152,8 @@ var (
 func remoteActions(t *testing.T) []string {
 	t.Helper()
 	root := testenv.RepoRoot(t)
-	files, _ := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.yml"))
-	more, _ := filepath.Glob(filepath.Join(root, ".github", "actions", "*", "action.yml"))
-	templates, _ := filepath.Glob(filepath.Join(root, "templates", "*", ".github", "workflows", "*.yml"))
-	files = append(append(append(files, more...), templates...), filepath.Join(root, "action.yml"))
 	seen := map[string]bool{}
-	for _, f := range files {
+	for _, f := range actionFiles(t) {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -183,6 +181,60 @@ func remoteActions(t *testing.T) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// actionFiles are the files that use actions: the workflows, the
+// template's workflows, .github/actions/* and action.yml.
+func actionFiles(t *testing.T) []string {
+	t.Helper()
+	root := testenv.RepoRoot(t)
+	files, _ := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.yml"))
+	more, _ := filepath.Glob(filepath.Join(root, ".github", "actions", "*", "action.yml"))
+	templates, _ := filepath.Glob(filepath.Join(root, "templates", "*", ".github", "workflows", "*.yml"))
+	return append(append(append(files, more...), templates...), filepath.Join(root, "action.yml"))
+}
+
+// node24Since is, for each of GitHub's own JavaScript actions we use, the
+// first major version whose action.yml says `using: node24` (their release
+// notes). GitHub's runners no longer ship Node 20, so an older pin fails.
+var node24Since = map[string]int{
+	"actions/checkout":          5,
+	"actions/setup-go":          6,
+	"actions/cache":             5,
+	"actions/upload-artifact":   6,
+	"actions/download-artifact": 7,
+}
+
+// TestActionsRunOnNode24: every actions/* pin is of a release that runs on
+// the Node GitHub's runners ship, by the version its comment names.
+func TestActionsRunOnNode24(t *testing.T) {
+	major := regexp.MustCompile(`#\s*v(\d+)`)
+	for _, f := range actionFiles(t) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(data), "\n")
+		for i, line := range lines {
+			m := usesLine.FindStringSubmatch(line)
+			if m == nil || !strings.HasPrefix(m[1], "actions/") {
+				continue
+			}
+			action, _, _ := strings.Cut(m[1], "@")
+			since, ok := node24Since[action]
+			if !ok {
+				t.Errorf("%s:%d: %s: which release of it runs on node24? add it to node24Since", f, i+1, action)
+				continue
+			}
+			v := major.FindStringSubmatch(lines[max(i-1, 0)])
+			if v == nil {
+				continue // remoteActions reports the missing comment
+			}
+			if n, _ := strconv.Atoi(v[1]); n < since {
+				t.Errorf("%s:%d: %s v%s runs on Node 20, which GitHub's runners no longer ship: want v%d or later", f, i+1, action, v[1], since)
+			}
+		}
+	}
 }
 
 func TestWorkflowsLeastPrivilege(t *testing.T) {
@@ -655,11 +707,14 @@ func assertBuiltByRecords(t *testing.T, run actRun, artifacts, repo, index strin
 		if outs := run.outputs(job, "build-record"); len(outs) == 0 || !strings.Contains(outs[len(outs)-1], record.BuildSchema) {
 			t.Errorf("%s: build-record output = %q, want the build record", job, outs)
 		}
-		builds, err := record.ReadBuilds(filepath.Join(artifacts, "build-pi-"+sys))
+		builds, err := record.ReadBuilds(filepath.Join(artifacts, "build-pi-"+sys+"-attempt-1"))
 		if err != nil {
 			t.Fatalf("%s artifact: %v", job, err)
 		}
 		for _, b := range builds {
+			if b.Run == nil || b.Run.Attempt != 1 {
+				t.Errorf("%s recorded run %+v, want attempt 1 of the run", job, b.Run)
+			}
 			for _, img := range b.Images {
 				if img.Failed() || img.Signature == nil || img.DrvPath == "" || img.Smoke == nil {
 					t.Errorf("%s recorded %+v, want a signed, tested image with its derivation", job, img)
@@ -896,22 +951,20 @@ func TestActPreview(t *testing.T) {
 }
 
 // TestActCI runs ci.yml for real under act, offline: the repository
-// variables point it at the stand-in flake inputs, one agent and this
-// package's tests (the whole suite already runs outside act).
+// variables point it at the stand-in flake inputs and one agent; the test
+// job, which is the whole suite, is left out (withoutTestJob).
 func TestActCI(t *testing.T) {
 	notUnderAct(t)
 	testenv.Require(t, "nix", "podman", "git", "go")
 	testenv.Setenv(t)
-	repo := repoCopy(t)
+	repo := repoCopy(t, withoutTestJob)
 	o := testenv.StandinOverrides(t)
 	run := runAct(t, repo, "push", "ci.yml",
 		"--var", "CI_OVERRIDE_INPUTS="+overrideArgs(o, ""),
-		"--var", "CI_GO_PACKAGES=./gh/",
 		"--var", "CI_SMOKE_AGENTS=pi",
 	)
-	// lock-pr is skipped: with the stand-in inputs lock creates no lock.
 	want := map[string]string{
-		"lock": "success", "go": "success", "actionlint": "success", "flake": "success",
+		"actionlint": "success", "flake": "success",
 		"smoke x86_64-linux": "success", "smoke aarch64-linux": "success",
 	}
 	if got := run.jobs(); !equalMaps(got, want) || run.err != nil {
@@ -923,6 +976,235 @@ func TestActCI(t *testing.T) {
 		if s := run.summaries(job); !strings.Contains(s, "pi") {
 			t.Errorf("%s step summary = %q, want pi's result", job, s)
 		}
+	}
+}
+
+// TestReRunReplacesTheBuildRecord follows a build record through the
+// workflows' own steps across "Re-run failed jobs", with artifacts behaving
+// as upload-artifact v4 and later document: a name is one per workflow run,
+// uploading it again fails with 409 Conflict unless overwrite is true, and
+// a later attempt's download-artifact sees the artifacts every attempt of
+// the run uploaded. Attempt 1 builds pi for x86_64 and fails on aarch64;
+// attempt 2 re-runs only the failed job. Its record must be uploaded, and
+// merge, given every record its download step fetches, must take attempt
+// 2's for aarch64 and attempt 1's for x86_64 (record.Newest, as Merge
+// does). What only GitHub can show: that its artifact service keeps to
+// that documented behaviour, and the run attempt it hands a re-run.
+func TestReRunReplacesTheBuildRecord(t *testing.T) {
+	type step struct {
+		Uses string            `yaml:"uses"`
+		With map[string]string `yaml:"with"`
+	}
+	type workflow struct {
+		Jobs map[string]struct {
+			Steps []step `yaml:"steps"`
+		} `yaml:"jobs"`
+	}
+	root := testenv.RepoRoot(t)
+	for _, wf := range []string{".github/workflows/release.yml", ".github/workflows/preview.yml", "templates/default/.github/workflows/agent-images.yml"} {
+		t.Run(filepath.Base(wf), func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(root, wf))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var w workflow
+			if err := yaml.Unmarshal(data, &w); err != nil {
+				t.Fatalf("%s: %v", wf, err)
+			}
+			var build, upload, download step
+			for _, st := range w.Jobs["build"].Steps {
+				switch {
+				case st.With["command"] == "build":
+					build = st
+				case strings.HasPrefix(st.Uses, "actions/upload-artifact@"):
+					upload = st
+				}
+			}
+			for _, st := range w.Jobs["merge"].Steps {
+				if strings.HasPrefix(st.Uses, "actions/download-artifact@") {
+					download = st
+				}
+			}
+			if build.With == nil || upload.With == nil || download.With == nil {
+				t.Fatalf("%s: want a build job that builds and uploads its record and a merge job that downloads them", wf)
+			}
+			expand := func(expr string, vars map[string]string) string {
+				t.Helper()
+				for k, v := range vars {
+					expr = strings.ReplaceAll(expr, "${{ "+k+" }}", v)
+				}
+				if strings.Contains(expr, "${{") {
+					t.Fatalf("%s: %q uses more than %v", wf, expr, vars)
+				}
+				return expr
+			}
+
+			artifacts := map[string]map[string][]byte{} // name -> file -> content
+			runBuild := func(system string, attempt int, failure string) error {
+				vars := map[string]string{"matrix.agent": "pi", "matrix.system": system, "github.run_attempt": strconv.Itoa(attempt)}
+				file := expand(build.With["output"], vars)
+				if path := expand(upload.With["path"], vars); path != file {
+					t.Fatalf("%s: the build writes %s, the upload takes %s", wf, file, path)
+				}
+				img := &record.Image{Agent: "pi", System: matrix.System(system), DrvPath: "/nix/store/" + system + "-pi.drv", Error: failure}
+				rec := record.Build{Schema: record.BuildSchema, Run: &record.Run{ID: "4242", Attempt: attempt}, Images: []*record.Image{img}}
+				content, err := json.Marshal(rec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				name := expand(upload.With["name"], vars)
+				if _, ok := artifacts[name]; ok && upload.With["overwrite"] != "true" {
+					return fmt.Errorf("uploading %s: an artifact with this name already exists on the workflow run (409 Conflict)", name)
+				}
+				artifacts[name] = map[string][]byte{filepath.Base(file): content}
+				return nil
+			}
+			if err := runBuild("x86_64-linux", 1, ""); err != nil {
+				t.Fatal(err)
+			}
+			if err := runBuild("aarch64-linux", 1, "nix build failed"); err != nil {
+				t.Fatal(err)
+			}
+			if err := runBuild("aarch64-linux", 2, ""); err != nil {
+				t.Fatalf("the re-run of build pi aarch64-linux lost its record: %v", err)
+			}
+
+			// The merge job's download: every matching artifact of the run,
+			// merged into one directory.
+			if download.With["merge-multiple"] != "true" {
+				t.Fatalf("%s: merge downloads with merge-multiple %q, want true", wf, download.With["merge-multiple"])
+			}
+			pattern := expand(download.With["pattern"], map[string]string{"matrix.agent": "pi"})
+			dir := t.TempDir()
+			from := map[string]string{}
+			for name, files := range artifacts {
+				if ok, _ := filepath.Match(pattern, name); !ok {
+					continue
+				}
+				for file, content := range files {
+					if other, ok := from[file]; ok {
+						t.Errorf("%s: artifacts %s and %s both hold %s: merge-multiple keeps one of them, in no promised order", wf, other, name, file)
+					}
+					from[file] = name
+					if err := os.WriteFile(filepath.Join(dir, file), content, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			builds, err := record.ReadBuilds(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for system, wantAttempt := range map[string]int{"x86_64-linux": 1, "aarch64-linux": 2} {
+				var naming []*record.Build
+				for _, b := range builds {
+					if b.Images[0].System == matrix.System(system) {
+						naming = append(naming, b)
+					}
+				}
+				got, err := record.Newest(naming)
+				if err != nil {
+					t.Errorf("merge's choice for pi/%s: %v", system, err)
+					continue
+				}
+				if got.Run.Attempt != wantAttempt || got.Images[0].Failed() {
+					t.Errorf("merge takes pi/%s from attempt %d (failed: %v), want attempt %d's good record", system, got.Run.Attempt, got.Images[0].Failed(), wantAttempt)
+				}
+			}
+		})
+	}
+}
+
+// withoutTestJob drops ci.yml's test job from a repository copy. It runs
+// the whole of scripts/test.sh in a Debian container: act would start that
+// container with Docker and nest every test of this suite, this one
+// included. TestCIRunsTheREADMETestCommand checks the job instead.
+func withoutTestJob(t *testing.T, dir string) {
+	t.Helper()
+	path := filepath.Join(dir, ".github", "workflows", "ci.yml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	start, end := strings.Index(s, "\n  test:\n"), strings.Index(s, "\n  actionlint:\n")
+	if start < 0 || end < start {
+		t.Fatal("ci.yml: no test job before the actionlint job")
+	}
+	if err := os.WriteFile(path, []byte(s[:start]+s[end:]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCIRunsTheREADMETestCommand: ci.yml's test job is the README's test
+// command in the environment it runs in here, a privileged Debian bookworm
+// container with Go from setup-go; nothing of the Ubuntu runner's own
+// packages (setup-host.sh on Ubuntu, sudo), and no flake.lock handed
+// around as an artifact: Nix ignores an untracked lock in a git flake, so
+// only the committed one counts. What GitHub alone can show is that the
+// hosted runner starts this container privileged and the suite passes there.
+func TestCIRunsTheREADMETestCommand(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var command string
+	for _, line := range strings.Split(string(readme), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasSuffix(f[0], "scripts/test.sh") {
+			command = f[0]
+			break
+		}
+	}
+	if command == "" {
+		t.Fatal("README.md names no scripts/test.sh command")
+	}
+	data, err := os.ReadFile(filepath.Join(root, ".github", "workflows", "ci.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ci struct {
+		Jobs map[string]struct {
+			Container struct {
+				Image   string `yaml:"image"`
+				Options string `yaml:"options"`
+			} `yaml:"container"`
+			Steps []struct {
+				Uses string            `yaml:"uses"`
+				Run  string            `yaml:"run"`
+				With map[string]string `yaml:"with"`
+			} `yaml:"steps"`
+		} `yaml:"jobs"`
+	}
+	if err := yaml.Unmarshal(data, &ci); err != nil {
+		t.Fatalf("ci.yml: %v", err)
+	}
+	job, ok := ci.Jobs["test"]
+	if !ok {
+		t.Fatal("ci.yml has no test job")
+	}
+	if job.Container.Image != "debian:bookworm" || !strings.Contains(job.Container.Options, "--privileged") {
+		t.Errorf("ci.yml test job container = %q with options %q, want debian:bookworm, --privileged", job.Container.Image, job.Container.Options)
+	}
+	var runs, goVersion bool
+	for _, st := range job.Steps {
+		if strings.TrimSpace(st.Run) == "bash "+command {
+			runs = true
+		}
+		if strings.HasPrefix(st.Uses, "actions/setup-go@") && st.With["go-version"] != "" {
+			goVersion = true
+		}
+		for _, ubuntu := range []string{"setup-host.sh", "sudo "} {
+			if strings.Contains(st.Run, ubuntu) {
+				t.Errorf("ci.yml test job runs %q on its own: scripts/test.sh sets the machine up, as the README says", ubuntu)
+			}
+		}
+	}
+	if !runs || !goVersion {
+		t.Errorf("ci.yml test job: runs %q = %v, Go from setup-go = %v; want both", "bash "+command, runs, goVersion)
+	}
+	if bytes.Contains(data, []byte("flake-lock")) {
+		t.Error("ci.yml still hands a flake.lock around as an artifact: Nix ignores an untracked lock in a git flake")
 	}
 }
 

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -250,6 +251,38 @@ func TestSplitModeBindsPartsByDigestAndSignature(t *testing.T) {
 	if w := rec.list(); len(w) != 0 {
 		t.Errorf("second merge wrote %v", w)
 	}
+
+	// "Re-run failed jobs": the failed attempt's records stay beside the
+	// re-run's, and merge takes the newest attempt of each part; two
+	// records of one attempt it cannot order, and refuses.
+	attempt := func(n int, failed bool) string {
+		return editRecords(t, records, func(b *record.Build, img *record.Image) {
+			b.Run = &record.Run{ID: "4242", Attempt: n}
+			if failed && img.System == matrix.X86_64Linux {
+				img.Error = "nix build failed"
+			}
+		})
+	}
+	together := func(dirs ...string) string {
+		out := t.TempDir()
+		for i, dir := range dirs {
+			files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+			for _, f := range files {
+				data, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(out, fmt.Sprintf("%d-%s", i, filepath.Base(f))), data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return out
+	}
+	if again := merge(together(attempt(1, true), attempt(2, false))); again.Status != record.StageUnchanged {
+		t.Errorf("merge of a re-run's records beside the failed attempt's = %s %q, want attempt 2's taken (unchanged)", again.Status, again.Error)
+	}
+	refused("two records of one attempt", together(attempt(2, false), attempt(2, false)), "none is the newest attempt of one run")
 }
 
 func mustImage(t *testing.T, d name.Digest) v1.Image {

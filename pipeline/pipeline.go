@@ -65,6 +65,9 @@ type Options struct {
 	// and the sha-<short> tag; Commit may be empty when unknown.
 	Source string
 	Commit string
+	// Run is the GitHub Actions run and attempt a split build runs in, for
+	// its build record: merge takes the newest attempt of a re-run.
+	Run *record.Run
 	// SourceTime is when the source was committed. It is recorded on every
 	// index and, with the version, orders releases so that no shared tag
 	// moves backwards. Zero reads the flake's lastModified time.

@@ -42,6 +42,7 @@ func BuildStaged(ctx context.Context, o Options) (*record.Build, error) {
 		Registry:   r.prefixes[0].String(),
 		DryRun:     o.DryRun,
 		Inputs:     r.inputs,
+		Run:        o.Run,
 		Images:     images(agents),
 	}
 	reg := r.registry(r.prefixes[0])
@@ -174,14 +175,20 @@ type part struct {
 // accept returns the record of the part want, as a build job recorded it,
 // when it holds up; the error says why not.
 func (r *run) accept(ctx context.Context, reg *publish.Registry, want *record.Image, parts []part) (*record.Image, error) {
-	switch len(parts) {
-	case 0:
+	if len(parts) == 0 {
 		return nil, fmt.Errorf("no build record in %s names it: run `release build --system %s` and pass its --output with --from", r.o.From, want.System)
-	case 1:
-	default:
-		return nil, fmt.Errorf("%d build records name it: pass the records of one run", len(parts))
 	}
-	b, got := parts[0].build, *parts[0].image
+	// A re-run's build job writes a new record beside the failed one.
+	builds := make([]*record.Build, len(parts))
+	for i, p := range parts {
+		builds[i] = p.build
+	}
+	newest, err := record.Newest(builds)
+	if err != nil {
+		return nil, err
+	}
+	p := parts[slices.Index(builds, newest)]
+	b, got := p.build, *p.image
 	inputs := inputsDiffer(b.Inputs, r.inputs)
 	switch {
 	case got.Failed():

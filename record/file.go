@@ -2,10 +2,12 @@ package record
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 )
 
 // BuildSchema names the format of a Build record.
@@ -22,11 +24,66 @@ type Build struct {
 	StagingKey string `json:"stagingKey"`
 	Registry   string `json:"registry"`
 	DryRun     bool   `json:"dryRun,omitempty"`
+	Run        *Run   `json:"run,omitempty"`
 	// Inputs is how the flake's inputs were locked for this build, by
 	// their path from the flake ("nixpkgs", "llm-agents/nixpkgs"): merge
 	// takes a part only from a build of the inputs it evaluates itself.
 	Inputs map[string]Input `json:"inputs,omitempty"`
 	Images []*Image         `json:"images"`
+
+	// File is where ReadBuilds read the record, for messages.
+	File string `json:"-"`
+}
+
+// Run is the GitHub Actions workflow run and attempt that wrote a build
+// record. "Re-run failed jobs" runs a build job again in the same run with
+// the next attempt number, and the records of the earlier attempts stay
+// beside the new one: merge takes the newest (Newest).
+type Run struct {
+	ID      string `json:"id"`
+	Attempt int    `json:"attempt"`
+}
+
+// Newest is the one of several build records naming the same part that a
+// merge should take: the record itself when it is alone, else the highest
+// attempt of one workflow run, where the records of a re-run's earlier
+// attempts stay beside the new one. Records of different runs, two of one
+// attempt, or records without a run cannot be ordered, and the error names
+// their files.
+func Newest(builds []*Build) (*Build, error) {
+	if len(builds) == 0 {
+		return nil, errors.New("no build record")
+	}
+	newest := builds[0]
+	ordered := true
+	for _, b := range builds[1:] {
+		switch {
+		case b.Run == nil || newest.Run == nil || b.Run.ID != newest.Run.ID || b.Run.Attempt == newest.Run.Attempt:
+			ordered = false
+		case b.Run.Attempt > newest.Run.Attempt:
+			newest = b
+		}
+	}
+	if ordered {
+		return newest, nil
+	}
+	var names []string
+	for _, b := range builds {
+		names = append(names, b.describe())
+	}
+	return nil, fmt.Errorf("%d build records name it (%s) and none is the newest attempt of one run: pass the records of one run", len(builds), strings.Join(names, ", "))
+}
+
+// describe is the record's file and, when known, its run and attempt.
+func (b *Build) describe() string {
+	s := b.File
+	if s == "" {
+		s = "a record"
+	}
+	if b.Run == nil {
+		return s + " of no run"
+	}
+	return fmt.Sprintf("%s of run %s attempt %d", s, b.Run.ID, b.Run.Attempt)
 }
 
 // Input is how the lock pinned one flake input: the NAR hash of its source,
@@ -127,6 +184,7 @@ func ReadBuilds(path string) ([]*Build, error) {
 		if b.Schema != BuildSchema {
 			return nil, fmt.Errorf("%s is not a build record (schema %q, want %q): pass the --output files of `release build`", f, b.Schema, BuildSchema)
 		}
+		b.File = f
 		out = append(out, &b)
 	}
 	return out, nil

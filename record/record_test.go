@@ -126,3 +126,57 @@ func TestBuildRecord(t *testing.T) {
 		t.Errorf("ReadBuilds(empty) = %v, want an error", err)
 	}
 }
+
+// TestNewest: of several build records naming one part, merge takes the
+// highest attempt of one workflow run (a re-run's record beside the failed
+// one); anything else it cannot order and says which records clash.
+func TestNewest(t *testing.T) {
+	rec := func(file, run string, attempt int) *Build {
+		b := &Build{File: file}
+		if run != "" {
+			b.Run = &Run{ID: run, Attempt: attempt}
+		}
+		return b
+	}
+	first, second, third := rec("a1.json", "7", 1), rec("a2.json", "7", 2), rec("a3.json", "7", 3)
+	tests := []struct {
+		name    string
+		builds  []*Build
+		want    *Build
+		wantErr []string
+	}{
+		{"one record", []*Build{first}, first, nil},
+		{"one record of no run", []*Build{rec("x.json", "", 0)}, nil, nil},
+		{"re-run wins", []*Build{first, second}, second, nil},
+		{"in any order", []*Build{third, first, second}, third, nil},
+		{"two runs", []*Build{first, rec("b.json", "8", 2)}, nil, []string{"2 build records", "a1.json of run 7 attempt 1", "b.json of run 8 attempt 2", "pass the records of one run"}},
+		{"one attempt twice", []*Build{second, rec("c.json", "7", 2)}, nil, []string{"a2.json of run 7 attempt 2", "c.json of run 7 attempt 2"}},
+		{"records of no run", []*Build{rec("x.json", "", 0), rec("y.json", "", 0)}, nil, []string{"x.json of no run", "y.json of no run"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Newest(tt.builds)
+			if len(tt.wantErr) > 0 {
+				if err == nil {
+					t.Fatalf("Newest = %s, want an error", got.describe())
+				}
+				for _, w := range tt.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("Newest = %v, want it to say %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Newest = %v", err)
+			}
+			want := tt.want
+			if want == nil {
+				want = tt.builds[0]
+			}
+			if got != want {
+				t.Errorf("Newest = %s, want %s", got.describe(), want.describe())
+			}
+		})
+	}
+}

@@ -32,8 +32,10 @@ func newMatrixCmd() *cobra.Command {
 		Short: "List the release targets (agent x system) the flake builds",
 		Long: `matrix reads the flake's release set with one nix eval and lists every target.
 With --json it prints a GitHub strategy.matrix object and, under GitHub Actions,
-also writes it as the step output "matrix", and the agents (a JSON list, each
-once) as the step output "agents".
+also writes it as the step output "matrix", the agents (a JSON list, each
+once) as the step output "agents", and every selected agent, changed or
+not, as "selected" (what release prune takes in a workflow,
+whose token may not list the owner's packages).
 
 It also names the agents the flake lists (lib/agents.nix) that llm-agents no
 longer provides on a system they are expected on: after the table, or with
@@ -82,6 +84,9 @@ then has an empty matrix.`,
 			if err != nil {
 				return err
 			}
+			// Every agent this run is about, changed or not: what the
+			// nightly's prune keeps in shape.
+			selected := matrix.Agents(targets)
 			if c.changedOnly {
 				if targets, err = c.changed(cmd, f, targets); err != nil {
 					return err
@@ -117,6 +122,9 @@ then has an empty matrix.`,
 				return err
 			}
 			if err := writeGitHubOutput("missing", string(list)); err != nil {
+				return err
+			}
+			if err := writeGitHubOutput("selected", outputJSON(append([]string{}, selected...))); err != nil {
 				return err
 			}
 			// One merge job per agent needs the agents without repeats,

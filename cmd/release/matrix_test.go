@@ -65,6 +65,9 @@ func TestMatrixCommand(t *testing.T) {
 	if outputs["agents"] != `["codex","pi"]` {
 		t.Errorf("agents output = %q, want [\"codex\",\"pi\"]: each agent once, for one merge job per agent", outputs["agents"])
 	}
+	if outputs["selected"] != `["codex","pi"]` {
+		t.Errorf("selected output = %q, want [\"codex\",\"pi\"]: every selected agent, for prune", outputs["selected"])
+	}
 }
 
 // stepOutputs reads a $GITHUB_OUTPUT file written in the delimited form:

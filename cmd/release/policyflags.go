@@ -13,6 +13,7 @@ import (
 // (verify, diff).
 type policyFlags struct {
 	p          sign.Policy
+	signer     signerFlags
 	ignoreTlog string
 	patterns   []string
 }
@@ -24,6 +25,7 @@ func (f *policyFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.p.CertOIDCIssuer, "certificate-oidc-issuer", "", "keyless: the OIDC issuer, https://token.actions.githubusercontent.com for GitHub Actions")
 	fs.StringVar(&f.ignoreTlog, "insecure-ignore-tlog", "", "accept signatures without a transparency log entry (default: true with --key, false keyless)")
 	fs.Lookup("insecure-ignore-tlog").NoOptDefVal = "true"
+	f.signer.register(cmd)
 	// cosign's pattern flags are recognised only to refuse them by name.
 	for _, flag := range []string{"certificate-identity-regexp", "certificate-oidc-issuer-regexp"} {
 		fs.Var(&refusedFlag{name: flag, seen: &f.patterns}, flag, "refused: the signer is pinned exactly")
@@ -33,7 +35,7 @@ func (f *policyFlags) register(cmd *cobra.Command) {
 
 // given reports whether any flag names a signer.
 func (f *policyFlags) given() bool {
-	return f.p.Key != "" || f.p.CertIdentity != "" || f.p.CertOIDCIssuer != "" || len(f.patterns) > 0
+	return f.p.Key != "" || f.p.CertIdentity != "" || f.p.CertOIDCIssuer != "" || len(f.patterns) > 0 || f.signer.given()
 }
 
 // policy is the Policy the flags describe. Patterns are refused: one that
@@ -44,6 +46,22 @@ func (f *policyFlags) policy(cmd string) (sign.Policy, error) {
 		return p, fmt.Errorf("%s: release %s pins the exact signer and accepts no pattern (one that matches "+
 			"more than the release workflow accepts a signature by anyone); pass --certificate-identity with the signing "+
 			"workflow's URI at its ref (release.json's verifyCommand names it) and --certificate-oidc-issuer", strings.Join(f.patterns, ", "), cmd)
+	}
+	if p.Key == "" && p.CertIdentity == "" {
+		// Keyless, by the workflow that signs: named by --repository and
+		// --workflow, or the running one under Actions.
+		id, err := f.signer.identity()
+		if err != nil {
+			return p, err
+		}
+		if id != "" {
+			p.CertIdentity = id
+			if p.CertOIDCIssuer == "" {
+				p.CertOIDCIssuer = githubIssuer
+			}
+		}
+	} else if f.signer.workflow != "" {
+		return p, fmt.Errorf("--workflow derives the keyless identity: give it or --key or --certificate-identity, not both")
 	}
 	switch f.ignoreTlog {
 	case "": // signatures made with a key skip Rekor unless --tlog-upload

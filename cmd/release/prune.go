@@ -13,17 +13,19 @@ import (
 
 	"github.com/nothingnesses/agent-images/gh"
 	"github.com/nothingnesses/agent-images/internal/transport"
+	"github.com/nothingnesses/agent-images/matrix"
 )
 
 func newPruneCmd() *cobra.Command {
 	var f gitHubFlags
 	var registries []string
 	var agents []string
+	var flake flakeFlags
 	policy := gh.DefaultRetention(time.Now())
 	prMaxAge := ageValue{&policy.PreviewMaxAge}
 	var yes, insecure bool
 	cmd := &cobra.Command{
-		Use:   "prune [--keep N] [--pr-max-age AGE] [--agent a,b] [--registry R] [--yes]",
+		Use:   "prune [--keep N] [--pr-max-age AGE] [--agent a,b | --flake F] [--registry R] [--yes]",
 		Short: "Delete GHCR package versions the retention policy no longer keeps",
 		Long: `Lists every version of each agent's GHCR package and sorts its tags into
 classes: latest and version tags are kept, the newest --keep dated tags
@@ -41,9 +43,15 @@ with commas): each ghcr.io prefix is pruned, and any other is skipped with a
 note (Docker Hub, Quay and others keep their own retention). With --api-url
 pointing at another GitHub (Enterprise Server) every prefix is pruned.
 
+The agents are those given with --agent, or else every agent the flake
+releases (one nix eval, as release matrix). Each package is read through its
+own endpoints: a workflow's GITHUB_TOKEN may not list the owner's packages
+(GitHub answers 400), and a package of an agent the flake no longer has is
+pruned only when named with --agent.
+
 Needs a token allowed to delete the packages (GITHUB_TOKEN with
 packages: write, when the packages grant this repository admin access).`,
-		Example: `  release prune                                # show the plan for every agent
+		Example: `  release prune                                # show the plan for every agent of the flake
   release prune --keep 14 --agent pi --yes     # delete for one agent
   release prune --registry ghcr.io/me/agent-images,docker.io/me --yes`,
 		Args: cobra.NoArgs,
@@ -87,6 +95,11 @@ packages: write, when the packages grant this repository admin access).`,
 			if err != nil {
 				return err
 			}
+			if len(agents) == 0 {
+				if agents, err = flakeAgents(cmd, flake); err != nil {
+					return err
+				}
+			}
 			ropts := []remote.Option{
 				remote.WithTransport(transport.New()),
 				remote.WithAuthFromKeychain(authn.NewMultiKeychain(authn.DefaultKeychain, ghauthn.Keychain)),
@@ -114,7 +127,9 @@ packages: write, when the packages grant this repository admin access).`,
 	}
 	f.register(cmd)
 	cmd.Flags().StringSliceVar(&registries, "registry", nil, "repository prefix, each agent in <registry>/<agent> (default under GitHub Actions: ghcr.io/<owner>/<repo>); repeat it, or separate with commas: each ghcr.io prefix is pruned, others are skipped")
-	cmd.Flags().StringSliceVar(&agents, "agent", nil, "agents to prune (default every package under the registry prefix)")
+	cmd.Flags().StringSliceVar(&agents, "agent", nil, "agents to prune (default every agent the flake releases)")
+	cmd.Flags().StringVar(&flake.flake, "flake", ".", "without --agent: the flake whose agents are pruned")
+	cmd.Flags().StringArrayVar(&flake.overrides, "override-input", nil, "NAME=FLAKEREF passed to nix as --override-input (repeatable)")
 	cmd.Flags().IntVar(&policy.KeepDated, "keep", policy.KeepDated, "dated tags (YYYY-MM-DD) to keep per agent, newest first: the window")
 	cmd.Flags().Var(prMaxAge, "pr-max-age", "age after which a pr-<N> preview tag no longer keeps its manifest (days as 14d, or a duration as 36h)")
 	cmd.Flags().BoolVar(&yes, "yes", false, "delete; without it only the plan is shown")
@@ -129,23 +144,29 @@ func githubAPI(apiURL string) bool {
 	return u == "" || u == "https://api.github.com"
 }
 
-// pruneRegistry prunes each agent under prefix (every package under it when
-// agents is empty) and returns the agents that failed, as prefix/agent when
-// pruning several registries would leave it unclear.
+// flakeAgents are the agents the flake releases, from one evaluation.
+func flakeAgents(cmd *cobra.Command, f flakeFlags) ([]string, error) {
+	fl, err := f.nixFlake()
+	if err != nil {
+		return nil, err
+	}
+	targets, err := matrix.Load(cmd.Context(), fl)
+	if err != nil {
+		return nil, fmt.Errorf("which agents to prune: %w (or name them with --agent)", err)
+	}
+	agents := matrix.Agents(targets)
+	if len(agents) == 0 {
+		return nil, fmt.Errorf("flake %s releases no agent: name the packages to prune with --agent", fl)
+	}
+	return agents, nil
+}
+
+// pruneRegistry prunes each agent under prefix and returns the agents that
+// failed, as prefix/agent when pruning several registries would leave it
+// unclear.
 func pruneRegistry(cmd *cobra.Command, c *gh.Client, prefix name.Repository, agents []string, policy gh.RetentionPolicy, yes bool, ropts []remote.Option) []string {
 	ctx, out := cmd.Context(), cmd.OutOrStdout()
-	base, _ := gh.PackageFor(prefix) // checked with the flags
 	var failed []string
-	if len(agents) == 0 {
-		pkgs, err := c.ContainerPackages(ctx, base.Owner, base.Name+"/")
-		if err != nil {
-			fmt.Fprintf(out, "%s: %v\n", prefix, err)
-			return []string{prefix.String()}
-		}
-		for _, p := range pkgs {
-			agents = append(agents, strings.TrimPrefix(p, base.Name+"/"))
-		}
-	}
 	for _, agent := range agents {
 		repo := prefix.Registry.Repo(prefix.RepositoryStr(), agent)
 		pkg, err := gh.PackageFor(repo)

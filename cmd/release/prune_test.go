@@ -1,8 +1,16 @@
 package main
 
 import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/nothingnesses/agent-images/internal/nix"
+	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/matrix"
 )
 
 // TestPruneFlagErrors: a bad policy is refused by name before any call to
@@ -68,6 +76,81 @@ func TestPruneHelpShowsDefaults(t *testing.T) {
 	for _, want := range []string{"--keep int", "(default 30)", "--pr-max-age age", "(default 14d)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("release prune --help lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestPruneWithTheActionsToken: a workflow's GITHUB_TOKEN may read and
+// delete one package's versions but not list the owner's packages: GitHub
+// answers that listing with 400 "Invalid argument." (cli/cli#9606). The
+// handlers here answer as GitHub does for that token; a hand-written server
+// because the fault is the point (gh's fake GitHub serves the same answer to
+// the workflow under act, in TestActRelease). Without --agent, prune takes
+// every agent the flake releases and reads each package by its own
+// endpoint. What only GitHub can show is the token's real permissions.
+func TestPruneWithTheActionsToken(t *testing.T) {
+	testenv.Require(t, "nix")
+	testenv.Setenv(t)
+	var mu sync.Mutex
+	var calls []string
+	mux := http.NewServeMux()
+	answer := func(w http.ResponseWriter, code int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	record := func(r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, r.Method+" "+r.URL.Path)
+	}
+	mux.HandleFunc("GET /users/acme", func(w http.ResponseWriter, r *http.Request) {
+		record(r)
+		answer(w, 200, map[string]any{"login": "acme", "type": "Organization"})
+	})
+	mux.HandleFunc("GET /orgs/acme/packages", func(w http.ResponseWriter, r *http.Request) {
+		record(r)
+		answer(w, 400, map[string]any{"message": "Invalid argument.", "status": "400",
+			"documentation_url": "https://docs.github.com/rest/packages/packages#list-packages-for-an-organization"})
+	})
+	mux.HandleFunc("GET /orgs/acme/packages/container/{name}/versions", func(w http.ResponseWriter, r *http.Request) {
+		record(r)
+		answer(w, 200, []any{}) // nothing pushed yet: nothing to delete
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	t.Setenv("GITHUB_TOKEN", "ghs_actions-token")
+	t.Setenv("GH_TOKEN", "")
+
+	out, err := run(t, append([]string{"prune", "--api-url", srv.URL, "--registry", "127.0.0.1:1/acme/agent-images", "--insecure"}, standinArgs(t)...)...)
+	if err != nil {
+		t.Fatalf("release prune (no --agent, Actions token) = %v\n%s\ncalls: %q", err, out, calls)
+	}
+	fl := nix.Flake{Ref: testenv.RepoRoot(t), Overrides: testenv.StandinOverrides(t)}
+	targets, err := matrix.Load(t.Context(), fl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents := matrix.Agents(targets)
+	if len(agents) < 2 {
+		t.Fatalf("the flake releases %v: the test wants several agents", agents)
+	}
+	for _, a := range agents {
+		if !strings.Contains(out, a+": keep 0 versions, delete 0") {
+			t.Errorf("release prune printed no plan for %s:\n%s", a, out)
+		}
+		want := "GET /orgs/acme/packages/container/agent-images/" + a + "/versions"
+		found := false
+		for _, c := range calls {
+			found = found || c == want
+		}
+		if !found {
+			t.Errorf("calls %q lack %s", calls, want)
+		}
+	}
+	for _, c := range calls {
+		if c == "GET /orgs/acme/packages" {
+			t.Errorf("prune listed the owner's packages, which the Actions token may not")
 		}
 	}
 }

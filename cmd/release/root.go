@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/publish"
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // flags every command that reads the flake shares.
@@ -200,6 +202,7 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 	if o.StagingKey == "" && o.Commit == "" {
 		o.StagingKey = os.Getenv("GITHUB_RUN_ID")
 	}
+	o.Run = runFromEnv()
 	if !o.Push && len(o.Registries) == 0 {
 		// A local release needs none.
 		if d := defaultRegistry(); d != "" {
@@ -243,6 +246,17 @@ func checkOutput(path string) error {
 	}
 	probe.Close()
 	return os.Remove(probe.Name())
+}
+
+// runFromEnv is the GitHub Actions run and attempt this is, or nil outside
+// Actions.
+func runFromEnv() *record.Run {
+	id := os.Getenv("GITHUB_RUN_ID")
+	attempt, err := strconv.Atoi(os.Getenv("GITHUB_RUN_ATTEMPT"))
+	if id == "" || err != nil {
+		return nil
+	}
+	return &record.Run{ID: id, Attempt: attempt}
 }
 
 // detectCommit is GITHUB_SHA, or the HEAD of a local flake whose work tree

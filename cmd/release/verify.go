@@ -11,6 +11,10 @@ import (
 	"github.com/nothingnesses/agent-images/sign"
 )
 
+// verifyRelease checks one published release; tests swap it to see what
+// verify would check without Sigstore's network.
+var verifyRelease = sign.Verify
+
 func newVerifyCmd() *cobra.Command {
 	var (
 		agent, tag string
@@ -19,7 +23,7 @@ func newVerifyCmd() *cobra.Command {
 		pf         policyFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "verify --agent NAME --registry PREFIX (--key cosign.pub | --certificate-identity ID --certificate-oidc-issuer URL)",
+		Use:   "verify --agent NAME [--registry PREFIX] (--key cosign.pub | --repository OWNER/REPO --workflow FILE.yml[@REF] | --certificate-identity ID --certificate-oidc-issuer URL)",
 		Short: "Check an agent's published index, every platform image and their SBOM and provenance attestations",
 		Long: `verify resolves <registry>/<agent>:<tag> and checks the index signature,
 every platform manifest's signature, and each platform image's SBOM and SLSA
@@ -27,12 +31,19 @@ provenance attestations. Each failed check is one line; the exit status is
 non-zero when any fails. It also prints the cosign commands that check the
 same.
 
+Keyless, the signer is one workflow at one ref, as GitHub's certificate
+names it: https://github.com/OWNER/REPO/.github/workflows/FILE@REF. Give it
+whole with --certificate-identity, or let --repository and --workflow make it
+(the repository defaults to $GITHUB_REPOSITORY, else the git remote origin
+here; without --workflow, under Actions, the running workflow's
+$GITHUB_WORKFLOW_REF is taken). The issuer is then GitHub's, and the
+registry defaults to ghcr.io/<owner>/<repo>.
+
 Given several registries (--registry repeated, or separated with commas), it
 checks each, and also that the tag names the same index in every one: a
 release to several registries publishes one index everywhere.`,
-		Example: `  release verify --agent pi --registry ghcr.io/nothingnesses/agent-images \
-    --certificate-identity https://github.com/nothingnesses/agent-images/.github/workflows/release.yml@refs/heads/main \
-    --certificate-oidc-issuer https://token.actions.githubusercontent.com
+		Example: `  release verify --agent pi --repository nothingnesses/agent-images --workflow release.yml
+  release verify --agent my-pi --repository acme/my-images --workflow agent-images.yml@refs/tags/v1.2.0
   release verify --agent pi --registry 127.0.0.1:5000/agent-images --insecure --key cosign.pub
   release verify --agent pi --registry ghcr.io/me/agent-images,docker.io/me --key cosign.pub`,
 		Args: cobra.NoArgs,
@@ -43,6 +54,12 @@ release to several registries publishes one index everywhere.`,
 			}
 			if agent == "" {
 				return fmt.Errorf("name the agent to verify with --agent")
+			}
+			if len(registries) == 0 && defaultRegistry() == "" {
+				// The signing repository's GHCR prefix: where its workflow pushes.
+				if r := pf.signer.registry(); r != "" {
+					registries = []string{r}
+				}
 			}
 			registries, err := registriesOrDefault(registries, fmt.Sprintf("where is %s published?", agent))
 			if err != nil {
@@ -62,7 +79,7 @@ release to several registries publishes one index everywhere.`,
 			}
 			out := cmd.OutOrStdout()
 			if len(refs) == 1 {
-				rep, err := sign.Verify(cmd.Context(), refs[0], p)
+				rep, err := verifyRelease(cmd.Context(), refs[0], p)
 				if err != nil {
 					return err
 				}
@@ -108,7 +125,7 @@ func verifyEach(cmd *cobra.Command, refs []name.Reference, p sign.Policy) error 
 		if i > 0 {
 			fmt.Fprintln(out)
 		}
-		rep, err := sign.Verify(cmd.Context(), ref, p)
+		rep, err := verifyRelease(cmd.Context(), ref, p)
 		if err != nil {
 			fmt.Fprintf(out, "%s: FAIL: %v\n", ref, err)
 			failed = append(failed, fmt.Sprintf("%s: %v", ref.Context(), err))

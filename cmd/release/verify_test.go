@@ -9,6 +9,9 @@ import (
 // issuer, refuses cosign's pattern flags by name, and says what to pass,
 // all before it reaches the registry.
 func TestVerifyPinsTheSigner(t *testing.T) {
+	// Not a workflow: no running workflow to take the identity from.
+	t.Setenv("GITHUB_REPOSITORY", "")
+	t.Setenv("GITHUB_WORKFLOW_REF", "")
 	base := []string{"verify", "--agent", "pi", "--registry", "127.0.0.1:1/agent-images", "--insecure"}
 	identity := "https://github.com/o/agent-images/.github/workflows/release.yml@refs/heads/main"
 	issuer := "https://token.actions.githubusercontent.com"
@@ -26,6 +29,8 @@ func TestVerifyPinsTheSigner(t *testing.T) {
 		{"no identity", []string{"--certificate-oidc-issuer", issuer},
 			[]string{"pins the signer", "--certificate-identity (the signing workflow"}},
 		{"nobody", nil, []string{"say whose signatures count", "--key cosign.pub"}},
+		{"workflow without repository", []string{"--workflow", "agent-images.yml"}, []string{"which repository's", "--repository OWNER/REPO"}},
+		{"workflow and key", []string{"--repository", "acme/x", "--workflow", "agent-images.yml", "--key", "cosign.pub"}, []string{"not both"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
