@@ -436,6 +436,17 @@
             echo "$report" | tee $out
           '';
 
+      # A check that fails listing problems, one a line, or passes saying so.
+      problemsCheck =
+        pkgs: name: problems: passed:
+        pkgs.runCommand name { problems = lib.concatStringsSep "\n" problems; } ''
+          if [ -n "$problems" ]; then
+            echo "$problems" >&2
+            exit 1
+          fi
+          echo ${lib.escapeShellArg passed} | tee $out
+        '';
+
       # What mkAgentImage reads from an agent (version, name, main program,
       # licence, description) for each shape of package llm-agents has made:
       # nixpkgs builders (pname, version, overrideAttrs; every agent at the
@@ -523,13 +534,8 @@
             ) "${c.shape}: agentImage has ${builtins.toJSON (builtins.intersectAttrs want got)}, want ${builtins.toJSON want}"
           ) cases;
         in
-        pkgs.runCommand "agent-shapes-check" { problems = lib.concatStringsSep "\n" problems; } ''
-          if [ -n "$problems" ]; then
-            echo "$problems" >&2
-            exit 1
-          fi
-          echo "${toString (builtins.length cases)} shapes of agent package make images" | tee $out
-        '';
+        problemsCheck pkgs "agent-shapes-check" problems
+          "${toString (builtins.length cases)} shapes of agent package make images";
 
       # An image's `unfree` and `license` for each shape of licence an agent
       # comes with: nixpkgs' (unfree says free = false) and llm-agents' own
@@ -615,13 +621,8 @@
               "licence ${builtins.toJSON c.license}: unfree = ${lib.boolToString got.unfree}, license = ${got.license}; want ${lib.boolToString c.unfree}, ${c.spdx}"
           ) cases;
         in
-        pkgs.runCommand "licenses-check" { problems = lib.concatStringsSep "\n" problems; } ''
-          if [ -n "$problems" ]; then
-            echo "$problems" >&2
-            exit 1
-          fi
-          echo "${toString (builtins.length cases)} licence shapes read as expected" | tee $out
-        '';
+        problemsCheck pkgs "licenses-check" problems
+          "${toString (builtins.length cases)} licence shapes read as expected";
 
       # `nix fmt` runs the formatter in the user's checkout with no arguments
       # (since Nix 2.25; earlier it passed "."), stdin left as it is: the
@@ -726,13 +727,8 @@
             ) images
           );
         in
-        pkgs.runCommand "release-metadata-check" { problems = lib.concatStringsSep "\n" problems; } ''
-          if [ -n "$problems" ]; then
-            echo "$problems" >&2
-            exit 1
-          fi
-          echo "${toString (builtins.length (lib.attrNames images))} images carry complete agentImage metadata" | tee $out
-        '';
+        problemsCheck pkgs "release-metadata-check" problems
+          "${toString (builtins.length (lib.attrNames images))} images carry complete agentImage metadata";
     in
     {
       lib.mkAgentImage = import ./lib/mkAgentImage.nix;
