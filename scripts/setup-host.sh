@@ -90,6 +90,10 @@ mkdir -p /var/lib/agent-images/bin
 cat >/var/lib/agent-images/bin/trixie-run <<'RUN'
 #!/bin/sh
 # Runs /usr/bin/$(basename $0) of the Debian trixie root on this machine's files.
+if [ "$(id -u)" != 0 ]; then
+  echo "$(basename "$0"): the test bed's Debian trixie programs run as root (they need a mount namespace); run as root, or take $(basename "$0") from elsewhere on PATH" >&2
+  exit 126
+fi
 exec unshare --mount --propagation private /bin/sh -c '
   set -e
   root=/var/lib/agent-images/trixie; prog=$1; shift
