@@ -34,6 +34,9 @@ echo "nix: $(nix --version), oldest: $("$AGENT_IMAGES_OLD_NIX" --version)"
 nix config show sandbox | grep -qx true || { echo "the test bed's Nix builds without its sandbox" >&2; exit 1; }
 # shellcheck disable=SC2086 # STANDIN_OVERRIDES is a list of arguments
 nix flake check $STANDIN_OVERRIDES
+# The oldest Nix evaluates the same flake to the same checks.
+# shellcheck disable=SC2086
+NIX_CONFIG=$AGENT_IMAGES_OLD_NIX_CONFIG "$AGENT_IMAGES_OLD_NIX" flake check $STANDIN_OVERRIDES
 attrs=$(nix eval --json .#packages $STANDIN_OVERRIDES --apply \
   'ps: builtins.concatLists (builtins.attrValues (builtins.mapAttrs (s: imgs: map (a: "packages.${s}.${a}") (builtins.attrNames imgs)) ps))' |
   python3 -c 'import json,sys; print(" ".join(".#"+a for a in json.load(sys.stdin)))')
