@@ -14,48 +14,6 @@ import (
 	"github.com/nothingnesses/agent-images/record"
 )
 
-// nixUnderTest is one nix binary of the test bed and the configuration it
-// runs with.
-type nixUnderTest struct {
-	name, bin, config string
-}
-
-// nixesUnderTest are the nix on PATH (the current release, sandboxed) and,
-// where the test bed names it with AGENT_IMAGES_OLD_NIX, the oldest release
-// release supports.
-func nixesUnderTest(t *testing.T) []nixUnderTest {
-	t.Helper()
-	bin, err := exec.LookPath("nix")
-	if err != nil {
-		testenv.Require(t, "nix")
-	}
-	nixes := []nixUnderTest{{"current", bin, os.Getenv("NIX_CONFIG")}}
-	if old := os.Getenv("AGENT_IMAGES_OLD_NIX"); old != "" {
-		nixes = append(nixes, nixUnderTest{"oldest", old, os.Getenv("AGENT_IMAGES_OLD_NIX_CONFIG")})
-	} else if testenv.Strict() {
-		t.Fatal("AGENT_IMAGES_OLD_NIX is not set: source scripts/env.sh")
-	}
-	return nixes
-}
-
-// use puts n first on PATH as nix, with its configuration.
-func (n nixUnderTest) use(t *testing.T) {
-	t.Helper()
-	dir := t.TempDir()
-	if err := os.Symlink(n.bin, filepath.Join(dir, "nix")); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	if n.config != "" {
-		t.Setenv("NIX_CONFIG", n.config)
-	}
-	out, err := exec.Command("nix", "--version").Output()
-	if err != nil {
-		t.Fatalf("%s --version: %v", n.bin, err)
-	}
-	t.Logf("%s: %s", n.name, strings.TrimSpace(string(out)))
-}
-
 // TestReleaseOnEveryNix releases two agents for both systems with every nix
 // of the test bed, in one job and split into a build job per system and a
 // merge, and has the cosign CLI verify each index. On Nix 2.15 and later a
@@ -73,9 +31,9 @@ func TestReleaseOnEveryNix(t *testing.T) {
 	testenv.Setenv(t)
 	outsideActions(t)
 	cosignBin := testenv.CosignCLI(t, "v2.6.5")
-	for _, n := range nixesUnderTest(t) {
-		t.Run(n.name, func(t *testing.T) {
-			n.use(t)
+	for _, n := range testenv.Nixes(t) {
+		t.Run(n.Name, func(t *testing.T) {
+			n.Use(t)
 			host := testenv.StartRegistry(t)
 			dir := t.TempDir()
 			const password = "every-nix"

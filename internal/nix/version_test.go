@@ -1,14 +1,16 @@
-package nix
+package nix_test
 
 import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nothingnesses/agent-images/internal/nix"
+	"github.com/nothingnesses/agent-images/internal/testenv"
 )
 
 func TestParseVersion(t *testing.T) {
@@ -29,7 +31,7 @@ func TestParseVersion(t *testing.T) {
 		{out: "", wantErr: "want"},
 	} {
 		t.Run(tt.out, func(t *testing.T) {
-			v, err := ParseVersion(tt.out)
+			v, err := nix.ParseVersion(tt.out)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("ParseVersion(%q) = %v, %v, want an error containing %q", tt.out, v, err, tt.wantErr)
@@ -46,65 +48,29 @@ func TestParseVersion(t *testing.T) {
 	}
 }
 
-// nixBinaries are the nix binaries the real-Nix tests run: the one on PATH
-// and, where the test bed sets AGENT_IMAGES_OLD_NIX, the oldest supported
-// release, with the configuration it needs (AGENT_IMAGES_OLD_NIX_CONFIG).
-func nixBinaries(t *testing.T) map[string]string {
-	t.Helper()
-	bins := map[string]string{}
-	if p, err := exec.LookPath("nix"); err == nil {
-		bins["PATH"] = p
-	} else if os.Getenv("AGENT_IMAGES_REQUIRE_E2E") == "1" {
-		t.Fatal("nix is not on PATH")
-	} else {
-		t.Skip("nix is not on PATH")
-	}
-	if old := os.Getenv("AGENT_IMAGES_OLD_NIX"); old != "" {
-		bins["oldest"] = old
-	}
-	return bins
-}
-
-// useNix puts bin first on PATH as nix, with the configuration it needs.
-func useNix(t *testing.T, which, bin string) {
-	t.Helper()
-	dir := t.TempDir()
-	if err := os.Symlink(bin, filepath.Join(dir, "nix")); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
-	if which == "oldest" && os.Getenv("AGENT_IMAGES_OLD_NIX_CONFIG") != "" {
-		t.Setenv("NIX_CONFIG", os.Getenv("AGENT_IMAGES_OLD_NIX_CONFIG"))
-	}
-	if os.Getenv("NIX_CONFIG") == "" {
-		t.Setenv("NIX_CONFIG", "experimental-features = nix-command flakes\nsubstituters =\nsandbox = false\nbuild-users-group =")
-	}
-}
-
 // TestRealiseOnEveryNix builds a new derivation with each nix of the test
 // bed, as release realises an image: the output is built and named, whatever
 // the version makes of a bare .drv path.
 func TestRealiseOnEveryNix(t *testing.T) {
-	for which, bin := range nixBinaries(t) {
-		t.Run(which, func(t *testing.T) {
-			useNix(t, which, bin)
+	for _, n := range testenv.Nixes(t) {
+		t.Run(n.Name, func(t *testing.T) {
+			n.Use(t)
 			ctx := context.Background()
-			v, err := DetectVersion(ctx, Run)
+			v, err := nix.DetectVersion(ctx, nix.Run)
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("%s is %s", bin, v)
 			// A derivation no earlier run built: the time is in it.
 			stamp := time.Now().Format(time.RFC3339Nano)
 			expr := `(derivation { name = "realise-test"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo ` + stamp + ` > $out" ]; }).drvPath`
-			out, err := Run(ctx, "eval", "--impure", "--raw", "--expr", expr)
+			out, err := nix.Run(ctx, "eval", "--impure", "--raw", "--expr", expr)
 			if err != nil {
 				t.Fatal(err)
 			}
 			drv := strings.TrimSpace(string(out))
 			if v.AtLeast(2, 15) {
 				// Why OutInstallable exists: a bare path is the file itself.
-				out, err := Run(ctx, "build", "--json", "--no-link", drv)
+				out, err := nix.Run(ctx, "build", "--json", "--no-link", drv)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -114,7 +80,7 @@ func TestRealiseOnEveryNix(t *testing.T) {
 				}
 			}
 			link := filepath.Join(t.TempDir(), "result")
-			path, err := Realise(ctx, Run, v, drv, link)
+			path, err := nix.Realise(ctx, nix.Run, v, drv, link)
 			if err != nil {
 				t.Fatalf("%s: Realise(%s) = %v", v, drv, err)
 			}
@@ -136,11 +102,11 @@ func TestMetadataOnEveryNix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for which, bin := range nixBinaries(t) {
-		t.Run(which, func(t *testing.T) {
-			useNix(t, which, bin)
+	for _, n := range testenv.Nixes(t) {
+		t.Run(n.Name, func(t *testing.T) {
+			n.Use(t)
 			// Without overrides: the lock is read, nothing is fetched.
-			meta, err := Flake{Ref: "path:" + root}.Metadata(context.Background(), Run)
+			meta, err := nix.Flake{Ref: "path:" + root}.Metadata(context.Background(), nix.Run)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -270,3 +270,49 @@ func (r *Registry) Stop() {
 	_ = r.cmd.Process.Kill()
 	_ = r.cmd.Wait()
 }
+
+// Nix is one nix binary of the test bed and the configuration it runs with.
+type Nix struct {
+	Name, Bin, Config string
+}
+
+// Nixes are the nix binaries the tests that take every Nix run: the one on
+// PATH ("current", with NIX_CONFIG) and, where the test bed names it with
+// AGENT_IMAGES_OLD_NIX, the oldest release supports ("oldest", with
+// AGENT_IMAGES_OLD_NIX_CONFIG).
+func Nixes(t testing.TB) []Nix {
+	t.Helper()
+	Require(t, "nix")
+	bin, err := exec.LookPath("nix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nixes := []Nix{{"current", bin, os.Getenv("NIX_CONFIG")}}
+	if old := os.Getenv("AGENT_IMAGES_OLD_NIX"); old != "" {
+		nixes = append(nixes, Nix{"oldest", old, os.Getenv("AGENT_IMAGES_OLD_NIX_CONFIG")})
+	} else if Strict() {
+		t.Fatal("AGENT_IMAGES_OLD_NIX is not set: source scripts/env.sh")
+	}
+	return nixes
+}
+
+// Use puts n first on PATH as nix, with its configuration (NixConfig when
+// it has none), for the rest of the test.
+func (n Nix) Use(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Symlink(n.Bin, filepath.Join(dir, "nix")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	config := n.Config
+	if config == "" {
+		config = NixConfig
+	}
+	t.Setenv("NIX_CONFIG", config)
+	out, err := exec.Command("nix", "--version").Output()
+	if err != nil {
+		t.Fatalf("%s --version: %v", n.Bin, err)
+	}
+	t.Logf("%s nix: %s", n.Name, strings.TrimSpace(string(out)))
+}
