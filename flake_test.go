@@ -137,7 +137,7 @@ func TestStandinMirrorsTheLock(t *testing.T) {
 	if err != nil {
 		t.Fatalf("flake.lock: %v: commit the lock every job of a release builds from", err)
 	}
-	locked, err := (&nix.Metadata{Locks: lock}).Inputs()
+	locked, err := nix.LockedInputs(lock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -157,16 +157,12 @@ type run struct {
 }
 
 // lockedInputs is how meta's lock pins each input, as records name it.
-func lockedInputs(meta *nix.Metadata) (map[string]record.Input, error) {
-	locked, err := meta.Inputs()
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]record.Input, len(locked))
-	for path, in := range locked {
+func lockedInputs(meta *nix.Metadata) map[string]record.Input {
+	out := make(map[string]record.Input, len(meta.Inputs))
+	for path, in := range meta.Inputs {
 		out[path] = record.Input{Rev: in.Rev, NarHash: in.NarHash}
 	}
-	return out, nil
+	return out
 }
 
 var stagingKeyRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
@@ -305,9 +301,7 @@ func (r *run) plan(ctx context.Context) ([]*agent, error) {
 			return nil, err
 		}
 	}
-	if r.inputs, err = lockedInputs(meta); err != nil {
-		return nil, err
-	}
+	r.inputs = lockedInputs(meta)
 	r.sourceTime = r.o.SourceTime
 	if r.sourceTime.IsZero() {
 		r.sourceTime = meta.LastModified

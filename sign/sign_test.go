@@ -162,7 +162,7 @@ func TestFlakeInputs(t *testing.T) {
 	  "root":{"inputs":{"nixpkgs":"nixpkgs","llm-agents":"llm-agents","utils":["llm-agents","utils"]}},
 	  "nixpkgs":{"locked":{"rev":"89abcdef0123456789abcdef0123456789abcdef","narHash":"sha256-x"}},
 	  "llm-agents":{"locked":{"narHash":"sha256-y","path":"/tmp/tok=ghp_FAKE/x","type":"path"}}}}`)
-	locked, err := (&nix.Metadata{Locks: lock}).Inputs()
+	locked, err := nix.LockedInputs(lock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,11 +65,7 @@ func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options, formats []sig
 	}
 	// Overrides are pinned by what Nix fetches for them, never recorded by
 	// their reference (which can hold a token or a private path).
-	locked, err := o.Metadata.Inputs()
-	if err != nil {
-		return nil, err
-	}
-	inputs := sign.FlakeInputs(locked, o.Flake.Overrides)
+	inputs := sign.FlakeInputs(o.Metadata.Inputs, o.Flake.Overrides)
 	opts = append(opts, sign.WithSource(sign.Source{Repository: o.Source, Commit: o.Commit, FlakeInputs: inputs}))
 	signer, err := sign.New(cmd.Context(), opts...)
 	if err != nil {

@@ -154,9 +154,10 @@ type Metadata struct {
 	// LastModified is the commit time of a git flake (of HEAD, for a dirty
 	// work tree), the newest file's of a path flake.
 	LastModified time.Time
-	// Locks is flake.lock's JSON as Nix resolved it: every input, an
-	// overridden one too, pinned by the revision or NAR hash Nix fetched.
-	Locks json.RawMessage
+	// Inputs is how the lock Nix resolved pins every input, an overridden
+	// one too (by the revision or NAR hash Nix fetched), by its path from
+	// the flake (see LockedInputs).
+	Inputs map[string]LockedInput
 }
 
 // Metadata runs `nix flake metadata` once.
@@ -182,7 +183,11 @@ func (f Flake) Metadata(ctx context.Context, run Runner) (*Metadata, error) {
 	if m.LastModified == 0 {
 		return nil, fmt.Errorf("flake %s has no lastModified time", f)
 	}
-	return &Metadata{LastModified: time.Unix(m.LastModified, 0).UTC(), Locks: m.Locks}, nil
+	inputs, err := LockedInputs(m.Locks)
+	if err != nil {
+		return nil, fmt.Errorf("nix flake metadata of %s: %w", f, err)
+	}
+	return &Metadata{LastModified: time.Unix(m.LastModified, 0).UTC(), Inputs: inputs}, nil
 }
 
 // LockedInput is how the lock pins one input.
@@ -191,10 +196,11 @@ type LockedInput struct {
 	NarHash string
 }
 
-// Inputs lists every input the lock pins, by its path from the flake
-// ("nixpkgs", "llm-agents/nixpkgs"): what an evaluation of the flake reads.
-// An input that follows another is listed where it is locked.
-func (m *Metadata) Inputs() (map[string]LockedInput, error) {
+// LockedInputs lists every input a lock (flake.lock's JSON) pins, by its
+// path from the flake ("nixpkgs", "llm-agents/nixpkgs"): what an evaluation
+// of the flake reads. An input that follows another is listed where it is
+// locked.
+func LockedInputs(locks []byte) (map[string]LockedInput, error) {
 	var l struct {
 		Root  string `json:"root"`
 		Nodes map[string]struct {
@@ -205,7 +211,7 @@ func (m *Metadata) Inputs() (map[string]LockedInput, error) {
 			} `json:"locked"`
 		} `json:"nodes"`
 	}
-	if err := json.Unmarshal(m.Locks, &l); err != nil {
+	if err := json.Unmarshal(locks, &l); err != nil {
 		return nil, fmt.Errorf("parsing the flake's lock: %w", err)
 	}
 	out := map[string]LockedInput{}
