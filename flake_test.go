@@ -14,8 +14,8 @@ import (
 	"testing"
 
 	"github.com/nothingnesses/agent-images/internal/nix"
-	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // TestLlmAgentsKeepsItsOwnNixpkgs fails when flake.nix makes llm-agents

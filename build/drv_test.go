@@ -5,9 +5,9 @@ import (
 	"testing"
 
 	"github.com/nothingnesses/agent-images/internal/nix"
-	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // TestBuildRealisesTheEvaluatedDerivation builds from the release set's one

@@ -10,7 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // TestRunReleaseArgs runs the Action's argument builder with a `release`

@@ -25,9 +25,9 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"gopkg.in/yaml.v3"
 
-	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // The linters and runners the workflow tests install from the Go module

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/nothingnesses/agent-images/internal/nix"
-	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

@@ -22,11 +22,11 @@ import (
 
 	"github.com/nothingnesses/agent-images/build"
 	"github.com/nothingnesses/agent-images/internal/nix"
-	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/sign"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 const commit = "0123456789abcdef0123456789abcdef01234567"

@@ -15,9 +15,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 
-	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/sign"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // provenanceBuilders reads, for each per-arch image of the index d, the

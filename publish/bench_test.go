@@ -9,7 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/nothingnesses/agent-images/internal/pullsize"
-	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // BenchmarkPushImage pushes a 64 MiB image (two 32 MiB layers) to a fresh

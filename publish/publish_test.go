@@ -20,10 +20,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/nothingnesses/agent-images/internal/regproxy"
-	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/testbed/regproxy"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 func startRegistry(t *testing.T) (string, *regproxy.Proxy) {

@@ -11,8 +11,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/nothingnesses/agent-images/internal/regproxy"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/testbed/regproxy"
 )
 
 // unbuilt is what a release knows of images before building them: the

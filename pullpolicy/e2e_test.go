@@ -17,10 +17,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 
-	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/sign"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // pushIndex pushes a one-platform (linux/amd64) index to repo:latest, its

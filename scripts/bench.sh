@@ -19,4 +19,4 @@ bash scripts/setup-host.sh >/dev/null
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
 export PATH="$PATH:/usr/local/go/bin"
-exec go run ./internal/bench "$@"
+exec go run ./testbed/bench "$@"

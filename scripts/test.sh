@@ -21,11 +21,11 @@ if [ -n "$unformatted" ]; then
   echo "$unformatted" >&2
   exit 1
 fi
-go vet ./...
+go vet ./... ./testbed/...
 if ! command -v staticcheck >/dev/null; then
   go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 fi
-staticcheck ./...
+staticcheck ./... ./testbed/...
 
 echo "== nix: flake check, every image for both systems, reproducibility"
 # The current Nix builds everything, sandboxed; the oldest supported one
@@ -50,4 +50,4 @@ nix build --no-link --max-jobs 4 $attrs $STANDIN_OVERRIDES
 nix build --no-link --rebuild .#packages.x86_64-linux.pi .#packages.aarch64-linux.test-nix-custom $STANDIN_OVERRIDES
 
 echo "== go test"
-go test -timeout 40m -count=1 ./... 2>&1 | tee /tmp/agent-images-go-test.log
+go test -timeout 40m -count=1 ./... ./testbed/... 2>&1 | tee /tmp/agent-images-go-test.log

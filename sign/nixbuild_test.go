@@ -9,9 +9,9 @@ import (
 
 	"github.com/nothingnesses/agent-images/build"
 	"github.com/nothingnesses/agent-images/internal/nix"
-	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // TestNARHashesOfABuiltImage builds an agent image with Nix (dockerTools,

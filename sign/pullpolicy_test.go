@@ -14,8 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
-	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/pullpolicy"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // TestKeylessPullPolicy holds an image signed keyless, for the release

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // unknownUID is a uid no passwd file here names.

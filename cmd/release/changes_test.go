@@ -10,8 +10,8 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 
 	"github.com/nothingnesses/agent-images/gh"
-	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // TestReleaseReportsChanges releases pi twice into Debian's registry, as a

@@ -16,10 +16,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/nothingnesses/agent-images/internal/nix"
-	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/smoke"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // TestConsumerFlakeReleases is a user of agent-images in their own

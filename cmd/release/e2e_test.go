@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // The end-to-end tests of this package drive the release binary through its

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // These tests break the registry under a signed multi-agent release and kill

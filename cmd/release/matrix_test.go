@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 func run(t *testing.T, args ...string) (string, error) {

@@ -10,8 +10,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // TestReleaseOnEveryNix releases two agents for both systems with every nix

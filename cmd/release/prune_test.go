@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/nothingnesses/agent-images/internal/nix"
-	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // TestPruneFlagErrors: a bad policy is refused by name before any call to

@@ -9,8 +9,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
-	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/sign"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // readmeBlock returns the command lines of the first ```sh block after

@@ -11,9 +11,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/nothingnesses/agent-images/internal/regproxy"
-	"github.com/nothingnesses/agent-images/internal/testenv"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/testbed/regproxy"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // countedRegistry starts Debian's docker-registry behind a regproxy that

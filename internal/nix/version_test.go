@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/nothingnesses/agent-images/internal/nix"
-	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 func TestParseVersion(t *testing.T) {

@@ -8,7 +8,7 @@
 // It prints "accepted: IMAGE" and exits 0, or "refused: IMAGE: REASON" and
 // exits 1; a policy containers/image cannot load is "invalid policy:
 // REASON", exit 2. The tests build it from this file with a pinned
-// containers/image (internal/testenv.PolicyVerifier); it is no part of
+// containers/image (testbed/testenv.PolicyVerifier); it is no part of
 // agent-images.
 package main
 

@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/nothingnesses/agent-images/build"
-	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // TestBenchImageSet builds three images of the benchmark set at a tiny

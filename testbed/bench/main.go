@@ -30,8 +30,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nothingnesses/agent-images/internal/regproxy"
-	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/testbed/regproxy"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 type config struct {

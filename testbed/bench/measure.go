@@ -26,8 +26,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nothingnesses/agent-images/internal/regproxy"
-	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/testbed/regproxy"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // row is one measured run.

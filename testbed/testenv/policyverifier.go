@@ -30,7 +30,7 @@ const ContainersImageVersion = "v5.42.1"
 func PolicyVerifier(t testing.TB) string {
 	t.Helper()
 	Require(t, "go")
-	src, err := os.ReadFile(filepath.Join(RepoRoot(t), "internal", "testenv", "testdata", "policyverifier", "main.go"))
+	src, err := os.ReadFile(filepath.Join(RepoRoot(t), "testbed", "testenv", "testdata", "policyverifier", "main.go"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nothingnesses/agent-images/internal/regproxy"
-	"github.com/nothingnesses/agent-images/internal/testenv"
+	"github.com/nothingnesses/agent-images/testbed/regproxy"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // baseline publishes the archives the cold release built the way one would
