@@ -13,8 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nothingnesses/agent-images/internal/nix"
-	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
@@ -95,9 +94,9 @@ func TestReadmeImageTable(t *testing.T) {
 		inReadme[m[1]] = row{name: m[2], program: m[3], unfree: m[4] == "yes", systems: systems}
 	}
 
-	targets, err := matrix.Load(t.Context(), nix.Flake{Ref: root, Overrides: testenv.StandinOverrides(t)})
+	targets, err := flake.Load(t.Context(), flake.Flake{Ref: root, Overrides: testenv.StandinOverrides(t)})
 	if err != nil {
-		t.Fatalf("matrix.Load = %v", err)
+		t.Fatalf("flake.Load = %v", err)
 	}
 	inFlake := map[string]row{}
 	for _, tg := range targets {
@@ -137,7 +136,7 @@ func TestStandinMirrorsTheLock(t *testing.T) {
 	if err != nil {
 		t.Fatalf("flake.lock: %v: commit the lock every job of a release builds from", err)
 	}
-	locked, err := nix.LockedInputs(lock)
+	locked, err := flake.LockedInputs(lock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,140 +26,8 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/oci"
 
 	"github.com/nothingnesses/agent-images/internal/transport"
+	"github.com/nothingnesses/agent-images/record"
 )
-
-// Report is what changed for one agent from one release to the next.
-type Report struct {
-	Agent string  `json:"agent"`
-	From  Release `json:"from"`
-	To    Release `json:"to"`
-	// Verified is true when every attestation read was checked against the
-	// signer's key or identity; false when they were read unverified.
-	Verified bool `json:"verified"`
-	// SizeThreshold is the growth (a fraction: 0.1 is 10%) above which a
-	// platform is flagged; nil when none was set.
-	SizeThreshold *float64         `json:"sizeThreshold,omitempty"`
-	Platforms     []PlatformChange `json:"platforms"`
-	// Inputs are the flake inputs whose pin differs, by name.
-	Inputs []InputChange `json:"inputs,omitempty"`
-	// InputsCompared is false when either release lacks a provenance.
-	InputsCompared bool `json:"inputsCompared"`
-	// Notes say what could not be compared and why (a release without an
-	// SBOM or provenance, say).
-	Notes []string `json:"notes,omitempty"`
-}
-
-// Release is one side of the comparison.
-type Release struct {
-	Repository string `json:"repository"`
-	// Digest is the agent's index (or its single image manifest).
-	Digest string `json:"digest"`
-	// Tag is what the caller named it by, when it named a tag.
-	Tag     string `json:"tag,omitempty"`
-	Version string `json:"version,omitempty"`
-}
-
-// Reference is repository@digest.
-func (r Release) Reference() string { return r.Repository + "@" + r.Digest }
-
-// Label is the tag, else the short digest.
-func (r Release) Label() string {
-	if r.Tag != "" {
-		return r.Tag
-	}
-	return shortDigest(r.Digest)
-}
-
-// PlatformChange is one platform in either release.
-type PlatformChange struct {
-	Platform string `json:"platform"`
-	// From and To are nil where the platform is in one release only.
-	From *Image `json:"from,omitempty"`
-	To   *Image `json:"to,omitempty"`
-	// SizeDelta is To.Size - From.Size in bytes, and SizeGrowth that as a
-	// fraction of From.Size; both 0 unless the platform is in both.
-	SizeDelta  int64   `json:"sizeDelta"`
-	SizeGrowth float64 `json:"sizeGrowth"`
-	// OverThreshold marks growth above the report's SizeThreshold.
-	OverThreshold bool `json:"overThreshold,omitempty"`
-	// Added and Removed are the store paths of one image only, by path;
-	// nil when either image has no SBOM.
-	Added   []StorePath `json:"added,omitempty"`
-	Removed []StorePath `json:"removed,omitempty"`
-	// StorePathsCompared is false when either image lacks an SBOM.
-	StorePathsCompared bool `json:"storePathsCompared"`
-}
-
-// Image is one per-arch image of a release.
-type Image struct {
-	Digest string `json:"digest"`
-	// Size is what a pull downloads: the manifest, the config and the
-	// compressed layers, in bytes (release.json's per-platform size).
-	Size int64 `json:"size"`
-}
-
-// StorePath is one top-level /nix/store entry an SBOM lists. Path is empty
-// for a component the SBOM names only by name and version.
-type StorePath struct {
-	Path    string `json:"path,omitempty"`
-	Name    string `json:"name"`
-	Version string `json:"version,omitempty"`
-}
-
-// key identifies a store path in a comparison: its path, else its name and
-// version.
-func (s StorePath) key() string {
-	if s.Path != "" {
-		return s.Path
-	}
-	return s.Name + "@" + s.Version
-}
-
-// InputChange is a flake input whose pin moved; From or To is the zero Pin
-// when the input is in one release only.
-type InputChange struct {
-	Name string `json:"name"`
-	From Pin    `json:"from"`
-	To   Pin    `json:"to"`
-}
-
-// Pin is how a provenance records a flake input: what Nix fetched.
-type Pin struct {
-	Rev     string `json:"rev,omitempty"`
-	NarHash string `json:"narHash,omitempty"`
-	// Override is the public form of the --override-input that replaced it.
-	Override string `json:"override,omitempty"`
-}
-
-// String is the revision if there is one, else the NAR hash.
-func (p Pin) String() string {
-	switch {
-	case p.Rev != "":
-		return p.Rev
-	case p.NarHash != "":
-		return p.NarHash
-	case p.Override != "":
-		return "override " + p.Override
-	}
-	return "(none)"
-}
-
-// VersionChanged reports whether the agent's version differs.
-func (r *Report) VersionChanged() bool { return r.From.Version != r.To.Version }
-
-// Same reports whether both sides are the very same release.
-func (r *Report) Same() bool { return r.From.Digest == r.To.Digest }
-
-// OverThreshold lists the platforms whose growth is above the threshold.
-func (r *Report) OverThreshold() []PlatformChange {
-	var out []PlatformChange
-	for _, p := range r.Platforms {
-		if p.OverThreshold {
-			out = append(out, p)
-		}
-	}
-	return out
-}
 
 // Verifier returns the attestations of a manifest that verify under some
 // policy (a key, a keyless identity): sign.AttestationVerifier is one.
@@ -238,7 +106,7 @@ func newOptions(ctx context.Context, opts []Option) (*options, error) {
 // single image manifest), usually in the same repository. Attestations
 // missing on either side are notes in the report; attestations that do not
 // verify, when verification was asked for, are an error.
-func Compare(ctx context.Context, from, to name.Digest, opts ...Option) (*Report, error) {
+func Compare(ctx context.Context, from, to name.Digest, opts ...Option) (*record.Changes, error) {
 	o, err := newOptions(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -253,13 +121,6 @@ func Compare(ctx context.Context, from, to name.Digest, opts ...Option) (*Report
 	}
 	before.tag, after.tag = o.fromTag, o.toTag
 	return compare(before, after, o.verifier != nil, o.threshold), nil
-}
-
-func shortDigest(d string) string {
-	if len(d) > 19 {
-		return d[:19]
-	}
-	return d
 }
 
 // ParseThreshold reads a size-growth threshold given as a percentage

@@ -2,35 +2,36 @@ package changes
 
 import (
 	"fmt"
+	"github.com/nothingnesses/agent-images/record"
 	"sort"
 )
 
 // compare is the whole comparison, on what read found: no I/O, so that it
 // is tested on hand-built releases.
-func compare(before, after *release, verified bool, threshold *float64) *Report {
-	r := &Report{
+func compare(before, after *release, verified bool, threshold *float64) *record.Changes {
+	r := &record.Changes{
 		Agent:         agentName(after),
 		From:          describe(before),
 		To:            describe(after),
 		Verified:      verified,
 		SizeThreshold: threshold,
-		Platforms:     []PlatformChange{},
+		Platforms:     []record.PlatformChange{},
 	}
-	byPlatform := map[string]*PlatformChange{}
+	byPlatform := map[string]*record.PlatformChange{}
 	var order []string
-	entry := func(p string) *PlatformChange {
+	entry := func(p string) *record.PlatformChange {
 		if c, ok := byPlatform[p]; ok {
 			return c
 		}
-		byPlatform[p] = &PlatformChange{Platform: p}
+		byPlatform[p] = &record.PlatformChange{Platform: p}
 		order = append(order, p)
 		return byPlatform[p]
 	}
 	for _, im := range before.images {
-		entry(im.platform).From = &Image{Digest: im.digest.DigestStr(), Size: im.size}
+		entry(im.platform).From = &record.ImageSize{Digest: im.digest.DigestStr(), Size: im.size}
 	}
 	for _, im := range after.images {
-		entry(im.platform).To = &Image{Digest: im.digest.DigestStr(), Size: im.size}
+		entry(im.platform).To = &record.ImageSize{Digest: im.digest.DigestStr(), Size: im.size}
 	}
 	sort.Strings(order)
 	for _, p := range order {
@@ -68,8 +69,8 @@ func compare(before, after *release, verified bool, threshold *float64) *Report 
 	return r
 }
 
-func describe(rel *release) Release {
-	return Release{
+func describe(rel *release) record.Compared {
+	return record.Compared{
 		Repository: rel.ref.Context().Name(),
 		Digest:     rel.ref.DigestStr(),
 		Tag:        rel.tag,
@@ -118,7 +119,7 @@ func (rel *release) image(platform string) *image {
 // inputsOf are the flake inputs of a release. Every image of a release is
 // built from the same flake lock, so the first image with a provenance
 // speaks for all.
-func inputsOf(rel *release) (map[string]Pin, bool) {
+func inputsOf(rel *release) (map[string]record.Pin, bool) {
 	for _, im := range rel.images {
 		if im.prov != nil {
 			return im.prov.inputs, true
@@ -129,22 +130,22 @@ func inputsOf(rel *release) (map[string]Pin, bool) {
 
 // diffPaths returns the store paths only in after (added) and only in
 // before (removed), each sorted.
-func diffPaths(before, after []StorePath) (added, removed []StorePath) {
-	in := func(list []StorePath) map[string]bool {
+func diffPaths(before, after []record.StorePath) (added, removed []record.StorePath) {
+	in := func(list []record.StorePath) map[string]bool {
 		m := make(map[string]bool, len(list))
 		for _, s := range list {
-			m[s.key()] = true
+			m[s.Key()] = true
 		}
 		return m
 	}
 	had, has := in(before), in(after)
 	for _, s := range after {
-		if !had[s.key()] {
+		if !had[s.Key()] {
 			added = append(added, s)
 		}
 	}
 	for _, s := range before {
-		if !has[s.key()] {
+		if !has[s.Key()] {
 			removed = append(removed, s)
 		}
 	}
@@ -155,7 +156,7 @@ func diffPaths(before, after []StorePath) (added, removed []StorePath) {
 
 // sortPaths orders store paths by name, then version, then path, so that
 // an updated package's removed and added entries read side by side.
-func sortPaths(list []StorePath) {
+func sortPaths(list []record.StorePath) {
 	sort.Slice(list, func(i, j int) bool {
 		a, b := list[i], list[j]
 		if a.Name != b.Name {
@@ -169,7 +170,7 @@ func sortPaths(list []StorePath) {
 }
 
 // diffInputs lists the inputs whose pin differs, by name.
-func diffInputs(before, after map[string]Pin) []InputChange {
+func diffInputs(before, after map[string]record.Pin) []record.InputChange {
 	names := map[string]bool{}
 	for n := range before {
 		names[n] = true
@@ -177,10 +178,10 @@ func diffInputs(before, after map[string]Pin) []InputChange {
 	for n := range after {
 		names[n] = true
 	}
-	var out []InputChange
+	var out []record.InputChange
 	for n := range names {
 		if before[n] != after[n] {
-			out = append(out, InputChange{Name: n, From: before[n], To: after[n]})
+			out = append(out, record.InputChange{Name: n, From: before[n], To: after[n]})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

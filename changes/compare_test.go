@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // Store path hashes in Nix's base32 alphabet.
@@ -16,8 +17,8 @@ const (
 	h4 = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 )
 
-func sp(hash, name, version string) StorePath {
-	return StorePath{Path: "/nix/store/" + hash + "-" + name + "-" + version, Name: name, Version: version}
+func sp(hash, name, version string) record.StorePath {
+	return record.StorePath{Path: "/nix/store/" + hash + "-" + name + "-" + version, Name: name, Version: version}
 }
 
 func digest(t *testing.T, repo, hexChar string) name.Digest {
@@ -31,7 +32,7 @@ func digest(t *testing.T, repo, hexChar string) name.Digest {
 
 // testRelease is a release of pi as read would find it: amd64 and arm64
 // with SBOMs and provenances, sizes in bytes.
-func testRelease(t *testing.T, idx, version string, amd64, arm64 int64, paths []StorePath, inputs map[string]Pin) *release {
+func testRelease(t *testing.T, idx, version string, amd64, arm64 int64, paths []record.StorePath, inputs map[string]record.Pin) *release {
 	t.Helper()
 	const repo = "ghcr.io/o/agent-images/pi"
 	rel := &release{ref: digest(t, repo, idx), version: version}
@@ -53,11 +54,11 @@ func testRelease(t *testing.T, idx, version string, amd64, arm64 int64, paths []
 func ptr(f float64) *float64 { return &f }
 
 func TestCompare(t *testing.T) {
-	oldInputs := map[string]Pin{
+	oldInputs := map[string]record.Pin{
 		"nixpkgs":    {Rev: strings.Repeat("1", 40), NarHash: "sha256-nixpkgsA="},
 		"llm-agents": {Rev: strings.Repeat("2", 40), NarHash: "sha256-llmA="},
 	}
-	newInputs := map[string]Pin{
+	newInputs := map[string]record.Pin{
 		"nixpkgs":    {Rev: strings.Repeat("1", 40), NarHash: "sha256-nixpkgsA="},
 		"llm-agents": {Rev: strings.Repeat("3", 40), NarHash: "sha256-llmB="},
 	}
@@ -70,18 +71,18 @@ func TestCompare(t *testing.T) {
 		before    func(t *testing.T) *release
 		after     func(t *testing.T) *release
 		threshold *float64
-		check     func(t *testing.T, r *Report)
+		check     func(t *testing.T, r *record.Changes)
 	}{
 		{
 			name: "version, sizes, store paths and inputs",
 			before: func(t *testing.T) *release {
-				return testRelease(t, "a", "0.70.6", 1000, 2000, []StorePath{bash, piOld}, oldInputs)
+				return testRelease(t, "a", "0.70.6", 1000, 2000, []record.StorePath{bash, piOld}, oldInputs)
 			},
 			after: func(t *testing.T) *release {
-				return testRelease(t, "d", "0.71.0", 1250, 1900, []StorePath{assets, bash, piNew}, newInputs)
+				return testRelease(t, "d", "0.71.0", 1250, 1900, []record.StorePath{assets, bash, piNew}, newInputs)
 			},
 			threshold: ptr(0.10),
-			check: func(t *testing.T, r *Report) {
+			check: func(t *testing.T, r *record.Changes) {
 				if r.Agent != "pi" || r.From.Version != "0.70.6" || r.To.Version != "0.71.0" || !r.VersionChanged() {
 					t.Errorf("agent and versions = %s %s -> %s, want pi 0.70.6 -> 0.71.0", r.Agent, r.From.Version, r.To.Version)
 				}
@@ -96,14 +97,14 @@ func TestCompare(t *testing.T) {
 					t.Errorf("arm64 = %+d (%g), over=%v; want -100 (-0.05), not over", arm.SizeDelta, arm.SizeGrowth, arm.OverThreshold)
 				}
 				for _, p := range r.Platforms {
-					if want := []StorePath{assets, piNew}; !reflect.DeepEqual(p.Added, want) {
+					if want := []record.StorePath{assets, piNew}; !reflect.DeepEqual(p.Added, want) {
 						t.Errorf("%s added = %v, want %v", p.Platform, p.Added, want)
 					}
-					if want := []StorePath{piOld}; !reflect.DeepEqual(p.Removed, want) {
+					if want := []record.StorePath{piOld}; !reflect.DeepEqual(p.Removed, want) {
 						t.Errorf("%s removed = %v, want %v", p.Platform, p.Removed, want)
 					}
 				}
-				want := []InputChange{{Name: "llm-agents", From: oldInputs["llm-agents"], To: newInputs["llm-agents"]}}
+				want := []record.InputChange{{Name: "llm-agents", From: oldInputs["llm-agents"], To: newInputs["llm-agents"]}}
 				if !r.InputsCompared || !reflect.DeepEqual(r.Inputs, want) {
 					t.Errorf("inputs = %+v (compared %v), want %+v", r.Inputs, r.InputsCompared, want)
 				}
@@ -120,7 +121,7 @@ func TestCompare(t *testing.T) {
 			before:    func(t *testing.T) *release { return testRelease(t, "a", "1", 1000, 1000, nil, oldInputs) },
 			after:     func(t *testing.T) *release { return testRelease(t, "d", "1", 1100, 1101, nil, oldInputs) },
 			threshold: ptr(0.10),
-			check: func(t *testing.T, r *Report) {
+			check: func(t *testing.T, r *record.Changes) {
 				if r.Platforms[0].OverThreshold || !r.Platforms[1].OverThreshold {
 					t.Errorf("over = %v, %v; want 10%% exactly not over, 10.1%% over", r.Platforms[0].OverThreshold, r.Platforms[1].OverThreshold)
 				}
@@ -133,7 +134,7 @@ func TestCompare(t *testing.T) {
 			name:   "no threshold flags nothing",
 			before: func(t *testing.T) *release { return testRelease(t, "a", "1", 1000, 1000, nil, nil) },
 			after:  func(t *testing.T) *release { return testRelease(t, "d", "1", 9000, 9000, nil, nil) },
-			check: func(t *testing.T, r *Report) {
+			check: func(t *testing.T, r *record.Changes) {
 				if r.SizeThreshold != nil || len(r.OverThreshold()) != 0 {
 					t.Errorf("threshold %v flagged %+v, want nothing", r.SizeThreshold, r.OverThreshold())
 				}
@@ -148,7 +149,7 @@ func TestCompare(t *testing.T) {
 				return r
 			},
 			threshold: ptr(0),
-			check: func(t *testing.T, r *Report) {
+			check: func(t *testing.T, r *record.Changes) {
 				var got []string
 				for _, p := range r.Platforms {
 					got = append(got, p.Platform+" "+p.SizeChange())
@@ -168,9 +169,9 @@ func TestCompare(t *testing.T) {
 			name:   "an earlier release without attestations",
 			before: func(t *testing.T) *release { return stripped(testRelease(t, "a", "", 1000, 1000, nil, nil)) },
 			after: func(t *testing.T) *release {
-				return testRelease(t, "d", "0.71.0", 1000, 1000, []StorePath{piNew}, newInputs)
+				return testRelease(t, "d", "0.71.0", 1000, 1000, []record.StorePath{piNew}, newInputs)
 			},
-			check: func(t *testing.T, r *Report) {
+			check: func(t *testing.T, r *record.Changes) {
 				if r.From.Version != "" || r.To.Version != "0.71.0" {
 					t.Errorf("versions = %q -> %q, want unknown -> 0.71.0", r.From.Version, r.To.Version)
 				}
@@ -200,7 +201,7 @@ func TestCompare(t *testing.T) {
 				return r
 			},
 			after: func(t *testing.T) *release { return testRelease(t, "d", "0.70.6", 1, 1, nil, nil) },
-			check: func(t *testing.T, r *Report) {
+			check: func(t *testing.T, r *record.Changes) {
 				if r.From.Version != "0.70.6" || r.VersionChanged() {
 					t.Errorf("from version = %q, want 0.70.6 from the provenance", r.From.Version)
 				}
@@ -209,23 +210,27 @@ func TestCompare(t *testing.T) {
 		{
 			name: "an input added and one removed",
 			before: func(t *testing.T) *release {
-				return testRelease(t, "a", "1", 1, 1, nil, map[string]Pin{"old": {Rev: "r1"}, "same": {NarHash: "sha256-x="}})
+				return testRelease(t, "a", "1", 1, 1, nil, map[string]record.Pin{"old": {Rev: "r1"}, "same": {NarHash: "sha256-x="}})
 			},
 			after: func(t *testing.T) *release {
-				return testRelease(t, "d", "1", 1, 1, nil, map[string]Pin{"new": {Override: "path:(local)"}, "same": {NarHash: "sha256-x="}})
+				return testRelease(t, "d", "1", 1, 1, nil, map[string]record.Pin{"new": {Override: "path:(local)"}, "same": {NarHash: "sha256-x="}})
 			},
-			check: func(t *testing.T, r *Report) {
-				want := []InputChange{{Name: "new", To: Pin{Override: "path:(local)"}}, {Name: "old", From: Pin{Rev: "r1"}}}
+			check: func(t *testing.T, r *record.Changes) {
+				want := []record.InputChange{{Name: "new", To: record.Pin{Override: "path:(local)"}}, {Name: "old", From: record.Pin{Rev: "r1"}}}
 				if !reflect.DeepEqual(r.Inputs, want) {
 					t.Errorf("inputs = %+v, want %+v", r.Inputs, want)
 				}
 			},
 		},
 		{
-			name:   "the same release",
-			before: func(t *testing.T) *release { return testRelease(t, "a", "1", 1, 1, []StorePath{bash}, oldInputs) },
-			after:  func(t *testing.T) *release { return testRelease(t, "a", "1", 1, 1, []StorePath{bash}, oldInputs) },
-			check: func(t *testing.T, r *Report) {
+			name: "the same release",
+			before: func(t *testing.T) *release {
+				return testRelease(t, "a", "1", 1, 1, []record.StorePath{bash}, oldInputs)
+			},
+			after: func(t *testing.T) *release {
+				return testRelease(t, "a", "1", 1, 1, []record.StorePath{bash}, oldInputs)
+			},
+			check: func(t *testing.T, r *record.Changes) {
 				if !r.Same() || len(r.Inputs) != 0 {
 					t.Errorf("Same() = %v, inputs %+v; want the same release, nothing moved", r.Same(), r.Inputs)
 				}

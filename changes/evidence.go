@@ -12,7 +12,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
-	"github.com/nothingnesses/agent-images/internal/storepath"
+	"github.com/nothingnesses/agent-images/flake"
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // statement is the in-toto statement inside a DSSE envelope.
@@ -57,8 +58,8 @@ func decodeStatement(envelope []byte) (statement, error) {
 
 // sbom is what a CycloneDX document says that a comparison uses.
 type sbom struct {
-	paths        []StorePath // sorted by key
-	agentVersion string      // the agent component's version, when there is one
+	paths        []record.StorePath // sorted by key
+	agentVersion string             // the agent component's version, when there is one
 }
 
 type cdxComponent struct {
@@ -104,19 +105,19 @@ func parseCycloneDX(predicate []byte) (*sbom, error) {
 				continue
 			}
 			sp, ok := storePathOf(c)
-			if !ok || seen[sp.key()] {
+			if !ok || seen[sp.Key()] {
 				continue
 			}
-			seen[sp.key()] = true
+			seen[sp.Key()] = true
 			out.paths = append(out.paths, sp)
 		}
 	}
 	walk(doc.Components)
-	sort.Slice(out.paths, func(i, j int) bool { return out.paths[i].key() < out.paths[j].key() })
+	sort.Slice(out.paths, func(i, j int) bool { return out.paths[i].Key() < out.paths[j].Key() })
 	return out, nil
 }
 
-func storePathOf(c cdxComponent) (StorePath, bool) {
+func storePathOf(c cdxComponent) (record.StorePath, bool) {
 	p := ""
 	for _, prop := range c.Properties {
 		if prop.Name == "nix:store_path" || prop.Name == "nix:store-path" {
@@ -134,13 +135,13 @@ func storePathOf(c cdxComponent) (StorePath, bool) {
 	}
 	if p == "" {
 		if c.Name == "" || c.Type == "container" {
-			return StorePath{}, false
+			return record.StorePath{}, false
 		}
-		return StorePath{Name: c.Name, Version: c.Version}, true
+		return record.StorePath{Name: c.Name, Version: c.Version}, true
 	}
-	sp := StorePath{Path: p, Name: c.Name, Version: c.Version}
+	sp := record.StorePath{Path: p, Name: c.Name, Version: c.Version}
 	if sp.Name == "" {
-		if parsed, ok := storepath.Parse(path.Base(p)); ok {
+		if parsed, ok := flake.ParseStorePath(path.Base(p)); ok {
 			sp.Name, sp.Version = parsed.Name, parsed.Version
 		}
 	}
@@ -176,7 +177,7 @@ func purlStorePath(purl string) string {
 // provenance is what a SLSA v1 provenance says that a comparison uses.
 type provenance struct {
 	version string
-	inputs  map[string]Pin
+	inputs  map[string]record.Pin
 }
 
 // flakeInputPrefix names a flake input among the resolved dependencies.
@@ -203,7 +204,7 @@ func parseProvenance(predicate []byte) (*provenance, error) {
 	if p.BuildDefinition == nil {
 		return nil, errors.New("not a SLSA v1 provenance: no buildDefinition")
 	}
-	out := &provenance{inputs: map[string]Pin{}}
+	out := &provenance{inputs: map[string]record.Pin{}}
 	out.version, _ = p.BuildDefinition.ExternalParameters["version"].(string)
 	for _, d := range p.BuildDefinition.ResolvedDependencies {
 		n, ok := strings.CutPrefix(d.Name, flakeInputPrefix)
@@ -211,7 +212,7 @@ func parseProvenance(predicate []byte) (*provenance, error) {
 			continue
 		}
 		str := func(k string) string { s, _ := d.Annotations[k].(string); return s }
-		pin := Pin{Rev: d.Digest["gitCommit"], NarHash: str("narHash"), Override: str("override")}
+		pin := record.Pin{Rev: d.Digest["gitCommit"], NarHash: str("narHash"), Override: str("override")}
 		switch rev := str("revision"); {
 		case rev == "":
 		case strings.HasPrefix(rev, "override:"):

@@ -2,6 +2,7 @@ package changes
 
 import (
 	"encoding/base64"
+	"github.com/nothingnesses/agent-images/record"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -31,7 +32,7 @@ func TestParseCycloneDXOfARelease(t *testing.T) {
 	if len(s.paths) != 19 {
 		t.Errorf("%d store paths, want the 19 of the image", len(s.paths))
 	}
-	want := StorePath{Path: "/nix/store/425g490sf6bnx0xrr449bpjphybdmfvh-pi-0.71.0", Name: "pi", Version: "0.71.0"}
+	want := record.StorePath{Path: "/nix/store/425g490sf6bnx0xrr449bpjphybdmfvh-pi-0.71.0", Name: "pi", Version: "0.71.0"}
 	found := false
 	for _, p := range s.paths {
 		if p == want {
@@ -68,7 +69,7 @@ func TestParseCycloneDXIsTolerant(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseCycloneDX = %v", err)
 	}
-	want := []StorePath{
+	want := []record.StorePath{
 		sp(h1, "bash-interactive", "5.2p37"),
 		sp(h3, "jq", "1.7.1"),
 		sp(h4, "curl", "8.1"),
@@ -95,7 +96,7 @@ func TestParseProvenanceOfARelease(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseProvenance = %v", err)
 	}
-	want := map[string]Pin{
+	want := map[string]record.Pin{
 		"llm-agents": {NarHash: "sha256-EZUuKZ5+ijT08Yyq6ZgeVvLk86lZSG4+2/OKti/Y8Rk=", Override: "path:(local)"},
 		"nixpkgs":    {NarHash: "sha256-AZk7BnEZI/jaf1En0y4kkE4wzlFKBP3RNboTRYm27bQ=", Override: "path:(local)"},
 	}
@@ -121,7 +122,7 @@ func TestParseProvenanceForms(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseProvenance = %v", err)
 	}
-	want := map[string]Pin{
+	want := map[string]record.Pin{
 		"nixpkgs":    {Rev: rev, NarHash: "sha256-n="},
 		"byhash":     {NarHash: "sha256-h="},
 		"byrev":      {Rev: "v1.0"},

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/nothingnesses/agent-images/record"
 	cmutate "github.com/sigstore/cosign/v2/pkg/oci/mutate"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
@@ -120,7 +121,7 @@ func attest(t *testing.T, d, subject name.Digest, predicateType, predicate strin
 	}
 }
 
-func cdxDoc(paths ...StorePath) string {
+func cdxDoc(paths ...record.StorePath) string {
 	var cs []string
 	for _, p := range paths {
 		cs = append(cs, `{"type": "library", "name": "`+p.Name+`", "version": "`+p.Version+`", "properties": [{"name": "nix:store-path", "value": "`+p.Path+`"}]}`)
@@ -194,11 +195,11 @@ func TestCompareReadsTheRegistry(t *testing.T) {
 		if p.From.Size != want || p.To.Size != wantTo || p.SizeDelta != wantTo-want || !p.OverThreshold {
 			t.Errorf("%s sizes = %d -> %d (%+d, over %v), want %d -> %d, over 50%%", p.Platform, p.From.Size, p.To.Size, p.SizeDelta, p.OverThreshold, want, wantTo)
 		}
-		if !reflect.DeepEqual(p.Added, []StorePath{piNew}) || !reflect.DeepEqual(p.Removed, []StorePath{piOld}) {
+		if !reflect.DeepEqual(p.Added, []record.StorePath{piNew}) || !reflect.DeepEqual(p.Removed, []record.StorePath{piOld}) {
 			t.Errorf("%s added %v removed %v, want %v and %v", p.Platform, p.Added, p.Removed, piNew, piOld)
 		}
 	}
-	want := []InputChange{{Name: "llm-agents", From: Pin{Rev: oldRev}, To: Pin{Rev: newRev}}}
+	want := []record.InputChange{{Name: "llm-agents", From: record.Pin{Rev: oldRev}, To: record.Pin{Rev: newRev}}}
 	if !reflect.DeepEqual(rep.Inputs, want) {
 		t.Errorf("inputs = %+v, want %+v", rep.Inputs, want)
 	}

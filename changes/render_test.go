@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"github.com/nothingnesses/agent-images/record"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,22 +35,22 @@ func golden(t *testing.T, file string, got []byte) {
 // goldenReport is a release of pi that changed in every way a report shows:
 // version, sizes (one over the threshold), store paths, an input, and a
 // note about an earlier release without an SBOM on one platform.
-func goldenReport(t *testing.T) *Report {
+func goldenReport(t *testing.T) *record.Changes {
 	t.Helper()
 	bash := sp(h1, "bash-interactive", "5.2p37")
-	before := testRelease(t, "a", "0.70.6", 1_300_017, 1_247_835, []StorePath{bash, sp(h2, "pi", "0.70.6")},
-		map[string]Pin{"nixpkgs": {Rev: strings.Repeat("1", 40)}, "llm-agents": {Rev: strings.Repeat("2", 40), NarHash: "sha256-llmA="}})
+	before := testRelease(t, "a", "0.70.6", 1_300_017, 1_247_835, []record.StorePath{bash, sp(h2, "pi", "0.70.6")},
+		map[string]record.Pin{"nixpkgs": {Rev: strings.Repeat("1", 40)}, "llm-agents": {Rev: strings.Repeat("2", 40), NarHash: "sha256-llmA="}})
 	before.images[1].sbom = nil
 	before.tag = "2026-05-01"
-	after := testRelease(t, "d", "0.71.0", 1_564_891, 1_250_000, []StorePath{sp(h4, "agent-assets", "1.0"), bash, sp(h3, "pi", "0.71.0")},
-		map[string]Pin{"nixpkgs": {Rev: strings.Repeat("1", 40)}, "llm-agents": {Rev: strings.Repeat("3", 40), NarHash: "sha256-llmB="}})
+	after := testRelease(t, "d", "0.71.0", 1_564_891, 1_250_000, []record.StorePath{sp(h4, "agent-assets", "1.0"), bash, sp(h3, "pi", "0.71.0")},
+		map[string]record.Pin{"nixpkgs": {Rev: strings.Repeat("1", 40)}, "llm-agents": {Rev: strings.Repeat("3", 40), NarHash: "sha256-llmB="}})
 	after.tag = "latest"
 	return compare(before, after, true, ptr(0.10))
 }
 
 func TestWriteTextGolden(t *testing.T) {
 	var b bytes.Buffer
-	if err := goldenReport(t).WriteText(&b); err != nil {
+	if err := WriteText(&b, goldenReport(t)); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "report.golden.txt", b.Bytes())
@@ -62,7 +63,7 @@ func TestJSONGolden(t *testing.T) {
 	}
 	golden(t, "report.golden.json", append(b, '\n'))
 
-	var back Report
+	var back record.Changes
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatalf("the JSON does not read back: %v", err)
 	}
@@ -74,7 +75,7 @@ func TestJSONGolden(t *testing.T) {
 func TestWriteTextSameRelease(t *testing.T) {
 	rel := testRelease(t, "a", "0.70.6", 1, 1, nil, nil)
 	var b bytes.Buffer
-	if err := compare(rel, rel, false, nil).WriteText(&b); err != nil {
+	if err := WriteText(&b, compare(rel, rel, false, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if got := b.String(); !strings.Contains(got, "pi 0.70.6 (version unchanged)") || !strings.Contains(got, "nothing changed") {
@@ -84,8 +85,8 @@ func TestWriteTextSameRelease(t *testing.T) {
 
 func TestHumanBytes(t *testing.T) {
 	for in, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 264_874: "258.7 KiB", 1_564_891: "1.5 MiB", 3 << 30: "3.0 GiB"} {
-		if got := HumanBytes(in); got != want {
-			t.Errorf("HumanBytes(%d) = %q, want %q", in, got, want)
+		if got := record.HumanBytes(in); got != want {
+			t.Errorf("record.HumanBytes(%d) = %q, want %q", in, got, want)
 		}
 	}
 }

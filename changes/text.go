@@ -4,14 +4,14 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"sort"
-	"strings"
 	"text/tabwriter"
+
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // WriteText writes the report for a terminal: the version, a size table,
 // the store paths of each platform, the moved inputs, and the notes.
-func (r *Report) WriteText(w io.Writer) error {
+func WriteText(w io.Writer, r *record.Changes) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintln(bw, r.Headline())
 	width := max(len(r.From.Label()), len(r.To.Label()))
@@ -77,110 +77,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	return bw.Flush()
 }
 
-// Headline is the agent and its version change in one line.
-func (r *Report) Headline() string {
-	switch {
-	case r.VersionChanged():
-		return fmt.Sprintf("%s %s -> %s", r.Agent, orUnknown(r.From.Version), orUnknown(r.To.Version))
-	default:
-		return fmt.Sprintf("%s %s (version unchanged)", r.Agent, orUnknown(r.To.Version))
-	}
-}
-
-// Evidence says whether the attestations were verified.
-func (r *Report) Evidence() string {
-	if r.Verified {
-		return "verified against the given key or identity"
-	}
-	return "read unverified: their signatures were not checked"
-}
-
-// SizeChange is the delta and growth, "+301.2 KiB (+23.2%)"; "new" or
-// "dropped" for a platform in one release only.
-func (p PlatformChange) SizeChange() string {
-	switch {
-	case p.From == nil:
-		return "new"
-	case p.To == nil:
-		return "dropped"
-	case p.SizeDelta == 0:
-		return "same size"
-	}
-	sign := "+"
-	delta := p.SizeDelta
-	if delta < 0 {
-		sign, delta = "-", -delta
-	}
-	if p.From.Size == 0 {
-		return sign + HumanBytes(delta)
-	}
-	return fmt.Sprintf("%s%s (%+.1f%%)", sign, HumanBytes(delta), p.SizeGrowth*100)
-}
-
-// ThresholdString is the report's threshold as a percentage, "10%".
-func (r *Report) ThresholdString() string {
-	if r.SizeThreshold == nil {
-		return ""
-	}
-	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", *r.SizeThreshold*100), "0"), ".") + "%"
-}
-
-// PathChange is one store path a platform lost or gained.
-type PathChange struct {
-	Added bool
-	StorePath
-}
-
-// PathChanges merges Removed and Added by name, so that an updated package
-// reads as its old entry followed by its new one.
-func (p PlatformChange) PathChanges() []PathChange {
-	out := make([]PathChange, 0, len(p.Removed)+len(p.Added))
-	for _, s := range p.Removed {
-		out = append(out, PathChange{false, s})
-	}
-	for _, s := range p.Added {
-		out = append(out, PathChange{true, s})
-	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Name != out[j].Name {
-			return out[i].Name < out[j].Name
-		}
-		return !out[i].Added && out[j].Added
-	})
-	return out
-}
-
-// String is the store path, or the name and version when there is no path.
-func (s StorePath) String() string {
-	if s.Path != "" {
-		return s.Path
-	}
-	return strings.TrimSpace(s.Name + " " + s.Version)
-}
-
-func sizeOf(im *Image) string {
+func sizeOf(im *record.ImageSize) string {
 	if im == nil {
 		return "-"
 	}
-	return HumanBytes(im.Size)
-}
-
-func orUnknown(v string) string {
-	if v == "" {
-		return "(version unknown)"
-	}
-	return v
-}
-
-// HumanBytes is n in B, KiB, MiB or GiB with one decimal.
-func HumanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
+	return record.HumanBytes(im.Size)
 }

@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/flake"
 )
 
 // Digests maps each agent to its index digest: the Action's `digests`
@@ -25,7 +25,7 @@ func Digests(agents []Published) map[string]string {
 // MatrixAgents returns the distinct agents of a GitHub matrix, sorted: the
 // merge jobs run once per agent, not once per (agent, system).
 func MatrixAgents(matrixJSON string) ([]string, error) {
-	var m matrix.GitHubMatrix
+	var m flake.GitHubMatrix
 	if err := json.Unmarshal([]byte(matrixJSON), &m); err != nil {
 		return nil, fmt.Errorf("reading the matrix: %w", err)
 	}

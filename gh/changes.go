@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/nothingnesses/agent-images/changes"
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // maxPathsShown caps the store paths listed per platform: a GitHub issue or
@@ -19,7 +19,7 @@ const maxPathsShown = 40
 // the nightly issue. Growth above a report's size threshold is called out
 // first, so that it is seen without reading every agent. Empty when there
 // is nothing to compare.
-func ChangesSection(reports []*changes.Report) string {
+func ChangesSection(reports []*record.Changes) string {
 	return changesSection(reports, true)
 }
 
@@ -28,7 +28,7 @@ func ChangesSection(reports []*changes.Report) string {
 // 125000). When the full section is longer, the store path lists go (the
 // table still counts them); when even that is too long, the last agents go,
 // and a line says how many and where to find them.
-func ChangesSectionWithin(reports []*changes.Report, limit int) string {
+func ChangesSectionWithin(reports []*record.Changes, limit int) string {
 	if full := changesSection(reports, true); len(full) <= limit {
 		return full
 	}
@@ -44,7 +44,7 @@ func ChangesSectionWithin(reports []*changes.Report, limit int) string {
 	return ""
 }
 
-func changesSection(reports []*changes.Report, paths bool) string {
+func changesSection(reports []*record.Changes, paths bool) string {
 	if len(reports) == 0 {
 		return ""
 	}
@@ -70,7 +70,7 @@ func changesSection(reports []*changes.Report, paths bool) string {
 }
 
 // writeChanges writes one agent's part; without paths, no store path lists.
-func writeChanges(b *strings.Builder, r *changes.Report, paths bool) {
+func writeChanges(b *strings.Builder, r *record.Changes, paths bool) {
 	headline := fmt.Sprintf("%s %s", r.Agent, r.To.Version)
 	if r.VersionChanged() {
 		headline = fmt.Sprintf("%s %s → %s", r.Agent, orNone(r.From.Version), orNone(r.To.Version))
@@ -136,18 +136,18 @@ func writeChanges(b *strings.Builder, r *changes.Report, paths bool) {
 	}
 }
 
-func releaseRef(r changes.Release) string {
+func releaseRef(r record.Compared) string {
 	if r.Tag != "" {
 		return fmt.Sprintf("`%s` (`%s`)", r.Tag, r.Reference())
 	}
 	return "`" + r.Reference() + "`"
 }
 
-func size(im *changes.Image) string {
+func size(im *record.ImageSize) string {
 	if im == nil {
 		return "–"
 	}
-	return changes.HumanBytes(im.Size)
+	return record.HumanBytes(im.Size)
 }
 
 func orNone(v string) string {
@@ -181,8 +181,8 @@ func NotesSection(notes map[string][]string) string {
 }
 
 // changesOf are the change reports of the agents that have one.
-func changesOf(agents []Published) []*changes.Report {
-	var out []*changes.Report
+func changesOf(agents []Published) []*record.Changes {
+	var out []*record.Changes
 	for _, p := range agents {
 		if p.Changes != nil {
 			out = append(out, p.Changes)

@@ -8,51 +8,51 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nothingnesses/agent-images/changes"
+	"github.com/nothingnesses/agent-images/record"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
 
-func storePath(hashChar, name, version string) changes.StorePath {
-	return changes.StorePath{Path: "/nix/store/" + strings.Repeat(hashChar, 32) + "-" + name + "-" + version, Name: name, Version: version}
+func storePath(hashChar, name, version string) record.StorePath {
+	return record.StorePath{Path: "/nix/store/" + strings.Repeat(hashChar, 32) + "-" + name + "-" + version, Name: name, Version: version}
 }
 
 // changeReports are two agents' reports: pi changed in every way (one
 // platform over the 10% threshold), codex is the release it was before.
-func changeReports() []*changes.Report {
+func changeReports() []*record.Changes {
 	threshold := 0.10
 	repo := "ghcr.io/acme/agent-images/"
-	pi := &changes.Report{
+	pi := &record.Changes{
 		Agent:         "pi",
-		From:          changes.Release{Repository: repo + "pi", Digest: "sha256:" + strings.Repeat("a", 64), Tag: "2026-05-01", Version: "0.70.6"},
-		To:            changes.Release{Repository: repo + "pi", Digest: "sha256:" + strings.Repeat("d", 64), Tag: "latest", Version: "0.71.0"},
+		From:          record.Compared{Repository: repo + "pi", Digest: "sha256:" + strings.Repeat("a", 64), Tag: "2026-05-01", Version: "0.70.6"},
+		To:            record.Compared{Repository: repo + "pi", Digest: "sha256:" + strings.Repeat("d", 64), Tag: "latest", Version: "0.71.0"},
 		SizeThreshold: &threshold,
-		Platforms: []changes.PlatformChange{
+		Platforms: []record.PlatformChange{
 			{
 				Platform:  "linux/amd64",
-				From:      &changes.Image{Digest: "sha256:" + strings.Repeat("b", 64), Size: 1_300_017},
-				To:        &changes.Image{Digest: "sha256:" + strings.Repeat("e", 64), Size: 1_564_891},
+				From:      &record.ImageSize{Digest: "sha256:" + strings.Repeat("b", 64), Size: 1_300_017},
+				To:        &record.ImageSize{Digest: "sha256:" + strings.Repeat("e", 64), Size: 1_564_891},
 				SizeDelta: 264_874, SizeGrowth: 264_874.0 / 1_300_017, OverThreshold: true,
 				StorePathsCompared: true,
-				Added:              []changes.StorePath{storePath("0", "agent-assets", "1.0"), storePath("4", "pi", "0.71.0")},
-				Removed:            []changes.StorePath{storePath("i", "pi", "0.70.6")},
+				Added:              []record.StorePath{storePath("0", "agent-assets", "1.0"), storePath("4", "pi", "0.71.0")},
+				Removed:            []record.StorePath{storePath("i", "pi", "0.70.6")},
 			},
 			{
 				Platform:  "linux/arm64",
-				From:      &changes.Image{Digest: "sha256:" + strings.Repeat("c", 64), Size: 1_247_835},
-				To:        &changes.Image{Digest: "sha256:" + strings.Repeat("f", 64), Size: 1_250_000},
+				From:      &record.ImageSize{Digest: "sha256:" + strings.Repeat("c", 64), Size: 1_247_835},
+				To:        &record.ImageSize{Digest: "sha256:" + strings.Repeat("f", 64), Size: 1_250_000},
 				SizeDelta: 2165, SizeGrowth: 2165.0 / 1_247_835,
 			},
 		},
 		InputsCompared: true,
-		Inputs: []changes.InputChange{{Name: "llm-agents",
-			From: changes.Pin{NarHash: "sha256-StX9CbIyd4OlIgU4/5bO+GuklGMlSieFKc/8n2VQ+5Q="},
-			To:   changes.Pin{NarHash: "sha256-EZUuKZ5+ijT08Yyq6ZgeVvLk86lZSG4+2/OKti/Y8Rk="}}},
+		Inputs: []record.InputChange{{Name: "llm-agents",
+			From: record.Pin{NarHash: "sha256-StX9CbIyd4OlIgU4/5bO+GuklGMlSieFKc/8n2VQ+5Q="},
+			To:   record.Pin{NarHash: "sha256-EZUuKZ5+ijT08Yyq6ZgeVvLk86lZSG4+2/OKti/Y8Rk="}}},
 		Notes: []string{"linux/arm64: 2026-05-01 has no SBOM attestation, so its store paths are not compared"},
 	}
-	same := changes.Release{Repository: repo + "codex", Digest: "sha256:" + strings.Repeat("9", 64), Tag: "latest", Version: "0.1.0"}
-	codex := &changes.Report{Agent: "codex", From: same, To: same, Verified: true, InputsCompared: true}
-	return []*changes.Report{pi, codex}
+	same := record.Compared{Repository: repo + "codex", Digest: "sha256:" + strings.Repeat("9", 64), Tag: "latest", Version: "0.1.0"}
+	codex := &record.Changes{Agent: "codex", From: same, To: same, Verified: true, InputsCompared: true}
+	return []*record.Changes{pi, codex}
 }
 
 func TestChangesSectionGolden(t *testing.T) {
@@ -108,7 +108,7 @@ func TestChangesSectionCapsStorePaths(t *testing.T) {
 	for i := range 100 {
 		r.Platforms[0].Added = append(r.Platforms[0].Added, storePath("a", fmt.Sprintf("lib%03d", i), "1"))
 	}
-	got := ChangesSection([]*changes.Report{r})
+	got := ChangesSection([]*record.Changes{r})
 	if n := strings.Count(got, "\n+ /nix/store/"); n != maxPathsShown {
 		t.Errorf("ChangesSection lists %d added paths, want %d", n, maxPathsShown)
 	}
@@ -119,8 +119,8 @@ func TestChangesSectionCapsStorePaths(t *testing.T) {
 
 // thirtyAgents are a nightly's worth of reports after a nixpkgs update:
 // each agent's two platforms changed 100 store paths.
-func thirtyAgents() []*changes.Report {
-	var out []*changes.Report
+func thirtyAgents() []*record.Changes {
+	var out []*record.Changes
 	for i := range 30 {
 		r := changeReports()[0]
 		r.Agent = fmt.Sprintf("agent%02d", i)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/go-github/v62/github"
 
-	"github.com/nothingnesses/agent-images/changes"
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // NightlyLabel marks the one issue that tracks a failing nightly release.
@@ -32,7 +32,7 @@ type Run struct {
 	// Changes are what changed in the agents the run released, from their
 	// release.json: the issue says what moved while others failed, and the
 	// comment that closes it what the run that fixed it released.
-	Changes []*changes.Report
+	Changes []*record.Changes
 }
 
 // OK reports whether nothing failed and nothing is missing.
@@ -176,7 +176,7 @@ const maxIssueBody = 65536
 
 // withChanges appends what changed to an issue's or a comment's text,
 // within what GitHub accepts.
-func withChanges(text string, reports []*changes.Report) string {
+func withChanges(text string, reports []*record.Changes) string {
 	section := ChangesSectionWithin(reports, maxIssueBody-len(text)-2)
 	if section == "" {
 		return text

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/nothingnesses/agent-images/changes"
 	"github.com/nothingnesses/agent-images/record"
 )
 
@@ -26,7 +25,7 @@ type Published struct {
 	Verify string `json:"verify,omitempty"`
 	// Changes is what changed since the release latest named before; nil
 	// when there was nothing to compare.
-	Changes *changes.Report `json:"changes,omitempty"`
+	Changes *record.Changes `json:"changes,omitempty"`
 	// Notes say what the release could not do without failing for it.
 	Notes []string `json:"notes,omitempty"`
 }

@@ -25,7 +25,6 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"gopkg.in/yaml.v3"
 
-	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
@@ -1041,12 +1040,12 @@ func TestReRunReplacesTheBuildRecord(t *testing.T) {
 
 			artifacts := map[string]map[string][]byte{} // name -> file -> content
 			runBuild := func(system string, attempt int, failure string) error {
-				vars := map[string]string{"matrix.agent": "pi", "matrix.system": system, "github.run_attempt": strconv.Itoa(attempt)}
+				vars := map[string]string{"flake.agent": "pi", "flake.system": system, "github.run_attempt": strconv.Itoa(attempt)}
 				file := expand(build.With["output"], vars)
 				if path := expand(upload.With["path"], vars); path != file {
 					t.Fatalf("%s: the build writes %s, the upload takes %s", wf, file, path)
 				}
-				img := &record.Image{Agent: "pi", System: matrix.System(system), DrvPath: "/nix/store/" + system + "-pi.drv", Error: failure}
+				img := &record.Image{Agent: "pi", System: system, DrvPath: "/nix/store/" + system + "-pi.drv", Error: failure}
 				rec := record.Build{Schema: record.BuildSchema, Run: &record.Run{ID: "4242", Attempt: attempt}, Images: []*record.Image{img}}
 				content, err := json.Marshal(rec)
 				if err != nil {
@@ -1074,7 +1073,7 @@ func TestReRunReplacesTheBuildRecord(t *testing.T) {
 			if download.With["merge-multiple"] != "true" {
 				t.Fatalf("%s: merge downloads with merge-multiple %q, want true", wf, download.With["merge-multiple"])
 			}
-			pattern := expand(download.With["pattern"], map[string]string{"matrix.agent": "pi"})
+			pattern := expand(download.With["pattern"], map[string]string{"flake.agent": "pi"})
 			dir := t.TempDir()
 			from := map[string]string{}
 			for name, files := range artifacts {
@@ -1098,7 +1097,7 @@ func TestReRunReplacesTheBuildRecord(t *testing.T) {
 			for system, wantAttempt := range map[string]int{"x86_64-linux": 1, "aarch64-linux": 2} {
 				var naming []*record.Build
 				for _, b := range builds {
-					if b.Images[0].System == matrix.System(system) {
+					if b.Images[0].System == system {
 						naming = append(naming, b)
 					}
 				}

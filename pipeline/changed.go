@@ -4,23 +4,23 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/record"
 )
 
 // Unchanged is what a split release can leave out of its matrix: of the
-// targets (from matrix.Load, with their derivations), each agent whose
+// targets (from flake.Load, with their derivations), each agent whose
 // index in the registry stands for it exactly as Release would find it
 // (same derivations, every image there and signed by Options.Signer) and
 // onto which no tag has to move. Such an agent needs no build, merge or
 // write at all; its record, status unchanged, is returned, in target order.
 // Nothing is evaluated, built or written.
-func Unchanged(ctx context.Context, o Options, targets []matrix.Target) ([]*record.Agent, error) {
+func Unchanged(ctx context.Context, o Options, targets []flake.Target) ([]*record.Agent, error) {
 	r, err := newRun(o, modeChanged)
 	if err != nil {
 		return nil, err
 	}
-	r.allAgents = matrix.Agents(targets)
+	r.allAgents = flake.Agents(targets)
 	agents, err := r.records(targets)
 	if err != nil {
 		return nil, err

@@ -20,9 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 
-	"github.com/nothingnesses/agent-images/build"
-	"github.com/nothingnesses/agent-images/internal/nix"
-	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/sign"
@@ -122,7 +120,7 @@ func keySigner(t *testing.T) (sign.Signer, string) {
 func options(t *testing.T, registry string, agents ...string) Options {
 	root := testenv.RepoRoot(t)
 	o := Options{
-		Flake:      nix.Flake{Ref: root, Overrides: testenv.StandinOverrides(t)},
+		Flake:      flake.Flake{Ref: root, Overrides: testenv.StandinOverrides(t)},
 		Agents:     agents,
 		Jobs:       4,
 		WorkDir:    filepath.Join(t.TempDir(), "work"),
@@ -248,7 +246,7 @@ func TestReleaseEndToEnd(t *testing.T) {
 		for _, p := range a.Platforms {
 			// The digest in the registry is the digest of what Nix built,
 			// and its index entry names the derivation that built it.
-			img, err := build.Image(ctx, filepath.Join(o.WorkDir, "archives", fmt.Sprintf("%s-%s.tar", agent, p.System)))
+			img, err := flake.ReadImage(ctx, filepath.Join(o.WorkDir, "archives", fmt.Sprintf("%s-%s.tar", agent, p.System)))
 			if err != nil {
 				t.Fatalf("reading built %s: %v", p, err)
 			}
@@ -350,7 +348,7 @@ func TestSmokeFailureStopsOnlyThatAgent(t *testing.T) {
 	root := testenv.RepoRoot(t)
 	standin := testenv.StandinOverrides(t)
 	o := options(t, prefix, "pi", "rooted")
-	o.Flake = nix.Flake{
+	o.Flake = flake.Flake{
 		Ref: "git+file://" + root + "?dir=pipeline/testdata/rootflake",
 		Overrides: map[string]string{
 			"agent-images":                    "git+file://" + root,
@@ -384,13 +382,13 @@ func TestSmokeFailureStopsOnlyThatAgent(t *testing.T) {
 	}
 }
 
-func mustTargets(t *testing.T, o Options, agent string, sys matrix.System) []matrix.Target {
+func mustTargets(t *testing.T, o Options, agent string, sys flake.System) []flake.Target {
 	t.Helper()
-	all, err := matrix.Load(context.Background(), o.Flake)
+	all, err := flake.Load(context.Background(), o.Flake)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := matrix.Select(all, []string{agent}, []matrix.System{sys})
+	ts, err := flake.Select(all, []string{agent}, []flake.System{sys})
 	if err != nil {
 		t.Fatal(err)
 	}

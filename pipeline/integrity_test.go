@@ -18,8 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/nothingnesses/agent-images/internal/nix"
-	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/sign"
 )
@@ -29,9 +28,9 @@ import (
 func buildRecords(t *testing.T, ctx context.Context, o Options) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, sys := range matrix.Systems {
+	for _, sys := range flake.Systems {
 		so := o
-		so.Systems = []matrix.System{sys}
+		so.Systems = []flake.System{sys}
 		b, err := BuildStaged(ctx, so)
 		if err != nil {
 			t.Fatalf("BuildStaged(%s) = %v", sys, err)
@@ -160,12 +159,12 @@ func TestSplitModeBindsPartsByDigestAndSignature(t *testing.T) {
 	var genuine *record.Image
 	for _, b := range builds {
 		for _, img := range b.Images {
-			if img.System == matrix.X86_64Linux {
+			if img.System == string(flake.X86_64Linux) {
 				genuine = img
 			}
 		}
 	}
-	version := mustTargets(t, o, "pi", matrix.X86_64Linux)[0].Image.Version
+	version := mustTargets(t, o, "pi", flake.X86_64Linux)[0].Image.Version
 	fake := planted(t, genuine.Platform, version)
 	fakeDigest, _ := fake.Digest()
 	staging := repo.Tag("staging-sha-0123456-linux-amd64")
@@ -176,7 +175,7 @@ func TestSplitModeBindsPartsByDigestAndSignature(t *testing.T) {
 
 	// And also forges the record to name the planted digest: no signature.
 	forged := editRecords(t, records, func(_ *record.Build, img *record.Image) {
-		if img.System == matrix.X86_64Linux {
+		if img.System == string(flake.X86_64Linux) {
 			img.Digest = fakeDigest
 		}
 	})
@@ -187,7 +186,7 @@ func TestSplitModeBindsPartsByDigestAndSignature(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused("another derivation", editRecords(t, records, func(_ *record.Build, img *record.Image) {
-		if img.System == matrix.X86_64Linux {
+		if img.System == string(flake.X86_64Linux) {
 			img.DrvPath = "/nix/store/00000000000000000000000000000000-pi-old.drv"
 		}
 	}), "this flake builds")
@@ -195,7 +194,7 @@ func TestSplitModeBindsPartsByDigestAndSignature(t *testing.T) {
 		b.Commit = "fedcba9876543210fedcba9876543210fedcba98"
 	}), `it was built from commit "fedcba9876543210fedcba9876543210fedcba98"`)
 	refused("a failed build", editRecords(t, records, func(_ *record.Build, img *record.Image) {
-		if img.System == matrix.X86_64Linux {
+		if img.System == string(flake.X86_64Linux) {
 			img.Error = "smoke test failed"
 		}
 	}), "its build failed: smoke test failed")
@@ -258,7 +257,7 @@ func TestSplitModeBindsPartsByDigestAndSignature(t *testing.T) {
 	attempt := func(n int, failed bool) string {
 		return editRecords(t, records, func(b *record.Build, img *record.Image) {
 			b.Run = &record.Run{ID: "4242", Attempt: n}
-			if failed && img.System == matrix.X86_64Linux {
+			if failed && img.System == string(flake.X86_64Linux) {
 				img.Error = "nix build failed"
 			}
 		})
@@ -364,7 +363,7 @@ func TestNoRollbackAndRepair(t *testing.T) {
 
 	// The registry loses the arm64 image of the index latest points at.
 	lost := o.Platforms[1]
-	if lost.System != matrix.Aarch64Linux {
+	if lost.System != string(flake.Aarch64Linux) {
 		t.Fatalf("platform order: %s", lost)
 	}
 	if err := remote.Delete(repo.Digest(lost.Digest.String())); err != nil {
@@ -388,7 +387,7 @@ func TestNoRollbackAndRepair(t *testing.T) {
 // as Nix would give another error), and before anything is pushed.
 func TestOptionsFailBeforeAnything(t *testing.T) {
 	base := Options{
-		Flake:      nix.Flake{Ref: "/nonexistent/flake"},
+		Flake:      flake.Flake{Ref: "/nonexistent/flake"},
 		Agents:     []string{"pi"},
 		Push:       true,
 		Registries: []string{"127.0.0.1:5000/x"},

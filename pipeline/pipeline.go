@@ -23,9 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/nothingnesses/agent-images/build"
-	"github.com/nothingnesses/agent-images/internal/nix"
-	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/sign"
@@ -36,10 +34,10 @@ import (
 // and Merge read them and never change them; what a run works out while it
 // runs is its own.
 type Options struct {
-	Flake nix.Flake
+	Flake flake.Flake
 	// Agents and Systems select targets; empty means all.
 	Agents  []string
-	Systems []matrix.System
+	Systems []flake.System
 	// Jobs is how many targets are built, tested and pushed at once
 	// (default: the number of CPUs).
 	Jobs int
@@ -74,7 +72,7 @@ type Options struct {
 	SourceTime time.Time
 	// Metadata is what `nix flake metadata` said of Flake, read once by the
 	// caller, which signs with its lock too; nil reads it.
-	Metadata *nix.Metadata
+	Metadata *flake.Metadata
 	// ExtraTags are moved along with the standard ones.
 	ExtraTags []string
 	// GitTag is the git tag being released (v1.2.3): tagged itself, with a
@@ -117,7 +115,7 @@ type Options struct {
 // Event is one step of progress for a person watching.
 type Event struct {
 	Agent  string
-	System matrix.System // empty for agent-wide steps
+	System string // empty for agent-wide steps
 	Stage  record.Stage
 	Detail string
 	// Bytes pushed so far and in all, while pushing.
@@ -152,12 +150,14 @@ type run struct {
 	// allAgents is every agent of the flake's release set, selected or not.
 	allAgents  []string
 	sourceTime time.Time
+	// targets are what the flake says of each image, by record.Image.String.
+	targets map[string]flake.Target
 	// inputs is how the flake's inputs are locked for this run.
 	inputs map[string]record.Input
 }
 
 // lockedInputs is how meta's lock pins each input, as records name it.
-func lockedInputs(meta *nix.Metadata) map[string]record.Input {
+func lockedInputs(meta *flake.Metadata) map[string]record.Input {
 	out := make(map[string]record.Input, len(meta.Inputs))
 	for path, in := range meta.Inputs {
 		out[path] = record.Input{Rev: in.Rev, NarHash: in.NarHash}
@@ -170,7 +170,7 @@ var stagingKeyRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
 // newRun checks every option before anything is evaluated, built or
 // pushed: a bad flag fails here, never half way through a release.
 func newRun(o Options, m mode) (*run, error) {
-	r := &run{o: o, mode: m, jobs: o.Jobs, now: time.Now(), events: o.Events}
+	r := &run{o: o, mode: m, jobs: o.Jobs, now: time.Now(), events: o.Events, targets: map[string]flake.Target{}}
 	if o.Now != nil {
 		r.now = o.Now()
 	}
@@ -272,7 +272,7 @@ func (r *run) stagingKey() string {
 // its image records, and the tags it will move.
 type agent struct {
 	*record.Agent
-	flake matrix.Image
+	flake flake.Image
 	tags  []publish.Tag
 	// reuse is the published index that stands for the agent unchanged, as
 	// each destination has it (in their order): set before anything is
@@ -286,18 +286,18 @@ func (a *agent) name() string { return a.Agent.Agent }
 // target, grouped by agent in target order. An agent whose version gives no
 // usable tag fails here, before it is built.
 func (r *run) plan(ctx context.Context) ([]*agent, error) {
-	all, err := matrix.Load(ctx, r.o.Flake)
+	all, err := flake.Load(ctx, r.o.Flake)
 	if err != nil {
 		return nil, err
 	}
-	r.allAgents = matrix.Agents(all)
-	targets, err := matrix.Select(all, r.o.Agents, r.o.Systems)
+	r.allAgents = flake.Agents(all)
+	targets, err := flake.Select(all, r.o.Agents, r.o.Systems)
 	if err != nil {
 		return nil, err
 	}
 	meta := r.o.Metadata
 	if meta == nil {
-		if meta, err = r.o.Flake.Metadata(ctx, nix.Run); err != nil {
+		if meta, err = r.o.Flake.Metadata(ctx, flake.Run); err != nil {
 			return nil, err
 		}
 	}
@@ -310,7 +310,7 @@ func (r *run) plan(ctx context.Context) ([]*agent, error) {
 }
 
 // records makes one record per target, grouped by agent in target order.
-func (r *run) records(targets []matrix.Target) ([]*agent, error) {
+func (r *run) records(targets []flake.Target) ([]*agent, error) {
 	var agents []*agent
 	var err error
 	by := map[string]*agent{}
@@ -323,18 +323,23 @@ func (r *run) records(targets []matrix.Target) ([]*agent, error) {
 			by[t.Agent] = a
 			agents = append(agents, a)
 		}
-		img, ierr := record.NewImage(t)
-		if ierr != nil {
-			return nil, ierr
+		p, perr := t.System.Platform()
+		if perr != nil {
+			return nil, perr
 		}
+		img := &record.Image{Agent: t.Agent, System: string(t.System), Platform: p, DrvPath: t.Image.DrvPath}
+		r.targets[img.String()] = t
 		if err != nil {
 			img.Fail(fmt.Errorf("%s: %w", t, err))
 		}
 		a.Platforms = append(a.Platforms, img)
-		r.events(Event{Agent: t.Agent, System: t.System, Stage: record.StagePlanned})
+		r.events(Event{Agent: t.Agent, System: string(t.System), Stage: record.StagePlanned})
 	}
 	return agents, nil
 }
+
+// target is what the flake says of img.
+func (r *run) target(img *record.Image) flake.Target { return r.targets[img.String()] }
 
 // images lists every image record of agents.
 func images(agents []*agent) []*record.Image {
@@ -347,12 +352,12 @@ func images(agents []*agent) []*record.Image {
 
 // builder is the one Builder of a run: every image's layers are compressed
 // once into its store.
-func (r *run) builder() (*build.Builder, error) {
-	return build.NewBuilder(
-		build.WithJobs(r.jobs),
-		build.WithWorkDir(r.workDir()),
-		build.WithProgress(func(e build.Event) {
-			ev := Event{Agent: e.Image.Agent, System: e.Image.System, Stage: record.StageBuilding}
+func (r *run) builder() (*flake.Builder, error) {
+	return flake.NewBuilder(
+		flake.WithJobs(r.jobs),
+		flake.WithWorkDir(r.workDir()),
+		flake.WithProgress(func(e flake.Event) {
+			ev := Event{Agent: e.Target.Agent, System: string(e.Target.System), Stage: record.StageBuilding}
 			switch e.Stage {
 			case "built":
 				ev.Stage = record.StageBuilt
@@ -366,9 +371,17 @@ func (r *run) builder() (*build.Builder, error) {
 }
 
 // buildAndTest builds one image and smoke-tests it as soon as it is built.
-func (r *run) buildAndTest(ctx context.Context, b *build.Builder, img *record.Image) {
-	b.Build(ctx, img)
-	if r.smoke && !img.Failed() {
+func (r *run) buildAndTest(ctx context.Context, b *flake.Builder, img *record.Image) {
+	if img.Failed() {
+		return
+	}
+	built, err := b.Build(ctx, r.target(img))
+	if err != nil {
+		img.Fail(err)
+		return
+	}
+	img.OutPath, img.Image, img.Digest = built.OutPath, built.Image, built.Digest
+	if r.smoke {
 		r.test(ctx, img)
 	}
 }
@@ -441,8 +454,8 @@ func (r *run) test(ctx context.Context, img *record.Image) {
 	if r.runtime != nil {
 		opts = append(opts, smoke.WithRuntime(r.runtime))
 	}
-	rep, err := smoke.Test(ctx, img.Image, img.Flake.Expect(), opts...)
-	img.Smoke = record.SmokeOf(rep)
+	rep, err := smoke.Test(ctx, img.Image, smoke.ExpectOf(r.target(img).Image), opts...)
+	img.Smoke = smoke.Brief(rep)
 	switch {
 	case err != nil:
 		img.Fail(fmt.Errorf("smoke-testing %s: %w", img, err))

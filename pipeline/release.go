@@ -322,7 +322,7 @@ func (r *run) signEverything(ctx context.Context, a *agent, res *publish.Result)
 	wrote := false
 	images := imagesIn(a, res)
 	for i, at := range images {
-		if err := r.o.Signer.SignImage(ctx, at); err != nil {
+		if err := r.o.Signer.SignImage(ctx, at, r.target(at).Image); err != nil {
 			return false, nil, err
 		}
 		if a.Platforms[i].Signature == nil {

@@ -64,7 +64,7 @@ func (r *run) stage(ctx context.Context, reg *publish.Registry, img *record.Imag
 		img.Fail(err)
 	} else {
 		r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageSigning})
-		if err := r.o.Signer.SignImage(ctx, img); err != nil {
+		if err := r.o.Signer.SignImage(ctx, img, r.target(img).Image); err != nil {
 			img.Fail(err)
 		}
 	}
@@ -154,7 +154,7 @@ func (r *run) signMerged(ctx context.Context, a *agent, res *publish.Result) (bo
 	wrote := false
 	if res.Ref.Context().String() != staged.String() {
 		for _, at := range images {
-			if err := r.o.Signer.SignImage(ctx, at); err != nil {
+			if err := r.o.Signer.SignImage(ctx, at, r.target(at).Image); err != nil {
 				return false, nil, err
 			}
 			if err := r.o.Signer.Check(ctx, at); err != nil {
@@ -226,10 +226,9 @@ func (r *run) accept(ctx context.Context, reg *publish.Registry, want *record.Im
 	if got.Image, err = reg.Image(ctx, got.Ref); err != nil {
 		return nil, err
 	}
-	if err := checkImage(got.Image, want.Platform, want.Flake.Version); err != nil {
+	if err := checkImage(got.Image, want.Platform, r.target(want).Image.Version); err != nil {
 		return nil, fmt.Errorf("%s: %w", got.Ref, err)
 	}
-	got.Flake = want.Flake
 	got.Err = nil
 	if r.o.Signer != nil {
 		if err := r.o.Signer.Check(ctx, &got); err != nil {

@@ -20,7 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/testbed/regproxy"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
@@ -38,15 +38,16 @@ func startRegistry(t *testing.T) (string, *regproxy.Proxy) {
 func images(t *testing.T) []*record.Image {
 	t.Helper()
 	var out []*record.Image
-	for _, sys := range matrix.Systems {
+	for _, sys := range flake.Systems {
 		img, err := random.Image(256, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec, err := record.NewImage(matrix.Target{Agent: "pi", System: sys})
+		p, err := sys.Platform()
 		if err != nil {
 			t.Fatal(err)
 		}
+		rec := &record.Image{Agent: "pi", System: string(sys), Platform: p}
 		cf, _ := img.ConfigFile()
 		cf = cf.DeepCopy()
 		cf.OS, cf.Architecture = rec.Platform.OS, rec.Platform.Architecture

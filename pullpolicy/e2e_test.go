@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 
-	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/sign"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
@@ -41,11 +41,7 @@ func pushIndex(t *testing.T, ctx context.Context, repo name.Repository) (*record
 		t.Fatal(err)
 	}
 	agent := repo.RepositoryStr()[strings.LastIndexByte(repo.RepositoryStr(), '/')+1:]
-	rec, err := record.NewImage(matrix.Target{Agent: agent, System: matrix.X86_64Linux, Image: matrix.Image{Attr: agent, Name: agent, Version: "1.0"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec.Image = img
+	rec := &record.Image{Agent: agent, System: string(flake.X86_64Linux), Platform: v1.Platform{OS: "linux", Architecture: "amd64"}, Image: img}
 	if rec.Digest, err = img.Digest(); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +82,7 @@ func signWith(t *testing.T, ctx context.Context, dir, prefix string, img *record
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SignImage(ctx, img); err != nil {
+	if err := s.SignImage(ctx, img, flake.Image{Attr: img.Agent, Name: img.Agent, Version: "1.0"}); err != nil {
 		t.Fatalf("SignImage(%s) = %v", img.Ref, err)
 	}
 	if _, err := s.SignIndex(ctx, index, []*record.Image{img}); err != nil {

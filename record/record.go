@@ -7,14 +7,11 @@
 package record
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/nothingnesses/agent-images/changes"
-	"github.com/nothingnesses/agent-images/matrix"
-	"github.com/nothingnesses/agent-images/smoke"
 )
 
 // Stage names a step of a release, and the outcome of an agent.
@@ -40,9 +37,10 @@ const (
 // Ref and Size, signing Signature. The first stage that fails calls Fail,
 // and later stages leave a failed image alone.
 type Image struct {
-	Agent    string        `json:"agent"`
-	System   matrix.System `json:"system"`
-	Platform v1.Platform   `json:"platform"`
+	Agent string `json:"agent"`
+	// System is the Nix system the image was built for (x86_64-linux).
+	System   string      `json:"system"`
+	Platform v1.Platform `json:"platform"`
 	// DrvPath is the Nix derivation that built the image.
 	DrvPath string  `json:"drvPath,omitempty"`
 	Digest  v1.Hash `json:"digest,omitzero"`
@@ -52,9 +50,6 @@ type Image struct {
 	Signature *Signature `json:"signature,omitempty"`
 	Error     string     `json:"error,omitempty"`
 
-	// Flake is what the flake says of the image; it is not recorded, since
-	// whoever reads a record evaluates the flake again.
-	Flake matrix.Image `json:"-"`
 	// OutPath is the Nix store path of the image output.
 	OutPath string `json:"-"`
 	// Image is the image itself, read from what Nix built or from a registry.
@@ -63,20 +58,6 @@ type Image struct {
 	Ref name.Digest `json:"-"`
 	// Err is why the image cannot be released; Error is its message.
 	Err error `json:"-"`
-}
-
-// NewImage is the record of one target, before anything happened to it.
-func NewImage(t matrix.Target) (*Image, error) {
-	p, err := t.System.Platform()
-	if err != nil {
-		return nil, err
-	}
-	return &Image{Agent: t.Agent, System: t.System, Platform: p, DrvPath: t.Image.DrvPath, Flake: t.Image}, nil
-}
-
-// Target is the agent and system the image is for.
-func (i *Image) Target() matrix.Target {
-	return matrix.Target{Agent: i.Agent, System: i.System, Image: i.Flake}
 }
 
 func (i *Image) String() string { return i.Agent + "/" + string(i.System) }
@@ -93,27 +74,23 @@ func (i *Image) Failed() bool { return i.Err != nil || i.Error != "" }
 // Smoke is the smoke test of one image in brief: the failed and skipped
 // checks in full, the passed ones counted.
 type Smoke struct {
-	Mode    smoke.Mode     `json:"mode"`
-	Runner  string         `json:"runner,omitempty"`
-	Reason  string         `json:"reason,omitempty"`
-	Passed  int            `json:"passed"`
-	Failed  []smoke.Result `json:"failed,omitempty"`
-	Skipped []smoke.Result `json:"skipped,omitempty"`
+	// Mode is "container" when checks ran in a runtime as well, "static"
+	// when only the image's config and files were read (Reason says why).
+	Mode    string  `json:"mode"`
+	Runner  string  `json:"runner,omitempty"`
+	Reason  string  `json:"reason,omitempty"`
+	Passed  int     `json:"passed"`
+	Failed  []Check `json:"failed,omitempty"`
+	Skipped []Check `json:"skipped,omitempty"`
 }
 
-// SmokeOf is the brief of a smoke report; nil for none.
-func SmokeOf(r *smoke.Report) *Smoke {
-	if r == nil {
-		return nil
-	}
-	return &Smoke{
-		Mode:    r.Mode,
-		Runner:  r.Runner,
-		Reason:  r.Reason,
-		Passed:  len(r.Results) - len(r.Failed()) - len(r.Skipped()),
-		Failed:  r.Failed(),
-		Skipped: r.Skipped(),
-	}
+// Check is one smoke check that did not pass, as the smoke catalogue
+// names it (smoke/doc.go).
+type Check struct {
+	Check  string `json:"check"`
+	Static bool   `json:"static"`
+	Status string `json:"status"`
+	Detail string `json:"detail,omitempty"`
 }
 
 // Signature is the evidence signing attached to one manifest, and where it
@@ -206,7 +183,7 @@ type Agent struct {
 	// named before this run moved any tag. Nil when there was none (a first
 	// release), latest already named this index, nothing was pushed, or the
 	// comparison failed (a note then says why).
-	Changes *changes.Report `json:"changes,omitempty"`
+	Changes *Changes `json:"changes,omitempty"`
 	// Notes say what the release could not do without failing for it.
 	Notes []string `json:"notes,omitempty"`
 }
@@ -235,4 +212,15 @@ func (r *Report) Failed() []string {
 		}
 	}
 	return out
+}
+
+func (c Check) String() string {
+	kind := "run"
+	if c.Static {
+		kind = "static"
+	}
+	if c.Detail == "" {
+		return fmt.Sprintf("%-4s %-6s %s", c.Status, kind, c.Check)
+	}
+	return fmt.Sprintf("%-4s %-6s %s: %s", c.Status, kind, c.Check, c.Detail)
 }

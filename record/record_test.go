@@ -11,27 +11,25 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/nothingnesses/agent-images/matrix"
-	"github.com/nothingnesses/agent-images/smoke"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
 func hash(c string) v1.Hash { return v1.Hash{Algorithm: "sha256", Hex: strings.Repeat(c, 64)} }
 
-func image(t *testing.T, sys matrix.System, digest string) *Image {
+// platforms are the OCI platforms of the systems the tests use.
+var platforms = map[string]v1.Platform{
+	"x86_64-linux":  {OS: "linux", Architecture: "amd64"},
+	"aarch64-linux": {OS: "linux", Architecture: "arm64"},
+}
+
+func image(t *testing.T, sys string, digest string) *Image {
 	t.Helper()
-	img, err := NewImage(matrix.Target{Agent: "pi", System: sys, Image: matrix.Image{Version: "0.70.6"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := &Image{Agent: "pi", System: sys, Platform: platforms[sys]}
 	img.DrvPath = "/nix/store/00000000000000000000000000000000-pi-" + string(sys) + ".drv"
 	img.Digest = hash(digest)
 	img.Size = 1234
-	img.Smoke = SmokeOf(&smoke.Report{Mode: smoke.ModeContainer, Results: []smoke.Result{
-		{Check: "run.whoami", Status: smoke.Pass}, {Check: "run.nix", Status: smoke.Skip, Detail: "stand-in"},
-	}})
+	img.Smoke = &Smoke{Mode: "container", Passed: 1, Skipped: []Check{{Check: "run.nix", Status: "skip", Detail: "stand-in"}}}
 	img.Signature = &Signature{Signature: "r/pi:sha256-" + digest + ".sig", Attestations: "r/pi:sha256-" + digest + ".att",
 		Predicates: []string{"https://cyclonedx.org/bom", "https://slsa.dev/provenance/v1"}}
 	return img
@@ -58,16 +56,13 @@ func golden(t *testing.T, name string, got []byte) {
 // TestReportSchema pins release.json, which other tools read, and checks the
 // GitHub side reads back what the pipeline writes.
 func TestReportSchema(t *testing.T) {
-	failed, err := NewImage(matrix.Target{Agent: "codex", System: matrix.X86_64Linux})
-	if err != nil {
-		t.Fatal(err)
-	}
+	failed := &Image{Agent: "codex", System: "x86_64-linux", Platform: platforms["x86_64-linux"]}
 	failed.Fail(errors.New("building codex/x86_64-linux: nix build: exit status 1"))
 	rep := &Report{Registry: "ghcr.io/acme/agent-images", Registries: []string{"ghcr.io/acme/agent-images", "docker.io/acme"}, Commit: "0123456789abcdef0123456789abcdef01234567", Agents: []*Agent{
 		{
 			Agent: "pi", Version: "0.70.6", Repository: "ghcr.io/acme/agent-images/pi", Index: hash("a"),
 			Created:   time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC),
-			Platforms: []*Image{image(t, matrix.X86_64Linux, "b"), image(t, matrix.Aarch64Linux, "c")},
+			Platforms: []*Image{image(t, "x86_64-linux", "b"), image(t, "aarch64-linux", "c")},
 			Tags:      []string{"latest", "0.70.6", "2026-11-27", "sha-0123456"}, Moved: []string{"0.70.6", "sha-0123456"},
 			Kept:     []Kept{{Tag: "latest", Index: hash("d"), Created: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC), Version: "0.71.0"}},
 			Repaired: []string{"linux/arm64"}, Status: StageFailed, Error: "docker.io/acme/pi: pushing index: 503 Service Unavailable",
@@ -105,7 +100,7 @@ func TestReportSchema(t *testing.T) {
 func TestBuildRecord(t *testing.T) {
 	dir := t.TempDir()
 	b := &Build{Schema: BuildSchema, Commit: "0123456789abcdef0123456789abcdef01234567", StagingKey: "sha-0123456",
-		Registry: "ghcr.io/acme/agent-images", Images: []*Image{image(t, matrix.Aarch64Linux, "c")}}
+		Registry: "ghcr.io/acme/agent-images", Images: []*Image{image(t, "aarch64-linux", "c")}}
 	if err := b.WriteFile(filepath.Join(dir, "build-pi-aarch64-linux.json")); err != nil {
 		t.Fatal(err)
 	}

@@ -274,7 +274,7 @@ func TestKeyCheck(t *testing.T) {
 	built := pushRelease(t, ctx, repo, "built")
 	builder := newSigner(key)
 	for _, img := range built.Images {
-		if err := builder.SignImage(ctx, img); err != nil {
+		if err := builder.SignImage(ctx, img, testAgent); err != nil {
 			t.Fatalf("SignImage = %v", err)
 		}
 	}
@@ -294,7 +294,7 @@ func TestKeyCheck(t *testing.T) {
 	// Signed but not attested: a part whose provenance is gone is refused too.
 	sigOnly := pushRelease(t, ctx, repo, "sig-only")
 	for _, img := range sigOnly.Images {
-		if err := builder.SignImage(ctx, img); err != nil {
+		if err := builder.SignImage(ctx, img, testAgent); err != nil {
 			t.Fatal(err)
 		}
 	}

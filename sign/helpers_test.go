@@ -21,7 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 
-	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
@@ -93,7 +93,7 @@ var testArches = []string{"amd64", "arm64"}
 
 // testAgent is what the flake says of pi, and testSource where it came from.
 var (
-	testAgent  = matrix.Image{Attr: "pi", Name: "Pi", Version: "0.70.6", License: "MIT", Description: "A coding agent"}
+	testAgent  = flake.Image{Attr: "pi", Name: "Pi", Version: "0.70.6", License: "MIT", Description: "A coding agent"}
 	testSource = Source{
 		Repository: "https://github.com/nothingnesses/agent-images",
 		Commit:     "0123456789abcdef0123456789abcdef01234567",
@@ -112,12 +112,12 @@ type testRelease struct {
 // testRecord is the record of pi's image for arch.
 func testRecord(t testing.TB, arch string, img v1.Image) *record.Image {
 	t.Helper()
-	sys := map[string]matrix.System{"amd64": matrix.X86_64Linux, "arm64": matrix.Aarch64Linux}[arch]
-	rec, err := record.NewImage(matrix.Target{Agent: "pi", System: sys, Image: testAgent})
+	sys := map[string]flake.System{"amd64": flake.X86_64Linux, "arm64": flake.Aarch64Linux}[arch]
+	p, err := sys.Platform()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec.Image = img
+	rec := &record.Image{Agent: "pi", System: string(sys), Platform: p, Image: img}
 	rec.DrvPath = "/nix/store/" + hashFoo + "-pi-" + arch + ".drv"
 	if rec.Digest, err = img.Digest(); err != nil {
 		t.Fatal(err)
@@ -156,7 +156,7 @@ func pushRelease(t testing.TB, ctx context.Context, repo name.Repository, varian
 // signRelease signs rel as the pipeline does: every image, then the index.
 func signRelease(ctx context.Context, s Signer, rel testRelease) (*record.Signing, error) {
 	for _, img := range rel.Images {
-		if err := s.SignImage(ctx, img); err != nil {
+		if err := s.SignImage(ctx, img, testAgent); err != nil {
 			return nil, err
 		}
 	}

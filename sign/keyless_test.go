@@ -279,7 +279,7 @@ func TestKeylessCheck(t *testing.T) {
 	built := pushRelease(t, ctx, repo, "built")
 	builder := newSigner()
 	for _, img := range built.Images {
-		if err := builder.SignImage(ctx, img); err != nil {
+		if err := builder.SignImage(ctx, img, testAgent); err != nil {
 			t.Fatalf("SignImage = %v", err)
 		}
 	}

@@ -7,10 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nothingnesses/agent-images/build"
-	"github.com/nothingnesses/agent-images/internal/nix"
-	"github.com/nothingnesses/agent-images/matrix"
-	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
@@ -26,24 +23,22 @@ func TestNARHashesOfABuiltImage(t *testing.T) {
 	testenv.Require(t, "nix", "nix-store")
 	testenv.Setenv(t)
 	ctx := t.Context()
-	flake := nix.Flake{Ref: testenv.RepoRoot(t), Overrides: testenv.StandinOverrides(t)}
-	all, err := matrix.Load(ctx, flake)
+	f := flake.Flake{Ref: testenv.RepoRoot(t), Overrides: testenv.StandinOverrides(t)}
+	all, err := flake.Load(ctx, f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	targets, err := matrix.Select(all, []string{"pi"}, []matrix.System{matrix.X86_64Linux})
+	targets, err := flake.Select(all, []string{"pi"}, []flake.System{flake.X86_64Linux})
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := record.NewImage(targets[0])
+	b, err := flake.NewBuilder(flake.WithWorkDir(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := build.Build(ctx, []*record.Image{img}, build.WithWorkDir(t.TempDir())); err != nil {
-		t.Fatal(err)
-	}
-	if img.Err != nil {
-		t.Fatalf("building pi: %v", img.Err)
+	img, err := b.Build(ctx, targets[0])
+	if err != nil {
+		t.Fatalf("building pi: %v", err)
 	}
 	paths, err := StorePaths(ctx, img.Image)
 	if err != nil {

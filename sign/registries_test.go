@@ -168,7 +168,7 @@ func TestSeveralRegistries(t *testing.T) {
 			t.Fatalf("Check(%s) = %v", img, err)
 		}
 		c := relC.Images[i]
-		if err := merger.SignImage(ctx, c); err != nil {
+		if err := merger.SignImage(ctx, c, testAgent); err != nil {
 			t.Fatalf("SignImage(%s) = %v", c.Ref, err)
 		}
 		if err := merger.Check(ctx, c); err != nil {

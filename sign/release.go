@@ -26,6 +26,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
 
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/record"
 )
 
@@ -95,7 +96,7 @@ func (s *signer) known(d v1.Hash, typ string) oci.Signature {
 // verified for the same digest (in another registry) is stored again rather
 // than made anew, so the SBOMs, which read every layer, and the provenance
 // are only computed when some attestation is new.
-func (s *signer) SignImage(ctx context.Context, img *record.Image) error {
+func (s *signer) SignImage(ctx context.Context, img *record.Image, agent flake.Image) error {
 	if img.Ref.DigestStr() == "" {
 		return fmt.Errorf("signing %s: it was not pushed", img)
 	}
@@ -106,7 +107,7 @@ func (s *signer) SignImage(ctx context.Context, img *record.Image) error {
 	}
 	types := s.predicateTypes()
 	statements := func() ([]statement, error) {
-		sboms, err := SBOMs(ctx, img, s.sbom...)
+		sboms, err := SBOMs(ctx, img, agent, s.sbom...)
 		if err != nil {
 			return nil, err
 		}
@@ -114,7 +115,7 @@ func (s *signer) SignImage(ctx context.Context, img *record.Image) error {
 		for i, f := range s.sbom {
 			out = append(out, statement{predicateType: f.PredicateType(), predicate: sboms[i]})
 		}
-		return append(out, statement{predicateType: PredicateSLSAProvenance, predicate: Provenance(s.source, s.builderID, s.invocation, img)}), nil
+		return append(out, statement{predicateType: PredicateSLSAProvenance, predicate: Provenance(s.source, s.builderID, s.invocation, img, agent.Version)}), nil
 	}
 	attTag, added, err := s.attest(ctx, img.Ref, types, statements, ociOpts)
 	if err != nil {

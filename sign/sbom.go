@@ -13,7 +13,7 @@ import (
 	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/package-url/packageurl-go"
 
-	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/record"
 )
 
@@ -89,7 +89,7 @@ func ParseSBOMFormats(names ...string) ([]SBOMFormat, error) {
 // and version split from the path, a pkg:generic purl with the path as the
 // nix_store_path qualifier, the nix:store_path property, and the SHA-256 of
 // its NAR serialisation (Nix's narHash) when the layers tell it.
-func SBOMs(ctx context.Context, img *record.Image, formats ...SBOMFormat) ([]json.RawMessage, error) {
+func SBOMs(ctx context.Context, img *record.Image, agent flake.Image, formats ...SBOMFormat) ([]json.RawMessage, error) {
 	paths, err := StorePaths(ctx, img.Image)
 	if err != nil {
 		return nil, fmt.Errorf("reading store paths for the SBOM: %w", err)
@@ -98,7 +98,6 @@ func SBOMs(ctx context.Context, img *record.Image, formats ...SBOMFormat) ([]jso
 	if err != nil {
 		return nil, fmt.Errorf("reading the image config: %w", err)
 	}
-	agent := img.Flake
 	if agent.Attr == "" {
 		agent.Attr = img.Agent
 	}
@@ -137,7 +136,7 @@ func SBOMs(ctx context.Context, img *record.Image, formats ...SBOMFormat) ([]jso
 // sbomInput is what the SBOMs of one image are made of.
 type sbomInput struct {
 	img     *record.Image
-	agent   matrix.Image // what the flake says of it
+	agent   flake.Image // what the flake says of it
 	paths   []StorePath
 	created time.Time
 	uuid    string // the same for the same manifest digest

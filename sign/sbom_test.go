@@ -100,7 +100,6 @@ func TestStorePaths(t *testing.T) {
 func localImage(t *testing.T) *record.Image {
 	t.Helper()
 	img := testRecord(t, "arm64", testImage(t, "arm64", "x"))
-	img.Flake.License = "MIT OR Apache-2.0"
 	img.DrvPath = "/nix/store/" + hashFoo + "-pi.drv"
 	repo, _ := name.NewRepository("ghcr.io/nothingnesses/agent-images/pi")
 	img.Ref = repo.Digest(img.Digest.String())
@@ -193,12 +192,13 @@ func TestSBOMs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := localImage(t)
-			p.Flake.License = tt.license
-			docs, err := SBOMs(t.Context(), p, SBOMCycloneDX, SBOMSPDX)
+			agent := testAgent
+			agent.License = tt.license
+			docs, err := SBOMs(t.Context(), p, agent, SBOMCycloneDX, SBOMSPDX)
 			if err != nil {
 				t.Fatalf("SBOMs = %v", err)
 			}
-			again, err := SBOMs(t.Context(), p, SBOMCycloneDX, SBOMSPDX)
+			again, err := SBOMs(t.Context(), p, agent, SBOMCycloneDX, SBOMSPDX)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -367,7 +367,7 @@ func spdxComponents(t *testing.T, doc *spdx.Document, license string) []sbomComp
 func TestProvenance(t *testing.T) {
 	img := localImage(t)
 	const invocation = "https://github.com/nothingnesses/agent-images/actions/runs/3/attempts/1#build"
-	got, err := json.Marshal(Provenance(testSource, testBuilderID, invocation, img))
+	got, err := json.Marshal(Provenance(testSource, testBuilderID, invocation, img, testAgent.Version))
 	if err != nil {
 		t.Fatal(err)
 	}

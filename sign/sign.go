@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/internal/redact"
 	"github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/record"
@@ -43,7 +44,7 @@ const (
 type Signer interface {
 	// SignImage signs one pushed per-arch image (img.Ref) and attaches its
 	// SBOM and SLSA provenance, and records that in img.Signature.
-	SignImage(ctx context.Context, img *record.Image) error
+	SignImage(ctx context.Context, img *record.Image, agent flake.Image) error
 	// SignIndex signs an agent's index, after its images were signed, and
 	// says how to verify it.
 	SignIndex(ctx context.Context, index name.Digest, images []*record.Image) (*record.Signing, error)
@@ -313,9 +314,9 @@ func serverURL(getenv func(string) string) string {
 // off is the Signer of --sign=false.
 type off struct{}
 
-func (off) Mode() Mode                                     { return ModeOff }
-func (off) SignImage(context.Context, *record.Image) error { return nil }
-func (off) Check(context.Context, *record.Image) error     { return nil }
+func (off) Mode() Mode                                                  { return ModeOff }
+func (off) SignImage(context.Context, *record.Image, flake.Image) error { return nil }
+func (off) Check(context.Context, *record.Image) error                  { return nil }
 
 func (off) SignIndex(context.Context, name.Digest, []*record.Image) (*record.Signing, error) {
 	return &record.Signing{Mode: string(ModeOff)}, nil

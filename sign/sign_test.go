@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
-	"github.com/nothingnesses/agent-images/internal/nix"
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/record"
 )
 
@@ -71,7 +71,7 @@ func TestOffReportsWithoutSigning(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := localImage(t)
-	if err := s.SignImage(context.Background(), img); err != nil || img.Signature != nil {
+	if err := s.SignImage(context.Background(), img, testAgent); err != nil || img.Signature != nil {
 		t.Errorf("off.SignImage = %v, signature %+v, want nothing", err, img.Signature)
 	}
 	res, err := s.SignIndex(context.Background(), img.Ref, []*record.Image{img})
@@ -162,13 +162,13 @@ func TestFlakeInputs(t *testing.T) {
 	  "root":{"inputs":{"nixpkgs":"nixpkgs","llm-agents":"llm-agents","utils":["llm-agents","utils"]}},
 	  "nixpkgs":{"locked":{"rev":"89abcdef0123456789abcdef0123456789abcdef","narHash":"sha256-x"}},
 	  "llm-agents":{"locked":{"narHash":"sha256-y","path":"/tmp/tok=ghp_FAKE/x","type":"path"}}}}`)
-	locked, err := nix.LockedInputs(lock)
+	locked, err := flake.LockedInputs(lock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
 		name      string
-		lock      map[string]nix.LockedInput
+		lock      map[string]flake.LockedInput
 		overrides map[string]string
 		want      map[string]FlakeInput
 	}{

@@ -14,7 +14,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/nothingnesses/agent-images/internal/storepath"
+	"github.com/nothingnesses/agent-images/flake"
 )
 
 // StorePath is one top-level /nix/store entry found inside an image.
@@ -33,11 +33,11 @@ type StorePath struct {
 }
 
 // ParseStorePath splits a store path's base name the way Nix's
-// builtins.parseDrvName does (see storepath.Parse): "glibc-2.40-66-bin" is
+// builtins.parseDrvName does (see flake.Parse): "glibc-2.40-66-bin" is
 // glibc, version 2.40-66, output bin. ok is false for names that are not
 // store paths.
 func ParseStorePath(base string) (sp StorePath, ok bool) {
-	n, ok := storepath.Parse(base)
+	n, ok := flake.ParseStorePath(base)
 	if !ok {
 		return StorePath{}, false
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // Status is the outcome of one check.
@@ -39,14 +41,7 @@ type Result struct {
 }
 
 func (r Result) String() string {
-	kind := "run"
-	if r.Static {
-		kind = "static"
-	}
-	if r.Detail == "" {
-		return fmt.Sprintf("%-4s %-6s %s", r.Status, kind, r.Check)
-	}
-	return fmt.Sprintf("%-4s %-6s %s: %s", r.Status, kind, r.Check, r.Detail)
+	return record.Check{Check: r.Check, Static: r.Static, Status: string(r.Status), Detail: r.Detail}.String()
 }
 
 // Report is everything Test found out about one image.
@@ -202,4 +197,25 @@ func Test(ctx context.Context, img v1.Image, want Expect, opts ...Option) (*Repo
 	}
 	rep.Results = append(rep.Results, res...)
 	return rep, nil
+}
+
+// Brief is rep in brief, as a release records it: the failed and skipped
+// checks in full, the passed ones counted; nil for none.
+func Brief(rep *Report) *record.Smoke {
+	if rep == nil {
+		return nil
+	}
+	b := &record.Smoke{Mode: string(rep.Mode), Runner: rep.Runner, Reason: rep.Reason}
+	for _, r := range rep.Results {
+		c := record.Check{Check: r.Check, Static: r.Static, Status: string(r.Status), Detail: r.Detail}
+		switch r.Status {
+		case Fail:
+			b.Failed = append(b.Failed, c)
+		case Skip:
+			b.Skipped = append(b.Skipped, c)
+		default:
+			b.Passed++
+		}
+	}
+	return b
 }

@@ -15,8 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/nothingnesses/agent-images/internal/nix"
-	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/smoke"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
@@ -45,14 +44,14 @@ func TestConsumerFlakeReleases(t *testing.T) {
 	reg := testenv.StartRegistry(t)
 	root := testenv.RepoRoot(t)
 	dir := filepath.Join(t.TempDir(), "my-images")
-	flake, err := os.ReadFile(filepath.Join("testdata", "consumer", "flake.nix"))
+	flakeNix, err := os.ReadFile(filepath.Join("testdata", "consumer", "flake.nix"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "flake.nix"), flake, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "flake.nix"), flakeNix, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	git(t, dir, "init", "-q", "-b", "main")
@@ -108,15 +107,15 @@ func TestConsumerFlakeReleases(t *testing.T) {
 	if len(ar.Platforms) != 1 || ar.Platforms[0].Smoke == nil {
 		t.Fatalf("platforms = %+v, want one with smoke results", ar.Platforms)
 	}
-	if sm := ar.Platforms[0].Smoke; sm.Mode != smoke.ModeContainer || len(sm.Failed) > 0 || sm.Passed < 40 {
+	if sm := ar.Platforms[0].Smoke; sm.Mode != string(smoke.ModeContainer) || len(sm.Failed) > 0 || sm.Passed < 40 {
 		t.Errorf("smoke = mode %s, %d passed, failed %v; want every check passed in a container", sm.Mode, sm.Passed, sm.Failed)
 	}
 	// ...holding the image to its own options, as the flake declared them...
-	targets, err := matrix.Load(t.Context(), nix.Flake{Ref: dir, Overrides: overrides})
+	targets, err := flake.Load(t.Context(), flake.Flake{Ref: dir, Overrides: overrides})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := targets[0].Image.Expect()
+	want := smoke.ExpectOf(targets[0].Image)
 	if targets[0].Agent != "reviewer" || want.User != "dev" || want.UID != 1001 || want.Home != "/home/dev" || want.WorkingDir != "/src" ||
 		!slices.Equal(want.Entrypoint, []string{smoke.HomeShim, "review"}) || want.Env["REVIEW_MODE"] != "strict" ||
 		want.Env["XDG_CONFIG_HOME"] != "/home/dev/.review" || !slices.Contains(want.Dirs, "/opt/review-cache") ||
@@ -209,7 +208,7 @@ func cosignVerify(t *testing.T, cosign, pub, index, platform string) {
 // index carries the image's description, licence and version and the
 // annotations in want; the config exactly the labels the flake declared,
 // none of them a per-release fact.
-func checkRegistryMetadata(t *testing.T, repo, platform string, flake matrix.Image, want map[string]string) {
+func checkRegistryMetadata(t *testing.T, repo, platform string, flake flake.Image, want map[string]string) {
 	t.Helper()
 	testenv.Require(t, "skopeo")
 	var index struct {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nothingnesses/agent-images/changes"
 	"github.com/nothingnesses/agent-images/gh"
+	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/sign"
 )
 
@@ -122,10 +123,10 @@ unverified and the output says so.`,
 				_, err = fmt.Fprintln(out, string(b))
 				return err
 			case asMarkdown:
-				_, err := fmt.Fprint(out, gh.ChangesSection([]*changes.Report{rep}))
+				_, err := fmt.Fprint(out, gh.ChangesSection([]*record.Changes{rep}))
 				return err
 			}
-			return rep.WriteText(out)
+			return changes.WriteText(out, rep)
 		},
 	}
 	f := cmd.Flags()

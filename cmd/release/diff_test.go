@@ -19,7 +19,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 
-	"github.com/nothingnesses/agent-images/changes"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
@@ -133,7 +132,7 @@ func TestDiffBetweenTwoReleases(t *testing.T) {
 	if err != nil {
 		t.Fatalf("release diff --json: %v\n%s", err, out)
 	}
-	var rep changes.Report
+	var rep record.Changes
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("release diff --json printed %q: %v", out, err)
 	}
@@ -168,9 +167,9 @@ func TestDiffBetweenTwoReleases(t *testing.T) {
 			t.Errorf("%s removed %q, want %q", p.Platform, got, want)
 		}
 	}
-	wantInputs := []changes.InputChange{{Name: "llm-agents",
-		From: changes.Pin{NarHash: narHash(t, standin), Override: "path:(local)"},
-		To:   changes.Pin{NarHash: narHash(t, changed), Override: "path:(local)"}}}
+	wantInputs := []record.InputChange{{Name: "llm-agents",
+		From: record.Pin{NarHash: narHash(t, standin), Override: "path:(local)"},
+		To:   record.Pin{NarHash: narHash(t, changed), Override: "path:(local)"}}}
 	if !rep.InputsCompared || !slices.Equal(rep.Inputs, wantInputs) {
 		t.Errorf("inputs moved = %+v, want %+v", rep.Inputs, wantInputs)
 	}
@@ -388,7 +387,7 @@ func setDiff(a, b []string) []string {
 	return out
 }
 
-func pathsOf(list []changes.StorePath) []string {
+func pathsOf(list []record.StorePath) []string {
 	out := []string{}
 	for _, s := range list {
 		out = append(out, s.Path)
@@ -401,7 +400,7 @@ func pathsOf(list []changes.StorePath) []string {
 }
 
 // namesOf are the store paths without their hash, sorted.
-func namesOf(list []changes.StorePath) []string {
+func namesOf(list []record.StorePath) []string {
 	var out []string
 	for _, s := range list {
 		_, n, _ := strings.Cut(filepath.Base(s.Path), "-")

@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/gh"
-	"github.com/nothingnesses/agent-images/matrix"
 )
 
 // gitHubFlags are how every GitHub API command finds the API, the token and
@@ -179,7 +179,7 @@ func parseMissing(s string) ([]string, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
-	var list []matrix.Missing
+	var list []flake.Missing
 	if err := json.Unmarshal([]byte(s), &list); err != nil {
 		return nil, fmt.Errorf("--missing %q: want the JSON list release matrix --json writes as its missing output: %w", s, err)
 	}

@@ -14,8 +14,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/gh"
-	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/record"
 )
@@ -59,34 +59,34 @@ then has an empty matrix.`,
 			if err != nil {
 				return err
 			}
-			rs, err := matrix.ParseRunners(runners)
+			rs, err := flake.ParseRunners(runners)
 			if err != nil {
 				return err
 			}
 			// Two evaluations of the flake, at once.
-			var all []matrix.Target
-			var missing []matrix.Missing
+			var all []flake.Target
+			var missing []flake.Missing
 			g, ctx := errgroup.WithContext(cmd.Context())
-			g.Go(func() (err error) { all, err = matrix.Load(ctx, fl); return err })
-			g.Go(func() (err error) { missing, err = matrix.LoadMissing(ctx, fl); return err })
+			g.Go(func() (err error) { all, err = flake.Load(ctx, fl); return err })
+			g.Go(func() (err error) { missing, err = flake.LoadMissing(ctx, fl); return err })
 			if err := g.Wait(); err != nil {
 				return err
 			}
-			systems := matrix.ParseSystems(f.systems)
-			missing = matrix.SelectMissing(missing, f.agents, systems)
+			systems := flake.ParseSystems(f.systems)
+			missing = flake.SelectMissing(missing, f.agents, systems)
 			// A named agent that is missing everywhere is reported, not an
 			// error, unless nothing else is left to release.
 			agents := withoutVanished(f.agents, all, missing)
 			if len(f.agents) > 0 && len(agents) == 0 {
 				return fmt.Errorf("no release target: llm-agents no longer provides %s: %s", strings.Join(f.agents, ", "), joinMissing(missing))
 			}
-			targets, err := matrix.Select(all, agents, systems)
+			targets, err := flake.Select(all, agents, systems)
 			if err != nil {
 				return err
 			}
 			// Every agent this run is about, changed or not: what the
 			// nightly's prune keeps in shape.
-			selected := matrix.Agents(targets)
+			selected := flake.Agents(targets)
 			if c.changedOnly {
 				if targets, err = c.changed(cmd, f, targets); err != nil {
 					return err
@@ -95,13 +95,13 @@ then has an empty matrix.`,
 				return errors.New("--output is the report of the agents --changed-only leaves out: add --changed-only")
 			}
 			if !asJSON {
-				if err := matrix.WriteTable(cmd.OutOrStdout(), targets); err != nil {
+				if err := flake.WriteTable(cmd.OutOrStdout(), targets); err != nil {
 					return err
 				}
 				return writeMissing(cmd.OutOrStdout(), missing, "\nmissing: ")
 			}
 			var buf bytes.Buffer
-			if err := matrix.ForGitHub(targets, rs).WriteJSON(&buf); err != nil {
+			if err := flake.ForGitHub(targets, rs).WriteJSON(&buf); err != nil {
 				return err
 			}
 			if _, err := cmd.OutOrStdout().Write(buf.Bytes()); err != nil {
@@ -117,7 +117,7 @@ then has an empty matrix.`,
 			if err := writeGitHubOutput("matrix", buf.String()); err != nil {
 				return err
 			}
-			list, err := json.Marshal(append([]matrix.Missing{}, missing...))
+			list, err := json.Marshal(append([]flake.Missing{}, missing...))
 			if err != nil {
 				return err
 			}
@@ -129,7 +129,7 @@ then has an empty matrix.`,
 			}
 			// One merge job per agent needs the agents without repeats,
 			// which a workflow cannot compute from the matrix itself.
-			return writeGitHubOutput("agents", outputJSON(append([]string{}, matrix.Agents(targets)...)))
+			return writeGitHubOutput("agents", outputJSON(append([]string{}, flake.Agents(targets)...)))
 		},
 	}
 	f.register(cmd)
@@ -165,7 +165,7 @@ func (c *changedFlags) register(cmd *cobra.Command) {
 
 // changed returns the targets of the agents that are not unchanged, and
 // writes the others' report to --output.
-func (c *changedFlags) changed(cmd *cobra.Command, f flakeFlags, targets []matrix.Target) ([]matrix.Target, error) {
+func (c *changedFlags) changed(cmd *cobra.Command, f flakeFlags, targets []flake.Target) ([]flake.Target, error) {
 	fl, err := f.nixFlake()
 	if err != nil {
 		return nil, err
@@ -202,7 +202,7 @@ func (c *changedFlags) changed(cmd *cobra.Command, f flakeFlags, targets []matri
 			return nil, err
 		}
 	}
-	changed := []matrix.Target{}
+	changed := []flake.Target{}
 	for _, t := range targets {
 		if !same[t.Agent] {
 			changed = append(changed, t)
@@ -212,7 +212,7 @@ func (c *changedFlags) changed(cmd *cobra.Command, f flakeFlags, targets []matri
 }
 
 // writeMissing prints one line per missing agent, each after prefix.
-func writeMissing(w io.Writer, missing []matrix.Missing, prefix string) error {
+func writeMissing(w io.Writer, missing []flake.Missing, prefix string) error {
 	for _, m := range missing {
 		if _, err := fmt.Fprintf(w, "%s%s\n", prefix, m); err != nil {
 			return err
@@ -224,11 +224,11 @@ func writeMissing(w io.Writer, missing []matrix.Missing, prefix string) error {
 // withoutVanished drops the named agents that have no target anywhere
 // because they are missing from llm-agents; any other unknown name stays,
 // for Select to refuse.
-func withoutVanished(agents []string, all []matrix.Target, missing []matrix.Missing) []string {
-	known := matrix.Agents(all)
+func withoutVanished(agents []string, all []flake.Target, missing []flake.Missing) []string {
+	known := flake.Agents(all)
 	var out []string
 	for _, a := range agents {
-		vanished := slices.ContainsFunc(missing, func(m matrix.Missing) bool { return m.Agent == a })
+		vanished := slices.ContainsFunc(missing, func(m flake.Missing) bool { return m.Agent == a })
 		if slices.Contains(known, a) || !vanished {
 			out = append(out, a)
 		}
@@ -236,7 +236,7 @@ func withoutVanished(agents []string, all []matrix.Target, missing []matrix.Miss
 	return out
 }
 
-func joinMissing(missing []matrix.Missing) string {
+func joinMissing(missing []flake.Missing) string {
 	lines := make([]string, len(missing))
 	for i, m := range missing {
 		lines[i] = m.String()

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
@@ -43,7 +43,7 @@ func TestMatrixCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("release matrix --json = %v", err)
 	}
-	var m matrix.GitHubMatrix
+	var m flake.GitHubMatrix
 	if err := json.Unmarshal([]byte(out), &m); err != nil {
 		t.Fatalf("release matrix --json printed %q: %v", out, err)
 	}
@@ -129,11 +129,11 @@ func TestMatrixCommandMissing(t *testing.T) {
 		t.Fatalf("release matrix --json = %v", err)
 	}
 	outputs := stepOutputs(t, outFile)
-	var m matrix.GitHubMatrix
+	var m flake.GitHubMatrix
 	if err := json.Unmarshal([]byte(outputs["matrix"]), &m); err != nil || len(m.Include) != 58 {
 		t.Errorf("matrix output has %d entries (%v), want 58: every agent but forge, on both systems", len(m.Include), err)
 	}
-	var missing []matrix.Missing
+	var missing []flake.Missing
 	if err := json.Unmarshal([]byte(outputs["missing"]), &missing); err != nil || len(missing) != 2 || missing[0].Agent != "forge" || missing[0].Package != "forgecode" {
 		t.Errorf("missing output = %s (%v), want forge (package forgecode) on both systems", outputs["missing"], err)
 	}
@@ -198,7 +198,7 @@ func TestMatrixChangedOnly(t *testing.T) {
 	outFile := filepath.Join(dir, "github-output")
 	t.Setenv("GITHUB_OUTPUT", outFile)
 	unchanged := filepath.Join(dir, "unchanged.json")
-	changedOnly := func(extra ...string) matrix.GitHubMatrix {
+	changedOnly := func(extra ...string) flake.GitHubMatrix {
 		t.Helper()
 		args := append([]string{"matrix", "--json", "--agent", "pi,codex", "--changed-only", "--registry", reg, "--insecure", "--sign=false",
 			"--commit", strings.Repeat("b", 40), "--output", unchanged}, extra...)
@@ -206,7 +206,7 @@ func TestMatrixChangedOnly(t *testing.T) {
 		if err != nil {
 			t.Fatalf("release matrix --changed-only = %v", err)
 		}
-		var m matrix.GitHubMatrix
+		var m flake.GitHubMatrix
 		if err := json.Unmarshal([]byte(out), &m); err != nil {
 			t.Fatalf("release matrix --changed-only printed %q: %v", out, err)
 		}

@@ -15,7 +15,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/nothingnesses/agent-images/changes"
 	"github.com/nothingnesses/agent-images/gh"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/record"
@@ -240,7 +239,7 @@ func writeStepSummary(rep *record.Report) error {
 		fmt.Fprintf(&b, "| %s | %s | %s | `%s` | %s | %s |\n", a.Agent, a.Version, status, short(indexString(a)), strings.Join(plats, "<br>"), strings.Join(a.Tags, ", "))
 	}
 	notes := map[string][]string{}
-	var reports []*changes.Report
+	var reports []*record.Changes
 	for _, a := range rep.Agents {
 		notes[a.Agent] = a.Notes
 		if a.Changes != nil {

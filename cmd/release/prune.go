@@ -11,9 +11,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/gh"
 	"github.com/nothingnesses/agent-images/internal/transport"
-	"github.com/nothingnesses/agent-images/matrix"
 )
 
 func newPruneCmd() *cobra.Command {
@@ -150,11 +150,11 @@ func flakeAgents(cmd *cobra.Command, f flakeFlags) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	targets, err := matrix.Load(cmd.Context(), fl)
+	targets, err := flake.Load(cmd.Context(), fl)
 	if err != nil {
 		return nil, fmt.Errorf("which agents to prune: %w (or name them with --agent)", err)
 	}
-	agents := matrix.Agents(targets)
+	agents := flake.Agents(targets)
 	if len(agents) == 0 {
 		return nil, fmt.Errorf("flake %s releases no agent: name the packages to prune with --agent", fl)
 	}

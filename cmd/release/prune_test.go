@@ -8,8 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/nothingnesses/agent-images/internal/nix"
-	"github.com/nothingnesses/agent-images/matrix"
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
@@ -126,12 +125,12 @@ func TestPruneWithTheActionsToken(t *testing.T) {
 	if err != nil {
 		t.Fatalf("release prune (no --agent, Actions token) = %v\n%s\ncalls: %q", err, out, calls)
 	}
-	fl := nix.Flake{Ref: testenv.RepoRoot(t), Overrides: testenv.StandinOverrides(t)}
-	targets, err := matrix.Load(t.Context(), fl)
+	fl := flake.Flake{Ref: testenv.RepoRoot(t), Overrides: testenv.StandinOverrides(t)}
+	targets, err := flake.Load(t.Context(), fl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	agents := matrix.Agents(targets)
+	agents := flake.Agents(targets)
 	if len(agents) < 2 {
 		t.Fatalf("the flake releases %v: the test wants several agents", agents)
 	}

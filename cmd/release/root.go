@@ -12,9 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nothingnesses/agent-images/changes"
-	"github.com/nothingnesses/agent-images/internal/nix"
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/internal/redact"
-	"github.com/nothingnesses/agent-images/matrix"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
@@ -36,10 +35,10 @@ func (f *flakeFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&f.systems, "system", nil, "systems to build (x86_64-linux, aarch64-linux), comma-separated; default all")
 }
 
-func (f *flakeFlags) nixFlake() (nix.Flake, error) {
-	fl := nix.Flake{Ref: f.flake, Overrides: map[string]string{}}
+func (f *flakeFlags) nixFlake() (flake.Flake, error) {
+	fl := flake.Flake{Ref: f.flake, Overrides: map[string]string{}}
 	for _, o := range f.overrides {
-		n, ref, err := nix.ParseOverride(o)
+		n, ref, err := flake.ParseOverride(o)
 		if err != nil {
 			return fl, err
 		}
@@ -175,7 +174,7 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 	o := pipeline.Options{
 		Flake:         fl,
 		Agents:        f.agents,
-		Systems:       matrix.ParseSystems(f.systems),
+		Systems:       flake.ParseSystems(f.systems),
 		Jobs:          f.jobs,
 		WorkDir:       f.workDir,
 		Push:          f.push || f.command != commandRelease,

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nothingnesses/agent-images/internal/nix"
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/sign"
 )
@@ -41,7 +41,7 @@ func (s *signFlags) setUp(cmd *cobra.Command, o *pipeline.Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("--sbom-format: %w", err)
 	}
-	if o.Metadata, err = o.Flake.Metadata(cmd.Context(), nix.Run); err != nil {
+	if o.Metadata, err = o.Flake.Metadata(cmd.Context(), flake.Run); err != nil {
 		return err
 	}
 	o.Signer, err = s.signer(cmd, *o, formats)

@@ -17,7 +17,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/nothingnesses/agent-images/build"
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
@@ -72,7 +72,7 @@ func TestBenchImageSet(t *testing.T) {
 	payloads := map[string]int64{}
 	var largest []byte
 	for _, a := range agents {
-		archive, err := build.Archive(ctx, outPath[a], filepath.Join(t.TempDir(), a+".tar"))
+		archive, err := flake.Archive(ctx, outPath[a], filepath.Join(t.TempDir(), a+".tar"))
 		if err != nil {
 			t.Fatal(err)
 		}

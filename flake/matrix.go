@@ -1,19 +1,19 @@
-// Package matrix owns the answer to "what does this release contain": it
-// reads the flake's release set in one nix eval and turns it into targets,
-// one per agent and system, filtered and printed for people and for
-// GitHub's strategy.matrix.
-package matrix
+// Package flake is the Nix side of a release: it reads the flake's release
+// set in one evaluation (the targets, one per agent and system, and what
+// each image declares of itself), realises each target's derivation, and
+// loads what Nix produced as an OCI image through a layer store that
+// compresses each layer once. It is the one place that runs nix.
+package flake
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/nothingnesses/agent-images/internal/nix"
 )
 
 // System is a Nix system double such as "x86_64-linux".
@@ -100,7 +100,7 @@ const releaseSetExpr = `packages: builtins.mapAttrs (system: images:
 // target, sorted by agent then system, each with the derivation that builds
 // it. It is the one evaluation of a release: nothing after it evaluates the
 // flake again.
-func Load(ctx context.Context, flake nix.Flake, opts ...Option) ([]Target, error) {
+func Load(ctx context.Context, flake Flake, opts ...Option) ([]Target, error) {
 	o := makeOptions(opts)
 	args := append([]string{"eval", "--json", flake.Installable("packages"), "--apply", releaseSetExpr}, flake.OverrideArgs()...)
 	out, err := o.nix(ctx, args...)
@@ -171,18 +171,8 @@ func Agents(targets []Target) []string {
 	return names
 }
 
-type options struct {
-	nix nix.Runner
-}
-
-// Option configures Load.
-type Option func(*options)
-
-// withNix swaps the nix runner, for tests.
-func withNix(r nix.Runner) Option { return func(o *options) { o.nix = r } }
-
 func makeOptions(opts []Option) options {
-	o := options{nix: nix.Run}
+	o := options{jobs: runtime.NumCPU(), nix: Run, progress: func(Event) {}}
 	for _, opt := range opts {
 		opt(&o)
 	}

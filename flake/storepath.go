@@ -1,8 +1,4 @@
-// Package storepath reads a Nix store path's name the way Nix does. The SBOM
-// (sign) names each store path of an image by it, and the change report
-// (changes) names the store paths of an SBOM that gives only a path, so both
-// split names the same way.
-package storepath
+package flake
 
 import (
 	"regexp"
@@ -10,8 +6,8 @@ import (
 	"strings"
 )
 
-// Name is a store path's base name, split.
-type Name struct {
+// StorePath is a store path's base name, split.
+type StorePath struct {
 	// Hash is the 32 characters of Nix's base32 before the first dash.
 	Hash    string
 	Name    string
@@ -29,18 +25,18 @@ var nixHash = regexp.MustCompile(`^[0-9abcdfghijklmnpqrsvwxyz]{32}$`)
 // list is closed on purpose: a version such as "1.0-rc" must stay whole.
 var outputNames = []string{"bin", "dev", "devdoc", "doc", "info", "lib", "libexec", "man", "static", "debug", "terminfo", "dist"}
 
-// Parse splits a store path's base name the way Nix's builtins.parseDrvName
+// ParseStorePath splits a store path's base name the way Nix's builtins.parseDrvName
 // does: the version starts at the first dash that is not followed by a
 // letter ("bash-interactive-5.2p37" -> bash-interactive, 5.2p37). A version
 // ending in an output name loses it to Output ("glibc-2.40-66-bin" ->
 // glibc, 2.40-66, bin), so that the version is the package's. ok is false
 // for names that are not store paths.
-func Parse(base string) (n Name, ok bool) {
+func ParseStorePath(base string) (n StorePath, ok bool) {
 	hash, rest, found := strings.Cut(base, "-")
 	if !found || !nixHash.MatchString(hash) || rest == "" {
-		return Name{}, false
+		return StorePath{}, false
 	}
-	n = Name{Hash: hash, Name: rest}
+	n = StorePath{Hash: hash, Name: rest}
 	for i := 0; i < len(rest)-1; i++ {
 		if rest[i] == '-' && !isLetter(rest[i+1]) {
 			n.Name, n.Version = rest[:i], rest[i+1:]

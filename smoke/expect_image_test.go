@@ -1,28 +1,28 @@
-package matrix
+package smoke
 
 import (
 	"reflect"
 	"testing"
 
-	"github.com/nothingnesses/agent-images/smoke"
+	"github.com/nothingnesses/agent-images/flake"
 )
 
 func TestImageExpect(t *testing.T) {
-	defaults := Image{
+	defaults := flake.Image{
 		MainProgram: "pi", Version: "0.70.2", User: "agent", UID: 1000, GID: 1000,
-		Home: "/home/agent", WorkingDir: "/workspace", Entrypoint: []string{smoke.HomeShim, "pi"},
+		Home: "/home/agent", WorkingDir: "/workspace", Entrypoint: []string{HomeShim, "pi"},
 		Commands: []string{"git", "bash"}, ExtraEnv: map[string]string{},
 	}
 	tests := []struct {
 		name string
-		img  Image
-		want func() smoke.Expect
+		img  flake.Image
+		want func() Expect
 	}{
 		{
 			name: "default options",
 			img:  defaults,
-			want: func() smoke.Expect {
-				e := smoke.AgentDefaults("pi")
+			want: func() Expect {
+				e := AgentDefaults("pi")
 				e.Commands = []string{"git", "bash"}
 				e.Labels[labelVersion] = "0.70.2"
 				return e
@@ -33,7 +33,7 @@ func TestImageExpect(t *testing.T) {
 			// environment (overriding an XDG default) and toolbox, with Nix
 			// and nix-ld.
 			name: "custom options",
-			img: Image{
+			img: flake.Image{
 				MainProgram: "pi", Version: "1.0", User: "dev", UID: 1001, GID: 100,
 				Home: "/home/dev", WorkingDir: "/src",
 				Entrypoint:       []string{"reviewer", "--quiet"},
@@ -48,8 +48,8 @@ func TestImageExpect(t *testing.T) {
 				WithNix:   true,
 				WithNixLd: true,
 			},
-			want: func() smoke.Expect {
-				e := smoke.UserDefaults("pi", "dev", 1001, 100, "/home/dev", "/src")
+			want: func() Expect {
+				e := UserDefaults("pi", "dev", 1001, 100, "/home/dev", "/src")
 				e.Entrypoint = []string{"reviewer", "--quiet"}
 				e.Commands = []string{"hello", "bash"}
 				e.Env["XDG_CONFIG_HOME"] = "/home/dev/.reviewer"
@@ -59,8 +59,8 @@ func TestImageExpect(t *testing.T) {
 				e.Labels[labelVersion] = "1.0"
 				e.Labels["org.opencontainers.image.vendor"] = "Acme"
 				e.Absent = []string{}
-				e.Nix = &smoke.NixExpect{}
-				e.NixLd = &smoke.NixLdExpect{}
+				e.Nix = &NixExpect{}
+				e.NixLd = &NixLdExpect{}
 				return e
 			},
 		},
@@ -68,12 +68,12 @@ func TestImageExpect(t *testing.T) {
 			// Metadata of an older mkAgentImage: no entrypoint, commands or
 			// extraEnv, so the defaults stand.
 			name: "older metadata",
-			img: Image{
+			img: flake.Image{
 				MainProgram: "codex", Version: "2", User: "agent", UID: 1000, GID: 1000,
 				Home: "/home/agent", WorkingDir: "/workspace",
 			},
-			want: func() smoke.Expect {
-				e := smoke.AgentDefaults("codex")
+			want: func() Expect {
+				e := AgentDefaults("codex")
 				e.Labels[labelVersion] = "2"
 				return e
 			},
@@ -81,7 +81,7 @@ func TestImageExpect(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := tt.img.Expect()
+			got := ExpectOf(tt.img)
 			want := tt.want()
 			if !got.NonRoot {
 				t.Errorf("Expect().NonRoot = false, want true: a release image never runs as root")
@@ -96,9 +96,9 @@ func TestImageExpect(t *testing.T) {
 // Expect must not alias the metadata: the smoke stage may run several
 // targets of one image description at once.
 func TestImageExpectCopies(t *testing.T) {
-	img := Image{User: "agent", UID: 1000, GID: 1000, Home: "/home/agent", WorkingDir: "/workspace",
+	img := flake.Image{User: "agent", UID: 1000, GID: 1000, Home: "/home/agent", WorkingDir: "/workspace",
 		MainProgram: "pi", Entrypoint: []string{"pi"}, Commands: []string{"git"}}
-	e := img.Expect()
+	e := ExpectOf(img)
 	e.Entrypoint[0] = "changed"
 	e.Commands[0] = "changed"
 	if img.Entrypoint[0] != "pi" || img.Commands[0] != "git" {

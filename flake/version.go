@@ -1,4 +1,4 @@
-package nix
+package flake
 
 import (
 	"context"
@@ -87,16 +87,16 @@ func (v Version) OutInstallable(drvPath string) string {
 	return drvPath
 }
 
-// Built is one derivation `nix build --json` realised.
-type Built struct {
+// realised is one derivation `nix build --json` realised.
+type realised struct {
 	DrvPath string            `json:"drvPath"`
 	Outputs map[string]string `json:"outputs"`
 }
 
 // ParseBuilt reads what `nix build --json` printed: a list with one entry
 // per installable, the same shape from 2.8 on (later releases add fields).
-func ParseBuilt(out []byte) ([]Built, error) {
-	var built []Built
+func ParseBuilt(out []byte) ([]realised, error) {
+	var built []realised
 	if err := json.Unmarshal(out, &built); err != nil {
 		return nil, fmt.Errorf("nix build --json printed %q, want a list of derivations and their outputs: %w", firstLine(string(out)), err)
 	}

@@ -1,4 +1,4 @@
-package nix_test
+package flake_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nothingnesses/agent-images/internal/nix"
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
@@ -31,7 +31,7 @@ func TestParseVersion(t *testing.T) {
 		{out: "", wantErr: "want"},
 	} {
 		t.Run(tt.out, func(t *testing.T) {
-			v, err := nix.ParseVersion(tt.out)
+			v, err := flake.ParseVersion(tt.out)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("ParseVersion(%q) = %v, %v, want an error containing %q", tt.out, v, err, tt.wantErr)
@@ -56,21 +56,21 @@ func TestRealiseOnEveryNix(t *testing.T) {
 		t.Run(n.Name, func(t *testing.T) {
 			n.Use(t)
 			ctx := context.Background()
-			v, err := nix.DetectVersion(ctx, nix.Run)
+			v, err := flake.DetectVersion(ctx, flake.Run)
 			if err != nil {
 				t.Fatal(err)
 			}
 			// A derivation no earlier run built: the time is in it.
 			stamp := time.Now().Format(time.RFC3339Nano)
 			expr := `(derivation { name = "realise-test"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo ` + stamp + ` > $out" ]; }).drvPath`
-			out, err := nix.Run(ctx, "eval", "--impure", "--raw", "--expr", expr)
+			out, err := flake.Run(ctx, "eval", "--impure", "--raw", "--expr", expr)
 			if err != nil {
 				t.Fatal(err)
 			}
 			drv := strings.TrimSpace(string(out))
 			if v.AtLeast(2, 15) {
 				// Why OutInstallable exists: a bare path is the file itself.
-				out, err := nix.Run(ctx, "build", "--json", "--no-link", drv)
+				out, err := flake.Run(ctx, "build", "--json", "--no-link", drv)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -80,7 +80,7 @@ func TestRealiseOnEveryNix(t *testing.T) {
 				}
 			}
 			link := filepath.Join(t.TempDir(), "result")
-			path, err := nix.Realise(ctx, nix.Run, v, drv, link)
+			path, err := flake.Realise(ctx, flake.Run, v, drv, link)
 			if err != nil {
 				t.Fatalf("%s: Realise(%s) = %v", v, drv, err)
 			}
@@ -98,7 +98,7 @@ func TestRealiseOnEveryNix(t *testing.T) {
 // TestMetadataOnEveryNix reads the committed lock of this repository with
 // each nix of the test bed: every input, a nested one too, is pinned.
 func TestMetadataOnEveryNix(t *testing.T) {
-	root, err := filepath.Abs("../..")
+	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestMetadataOnEveryNix(t *testing.T) {
 		t.Run(n.Name, func(t *testing.T) {
 			n.Use(t)
 			// Without overrides: the lock is read, nothing is fetched.
-			meta, err := nix.Flake{Ref: "path:" + root}.Metadata(context.Background(), nix.Run)
+			meta, err := flake.Flake{Ref: "path:" + root}.Metadata(context.Background(), flake.Run)
 			if err != nil {
 				t.Fatal(err)
 			}

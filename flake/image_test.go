@@ -1,4 +1,4 @@
-package build
+package flake
 
 import (
 	"compress/gzip"
@@ -16,8 +16,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
-
-	"github.com/nothingnesses/agent-images/matrix"
 )
 
 // dockerArchive writes a random two-layer image for arch as a docker-archive.
@@ -88,7 +86,7 @@ func TestArchiveFormatsGiveOneImage(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Archive(%s) = %v", kind, err)
 			}
-			img, err := Image(context.Background(), archive)
+			img, err := ReadImage(context.Background(), archive)
 			if err != nil {
 				t.Fatalf("Image(%s) = %v", archive, err)
 			}
@@ -114,14 +112,14 @@ func TestArchiveFormatsGiveOneImage(t *testing.T) {
 }
 
 func TestCheckPlatform(t *testing.T) {
-	img, err := Image(context.Background(), dockerArchive(t, "arm64"))
+	img, err := ReadImage(context.Background(), dockerArchive(t, "arm64"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckPlatform(img, matrix.Aarch64Linux); err != nil {
+	if err := CheckPlatform(img, Aarch64Linux); err != nil {
 		t.Errorf("CheckPlatform(arm64, aarch64-linux) = %v, want nil", err)
 	}
-	err = CheckPlatform(img, matrix.X86_64Linux)
+	err = CheckPlatform(img, X86_64Linux)
 	if err == nil || !strings.Contains(err.Error(), "linux/arm64, want linux/amd64") {
 		t.Errorf("CheckPlatform(arm64, x86_64-linux) = %v, want a platform mismatch", err)
 	}

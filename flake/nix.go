@@ -1,7 +1,4 @@
-// Package nix runs the nix command: the one place the release tool shells out
-// to Nix, so flake references, --override-input and error reporting are
-// handled the same way for eval and build.
-package nix
+package flake
 
 import (
 	"bytes"

@@ -1,10 +1,10 @@
-package matrix
+package smoke
 
 import (
 	"regexp"
 	"slices"
 
-	"github.com/nothingnesses/agent-images/smoke"
+	"github.com/nothingnesses/agent-images/flake"
 )
 
 // labelVersion is the OCI label mkAgentImage sets to the agent's version.
@@ -12,8 +12,7 @@ const labelVersion = "org.opencontainers.image.version"
 
 // What smoke can check: a variable a shell can read, a command name.
 var (
-	shellName   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	commandName = regexp.MustCompile(`^[A-Za-z0-9_.+-]+$`)
+	shellName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // Expect is what the smoke test holds a release image to: what the flake
@@ -21,8 +20,8 @@ var (
 // directories, program, environment, toolbox, Nix and nix-ld), and never
 // root. It reads nothing but the metadata, so any flake's mkAgentImage
 // images are checked against their own options, not against our defaults.
-func (img Image) Expect() smoke.Expect {
-	e := smoke.UserDefaults(img.MainProgram, img.User, img.UID, img.GID, img.Home, img.WorkingDir)
+func ExpectOf(img flake.Image) Expect {
+	e := UserDefaults(img.MainProgram, img.User, img.UID, img.GID, img.Home, img.WorkingDir)
 	e.NonRoot = true
 	if len(img.Entrypoint) > 0 {
 		e.Entrypoint = slices.Clone(img.Entrypoint)
@@ -54,19 +53,10 @@ func (img Image) Expect() smoke.Expect {
 	}
 	if img.WithNix {
 		e.Absent = slices.DeleteFunc(e.Absent, func(c string) bool { return c == "nix" })
-		e.Nix = &smoke.NixExpect{}
+		e.Nix = &NixExpect{}
 	}
 	if img.WithNixLd {
-		e.NixLd = &smoke.NixLdExpect{}
+		e.NixLd = &NixLdExpect{}
 	}
 	return e
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -1,4 +1,4 @@
-package build
+package flake
 
 import (
 	"context"
@@ -7,9 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/nothingnesses/agent-images/matrix"
-	"github.com/nothingnesses/agent-images/record"
 )
 
 // TestBuildKeepsFailuresWithTheirTarget swaps nix build for a fake that
@@ -46,19 +43,13 @@ func TestBuildKeepsFailuresWithTheirTarget(t *testing.T) {
 		}
 		return json.Marshal([]map[string]any{{"drvPath": drv, "outputs": map[string]string{"out": out}}})
 	}
-	var images []*record.Image
+	var targets []Target
 	for _, a := range []string{"broken", "pi", "wrongarch"} {
-		for _, s := range matrix.Systems {
-			img, err := record.NewImage(matrix.Target{Agent: a, System: s, Image: matrix.Image{DrvPath: drvOf(a, s)}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			images = append(images, img)
+		for _, s := range Systems {
+			targets = append(targets, Target{Agent: a, System: s, Image: Image{DrvPath: drvOf(a, s)}})
 		}
 	}
-	if err := Build(context.Background(), images, withNix(fake), WithWorkDir(t.TempDir()), WithJobs(3)); err != nil {
-		t.Fatalf("Build = %v", err)
-	}
+	results := buildAll(t, targets, withNix(fake), WithWorkDir(t.TempDir()), WithJobs(3))
 	want := map[string]string{
 		"broken/x86_64-linux":     "builder failed",
 		"broken/aarch64-linux":    "",
@@ -67,18 +58,19 @@ func TestBuildKeepsFailuresWithTheirTarget(t *testing.T) {
 		"wrongarch/x86_64-linux":  "",
 		"wrongarch/aarch64-linux": "image platform is linux/amd64, want linux/arm64",
 	}
-	for _, r := range images {
-		w := want[r.String()]
+	for i, r := range results {
+		tg := targets[i]
+		w := want[tg.String()]
 		switch {
-		case w == "" && r.Err != nil:
-			t.Errorf("%s: Err = %v, want success", r, r.Err)
-		case w != "" && (r.Err == nil || !strings.Contains(r.Err.Error(), w) || r.Error != r.Err.Error()):
-			t.Errorf("%s: Err = %v (Error %q), want containing %q", r, r.Err, r.Error, w)
-		case w == "" && (r.Image == nil || r.DrvPath != drvOf(r.Agent, r.System) || r.Digest.Hex == ""):
-			t.Errorf("%s: Image %v DrvPath %q Digest %s, want an image from %s", r, r.Image, r.DrvPath, r.Digest, drvOf(r.Agent, r.System))
+		case w == "" && r.err != nil:
+			t.Errorf("%s: Build = %v, want success", tg, r.err)
+		case w != "" && (r.err == nil || !strings.Contains(r.err.Error(), w)):
+			t.Errorf("%s: Build = %v, want an error containing %q", tg, r.err, w)
+		case w == "" && (r.built.Image == nil || r.built.Digest.Hex == "" || r.built.OutPath == ""):
+			t.Errorf("%s: Build = %+v, want an image from %s", tg, r.built, drvOf(tg.Agent, tg.System))
 		}
 	}
-	if len(calls) != len(images)+1 || calls[0] != "--version" {
+	if len(calls) != len(targets)+1 || calls[0] != "--version" {
 		t.Errorf("nix calls = %q, want --version once, then one per target", calls)
 	}
 	for _, c := range calls[1:] {
@@ -88,6 +80,31 @@ func TestBuildKeepsFailuresWithTheirTarget(t *testing.T) {
 	}
 }
 
-func drvOf(agent string, sys matrix.System) string {
+// result is what Build gave one target.
+type result struct {
+	built *Built
+	err   error
+}
+
+// buildAll builds targets with one Builder, all at once, in target order.
+func buildAll(t *testing.T, targets []Target, opts ...Option) []result {
+	t.Helper()
+	b, err := NewBuilder(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]result, len(targets))
+	var wg sync.WaitGroup
+	for i, tg := range targets {
+		wg.Go(func() {
+			built, err := b.Build(context.Background(), tg)
+			out[i] = result{built, err}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func drvOf(agent string, sys System) string {
 	return "/nix/store/00000000000000000000000000000000-" + agent + "-" + string(sys) + ".drv"
 }

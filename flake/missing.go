@@ -1,4 +1,4 @@
-package matrix
+package flake
 
 import (
 	"context"
@@ -8,8 +8,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-
-	"github.com/nothingnesses/agent-images/internal/nix"
 )
 
 // Missing is an agent the flake lists (lib/agents.nix) that llm-agents no
@@ -29,11 +27,11 @@ func (m Missing) String() string {
 // LoadMissing reads the flake's missingAgents output with one nix eval. A
 // flake without that output (one built with lib.mkAgentImage alone) has no
 // list of expected agents, so nothing is missing from it.
-func LoadMissing(ctx context.Context, flake nix.Flake, opts ...Option) ([]Missing, error) {
+func LoadMissing(ctx context.Context, flake Flake, opts ...Option) ([]Missing, error) {
 	o := makeOptions(opts)
 	args := append([]string{"eval", "--json", flake.Installable("missingAgents")}, flake.OverrideArgs()...)
 	out, err := o.nix(ctx, args...)
-	var nerr *nix.Error
+	var nerr *Error
 	if errors.As(err, &nerr) && strings.Contains(nerr.Stderr, "does not provide attribute") {
 		return nil, nil
 	}

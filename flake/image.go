@@ -1,4 +1,4 @@
-package build
+package flake
 
 import (
 	"bufio"
@@ -18,8 +18,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-
-	"github.com/nothingnesses/agent-images/matrix"
 )
 
 // Archive makes the output of a Nix image build available as an uncompressed
@@ -85,13 +83,13 @@ func writeFile(dest string, r io.Reader) error {
 	return out.Close()
 }
 
-// Image reads a docker-archive as an image with OCI media types, its layers
+// ReadImage reads a docker-archive as an image with OCI media types, its layers
 // compressed into a LayerStore in the directory "layers" beside the archive.
-func Image(ctx context.Context, archive string) (v1.Image, error) {
+func ReadImage(ctx context.Context, archive string) (v1.Image, error) {
 	return NewLayerStore(filepath.Join(filepath.Dir(archive), "layers")).Image(ctx, archive)
 }
 
-// Image reads a docker-archive as an image with OCI media types and
+// ReadImage reads a docker-archive as an image with OCI media types and
 // compresses each layer the store has not seen yet, so the image's digest is
 // known when Image returns. The config is kept byte for byte as Nix wrote
 // it, so the same archive always gives the same digest; only the manifest
@@ -202,7 +200,7 @@ func (c *ociCore) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 }
 
 // CheckPlatform returns an error unless the image was built for system.
-func CheckPlatform(img v1.Image, system matrix.System) error {
+func CheckPlatform(img v1.Image, system System) error {
 	want, err := system.Platform()
 	if err != nil {
 		return err

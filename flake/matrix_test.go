@@ -1,4 +1,4 @@
-package matrix
+package flake
 
 import (
 	"bytes"
@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nothingnesses/agent-images/internal/nix"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
@@ -27,7 +26,7 @@ func fixtureTargets(t *testing.T) []Target {
 		gotArgs = args
 		return data, nil
 	}
-	targets, err := Load(context.Background(), nix.Flake{Ref: "/src", Overrides: map[string]string{"nixpkgs": "path:/n"}}, withNix(fake))
+	targets, err := Load(context.Background(), Flake{Ref: "/src", Overrides: map[string]string{"nixpkgs": "path:/n"}}, withNix(fake))
 	if err != nil {
 		t.Fatalf("Load = %v", err)
 	}
@@ -142,11 +141,11 @@ func TestLoadFromFlake(t *testing.T) {
 	testenv.Require(t, "nix")
 	testenv.Setenv(t)
 	root := testenv.RepoRoot(t)
-	targets, err := Load(context.Background(), nix.Flake{Ref: root, Overrides: testenv.StandinOverrides(t)})
+	targets, err := Load(context.Background(), Flake{Ref: root, Overrides: testenv.StandinOverrides(t)})
 	if err != nil {
 		t.Fatalf("Load(%s) = %v", root, err)
 	}
-	if missing, err := LoadMissing(context.Background(), nix.Flake{Ref: root, Overrides: testenv.StandinOverrides(t)}); err != nil || len(missing) != 0 {
+	if missing, err := LoadMissing(context.Background(), Flake{Ref: root, Overrides: testenv.StandinOverrides(t)}); err != nil || len(missing) != 0 {
 		t.Errorf("LoadMissing = %v, %v, want nothing missing from the stand-ins", missing, err)
 	}
 	if got := len(Agents(targets)); got != 30 {
@@ -204,9 +203,9 @@ func TestParseMissing(t *testing.T) {
 
 func TestLoadMissingWithoutOutput(t *testing.T) {
 	fake := func(_ context.Context, args ...string) ([]byte, error) {
-		return nil, &nix.Error{Args: args, Stderr: "error: flake 'path:/x' does not provide attribute 'packages.x86_64-linux.missingAgents', 'legacyPackages.x86_64-linux.missingAgents' or 'missingAgents'"}
+		return nil, &Error{Args: args, Stderr: "error: flake 'path:/x' does not provide attribute 'packages.x86_64-linux.missingAgents', 'legacyPackages.x86_64-linux.missingAgents' or 'missingAgents'"}
 	}
-	got, err := LoadMissing(context.Background(), nix.Flake{Ref: "/x"}, withNix(fake))
+	got, err := LoadMissing(context.Background(), Flake{Ref: "/x"}, withNix(fake))
 	if err != nil || got != nil {
 		t.Errorf("LoadMissing(flake without missingAgents) = %v, %v, want nothing missing", got, err)
 	}
@@ -237,7 +236,7 @@ func TestMissingAgentsFromFlake(t *testing.T) {
 		t.Skip("needs the stand-in llm-agents to take agents away")
 	}
 	root := testenv.RepoRoot(t)
-	flake := nix.Flake{Ref: root, Overrides: testenv.StandinOverridesWithAgents(t, dropForgeAndPiOnArm(t))}
+	flake := Flake{Ref: root, Overrides: testenv.StandinOverridesWithAgents(t, dropForgeAndPiOnArm(t))}
 	ctx := context.Background()
 
 	missing, err := LoadMissing(ctx, flake)
@@ -266,8 +265,8 @@ func TestMissingAgentsFromFlake(t *testing.T) {
 	}
 
 	args := append([]string{"build", "--no-link", flake.Installable("checks.x86_64-linux.agents")}, flake.OverrideArgs()...)
-	_, err = nix.Run(ctx, args...)
-	var nerr *nix.Error
+	_, err = Run(ctx, args...)
+	var nerr *Error
 	if !errors.As(err, &nerr) {
 		t.Fatalf("nix build checks.x86_64-linux.agents = %v, want it to fail", err)
 	}
@@ -317,7 +316,7 @@ func TestMissingAgentsAfterTheLock(t *testing.T) {
 		t.Skip("needs the stand-in llm-agents to move past the lock")
 	}
 	root := testenv.RepoRoot(t)
-	flake := nix.Flake{Ref: root, Overrides: testenv.StandinOverridesWithAgents(t, llmAgentsAfterTheLock(t))}
+	flake := Flake{Ref: root, Overrides: testenv.StandinOverridesWithAgents(t, llmAgentsAfterTheLock(t))}
 	ctx := context.Background()
 
 	missing, err := LoadMissing(ctx, flake)
@@ -357,8 +356,8 @@ func TestMissingAgentsAfterTheLock(t *testing.T) {
 	}
 
 	args := append([]string{"build", "--no-link", flake.Installable("checks.x86_64-linux.agents")}, flake.OverrideArgs()...)
-	_, err = nix.Run(ctx, args...)
-	var nerr *nix.Error
+	_, err = Run(ctx, args...)
+	var nerr *Error
 	if !errors.As(err, &nerr) {
 		t.Fatalf("nix build checks.x86_64-linux.agents = %v, want it to fail", err)
 	}

@@ -1,0 +1,249 @@
+package record
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Changes is what changed for one agent from one release to the next.
+type Changes struct {
+	Agent string   `json:"agent"`
+	From  Compared `json:"from"`
+	To    Compared `json:"to"`
+	// Verified is true when every attestation read was checked against the
+	// signer's key or identity; false when they were read unverified.
+	Verified bool `json:"verified"`
+	// SizeThreshold is the growth (a fraction: 0.1 is 10%) above which a
+	// platform is flagged; nil when none was set.
+	SizeThreshold *float64         `json:"sizeThreshold,omitempty"`
+	Platforms     []PlatformChange `json:"platforms"`
+	// Inputs are the flake inputs whose pin differs, by name.
+	Inputs []InputChange `json:"inputs,omitempty"`
+	// InputsCompared is false when either release lacks a provenance.
+	InputsCompared bool `json:"inputsCompared"`
+	// Notes say what could not be compared and why (a release without an
+	// SBOM or provenance, say).
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Compared is one side of the comparison.
+type Compared struct {
+	Repository string `json:"repository"`
+	// Digest is the agent's index (or its single image manifest).
+	Digest string `json:"digest"`
+	// Tag is what the caller named it by, when it named a tag.
+	Tag     string `json:"tag,omitempty"`
+	Version string `json:"version,omitempty"`
+}
+
+// Reference is repository@digest.
+func (r Compared) Reference() string { return r.Repository + "@" + r.Digest }
+
+// Label is the tag, else the short digest.
+func (r Compared) Label() string {
+	if r.Tag != "" {
+		return r.Tag
+	}
+	return ShortDigest(r.Digest)
+}
+
+// PlatformChange is one platform in either release.
+type PlatformChange struct {
+	Platform string `json:"platform"`
+	// From and To are nil where the platform is in one release only.
+	From *ImageSize `json:"from,omitempty"`
+	To   *ImageSize `json:"to,omitempty"`
+	// SizeDelta is To.Size - From.Size in bytes, and SizeGrowth that as a
+	// fraction of From.Size; both 0 unless the platform is in both.
+	SizeDelta  int64   `json:"sizeDelta"`
+	SizeGrowth float64 `json:"sizeGrowth"`
+	// OverThreshold marks growth above the report's SizeThreshold.
+	OverThreshold bool `json:"overThreshold,omitempty"`
+	// Added and Removed are the store paths of one image only, by path;
+	// nil when either image has no SBOM.
+	Added   []StorePath `json:"added,omitempty"`
+	Removed []StorePath `json:"removed,omitempty"`
+	// StorePathsCompared is false when either image lacks an SBOM.
+	StorePathsCompared bool `json:"storePathsCompared"`
+}
+
+// ImageSize is one per-arch image of a release.
+type ImageSize struct {
+	Digest string `json:"digest"`
+	// Size is what a pull downloads: the manifest, the config and the
+	// compressed layers, in bytes (release.json's per-platform size).
+	Size int64 `json:"size"`
+}
+
+// StorePath is one top-level /nix/store entry an SBOM lists. Path is empty
+// for a component the SBOM names only by name and version.
+type StorePath struct {
+	Path    string `json:"path,omitempty"`
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+}
+
+// Key identifies a store path in a comparison: its path, else its name and
+// version.
+func (s StorePath) Key() string {
+	if s.Path != "" {
+		return s.Path
+	}
+	return s.Name + "@" + s.Version
+}
+
+// InputChange is a flake input whose pin moved; From or To is the zero Pin
+// when the input is in one release only.
+type InputChange struct {
+	Name string `json:"name"`
+	From Pin    `json:"from"`
+	To   Pin    `json:"to"`
+}
+
+// Pin is how a provenance records a flake input: what Nix fetched.
+type Pin struct {
+	Rev     string `json:"rev,omitempty"`
+	NarHash string `json:"narHash,omitempty"`
+	// Override is the public form of the --override-input that replaced it.
+	Override string `json:"override,omitempty"`
+}
+
+// String is the revision if there is one, else the NAR hash.
+func (p Pin) String() string {
+	switch {
+	case p.Rev != "":
+		return p.Rev
+	case p.NarHash != "":
+		return p.NarHash
+	case p.Override != "":
+		return "override " + p.Override
+	}
+	return "(none)"
+}
+
+// VersionChanged reports whether the agent's version differs.
+func (r *Changes) VersionChanged() bool { return r.From.Version != r.To.Version }
+
+// Same reports whether both sides are the very same release.
+func (r *Changes) Same() bool { return r.From.Digest == r.To.Digest }
+
+// OverThreshold lists the platforms whose growth is above the threshold.
+func (r *Changes) OverThreshold() []PlatformChange {
+	var out []PlatformChange
+	for _, p := range r.Platforms {
+		if p.OverThreshold {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ShortDigest is a digest cut to its algorithm and first 12 hex digits.
+func ShortDigest(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}
+
+// Headline is the agent and its version change in one line.
+func (r *Changes) Headline() string {
+	switch {
+	case r.VersionChanged():
+		return fmt.Sprintf("%s %s -> %s", r.Agent, orUnknown(r.From.Version), orUnknown(r.To.Version))
+	default:
+		return fmt.Sprintf("%s %s (version unchanged)", r.Agent, orUnknown(r.To.Version))
+	}
+}
+
+// Evidence says whether the attestations were verified.
+func (r *Changes) Evidence() string {
+	if r.Verified {
+		return "verified against the given key or identity"
+	}
+	return "read unverified: their signatures were not checked"
+}
+
+// SizeChange is the delta and growth, "+301.2 KiB (+23.2%)"; "new" or
+// "dropped" for a platform in one release only.
+func (p PlatformChange) SizeChange() string {
+	switch {
+	case p.From == nil:
+		return "new"
+	case p.To == nil:
+		return "dropped"
+	case p.SizeDelta == 0:
+		return "same size"
+	}
+	sign := "+"
+	delta := p.SizeDelta
+	if delta < 0 {
+		sign, delta = "-", -delta
+	}
+	if p.From.Size == 0 {
+		return sign + HumanBytes(delta)
+	}
+	return fmt.Sprintf("%s%s (%+.1f%%)", sign, HumanBytes(delta), p.SizeGrowth*100)
+}
+
+// ThresholdString is the report's threshold as a percentage, "10%".
+func (r *Changes) ThresholdString() string {
+	if r.SizeThreshold == nil {
+		return ""
+	}
+	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", *r.SizeThreshold*100), "0"), ".") + "%"
+}
+
+// PathChange is one store path a platform lost or gained.
+type PathChange struct {
+	Added bool
+	StorePath
+}
+
+// PathChanges merges Removed and Added by name, so that an updated package
+// reads as its old entry followed by its new one.
+func (p PlatformChange) PathChanges() []PathChange {
+	out := make([]PathChange, 0, len(p.Removed)+len(p.Added))
+	for _, s := range p.Removed {
+		out = append(out, PathChange{false, s})
+	}
+	for _, s := range p.Added {
+		out = append(out, PathChange{true, s})
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return !out[i].Added && out[j].Added
+	})
+	return out
+}
+
+// String is the store path, or the name and version when there is no path.
+func (s StorePath) String() string {
+	if s.Path != "" {
+		return s.Path
+	}
+	return strings.TrimSpace(s.Name + " " + s.Version)
+}
+
+func orUnknown(v string) string {
+	if v == "" {
+		return "(version unknown)"
+	}
+	return v
+}
+
+// HumanBytes is n in B, KiB, MiB or GiB with one decimal.
+func HumanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
