@@ -1040,7 +1040,7 @@ func TestReRunReplacesTheBuildRecord(t *testing.T) {
 
 			artifacts := map[string]map[string][]byte{} // name -> file -> content
 			runBuild := func(system string, attempt int, failure string) error {
-				vars := map[string]string{"flake.agent": "pi", "flake.system": system, "github.run_attempt": strconv.Itoa(attempt)}
+				vars := map[string]string{"matrix.agent": "pi", "matrix.system": system, "github.run_attempt": strconv.Itoa(attempt)}
 				file := expand(build.With["output"], vars)
 				if path := expand(upload.With["path"], vars); path != file {
 					t.Fatalf("%s: the build writes %s, the upload takes %s", wf, file, path)
@@ -1073,7 +1073,7 @@ func TestReRunReplacesTheBuildRecord(t *testing.T) {
 			if download.With["merge-multiple"] != "true" {
 				t.Fatalf("%s: merge downloads with merge-multiple %q, want true", wf, download.With["merge-multiple"])
 			}
-			pattern := expand(download.With["pattern"], map[string]string{"flake.agent": "pi"})
+			pattern := expand(download.With["pattern"], map[string]string{"matrix.agent": "pi"})
 			dir := t.TempDir()
 			from := map[string]string{}
 			for name, files := range artifacts {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/nothingnesses/agent-images/flake"
+	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
 )
 
@@ -33,20 +34,25 @@ func Unchanged(ctx context.Context, o Options, targets []flake.Target) ([]*recor
 		}
 		// Unchanged in every registry, and no tag to move in any.
 		for i, pub := range pubs {
-			res, err := pub.Plan(ctx, r.releaseOf(a, i))
+			rel := r.releaseOf(a, i)
+			res, err := pub.Put(ctx, rel, true)
+			var moves *publish.Moves
+			if err == nil {
+				moves, err = pub.MoveTags(ctx, rel, res.Index, true)
+			}
 			switch {
 			case err != nil:
 				a.reuse = nil
 				r.events(Event{Agent: a.name(), Stage: record.StagePlanned, Detail: fmt.Sprintf("building: planning its tags: %v", err)})
 				return
-			case len(res.Moved) > 0:
+			case len(moves.Moved) > 0:
 				a.reuse = nil
-				r.events(Event{Agent: a.name(), Stage: record.StagePlanned, Detail: fmt.Sprintf("building: tags %v must move in %s", res.Moved, res.Repository)})
+				r.events(Event{Agent: a.name(), Stage: record.StagePlanned, Detail: fmt.Sprintf("building: tags %v must move in %s", moves.Moved, res.Repository)})
 				return
 			}
-			a.Published = append(a.Published, &record.Publication{Repository: res.Repository, Kept: res.Kept, Unchanged: true, Status: record.StageUnchanged})
+			a.Published = append(a.Published, &record.Publication{Repository: res.Repository, Kept: moves.Kept, Unchanged: true, Status: record.StageUnchanged})
 			if i == 0 {
-				a.Repository, a.Index, a.Tags, a.Kept = res.Repository, res.Index, res.Tags, res.Kept
+				a.Repository, a.Index, a.Tags, a.Kept = res.Repository, res.Index, publish.Names(rel.Moving()), moves.Kept
 			}
 		}
 		a.Unchanged, a.Status = true, record.StageUnchanged

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nothingnesses/agent-images/flake"
+	"github.com/nothingnesses/agent-images/internal/pullsize"
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/sign"
@@ -381,6 +382,10 @@ func (r *run) buildAndTest(ctx context.Context, b *flake.Builder, img *record.Im
 		return
 	}
 	img.OutPath, img.Image, img.Digest = built.OutPath, built.Image, built.Digest
+	if img.Size, err = pullsize.Of(built.Image); err != nil {
+		img.Fail(fmt.Errorf("reading %s: %w", img, err))
+		return
+	}
 	if r.smoke {
 		r.test(ctx, img)
 	}

@@ -226,35 +226,37 @@ func (r *run) publishTo(ctx context.Context, i int, pub publish.Publisher, a *ag
 		}
 		return res.Repository + ": " + detail
 	}
-	var res *publish.Result
-	var err error
-	signed := false
-	if r.o.DryRun {
-		res, err = pub.Plan(ctx, rel)
-	} else {
+	// Put, sign, then move the tags: a tag never names what is not there
+	// and signed.
+	if !r.o.DryRun {
 		r.events(Event{Agent: a.name(), Stage: record.StagePushing})
-		res, err = pub.Publish(ctx, rel, func(ctx context.Context, res *publish.Result) error {
-			if res.Ref.DigestStr() != "" {
-				r.events(Event{Agent: a.name(), Stage: record.StageSigning, Detail: where("", res)})
-				wrote, signing, err := sign(ctx, a, res)
-				if err != nil {
-					return err
-				}
-				signed, p.Signing = wrote, signing
-			}
+	}
+	res, err := pub.Put(ctx, rel, r.o.DryRun)
+	signed := false
+	if err == nil && !r.o.DryRun && res.Ref.DigestStr() != "" {
+		r.events(Event{Agent: a.name(), Stage: record.StageSigning, Detail: where("", res)})
+		signed, p.Signing, err = sign(ctx, a, res)
+		if err != nil {
+			err = fmt.Errorf("before moving tags of %s: %w", res.Repository, err)
+		}
+	}
+	var moves *publish.Moves
+	if err == nil {
+		if !r.o.DryRun {
 			r.events(Event{Agent: a.name(), Stage: record.StageTagging, Detail: where("", res)})
-			return nil
-		})
+		}
+		moves, err = pub.MoveTags(ctx, rel, res.Index, r.o.DryRun)
 	}
 	if res != nil {
 		p.Repository = res.Repository
 		if res.Index.Hex != "" {
 			a.Index = res.Index
 		}
-		p.Moved = res.Moved
-		p.Kept = res.Kept
 		p.Repaired = res.Repaired
 		p.Unchanged = res.Unchanged && !signed
+	}
+	if moves != nil {
+		p.Moved, p.Kept = moves.Moved, moves.Kept
 	}
 	if err != nil {
 		p.Status, p.Error, p.Unchanged = record.StageFailed, err.Error(), false
@@ -263,7 +265,7 @@ func (r *run) publishTo(ctx context.Context, i int, pub publish.Publisher, a *ag
 		}
 		return p
 	}
-	for _, k := range res.Kept {
+	for _, k := range moves.Kept {
 		r.events(Event{Agent: a.name(), Stage: record.StageTagging,
 			Detail: where(fmt.Sprintf("%s stays at %s, which is newer (%s, version %s)", k.Tag, k.Index, k.Created.Format("2006-01-02T15:04:05Z07:00"), k.Version), res)})
 	}

@@ -9,6 +9,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/nothingnesses/agent-images/internal/pullsize"
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
 )
@@ -60,9 +61,10 @@ func BuildStaged(ctx context.Context, o Options) (*record.Build, error) {
 // stage pushes one tested image under its staging tag and signs it.
 func (r *run) stage(ctx context.Context, reg *publish.Registry, img *record.Image) {
 	r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StagePushing})
-	if err := reg.Stage(ctx, img, r.stagingKey()); err != nil {
+	if ref, err := reg.Stage(ctx, img, r.stagingKey()); err != nil {
 		img.Fail(err)
 	} else {
+		img.Ref = ref
 		r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageSigning})
 		if err := r.o.Signer.SignImage(ctx, img, r.target(img).Image); err != nil {
 			img.Fail(err)
@@ -227,6 +229,10 @@ func (r *run) accept(ctx context.Context, reg *publish.Registry, want *record.Im
 		return nil, err
 	}
 	if err := checkImage(got.Image, want.Platform, r.target(want).Image.Version); err != nil {
+		return nil, fmt.Errorf("%s: %w", got.Ref, err)
+	}
+	// The size a pull downloads is the image's, whatever the record says.
+	if got.Size, err = pullsize.Of(got.Image); err != nil {
 		return nil, fmt.Errorf("%s: %w", got.Ref, err)
 	}
 	got.Err = nil

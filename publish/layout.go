@@ -36,19 +36,19 @@ func NewLayout(dir string) *Layout { return &Layout{dir: dir} }
 // RefName is the ref.name annotation a tag of an agent gets in the layout.
 func RefName(agent, tag string) string { return agent + ":" + tag }
 
-// Publish writes rel's images and index into the layout (blobs already
-// there are not written again) and points each tag's ref.name at the index.
-func (l *Layout) Publish(ctx context.Context, rel Release, hook Hook) (*Result, error) {
+// Put writes rel's images and index into the layout (blobs already there
+// are not written again).
+func (l *Layout) Put(ctx context.Context, rel Release, dryRun bool) (*Result, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return publish(ctx, &layoutStore{l: l, agent: rel.Agent}, rel, hook, false)
+	return put(ctx, &layoutStore{l: l, agent: rel.Agent}, rel, dryRun)
 }
 
-// Plan is what Publish would do, touching nothing.
-func (l *Layout) Plan(ctx context.Context, rel Release) (*Result, error) {
+// MoveTags points each tag's ref.name at index.
+func (l *Layout) MoveTags(ctx context.Context, rel Release, index v1.Hash, dryRun bool) (*Moves, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return publish(ctx, &layoutStore{l: l, agent: rel.Agent}, rel, nil, true)
+	return moveTags(ctx, &layoutStore{l: l, agent: rel.Agent}, rel, index, dryRun)
 }
 
 // Published reads the index the agent's latest ref.name points at, and

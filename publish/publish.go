@@ -10,25 +10,27 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/nothingnesses/agent-images/internal/pullsize"
 	"github.com/nothingnesses/agent-images/record"
 )
 
 // Publisher puts one agent's release somewhere: a registry (Registry) or a
-// local OCI image layout (Layout).
+// local OCI image layout (Layout). A release is Put, then signed by the
+// caller, then its tags are moved: nothing runs inside another.
 type Publisher interface {
-	// Publish makes sure every image of rel and its index are there, runs
-	// hook, then moves rel's tags, none of them backwards. On an error the
-	// Result, when there is one, says where and what was done by then.
-	Publish(ctx context.Context, rel Release, hook Hook) (*Result, error)
-	// Plan is what Publish would do, reading but changing nothing.
-	Plan(ctx context.Context, rel Release) (*Result, error)
+	// Put makes sure every image of rel and its index are there and says
+	// what that took. With dryRun it reads what a release reads and
+	// writes nothing. On an error the Result, when there is one, says
+	// where and what was known by then.
+	Put(ctx context.Context, rel Release, dryRun bool) (*Result, error)
+	// MoveTags moves rel's tags to index (a Put's), none of them
+	// backwards, and says which moved and which were kept.
+	MoveTags(ctx context.Context, rel Release, index v1.Hash, dryRun bool) (*Moves, error)
 	// Published is the agent's index that latest points at, with its
 	// images checked to be there; nil when there is none.
 	Published(ctx context.Context, agent string) (*Published, error)
 }
 
-// Result is what publishing one agent's release did (or, planned, would do).
+// Result is what putting one agent's release did (or, in a dry run, would do).
 type Result struct {
 	// Repository is where it went: a registry repository, or "oci:DIR" for a layout.
 	Repository string
@@ -36,12 +38,6 @@ type Result struct {
 	IndexSize  int64
 	// Ref is the index by digest in a registry; zero in a layout.
 	Ref name.Digest
-	// Tags point at Index once Publish returns, except Kept.
-	Tags []string
-	// Moved are the tags this run changed (the rest already pointed at Index).
-	Moved []string
-	// Kept are the tags left at a newer index.
-	Kept []record.Kept
 	// Repaired are the platforms whose image was missing although a tag
 	// already pointed at this index.
 	Repaired []string
@@ -50,10 +46,13 @@ type Result struct {
 	Unchanged bool
 }
 
-// Hook runs after every image and the index are in the destination and
-// before any tag moves; signing happens here. An error stops the release of
-// this agent with no tag moved.
-type Hook func(ctx context.Context, r *Result) error
+// Moves is what moving a release's tags did.
+type Moves struct {
+	// Moved are the tags this run changed (the rest already pointed at the index).
+	Moved []string
+	// Kept are the tags left at a newer index.
+	Kept []record.Kept
+}
 
 // store is where a release lands: the one difference between a registry
 // repository and a layout.
@@ -72,14 +71,14 @@ type store interface {
 	tag(ctx context.Context, tag string, idx v1.ImageIndex) error
 }
 
-// publish is the order of every release, in a registry or a layout. With
-// dryRun it reads everything a release reads and writes nothing. On an
-// error the Result still says where, and what it knew by then.
-func publish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool) (*Result, error) {
-	if rel.Reuse != nil {
-		return republish(ctx, s, rel, hook, dryRun)
+// put is the order of every release, in a registry or a layout: the
+// per-arch images the store lacks, then the index. A reused index is
+// already there, and nothing is written.
+func put(ctx context.Context, s store, rel Release, dryRun bool) (*Result, error) {
+	if p := rel.Reuse; p != nil {
+		return &Result{Repository: s.where(), Index: p.Index, IndexSize: p.Size, Ref: p.Ref, Unchanged: true}, nil
 	}
-	res := &Result{Repository: s.where(), Tags: Names(rel.Tags)}
+	res := &Result{Repository: s.where()}
 	idx, err := Index(rel)
 	if err != nil {
 		return res, fmt.Errorf("assembling the index of %s: %w", rel.Agent, err)
@@ -92,7 +91,7 @@ func publish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool) 
 	}
 	d := res.Index
 	res.Ref = s.ref(d)
-	current, err := s.current(ctx, res.Tags)
+	current, err := s.current(ctx, Names(rel.Tags))
 	if err != nil {
 		return res, err
 	}
@@ -104,31 +103,24 @@ func publish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool) 
 	// Every image is checked, even under a tag that already names this
 	// index: a registry can lose a manifest, and an index whose child is
 	// gone is not published.
-	var missing []*record.Image
+	var missing []v1.Image
 	for _, img := range rel.Images {
-		if img.Size, err = pullsize.Of(img.Image); err != nil {
-			return res, err
-		}
-		if img.Digest, err = img.Image.Digest(); err != nil {
-			return res, err
-		}
 		there, err := s.manifest(ctx, img.Digest)
 		if err != nil {
 			return res, err
 		}
 		if there == nil {
-			missing = append(missing, img)
+			missing = append(missing, img.Image)
 			if published {
 				res.Repaired = append(res.Repaired, img.Platform.String())
 			}
 		}
-		img.Ref = s.ref(img.Digest)
 	}
 	pushed := len(missing) > 0
 	if !dryRun {
 		g, gctx := errgroup.WithContext(ctx)
 		for _, img := range missing {
-			g.Go(func() error { return s.putImage(gctx, img.Image) })
+			g.Go(func() error { return s.putImage(gctx, img) })
 		}
 		if err := g.Wait(); err != nil {
 			return res, err
@@ -147,26 +139,37 @@ func publish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool) 
 		pushed = true
 	}
 	res.Unchanged = !pushed
-
-	if hook != nil && !dryRun {
-		if err := hook(ctx, res); err != nil {
-			return res, fmt.Errorf("before moving tags of %s: %w", s.where(), err)
-		}
-	}
-
-	return res, moveTags(ctx, s, rel, res, current, func() (v1.ImageIndex, error) { return idx, nil }, dryRun)
+	return res, nil
 }
 
-// moveTags moves each tag of rel that does not point at res.Index yet, and
-// may: a shared tag never moves to an index older than the one it points
-// at, unless rel allows a rollback. index gives what a tag is put on.
-func moveTags(ctx context.Context, s store, rel Release, res *Result, current map[string]v1.Hash, index func() (v1.ImageIndex, error), dryRun bool) error {
+// moveTags moves the tags of rel that may move to index: for a reused index
+// those that are not Built, ordered by the index's own version and time
+// (it is the release it was).
+func moveTags(ctx context.Context, s store, rel Release, index v1.Hash, dryRun bool) (*Moves, error) {
+	read := func() (v1.ImageIndex, error) { return Index(rel) }
+	if p := rel.Reuse; p != nil {
+		rel.Tags = rel.Moving()
+		rel.Created, rel.Version = p.Created, p.Version
+		read = func() (v1.ImageIndex, error) { return s.index(ctx, p.Index) }
+	}
+	current, err := s.current(ctx, Names(rel.Tags))
+	if err != nil {
+		return nil, err
+	}
+	m := &Moves{}
+	return m, move(ctx, s, rel, index, m, current, read, dryRun)
+}
+
+// move moves each tag of rel that does not point at index yet, and may: a
+// shared tag never moves to an index older than the one it points at,
+// unless rel allows a rollback. read gives what a tag is put on.
+func move(ctx context.Context, s store, rel Release, index v1.Hash, m *Moves, current map[string]v1.Hash, read func() (v1.ImageIndex, error), dryRun bool) error {
 	mine := Key{Created: rel.Created, Version: rel.Version}
 	keys := map[v1.Hash]Key{}
 	var idx v1.ImageIndex
 	for _, t := range rel.Tags {
 		at, exists := current[t.Name]
-		if exists && at == res.Index {
+		if exists && at == index {
 			continue
 		}
 		if exists && !t.Owned && !rel.AllowRollback {
@@ -179,22 +182,22 @@ func moveTags(ctx context.Context, s store, rel Release, res *Result, current ma
 				keys[at] = k
 			}
 			if k.Newer(mine) {
-				res.Kept = append(res.Kept, record.Kept{Tag: t.Name, Index: at, Created: k.Created, Version: k.Version})
+				m.Kept = append(m.Kept, record.Kept{Tag: t.Name, Index: at, Created: k.Created, Version: k.Version})
 				continue
 			}
 		}
 		if !dryRun {
 			if idx == nil {
 				var err error
-				if idx, err = index(); err != nil {
+				if idx, err = read(); err != nil {
 					return err
 				}
 			}
 			if err := s.tag(ctx, t.Name, idx); err != nil {
-				return fmt.Errorf("moving tag %s to %s: %w", t.Name, res.Index, err)
+				return fmt.Errorf("moving tag %s to %s: %w", t.Name, index, err)
 			}
 		}
-		res.Moved = append(res.Moved, t.Name)
+		m.Moved = append(m.Moved, t.Name)
 	}
 	return nil
 }

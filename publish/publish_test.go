@@ -2,6 +2,7 @@ package publish
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"net/http/httptest"
 	"net/url"
@@ -21,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/nothingnesses/agent-images/flake"
+	"github.com/nothingnesses/agent-images/internal/pullsize"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/testbed/regproxy"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
@@ -52,6 +54,9 @@ func images(t *testing.T) []*record.Image {
 		cf = cf.DeepCopy()
 		cf.OS, cf.Architecture = rec.Platform.OS, rec.Platform.Architecture
 		rec.Image, _ = mutate.ConfigFile(img, cf)
+		// The pipeline records digest and size once it has built the image.
+		rec.Digest, _ = rec.Image.Digest()
+		rec.Size, _ = pullsize.Of(rec.Image)
 		rec.DrvPath = "/nix/store/00000000000000000000000000000000-pi-" + string(sys) + ".drv"
 		out = append(out, rec)
 	}
@@ -96,7 +101,7 @@ func TestRegistryPublish(t *testing.T) {
 			t.Errorf("index not pushed before hook: %v", err)
 		}
 		for _, img := range rel.Images {
-			if _, err := remote.Head(img.Ref); err != nil {
+			if _, err := remote.Head(res.Ref.Context().Digest(img.Digest.String())); err != nil {
 				t.Errorf("%s not pushed before hook: %v", img.Platform, err)
 			}
 		}
@@ -107,7 +112,7 @@ func TestRegistryPublish(t *testing.T) {
 		}
 		return nil
 	}
-	res, err := r.Publish(ctx, rel, hook)
+	res, err := publishWith(ctx, r, rel, hook)
 	if err != nil {
 		t.Fatalf("Publish = %v", err)
 	}
@@ -132,8 +137,8 @@ func TestRegistryPublish(t *testing.T) {
 		if got := m.Annotations[AnnotationDerivation]; got != rel.Images[i].DrvPath {
 			t.Errorf("index entry %s derivation = %q, want %q", m.Platform, got, rel.Images[i].DrvPath)
 		}
-		if rel.Images[i].Size == 0 || rel.Images[i].Digest != m.Digest {
-			t.Errorf("record %s = size %d digest %s, want its size and %s", rel.Images[i], rel.Images[i].Size, rel.Images[i].Digest, m.Digest)
+		if rel.Images[i].Digest != m.Digest {
+			t.Errorf("index entry %s = %s, want the image %s", m.Platform, m.Digest, rel.Images[i].Digest)
 		}
 	}
 	if im.Annotations[AnnotationVersion] != "1.0" || im.Annotations[AnnotationCreated] != "2026-11-01T12:00:00Z" {
@@ -141,7 +146,7 @@ func TestRegistryPublish(t *testing.T) {
 	}
 
 	rec.Reset()
-	again, err := r.Publish(ctx, rel, hook)
+	again, err := publishWith(ctx, r, rel, hook)
 	if err != nil {
 		t.Fatalf("second Publish = %v", err)
 	}
@@ -164,15 +169,19 @@ func TestRepairLostImage(t *testing.T) {
 	host, rec := startRegistry(t)
 	r := NewRegistry(prefix(t, host+"/agent-images"))
 	rel := Release{Agent: "pi", Images: images(t), Version: "1.0", Created: day1, Tags: tags("latest")}
-	if _, err := r.Publish(ctx, rel, nil); err != nil {
+	if _, err := publishWith(ctx, r, rel, nil); err != nil {
 		t.Fatal(err)
 	}
-	lost := rel.Images[1].Ref
+	repo, err := r.Repository("pi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := repo.Digest(rel.Images[1].Digest.String())
 	if err := remote.Delete(lost); err != nil {
 		t.Fatalf("deleting %s: %v", lost, err)
 	}
 	rec.Reset()
-	res, err := r.Publish(ctx, rel, nil)
+	res, err := publishWith(ctx, r, rel, nil)
 	if err != nil {
 		t.Fatalf("Publish after losing %s = %v", lost, err)
 	}
@@ -196,21 +205,21 @@ func TestNoRollback(t *testing.T) {
 	r := NewRegistry(prefix(t, host+"/agent-images"))
 	newer := Release{Agent: "pi", Images: images(t), Version: "2.0", Created: day1.Add(48 * time.Hour),
 		Tags: tags("latest", "2.0", "2026-11-27", "sha-bbbbbbb")}
-	nres, err := r.Publish(ctx, newer, nil)
+	nres, err := publishWith(ctx, r, newer, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	older := Release{Agent: "pi", Images: images(t), Version: "1.0", Created: day1,
 		Tags: tags("latest", "1.0", "2026-11-27", "sha-aaaaaaa")}
-	plan, err := r.Plan(ctx, older)
+	plan, err := planned(ctx, r, older)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ores, err := r.Publish(ctx, older, nil)
+	ores, err := publishWith(ctx, r, older, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, res := range []*Result{plan, ores} {
+	for _, res := range []*outcome{plan, ores} {
 		if got := strings.Join(res.Moved, " "); got != "1.0 sha-aaaaaaa" {
 			t.Errorf("older release moved %q, want only its version and sha- tags", got)
 		}
@@ -233,12 +242,12 @@ func TestNoRollback(t *testing.T) {
 
 	// Same time, lower version: still older.
 	sameTime := Release{Agent: "pi", Images: images(t), Version: "1.9", Created: newer.Created, Tags: tags("latest")}
-	if res, err := r.Publish(ctx, sameTime, nil); err != nil || len(res.Moved) != 0 || len(res.Kept) != 1 {
+	if res, err := publishWith(ctx, r, sameTime, nil); err != nil || len(res.Moved) != 0 || len(res.Kept) != 1 {
 		t.Errorf("same time, version 1.9 after 2.0: %+v %v, want latest kept", res, err)
 	}
 
 	older.AllowRollback = true
-	res, err := r.Publish(ctx, older, nil)
+	res, err := publishWith(ctx, r, older, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,13 +265,13 @@ func TestSemverSeriesNeverMoveBack(t *testing.T) {
 	host, _ := startRegistry(t)
 	repo, _ := name.NewRepository(host + "/agent-images/pi")
 	r := NewRegistry(prefix(t, host+"/agent-images"))
-	release := func(git string, created time.Time, imgs []*record.Image) *Result {
+	release := func(git string, created time.Time, imgs []*record.Image) *outcome {
 		t.Helper()
 		tags, err := TagPolicy{Version: "0.70.6", Now: created, GitTag: git}.Tags()
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := r.Publish(ctx, Release{Agent: "pi", Images: imgs, Version: "0.70.6", Created: created, Tags: tags}, nil)
+		res, err := publishWith(ctx, r, Release{Agent: "pi", Images: imgs, Version: "0.70.6", Created: created, Tags: tags}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -297,7 +306,7 @@ func TestPlanWritesNothing(t *testing.T) {
 	host, rec := startRegistry(t)
 	r := NewRegistry(prefix(t, host+"/agent-images"))
 	rel := Release{Agent: "pi", Images: images(t), Version: "1.0", Created: day1, Tags: tags("latest", "1.0")}
-	res, err := r.Plan(ctx, rel)
+	res, err := planned(ctx, r, rel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +317,7 @@ func TestPlanWritesNothing(t *testing.T) {
 		t.Errorf("Plan wrote %v", w)
 	}
 	dir := filepath.Join(t.TempDir(), "oci")
-	if _, err := NewLayout(dir).Plan(ctx, rel); err != nil {
+	if _, err := planned(ctx, NewLayout(dir), rel); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
@@ -320,7 +329,7 @@ func TestHookFailureMovesNoTag(t *testing.T) {
 	host, _ := startRegistry(t)
 	repo, _ := name.NewRepository(host + "/agent-images/codex")
 	rel := Release{Agent: "codex", Images: images(t), Tags: tags("latest")}
-	_, err := NewRegistry(prefix(t, host+"/agent-images")).Publish(context.Background(), rel, func(context.Context, *Result) error {
+	_, err := publishWith(context.Background(), NewRegistry(prefix(t, host+"/agent-images")), rel, func(context.Context, *Result) error {
 		return errors.New("cannot sign")
 	})
 	if err == nil || !strings.Contains(err.Error(), "cannot sign") {
@@ -429,7 +438,8 @@ func TestStaged(t *testing.T) {
 	host, _ := startRegistry(t)
 	r := NewRegistry(prefix(t, host+"/agent-images"))
 	imgs := images(t)
-	if err := r.Stage(ctx, imgs[1], "sha-abc1234"); err != nil {
+	staged, err := r.Stage(ctx, imgs[1], "sha-abc1234")
+	if err != nil {
 		t.Fatalf("Stage = %v", err)
 	}
 	if _, tag, ok, err := r.Staged(ctx, "pi", "sha-abc1234", imgs[0].Platform); err != nil || ok {
@@ -439,8 +449,8 @@ func TestStaged(t *testing.T) {
 	}
 	d, _, ok, err := r.Staged(ctx, "pi", "sha-abc1234", imgs[1].Platform)
 	want, _ := imgs[1].Image.Digest()
-	if err != nil || !ok || d != want || imgs[1].Ref.DigestStr() != want.String() {
-		t.Errorf("Staged(arm64) = %s %v %v (ref %s), want %s", d, ok, err, imgs[1].Ref, want)
+	if err != nil || !ok || d != want || staged.DigestStr() != want.String() {
+		t.Errorf("Staged(arm64) = %s %v %v (Stage gave %s), want %s", d, ok, err, staged, want)
 	}
 }
 
@@ -448,11 +458,11 @@ func TestLayoutPublish(t *testing.T) {
 	dir := t.TempDir() + "/oci"
 	l := NewLayout(dir)
 	rel := Release{Agent: "pi", Images: images(t), Tags: tags("latest", "1.0")}
-	res, err := l.Publish(context.Background(), rel, nil)
+	res, err := publishWith(context.Background(), l, rel, nil)
 	if err != nil {
 		t.Fatalf("Publish = %v", err)
 	}
-	again, err := l.Publish(context.Background(), rel, nil)
+	again, err := publishWith(context.Background(), l, rel, nil)
 	if err != nil || !again.Unchanged || len(again.Moved) != 0 {
 		t.Fatalf("second Publish = %+v, %v; want unchanged", again, err)
 	}
@@ -618,4 +628,41 @@ func TestParsePrefix(t *testing.T) {
 			t.Errorf("ParsePrefix(%q) = %v: it repeats the secret", tc.in, err)
 		}
 	}
+}
+
+// outcome is what putting a release, then signing it (sign), then moving
+// its tags did: the order a release follows.
+type outcome struct {
+	*Result
+	Moves
+	Tags []string
+}
+
+// publishWith puts rel, runs sign (when not nil) and moves the tags, as a
+// release does; nothing moves when sign fails.
+func publishWith(ctx context.Context, pub Publisher, rel Release, sign func(context.Context, *Result) error) (*outcome, error) {
+	return run(ctx, pub, rel, sign, false)
+}
+
+// planned is publishWith in a dry run.
+func planned(ctx context.Context, pub Publisher, rel Release) (*outcome, error) {
+	return run(ctx, pub, rel, nil, true)
+}
+
+func run(ctx context.Context, pub Publisher, rel Release, sign func(context.Context, *Result) error, dryRun bool) (*outcome, error) {
+	res, err := pub.Put(ctx, rel, dryRun)
+	if err != nil {
+		return &outcome{Result: res}, err
+	}
+	out := &outcome{Result: res, Tags: Names(rel.Moving())}
+	if sign != nil && !dryRun {
+		if err := sign(ctx, res); err != nil {
+			return out, fmt.Errorf("before moving tags of %s: %w", res.Repository, err)
+		}
+	}
+	m, err := pub.MoveTags(ctx, rel, res.Index, dryRun)
+	if m != nil {
+		out.Moves = *m
+	}
+	return out, err
 }

@@ -133,27 +133,3 @@ func (p *Published) image(pl v1.Platform) (PublishedImage, bool) {
 	}
 	return PublishedImage{}, false
 }
-
-// republish is the release of an agent whose published index stands for
-// it unchanged (rel.Reuse): nothing is assembled or pushed, the hook runs
-// (it finds the signatures there), and the tags that may move, move to it,
-// except the Built ones. The index keeps the annotations it was published
-// with, so a rerun at a new commit writes nothing unless a tag must move.
-func republish(ctx context.Context, s store, rel Release, hook Hook, dryRun bool) (*Result, error) {
-	p := rel.Reuse
-	rel.Tags = rel.Moving()
-	res := &Result{Repository: s.where(), Index: p.Index, IndexSize: p.Size, Ref: p.Ref, Tags: Names(rel.Tags), Unchanged: true}
-	current, err := s.current(ctx, res.Tags)
-	if err != nil {
-		return res, err
-	}
-	if hook != nil && !dryRun {
-		if err := hook(ctx, res); err != nil {
-			return res, fmt.Errorf("before moving tags of %s: %w", s.where(), err)
-		}
-	}
-	// The index is ordered by its own key, not this run's: it is the same
-	// release it was.
-	rel.Created, rel.Version = p.Created, p.Version
-	return res, moveTags(ctx, s, rel, res, current, func() (v1.ImageIndex, error) { return s.index(ctx, p.Index) }, dryRun)
-}

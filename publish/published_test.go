@@ -44,7 +44,7 @@ func TestReuseAtANewCommit(t *testing.T) {
 	host, rec := startRegistry(t)
 	r := NewRegistry(prefix(t, host+"/agent-images"))
 	built := images(t)
-	first, err := r.Publish(ctx, Release{
+	first, err := publishWith(ctx, r, Release{
 		Agent: "pi", Images: built, Version: "1.0", Created: day1,
 		Annotations: map[string]string{AnnotationRevision: "aaaaaaa"},
 		Tags:        mustTags(t, TagPolicy{Version: "1.0", Commit: "aaaaaaa", Now: day1}),
@@ -80,7 +80,7 @@ func TestReuseAtANewCommit(t *testing.T) {
 	day2 := day1.Add(24 * time.Hour)
 	rec.Reset()
 	hooked := false
-	res, err := r.Publish(ctx, Release{
+	res, err := publishWith(ctx, r, Release{
 		Agent: "pi", Images: now, Version: "1.0", Created: day2, Reuse: p,
 		Annotations: map[string]string{AnnotationRevision: "bbbbbbb"},
 		Tags:        mustTags(t, TagPolicy{Version: "1.0", Commit: "bbbbbbb", Now: day2, Extra: []string{"v2"}}),
@@ -103,7 +103,7 @@ func TestReuseAtANewCommit(t *testing.T) {
 
 	// Without a tag to move, reuse writes nothing at all.
 	rec.Reset()
-	if _, err := r.Publish(ctx, Release{Agent: "pi", Images: now, Version: "1.0", Created: day2, Reuse: p,
+	if _, err := publishWith(ctx, r, Release{Agent: "pi", Images: now, Version: "1.0", Created: day2, Reuse: p,
 		Tags: mustTags(t, TagPolicy{Version: "1.0", Commit: "ccccccc", Now: day2})}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestPublishedMatches(t *testing.T) {
 	ctx := context.Background()
 	l := NewLayout(filepath.Join(t.TempDir(), "oci"))
 	built := images(t)
-	if _, err := l.Publish(ctx, Release{Agent: "pi", Images: built, Version: "1.0", Created: day1, Tags: tags("latest")}, nil); err != nil {
+	if _, err := publishWith(ctx, l, Release{Agent: "pi", Images: built, Version: "1.0", Created: day1, Tags: tags("latest")}, nil); err != nil {
 		t.Fatal(err)
 	}
 	p, err := l.Published(ctx, "pi")
@@ -153,7 +153,7 @@ func TestPublishedMatches(t *testing.T) {
 		})
 	}
 	// The layout reuses too: the tag moves to the same index.
-	res, err := l.Publish(ctx, Release{Agent: "pi", Images: unbuilt(built), Reuse: p, Tags: tags("latest", "v2")}, nil)
+	res, err := publishWith(ctx, l, Release{Agent: "pi", Images: unbuilt(built), Reuse: p, Tags: tags("latest", "v2")}, nil)
 	if err != nil || res.Index != p.Index || !slices.Equal(res.Moved, []string{"v2"}) {
 		t.Errorf("layout reuse = %+v, %v; want v2 moved to %s", res, err, p.Index)
 	}

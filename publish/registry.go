@@ -16,7 +16,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/nothingnesses/agent-images/internal/pullsize"
 	retrying "github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/record"
 )
@@ -109,24 +108,23 @@ func (r *Registry) Repository(agent string) (name.Repository, error) {
 	return r.prefix.Repository(agent)
 }
 
-// Publish pushes rel to <prefix>/<agent>: each per-arch image by digest that
-// the repository lacks, then the index by digest, then runs hook, then moves
-// the tags that may move.
-func (r *Registry) Publish(ctx context.Context, rel Release, hook Hook) (*Result, error) {
+// Put pushes rel to <prefix>/<agent>: each per-arch image by digest that
+// the repository lacks, then the index by digest.
+func (r *Registry) Put(ctx context.Context, rel Release, dryRun bool) (*Result, error) {
 	s, err := r.store(ctx, rel.Agent)
 	if err != nil {
 		return nil, err
 	}
-	return publish(ctx, s, rel, hook, false)
+	return put(ctx, s, rel, dryRun)
 }
 
-// Plan is what Publish would do, touching nothing.
-func (r *Registry) Plan(ctx context.Context, rel Release) (*Result, error) {
+// MoveTags moves the tags of rel that may move to index.
+func (r *Registry) MoveTags(ctx context.Context, rel Release, index v1.Hash, dryRun bool) (*Moves, error) {
 	s, err := r.store(ctx, rel.Agent)
 	if err != nil {
 		return nil, err
 	}
-	return publish(ctx, s, rel, nil, true)
+	return moveTags(ctx, s, rel, index, dryRun)
 }
 
 // Published reads the index <prefix>/<agent>:latest and checks that each of
@@ -437,25 +435,21 @@ func StagingTag(key string, p v1.Platform) string {
 }
 
 // Stage pushes one per-arch image by digest to its agent's repository and
-// points its staging tag at it, filling in img's Ref and Size.
-func (r *Registry) Stage(ctx context.Context, img *record.Image, key string) error {
+// points its staging tag at it.
+func (r *Registry) Stage(ctx context.Context, img *record.Image, key string) (name.Digest, error) {
 	repo, err := r.Repository(img.Agent)
 	if err != nil {
-		return err
+		return name.Digest{}, err
 	}
 	ref, err := r.PushImage(ctx, repo, img.Image)
 	if err != nil {
-		return err
+		return name.Digest{}, err
 	}
 	tag := repo.Tag(StagingTag(key, img.Platform))
 	if err := remote.Tag(tag, img.Image, r.RemoteOptions(ctx)...); err != nil {
-		return fmt.Errorf("recording %s as %s: %w", ref, tag, err)
+		return name.Digest{}, fmt.Errorf("recording %s as %s: %w", ref, tag, err)
 	}
-	if img.Size, err = pullsize.Of(img.Image); err != nil {
-		return err
-	}
-	img.Ref = ref
-	return nil
+	return ref, nil
 }
 
 // Staged returns the digest the staging tag of agent's platform p points

@@ -33,7 +33,7 @@ type StorePath struct {
 }
 
 // ParseStorePath splits a store path's base name the way Nix's
-// builtins.parseDrvName does (see flake.Parse): "glibc-2.40-66-bin" is
+// builtins.parseDrvName does (see flake.ParseStorePath): "glibc-2.40-66-bin" is
 // glibc, version 2.40-66, output bin. ok is false for names that are not
 // store paths.
 func ParseStorePath(base string) (sp StorePath, ok bool) {
