@@ -21,47 +21,48 @@ func Unchanged(ctx context.Context, o Options, targets []flake.Target) ([]*recor
 	if err != nil {
 		return nil, err
 	}
-	r.allAgents = flake.Agents(targets)
-	agents, err := r.records(targets)
+	agents, err := r.startWith(targets, targets)
 	if err != nil {
 		return nil, err
 	}
-	pubs := publishers(r.registries())
-	r.forEachAgent(agents, func(a *agent) {
-		r.checkUnchanged(ctx, pubs, a)
-		if a.reuse == nil {
-			return
-		}
-		// Unchanged in every registry, and no tag to move in any.
-		for i, pub := range pubs {
-			rel := r.releaseOf(a, i)
-			res, err := pub.Put(ctx, rel, true)
-			var moves *publish.Moves
-			if err == nil {
-				moves, err = pub.MoveTags(ctx, rel, res.Index, true)
-			}
-			switch {
-			case err != nil:
-				a.reuse = nil
-				r.events(Event{Agent: a.name(), Stage: record.StagePlanned, Detail: fmt.Sprintf("building: planning its tags: %v", err)})
-				return
-			case len(moves.Moved) > 0:
-				a.reuse = nil
-				r.events(Event{Agent: a.name(), Stage: record.StagePlanned, Detail: fmt.Sprintf("building: tags %v must move in %s", moves.Moved, res.Repository)})
-				return
-			}
-			a.Published = append(a.Published, &record.Publication{Repository: res.Repository, Kept: moves.Kept, Unchanged: true, Status: record.StageUnchanged})
-			if i == 0 {
-				a.Repository, a.Index, a.Tags, a.Kept = res.Repository, res.Index, publish.Names(rel.Moving()), moves.Kept
-			}
-		}
-		a.Unchanged, a.Status = true, record.StageUnchanged
-	})
+	r.do(ctx, agents)
 	var out []*record.Agent
 	for _, a := range agents {
-		if a.reuse != nil {
+		if a.reuse {
 			out = append(out, a.Agent)
 		}
 	}
 	return out, nil
+}
+
+// planTags keeps an unchanged agent out of the build only when no tag has
+// to move onto its index in any registry.
+func (r *run) planTags(ctx context.Context, a *agent) error {
+	if !a.reuse {
+		return nil
+	}
+	for i, pub := range r.dests {
+		rel := r.releaseOf(a, i)
+		res, err := pub.Put(ctx, rel, true)
+		var moves *publish.Moves
+		if err == nil {
+			moves, err = pub.MoveTags(ctx, rel, res.Index, true)
+		}
+		switch {
+		case err != nil:
+			a.reuse = false
+			r.events(Event{Agent: a.name(), Stage: record.StagePlanned, Detail: fmt.Sprintf("building: planning its tags: %v", err)})
+			return nil
+		case len(moves.Moved) > 0:
+			a.reuse = false
+			r.events(Event{Agent: a.name(), Stage: record.StagePlanned, Detail: fmt.Sprintf("building: tags %v must move in %s", moves.Moved, res.Repository)})
+			return nil
+		}
+		a.Published = append(a.Published, &record.Publication{Repository: res.Repository, Kept: moves.Kept, Unchanged: true, Status: record.StageUnchanged})
+		if i == 0 {
+			a.Repository, a.Index, a.Tags, a.Kept = res.Repository, res.Index, publish.Names(rel.Moving()), moves.Kept
+		}
+	}
+	a.Unchanged, a.Status = true, record.StageUnchanged
+	return nil
 }

@@ -2,52 +2,31 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
-
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/nothingnesses/agent-images/changes"
 	"github.com/nothingnesses/agent-images/record"
 )
 
-// latest is the index the agent's latest tag names in its (first)
-// registry repository before this run moves any tag: the release this one is
-// compared with. Zero when nothing is pushed (a layout), there is no latest
-// yet, or it cannot be read; the last is a note on the agent, since what
-// changed is worth reporting but never worth failing a release for.
-func (r *run) latest(ctx context.Context, a *agent) name.Digest {
-	if !r.pushes() {
-		return name.Digest{}
-	}
-	repo, err := r.prefixes[0].Repository(a.name())
-	if err != nil {
-		return name.Digest{}
-	}
-	d, err := changes.Resolve(ctx, repo.Tag("latest"))
-	var te *transport.Error
-	switch {
-	case errors.As(err, &te) && te.StatusCode == http.StatusNotFound:
-		return name.Digest{}
-	case err != nil:
-		r.note(a, fmt.Sprintf("what changed is not reported: %v", err))
-		return name.Digest{}
-	}
-	return d
-}
-
-// compare records what changed from the release before (latest, read by
-// latest) to the index this run published, once the index and its images
-// are signed, so that their SBOMs and provenance can be read. Nothing when
-// there is nothing to compare: no release before, no index published (a
-// failure, a dry run), or latest already named this index. A comparison
-// that fails is a note, not a failure.
-func (r *run) compare(ctx context.Context, a *agent, before name.Digest) {
-	if before.DigestStr() == "" || a.Failed() || a.Index.Hex == "" || before.DigestStr() == a.Index.String() {
+// compare records what changed from the release latest named in the
+// first registry before this run moved any tag (read when planning) to the
+// index this run published, once the index and its images are signed, so
+// that their SBOMs and provenance can be read. Nothing when there is
+// nothing to compare: nothing pushed (a layout), no release before, no
+// index published (a failure, a dry run), or latest already named this
+// index. A comparison that fails is a note, not a failure.
+func (r *run) compare(ctx context.Context, a *agent) {
+	if !r.pushes() || r.o.DryRun || a.reuse || a.Failed() || a.Index.Hex == "" {
 		return
 	}
+	if a.readErr != nil {
+		r.note(a, fmt.Sprintf("what changed is not reported: %v", a.readErr))
+		return
+	}
+	if len(a.published) == 0 || a.published[0] == nil || a.published[0].Index == a.Index {
+		return
+	}
+	before := a.published[0].Ref
 	var opts []changes.Option
 	if r.o.SizeThreshold != nil {
 		opts = append(opts, changes.WithSizeThreshold(*r.o.SizeThreshold))

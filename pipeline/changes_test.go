@@ -60,7 +60,8 @@ func TestCompareWithLatest(t *testing.T) {
 		t.Fatal(err)
 	}
 	threshold := 0.1
-	r := &run{o: Options{SizeThreshold: &threshold}, mode: modeMerge, prefixes: []publish.Prefix{prefix}, events: func(Event) {}}
+	r := &run{o: Options{SizeThreshold: &threshold}, mode: modeMerge, prefixes: []publish.Prefix{prefix}, events: func(Event) {},
+		dests: []publish.Publisher{publish.NewRegistry(prefix, nil)}}
 	published, _ := randomIndex(t, repo)
 	tagLatest := func(d v1.Hash) {
 		t.Helper()
@@ -78,7 +79,10 @@ func TestCompareWithLatest(t *testing.T) {
 
 	// A first release: nothing to compare with, nothing to note.
 	a := newAgent()
-	r.compare(ctx, a, r.latest(ctx, a))
+	if err := r.readPublished(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	r.compare(ctx, a)
 	if a.Changes != nil || len(a.Notes) > 0 {
 		t.Errorf("first release: changes %+v, notes %q; want neither", a.Changes, a.Notes)
 	}
@@ -86,7 +90,10 @@ func TestCompareWithLatest(t *testing.T) {
 	previous, _ := randomIndex(t, repo)
 	tagLatest(previous)
 	a = newAgent()
-	r.compare(ctx, a, r.latest(ctx, a))
+	if err := r.readPublished(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	r.compare(ctx, a)
 	if a.Changes == nil || a.Changes.From.Digest != previous.String() || a.Changes.To.Digest != published.String() ||
 		a.Changes.From.Tag != "latest" || a.Changes.SizeThreshold == nil || *a.Changes.SizeThreshold != threshold || len(a.Notes) > 0 {
 		t.Errorf("changes = %+v, notes %q; want from latest (%s) to %s, with the threshold", a.Changes, a.Notes, previous, published)
@@ -95,7 +102,10 @@ func TestCompareWithLatest(t *testing.T) {
 	// latest already names what this run published (a re-run).
 	tagLatest(published)
 	a = newAgent()
-	r.compare(ctx, a, r.latest(ctx, a))
+	if err := r.readPublished(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	r.compare(ctx, a)
 	if a.Changes != nil || len(a.Notes) > 0 {
 		t.Errorf("re-run: changes %+v, notes %q; want neither", a.Changes, a.Notes)
 	}
@@ -107,7 +117,10 @@ func TestCompareWithLatest(t *testing.T) {
 		t.Fatal(err)
 	}
 	a = newAgent()
-	r.compare(ctx, a, r.latest(ctx, a))
+	if err := r.readPublished(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	r.compare(ctx, a)
 	if a.Changes != nil || len(a.Notes) != 1 || !strings.Contains(a.Notes[0], "what changed since latest") || a.Status != record.StageDone {
 		t.Errorf("broken latest: changes %+v, notes %q, status %s; want one note and the release done", a.Changes, a.Notes, a.Status)
 	}
@@ -115,7 +128,10 @@ func TestCompareWithLatest(t *testing.T) {
 	// The registry cannot be read at all.
 	srv.Close()
 	a = newAgent()
-	r.compare(ctx, a, r.latest(ctx, a))
+	if err := r.readPublished(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	r.compare(ctx, a)
 	if a.Changes != nil || len(a.Notes) != 1 || !strings.Contains(a.Notes[0], "what changed is not reported") {
 		t.Errorf("registry gone: changes %+v, notes %q; want one note", a.Changes, a.Notes)
 	}

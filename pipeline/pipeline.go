@@ -1,12 +1,14 @@
-// Package pipeline owns the order of a release: read the matrix, build every
-// target, smoke-test every image, then per agent publish the per-arch images,
-// the index, the signatures and, last, the tags. It also runs the two halves
-// of a split release (build on native runners, merge in another job).
+// Package pipeline owns the order of a release. Each mode (Release, and the
+// two halves of a split release, BuildStaged and Merge) is a flow: a list of
+// steps every agent goes through before anything is built, a list every
+// image goes through as soon as a worker is free, and a list every agent goes
+// through once all its images are through. The flows are declared in one
+// place (flows, below) and read top to bottom.
 //
-// Each per-arch image is one record.Image from start to end: build fills it,
-// the smoke test adds its result, publishing where it went, signing its
-// evidence, and the report lists the same records. An agent whose build or
-// smoke test fails is not published at all; the other agents go on.
+// The pipeline is the one writer of the release record: the steps call the
+// flake, smoke, publish and sign packages, which return values, and record
+// what they returned. An image or agent that a step fails leaves its flow;
+// the others go on.
 package pipeline
 
 import (
@@ -25,6 +27,7 @@ import (
 
 	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/internal/pullsize"
+	"github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/sign"
@@ -104,6 +107,9 @@ type Options struct {
 	// before (0.1 is 10%); nil flags none.
 	SizeThreshold *float64
 
+	// Registry is how registries are reached, shared with the signer and
+	// the change report; nil makes one.
+	Registry *transport.Registry
 	// Signer signs what is pushed, before any tag moves. Pushing needs one:
 	// sign.New(ctx, sign.Disabled()) publishes unsigned, on purpose.
 	Signer sign.Signer
@@ -134,20 +140,69 @@ const (
 	modeChanged
 )
 
+// A step is one stage of a flow for one agent or image. Its error fails
+// that agent or image, which then leaves the flow.
+type (
+	agentStep struct {
+		name string
+		run  func(r *run, ctx context.Context, a *agent) error
+	}
+	imageStep struct {
+		name string
+		run  func(r *run, ctx context.Context, img *record.Image) error
+	}
+)
+
+// flow is what one mode does.
+type flow struct {
+	// plan runs for each agent before anything is built.
+	plan []agentStep
+	// image runs for each image as soon as a worker is free.
+	image []imageStep
+	// agent runs for each agent once all its images are through.
+	agent []agentStep
+}
+
+// flows are the modes, declared: what a release, a split build, a merge
+// and a changed-only matrix do, in order.
+var flows = map[mode]flow{
+	modeRelease: {
+		plan:  []agentStep{{"read what is published", (*run).readPublished}},
+		image: []imageStep{{"build", (*run).build}, {"smoke-test", (*run).smokeTest}},
+		agent: []agentStep{{"put", (*run).put}, {"sign", (*run).sign}, {"tag", (*run).tag}, {"report", (*run).report}},
+	},
+	modeBuild: {
+		image: []imageStep{{"build", (*run).build}, {"smoke-test", (*run).smokeTest}, {"stage", (*run).stage}},
+	},
+	modeMerge: {
+		plan:  []agentStep{{"read what is published", (*run).readPublished}},
+		agent: []agentStep{{"accept parts", (*run).acceptParts}, {"put", (*run).put}, {"sign", (*run).sign}, {"tag", (*run).tag}, {"report", (*run).report}},
+	},
+	modeChanged: {
+		plan: []agentStep{{"read what is published", (*run).readPublished}, {"plan tags", (*run).planTags}},
+	},
+}
+
 // run is one release in progress: the caller's options with their defaults,
 // and what the run has worked out.
 type run struct {
 	o      Options
 	mode   mode
+	flow   flow
 	jobs   int
 	now    time.Time
 	events func(Event)
 	// prefixes are the registries, whenever the run uses them.
 	prefixes []publish.Prefix
+	client   *transport.Registry
+	// dests are where agents are published: the registries in order, or
+	// the layout.
+	dests []publish.Publisher
 	// runtime runs container smoke tests; nil for static checks only.
 	runtime smoke.Runtime
 	// smoke is false when nothing is smoke-tested (a dry run, a merge).
-	smoke bool
+	smoke   bool
+	builder *flake.Builder
 	// allAgents is every agent of the flake's release set, selected or not.
 	allAgents  []string
 	sourceTime time.Time
@@ -155,23 +210,16 @@ type run struct {
 	targets map[string]flake.Target
 	// inputs is how the flake's inputs are locked for this run.
 	inputs map[string]record.Input
-}
-
-// lockedInputs is how meta's lock pins each input, as records name it.
-func lockedInputs(meta *flake.Metadata) map[string]record.Input {
-	out := make(map[string]record.Input, len(meta.Inputs))
-	for path, in := range meta.Inputs {
-		out[path] = record.Input{Rev: in.Rev, NarHash: in.NarHash}
-	}
-	return out
+	// parts are the build records' images a merge takes, by record.Image.String.
+	parts map[string][]part
 }
 
 var stagingKeyRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
 
 // newRun checks every option before anything is evaluated, built or
-// pushed: a bad flag fails here, never half way through a release.
+// pushed: a bad option fails here, never half way through a release.
 func newRun(o Options, m mode) (*run, error) {
-	r := &run{o: o, mode: m, jobs: o.Jobs, now: time.Now(), events: o.Events, targets: map[string]flake.Target{}}
+	r := &run{o: o, mode: m, flow: flows[m], jobs: o.Jobs, now: time.Now(), events: o.Events, client: o.Registry, targets: map[string]flake.Target{}}
 	if o.Now != nil {
 		r.now = o.Now()
 	}
@@ -180,6 +228,9 @@ func newRun(o Options, m mode) (*run, error) {
 	}
 	if r.jobs == 0 {
 		r.jobs = runtime.NumCPU()
+	}
+	if r.client == nil {
+		r.client = transport.NewRegistry(nil)
 	}
 	var errs []error
 	if r.jobs < 1 {
@@ -270,28 +321,44 @@ func (r *run) stagingKey() string {
 }
 
 // agent is one agent of a run: its part of the report, whose Platforms are
-// its image records, and the tags it will move.
+// its image records, the tags it will move, and how each destination goes.
 type agent struct {
 	*record.Agent
-	flake flake.Image
-	tags  []publish.Tag
-	// reuse is the published index that stands for the agent unchanged, as
-	// each destination has it (in their order): set before anything is
-	// built, and then nothing is.
-	reuse []*publish.Published
+	tags []publish.Tag
+	// published is what each destination has under latest, read before
+	// anything is built (nil where there is nothing).
+	published []*publish.Published
+	// readErr is why the first destination could not be read.
+	readErr error
+	// reuse is true when published stands for the agent unchanged in
+	// every destination: then nothing is built.
+	reuse bool
+	// dests is how the agent's publication goes in each destination.
+	dests []*destination
 }
 
 func (a *agent) name() string { return a.Agent.Agent }
 
-// plan reads the flake's release set and makes one record per selected
-// target, grouped by agent in target order. An agent whose version gives no
-// usable tag fails here, before it is built.
-func (r *run) plan(ctx context.Context) ([]*agent, error) {
+// destination is one agent's publication in one destination.
+type destination struct {
+	pub publish.Publisher
+	rel publish.Release
+	res *publish.Result
+	// signed is true when signing wrote anything there.
+	signed bool
+	rec    *record.Publication
+}
+
+func (d *destination) failed() bool { return d.rec.Status == record.StageFailed }
+
+// start sets a run up to take agents through its flow: the flake's
+// release set and every derivation in one evaluation, one record per
+// selected target, the destinations and (when building) the builder.
+func (r *run) start(ctx context.Context) ([]*agent, error) {
 	all, err := flake.Load(ctx, r.o.Flake)
 	if err != nil {
 		return nil, err
 	}
-	r.allAgents = flake.Agents(all)
 	targets, err := flake.Select(all, r.o.Agents, r.o.Systems)
 	if err != nil {
 		return nil, err
@@ -302,37 +369,60 @@ func (r *run) plan(ctx context.Context) ([]*agent, error) {
 			return nil, err
 		}
 	}
-	r.inputs = lockedInputs(meta)
+	r.inputs = make(map[string]record.Input, len(meta.Inputs))
+	for path, in := range meta.Inputs {
+		r.inputs[path] = record.Input{Rev: in.Rev, NarHash: in.NarHash}
+	}
 	r.sourceTime = r.o.SourceTime
 	if r.sourceTime.IsZero() {
 		r.sourceTime = meta.LastModified
+	}
+	return r.startWith(all, targets)
+}
+
+// startWith is start for targets the caller has read already.
+func (r *run) startWith(all, targets []flake.Target) ([]*agent, error) {
+	r.allAgents = flake.Agents(all)
+	if r.pushes() {
+		for _, p := range r.prefixes {
+			r.dests = append(r.dests, r.registry(p))
+		}
+	} else {
+		r.dests = append(r.dests, publish.NewLayout(r.layoutDir()))
+	}
+	if len(r.flow.image) > 0 && r.flow.image[0].name == "build" {
+		b, err := flake.NewBuilder(flake.WithJobs(r.jobs), flake.WithWorkDir(r.workDir()), flake.WithProgress(r.buildProgress))
+		if err != nil {
+			return nil, err
+		}
+		r.builder = b
 	}
 	return r.records(targets)
 }
 
 // records makes one record per target, grouped by agent in target order.
+// An agent whose version gives no usable tag fails here, before it is built.
 func (r *run) records(targets []flake.Target) ([]*agent, error) {
 	var agents []*agent
-	var err error
 	by := map[string]*agent{}
+	tagErrs := map[string]error{}
 	for _, t := range targets {
 		a, ok := by[t.Agent]
 		if !ok {
-			a = &agent{Agent: &record.Agent{Agent: t.Agent, Version: t.Image.Version, Status: record.StagePlanned}, flake: t.Image}
-			a.Created = r.sourceTime
-			a.tags, err = r.tagPolicy(t.Image.Version).Tags()
+			a = &agent{Agent: &record.Agent{Agent: t.Agent, Version: t.Image.Version, Status: record.StagePlanned, Created: r.sourceTime}}
+			a.tags, tagErrs[t.Agent] = r.tagPolicy(t.Image.Version).Tags()
 			by[t.Agent] = a
 			agents = append(agents, a)
 		}
-		p, perr := t.System.Platform()
-		if perr != nil {
-			return nil, perr
+		p, err := t.System.Platform()
+		if err != nil {
+			return nil, err
 		}
 		img := &record.Image{Agent: t.Agent, System: string(t.System), Platform: p, DrvPath: t.Image.DrvPath}
-		r.targets[img.String()] = t
-		if err != nil {
+		if err := tagErrs[t.Agent]; err != nil {
 			img.Fail(fmt.Errorf("%s: %w", t, err))
 		}
+		r.targets[img.String()] = t
 		a.Platforms = append(a.Platforms, img)
 		r.events(Event{Agent: t.Agent, System: string(t.System), Stage: record.StagePlanned})
 	}
@@ -342,63 +432,12 @@ func (r *run) records(targets []flake.Target) ([]*agent, error) {
 // target is what the flake says of img.
 func (r *run) target(img *record.Image) flake.Target { return r.targets[img.String()] }
 
-// images lists every image record of agents.
-func images(agents []*agent) []*record.Image {
-	var out []*record.Image
-	for _, a := range agents {
-		out = append(out, a.Platforms...)
-	}
-	return out
-}
-
-// builder is the one Builder of a run: every image's layers are compressed
-// once into its store.
-func (r *run) builder() (*flake.Builder, error) {
-	return flake.NewBuilder(
-		flake.WithJobs(r.jobs),
-		flake.WithWorkDir(r.workDir()),
-		flake.WithProgress(func(e flake.Event) {
-			ev := Event{Agent: e.Target.Agent, System: string(e.Target.System), Stage: record.StageBuilding}
-			switch e.Stage {
-			case "built":
-				ev.Stage = record.StageBuilt
-			case "failed":
-				ev.Stage, ev.Detail = record.StageFailed, e.Err.Error()
-			default:
-				ev.Detail = e.Stage
-			}
-			r.events(ev)
-		}))
-}
-
-// buildAndTest builds one image and smoke-tests it as soon as it is built.
-func (r *run) buildAndTest(ctx context.Context, b *flake.Builder, img *record.Image) {
-	if img.Failed() {
-		return
-	}
-	built, err := b.Build(ctx, r.target(img))
-	if err != nil {
-		img.Fail(err)
-		return
-	}
-	img.OutPath, img.Image, img.Digest = built.OutPath, built.Image, built.Digest
-	if img.Size, err = pullsize.Of(built.Image); err != nil {
-		img.Fail(fmt.Errorf("reading %s: %w", img, err))
-		return
-	}
-	if r.smoke {
-		r.test(ctx, img)
-	}
-}
-
-// stream moves each image through perImage as soon as one of jobs workers
-// is free, in target order (an agent's platforms one after the other), and
-// each agent through perAgent as soon as the last of its images is
-// through, while other images still build: nothing waits for the slowest
-// agent. At most jobs agents are in perAgent at once. An agent with
-// nothing to build (it failed in planning, or its published index stands
-// for it) goes to perAgent at once.
-func (r *run) stream(ctx context.Context, agents []*agent, perImage func(context.Context, *record.Image), perAgent func(context.Context, *agent)) {
+// do takes agents through the run's flow: each agent's plan steps (at most
+// jobs agents at once), then each image's steps as soon as a worker is free,
+// and each agent's steps as soon as the last of its images is through,
+// while other images still build: nothing waits for the slowest agent.
+func (r *run) do(ctx context.Context, agents []*agent) {
+	r.forEachAgent(agents, func(a *agent) { r.agentSteps(ctx, a, r.flow.plan) })
 	type pending struct {
 		a    *agent
 		left atomic.Int32
@@ -411,14 +450,14 @@ func (r *run) stream(ctx context.Context, agents []*agent, perImage func(context
 		finished.Go(func() {
 			slots <- struct{}{}
 			defer func() { <-slots }()
-			perAgent(ctx, p.a)
+			r.agentSteps(ctx, p.a, r.flow.agent)
 		})
 	}
 	var ready []*pending
 	for _, a := range agents {
 		p := &pending{a: a}
 		for _, img := range a.Platforms {
-			if a.reuse == nil && !img.Failed() {
+			if len(r.flow.image) > 0 && !a.reuse && !img.Failed() {
 				owner[img] = p
 				queue = append(queue, img)
 				p.left.Add(1)
@@ -436,7 +475,7 @@ func (r *run) stream(ctx context.Context, agents []*agent, perImage func(context
 	for range min(r.jobs, max(len(queue), 1)) {
 		workers.Go(func() {
 			for img := range next {
-				perImage(ctx, img)
+				r.imageSteps(ctx, img)
 				if p := owner[img]; p.left.Add(-1) == 0 {
 					finish(p)
 				}
@@ -451,9 +490,63 @@ func (r *run) stream(ctx context.Context, agents []*agent, perImage func(context
 	finished.Wait()
 }
 
-// test smoke-tests one built image and records the result; a failed check
-// fails the image.
-func (r *run) test(ctx context.Context, img *record.Image) {
+// agentSteps takes a through steps until one fails it.
+func (r *run) agentSteps(ctx context.Context, a *agent, steps []agentStep) {
+	for _, s := range steps {
+		if a.Failed() {
+			return
+		}
+		if err := s.run(r, ctx, a); err != nil {
+			r.fail(a, err)
+		}
+	}
+}
+
+// imageSteps takes img through the flow's image steps until one fails it.
+func (r *run) imageSteps(ctx context.Context, img *record.Image) {
+	for _, s := range r.flow.image {
+		if img.Failed() {
+			break
+		}
+		if err := s.run(r, ctx, img); err != nil {
+			img.Fail(err)
+			r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageFailed, Detail: img.Error})
+		}
+	}
+}
+
+// build realises the image's derivation and records what it built.
+func (r *run) build(ctx context.Context, img *record.Image) error {
+	built, err := r.builder.Build(ctx, r.target(img))
+	if err != nil {
+		return err
+	}
+	img.OutPath, img.Image, img.Digest = built.OutPath, built.Image, built.Digest
+	if img.Size, err = pullsize.Of(built.Image); err != nil {
+		return fmt.Errorf("reading %s: %w", img, err)
+	}
+	return nil
+}
+
+// buildProgress turns the builder's progress into events; a failure is
+// reported by imageSteps.
+func (r *run) buildProgress(e flake.Event) {
+	ev := Event{Agent: e.Target.Agent, System: string(e.Target.System), Stage: record.StageBuilding, Detail: e.Stage}
+	switch e.Stage {
+	case "built":
+		ev.Stage, ev.Detail = record.StageBuilt, ""
+	case "failed":
+		return
+	}
+	r.events(ev)
+}
+
+// smokeTest smoke-tests one built image, when the run tests, and records
+// the result; a failed check fails the image.
+func (r *run) smokeTest(ctx context.Context, img *record.Image) error {
+	if !r.smoke {
+		return nil
+	}
 	r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageTesting})
 	opts := []smoke.Option{smoke.WithPlatform(img.Platform)}
 	if r.runtime != nil {
@@ -461,21 +554,18 @@ func (r *run) test(ctx context.Context, img *record.Image) {
 	}
 	rep, err := smoke.Test(ctx, img.Image, smoke.ExpectOf(r.target(img).Image), opts...)
 	img.Smoke = smoke.Brief(rep)
-	switch {
-	case err != nil:
-		img.Fail(fmt.Errorf("smoke-testing %s: %w", img, err))
-	case len(rep.Failed()) > 0:
+	if err != nil {
+		return fmt.Errorf("smoke-testing %s: %w", img, err)
+	}
+	if failed := rep.Failed(); len(failed) > 0 {
 		var errs []error
-		for _, f := range rep.Failed() {
+		for _, f := range failed {
 			errs = append(errs, fmt.Errorf("%s (%s)", f.Check, f.Detail))
 		}
-		img.Fail(fmt.Errorf("smoke test of %s failed: %w", img, errors.Join(errs...)))
+		return fmt.Errorf("smoke test of %s failed: %w", img, errors.Join(errs...))
 	}
-	if img.Failed() {
-		r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageFailed, Detail: img.Error})
-	} else {
-		r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageTested, Detail: string(rep.Mode)})
-	}
+	r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageTested, Detail: string(rep.Mode)})
+	return nil
 }
 
 // registry is the publisher of this run to one registry. Every agent image
@@ -484,7 +574,6 @@ func (r *run) test(ctx context.Context, img *record.Image) {
 // agent (the second, for the first agent itself), where an earlier run or
 // another job put it.
 func (r *run) registry(prefix publish.Prefix) *publish.Registry {
-	opts := []publish.RegistryOption{publish.WithProgress(r.pushProgress)}
 	var siblings []name.Repository
 	for _, a := range r.allAgents {
 		if len(siblings) == 2 {
@@ -494,51 +583,20 @@ func (r *run) registry(prefix publish.Prefix) *publish.Registry {
 			siblings = append(siblings, repo)
 		}
 	}
-	return publish.NewRegistry(prefix, append(opts, publish.WithMountFrom(siblings...))...)
+	return publish.NewRegistry(prefix, r.client, publish.WithProgress(r.pushProgress), publish.WithMountFrom(siblings...))
 }
 
-// registries are the publishers of every registry of the run, in order.
-func (r *run) registries() []*publish.Registry {
-	out := make([]*publish.Registry, len(r.prefixes))
-	for i, p := range r.prefixes {
-		out[i] = r.registry(p)
+// where names the i-th destination as the report does.
+func (r *run) where(i int) string {
+	if r.pushes() {
+		return r.prefixes[i].String()
 	}
-	return out
-}
-
-// publishers are regs as what a release publishes through.
-func publishers(regs []*publish.Registry) []publish.Publisher {
-	out := make([]publish.Publisher, len(regs))
-	for i, reg := range regs {
-		out[i] = reg
-	}
-	return out
-}
-
-// registryNames are the run's registries as given.
-func (r *run) registryNames() []string {
-	out := make([]string, len(r.prefixes))
-	for i, p := range r.prefixes {
-		out[i] = p.String()
-	}
-	return out
+	return r.layoutDir()
 }
 
 func (r *run) pushProgress(p publish.Progress) {
 	agent := filepath.Base(p.Repository)
 	r.events(Event{Agent: agent, Stage: record.StagePushing, Complete: p.Complete, Total: p.Total})
-}
-
-// annotations are what the index says of where it came from.
-func (r *run) annotations(a *agent) map[string]string {
-	out := map[string]string{publish.AnnotationTitle: a.name()}
-	if r.o.Source != "" {
-		out[publish.AnnotationSource] = r.o.Source
-	}
-	if r.o.Commit != "" {
-		out[publish.AnnotationRevision] = r.o.Commit
-	}
-	return out
 }
 
 // fail marks an agent failed with err and says so.
@@ -558,10 +616,28 @@ func (r *run) forEachAgent(agents []*agent, f func(a *agent)) {
 	_ = g.Wait()
 }
 
-func reportAgents(agents []*agent) []*record.Agent {
-	out := make([]*record.Agent, len(agents))
-	for i, a := range agents {
-		out[i] = a.Agent
+// report is the release report of agents.
+func (r *run) newReport(agents []*agent) *record.Report {
+	rep := &record.Report{Commit: r.o.Commit, DryRun: r.o.DryRun}
+	for _, a := range agents {
+		rep.Agents = append(rep.Agents, a.Agent)
+	}
+	if r.pushes() {
+		for _, p := range r.prefixes {
+			rep.Registries = append(rep.Registries, p.String())
+		}
+		rep.Registry = rep.Registries[0]
+	} else {
+		rep.Layout = r.layoutDir()
+	}
+	return rep
+}
+
+// images lists every image record of agents.
+func images(agents []*agent) []*record.Image {
+	var out []*record.Image
+	for _, a := range agents {
+		out = append(out, a.Platforms...)
 	}
 	return out
 }

@@ -28,11 +28,7 @@ func BuildStaged(ctx context.Context, o Options) (*record.Build, error) {
 	if err != nil {
 		return nil, err
 	}
-	agents, err := r.plan(ctx)
-	if err != nil {
-		return nil, err
-	}
-	b, err := r.builder()
+	agents, err := r.start(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -46,35 +42,30 @@ func BuildStaged(ctx context.Context, o Options) (*record.Build, error) {
 		Run:        o.Run,
 		Images:     images(agents),
 	}
-	reg := r.registry(r.prefixes[0])
 	// Each image is pushed and signed as soon as it passed, while the
 	// others still build.
-	r.stream(ctx, agents, func(ctx context.Context, img *record.Image) {
-		r.buildAndTest(ctx, b, img)
-		if !img.Failed() && !o.DryRun {
-			r.stage(ctx, reg, img)
-		}
-	}, func(context.Context, *agent) {})
+	r.do(ctx, agents)
 	return rec, nil
 }
 
-// stage pushes one tested image under its staging tag and signs it.
-func (r *run) stage(ctx context.Context, reg *publish.Registry, img *record.Image) {
-	r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StagePushing})
-	if ref, err := reg.Stage(ctx, img, r.stagingKey()); err != nil {
-		img.Fail(err)
-	} else {
-		img.Ref = ref
-		r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageSigning})
-		if err := r.o.Signer.SignImage(ctx, img, r.target(img).Image); err != nil {
-			img.Fail(err)
-		}
+// stage pushes one tested image to the first registry under its staging
+// tag and signs it there.
+func (r *run) stage(ctx context.Context, img *record.Image) error {
+	if r.o.DryRun {
+		return nil
 	}
-	if img.Failed() {
-		r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageFailed, Detail: img.Error})
-		return
+	r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StagePushing})
+	ref, err := r.dests[0].(*publish.Registry).Stage(ctx, img, r.stagingKey())
+	if err != nil {
+		return err
+	}
+	img.Ref = ref
+	r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageSigning})
+	if err := r.o.Signer.SignImage(ctx, img, r.target(img).Image); err != nil {
+		return err
 	}
 	r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageDone, Detail: img.Ref.String()})
+	return nil
 }
 
 // Merge is the second half of a split release. For every selected agent it
@@ -100,46 +91,45 @@ func Merge(ctx context.Context, o Options) (*record.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	agents, err := r.plan(ctx)
+	agents, err := r.start(ctx)
 	if err != nil {
 		return nil, err
 	}
-	recorded := map[string][]part{}
+	r.parts = map[string][]part{}
 	for _, b := range builds {
 		for _, img := range b.Images {
-			recorded[img.String()] = append(recorded[img.String()], part{build: b, image: img})
+			r.parts[img.String()] = append(r.parts[img.String()], part{build: b, image: img})
 		}
 	}
-	regs := r.registries()
-	pubs := publishers(regs)
-	staging := regs[0]
-	rep := &record.Report{Registries: r.registryNames(), Commit: o.Commit, DryRun: o.DryRun, Agents: reportAgents(agents)}
-	rep.Registry = rep.Registries[0]
-	r.forEachAgent(agents, func(a *agent) {
-		var errs []error
-		for i, want := range a.Platforms {
-			if want.Failed() {
-				errs = append(errs, want.Err)
-				continue
-			}
-			got, err := r.accept(ctx, staging, want, recorded[want.String()])
-			if err != nil {
-				err = fmt.Errorf("part %s (%s) refused: %w", want, want.Platform, err)
-				want.Fail(err)
-				errs = append(errs, err)
-				r.events(Event{Agent: want.Agent, System: want.System, Stage: record.StageFailed, Detail: err.Error()})
-				continue
-			}
-			a.Platforms[i] = got
-			r.events(Event{Agent: want.Agent, System: want.System, Stage: record.StageBuilt, Detail: "accepted " + got.Ref.String()})
-		}
-		if len(errs) > 0 {
-			r.fail(a, fmt.Errorf("nothing moved: %w", errors.Join(errs...)))
-			return
-		}
-		r.publish(ctx, pubs, a, r.signMerged)
-	})
+	rep := r.newReport(agents)
+	r.do(ctx, agents)
 	return rep, nil
+}
+
+// acceptParts takes each of the agent's images from the build records; an
+// agent with any part refused moves nothing, and the error names the part.
+func (r *run) acceptParts(ctx context.Context, a *agent) error {
+	var errs []error
+	for i, want := range a.Platforms {
+		if want.Failed() {
+			errs = append(errs, want.Err)
+			continue
+		}
+		got, err := r.accept(ctx, r.dests[0].(*publish.Registry), want, r.parts[want.String()])
+		if err != nil {
+			err = fmt.Errorf("part %s (%s) refused: %w", want, want.Platform, err)
+			want.Fail(err)
+			errs = append(errs, err)
+			r.events(Event{Agent: want.Agent, System: want.System, Stage: record.StageFailed, Detail: err.Error()})
+			continue
+		}
+		a.Platforms[i] = got
+		r.events(Event{Agent: want.Agent, System: want.System, Stage: record.StageBuilt, Detail: "accepted " + got.Ref.String()})
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("nothing moved: %w", errors.Join(errs...))
+	}
+	return nil
 }
 
 // signMerged signs what a merge publishes to one registry. Where the parts
@@ -147,14 +137,14 @@ func Merge(ctx context.Context, o Options) (*record.Report, error) {
 // index is signed. In another registry each part is signed there too, gets
 // the attestations its build job made (the Signer found them in Check), and
 // must pass the same Check there before the index is signed.
-func (r *run) signMerged(ctx context.Context, a *agent, res *publish.Result) (bool, *record.Signing, error) {
-	images := imagesIn(a, res)
+func (r *run) signMerged(ctx context.Context, a *agent, d *destination) (bool, *record.Signing, error) {
+	images := imagesIn(a, d)
 	staged, err := r.prefixes[0].Repository(a.name())
 	if err != nil {
 		return false, nil, err
 	}
 	wrote := false
-	if res.Ref.Context().String() != staged.String() {
+	if d.res.Ref.Context().String() != staged.String() {
 		for _, at := range images {
 			if err := r.o.Signer.SignImage(ctx, at, r.target(at).Image); err != nil {
 				return false, nil, err
@@ -165,7 +155,7 @@ func (r *run) signMerged(ctx context.Context, a *agent, res *publish.Result) (bo
 			wrote = wrote || at.Signature != nil && len(at.Signature.Added) > 0
 		}
 	}
-	return r.signIndex(ctx, res, images, wrote)
+	return r.signIndex(ctx, d, images, wrote)
 }
 
 // part is one image of a build record.

@@ -2,8 +2,8 @@ package publish
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -93,7 +93,7 @@ func TestRegistryPublish(t *testing.T) {
 		Created: day1,
 		Tags:    tags("latest", "1.0", "2026-11-27"),
 	}
-	r := NewRegistry(prefix(t, host+"/agent-images"))
+	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
 	var hookSaw []string
 	hook := func(ctx context.Context, res *Result) error {
 		// Everything is in the registry and no tag exists yet.
@@ -167,7 +167,7 @@ func TestRegistryPublish(t *testing.T) {
 func TestRepairLostImage(t *testing.T) {
 	ctx := context.Background()
 	host, rec := startRegistry(t)
-	r := NewRegistry(prefix(t, host+"/agent-images"))
+	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
 	rel := Release{Agent: "pi", Images: images(t), Version: "1.0", Created: day1, Tags: tags("latest")}
 	if _, err := publishWith(ctx, r, rel, nil); err != nil {
 		t.Fatal(err)
@@ -202,7 +202,7 @@ func TestNoRollback(t *testing.T) {
 	ctx := context.Background()
 	host, _ := startRegistry(t)
 	repo, _ := name.NewRepository(host + "/agent-images/pi")
-	r := NewRegistry(prefix(t, host+"/agent-images"))
+	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
 	newer := Release{Agent: "pi", Images: images(t), Version: "2.0", Created: day1.Add(48 * time.Hour),
 		Tags: tags("latest", "2.0", "2026-11-27", "sha-bbbbbbb")}
 	nres, err := publishWith(ctx, r, newer, nil)
@@ -264,7 +264,7 @@ func TestSemverSeriesNeverMoveBack(t *testing.T) {
 	ctx := context.Background()
 	host, _ := startRegistry(t)
 	repo, _ := name.NewRepository(host + "/agent-images/pi")
-	r := NewRegistry(prefix(t, host+"/agent-images"))
+	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
 	release := func(git string, created time.Time, imgs []*record.Image) *outcome {
 		t.Helper()
 		tags, err := TagPolicy{Version: "0.70.6", Now: created, GitTag: git}.Tags()
@@ -304,7 +304,7 @@ func TestSemverSeriesNeverMoveBack(t *testing.T) {
 func TestPlanWritesNothing(t *testing.T) {
 	ctx := context.Background()
 	host, rec := startRegistry(t)
-	r := NewRegistry(prefix(t, host+"/agent-images"))
+	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
 	rel := Release{Agent: "pi", Images: images(t), Version: "1.0", Created: day1, Tags: tags("latest", "1.0")}
 	res, err := planned(ctx, r, rel)
 	if err != nil {
@@ -329,7 +329,7 @@ func TestHookFailureMovesNoTag(t *testing.T) {
 	host, _ := startRegistry(t)
 	repo, _ := name.NewRepository(host + "/agent-images/codex")
 	rel := Release{Agent: "codex", Images: images(t), Tags: tags("latest")}
-	_, err := publishWith(context.Background(), NewRegistry(prefix(t, host+"/agent-images")), rel, func(context.Context, *Result) error {
+	_, err := publishWith(context.Background(), NewRegistry(prefix(t, host+"/agent-images"), nil), rel, func(context.Context, *Result) error {
 		return errors.New("cannot sign")
 	})
 	if err == nil || !strings.Contains(err.Error(), "cannot sign") {
@@ -383,7 +383,7 @@ func TestCrossRepositoryMount(t *testing.T) {
 	ctx := context.Background()
 	host, rec := watchedRegistry(t)
 	shared := images(t)
-	r := NewRegistry(prefix(t, host))
+	r := NewRegistry(prefix(t, host), nil)
 	a, _ := name.NewRepository(host + "/agent-images/a")
 	b, _ := name.NewRepository(host + "/agent-images/b")
 	if _, err := r.PushImage(ctx, a, shared[0].Image); err != nil {
@@ -406,17 +406,17 @@ func TestMountFromEarlierRun(t *testing.T) {
 	b, _ := name.NewRepository(host + "/agent-images/b")
 	c, _ := name.NewRepository(host + "/agent-images/c")
 	shared := images(t)
-	if _, err := NewRegistry(prefix(t, host)).PushImage(ctx, a, shared[0].Image); err != nil {
+	if _, err := NewRegistry(prefix(t, host), nil).PushImage(ctx, a, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
 	rec.Reset()
-	if _, err := NewRegistry(prefix(t, host), WithMountFrom(a, b)).PushImage(ctx, b, shared[0].Image); err != nil {
+	if _, err := NewRegistry(prefix(t, host), nil, WithMountFrom(a, b)).PushImage(ctx, b, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
 	assertMounted(t, rec, shared[0].Image, "agent-images/b", "agent-images/a")
 
 	// c gets a different image: the guess is wrong, the layers upload.
-	if _, err := NewRegistry(prefix(t, host), WithMountFrom(a)).PushImage(ctx, c, shared[1].Image); err != nil {
+	if _, err := NewRegistry(prefix(t, host), nil, WithMountFrom(a)).PushImage(ctx, c, shared[1].Image); err != nil {
 		t.Fatalf("pushing with a wrong mount guess = %v", err)
 	}
 	if _, err := remote.Image(c.Digest(mustDigest(t, shared[1].Image))); err != nil {
@@ -436,7 +436,7 @@ func mustDigest(t *testing.T, img v1.Image) string {
 func TestStaged(t *testing.T) {
 	ctx := context.Background()
 	host, _ := startRegistry(t)
-	r := NewRegistry(prefix(t, host+"/agent-images"))
+	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
 	imgs := images(t)
 	staged, err := r.Stage(ctx, imgs[1], "sha-abc1234")
 	if err != nil {

@@ -103,7 +103,7 @@ func (p *Published) Matches(images []*record.Image) error {
 		return fmt.Errorf("%w: %s lists %d platforms, this release has %d", ErrChanged, p.Index, len(p.Images), len(images))
 	}
 	for _, img := range images {
-		pi, ok := p.image(img.Platform)
+		pi, ok := p.Image(img.Platform)
 		switch {
 		case !ok:
 			return fmt.Errorf("%w: %s has no %s image", ErrChanged, p.Index, img.Platform)
@@ -116,16 +116,8 @@ func (p *Published) Matches(images []*record.Image) error {
 	return nil
 }
 
-// Fill records in each image where p has it: Digest, Ref and Size.
-func (p *Published) Fill(images []*record.Image) {
-	for _, img := range images {
-		if pi, ok := p.image(img.Platform); ok {
-			img.Digest, img.Ref, img.Size = pi.Digest, pi.Ref, pi.Size
-		}
-	}
-}
-
-func (p *Published) image(pl v1.Platform) (PublishedImage, bool) {
+// Image is p's image for platform pl.
+func (p *Published) Image(pl v1.Platform) (PublishedImage, bool) {
 	for _, pi := range p.Images {
 		if pi.Platform.Equals(pl) {
 			return pi, true

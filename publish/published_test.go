@@ -42,7 +42,7 @@ func writes(reqs []regproxy.Request) []string {
 func TestReuseAtANewCommit(t *testing.T) {
 	ctx := context.Background()
 	host, rec := startRegistry(t)
-	r := NewRegistry(prefix(t, host+"/agent-images"))
+	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
 	built := images(t)
 	first, err := publishWith(ctx, r, Release{
 		Agent: "pi", Images: built, Version: "1.0", Created: day1,
@@ -70,10 +70,10 @@ func TestReuseAtANewCommit(t *testing.T) {
 	if err := p.Matches(now); err != nil {
 		t.Fatalf("Matches(same derivations) = %v", err)
 	}
-	p.Fill(now)
 	for i, img := range now {
-		if img.Digest != built[i].Digest || img.Size != built[i].Size || img.Ref.DigestStr() != built[i].Digest.String() {
-			t.Errorf("Fill: %s = %s %d %s, want %s %d", img.Platform, img.Digest, img.Size, img.Ref, built[i].Digest, built[i].Size)
+		pi, ok := p.Image(img.Platform)
+		if !ok || pi.Digest != built[i].Digest || pi.Size != built[i].Size || pi.Ref.DigestStr() != built[i].Digest.String() {
+			t.Errorf("Image(%s) = %+v %v, want %s %d", img.Platform, pi, ok, built[i].Digest, built[i].Size)
 		}
 	}
 

@@ -7,23 +7,21 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/authn/github"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	regerr "github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"golang.org/x/sync/errgroup"
 
-	retrying "github.com/nothingnesses/agent-images/internal/transport"
+	"github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/record"
 )
 
 // Registry publishes to an OCI registry: each agent to <prefix>/<agent>.
 type Registry struct {
 	prefix Prefix
-	remote []remote.Option
+	client *transport.Registry
 	jobs   int
 	mounts *mountTracker
 	update func(Progress)
@@ -37,8 +35,6 @@ type Progress struct {
 }
 
 type registryOptions struct {
-	keychain  authn.Keychain
-	transport http.RoundTripper
 	jobs      int
 	update    func(Progress)
 	mountFrom []name.Repository
@@ -46,17 +42,6 @@ type registryOptions struct {
 
 // RegistryOption configures NewRegistry.
 type RegistryOption func(*registryOptions)
-
-// WithKeychain sets where credentials come from (default: the docker config,
-// then GITHUB_TOKEN for ghcr.io).
-func WithKeychain(k authn.Keychain) RegistryOption {
-	return func(o *registryOptions) { o.keychain = k }
-}
-
-// WithTransport sets the HTTP transport (default: the shared retrying one).
-func WithTransport(t http.RoundTripper) RegistryOption {
-	return func(o *registryOptions) { o.transport = t }
-}
 
 // WithUploadJobs limits concurrent blob uploads per image.
 func WithUploadJobs(n int) RegistryOption { return func(o *registryOptions) { o.jobs = n } }
@@ -74,33 +59,28 @@ func WithMountFrom(repos ...name.Repository) RegistryOption {
 	return func(o *registryOptions) { o.mountFrom = append(o.mountFrom, repos...) }
 }
 
-// NewRegistry returns the publisher of agents under prefix.
-func NewRegistry(prefix Prefix, opts ...RegistryOption) *Registry {
-	o := registryOptions{
-		keychain: authn.NewMultiKeychain(authn.DefaultKeychain, github.Keychain),
-		jobs:     4,
-	}
+// NewRegistry returns the publisher of agents under prefix, reaching the
+// registry through client (transport.NewRegistry(nil) when nil).
+func NewRegistry(prefix Prefix, client *transport.Registry, opts ...RegistryOption) *Registry {
+	o := registryOptions{jobs: 4}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.transport == nil {
-		o.transport = retrying.New()
+	if client == nil {
+		client = transport.NewRegistry(nil)
 	}
-	checks := &knownChecks{next: o.transport, skip: map[string]int{}}
 	return &Registry{
 		prefix: prefix,
-		remote: []remote.Option{remote.WithAuthFromKeychain(o.keychain), remote.WithTransport(checks), remote.WithJobs(o.jobs)},
+		client: client,
 		jobs:   o.jobs,
-		mounts: &mountTracker{blobs: map[blobKey]*blobUpload{}, fallback: o.mountFrom, checks: checks},
+		mounts: &mountTracker{blobs: map[blobKey]*blobUpload{}, fallback: o.mountFrom},
 		update: o.update,
 	}
 }
 
-// RemoteOptions are the options every registry call of this publisher uses,
-// for callers (signing, verifying) that must reach the same registry the
-// same way.
+// RemoteOptions are the options every registry call of this publisher uses.
 func (r *Registry) RemoteOptions(ctx context.Context) []remote.Option {
-	return append([]remote.Option{remote.WithContext(ctx)}, r.remote...)
+	return append(r.client.Options(ctx), remote.WithJobs(r.jobs))
 }
 
 // Repository is where agent's images go.
@@ -188,9 +168,13 @@ func (s *repoStore) manifest(ctx context.Context, d v1.Hash) ([]byte, error) {
 	return desc.Manifest, nil
 }
 
+// putImage uploads an image put found missing: it asked already.
 func (s *repoStore) putImage(ctx context.Context, img v1.Image) error {
-	_, err := s.r.PushImage(ctx, s.repo, img)
-	return err
+	d, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	return s.r.upload(ctx, s.repo, s.ref(d), img)
 }
 
 func (s *repoStore) putIndex(ctx context.Context, idx v1.ImageIndex) error {
@@ -235,6 +219,12 @@ func (r *Registry) PushImage(ctx context.Context, repo name.Repository, img v1.I
 	} else if !isNotFound(err) {
 		return name.Digest{}, fmt.Errorf("checking %s: %w", ref, err)
 	}
+	return ref, r.upload(ctx, repo, ref, img)
+}
+
+// upload pushes img to ref, reporting its progress.
+func (r *Registry) upload(ctx context.Context, repo name.Repository, ref name.Digest, img v1.Image) error {
+	opts := r.RemoteOptions(ctx)
 	var updates chan v1.Update
 	done := make(chan struct{})
 	if r.update != nil {
@@ -249,15 +239,15 @@ func (r *Registry) PushImage(ctx context.Context, repo name.Repository, img v1.I
 	} else {
 		close(done)
 	}
-	err = r.push(ctx, repo, ref, img, opts)
+	err := r.push(ctx, repo, ref, img, opts)
 	if updates != nil {
 		close(updates)
 	}
 	<-done
 	if err != nil {
-		return name.Digest{}, fmt.Errorf("pushing %s: %w", ref, err)
+		return fmt.Errorf("pushing %s: %w", ref, err)
 	}
-	return ref, nil
+	return nil
 }
 
 // push uploads img's layers through the mount tracker, then its config,
@@ -290,7 +280,7 @@ func (r *Registry) push(ctx context.Context, repo name.Repository, ref name.Dige
 }
 
 func isNotFound(err error) bool {
-	var te *transport.Error
+	var te *regerr.Error
 	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
 }
 
@@ -303,7 +293,6 @@ type mountTracker struct {
 	mu       sync.Mutex
 	blobs    map[blobKey]*blobUpload
 	fallback []name.Repository
-	checks   *knownChecks
 }
 
 type blobKey struct {
@@ -354,63 +343,8 @@ func (m *mountTracker) upload(ctx context.Context, p *remote.Pusher, repo name.R
 		if b.repo.String() == repo.String() {
 			return nil
 		}
-		// The mount succeeds whether or not repo has the blob already, so
-		// the existence check before it would only say what the mount says.
-		done := m.checks.answer(repo, d)
-		err := p.Upload(ctx, repo, &remote.MountableLayer{Layer: l, Reference: b.repo.Digest(d.String())})
-		done()
-		return err
+		return p.Upload(ctx, repo, &remote.MountableLayer{Layer: l, Reference: b.repo.Digest(d.String())})
 	}
-}
-
-// knownChecks is the transport under every registry call of a Registry.
-// go-containerregistry asks the registry whether a blob exists (HEAD)
-// before every blob it pushes, a mount included. For a blob the mount
-// tracker knows is in another repository of the registry, that question
-// is a round trip whose answer changes nothing: the mount that follows
-// succeeds in either case. knownChecks answers it "not here" itself, so a
-// cold release makes one request per shared layer and repository, not two.
-// Were the mount refused, the blob is uploaded, as after a wrong guess.
-type knownChecks struct {
-	next http.RoundTripper
-	mu   sync.Mutex
-	// skip counts the mounts under way, by the path of the check.
-	skip map[string]int
-}
-
-func blobPath(repo name.Repository, d v1.Hash) string {
-	return "/v2/" + repo.RepositoryStr() + "/blobs/" + d.String()
-}
-
-// answer makes the checks of blob d in repo answered locally until done.
-func (k *knownChecks) answer(repo name.Repository, d v1.Hash) (done func()) {
-	key := repo.RegistryStr() + blobPath(repo, d)
-	k.mu.Lock()
-	k.skip[key]++
-	k.mu.Unlock()
-	return func() {
-		k.mu.Lock()
-		if k.skip[key]--; k.skip[key] == 0 {
-			delete(k.skip, key)
-		}
-		k.mu.Unlock()
-	}
-}
-
-func (k *knownChecks) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Method == http.MethodHead {
-		k.mu.Lock()
-		n := k.skip[req.URL.Host+req.URL.Path]
-		k.mu.Unlock()
-		if n > 0 {
-			return &http.Response{
-				Status: "404 Not Found", StatusCode: http.StatusNotFound,
-				Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-				Header: http.Header{}, Body: http.NoBody, Request: req,
-			}, nil
-		}
-	}
-	return k.next.RoundTrip(req)
 }
 
 // guess offers a blob nobody in this run has pushed for mounting from the
