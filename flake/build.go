@@ -69,7 +69,7 @@ type Builder struct {
 func NewBuilder(opts ...Option) (*Builder, error) {
 	o := makeOptions(opts)
 	if o.jobs < 1 {
-		return nil, fmt.Errorf("--jobs %d: want at least 1", o.jobs)
+		return nil, fmt.Errorf("jobs %d: want at least 1", o.jobs)
 	}
 	if o.workDir == "" {
 		dir, err := os.MkdirTemp("", "agent-images-build-")

@@ -233,28 +233,31 @@ func newRun(o Options, m mode) (*run, error) {
 		r.client = transport.NewRegistry(nil)
 	}
 	var errs []error
+	bad := func(option, value, reason string) {
+		errs = append(errs, &OptionError{Option: option, Value: value, Reason: reason})
+	}
 	if r.jobs < 1 {
-		errs = append(errs, fmt.Errorf("--jobs %d: want at least 1", o.Jobs))
+		bad("Jobs", fmt.Sprint(o.Jobs), "want at least 1")
 	}
 	if r.pushes() {
 		if len(o.Registries) == 0 {
-			errs = append(errs, fmt.Errorf("--registry: give the repository prefix agents are pushed under (for example ghcr.io/OWNER/REPO; under GitHub Actions the default is ghcr.io/<owner>/<repo>)"))
+			bad("Registries", "", "give the repository prefix agents are pushed under (for example ghcr.io/OWNER/REPO; under GitHub Actions the default is ghcr.io/<owner>/<repo>)")
 		}
 		seen := map[string]bool{}
 		for _, reg := range o.Registries {
 			p, err := publish.ParsePrefix(reg, o.Insecure)
 			switch {
 			case err != nil:
-				errs = append(errs, fmt.Errorf("--registry: %w", err))
+				bad("Registries", "", err.Error())
 			case seen[p.String()]:
-				errs = append(errs, fmt.Errorf("--registry %s is given twice: name each registry once", p))
+				bad("Registries", p.String(), "given twice: name each registry once")
 			default:
 				seen[p.String()] = true
 				r.prefixes = append(r.prefixes, p)
 			}
 		}
 		if o.Signer == nil && !o.DryRun {
-			errs = append(errs, errors.New("pushing needs a signer: pass --key or run keyless, or --sign=false to publish unsigned on purpose"))
+			errs = append(errs, ErrNoSigner)
 		}
 	}
 	// The tags every agent shares are checked now; the version tag is
@@ -263,15 +266,15 @@ func newRun(o Options, m mode) (*run, error) {
 		errs = append(errs, fmt.Errorf("tags: %w", err))
 	}
 	if m == modeBuild && !stagingKeyRE.MatchString(r.stagingKey()) {
-		errs = append(errs, fmt.Errorf("--staging-key %q: want letters, digits, '_', '.' and '-', at most 64", r.stagingKey()))
+		bad("StagingKey", fmt.Sprintf("%q", r.stagingKey()), "want letters, digits, '_', '.' and '-', at most 64")
 	}
 	if m == modeMerge && o.From == "" {
-		errs = append(errs, errors.New("--from: give the build records of `release build` (its --output files, or a directory of them); merge accepts only the parts they name"))
+		bad("From", "", "give the build records of `release build` (its --output files, or a directory of them); merge accepts only the parts they name")
 	}
 	switch o.Runtime {
 	case "", "podman", "docker", "none":
 	default:
-		errs = append(errs, fmt.Errorf("--runtime %q: want podman, docker or none", o.Runtime))
+		bad("Runtime", fmt.Sprintf("%q", o.Runtime), "want podman, docker or none")
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -280,12 +283,36 @@ func newRun(o Options, m mode) (*run, error) {
 	if r.smoke && o.Runtime != "none" {
 		rt, err := smoke.NewRuntime(o.Runtime)
 		if err != nil {
-			return nil, fmt.Errorf("smoke tests need a container runtime (or --runtime none for static checks only): %w", err)
+			return nil, &OptionError{Option: "Runtime", Reason: "smoke tests need a container runtime (or none, for static checks only): " + err.Error()}
 		}
 		r.runtime = rt
 	}
 	return r, nil
 }
+
+// OptionError is an option of a run that is wrong, named as Options names
+// it; a command line words it by its flag (Named).
+type OptionError struct {
+	Option string
+	// Value is the wrong value as the message quotes it; empty when the
+	// option is missing.
+	Value  string
+	Reason string
+}
+
+func (e *OptionError) Error() string { return e.Named(e.Option) }
+
+// Named is the message with the option called name.
+func (e *OptionError) Named(name string) string {
+	if e.Value != "" {
+		name += " " + e.Value
+	}
+	return name + ": " + e.Reason
+}
+
+// ErrNoSigner is why a push cannot start without Options.Signer: a release
+// that publishes unsigned says so with sign.New(ctx, sign.Disabled()).
+var ErrNoSigner = errors.New("pushing needs a signer")
 
 // tagPolicy is the tag policy of an agent at version.
 func (r *run) tagPolicy(version string) publish.TagPolicy {

@@ -311,5 +311,6 @@ Without --push the result is written to an OCI image layout (--layout).`,
 		newDiffCmd(),
 		newPolicyCmd(),
 	)
+	wordByFlags(cmd)
 	return cmd
 }

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nothingnesses/agent-images/pipeline"
+)
+
+// optionFlags are the flags that set each pipeline option.
+var optionFlags = map[string]string{
+	"Jobs":       "--jobs",
+	"Registries": "--registry",
+	"Runtime":    "--runtime",
+	"StagingKey": "--staging-key",
+	"From":       "--from",
+}
+
+// asFlags words the library's option errors in err by the flags that set
+// them, so that a user reads what to change on the command line.
+func asFlags(err error) error {
+	if err == nil {
+		return nil
+	}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		var errs []error
+		for _, e := range joined.Unwrap() {
+			errs = append(errs, asFlags(e))
+		}
+		return errors.Join(errs...)
+	}
+	var oe *pipeline.OptionError
+	if errors.As(err, &oe) {
+		if flag, ok := optionFlags[oe.Option]; ok {
+			return errors.New(oe.Named(flag))
+		}
+	}
+	if errors.Is(err, pipeline.ErrNoSigner) {
+		return errors.New("pushing needs a signer: pass --key or run keyless, or --sign=false to publish unsigned on purpose")
+	}
+	return err
+}
+
+// wordByFlags makes cmd and its subcommands word their errors by flags.
+func wordByFlags(cmd *cobra.Command) {
+	if run := cmd.RunE; run != nil {
+		cmd.RunE = func(cmd *cobra.Command, args []string) error { return asFlags(run(cmd, args)) }
+	}
+	for _, sub := range cmd.Commands() {
+		wordByFlags(sub)
+	}
+}
