@@ -43,9 +43,6 @@ type registryOptions struct {
 // RegistryOption configures NewRegistry.
 type RegistryOption func(*registryOptions)
 
-// WithUploadJobs limits concurrent blob uploads per image.
-func WithUploadJobs(n int) RegistryOption { return func(o *registryOptions) { o.jobs = n } }
-
 // WithProgress receives byte counts as blobs upload.
 func WithProgress(f func(Progress)) RegistryOption { return func(o *registryOptions) { o.update = f } }
 

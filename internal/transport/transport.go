@@ -21,14 +21,10 @@ type options struct {
 	waitMin time.Duration
 	waitMax time.Duration
 	base    http.RoundTripper
-	logger  *log.Logger
 }
 
 // Option configures New.
 type Option func(*options)
-
-// WithRetries sets how many times a request is retried after the first try.
-func WithRetries(n int) Option { return func(o *options) { o.retries = n } }
 
 // WithBackoff sets the shortest and longest wait between tries.
 func WithBackoff(min, max time.Duration) Option {
@@ -37,9 +33,6 @@ func WithBackoff(min, max time.Duration) Option {
 
 // WithBase sets the transport the retries are made through, for tests.
 func WithBase(rt http.RoundTripper) Option { return func(o *options) { o.base = rt } }
-
-// WithLogger makes retries visible; by default they are silent.
-func WithLogger(l *log.Logger) Option { return func(o *options) { o.logger = l } }
 
 // New returns a RoundTripper that retries connection errors, 429s and 5xx
 // responses with exponential backoff, honouring Retry-After.
@@ -57,11 +50,7 @@ func New(opts ...Option) http.RoundTripper {
 	} else {
 		c.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
-	if o.logger != nil {
-		c.Logger = o.logger
-	} else {
-		c.Logger = log.New(io.Discard, "", 0)
-	}
+	c.Logger = log.New(io.Discard, "", 0)
 	// A registry answers 4xx for "not found" probes (HEAD before upload):
 	// those are answers, not failures, and must reach the caller unchanged.
 	c.ErrorHandler = retryablehttp.PassthroughErrorHandler
