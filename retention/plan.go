@@ -302,12 +302,12 @@ func (p *planner) plan() *Plan {
 		var r Reason
 		switch root := p.roots[v.Digest]; {
 		case root != nil:
-			r = Reason{Keep: true, Class: root.Class, Why: root.kept(policy)}
+			r = Reason{Keep: true, Class: root.Class, Why: policy.fill(root.kept)}
 		case keep:
 			r = Reason{Keep: true, Class: Reached, Why: "an index child, .sig/.att or OCI 1.1 referrer of a kept version"}
 		case len(v.Tags) > 0 || pointedAt[v.Digest]:
 			first := classOf(v)
-			r = Reason{Class: first, Why: Rules[rank(first)].gone(policy)}
+			r = Reason{Class: first, Why: policy.fill(Rules[rank(first)].gone)}
 		default:
 			r = Reason{Class: Orphan, Why: "untagged, and nothing in the package lists it or refers to it: left by a failed or cancelled run"}
 		}

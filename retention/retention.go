@@ -6,6 +6,7 @@ package retention
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,94 +71,56 @@ type Rule struct {
 	Tags string
 	// keeps is the rule for one version carrying a tag of the class.
 	keeps func(w *window, v gh.Version) bool
-	// kept and gone say, for a policy's values, what keeps a version and
-	// why a version whose tags are all of this class goes.
-	kept, gone func(p Policy) string
+	// kept and gone say what keeps a version, and why a version whose tags
+	// are all of the class goes, with the policy's values for {keep},
+	// {grace} and {max-age}.
+	kept, gone string
 }
 
 // Kept says, for a policy's values, what keeps a manifest of the class.
-func (r Rule) Kept(p Policy) string { return r.kept(p) }
+func (r Rule) Kept(p Policy) string { return p.fill(r.kept) }
+
+func (p Policy) fill(s string) string {
+	return strings.NewReplacer("{keep}", fmt.Sprint(p.KeepDated), "{grace}", FormatAge(p.StagingGrace),
+		"{max-age}", FormatAge(p.PreviewMaxAge)).Replace(s)
+}
 
 func always(*window, gh.Version) bool { return true }
 func never(*window, gh.Version) bool  { return false }
-func text(s string) func(Policy) string {
-	return func(Policy) string { return s }
-}
 
 // Rules is the retention policy as data, in the order a version carrying
 // tags of several classes is attributed to them.
 var Rules = []Rule{
-	{Class: tags.Latest, Tags: "`latest`", keeps: always, kept: text("always")},
-	{
-		Class: tags.Version,
-		Tags:  "`1.2.3`, `1.2`, `1`, `v1.2.3`, the agent's version, `--tag` extras: any other tag",
-		keeps: always,
-		kept:  text("always"),
-	},
-	{
-		Class: tags.Dated,
-		Tags:  "`YYYY-MM-DD`",
+	{Class: tags.Latest, Tags: "`latest`", keeps: always, kept: "always"},
+	{Class: tags.Version, Tags: "`1.2.3`, `1.2`, `1`, `v1.2.3`, the agent's version, `--tag` extras: any other tag", keeps: always, kept: "always"},
+	{Class: tags.Dated, Tags: "`YYYY-MM-DD`",
 		keeps: func(w *window, v gh.Version) bool {
-			for _, t := range v.Tags {
-				if w.keptDates[t] {
-					return true
-				}
-			}
-			return false
+			return slices.ContainsFunc(v.Tags, func(t string) bool { return w.keptDates[t] })
 		},
-		kept: func(p Policy) string {
-			return fmt.Sprintf("while among the newest %d dates (`--keep`); they span the window", p.KeepDated)
-		},
-		gone: func(p Policy) string { return fmt.Sprintf("dated tag past the newest %d dates", p.KeepDated) },
-	},
-	{
-		Class: tags.SHA,
-		Tags:  "`sha-<commit>`",
+		kept: "while among the newest {keep} dates (`--keep`); they span the window",
+		gone: "dated tag past the newest {keep} dates"},
+	{Class: tags.SHA, Tags: "`sha-<commit>`",
 		keeps: func(w *window, v gh.Version) bool { return w.inWindow(v) },
-		kept:  text("while the version was pushed or tagged inside the window; after that only while a kept tag reaches it"),
-		gone:  text("sha- tag from before the window, and no kept tag reaches it"),
-	},
-	{
-		Class: tags.Staging,
-		Tags:  "`staging-<key>-<os>-<arch>`",
+		kept:  "while the version was pushed or tagged inside the window; after that only while a kept tag reaches it",
+		gone:  "sha- tag from before the window, and no kept tag reaches it"},
+	{Class: tags.Staging, Tags: "`staging-<key>-<os>-<arch>`",
 		keeps: func(w *window, v gh.Version) bool {
-			if w.age(v) < w.policy.StagingGrace {
-				return true
-			}
 			// Unmerged parts wait inside the window for a merge to retry;
 			// merged ones live exactly as long as an index that lists them.
-			return w.merged != nil && !w.merged[v.Digest] && w.inWindow(v)
+			return w.age(v) < w.policy.StagingGrace || w.merged != nil && !w.merged[v.Digest] && w.inWindow(v)
 		},
-		kept: func(p Policy) string {
-			return fmt.Sprintf("while younger than %s; then, while unmerged (no kept index lists the part), inside the window", FormatAge(p.StagingGrace))
-		},
-		gone: func(p Policy) string {
-			return fmt.Sprintf("staging part older than %s, from before the window, and no kept index lists it", FormatAge(p.StagingGrace))
-		},
-	},
-	{
-		Class: tags.Preview,
-		Tags:  "`pr-<N>`",
+		kept: "while younger than {grace}; then, while unmerged (no kept index lists the part), inside the window",
+		gone: "staging part older than {grace}, from before the window, and no kept index lists it"},
+	{Class: tags.Preview, Tags: "`pr-<N>`",
 		keeps: func(w *window, v gh.Version) bool { return w.age(v) < w.policy.PreviewMaxAge },
-		kept: func(p Policy) string {
-			return fmt.Sprintf("while younger than %s (`--pr-max-age`)", FormatAge(p.PreviewMaxAge))
-		},
-		gone: func(p Policy) string { return fmt.Sprintf("pr- preview older than %s", FormatAge(p.PreviewMaxAge)) },
-	},
-	{
-		Class: tags.Attached,
-		Tags:  "`sha256-<digest>.sig`, `.att`, `.sbom`",
-		keeps: never,
-		kept:  text("never on its own: with the manifest it signs or attests"),
-		gone:  text("signature or attestation of a manifest that goes"),
-	},
-	{
-		Class: Untagged,
-		Tags:  "(no tag)",
-		keeps: never,
-		kept:  text("never on its own: while a kept index lists it, or it is an OCI 1.1 referrer of a kept manifest"),
-		gone:  text("untagged, and only versions that go list it or are its subject"),
-	},
+		kept:  "while younger than {max-age} (`--pr-max-age`)",
+		gone:  "pr- preview older than {max-age}"},
+	{Class: tags.Attached, Tags: "`sha256-<digest>.sig`, `.att`, `.sbom`", keeps: never,
+		kept: "never on its own: with the manifest it signs or attests",
+		gone: "signature or attestation of a manifest that goes"},
+	{Class: Untagged, Tags: "(no tag)", keeps: never,
+		kept: "never on its own: while a kept index lists it, or it is an OCI 1.1 referrer of a kept manifest",
+		gone: "untagged, and only versions that go list it or are its subject"},
 }
 
 // rank orders reasons as Rules does, then reached, then orphan.

@@ -79,6 +79,7 @@ var (
 	commitRE = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
 	datedRE  = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
 	shaRE    = regexp.MustCompile(`^sha-[0-9a-f]{7,40}$`)
+	prRE     = regexp.MustCompile(`^pr-[0-9]+$`)
 	// Cosign's tag-based storage, sha256-<hex>.sig/.att/.sbom, and the OCI
 	// referrers tag schema's fallback sha256-<hex>: about another manifest,
 	// never a release of their own.
@@ -101,7 +102,7 @@ func Of(tag string) Class {
 		return SHA
 	case strings.HasPrefix(tag, "staging-") && len(tag) > len("staging-"):
 		return Staging
-	case isPreview(tag):
+	case prRE.MatchString(tag):
 		return Preview
 	case attachedRE.MatchString(tag):
 		return Attached
@@ -116,11 +117,6 @@ func IsDated(tag string) bool {
 	}
 	_, err := time.Parse(time.DateOnly, tag)
 	return err == nil
-}
-
-func isPreview(tag string) bool {
-	n, ok := strings.CutPrefix(tag, "pr-")
-	return ok && n != "" && strings.Trim(n, "0123456789") == ""
 }
 
 // AttachedTo returns the digest of the manifest an attached tag (a cosign
