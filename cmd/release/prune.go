@@ -5,8 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	ghauthn "github.com/google/go-containerregistry/pkg/authn/github"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
@@ -102,10 +100,7 @@ packages: write, when the packages grant this repository admin access).`,
 					return err
 				}
 			}
-			ropts := []remote.Option{
-				remote.WithTransport(transport.New()),
-				remote.WithAuthFromKeychain(authn.NewMultiKeychain(authn.DefaultKeychain, ghauthn.Keychain)),
-			}
+			ropts := transport.NewRegistry(nil).Options(cmd.Context())
 			fmt.Fprintln(out, "retention policy:")
 			if err := render.Policy(out, policy); err != nil {
 				return err
