@@ -198,7 +198,7 @@ func newGitHubSummaryCmd() *cobra.Command {
 	var results string
 	cmd := &cobra.Command{
 		Use:   "summary --release-json PATH",
-		Short: "Write the table of released agents to the step summary (or stdout outside Actions)",
+		Short: "Write the step summary of the run's release.json files (or to stdout outside Actions)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			agents, err := render.Read(results)
