@@ -60,7 +60,8 @@ type Policy struct {
 // Class is the kind of a tag, read from its name alone.
 type Class string
 
-// The classes, in the order prune attributes a version carrying several.
+// The classes of tags (retention.Rules says what each keeps, and in which
+// order a version carrying several is attributed to them).
 const (
 	Latest Class = "latest"
 	// Version is every tag no other class claims: the agent's version, a
