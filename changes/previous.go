@@ -3,26 +3,13 @@ package changes
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"sort"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/nothingnesses/agent-images/tags"
 )
-
-// datedTag is the YYYY-MM-DD tag every release moves to what it published
-// that day.
-var datedTag = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
-
-// IsDated reports whether tag is a release date (YYYY-MM-DD, a real date).
-func IsDated(tag string) bool {
-	if !datedTag.MatchString(tag) {
-		return false
-	}
-	_, err := time.Parse("2006-01-02", tag)
-	return err == nil
-}
 
 // Resolve returns the digest ref names now.
 func Resolve(ctx context.Context, ref name.Reference, opts ...Option) (name.Digest, error) {
@@ -51,13 +38,13 @@ func Previous(ctx context.Context, to name.Digest, opts ...Option) (name.Digest,
 		return name.Digest{}, "", err
 	}
 	repo := to.Context()
-	tags, err := remote.List(repo, o.remoteOpts...)
+	all, err := remote.List(repo, o.remoteOpts...)
 	if err != nil {
 		return name.Digest{}, "", fmt.Errorf("listing the tags of %s: %w", repo, err)
 	}
 	var dated []string
-	for _, t := range tags {
-		if IsDated(t) {
+	for _, t := range all {
+		if tags.IsDated(t) {
 			dated = append(dated, t)
 		}
 	}

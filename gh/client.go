@@ -1,7 +1,9 @@
 // Package gh owns the GitHub API calls a release makes: the GitHub Release of
-// a v* tag, pruning GHCR package versions by the retention policy, and the
-// issue that tracks a failing nightly release. Every call goes through the
-// shared retrying transport; GitHub's rate limits are waited out here.
+// a v* tag, listing and deleting GHCR package versions, and the issue that
+// tracks a failing nightly release. What the calls write is rendered
+// elsewhere (render), and what to delete decided elsewhere (retention).
+// Every call goes through the shared retrying transport; GitHub's rate
+// limits are waited out here.
 package gh
 
 import (
@@ -26,93 +28,60 @@ type Client struct {
 	// maxWait bounds how long one call waits for a rate limit to lift: past
 	// that the release fails with the rate-limit error instead of hanging.
 	maxWait time.Duration
-	tries   int
 	// orgs caches whether an owner is an organisation (see isOrg).
 	orgs map[string]bool
 }
 
+// tries is how often a call is made while it is rate limited.
+const tries = 4
+
 type options struct {
-	baseURL string
-	token   string
-	maxWait time.Duration
-	tries   int
-	// base is what the shared retrying transport sends through (tests).
-	base http.RoundTripper
+	baseURL, token string
+	maxWait        time.Duration
 }
 
 // Option configures New.
-type Option func(*options) error
+type Option func(*options)
 
 // WithBaseURL points the client at a GitHub API other than api.github.com
 // (GitHub Enterprise Server, or GITHUB_API_URL under Actions).
-func WithBaseURL(u string) Option {
-	return func(o *options) error {
-		if _, err := url.Parse(u); err != nil {
-			return fmt.Errorf("GitHub API URL %q: %w", u, err)
-		}
-		o.baseURL = u
-		return nil
-	}
-}
+func WithBaseURL(u string) Option { return func(o *options) { o.baseURL = u } }
 
 // WithToken authenticates every call with a token (GITHUB_TOKEN).
-func WithToken(token string) Option {
-	return func(o *options) error { o.token = token; return nil }
-}
+func WithToken(token string) Option { return func(o *options) { o.token = token } }
 
-// WithMaxRateLimitWait bounds how long a call waits out a rate limit.
-func WithMaxRateLimitWait(d time.Duration) Option {
-	return func(o *options) error { o.maxWait = d; return nil }
-}
-
-// withBaseTransport sends the client's requests through rt, under the
-// shared retrying transport: tests serve the API in-process.
-func withBaseTransport(rt http.RoundTripper) Option {
-	return func(o *options) error { o.base = rt; return nil }
-}
+// withMaxRateLimitWait bounds how long a call waits out a rate limit (tests).
+func withMaxRateLimitWait(d time.Duration) Option { return func(o *options) { o.maxWait = d } }
 
 // New returns a client for the repository "owner/name". The repository may
-// be empty for calls that name their owner themselves (package pruning).
+// be empty for calls that name their owner themselves (package versions).
 func New(repository string, opts ...Option) (*Client, error) {
 	owner, repo, ok := strings.Cut(repository, "/")
 	if repository != "" && (!ok || owner == "" || repo == "" || strings.Contains(repo, "/")) {
-		return nil, fmt.Errorf("repository %q: want owner/name (GITHUB_REPOSITORY)", repository)
+		return nil, fmt.Errorf("repository %q: want owner/name", repository)
 	}
-	o := options{maxWait: 5 * time.Minute, tries: 4}
+	o := options{maxWait: 5 * time.Minute}
 	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return nil, err
-		}
+		opt(&o)
 	}
-	var topts []transport.Option
-	if o.base != nil {
-		topts = append(topts, transport.WithBase(o.base))
-	}
-	api := github.NewClient(&http.Client{Transport: transport.New(topts...)})
+	api := github.NewClient(&http.Client{Transport: transport.New()})
 	if o.token != "" {
 		api = api.WithAuthToken(o.token)
 	}
 	if o.baseURL != "" {
-		base := o.baseURL
-		if !strings.HasSuffix(base, "/") {
-			base += "/"
-		}
-		u, err := url.Parse(base)
+		u, err := url.Parse(strings.TrimSuffix(o.baseURL, "/") + "/")
 		if err != nil {
 			return nil, fmt.Errorf("GitHub API URL %q: %w", o.baseURL, err)
 		}
 		api.BaseURL = u
 	}
-	return &Client{api: api, owner: owner, repo: repo, maxWait: o.maxWait, tries: o.tries}, nil
+	return &Client{api: api, owner: owner, repo: repo, maxWait: o.maxWait}, nil
 }
-
-// Repository is "owner/name".
-func (c *Client) Repository() string { return c.owner + "/" + c.repo }
 
 // needRepository fails calls that act on the repository when none was given.
 func (c *Client) needRepository(what string) error {
 	if c.owner == "" {
-		return fmt.Errorf("%s: no repository (set GITHUB_REPOSITORY or --repository owner/name)", what)
+		return fmt.Errorf("%s: %w", what, ErrNoRepository)
 	}
 	return nil
 }
@@ -127,7 +96,7 @@ func (c *Client) call(ctx context.Context, what string, f func() (*github.Respon
 			return nil
 		}
 		wait, limited := rateLimitWait(err)
-		if !limited || try >= c.tries || wait > c.maxWait {
+		if !limited || try >= tries || wait > c.maxWait {
 			return wrap(what, resp, err)
 		}
 		t := time.NewTimer(wait)
@@ -137,6 +106,23 @@ func (c *Client) call(ctx context.Context, what string, f func() (*github.Respon
 			return fmt.Errorf("%s: waiting for the rate limit: %w", what, ctx.Err())
 		case <-t.C:
 		}
+	}
+}
+
+// pages makes a listing call, through call, page after page up to the
+// last: page fetches the page opts names and keeps what it holds.
+func (c *Client) pages(ctx context.Context, what string, opts *github.ListOptions, page func() (*github.Response, error)) error {
+	opts.PerPage = 100
+	for {
+		var resp *github.Response
+		err := c.call(ctx, what, func() (_ *github.Response, err error) {
+			resp, err = page()
+			return resp, err
+		})
+		if err != nil || resp.NextPage == 0 {
+			return err
+		}
+		opts.Page = resp.NextPage
 	}
 }
 
@@ -158,6 +144,10 @@ func rateLimitWait(err error) (time.Duration, bool) {
 
 // ErrNotFound is wrapped by errors of calls whose object does not exist.
 var ErrNotFound = errors.New("not found")
+
+// ErrNoRepository is wrapped by errors of calls on the repository of a
+// client made without one.
+var ErrNoRepository = errors.New("the client has no repository")
 
 func wrap(what string, resp *github.Response, err error) error {
 	if resp != nil && resp.StatusCode == http.StatusNotFound {

@@ -367,17 +367,6 @@ func (f *fakeGitHub) client(t *testing.T) *Client {
 	return c
 }
 
-// directClient is client, but calling the fake's handler in-process, for
-// tests that make thousands of calls.
-func (f *fakeGitHub) directClient(t *testing.T) *Client {
-	t.Helper()
-	c, err := New("acme/agent-images", WithBaseURL(f.srv.URL), WithToken(f.token), withBaseTransport(handlerTransport{f.srv.Config.Handler}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // callsMatching returns the recorded calls starting with prefix.
 func (f *fakeGitHub) callsMatching(prefix string) []string {
 	f.mu.Lock()

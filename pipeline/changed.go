@@ -7,6 +7,7 @@ import (
 	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/tags"
 )
 
 // Unchanged is what a split release can leave out of its matrix: of the
@@ -60,7 +61,7 @@ func (r *run) planTags(ctx context.Context, a *agent) error {
 		}
 		a.Published = append(a.Published, &record.Publication{Repository: res.Repository, Kept: moves.Kept, Unchanged: true, Status: record.StageUnchanged})
 		if i == 0 {
-			a.Repository, a.Index, a.Tags, a.Kept = res.Repository, res.Index, publish.Names(rel.Moving()), moves.Kept
+			a.Repository, a.Index, a.Tags, a.Kept = res.Repository, res.Index, tags.Names(rel.Moving()), moves.Kept
 		}
 	}
 	a.Unchanged, a.Status = true, record.StageUnchanged

@@ -24,6 +24,7 @@ import (
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/sign"
+	"github.com/nothingnesses/agent-images/tags"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
@@ -208,7 +209,7 @@ func TestReleaseEndToEnd(t *testing.T) {
 			t.Errorf("%s: released index %s, the dry run planned %s", agent, a.Index, agentReport(t, plan, agent).Index)
 		}
 		repo, _ := name.NewRepository(prefix + "/" + agent)
-		wantTags := []string{"latest", publish.SafeTag(a.Version), "2026-11-27", "sha-0123456"}
+		wantTags := []string{"latest", tags.Safe(a.Version), "2026-11-27", "sha-0123456"}
 		for _, tag := range wantTags {
 			desc, err := remote.Head(repo.Tag(tag))
 			if err != nil {

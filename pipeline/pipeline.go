@@ -32,6 +32,7 @@ import (
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/sign"
 	"github.com/nothingnesses/agent-images/smoke"
+	"github.com/nothingnesses/agent-images/tags"
 )
 
 // Options describe one release as the caller chose it. Release, BuildStaged
@@ -80,7 +81,7 @@ type Options struct {
 	// ExtraTags are moved along with the standard ones.
 	ExtraTags []string
 	// GitTag is the git tag being released (v1.2.3): tagged itself, with a
-	// semantic version's series (see publish.TagPolicy).
+	// semantic version's series (see tags.Policy).
 	GitTag string
 	// Preview is the pull request a preview release is of: it moves
 	// pr-<N> alone.
@@ -315,8 +316,8 @@ func (e *OptionError) Named(name string) string {
 var ErrNoSigner = errors.New("pushing needs a signer")
 
 // tagPolicy is the tag policy of an agent at version.
-func (r *run) tagPolicy(version string) publish.TagPolicy {
-	return publish.TagPolicy{Version: version, Commit: r.o.Commit, Now: r.now, Extra: r.o.ExtraTags, GitTag: r.o.GitTag, Preview: r.o.Preview}
+func (r *run) tagPolicy(version string) tags.Policy {
+	return tags.Policy{Version: version, Commit: r.o.Commit, Now: r.now, Extra: r.o.ExtraTags, GitTag: r.o.GitTag, Preview: r.o.Preview}
 }
 
 // pushes reports whether the run writes to a registry.
@@ -351,7 +352,7 @@ func (r *run) stagingKey() string {
 // its image records, the tags it will move, and how each destination goes.
 type agent struct {
 	*record.Agent
-	tags []publish.Tag
+	tags []tags.Tag
 	// published is what each destination has under latest, read before
 	// anything is built (nil where there is nothing).
 	published []*publish.Published

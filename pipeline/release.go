@@ -8,6 +8,7 @@ import (
 
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/tags"
 )
 
 // Release runs the whole pipeline in this process: the release set and
@@ -305,7 +306,7 @@ func (r *run) report(ctx context.Context, a *agent) error {
 	}
 	first := a.Published[0]
 	a.Repository, a.Moved, a.Kept, a.Repaired, a.Signing = first.Repository, first.Moved, first.Kept, first.Repaired, first.Signing
-	a.Tags = publish.Names(r.releaseOf(a, 0).Moving())
+	a.Tags = tags.Names(r.releaseOf(a, 0).Moving())
 	switch {
 	case len(errs) > 0:
 		a.Status, a.Error = record.StageFailed, strings.Join(errs, "; ")

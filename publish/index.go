@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/tags"
 )
 
 // Release is everything published for one agent.
@@ -33,7 +34,7 @@ type Release struct {
 	// them (see indexAnnotations): the source, the revision, the title.
 	Annotations map[string]string
 	// Tags are moved to the index last.
-	Tags []Tag
+	Tags []tags.Tag
 	// AllowRollback moves every tag even to an older index: a deliberate revert.
 	AllowRollback bool
 	// Reuse is the published index that stands for Images unchanged (see
@@ -46,17 +47,17 @@ type Release struct {
 // Moving are the tags a release moves to its index: all of Tags onto an
 // index it assembled; onto a reused one only those not Built, since the
 // date and sha- tags stay with the run that built it.
-func (rel Release) Moving() []Tag {
+func (rel Release) Moving() []tags.Tag {
 	if rel.Reuse == nil {
 		return rel.Tags
 	}
-	var tags []Tag
+	var moving []tags.Tag
 	for _, t := range rel.Tags {
 		if !t.Built {
-			tags = append(tags, t)
+			moving = append(moving, t)
 		}
 	}
-	return tags
+	return moving
 }
 
 // Annotation keys used on every index, and on its entries.

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/tags"
 )
 
 // Publisher puts one agent's release somewhere: a registry (Registry) or a
@@ -91,7 +92,7 @@ func put(ctx context.Context, s store, rel Release, dryRun bool) (*Result, error
 	}
 	d := res.Index
 	res.Ref = s.ref(d)
-	current, err := s.current(ctx, Names(rel.Tags))
+	current, err := s.current(ctx, tags.Names(rel.Tags))
 	if err != nil {
 		return res, err
 	}
@@ -152,7 +153,7 @@ func moveTags(ctx context.Context, s store, rel Release, index v1.Hash, dryRun b
 		rel.Created, rel.Version = p.Created, p.Version
 		read = func() (v1.ImageIndex, error) { return s.index(ctx, p.Index) }
 	}
-	current, err := s.current(ctx, Names(rel.Tags))
+	current, err := s.current(ctx, tags.Names(rel.Tags))
 	if err != nil {
 		return nil, err
 	}
@@ -164,8 +165,8 @@ func moveTags(ctx context.Context, s store, rel Release, index v1.Hash, dryRun b
 // shared tag never moves to an index older than the one it points at,
 // unless rel allows a rollback. read gives what a tag is put on.
 func move(ctx context.Context, s store, rel Release, index v1.Hash, m *Moves, current map[string]v1.Hash, read func() (v1.ImageIndex, error), dryRun bool) error {
-	mine := Key{Created: rel.Created, Version: rel.Version}
-	keys := map[v1.Hash]Key{}
+	mine := tags.Key{Created: rel.Created, Version: rel.Version}
+	keys := map[v1.Hash]tags.Key{}
 	var idx v1.ImageIndex
 	for _, t := range rel.Tags {
 		at, exists := current[t.Name]
@@ -203,21 +204,21 @@ func move(ctx context.Context, s store, rel Release, index v1.Hash, m *Moves, cu
 }
 
 // indexKey reads the ordering key recorded on the manifest d.
-func indexKey(ctx context.Context, s store, d v1.Hash) (Key, error) {
+func indexKey(ctx context.Context, s store, d v1.Hash) (tags.Key, error) {
 	raw, err := s.manifest(ctx, d)
 	if err != nil || raw == nil {
-		return Key{}, err
+		return tags.Key{}, err
 	}
 	var m struct {
 		Annotations map[string]string `json:"annotations"`
 	}
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return Key{}, fmt.Errorf("reading the annotations of %s in %s: %w", d, s.where(), err)
+		return tags.Key{}, fmt.Errorf("reading the annotations of %s in %s: %w", d, s.where(), err)
 	}
-	k := Key{Version: m.Annotations[AnnotationVersion]}
+	k := tags.Key{Version: m.Annotations[AnnotationVersion]}
 	if c := m.Annotations[AnnotationCreated]; c != "" {
 		if k.Created, err = time.Parse(time.RFC3339, c); err != nil {
-			return Key{}, fmt.Errorf("%s in %s has an unreadable %s %q: %w", d, s.where(), AnnotationCreated, c, err)
+			return tags.Key{}, fmt.Errorf("%s in %s has an unreadable %s %q: %w", d, s.where(), AnnotationCreated, c, err)
 		}
 	}
 	return k, nil

@@ -24,6 +24,7 @@ import (
 	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/internal/pullsize"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/tags"
 	"github.com/nothingnesses/agent-images/testbed/regproxy"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
@@ -72,10 +73,10 @@ func prefix(t testing.TB, s string) Prefix {
 	return p
 }
 
-func tags(names ...string) []Tag {
-	var out []Tag
+func tagged(names ...string) []tags.Tag {
+	var out []tags.Tag
 	for _, n := range names {
-		out = append(out, Tag{Name: n, Owned: strings.HasPrefix(n, "sha-")})
+		out = append(out, tags.Tag{Name: n, Owned: strings.HasPrefix(n, "sha-")})
 	}
 	return out
 }
@@ -91,7 +92,7 @@ func TestRegistryPublish(t *testing.T) {
 		Images:  images(t),
 		Version: "1.0",
 		Created: day1,
-		Tags:    tags("latest", "1.0", "2026-11-27"),
+		Tags:    tagged("latest", "1.0", "2026-11-27"),
 	}
 	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
 	var hookSaw []string
@@ -168,7 +169,7 @@ func TestRepairLostImage(t *testing.T) {
 	ctx := context.Background()
 	host, rec := startRegistry(t)
 	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
-	rel := Release{Agent: "pi", Images: images(t), Version: "1.0", Created: day1, Tags: tags("latest")}
+	rel := Release{Agent: "pi", Images: images(t), Version: "1.0", Created: day1, Tags: tagged("latest")}
 	if _, err := publishWith(ctx, r, rel, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -204,13 +205,13 @@ func TestNoRollback(t *testing.T) {
 	repo, _ := name.NewRepository(host + "/agent-images/pi")
 	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
 	newer := Release{Agent: "pi", Images: images(t), Version: "2.0", Created: day1.Add(48 * time.Hour),
-		Tags: tags("latest", "2.0", "2026-11-27", "sha-bbbbbbb")}
+		Tags: tagged("latest", "2.0", "2026-11-27", "sha-bbbbbbb")}
 	nres, err := publishWith(ctx, r, newer, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	older := Release{Agent: "pi", Images: images(t), Version: "1.0", Created: day1,
-		Tags: tags("latest", "1.0", "2026-11-27", "sha-aaaaaaa")}
+		Tags: tagged("latest", "1.0", "2026-11-27", "sha-aaaaaaa")}
 	plan, err := planned(ctx, r, older)
 	if err != nil {
 		t.Fatal(err)
@@ -241,7 +242,7 @@ func TestNoRollback(t *testing.T) {
 	}
 
 	// Same time, lower version: still older.
-	sameTime := Release{Agent: "pi", Images: images(t), Version: "1.9", Created: newer.Created, Tags: tags("latest")}
+	sameTime := Release{Agent: "pi", Images: images(t), Version: "1.9", Created: newer.Created, Tags: tagged("latest")}
 	if res, err := publishWith(ctx, r, sameTime, nil); err != nil || len(res.Moved) != 0 || len(res.Kept) != 1 {
 		t.Errorf("same time, version 1.9 after 2.0: %+v %v, want latest kept", res, err)
 	}
@@ -267,11 +268,11 @@ func TestSemverSeriesNeverMoveBack(t *testing.T) {
 	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
 	release := func(git string, created time.Time, imgs []*record.Image) *outcome {
 		t.Helper()
-		tags, err := TagPolicy{Version: "0.70.6", Now: created, GitTag: git}.Tags()
+		moving, err := tags.Policy{Version: "0.70.6", Now: created, GitTag: git}.Tags()
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := publishWith(ctx, r, Release{Agent: "pi", Images: imgs, Version: "0.70.6", Created: created, Tags: tags}, nil)
+		res, err := publishWith(ctx, r, Release{Agent: "pi", Images: imgs, Version: "0.70.6", Created: created, Tags: moving}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -305,7 +306,7 @@ func TestPlanWritesNothing(t *testing.T) {
 	ctx := context.Background()
 	host, rec := startRegistry(t)
 	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
-	rel := Release{Agent: "pi", Images: images(t), Version: "1.0", Created: day1, Tags: tags("latest", "1.0")}
+	rel := Release{Agent: "pi", Images: images(t), Version: "1.0", Created: day1, Tags: tagged("latest", "1.0")}
 	res, err := planned(ctx, r, rel)
 	if err != nil {
 		t.Fatal(err)
@@ -328,7 +329,7 @@ func TestPlanWritesNothing(t *testing.T) {
 func TestHookFailureMovesNoTag(t *testing.T) {
 	host, _ := startRegistry(t)
 	repo, _ := name.NewRepository(host + "/agent-images/codex")
-	rel := Release{Agent: "codex", Images: images(t), Tags: tags("latest")}
+	rel := Release{Agent: "codex", Images: images(t), Tags: tagged("latest")}
 	_, err := publishWith(context.Background(), NewRegistry(prefix(t, host+"/agent-images"), nil), rel, func(context.Context, *Result) error {
 		return errors.New("cannot sign")
 	})
@@ -457,7 +458,7 @@ func TestStaged(t *testing.T) {
 func TestLayoutPublish(t *testing.T) {
 	dir := t.TempDir() + "/oci"
 	l := NewLayout(dir)
-	rel := Release{Agent: "pi", Images: images(t), Tags: tags("latest", "1.0")}
+	rel := Release{Agent: "pi", Images: images(t), Tags: tagged("latest", "1.0")}
 	res, err := publishWith(context.Background(), l, rel, nil)
 	if err != nil {
 		t.Fatalf("Publish = %v", err)
@@ -486,119 +487,6 @@ func TestLayoutPublish(t *testing.T) {
 	for _, img := range rel.Images {
 		if _, err := child.Image(img.Digest); err != nil {
 			t.Errorf("image %s not in layout: %v", img.Platform, err)
-		}
-	}
-}
-
-func TestTags(t *testing.T) {
-	now := time.Date(2026, 11, 27, 23, 30, 0, 0, time.FixedZone("x", 3600))
-	tests := []struct {
-		name    string
-		policy  TagPolicy
-		want    string
-		wantErr string
-	}{
-		{name: "all", policy: TagPolicy{Version: "1.2.3", Commit: "0123456789abcdef", Now: now, Extra: []string{"nightly"}}, want: "latest 1.2.3 2026-11-27 sha-0123456 nightly"},
-		{name: "no commit", policy: TagPolicy{Version: "0.0.1777525425-gadc8b1", Now: now}, want: "latest 0.0.1777525425-gadc8b1 2026-11-27"},
-		{name: "plus in version", policy: TagPolicy{Version: "1.0+build.5", Now: now}, want: "latest 1.0-build.5 2026-11-27"},
-		{name: "duplicate extra", policy: TagPolicy{Version: "1.0", Now: now, Extra: []string{"latest", "1.0"}}, want: "latest 1.0 2026-11-27"},
-		{name: "bad extra", policy: TagPolicy{Now: now, Extra: []string{"-x"}}, wantErr: `--tag "-x" is not a valid tag`},
-		{name: "space in extra", policy: TagPolicy{Now: now, Extra: []string{"bad tag"}}, wantErr: `--tag "bad tag" is not a valid tag`},
-		{name: "cosign space", policy: TagPolicy{Now: now, Extra: []string{"sha256-" + strings.Repeat("a", 64) + ".sig"}}, wantErr: "reserved tag space sha256-*"},
-		{name: "staging space", policy: TagPolicy{Now: now, Extra: []string{"staging-sha-0123456-linux-amd64"}}, wantErr: "reserved tag space staging-*"},
-		{name: "bad commit", policy: TagPolicy{Now: now, Commit: "a b c d e f g"}, wantErr: `commit: "a b c d e f g" is not a git commit id`},
-		{name: "version in reserved space", policy: TagPolicy{Now: now, Version: "staging-1"}, wantErr: `version "staging-1" gives no usable tag`},
-		// Git tags: the tag itself, and a semantic version's series.
-		{name: "semver git tag", policy: TagPolicy{Version: "0.70.6", Commit: "0123456789abcdef", Now: now, GitTag: "v1.2.3"},
-			want: "latest 0.70.6 2026-11-27 sha-0123456 v1.2.3 1.2.3 1.2 1"},
-		{name: "git tag without v", policy: TagPolicy{Version: "0.70.6", Now: now, GitTag: "2.0.0"}, want: "latest 0.70.6 2026-11-27 2.0.0 2.0 2"},
-		{name: "0.x has no major series", policy: TagPolicy{Version: "0.70.6", Now: now, GitTag: "v0.4.1"}, want: "latest 0.70.6 2026-11-27 v0.4.1 0.4.1 0.4"},
-		{name: "pre-release: itself only, latest stays", policy: TagPolicy{Version: "0.70.6", Now: now, GitTag: "v1.3.0-rc.1"},
-			want: "0.70.6 2026-11-27 v1.3.0-rc.1 1.3.0-rc.1"},
-		{name: "build metadata", policy: TagPolicy{Version: "0.70.6", Now: now, GitTag: "v1.2.3+build.5"},
-			want: "latest 0.70.6 2026-11-27 v1.2.3-build.5 1.2.3-build.5 1.2 1"},
-		{name: "not a semantic version", policy: TagPolicy{Version: "0.70.6", Now: now, GitTag: "v1.2"}, want: "latest 0.70.6 2026-11-27 v1.2"},
-		{name: "leading zero is not semver", policy: TagPolicy{Version: "0.70.6", Now: now, GitTag: "v01.2.3"}, want: "latest 0.70.6 2026-11-27 v01.2.3"},
-		{name: "git tag with a slash", policy: TagPolicy{Now: now, GitTag: "release/7"}, want: "latest 2026-11-27 release-7"},
-		{name: "series equal to the agent's version", policy: TagPolicy{Version: "1.2", Now: now, GitTag: "v1.2.0"},
-			want: "latest 1.2 2026-11-27 v1.2.0 1.2.0 1"},
-		{name: "git tag in a reserved space", policy: TagPolicy{Now: now, GitTag: "staging-x"}, wantErr: `--git-tag "staging-x" gives no usable tag`},
-		// Pull request previews move pr-<N> alone.
-		{name: "preview", policy: TagPolicy{Version: "0.70.6", Commit: "0123456789abcdef", Now: now, Preview: 42}, want: "pr-42"},
-		{name: "preview with a git tag", policy: TagPolicy{Now: now, Preview: 42, GitTag: "v1.0.0"}, wantErr: "--preview 42 moves only pr-42"},
-		{name: "preview with extra tags", policy: TagPolicy{Now: now, Preview: 42, Extra: []string{"latest"}}, wantErr: "drop --git-tag and --tag"},
-		{name: "negative preview", policy: TagPolicy{Now: now, Preview: -1}, wantErr: "--preview -1: want the pull request's number"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := tc.policy.Tags()
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("Tags() error = %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || strings.Join(Names(got), " ") != tc.want {
-				t.Errorf("Tags() = %v, %v; want %s", got, err, tc.want)
-			}
-		})
-	}
-}
-
-func TestTagsOwned(t *testing.T) {
-	got, err := TagPolicy{Version: "1.0", Commit: "0123456789abcdef", Now: day1, Extra: []string{"v1", "latest", "2026-11-01"}}.Tags()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// An extra tag that is also the date is asked for by name: it goes on
-	// a reused index too.
-	want := []Tag{{"latest", false, false}, {"1.0", false, false}, {"2026-11-01", false, false}, {"sha-0123456", true, true}, {"v1", true, false}}
-	if !slices.Equal(got, want) {
-		t.Errorf("Tags() = %v, want %v", got, want)
-	}
-}
-
-// Which tags only ever move forward: the shared ones of every release and
-// a semantic version's; the names of one release alone move anyway.
-func TestTagsOwnedByGitTagAndPreview(t *testing.T) {
-	got, err := TagPolicy{Version: "0.70.6", Commit: "0123456789abcdef", Now: day1, GitTag: "v1.2.3"}.Tags()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []Tag{{Name: "latest"}, {Name: "0.70.6"}, {Name: "2026-11-01", Built: true}, {Name: "sha-0123456", Owned: true, Built: true},
-		{Name: "v1.2.3", Owned: true}, {Name: "1.2.3"}, {Name: "1.2"}, {Name: "1"}}
-	if !slices.Equal(got, want) {
-		t.Errorf("Tags() of v1.2.3 = %v, want %v", got, want)
-	}
-	got, err = TagPolicy{Version: "0.70.6", Now: day1, Preview: 7}.Tags()
-	if want := []Tag{{Name: "pr-7", Owned: true}}; err != nil || !slices.Equal(got, want) {
-		t.Errorf("Tags() of preview 7 = %v, %v; want %v", got, err, want)
-	}
-}
-
-func TestCompareVersions(t *testing.T) {
-	tests := []struct {
-		a, b string
-		want int
-	}{
-		{"1.0", "1.0", 0},
-		{"1.0", "1.0.1", -1},
-		{"2.3a", "2.3.1", -1},
-		{"2.3", "2.3a", -1},
-		{"1.10", "1.9", 1},
-		{"1.0pre1", "1.0", -1},
-		{"0.70.6", "0.125.0", -1},
-		{"2.0-rc1", "2.0-rc2", -1},
-		{"0.0.1777525425-gadc8b1", "0.0.1777525426-g000000", -1},
-		{"007", "7", 0},
-		{"", "1", -1},
-	}
-	for _, tc := range tests {
-		if got := CompareVersions(tc.a, tc.b); got != tc.want {
-			t.Errorf("CompareVersions(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
-		}
-		if got := CompareVersions(tc.b, tc.a); got != -tc.want {
-			t.Errorf("CompareVersions(%q, %q) = %d, want %d", tc.b, tc.a, got, -tc.want)
 		}
 	}
 }
@@ -654,7 +542,7 @@ func run(ctx context.Context, pub Publisher, rel Release, sign func(context.Cont
 	if err != nil {
 		return &outcome{Result: res}, err
 	}
-	out := &outcome{Result: res, Tags: Names(rel.Moving())}
+	out := &outcome{Result: res, Tags: tags.Names(rel.Moving())}
 	if sign != nil && !dryRun {
 		if err := sign(ctx, res); err != nil {
 			return out, fmt.Errorf("before moving tags of %s: %w", res.Repository, err)

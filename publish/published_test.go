@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/tags"
 	"github.com/nothingnesses/agent-images/testbed/regproxy"
 )
 
@@ -47,7 +48,7 @@ func TestReuseAtANewCommit(t *testing.T) {
 	first, err := publishWith(ctx, r, Release{
 		Agent: "pi", Images: built, Version: "1.0", Created: day1,
 		Annotations: map[string]string{AnnotationRevision: "aaaaaaa"},
-		Tags:        mustTags(t, TagPolicy{Version: "1.0", Commit: "aaaaaaa", Now: day1}),
+		Tags:        mustTags(t, tags.Policy{Version: "1.0", Commit: "aaaaaaa", Now: day1}),
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +84,7 @@ func TestReuseAtANewCommit(t *testing.T) {
 	res, err := publishWith(ctx, r, Release{
 		Agent: "pi", Images: now, Version: "1.0", Created: day2, Reuse: p,
 		Annotations: map[string]string{AnnotationRevision: "bbbbbbb"},
-		Tags:        mustTags(t, TagPolicy{Version: "1.0", Commit: "bbbbbbb", Now: day2, Extra: []string{"v2"}}),
+		Tags:        mustTags(t, tags.Policy{Version: "1.0", Commit: "bbbbbbb", Now: day2, Extra: []string{"v2"}}),
 	}, func(_ context.Context, res *Result) error { hooked = res.Index == first.Index; return nil })
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +105,7 @@ func TestReuseAtANewCommit(t *testing.T) {
 	// Without a tag to move, reuse writes nothing at all.
 	rec.Reset()
 	if _, err := publishWith(ctx, r, Release{Agent: "pi", Images: now, Version: "1.0", Created: day2, Reuse: p,
-		Tags: mustTags(t, TagPolicy{Version: "1.0", Commit: "ccccccc", Now: day2})}, nil); err != nil {
+		Tags: mustTags(t, tags.Policy{Version: "1.0", Commit: "ccccccc", Now: day2})}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if w := writes(rec.Requests()); len(w) != 0 {
@@ -118,7 +119,7 @@ func TestPublishedMatches(t *testing.T) {
 	ctx := context.Background()
 	l := NewLayout(filepath.Join(t.TempDir(), "oci"))
 	built := images(t)
-	if _, err := publishWith(ctx, l, Release{Agent: "pi", Images: built, Version: "1.0", Created: day1, Tags: tags("latest")}, nil); err != nil {
+	if _, err := publishWith(ctx, l, Release{Agent: "pi", Images: built, Version: "1.0", Created: day1, Tags: tagged("latest")}, nil); err != nil {
 		t.Fatal(err)
 	}
 	p, err := l.Published(ctx, "pi")
@@ -153,17 +154,17 @@ func TestPublishedMatches(t *testing.T) {
 		})
 	}
 	// The layout reuses too: the tag moves to the same index.
-	res, err := publishWith(ctx, l, Release{Agent: "pi", Images: unbuilt(built), Reuse: p, Tags: tags("latest", "v2")}, nil)
+	res, err := publishWith(ctx, l, Release{Agent: "pi", Images: unbuilt(built), Reuse: p, Tags: tagged("latest", "v2")}, nil)
 	if err != nil || res.Index != p.Index || !slices.Equal(res.Moved, []string{"v2"}) {
 		t.Errorf("layout reuse = %+v, %v; want v2 moved to %s", res, err, p.Index)
 	}
 }
 
-func mustTags(t *testing.T, p TagPolicy) []Tag {
+func mustTags(t *testing.T, p tags.Policy) []tags.Tag {
 	t.Helper()
-	tags, err := p.Tags()
+	moving, err := p.Tags()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tags
+	return moving
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/tags"
 )
 
 // Registry publishes to an OCI registry: each agent to <prefix>/<agent>.
@@ -357,14 +358,6 @@ func (m *mountTracker) guess(repo name.Repository, l v1.Layer, d v1.Hash) v1.Lay
 	return l
 }
 
-// StagingTag is the tag a split-mode build records its per-arch image
-// under: the same key and platform always give the same tag. It keeps the
-// image from being pruned until merge; merge trusts the build record's
-// digest, never the tag.
-func StagingTag(key string, p v1.Platform) string {
-	return SafeTag(fmt.Sprintf("staging-%s-%s-%s", key, p.OS, p.Architecture))
-}
-
 // Stage pushes one per-arch image by digest to its agent's repository and
 // points its staging tag at it.
 func (r *Registry) Stage(ctx context.Context, img *record.Image, key string) (name.Digest, error) {
@@ -376,7 +369,7 @@ func (r *Registry) Stage(ctx context.Context, img *record.Image, key string) (na
 	if err != nil {
 		return name.Digest{}, err
 	}
-	tag := repo.Tag(StagingTag(key, img.Platform))
+	tag := repo.Tag(tags.StagingTag(key, img.Platform))
 	if err := remote.Tag(tag, img.Image, r.RemoteOptions(ctx)...); err != nil {
 		return name.Digest{}, fmt.Errorf("recording %s as %s: %w", ref, tag, err)
 	}
@@ -390,7 +383,7 @@ func (r *Registry) Staged(ctx context.Context, agent, key string, p v1.Platform)
 	if err != nil {
 		return v1.Hash{}, name.Tag{}, false, err
 	}
-	tag = repo.Tag(StagingTag(key, p))
+	tag = repo.Tag(tags.StagingTag(key, p))
 	desc, err := remote.Head(tag, r.RemoteOptions(ctx)...)
 	if isNotFound(err) {
 		return v1.Hash{}, tag, false, nil

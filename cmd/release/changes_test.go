@@ -9,8 +9,8 @@ import (
 
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 
-	"github.com/nothingnesses/agent-images/gh"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/render"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
@@ -137,11 +137,11 @@ func TestReleaseReportsChanges(t *testing.T) {
 	}
 
 	// The GitHub Release of a tag is made from the merge jobs' release.json.
-	published, err := gh.ReadPublished(second.report)
-	if err != nil || len(published) != 1 || published[0].Changes == nil {
-		t.Fatalf("gh.ReadPublished(%s) = %+v, %v; want pi with its changes", second.report, published, err)
+	published, err := render.Read(second.report)
+	if err != nil || len(render.Released(published)) != 1 || published[0].Changes == nil {
+		t.Fatalf("render.Read(%s) = %+v, %v; want pi released with its changes", second.report, published, err)
 	}
-	if notes := gh.ReleaseNotes("v1.2.3", published); !strings.Contains(notes, "#### pi "+oldVersion+" → "+newVersion) {
+	if notes := render.ReleaseNotes("v1.2.3", published); !strings.Contains(notes, "#### pi "+oldVersion+" → "+newVersion) {
 		t.Errorf("release notes lack what changed:\n%s", notes)
 	}
 }

@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nothingnesses/agent-images/changes"
-	"github.com/nothingnesses/agent-images/gh"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/render"
 	"github.com/nothingnesses/agent-images/sign"
 )
 
@@ -123,7 +123,7 @@ unverified and the output says so.`,
 				_, err = fmt.Fprintln(out, string(b))
 				return err
 			case asMarkdown:
-				_, err := fmt.Fprint(out, gh.ChangesSection([]*record.Changes{rep}))
+				_, err := fmt.Fprint(out, render.ChangesSection([]*record.Changes{rep}))
 				return err
 			}
 			return changes.WriteText(out, rep)

@@ -2,9 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -12,6 +12,7 @@ import (
 
 	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/gh"
+	"github.com/nothingnesses/agent-images/render"
 )
 
 // gitHubFlags are how every GitHub API command finds the API, the token and
@@ -41,7 +42,11 @@ func (f *gitHubFlags) client(needRepo bool) (*gh.Client, error) {
 	if f.apiURL != "" {
 		opts = append(opts, gh.WithBaseURL(f.apiURL))
 	}
-	return gh.New(f.repository, opts...)
+	c, err := gh.New(f.repository, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("--repository (or GITHUB_REPOSITORY), --api-url (or GITHUB_API_URL): %w", err)
+	}
+	return c, nil
 }
 
 func newGitHubCmd() *cobra.Command {
@@ -66,7 +71,7 @@ func newGitHubNotesCmd() *cobra.Command {
 			if tag == "" {
 				return fmt.Errorf("--tag is required")
 			}
-			agents, err := gh.ReadPublished(results)
+			agents, err := render.Read(results)
 			if err != nil {
 				return err
 			}
@@ -74,11 +79,11 @@ func newGitHubNotesCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rel, err := c.PublishRelease(cmd.Context(), tag, agents)
+			rel, err := c.PublishRelease(cmd.Context(), tag, render.ReleaseNotes(tag, agents))
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "release %s: %s (%d agents)\n", tag, rel.GetHTMLURL(), len(agents))
+			fmt.Fprintf(cmd.OutOrStdout(), "release %s: %s (%d agents)\n", tag, rel.GetHTMLURL(), len(render.Released(agents)))
 			return nil
 		},
 	}
@@ -129,33 +134,25 @@ writes nothing.`,
 			if err != nil {
 				return err
 			}
+			// No release.json (the path, or none given) means no agent released.
+			agents, err := render.Read(results)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
 			run, err := c.RunOutcome(cmd.Context(), runID, runURL)
 			if err != nil {
 				return err
 			}
-			run.Missing = gone
-			if results != "" {
-				if _, err := os.Stat(results); err == nil {
-					agents, err := gh.ReadPublished(results)
-					if err != nil {
-						return err
-					}
-					for _, a := range agents {
-						if a.Changes != nil {
-							run.Changes = append(run.Changes, a.Changes)
-						}
-					}
-				}
-			}
-			tracked, err := c.TrackNightly(cmd.Context(), run)
+			nightly := render.Nightly(run, gone, agents)
+			tracked, err := c.TrackNightly(cmd.Context(), nightly)
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			if run.OK() {
-				fmt.Fprintf(out, "nightly run %d succeeded", runID)
+			if nightly.Failed {
+				fmt.Fprintf(out, "nightly run %d failed: agents %s, jobs %s, missing %s", runID, joinOrNone(run.Failed), joinOrNone(run.FailedJobs), joinOrNone(gone))
 			} else {
-				fmt.Fprintf(out, "nightly run %d failed: agents %s, jobs %s, missing %s", runID, joinOrNone(run.Failed), joinOrNone(run.FailedJobs), joinOrNone(run.Missing))
+				fmt.Fprintf(out, "nightly run %d succeeded", runID)
 			}
 			if tracked.Action == "none" {
 				fmt.Fprintln(out, "; no tracking issue open")
@@ -201,22 +198,17 @@ func newGitHubSummaryCmd() *cobra.Command {
 	var results string
 	cmd := &cobra.Command{
 		Use:   "summary --release-json PATH",
-		Short: "Write the table of released agents to the step summary (or stdout outside Actions)",
+		Short: "Write the step summary of the run's release.json files (or to stdout outside Actions)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var agents []gh.Published
-			if _, err := os.Stat(results); err == nil {
-				if agents, err = gh.ReadPublished(results); err != nil {
-					return err
-				}
+			agents, err := render.Read(results)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
 			}
-			md := gh.Summary(agents)
-			if os.Getenv("GITHUB_STEP_SUMMARY") == "" {
-				fmt.Fprint(cmd.OutOrStdout(), md)
-				return nil
+			if os.Getenv("GITHUB_STEP_SUMMARY") != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "%d agents released\n", len(render.Released(agents)))
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%d agents released\n", len(agents))
-			return gh.AppendSummary(md)
+			return render.WriteStepSummary(cmd.OutOrStdout(), render.StepSummary(agents))
 		},
 	}
 	cmd.Flags().StringVar(&results, "release-json", "release.json", "release.json, or a directory of them (missing: no agent released)")
@@ -224,57 +216,26 @@ func newGitHubSummaryCmd() *cobra.Command {
 }
 
 func newGitHubOutputsCmd() *cobra.Command {
-	var results, matrixJSON string
+	var results string
 	cmd := &cobra.Command{
-		Use:   "outputs [--release-json PATH] [--matrix JSON]",
-		Short: "Set the Action's step outputs: digests and release-json from release.json, agents from a matrix",
+		Use:   "outputs --release-json PATH",
+		Short: "Set the Action's step outputs digests and release-json from release.json (none without one)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			set := func(name, value string) error {
-				if os.Getenv("GITHUB_OUTPUT") == "" {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s=%s\n", name, value)
-					return nil
-				}
-				return gh.SetOutput(name, value)
+			if results == "" {
+				return nil
 			}
-			if matrixJSON != "" {
-				agents, err := gh.MatrixAgents(matrixJSON)
-				if err != nil {
-					return err
-				}
-				if err := set("agents", outputJSON(agents)); err != nil {
-					return err
-				}
+			agents, err := render.Read(results)
+			if err != nil {
+				return err
 			}
-			if results != "" {
-				agents, err := gh.ReadPublished(results)
-				if err != nil {
-					return err
-				}
-				abs, err := filepath.Abs(results)
-				if err != nil {
-					return err
-				}
-				if err := set("digests", outputJSON(gh.Digests(agents))); err != nil {
-					return err
-				}
-				if err := set("release-json", abs); err != nil {
-					return err
-				}
+			outs, err := render.ReleaseOutputs(agents, results)
+			if err != nil {
+				return err
 			}
-			return nil
+			return render.WriteOutputs(cmd.OutOrStdout(), outs...)
 		},
 	}
 	cmd.Flags().StringVar(&results, "release-json", "", "release.json to read digests from")
-	cmd.Flags().StringVar(&matrixJSON, "matrix", "", "a GitHub matrix JSON to list the agents of")
 	return cmd
-}
-
-// outputJSON is v as compact JSON, for step outputs fromJSON reads back.
-func outputJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err) // only maps and slices of strings reach here
-	}
-	return string(b)
 }

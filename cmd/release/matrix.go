@@ -15,9 +15,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nothingnesses/agent-images/flake"
-	"github.com/nothingnesses/agent-images/gh"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/render"
 )
 
 func newMatrixCmd() *cobra.Command {
@@ -124,12 +124,12 @@ then has an empty matrix.`,
 			if err := writeGitHubOutput("missing", string(list)); err != nil {
 				return err
 			}
-			if err := writeGitHubOutput("selected", outputJSON(append([]string{}, selected...))); err != nil {
+			if err := writeGitHubOutput("selected", render.JSON(append([]string{}, selected...))); err != nil {
 				return err
 			}
 			// One merge job per agent needs the agents without repeats,
 			// which a workflow cannot compute from the matrix itself.
-			return writeGitHubOutput("agents", outputJSON(append([]string{}, flake.Agents(targets)...)))
+			return writeGitHubOutput("agents", render.JSON(append([]string{}, flake.Agents(targets)...)))
 		},
 	}
 	f.register(cmd)
@@ -247,11 +247,5 @@ func joinMissing(missing []flake.Missing) string {
 // writeGitHubOutput sets a step output when running under GitHub Actions;
 // elsewhere it does nothing.
 func writeGitHubOutput(name, value string) error {
-	if os.Getenv("GITHUB_OUTPUT") == "" {
-		return nil
-	}
-	if err := gh.SetOutput(name, strings.TrimRight(value, "\n")); err != nil {
-		return fmt.Errorf("writing step output %s: %w", name, err)
-	}
-	return nil
+	return render.WriteOutputs(nil, render.Output{Name: name, Value: strings.TrimRight(value, "\n")})
 }

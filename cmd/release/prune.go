@@ -5,8 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	ghauthn "github.com/google/go-containerregistry/pkg/authn/github"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
@@ -14,6 +12,8 @@ import (
 	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/gh"
 	"github.com/nothingnesses/agent-images/internal/transport"
+	"github.com/nothingnesses/agent-images/render"
+	"github.com/nothingnesses/agent-images/retention"
 )
 
 func newPruneCmd() *cobra.Command {
@@ -21,7 +21,7 @@ func newPruneCmd() *cobra.Command {
 	var registries []string
 	var agents []string
 	var flake flakeFlags
-	policy := gh.DefaultRetention(time.Now())
+	policy := retention.Default(time.Now())
 	prMaxAge := ageValue{&policy.PreviewMaxAge}
 	var yes, insecure bool
 	cmd := &cobra.Command{
@@ -100,12 +100,9 @@ packages: write, when the packages grant this repository admin access).`,
 					return err
 				}
 			}
-			ropts := []remote.Option{
-				remote.WithTransport(transport.New()),
-				remote.WithAuthFromKeychain(authn.NewMultiKeychain(authn.DefaultKeychain, ghauthn.Keychain)),
-			}
+			ropts := transport.NewRegistry(nil).Options(cmd.Context())
 			fmt.Fprintln(out, "retention policy:")
-			if err := gh.WritePolicy(out, policy); err != nil {
+			if err := render.Policy(out, policy); err != nil {
 				return err
 			}
 			fmt.Fprintln(out)
@@ -164,7 +161,7 @@ func flakeAgents(cmd *cobra.Command, f flakeFlags) ([]string, error) {
 // pruneRegistry prunes each agent under prefix and returns the agents that
 // failed, as prefix/agent when pruning several registries would leave it
 // unclear.
-func pruneRegistry(cmd *cobra.Command, c *gh.Client, prefix name.Repository, agents []string, policy gh.RetentionPolicy, yes bool, ropts []remote.Option) []string {
+func pruneRegistry(cmd *cobra.Command, c *gh.Client, prefix name.Repository, agents []string, policy retention.Policy, yes bool, ropts []remote.Option) []string {
 	ctx, out := cmd.Context(), cmd.OutOrStdout()
 	var failed []string
 	for _, agent := range agents {
@@ -175,17 +172,21 @@ func pruneRegistry(cmd *cobra.Command, c *gh.Client, prefix name.Repository, age
 			failed = append(failed, repo.String())
 			continue
 		}
-		plan, err := c.PlanPrune(ctx, pkg, policy, ropts...)
+		versions, err := c.PackageVersions(ctx, pkg)
+		var plan *retention.Plan
+		if err == nil {
+			plan, err = retention.Decide(ctx, repo, versions, policy, ropts...)
+		}
 		if err != nil {
 			fmt.Fprintf(out, "%s: %v\n", agent, err)
 			failed = append(failed, repo.String())
 			continue
 		}
-		gh.WritePlan(out, agent, plan)
+		render.Plan(out, agent, plan)
 		if !yes || len(plan.Delete) == 0 {
 			continue
 		}
-		n, err := c.Prune(ctx, plan)
+		n, err := c.DeleteVersions(ctx, pkg, plan.Deletions())
 		fmt.Fprintf(out, "%s: deleted %d of %d versions\n", agent, n, len(plan.Delete))
 		if err != nil {
 			fmt.Fprintf(out, "%s: %v\n", agent, err)
@@ -203,11 +204,11 @@ func (a ageValue) String() string {
 	if a.d == nil {
 		return ""
 	}
-	return gh.FormatAge(*a.d)
+	return retention.FormatAge(*a.d)
 }
 
 func (a ageValue) Set(s string) error {
-	d, err := gh.ParseAge(s)
+	d, err := retention.ParseAge(s)
 	if err != nil {
 		return err
 	}

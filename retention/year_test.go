@@ -1,4 +1,4 @@
-package gh
+package retention_test
 
 import (
 	"bytes"
@@ -16,7 +16,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/nothingnesses/agent-images/publish"
+	"github.com/nothingnesses/agent-images/render"
+	"github.com/nothingnesses/agent-images/retention"
+	"github.com/nothingnesses/agent-images/tags"
 )
 
 // TestPruneYearOfNightlies prunes a package the way a year of nightly
@@ -41,12 +43,11 @@ import (
 // With --keep 30 the window is the 30 newest dates: nights 334..364 but
 // 345 (failed), from 2026-10-29.
 func TestPruneYearOfNightlies(t *testing.T) {
-	g := newGHCR(t, "Organization")
-	g.gh.maxPer = 100
+	g := newGHCR(t)
 	first := time.Date(2025, 11, 29, 0, 0, 0, 0, time.UTC)
 	now := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
 	stagingTag := func(key, arch string) string {
-		return publish.StagingTag(key, v1.Platform{OS: "linux", Architecture: arch})
+		return tags.StagingTag(key, v1.Platform{OS: "linux", Architecture: arch})
 	}
 	type release struct {
 		index v1.ImageIndex
@@ -123,7 +124,7 @@ func TestPruneYearOfNightlies(t *testing.T) {
 		g.push(fmt.Sprintf("referrer of night %d", n), ref.(manifest))
 	}
 	g.now = now
-	total := len(g.gh.versions["acme/agent-images/pi"])
+	total := len(g.versions)
 	if total != 2814 {
 		t.Fatalf("the package has %d versions, want 2814 (the scenario changed: recount)", total)
 	}
@@ -149,22 +150,14 @@ func TestPruneYearOfNightlies(t *testing.T) {
 		before[tag] = reachable(t, g, tag)
 	}
 
-	c := g.gh.directClient(t)
-	pkg, err := PackageFor(g.repo)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	policy := DefaultRetention(now)
+	policy := retention.Default(now)
 	start := time.Now()
-	plan, err := c.PlanPrune(ctx, pkg, policy, g.direct)
+	plan, err := retention.Decide(ctx, g.repo, g.versions, policy, g.direct)
 	if err != nil {
-		t.Fatalf("PlanPrune = %v", err)
+		t.Fatalf("Decide = %v", err)
 	}
 	t.Logf("planned %d versions in %s", total, time.Since(start))
-	if n := len(g.gh.callsMatching("DELETE ")); n != 0 {
-		t.Fatalf("planning made %d DELETE calls, want none", n)
-	}
 	if want := time.Date(2026, 10, 29, 0, 0, 0, 0, time.UTC); !plan.WindowStart.Equal(want) {
 		t.Errorf("window starts %s, want %s (night 334)", plan.WindowStart, want)
 	}
@@ -174,43 +167,43 @@ func TestPruneYearOfNightlies(t *testing.T) {
 	// nightly indexes kept (30 in the window, 11 versions older than it, 2
 	// releases), with the re-tags of unchanged night 340 and the extra run
 	// of night 350; night 345's unmerged part; pr-8; the .sig/.att of the 43.
-	wantTags := map[string]TagCount{
-		ClassLatest:   {Kept: 1},
-		ClassVersion:  {Kept: 20},
-		ClassDated:    {Kept: 43, Deleted: 316},
-		ClassSHA:      {Kept: 44, Deleted: 317},
-		ClassStaging:  {Kept: 89, Deleted: 639},
-		ClassPreview:  {Kept: 1, Deleted: 2},
-		ClassAttached: {Kept: 215, Deleted: 1530},
-		ClassUntagged: {Kept: 3, Deleted: 10},
+	wantTags := map[tags.Class]tagCount{
+		tags.Latest:        {Kept: 1},
+		tags.Version:       {Kept: 20},
+		tags.Dated:         {Kept: 43, Deleted: 316},
+		tags.SHA:           {Kept: 44, Deleted: 317},
+		tags.Staging:       {Kept: 89, Deleted: 639},
+		tags.Preview:       {Kept: 1, Deleted: 2},
+		tags.Attached:      {Kept: 215, Deleted: 1530},
+		retention.Untagged: {Kept: 3, Deleted: 10},
 	}
-	if !reflect.DeepEqual(plan.Tags, wantTags) {
-		t.Errorf("PlanPrune tags by class = %+v\nwant %+v", plan.Tags, wantTags)
+	if got := countTags(plan); !reflect.DeepEqual(got, wantTags) {
+		t.Errorf("Decide tags by class = %+v\nwant %+v", got, wantTags)
 	}
 	// Versions by reason: a version is attributed to the first class of
-	// RetentionClasses among its tags.
+	// retention.Rules among its tags.
 	type group struct {
 		keep  bool
-		class string
+		class tags.Class
 	}
 	wantGroups := []struct {
 		group
 		n int
 	}{
-		{group{true, ClassLatest}, 1},       // tonight
-		{group{true, ClassVersion}, 14},     // 11 older versions, v1.0.0, v1.1.0, 0.11.0 in the window
-		{group{true, ClassDated}, 27},       // the rest of the window's dated indexes
-		{group{true, ClassSHA}, 1},          // night 350's first index
-		{group{true, ClassStaging}, 3},      // tonight's parts (under a day old), night 345's unmerged part
-		{group{true, ClassPreview}, 1},      // pr-8
-		{group{true, ClassReached}, 302},    // 86 parts, 215 .sig/.att, tonight's referrer
-		{group{false, ClassDated}, 305},     // 347 dated indexes but the 42 kept
-		{group{false, ClassSHA}, 1},         // night 200's first index
-		{group{false, ClassStaging}, 617},   // parts of the 306 indexes that go, 5 unmerged parts before the window
-		{group{false, ClassPreview}, 2},     // pr-7, pr-9
-		{group{false, ClassAttached}, 1530}, // .sig/.att of the 306
-		{group{false, ClassUntagged}, 7},    // parts of pr-7, pr-9 and the first pr-8; night 50's referrer
-		{group{false, ClassOrphan}, 3},      // two orphans, the first pr-8 index
+		{group{true, tags.Latest}, 1},         // tonight
+		{group{true, tags.Version}, 14},       // 11 older versions, v1.0.0, v1.1.0, 0.11.0 in the window
+		{group{true, tags.Dated}, 27},         // the rest of the window's dated indexes
+		{group{true, tags.SHA}, 1},            // night 350's first index
+		{group{true, tags.Staging}, 3},        // tonight's parts (under a day old), night 345's unmerged part
+		{group{true, tags.Preview}, 1},        // pr-8
+		{group{true, retention.Reached}, 302}, // 86 parts, 215 .sig/.att, tonight's referrer
+		{group{false, tags.Dated}, 305},       // 347 dated indexes but the 42 kept
+		{group{false, tags.SHA}, 1},           // night 200's first index
+		{group{false, tags.Staging}, 617},     // parts of the 306 indexes that go, 5 unmerged parts before the window
+		{group{false, tags.Preview}, 2},       // pr-7, pr-9
+		{group{false, tags.Attached}, 1530},   // .sig/.att of the 306
+		{group{false, retention.Untagged}, 7}, // parts of pr-7, pr-9 and the first pr-8; night 50's referrer
+		{group{false, retention.Orphan}, 3},   // two orphans, the first pr-8 index
 	}
 	var got []string
 	for _, gr := range plan.Groups() {
@@ -240,14 +233,15 @@ func TestPruneYearOfNightlies(t *testing.T) {
 	// The dry run prints the policy and the plan, grouped by reason in
 	// that order, every deleted version under its reason.
 	var out bytes.Buffer
-	if err := WritePolicy(&out, policy); err != nil {
+	if err := render.Policy(&out, policy); err != nil {
 		t.Fatal(err)
 	}
-	WritePlan(&out, "pi", plan)
+	render.Plan(&out, "pi", plan)
 	printed := out.String()
-	for _, c := range RetentionClasses {
-		if !regexp.MustCompile(`(?m)^` + c.Name + ` +` + regexp.QuoteMeta(plain(c.Tags)) + ` +` + regexp.QuoteMeta(plain(c.kept(policy))) + `$`).MatchString(printed) {
-			t.Errorf("dry run lacks the policy row of %s:\n%s", c.Name, printed[:min(len(printed), 2000)])
+	plain := func(s string) string { return strings.ReplaceAll(s, "`", "") }
+	for _, r := range retention.Rules {
+		if !regexp.MustCompile(`(?m)^` + string(r.Class) + ` +` + regexp.QuoteMeta(plain(r.Tags)) + ` +` + regexp.QuoteMeta(plain(r.Kept(policy))) + `$`).MatchString(printed) {
+			t.Errorf("dry run lacks the policy row of %s:\n%s", r.Class, printed[:min(len(printed), 2000)])
 		}
 	}
 	if !strings.Contains(printed, "pi: keep 349 versions, delete 2465; window from 2026-10-29\n") {
@@ -271,7 +265,7 @@ func TestPruneYearOfNightlies(t *testing.T) {
 		t.Errorf("dry run groups =\n%s\nwant\n%s", strings.Join(headers, "\n"), strings.Join(want, "\n"))
 	}
 	for _, w := range wantGroups {
-		n := listed[map[bool]string{true: "keep", false: "delete"}[w.keep]+" "+w.class]
+		n := listed[map[bool]string{true: "keep", false: "delete"}[w.keep]+" "+string(w.class)]
 		if want := map[bool]int{true: 0, false: w.n}[w.keep]; n != want {
 			t.Errorf("dry run lists %d versions under %v %s, want %d", n, w.keep, w.class, want)
 		}
@@ -281,9 +275,8 @@ func TestPruneYearOfNightlies(t *testing.T) {
 		t.Errorf("dry run does not list night 0's index %s under the dated reason", oldest)
 	}
 
-	deleted, err := c.Prune(ctx, plan)
-	if err != nil || deleted != 2465 {
-		t.Fatalf("Prune = %d, %v, want 2465 deleted", deleted, err)
+	if deleted := g.delete(plan); deleted != 2465 {
+		t.Fatalf("deleted %d, want 2465", deleted)
 	}
 	for _, tag := range promised {
 		after := reachable(t, g, tag)
@@ -298,12 +291,12 @@ func TestPruneYearOfNightlies(t *testing.T) {
 		}
 	}
 	assertTagsComplete(t, g.repo)
-	if left := len(g.gh.versions["acme/agent-images/pi"]); left != 349 {
+	if left := len(g.versions); left != 349 {
 		t.Errorf("%d versions left, want 349", left)
 	}
-	again, err := c.PlanPrune(ctx, pkg, policy, g.direct)
+	again, err := retention.Decide(ctx, g.repo, g.versions, policy, g.direct)
 	if err != nil || len(again.Delete) != 0 {
-		t.Errorf("second PlanPrune deletes %d, %v, want nothing", len(again.Delete), err)
+		t.Errorf("second Decide deletes %d, %v, want nothing", len(again.Delete), err)
 	}
 }
 

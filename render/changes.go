@@ -1,11 +1,11 @@
-package gh
+package render
 
 import (
+	"github.com/nothingnesses/agent-images/record"
+
 	"fmt"
 	"sort"
 	"strings"
-
-	"github.com/nothingnesses/agent-images/record"
 )
 
 // maxPathsShown caps the store paths listed per platform: a GitHub issue or
@@ -178,26 +178,4 @@ func NotesSection(notes map[string][]string) string {
 		}
 	}
 	return b.String()
-}
-
-// changesOf are the change reports of the agents that have one.
-func changesOf(agents []Published) []*record.Changes {
-	var out []*record.Changes
-	for _, p := range agents {
-		if p.Changes != nil {
-			out = append(out, p.Changes)
-		}
-	}
-	return out
-}
-
-// notesOf are the notes of each agent that has some.
-func notesOf(agents []Published) map[string][]string {
-	out := map[string][]string{}
-	for _, p := range agents {
-		if len(p.Notes) > 0 {
-			out[p.Agent] = p.Notes
-		}
-	}
-	return out
 }

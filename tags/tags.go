@@ -1,10 +1,17 @@
-package publish
+// Package tags is the one vocabulary of image tags: which tags a release
+// moves (Policy), the spaces no release tag may take, the class of any tag a
+// registry holds (Of), and the order of releases that lets a shared tag move
+// forward only (Key). Release, prune and the change report all ask it.
+package tags
 
 import (
 	"fmt"
 	"regexp"
 	"strings"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/mod/semver"
 )
 
 // Tag is a tag a release moves.
@@ -32,9 +39,9 @@ func Names(tags []Tag) []string {
 	return out
 }
 
-// TagPolicy decides which tags a release moves.
-type TagPolicy struct {
-	// Version of the agent, tagged through SafeTag.
+// Policy decides which tags a release moves.
+type Policy struct {
+	// Version of the agent, tagged through Safe.
 	Version string
 	// Commit of this repository, tagged as sha-<first 7>; empty when unknown.
 	Commit string
@@ -50,14 +57,34 @@ type TagPolicy struct {
 	Preview int
 }
 
+// Class is the kind of a tag, read from its name alone.
+type Class string
+
+// The classes of tags (retention.Rules says what each keeps, and in which
+// order a version carrying several is attributed to them).
+const (
+	Latest Class = "latest"
+	// Version is every tag no other class claims: the agent's version, a
+	// semantic version and its series, the git tag and --tag extras. Their
+	// names alone cannot tell them apart, and none of them is ever pruned.
+	Version  Class = "version"
+	Dated    Class = "dated"
+	SHA      Class = "sha"
+	Staging  Class = "staging"
+	Preview  Class = "preview"
+	Attached Class = "attached"
+)
+
 var (
-	tagRE    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	validRE  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 	commitRE = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
-	// semverRE is a semantic version (semver.org's grammar), with an
-	// optional leading v: major, minor, patch, pre-release.
-	semverRE = regexp.MustCompile(`^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)` +
-		`(?:-((?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*))?` +
-		`(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$`)
+	datedRE  = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+	shaRE    = regexp.MustCompile(`^sha-[0-9a-f]{7,40}$`)
+	prRE     = regexp.MustCompile(`^pr-[0-9]+$`)
+	// Cosign's tag-based storage, sha256-<hex>.sig/.att/.sbom, and the OCI
+	// referrers tag schema's fallback sha256-<hex>: about another manifest,
+	// never a release of their own.
+	attachedRE = regexp.MustCompile(`^sha256-([0-9a-f]{64})(\.(sig|att|sbom))?$`)
 )
 
 // Reserved tag spaces: cosign stores signatures and attestations under
@@ -65,10 +92,56 @@ var (
 // staging-<key>-<os>-<arch>. A release tag there could overwrite them.
 var reserved = []string{"sha256-", "staging-"}
 
-// ValidateTag says why t cannot be a release tag: not a valid OCI tag, or
-// in a reserved space.
-func ValidateTag(t string) error {
-	if !tagRE.MatchString(t) {
+// Of returns the class of a tag.
+func Of(tag string) Class {
+	switch {
+	case tag == "latest":
+		return Latest
+	case IsDated(tag):
+		return Dated
+	case shaRE.MatchString(tag):
+		return SHA
+	case strings.HasPrefix(tag, "staging-") && len(tag) > len("staging-"):
+		return Staging
+	case prRE.MatchString(tag):
+		return Preview
+	case attachedRE.MatchString(tag):
+		return Attached
+	}
+	return Version
+}
+
+// IsDated reports whether tag is a release date (YYYY-MM-DD, a real date).
+func IsDated(tag string) bool {
+	if !datedRE.MatchString(tag) {
+		return false
+	}
+	_, err := time.Parse(time.DateOnly, tag)
+	return err == nil
+}
+
+// AttachedTo returns the digest of the manifest an attached tag (a cosign
+// signature, attestation or SBOM, or a referrers fallback tag) is about.
+func AttachedTo(tag string) (string, bool) {
+	m := attachedRE.FindStringSubmatch(tag)
+	if m == nil {
+		return "", false
+	}
+	return "sha256:" + m[1], true
+}
+
+// StagingTag is the tag a split-mode build records its per-arch image
+// under: the same key and platform always give the same tag. It keeps the
+// image from being pruned until merge; merge trusts the build record's
+// digest, never the tag.
+func StagingTag(key string, p v1.Platform) string {
+	return Safe(fmt.Sprintf("staging-%s-%s-%s", key, p.OS, p.Architecture))
+}
+
+// Validate says why t cannot be a release tag: not a valid OCI tag, or in a
+// reserved space.
+func Validate(t string) error {
+	if !validRE.MatchString(t) {
 		return fmt.Errorf("%q is not a valid tag: use letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-'", t)
 	}
 	for _, r := range reserved {
@@ -102,8 +175,8 @@ func ValidateCommit(c string) error {
 //
 // Every tag is checked here, before any moves: an extra tag or a commit that
 // cannot be a tag is an error naming it, and so is a version whose tag (see
-// SafeTag) lands in a reserved space.
-func (p TagPolicy) Tags() ([]Tag, error) {
+// Safe) lands in a reserved space.
+func (p Policy) Tags() ([]Tag, error) {
 	if err := ValidateCommit(p.Commit); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
@@ -115,27 +188,27 @@ func (p TagPolicy) Tags() ([]Tag, error) {
 	case p.Preview > 0:
 		return []Tag{{Name: fmt.Sprintf("pr-%d", p.Preview), Owned: true}}, nil
 	}
-	git, err := gitTags(p.GitTag)
+	git, prerelease, err := gitTags(p.GitTag)
 	if err != nil {
 		return nil, err
 	}
 	var tags []Tag
-	if !git.prerelease {
+	if !prerelease {
 		tags = append(tags, Tag{Name: "latest"})
 	}
-	if v := SafeTag(p.Version); v != "" {
-		if err := ValidateTag(v); err != nil {
+	if v := Safe(p.Version); v != "" {
+		if err := Validate(v); err != nil {
 			return nil, fmt.Errorf("version %q gives no usable tag: %w", p.Version, err)
 		}
 		tags = append(tags, Tag{Name: v})
 	}
-	tags = append(tags, Tag{Name: p.Now.UTC().Format("2006-01-02"), Built: true})
+	tags = append(tags, Tag{Name: p.Now.UTC().Format(time.DateOnly), Built: true})
 	if p.Commit != "" {
 		tags = append(tags, Tag{Name: "sha-" + p.Commit[:7], Owned: true, Built: true})
 	}
-	tags = append(tags, git.tags...)
+	tags = append(tags, git...)
 	for _, t := range p.Extra {
-		if err := ValidateTag(t); err != nil {
+		if err := Validate(t); err != nil {
 			return nil, fmt.Errorf("--tag %w", err)
 		}
 		tags = append(tags, Tag{Name: t, Owned: true})
@@ -157,46 +230,41 @@ func (p TagPolicy) Tags() ([]Tag, error) {
 	return out, nil
 }
 
-// gitRelease is what a git tag adds to a release's tags.
-type gitRelease struct {
-	tags       []Tag
-	prerelease bool
-}
-
-// gitTags are the tags of the git tag name: the tag itself, owned like
-// sha- (it names this release alone), then, for a semantic version, the
-// version and its series, shared and moving only forward.
-func gitTags(name string) (gitRelease, error) {
+// gitTags are the tags of the git tag name: the tag itself, owned like sha-
+// (it names this release alone), then, for a semantic version (semver.org's,
+// with or without the leading v), the version and its series, shared and
+// moving only forward. A pre-release is tagged as itself and its version.
+func gitTags(name string) (tags []Tag, prerelease bool, err error) {
 	if name == "" {
-		return gitRelease{}, nil
+		return nil, false, nil
 	}
-	self := SafeTag(name)
-	if err := ValidateTag(self); err != nil {
-		return gitRelease{}, fmt.Errorf("--git-tag %q gives no usable tag: %w", name, err)
+	self := Safe(name)
+	if err := Validate(self); err != nil {
+		return nil, false, fmt.Errorf("--git-tag %q gives no usable tag: %w", name, err)
 	}
-	out := gitRelease{tags: []Tag{{Name: self, Owned: true}}}
-	m := semverRE.FindStringSubmatch(name)
-	if m == nil {
-		return out, nil
+	tags = []Tag{{Name: self, Owned: true}}
+	// x/mod/semver also takes v1.2 and v1 as short for v1.2.0 and v1.0.0:
+	// only a full version, as written, names a release's series.
+	v := "v" + strings.TrimPrefix(name, "v")
+	if !semver.IsValid(v) || semver.Canonical(v)+semver.Build(v) != v {
+		return tags, false, nil
 	}
-	major, minor, pre := m[1], m[2], m[4]
-	out.tags = append(out.tags, Tag{Name: SafeTag(strings.TrimPrefix(name, "v"))})
-	if pre != "" {
-		out.prerelease = true
-		return out, nil
+	tags = append(tags, Tag{Name: Safe(v[1:])})
+	if semver.Prerelease(v) != "" {
+		return tags, true, nil
 	}
-	out.tags = append(out.tags, Tag{Name: major + "." + minor})
-	if major != "0" {
-		out.tags = append(out.tags, Tag{Name: major})
+	tags = append(tags, Tag{Name: semver.MajorMinor(v)[1:]})
+	if major := semver.Major(v)[1:]; major != "0" {
+		tags = append(tags, Tag{Name: major})
 	}
-	return out, nil
+	return tags, false, nil
 }
 
-// SafeTag is the one rule that turns a version into a tag: every character
-// a tag cannot hold (anything but letters, digits, '_', '.' and '-', such as
+// Safe is the one rule that turns a version into a tag: every character a
+// tag cannot hold (anything but letters, digits, '_', '.' and '-', such as
 // '+' or '/') becomes '-', a leading '.' or '-' becomes '_', and the result
 // is cut at 128 characters. An empty version gives no tag.
-func SafeTag(version string) string {
+func Safe(version string) string {
 	var b strings.Builder
 	for i, r := range version {
 		ok := r == '_' || r == '.' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'

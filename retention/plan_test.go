@@ -1,4 +1,4 @@
-package gh
+package retention_test
 
 import (
 	"bytes"
@@ -22,6 +22,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/nothingnesses/agent-images/gh"
+	"github.com/nothingnesses/agent-images/retention"
+	"github.com/nothingnesses/agent-images/tags"
 )
 
 // ghcr is an in-process registry plus the package versions GHCR's API
@@ -29,8 +33,13 @@ import (
 type ghcr struct {
 	t     *testing.T
 	repo  name.Repository
-	gh    *fakeGitHub
 	names map[string]string // digest -> what the test calls it
+	// versions are the package's versions as GHCR's API lists them.
+	versions []gh.Version
+	nextID   int64
+	// requests counts the registry requests the code under test made, and
+	// writes those of them that were not reads.
+	requests, writes int
 	// registry is the in-process registry's handler: the test pushes,
 	// tags and deletes through it directly, without a socket, so that a
 	// year of nightlies is set up in moments.
@@ -68,29 +77,40 @@ func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-func newGHCR(t *testing.T, ownerType string) *ghcr {
+func newGHCR(t *testing.T) *ghcr {
 	handler := registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true))
-	reg := httptest.NewServer(handler)
+	g := &ghcr{t: t}
+	reg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.requests++
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			g.writes++
+		}
+		handler.ServeHTTP(w, r)
+	}))
 	t.Cleanup(reg.Close)
 	repo, err := name.NewRepository(strings.TrimPrefix(reg.URL, "http://")+"/acme/agent-images/pi", name.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &ghcr{t: t, repo: repo, gh: newFakeGitHub(t), names: map[string]string{},
-		registry: handler, direct: remote.WithTransport(handlerTransport{handler}),
-		manifests: map[string]rawManifest{}, tagged: map[string]string{},
-		now: time.Date(2026, 11, 27, 3, 23, 0, 0, time.UTC)}
-	g.gh.ownerType["acme"] = ownerType
-	g.gh.versions["acme/agent-images/pi"] = nil
-	// GHCR deletes the manifest and its tags with the version.
-	g.gh.onDelete = func(_ string, v Version) {
+	g.repo, g.names, g.registry, g.direct = repo, map[string]string{}, handler, remote.WithTransport(handlerTransport{handler})
+	g.manifests, g.tagged, g.nextID = map[string]rawManifest{}, map[string]string{}, 100
+	g.now = time.Date(2026, 11, 27, 3, 23, 0, 0, time.UTC)
+	return g
+}
+
+// delete deletes a plan's versions the way GHCR does when gh deletes them
+// through its API: the manifest and its tags go with the version. It
+// returns how many it deleted.
+func (g *ghcr) delete(plan *retention.Plan) int {
+	for _, v := range plan.Deletions() {
 		for _, ref := range append(slices.Clone(v.Tags), v.Digest) {
 			if code := g.call(http.MethodDelete, "manifests/"+ref, "", nil); code != http.StatusAccepted {
-				t.Errorf("deleting %s from the registry: HTTP %d", ref, code)
+				g.t.Errorf("deleting %s from the registry: HTTP %d", ref, code)
 			}
 		}
+		g.versions = slices.DeleteFunc(g.versions, func(x gh.Version) bool { return x.ID == v.ID })
 	}
-	return g
+	return len(plan.Delete)
 }
 
 // call makes one registry API call of the repository (path after
@@ -171,9 +191,8 @@ func (g *ghcr) push(label string, x manifest) {
 	}
 	g.manifests[d] = rawManifest{body, mt}
 	g.names[d] = label
-	g.gh.nextID++
-	g.gh.versions["acme/agent-images/pi"] = append(g.gh.versions["acme/agent-images/pi"],
-		Version{ID: g.gh.nextID, Digest: d, Created: g.now, Updated: g.now})
+	g.nextID++
+	g.versions = append(g.versions, gh.Version{ID: g.nextID, Digest: d, Created: g.now, Updated: g.now})
 }
 
 // tag points tags at x, moving each from the version that had it, as GHCR
@@ -186,8 +205,8 @@ func (g *ghcr) tag(x interface{ Digest() (v1.Hash, error) }, tags ...string) {
 			g.t.Fatalf("tagging %s as %s: HTTP %d", g.names[d], tag, code)
 		}
 	}
-	vs := g.gh.versions["acme/agent-images/pi"]
-	at := func(digest string) *Version {
+	vs := g.versions
+	at := func(digest string) *gh.Version {
 		for i := len(vs) - 1; i >= 0; i-- {
 			if vs[i].Digest == digest {
 				return &vs[i]
@@ -219,7 +238,7 @@ func (g *ghcr) attach(label string, subject interface{ Digest() (v1.Hash, error)
 	return img
 }
 
-func (g *ghcr) labels(ds []Decision) []string {
+func (g *ghcr) labels(ds []retention.Decision) []string {
 	var out []string
 	for _, d := range ds {
 		out = append(out, g.names[d.Digest])
@@ -228,87 +247,98 @@ func (g *ghcr) labels(ds []Decision) []string {
 	return out
 }
 
-func TestPrune(t *testing.T) {
-	for _, ownerType := range []string{"Organization", "User"} {
-		t.Run(ownerType, func(t *testing.T) {
-			g := newGHCR(t, ownerType)
-			night := func(day int) { g.now = time.Date(2026, 11, day, 3, 23, 0, 0, time.UTC) }
-			night(27)
-			// Tonight: a new amd64 image; the arm64 image is unchanged and
-			// shared with last night's index.
-			amd1 := g.image("amd64 tonight", "amd64")
-			arm := g.image("arm64 shared", "arm64")
-			tonight := g.index("index tonight", amd1, arm)
-			g.tag(tonight, "latest", "0.70.6", "2026-11-27", "sha-abc1234")
-			g.attach("sig of index tonight", tonight, ".sig")
-			g.attach("att of amd64 tonight", amd1, ".att")
-			// An OCI 1.1 referrer about tonight's index: untagged, kept.
-			base, _ := random.Image(64, 1)
-			ref := mutate.Subject(base, v1.Descriptor{
-				MediaType: types.OCIImageIndex, Digest: mustHash(t, digestOf(t, tonight)), Size: 1})
-			g.push("referrer of index tonight", ref.(manifest))
+// tagCount is how many tags of one class are on kept and on deleted versions.
+type tagCount struct{ Kept, Deleted int }
 
-			night(26)
-			amd2 := g.image("amd64 last night", "amd64")
-			lastNight := g.index("index last night", amd2, arm)
-			g.tag(lastNight, "2026-11-26")
+// countTags counts a plan's tags by class on the versions it keeps and
+// deletes; an untagged version counts once, under Untagged.
+func countTags(plan *retention.Plan) map[tags.Class]tagCount {
+	out := map[tags.Class]tagCount{}
+	for _, d := range append(slices.Clip(plan.Keep), plan.Delete...) {
+		classes := []tags.Class{retention.Untagged}
+		if len(d.Tags) > 0 {
+			classes = classes[:0]
+			for _, t := range d.Tags {
+				classes = append(classes, tags.Of(t))
+			}
+		}
+		for _, c := range classes {
+			n := out[c]
+			if d.Reason.Keep {
+				n.Kept++
+			} else {
+				n.Deleted++
+			}
+			out[c] = n
+		}
+	}
+	return out
+}
 
-			night(25)
-			old1, old2 := g.image("amd64 old", "amd64"), g.image("arm64 old", "arm64")
-			old := g.index("index old", old1, old2)
-			g.tag(old, "2026-11-25")
-			g.attach("sig of index old", old, ".sig")
-			g.attach("att of amd64 old", old1, ".att")
-			// A per-arch push of a run that failed before its index.
-			g.image("orphan", "amd64")
-			// The split workflow's staging reference keeps a per-arch image
-			// that no merge has listed yet, inside the window.
-			night(27)
-			staged := g.image("staged arm64", "arm64")
-			g.tag(staged, "staging-aarch64-linux")
+func TestDecide(t *testing.T) {
+	g := newGHCR(t)
+	night := func(day int) { g.now = time.Date(2026, 11, day, 3, 23, 0, 0, time.UTC) }
+	night(27)
+	// Tonight: a new amd64 image; the arm64 image is unchanged and
+	// shared with last night's index.
+	amd1 := g.image("amd64 tonight", "amd64")
+	arm := g.image("arm64 shared", "arm64")
+	tonight := g.index("index tonight", amd1, arm)
+	g.tag(tonight, "latest", "0.70.6", "2026-11-27", "sha-abc1234")
+	g.attach("sig of index tonight", tonight, ".sig")
+	g.attach("att of amd64 tonight", amd1, ".att")
+	// An OCI 1.1 referrer about tonight's index: untagged, kept.
+	base, _ := random.Image(64, 1)
+	ref := mutate.Subject(base, v1.Descriptor{
+		MediaType: types.OCIImageIndex, Digest: mustHash(t, digestOf(t, tonight)), Size: 1})
+	g.push("referrer of index tonight", ref.(manifest))
 
-			c := g.gh.client(t)
-			pkg, err := PackageFor(g.repo)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx := context.Background()
-			policy := RetentionPolicy{KeepDated: 2, PreviewMaxAge: time.Hour, StagingGrace: time.Hour,
-				Now: time.Date(2026, 11, 28, 5, 0, 0, 0, time.UTC)}
-			plan, err := c.PlanPrune(ctx, pkg, policy)
-			if err != nil {
-				t.Fatalf("PlanPrune = %v", err)
-			}
-			wantDelete := []string{"amd64 old", "arm64 old", "att of amd64 old", "index old", "orphan", "sig of index old"}
-			if got := g.labels(plan.Delete); !reflect.DeepEqual(got, wantDelete) {
-				t.Errorf("PlanPrune delete = %q, want %q", got, wantDelete)
-			}
-			if got, want := plan.Tags[ClassDated], (TagCount{Kept: 2, Deleted: 1}); got != want {
-				t.Errorf("PlanPrune dated tags = %+v, want %+v", got, want)
-			}
-			if got, want := plan.Tags[ClassStaging], (TagCount{Kept: 1}); got != want {
-				t.Errorf("PlanPrune staging tags = %+v, want %+v (unmerged, inside the window)", got, want)
-			}
-			if n := len(g.gh.callsMatching("DELETE ")); n != 0 {
-				t.Fatalf("planning made %d DELETE calls, want none", n)
-			}
-			kind := map[string]string{"Organization": "orgs", "User": "users"}[ownerType]
-			if lists := g.gh.callsMatching("GET /" + kind + "/acme/packages/container/agent-images%2Fpi/versions"); len(lists) < 2 {
-				t.Errorf("version list calls = %q, want several pages on the %s path with the name escaped", lists, kind)
-			}
+	night(26)
+	amd2 := g.image("amd64 last night", "amd64")
+	lastNight := g.index("index last night", amd2, arm)
+	g.tag(lastNight, "2026-11-26")
 
-			deleted, err := c.Prune(ctx, plan)
-			if err != nil || deleted != len(wantDelete) {
-				t.Fatalf("Prune = %d, %v, want %d deleted", deleted, err, len(wantDelete))
-			}
-			assertTagsComplete(t, g.repo)
+	night(25)
+	old1, old2 := g.image("amd64 old", "amd64"), g.image("arm64 old", "arm64")
+	old := g.index("index old", old1, old2)
+	g.tag(old, "2026-11-25")
+	g.attach("sig of index old", old, ".sig")
+	g.attach("att of amd64 old", old1, ".att")
+	// A per-arch push of a run that failed before its index.
+	g.image("orphan", "amd64")
+	// The split workflow's staging reference keeps a per-arch image
+	// that no merge has listed yet, inside the window.
+	night(27)
+	staged := g.image("staged arm64", "arm64")
+	g.tag(staged, "staging-aarch64-linux")
 
-			// Pruning again finds nothing to delete.
-			again, err := c.PlanPrune(ctx, pkg, policy)
-			if err != nil || len(again.Delete) != 0 {
-				t.Errorf("second PlanPrune = %q, %v, want nothing to delete", g.labels(again.Delete), err)
-			}
-		})
+	ctx := context.Background()
+	policy := retention.Policy{KeepDated: 2, PreviewMaxAge: time.Hour, StagingGrace: time.Hour,
+		Now: time.Date(2026, 11, 28, 5, 0, 0, 0, time.UTC)}
+	plan, err := retention.Decide(ctx, g.repo, g.versions, policy)
+	if err != nil {
+		t.Fatalf("Decide = %v", err)
+	}
+	wantDelete := []string{"amd64 old", "arm64 old", "att of amd64 old", "index old", "orphan", "sig of index old"}
+	if got := g.labels(plan.Delete); !reflect.DeepEqual(got, wantDelete) {
+		t.Errorf("Decide delete = %q, want %q", got, wantDelete)
+	}
+	if got, want := countTags(plan)[tags.Dated], (tagCount{Kept: 2, Deleted: 1}); got != want {
+		t.Errorf("Decide dated tags = %+v, want %+v", got, want)
+	}
+	if got, want := countTags(plan)[tags.Staging], (tagCount{Kept: 1}); got != want {
+		t.Errorf("Decide staging tags = %+v, want %+v (unmerged, inside the window)", got, want)
+	}
+	if g.writes != 0 {
+		t.Fatalf("planning made %d registry writes, want none", g.writes)
+	}
+	g.delete(plan)
+	assertTagsComplete(t, g.repo)
+
+	// Pruning again finds nothing to delete.
+	again, err := retention.Decide(ctx, g.repo, g.versions, policy)
+	if err != nil || len(again.Delete) != 0 {
+		t.Errorf("second Decide = %q, %v, want nothing to delete", g.labels(again.Delete), err)
 	}
 }
 
@@ -338,8 +368,8 @@ func assertTagsComplete(t *testing.T, repo name.Repository) {
 	}
 }
 
-func TestPlanPruneStopsOnUnreadableManifest(t *testing.T) {
-	g := newGHCR(t, "Organization")
+func TestDecideStopsOnUnreadableManifest(t *testing.T) {
+	g := newGHCR(t)
 	img := g.image("tagged", "amd64")
 	g.tag(img, "latest")
 	g.image("orphan", "amd64")
@@ -348,61 +378,50 @@ func TestPlanPruneStopsOnUnreadableManifest(t *testing.T) {
 	if err := remote.Delete(g.repo.Digest(digestOf(t, img))); err != nil {
 		t.Fatal(err)
 	}
-	pkg, _ := PackageFor(g.repo)
-	_, err := g.gh.client(t).PlanPrune(context.Background(), pkg, DefaultRetention(g.now))
+	_, err := retention.Decide(context.Background(), g.repo, g.versions, retention.Default(g.now))
 	if err == nil || !strings.Contains(err.Error(), "pruning stops rather than guess") {
-		t.Errorf("PlanPrune(missing tagged manifest) = %v, want an error", err)
+		t.Errorf("Decide(missing tagged manifest) = %v, want an error", err)
 	}
 }
 
-func TestPruneGoesOnPastRefusals(t *testing.T) {
-	g := newGHCR(t, "Organization")
-	g.image("gone already", "amd64")
-	g.image("popular", "amd64")
-	g.image("plain", "amd64")
-	pkg, _ := PackageFor(g.repo)
-	c := g.gh.client(t)
-	plan, err := c.PlanPrune(context.Background(), pkg, DefaultRetention(g.now))
-	if err != nil {
-		t.Fatal(err)
-	}
-	route := "DELETE /orgs/{owner}/packages/container/{name}/versions/{id}"
-	g.gh.faults[route] = []func(http.ResponseWriter){
-		notFound,
-		func(w http.ResponseWriter) {
-			writeJSON(w, 400, map[string]any{"message": "Publicly visible package versions with more than 5000 downloads cannot be deleted."})
-		},
-		secondaryRateLimit,
-	}
-	deleted, err := c.Prune(context.Background(), plan)
-	if deleted != 2 || err == nil || !strings.Contains(err.Error(), "5000 downloads") {
-		t.Errorf("Prune = %d, %v, want 2 deleted (404 counts) and the refusal reported", deleted, err)
-	}
-}
-
-func TestPlanPruneRejectsBadPolicy(t *testing.T) {
-	g := newGHCR(t, "Organization")
-	pkg, _ := PackageFor(g.repo)
-	for _, policy := range []RetentionPolicy{
+func TestDecideRejectsBadPolicy(t *testing.T) {
+	g := newGHCR(t)
+	g.image("orphan", "amd64")
+	for _, policy := range []retention.Policy{
 		{KeepDated: 0, PreviewMaxAge: time.Hour, StagingGrace: time.Hour, Now: g.now},
 		{KeepDated: 1, PreviewMaxAge: 0, StagingGrace: time.Hour, Now: g.now},
+		{KeepDated: 1, PreviewMaxAge: time.Hour, StagingGrace: 0, Now: g.now},
 		{KeepDated: 1, PreviewMaxAge: time.Hour, StagingGrace: time.Hour},
 	} {
-		if _, err := g.gh.client(t).PlanPrune(context.Background(), pkg, policy); err == nil {
-			t.Errorf("PlanPrune(%+v) = nil, want an error", policy)
+		if _, err := retention.Decide(context.Background(), g.repo, g.versions, policy); err == nil {
+			t.Errorf("Decide(%+v) = nil, want an error", policy)
 		}
 	}
-	if n := len(g.gh.callsMatching("GET ")); n != 0 {
-		t.Errorf("PlanPrune with a bad policy made %d API calls, want none", n)
+	if g.requests != 0 {
+		t.Errorf("Decide with a bad policy made %d registry requests, want none", g.requests)
 	}
 }
 
-func TestPackageNotFound(t *testing.T) {
-	g := newGHCR(t, "Organization")
-	repo, _ := name.NewRepository(g.repo.RegistryStr()+"/acme/agent-images/nope", name.Insecure)
-	pkg, _ := PackageFor(repo)
-	if _, err := g.gh.client(t).PackageVersions(context.Background(), pkg); err == nil || !strings.Contains(err.Error(), "not found") {
-		t.Errorf("PackageVersions(missing package) = %v, want not found", err)
+func TestParseAge(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		bad  bool
+	}{
+		{in: "14d", want: 14 * 24 * time.Hour},
+		{in: "36h", want: 36 * time.Hour},
+		{in: "90m", want: 90 * time.Minute},
+		{in: "d", bad: true},
+		{in: "1.5d", bad: true},
+		{in: "two weeks", bad: true},
+	} {
+		got, err := retention.ParseAge(tc.in)
+		if (err != nil) != tc.bad || got != tc.want {
+			t.Errorf("ParseAge(%q) = %s, %v, want %s (error %v)", tc.in, got, err, tc.want, tc.bad)
+		}
+	}
+	if got := retention.FormatAge(14 * 24 * time.Hour); got != "14d" {
+		t.Errorf("FormatAge(14 days) = %q, want 14d", got)
 	}
 }
 

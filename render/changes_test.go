@@ -1,4 +1,4 @@
-package gh
+package render
 
 import (
 	"flag"
@@ -65,7 +65,7 @@ func TestChangesSectionGolden(t *testing.T) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (go test ./gh -run TestChangesSectionGolden -update creates it)", err)
+		t.Fatalf("%v (go test ./render -run TestChangesSectionGolden -update creates it)", err)
 	}
 	if got != string(want) {
 		t.Errorf("ChangesSection differs from %s (-update rewrites it):\n%s", path, got)
@@ -191,13 +191,13 @@ func TestNotesSection(t *testing.T) {
 // Every body a release writes carries what changed: the notes of a tag's
 // release and the summary table of a run.
 func TestReleaseNotesAndSummaryCarryChanges(t *testing.T) {
-	agents := []Published{
-		{Agent: "codex", Repository: "ghcr.io/acme/agent-images/codex", Digest: "sha256:" + strings.Repeat("9", 64), Tags: []string{"latest"},
-			Notes: []string{"what changed since latest (sha256:…) is not reported: reading …: 500"}},
-		{Agent: "pi", Repository: "ghcr.io/acme/agent-images/pi", Digest: "sha256:" + strings.Repeat("d", 64), Tags: []string{"latest"},
-			Changes: changeReports()[0]},
+	agents := []*record.Agent{
+		released("codex", "ghcr.io/acme/agent-images/codex", "9"),
+		released("pi", "ghcr.io/acme/agent-images/pi", "d"),
 	}
-	for name, body := range map[string]string{"ReleaseNotes": ReleaseNotes("v1.2.0", agents), "Summary": Summary(agents)} {
+	agents[0].Notes = []string{"what changed since latest (sha256:…) is not reported: reading …: 500"}
+	agents[1].Changes = changeReports()[0]
+	for name, body := range map[string]string{"ReleaseNotes": ReleaseNotes("v1.2.0", agents), "StepSummary": StepSummary(agents)} {
 		for _, want := range []string{
 			"### What changed since the last release",
 			"> - **pi** linux/amd64: +258.7 KiB (+20.4%), over 10%",
@@ -210,10 +210,12 @@ func TestReleaseNotesAndSummaryCarryChanges(t *testing.T) {
 		}
 	}
 	// A year of changes does not make a release GitHub refuses.
-	var big []Published
+	var big []*record.Agent
 	for _, r := range thirtyAgents() {
 		for range 3 {
-			big = append(big, Published{Agent: r.Agent, Repository: "r", Digest: "sha256:x", Changes: r})
+			a := released(r.Agent, "r", "e")
+			a.Changes = r
+			big = append(big, a)
 		}
 	}
 	if n := len(ReleaseNotes("v1.2.0", big)); n > maxReleaseBody {
