@@ -182,9 +182,9 @@ func (p Policy) Tags() ([]Tag, error) {
 	}
 	switch {
 	case p.Preview < 0:
-		return nil, fmt.Errorf("--preview %d: want the pull request's number", p.Preview)
+		return nil, &PolicyError{"Preview", fmt.Errorf("%d: want the pull request's number", p.Preview)}
 	case p.Preview > 0 && (p.GitTag != "" || len(p.Extra) > 0):
-		return nil, fmt.Errorf("--preview %d moves only pr-%d, never a release's tags: drop --git-tag and --tag", p.Preview, p.Preview)
+		return nil, &PolicyError{"Preview", fmt.Errorf("%d moves only pr-%d, never a release's tags: drop the git tag and the extra tags", p.Preview, p.Preview)}
 	case p.Preview > 0:
 		return []Tag{{Name: fmt.Sprintf("pr-%d", p.Preview), Owned: true}}, nil
 	}
@@ -209,7 +209,7 @@ func (p Policy) Tags() ([]Tag, error) {
 	tags = append(tags, git...)
 	for _, t := range p.Extra {
 		if err := Validate(t); err != nil {
-			return nil, fmt.Errorf("--tag %w", err)
+			return nil, &PolicyError{"Extra", err}
 		}
 		tags = append(tags, Tag{Name: t, Owned: true})
 	}
@@ -240,7 +240,7 @@ func gitTags(name string) (tags []Tag, prerelease bool, err error) {
 	}
 	self := Safe(name)
 	if err := Validate(self); err != nil {
-		return nil, false, fmt.Errorf("--git-tag %q gives no usable tag: %w", name, err)
+		return nil, false, &PolicyError{"GitTag", fmt.Errorf("%q gives no usable tag: %w", name, err)}
 	}
 	tags = []Tag{{Name: self, Owned: true}}
 	// x/mod/semver also takes v1.2 and v1 as short for v1.2.0 and v1.0.0:
@@ -282,3 +282,13 @@ func Safe(version string) string {
 	}
 	return s
 }
+
+// PolicyError is a field of a Policy that gives no usable tag, named as
+// Policy names it; a command line words it by its flag.
+type PolicyError struct {
+	Field string
+	Err   error
+}
+
+func (e *PolicyError) Error() string { return e.Field + " " + e.Err.Error() }
+func (e *PolicyError) Unwrap() error { return e.Err }

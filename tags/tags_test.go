@@ -24,8 +24,8 @@ func TestTags(t *testing.T) {
 		{name: "no commit", policy: Policy{Version: "0.0.1777525425-gadc8b1", Now: now}, want: "latest 0.0.1777525425-gadc8b1 2026-11-27"},
 		{name: "plus in version", policy: Policy{Version: "1.0+build.5", Now: now}, want: "latest 1.0-build.5 2026-11-27"},
 		{name: "duplicate extra", policy: Policy{Version: "1.0", Now: now, Extra: []string{"latest", "1.0"}}, want: "latest 1.0 2026-11-27"},
-		{name: "bad extra", policy: Policy{Now: now, Extra: []string{"-x"}}, wantErr: `--tag "-x" is not a valid tag`},
-		{name: "space in extra", policy: Policy{Now: now, Extra: []string{"bad tag"}}, wantErr: `--tag "bad tag" is not a valid tag`},
+		{name: "bad extra", policy: Policy{Now: now, Extra: []string{"-x"}}, wantErr: `Extra "-x" is not a valid tag`},
+		{name: "space in extra", policy: Policy{Now: now, Extra: []string{"bad tag"}}, wantErr: `Extra "bad tag" is not a valid tag`},
 		{name: "cosign space", policy: Policy{Now: now, Extra: []string{"sha256-" + strings.Repeat("a", 64) + ".sig"}}, wantErr: "reserved tag space sha256-*"},
 		{name: "staging space", policy: Policy{Now: now, Extra: []string{"staging-sha-0123456-linux-amd64"}}, wantErr: "reserved tag space staging-*"},
 		{name: "bad commit", policy: Policy{Now: now, Commit: "a b c d e f g"}, wantErr: `commit: "a b c d e f g" is not a git commit id`},
@@ -44,12 +44,12 @@ func TestTags(t *testing.T) {
 		{name: "git tag with a slash", policy: Policy{Now: now, GitTag: "release/7"}, want: "latest 2026-11-27 release-7"},
 		{name: "series equal to the agent's version", policy: Policy{Version: "1.2", Now: now, GitTag: "v1.2.0"},
 			want: "latest 1.2 2026-11-27 v1.2.0 1.2.0 1"},
-		{name: "git tag in a reserved space", policy: Policy{Now: now, GitTag: "staging-x"}, wantErr: `--git-tag "staging-x" gives no usable tag`},
+		{name: "git tag in a reserved space", policy: Policy{Now: now, GitTag: "staging-x"}, wantErr: `GitTag "staging-x" gives no usable tag`},
 		// Pull request previews move pr-<N> alone.
 		{name: "preview", policy: Policy{Version: "0.70.6", Commit: "0123456789abcdef", Now: now, Preview: 42}, want: "pr-42"},
-		{name: "preview with a git tag", policy: Policy{Now: now, Preview: 42, GitTag: "v1.0.0"}, wantErr: "--preview 42 moves only pr-42"},
-		{name: "preview with extra tags", policy: Policy{Now: now, Preview: 42, Extra: []string{"latest"}}, wantErr: "drop --git-tag and --tag"},
-		{name: "negative preview", policy: Policy{Now: now, Preview: -1}, wantErr: "--preview -1: want the pull request's number"},
+		{name: "preview with a git tag", policy: Policy{Now: now, Preview: 42, GitTag: "v1.0.0"}, wantErr: "Preview 42 moves only pr-42"},
+		{name: "preview with extra tags", policy: Policy{Now: now, Preview: 42, Extra: []string{"latest"}}, wantErr: "drop the git tag and the extra tags"},
+		{name: "negative preview", policy: Policy{Now: now, Preview: -1}, wantErr: "Preview -1: want the pull request's number"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

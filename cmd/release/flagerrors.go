@@ -2,10 +2,12 @@ package main
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nothingnesses/agent-images/pipeline"
+	"github.com/nothingnesses/agent-images/tags"
 )
 
 // optionFlags are the flags that set each pipeline option.
@@ -16,6 +18,9 @@ var optionFlags = map[string]string{
 	"StagingKey": "--staging-key",
 	"From":       "--from",
 }
+
+// tagFlags are the flags that set each field of a tag policy.
+var tagFlags = map[string]string{"Extra": "--tag", "GitTag": "--git-tag", "Preview": "--preview"}
 
 // asFlags words the library's option errors in err by the flags that set
 // them, so that a user reads what to change on the command line.
@@ -34,6 +39,12 @@ func asFlags(err error) error {
 	if errors.As(err, &oe) {
 		if flag, ok := optionFlags[oe.Option]; ok {
 			return errors.New(oe.Named(flag))
+		}
+	}
+	var pe *tags.PolicyError
+	if errors.As(err, &pe) {
+		if flag, ok := tagFlags[pe.Field]; ok {
+			return fmt.Errorf("%s %w", flag, pe.Err)
 		}
 	}
 	if errors.Is(err, pipeline.ErrNoSigner) {
