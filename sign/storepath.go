@@ -20,7 +20,7 @@ import (
 // storePath is one top-level /nix/store entry found inside an image.
 type storePath struct {
 	Path                string // /nix/store/<hash>-<name>-<version>[-<output>]
-	Hash, Name, Version string // split as storepath.Parse does
+	Hash, Name, Version string // split as flake.ParseStorePath does
 	// NarHash is the hex SHA-256 of the path's NAR serialisation, as Nix
 	// registered it (narHash); "" when the local store does not hold it.
 	NarHash string
@@ -30,11 +30,14 @@ type storePath struct {
 // by path, each with the narHash Nix registered for it: the image says what
 // is shipped, Nix what each path is, without a second read of its files.
 //
-// Every path is Nix's when the SBOM is made: the image was built by this
-// process (a release, a split build, a repair all build before they sign),
-// and building it realised its contents. A store that was collected since
-// an earlier run built the same image still holds the image but maybe not
-// its contents (the image does not refer to them); such a path is listed
+// Every path is in the local store when the SBOM is made: the image was
+// built by this process (a release, a split build, a repair all build
+// before they sign; a reused or merged image is never attested anew), and
+// building it realised its contents. Not always, though: the image (a
+// compressed archive) does not refer to its contents, so an image Nix
+// already had, or fetched from a cache, does not bring them, and a garbage
+// collection since it was built may have taken them. Nix then fetches such
+// a path from a substituter that has it; one it cannot get is listed
 // without a hash.
 func storePaths(ctx context.Context, img v1.Image, run flake.Runner) ([]storePath, error) {
 	layers, err := img.Layers()
