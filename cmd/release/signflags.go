@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 
@@ -82,10 +81,6 @@ func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options, formats []sig
 	inputs := sign.FlakeInputs(o.Metadata.Inputs, o.Flake.Overrides)
 	opts = append(opts, sign.WithSource(sign.Source{Repository: o.Source, Commit: o.Commit, FlakeInputs: inputs}))
 	signer, err := sign.New(cmd.Context(), opts...)
-	if errors.Is(err, sign.ErrNoIdentity) {
-		return nil, fmt.Errorf("signing: %w: pass --key (a file, env://VAR or a KMS URI), run under GitHub Actions "+
-			"with `permissions: id-token: write` for keyless signing, or pass --sign=false", err)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("signing: %w", err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -100,24 +99,6 @@ release to several registries publishes one index everywhere.`,
 	f.BoolVar(&insecure, "insecure", false, "allow a plain-HTTP registry")
 	pf.register(cmd)
 	return cmd
-}
-
-// keylessHint names what keyless verification needs, for errors.
-const keylessHint = "--certificate-identity (the signing workflow, e.g. " +
-	"https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/heads/main) and --certificate-oidc-issuer " +
-	"(https://token.actions.githubusercontent.com for GitHub Actions)"
-
-// policyError says which flags make a policy that names no one, or two.
-func policyError(err error) error {
-	switch {
-	case errors.Is(err, sign.ErrNoSigner):
-		return fmt.Errorf("%w: pass --key cosign.pub, or %s", err, keylessHint)
-	case errors.Is(err, sign.ErrKeyAndKeyless):
-		return fmt.Errorf("pass either --key or --certificate-identity/--certificate-oidc-issuer, not both: %w", err)
-	case errors.Is(err, sign.ErrNoCertIdentity), errors.Is(err, sign.ErrNoCertIssuer):
-		return fmt.Errorf("%w: pass %s", err, keylessHint)
-	}
-	return err
 }
 
 // writeVerify prints one registry's checks and the cosign commands that
