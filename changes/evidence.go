@@ -1,27 +1,29 @@
 package changes
 
 import (
-	"encoding/base64"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"path"
 	"sort"
 	"strings"
 
+	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/in-toto/in-toto-golang/in_toto"
+	slsa1 "github.com/in-toto/in-toto-golang/in_toto/slsa_provenance/v1"
+	"github.com/package-url/packageurl-go"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/record"
 )
 
-// statement is the in-toto statement inside a DSSE envelope.
+// statement is the in-toto statement inside a DSSE envelope, its
+// predicate left for the reader of its type.
 type statement struct {
-	PredicateType string `json:"predicateType"`
-	Subject       []struct {
-		Digest map[string]string `json:"digest"`
-	} `json:"subject"`
+	in_toto.StatementHeader
 	Predicate json.RawMessage `json:"predicate"`
 }
 
@@ -38,14 +40,11 @@ func (s statement) names(d name.Digest) bool {
 
 // decodeStatement opens a DSSE envelope, as cosign stores an attestation.
 func decodeStatement(envelope []byte) (statement, error) {
-	var e struct {
-		PayloadType string `json:"payloadType"`
-		Payload     string `json:"payload"`
-	}
+	var e dsse.Envelope
 	if err := json.Unmarshal(envelope, &e); err != nil {
 		return statement{}, fmt.Errorf("not a DSSE envelope: %w", err)
 	}
-	body, err := base64.StdEncoding.DecodeString(e.Payload)
+	body, err := e.DecodeB64Payload()
 	if err != nil {
 		return statement{}, fmt.Errorf("the DSSE payload is not base64: %w", err)
 	}
@@ -62,21 +61,6 @@ type sbom struct {
 	agentVersion string             // the agent component's version, when there is one
 }
 
-type cdxComponent struct {
-	BOMRef     string         `json:"bom-ref"`
-	Type       string         `json:"type"`
-	Name       string         `json:"name"`
-	Version    string         `json:"version"`
-	PURL       string         `json:"purl"`
-	Properties []cdxProperty  `json:"properties"`
-	Components []cdxComponent `json:"components"`
-}
-
-type cdxProperty struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
-}
-
 // parseCycloneDX lists the store paths a CycloneDX document names. A
 // component's store path is its nix:store_path property (the nixpkgs
 // convention) or nix:store-path (what release wrote first), else a
@@ -84,21 +68,21 @@ type cdxProperty struct {
 // of these is compared by name and version. The agent's own component
 // (bom-ref agent:<attr>) gives the version, not a store path.
 func parseCycloneDX(predicate []byte) (*sbom, error) {
-	var doc struct {
-		BOMFormat  string         `json:"bomFormat"`
-		Components []cdxComponent `json:"components"`
-	}
-	if err := json.Unmarshal(predicate, &doc); err != nil {
+	var doc cdx.BOM
+	if err := cdx.NewBOMDecoder(bytes.NewReader(predicate), cdx.BOMFileFormatJSON).Decode(&doc); err != nil {
 		return nil, fmt.Errorf("not a CycloneDX document: %w", err)
 	}
-	if doc.BOMFormat != "CycloneDX" {
+	if doc.BOMFormat != cdx.BOMFormat {
 		return nil, fmt.Errorf("bomFormat is %q, not CycloneDX", doc.BOMFormat)
 	}
 	out := &sbom{}
 	seen := map[string]bool{}
-	var walk func([]cdxComponent)
-	walk = func(cs []cdxComponent) {
-		for _, c := range cs {
+	var walk func(*[]cdx.Component)
+	walk = func(cs *[]cdx.Component) {
+		if cs == nil {
+			return
+		}
+		for _, c := range *cs {
 			walk(c.Components)
 			if strings.HasPrefix(c.BOMRef, "agent:") {
 				out.agentVersion = c.Version
@@ -117,12 +101,14 @@ func parseCycloneDX(predicate []byte) (*sbom, error) {
 	return out, nil
 }
 
-func storePathOf(c cdxComponent) (record.StorePath, bool) {
+func storePathOf(c cdx.Component) (record.StorePath, bool) {
 	p := ""
-	for _, prop := range c.Properties {
-		if prop.Name == "nix:store_path" || prop.Name == "nix:store-path" {
-			p = prop.Value
-			break
+	if c.Properties != nil {
+		for _, prop := range *c.Properties {
+			if prop.Name == "nix:store_path" || prop.Name == "nix:store-path" {
+				p = prop.Value
+				break
+			}
 		}
 	}
 	if p == "" {
@@ -131,10 +117,10 @@ func storePathOf(c cdxComponent) (record.StorePath, bool) {
 		}
 	}
 	if p == "" {
-		p = purlStorePath(c.PURL)
+		p = purlStorePath(c.PackageURL)
 	}
 	if p == "" {
-		if c.Name == "" || c.Type == "container" {
+		if c.Name == "" || c.Type == cdx.ComponentTypeContainer {
 			return record.StorePath{}, false
 		}
 		return record.StorePath{Name: c.Name, Version: c.Version}, true
@@ -150,25 +136,13 @@ func storePathOf(c cdxComponent) (record.StorePath, bool) {
 
 // purlStorePath is a /nix/store path held in any qualifier of a purl.
 func purlStorePath(purl string) string {
-	_, query, ok := strings.Cut(purl, "?")
-	if !ok {
-		return ""
-	}
-	query, _, _ = strings.Cut(query, "#")
-	q, err := url.ParseQuery(query)
+	p, err := packageurl.FromString(purl)
 	if err != nil {
 		return ""
 	}
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		for _, v := range q[k] {
-			if strings.HasPrefix(v, "/nix/store/") {
-				return v
-			}
+	for _, q := range p.Qualifiers {
+		if strings.HasPrefix(q.Value, "/nix/store/") {
+			return q.Value
 		}
 	}
 	return ""
@@ -188,25 +162,19 @@ const flakeInputPrefix = "flake-input:"
 // narHash and override annotations, or with its whole pin in a revision
 // annotation (a rev, a sha256- NAR hash, or override:<ref>); both are read.
 func parseProvenance(predicate []byte) (*provenance, error) {
-	var p struct {
-		BuildDefinition *struct {
-			ExternalParameters   map[string]any `json:"externalParameters"`
-			ResolvedDependencies []struct {
-				Name        string            `json:"name"`
-				Digest      map[string]string `json:"digest"`
-				Annotations map[string]any    `json:"annotations"`
-			} `json:"resolvedDependencies"`
-		} `json:"buildDefinition"`
-	}
+	var p slsa1.ProvenancePredicate
 	if err := json.Unmarshal(predicate, &p); err != nil {
 		return nil, fmt.Errorf("not a SLSA v1 provenance: %w", err)
 	}
-	if p.BuildDefinition == nil {
+	bd := p.BuildDefinition
+	if bd.BuildType == "" && bd.ExternalParameters == nil && bd.ResolvedDependencies == nil {
 		return nil, errors.New("not a SLSA v1 provenance: no buildDefinition")
 	}
 	out := &provenance{inputs: map[string]record.Pin{}}
-	out.version, _ = p.BuildDefinition.ExternalParameters["version"].(string)
-	for _, d := range p.BuildDefinition.ResolvedDependencies {
+	if params, ok := bd.ExternalParameters.(map[string]any); ok {
+		out.version, _ = params["version"].(string)
+	}
+	for _, d := range bd.ResolvedDependencies {
 		n, ok := strings.CutPrefix(d.Name, flakeInputPrefix)
 		if !ok {
 			continue

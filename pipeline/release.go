@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/tags"
@@ -104,12 +106,12 @@ func (r *run) unchanged(ctx context.Context, a *agent) error {
 			continue
 		}
 		for _, img := range a.Platforms {
-			// Checked on a copy that names the image where p has it.
-			at := *img
+			// Checked where p has the image.
+			at := img.Ref
 			if pi, ok := p.Image(img.Platform); ok {
-				at.Digest, at.Ref, at.Size = pi.Digest, pi.Ref, pi.Size
+				at = pi.Ref
 			}
-			if err := r.o.Signer.Check(ctx, &at); err != nil {
+			if err := r.o.Signer.Check(ctx, at); err != nil {
 				return fmt.Errorf("%w: %w", publish.ErrChanged, err)
 			}
 		}
@@ -211,15 +213,13 @@ func (r *run) sign(ctx context.Context, a *agent) error {
 	return nil
 }
 
-// imagesIn are an agent's image records as they are in d's repository:
-// copies whose Ref is there, for signing in that registry.
-func imagesIn(a *agent, d *destination) []*record.Image {
+// imagesIn are where an agent's images are in d's repository, for signing
+// in that registry.
+func imagesIn(a *agent, d *destination) []name.Digest {
 	repo := d.res.Ref.Context()
-	out := make([]*record.Image, len(a.Platforms))
+	out := make([]name.Digest, len(a.Platforms))
 	for i, img := range a.Platforms {
-		at := *img
-		at.Ref = repo.Digest(img.Digest.String())
-		out[i] = &at
+		out[i] = repo.Digest(img.Digest.String())
 	}
 	return out
 }
@@ -230,20 +230,22 @@ func (r *run) signEverything(ctx context.Context, a *agent, d *destination) (boo
 	wrote := false
 	images := imagesIn(a, d)
 	for i, at := range images {
-		if err := r.o.Signer.SignImage(ctx, at, r.target(at).Image); err != nil {
+		img := a.Platforms[i]
+		sig, err := r.o.Signer.SignImage(ctx, at, img, r.target(img).Image)
+		if err != nil {
 			return false, nil, err
 		}
-		if a.Platforms[i].Signature == nil {
-			a.Platforms[i].Signature = at.Signature
+		if img.Signature == nil {
+			img.Signature = sig
 		}
-		wrote = wrote || at.Signature != nil && len(at.Signature.Added) > 0
+		wrote = wrote || sig != nil && len(sig.Added) > 0
 	}
 	return r.signIndex(ctx, d, images, wrote)
 }
 
 // signIndex signs the index in d, whose images are signed already, and
 // says whether anything was written (wrote: the images' signing did).
-func (r *run) signIndex(ctx context.Context, d *destination, images []*record.Image, wrote bool) (bool, *record.Signing, error) {
+func (r *run) signIndex(ctx context.Context, d *destination, images []name.Digest, wrote bool) (bool, *record.Signing, error) {
 	signing, err := r.o.Signer.SignIndex(ctx, d.res.Ref, images)
 	if err != nil {
 		return false, nil, err

@@ -61,7 +61,7 @@ func (r *run) stage(ctx context.Context, img *record.Image) error {
 	}
 	img.Ref = ref
 	r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageSigning})
-	if err := r.o.Signer.SignImage(ctx, img, r.target(img).Image); err != nil {
+	if img.Signature, err = r.o.Signer.SignImage(ctx, img.Ref, img, r.target(img).Image); err != nil {
 		return err
 	}
 	r.events(Event{Agent: img.Agent, System: img.System, Stage: record.StageDone, Detail: img.Ref.String()})
@@ -145,14 +145,16 @@ func (r *run) signMerged(ctx context.Context, a *agent, d *destination) (bool, *
 	}
 	wrote := false
 	if d.res.Ref.Context().String() != staged.String() {
-		for _, at := range images {
-			if err := r.o.Signer.SignImage(ctx, at, r.target(at).Image); err != nil {
+		for i, at := range images {
+			img := a.Platforms[i]
+			sig, err := r.o.Signer.SignImage(ctx, at, img, r.target(img).Image)
+			if err != nil {
 				return false, nil, err
 			}
 			if err := r.o.Signer.Check(ctx, at); err != nil {
-				return false, nil, fmt.Errorf("part %s (%s) copied from %s refused: %w", at, at.Platform, staged, err)
+				return false, nil, fmt.Errorf("part %s (%s) copied from %s refused: %w", img, img.Platform, staged, err)
 			}
-			wrote = wrote || at.Signature != nil && len(at.Signature.Added) > 0
+			wrote = wrote || sig != nil && len(sig.Added) > 0
 		}
 	}
 	return r.signIndex(ctx, d, images, wrote)
@@ -227,7 +229,7 @@ func (r *run) accept(ctx context.Context, reg *publish.Registry, want *record.Im
 	}
 	got.Err = nil
 	if r.o.Signer != nil {
-		if err := r.o.Signer.Check(ctx, &got); err != nil {
+		if err := r.o.Signer.Check(ctx, got.Ref); err != nil {
 			return nil, err
 		}
 	}

@@ -82,10 +82,10 @@ func signWith(t *testing.T, ctx context.Context, dir, prefix string, img *record
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SignImage(ctx, img, flake.Image{Attr: img.Agent, Name: img.Agent, Version: "1.0"}); err != nil {
+	if _, err := s.SignImage(ctx, img.Ref, img, flake.Image{Attr: img.Agent, Name: img.Agent, Version: "1.0"}); err != nil {
 		t.Fatalf("SignImage(%s) = %v", img.Ref, err)
 	}
-	if _, err := s.SignIndex(ctx, index, []*record.Image{img}); err != nil {
+	if _, err := s.SignIndex(ctx, index, []name.Digest{img.Ref}); err != nil {
 		t.Fatalf("SignIndex(%s) = %v", index, err)
 	}
 	return pub

@@ -71,10 +71,10 @@ func TestCosignCLIVerifies(t *testing.T) {
 	commands := []string{res.VerifyCommand, res.VerifyAttestationCommand}
 	for _, p := range req.Images {
 		commands = append(commands,
-			CosignCommand("verify", p.Ref, args, ignoreTlog, insecure, ""),
-			CosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "cyclonedx"),
-			CosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "spdxjson"),
-			CosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "slsaprovenance1"),
+			cosignCommand("verify", p.Ref, args, ignoreTlog, insecure, ""),
+			cosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "cyclonedx"),
+			cosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "spdxjson"),
+			cosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "slsaprovenance1"),
 		)
 	}
 	for _, v := range cosignVersions {
@@ -96,7 +96,7 @@ func TestCosignCLIVerifies(t *testing.T) {
 				},
 				"spdxjson": func(t *testing.T, b []byte) { readSPDX(t, b) },
 			} {
-				line := CosignCommand("verify-attestation", req.Images[0].Ref, args, ignoreTlog, insecure, typ)
+				line := cosignCommand("verify-attestation", req.Images[0].Ref, args, ignoreTlog, insecure, typ)
 				out, err := runCosign(t, bins[v], line)
 				if err != nil {
 					t.Fatalf("%s: %v\n%s", line, err, out)
@@ -104,17 +104,17 @@ func TestCosignCLIVerifies(t *testing.T) {
 				read(t, cosignPredicate(t, out))
 			}
 			// And the CLI is not vacuous: another key fails.
-			wrong := CosignCommand("verify", req.Index, []string{"--key", otherPub}, ignoreTlog, insecure, "")
+			wrong := cosignCommand("verify", req.Index, []string{"--key", otherPub}, ignoreTlog, insecure, "")
 			if out, err := runCosign(t, bins[v], wrong); err == nil {
 				t.Errorf("%s succeeded, want a failure\n%s", wrong, out)
 			}
 			// Nor is --type: a release without SPDX has no spdxjson attestation.
 			for _, p := range cdxOnly.Images {
-				spdxLine := CosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "spdxjson")
+				spdxLine := cosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "spdxjson")
 				if out, err := runCosign(t, bins[v], spdxLine); err == nil {
 					t.Errorf("%s succeeded on a CycloneDX-only release, want a failure\n%s", spdxLine, out)
 				}
-				cdxLine := CosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "cyclonedx")
+				cdxLine := cosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "cyclonedx")
 				if out, err := runCosign(t, bins[v], cdxLine); err != nil {
 					t.Errorf("%s: %v\n%s", cdxLine, err, out)
 				}

@@ -199,7 +199,7 @@ func TestSBOMFormatAddedLater(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A merge that attests both formats refuses a part attested in one.
-	if err := both.Check(ctx, req.Images[0]); err == nil || !strings.Contains(err.Error(), "no "+PredicateSPDX+" attestation") {
+	if err := both.Check(ctx, req.Images[0].Ref); err == nil || !strings.Contains(err.Error(), "no "+PredicateSPDX+" attestation") {
 		t.Errorf("Check(cyclonedx only) by a signer of both formats = %v, want the SPDX attestation missing", err)
 	}
 	second, err := signRelease(ctx, both, req)
@@ -274,32 +274,32 @@ func TestKeyCheck(t *testing.T) {
 	built := pushRelease(t, ctx, repo, "built")
 	builder := newSigner(key)
 	for _, img := range built.Images {
-		if err := builder.SignImage(ctx, img, testAgent); err != nil {
+		if err := signImage(ctx, builder, img); err != nil {
 			t.Fatalf("SignImage = %v", err)
 		}
 	}
 	merger := newSigner(key)
 	for _, img := range built.Images {
-		if err := merger.Check(ctx, img); err != nil {
+		if err := merger.Check(ctx, img.Ref); err != nil {
 			t.Errorf("Check(%s) with the same key = %v, want ok", img, err)
 		}
 	}
-	if err := newSigner(other).Check(ctx, built.Images[0]); err == nil || !strings.Contains(err.Error(), "carries no signature by the signing key") {
+	if err := newSigner(other).Check(ctx, built.Images[0].Ref); err == nil || !strings.Contains(err.Error(), "carries no signature by the signing key") {
 		t.Errorf("Check with another key = %v, want refused", err)
 	}
 	unsigned := pushRelease(t, ctx, repo, "planted")
-	if err := merger.Check(ctx, unsigned.Images[1]); err == nil || !strings.Contains(err.Error(), "carries no signature") {
+	if err := merger.Check(ctx, unsigned.Images[1].Ref); err == nil || !strings.Contains(err.Error(), "carries no signature") {
 		t.Errorf("Check(unsigned) = %v, want refused", err)
 	}
 	// Signed but not attested: a part whose provenance is gone is refused too.
 	sigOnly := pushRelease(t, ctx, repo, "sig-only")
 	for _, img := range sigOnly.Images {
-		if err := builder.SignImage(ctx, img, testAgent); err != nil {
+		if err := signImage(ctx, builder, img); err != nil {
 			t.Fatal(err)
 		}
 	}
 	deleteAttestations(t, ctx, sigOnly.Images[0].Ref)
-	if err := merger.Check(ctx, sigOnly.Images[0]); err == nil || !strings.Contains(err.Error(), "attestation by the signing key") {
+	if err := merger.Check(ctx, sigOnly.Images[0].Ref); err == nil || !strings.Contains(err.Error(), "attestation by the signing key") {
 		t.Errorf("Check(no attestations) = %v, want refused for the missing attestation", err)
 	}
 }

@@ -103,7 +103,7 @@ var (
 )
 
 // testRelease is what the pipeline hands a Signer for one agent: the pushed
-// per-arch images and their index.
+// per-arch images (Ref is where each lies) and their index.
 type testRelease struct {
 	Index  name.Digest
 	Images []*record.Image
@@ -153,14 +153,30 @@ func pushRelease(t testing.TB, ctx context.Context, repo name.Repository, varian
 	return rel
 }
 
-// signRelease signs rel as the pipeline does: every image, then the index.
+// signRelease signs rel as the pipeline does: every image, then the index,
+// recording what each image's signing returned in its record.
 func signRelease(ctx context.Context, s Signer, rel testRelease) (*record.Signing, error) {
 	for _, img := range rel.Images {
-		if err := s.SignImage(ctx, img, testAgent); err != nil {
+		if err := signImage(ctx, s, img); err != nil {
 			return nil, err
 		}
 	}
-	return s.SignIndex(ctx, rel.Index, rel.Images)
+	return s.SignIndex(ctx, rel.Index, rel.refs())
+}
+
+// signImage signs img where its Ref says and records what that returned.
+func signImage(ctx context.Context, s Signer, img *record.Image) (err error) {
+	img.Signature, err = s.SignImage(ctx, img.Ref, img, testAgent)
+	return err
+}
+
+// refs are where rel's images lie.
+func (rel testRelease) refs() []name.Digest {
+	out := make([]name.Digest, len(rel.Images))
+	for i, img := range rel.Images {
+		out[i] = img.Ref
+	}
+	return out
 }
 
 // wroteNothing reports whether signing rel added nothing anywhere.
@@ -213,7 +229,10 @@ func registryState(t testing.TB, ctx context.Context, repo name.Repository) map[
 	return out
 }
 
+// startRegistry starts a registry to sign in. Signing asks Nix for the
+// NAR hashes of the image's store paths, so it needs nix too.
 func startRegistry(t *testing.T) string {
 	t.Helper()
+	testenv.Require(t, "nix")
 	return testenv.StartRegistry(t)
 }

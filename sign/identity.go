@@ -1,54 +1,56 @@
 package sign
 
 import (
+	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/sigstore/cosign/v2/pkg/cosign"
-	"github.com/sigstore/cosign/v2/pkg/oci"
+	"github.com/sigstore/cosign/v2/pkg/providers"
+	_ "github.com/sigstore/cosign/v2/pkg/providers/github" // the GitHub Actions OIDC token
 	sigs "github.com/sigstore/cosign/v2/pkg/signature"
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	sgsign "github.com/sigstore/sigstore-go/pkg/sign"
+	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/nothingnesses/agent-images/internal/redact"
 )
 
-// identity is who signs: a long-lived key, or a short-lived Fulcio
-// certificate for an OIDC identity. It is the one seam between the two modes.
+// identity is who signs: a long-lived key, or short-lived Fulcio
+// certificates for an OIDC identity. It is the one seam between the modes.
 type identity interface {
 	// signer returns the key to sign with and, keyless, its certificate
 	// and chain as PEM.
 	signer(ctx context.Context) (sv signature.SignerVerifier, cert, chain []byte, err error)
-	// verifierFor returns a verifier for sig when sig was made by this
-	// identity, and nil otherwise; it decides what counts as already signed.
-	verifierFor(ctx context.Context, sig oci.Signature) (signature.Verifier, error)
-	// cosignArgs are the cosign CLI flags that verify exactly this identity:
-	// a key, or a certificate subject and issuer, never a pattern.
-	cosignArgs(ctx context.Context) ([]string, error)
-	// tlogKey is what a transparency log entry records as the signer.
-	tlogKey(ctx context.Context) ([]byte, error)
-	// describe names the identity in an error: never key material.
-	describe(ctx context.Context) string
+	// policy is what this identity's signatures verify under: the key, or
+	// the exact certificate identity and issuer under the CA that certifies
+	// it. It decides what counts as signed already, and what a merge accepts.
+	policy(ctx context.Context) (Policy, error)
 }
 
-// keyIdentity signs with a cosign key, env://VAR or a KMS key.
+// keyIdentity signs with a cosign key file, env://VAR key or KMS key.
 type keyIdentity struct {
-	ref    string
 	sv     signature.SignerVerifier
-	pubPEM []byte
+	public string // how users name the public key, without secrets
 }
 
 func loadKey(ctx context.Context, ref string) (*keyIdentity, error) {
 	pass := func(bool) ([]byte, error) { return []byte(os.Getenv("COSIGN_PASSWORD")), nil }
-	// A KMS reference can carry credentials or a token in its URL: errors
-	// name it by its public form.
+	// A KMS ref can carry a token in its URL: errors name it by its public form.
 	shown := redact.URL(ref)
 	sv, err := sigs.SignerVerifierFromKeyRef(ctx, ref, pass, nil)
 	if err != nil {
@@ -58,77 +60,85 @@ func loadKey(ctx context.Context, ref string) (*keyIdentity, error) {
 		}
 		return nil, fmt.Errorf("loading signing key %s%s: %w", shown, hint, redact.URLError(err, ref))
 	}
-	pub, err := sv.PublicKey()
-	if err != nil {
+	// A KMS key is reached here, so that a key that cannot sign fails now.
+	if _, err := sv.PublicKey(); err != nil {
 		return nil, fmt.Errorf("reading the public half of %s: %w", shown, redact.URLError(err, ref))
 	}
-	pem, err := cryptoutils.MarshalPublicKeyToPEM(pub)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the public key of %s: %w", shown, err)
-	}
-	return &keyIdentity{ref: ref, sv: sv, pubPEM: pem}, nil
+	return &keyIdentity{sv: sv, public: redact.URL(publicKeyHint(ref))}, nil
 }
 
 func (k *keyIdentity) signer(context.Context) (signature.SignerVerifier, []byte, []byte, error) {
 	return k.sv, nil, nil, nil
 }
 
-func (k *keyIdentity) verifierFor(_ context.Context, sig oci.Signature) (signature.Verifier, error) {
-	if c, err := sig.Cert(); err == nil && c != nil {
-		return nil, nil // a keyless signature is someone else's
-	}
-	return k.sv, nil
-}
-
-func (k *keyIdentity) cosignArgs(context.Context) ([]string, error) {
-	// The public key is what users hold; the private ref only helps the
-	// person who signed. cosign derives the public key from a KMS ref.
-	return []string{"--key", redact.URL(publicKeyHint(k.ref))}, nil
-}
-
-func (k *keyIdentity) tlogKey(context.Context) ([]byte, error) { return k.pubPEM, nil }
-
-func (k *keyIdentity) describe(context.Context) string {
-	return "the signing key " + publicKeyHint(k.ref)
+// policy checks signatures with the key itself. The transparency log is
+// not asked: a key's signatures need no log entry to be its own.
+func (k *keyIdentity) policy(context.Context) (Policy, error) {
+	return Policy{Key: k.public, IgnoreTlog: true, verifier: k.sv}, nil
 }
 
 // publicKeyHint is the verify-time name of a signing key: cosign.key's public
 // half is cosign.pub by convention, KMS refs verify as they are.
 func publicKeyHint(ref string) string {
-	if len(ref) > 4 && ref[len(ref)-4:] == ".key" {
-		return ref[:len(ref)-4] + ".pub"
-	}
-	if len(ref) > 6 && ref[:6] == "env://" {
+	switch {
+	case strings.HasSuffix(ref, ".key"):
+		return strings.TrimSuffix(ref, ".key") + ".pub"
+	case strings.HasPrefix(ref, "env://"):
 		return "cosign.pub"
 	}
 	return ref
 }
 
-// keylessIdentity signs with an ephemeral key certified by Fulcio for the
-// identity in an OIDC token.
+// keylessIdentity signs with an ephemeral key that Fulcio certifies for the
+// identity in an OIDC token, through sigstore-go's Fulcio client.
 type keylessIdentity struct {
-	cfg keylessConfig
+	token     func(context.Context) (string, error)
+	fulcio    sgsign.CertificateProvider
+	fulcioURL string
+	roots     *x509.CertPool // nil: Sigstore's trusted root, from TUF
+	inter     *x509.CertPool
+	upload    bool
 
 	mu       sync.Mutex
 	sv       signature.SignerVerifier
 	cert     *x509.Certificate
 	certPEM  []byte
 	chainPEM []byte
-	// who signs, as it appears in the certificate, and the CA it chains to:
-	// known from the token and Fulcio's trust bundle before any certificate
-	// is requested, so that an unchanged release asks Fulcio for nothing.
-	who   *certIdentity
-	roots *x509.CertPool
-	inter *x509.CertPool
+	// who signs, as the certificate names it: known from the token before
+	// any certificate is asked for, so that an unchanged release asks
+	// Fulcio for nothing.
+	who     *certIdentity
+	trusted root.TrustedMaterial
 }
 
-func newKeyless(ctx context.Context, cfg keylessConfig) (*keylessIdentity, error) {
+func newKeyless(ctx context.Context, fulcioURL string, roots, inter *x509.CertPool, upload bool, rt http.RoundTripper) (*keylessIdentity, error) {
+	k := &keylessIdentity{
+		token:     oidcToken,
+		fulcio:    sgsign.NewFulcio(&sgsign.FulcioOptions{BaseURL: strings.TrimSuffix(fulcioURL, "/"), Transport: rt}),
+		fulcioURL: fulcioURL,
+		roots:     roots,
+		inter:     inter,
+		upload:    upload,
+	}
 	// Fetch a token now: a job without id-token: write must fail before it
 	// builds anything, not after it pushed.
-	if _, err := cfg.token(ctx); err != nil {
+	if _, err := k.token(ctx); err != nil {
 		return nil, fmt.Errorf("keyless signing: %w", err)
 	}
-	return &keylessIdentity{cfg: cfg}, nil
+	return k, nil
+}
+
+// oidcToken asks the ambient OIDC provider (GitHub Actions) for a token
+// with the audience Fulcio expects.
+func oidcToken(ctx context.Context) (string, error) {
+	tok, err := providers.Provide(ctx, "sigstore")
+	if err == nil && tok == "" {
+		err = errors.New("the OIDC token provider returned an empty token")
+	}
+	if err != nil {
+		return "", fmt.Errorf("requesting an OIDC token: %w", err)
+	}
+	return tok, nil
 }
 
 // certLifetimeMargin is how long before expiry a certificate is replaced:
@@ -141,126 +151,133 @@ func (k *keylessIdentity) signer(ctx context.Context) (signature.SignerVerifier,
 	if k.cert != nil && time.Until(k.cert.NotAfter) > certLifetimeMargin {
 		return k.sv, k.certPEM, k.chainPEM, nil
 	}
-	priv, err := cosign.GeneratePrivateKey()
+	if err := k.trust(); err != nil {
+		return nil, nil, nil, err
+	}
+	sv, _, err := signature.NewDefaultECDSASignerVerifier()
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("generating an ephemeral key: %w", err)
 	}
-	sv, err := signature.LoadECDSASignerVerifier(priv, crypto.SHA256)
+	tok, err := k.token(ctx)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	tok, err := k.cfg.token(ctx)
+	der, err := k.fulcio.GetCertificate(ctx, fulcioKey{sv}, &sgsign.CertificateProviderOptions{IDToken: tok})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("requesting a signing certificate from %s: %w", k.fulcioURL, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("reading the certificate of Fulcio at %s: %w", k.fulcioURL, err)
+	}
+	// The chain is what the certificate verifies through, checked at its
+	// issue as cosign checks it: one that does not is refused now.
+	var chains [][]*x509.Certificate
+	if k.roots != nil {
+		chains, err = cosign.TrustedCert(cert, k.roots, k.inter)
+	} else {
+		chains, err = verify.VerifyLeafCertificate(cert.NotBefore, cert, k.trusted)
+	}
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("the certificate of Fulcio at %s is not issued under the trusted CA "+
+			"(the given roots, else Sigstore's public ones): %w", k.fulcioURL, err)
+	}
+	who, err := identityOf(cert)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	certPEM, chainPEM, err := requestCertificate(ctx, k.cfg, sv, tok)
+	chainPEM, err := cryptoutils.MarshalCertificatesToPEM(chains[0][1:])
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	certs, err := cryptoutils.UnmarshalCertificatesFromPEM(certPEM)
-	if err != nil || len(certs) == 0 {
-		return nil, nil, nil, fmt.Errorf("no certificate in the answer of Fulcio at %s: %v", k.cfg.fulcioURL, err)
-	}
-	k.sv, k.cert, k.certPEM, k.chainPEM = sv, certs[0], certPEM, chainPEM
-	who, err := identityOf(certs[0])
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	k.who = who
-	return sv, certPEM, chainPEM, nil
+	k.sv, k.cert, k.who, k.chainPEM = sv, cert, who, chainPEM
+	k.certPEM, err = cryptoutils.MarshalCertificateToPEM(cert)
+	return k.sv, k.certPEM, k.chainPEM, err
 }
 
-// trust learns who we are and which CA certifies us without asking for a
-// certificate when the token says it (GitHub's job_workflow_ref, an email).
-func (k *keylessIdentity) trust(ctx context.Context) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.roots != nil && k.who != nil {
+// trust loads Sigstore's trusted root, once, unless roots were given. k.mu
+// is held.
+func (k *keylessIdentity) trust() error {
+	if k.roots != nil || k.trusted != nil {
 		return nil
 	}
-	if k.roots == nil {
-		roots, inter, err := fetchTrustBundle(ctx, k.cfg)
-		if err != nil {
-			return err
-		}
-		k.roots, k.inter = roots, inter
+	tm, err := cosign.TrustedRoot()
+	if err != nil {
+		return fmt.Errorf("loading the Sigstore trusted root: %w", err)
 	}
-	if k.who == nil {
-		tok, err := k.cfg.token(ctx)
-		if err != nil {
-			return err
-		}
-		k.who = identityFromToken(tok)
-	}
+	k.trusted = tm
 	return nil
 }
 
-func (k *keylessIdentity) verifierFor(ctx context.Context, sig oci.Signature) (signature.Verifier, error) {
-	c, err := sig.Cert()
-	if err != nil || c == nil {
-		return nil, nil
+// policy pins the certificate's exact subject and issuer. When neither the
+// token nor a certificate says who signs, it fails: a pattern would accept
+// a signature by anyone.
+func (k *keylessIdentity) policy(ctx context.Context) (Policy, error) {
+	if err := k.learn(ctx); err != nil {
+		return Policy{}, fmt.Errorf("the keyless signing identity is unknown, so nothing can be checked against it "+
+			"(cosign verifies it with --certificate-identity <the signing workflow's URI>@<ref> --certificate-oidc-issuer <the token's issuer>): %w", err)
 	}
-	if err := k.trust(ctx); err != nil {
-		return nil, err
-	}
-	if k.who == nil {
-		// The token does not say how Fulcio will name us: ask for the
-		// certificate now and read the name from it.
-		if _, _, _, err := k.signer(ctx); err != nil {
-			return nil, err
-		}
-	}
-	theirs, err := identityOf(c)
-	if err != nil || *theirs != *k.who {
-		return nil, nil
-	}
-	// The certificate has long expired by the next nightly run; what matters
-	// is that our CA issued it, checked at the time it was valid.
-	chain, _ := sig.Chain()
-	inter := k.inter
-	if len(chain) > 0 {
-		inter = inter.Clone()
-		for _, ic := range chain {
-			inter.AddCert(ic)
-		}
-	}
-	if _, err := c.Verify(x509.VerifyOptions{
-		Roots: k.roots, Intermediates: inter, CurrentTime: c.NotBefore.Add(time.Second),
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
-	}); err != nil {
-		return nil, nil
-	}
-	return signature.LoadVerifier(c.PublicKey, crypto.SHA256)
-}
-
-// cosignArgs pins the certificate's exact subject and issuer. When neither
-// the token nor a certificate says who we are, it fails: a command with
-// --certificate-identity-regexp .* would accept a signature by anyone.
-func (k *keylessIdentity) cosignArgs(ctx context.Context) ([]string, error) {
-	err := k.trust(ctx)
-	if err == nil && k.who == nil {
-		_, _, _, err = k.signer(ctx)
-	}
-	if k.who == nil {
-		return nil, fmt.Errorf("the keyless signing identity is unknown, so no verify command can name it "+
-			"(verify with --certificate-identity <the signing workflow's URI>@<ref> --certificate-oidc-issuer <the token's issuer>): %v", err)
-	}
-	return []string{"--certificate-identity", k.who.Subject, "--certificate-oidc-issuer", k.who.Issuer}, nil
-}
-
-func (k *keylessIdentity) describe(ctx context.Context) string {
-	_ = k.trust(ctx)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.who == nil {
-		return "this workflow's keyless identity"
-	}
-	return "the keyless identity " + k.who.Subject + " (issuer " + k.who.Issuer + ")"
+	return Policy{
+		CertIdentity: k.who.Subject, CertOIDCIssuer: k.who.Issuer,
+		Roots: k.roots, Intermediates: k.inter, trusted: k.trusted,
+		// Without a log entry, the certificate's time is all there is.
+		IgnoreTlog: !k.upload,
+		IgnoreSCT:  k.roots != nil,
+	}, nil
 }
 
-func (k *keylessIdentity) tlogKey(ctx context.Context) ([]byte, error) {
-	_, cert, _, err := k.signer(ctx)
-	return cert, err
+// learn finds the trusted root, once, and who signs: from the token when
+// it says (GitHub's job_workflow_ref, an email), else from a certificate.
+func (k *keylessIdentity) learn(ctx context.Context) error {
+	k.mu.Lock()
+	err := k.trust()
+	known := k.who != nil
+	k.mu.Unlock()
+	if err != nil || known {
+		return err
+	}
+	tok, err := k.token(ctx)
+	if err != nil {
+		return err
+	}
+	if who := identityFromToken(tok); who != nil {
+		k.mu.Lock()
+		k.who = who
+		k.mu.Unlock()
+		return nil
+	}
+	_, _, _, err = k.signer(ctx)
+	return err
+}
+
+// fulcioKey is an ECDSA P-256 key as sigstore-go's Fulcio client takes it.
+type fulcioKey struct{ signature.SignerVerifier }
+
+func (fulcioKey) GetHashAlgorithm() protocommon.HashAlgorithm {
+	return protocommon.HashAlgorithm_SHA2_256
+}
+func (fulcioKey) GetHint() []byte         { return nil }
+func (fulcioKey) GetKeyAlgorithm() string { return "ECDSA" }
+func (fulcioKey) GetSigningAlgorithm() protocommon.PublicKeyDetails {
+	return protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256
+}
+
+func (k fulcioKey) GetPublicKey() crypto.PublicKey {
+	pub, _ := k.PublicKey()
+	return pub
+}
+
+func (k fulcioKey) GetPublicKeyPem() (string, error) {
+	pem, err := cryptoutils.MarshalPublicKeyToPEM(k.GetPublicKey())
+	return string(pem), err
+}
+
+func (k fulcioKey) SignData(_ context.Context, data []byte) ([]byte, []byte, error) {
+	sig, err := k.SignMessage(bytes.NewReader(data))
+	digest := sha256.Sum256(data)
+	return sig, digest[:], err
 }
 
 // certIdentity is how a Fulcio certificate names its holder.
@@ -284,4 +301,34 @@ func identityOf(c *x509.Certificate) (*certIdentity, error) {
 		return nil, errors.New("certificate has no OIDC issuer extension")
 	}
 	return &certIdentity{Subject: subject, Issuer: issuer}, nil
+}
+
+// identityFromToken predicts the identity Fulcio will certify, for the
+// token kinds whose mapping is fixed; nil when it cannot tell. The token's
+// signature is not checked: Fulcio checks it, and a wrong prediction only
+// means that nothing already signed is recognised as ours.
+func identityFromToken(tok string) *certIdentity {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return nil
+	}
+	var claims struct {
+		Issuer   string `json:"iss"`
+		Workflow string `json:"job_workflow_ref"`
+		Email    string `json:"email"`
+	}
+	if json.Unmarshal(raw, &claims) != nil || claims.Issuer == "" {
+		return nil
+	}
+	switch {
+	case claims.Workflow != "":
+		return &certIdentity{Subject: "https://github.com/" + claims.Workflow, Issuer: claims.Issuer}
+	case claims.Email != "":
+		return &certIdentity{Subject: claims.Email, Issuer: claims.Issuer}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package sign
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -25,6 +26,7 @@ import (
 	"github.com/sigstore/fulcio/pkg/server"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	"github.com/sigstore/sigstore/pkg/signature"
+	"google.golang.org/grpc/metadata"
 )
 
 // The workflow identity the test's OIDC issuer vouches for, as GitHub's does.
@@ -105,6 +107,15 @@ func (i *oidcIssuer) token(audience string) (string, error) {
 	return jwt.Signed(i.signer).Claims(claims).Serialize()
 }
 
+// inActions puts issuer's token endpoint in the environment, as GitHub
+// Actions does for a job with id-token: write.
+func inActions(t *testing.T, issuer *oidcIssuer) {
+	t.Helper()
+	t.Setenv("ACTIONS_ID_TOKEN_REQUEST_URL", issuer.srv.URL+"/token?api-version=2.0")
+	t.Setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", actionsBearer)
+	t.Setenv("GITHUB_ACTIONS", "true")
+}
+
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
@@ -128,7 +139,11 @@ func startFulcio(t *testing.T, issuerURL string) (string, *x509.CertPool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := runtime.NewServeMux()
+	// As Fulcio's own HTTP server does, the bearer token of a request is
+	// the identity token its gRPC service reads.
+	mux := runtime.NewServeMux(runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
+		return metadata.Pairs(server.MetadataOIDCTokenKey, strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+	}))
 	if err := fulciopb.RegisterCAHandlerServer(t.Context(), mux, server.NewGRPCCAServer(nil, ca, algs, server.NewIssuerPool(cfg))); err != nil {
 		t.Fatal(err)
 	}
@@ -157,13 +172,9 @@ func TestKeylessSignThenVerify(t *testing.T) {
 	ctx := t.Context()
 	issuer := startOIDCIssuer(t)
 	fulcioURL, roots := startFulcio(t, issuer.srv.URL)
-	env := map[string]string{
-		"ACTIONS_ID_TOKEN_REQUEST_URL":   issuer.srv.URL + "/token?api-version=2.0",
-		"ACTIONS_ID_TOKEN_REQUEST_TOKEN": actionsBearer,
-		"GITHUB_ACTIONS":                 "true",
-	}
+	inActions(t, issuer)
 	newSigner := func() Signer {
-		s, err := New(ctx, withGetenv(func(k string) string { return env[k] }), WithFulcioURL(fulcioURL), WithTlogUpload(false))
+		s, err := New(ctx, WithFulcioURL(fulcioURL), WithFulcioRoots(roots, nil), WithTlogUpload(false))
 		if err != nil {
 			t.Fatalf("New(keyless) = %v", err)
 		}
@@ -260,14 +271,10 @@ func TestKeylessCheck(t *testing.T) {
 	addr := startRegistry(t)
 	ctx := t.Context()
 	issuer := startOIDCIssuer(t)
-	fulcioURL, _ := startFulcio(t, issuer.srv.URL)
-	env := map[string]string{
-		"ACTIONS_ID_TOKEN_REQUEST_URL":   issuer.srv.URL + "/token?api-version=2.0",
-		"ACTIONS_ID_TOKEN_REQUEST_TOKEN": actionsBearer,
-		"GITHUB_ACTIONS":                 "true",
-	}
+	fulcioURL, roots := startFulcio(t, issuer.srv.URL)
+	inActions(t, issuer)
 	newSigner := func() Signer {
-		s, err := New(ctx, withGetenv(func(k string) string { return env[k] }), WithFulcioURL(fulcioURL), WithTlogUpload(false))
+		s, err := New(ctx, WithFulcioURL(fulcioURL), WithFulcioRoots(roots, nil), WithTlogUpload(false))
 		if err != nil {
 			t.Fatalf("New(keyless) = %v", err)
 		}
@@ -279,25 +286,25 @@ func TestKeylessCheck(t *testing.T) {
 	built := pushRelease(t, ctx, repo, "built")
 	builder := newSigner()
 	for _, img := range built.Images {
-		if err := builder.SignImage(ctx, img, testAgent); err != nil {
+		if err := signImage(ctx, builder, img); err != nil {
 			t.Fatalf("SignImage = %v", err)
 		}
 	}
 	unsigned := pushRelease(t, ctx, repo, "planted")
 	merger := newSigner()
 	for _, img := range built.Images {
-		if err := merger.Check(ctx, img); err != nil {
+		if err := merger.Check(ctx, img.Ref); err != nil {
 			t.Errorf("Check(%s) by the same workflow = %v, want ok", img, err)
 		}
 	}
 
-	if err := newSigner().Check(ctx, unsigned.Images[0]); err == nil || !strings.Contains(err.Error(), "carries no signature by the keyless identity "+testIdentity+" (issuer "+issuer.srv.URL+")") {
+	if err := newSigner().Check(ctx, unsigned.Images[0].Ref); err == nil || !strings.Contains(err.Error(), "carries no signature by the keyless identity "+testIdentity+" (issuer "+issuer.srv.URL+")") {
 		t.Errorf("Check(unsigned) = %v, want no signature by this workflow's identity and issuer", err)
 	}
 
 	issuer.workflow.Store("someone/else/.github/workflows/release.yml@refs/heads/main")
 	other := newSigner()
-	if err := other.Check(ctx, built.Images[0]); err == nil || !strings.Contains(err.Error(), "carries no signature by the keyless identity https://github.com/someone/else/") {
+	if err := other.Check(ctx, built.Images[0].Ref); err == nil || !strings.Contains(err.Error(), "carries no signature by the keyless identity https://github.com/someone/else/") {
 		t.Errorf("Check by another workflow = %v, want refused", err)
 	}
 	issuer.workflow.Store(testWorkflowRef)
@@ -308,7 +315,7 @@ func TestKeylessCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := keyed.Check(ctx, built.Images[0]); err == nil {
+	if err := keyed.Check(ctx, built.Images[0].Ref); err == nil {
 		t.Errorf("Check of a keyless signature by a key signer = nil, want refused")
 	}
 }

@@ -22,10 +22,10 @@ const BuildType = "https://github.com/nothingnesses/agent-images/release/v1"
 
 var gitCommit = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
 
-// Provenance is the SLSA v1 predicate of one per-arch image: who built it
+// provenance is the SLSA v1 predicate of one per-arch image: who built it
 // (builderID, and the job run invocation names when known), from which
 // commit, with which locked flake inputs, and which derivation.
-func Provenance(src Source, builderID, invocation string, img *record.Image, version string) slsa1.ProvenancePredicate {
+func provenance(src Source, builderID, invocation string, img *record.Image, version string) slsa1.ProvenancePredicate {
 	external := map[string]any{
 		"agent":    img.Agent,
 		"version":  version,

@@ -39,13 +39,9 @@ func TestKeylessPullPolicy(t *testing.T) {
 	addr := startRegistry(t)
 	ctx := t.Context()
 	issuer := startOIDCIssuer(t)
-	fulcioURL, _ := startFulcio(t, issuer.srv.URL)
-	env := map[string]string{
-		"ACTIONS_ID_TOKEN_REQUEST_URL":   issuer.srv.URL + "/token?api-version=2.0",
-		"ACTIONS_ID_TOKEN_REQUEST_TOKEN": actionsBearer,
-		"GITHUB_ACTIONS":                 "true",
-	}
-	s, err := New(ctx, withGetenv(func(k string) string { return env[k] }), WithFulcioURL(fulcioURL), WithTlogUpload(false))
+	fulcioURL, roots := startFulcio(t, issuer.srv.URL)
+	inActions(t, issuer)
+	s, err := New(ctx, WithFulcioURL(fulcioURL), WithFulcioRoots(roots, nil), WithTlogUpload(false))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -164,14 +164,14 @@ func TestSeveralRegistries(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, img := range relA.Images {
-		if err := merger.Check(ctx, img); err != nil {
+		if err := merger.Check(ctx, img.Ref); err != nil {
 			t.Fatalf("Check(%s) = %v", img, err)
 		}
 		c := relC.Images[i]
-		if err := merger.SignImage(ctx, c, testAgent); err != nil {
+		if err := signImage(ctx, merger, c); err != nil {
 			t.Fatalf("SignImage(%s) = %v", c.Ref, err)
 		}
-		if err := merger.Check(ctx, c); err != nil {
+		if err := merger.Check(ctx, c.Ref); err != nil {
 			t.Errorf("Check(%s) after storing it = %v", c.Ref, err)
 		}
 		prov := evidenceOf(t, ctx, c.Ref).attestations[PredicateSLSAProvenance]
@@ -179,7 +179,7 @@ func TestSeveralRegistries(t *testing.T) {
 			t.Errorf("%s provenance names builder %q, want the build job's", c.Ref, got)
 		}
 	}
-	if _, err := merger.SignIndex(ctx, relC.Index, relC.Images); err != nil {
+	if _, err := merger.SignIndex(ctx, relC.Index, relC.refs()); err != nil {
 		t.Fatal(err)
 	}
 	for _, rel := range []testRelease{relA, relB, relC} {

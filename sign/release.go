@@ -7,13 +7,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/in-toto/in-toto-golang/in_toto"
+	"github.com/in-toto/in-toto-golang/in_toto/slsa_provenance/common"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
 	"github.com/sigstore/cosign/v2/pkg/oci"
@@ -21,12 +23,16 @@ import (
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	"github.com/sigstore/cosign/v2/pkg/types"
+	rekor "github.com/sigstore/rekor/pkg/client"
+	rekorclient "github.com/sigstore/rekor/pkg/generated/client"
 	"github.com/sigstore/rekor/pkg/generated/models"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
-	"github.com/sigstore/sigstore/pkg/signature/dsse"
+	sigdsse "github.com/sigstore/sigstore/pkg/signature/dsse"
 	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
 
 	"github.com/nothingnesses/agent-images/flake"
+	"github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/record"
 )
 
@@ -39,15 +45,22 @@ type signer struct {
 	invocation string
 	rekorURL   string // "" = no transparency log
 	sbom       []SBOMFormat
-	transport  http.RoundTripper
-	remoteOpts []remote.Option
+	registry   *transport.Registry
+	nix        flake.Runner
 
+	mu sync.Mutex
+	// co is how this signer's own signatures verify, once known.
+	co *cosign.CheckOpts
 	// attested holds, by subject digest and predicate type, each
 	// attestation this signer made or verified as its own, so that the
 	// same image in another registry gets that very attestation (see the
 	// package comment, "Several registries").
-	mu       sync.Mutex
-	attested map[v1.Hash]map[string]oci.Signature
+	attested map[attestation]oci.Signature
+}
+
+type attestation struct {
+	subject       v1.Hash
+	predicateType string
 }
 
 func (s *signer) Mode() Mode { return s.mode }
@@ -57,31 +70,22 @@ func (s *signer) Mode() Mode { return s.mode }
 func (s *signer) predicateTypes() []string {
 	var types []string
 	for _, f := range s.sbom {
-		types = append(types, f.PredicateType())
+		types = append(types, f.predicateType())
 	}
 	return append(types, PredicateSLSAProvenance)
 }
 
-// remember keeps att as this signer's attestation of type typ for d. It is
-// copied into memory: the registry it was read from may be gone by the
-// time another registry needs it.
-func (s *signer) remember(d v1.Hash, typ string, att oci.Signature) error {
-	att, err := static.Copy(att)
-	if err != nil {
-		return fmt.Errorf("reading the %s attestation of %s: %w", typ, d, err)
-	}
+// remember keeps att, held in memory, as this signer's attestation of type
+// typ for d, unless it has one.
+func (s *signer) remember(d v1.Hash, typ string, att oci.Signature) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.attested == nil {
-		s.attested = map[v1.Hash]map[string]oci.Signature{}
+		s.attested = map[attestation]oci.Signature{}
 	}
-	if s.attested[d] == nil {
-		s.attested[d] = map[string]oci.Signature{}
+	if s.attested[attestation{d, typ}] == nil {
+		s.attested[attestation{d, typ}] = att
 	}
-	if s.attested[d][typ] == nil {
-		s.attested[d][typ] = att
-	}
-	return nil
 }
 
 // known is the attestation of type typ for d this signer remembers, nil
@@ -89,48 +93,47 @@ func (s *signer) remember(d v1.Hash, typ string, att oci.Signature) error {
 func (s *signer) known(d v1.Hash, typ string) oci.Signature {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.attested[d][typ]
+	return s.attested[attestation{d, typ}]
 }
 
 // SignImage implements Signer. An attestation this signer already made or
 // verified for the same digest (in another registry) is stored again rather
-// than made anew, so the SBOMs, which read every layer, and the provenance
-// are only computed when some attestation is new.
-func (s *signer) SignImage(ctx context.Context, img *record.Image, agent flake.Image) error {
-	if img.Ref.DigestStr() == "" {
-		return fmt.Errorf("signing %s: it was not pushed", img)
+// than made anew, so the SBOMs and the provenance are only made when some
+// attestation is new.
+func (s *signer) SignImage(ctx context.Context, d name.Digest, img *record.Image, agent flake.Image) (*record.Signature, error) {
+	if d.DigestStr() == "" {
+		return nil, fmt.Errorf("signing %s: it was not pushed", img)
 	}
 	ociOpts := s.withContext(ctx)
-	sig, err := s.signSubject(ctx, img.Ref, ociOpts)
+	sig, err := s.signSubject(ctx, d, ociOpts)
 	if err != nil {
-		return fmt.Errorf("signing %s (%s): %w", img.Ref, img.Platform.String(), err)
+		return nil, fmt.Errorf("signing %s (%s): %w", d, img.Platform.String(), err)
 	}
 	types := s.predicateTypes()
-	statements := func() ([]statement, error) {
-		sboms, err := SBOMs(ctx, img, agent, s.sbom...)
+	statements := func() (map[string]any, error) {
+		docs, err := sboms(ctx, s.nix, d, img, agent, s.sbom...)
 		if err != nil {
 			return nil, err
 		}
-		var out []statement
+		out := map[string]any{PredicateSLSAProvenance: provenance(s.source, s.builderID, s.invocation, img, agent.Version)}
 		for i, f := range s.sbom {
-			out = append(out, statement{predicateType: f.PredicateType(), predicate: sboms[i]})
+			out[f.predicateType()] = docs[i]
 		}
-		return append(out, statement{predicateType: PredicateSLSAProvenance, predicate: Provenance(s.source, s.builderID, s.invocation, img, agent.Version)}), nil
+		return out, nil
 	}
-	attTag, added, err := s.attest(ctx, img.Ref, types, statements, ociOpts)
+	attTag, added, err := s.attest(ctx, d, types, statements, ociOpts)
 	if err != nil {
-		return fmt.Errorf("attesting %s (%s): %w", img.Ref, img.Platform.String(), err)
+		return nil, fmt.Errorf("attesting %s (%s): %w", d, img.Platform.String(), err)
 	}
 	sig.Attestations = attTag.String()
 	sig.Predicates = types
 	sig.Added = append(sig.Added, added...)
-	img.Signature = &sig
-	return nil
+	return &sig, nil
 }
 
 // SignIndex implements Signer. An index whose signature is there promises
 // that its parts are signed too, so images are signed first.
-func (s *signer) SignIndex(ctx context.Context, index name.Digest, images []*record.Image) (*record.Signing, error) {
+func (s *signer) SignIndex(ctx context.Context, index name.Digest, images []name.Digest) (*record.Signing, error) {
 	if len(images) == 0 {
 		return nil, fmt.Errorf("signing %s: the index lists no platform images", index)
 	}
@@ -138,7 +141,7 @@ func (s *signer) SignIndex(ctx context.Context, index name.Digest, images []*rec
 	if err != nil {
 		return nil, fmt.Errorf("signing index %s: %w", index, err)
 	}
-	args, err := s.id.cosignArgs(ctx)
+	p, err := s.id.policy(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("naming who signed %s: %w", index, err)
 	}
@@ -146,20 +149,16 @@ func (s *signer) SignIndex(ctx context.Context, index name.Digest, images []*rec
 	return &record.Signing{
 		Mode:                     string(s.mode),
 		Index:                    sig,
-		VerifyCommand:            CosignCommand("verify", index, args, s.rekorURL == "", insecure, ""),
-		VerifyAttestationCommand: CosignCommand("verify-attestation", images[0].Ref, args, s.rekorURL == "", insecure, "slsaprovenance1"),
+		VerifyCommand:            cosignCommand("verify", index, p.cosignArgs(), s.rekorURL == "", insecure, ""),
+		VerifyAttestationCommand: cosignCommand("verify-attestation", images[0], p.cosignArgs(), s.rekorURL == "", insecure, "slsaprovenance1"),
 	}, nil
 }
 
-// Check implements Signer.
-func (s *signer) Check(ctx context.Context, img *record.Image) error {
-	d := img.Ref
-	ociOpts := s.withContext(ctx)
-	se, err := ociremote.SignedEntity(d, ociOpts...)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", d, err)
-	}
-	h, err := v1.NewHash(d.DigestStr())
+// Check implements Signer. Each attestation found is remembered: stored
+// with the same image in another registry, it stays the one the job that
+// built the image made.
+func (s *signer) Check(ctx context.Context, d name.Digest) error {
+	se, h, err := entity(d, s.withContext(ctx))
 	if err != nil {
 		return err
 	}
@@ -167,53 +166,52 @@ func (s *signer) Check(ctx context.Context, img *record.Image) error {
 	if err != nil {
 		return fmt.Errorf("reading the signatures of %s: %w", d, err)
 	}
-	signed, err := s.findOwn(ctx, sigs, func(sig oci.Signature, v signature.Verifier) bool {
-		return verifySimpleSigning(sig, v) == nil && cosign.SimpleClaimVerifier(sig, h, nil) == nil
-	})
+	signed, err := s.own(ctx, sigs, h, false)
 	if err != nil {
 		return fmt.Errorf("checking the signatures of %s: %w", d, err)
 	}
-	if signed == nil {
-		return fmt.Errorf("%s carries no signature by %s", d, s.id.describe(ctx))
+	if len(signed) == 0 {
+		return fmt.Errorf("%s carries no signature by %s", d, s.describe(ctx))
 	}
 	atts, err := se.Attestations()
 	if err != nil {
 		return fmt.Errorf("reading the attestations of %s: %w", d, err)
 	}
-	// The attestations this signer writes. Each one found is remembered:
-	// stored with the same image in another registry, it stays the one
-	// the job that built the image made.
+	attested, err := s.ownAttestations(ctx, atts, h)
+	if err != nil {
+		return fmt.Errorf("checking the attestations of %s: %w", d, err)
+	}
 	for _, typ := range s.predicateTypes() {
-		att, err := s.findOwn(ctx, atts, attestationOf(h, typ))
-		if err != nil {
-			return fmt.Errorf("checking the attestations of %s: %w", d, err)
+		if attested[typ] == nil {
+			return fmt.Errorf("%s carries no %s attestation by %s", d, typ, s.describe(ctx))
 		}
-		if att == nil {
-			return fmt.Errorf("%s carries no %s attestation by %s", d, typ, s.id.describe(ctx))
-		}
-		if err := s.remember(h, typ, att); err != nil {
-			return err
-		}
+		s.remember(h, typ, attested[typ])
 	}
 	return nil
 }
 
-// attestationOf accepts a DSSE attestation of type typ about h.
-func attestationOf(h v1.Hash, typ string) func(oci.Signature, signature.Verifier) bool {
-	return func(sig oci.Signature, v signature.Verifier) bool {
-		return verifyDSSE(sig, v) == nil && cosign.IntotoSubjectClaimVerifier(sig, h, nil) == nil && predicateTypeOf(sig) == typ
+// describe names the identity in an error: never key material.
+func (s *signer) describe(ctx context.Context) string {
+	p, err := s.id.policy(ctx)
+	switch {
+	case err != nil:
+		return "this workflow's keyless identity"
+	case p.Key != "":
+		return "the signing key " + p.Key
 	}
+	return "the keyless identity " + p.CertIdentity + " (issuer " + p.CertOIDCIssuer + ")"
 }
 
-// withContext returns the registry options of one Sign call. The puller
-// and pusher are shared so that the registry is pinged and authenticated
-// once per call, not once per request.
+// withContext returns the registry options of one call.
 func (s *signer) withContext(ctx context.Context) []ociremote.Option {
-	return []ociremote.Option{ociremote.WithRemoteOptions(reusing(ctx, s.remoteOpts)...)}
+	return []ociremote.Option{ociremote.WithRemoteOptions(reusing(ctx, s.registry)...)}
 }
 
-func reusing(ctx context.Context, base []remote.Option) []remote.Option {
-	ropts := append(append([]remote.Option{}, base...), remote.WithContext(ctx))
+// reusing are r's options for one call: the puller and pusher are shared
+// so that the registry is pinged and authenticated once per call, not per
+// request.
+func reusing(ctx context.Context, r *transport.Registry) []remote.Option {
+	ropts := r.Options(ctx)
 	if puller, err := remote.NewPuller(ropts...); err == nil {
 		ropts = append(ropts, remote.Reuse(puller))
 	}
@@ -223,6 +221,71 @@ func reusing(ctx context.Context, base []remote.Option) []remote.Option {
 	return ropts
 }
 
+// entity is the manifest d with its signatures and attestations, and its
+// digest.
+func entity(d name.Digest, ociOpts []ociremote.Option) (oci.SignedEntity, v1.Hash, error) {
+	h, err := v1.NewHash(d.DigestStr())
+	if err != nil {
+		return nil, h, err
+	}
+	se, err := ociremote.SignedEntity(d, ociOpts...)
+	if err != nil {
+		return nil, h, fmt.Errorf("reading %s: %w", d, err)
+	}
+	return se, h, nil
+}
+
+// checkOpts is how this signer's own signatures verify: cosign's checks
+// under the identity's policy, made once.
+func (s *signer) checkOpts(ctx context.Context) (cosign.CheckOpts, error) {
+	s.mu.Lock()
+	co := s.co
+	s.mu.Unlock()
+	if co != nil {
+		return *co, nil
+	}
+	p, err := s.id.policy(ctx)
+	if err != nil {
+		return cosign.CheckOpts{}, err
+	}
+	made, err := p.checkOpts(ctx)
+	if err != nil {
+		return made, err
+	}
+	s.mu.Lock()
+	s.co = &made
+	s.mu.Unlock()
+	return made, nil
+}
+
+// own returns those of sigs about h this signer's identity made: simple
+// signatures, or with attestations set, attestations.
+func (s *signer) own(ctx context.Context, sigs oci.Signatures, h v1.Hash, attestations bool) ([]oci.Signature, error) {
+	if list, err := sigs.Get(); err != nil || len(list) == 0 {
+		return nil, err
+	}
+	co, err := s.checkOpts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var f found
+	err = f.check(ctx, sigs, h, co, attestations)
+	return f.ok, err
+}
+
+// ownAttestations are this signer's attestations among atts about h, the
+// first of each predicate type.
+func (s *signer) ownAttestations(ctx context.Context, atts oci.Signatures, h v1.Hash) (map[string]oci.Signature, error) {
+	verified, err := s.own(ctx, atts, h, true)
+	out := map[string]oci.Signature{}
+	for _, a := range verified {
+		if typ := predicateTypeOf(a); out[typ] == nil {
+			out[typ] = a
+		}
+	}
+	return out, err
+}
+
 // signSubject signs one manifest by digest unless this identity already has.
 func (s *signer) signSubject(ctx context.Context, d name.Digest, ociOpts []ociremote.Option) (record.Signature, error) {
 	sigTag, err := ociremote.SignatureTag(d, ociOpts...)
@@ -230,81 +293,95 @@ func (s *signer) signSubject(ctx context.Context, d name.Digest, ociOpts []ocire
 		return record.Signature{}, err
 	}
 	sub := record.Signature{Signature: sigTag.String()}
-	se, err := ociremote.SignedEntity(d, ociOpts...)
+	se, h, err := entity(d, ociOpts)
 	if err != nil {
-		return record.Signature{}, fmt.Errorf("reading %s: %w", d, err)
-	}
-	h, err := v1.NewHash(d.DigestStr())
-	if err != nil {
-		return record.Signature{}, err
+		return sub, err
 	}
 	existing, err := se.Signatures()
 	if err != nil {
-		return record.Signature{}, fmt.Errorf("reading the signatures of %s: %w", d, err)
+		return sub, fmt.Errorf("reading the signatures of %s: %w", d, err)
 	}
-	done, err := s.findOwn(ctx, existing, func(sig oci.Signature, v signature.Verifier) bool {
-		return verifySimpleSigning(sig, v) == nil && cosign.SimpleClaimVerifier(sig, h, nil) == nil
-	})
-	if err != nil || done != nil {
+	if done, err := s.own(ctx, existing, h, false); err != nil || len(done) > 0 {
 		return sub, err
 	}
 	payload, err := (&sigpayload.Cosign{Image: d}).MarshalJSON()
 	if err != nil {
-		return record.Signature{}, err
+		return sub, err
 	}
 	sv, cert, chain, err := s.id.signer(ctx)
 	if err != nil {
-		return record.Signature{}, err
+		return sub, err
 	}
 	raw, err := sv.SignMessage(bytes.NewReader(payload))
 	if err != nil {
-		return record.Signature{}, fmt.Errorf("signing the payload: %w", err)
+		return sub, fmt.Errorf("signing the payload: %w", err)
 	}
-	opts := []static.Option{}
-	if cert != nil {
-		opts = append(opts, static.WithCertChain(cert, chain))
-	}
-	if s.rekorURL != "" {
-		entry, err := s.uploadHashedRekord(ctx, raw, payload)
-		if err != nil {
-			return record.Signature{}, err
-		}
-		opts = append(opts, static.WithBundle(cbundle.EntryToBundle(entry)))
+	opts, err := s.evidence(ctx, sv, cert, chain, func(rc *rekorclient.Rekor, key []byte) (*models.LogEntryAnon, error) {
+		sum := sha256.New()
+		sum.Write(payload)
+		return cosign.TLogUpload(ctx, rc, raw, sum, key)
+	})
+	if err != nil {
+		return sub, err
 	}
 	sig, err := static.NewSignature(payload, base64.StdEncoding.EncodeToString(raw), opts...)
 	if err != nil {
-		return record.Signature{}, err
+		return sub, err
 	}
 	signed, err := mutate.AttachSignatureToEntity(se, sig)
 	if err != nil {
-		return record.Signature{}, err
+		return sub, err
 	}
 	if err := ociremote.WriteSignatures(d.Repository, signed, ociOpts...); err != nil {
-		return record.Signature{}, fmt.Errorf("pushing the signature %s: %w", sigTag, err)
+		return sub, fmt.Errorf("pushing the signature %s: %w", sigTag, err)
 	}
 	sub.Added = append(sub.Added, "signature")
 	return sub, nil
 }
 
-type statement struct {
-	predicateType string
-	predicate     any
+// evidence is what a signature carries besides itself: keyless, the
+// certificate and its chain; with the transparency log, the log entry that
+// upload makes (with the certificate, or the public key, as the signer).
+func (s *signer) evidence(ctx context.Context, sv signature.SignerVerifier, cert, chain []byte,
+	upload func(*rekorclient.Rekor, []byte) (*models.LogEntryAnon, error)) ([]static.Option, error) {
+	var opts []static.Option
+	key := cert
+	if cert != nil {
+		opts = append(opts, static.WithCertChain(cert, chain))
+	}
+	if s.rekorURL == "" {
+		return opts, nil
+	}
+	if key == nil {
+		pub, err := sv.PublicKey()
+		if err != nil {
+			return nil, err
+		}
+		if key, err = cryptoutils.MarshalPublicKeyToPEM(pub); err != nil {
+			return nil, err
+		}
+	}
+	rc, err := rekor.GetRekorClient(s.rekorURL)
+	if err != nil {
+		return nil, fmt.Errorf("the transparency log %s: %w", s.rekorURL, err)
+	}
+	entry, err := upload(rc, key)
+	if err != nil {
+		return nil, fmt.Errorf("uploading to the transparency log %s: %w", s.rekorURL, err)
+	}
+	return append(opts, static.WithBundle(cbundle.EntryToBundle(entry))), nil
 }
 
 // attest attaches an attestation of each predicate type to d unless one by
 // this identity is already there. One this signer remembers for the same
 // digest is attached as it is; only when some type has none are the
-// statements made, once.
-func (s *signer) attest(ctx context.Context, d name.Digest, types []string, statements func() ([]statement, error), ociOpts []ociremote.Option) (name.Tag, []string, error) {
+// predicates made, once.
+func (s *signer) attest(ctx context.Context, d name.Digest, types []string, predicates func() (map[string]any, error), ociOpts []ociremote.Option) (name.Tag, []string, error) {
 	attTag, err := ociremote.AttestationTag(d, ociOpts...)
 	if err != nil {
 		return name.Tag{}, nil, err
 	}
-	se, err := ociremote.SignedEntity(d, ociOpts...)
-	if err != nil {
-		return name.Tag{}, nil, fmt.Errorf("reading %s: %w", d, err)
-	}
-	h, err := v1.NewHash(d.DigestStr())
+	se, h, err := entity(d, ociOpts)
 	if err != nil {
 		return name.Tag{}, nil, err
 	}
@@ -312,36 +389,28 @@ func (s *signer) attest(ctx context.Context, d name.Digest, types []string, stat
 	if err != nil {
 		return name.Tag{}, nil, fmt.Errorf("reading the attestations of %s: %w", d, err)
 	}
-	var made []statement
+	own, err := s.ownAttestations(ctx, existing, h)
+	if err != nil {
+		return name.Tag{}, nil, err
+	}
+	var made map[string]any
 	var added []string
 	for _, typ := range types {
-		own, err := s.findOwn(ctx, existing, attestationOf(h, typ))
-		if err != nil {
-			return name.Tag{}, nil, err
-		}
-		if own != nil {
-			if err := s.remember(h, typ, own); err != nil {
-				return name.Tag{}, nil, err
-			}
+		if own[typ] != nil {
+			s.remember(h, typ, own[typ])
 			continue
 		}
 		att := s.known(h, typ)
 		if att == nil {
 			if made == nil {
-				if made, err = statements(); err != nil {
+				if made, err = predicates(); err != nil {
 					return name.Tag{}, nil, err
 				}
 			}
-			st, ok := statementOf(made, typ)
-			if !ok {
-				return name.Tag{}, nil, fmt.Errorf("no %s statement to attest", typ)
-			}
-			if att, err = s.signStatement(ctx, d, st); err != nil {
+			if att, err = s.signStatement(ctx, d, typ, made[typ]); err != nil {
 				return name.Tag{}, nil, fmt.Errorf("attesting %s: %w", typ, err)
 			}
-			if err := s.remember(h, typ, att); err != nil {
-				return name.Tag{}, nil, err
-			}
+			s.remember(h, typ, att)
 		}
 		if se, err = mutate.AttachAttestationToEntity(se, att); err != nil {
 			return name.Tag{}, nil, err
@@ -357,24 +426,22 @@ func (s *signer) attest(ctx context.Context, d name.Digest, types []string, stat
 	return attTag, added, nil
 }
 
-func statementOf(statements []statement, typ string) (statement, bool) {
-	for _, st := range statements {
-		if st.predicateType == typ {
-			return st, true
-		}
+// signStatement wraps predicate in an in-toto statement about d and signs
+// it as a DSSE envelope, as cosign attest does.
+func (s *signer) signStatement(ctx context.Context, d name.Digest, typ string, predicate any) (oci.Signature, error) {
+	if predicate == nil {
+		return nil, fmt.Errorf("no %s predicate to attest", typ)
 	}
-	return statement{}, false
-}
-
-func (s *signer) signStatement(ctx context.Context, d name.Digest, st statement) (oci.Signature, error) {
-	body, err := json.Marshal(inTotoStatement{
-		Type:          "https://in-toto.io/Statement/v0.1",
-		PredicateType: st.predicateType,
-		Subject: []inTotoSubject{{
-			Name:   d.Context().Name(),
-			Digest: map[string]string{"sha256": strings.TrimPrefix(d.DigestStr(), "sha256:")},
-		}},
-		Predicate: st.predicate,
+	body, err := json.Marshal(in_toto.Statement{
+		StatementHeader: in_toto.StatementHeader{
+			Type:          in_toto.StatementInTotoV01,
+			PredicateType: typ,
+			Subject: []in_toto.Subject{{
+				Name:   d.Context().Name(),
+				Digest: common.DigestSet{"sha256": strings.TrimPrefix(d.DigestStr(), "sha256:")},
+			}},
+		},
+		Predicate: predicate,
 	})
 	if err != nil {
 		return nil, err
@@ -383,138 +450,39 @@ func (s *signer) signStatement(ctx context.Context, d name.Digest, st statement)
 	if err != nil {
 		return nil, err
 	}
-	envelope, err := dsse.WrapSigner(sv, types.IntotoPayloadType).SignMessage(bytes.NewReader(body))
+	envelope, err := sigdsse.WrapSigner(sv, types.IntotoPayloadType).SignMessage(bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("signing the statement: %w", err)
 	}
-	opts := []static.Option{
-		static.WithLayerMediaType(types.DssePayloadType),
-		// cosign attest sets it too; tools list attestations by it.
-		static.WithAnnotations(map[string]string{"predicateType": st.predicateType}),
-	}
-	if cert != nil {
-		opts = append(opts, static.WithCertChain(cert, chain))
-	}
-	if s.rekorURL != "" {
-		entry, err := s.uploadDSSE(ctx, envelope)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, static.WithBundle(cbundle.EntryToBundle(entry)))
-	}
-	return static.NewAttestation(envelope, opts...)
-}
-
-type inTotoStatement struct {
-	Type          string          `json:"_type"`
-	PredicateType string          `json:"predicateType"`
-	Subject       []inTotoSubject `json:"subject"`
-	Predicate     any             `json:"predicate"`
-}
-
-type inTotoSubject struct {
-	Name   string            `json:"name"`
-	Digest map[string]string `json:"digest"`
-}
-
-// findOwn returns the first of sigs made by this identity that passes ok,
-// nil when none does.
-func (s *signer) findOwn(ctx context.Context, sigs oci.Signatures, ok func(oci.Signature, signature.Verifier) bool) (oci.Signature, error) {
-	list, err := sigs.Get()
+	opts, err := s.evidence(ctx, sv, cert, chain, func(rc *rekorclient.Rekor, key []byte) (*models.LogEntryAnon, error) {
+		return cosign.TLogUploadDSSEEnvelope(ctx, rc, envelope, key)
+	})
 	if err != nil {
 		return nil, err
 	}
-	for _, sig := range list {
-		v, err := s.id.verifierFor(ctx, sig)
-		if err != nil {
-			return nil, err
-		}
-		if v != nil && ok(sig, v) {
-			return sig, nil
-		}
-	}
-	return nil, nil
-}
-
-func verifySimpleSigning(sig oci.Signature, v signature.Verifier) error {
-	b64, err := sig.Base64Signature()
-	if err != nil {
-		return err
-	}
-	raw, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil {
-		return err
-	}
-	payload, err := sig.Payload()
-	if err != nil {
-		return err
-	}
-	return v.VerifySignature(bytes.NewReader(raw), bytes.NewReader(payload))
-}
-
-func verifyDSSE(sig oci.Signature, v signature.Verifier) error {
-	envelope, err := sig.Payload()
-	if err != nil {
-		return err
-	}
-	return dsse.WrapVerifier(v).VerifySignature(bytes.NewReader(envelope), nil)
+	return static.NewAttestation(envelope, append(opts,
+		static.WithLayerMediaType(types.DssePayloadType),
+		// cosign attest sets it too; tools list attestations by it.
+		static.WithAnnotations(map[string]string{"predicateType": typ}))...)
 }
 
 // predicateTypeOf reads the predicate type out of a DSSE attestation.
 func predicateTypeOf(sig oci.Signature) string {
-	envelope, err := sig.Payload()
+	payload, err := sig.Payload()
 	if err != nil {
 		return ""
 	}
-	var e struct {
-		Payload string `json:"payload"`
-	}
-	if json.Unmarshal(envelope, &e) != nil {
+	var env dsse.Envelope
+	if json.Unmarshal(payload, &env) != nil {
 		return ""
 	}
-	body, err := base64.StdEncoding.DecodeString(e.Payload)
+	body, err := env.DecodeB64Payload()
 	if err != nil {
 		return ""
 	}
-	var st struct {
-		PredicateType string `json:"predicateType"`
-	}
+	var st in_toto.StatementHeader
 	if json.Unmarshal(body, &st) != nil {
 		return ""
 	}
 	return st.PredicateType
-}
-
-func (s *signer) uploadHashedRekord(ctx context.Context, sig, payload []byte) (*models.LogEntryAnon, error) {
-	rc, err := newRekorClient(s.rekorURL, s.transport)
-	if err != nil {
-		return nil, err
-	}
-	key, err := s.id.tlogKey(ctx)
-	if err != nil {
-		return nil, err
-	}
-	h := sha256.New()
-	h.Write(payload)
-	entry, err := cosign.TLogUpload(ctx, rc, sig, h, key)
-	if err != nil {
-		return nil, fmt.Errorf("uploading to the transparency log %s: %w", s.rekorURL, err)
-	}
-	return entry, nil
-}
-
-func (s *signer) uploadDSSE(ctx context.Context, envelope []byte) (*models.LogEntryAnon, error) {
-	rc, err := newRekorClient(s.rekorURL, s.transport)
-	if err != nil {
-		return nil, err
-	}
-	key, err := s.id.tlogKey(ctx)
-	if err != nil {
-		return nil, err
-	}
-	entry, err := cosign.TLogUploadDSSEEnvelope(ctx, rc, envelope, key)
-	if err != nil {
-		return nil, fmt.Errorf("uploading to the transparency log %s: %w", s.rekorURL, err)
-	}
-	return entry, nil
 }

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/package-url/packageurl-go"
+	spdxjson "github.com/spdx/tools-golang/json"
 
 	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/record"
@@ -33,20 +35,20 @@ const (
 	SBOMSPDX      SBOMFormat = "spdx"      // SPDX 2.3 JSON
 )
 
-// AllSBOMFormats are the formats in the order their attestations are
+// allSBOMFormats are the formats in the order their attestations are
 // written; signing writes all of them unless told otherwise.
-func AllSBOMFormats() []SBOMFormat { return []SBOMFormat{SBOMCycloneDX, SBOMSPDX} }
+func allSBOMFormats() []SBOMFormat { return []SBOMFormat{SBOMCycloneDX, SBOMSPDX} }
 
-// PredicateType is the in-toto predicate type of the format's attestation.
-func (f SBOMFormat) PredicateType() string {
+// predicateType is the in-toto predicate type of the format's attestation.
+func (f SBOMFormat) predicateType() string {
 	if f == SBOMSPDX {
 		return PredicateSPDX
 	}
 	return PredicateCycloneDX
 }
 
-// CosignType is the format's name for `cosign verify-attestation --type`.
-func (f SBOMFormat) CosignType() string {
+// cosignType is the format's name for `cosign verify-attestation --type`.
+func (f SBOMFormat) cosignType() string {
 	if f == SBOMSPDX {
 		return "spdxjson"
 	}
@@ -62,14 +64,14 @@ func ParseSBOMFormats(names ...string) ([]SBOMFormat, error) {
 	for _, n := range names {
 		for f := range strings.SplitSeq(n, ",") {
 			f = strings.ToLower(strings.TrimSpace(f))
-			if !slices.Contains(AllSBOMFormats(), SBOMFormat(f)) {
+			if !slices.Contains(allSBOMFormats(), SBOMFormat(f)) {
 				return nil, fmt.Errorf("unknown SBOM format %q: use cyclonedx, spdx, or both (cyclonedx,spdx)", f)
 			}
 			want[SBOMFormat(f)] = true
 		}
 	}
 	var out []SBOMFormat
-	for _, f := range AllSBOMFormats() {
+	for _, f := range allSBOMFormats() {
 		if want[f] {
 			out = append(out, f)
 		}
@@ -80,17 +82,17 @@ func ParseSBOMFormats(names ...string) ([]SBOMFormat, error) {
 	return out, nil
 }
 
-// SBOMs are the SBOM documents of one per-arch image, one per format in
-// that order. The image's layers are read once for all of them.
+// sboms are the SBOM documents of the per-arch image img at d, of which
+// agent is what the flake says, one per format in that order.
 //
 // Both formats say the same: the image (an OCI purl, its manifest digest,
 // its derivation as nix:drv_path when the release knows it), the agent (its
 // version, licence, description) and every store path in the image: name
 // and version split from the path, a pkg:generic purl with the path as the
 // nix_store_path qualifier, the nix:store_path property, and the SHA-256 of
-// its NAR serialisation (Nix's narHash) when the layers tell it.
-func SBOMs(ctx context.Context, img *record.Image, agent flake.Image, formats ...SBOMFormat) ([]json.RawMessage, error) {
-	paths, err := StorePaths(ctx, img.Image)
+// its NAR serialisation (Nix's narHash) when the local store holds it.
+func sboms(ctx context.Context, run flake.Runner, d name.Digest, img *record.Image, agent flake.Image, formats ...SBOMFormat) ([]json.RawMessage, error) {
+	paths, err := storePaths(ctx, img.Image, run)
 	if err != nil {
 		return nil, fmt.Errorf("reading store paths for the SBOM: %w", err)
 	}
@@ -101,7 +103,7 @@ func SBOMs(ctx context.Context, img *record.Image, agent flake.Image, formats ..
 	if agent.Attr == "" {
 		agent.Attr = img.Agent
 	}
-	in := sbomInput{img: img, agent: agent, paths: paths, created: cfg.Created.Time}
+	in := sbomInput{ref: d, img: img, agent: agent, paths: paths, created: cfg.Created.Time}
 	// The image's own creation time and an ID derived from its digest keep
 	// the documents the same for the same image (Nix images carry a fixed
 	// date), so re-running a release describes it identically.
@@ -109,7 +111,7 @@ func SBOMs(ctx context.Context, img *record.Image, agent flake.Image, formats ..
 		in.created = time.Unix(1, 0)
 	}
 	in.created = in.created.UTC()
-	sum := sha256.Sum256([]byte(img.Ref.String()))
+	sum := sha256.Sum256([]byte(d.String()))
 	sum[6] = (sum[6] & 0x0f) | 0x50 // a name-based (v5-style) UUID
 	sum[8] = (sum[8] & 0x3f) | 0x80
 	in.uuid = fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
@@ -121,7 +123,7 @@ func SBOMs(ctx context.Context, img *record.Image, agent flake.Image, formats ..
 		case SBOMCycloneDX:
 			err = cdx.NewBOMEncoder(&buf, cdx.BOMFileFormatJSON).EncodeVersion(in.cycloneDX(), cdx.SpecVersion1_6)
 		case SBOMSPDX:
-			err = writeSPDX(&buf, in.spdx())
+			err = spdxjson.Write(in.spdx(), &buf)
 		default:
 			err = fmt.Errorf("unknown SBOM format %q", f)
 		}
@@ -135,9 +137,10 @@ func SBOMs(ctx context.Context, img *record.Image, agent flake.Image, formats ..
 
 // sbomInput is what the SBOMs of one image are made of.
 type sbomInput struct {
+	ref     name.Digest // where the image is
 	img     *record.Image
 	agent   flake.Image // what the flake says of it
-	paths   []StorePath
+	paths   []storePath
 	created time.Time
 	uuid    string // the same for the same manifest digest
 }
@@ -167,13 +170,13 @@ func (in sbomInput) imageProperties() []property {
 // imagePURL is the image as an OCI purl: repository's last part as the
 // name, manifest digest as the version, where it lies and its architecture.
 func (in sbomInput) imagePURL() string {
-	repo := in.img.Ref.Context()
+	repo := in.ref.Context()
 	parts := strings.Split(repo.RepositoryStr(), "/")
 	q := packageurl.Qualifiers{
 		{Key: "arch", Value: in.img.Platform.Architecture},
 		{Key: "repository_url", Value: repo.Name()},
 	}
-	return packageurl.NewPackageURL(packageurl.TypeOCI, "", parts[len(parts)-1], in.img.Ref.DigestStr(), q, "").ToString()
+	return packageurl.NewPackageURL(packageurl.TypeOCI, "", parts[len(parts)-1], in.ref.DigestStr(), q, "").ToString()
 }
 
 // agentPURL names the agent by its flake attribute at its version: a
@@ -186,7 +189,7 @@ func (in sbomInput) agentPURL() string {
 // the nix_store_path qualifier. Not pkg:nix: that type names a package by
 // its attribute path in a package set (and its origin, such as nixpkgs),
 // and a store path in an image tells neither.
-func storePathPURL(sp StorePath) string {
+func storePathPURL(sp storePath) string {
 	q := packageurl.Qualifiers{{Key: "nix_store_path", Value: sp.Path}}
 	return packageurl.NewPackageURL(packageurl.TypeGeneric, "", sp.Name, sp.Version, q, "").ToString()
 }
@@ -202,10 +205,10 @@ func (in sbomInput) cycloneDX() *cdx.BOM {
 		Component: &cdx.Component{
 			BOMRef:     "image",
 			Type:       cdx.ComponentTypeContainer,
-			Name:       in.img.Ref.Context().Name(),
-			Version:    in.img.Ref.DigestStr(),
+			Name:       in.ref.Context().Name(),
+			Version:    in.ref.DigestStr(),
 			PackageURL: in.imagePURL(),
-			Hashes:     &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: strings.TrimPrefix(in.img.Ref.DigestStr(), "sha256:")}},
+			Hashes:     &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: strings.TrimPrefix(in.ref.DigestStr(), "sha256:")}},
 			Properties: cdxProperties(in.imageProperties()),
 		},
 	}
@@ -235,8 +238,8 @@ func (in sbomInput) cycloneDX() *cdx.BOM {
 			PackageURL: storePathPURL(sp),
 			Properties: cdxProperties([]property{{propStorePath, sp.Path}}),
 		}
-		if sp.NarHash.Hex != "" {
-			c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: sp.NarHash.Hex}}
+		if sp.NarHash != "" {
+			c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: sp.NarHash}}
 		}
 		components = append(components, c)
 		refs = append(refs, c.BOMRef)

@@ -1,10 +1,13 @@
 package sign
 
 import (
+	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"io"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,41 +15,18 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdx"
 	"github.com/spdx/tools-golang/spdx/v2/common"
 	"github.com/spdx/tools-golang/spdxlib"
 
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
-
-func TestParseStorePath(t *testing.T) {
-	tests := []struct {
-		name, base                 string
-		wantName, wantVer, wantOut string
-		wantOK                     bool
-	}{
-		{"name and version", hashFoo + "-foo-1.0", "foo", "1.0", "", true},
-		{"dash in name", hashFoo + "-bash-interactive-5.2p37", "bash-interactive", "5.2p37", "", true},
-		{"output suffix leaves the version", hashFoo + "-glibc-2.40-66-bin", "glibc", "2.40-66", "bin", true},
-		{"dev output", hashFoo + "-openssl-3.4.1-dev", "openssl", "3.4.1", "dev", true},
-		{"other suffixes stay in the version", hashFoo + "-foo-1.0-rc", "foo", "1.0-rc", "", true},
-		{"no version", hashFoo + "-source", "source", "", "", true},
-		{"not a hash", "not-a-store-path-1.0", "", "", "", false},
-		{"hash only", hashFoo, "", "", "", false},
-		{"letters outside nix base32", "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-foo-1.0", "", "", "", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			sp, ok := ParseStorePath(tt.base)
-			if ok != tt.wantOK || sp.Name != tt.wantName || sp.Version != tt.wantVer || sp.Output != tt.wantOut {
-				t.Errorf("ParseStorePath(%q) = %q, %q, %q, %v, want %q, %q, %q, %v",
-					tt.base, sp.Name, sp.Version, sp.Output, ok, tt.wantName, tt.wantVer, tt.wantOut, tt.wantOK)
-			}
-		})
-	}
-}
 
 func TestParseSBOMFormats(t *testing.T) {
 	tests := []struct {
@@ -75,25 +55,69 @@ func TestParseSBOMFormats(t *testing.T) {
 	}
 }
 
+// TestStorePaths lists the store paths of an image's layers, each with the
+// narHash the local store registered: a path added to the store has the
+// hash nix-store reports for it, the made-up ones have none.
 func TestStorePaths(t *testing.T) {
-	got, err := StorePaths(t.Context(), testImage(t, "amd64", "x"))
+	testenv.Require(t, "nix", "nix-store")
+	img, probe := withStorePath(t, testImage(t, "amd64", "x"))
+	got, err := storePaths(t.Context(), img, flake.Run)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []StorePath{
+	out, err := exec.Command("nix-store", "--query", "--hash", probe).Output()
+	if err != nil {
+		t.Fatalf("nix-store --query --hash %s: %v", probe, err)
+	}
+	probeHash, err := nixBase32Hex(strings.TrimPrefix(strings.TrimSpace(string(out)), "sha256:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := strings.TrimPrefix(probe, "/nix/store/")
+	want := []storePath{
 		{Path: "/nix/store/" + hashFoo + "-foo-1.0", Hash: hashFoo, Name: "foo", Version: "1.0"},
+		{Path: probe, Hash: base[:32], Name: "sbom-probe", Version: "1.0", NarHash: probeHash},
 		{Path: "/nix/store/" + hashBash + "-bash-interactive-5.2p37", Hash: hashBash, Name: "bash-interactive", Version: "5.2p37"},
 	}
-	// The NAR hashes are checked against Nix in TestNARHashMatchesNix.
-	for i := range got {
-		if got[i].NarHash.Algorithm != "sha256" || len(got[i].NarHash.Hex) != 64 {
-			t.Errorf("StorePaths()[%d].NarHash = %v, want a SHA-256", i, got[i].NarHash)
-		}
-		got[i].NarHash = v1.Hash{}
-	}
+	slices.SortFunc(want, func(a, b storePath) int { return strings.Compare(a.Path, b.Path) })
 	if !slices.Equal(got, want) {
-		t.Errorf("StorePaths = %+v, want %+v", got, want)
+		t.Errorf("storePaths = %+v, want %+v", got, want)
 	}
+}
+
+// withStorePath is img with one more layer, holding a file this test adds
+// to the local Nix store, and that store path.
+func withStorePath(t *testing.T, img v1.Image) (v1.Image, string) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "sbom-probe-1.0")
+	body := []byte("probe\n")
+	if err := os.WriteFile(file, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("nix-store", "--add", file).Output()
+	if err != nil {
+		t.Fatalf("nix-store --add: %v", err)
+	}
+	path := strings.TrimSpace(string(out))
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: strings.TrimPrefix(path, "/"), Typeflag: tar.TypeReg, Mode: 0o444, Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, err = mutate.AppendLayers(img, layer); err != nil {
+		t.Fatal(err)
+	}
+	return img, path
 }
 
 // localImage is the record of a test image that was never pushed.
@@ -171,6 +195,7 @@ type sbomComponent struct {
 // the agent and every store path with the same purls, properties and NAR
 // hashes; and that the same image always gives the same bytes.
 func TestSBOMs(t *testing.T) {
+	testenv.Require(t, "nix", "nix-store")
 	schema := cycloneDXSchema(t)
 	// The SPDX validator is not vacuous either.
 	if _, err := spdxjson.Read(strings.NewReader(`{"spdxVersion":"SPDX-2.3","SPDXID":"DOCUMENT","name":"x"}`)); err == nil {
@@ -194,11 +219,12 @@ func TestSBOMs(t *testing.T) {
 			p := localImage(t)
 			agent := testAgent
 			agent.License = tt.license
-			docs, err := SBOMs(t.Context(), p, agent, SBOMCycloneDX, SBOMSPDX)
+			p.Image, _ = withStorePath(t, p.Image)
+			docs, err := sboms(t.Context(), flake.Run, p.Ref, p, agent, SBOMCycloneDX, SBOMSPDX)
 			if err != nil {
-				t.Fatalf("SBOMs = %v", err)
+				t.Fatalf("sboms = %v", err)
 			}
-			again, err := SBOMs(t.Context(), p, agent, SBOMCycloneDX, SBOMSPDX)
+			again, err := sboms(t.Context(), flake.Run, p.Ref, p, agent, SBOMCycloneDX, SBOMSPDX)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -207,9 +233,12 @@ func TestSBOMs(t *testing.T) {
 					t.Errorf("SBOM %d of the same image differs between runs:\n%s\n%s", i, docs[i], again[i])
 				}
 			}
-			paths, err := StorePaths(t.Context(), p.Image)
+			paths, err := storePaths(t.Context(), p.Image, flake.Run)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(paths, func(sp storePath) bool { return sp.NarHash != "" }) {
+				t.Fatalf("storePaths = %+v, want the path in the local store with its NAR hash", paths)
 			}
 
 			// What both documents must say, component by component.
@@ -223,7 +252,7 @@ func TestSBOMs(t *testing.T) {
 			for _, sp := range paths {
 				want = append(want, sbomComponent{Name: sp.Name, Version: sp.Version,
 					PURL:       "pkg:generic/" + sp.Name + "@" + sp.Version + "?nix_store_path=" + strings.ReplaceAll(sp.Path, "/", "%2F"),
-					SHA256:     sp.NarHash.Hex,
+					SHA256:     sp.NarHash,
 					Properties: map[string]string{"nix:store_path": sp.Path}})
 			}
 
@@ -367,7 +396,7 @@ func spdxComponents(t *testing.T, doc *spdx.Document, license string) []sbomComp
 func TestProvenance(t *testing.T) {
 	img := localImage(t)
 	const invocation = "https://github.com/nothingnesses/agent-images/actions/runs/3/attempts/1#build"
-	got, err := json.Marshal(Provenance(testSource, testBuilderID, invocation, img, testAgent.Version))
+	got, err := json.Marshal(provenance(testSource, testBuilderID, invocation, img, testAgent.Version))
 	if err != nil {
 		t.Fatal(err)
 	}

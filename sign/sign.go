@@ -2,17 +2,15 @@ package sign
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	ghauthn "github.com/google/go-containerregistry/pkg/authn/github"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sigstore/cosign/v2/pkg/providers"
 
 	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/internal/redact"
@@ -38,42 +36,43 @@ const (
 	ModeKeyless Mode = "keyless"
 )
 
-// Signer signs and attests what a release pushed, one record at a time, so
-// that an image can be signed in the job that built it and its index in
-// another. Whatever the same identity already signed is left alone.
+// Signer signs and attests what a release pushed, one manifest at a time,
+// so that an image can be signed in the job that built it and its index in
+// another. Whatever the same identity already signed is left alone. It
+// returns what it did; the caller records it.
 type Signer interface {
-	// SignImage signs one pushed per-arch image (img.Ref) and attaches its
-	// SBOM and SLSA provenance, and records that in img.Signature.
-	SignImage(ctx context.Context, img *record.Image, agent flake.Image) error
-	// SignIndex signs an agent's index, after its images were signed, and
-	// says how to verify it.
-	SignIndex(ctx context.Context, index name.Digest, images []*record.Image) (*record.Signing, error)
-	// Check proves that img.Ref carries a signature, an SBOM and a
+	// SignImage signs the per-arch image img where it lies at d (its
+	// digest in one repository), attaches its SBOMs and SLSA provenance
+	// (agent is what the flake says of it) there, and returns where they
+	// are and what this call added.
+	SignImage(ctx context.Context, d name.Digest, img *record.Image, agent flake.Image) (*record.Signature, error)
+	// SignIndex signs an agent's index once its per-arch images (by
+	// digest, in the same repository) are signed, and says how to verify.
+	SignIndex(ctx context.Context, index name.Digest, images []name.Digest) (*record.Signing, error)
+	// Check proves that the image at d carries a signature, an SBOM and a
 	// provenance made by this signer's identity (the same key, or the same
-	// certificate identity and issuer under the same CA): what merge
-	// demands of a part another job built.
-	Check(ctx context.Context, img *record.Image) error
+	// certificate identity and issuer under the same CA): what a merge
+	// demands of a part another job built. The attestations it finds are
+	// the ones SignImage then stores with the same digest elsewhere.
+	Check(ctx context.Context, d name.Digest) error
 	Mode() Mode
 }
 
 // ErrNoIdentity is returned by New when signing was not turned off but there
-// is nothing to sign with.
-var ErrNoIdentity = errors.New("no signing identity: pass --key (a file, env://VAR or a KMS URI), " +
-	"run under GitHub Actions with `permissions: id-token: write` for keyless signing, or pass --sign=false")
+// is nothing to sign with: no key, and no OIDC token to sign keyless with.
+var ErrNoIdentity = errors.New("no signing identity: no key given and no OIDC token available for keyless signing")
 
 type options struct {
 	source     Source
 	builderID  string
 	mode       Mode // "" = choose from the environment
 	keyRef     string
-	idToken    string
 	fulcioURL  string
+	roots      *x509.CertPool // nil: Sigstore's, from its TUF repository
+	inter      *x509.CertPool
 	rekorURL   string
 	tlogUpload *bool
 	sbom       []SBOMFormat
-	transport  http.RoundTripper
-	remoteOpts []remote.Option
-	getenv     func(string) string
 }
 
 // Option configures New.
@@ -92,19 +91,8 @@ func WithKey(ref string) Option {
 	}
 }
 
-// WithKeyless signs with a short-lived Fulcio certificate for the ambient
-// OIDC identity (the GitHub Actions token).
-func WithKeyless() Option {
-	return func(o *options) error { o.mode = ModeKeyless; return nil }
-}
-
-// WithIdentityToken signs keyless with this OIDC token instead of asking
-// GitHub Actions for one (other CI systems, tests).
-func WithIdentityToken(tok string) Option {
-	return func(o *options) error { o.mode, o.idToken = ModeKeyless, tok; return nil }
-}
-
-// Disabled turns signing off; Sign then only reports that it did nothing.
+// Disabled turns signing off; the Signer then only reports that it did
+// nothing.
 func Disabled() Option {
 	return func(o *options) error { o.mode = ModeOff; return nil }
 }
@@ -126,6 +114,21 @@ func WithFulcioURL(u string) Option {
 	return func(o *options) error {
 		o.fulcioURL = u
 		return checkEndpoint("Fulcio", u)
+	}
+}
+
+// WithFulcioRoots trusts the CA a private Fulcio issues under (roots, and
+// intermediates, which may be nil) instead of Sigstore's public roots from
+// its TUF repository. It is what the certificates of keyless signing, this
+// run's and those another job made, are checked against; such a Fulcio has
+// no certificate transparency log, so no SCT is asked of them.
+func WithFulcioRoots(roots, intermediates *x509.CertPool) Option {
+	return func(o *options) error {
+		if roots == nil {
+			return errors.New("WithFulcioRoots: no root certificates")
+		}
+		o.roots, o.inter = roots, intermediates
+		return nil
 	}
 }
 
@@ -160,7 +163,7 @@ func WithTlogUpload(upload bool) Option {
 
 // WithSBOMFormats says in which formats every per-arch image's SBOM is
 // attested, each as an attestation of its own predicate type. The default
-// is all of them (AllSBOMFormats); naming none is an error.
+// is all of them; naming none is an error.
 func WithSBOMFormats(formats ...SBOMFormat) Option {
 	return func(o *options) error {
 		names := make([]string, len(formats))
@@ -173,52 +176,32 @@ func WithSBOMFormats(formats ...SBOMFormat) Option {
 	}
 }
 
-// WithTransport sets the HTTP transport of the Sigstore clients (the OIDC
-// token request, Fulcio, Rekor); the default is transport.New().
-func WithTransport(rt http.RoundTripper) Option {
-	return func(o *options) error { o.transport = rt; return nil }
-}
-
-// WithRemoteOptions sets how the registry is reached (auth, transport). The
-// default uses the docker config and GITHUB_TOKEN keychains over
-// transport.New().
-func WithRemoteOptions(opts ...remote.Option) Option {
-	return func(o *options) error { o.remoteOpts = append(o.remoteOpts, opts...); return nil }
-}
-
-// withGetenv replaces os.Getenv, for tests of the mode choice.
-func withGetenv(f func(string) string) Option {
-	return func(o *options) error { o.getenv = f; return nil }
-}
-
 // Default Sigstore endpoints.
 const (
 	PublicFulcioURL = "https://fulcio.sigstore.dev"
 	PublicRekorURL  = "https://rekor.sigstore.dev"
 )
 
-// New returns the Signer the options ask for. It fails now, before anything
-// is built or any tag moves, when signing was not turned off and cannot
-// happen: no key and no OIDC token, a key that does not load, or a keyless
-// token request that fails.
+// New returns the Signer the options ask for: with a key, or, where an OIDC
+// token provider is there (GitHub Actions with id-token: write), keyless.
+// It fails now, before anything is built or any tag moves, when signing was
+// not turned off and cannot happen: no key and no OIDC token, a key that
+// does not load, or a keyless token request that fails.
 func New(ctx context.Context, opts ...Option) (Signer, error) {
-	o := options{getenv: os.Getenv, fulcioURL: PublicFulcioURL, rekorURL: PublicRekorURL}
+	o := options{fulcioURL: PublicFulcioURL, rekorURL: PublicRekorURL}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
 	}
 	if o.builderID == "" {
-		o.builderID = builderID(o.getenv)
-	}
-	if o.transport == nil {
-		o.transport = transport.New()
+		o.builderID = BuilderIDFromEnv()
 	}
 	if o.mode == "" {
 		switch {
-		case o.getenv("ACTIONS_ID_TOKEN_REQUEST_URL") != "":
+		case providers.Enabled(ctx):
 			o.mode = ModeKeyless
-		case o.getenv("GITHUB_ACTIONS") == "true":
+		case os.Getenv("GITHUB_ACTIONS") == "true":
 			return nil, fmt.Errorf("%w (under GitHub Actions ACTIONS_ID_TOKEN_REQUEST_URL is unset: the job lacks id-token: write)", ErrNoIdentity)
 		default:
 			return nil, ErrNoIdentity
@@ -232,32 +215,25 @@ func New(ctx context.Context, opts ...Option) (Signer, error) {
 		upload = *o.tlogUpload
 	}
 	if o.sbom == nil {
-		o.sbom = AllSBOMFormats()
+		o.sbom = allSBOMFormats()
 	}
 	s := &signer{
 		mode:       o.mode,
 		source:     o.source,
 		builderID:  o.builderID,
-		invocation: invocationID(o.getenv),
+		invocation: invocationID(),
 		sbom:       o.sbom,
-		remoteOpts: remoteOptions(o.remoteOpts, o.transport),
-		transport:  o.transport,
+		registry:   transport.NewRegistry(nil),
+		nix:        flake.Run,
 	}
 	if upload {
 		s.rekorURL = o.rekorURL
 	}
 	var err error
-	switch o.mode {
-	case ModeKey:
+	if o.mode == ModeKey {
 		s.id, err = loadKey(ctx, o.keyRef)
-	case ModeKeyless:
-		s.id, err = newKeyless(ctx, keylessConfig{
-			token:     tokenSource(o.idToken, o.getenv, o.transport),
-			fulcioURL: o.fulcioURL,
-			transport: o.transport,
-		})
-	default:
-		err = fmt.Errorf("unknown signing mode %q", o.mode)
+	} else {
+		s.id, err = newKeyless(ctx, o.fulcioURL, o.roots, o.inter, upload, transport.New())
 	}
 	if err != nil {
 		return nil, err
@@ -265,59 +241,52 @@ func New(ctx context.Context, opts ...Option) (Signer, error) {
 	return s, nil
 }
 
-func remoteOptions(extra []remote.Option, rt http.RoundTripper) []remote.Option {
-	base := []remote.Option{
-		remote.WithTransport(rt),
-		remote.WithAuthFromKeychain(authn.NewMultiKeychain(authn.DefaultKeychain, ghauthn.Keychain)),
-	}
-	return append(base, extra...)
-}
-
 // BuilderIDFromEnv names the builder for provenance: under GitHub Actions
 // the workflow file at its ref (the identity keyless certificates carry),
 // elsewhere "local".
-func BuilderIDFromEnv() string { return builderID(os.Getenv) }
-
-func builderID(getenv func(string) string) string {
-	ref := getenv("GITHUB_WORKFLOW_REF")
+func BuilderIDFromEnv() string {
+	ref := os.Getenv("GITHUB_WORKFLOW_REF")
 	if ref == "" {
 		return "local"
 	}
-	return serverURL(getenv) + "/" + ref
+	return serverURL() + "/" + ref
 }
 
 // invocationID names the job run that signs: the run and attempt under
 // GitHub Actions, with the job; empty elsewhere.
-func invocationID(getenv func(string) string) string {
-	repo, run := getenv("GITHUB_REPOSITORY"), getenv("GITHUB_RUN_ID")
+func invocationID() string {
+	repo, run := os.Getenv("GITHUB_REPOSITORY"), os.Getenv("GITHUB_RUN_ID")
 	if repo == "" || run == "" {
 		return ""
 	}
-	id := serverURL(getenv) + "/" + repo + "/actions/runs/" + run
-	if a := getenv("GITHUB_RUN_ATTEMPT"); a != "" {
+	id := serverURL() + "/" + repo + "/actions/runs/" + run
+	if a := os.Getenv("GITHUB_RUN_ATTEMPT"); a != "" {
 		id += "/attempts/" + a
 	}
-	if job := getenv("GITHUB_JOB"); job != "" {
+	if job := os.Getenv("GITHUB_JOB"); job != "" {
 		id += "#" + job
 	}
 	return id
 }
 
-func serverURL(getenv func(string) string) string {
-	server := getenv("GITHUB_SERVER_URL")
+func serverURL() string {
+	server := os.Getenv("GITHUB_SERVER_URL")
 	if server == "" {
 		server = "https://github.com"
 	}
 	return strings.TrimSuffix(server, "/")
 }
 
-// off is the Signer of --sign=false.
+// off is the Signer of a release published unsigned, on purpose.
 type off struct{}
 
-func (off) Mode() Mode                                                  { return ModeOff }
-func (off) SignImage(context.Context, *record.Image, flake.Image) error { return nil }
-func (off) Check(context.Context, *record.Image) error                  { return nil }
+func (off) Mode() Mode                               { return ModeOff }
+func (off) Check(context.Context, name.Digest) error { return nil }
 
-func (off) SignIndex(context.Context, name.Digest, []*record.Image) (*record.Signing, error) {
+func (off) SignImage(context.Context, name.Digest, *record.Image, flake.Image) (*record.Signature, error) {
+	return nil, nil
+}
+
+func (off) SignIndex(context.Context, name.Digest, []name.Digest) (*record.Signing, error) {
 	return &record.Signing{Mode: string(ModeOff)}, nil
 }

@@ -2,16 +2,16 @@ package sign
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"maps"
-	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	sgsign "github.com/sigstore/sigstore-go/pkg/sign"
 
 	"github.com/nothingnesses/agent-images/flake"
-	"github.com/nothingnesses/agent-images/record"
 )
 
 // TestNewChoosesMode covers the choice New makes from flags and environment,
@@ -39,15 +39,15 @@ func TestNewChoosesMode(t *testing.T) {
 		{name: "GitHub Actions token endpoint unreachable",
 			env:     map[string]string{"ACTIONS_ID_TOKEN_REQUEST_URL": "http://127.0.0.1:1/token?x=1", "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "t"},
 			wantErr: "keyless signing"},
-		{name: "keyless with a given token", opts: []Option{WithIdentityToken("a.b.c")}, want: ModeKeyless},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("COSIGN_PASSWORD", tt.password)
 			t.Setenv("VAULT_ADDR", "") // keep the KMS case off the network
-			getenv := func(k string) string { return tt.env[k] }
-			opts := append([]Option{withGetenv(getenv), WithTransport(noRetry{})}, tt.opts...)
-			s, err := New(t.Context(), opts...)
+			for _, k := range []string{"GITHUB_ACTIONS", "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"} {
+				t.Setenv(k, tt.env[k])
+			}
+			s, err := New(t.Context(), tt.opts...)
 			switch {
 			case tt.wantErr != "":
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -71,10 +71,10 @@ func TestOffReportsWithoutSigning(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := localImage(t)
-	if err := s.SignImage(context.Background(), img, testAgent); err != nil || img.Signature != nil {
-		t.Errorf("off.SignImage = %v, signature %+v, want nothing", err, img.Signature)
+	if sig, err := s.SignImage(t.Context(), img.Ref, img, testAgent); err != nil || sig != nil {
+		t.Errorf("off.SignImage = %+v, %v, want nothing", sig, err)
 	}
-	res, err := s.SignIndex(context.Background(), img.Ref, []*record.Image{img})
+	res, err := s.SignIndex(t.Context(), img.Ref, []name.Digest{img.Ref})
 	if err != nil || res.Mode != string(ModeOff) || res.Index.Signature != "" {
 		t.Errorf("off.SignIndex = %+v, %v, want a report with no signature", res, err)
 	}
@@ -99,8 +99,8 @@ func TestCosignCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := CosignCommand(tt.verb, d, tt.args, tt.ignoreTlog, false, tt.typ); got != tt.want {
-				t.Errorf("CosignCommand() = %s, want %s", got, tt.want)
+			if got := cosignCommand(tt.verb, d, tt.args, tt.ignoreTlog, false, tt.typ); got != tt.want {
+				t.Errorf("cosignCommand() = %s, want %s", got, tt.want)
 			}
 		})
 	}
@@ -108,49 +108,45 @@ func TestCosignCommand(t *testing.T) {
 
 func TestPolicyValidate(t *testing.T) {
 	tests := []struct {
-		name    string
-		p       Policy
-		wantErr string
+		name string
+		p    Policy
+		want error
 	}{
-		{"key", Policy{Key: "cosign.pub"}, ""},
-		{"keyless", Policy{CertIdentity: "a", CertOIDCIssuer: "b"}, ""},
-		{"nothing", Policy{}, "say whose signatures count"},
-		{"both", Policy{Key: "k", CertIdentity: "a", CertOIDCIssuer: "b"}, "not both"},
-		{"keyless without issuer", Policy{CertIdentity: "a"}, "pins the issuer: pass --certificate-identity"},
-		{"keyless without identity", Policy{CertOIDCIssuer: "b"}, "pins the signer: pass --certificate-identity"},
+		{"key", Policy{Key: "cosign.pub"}, nil},
+		{"keyless", Policy{CertIdentity: "a", CertOIDCIssuer: "b"}, nil},
+		{"nothing", Policy{}, ErrNoSigner},
+		{"both", Policy{Key: "k", CertIdentity: "a", CertOIDCIssuer: "b"}, ErrKeyAndKeyless},
+		{"keyless without issuer", Policy{CertIdentity: "a"}, ErrNoCertIssuer},
+		{"keyless without identity", Policy{CertOIDCIssuer: "b"}, ErrNoCertIdentity},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.p.validate()
-			if (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
-				t.Errorf("Policy%+v.validate() = %v, want %q", tt.p, err, tt.wantErr)
+			if err := tt.p.Validate(); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Errorf("Policy%+v.Validate() = %v, want %v", tt.p, err, tt.want)
 			}
 		})
 	}
 }
 
 // TestKeylessCommandNeverWildcard: when neither the token nor Fulcio says
-// who signs, no verify command is made up; a pattern would accept anyone.
+// who signs, no policy is made up, so no verify command and no check of
+// what is signed already; a pattern would accept anyone.
 func TestKeylessCommandNeverWildcard(t *testing.T) {
-	k := &keylessIdentity{cfg: keylessConfig{
-		token:     func(context.Context) (string, error) { return "", errors.New("no token here") },
-		fulcioURL: "http://127.0.0.1:1",
-		transport: noRetry{},
-	}}
-	args, err := k.cosignArgs(t.Context())
-	if err == nil || args != nil {
-		t.Fatalf("cosignArgs() = %q, %v, want no arguments and an error", args, err)
+	k := &keylessIdentity{
+		token:  func(context.Context) (string, error) { return "", errors.New("no token here") },
+		fulcio: sgsign.NewFulcio(&sgsign.FulcioOptions{BaseURL: "http://127.0.0.1:1"}),
+		roots:  x509.NewCertPool(),
+	}
+	p, err := k.policy(t.Context())
+	if err == nil || p.CertIdentity != "" {
+		t.Fatalf("policy() = %+v, %v, want no identity and an error", p, err)
 	}
 	if msg := err.Error(); !strings.Contains(msg, "--certificate-identity <") || !strings.Contains(msg, "--certificate-oidc-issuer") || strings.Contains(msg, "regexp") {
-		t.Errorf("cosignArgs() error = %q, want it to name --certificate-identity and --certificate-oidc-issuer, and no pattern", msg)
+		t.Errorf("policy() error = %q, want it to name --certificate-identity and --certificate-oidc-issuer, and no pattern", msg)
 	}
-}
-
-// noRetry sends each request once, so that a refused connection fails fast.
-type noRetry struct{}
-
-func (noRetry) RoundTrip(r *http.Request) (*http.Response, error) {
-	return http.DefaultTransport.RoundTrip(r)
+	if got := (&signer{id: k}).describe(t.Context()); got != "this workflow's keyless identity" {
+		t.Errorf("describe() = %q, want no identity named", got)
+	}
 }
 
 // TestFlakeInputs: inputs are pinned by what the lock says Nix fetched; an

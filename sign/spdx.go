@@ -1,13 +1,11 @@
 package sign
 
 import (
-	"io"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
-	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdx"
 	"github.com/spdx/tools-golang/spdx/v2/common"
 )
@@ -41,11 +39,11 @@ func (in sbomInput) spdx() *spdx.Document {
 	}
 
 	image := &spdx.Package{
-		PackageName:               in.img.Ref.Context().Name(),
+		PackageName:               in.ref.Context().Name(),
 		PackageSPDXIdentifier:     "image",
-		PackageVersion:            in.img.Ref.DigestStr(),
+		PackageVersion:            in.ref.DigestStr(),
 		PackageDownloadLocation:   noAssertion,
-		PackageChecksums:          []spdx.Checksum{{Algorithm: common.SHA256, Value: strings.TrimPrefix(in.img.Ref.DigestStr(), "sha256:")}},
+		PackageChecksums:          []spdx.Checksum{{Algorithm: common.SHA256, Value: strings.TrimPrefix(in.ref.DigestStr(), "sha256:")}},
 		PackageExternalReferences: purl(in.imagePURL()),
 		PrimaryPackagePurpose:     "CONTAINER",
 		Annotations:               annotate(in.imageProperties()),
@@ -71,7 +69,7 @@ func (in sbomInput) spdx() *spdx.Document {
 		SPDXVersion:       spdx.Version,
 		DataLicense:       spdx.DataLicense,
 		SPDXIdentifier:    "DOCUMENT",
-		DocumentName:      in.img.Ref.String(),
+		DocumentName:      in.ref.String(),
 		DocumentNamespace: "https://spdx.org/spdxdocs/agent-images/" + in.uuid,
 		CreationInfo:      &spdx.CreationInfo{Creators: []common.Creator{spdxCreator}, Created: created},
 		Packages:          []*spdx.Package{image, agent},
@@ -91,8 +89,8 @@ func (in sbomInput) spdx() *spdx.Document {
 			PrimaryPackagePurpose:     "LIBRARY",
 			Annotations:               annotate([]property{{propStorePath, sp.Path}}),
 		}
-		if sp.NarHash.Hex != "" {
-			pkg.PackageChecksums = []spdx.Checksum{{Algorithm: common.SHA256, Value: sp.NarHash.Hex}}
+		if sp.NarHash != "" {
+			pkg.PackageChecksums = []spdx.Checksum{{Algorithm: common.SHA256, Value: sp.NarHash}}
 		}
 		doc.Packages = append(doc.Packages, pkg)
 		doc.Relationships = append(doc.Relationships, &spdx.Relationship{
@@ -127,9 +125,4 @@ func otherLicenses(expr string) []*spdx.OtherLicense {
 		out = append(out, &spdx.OtherLicense{LicenseIdentifier: id, ExtractedText: text})
 	}
 	return out
-}
-
-// writeSPDX writes doc as SPDX JSON.
-func writeSPDX(w io.Writer, doc *spdx.Document) error {
-	return spdxjson.Write(doc, w)
 }

@@ -1,20 +1,25 @@
 package sign
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	sigs "github.com/sigstore/cosign/v2/pkg/signature"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore/pkg/signature"
 	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
 
 	"github.com/nothingnesses/agent-images/internal/transport"
@@ -35,29 +40,38 @@ type Policy struct {
 	Roots         *x509.CertPool
 	Intermediates *x509.CertPool
 	// IgnoreTlog accepts signatures without a transparency log entry (key
-	// signatures made without --tlog-upload).
+	// signatures made without a log upload).
 	IgnoreTlog bool
 	// IgnoreSCT accepts certificates without an embedded SCT (private Fulcio
 	// without a CT log).
 	IgnoreSCT bool
+
+	// verifier checks a signer's own key signatures (Key only names it).
+	verifier signature.Verifier
+	// trusted is Sigstore's trusted root when a signer loaded it already.
+	trusted root.TrustedMaterial
 }
 
-// keylessHint names what keyless verification needs, for errors.
-const keylessHint = "--certificate-identity (the signing workflow, e.g. " +
-	"https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/heads/main) and --certificate-oidc-issuer " +
-	"(https://token.actions.githubusercontent.com for GitHub Actions)"
+// The ways a Policy names no one, or two; Validate returns them.
+var (
+	ErrNoSigner       = errors.New("say whose signatures count: a public key, or a keyless certificate identity and OIDC issuer")
+	ErrKeyAndKeyless  = errors.New("a policy names a key or a keyless identity, not both")
+	ErrNoCertIdentity = errors.New("keyless verification pins the signer: the certificate identity is missing")
+	ErrNoCertIssuer   = errors.New("keyless verification pins the issuer: the certificate's OIDC issuer is missing")
+)
 
-func (p Policy) validate() error {
+// Validate says whether the policy names exactly one signer.
+func (p Policy) Validate() error {
 	keyless := p.CertIdentity != "" || p.CertOIDCIssuer != ""
 	switch {
 	case p.Key != "" && keyless:
-		return errors.New("pass either --key or --certificate-identity/--certificate-oidc-issuer, not both")
-	case p.Key == "" && !keyless:
-		return errors.New("say whose signatures count: --key cosign.pub, or " + keylessHint)
+		return ErrKeyAndKeyless
+	case p.Key == "" && !keyless && p.verifier == nil:
+		return ErrNoSigner
 	case keyless && p.CertIdentity == "":
-		return errors.New("keyless verification pins the signer: pass " + keylessHint)
+		return ErrNoCertIdentity
 	case keyless && p.CertOIDCIssuer == "":
-		return errors.New("keyless verification pins the issuer: pass " + keylessHint)
+		return ErrNoCertIssuer
 	}
 	return nil
 }
@@ -68,6 +82,45 @@ func (p Policy) cosignArgs() []string {
 		return []string{"--key", p.Key}
 	}
 	return []string{"--certificate-identity", p.CertIdentity, "--certificate-oidc-issuer", p.CertOIDCIssuer}
+}
+
+// checkOpts are cosign's verification settings of the policy: the key, or
+// the identity under the given CA or Sigstore's trusted root, and the
+// transparency log's keys when entries are checked.
+func (p Policy) checkOpts(ctx context.Context) (cosign.CheckOpts, error) {
+	co := cosign.CheckOpts{IgnoreTlog: p.IgnoreTlog, IgnoreSCT: p.IgnoreSCT, SigVerifier: p.verifier}
+	switch {
+	case p.verifier != nil:
+	case p.Key != "":
+		v, err := sigs.PublicKeyFromKeyRef(ctx, p.Key)
+		if err != nil {
+			return co, fmt.Errorf("loading the public key %s: %w", p.Key, err)
+		}
+		co.SigVerifier = v
+	case p.Roots != nil:
+		co.Identities = []cosign.Identity{{Subject: p.CertIdentity, Issuer: p.CertOIDCIssuer}}
+		co.RootCerts, co.IntermediateCerts = p.Roots, p.Intermediates
+	default:
+		co.Identities = []cosign.Identity{{Subject: p.CertIdentity, Issuer: p.CertOIDCIssuer}}
+		co.TrustedMaterial = p.trusted
+		if co.TrustedMaterial == nil {
+			tm, err := cosign.TrustedRoot()
+			if err != nil {
+				return co, fmt.Errorf("loading the Sigstore trusted root: %w", err)
+			}
+			co.TrustedMaterial = tm
+		}
+	}
+	if !co.IgnoreTlog && co.TrustedMaterial == nil {
+		// cosign's own source of Rekor's keys: SIGSTORE_REKOR_PUBLIC_KEY,
+		// else Sigstore's TUF repository.
+		keys, err := cosign.GetRekorPubs(ctx)
+		if err != nil {
+			return co, fmt.Errorf("loading the transparency log's public keys: %w", err)
+		}
+		co.RekorPubKeys = keys
+	}
+	return co, nil
 }
 
 // Check is one verified claim about one manifest.
@@ -107,37 +160,20 @@ func (r *Report) Failed() []Check {
 	return out
 }
 
-type verifyOptions struct {
-	remoteOpts []remote.Option
-	transport  http.RoundTripper
-}
-
-// VerifyOption configures Verify.
-type VerifyOption func(*verifyOptions)
-
-// WithVerifyRemoteOptions sets how the registry is reached.
-func WithVerifyRemoteOptions(opts ...remote.Option) VerifyOption {
-	return func(o *verifyOptions) { o.remoteOpts = append(o.remoteOpts, opts...) }
-}
-
 // Verify checks what a release promises for ref (a tag or digest of an
 // agent's index): the index signature, every platform manifest's signature,
 // and each per-arch image's SBOM and provenance attestations. A failed check
 // is in the report, not the error; the error is for not getting that far.
-func Verify(ctx context.Context, ref name.Reference, p Policy, opts ...VerifyOption) (*Report, error) {
-	if err := p.validate(); err != nil {
+func Verify(ctx context.Context, ref name.Reference, p Policy) (*Report, error) {
+	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	o := verifyOptions{transport: transport.New()}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	ropts := reusing(ctx, remoteOptions(o.remoteOpts, o.transport))
-	ociOpts := []ociremote.Option{ociremote.WithRemoteOptions(ropts...)}
-	co, err := p.checkOpts(ctx, ociOpts)
+	co, err := p.checkOpts(ctx)
 	if err != nil {
 		return nil, err
 	}
+	ropts := reusing(ctx, transport.NewRegistry(nil))
+	ociOpts := []ociremote.Option{ociremote.WithRemoteOptions(ropts...)}
 	desc, err := remote.Get(ref, ropts...)
 	if err != nil {
 		return nil, fmt.Errorf("resolving %s: %w", ref, err)
@@ -145,141 +181,141 @@ func Verify(ctx context.Context, ref name.Reference, p Policy, opts ...VerifyOpt
 	top := ref.Context().Digest(desc.Digest.String())
 	rep := &Report{Reference: ref, Index: top}
 	insecure := ref.Context().Registry.Scheme() == "http"
-	rep.Commands = append(rep.Commands, CosignCommand("verify", top, p.cosignArgs(), p.IgnoreTlog, insecure, ""))
+	rep.Commands = append(rep.Commands, cosignCommand("verify", top, p.cosignArgs(), p.IgnoreTlog, insecure, ""))
 
-	type platformImage struct {
-		label  string
-		digest name.Digest
-	}
-	var images []platformImage
+	labels, images := []string{"image"}, []name.Digest{top}
 	if desc.MediaType.IsIndex() {
+		rep.Checks = append(rep.Checks, Check{Subject: "index", Digest: top, What: "signature",
+			Err: verifySignature(ctx, top, co, ociOpts)})
 		idx, err := desc.ImageIndex()
 		if err != nil {
 			return nil, fmt.Errorf("reading index %s: %w", top, err)
 		}
-		rep.Checks = append(rep.Checks, Check{Subject: "index", Digest: top, What: "signature",
-			Err: verifySignature(ctx, top, co, ociOpts)})
 		im, err := idx.IndexManifest()
 		if err != nil {
 			return nil, fmt.Errorf("reading index %s: %w", top, err)
 		}
+		labels, images = nil, nil
 		for _, m := range im.Manifests {
 			// Build tools put attestations in an index as unknown/unknown
 			// entries; they are not images to verify.
-			if m.Platform == nil || m.Platform.OS == "unknown" {
-				continue
+			if m.Platform != nil && m.Platform.OS != "unknown" {
+				labels, images = append(labels, m.Platform.String()), append(images, ref.Context().Digest(m.Digest.String()))
 			}
-			images = append(images, platformImage{m.Platform.String(), ref.Context().Digest(m.Digest.String())})
 		}
-	} else {
-		images = append(images, platformImage{"image", top})
 	}
 	var sboms []SBOMFormat // of the first image, for the commands
-	for i, im := range images {
-		rep.Checks = append(rep.Checks, Check{Subject: im.label, Digest: im.digest, What: "signature",
-			Err: verifySignature(ctx, im.digest, co, ociOpts)})
-		formats, sbom, prov := verifyAttestations(ctx, im.digest, co, ociOpts)
+	for i, d := range images {
+		rep.Checks = append(rep.Checks, Check{Subject: labels[i], Digest: d, What: "signature",
+			Err: verifySignature(ctx, d, co, ociOpts)})
+		formats, sbom, prov := verifyAttestations(ctx, d, co, ociOpts)
 		rep.Checks = append(rep.Checks,
-			Check{Subject: im.label, Digest: im.digest, What: "SBOM attestation", Err: sbom},
-			Check{Subject: im.label, Digest: im.digest, What: "provenance attestation", Err: prov})
+			Check{Subject: labels[i], Digest: d, What: "SBOM attestation", Err: sbom},
+			Check{Subject: labels[i], Digest: d, What: "provenance attestation", Err: prov})
 		if i == 0 {
 			sboms = formats
 		}
 	}
 	if len(images) > 0 {
 		if len(sboms) == 0 {
-			sboms = AllSBOMFormats()
+			sboms = allSBOMFormats()
 		}
-		var types []string
 		for _, f := range sboms {
-			types = append(types, f.CosignType())
+			rep.Commands = append(rep.Commands, cosignCommand("verify-attestation", images[0], p.cosignArgs(), p.IgnoreTlog, insecure, f.cosignType()))
 		}
-		for _, typ := range append(types, "slsaprovenance1") {
-			rep.Commands = append(rep.Commands, CosignCommand("verify-attestation", images[0].digest, p.cosignArgs(), p.IgnoreTlog, insecure, typ))
-		}
+		rep.Commands = append(rep.Commands, cosignCommand("verify-attestation", images[0], p.cosignArgs(), p.IgnoreTlog, insecure, "slsaprovenance1"))
 	}
 	return rep, nil
 }
 
-func (p Policy) checkOpts(ctx context.Context, ociOpts []ociremote.Option) (*cosign.CheckOpts, error) {
-	co := &cosign.CheckOpts{RegistryClientOpts: ociOpts, IgnoreTlog: p.IgnoreTlog, IgnoreSCT: p.IgnoreSCT}
-	if p.Key != "" {
-		v, err := sigs.PublicKeyFromKeyRef(ctx, p.Key)
-		if err != nil {
-			return nil, fmt.Errorf("loading the public key %s: %w", p.Key, err)
-		}
-		co.SigVerifier = v
-		return co, nil
-	}
-	co.Identities = []cosign.Identity{{Subject: p.CertIdentity, Issuer: p.CertOIDCIssuer}}
-	if p.Roots != nil {
-		co.RootCerts, co.IntermediateCerts = p.Roots, p.Intermediates
-		return co, nil
-	}
-	tm, err := cosign.TrustedRoot()
+// found is what checking the signatures or the attestations of one
+// manifest found.
+type found struct {
+	tag     name.Tag        // where they are stored
+	all, ok []oci.Signature // every one there, and those that hold
+	why     error           // cosign's reason the first that failed did
+}
+
+// check reads the signatures (or with attestations set, the attestations)
+// of the manifest d and checks each with cosign under co: a simple signing
+// payload, or a DSSE envelope, whose claim is about d. Those that hold are
+// copied into memory.
+func check(ctx context.Context, d name.Digest, co cosign.CheckOpts, ociOpts []ociremote.Option, attestations bool) (*found, error) {
+	se, h, err := entity(d, ociOpts)
 	if err != nil {
-		return nil, fmt.Errorf("loading the Sigstore trusted root: %w", err)
+		return nil, err
 	}
-	co.TrustedMaterial = tm
-	return co, nil
+	f := &found{}
+	var sigs oci.Signatures
+	if attestations {
+		f.tag, err = ociremote.AttestationTag(d, ociOpts...)
+		if err == nil {
+			sigs, err = se.Attestations()
+		}
+	} else {
+		f.tag, err = ociremote.SignatureTag(d, ociOpts...)
+		if err == nil {
+			sigs, err = se.Signatures()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", d, err)
+	}
+	return f, f.check(ctx, sigs, h, co, attestations)
+}
+
+func (f *found) check(ctx context.Context, sigs oci.Signatures, h v1.Hash, co cosign.CheckOpts, attestations bool) error {
+	var err error
+	if f.all, err = sigs.Get(); err != nil {
+		return err
+	}
+	co.ClaimVerifier = cosign.SimpleClaimVerifier
+	verify := cosign.VerifyImageSignature
+	if attestations {
+		co.ClaimVerifier, verify = cosign.IntotoSubjectClaimVerifier, cosign.VerifyBlobAttestation
+	}
+	for _, sig := range f.all {
+		if _, err := verify(ctx, sig, h, &co); err != nil {
+			f.why = cmp.Or(f.why, err)
+			continue
+		}
+		if sig, err = static.Copy(sig); err != nil {
+			return err
+		}
+		f.ok = append(f.ok, sig)
+	}
+	return nil
 }
 
 // verifySignature checks d's signature and says in one line why it fails.
-func verifySignature(ctx context.Context, d name.Digest, co *cosign.CheckOpts, ociOpts []ociremote.Option) error {
-	sco := *co
-	sco.ClaimVerifier = cosign.SimpleClaimVerifier
-	_, _, err := cosign.VerifyImageSignatures(ctx, d, &sco)
-	if err == nil {
-		return nil
-	}
-	sigTag, _ := ociremote.SignatureTag(d, ociOpts...)
-	var none *cosign.ErrNoSignaturesFound
-	if errors.As(err, &none) {
-		return fmt.Errorf("missing signature: nothing at %s", sigTag)
-	}
-	var nomatch *cosign.ErrNoMatchingSignatures
-	if !errors.As(err, &nomatch) {
+func verifySignature(ctx context.Context, d name.Digest, co cosign.CheckOpts, ociOpts []ociremote.Option) error {
+	f, err := check(ctx, d, co, ociOpts, false)
+	switch {
+	case err != nil:
 		return fmt.Errorf("cannot check the signature: %v", firstLine(err))
-	}
-	if signed := signedDigests(d, ociOpts); len(signed) > 0 && !contains(signed, d.DigestStr()) {
-		return fmt.Errorf("tampered: the signature at %s signs %s, not %s (the tag was moved or the signature copied)",
-			sigTag, strings.Join(signed, ", "), d.DigestStr())
-	}
-	return fmt.Errorf("signed, but not by the given key or identity: %v", firstLine(err))
-}
-
-// signedDigests are the manifest digests d's signatures claim to sign.
-func signedDigests(d name.Digest, ociOpts []ociremote.Option) []string {
-	se, err := ociremote.SignedEntity(d, ociOpts...)
-	if err != nil {
+	case len(f.ok) > 0:
 		return nil
+	case len(f.all) == 0:
+		return fmt.Errorf("missing signature: nothing at %s", f.tag)
 	}
-	ss, err := se.Signatures()
-	if err != nil {
-		return nil
-	}
-	list, err := ss.Get()
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, s := range list {
-		p, err := s.Payload()
-		if err != nil {
-			continue
-		}
+	var signed []string // the manifests the signatures there claim to sign
+	for _, s := range f.all {
 		var sci sigpayload.SimpleContainerImage
-		if json.Unmarshal(p, &sci) == nil && !contains(out, sci.Critical.Image.DockerManifestDigest) {
-			out = append(out, sci.Critical.Image.DockerManifestDigest)
+		if p, err := s.Payload(); err == nil && json.Unmarshal(p, &sci) == nil {
+			signed = append(signed, sci.Critical.Image.DockerManifestDigest)
 		}
 	}
-	return out
+	if len(signed) > 0 && !slices.Contains(signed, d.DigestStr()) {
+		return fmt.Errorf("tampered: the signature at %s signs %s, not %s (the tag was moved or the signature copied)",
+			f.tag, strings.Join(slices.Compact(signed), ", "), d.DigestStr())
+	}
+	return fmt.Errorf("signed, but not by the given key or identity: %v", firstLine(f.why))
 }
 
 // verifyAttestations checks d's attestations and reports the SBOM and the
 // provenance separately, with the SBOM formats it found. An SBOM in any
-// format counts: which ones a release writes is its --sbom-format.
-func verifyAttestations(ctx context.Context, d name.Digest, co *cosign.CheckOpts, ociOpts []ociremote.Option) (formats []SBOMFormat, sbom, prov error) {
+// format counts: which ones a release writes is its choice.
+func verifyAttestations(ctx context.Context, d name.Digest, co cosign.CheckOpts, ociOpts []ociremote.Option) (formats []SBOMFormat, sbom, prov error) {
 	atts, err := verifiedAttestations(ctx, d, co, ociOpts)
 	if err != nil {
 		return nil, err, err
@@ -288,8 +324,8 @@ func verifyAttestations(ctx context.Context, d name.Digest, co *cosign.CheckOpts
 	for _, a := range atts {
 		have[predicateTypeOf(a)] = true
 	}
-	for _, f := range AllSBOMFormats() {
-		if have[f.PredicateType()] {
+	for _, f := range allSBOMFormats() {
+		if have[f.predicateType()] {
 			formats = append(formats, f)
 		}
 	}
@@ -305,24 +341,17 @@ func verifyAttestations(ctx context.Context, d name.Digest, co *cosign.CheckOpts
 // verifiedAttestations returns d's attestations whose signature holds
 // under co and whose in-toto subject is d, and says in one line why there
 // are none.
-func verifiedAttestations(ctx context.Context, d name.Digest, co *cosign.CheckOpts, ociOpts []ociremote.Option) ([]oci.Signature, error) {
-	aco := *co
-	aco.ClaimVerifier = cosign.IntotoSubjectClaimVerifier
-	atts, _, err := cosign.VerifyImageAttestations(ctx, d, &aco)
-	if err == nil {
-		return atts, nil
-	}
-	attTag, _ := ociremote.AttestationTag(d, ociOpts...)
-	var none *cosign.ErrNoSignaturesFound
-	var nomatch *cosign.ErrNoMatchingAttestations
+func verifiedAttestations(ctx context.Context, d name.Digest, co cosign.CheckOpts, ociOpts []ociremote.Option) ([]oci.Signature, error) {
+	f, err := check(ctx, d, co, ociOpts, true)
 	switch {
-	case errors.As(err, &none) || attestationCount(d, ociOpts) == 0:
-		return nil, fmt.Errorf("missing attestation: nothing at %s", attTag)
-	case errors.As(err, &nomatch):
-		return nil, fmt.Errorf("attested, but not by the given key or identity: %v", firstLine(err))
-	default:
+	case err != nil:
 		return nil, fmt.Errorf("cannot check the attestations: %v", firstLine(err))
+	case len(f.all) == 0:
+		return nil, fmt.Errorf("missing attestation: nothing at %s", f.tag)
+	case len(f.ok) == 0:
+		return nil, fmt.Errorf("attested, but not by the given key or identity: %v", firstLine(f.why))
 	}
+	return f.ok, nil
 }
 
 // AttestationVerifier reads attestations that verify under one Policy, for
@@ -330,61 +359,38 @@ func verifiedAttestations(ctx context.Context, d name.Digest, co *cosign.CheckOp
 // and provenances). Build it once: a keyless policy fetches Sigstore's
 // trusted root.
 type AttestationVerifier struct {
-	co         cosign.CheckOpts // without registry options: those are per call
-	remoteOpts []remote.Option
+	co       cosign.CheckOpts
+	registry *transport.Registry
 }
 
 // NewAttestationVerifier checks p and loads what it names (the public key,
 // or the trusted root), before any attestation is read.
-func NewAttestationVerifier(ctx context.Context, p Policy, opts ...VerifyOption) (*AttestationVerifier, error) {
-	if err := p.validate(); err != nil {
+func NewAttestationVerifier(ctx context.Context, p Policy) (*AttestationVerifier, error) {
+	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	o := verifyOptions{transport: transport.New()}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	co, err := p.checkOpts(ctx, nil)
+	co, err := p.checkOpts(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &AttestationVerifier{co: *co, remoteOpts: remoteOptions(o.remoteOpts, o.transport)}, nil
+	return &AttestationVerifier{co: co, registry: transport.NewRegistry(nil)}, nil
 }
 
 // Attestations returns the attestations of the manifest d whose signature
 // holds under the policy and whose in-toto subject is d; an error when
 // there are none, saying why.
 func (v *AttestationVerifier) Attestations(ctx context.Context, d name.Digest) ([]oci.Signature, error) {
-	ociOpts := []ociremote.Option{ociremote.WithRemoteOptions(append(append([]remote.Option{}, v.remoteOpts...), remote.WithContext(ctx))...)}
-	co := v.co
-	co.RegistryClientOpts = ociOpts
-	atts, err := verifiedAttestations(ctx, d, &co, ociOpts)
+	ociOpts := []ociremote.Option{ociremote.WithRemoteOptions(reusing(ctx, v.registry)...)}
+	atts, err := verifiedAttestations(ctx, d, v.co, ociOpts)
 	if err != nil {
 		return nil, fmt.Errorf("verifying the attestations of %s: %w", d, err)
 	}
 	return atts, nil
 }
 
-// attestationCount is how many attestations d has, -1 when unknown.
-func attestationCount(d name.Digest, ociOpts []ociremote.Option) int {
-	se, err := ociremote.SignedEntity(d, ociOpts...)
-	if err != nil {
-		return -1
-	}
-	atts, err := se.Attestations()
-	if err != nil {
-		return -1
-	}
-	list, err := atts.Get()
-	if err != nil {
-		return -1
-	}
-	return len(list)
-}
-
-// CosignCommand is the cosign CLI invocation that checks the same thing:
+// cosignCommand is the cosign CLI invocation that checks the same thing:
 // verb is "verify" or "verify-attestation" (with attType, e.g. spdxjson).
-func CosignCommand(verb string, d name.Digest, identityArgs []string, ignoreTlog, insecure bool, attType string) string {
+func cosignCommand(verb string, d name.Digest, identityArgs []string, ignoreTlog, insecure bool, attType string) string {
 	args := []string{"cosign", verb}
 	if attType != "" {
 		args = append(args, "--type", attType)
@@ -398,30 +404,19 @@ func CosignCommand(verb string, d name.Digest, identityArgs []string, ignoreTlog
 	}
 	args = append(args, d.String())
 	for i, a := range args {
-		args[i] = shellQuote(a)
+		if a == "" || strings.IndexFunc(a, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@=+,%", r))
+		}) >= 0 {
+			args[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
 	}
 	return strings.Join(args, " ")
 }
 
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@=+,%", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
 func firstLine(err error) string {
+	if err == nil {
+		return ""
+	}
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return strings.TrimSpace(s)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nothingnesses/agent-images/pipeline"
+	"github.com/nothingnesses/agent-images/sign"
 	"github.com/nothingnesses/agent-images/tags"
 )
 
@@ -47,11 +48,26 @@ func asFlags(err error) error {
 			return fmt.Errorf("%s %w", flag, pe.Err)
 		}
 	}
-	if errors.Is(err, pipeline.ErrNoSigner) {
+	switch {
+	case errors.Is(err, pipeline.ErrNoSigner):
 		return errors.New("pushing needs a signer: pass --key or run keyless, or --sign=false to publish unsigned on purpose")
+	case errors.Is(err, sign.ErrNoIdentity):
+		return fmt.Errorf("%w: pass --key (a file, env://VAR or a KMS URI), run under GitHub Actions "+
+			"with `permissions: id-token: write` for keyless signing, or pass --sign=false", err)
+	case errors.Is(err, sign.ErrNoSigner):
+		return fmt.Errorf("%w: pass --key cosign.pub, or %s", err, keylessHint)
+	case errors.Is(err, sign.ErrKeyAndKeyless):
+		return fmt.Errorf("pass either --key or --certificate-identity/--certificate-oidc-issuer, not both: %w", err)
+	case errors.Is(err, sign.ErrNoCertIdentity), errors.Is(err, sign.ErrNoCertIssuer):
+		return fmt.Errorf("%w: pass %s", err, keylessHint)
 	}
 	return err
 }
+
+// keylessHint names what keyless verification needs.
+const keylessHint = "--certificate-identity (the signing workflow, e.g. " +
+	"https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/heads/main) and --certificate-oidc-issuer " +
+	"(https://token.actions.githubusercontent.com for GitHub Actions)"
 
 // wordByFlags makes cmd and its subcommands word their errors by flags.
 func wordByFlags(cmd *cobra.Command) {

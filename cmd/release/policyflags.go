@@ -71,7 +71,7 @@ func (f *policyFlags) policy(cmd string) (sign.Policy, error) {
 	default:
 		return p, fmt.Errorf("--insecure-ignore-tlog=%s: want true or false", f.ignoreTlog)
 	}
-	return p, nil
+	return p, p.Validate()
 }
 
 // refusedFlag is a flag that is parsed only so that using it fails with a

@@ -69,7 +69,7 @@ func TestREADMEConsumerCommands(t *testing.T) {
 	t.Setenv("GITHUB_WORKFLOW_REF", "")
 
 	var verified []string
-	verifyRelease = func(_ context.Context, ref name.Reference, p sign.Policy, _ ...sign.VerifyOption) (*sign.Report, error) {
+	verifyRelease = func(_ context.Context, ref name.Reference, p sign.Policy) (*sign.Report, error) {
 		verified = append(verified, ref.String()+" "+p.CertIdentity+" "+p.CertOIDCIssuer)
 		return &sign.Report{Reference: ref}, nil
 	}

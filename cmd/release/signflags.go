@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"crypto/x509"
 	"fmt"
+	"os"
 
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/spf13/cobra"
 
 	"github.com/nothingnesses/agent-images/flake"
@@ -12,12 +16,13 @@ import (
 
 // signFlags configure signing of pushed releases.
 type signFlags struct {
-	sign       bool
-	key        string
-	tlogUpload bool
-	fulcioURL  string
-	rekorURL   string
-	sbom       []string
+	sign        bool
+	key         string
+	tlogUpload  bool
+	fulcioURL   string
+	fulcioRoots string
+	rekorURL    string
+	sbom        []string
 }
 
 func (s *signFlags) register(cmd *cobra.Command) {
@@ -25,6 +30,7 @@ func (s *signFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&s.key, "key", "", "signing key: a cosign key file, env://VAR, or a KMS URI; password in COSIGN_PASSWORD (default under GitHub Actions: keyless)")
 	cmd.Flags().BoolVar(&s.tlogUpload, "tlog-upload", false, "write signatures to the Rekor transparency log (default: yes keyless, no with --key)")
 	cmd.Flags().StringVar(&s.fulcioURL, "fulcio-url", sign.PublicFulcioURL, "Fulcio that certifies keyless signing keys")
+	cmd.Flags().StringVar(&s.fulcioRoots, "fulcio-roots", "", "keyless: PEM file of the CA certificates --fulcio-url issues under (default: Sigstore's, from its TUF repository)")
 	cmd.Flags().StringVar(&s.rekorURL, "rekor-url", sign.PublicRekorURL, "Rekor transparency log")
 	cmd.Flags().StringSliceVar(&s.sbom, "sbom-format", []string{"cyclonedx", "spdx"}, "SBOM attestations of each per-arch image: cyclonedx, spdx, or both (repeat the flag or separate with commas)")
 }
@@ -59,6 +65,13 @@ func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options, formats []sig
 	if s.key != "" {
 		opts = append(opts, sign.WithKey(s.key))
 	}
+	if s.fulcioRoots != "" {
+		roots, inter, err := readCAFile(s.fulcioRoots)
+		if err != nil {
+			return nil, fmt.Errorf("--fulcio-roots: %w", err)
+		}
+		opts = append(opts, sign.WithFulcioRoots(roots, inter))
+	}
 	// The default depends on the mode, so only a flag the user set counts.
 	if cmd.Flags().Changed("tlog-upload") {
 		opts = append(opts, sign.WithTlogUpload(s.tlogUpload))
@@ -72,4 +85,26 @@ func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options, formats []sig
 		return nil, fmt.Errorf("signing: %w", err)
 	}
 	return signer, nil
+}
+
+// readCAFile reads a PEM file of CA certificates into its roots (the
+// self-signed ones) and intermediates.
+func readCAFile(file string) (roots, inter *x509.CertPool, err error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	certs, err := cryptoutils.UnmarshalCertificatesFromPEM(data)
+	if err != nil || len(certs) == 0 {
+		return nil, nil, fmt.Errorf("%s holds no PEM certificates: %v", file, err)
+	}
+	roots, inter = x509.NewCertPool(), x509.NewCertPool()
+	for _, c := range certs {
+		if bytes.Equal(c.RawSubject, c.RawIssuer) {
+			roots.AddCert(c)
+		} else {
+			inter.AddCert(c)
+		}
+	}
+	return roots, inter, nil
 }
