@@ -73,10 +73,17 @@ type options struct {
 	rekorURL   string
 	tlogUpload *bool
 	sbom       []SBOMFormat
+	registry   *transport.Registry
 }
 
 // Option configures New.
 type Option func(*options) error
+
+// WithRegistry sets how registries are reached: the run's one registry
+// client (default: a client of its own).
+func WithRegistry(r *transport.Registry) Option {
+	return func(o *options) error { o.registry = r; return nil }
+}
 
 // WithKey signs with a key: a cosign key file, env://VAR holding one, or a
 // KMS URI (awskms://, gcpkms://, azurekms://, hashivault://). The password of
@@ -217,13 +224,16 @@ func New(ctx context.Context, opts ...Option) (Signer, error) {
 	if o.sbom == nil {
 		o.sbom = allSBOMFormats()
 	}
+	if o.registry == nil {
+		o.registry = transport.NewRegistry(nil)
+	}
 	s := &signer{
 		mode:       o.mode,
 		source:     o.source,
 		builderID:  o.builderID,
 		invocation: invocationID(),
 		sbom:       o.sbom,
-		registry:   transport.NewRegistry(nil),
+		registry:   o.registry,
 		nix:        flake.Run,
 	}
 	if upload {
