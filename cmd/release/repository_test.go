@@ -4,6 +4,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/nothingnesses/agent-images/flake"
 )
 
 func TestDefaultRegistry(t *testing.T) {
@@ -43,51 +45,23 @@ func TestRegistryRequiredOutsideActions(t *testing.T) {
 	}
 }
 
-func TestWebURL(t *testing.T) {
-	for remote, want := range map[string]string{
-		"https://github.com/acme/my-images.git":            "https://github.com/acme/my-images",
-		"https://github.com/acme/my-images":                "https://github.com/acme/my-images",
-		"https://x-access-token:s3cret@github.com/acme/r":  "https://github.com/acme/r",
-		"git@github.com:acme/my-images.git":                "https://github.com/acme/my-images",
-		"ssh://git@github.com/acme/my-images.git":          "https://github.com/acme/my-images",
-		"https://gitlab.example.com/group/sub/project.git": "https://gitlab.example.com/group/sub/project",
-		"/srv/git/my-images.git":                           "",
-		"git@gitlab.example.com:group/project.git":         "",
-		"file:///srv/git/my-images":                        "",
-		"https://user@example.com/path/with@sign/repo.git": "https://example.com/path/with@sign/repo",
-		"http://insecure.example.com/acme/my-images.git":   "",
-		"ssh://git@gitlab.example.com/group/project.git":   "",
-		"": "",
-	} {
-		if got := webURL(remote); got != want {
-			t.Errorf("webURL(%q) = %q, want %q", remote, got, want)
-		}
-	}
-}
-
-// A consumer's local release names the consumer's repository as its source,
-// never this one.
-func TestSourceURLFromOrigin(t *testing.T) {
+// Under Actions the source is the workflow's repository; elsewhere the
+// flake's git origin (flake.Origin).
+func TestSourceOf(t *testing.T) {
 	t.Setenv("GITHUB_REPOSITORY", "")
 	dir := t.TempDir()
-	if got := sourceURL(dir); got != "" {
-		t.Errorf("sourceURL(directory without git) = %q, want empty", got)
-	}
 	for _, args := range [][]string{{"init", "-q"}, {"remote", "add", "origin", "git@github.com:acme/my-images.git"}} {
 		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
 			t.Skipf("git %v: %v\n%s", args, err, out)
 		}
 	}
-	if got, want := sourceURL(dir), "https://github.com/acme/my-images"; got != want {
-		t.Errorf("sourceURL(%s) = %q, want %q", dir, got, want)
-	}
-	if got, want := sourceURL("git+file://"+dir+"?dir=sub"), "https://github.com/acme/my-images"; got != want {
-		t.Errorf("sourceURL(git+file://…?dir=sub) = %q, want %q", got, want)
+	if got, want := sourceOf(flake.Flake{Ref: dir}), "https://github.com/acme/my-images"; got != want {
+		t.Errorf("sourceOf(%s) = %q, want %q", dir, got, want)
 	}
 	t.Setenv("GITHUB_REPOSITORY", "acme/other")
 	t.Setenv("GITHUB_SERVER_URL", "https://github.example.com")
-	if got, want := sourceURL(dir), "https://github.example.com/acme/other"; got != want {
-		t.Errorf("sourceURL under Actions = %q, want %q", got, want)
+	if got, want := sourceOf(flake.Flake{Ref: dir}), "https://github.example.com/acme/other"; got != want {
+		t.Errorf("sourceOf under Actions = %q, want %q", got, want)
 	}
 }
 
