@@ -1,8 +1,10 @@
 package changes
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -25,7 +27,7 @@ const (
 	predicateSLSAProvenance = "https://slsa.dev/provenance/v1"
 )
 
-// release is one side of a comparison as read from the registry.
+// release is one side of a comparison with its evidence read.
 type release struct {
 	ref     name.Digest
 	tag     string
@@ -42,74 +44,93 @@ type image struct {
 	prov     *provenance // nil: no provenance attestation
 }
 
-// read fetches the index (or single manifest) d, then each per-arch image's
-// size and attestations, a few at a time.
-func read(ctx context.Context, d name.Digest, o *options) (*release, error) {
-	desc, err := remote.Get(d, o.remoteOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", d, err)
+// read completes rel from the registry where the caller held less (see
+// Release), then reads what each image's attestations say, a few images at
+// a time.
+func read(ctx context.Context, rel Release, o Options) (*release, error) {
+	sized := rel.Images != nil
+	if !sized {
+		if err := readIndex(ctx, &rel, o.Remote); err != nil {
+			return nil, err
+		}
 	}
-	rel := &release{ref: d}
-	switch {
-	case desc.MediaType.IsIndex():
-		idx, err := desc.ImageIndex()
-		if err != nil {
-			return nil, fmt.Errorf("reading index %s: %w", d, err)
-		}
-		im, err := idx.IndexManifest()
-		if err != nil {
-			return nil, fmt.Errorf("reading index %s: %w", d, err)
-		}
-		rel.version = im.Annotations[versionAnnotation]
-		for _, m := range im.Manifests {
-			// Build tools list attestations as unknown/unknown entries:
-			// they are not images of the release.
-			if m.Platform == nil || m.Platform.OS == "unknown" {
-				continue
-			}
-			rel.images = append(rel.images, image{platform: m.Platform.String(), digest: d.Context().Digest(m.Digest.String())})
-		}
-	case desc.MediaType.IsImage():
-		img, err := desc.Image()
-		if err != nil {
-			return nil, fmt.Errorf("reading image %s: %w", d, err)
-		}
-		cfg, err := img.ConfigFile()
-		if err != nil {
-			return nil, fmt.Errorf("reading the config of %s: %w", d, err)
-		}
-		p := v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
-		rel.version = cfg.Config.Labels[versionAnnotation]
-		rel.images = []image{{platform: p.String(), digest: d}}
-	default:
-		return nil, fmt.Errorf("%s is a %s, not an image index or manifest: name an agent's release", d, desc.MediaType)
-	}
-	sort.Slice(rel.images, func(i, j int) bool { return rel.images[i].platform < rel.images[j].platform })
-
+	out := &release{ref: rel.Ref, tag: rel.Tag, version: rel.Version, images: make([]image, len(rel.Images))}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
-	for i := range rel.images {
-		g.Go(func() error { return readImage(gctx, &rel.images[i], o) })
+	for i, in := range rel.Images {
+		im := &out.images[i]
+		*im = image{platform: in.Platform.String(), digest: rel.Ref.Context().Digest(in.Digest.String()), size: in.Size}
+		g.Go(func() error {
+			// Each goroutine its own context, appended to a clipped slice
+			// so that none writes into a shared backing array.
+			remoteOpts := append(slices.Clip(o.Remote), remote.WithContext(gctx))
+			if !sized {
+				desc, err := remote.Get(im.digest, remoteOpts...)
+				if err == nil {
+					im.size, err = pullsize.OfManifest(desc.Manifest)
+				}
+				if err != nil {
+					return fmt.Errorf("reading %s (%s): %w", im.digest, im.platform, err)
+				}
+			}
+			atts := in.Attestations
+			if atts == nil {
+				var err error
+				if atts, err = attestations(gctx, im.digest, o.Verifier, remoteOpts); err != nil {
+					return err
+				}
+			}
+			return im.take(atts)
+		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	return rel, nil
+	sort.Slice(out.images, func(i, j int) bool { return out.images[i].platform < out.images[j].platform })
+	return out, nil
 }
 
-// readImage fills in one image's size and what its attestations say.
-func readImage(ctx context.Context, im *image, o *options) error {
-	img, err := remote.Image(im.digest, append(o.remoteOpts, remote.WithContext(ctx))...)
+// readIndex fills in the version and images of the index (or single image
+// manifest) rel.Ref.
+func readIndex(ctx context.Context, rel *Release, remoteOpts []remote.Option) error {
+	d := rel.Ref
+	desc, err := remote.Get(d, append(slices.Clip(remoteOpts), remote.WithContext(ctx))...)
 	if err != nil {
-		return fmt.Errorf("reading %s (%s): %w", im.digest, im.platform, err)
+		return fmt.Errorf("reading %s: %w", d, err)
 	}
-	if im.size, err = pullsize.Of(img); err != nil {
-		return fmt.Errorf("reading %s (%s): %w", im.digest, im.platform, err)
+	switch {
+	case desc.MediaType.IsIndex():
+		im, err := v1.ParseIndexManifest(bytes.NewReader(desc.Manifest))
+		if err != nil {
+			return fmt.Errorf("reading index %s: %w", d, err)
+		}
+		rel.Version, rel.Images = im.Annotations[versionAnnotation], []Image{}
+		for _, m := range im.Manifests {
+			// Build tools list attestations as unknown/unknown entries:
+			// they are not images of the release.
+			if m.Platform != nil && m.Platform.OS != "unknown" {
+				rel.Images = append(rel.Images, Image{Platform: *m.Platform, Digest: m.Digest})
+			}
+		}
+	case desc.MediaType.IsImage():
+		img, err := desc.Image()
+		if err != nil {
+			return fmt.Errorf("reading image %s: %w", d, err)
+		}
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			return fmt.Errorf("reading the config of %s: %w", d, err)
+		}
+		rel.Version = cfg.Config.Labels[versionAnnotation]
+		rel.Images = []Image{{Platform: v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}, Digest: desc.Digest}}
+	default:
+		return fmt.Errorf("%s is a %s, not an image index or manifest: name an agent's release", d, desc.MediaType)
 	}
-	atts, err := attestations(ctx, im.digest, o)
-	if err != nil {
-		return err
-	}
+	return nil
+}
+
+// take records what the attestations say about im.
+func (im *image) take(atts []oci.Signature) error {
 	for _, a := range atts {
 		payload, err := a.Payload()
 		if err != nil {
@@ -128,30 +149,25 @@ func readImage(ctx context.Context, im *image, o *options) error {
 		// appends, so the last is the newest.
 		switch st.PredicateType {
 		case predicateCycloneDX:
-			s, err := parseCycloneDX(st.Predicate)
-			if err != nil {
+			if im.sbom, err = parseCycloneDX(st.Predicate); err != nil {
 				return fmt.Errorf("reading the SBOM of %s: %w", im.digest, err)
 			}
-			im.sbom = s
 		case predicateSLSAProvenance:
-			p, err := parseProvenance(st.Predicate)
-			if err != nil {
+			if im.prov, err = parseProvenance(st.Predicate); err != nil {
 				return fmt.Errorf("reading the provenance of %s: %w", im.digest, err)
 			}
-			im.prov = p
 		}
 	}
 	return nil
 }
 
-// attestations are d's attestations: verified when a verifier is set,
-// otherwise as the registry holds them.
-func attestations(ctx context.Context, d name.Digest, o *options) ([]oci.Signature, error) {
-	if o.verifier != nil {
-		return o.verifier.Attestations(ctx, d)
+// attestations are d's attestations: those v verifies when it is set,
+// otherwise all the registry holds.
+func attestations(ctx context.Context, d name.Digest, v Verifier, remoteOpts []remote.Option) ([]oci.Signature, error) {
+	if v != nil {
+		return v.Attestations(ctx, d)
 	}
-	ociOpts := []ociremote.Option{ociremote.WithRemoteOptions(append(o.remoteOpts, remote.WithContext(ctx))...)}
-	se, err := ociremote.SignedEntity(d, ociOpts...)
+	se, err := ociremote.SignedEntity(d, ociremote.WithRemoteOptions(remoteOpts...))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", d, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nothingnesses/agent-images/changes"
+	"github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/render"
 	"github.com/nothingnesses/agent-images/sign"
@@ -42,17 +43,17 @@ unverified and the output says so.`,
   release diff pi --from 2026-05-01 --json --key cosign.pub`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			agent := args[0]
+			agent, ctx := args[0], cmd.Context()
 			if asJSON && asMarkdown {
 				return fmt.Errorf("--json and --markdown conflict: pick one output")
 			}
-			var opts []changes.Option
+			o := changes.Options{Remote: transport.NewRegistry(nil).Options(ctx)}
 			if threshold != "" {
 				fraction, err := changes.ParseThreshold(threshold)
 				if err != nil {
 					return fmt.Errorf("--size-threshold: %w", err)
 				}
-				opts = append(opts, changes.WithSizeThreshold(fraction))
+				o.SizeThreshold = &fraction
 			}
 			if pf.given() {
 				p, err := pf.policy("diff")
@@ -61,11 +62,9 @@ unverified and the output says so.`,
 				}
 				// Built now, so that a policy that cannot work fails before
 				// the registry is asked anything.
-				v, err := sign.NewAttestationVerifier(cmd.Context(), p)
-				if err != nil {
+				if o.Verifier, err = sign.NewAttestationVerifier(ctx, p); err != nil {
 					return err
 				}
-				opts = append(opts, changes.WithVerifier(v))
 			}
 			var given []string
 			if registry != "" {
@@ -75,14 +74,13 @@ unverified and the output says so.`,
 			if err != nil {
 				return err
 			}
-			registry = registries[0]
 			var nameOpts []name.Option
 			if insecure {
 				nameOpts = append(nameOpts, name.Insecure)
 			}
-			repo, err := name.NewRepository(strings.TrimSuffix(registry, "/")+"/"+agent, nameOpts...)
+			repo, err := name.NewRepository(strings.TrimSuffix(registries[0], "/")+"/"+agent, nameOpts...)
 			if err != nil {
-				return fmt.Errorf("--registry %s, agent %s: %w", registry, agent, err)
+				return fmt.Errorf("--registry %s, agent %s: %w", registries[0], agent, err)
 			}
 			toRef, err := releaseRef(repo, "--to", to, nameOpts...)
 			if err != nil {
@@ -94,22 +92,7 @@ unverified and the output says so.`,
 					return err
 				}
 			}
-			ctx := cmd.Context()
-			toDigest, err := changes.Resolve(ctx, toRef)
-			if err != nil {
-				return err
-			}
-			var fromDigest name.Digest
-			fromTag := ""
-			if fromRef != nil {
-				if fromDigest, err = changes.Resolve(ctx, fromRef); err != nil {
-					return err
-				}
-				fromTag = tagOf(fromRef)
-			} else if fromDigest, fromTag, err = changes.Previous(ctx, toDigest); err != nil {
-				return err
-			}
-			rep, err := changes.Compare(ctx, fromDigest, toDigest, append(opts, changes.WithTags(fromTag, tagOf(toRef)))...)
+			rep, err := changes.Between(ctx, fromRef, toRef, o)
 			if err != nil {
 				return err
 			}
@@ -158,11 +141,4 @@ func releaseRef(repo name.Repository, flag, ref string, opts ...name.Option) (na
 		return nil, fmt.Errorf("%s %s is not a valid tag: %w", flag, ref, err)
 	}
 	return t, nil
-}
-
-func tagOf(ref name.Reference) string {
-	if t, ok := ref.(name.Tag); ok {
-		return t.TagStr()
-	}
-	return ""
 }
