@@ -103,6 +103,24 @@ func Between(ctx context.Context, from, to name.Reference, o Options) (*record.C
 	return Compare(ctx, before, Release{Ref: toDigest, Tag: tagOf(to)}, o)
 }
 
+// ParseRef names a release of repo by one of its tags (latest, 0.70.6,
+// 2026-05-01) or a sha256: digest.
+func ParseRef(repo name.Repository, ref string) (name.Reference, error) {
+	if strings.HasPrefix(ref, "sha256:") {
+		if _, err := name.NewDigest(repo.String() + "@" + ref); err != nil {
+			return nil, fmt.Errorf("%s is not a digest: want sha256: and 64 hex digits", ref)
+		}
+		return repo.Digest(ref), nil
+	}
+	if strings.ContainsAny(ref, ":/@") {
+		return nil, fmt.Errorf("%s: give a tag of %s (such as latest or 2026-05-01) or a sha256: digest, not a full reference", ref, repo)
+	}
+	if _, err := name.NewTag(repo.String() + ":" + ref); err != nil {
+		return nil, fmt.Errorf("%s is not a valid tag: %w", ref, err)
+	}
+	return repo.Tag(ref), nil
+}
+
 func tagOf(ref name.Reference) string {
 	if t, ok := ref.(name.Tag); ok {
 		return t.TagStr()

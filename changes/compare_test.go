@@ -285,3 +285,24 @@ func TestParseThreshold(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRef(t *testing.T) {
+	repo, _ := name.NewRepository("127.0.0.1:5000/agent-images/pi", name.Insecure)
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	for _, tt := range []struct{ in, want, wantErr string }{
+		{in: "latest", want: "127.0.0.1:5000/agent-images/pi:latest"},
+		{in: "2026-05-01", want: "127.0.0.1:5000/agent-images/pi:2026-05-01"},
+		{in: digest, want: "127.0.0.1:5000/agent-images/pi@" + digest},
+		{in: "sha256:abc", wantErr: "sha256:abc is not a digest: want sha256: and 64 hex digits"},
+		{in: "ghcr.io/x/pi:latest", wantErr: "ghcr.io/x/pi:latest: give a tag of 127.0.0.1:5000/agent-images/pi"},
+		{in: "bad!tag", wantErr: "bad!tag is not a valid tag"},
+	} {
+		got, err := ParseRef(repo, tt.in)
+		switch {
+		case tt.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.wantErr)):
+			t.Errorf("ParseRef(%q) = %v, %v; want an error starting %q", tt.in, got, err, tt.wantErr)
+		case tt.wantErr == "" && (err != nil || got.String() != tt.want || got.Context().Registry != repo.Registry):
+			t.Errorf("ParseRef(%q) = %v, %v; want %s in the same (insecure) registry", tt.in, got, err, tt.want)
+		}
+	}
+}

@@ -82,14 +82,14 @@ unverified and the output says so.`,
 			if err != nil {
 				return fmt.Errorf("--registry %s, agent %s: %w", registries[0], agent, err)
 			}
-			toRef, err := releaseRef(repo, "--to", to, nameOpts...)
+			toRef, err := changes.ParseRef(repo, to)
 			if err != nil {
-				return err
+				return fmt.Errorf("--to %w", err)
 			}
 			var fromRef name.Reference
 			if from != "" {
-				if fromRef, err = releaseRef(repo, "--from", from, nameOpts...); err != nil {
-					return err
+				if fromRef, err = changes.ParseRef(repo, from); err != nil {
+					return fmt.Errorf("--from %w", err)
 				}
 			}
 			rep, err := changes.Between(ctx, fromRef, toRef, o)
@@ -122,23 +122,4 @@ unverified and the output says so.`,
 	f.StringVar(&threshold, "size-threshold", "", "flag platforms that grew by more than this percentage of their previous size, e.g. 10%")
 	pf.register(cmd)
 	return cmd
-}
-
-// releaseRef is the tag or digest ref of repo, checked.
-func releaseRef(repo name.Repository, flag, ref string, opts ...name.Option) (name.Reference, error) {
-	if strings.HasPrefix(ref, "sha256:") {
-		d, err := name.NewDigest(repo.String()+"@"+ref, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("%s %s is not a digest: want sha256: and 64 hex digits", flag, ref)
-		}
-		return d, nil
-	}
-	if strings.ContainsAny(ref, ":/@") {
-		return nil, fmt.Errorf("%s %s: give a tag of %s (such as latest or 2026-05-01) or a sha256: digest, not a full reference", flag, ref, repo)
-	}
-	t, err := name.NewTag(repo.String()+":"+ref, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s is not a valid tag: %w", flag, ref, err)
-	}
-	return t, nil
 }
