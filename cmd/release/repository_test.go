@@ -1,11 +1,14 @@
 package main
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/nothingnesses/agent-images/flake"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 func TestDefaultRegistry(t *testing.T) {
@@ -95,5 +98,57 @@ func TestSourceFlag(t *testing.T) {
 	f.source = "https://github.com/acme/agent-images"
 	if o, err = f.options(); err != nil || o.Source != f.source {
 		t.Errorf("options() with --source %s: Source %q, %v", f.source, o.Source, err)
+	}
+}
+
+// The commit no flag or GITHUB_SHA names is the flake's, from its metadata:
+// the HEAD of a clean git work tree, none for a dirty one (split mode's
+// staging tags then take the Actions run's id).
+func TestCommitFromTheFlake(t *testing.T) {
+	testenv.Require(t, "nix", "git")
+	testenv.Setenv(t)
+	t.Setenv("GITHUB_SHA", "")
+	t.Setenv("GITHUB_RUN_ID", "4711")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "flake.nix"), []byte("{ outputs = _: { }; }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"init", "-q"}, {"add", "flake.nix"}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "x"}} {
+		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	head, err := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := func(flag string) (string, string) {
+		t.Helper()
+		f := releaseFlags{flakeFlags: flakeFlags{flake: dir, agents: []string{"pi"}}, commit: flag}
+		o, err := f.options()
+		if err == nil {
+			err = readFlake(t.Context(), &o)
+		}
+		if err != nil || o.Metadata == nil {
+			t.Fatalf("options and readFlake = %v, metadata %v", err, o.Metadata)
+		}
+		return o.Commit, o.StagingKey
+	}
+	if got, key := commit(""); got != strings.TrimSpace(string(head)) || key != "" {
+		t.Errorf("commit of a clean flake = %q (staging key %q), want HEAD %s", got, key, head)
+	}
+	if got, _ := commit("0123456"); got != "0123456" {
+		t.Errorf("commit with --commit = %q, want the flag's", got)
+	}
+	t.Setenv("GITHUB_SHA", "abcdef0")
+	if got, _ := commit(""); got != "abcdef0" {
+		t.Errorf("commit under Actions = %q, want GITHUB_SHA", got)
+	}
+	t.Setenv("GITHUB_SHA", "")
+	if err := os.WriteFile(filepath.Join(dir, "flake.nix"), []byte("{ outputs = _: { x = 1; }; }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, key := commit(""); got != "" || key != "4711" {
+		t.Errorf("commit of a dirty flake = %q (staging key %q), want none and the run id", got, key)
 	}
 }
