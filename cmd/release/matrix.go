@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -167,13 +168,7 @@ func (c *changedFlags) changed(cmd *cobra.Command, fl flake.Flake, targets []fla
 			return nil, err
 		}
 	}
-	changed := []flake.Target{}
-	for _, t := range targets {
-		if !same[t.Agent] {
-			changed = append(changed, t)
-		}
-	}
-	return changed, nil
+	return slices.DeleteFunc(targets, func(t flake.Target) bool { return same[t.Agent] }), nil
 }
 
 // writeMissing prints one line per missing agent, each after prefix.
