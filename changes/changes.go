@@ -45,6 +45,10 @@ type Image struct {
 	Size int64
 	// Attestations are its in-toto attestations, as cosign stores them.
 	Attestations []oci.Signature
+
+	// What the attestations say; nil when there is no such attestation.
+	sbom *sbom
+	prov *provenance
 }
 
 // Verifier returns the attestations of a manifest that verify under some
@@ -81,7 +85,7 @@ func Compare(ctx context.Context, from, to Release, o Options) (*record.Changes,
 	if err != nil {
 		return nil, err
 	}
-	return compare(before, after, o.Verifier != nil, o.SizeThreshold), nil
+	return compare(&before, &after, o.Verifier != nil, o.SizeThreshold), nil
 }
 
 // Between compares two releases in one repository, each named by a tag or

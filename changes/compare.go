@@ -10,7 +10,7 @@ import (
 
 // compare is the whole comparison, on what read found: no I/O, so that it
 // is tested on hand-built releases.
-func compare(before, after *release, verified bool, threshold *float64) *record.Changes {
+func compare(before, after *Release, verified bool, threshold *float64) *record.Changes {
 	r := &record.Changes{
 		Agent:         agentName(after),
 		From:          describe(before),
@@ -33,15 +33,15 @@ func compare(before, after *release, verified bool, threshold *float64) *record.
 	for _, p := range platforms {
 		c, b, a := record.PlatformChange{Platform: p}, befores[p], afters[p]
 		if b != nil {
-			c.From = &record.ImageSize{Digest: b.digest.DigestStr(), Size: b.size}
+			c.From = &record.ImageSize{Digest: b.Digest.String(), Size: b.Size}
 		}
 		if a != nil {
-			c.To = &record.ImageSize{Digest: a.digest.DigestStr(), Size: a.size}
+			c.To = &record.ImageSize{Digest: a.Digest.String(), Size: a.Size}
 		}
 		if b != nil && a != nil {
-			c.SizeDelta = a.size - b.size
-			if b.size > 0 {
-				c.SizeGrowth = float64(c.SizeDelta) / float64(b.size)
+			c.SizeDelta = a.Size - b.Size
+			if b.Size > 0 {
+				c.SizeGrowth = float64(c.SizeDelta) / float64(b.Size)
 			}
 			c.OverThreshold = threshold != nil && c.SizeDelta > 0 && c.SizeGrowth > *threshold
 			switch {
@@ -70,26 +70,26 @@ func compare(before, after *release, verified bool, threshold *float64) *record.
 	return r
 }
 
-func describe(rel *release) record.Compared {
+func describe(rel *Release) record.Compared {
 	return record.Compared{
-		Repository: rel.ref.Context().Name(),
-		Digest:     rel.ref.DigestStr(),
-		Tag:        rel.tag,
+		Repository: rel.Ref.Context().Name(),
+		Digest:     rel.Ref.DigestStr(),
+		Tag:        rel.Tag,
 		Version:    versionOf(rel),
 	}
 }
 
 // agentName is the repository's last path element: releases go to
 // <registry>/<agent>.
-func agentName(rel *release) string { return path.Base(rel.ref.Context().RepositoryStr()) }
+func agentName(rel *Release) string { return path.Base(rel.Ref.Context().RepositoryStr()) }
 
 // versionOf is the index's version annotation, else what the provenance or
 // the SBOM of the first image that has one says.
-func versionOf(rel *release) string {
-	if rel.version != "" {
-		return rel.version
+func versionOf(rel *Release) string {
+	if rel.Version != "" {
+		return rel.Version
 	}
-	for _, im := range rel.images {
+	for _, im := range rel.Images {
 		if im.prov != nil && im.prov.version != "" {
 			return im.prov.version
 		}
@@ -100,10 +100,10 @@ func versionOf(rel *release) string {
 	return ""
 }
 
-func (rel *release) byPlatform() map[string]*image {
-	m := make(map[string]*image, len(rel.images))
-	for i := range rel.images {
-		m[rel.images[i].platform] = &rel.images[i]
+func (rel *Release) byPlatform() map[string]*Image {
+	m := make(map[string]*Image, len(rel.Images))
+	for i := range rel.Images {
+		m[rel.Images[i].Platform.String()] = &rel.Images[i]
 	}
 	return m
 }
@@ -111,8 +111,8 @@ func (rel *release) byPlatform() map[string]*image {
 // inputsOf are the flake inputs of a release. Every image of a release is
 // built from the same flake lock, so the first image with a provenance
 // speaks for all.
-func inputsOf(rel *release) (map[string]record.Pin, bool) {
-	for _, im := range rel.images {
+func inputsOf(rel *Release) (map[string]record.Pin, bool) {
+	for _, im := range rel.Images {
 		if im.prov != nil {
 			return im.prov.inputs, true
 		}

@@ -27,67 +27,46 @@ const (
 	predicateSLSAProvenance = "https://slsa.dev/provenance/v1"
 )
 
-// release is one side of a comparison with its evidence read.
-type release struct {
-	ref     name.Digest
-	tag     string
-	version string // the index's version annotation
-	images  []image
-}
-
-// image is one per-arch image and what its attestations say.
-type image struct {
-	platform string
-	digest   name.Digest
-	size     int64
-	sbom     *sbom       // nil: no SBOM attestation
-	prov     *provenance // nil: no provenance attestation
-}
-
 // read completes rel from the registry where the caller held less (see
 // Release), then reads what each image's attestations say, a few images at
-// a time.
-func read(ctx context.Context, rel Release, o Options) (*release, error) {
+// a time. The caller's images are left as they were.
+func read(ctx context.Context, rel Release, o Options) (Release, error) {
 	sized := rel.Images != nil
-	if !sized {
-		if err := readIndex(ctx, &rel, o.Remote); err != nil {
-			return nil, err
-		}
+	if sized {
+		rel.Images = slices.Clone(rel.Images)
+	} else if err := readIndex(ctx, &rel, o.Remote); err != nil {
+		return rel, err
 	}
-	out := &release{ref: rel.Ref, tag: rel.Tag, version: rel.Version, images: make([]image, len(rel.Images))}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
-	for i, in := range rel.Images {
-		im := &out.images[i]
-		*im = image{platform: in.Platform.String(), digest: rel.Ref.Context().Digest(in.Digest.String()), size: in.Size}
+	for i := range rel.Images {
+		im := &rel.Images[i]
+		d := rel.Ref.Context().Digest(im.Digest.String())
 		g.Go(func() error {
 			// Each goroutine its own context, appended to a clipped slice
 			// so that none writes into a shared backing array.
 			remoteOpts := append(slices.Clip(o.Remote), remote.WithContext(gctx))
 			if !sized {
-				desc, err := remote.Get(im.digest, remoteOpts...)
+				desc, err := remote.Get(d, remoteOpts...)
 				if err == nil {
-					im.size, err = pullsize.OfManifest(desc.Manifest)
+					im.Size, err = pullsize.OfManifest(desc.Manifest)
 				}
 				if err != nil {
-					return fmt.Errorf("reading %s (%s): %w", im.digest, im.platform, err)
+					return fmt.Errorf("reading %s (%s): %w", d, im.Platform.String(), err)
 				}
 			}
-			atts := in.Attestations
-			if atts == nil {
+			if im.Attestations == nil {
 				var err error
-				if atts, err = attestations(gctx, im.digest, o.Verifier, remoteOpts); err != nil {
+				if im.Attestations, err = attestations(gctx, d, o.Verifier, remoteOpts); err != nil {
 					return err
 				}
 			}
-			return im.take(atts)
+			return im.take(d)
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	sort.Slice(out.images, func(i, j int) bool { return out.images[i].platform < out.images[j].platform })
-	return out, nil
+	err := g.Wait()
+	sort.Slice(rel.Images, func(i, j int) bool { return rel.Images[i].Platform.String() < rel.Images[j].Platform.String() })
+	return rel, err
 }
 
 // readIndex fills in the version and images of the index (or single image
@@ -129,20 +108,20 @@ func readIndex(ctx context.Context, rel *Release, remoteOpts []remote.Option) er
 	return nil
 }
 
-// take records what the attestations say about im.
-func (im *image) take(atts []oci.Signature) error {
-	for _, a := range atts {
+// take records what the attestations of im, which is d, say.
+func (im *Image) take(d name.Digest) error {
+	for _, a := range im.Attestations {
 		payload, err := a.Payload()
 		if err != nil {
-			return fmt.Errorf("reading an attestation of %s: %w", im.digest, err)
+			return fmt.Errorf("reading an attestation of %s: %w", d, err)
 		}
 		st, err := decodeStatement(payload)
 		if err != nil {
-			return fmt.Errorf("reading an attestation of %s: %w", im.digest, err)
+			return fmt.Errorf("reading an attestation of %s: %w", d, err)
 		}
 		// Unverified attestations are taken only when they claim this very
 		// image; verified ones were checked for that already.
-		if !st.names(im.digest) {
+		if !st.names(d) {
 			continue
 		}
 		// A later attestation of a type replaces an earlier one: cosign
@@ -150,11 +129,11 @@ func (im *image) take(atts []oci.Signature) error {
 		switch st.PredicateType {
 		case predicateCycloneDX:
 			if im.sbom, err = parseCycloneDX(st.Predicate); err != nil {
-				return fmt.Errorf("reading the SBOM of %s: %w", im.digest, err)
+				return fmt.Errorf("reading the SBOM of %s: %w", d, err)
 			}
 		case predicateSLSAProvenance:
 			if im.prov, err = parseProvenance(st.Predicate); err != nil {
-				return fmt.Errorf("reading the provenance of %s: %w", im.digest, err)
+				return fmt.Errorf("reading the provenance of %s: %w", d, err)
 			}
 		}
 	}

@@ -40,11 +40,11 @@ func goldenReport(t *testing.T) *record.Changes {
 	bash := sp(h1, "bash-interactive", "5.2p37")
 	before := testRelease(t, "a", "0.70.6", 1_300_017, 1_247_835, []record.StorePath{bash, sp(h2, "pi", "0.70.6")},
 		map[string]record.Pin{"nixpkgs": {Rev: strings.Repeat("1", 40)}, "llm-agents": {Rev: strings.Repeat("2", 40), NarHash: "sha256-llmA="}})
-	before.images[1].sbom = nil
-	before.tag = "2026-05-01"
+	before.Images[1].sbom = nil
+	before.Tag = "2026-05-01"
 	after := testRelease(t, "d", "0.71.0", 1_564_891, 1_250_000, []record.StorePath{sp(h4, "agent-assets", "1.0"), bash, sp(h3, "pi", "0.71.0")},
 		map[string]record.Pin{"nixpkgs": {Rev: strings.Repeat("1", 40)}, "llm-agents": {Rev: strings.Repeat("3", 40), NarHash: "sha256-llmB="}})
-	after.tag = "latest"
+	after.Tag = "latest"
 	return compare(before, after, true, ptr(0.10))
 }
 
