@@ -28,7 +28,7 @@ func resolve(ctx context.Context, ref name.Reference, remoteOpts []remote.Option
 // tags from the newest, past the ones that point at to, the first that
 // points elsewhere. It returns that release's digest and its dated tag. A
 // release with no dated tag (a digest no release tagged, or one whose tags
-// were pruned) has no "before" to find: the error says to name it.
+// were pruned) has no "before" to find: a *NoPreviousError.
 func previous(ctx context.Context, to name.Digest, remoteOpts []remote.Option) (name.Digest, string, error) {
 	remoteOpts = append(slices.Clip(remoteOpts), remote.WithContext(ctx))
 	repo := to.Context()
@@ -57,8 +57,19 @@ func previous(ctx context.Context, to name.Digest, remoteOpts []remote.Option) (
 			return repo.Digest(desc.Digest.String()), t, nil
 		}
 	}
-	if !seen {
-		return name.Digest{}, "", fmt.Errorf("no dated tag (YYYY-MM-DD) of %s points at %s, so there is no release before it to find: name one with --from", repo, to.DigestStr())
+	return name.Digest{}, "", &NoPreviousError{To: to, Dated: seen}
+}
+
+// NoPreviousError is why there is no release before To to compare it with:
+// no dated tag points at it, or (Dated) none older than those that do.
+type NoPreviousError struct {
+	To    name.Digest
+	Dated bool
+}
+
+func (e *NoPreviousError) Error() string {
+	if !e.Dated {
+		return fmt.Sprintf("no dated tag (YYYY-MM-DD) of %s points at %s, so there is no release before it to find", e.To.Context(), e.To.DigestStr())
 	}
-	return name.Digest{}, "", fmt.Errorf("no dated tag of %s older than the ones pointing at %s: it is the first dated release; name another with --from", repo, to.DigestStr())
+	return fmt.Sprintf("no dated tag of %s older than the ones pointing at %s: it is the first dated release", e.To.Context(), e.To.DigestStr())
 }

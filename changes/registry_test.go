@@ -3,6 +3,7 @@ package changes
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"log"
 	"net/http/httptest"
@@ -347,8 +348,9 @@ func TestPrevious(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, gotTag, err := previous(t.Context(), tt.to, nil)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Errorf("previous(%s) = %v, want an error containing %q", tt.name, err, tt.wantErr)
+				var none *NoPreviousError
+				if !errors.As(err, &none) || !strings.Contains(err.Error(), tt.wantErr) || none.To != tt.to {
+					t.Errorf("previous(%s) = %v, want a *NoPreviousError containing %q", tt.name, err, tt.wantErr)
 				}
 				return
 			}

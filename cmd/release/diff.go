@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -93,7 +94,13 @@ unverified and the output says so.`,
 				}
 			}
 			rep, err := changes.Between(ctx, fromRef, toRef, o)
-			if err != nil {
+			var none *changes.NoPreviousError
+			switch {
+			case errors.As(err, &none) && none.Dated:
+				return fmt.Errorf("%w; name another with --from", err)
+			case errors.As(err, &none):
+				return fmt.Errorf("%w: name one with --from", err)
+			case err != nil:
 				return err
 			}
 			out := cmd.OutOrStdout()
