@@ -5,8 +5,8 @@
 // attestations on each): the version, each platform's size, the store
 // paths added and removed, and the flake inputs that moved.
 //
-// Compare builds the report; WriteText renders it for a terminal, its JSON
-// form goes into release.json, and gh renders it as Markdown.
+// Compare builds the report (record.Changes): its JSON form goes into
+// release.json, and render prints it for a terminal and as Markdown.
 package changes
 
 import (

@@ -116,7 +116,7 @@ unverified and the output says so.`,
 				_, err := fmt.Fprint(out, render.ChangesSection([]*record.Changes{rep}))
 				return err
 			}
-			return changes.WriteText(out, rep)
+			return render.ChangesText(out, rep)
 		},
 	}
 	f := cmd.Flags()
