@@ -1,33 +1,55 @@
 // Package changes owns the change report of a release: for one agent, what
-// differs between two published releases. It reads only what the registry
-// holds (the indexes, the per-arch manifests, and the CycloneDX SBOM and
-// SLSA provenance attestations on each per-arch image) and compares them:
-// the version, each platform's size, the store paths added and removed,
-// and the flake inputs that moved.
+// differs between two releases. It compares what the registry holds, or
+// what the caller already has in memory of a release it just published (the
+// indexes, the per-arch images and the CycloneDX SBOM and SLSA provenance
+// attestations on each): the version, each platform's size, the store
+// paths added and removed, and the flake inputs that moved.
 //
-// Compare builds the Report; WriteText renders it for a terminal, its JSON
-// form goes into release.json, and gh renders it as Markdown.
+// Compare builds the report (record.Changes): its JSON form goes into
+// release.json, and render prints it for a terminal and as Markdown.
 package changes
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	ghauthn "github.com/google/go-containerregistry/pkg/authn/github"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/sigstore/cosign/v2/pkg/oci"
 
-	"github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/record"
 )
+
+// Release is one side of a comparison: an agent's index (or a single image
+// manifest). What the caller does not hold is read from the registry: the
+// images and the version when Images is nil, an image's attestations when
+// its Attestations are nil.
+type Release struct {
+	Ref name.Digest
+	// Tag is what the caller named the release by, for the report; may be
+	// empty.
+	Tag     string
+	Version string
+	Images  []Image
+}
+
+// Image is one per-arch image of a release.
+type Image struct {
+	Platform v1.Platform
+	Digest   v1.Hash
+	// Size is what pulling it downloads (internal/pullsize).
+	Size int64
+	// Attestations are its in-toto attestations, as cosign stores them.
+	Attestations []oci.Signature
+
+	// What the attestations say; nil when there is no such attestation.
+	sbom *sbom
+	prov *provenance
+}
 
 // Verifier returns the attestations of a manifest that verify under some
 // policy (a key, a keyless identity): sign.AttestationVerifier is one.
@@ -35,81 +57,25 @@ type Verifier interface {
 	Attestations(ctx context.Context, d name.Digest) ([]oci.Signature, error)
 }
 
-type options struct {
-	remoteOpts []remote.Option
-	verifier   Verifier
-	threshold  *float64
-	fromTag    string
-	toTag      string
+// Options say how Compare reads what it is not given, and what it flags.
+type Options struct {
+	// Remote reaches the registry: the caller's one client for it.
+	Remote []remote.Option
+	// Verifier, when set, reads only the attestations it verifies;
+	// without it they are read unverified and the report says so.
+	Verifier Verifier
+	// SizeThreshold flags every platform that grew by more than this
+	// fraction of its previous size (0.1 for 10%); nil flags none.
+	SizeThreshold *float64
 }
 
-// Option configures Compare and Previous.
-type Option func(*options) error
-
-// WithRemoteOptions sets how the registry is reached (auth, transport). The
-// default uses the docker config and GITHUB_TOKEN keychains over the shared
-// retrying transport.
-func WithRemoteOptions(opts ...remote.Option) Option {
-	return func(o *options) error { o.remoteOpts = append(o.remoteOpts, opts...); return nil }
-}
-
-// WithVerifier reads only attestations that v verifies (a key or keyless
-// identity, sign.NewAttestationVerifier); without it they are read
-// unverified and the report says so.
-func WithVerifier(v Verifier) Option {
-	return func(o *options) error {
-		if v == nil {
-			return errors.New("WithVerifier: nil verifier")
-		}
-		o.verifier = v
-		return nil
-	}
-}
-
-// WithSizeThreshold flags every platform that grew by more than fraction
-// of its previous size (0.1 for 10%).
-func WithSizeThreshold(fraction float64) Option {
-	return func(o *options) error {
-		if fraction < 0 {
-			return fmt.Errorf("a size threshold of %g%% would flag shrinking images: give 0%% or more", fraction*100)
-		}
-		o.threshold = &fraction
-		return nil
-	}
-}
-
-// WithTags records the tags the caller named the two releases by, for the
-// report's labels; either may be empty.
-func WithTags(from, to string) Option {
-	return func(o *options) error { o.fromTag, o.toTag = from, to; return nil }
-}
-
-func newOptions(ctx context.Context, opts []Option) (*options, error) {
-	o := &options{}
-	for _, opt := range opts {
-		if err := opt(o); err != nil {
-			return nil, err
-		}
-	}
-	base := []remote.Option{
-		remote.WithTransport(transport.New()),
-		remote.WithAuthFromKeychain(authn.NewMultiKeychain(authn.DefaultKeychain, ghauthn.Keychain)),
-	}
-	// Clipped, so that the goroutines that each append their own context
-	// never write into a shared backing array.
-	o.remoteOpts = slices.Clip(append(append(base, o.remoteOpts...), remote.WithContext(ctx)))
-	return o, nil
-}
-
-// Compare reads the releases from and to of one agent from their registry
-// and reports what changed. Both are digests of an agent's index (or of a
-// single image manifest), usually in the same repository. Attestations
-// missing on either side are notes in the report; attestations that do not
-// verify, when verification was asked for, are an error.
-func Compare(ctx context.Context, from, to name.Digest, opts ...Option) (*record.Changes, error) {
-	o, err := newOptions(ctx, opts)
-	if err != nil {
-		return nil, err
+// Compare reports what changed from one release of an agent to the next,
+// usually two in the same repository. Attestations missing on either side
+// are notes in the report; attestations that do not verify, when
+// verification was asked for, are an error.
+func Compare(ctx context.Context, from, to Release, o Options) (*record.Changes, error) {
+	if t := o.SizeThreshold; t != nil && *t < 0 {
+		return nil, fmt.Errorf("a size threshold of %g%% would flag shrinking images: give 0%% or more", *t*100)
 	}
 	before, err := read(ctx, from, o)
 	if err != nil {
@@ -119,8 +85,51 @@ func Compare(ctx context.Context, from, to name.Digest, opts ...Option) (*record
 	if err != nil {
 		return nil, err
 	}
-	before.tag, after.tag = o.fromTag, o.toTag
-	return compare(before, after, o.verifier != nil, o.threshold), nil
+	return compare(&before, &after, o.Verifier != nil, o.SizeThreshold), nil
+}
+
+// Between compares two releases in one repository, each named by a tag or
+// a digest; a nil from is the release before to (see previous).
+func Between(ctx context.Context, from, to name.Reference, o Options) (*record.Changes, error) {
+	toDigest, err := resolve(ctx, to, o.Remote)
+	if err != nil {
+		return nil, err
+	}
+	before := Release{Tag: tagOf(from)}
+	if from == nil {
+		before.Ref, before.Tag, err = previous(ctx, toDigest, o.Remote)
+	} else {
+		before.Ref, err = resolve(ctx, from, o.Remote)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return Compare(ctx, before, Release{Ref: toDigest, Tag: tagOf(to)}, o)
+}
+
+// ParseRef names a release of repo by one of its tags (latest, 0.70.6,
+// 2026-05-01) or a sha256: digest.
+func ParseRef(repo name.Repository, ref string) (name.Reference, error) {
+	if strings.HasPrefix(ref, "sha256:") {
+		if _, err := name.NewDigest(repo.String() + "@" + ref); err != nil {
+			return nil, fmt.Errorf("%s is not a digest: want sha256: and 64 hex digits", ref)
+		}
+		return repo.Digest(ref), nil
+	}
+	if strings.ContainsAny(ref, ":/@") {
+		return nil, fmt.Errorf("%s: give a tag of %s (such as latest or 2026-05-01) or a sha256: digest, not a full reference", ref, repo)
+	}
+	if _, err := name.NewTag(repo.String() + ":" + ref); err != nil {
+		return nil, fmt.Errorf("%s is not a valid tag: %w", ref, err)
+	}
+	return repo.Tag(ref), nil
+}
+
+func tagOf(ref name.Reference) string {
+	if t, ok := ref.(name.Tag); ok {
+		return t.TagStr()
+	}
+	return ""
 }
 
 // ParseThreshold reads a size-growth threshold given as a percentage

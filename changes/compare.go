@@ -2,13 +2,15 @@ package changes
 
 import (
 	"fmt"
-	"github.com/nothingnesses/agent-images/record"
+	"path"
 	"sort"
+
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // compare is the whole comparison, on what read found: no I/O, so that it
 // is tested on hand-built releases.
-func compare(before, after *release, verified bool, threshold *float64) *record.Changes {
+func compare(before, after *Release, verified bool, threshold *float64) *record.Changes {
 	r := &record.Changes{
 		Agent:         agentName(after),
 		From:          describe(before),
@@ -17,51 +19,50 @@ func compare(before, after *release, verified bool, threshold *float64) *record.
 		SizeThreshold: threshold,
 		Platforms:     []record.PlatformChange{},
 	}
-	byPlatform := map[string]*record.PlatformChange{}
-	var order []string
-	entry := func(p string) *record.PlatformChange {
-		if c, ok := byPlatform[p]; ok {
-			return c
+	befores, afters := before.byPlatform(), after.byPlatform()
+	var platforms []string
+	for p := range befores {
+		platforms = append(platforms, p)
+	}
+	for p := range afters {
+		if befores[p] == nil {
+			platforms = append(platforms, p)
 		}
-		byPlatform[p] = &record.PlatformChange{Platform: p}
-		order = append(order, p)
-		return byPlatform[p]
 	}
-	for _, im := range before.images {
-		entry(im.platform).From = &record.ImageSize{Digest: im.digest.DigestStr(), Size: im.size}
-	}
-	for _, im := range after.images {
-		entry(im.platform).To = &record.ImageSize{Digest: im.digest.DigestStr(), Size: im.size}
-	}
-	sort.Strings(order)
-	for _, p := range order {
-		c := byPlatform[p]
-		if c.From != nil && c.To != nil {
-			c.SizeDelta = c.To.Size - c.From.Size
-			if c.From.Size > 0 {
-				c.SizeGrowth = float64(c.SizeDelta) / float64(c.From.Size)
+	sort.Strings(platforms)
+	for _, p := range platforms {
+		c, b, a := record.PlatformChange{Platform: p}, befores[p], afters[p]
+		if b != nil {
+			c.From = &record.ImageSize{Digest: b.Digest.String(), Size: b.Size}
+		}
+		if a != nil {
+			c.To = &record.ImageSize{Digest: a.Digest.String(), Size: a.Size}
+		}
+		if b != nil && a != nil {
+			c.SizeDelta = a.Size - b.Size
+			if b.Size > 0 {
+				c.SizeGrowth = float64(c.SizeDelta) / float64(b.Size)
 			}
 			c.OverThreshold = threshold != nil && c.SizeDelta > 0 && c.SizeGrowth > *threshold
-			b, a := before.image(p), after.image(p)
 			switch {
 			case b.sbom == nil:
-				r.Notes = append(r.Notes, fmt.Sprintf("%s: %s has no SBOM attestation, so its store paths are not compared", p, describe(before).Label()))
+				r.Notes = append(r.Notes, fmt.Sprintf("%s: %s has no SBOM attestation, so its store paths are not compared", p, r.From.Label()))
 			case a.sbom == nil:
-				r.Notes = append(r.Notes, fmt.Sprintf("%s: %s has no SBOM attestation, so its store paths are not compared", p, describe(after).Label()))
+				r.Notes = append(r.Notes, fmt.Sprintf("%s: %s has no SBOM attestation, so its store paths are not compared", p, r.To.Label()))
 			default:
 				c.StorePathsCompared = true
-				c.Added, c.Removed = diffPaths(b.sbom.paths, a.sbom.paths)
+				c.Added, c.Removed = only(a.sbom.paths, b.sbom.paths), only(b.sbom.paths, a.sbom.paths)
 			}
 		}
-		r.Platforms = append(r.Platforms, *c)
+		r.Platforms = append(r.Platforms, c)
 	}
 	fromInputs, fromOK := inputsOf(before)
 	toInputs, toOK := inputsOf(after)
 	switch {
 	case !fromOK:
-		r.Notes = append(r.Notes, fmt.Sprintf("%s has no provenance attestation, so flake inputs are not compared", describe(before).Label()))
+		r.Notes = append(r.Notes, fmt.Sprintf("%s has no provenance attestation, so flake inputs are not compared", r.From.Label()))
 	case !toOK:
-		r.Notes = append(r.Notes, fmt.Sprintf("%s has no provenance attestation, so flake inputs are not compared", describe(after).Label()))
+		r.Notes = append(r.Notes, fmt.Sprintf("%s has no provenance attestation, so flake inputs are not compared", r.To.Label()))
 	default:
 		r.InputsCompared = true
 		r.Inputs = diffInputs(fromInputs, toInputs)
@@ -69,34 +70,26 @@ func compare(before, after *release, verified bool, threshold *float64) *record.
 	return r
 }
 
-func describe(rel *release) record.Compared {
+func describe(rel *Release) record.Compared {
 	return record.Compared{
-		Repository: rel.ref.Context().Name(),
-		Digest:     rel.ref.DigestStr(),
-		Tag:        rel.tag,
+		Repository: rel.Ref.Context().Name(),
+		Digest:     rel.Ref.DigestStr(),
+		Tag:        rel.Tag,
 		Version:    versionOf(rel),
 	}
 }
 
 // agentName is the repository's last path element: releases go to
 // <registry>/<agent>.
-func agentName(rel *release) string {
-	repo := rel.ref.Context().RepositoryStr()
-	for i := len(repo) - 1; i >= 0; i-- {
-		if repo[i] == '/' {
-			return repo[i+1:]
-		}
-	}
-	return repo
-}
+func agentName(rel *Release) string { return path.Base(rel.Ref.Context().RepositoryStr()) }
 
 // versionOf is the index's version annotation, else what the provenance or
 // the SBOM of the first image that has one says.
-func versionOf(rel *release) string {
-	if rel.version != "" {
-		return rel.version
+func versionOf(rel *Release) string {
+	if rel.Version != "" {
+		return rel.Version
 	}
-	for _, im := range rel.images {
+	for _, im := range rel.Images {
 		if im.prov != nil && im.prov.version != "" {
 			return im.prov.version
 		}
@@ -107,20 +100,19 @@ func versionOf(rel *release) string {
 	return ""
 }
 
-func (rel *release) image(platform string) *image {
-	for i := range rel.images {
-		if rel.images[i].platform == platform {
-			return &rel.images[i]
-		}
+func (rel *Release) byPlatform() map[string]*Image {
+	m := make(map[string]*Image, len(rel.Images))
+	for i := range rel.Images {
+		m[rel.Images[i].Platform.String()] = &rel.Images[i]
 	}
-	return nil
+	return m
 }
 
 // inputsOf are the flake inputs of a release. Every image of a release is
 // built from the same flake lock, so the first image with a provenance
 // speaks for all.
-func inputsOf(rel *release) (map[string]record.Pin, bool) {
-	for _, im := range rel.images {
+func inputsOf(rel *Release) (map[string]record.Pin, bool) {
+	for _, im := range rel.Images {
 		if im.prov != nil {
 			return im.prov.inputs, true
 		}
@@ -128,30 +120,20 @@ func inputsOf(rel *release) (map[string]record.Pin, bool) {
 	return nil, false
 }
 
-// diffPaths returns the store paths only in after (added) and only in
-// before (removed), each sorted.
-func diffPaths(before, after []record.StorePath) (added, removed []record.StorePath) {
-	in := func(list []record.StorePath) map[string]bool {
-		m := make(map[string]bool, len(list))
-		for _, s := range list {
-			m[s.Key()] = true
-		}
-		return m
+// only lists, sorted, the store paths of list that are not in other.
+func only(list, other []record.StorePath) []record.StorePath {
+	in := make(map[string]bool, len(other))
+	for _, s := range other {
+		in[s.Key()] = true
 	}
-	had, has := in(before), in(after)
-	for _, s := range after {
-		if !had[s.Key()] {
-			added = append(added, s)
+	var out []record.StorePath
+	for _, s := range list {
+		if !in[s.Key()] {
+			out = append(out, s)
 		}
 	}
-	for _, s := range before {
-		if !has[s.Key()] {
-			removed = append(removed, s)
-		}
-	}
-	sortPaths(added)
-	sortPaths(removed)
-	return added, removed
+	sortPaths(out)
+	return out
 }
 
 // sortPaths orders store paths by name, then version, then path, so that

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/nothingnesses/agent-images/record"
 )
 
@@ -32,18 +33,22 @@ func digest(t *testing.T, repo, hexChar string) name.Digest {
 
 // testRelease is a release of pi as read would find it: amd64 and arm64
 // with SBOMs and provenances, sizes in bytes.
-func testRelease(t *testing.T, idx, version string, amd64, arm64 int64, paths []record.StorePath, inputs map[string]record.Pin) *release {
+func testRelease(t *testing.T, idx, version string, amd64, arm64 int64, paths []record.StorePath, inputs map[string]record.Pin) *Release {
 	t.Helper()
 	const repo = "ghcr.io/o/agent-images/pi"
-	rel := &release{ref: digest(t, repo, idx), version: version}
+	rel := &Release{Ref: digest(t, repo, idx), Version: version}
 	for i, p := range []struct {
-		platform string
-		size     int64
-	}{{"linux/amd64", amd64}, {"linux/arm64", arm64}} {
-		rel.images = append(rel.images, image{
-			platform: p.platform,
-			digest:   digest(t, repo, string(rune(idx[0]+byte(i+1)))),
-			size:     p.size,
+		arch string
+		size int64
+	}{{"amd64", amd64}, {"arm64", arm64}} {
+		h, err := v1.NewHash(digest(t, repo, string(rune(idx[0]+byte(i+1)))).DigestStr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel.Images = append(rel.Images, Image{
+			Platform: v1.Platform{OS: "linux", Architecture: p.arch},
+			Digest:   h,
+			Size:     p.size,
 			sbom:     &sbom{paths: paths, agentVersion: version},
 			prov:     &provenance{version: version, inputs: inputs},
 		})
@@ -68,17 +73,17 @@ func TestCompare(t *testing.T) {
 
 	tests := []struct {
 		name      string
-		before    func(t *testing.T) *release
-		after     func(t *testing.T) *release
+		before    func(t *testing.T) *Release
+		after     func(t *testing.T) *Release
 		threshold *float64
 		check     func(t *testing.T, r *record.Changes)
 	}{
 		{
 			name: "version, sizes, store paths and inputs",
-			before: func(t *testing.T) *release {
+			before: func(t *testing.T) *Release {
 				return testRelease(t, "a", "0.70.6", 1000, 2000, []record.StorePath{bash, piOld}, oldInputs)
 			},
-			after: func(t *testing.T) *release {
+			after: func(t *testing.T) *Release {
 				return testRelease(t, "d", "0.71.0", 1250, 1900, []record.StorePath{assets, bash, piNew}, newInputs)
 			},
 			threshold: ptr(0.10),
@@ -118,8 +123,8 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name:      "growth equal to the threshold is not over it",
-			before:    func(t *testing.T) *release { return testRelease(t, "a", "1", 1000, 1000, nil, oldInputs) },
-			after:     func(t *testing.T) *release { return testRelease(t, "d", "1", 1100, 1101, nil, oldInputs) },
+			before:    func(t *testing.T) *Release { return testRelease(t, "a", "1", 1000, 1000, nil, oldInputs) },
+			after:     func(t *testing.T) *Release { return testRelease(t, "d", "1", 1100, 1101, nil, oldInputs) },
 			threshold: ptr(0.10),
 			check: func(t *testing.T, r *record.Changes) {
 				if r.Platforms[0].OverThreshold || !r.Platforms[1].OverThreshold {
@@ -132,8 +137,8 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name:   "no threshold flags nothing",
-			before: func(t *testing.T) *release { return testRelease(t, "a", "1", 1000, 1000, nil, nil) },
-			after:  func(t *testing.T) *release { return testRelease(t, "d", "1", 9000, 9000, nil, nil) },
+			before: func(t *testing.T) *Release { return testRelease(t, "a", "1", 1000, 1000, nil, nil) },
+			after:  func(t *testing.T) *Release { return testRelease(t, "d", "1", 9000, 9000, nil, nil) },
 			check: func(t *testing.T, r *record.Changes) {
 				if r.SizeThreshold != nil || len(r.OverThreshold()) != 0 {
 					t.Errorf("threshold %v flagged %+v, want nothing", r.SizeThreshold, r.OverThreshold())
@@ -142,10 +147,10 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name:   "a platform added and one dropped",
-			before: func(t *testing.T) *release { return testRelease(t, "a", "1", 1000, 1000, nil, nil) },
-			after: func(t *testing.T) *release {
+			before: func(t *testing.T) *Release { return testRelease(t, "a", "1", 1000, 1000, nil, nil) },
+			after: func(t *testing.T) *Release {
 				r := testRelease(t, "d", "1", 1000, 1000, nil, nil)
-				r.images[1].platform = "linux/riscv64"
+				r.Images[1].Platform.Architecture = "riscv64"
 				return r
 			},
 			threshold: ptr(0),
@@ -167,8 +172,8 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name:   "an earlier release without attestations",
-			before: func(t *testing.T) *release { return stripped(testRelease(t, "a", "", 1000, 1000, nil, nil)) },
-			after: func(t *testing.T) *release {
+			before: func(t *testing.T) *Release { return stripped(testRelease(t, "a", "", 1000, 1000, nil, nil)) },
+			after: func(t *testing.T) *Release {
 				return testRelease(t, "d", "0.71.0", 1000, 1000, []record.StorePath{piNew}, newInputs)
 			},
 			check: func(t *testing.T, r *record.Changes) {
@@ -195,12 +200,12 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name: "version from the provenance when the index has none",
-			before: func(t *testing.T) *release {
+			before: func(t *testing.T) *Release {
 				r := testRelease(t, "a", "0.70.6", 1, 1, nil, nil)
-				r.version = ""
+				r.Version = ""
 				return r
 			},
-			after: func(t *testing.T) *release { return testRelease(t, "d", "0.70.6", 1, 1, nil, nil) },
+			after: func(t *testing.T) *Release { return testRelease(t, "d", "0.70.6", 1, 1, nil, nil) },
 			check: func(t *testing.T, r *record.Changes) {
 				if r.From.Version != "0.70.6" || r.VersionChanged() {
 					t.Errorf("from version = %q, want 0.70.6 from the provenance", r.From.Version)
@@ -209,10 +214,10 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name: "an input added and one removed",
-			before: func(t *testing.T) *release {
+			before: func(t *testing.T) *Release {
 				return testRelease(t, "a", "1", 1, 1, nil, map[string]record.Pin{"old": {Rev: "r1"}, "same": {NarHash: "sha256-x="}})
 			},
-			after: func(t *testing.T) *release {
+			after: func(t *testing.T) *Release {
 				return testRelease(t, "d", "1", 1, 1, nil, map[string]record.Pin{"new": {Override: "path:(local)"}, "same": {NarHash: "sha256-x="}})
 			},
 			check: func(t *testing.T, r *record.Changes) {
@@ -224,10 +229,10 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name: "the same release",
-			before: func(t *testing.T) *release {
+			before: func(t *testing.T) *Release {
 				return testRelease(t, "a", "1", 1, 1, []record.StorePath{bash}, oldInputs)
 			},
-			after: func(t *testing.T) *release {
+			after: func(t *testing.T) *Release {
 				return testRelease(t, "a", "1", 1, 1, []record.StorePath{bash}, oldInputs)
 			},
 			check: func(t *testing.T, r *record.Changes) {
@@ -251,11 +256,11 @@ func TestCompare(t *testing.T) {
 
 // stripped removes a release's attestations and version annotation, as an
 // unsigned release has neither SBOM nor provenance.
-func stripped(r *release) *release {
-	for i := range r.images {
-		r.images[i].sbom, r.images[i].prov = nil, nil
+func stripped(r *Release) *Release {
+	for i := range r.Images {
+		r.Images[i].sbom, r.Images[i].prov = nil, nil
 	}
-	r.version = ""
+	r.Version = ""
 	return r
 }
 
@@ -282,6 +287,27 @@ func TestParseThreshold(t *testing.T) {
 			t.Errorf("ParseThreshold(%q) = %v, %v; want an error containing %q", tt.in, got, err, tt.wantErr)
 		case tt.wantErr == "" && (err != nil || got != tt.want):
 			t.Errorf("ParseThreshold(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestParseRef(t *testing.T) {
+	repo, _ := name.NewRepository("127.0.0.1:5000/agent-images/pi", name.Insecure)
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	for _, tt := range []struct{ in, want, wantErr string }{
+		{in: "latest", want: "127.0.0.1:5000/agent-images/pi:latest"},
+		{in: "2026-05-01", want: "127.0.0.1:5000/agent-images/pi:2026-05-01"},
+		{in: digest, want: "127.0.0.1:5000/agent-images/pi@" + digest},
+		{in: "sha256:abc", wantErr: "sha256:abc is not a digest: want sha256: and 64 hex digits"},
+		{in: "ghcr.io/x/pi:latest", wantErr: "ghcr.io/x/pi:latest: give a tag of 127.0.0.1:5000/agent-images/pi"},
+		{in: "bad!tag", wantErr: "bad!tag is not a valid tag"},
+	} {
+		got, err := ParseRef(repo, tt.in)
+		switch {
+		case tt.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.wantErr)):
+			t.Errorf("ParseRef(%q) = %v, %v; want an error starting %q", tt.in, got, err, tt.wantErr)
+		case tt.wantErr == "" && (err != nil || got.String() != tt.want || got.Context().Registry != repo.Registry):
+			t.Errorf("ParseRef(%q) = %v, %v; want %s in the same (insecure) registry", tt.in, got, err, tt.want)
 		}
 	}
 }

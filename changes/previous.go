@@ -3,6 +3,7 @@ package changes
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -11,34 +12,27 @@ import (
 	"github.com/nothingnesses/agent-images/tags"
 )
 
-// Resolve returns the digest ref names now.
-func Resolve(ctx context.Context, ref name.Reference, opts ...Option) (name.Digest, error) {
+// resolve returns the digest ref names now.
+func resolve(ctx context.Context, ref name.Reference, remoteOpts []remote.Option) (name.Digest, error) {
 	if d, ok := ref.(name.Digest); ok {
 		return d, nil
 	}
-	o, err := newOptions(ctx, opts)
-	if err != nil {
-		return name.Digest{}, err
-	}
-	desc, err := remote.Head(ref, o.remoteOpts...)
+	desc, err := remote.Head(ref, append(slices.Clip(remoteOpts), remote.WithContext(ctx))...)
 	if err != nil {
 		return name.Digest{}, fmt.Errorf("resolving %s: %w", ref, err)
 	}
 	return ref.Context().Digest(desc.Digest.String()), nil
 }
 
-// Previous finds the release before to in its repository: walking the dated
+// previous finds the release before to in its repository: walking the dated
 // tags from the newest, past the ones that point at to, the first that
 // points elsewhere. It returns that release's digest and its dated tag. A
 // release with no dated tag (a digest no release tagged, or one whose tags
-// were pruned) has no "before" to find: the error says to name it.
-func Previous(ctx context.Context, to name.Digest, opts ...Option) (name.Digest, string, error) {
-	o, err := newOptions(ctx, opts)
-	if err != nil {
-		return name.Digest{}, "", err
-	}
+// were pruned) has no "before" to find: a *NoPreviousError.
+func previous(ctx context.Context, to name.Digest, remoteOpts []remote.Option) (name.Digest, string, error) {
+	remoteOpts = append(slices.Clip(remoteOpts), remote.WithContext(ctx))
 	repo := to.Context()
-	all, err := remote.List(repo, o.remoteOpts...)
+	all, err := remote.List(repo, remoteOpts...)
 	if err != nil {
 		return name.Digest{}, "", fmt.Errorf("listing the tags of %s: %w", repo, err)
 	}
@@ -51,7 +45,7 @@ func Previous(ctx context.Context, to name.Digest, opts ...Option) (name.Digest,
 	sort.Sort(sort.Reverse(sort.StringSlice(dated)))
 	seen := false
 	for _, t := range dated {
-		desc, err := remote.Head(repo.Tag(t), o.remoteOpts...)
+		desc, err := remote.Head(repo.Tag(t), remoteOpts...)
 		if err != nil {
 			return name.Digest{}, "", fmt.Errorf("resolving %s: %w", repo.Tag(t), err)
 		}
@@ -63,8 +57,19 @@ func Previous(ctx context.Context, to name.Digest, opts ...Option) (name.Digest,
 			return repo.Digest(desc.Digest.String()), t, nil
 		}
 	}
-	if !seen {
-		return name.Digest{}, "", fmt.Errorf("no dated tag (YYYY-MM-DD) of %s points at %s, so there is no release before it to find: name one with --from", repo, to.DigestStr())
+	return name.Digest{}, "", &NoPreviousError{To: to, Dated: seen}
+}
+
+// NoPreviousError is why there is no release before To to compare it with:
+// no dated tag points at it, or (Dated) none older than those that do.
+type NoPreviousError struct {
+	To    name.Digest
+	Dated bool
+}
+
+func (e *NoPreviousError) Error() string {
+	if !e.Dated {
+		return fmt.Sprintf("no dated tag (YYYY-MM-DD) of %s points at %s, so there is no release before it to find", e.To.Context(), e.To.DigestStr())
 	}
-	return name.Digest{}, "", fmt.Errorf("no dated tag of %s older than the ones pointing at %s: it is the first dated release; name another with --from", repo, to.DigestStr())
+	return fmt.Sprintf("no dated tag of %s older than the ones pointing at %s: it is the first dated release", e.To.Context(), e.To.DigestStr())
 }

@@ -1,8 +1,10 @@
 package changes
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -25,133 +27,126 @@ const (
 	predicateSLSAProvenance = "https://slsa.dev/provenance/v1"
 )
 
-// release is one side of a comparison as read from the registry.
-type release struct {
-	ref     name.Digest
-	tag     string
-	version string // the index's version annotation
-	images  []image
-}
-
-// image is one per-arch image and what its attestations say.
-type image struct {
-	platform string
-	digest   name.Digest
-	size     int64
-	sbom     *sbom       // nil: no SBOM attestation
-	prov     *provenance // nil: no provenance attestation
-}
-
-// read fetches the index (or single manifest) d, then each per-arch image's
-// size and attestations, a few at a time.
-func read(ctx context.Context, d name.Digest, o *options) (*release, error) {
-	desc, err := remote.Get(d, o.remoteOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", d, err)
+// read completes rel from the registry where the caller held less (see
+// Release), then reads what each image's attestations say, a few images at
+// a time. The caller's images are left as they were.
+func read(ctx context.Context, rel Release, o Options) (Release, error) {
+	sized := rel.Images != nil
+	if sized {
+		rel.Images = slices.Clone(rel.Images)
+	} else if err := readIndex(ctx, &rel, o.Remote); err != nil {
+		return rel, err
 	}
-	rel := &release{ref: d}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for i := range rel.Images {
+		im := &rel.Images[i]
+		d := rel.Ref.Context().Digest(im.Digest.String())
+		g.Go(func() error {
+			// Each goroutine its own context, appended to a clipped slice
+			// so that none writes into a shared backing array.
+			remoteOpts := append(slices.Clip(o.Remote), remote.WithContext(gctx))
+			if !sized {
+				desc, err := remote.Get(d, remoteOpts...)
+				if err == nil {
+					im.Size, err = pullsize.OfManifest(desc.Manifest)
+				}
+				if err != nil {
+					return fmt.Errorf("reading %s (%s): %w", d, im.Platform.String(), err)
+				}
+			}
+			if im.Attestations == nil {
+				var err error
+				if im.Attestations, err = attestations(gctx, d, o.Verifier, remoteOpts); err != nil {
+					return err
+				}
+			}
+			return im.take(d)
+		})
+	}
+	err := g.Wait()
+	sort.Slice(rel.Images, func(i, j int) bool { return rel.Images[i].Platform.String() < rel.Images[j].Platform.String() })
+	return rel, err
+}
+
+// readIndex fills in the version and images of the index (or single image
+// manifest) rel.Ref.
+func readIndex(ctx context.Context, rel *Release, remoteOpts []remote.Option) error {
+	d := rel.Ref
+	desc, err := remote.Get(d, append(slices.Clip(remoteOpts), remote.WithContext(ctx))...)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", d, err)
+	}
 	switch {
 	case desc.MediaType.IsIndex():
-		idx, err := desc.ImageIndex()
+		im, err := v1.ParseIndexManifest(bytes.NewReader(desc.Manifest))
 		if err != nil {
-			return nil, fmt.Errorf("reading index %s: %w", d, err)
+			return fmt.Errorf("reading index %s: %w", d, err)
 		}
-		im, err := idx.IndexManifest()
-		if err != nil {
-			return nil, fmt.Errorf("reading index %s: %w", d, err)
-		}
-		rel.version = im.Annotations[versionAnnotation]
+		rel.Version, rel.Images = im.Annotations[versionAnnotation], []Image{}
 		for _, m := range im.Manifests {
 			// Build tools list attestations as unknown/unknown entries:
 			// they are not images of the release.
-			if m.Platform == nil || m.Platform.OS == "unknown" {
-				continue
+			if m.Platform != nil && m.Platform.OS != "unknown" {
+				rel.Images = append(rel.Images, Image{Platform: *m.Platform, Digest: m.Digest})
 			}
-			rel.images = append(rel.images, image{platform: m.Platform.String(), digest: d.Context().Digest(m.Digest.String())})
 		}
 	case desc.MediaType.IsImage():
 		img, err := desc.Image()
 		if err != nil {
-			return nil, fmt.Errorf("reading image %s: %w", d, err)
+			return fmt.Errorf("reading image %s: %w", d, err)
 		}
 		cfg, err := img.ConfigFile()
 		if err != nil {
-			return nil, fmt.Errorf("reading the config of %s: %w", d, err)
+			return fmt.Errorf("reading the config of %s: %w", d, err)
 		}
-		p := v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
-		rel.version = cfg.Config.Labels[versionAnnotation]
-		rel.images = []image{{platform: p.String(), digest: d}}
+		rel.Version = cfg.Config.Labels[versionAnnotation]
+		rel.Images = []Image{{Platform: v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}, Digest: desc.Digest}}
 	default:
-		return nil, fmt.Errorf("%s is a %s, not an image index or manifest: name an agent's release", d, desc.MediaType)
+		return fmt.Errorf("%s is a %s, not an image index or manifest: name an agent's release", d, desc.MediaType)
 	}
-	sort.Slice(rel.images, func(i, j int) bool { return rel.images[i].platform < rel.images[j].platform })
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(4)
-	for i := range rel.images {
-		g.Go(func() error { return readImage(gctx, &rel.images[i], o) })
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	return rel, nil
+	return nil
 }
 
-// readImage fills in one image's size and what its attestations say.
-func readImage(ctx context.Context, im *image, o *options) error {
-	img, err := remote.Image(im.digest, append(o.remoteOpts, remote.WithContext(ctx))...)
-	if err != nil {
-		return fmt.Errorf("reading %s (%s): %w", im.digest, im.platform, err)
-	}
-	if im.size, err = pullsize.Of(img); err != nil {
-		return fmt.Errorf("reading %s (%s): %w", im.digest, im.platform, err)
-	}
-	atts, err := attestations(ctx, im.digest, o)
-	if err != nil {
-		return err
-	}
-	for _, a := range atts {
+// take records what the attestations of im, which is d, say.
+func (im *Image) take(d name.Digest) error {
+	for _, a := range im.Attestations {
 		payload, err := a.Payload()
 		if err != nil {
-			return fmt.Errorf("reading an attestation of %s: %w", im.digest, err)
+			return fmt.Errorf("reading an attestation of %s: %w", d, err)
 		}
 		st, err := decodeStatement(payload)
 		if err != nil {
-			return fmt.Errorf("reading an attestation of %s: %w", im.digest, err)
+			return fmt.Errorf("reading an attestation of %s: %w", d, err)
 		}
 		// Unverified attestations are taken only when they claim this very
 		// image; verified ones were checked for that already.
-		if !st.names(im.digest) {
+		if !st.names(d) {
 			continue
 		}
 		// A later attestation of a type replaces an earlier one: cosign
 		// appends, so the last is the newest.
 		switch st.PredicateType {
 		case predicateCycloneDX:
-			s, err := parseCycloneDX(st.Predicate)
-			if err != nil {
-				return fmt.Errorf("reading the SBOM of %s: %w", im.digest, err)
+			if im.sbom, err = parseCycloneDX(st.Predicate); err != nil {
+				return fmt.Errorf("reading the SBOM of %s: %w", d, err)
 			}
-			im.sbom = s
 		case predicateSLSAProvenance:
-			p, err := parseProvenance(st.Predicate)
-			if err != nil {
-				return fmt.Errorf("reading the provenance of %s: %w", im.digest, err)
+			if im.prov, err = parseProvenance(st.Predicate); err != nil {
+				return fmt.Errorf("reading the provenance of %s: %w", d, err)
 			}
-			im.prov = p
 		}
 	}
 	return nil
 }
 
-// attestations are d's attestations: verified when a verifier is set,
-// otherwise as the registry holds them.
-func attestations(ctx context.Context, d name.Digest, o *options) ([]oci.Signature, error) {
-	if o.verifier != nil {
-		return o.verifier.Attestations(ctx, d)
+// attestations are d's attestations: those v verifies when it is set,
+// otherwise all the registry holds.
+func attestations(ctx context.Context, d name.Digest, v Verifier, remoteOpts []remote.Option) ([]oci.Signature, error) {
+	if v != nil {
+		return v.Attestations(ctx, d)
 	}
-	ociOpts := []ociremote.Option{ociremote.WithRemoteOptions(append(o.remoteOpts, remote.WithContext(ctx))...)}
-	se, err := ociremote.SignedEntity(d, ociOpts...)
+	se, err := ociremote.SignedEntity(d, ociremote.WithRemoteOptions(remoteOpts...))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", d, err)
 	}

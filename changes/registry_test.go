@@ -3,6 +3,7 @@ package changes
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"log"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/sigstore/cosign/v2/pkg/oci"
 	cmutate "github.com/sigstore/cosign/v2/pkg/oci/mutate"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
@@ -89,6 +91,23 @@ func tag(t *testing.T, d name.Digest, tags ...string) {
 // checks here.
 func attest(t *testing.T, d, subject name.Digest, predicateType, predicate string) {
 	t.Helper()
+	se, err := ociremote.SignedEntity(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	se, err = cmutate.AttachAttestationToEntity(se, envelope(t, subject, predicateType, predicate))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ociremote.WriteAttestations(d.Repository, se); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// envelope is an in-toto statement about subject in a DSSE envelope, as
+// cosign stores an attestation, with a signature nobody checks here.
+func envelope(t *testing.T, subject name.Digest, predicateType, predicate string) oci.Signature {
+	t.Helper()
 	alg, hex, _ := strings.Cut(subject.DigestStr(), ":")
 	body, err := json.Marshal(map[string]any{
 		"_type":         "https://in-toto.io/Statement/v0.1",
@@ -108,17 +127,7 @@ func attest(t *testing.T, d, subject name.Digest, predicateType, predicate strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	se, err := ociremote.SignedEntity(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	se, err = cmutate.AttachAttestationToEntity(se, att)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ociremote.WriteAttestations(d.Repository, se); err != nil {
-		t.Fatal(err)
-	}
+	return att
 }
 
 func cdxDoc(paths ...record.StorePath) string {
@@ -180,7 +189,7 @@ func TestCompareReadsTheRegistry(t *testing.T) {
 		attest(t, d, from, predicateCycloneDX, cdxDoc(sp(h4, "evil", "1")))
 	}
 
-	rep, err := Compare(ctx, from, to, WithTags("0.70.6", "latest"), WithSizeThreshold(0.5))
+	rep, err := Compare(ctx, Release{Ref: from, Tag: "0.70.6"}, Release{Ref: to, Tag: "latest"}, Options{SizeThreshold: ptr(0.5)})
 	if err != nil {
 		t.Fatalf("Compare = %v", err)
 	}
@@ -205,6 +214,71 @@ func TestCompareReadsTheRegistry(t *testing.T) {
 	}
 }
 
+// TestCompareWithWhatIsInMemory: the side a caller just published is given
+// as it has it, and nothing of it is read from the registry: here neither
+// its index nor its images were ever pushed. An image whose attestations
+// are not given has them read, and only them.
+func TestCompareWithWhatIsInMemory(t *testing.T) {
+	repo := newRepo(t)
+	oldRev, newRev := strings.Repeat("1", 40), strings.Repeat("2", 40)
+	bash, piOld, piNew := sp(h1, "bash", "5.2"), sp(h2, "pi", "0.70.6"), sp(h3, "pi", "0.71.0")
+	from, fromImgs := pushIndex(t, repo, "0.70.6", 1000)
+	for _, img := range fromImgs {
+		d := platformDigest(t, repo, img)
+		attest(t, d, d, predicateCycloneDX, cdxDoc(bash, piOld))
+		attest(t, d, d, predicateSLSAProvenance, provDoc("0.70.6", oldRev))
+	}
+
+	amd64, _ := v1.NewHash("sha256:" + strings.Repeat("a", 64))
+	armImg := mustRandom(t)
+	arm64 := platformDigest(t, repo, armImg)
+	if err := remote.Write(arm64, armImg); err != nil {
+		t.Fatal(err)
+	}
+	attest(t, arm64, arm64, predicateCycloneDX, cdxDoc(bash, piNew))
+	idx := repo.Digest("sha256:" + strings.Repeat("d", 64))
+	amdRef := repo.Digest(amd64.String())
+	to := Release{Ref: idx, Version: "0.71.0", Images: []Image{
+		{Platform: v1.Platform{OS: "linux", Architecture: "amd64"}, Digest: amd64, Size: 5000, Attestations: []oci.Signature{
+			envelope(t, amdRef, predicateCycloneDX, cdxDoc(bash, piNew)),
+			envelope(t, amdRef, predicateSLSAProvenance, provDoc("0.71.0", newRev)),
+		}},
+		{Platform: v1.Platform{OS: "linux", Architecture: "arm64"}, Digest: mustHash(t, arm64), Size: 7000},
+	}}
+	rep, err := Compare(t.Context(), Release{Ref: from, Tag: "latest"}, to, Options{})
+	if err != nil {
+		t.Fatalf("Compare = %v", err)
+	}
+	if rep.To.Version != "0.71.0" || rep.To.Digest != idx.DigestStr() || rep.From.Tag != "latest" || !rep.InputsCompared {
+		t.Errorf("report = %+v -> %+v, inputs compared %v", rep.From, rep.To, rep.InputsCompared)
+	}
+	for _, p := range rep.Platforms {
+		wantSize := map[string]int64{"linux/amd64": 5000, "linux/arm64": 7000}[p.Platform]
+		if p.To == nil || p.To.Size != wantSize || !p.StorePathsCompared ||
+			!reflect.DeepEqual(p.Added, []record.StorePath{piNew}) || !reflect.DeepEqual(p.Removed, []record.StorePath{piOld}) {
+			t.Errorf("%s = %+v, want size %d and pi's update, from memory (amd64) and the registry's attestations (arm64)", p.Platform, p, wantSize)
+		}
+	}
+}
+
+func mustRandom(t *testing.T) v1.Image {
+	t.Helper()
+	img, err := random.Image(100, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func mustHash(t *testing.T, d name.Digest) v1.Hash {
+	t.Helper()
+	h, err := v1.NewHash(d.DigestStr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 // TestCompareWithoutAttestations compares an unsigned release with a
 // single-image one: sizes still compare, the rest is a note.
 func TestCompareWithoutAttestations(t *testing.T) {
@@ -223,7 +297,7 @@ func TestCompareWithoutAttestations(t *testing.T) {
 	if err := remote.Write(to, img); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Compare(t.Context(), from, to)
+	rep, err := Compare(t.Context(), Release{Ref: from}, Release{Ref: to}, Options{})
 	if err != nil {
 		t.Fatalf("Compare = %v", err)
 	}
@@ -241,7 +315,7 @@ func TestCompareWithoutAttestations(t *testing.T) {
 		t.Errorf("notes = %q, want the missing SBOM and provenance noted", rep.Notes)
 	}
 
-	if _, err := Compare(t.Context(), from, to, WithSizeThreshold(-0.1)); err == nil || !strings.Contains(err.Error(), "0% or more") {
+	if _, err := Compare(t.Context(), Release{Ref: from}, Release{Ref: to}, Options{SizeThreshold: ptr(-0.1)}); err == nil || !strings.Contains(err.Error(), "0% or more") {
 		t.Errorf("Compare with a negative threshold = %v, want a refusal", err)
 	}
 }
@@ -272,24 +346,40 @@ func TestPrevious(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, gotTag, err := Previous(t.Context(), tt.to)
+			got, gotTag, err := previous(t.Context(), tt.to, nil)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Errorf("Previous(%s) = %v, want an error containing %q", tt.name, err, tt.wantErr)
+				var none *NoPreviousError
+				if !errors.As(err, &none) || !strings.Contains(err.Error(), tt.wantErr) || none.To != tt.to {
+					t.Errorf("previous(%s) = %v, want a *NoPreviousError containing %q", tt.name, err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil || got != tt.want || gotTag != tt.wantTag {
-				t.Errorf("Previous(%s) = %s %s %v, want %s %s", tt.name, got.DigestStr(), gotTag, err, tt.want.DigestStr(), tt.wantTag)
+				t.Errorf("previous(%s) = %s %s %v, want %s %s", tt.name, got.DigestStr(), gotTag, err, tt.want.DigestStr(), tt.wantTag)
 			}
 		})
 	}
 
-	got, err := Resolve(t.Context(), repo.Tag("latest"))
+	got, err := resolve(t.Context(), repo.Tag("latest"), nil)
 	if err != nil || got != c {
-		t.Errorf("Resolve(latest) = %v, %v; want %s", got, err, c)
+		t.Errorf("resolve(latest) = %v, %v; want %s", got, err, c)
 	}
-	if _, err := Resolve(t.Context(), repo.Tag("nope")); err == nil || !strings.Contains(err.Error(), "resolving "+repo.Tag("nope").String()) {
-		t.Errorf("Resolve(nope) = %v, want an error naming the tag", err)
+	if _, err := resolve(t.Context(), repo.Tag("nope"), nil); err == nil || !strings.Contains(err.Error(), "resolving "+repo.Tag("nope").String()) {
+		t.Errorf("resolve(nope) = %v, want an error naming the tag", err)
+	}
+
+	// Between names both releases by tag, or finds the one before.
+	for _, tt := range []struct {
+		from          name.Reference
+		wantFrom, tag string
+	}{
+		{from: nil, wantFrom: b.DigestStr(), tag: "2026-05-03"},
+		{from: repo.Tag("1"), wantFrom: a.DigestStr(), tag: "1"},
+		{from: a, wantFrom: a.DigestStr(), tag: ""},
+	} {
+		rep, err := Between(t.Context(), tt.from, repo.Tag("latest"), Options{})
+		if err != nil || rep.From.Digest != tt.wantFrom || rep.From.Tag != tt.tag || rep.To.Digest != c.DigestStr() || rep.To.Tag != "latest" {
+			t.Errorf("Between(%v, latest) = %+v, %v; want from %s (%q) to %s (latest)", tt.from, rep, err, tt.wantFrom, tt.tag, c.DigestStr())
+		}
 	}
 }

@@ -145,7 +145,7 @@ func TestLoadFromFlake(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load(%s) = %v", root, err)
 	}
-	if missing, err := LoadMissing(context.Background(), Flake{Ref: root, Overrides: testenv.StandinOverrides(t)}); err != nil || len(missing) != 0 {
+	if missing, err := loadMissing(context.Background(), Flake{Ref: root, Overrides: testenv.StandinOverrides(t)}); err != nil || len(missing) != 0 {
 		t.Errorf("LoadMissing = %v, %v, want nothing missing from the stand-ins", missing, err)
 	}
 	if got := len(Agents(targets)); got != 30 {
@@ -193,11 +193,11 @@ func TestParseMissing(t *testing.T) {
 	if strings.Join(names, "|") != want {
 		t.Errorf("ParseMissing = %q, want %q", names, want)
 	}
-	if sel := SelectMissing(got, []string{"pi"}, nil); len(sel) != 1 || sel[0].Agent != "pi" {
-		t.Errorf("SelectMissing(pi) = %v, want pi only", sel)
+	if sel := selectMissing(got, []string{"pi"}, nil); len(sel) != 1 || sel[0].Agent != "pi" {
+		t.Errorf("selectMissing(pi) = %v, want pi only", sel)
 	}
-	if sel := SelectMissing(got, nil, []System{X86_64Linux}); len(sel) != 1 || sel[0].System != X86_64Linux {
-		t.Errorf("SelectMissing(x86_64-linux) = %v, want forge on x86_64-linux only", sel)
+	if sel := selectMissing(got, nil, []System{X86_64Linux}); len(sel) != 1 || sel[0].System != X86_64Linux {
+		t.Errorf("selectMissing(x86_64-linux) = %v, want forge on x86_64-linux only", sel)
 	}
 }
 
@@ -205,9 +205,9 @@ func TestLoadMissingWithoutOutput(t *testing.T) {
 	fake := func(_ context.Context, args ...string) ([]byte, error) {
 		return nil, &Error{Args: args, Stderr: "error: flake 'path:/x' does not provide attribute 'packages.x86_64-linux.missingAgents', 'legacyPackages.x86_64-linux.missingAgents' or 'missingAgents'"}
 	}
-	got, err := LoadMissing(context.Background(), Flake{Ref: "/x"}, withNix(fake))
+	got, err := loadMissing(context.Background(), Flake{Ref: "/x"}, withNix(fake))
 	if err != nil || got != nil {
-		t.Errorf("LoadMissing(flake without missingAgents) = %v, %v, want nothing missing", got, err)
+		t.Errorf("loadMissing(flake without missingAgents) = %v, %v, want nothing missing", got, err)
 	}
 }
 
@@ -239,7 +239,7 @@ func TestMissingAgentsFromFlake(t *testing.T) {
 	flake := Flake{Ref: root, Overrides: testenv.StandinOverridesWithAgents(t, dropForgeAndPiOnArm(t))}
 	ctx := context.Background()
 
-	missing, err := LoadMissing(ctx, flake)
+	missing, err := loadMissing(ctx, flake)
 	if err != nil {
 		t.Fatalf("LoadMissing = %v", err)
 	}
@@ -319,7 +319,7 @@ func TestMissingAgentsAfterTheLock(t *testing.T) {
 	flake := Flake{Ref: root, Overrides: testenv.StandinOverridesWithAgents(t, llmAgentsAfterTheLock(t))}
 	ctx := context.Background()
 
-	missing, err := LoadMissing(ctx, flake)
+	missing, err := loadMissing(ctx, flake)
 	if err != nil {
 		t.Fatalf("LoadMissing = %v", err)
 	}

@@ -145,9 +145,12 @@ func (e *Error) Reason() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Metadata is what `nix flake metadata` says of a flake with its overrides
-// applied, read once per run: when its source was last modified and how
-// every input is locked. No lock file is written.
+// applied, read once per run: which commit it is, when its source was last
+// modified and how every input is locked. No lock file is written.
 type Metadata struct {
+	// Revision is the commit of a git flake whose work tree is clean; empty
+	// for a dirty tree, which no commit describes, or a flake not in git.
+	Revision string
 	// LastModified is the commit time of a git flake (of HEAD, for a dirty
 	// work tree), the newest file's of a path flake.
 	LastModified time.Time
@@ -168,6 +171,7 @@ func (f Flake) Metadata(ctx context.Context, run Runner) (*Metadata, error) {
 		return nil, fmt.Errorf("locking the inputs of flake %s: %w", f, err)
 	}
 	var m struct {
+		Revision     string          `json:"revision"`
 		LastModified int64           `json:"lastModified"`
 		Locks        json.RawMessage `json:"locks"`
 	}
@@ -184,7 +188,7 @@ func (f Flake) Metadata(ctx context.Context, run Runner) (*Metadata, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nix flake metadata of %s: %w", f, err)
 	}
-	return &Metadata{LastModified: time.Unix(m.LastModified, 0).UTC(), Inputs: inputs}, nil
+	return &Metadata{Revision: m.Revision, LastModified: time.Unix(m.LastModified, 0).UTC(), Inputs: inputs}, nil
 }
 
 // LockedInput is how the lock pins one input.

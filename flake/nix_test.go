@@ -57,9 +57,10 @@ func TestParseOverrideDoesNotEcho(t *testing.T) {
 
 func TestMetadata(t *testing.T) {
 	fakeNix(t, `[ "$1 $2 $3 $4" = "flake metadata --json --no-write-lock-file" ] || exit 2
-echo '{"description":"x","lastModified":1777958046,"locks":{"nodes":{"root":{"inputs":{"nixpkgs":"nixpkgs"}},"nixpkgs":{"locked":{"narHash":"sha256-x","type":"path"}}},"root":"root","version":7}}'`)
+echo '{"description":"x","revision":"0123456789abcdef0123456789abcdef01234567","lastModified":1777958046,"locks":{"nodes":{"root":{"inputs":{"nixpkgs":"nixpkgs"}},"nixpkgs":{"locked":{"narHash":"sha256-x","type":"path"}}},"root":"root","version":7}}'`)
 	meta, err := Flake{Ref: ".", Overrides: map[string]string{"nixpkgs": "path:/x"}}.Metadata(context.Background(), Run)
-	if err != nil || len(meta.Inputs) != 1 || meta.Inputs["nixpkgs"].NarHash != "sha256-x" || meta.LastModified.Unix() != 1777958046 {
-		t.Errorf("Metadata() = %+v, %v, want the locked nixpkgs and the time", meta, err)
+	if err != nil || len(meta.Inputs) != 1 || meta.Inputs["nixpkgs"].NarHash != "sha256-x" || meta.LastModified.Unix() != 1777958046 ||
+		meta.Revision != "0123456789abcdef0123456789abcdef01234567" {
+		t.Errorf("Metadata() = %+v, %v, want the commit, the locked nixpkgs and the time", meta, err)
 	}
 }

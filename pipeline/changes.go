@@ -27,12 +27,14 @@ func (r *run) compare(ctx context.Context, a *agent) {
 		return
 	}
 	before := a.published[0].Ref
-	var opts []changes.Option
-	if r.o.SizeThreshold != nil {
-		opts = append(opts, changes.WithSizeThreshold(*r.o.SizeThreshold))
+	// What this run published is in memory: only the attestations of its
+	// images are read, until the signer hands over the ones it made.
+	after := changes.Release{Ref: before.Context().Digest(a.Index.String()), Version: a.Version}
+	for _, img := range a.Platforms {
+		after.Images = append(after.Images, changes.Image{Platform: img.Platform, Digest: img.Digest, Size: img.Size})
 	}
-	after := before.Context().Digest(a.Index.String())
-	rep, err := changes.Compare(ctx, before, after, append(opts, changes.WithTags("latest", ""))...)
+	rep, err := changes.Compare(ctx, changes.Release{Ref: before, Tag: "latest"}, after,
+		changes.Options{Remote: r.client.Options(ctx), SizeThreshold: r.o.SizeThreshold})
 	if err != nil {
 		r.note(a, fmt.Sprintf("what changed since latest (%s) is not reported: %v", before.DigestStr(), err))
 		return

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
 )
@@ -61,8 +62,8 @@ func TestCompareWithLatest(t *testing.T) {
 	}
 	threshold := 0.1
 	r := &run{o: Options{SizeThreshold: &threshold}, mode: modeMerge, prefixes: []publish.Prefix{prefix}, events: func(Event) {},
-		dests: []publish.Publisher{publish.NewRegistry(prefix, nil)}}
-	published, _ := randomIndex(t, repo)
+		dests: []publish.Publisher{publish.NewRegistry(prefix, nil)}, client: transport.NewRegistry(nil)}
+	published, image := randomIndex(t, repo)
 	tagLatest := func(d v1.Hash) {
 		t.Helper()
 		desc, err := remote.Get(repo.Digest(d.String()))
@@ -74,7 +75,10 @@ func TestCompareWithLatest(t *testing.T) {
 		}
 	}
 	newAgent := func() *agent {
-		return &agent{Agent: &record.Agent{Agent: "pi", Index: published, Status: record.StageDone}}
+		// What the run published is taken as it has it: the size is
+		// not read again.
+		img := &record.Image{Platform: v1.Platform{OS: "linux", Architecture: "amd64"}, Digest: image, Size: 1234}
+		return &agent{Agent: &record.Agent{Agent: "pi", Index: published, Status: record.StageDone, Platforms: []*record.Image{img}}}
 	}
 
 	// A first release: nothing to compare with, nothing to note.
@@ -95,7 +99,8 @@ func TestCompareWithLatest(t *testing.T) {
 	}
 	r.compare(ctx, a)
 	if a.Changes == nil || a.Changes.From.Digest != previous.String() || a.Changes.To.Digest != published.String() ||
-		a.Changes.From.Tag != "latest" || a.Changes.SizeThreshold == nil || *a.Changes.SizeThreshold != threshold || len(a.Notes) > 0 {
+		a.Changes.From.Tag != "latest" || a.Changes.SizeThreshold == nil || *a.Changes.SizeThreshold != threshold || len(a.Notes) > 0 ||
+		len(a.Changes.Platforms) != 1 || a.Changes.Platforms[0].To.Size != 1234 {
 		t.Errorf("changes = %+v, notes %q; want from latest (%s) to %s, with the threshold", a.Changes, a.Notes, previous, published)
 	}
 

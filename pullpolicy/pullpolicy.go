@@ -21,12 +21,8 @@ import (
 	"github.com/sigstore/sigstore/pkg/tuf"
 )
 
-// Release identity of this project's keyless signatures: the nightly
-// release workflow on main, as GitHub's OIDC issuer names it.
-const (
-	ReleaseWorkflow = "https://github.com/nothingnesses/agent-images/.github/workflows/release.yml@refs/heads/main"
-	GitHubIssuer    = "https://token.actions.githubusercontent.com"
-)
+// GitHubIssuer is the OIDC issuer of GitHub Actions' keyless signatures.
+const GitHubIssuer = "https://token.actions.githubusercontent.com"
 
 // Signer is who must have signed an image: a public key, or a keyless
 // workflow identity. It becomes one sigstoreSigned requirement.
@@ -59,13 +55,14 @@ func (keySigner) caveat() string { return "" }
 // Workflow is a keyless signer: a CI workflow that signed with a short-lived
 // Fulcio certificate and logged the signature in Rekor.
 type Workflow struct {
-	// Identity is the workflow file at its ref, e.g. ReleaseWorkflow; a
-	// policy matches it exactly, as the certificate's Build Signer URI.
+	// Identity is the workflow file at its ref, e.g.
+	// https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/heads/main;
+	// a policy matches it exactly, as the certificate's Build Signer URI.
 	Identity string
 	// Issuer is the OIDC issuer, GitHubIssuer for GitHub Actions.
 	Issuer string
 	// FulcioRoots are the PEM certificates of the Fulcio CA; RekorKeys the
-	// PEM public keys of the Rekor log. TrustedRoot gets Sigstore's.
+	// PEM public keys of the Rekor log. Without them, Sigstore's.
 	FulcioRoots []byte
 	RekorKeys   [][]byte
 }
@@ -73,7 +70,7 @@ type Workflow struct {
 var workflowIdentity = regexp.MustCompile(`^https://[^/]+/[^/]+/[^/]+/\.github/workflows/[^@/]+\.ya?ml@refs/(heads|tags)/.+$`)
 
 // KeylessWorkflow checks w and returns it as a Signer. Without FulcioRoots
-// and RekorKeys it takes Sigstore's public-good ones (TrustedRoot).
+// and RekorKeys it takes Sigstore's public-good ones (trustedRoot).
 func KeylessWorkflow(ctx context.Context, w Workflow) (Signer, error) {
 	if !workflowIdentity.MatchString(w.Identity) {
 		return nil, fmt.Errorf("certificate identity %q is not a workflow at a ref: want https://github.com/OWNER/REPO/.github/workflows/FILE.yml@refs/heads/BRANCH (or @refs/tags/TAG)", w.Identity)
@@ -83,7 +80,7 @@ func KeylessWorkflow(ctx context.Context, w Workflow) (Signer, error) {
 	}
 	if len(w.FulcioRoots) == 0 && len(w.RekorKeys) == 0 {
 		var err error
-		if w.FulcioRoots, w.RekorKeys, err = TrustedRoot(ctx); err != nil {
+		if w.FulcioRoots, w.RekorKeys, err = trustedRoot(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -136,11 +133,11 @@ func (w Workflow) String() string {
 	return fmt.Sprintf("workflow %s (issuer %s)", w.Identity, w.Issuer)
 }
 
-// TrustedRoot returns the public-good Sigstore Fulcio CA certificates and
+// trustedRoot returns the public-good Sigstore Fulcio CA certificates and
 // Rekor public keys from Sigstore's TUF repository, the way cosign verify
 // gets them (cached under ~/.sigstore; TUF_ROOT moves the cache). It needs
 // the network the first time.
-func TrustedRoot(ctx context.Context) (fulcioRoots []byte, rekorKeys [][]byte, err error) {
+func trustedRoot(ctx context.Context) (fulcioRoots []byte, rekorKeys [][]byte, err error) {
 	client, err := tuf.NewFromEnv(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading Sigstore's TUF repository: %w (it needs the network the first time)", err)

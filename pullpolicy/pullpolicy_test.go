@@ -11,6 +11,10 @@ import (
 	"testing"
 )
 
+// ReleaseWorkflow is this project's keyless release identity: the nightly
+// release workflow on main, as GitHub's OIDC issuer names it.
+const ReleaseWorkflow = "https://github.com/nothingnesses/agent-images/.github/workflows/release.yml@refs/heads/main"
+
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 func readFile(t *testing.T, name string) []byte {

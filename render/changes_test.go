@@ -1,6 +1,8 @@
 package render
 
 import (
+	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -55,9 +57,10 @@ func changeReports() []*record.Changes {
 	return []*record.Changes{pi, codex}
 }
 
-func TestChangesSectionGolden(t *testing.T) {
-	got := ChangesSection(changeReports())
-	path := filepath.Join("testdata", "changes.golden.md")
+// golden compares got with testdata/file, or rewrites it under -update.
+func golden(t *testing.T, file, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", file)
 	if *update {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
@@ -65,11 +68,15 @@ func TestChangesSectionGolden(t *testing.T) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (go test ./render -run TestChangesSectionGolden -update creates it)", err)
+		t.Fatalf("%v (go test ./render -update creates it)", err)
 	}
 	if got != string(want) {
-		t.Errorf("ChangesSection differs from %s (-update rewrites it):\n%s", path, got)
+		t.Errorf("%s differs (go test ./render -update rewrites it):\n%s", path, got)
 	}
+}
+
+func TestChangesSectionGolden(t *testing.T) {
+	golden(t, "changes.golden.md", ChangesSection(changeReports()))
 }
 
 func TestChangesSection(t *testing.T) {
@@ -220,5 +227,35 @@ func TestReleaseNotesAndSummaryCarryChanges(t *testing.T) {
 	}
 	if n := len(ReleaseNotes("v1.2.0", big)); n > maxReleaseBody {
 		t.Errorf("ReleaseNotes of 90 changed agents is %d bytes, GitHub takes %d", n, maxReleaseBody)
+	}
+}
+
+// TestChangesTextGolden renders the report release.json carries
+// (testdata/changes-report.json, the changes package's golden JSON) for a
+// terminal, as release diff prints it.
+func TestChangesTextGolden(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "changes-report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep record.Changes
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := ChangesText(&b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "changes.golden.txt", b.String())
+}
+
+func TestChangesTextSameRelease(t *testing.T) {
+	same := record.Compared{Repository: "ghcr.io/o/agent-images/pi", Digest: "sha256:" + strings.Repeat("a", 64), Version: "0.70.6"}
+	var b bytes.Buffer
+	if err := ChangesText(&b, &record.Changes{Agent: "pi", From: same, To: same}); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.String(); !strings.Contains(got, "pi 0.70.6 (version unchanged)") || !strings.Contains(got, "nothing changed") {
+		t.Errorf("ChangesText of one release against itself =\n%s\nwant it to say nothing changed", got)
 	}
 }

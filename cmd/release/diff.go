@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nothingnesses/agent-images/changes"
+	"github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/render"
 	"github.com/nothingnesses/agent-images/sign"
@@ -42,17 +44,17 @@ unverified and the output says so.`,
   release diff pi --from 2026-05-01 --json --key cosign.pub`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			agent := args[0]
+			agent, ctx := args[0], cmd.Context()
 			if asJSON && asMarkdown {
 				return fmt.Errorf("--json and --markdown conflict: pick one output")
 			}
-			var opts []changes.Option
+			o := changes.Options{Remote: transport.NewRegistry(nil).Options(ctx)}
 			if threshold != "" {
 				fraction, err := changes.ParseThreshold(threshold)
 				if err != nil {
 					return fmt.Errorf("--size-threshold: %w", err)
 				}
-				opts = append(opts, changes.WithSizeThreshold(fraction))
+				o.SizeThreshold = &fraction
 			}
 			if pf.given() {
 				p, err := pf.policy("diff")
@@ -61,11 +63,9 @@ unverified and the output says so.`,
 				}
 				// Built now, so that a policy that cannot work fails before
 				// the registry is asked anything.
-				v, err := sign.NewAttestationVerifier(cmd.Context(), p)
-				if err != nil {
+				if o.Verifier, err = sign.NewAttestationVerifier(ctx, p); err != nil {
 					return err
 				}
-				opts = append(opts, changes.WithVerifier(v))
 			}
 			var given []string
 			if registry != "" {
@@ -75,42 +75,32 @@ unverified and the output says so.`,
 			if err != nil {
 				return err
 			}
-			registry = registries[0]
 			var nameOpts []name.Option
 			if insecure {
 				nameOpts = append(nameOpts, name.Insecure)
 			}
-			repo, err := name.NewRepository(strings.TrimSuffix(registry, "/")+"/"+agent, nameOpts...)
+			repo, err := name.NewRepository(strings.TrimSuffix(registries[0], "/")+"/"+agent, nameOpts...)
 			if err != nil {
-				return fmt.Errorf("--registry %s, agent %s: %w", registry, agent, err)
+				return fmt.Errorf("--registry %s, agent %s: %w", registries[0], agent, err)
 			}
-			toRef, err := releaseRef(repo, "--to", to, nameOpts...)
+			toRef, err := changes.ParseRef(repo, to)
 			if err != nil {
-				return err
+				return fmt.Errorf("--to %w", err)
 			}
 			var fromRef name.Reference
 			if from != "" {
-				if fromRef, err = releaseRef(repo, "--from", from, nameOpts...); err != nil {
-					return err
+				if fromRef, err = changes.ParseRef(repo, from); err != nil {
+					return fmt.Errorf("--from %w", err)
 				}
 			}
-			ctx := cmd.Context()
-			toDigest, err := changes.Resolve(ctx, toRef)
-			if err != nil {
-				return err
-			}
-			var fromDigest name.Digest
-			fromTag := ""
-			if fromRef != nil {
-				if fromDigest, err = changes.Resolve(ctx, fromRef); err != nil {
-					return err
-				}
-				fromTag = tagOf(fromRef)
-			} else if fromDigest, fromTag, err = changes.Previous(ctx, toDigest); err != nil {
-				return err
-			}
-			rep, err := changes.Compare(ctx, fromDigest, toDigest, append(opts, changes.WithTags(fromTag, tagOf(toRef)))...)
-			if err != nil {
+			rep, err := changes.Between(ctx, fromRef, toRef, o)
+			var none *changes.NoPreviousError
+			switch {
+			case errors.As(err, &none) && none.Dated:
+				return fmt.Errorf("%w; name another with --from", err)
+			case errors.As(err, &none):
+				return fmt.Errorf("%w: name one with --from", err)
+			case err != nil:
 				return err
 			}
 			out := cmd.OutOrStdout()
@@ -126,7 +116,7 @@ unverified and the output says so.`,
 				_, err := fmt.Fprint(out, render.ChangesSection([]*record.Changes{rep}))
 				return err
 			}
-			return changes.WriteText(out, rep)
+			return render.ChangesText(out, rep)
 		},
 	}
 	f := cmd.Flags()
@@ -139,30 +129,4 @@ unverified and the output says so.`,
 	f.StringVar(&threshold, "size-threshold", "", "flag platforms that grew by more than this percentage of their previous size, e.g. 10%")
 	pf.register(cmd)
 	return cmd
-}
-
-// releaseRef is the tag or digest ref of repo, checked.
-func releaseRef(repo name.Repository, flag, ref string, opts ...name.Option) (name.Reference, error) {
-	if strings.HasPrefix(ref, "sha256:") {
-		d, err := name.NewDigest(repo.String()+"@"+ref, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("%s %s is not a digest: want sha256: and 64 hex digits", flag, ref)
-		}
-		return d, nil
-	}
-	if strings.ContainsAny(ref, ":/@") {
-		return nil, fmt.Errorf("%s %s: give a tag of %s (such as latest or 2026-05-01) or a sha256: digest, not a full reference", flag, ref, repo)
-	}
-	t, err := name.NewTag(repo.String()+":"+ref, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s is not a valid tag: %w", flag, ref, err)
-	}
-	return t, nil
-}
-
-func tagOf(ref name.Reference) string {
-	if t, ok := ref.(name.Tag); ok {
-		return t.TagStr()
-	}
-	return ""
 }

@@ -3,10 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/nothingnesses/agent-images/flake"
 )
 
 // githubIssuer is the OIDC issuer of GitHub Actions' keyless signatures.
@@ -44,11 +45,7 @@ func (f *signerFlags) repo() string {
 	if r := os.Getenv("GITHUB_REPOSITORY"); r != "" {
 		return r
 	}
-	out, err := exec.Command("git", "remote", "get-url", "origin").Output()
-	if err != nil {
-		return ""
-	}
-	u, ok := strings.CutPrefix(webURL(strings.TrimSpace(string(out))), "https://github.com/")
+	u, ok := strings.CutPrefix(flake.Flake{Ref: "."}.Origin(), "https://github.com/")
 	if !ok {
 		return ""
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/pipeline"
@@ -63,42 +61,26 @@ then has an empty matrix.`,
 			if err != nil {
 				return err
 			}
-			// Two evaluations of the flake, at once.
-			var all []flake.Target
-			var missing []flake.Missing
-			g, ctx := errgroup.WithContext(cmd.Context())
-			g.Go(func() (err error) { all, err = flake.Load(ctx, fl); return err })
-			g.Go(func() (err error) { missing, err = flake.LoadMissing(ctx, fl); return err })
-			if err := g.Wait(); err != nil {
-				return err
+			if c.output != "" && !c.changedOnly {
+				return errors.New("--output is the report of the agents --changed-only leaves out: add --changed-only")
 			}
-			systems := flake.ParseSystems(f.systems)
-			missing = flake.SelectMissing(missing, f.agents, systems)
-			// A named agent that is missing everywhere is reported, not an
-			// error, unless nothing else is left to release.
-			agents := withoutVanished(f.agents, all, missing)
-			if len(f.agents) > 0 && len(agents) == 0 {
-				return fmt.Errorf("no release target: llm-agents no longer provides %s: %s", strings.Join(f.agents, ", "), joinMissing(missing))
-			}
-			targets, err := flake.Select(all, agents, systems)
+			plan, err := flake.LoadPlan(cmd.Context(), fl, f.agents, flake.ParseSystems(f.systems))
 			if err != nil {
 				return err
 			}
 			// Every agent this run is about, changed or not: what the
 			// nightly's prune keeps in shape.
-			selected := flake.Agents(targets)
+			targets, selected := plan.Targets, flake.Agents(plan.Targets)
 			if c.changedOnly {
-				if targets, err = c.changed(cmd, f, targets); err != nil {
+				if targets, err = c.changed(cmd, fl, targets); err != nil {
 					return err
 				}
-			} else if c.output != "" {
-				return errors.New("--output is the report of the agents --changed-only leaves out: add --changed-only")
 			}
 			if !asJSON {
 				if err := flake.WriteTable(cmd.OutOrStdout(), targets); err != nil {
 					return err
 				}
-				return writeMissing(cmd.OutOrStdout(), missing, "\nmissing: ")
+				return writeMissing(cmd.OutOrStdout(), plan.Missing, "\nmissing: ")
 			}
 			var buf bytes.Buffer
 			if err := flake.ForGitHub(targets, rs).WriteJSON(&buf); err != nil {
@@ -111,25 +93,16 @@ then has an empty matrix.`,
 			if os.Getenv("GITHUB_ACTIONS") == "true" {
 				prefix = "::warning title=Agent missing from llm-agents::"
 			}
-			if err := writeMissing(cmd.ErrOrStderr(), missing, prefix); err != nil {
-				return err
-			}
-			if err := writeGitHubOutput("matrix", buf.String()); err != nil {
-				return err
-			}
-			list, err := json.Marshal(append([]flake.Missing{}, missing...))
-			if err != nil {
-				return err
-			}
-			if err := writeGitHubOutput("missing", string(list)); err != nil {
-				return err
-			}
-			if err := writeGitHubOutput("selected", render.JSON(append([]string{}, selected...))); err != nil {
+			if err := writeMissing(cmd.ErrOrStderr(), plan.Missing, prefix); err != nil {
 				return err
 			}
 			// One merge job per agent needs the agents without repeats,
 			// which a workflow cannot compute from the matrix itself.
-			return writeGitHubOutput("agents", render.JSON(append([]string{}, flake.Agents(targets)...)))
+			return render.WriteOutputs(nil,
+				render.Output{Name: "matrix", Value: strings.TrimRight(buf.String(), "\n")},
+				render.Output{Name: "missing", Value: render.JSON(append([]flake.Missing{}, plan.Missing...))},
+				render.Output{Name: "selected", Value: render.JSON(append([]string{}, selected...))},
+				render.Output{Name: "agents", Value: render.JSON(append([]string{}, flake.Agents(targets)...))})
 		},
 	}
 	f.register(cmd)
@@ -165,11 +138,7 @@ func (c *changedFlags) register(cmd *cobra.Command) {
 
 // changed returns the targets of the agents that are not unchanged, and
 // writes the others' report to --output.
-func (c *changedFlags) changed(cmd *cobra.Command, f flakeFlags, targets []flake.Target) ([]flake.Target, error) {
-	fl, err := f.nixFlake()
-	if err != nil {
-		return nil, err
-	}
+func (c *changedFlags) changed(cmd *cobra.Command, fl flake.Flake, targets []flake.Target) ([]flake.Target, error) {
 	if c.output != "" {
 		if err := checkOutput(c.output); err != nil {
 			return nil, err
@@ -179,11 +148,8 @@ func (c *changedFlags) changed(cmd *cobra.Command, f flakeFlags, targets []flake
 	if err != nil {
 		return nil, err
 	}
-	o := pipeline.Options{Flake: fl, Push: true, Registries: registries, Insecure: c.insecure, Source: sourceURL(f.flake),
-		Commit: c.commit, ExtraTags: c.tags, GitTag: c.gitTag, Now: time.Now}
-	if o.Commit == "" {
-		o.Commit = detectCommit(f.flake)
-	}
+	o := pipeline.Options{Flake: fl, Push: true, Registries: registries, Insecure: c.insecure, Source: sourceOf(fl),
+		Commit: commitOr(c.commit), ExtraTags: c.tags, GitTag: c.gitTag, Now: time.Now}
 	if err := c.signFlags.setUp(cmd, &o); err != nil {
 		return nil, err
 	}
@@ -202,13 +168,7 @@ func (c *changedFlags) changed(cmd *cobra.Command, f flakeFlags, targets []flake
 			return nil, err
 		}
 	}
-	changed := []flake.Target{}
-	for _, t := range targets {
-		if !same[t.Agent] {
-			changed = append(changed, t)
-		}
-	}
-	return changed, nil
+	return slices.DeleteFunc(targets, func(t flake.Target) bool { return same[t.Agent] }), nil
 }
 
 // writeMissing prints one line per missing agent, each after prefix.
@@ -219,33 +179,4 @@ func writeMissing(w io.Writer, missing []flake.Missing, prefix string) error {
 		}
 	}
 	return nil
-}
-
-// withoutVanished drops the named agents that have no target anywhere
-// because they are missing from llm-agents; any other unknown name stays,
-// for Select to refuse.
-func withoutVanished(agents []string, all []flake.Target, missing []flake.Missing) []string {
-	known := flake.Agents(all)
-	var out []string
-	for _, a := range agents {
-		vanished := slices.ContainsFunc(missing, func(m flake.Missing) bool { return m.Agent == a })
-		if slices.Contains(known, a) || !vanished {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-func joinMissing(missing []flake.Missing) string {
-	lines := make([]string, len(missing))
-	for i, m := range missing {
-		lines[i] = m.String()
-	}
-	return strings.Join(lines, "; ")
-}
-
-// writeGitHubOutput sets a step output when running under GitHub Actions;
-// elsewhere it does nothing.
-func writeGitHubOutput(name, value string) error {
-	return render.WriteOutputs(nil, render.Output{Name: name, Value: strings.TrimRight(value, "\n")})
 }

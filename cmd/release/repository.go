@@ -3,8 +3,9 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
+
+	"github.com/nothingnesses/agent-images/flake"
 )
 
 // defaultRegistry is the repository prefix without --registry: under GitHub
@@ -43,12 +44,10 @@ func registriesOrDefault(registries []string, missing string) ([]string, error) 
 	return registries, nil
 }
 
-// sourceURL is the address of the repository the flake comes from, for the
-// source annotation and the provenance: the workflow's repository under
-// GitHub Actions, else the flake's git remote "origin" when it is a web
-// address (https, or GitHub's ssh form). Empty when unknown: an address
-// that might name someone else's repository is worse than none.
-func sourceURL(flake string) string {
+// sourceOf is the address of the repository releasing, for the source
+// annotation and the provenance: the workflow's repository under GitHub
+// Actions, else the flake's git origin (flake.Origin).
+func sourceOf(fl flake.Flake) string {
 	if repo := os.Getenv("GITHUB_REPOSITORY"); repo != "" {
 		server := os.Getenv("GITHUB_SERVER_URL")
 		if server == "" {
@@ -56,39 +55,5 @@ func sourceURL(flake string) string {
 		}
 		return server + "/" + repo
 	}
-	dir, ok := flakeDir(flake)
-	if !ok {
-		return ""
-	}
-	out, err := exec.Command("git", "-C", dir, "remote", "get-url", "origin").Output()
-	if err != nil {
-		return ""
-	}
-	return webURL(strings.TrimSpace(string(out)))
-}
-
-// webURL turns a git remote into the repository's web address.
-func webURL(remote string) string {
-	u := strings.TrimSuffix(remote, ".git")
-	switch {
-	case strings.HasPrefix(u, "https://"):
-		host, path, _ := strings.Cut(strings.TrimPrefix(u, "https://"), "/")
-		if _, h, ok := strings.Cut(host, "@"); ok {
-			host = h // never publish credentials
-		}
-		return "https://" + host + "/" + path
-	case strings.HasPrefix(u, "git@github.com:"):
-		return "https://github.com/" + strings.TrimPrefix(u, "git@github.com:")
-	case strings.HasPrefix(u, "ssh://git@github.com/"):
-		return "https://github.com/" + strings.TrimPrefix(u, "ssh://git@github.com/")
-	}
-	return ""
-}
-
-// flakeDir is the local directory of a flake reference, if it names one.
-func flakeDir(flake string) (string, bool) {
-	dir := strings.TrimPrefix(strings.TrimPrefix(flake, "path:"), "git+file://")
-	dir, _, _ = strings.Cut(dir, "?")
-	fi, err := os.Stat(dir)
-	return dir, err == nil && fi.IsDir()
+	return fl.Origin()
 }

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nothingnesses/agent-images/flake"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 func TestDefaultRegistry(t *testing.T) {
@@ -43,51 +48,23 @@ func TestRegistryRequiredOutsideActions(t *testing.T) {
 	}
 }
 
-func TestWebURL(t *testing.T) {
-	for remote, want := range map[string]string{
-		"https://github.com/acme/my-images.git":            "https://github.com/acme/my-images",
-		"https://github.com/acme/my-images":                "https://github.com/acme/my-images",
-		"https://x-access-token:s3cret@github.com/acme/r":  "https://github.com/acme/r",
-		"git@github.com:acme/my-images.git":                "https://github.com/acme/my-images",
-		"ssh://git@github.com/acme/my-images.git":          "https://github.com/acme/my-images",
-		"https://gitlab.example.com/group/sub/project.git": "https://gitlab.example.com/group/sub/project",
-		"/srv/git/my-images.git":                           "",
-		"git@gitlab.example.com:group/project.git":         "",
-		"file:///srv/git/my-images":                        "",
-		"https://user@example.com/path/with@sign/repo.git": "https://example.com/path/with@sign/repo",
-		"http://insecure.example.com/acme/my-images.git":   "",
-		"ssh://git@gitlab.example.com/group/project.git":   "",
-		"": "",
-	} {
-		if got := webURL(remote); got != want {
-			t.Errorf("webURL(%q) = %q, want %q", remote, got, want)
-		}
-	}
-}
-
-// A consumer's local release names the consumer's repository as its source,
-// never this one.
-func TestSourceURLFromOrigin(t *testing.T) {
+// Under Actions the source is the workflow's repository; elsewhere the
+// flake's git origin (flake.Origin).
+func TestSourceOf(t *testing.T) {
 	t.Setenv("GITHUB_REPOSITORY", "")
 	dir := t.TempDir()
-	if got := sourceURL(dir); got != "" {
-		t.Errorf("sourceURL(directory without git) = %q, want empty", got)
-	}
 	for _, args := range [][]string{{"init", "-q"}, {"remote", "add", "origin", "git@github.com:acme/my-images.git"}} {
 		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
 			t.Skipf("git %v: %v\n%s", args, err, out)
 		}
 	}
-	if got, want := sourceURL(dir), "https://github.com/acme/my-images"; got != want {
-		t.Errorf("sourceURL(%s) = %q, want %q", dir, got, want)
-	}
-	if got, want := sourceURL("git+file://"+dir+"?dir=sub"), "https://github.com/acme/my-images"; got != want {
-		t.Errorf("sourceURL(git+file://…?dir=sub) = %q, want %q", got, want)
+	if got, want := sourceOf(flake.Flake{Ref: dir}), "https://github.com/acme/my-images"; got != want {
+		t.Errorf("sourceOf(%s) = %q, want %q", dir, got, want)
 	}
 	t.Setenv("GITHUB_REPOSITORY", "acme/other")
 	t.Setenv("GITHUB_SERVER_URL", "https://github.example.com")
-	if got, want := sourceURL(dir), "https://github.example.com/acme/other"; got != want {
-		t.Errorf("sourceURL under Actions = %q, want %q", got, want)
+	if got, want := sourceOf(flake.Flake{Ref: dir}), "https://github.example.com/acme/other"; got != want {
+		t.Errorf("sourceOf under Actions = %q, want %q", got, want)
 	}
 }
 
@@ -121,5 +98,57 @@ func TestSourceFlag(t *testing.T) {
 	f.source = "https://github.com/acme/agent-images"
 	if o, err = f.options(); err != nil || o.Source != f.source {
 		t.Errorf("options() with --source %s: Source %q, %v", f.source, o.Source, err)
+	}
+}
+
+// The commit no flag or GITHUB_SHA names is the flake's, from its metadata:
+// the HEAD of a clean git work tree, none for a dirty one (split mode's
+// staging tags then take the Actions run's id).
+func TestCommitFromTheFlake(t *testing.T) {
+	testenv.Require(t, "nix", "git")
+	testenv.Setenv(t)
+	t.Setenv("GITHUB_SHA", "")
+	t.Setenv("GITHUB_RUN_ID", "4711")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "flake.nix"), []byte("{ outputs = _: { }; }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"init", "-q"}, {"add", "flake.nix"}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "x"}} {
+		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	head, err := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := func(flag string) (string, string) {
+		t.Helper()
+		f := releaseFlags{flakeFlags: flakeFlags{flake: dir, agents: []string{"pi"}}, commit: flag}
+		o, err := f.options()
+		if err == nil {
+			err = readFlake(t.Context(), &o)
+		}
+		if err != nil || o.Metadata == nil {
+			t.Fatalf("options and readFlake = %v, metadata %v", err, o.Metadata)
+		}
+		return o.Commit, o.StagingKey
+	}
+	if got, key := commit(""); got != strings.TrimSpace(string(head)) || key != "" {
+		t.Errorf("commit of a clean flake = %q (staging key %q), want HEAD %s", got, key, head)
+	}
+	if got, _ := commit("0123456"); got != "0123456" {
+		t.Errorf("commit with --commit = %q, want the flag's", got)
+	}
+	t.Setenv("GITHUB_SHA", "abcdef0")
+	if got, _ := commit(""); got != "abcdef0" {
+		t.Errorf("commit under Actions = %q, want GITHUB_SHA", got)
+	}
+	t.Setenv("GITHUB_SHA", "")
+	if err := os.WriteFile(filepath.Join(dir, "flake.nix"), []byte("{ outputs = _: { x = 1; }; }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, key := commit(""); got != "" || key != "4711" {
+		t.Errorf("commit of a dirty flake = %q (staging key %q), want none and the run id", got, key)
 	}
 }

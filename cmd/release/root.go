@@ -1,9 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -164,7 +164,7 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 		}
 		threshold = &fraction
 	}
-	source := sourceURL(f.flake)
+	source := sourceOf(fl)
 	if f.source != "" {
 		if err := publish.ValidateSource(f.source); err != nil {
 			return pipeline.Options{}, fmt.Errorf("--source: %w", err)
@@ -183,7 +183,7 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 		LayoutDir:     f.layout,
 		Runtime:       f.runtime,
 		Source:        source,
-		Commit:        f.commit,
+		Commit:        commitOr(f.commit),
 		ExtraTags:     f.tags,
 		GitTag:        f.gitTag,
 		Preview:       f.preview,
@@ -194,12 +194,6 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 		AllowRollback: f.allowRollback,
 		Rebuild:       f.rebuild,
 		Now:           time.Now,
-	}
-	if o.Commit == "" {
-		o.Commit = detectCommit(f.flake)
-	}
-	if o.StagingKey == "" && o.Commit == "" {
-		o.StagingKey = os.Getenv("GITHUB_RUN_ID")
 	}
 	o.Run = runFromEnv()
 	if !o.Push && len(o.Registries) == 0 {
@@ -258,25 +252,32 @@ func runFromEnv() *record.Run {
 	return &record.Run{ID: id, Attempt: attempt}
 }
 
-// detectCommit is GITHUB_SHA, or the HEAD of a local flake whose work tree
-// is clean; a dirty tree has no commit that describes it.
-func detectCommit(flake string) string {
-	if sha := os.Getenv("GITHUB_SHA"); sha != "" {
-		return sha
+// commitOr is the commit --commit names, else GITHUB_SHA; empty leaves it
+// to the flake (readFlake).
+func commitOr(flag string) string {
+	if flag != "" {
+		return flag
 	}
-	dir, ok := flakeDir(flake)
-	if !ok {
-		return ""
-	}
-	status, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output()
-	if err != nil || len(strings.TrimSpace(string(status))) > 0 {
-		return ""
-	}
-	head, err := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
+	return os.Getenv("GITHUB_SHA")
+}
+
+// readFlake reads the flake's metadata into o, once for the run. A commit
+// no flag or environment named is the flake's own: the HEAD of a git work
+// tree that is clean (a dirty tree has no commit that describes it).
+// Without one, split mode's staging tags take the Actions run's id.
+func readFlake(ctx context.Context, o *pipeline.Options) error {
+	m, err := o.Flake.Metadata(ctx, flake.Run)
 	if err != nil {
-		return ""
+		return err
 	}
-	return strings.TrimSpace(string(head))
+	o.Metadata = m
+	if o.Commit == "" {
+		o.Commit = m.Revision
+	}
+	if o.StagingKey == "" && o.Commit == "" {
+		o.StagingKey = os.Getenv("GITHUB_RUN_ID")
+	}
+	return nil
 }
 
 func newRootCmd() *cobra.Command {

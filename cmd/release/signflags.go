@@ -9,7 +9,6 @@ import (
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/spf13/cobra"
 
-	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/sign"
 )
@@ -47,7 +46,7 @@ func (s *signFlags) setUp(cmd *cobra.Command, o *pipeline.Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("--sbom-format: %w", err)
 	}
-	if o.Metadata, err = o.Flake.Metadata(cmd.Context(), flake.Run); err != nil {
+	if err := readFlake(cmd.Context(), o); err != nil {
 		return err
 	}
 	o.Signer, err = s.signer(cmd, *o, formats)
