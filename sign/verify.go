@@ -45,6 +45,8 @@ type Policy struct {
 	// IgnoreSCT accepts certificates without an embedded SCT (private Fulcio
 	// without a CT log).
 	IgnoreSCT bool
+	// Registry is how registries are reached; nil makes a client.
+	Registry *transport.Registry
 
 	// verifier checks a signer's own key signatures (Key only names it).
 	verifier signature.Verifier
@@ -172,7 +174,7 @@ func Verify(ctx context.Context, ref name.Reference, p Policy) (*Report, error) 
 	if err != nil {
 		return nil, err
 	}
-	ropts := reusing(ctx, transport.NewRegistry(nil))
+	ropts := reusing(ctx, p.registry())
 	ociOpts := []ociremote.Option{ociremote.WithRemoteOptions(ropts...)}
 	desc, err := remote.Get(ref, ropts...)
 	if err != nil {
@@ -373,7 +375,7 @@ func NewAttestationVerifier(ctx context.Context, p Policy) (*AttestationVerifier
 	if err != nil {
 		return nil, err
 	}
-	return &AttestationVerifier{co: co, registry: transport.NewRegistry(nil)}, nil
+	return &AttestationVerifier{co: co, registry: p.registry()}, nil
 }
 
 // Attestations returns the attestations of the manifest d whose signature
@@ -419,4 +421,12 @@ func firstLine(err error) string {
 	}
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return strings.TrimSpace(s)
+}
+
+// registry is the client p reaches registries with.
+func (p Policy) registry() *transport.Registry {
+	if p.Registry != nil {
+		return p.Registry
+	}
+	return transport.NewRegistry(nil)
 }

@@ -48,7 +48,8 @@ unverified and the output says so.`,
 			if asJSON && asMarkdown {
 				return fmt.Errorf("--json and --markdown conflict: pick one output")
 			}
-			o := changes.Options{Remote: transport.NewRegistry(nil).Options(ctx)}
+			client := transport.NewRegistry(nil)
+			o := changes.Options{Remote: client.Options(ctx)}
 			if threshold != "" {
 				fraction, err := changes.ParseThreshold(threshold)
 				if err != nil {
@@ -61,6 +62,7 @@ unverified and the output says so.`,
 				if err != nil {
 					return err
 				}
+				p.Registry = client
 				// Built now, so that a policy that cannot work fails before
 				// the registry is asked anything.
 				if o.Verifier, err = sign.NewAttestationVerifier(ctx, p); err != nil {

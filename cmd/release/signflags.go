@@ -9,6 +9,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/spf13/cobra"
 
+	"github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/sign"
 )
@@ -34,8 +35,9 @@ func (s *signFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&s.sbom, "sbom-format", []string{"cyclonedx", "spdx"}, "SBOM attestations of each per-arch image: cyclonedx, spdx, or both (repeat the flag or separate with commas)")
 }
 
-// setUp reads the flake's metadata into o, once for the run, and gives o
-// the signer for these flags: none when nothing is pushed (a local layout is
+// setUp reads the flake's metadata into o, once for the run, gives o the
+// run's one registry client, which the signer shares, and the signer for
+// these flags: none when nothing is pushed (a local layout is
 // never signed). A push always has one: --sign=false gives the signer that
 // signs nothing, so that publishing unsigned is a choice. It fails now,
 // before anything is built, when a push should be signed and cannot be.
@@ -49,6 +51,7 @@ func (s *signFlags) setUp(cmd *cobra.Command, o *pipeline.Options) (err error) {
 	if err := readFlake(cmd.Context(), o); err != nil {
 		return err
 	}
+	o.Registry = transport.NewRegistry(nil)
 	o.Signer, err = s.signer(cmd, *o, formats)
 	return err
 }
@@ -60,7 +63,7 @@ func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options, formats []sig
 	if !s.sign {
 		return sign.New(cmd.Context(), sign.Disabled())
 	}
-	opts := []sign.Option{sign.WithFulcioURL(s.fulcioURL), sign.WithRekorURL(s.rekorURL), sign.WithSBOMFormats(formats...)}
+	opts := []sign.Option{sign.WithFulcioURL(s.fulcioURL), sign.WithRekorURL(s.rekorURL), sign.WithSBOMFormats(formats...), sign.WithRegistry(o.Registry)}
 	if s.key != "" {
 		opts = append(opts, sign.WithKey(s.key))
 	}
