@@ -1,8 +1,9 @@
-// Package publish owns where built images go and in what order: each
-// per-arch image by digest, then the multi-arch index, then (after the
-// caller's hook, where signing happens) the tags, last, and never backwards.
-// A Registry and a Layout (a local OCI image layout) are the two Publishers;
+// Package publish owns where built images go and in what order: Put sends
+// each per-arch image by digest, then the multi-arch index; the caller signs
+// what was put; MoveTags then moves the tags, last, and never backwards. A
+// Registry and a Layout (a local OCI image layout) are the two Publishers;
 // they share that order and differ only in where manifests and tags live.
+// Neither writes the caller's records: each returns what it did.
 package publish
 
 import (

@@ -1,8 +1,10 @@
 // Package record holds what a release knows about its images as they move
 // through it, and what it writes down. An Image is one per-arch image, made
-// once per target and enriched by each stage in turn (built, tested, pushed,
-// signed); an Agent is one agent's index and tags; a Report is release.json;
-// a Build is the split-mode build record `release merge` accepts parts from.
+// once per target; the pipeline alone writes it, from what each stage
+// returns (built, tested, pushed, signed). An Agent is one agent's index and
+// tags; a Report is release.json; a Build is the split-mode build record
+// `release merge` accepts parts from; Changes is the change report. It
+// imports nothing of this module: it is the file format, at the bottom.
 // The GitHub side reads the same types, so there is one schema.
 package record
 
@@ -31,11 +33,11 @@ const (
 	StageFailed    Stage = "failed"
 )
 
-// Image is one per-arch image of an agent. NewImage makes it from a target,
-// with the derivation the release set's evaluation named; build fills
-// Digest and Image, the smoke test Smoke, publishing
-// Ref and Size, signing Signature. The first stage that fails calls Fail,
-// and later stages leave a failed image alone.
+// Image is one per-arch image of an agent. The pipeline makes it from a
+// target, with the derivation the release set's evaluation named, and
+// records what the stages return: the build its Digest, Size and Image, the
+// smoke test Smoke, signing Signature. The first stage that fails calls
+// Fail, and later stages leave a failed image alone.
 type Image struct {
 	Agent string `json:"agent"`
 	// System is the Nix system the image was built for (x86_64-linux).
@@ -54,7 +56,9 @@ type Image struct {
 	OutPath string `json:"-"`
 	// Image is the image itself, read from what Nix built or from a registry.
 	Image v1.Image `json:"-"`
-	// Ref is where the image was pushed, by digest.
+	// Ref is where the image was staged (split mode) or found published
+	// (a reused index), by digest, in the first registry. Where it is in
+	// any other registry is worked out when needed, never stored here.
 	Ref name.Digest `json:"-"`
 	// Err is why the image cannot be released; Error is its message.
 	Err error `json:"-"`
