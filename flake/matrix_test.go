@@ -62,10 +62,7 @@ func TestGitHubMatrixGolden(t *testing.T) {
 	}
 	golden(t, "matrix.golden.json", buf.Bytes())
 
-	runners, err := ParseRunners([]string{"aarch64-linux=my-arm"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	runners := map[System]string{Aarch64Linux: "my-arm"}
 	for _, e := range ForGitHub(targets, runners).Include {
 		want := DefaultRunners[e.System]
 		if e.System == Aarch64Linux {

@@ -54,17 +54,6 @@ func (f Flake) OverrideArgs() []string {
 	return args
 }
 
-// ParseOverride parses NAME=REF as given to --override-input.
-func ParseOverride(s string) (name, ref string, err error) {
-	name, ref, ok := strings.Cut(s, "=")
-	if !ok || name == "" || ref == "" {
-		// Not echoed: a malformed value may still hold a token.
-		return "", "", errors.New("--override-input takes NAME=FLAKEREF, for example nixpkgs=path:./testdata/standin/nixpkgs; " +
-			"one was given without a name, without '=' or without a reference")
-	}
-	return name, ref, nil
-}
-
 // Runner runs nix with arguments and returns its standard output.
 type Runner func(ctx context.Context, args ...string) ([]byte, error)
 

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 )
 
@@ -39,23 +38,6 @@ func ForGitHub(targets []Target, runners map[System]string) GitHubMatrix {
 		m.Include = append(m.Include, GitHubEntry{Agent: t.Agent, System: t.System, Runner: runner, Version: t.Image.Version})
 	}
 	return m
-}
-
-// ParseRunners parses --runner SYSTEM=LABEL values.
-func ParseRunners(values []string) (map[System]string, error) {
-	out := map[System]string{}
-	for _, v := range values {
-		sys, label, ok := strings.Cut(v, "=")
-		if !ok || label == "" {
-			return nil, fmt.Errorf("--runner %q: want SYSTEM=LABEL, for example aarch64-linux=ubuntu-24.04-arm", v)
-		}
-		s := System(sys)
-		if _, err := s.Platform(); err != nil {
-			return nil, fmt.Errorf("--runner %q: %w", v, err)
-		}
-		out[s] = label
-	}
-	return out, nil
 }
 
 // WriteJSON writes the matrix as compact JSON, the form $GITHUB_OUTPUT takes.

@@ -170,7 +170,7 @@ type part struct {
 // when it holds up; the error says why not.
 func (r *run) accept(ctx context.Context, reg *publish.Registry, want *record.Image, parts []part) (*record.Image, error) {
 	if len(parts) == 0 {
-		return nil, fmt.Errorf("no build record in %s names it: run `release build --system %s` and pass its --output with --from", r.o.From, want.System)
+		return nil, fmt.Errorf("no build record in %s names it: build it on a %s runner (release build) and pass its record", r.o.From, want.System)
 	}
 	// A re-run's build job writes a new record beside the failed one.
 	builds := make([]*record.Build, len(parts))

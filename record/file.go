@@ -182,7 +182,7 @@ func ReadBuilds(path string) ([]*Build, error) {
 			return nil, fmt.Errorf("build record %s: %w", f, err)
 		}
 		if b.Schema != BuildSchema {
-			return nil, fmt.Errorf("%s is not a build record (schema %q, want %q): pass the --output files of `release build`", f, b.Schema, BuildSchema)
+			return nil, fmt.Errorf("%s is not a build record (schema %q, want %q): pass the records `release build` writes", f, b.Schema, BuildSchema)
 		}
 		b.File = f
 		out = append(out, &b)

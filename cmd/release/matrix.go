@@ -57,7 +57,7 @@ then has an empty matrix.`,
 			if err != nil {
 				return err
 			}
-			rs, err := flake.ParseRunners(runners)
+			rs, err := parseRunners(runners)
 			if err != nil {
 				return err
 			}

@@ -38,7 +38,7 @@ func (f *flakeFlags) register(cmd *cobra.Command) {
 func (f *flakeFlags) nixFlake() (flake.Flake, error) {
 	fl := flake.Flake{Ref: f.flake, Overrides: map[string]string{}}
 	for _, o := range f.overrides {
-		n, ref, err := flake.ParseOverride(o)
+		n, ref, err := parseOverride(o)
 		if err != nil {
 			return fl, err
 		}
