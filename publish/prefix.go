@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/nothingnesses/agent-images/internal/redact"
 )
 
 // Prefix is the repository prefix a release publishes under: each agent
@@ -24,11 +26,12 @@ func ParsePrefix(s string, insecure bool) (Prefix, error) {
 	if s == "" {
 		return Prefix{}, fmt.Errorf("empty: want a repository prefix such as ghcr.io/OWNER/agent-images")
 	}
-	host, _, _ := strings.Cut(s, "/")
-	if strings.Contains(host, "@") {
-		// The address is not repeated: it holds a secret.
-		return Prefix{}, fmt.Errorf("it holds credentials (user:password@): log in with `docker login` or GITHUB_TOKEN instead")
+	if pub := redact.URL(s); pub != s {
+		// Named without what it holds: that is a secret.
+		host, _, _ := strings.Cut(pub, "/")
+		return Prefix{}, fmt.Errorf("%s holds credentials (user:password@) or a query, which would be printed with it: log in with `docker login %s` (or a Docker config, or GITHUB_TOKEN for ghcr.io) and pass the plain prefix", pub, host)
 	}
+	host, _, _ := strings.Cut(s, "/")
 	if strings.Contains(s, "://") {
 		return Prefix{}, fmt.Errorf("%q has a scheme: give host[:port]/path, and --insecure for plain HTTP", s)
 	}

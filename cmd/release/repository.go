@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/nothingnesses/agent-images/flake"
+	"github.com/nothingnesses/agent-images/publish"
 )
 
 // defaultRegistry is the repository prefix without --registry: under GitHub
@@ -36,9 +37,11 @@ func registriesOrDefault(registries []string, missing string) ([]string, error) 
 		}
 		registries = []string{d}
 	}
+	// Checked as release checks them, before anything is read: a prefix
+	// with credentials would be printed with them.
 	for _, reg := range registries {
-		if err := checkRegistry(reg); err != nil {
-			return nil, err
+		if _, err := publish.ParsePrefix(reg, true); err != nil {
+			return nil, fmt.Errorf("--registry: %w", err)
 		}
 	}
 	return registries, nil

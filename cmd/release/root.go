@@ -13,7 +13,6 @@ import (
 
 	"github.com/nothingnesses/agent-images/changes"
 	"github.com/nothingnesses/agent-images/flake"
-	"github.com/nothingnesses/agent-images/internal/redact"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
@@ -205,18 +204,6 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 	}
 	o.Registries, err = registriesOrDefault(o.Registries, "--push needs --registry, the repository prefix agents are pushed under:")
 	return o, err
-}
-
-// checkRegistry refuses a repository prefix that carries credentials (or a
-// query): the prefix is printed, logged and written to release.json, so a
-// password in it would be too. The refusal names the prefix without them.
-func checkRegistry(registry string) error {
-	if pub := redact.URL(registry); pub != registry {
-		host, _, _ := strings.Cut(pub, "/")
-		return fmt.Errorf("--registry %s: credentials (user:password@) or a query do not belong in the repository prefix, "+
-			"where they would be printed with it; log in with `docker login %s` (or a Docker config) and pass the plain prefix", pub, host)
-	}
-	return nil
 }
 
 // checkOutput fails when a report could not be written to path, so that a
