@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -149,13 +150,31 @@ func ReadReport(path string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	var r Report
-	if err := json.Unmarshal(data, &r); err != nil {
+	r, err := ParseReport(data)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	for _, a := range r.Agents {
-		if a.Agent == "" {
-			return nil, fmt.Errorf("%s: an agent without a name", path)
+	return r, nil
+}
+
+// ParseReport decodes a release.json. What a reader would trip over, a null
+// where an agent, platform or publication stands or an agent without a
+// name, is an error: a report comes from another job, maybe another tool.
+func ParseReport(data []byte) (*Report, error) {
+	var r Report
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, err
+	}
+	for i, a := range r.Agents {
+		switch {
+		case a == nil:
+			return nil, fmt.Errorf("agents[%d] is null", i)
+		case a.Agent == "":
+			return nil, errors.New("an agent without a name")
+		case slices.Contains(a.Platforms, nil):
+			return nil, fmt.Errorf("agent %s: a platform is null", a.Agent)
+		case slices.Contains(a.Published, nil):
+			return nil, fmt.Errorf("agent %s: a publication is null", a.Agent)
 		}
 	}
 	return &r, nil
@@ -177,15 +196,33 @@ func ReadBuilds(path string) ([]*Build, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading build records: %w", err)
 		}
-		var b Build
-		if err := json.Unmarshal(data, &b); err != nil {
+		b, err := ParseBuild(data)
+		switch {
+		case errors.Is(err, errNotABuild):
+			return nil, fmt.Errorf("%s is %w", f, err)
+		case err != nil:
 			return nil, fmt.Errorf("build record %s: %w", f, err)
 		}
-		if b.Schema != BuildSchema {
-			return nil, fmt.Errorf("%s is not a build record (schema %q, want %q): pass the records `release build` writes", f, b.Schema, BuildSchema)
-		}
 		b.File = f
-		out = append(out, &b)
+		out = append(out, b)
 	}
 	return out, nil
+}
+
+var errNotABuild = errors.New("not a build record")
+
+// ParseBuild decodes a build record, refusing another schema and a null
+// where an image stands.
+func ParseBuild(data []byte) (*Build, error) {
+	var b Build
+	if err := json.Unmarshal(data, &b); err != nil {
+		return nil, err
+	}
+	if b.Schema != BuildSchema {
+		return nil, fmt.Errorf("%w (schema %q, want %q): pass the records `release build` writes", errNotABuild, b.Schema, BuildSchema)
+	}
+	if i := slices.Index(b.Images, nil); i >= 0 {
+		return nil, fmt.Errorf("images[%d] is null", i)
+	}
+	return &b, nil
 }

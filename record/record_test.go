@@ -175,3 +175,57 @@ func TestNewest(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseReport: whatever a release.json holds, reading it never panics,
+// and what it accepts can be walked without a nil check.
+func FuzzParseReport(f *testing.F) {
+	f.Add([]byte(`{"agents":[null]}`))
+	f.Add([]byte(`{"agents":[{"agent":"pi","platforms":[null]}]}`))
+	f.Add([]byte(`{"agents":[{"agent":"pi","platforms":[{"agent":"pi","system":"x86_64-linux"}],"published":[null]}]}`))
+	if golden, err := os.ReadFile(filepath.Join("testdata", "release.golden.json")); err == nil {
+		f.Add(golden)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := ParseReport(data)
+		if err != nil {
+			return
+		}
+		r.Failed()
+		for _, a := range r.Agents {
+			for _, p := range a.Platforms {
+				_ = p.String() + p.Agent
+			}
+			for _, p := range a.Published {
+				p.Failed()
+			}
+		}
+	})
+}
+
+// FuzzParseBuild: the same of a build record.
+func FuzzParseBuild(f *testing.F) {
+	f.Add([]byte(`{"schema":"agent-images/build/v1","images":[null]}`))
+	f.Add([]byte(`{"schema":"agent-images/build/v1","images":[{"agent":"pi","system":"x86_64-linux"}],"run":null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := ParseBuild(data)
+		if err != nil {
+			return
+		}
+		b.Failed()
+		_ = b.describe()
+		if _, err := Newest([]*Build{b, b}); err == nil && b.Run == nil {
+			t.Errorf("Newest of two records without a run = nil error, want one")
+		}
+	})
+}
+
+func TestParseRefusesNulls(t *testing.T) {
+	for _, in := range []string{`{"agents":[null]}`, `{"agents":[{"agent":"pi","platforms":[null]}]}`, `{"agents":[{"agent":"pi","published":[null]}]}`} {
+		if _, err := ParseReport([]byte(in)); err == nil || !strings.Contains(err.Error(), "null") {
+			t.Errorf("ParseReport(%s) = %v, want an error naming the null", in, err)
+		}
+	}
+	if _, err := ParseBuild([]byte(`{"schema":"agent-images/build/v1","images":[null]}`)); err == nil || !strings.Contains(err.Error(), "images[0] is null") {
+		t.Errorf("ParseBuild(images [null]) = %v, want images[0] is null", err)
+	}
+}

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestNullsInRecordsAreErrors: a build record or release.json with a null
+// where an image or agent stands is refused by name, where it panicked.
+func TestNullsInRecordsAreErrors(t *testing.T) {
+	dir := t.TempDir()
+	build := filepath.Join(dir, "build.json")
+	report := filepath.Join(dir, "release.json")
+	if err := os.WriteFile(build, []byte(`{"schema":"agent-images/build/v1","commit":"0123456","images":[null]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(report, []byte(`{"agents":[null]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GITHUB_OUTPUT", filepath.Join(dir, "output"))
+	t.Setenv("GITHUB_STEP_SUMMARY", filepath.Join(dir, "summary"))
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{append([]string{"merge", "--from", build, "--registry", "127.0.0.1:1/x", "--insecure", "--sign=false", "--agent", "pi"}, standinArgs(t)...), "images[0] is null"},
+		{[]string{"github", "outputs", "--release-json", report}, "agents[0] is null"},
+		{[]string{"github", "summary", "--release-json", report}, "agents[0] is null"},
+	} {
+		_, err := run(t, tt.args...)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("release %s = %v, want an error containing %q", strings.Join(tt.args[:2], " "), err, tt.want)
+		}
+	}
+}
