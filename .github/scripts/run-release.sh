@@ -21,21 +21,6 @@ case "${COMMAND:-release}" in
     ;;
 esac
 
-if [ "${AGENTS:-all}" = all ] || [ -z "${AGENTS:-}" ]; then
-  case "${COMMAND:-release}" in
-    release) args+=(--all) ;;
-    build | merge)
-      echo "::error title=Missing agent::command '$COMMAND' needs one agent in 'agents'"
-      exit 2
-      ;;
-  esac
-else
-  args+=(--agent "$AGENTS")
-fi
-
-if [ -n "${SYSTEMS:-}" ]; then args+=(--system "$SYSTEMS"); fi
-if [ -n "${FLAKE:-}" ]; then args+=(--flake "$FLAKE"); fi
-
 # list_args FLAG LIST: FLAG once for each item of LIST, a list separated by
 # commas or newlines, each item trimmed of surrounding space.
 list_args() {
@@ -46,6 +31,24 @@ list_args() {
     if [ -n "$item" ]; then args+=("$1" "$item"); fi
   done < <(printf '%s\n' "$2" | tr ',' '\n')
 }
+
+# agents and systems are lists like the others: a YAML block of one per line
+# gives one --agent each, never one value with newlines in it.
+agents=$(printf '%s' "${AGENTS:-}" | tr -d '[:space:]')
+if [ -z "$agents" ] || [ "$agents" = all ]; then
+  case "${COMMAND:-release}" in
+    release) args+=(--all) ;;
+    build | merge)
+      echo "::error title=Missing agent::command '$COMMAND' needs one agent in 'agents'"
+      exit 2
+      ;;
+  esac
+else
+  list_args --agent "$AGENTS"
+fi
+
+list_args --system "${SYSTEMS:-}"
+if [ -n "${FLAKE:-}" ]; then args+=(--flake "$FLAKE"); fi
 
 # Where the release publishes, how it signs and which tags it adds: what a
 # push needs, and what `matrix --changed-only` compares with.

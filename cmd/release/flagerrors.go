@@ -3,8 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"unicode"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/sign"
@@ -69,12 +72,45 @@ const keylessHint = "--certificate-identity (the signing workflow, e.g. " +
 	"https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/heads/main) and --certificate-oidc-issuer " +
 	"(https://token.actions.githubusercontent.com for GitHub Actions)"
 
-// wordByFlags makes cmd and its subcommands word their errors by flags.
+// wordByFlags makes cmd and its subcommands refuse flag values with
+// control characters and word their errors by flags.
 func wordByFlags(cmd *cobra.Command) {
+	var refused []string
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		f.Value = &lineValue{Value: f.Value, name: f.Name, refused: &refused}
+	})
 	if run := cmd.RunE; run != nil {
-		cmd.RunE = func(cmd *cobra.Command, args []string) error { return asFlags(run(cmd, args)) }
+		cmd.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(refused) > 0 {
+				var errs []error
+				for _, name := range refused {
+					errs = append(errs, fmt.Errorf("--%s: a value holds a control character (a newline?): give each value on one line, several separated by commas", name))
+				}
+				return errors.Join(errs...)
+			}
+			return asFlags(run(cmd, args))
+		}
 	}
 	for _, sub := range cmd.Commands() {
 		wordByFlags(sub)
 	}
+}
+
+// lineValue is a flag value that takes no control character. A newline in
+// --tag or --agent used to cut the value at the first line (a list flag
+// reads its value as CSV, where a newline ends the record), and the rest was
+// dropped unseen. The value is not repeated in the refusal: it may hold a
+// secret.
+type lineValue struct {
+	pflag.Value
+	name    string
+	refused *[]string
+}
+
+func (v *lineValue) Set(s string) error {
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		*v.refused = append(*v.refused, v.name)
+		return nil
+	}
+	return v.Value.Set(s)
 }

@@ -35,3 +35,21 @@ func TestNullsInRecordsAreErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestControlCharactersInFlagsAreRefused: a newline in a list flag's value
+// used to cut it at the first line (a tag moved, the rest dropped unseen);
+// it is refused before anything is read, without repeating the value.
+func TestControlCharactersInFlagsAreRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"--agent", "pi\ncodex"},
+		{"--agent", "pi", "--tag", "v1\nlatest"},
+		{"--agent", "pi", "--system", "x86_64-linux\r"},
+		{"matrix", "--agent", "pi\tcodex"},
+		{"--agent", "pi", "--registry", "ghcr.io/x\nSECRET"},
+	} {
+		_, err := run(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "holds a control character") || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("release %q = %v, want the flag refused for its control character, the value not repeated", args, err)
+		}
+	}
+}
