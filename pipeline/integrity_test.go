@@ -435,3 +435,26 @@ func TestOptionsFailBeforeAnything(t *testing.T) {
 		})
 	}
 }
+
+// TestAgentNoRegistryHoldsIsNotBuilt: an agent attribute a registry cannot
+// hold as a repository name (upper case) fails when planned, before it is
+// built; it used to be built and then fail at push.
+func TestAgentNoRegistryHoldsIsNotBuilt(t *testing.T) {
+	r, err := newRun(Options{Push: true, Registries: []string{"127.0.0.1:5000/x"}, Insecure: true, DryRun: true, Runtime: "none"}, modeRelease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents, err := r.records([]flake.Target{
+		{Agent: "Upper", System: flake.X86_64Linux, Image: flake.Image{Version: "1.0"}},
+		{Agent: "pi", System: flake.X86_64Linux, Image: flake.Image{Version: "1.0"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img := agents[0].Platforms[0]; !img.Failed() || !strings.Contains(img.Error, `agent "Upper" cannot be a repository name`) {
+		t.Errorf("Upper = %q, want failed for its name", img.Error)
+	}
+	if img := agents[1].Platforms[0]; img.Failed() {
+		t.Errorf("pi = %q, want planned", img.Error)
+	}
+}

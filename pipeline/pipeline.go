@@ -450,6 +450,12 @@ func (r *run) records(targets []flake.Target) ([]*agent, error) {
 		if err := tagErrs[t.Agent]; err != nil {
 			img.Fail(fmt.Errorf("%s: %w", t, err))
 		}
+		// An agent no registry can hold is not built at all.
+		for _, p := range r.prefixes {
+			if _, err := p.Repository(t.Agent); err != nil && !img.Failed() {
+				img.Fail(fmt.Errorf("%s: %w", t, err))
+			}
+		}
 		r.targets[img.String()] = t
 		a.Platforms = append(a.Platforms, img)
 		r.events(Event{Agent: t.Agent, System: string(t.System), Stage: record.StagePlanned})

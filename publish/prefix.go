@@ -2,6 +2,7 @@ package publish
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -41,6 +42,13 @@ func ParsePrefix(s string, insecure bool) (Prefix, error) {
 			return Prefix{}, fmt.Errorf("%q: port %q is not a number from 1 to 65535", s, port)
 		}
 	}
+	if _, path, ok := strings.Cut(s, "/"); ok {
+		for _, seg := range strings.Split(path, "/") {
+			if !pathComponent.MatchString(seg) {
+				return Prefix{}, fmt.Errorf("%q is not a repository prefix: its path part %q is not a registry path component (lowercase letters and digits, separated by '.', '_', '__' or '-')", s, seg)
+			}
+		}
+	}
 	var opts []name.Option
 	if insecure {
 		opts = append(opts, name.Insecure)
@@ -51,8 +59,17 @@ func ParsePrefix(s string, insecure bool) (Prefix, error) {
 	return Prefix{s: s, opts: opts}, nil
 }
 
-// Repository is <prefix>/<agent>.
+// pathComponent is one component of a repository's path, as the OCI
+// distribution spec allows it: no "..", no upper case.
+var pathComponent = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$`)
+
+// Repository is <prefix>/<agent>. The agent is one path component: a name
+// a registry cannot hold, or one that would reach outside the prefix
+// ("../x"), is an error.
 func (p Prefix) Repository(agent string) (name.Repository, error) {
+	if !pathComponent.MatchString(agent) {
+		return name.Repository{}, fmt.Errorf("agent %q cannot be a repository name under %s: want lowercase letters and digits, separated by '.', '_', '__' or '-'", agent, p.s)
+	}
 	return name.NewRepository(p.s+"/"+agent, p.opts...)
 }
 

@@ -503,6 +503,9 @@ func TestParsePrefix(t *testing.T) {
 		{"user:SECRET@ghcr.io/x", "holds credentials"},
 		{"https://ghcr.io/x", "has a scheme"},
 		{"Ghcr.io/Owner/X", "not a repository prefix"},
+		{"ghcr.io/ai/../evil", `path part ".." is not a registry path component`},
+		{"ghcr.io/./x", `path part "."`},
+		{"ghcr.io/x?token=SECRET", "holds credentials (user:password@) or a query"},
 		{"", "empty"},
 	}
 	for _, tc := range tests {
@@ -553,4 +556,19 @@ func run(ctx context.Context, pub Publisher, rel Release, sign func(context.Cont
 		out.Moves = *m
 	}
 	return out, err
+}
+
+// TestRepositoryHoldsOneAgent: an agent is one path component under the
+// prefix; "../codex" would reach another repository and "Upper" is a name no
+// registry holds.
+func TestRepositoryHoldsOneAgent(t *testing.T) {
+	p := prefix(t, "ghcr.io/acme/agent-images")
+	if repo, err := p.Repository("claude-code"); err != nil || repo.String() != "ghcr.io/acme/agent-images/claude-code" {
+		t.Errorf("Repository(claude-code) = %v, %v", repo, err)
+	}
+	for _, agent := range []string{"../codex", "Upper", "a/b", "", ".", "x..y"} {
+		if _, err := p.Repository(agent); err == nil || !strings.Contains(err.Error(), "cannot be a repository name") {
+			t.Errorf("Repository(%q) = %v, want refused", agent, err)
+		}
+	}
 }

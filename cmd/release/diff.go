@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
@@ -77,13 +76,9 @@ unverified and the output says so.`,
 			if err != nil {
 				return err
 			}
-			var nameOpts []name.Option
-			if insecure {
-				nameOpts = append(nameOpts, name.Insecure)
-			}
-			repo, err := name.NewRepository(strings.TrimSuffix(registries[0], "/")+"/"+agent, nameOpts...)
+			repo, err := repository(registries[0], agent, insecure)
 			if err != nil {
-				return fmt.Errorf("--registry %s, agent %s: %w", registries[0], agent, err)
+				return err
 			}
 			toRef, err := changes.ParseRef(repo, to)
 			if err != nil {

@@ -53,3 +53,23 @@ func TestControlCharactersInFlagsAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestNamesOutsideThePrefixAreRefused: a --registry path with "..", and an
+// agent that is not one path component ("../codex"), are refused before
+// anything is read or built: verify read outside the prefix, release built
+// and then failed at push.
+func TestNamesOutsideThePrefixAreRefused(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"verify", "--agent", "../codex", "--registry", "127.0.0.1:1/x", "--insecure", "--key", "cosign.pub"}, `agent "../codex" cannot be a repository name`},
+		{[]string{"diff", "../codex", "--registry", "127.0.0.1:1/x", "--insecure"}, `agent "../codex" cannot be a repository name`},
+		{append([]string{"--agent", "pi", "--push", "--registry", "127.0.0.1:1/ai/../evil", "--insecure", "--sign=false"}, standinArgs(t)...), `path part ".."`},
+	} {
+		_, err := run(t, tt.args...)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("release %q = %v, want an error containing %q", tt.args[:3], err, tt.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/google/go-containerregistry/pkg/name"
 	"os"
 	"strings"
 
@@ -59,4 +60,19 @@ func sourceOf(fl flake.Flake) string {
 		return server + "/" + repo
 	}
 	return fl.Origin()
+}
+
+// repository is agent's repository under the --registry prefix registry,
+// checked as release checks it: an agent name that reaches outside the
+// prefix ("../x") or that a registry cannot hold is refused.
+func repository(registry, agent string, insecure bool) (name.Repository, error) {
+	prefix, err := publish.ParsePrefix(registry, insecure)
+	if err != nil {
+		return name.Repository{}, fmt.Errorf("--registry: %w", err)
+	}
+	repo, err := prefix.Repository(agent)
+	if err != nil {
+		return name.Repository{}, fmt.Errorf("--agent: %w", err)
+	}
+	return repo, nil
 }

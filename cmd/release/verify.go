@@ -65,17 +65,13 @@ release to several registries publishes one index everywhere.`,
 			if err != nil {
 				return err
 			}
-			var nameOpts []name.Option
-			if insecure {
-				nameOpts = append(nameOpts, name.Insecure)
-			}
 			var refs []name.Reference
 			for _, registry := range registries {
-				ref, err := name.ParseReference(strings.TrimSuffix(registry, "/")+"/"+agent+":"+tag, nameOpts...)
+				repo, err := repository(registry, agent, insecure)
 				if err != nil {
-					return fmt.Errorf("--registry %s --agent %s: %w", registry, agent, err)
+					return err
 				}
-				refs = append(refs, ref)
+				refs = append(refs, repo.Tag(tag))
 			}
 			out := cmd.OutOrStdout()
 			if len(refs) == 1 {
