@@ -3,6 +3,7 @@ package flake
 import (
 	"context"
 	"fmt"
+	"github.com/nothingnesses/agent-images/internal/safefile"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,8 +79,10 @@ func NewBuilder(opts ...Option) (*Builder, error) {
 		}
 		o.workDir = dir
 	}
-	if err := os.MkdirAll(o.workDir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating work directory %s: %w", o.workDir, err)
+	for _, dir := range []string{o.workDir, filepath.Join(o.workDir, "layers"), filepath.Join(o.workDir, "archives"), filepath.Join(o.workDir, "out")} {
+		if err := safefile.Dir(dir); err != nil {
+			return nil, fmt.Errorf("work directory: %w", err)
+		}
 	}
 	layers := filepath.Join(o.workDir, "layers")
 	if err := os.RemoveAll(layers); err != nil {

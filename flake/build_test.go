@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -107,4 +109,30 @@ func buildAll(t *testing.T, targets []Target, opts ...Option) []result {
 
 func drvOf(agent string, sys System) string {
 	return "/nix/store/00000000000000000000000000000000-" + agent + "-" + string(sys) + ".drv"
+}
+
+// TestBuilderNeverClearsThroughALink: a work directory whose layers/ is a
+// link to another directory used to have that directory wiped.
+func TestBuilderNeverClearsThroughALink(t *testing.T) {
+	elsewhere := t.TempDir()
+	if err := os.WriteFile(filepath.Join(elsewhere, "precious"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	if err := os.Symlink(elsewhere, filepath.Join(work, "layers")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewBuilder(WithWorkDir(work)); err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
+		t.Errorf("NewBuilder(work with a linked layers/) = %v, want refused", err)
+	}
+	if _, err := os.Stat(filepath.Join(elsewhere, "precious")); err != nil {
+		t.Errorf("the linked directory lost its file: %v", err)
+	}
+	linked := filepath.Join(t.TempDir(), "work")
+	if err := os.Symlink(elsewhere, linked); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewBuilder(WithWorkDir(linked)); err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
+		t.Errorf("NewBuilder(a linked work directory) = %v, want refused", err)
+	}
 }

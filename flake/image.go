@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/nothingnesses/agent-images/internal/safefile"
 	"io"
 	"os"
 	"os/exec"
@@ -57,7 +58,7 @@ func Archive(ctx context.Context, outPath, dest string) (string, error) {
 }
 
 func stream(ctx context.Context, script, dest string) error {
-	out, err := os.Create(dest)
+	out, err := safefile.Create(dest)
 	if err != nil {
 		return err
 	}
@@ -72,7 +73,7 @@ func stream(ctx context.Context, script, dest string) error {
 }
 
 func writeFile(dest string, r io.Reader) error {
-	out, err := os.Create(dest)
+	out, err := safefile.Create(dest)
 	if err != nil {
 		return err
 	}

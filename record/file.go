@@ -123,6 +123,10 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
+	// A link planted at path would have another file overwritten.
+	if st, err := os.Lstat(path); err == nil && st.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("%s is a symbolic link: the record is not written through one; remove it or give another path", path)
+	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 

@@ -229,3 +229,21 @@ func TestParseRefusesNulls(t *testing.T) {
 		t.Errorf("ParseBuild(images [null]) = %v, want images[0] is null", err)
 	}
 }
+
+func TestWriteFileRefusesALink(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "release.json")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Report{}).WriteFile(link); err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
+		t.Errorf("WriteFile(link) = %v, want refused", err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Errorf("the link's target now holds %q", b)
+	}
+}

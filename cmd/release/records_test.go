@@ -73,3 +73,24 @@ func TestNamesOutsideThePrefixAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestOutputLinkIsRefused: --output through a symbolic link used to
+// overwrite the link's target.
+func TestOutputLinkIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "release.json")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	_, err := run(t, "--agent", "pi", "--output", link)
+	if err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
+		t.Errorf("release --output LINK = %v, want refused", err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Errorf("the link's target now holds %q", b)
+	}
+}

@@ -217,6 +217,9 @@ func checkOutput(path string) error {
 	if !st.IsDir() {
 		return fmt.Errorf("--output %s: %s is not a directory", path, dir)
 	}
+	if st, err := os.Lstat(path); err == nil && st.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("--output %s is a symbolic link: the report is not written through one; remove it or give another path", path)
+	}
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		return fmt.Errorf("--output %s is a directory: give a file name", path)
 	}
