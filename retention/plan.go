@@ -113,7 +113,7 @@ func Decide(ctx context.Context, repo name.Repository, versions []gh.Version, po
 			if subject, ok := tags.AttachedTo(t); ok {
 				p.attached[subject] = append(p.attached[subject], v.Digest)
 			}
-			if tags.IsDated(t) {
+			if p.classes().Of(t) == tags.Dated {
 				dates = append(dates, t)
 			}
 		}
@@ -194,12 +194,15 @@ func (p *planner) linksOf(digest string) (links, error) {
 	return l, err
 }
 
+// classes classifies tags as the policy knows them.
+func (p *planner) classes() tags.Classes { return tags.Classes{Extra: p.window.policy.Extra} }
+
 // classOf is the first class, in Rules' order, of v's tags; Untagged for
 // none.
-func classOf(v gh.Version) tags.Class {
+func (p *planner) classOf(v gh.Version) tags.Class {
 	first := Untagged
 	for _, t := range v.Tags {
-		if c := tags.Of(t); rank(c) < rank(first) {
+		if c := p.classes().Of(t); rank(c) < rank(first) {
 			first = c
 		}
 	}
@@ -211,7 +214,7 @@ func classOf(v gh.Version) tags.Class {
 func (p *planner) rootRule(v gh.Version) *Rule {
 	has := map[tags.Class]bool{}
 	for _, t := range v.Tags {
-		has[tags.Of(t)] = true
+		has[p.classes().Of(t)] = true
 	}
 	for i := range Rules {
 		if r := &Rules[i]; has[r.Class] && r.keeps(&p.window, v) {
@@ -306,7 +309,7 @@ func (p *planner) plan() *Plan {
 		case keep:
 			r = Reason{Keep: true, Class: Reached, Why: "an index child, .sig/.att or OCI 1.1 referrer of a kept version"}
 		case len(v.Tags) > 0 || pointedAt[v.Digest]:
-			first := classOf(v)
+			first := p.classOf(v)
 			r = Reason{Class: first, Why: policy.fill(Rules[rank(first)].gone)}
 		default:
 			r = Reason{Class: Orphan, Why: "untagged, and nothing in the package lists it or refers to it: left by a failed or cancelled run"}

@@ -432,3 +432,33 @@ func mustHash(t *testing.T, s string) v1.Hash {
 	}
 	return h
 }
+
+// TestDecideKeepsExtraTagsWhateverTheirShape: a --tag extra shaped like a
+// date, sha-<commit> or pr-<N> was classed by its shape and deleted once
+// out of the window; named as an extra, it is kept like a version.
+func TestDecideKeepsExtraTagsWhateverTheirShape(t *testing.T) {
+	g := newGHCR(t)
+	g.now = time.Date(2020, 1, 1, 3, 0, 0, 0, time.UTC)
+	pinned := g.image("pinned", "amd64")
+	g.tag(pinned, "2020-01-01", "sha-0000000", "pr-1")
+	g.now = time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
+	current := g.image("current", "amd64")
+	g.tag(current, "latest", "2026-11-27")
+	extras := []string{"2020-01-01", "sha-0000000", "pr-1"}
+	for _, tt := range []struct {
+		extra []string
+		keep  bool
+	}{{nil, false}, {extras, true}, {extras[1:2], true}} {
+		policy := retention.Default(g.now)
+		policy.KeepDated = 1
+		policy.Extra = tt.extra
+		plan, err := retention.Decide(context.Background(), g.repo, g.versions, policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := slices.ContainsFunc(plan.Keep, func(d retention.Decision) bool { return d.Version.Digest == digestOf(t, pinned) })
+		if kept != tt.keep {
+			t.Errorf("Extra %v: pinned kept = %v, want %v", tt.extra, kept, tt.keep)
+		}
+	}
+}

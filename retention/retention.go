@@ -28,6 +28,9 @@ type Policy struct {
 	StagingGrace time.Duration
 	// Now is when the plan is made; every age is measured from it.
 	Now time.Time
+	// Extra are the tags releases move besides their own (release --tag):
+	// kept whatever their shape.
+	Extra []string
 }
 
 // Default is the policy `release prune` applies without flags.

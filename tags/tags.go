@@ -7,6 +7,7 @@ package tags
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -109,6 +110,21 @@ func Of(tag string) Class {
 		return Attached
 	}
 	return Version
+}
+
+// Classes classifies tags knowing the extra tags releases move (--tag): an
+// extra is kept like a version whatever its shape, so one that looks like a
+// date, sha-<commit> or pr-<N> is never pruned as one.
+type Classes struct {
+	Extra []string
+}
+
+// Of returns the class of tag.
+func (c Classes) Of(tag string) Class {
+	if slices.Contains(c.Extra, tag) {
+		return Version
+	}
+	return Of(tag)
 }
 
 // IsDated reports whether tag is a release date (YYYY-MM-DD, a real date).

@@ -28,7 +28,7 @@ func newPruneCmd() *cobra.Command {
 		Use:   "prune [--keep N] [--pr-max-age AGE] [--agent a,b | --flake F] [--registry R] [--yes]",
 		Short: "Delete GHCR package versions the retention policy no longer keeps",
 		Long: `Lists every version of each agent's GHCR package and sorts its tags into
-classes: latest and version tags are kept, the newest --keep dated tags
+classes: latest, version tags and the --tag extras are kept, the newest --keep dated tags
 (YYYY-MM-DD) are kept and span the window, sha-<commit> and staging tags keep
 their manifest only inside the window (a staging part also for a day, and
 only while unmerged), pr-<N> previews until --pr-max-age. Every manifest a
@@ -129,6 +129,7 @@ packages: write, when the packages grant this repository admin access).`,
 	cmd.Flags().StringArrayVar(&flake.overrides, "override-input", nil, "NAME=FLAKEREF passed to nix as --override-input (repeatable)")
 	cmd.Flags().IntVar(&policy.KeepDated, "keep", policy.KeepDated, "dated tags (YYYY-MM-DD) to keep per agent, newest first: the window")
 	cmd.Flags().Var(prMaxAge, "pr-max-age", "age after which a pr-<N> preview tag no longer keeps its manifest (days as 14d, or a duration as 36h)")
+	cmd.Flags().StringSliceVar(&policy.Extra, "tag", nil, "the extra tags releases move (release --tag): kept whatever their shape, even one like a date, sha-<commit> or pr-<N>")
 	cmd.Flags().BoolVar(&yes, "yes", false, "delete; without it only the plan is shown")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "plain-HTTP registry (local tests)")
 	return cmd
