@@ -10,6 +10,7 @@ import (
 
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/sign"
 	"github.com/nothingnesses/agent-images/tags"
 )
 
@@ -105,13 +106,17 @@ func (r *run) unchanged(ctx context.Context, a *agent) error {
 		if !r.pushes() || r.o.Signer == nil {
 			continue
 		}
+		// Only what this signer signed is reused: the index itself, and
+		// each image with a signed provenance naming the derivation this
+		// run evaluated. The index's annotations, which say the same, are
+		// anyone's to write; an index that is not ours is never signed.
+		if err := r.o.Signer.Signed(ctx, p.Ref); err != nil {
+			r.note(a, fmt.Sprintf("latest in %s named %s, which this signer did not sign: not reused, never signed, replaced by this release", r.where(i), p.Index))
+			return fmt.Errorf("%w: %w", publish.ErrChanged, err)
+		}
 		for _, img := range a.Platforms {
-			// Checked where p has the image.
-			at := img.Ref
-			if pi, ok := p.Image(img.Platform); ok {
-				at = pi.Ref
-			}
-			if err := r.o.Signer.Check(ctx, at); err != nil {
+			pi, _ := p.Image(img.Platform) // Matches found it
+			if err := r.o.Signer.Check(ctx, pi.Ref, sign.Built{Derivation: img.DrvPath, Platform: img.Platform.String()}); err != nil {
 				return fmt.Errorf("%w: %w", publish.ErrChanged, err)
 			}
 		}

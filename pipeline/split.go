@@ -12,6 +12,7 @@ import (
 	"github.com/nothingnesses/agent-images/internal/pullsize"
 	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/sign"
 )
 
 // BuildStaged is the first half of a split release, run once per system on
@@ -151,13 +152,21 @@ func (r *run) signMerged(ctx context.Context, a *agent, d *destination) (bool, *
 			if err != nil {
 				return false, nil, err
 			}
-			if err := r.o.Signer.Check(ctx, at); err != nil {
+			if err := r.o.Signer.Check(ctx, at, r.built(img)); err != nil {
 				return false, nil, fmt.Errorf("part %s (%s) copied from %s refused: %w", img, img.Platform, staged, err)
 			}
 			wrote = wrote || sig != nil && len(sig.Added) > 0
 		}
 	}
 	return r.signIndex(ctx, d, images, wrote)
+}
+
+// built is what the signed provenance of a part must say: the derivation
+// this run evaluated, this commit and the platform. The record's digest
+// alone proves nothing: another image signed by the same identity could
+// stand there.
+func (r *run) built(want *record.Image) sign.Built {
+	return sign.Built{Derivation: want.DrvPath, Commit: r.o.Commit, Platform: want.Platform.String()}
 }
 
 // part is one image of a build record.
@@ -229,7 +238,7 @@ func (r *run) accept(ctx context.Context, reg *publish.Registry, want *record.Im
 	}
 	got.Err = nil
 	if r.o.Signer != nil {
-		if err := r.o.Signer.Check(ctx, got.Ref); err != nil {
+		if err := r.o.Signer.Check(ctx, got.Ref, r.built(want)); err != nil {
 			return nil, err
 		}
 	}

@@ -199,7 +199,7 @@ func TestSBOMFormatAddedLater(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A merge that attests both formats refuses a part attested in one.
-	if err := both.Check(ctx, req.Images[0].Ref); err == nil || !strings.Contains(err.Error(), "no "+PredicateSPDX+" attestation") {
+	if err := both.Check(ctx, req.Images[0].Ref, Built{}); err == nil || !strings.Contains(err.Error(), "no "+PredicateSPDX+" attestation") {
 		t.Errorf("Check(cyclonedx only) by a signer of both formats = %v, want the SPDX attestation missing", err)
 	}
 	second, err := signRelease(ctx, both, req)
@@ -280,15 +280,15 @@ func TestKeyCheck(t *testing.T) {
 	}
 	merger := newSigner(key)
 	for _, img := range built.Images {
-		if err := merger.Check(ctx, img.Ref); err != nil {
+		if err := merger.Check(ctx, img.Ref, Built{}); err != nil {
 			t.Errorf("Check(%s) with the same key = %v, want ok", img, err)
 		}
 	}
-	if err := newSigner(other).Check(ctx, built.Images[0].Ref); err == nil || !strings.Contains(err.Error(), "carries no signature by the signing key") {
+	if err := newSigner(other).Check(ctx, built.Images[0].Ref, Built{}); err == nil || !strings.Contains(err.Error(), "carries no signature by the signing key") {
 		t.Errorf("Check with another key = %v, want refused", err)
 	}
 	unsigned := pushRelease(t, ctx, repo, "planted")
-	if err := merger.Check(ctx, unsigned.Images[1].Ref); err == nil || !strings.Contains(err.Error(), "carries no signature") {
+	if err := merger.Check(ctx, unsigned.Images[1].Ref, Built{}); err == nil || !strings.Contains(err.Error(), "carries no signature") {
 		t.Errorf("Check(unsigned) = %v, want refused", err)
 	}
 	// Signed but not attested: a part whose provenance is gone is refused too.
@@ -299,7 +299,7 @@ func TestKeyCheck(t *testing.T) {
 		}
 	}
 	deleteAttestations(t, ctx, sigOnly.Images[0].Ref)
-	if err := merger.Check(ctx, sigOnly.Images[0].Ref); err == nil || !strings.Contains(err.Error(), "attestation by the signing key") {
+	if err := merger.Check(ctx, sigOnly.Images[0].Ref, Built{}); err == nil || !strings.Contains(err.Error(), "attestation by the signing key") {
 		t.Errorf("Check(no attestations) = %v, want refused for the missing attestation", err)
 	}
 }

@@ -293,18 +293,18 @@ func TestKeylessCheck(t *testing.T) {
 	unsigned := pushRelease(t, ctx, repo, "planted")
 	merger := newSigner()
 	for _, img := range built.Images {
-		if err := merger.Check(ctx, img.Ref); err != nil {
+		if err := merger.Check(ctx, img.Ref, Built{}); err != nil {
 			t.Errorf("Check(%s) by the same workflow = %v, want ok", img, err)
 		}
 	}
 
-	if err := newSigner().Check(ctx, unsigned.Images[0].Ref); err == nil || !strings.Contains(err.Error(), "carries no signature by the keyless identity "+testIdentity+" (issuer "+issuer.srv.URL+")") {
+	if err := newSigner().Check(ctx, unsigned.Images[0].Ref, Built{}); err == nil || !strings.Contains(err.Error(), "carries no signature by the keyless identity "+testIdentity+" (issuer "+issuer.srv.URL+")") {
 		t.Errorf("Check(unsigned) = %v, want no signature by this workflow's identity and issuer", err)
 	}
 
 	issuer.workflow.Store("someone/else/.github/workflows/release.yml@refs/heads/main")
 	other := newSigner()
-	if err := other.Check(ctx, built.Images[0].Ref); err == nil || !strings.Contains(err.Error(), "carries no signature by the keyless identity https://github.com/someone/else/") {
+	if err := other.Check(ctx, built.Images[0].Ref, Built{}); err == nil || !strings.Contains(err.Error(), "carries no signature by the keyless identity https://github.com/someone/else/") {
 		t.Errorf("Check by another workflow = %v, want refused", err)
 	}
 	issuer.workflow.Store(testWorkflowRef)
@@ -315,7 +315,7 @@ func TestKeylessCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := keyed.Check(ctx, built.Images[0].Ref); err == nil {
+	if err := keyed.Check(ctx, built.Images[0].Ref, Built{}); err == nil {
 		t.Errorf("Check of a keyless signature by a key signer = nil, want refused")
 	}
 }

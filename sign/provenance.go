@@ -1,12 +1,16 @@
 package sign
 
 import (
+	"encoding/json"
+	"fmt"
 	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/in-toto/in-toto-golang/in_toto/slsa_provenance/common"
 	slsa1 "github.com/in-toto/in-toto-golang/in_toto/slsa_provenance/v1"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+	"github.com/sigstore/cosign/v2/pkg/oci"
 
 	"github.com/nothingnesses/agent-images/record"
 )
@@ -110,4 +114,59 @@ func revision(name, uri, rev string) slsa1.ResourceDescriptor {
 		d.Annotations = map[string]any{"revision": rev}
 	}
 	return d
+}
+
+// Built is what a per-arch image's provenance must say for a release to
+// take the image as its own: the derivation this release evaluated, and
+// for a part a merge accepts the commit and platform too. An empty field
+// is not checked. Annotations on an index say the same, but anyone who
+// can push can write them; the provenance is signed.
+type Built struct {
+	Derivation string
+	Commit     string
+	Platform   string
+}
+
+func (want Built) check(got Built) error {
+	switch {
+	case want.Derivation != "" && got.Derivation != want.Derivation:
+		return fmt.Errorf("its signed provenance says it was built from %q, this release evaluates %s", got.Derivation, want.Derivation)
+	case want.Commit != "" && got.Commit != want.Commit:
+		return fmt.Errorf("its signed provenance says commit %q, this release is of %s", got.Commit, want.Commit)
+	case want.Platform != "" && got.Platform != want.Platform:
+		return fmt.Errorf("its signed provenance says platform %q, want %s", got.Platform, want.Platform)
+	}
+	return nil
+}
+
+// provenanceOf reads what a provenance attestation (a DSSE envelope of an
+// in-toto statement, as SignImage stores it) says of the build.
+func provenanceOf(att oci.Signature) (Built, error) {
+	payload, err := att.Payload()
+	if err != nil {
+		return Built{}, err
+	}
+	var env dsse.Envelope
+	if err := json.Unmarshal(payload, &env); err != nil {
+		return Built{}, fmt.Errorf("not a DSSE envelope: %w", err)
+	}
+	body, err := env.DecodeB64Payload()
+	if err != nil {
+		return Built{}, fmt.Errorf("the DSSE payload is not base64: %w", err)
+	}
+	var st struct {
+		Predicate slsa1.ProvenancePredicate `json:"predicate"`
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		return Built{}, fmt.Errorf("not a SLSA v1 provenance: %w", err)
+	}
+	var b Built
+	if in, ok := st.Predicate.BuildDefinition.InternalParameters.(map[string]any); ok {
+		b.Derivation, _ = in["derivation"].(string)
+	}
+	if ex, ok := st.Predicate.BuildDefinition.ExternalParameters.(map[string]any); ok {
+		b.Commit, _ = ex["commit"].(string)
+		b.Platform, _ = ex["platform"].(string)
+	}
+	return b, nil
 }

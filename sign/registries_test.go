@@ -164,14 +164,14 @@ func TestSeveralRegistries(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, img := range relA.Images {
-		if err := merger.Check(ctx, img.Ref); err != nil {
+		if err := merger.Check(ctx, img.Ref, Built{}); err != nil {
 			t.Fatalf("Check(%s) = %v", img, err)
 		}
 		c := relC.Images[i]
 		if err := signImage(ctx, merger, c); err != nil {
 			t.Fatalf("SignImage(%s) = %v", c.Ref, err)
 		}
-		if err := merger.Check(ctx, c.Ref); err != nil {
+		if err := merger.Check(ctx, c.Ref, Built{}); err != nil {
 			t.Errorf("Check(%s) after storing it = %v", c.Ref, err)
 		}
 		prov := evidenceOf(t, ctx, c.Ref).attestations[PredicateSLSAProvenance]

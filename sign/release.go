@@ -157,21 +157,10 @@ func (s *signer) SignIndex(ctx context.Context, index name.Digest, images []name
 // Check implements Signer. Each attestation found is remembered: stored
 // with the same image in another registry, it stays the one the job that
 // built the image made.
-func (s *signer) Check(ctx context.Context, d name.Digest) error {
-	se, h, err := entity(d, s.withContext(ctx))
+func (s *signer) Check(ctx context.Context, d name.Digest, want Built) error {
+	se, h, err := s.signed(ctx, d)
 	if err != nil {
 		return err
-	}
-	sigs, err := se.Signatures()
-	if err != nil {
-		return fmt.Errorf("reading the signatures of %s: %w", d, err)
-	}
-	signed, err := s.own(ctx, sigs, h, false)
-	if err != nil {
-		return fmt.Errorf("checking the signatures of %s: %w", d, err)
-	}
-	if len(signed) == 0 {
-		return fmt.Errorf("%s carries no signature by %s", d, s.describe(ctx))
 	}
 	atts, err := se.Attestations()
 	if err != nil {
@@ -185,9 +174,44 @@ func (s *signer) Check(ctx context.Context, d name.Digest) error {
 		if attested[typ] == nil {
 			return fmt.Errorf("%s carries no %s attestation by %s", d, typ, s.describe(ctx))
 		}
+	}
+	says, err := provenanceOf(attested[PredicateSLSAProvenance])
+	if err != nil {
+		return fmt.Errorf("reading the provenance of %s: %w", d, err)
+	}
+	if err := want.check(says); err != nil {
+		return fmt.Errorf("%s: %w", d, err)
+	}
+	for _, typ := range s.predicateTypes() {
 		s.remember(h, typ, attested[typ])
 	}
 	return nil
+}
+
+// Signed proves the manifest at d carries this identity's signature.
+func (s *signer) Signed(ctx context.Context, d name.Digest) error {
+	_, _, err := s.signed(ctx, d)
+	return err
+}
+
+// signed is the manifest at d when it carries this identity's signature.
+func (s *signer) signed(ctx context.Context, d name.Digest) (oci.SignedEntity, v1.Hash, error) {
+	se, h, err := entity(d, s.withContext(ctx))
+	if err != nil {
+		return nil, h, err
+	}
+	sigs, err := se.Signatures()
+	if err != nil {
+		return nil, h, fmt.Errorf("reading the signatures of %s: %w", d, err)
+	}
+	signed, err := s.own(ctx, sigs, h, false)
+	if err != nil {
+		return nil, h, fmt.Errorf("checking the signatures of %s: %w", d, err)
+	}
+	if len(signed) == 0 {
+		return nil, h, fmt.Errorf("%s carries no signature by %s", d, s.describe(ctx))
+	}
+	return se, h, nil
 }
 
 // describe names the identity in an error: never key material.

@@ -51,10 +51,16 @@ type Signer interface {
 	SignIndex(ctx context.Context, index name.Digest, images []name.Digest) (*record.Signing, error)
 	// Check proves that the image at d carries a signature, an SBOM and a
 	// provenance made by this signer's identity (the same key, or the same
-	// certificate identity and issuer under the same CA): what a merge
-	// demands of a part another job built. The attestations it finds are
-	// the ones SignImage then stores with the same digest elsewhere.
-	Check(ctx context.Context, d name.Digest) error
+	// certificate identity and issuer under the same CA), and that the
+	// provenance says what want says: what a merge demands of a part
+	// another job built, and a reused index of each image. The
+	// attestations it finds are the ones SignImage then stores with the
+	// same digest elsewhere.
+	Check(ctx context.Context, d name.Digest, want Built) error
+	// Signed proves that the manifest at d (an index) carries a signature
+	// by this signer's identity: an index nobody signed, or someone else
+	// did, is not this release's, whatever its annotations say.
+	Signed(ctx context.Context, d name.Digest) error
 	Mode() Mode
 }
 
@@ -290,8 +296,9 @@ func serverURL() string {
 // off is the Signer of a release published unsigned, on purpose.
 type off struct{}
 
-func (off) Mode() Mode                               { return ModeOff }
-func (off) Check(context.Context, name.Digest) error { return nil }
+func (off) Mode() Mode                                      { return ModeOff }
+func (off) Check(context.Context, name.Digest, Built) error { return nil }
+func (off) Signed(context.Context, name.Digest) error       { return nil }
 
 func (off) SignImage(context.Context, name.Digest, *record.Image, flake.Image) (*record.Signature, error) {
 	return nil, nil

@@ -1,0 +1,146 @@
+package pipeline
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/nothingnesses/agent-images/flake"
+	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/tags"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
+)
+
+// cosignVerifies reports whether the real cosign CLI accepts d as signed by
+// the key pub: the checker that is not our code.
+func cosignVerifies(t *testing.T, pub string, d name.Digest) (bool, string) {
+	t.Helper()
+	bin := testenv.CosignCLI(t, testenv.CosignVersion)
+	out, err := testenv.Cosign(t, bin, "verify", "--key", pub, "--insecure-ignore-tlog=true", "--allow-insecure-registry", d.String())
+	return err == nil, out
+}
+
+// TestNeverSignsAnIndexItDidNotPublish is the signing oracle of issue 18:
+// someone with write access to the registry but no key copies the genuine
+// index, edits its annotations (keeping the derivations it names) and puts
+// it unsigned under latest. The next release used to call it "unchanged:
+// same derivation" and sign it with our key. Now it is not reused, never
+// signed, named in a note, and latest ends on an index our key verifies.
+func TestNeverSignsAnIndexItDidNotPublish(t *testing.T) {
+	requireE2E(t)
+	ctx := context.Background()
+	host, _ := startRegistry(t)
+	signer, pub := keySigner(t)
+	o := options(t, host+"/oracle", "pi")
+	o.Runtime, o.Signer = "none", signer
+	if _, err := Release(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	repo, _ := name.NewRepository(host+"/oracle/pi", name.Insecure)
+	genuine, err := remote.Index(repo.Tag("latest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	crafted := mutate.Annotations(genuine, map[string]string{"org.opencontainers.image.description": "crafted"}).(v1.ImageIndex)
+	craftedDigest, _ := crafted.Digest()
+	if err := remote.WriteIndex(repo.Tag("latest"), crafted); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := Release(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := agentReport(t, rep, "pi")
+	if a.SameDerivation || a.Failed() {
+		t.Errorf("rerun = status %s, same derivation %v; want the crafted index not reused, the release done", a.Status, a.SameDerivation)
+	}
+	if !strings.Contains(strings.Join(a.Notes, "\n"), craftedDigest.String()) {
+		t.Errorf("notes %q, want the crafted index named", a.Notes)
+	}
+	if ok, _ := cosignVerifies(t, pub, repo.Digest(craftedDigest.String())); ok {
+		t.Errorf("cosign verifies the crafted index %s: the release signed it", craftedDigest)
+	}
+	latest, err := remote.Head(repo.Tag("latest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, out := cosignVerifies(t, pub, repo.Digest(latest.Digest.String())); !ok || latest.Digest == craftedDigest {
+		t.Errorf("latest = %s (crafted %s), cosign verify: %v\n%s", latest.Digest, craftedDigest, ok, out)
+	}
+}
+
+// TestMergeChecksEachPartsProvenance is the record digest swap of issue 18:
+// a build record's digest (and the staging tag) are pointed at another image
+// of the same platform and version, signed and attested by the same key but
+// built from another derivation. Its signature verifies; its signed
+// provenance names the other derivation, and merge refuses it by that.
+func TestMergeChecksEachPartsProvenance(t *testing.T) {
+	requireE2E(t)
+	ctx := context.Background()
+	host, _ := startRegistry(t)
+	signer, _ := keySigner(t)
+	o := options(t, host+"/swap", "pi")
+	o.Runtime, o.Signer = "none", signer
+	records := buildRecords(t, ctx, o)
+	builds, err := record.ReadBuilds(records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var part *record.Image
+	var stagingKey string
+	for _, b := range builds {
+		if b.Images[0].System == string(flake.X86_64Linux) {
+			part, stagingKey = b.Images[0], b.StagingKey
+		}
+	}
+	repo, _ := name.NewRepository(host+"/swap/pi", name.Insecure)
+	img, err := remote.Image(repo.Digest(part.Digest.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Built from another derivation: one more variable in its environment.
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.Config.Env = append(cf.Config.Env, "EXTRA=1")
+	other, err := mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherDigest, _ := other.Digest()
+	ref := repo.Digest(otherDigest.String())
+	if err := remote.Write(ref, other); err != nil {
+		t.Fatal(err)
+	}
+	forged := *part
+	forged.Image, forged.Digest, forged.DrvPath = other, otherDigest, "/nix/store/00000000000000000000000000000000-pi-other.drv"
+	if _, err := signer.SignImage(ctx, ref, &forged, flake.Image{Attr: "pi", Name: "pi", Version: mustTargets(t, o, "pi", flake.X86_64Linux)[0].Image.Version}); err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Tag(repo.Tag(tags.StagingTag(stagingKey, part.Platform)), other); err != nil {
+		t.Fatal(err)
+	}
+	swapped := editRecords(t, records, func(_ *record.Build, img *record.Image) {
+		if img.System == string(flake.X86_64Linux) {
+			img.Digest = otherDigest
+		}
+	})
+	mo := o
+	mo.From = swapped
+	rep, err := Merge(ctx, mo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := agentReport(t, rep, "pi")
+	if !a.Failed() || !strings.Contains(a.Error, "its signed provenance says it was built from") || len(a.Moved) > 0 {
+		t.Errorf("merge of a swapped part = status %s, error %q, moved %v; want refused by its provenance, nothing moved", a.Status, a.Error, a.Moved)
+	}
+	if _, err := remote.Head(repo.Tag("latest")); err == nil {
+		t.Errorf("latest exists after the refused merge")
+	}
+}
