@@ -145,6 +145,9 @@ func (r *run) releaseOf(a *agent, i int) publish.Release {
 	if a.reuse {
 		rel.Reuse = a.published[i]
 	}
+	if r.pushes() && r.o.Signer != nil {
+		rel.Ours = func(ctx context.Context, d name.Digest) bool { return r.o.Signer.Signed(ctx, d) == nil }
+	}
 	return rel
 }
 

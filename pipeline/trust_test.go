@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/nothingnesses/agent-images/flake"
+	"github.com/nothingnesses/agent-images/publish"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/tags"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
@@ -142,5 +143,52 @@ func TestMergeChecksEachPartsProvenance(t *testing.T) {
 	}
 	if _, err := remote.Head(repo.Tag("latest")); err == nil {
 		t.Errorf("latest exists after the refused merge")
+	}
+}
+
+// TestUnsignedIndexNeverPinsATag is the tag freeze of issue 18: an unsigned
+// index whose annotations say it was made in 2099 under latest used to keep
+// every later release from moving latest ("stays at ..., which is newer"),
+// for ever. Only an index this signer signed orders a tag.
+func TestUnsignedIndexNeverPinsATag(t *testing.T) {
+	requireE2E(t)
+	ctx := context.Background()
+	host, _ := startRegistry(t)
+	signer, pub := keySigner(t)
+	o := options(t, host+"/freeze", "pi")
+	o.Runtime, o.Signer = "none", signer
+	if _, err := Release(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	repo, _ := name.NewRepository(host+"/freeze/pi", name.Insecure)
+	genuine, err := remote.Index(repo.Tag("latest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	future := mutate.Annotations(genuine, map[string]string{publish.AnnotationCreated: "2099-01-01T00:00:00Z", publish.AnnotationVersion: "999"}).(v1.ImageIndex)
+	futureDigest, _ := future.Digest()
+	for _, tag := range []string{"latest", "0.70.6"} {
+		if err := remote.WriteIndex(repo.Tag(tag), future); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	rep, err := Release(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := agentReport(t, rep, "pi")
+	if a.Failed() || len(a.Kept) > 0 {
+		t.Errorf("release = status %s, kept %+v; want done, no tag kept at the unsigned index", a.Status, a.Kept)
+	}
+	latest, err := remote.Head(repo.Tag("latest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if latest.Digest == futureDigest || latest.Digest != a.Index {
+		t.Errorf("latest = %s, want this release's %s (the unsigned one was %s)", latest.Digest, a.Index, futureDigest)
+	}
+	if ok, out := cosignVerifies(t, pub, repo.Digest(latest.Digest.String())); !ok {
+		t.Errorf("cosign does not verify latest: %s", out)
 	}
 }

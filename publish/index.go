@@ -7,10 +7,12 @@
 package publish
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -38,6 +40,12 @@ type Release struct {
 	Tags []tags.Tag
 	// AllowRollback moves every tag even to an older index: a deliberate revert.
 	AllowRollback bool
+	// Ours says whether the index at d is one of this publisher's
+	// releases (its signer signed it). Only such an index's ordering key
+	// keeps a shared tag from moving: the key is written on the index, and
+	// anyone who can push can write one that is newer than every release.
+	// Nil takes every index as ours (a release published unsigned).
+	Ours func(ctx context.Context, d name.Digest) bool
 	// Reuse is the published index that stands for Images unchanged (see
 	// Published.Matches): it is not assembled again, nothing is pushed, and
 	// only the tags move to it, ordered by its own version and time.

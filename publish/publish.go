@@ -162,18 +162,29 @@ func moveTags(ctx context.Context, s store, rel Release, index v1.Hash, dryRun b
 }
 
 // move moves each tag of rel that does not point at index yet, and may: a
-// shared tag never moves to an index older than the one it points at,
-// unless rel allows a rollback. read gives what a tag is put on.
+// shared tag never moves to an index older than the one it points at (one
+// of ours: rel.Ours), unless rel allows a rollback. read gives what a tag
+// is put on.
 func move(ctx context.Context, s store, rel Release, index v1.Hash, m *Moves, current map[string]v1.Hash, read func() (v1.ImageIndex, error), dryRun bool) error {
 	mine := tags.Key{Created: rel.Created, Version: rel.Version}
 	keys := map[v1.Hash]tags.Key{}
+	ours := map[v1.Hash]bool{}
+	isOurs := func(at v1.Hash) bool {
+		if rel.Ours == nil {
+			return true
+		}
+		if _, ok := ours[at]; !ok {
+			ours[at] = rel.Ours(ctx, s.ref(at))
+		}
+		return ours[at]
+	}
 	var idx v1.ImageIndex
 	for _, t := range rel.Tags {
 		at, exists := current[t.Name]
 		if exists && at == index {
 			continue
 		}
-		if exists && !t.Owned && !rel.AllowRollback {
+		if exists && !t.Owned && !rel.AllowRollback && isOurs(at) {
 			k, ok := keys[at]
 			if !ok {
 				var err error
