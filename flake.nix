@@ -237,10 +237,11 @@
           };
         };
 
-      # mkAgentImage must refuse bad identity and path arguments while
-      # evaluating, with an error that names the argument, the value and the
-      # rule; `..` and `//` must be refused as such, not because the path
-      # they lead to happens to be a system path. Each case is the arguments
+      # mkAgentImage must refuse bad arguments while evaluating, with an
+      # error that names the argument, the value (but for an environment
+      # value, which may be a secret and must not be printed) and the rule;
+      # `..` and `//` must be refused as such, not because the path they
+      # lead to happens to be a system path. Each case is the arguments
       # given, the argument and value the error names, and the rule.
       argumentsCheck =
         pkgs:
@@ -270,6 +271,33 @@
               rule
               ;
           };
+          # A bad variable name is reported as the name, a bad value under
+          # its name (and not printed).
+          envName = key: {
+            args.extraEnv.${key} = "x";
+            argument = "extraEnv name";
+            kind = "env-name";
+            value = key;
+            rule = "env-name";
+          };
+          envValue = value: {
+            args.extraEnv.FOO = value;
+            argument = "extraEnv.\"FOO\"";
+            kind = "env-value";
+            inherit value;
+            rule = "control-character";
+          };
+          feature = value: rule: {
+            args.nixExperimentalFeatures = [
+              "nix-command"
+              value
+            ];
+            argument = "nixExperimentalFeatures entry";
+            kind = "feature";
+            inherit value rule;
+          };
+          # A character no rule lets through: DEL.
+          del = builtins.fromJSON ''"\u007f"'';
           rejected = [
             (directory "relative/path" "absolute")
             (directory "/etc/shadow" "system-path")
@@ -285,11 +313,17 @@
             (directory "/opt/cache/" "normalised")
             (directory "~/" "normalised")
             (directory "/" "root")
+            (directory "/lib64" "system-path")
+            (directory "/lib64/ld-linux-x86-64.so.2" "system-path")
+            (directory "/home" "home")
+            (directory "/home/other" "home")
+            (directory "/home/agent2" "home")
             (one "workingDir" "workingDir" "/" "root")
             (one "workingDir" "workingDir" "workspace" "absolute")
             (one "workingDir" "workingDir" "~/src" "absolute")
             (one "workingDir" "workingDir" "//etc" "normalised")
             (one "workingDir" "workingDir" "/usr/src" "system-path")
+            (one "workingDir" "workingDir" "/home" "home")
             (one "user" "user" "../etc" "user-name")
             (one "user" "user" "x:0:0::/root:/bin/sh\n" "user-name")
             (one "user" "user" "Agent" "user-name")
@@ -299,7 +333,40 @@
             (one "uid" "uid" "0" "integer")
             (one "uid" "uid" 0 "root")
             (one "uid" "uid" (-1) "range")
+            (one "uid" "uid" 65534 "taken")
             (one "gid" "gid" "100" "integer")
+            (one "gid" "gid" 0 "root")
+            (one "gid" "gid" (-1) "range")
+            (one "gid" "gid" 65534 "taken")
+            (one "extraEnv" "extraEnv" [ "FOO=bar" ] "attrset")
+            (envName "FOO=bar")
+            (envName "FOO\nBAR")
+            (envName "1FOO")
+            (envName "FOO-BAR")
+            (envName "")
+            (envValue "a\nBAR=b")
+            (envValue "a\rb")
+            (envValue "a${del}")
+            (one "nixExperimentalFeatures" "nixExperimentalFeatures" "nix-command flakes" "list")
+            (feature "flakes\nallowed-uris = *" "feature-name")
+            (feature "flakes allowed-uris" "feature-name")
+            (feature "Flakes" "feature-name")
+            (feature 42 "string")
+            (one "tag" "tag" "../../x" "oci-tag")
+            (one "tag" "tag" "1.0:x" "oci-tag")
+            (one "tag" "tag" "latest\nx" "oci-tag")
+            (one "tag" "tag" ".hidden" "oci-tag")
+            (one "tag" "tag" "" "oci-tag")
+            (one "tag" "tag" (lib.concatStrings (lib.genList (_: "a") 129)) "oci-tag")
+            (one "tag" "tag" 1 "string")
+            (one "name" "name" "agent-images/pi:latest" "image-name")
+            (one "name" "name" "pi\nx" "image-name")
+            (one "name" "name" "Agent-Images/pi" "image-name")
+            (one "name" "name" "/pi" "image-name")
+            (one "name" "name" "agent-images//pi" "image-name")
+            (one "name" "name" "../pi" "image-name")
+            (one "name" "name" "" "image-name")
+            (one "name" "name" (lib.concatStrings (lib.genList (_: "a") 256)) "image-name")
             (one "labels" "labels" [ "org.opencontainers.image.vendor=Acme" ] "attrset")
             (label "org.opencontainers.image.created" "2026-01-01T00:00:00Z" "label-key" "per-release")
             (label "org.opencontainers.image.revision" "0123456" "label-key" "per-release")
@@ -319,6 +386,65 @@
                 "/home/agent/.my+app@v2"
                 "/opt/dev-cache"
               ];
+            }
+            # Under /home, the user's home is the user's, however written.
+            {
+              args = {
+                user = "dev";
+                extraDirectories = [
+                  "/home/dev"
+                  "/home/dev/.cache"
+                  "~/.config/app"
+                ];
+              };
+              field = "extraDirectories";
+              want = [
+                "/home/dev"
+                "/home/dev/.cache"
+                "/home/dev/.config/app"
+              ];
+            }
+            # Names of either case, values with a tab, a path or a package.
+            {
+              args.extraEnv = {
+                _private = "a\tb";
+                GIT_AUTHOR_NAME = "A. N. Other <a@example.org>";
+                TOOL = pkgs.hello;
+              };
+              field = "extraEnv";
+              want = {
+                _private = "a\tb";
+                GIT_AUTHOR_NAME = "A. N. Other <a@example.org>";
+                TOOL = "${pkgs.hello}";
+              };
+            }
+            {
+              args = {
+                name = "ghcr.io/acme-corp/code__reviewer";
+                tag = "v1.2_3-rc.1";
+              };
+              field = "imageTag";
+              want = "v1.2_3-rc.1";
+            }
+            {
+              args = {
+                withNix = true;
+                nixExperimentalFeatures = [
+                  "nix-command"
+                  "flakes"
+                  "pipe-operators"
+                ];
+              };
+              field = "withNix";
+              want = true;
+            }
+            {
+              args = {
+                gid = 0;
+                allowRoot = true;
+              };
+              field = "gid";
+              want = 0;
             }
             {
               args = {
@@ -377,27 +503,44 @@
             );
           evaluates = args: (builtins.tryEval (imageWith args).drvPath).success;
           show = c: "${c.argument} ${builtins.toJSON c.value}";
+          contextOf = c: {
+            uid = c.args.uid or 1000;
+            allowRoot = c.args.allowRoot or false;
+            user = c.args.user or "agent";
+          };
+          ruleOf = c: argumentRules.brokenRule (contextOf c) c.kind c.value;
+          # The report lists every case, even one no rule refuses (then a
+          # problem too).
+          messageOf =
+            c:
+            if ruleOf c == null then
+              "no rule refuses it"
+            else
+              argumentRules.errorMessage c.kind c.argument c.value (ruleOf c);
+          printed = c: !(lib.elem c.kind argumentRules.unprintedKinds);
           rejectionProblems =
             c:
             let
-              context = {
-                uid = c.args.uid or 1000;
-                allowRoot = c.args.allowRoot or false;
-              };
-              rule = argumentRules.brokenRule context c.kind c.value;
-              message = argumentRules.errorMessage c.argument c.value rule;
+              rule = ruleOf c;
+              message = messageOf c;
             in
             if rule == null then
               [ "${show c}: accepted by the rules, want rule ${c.rule}" ]
             else
               lib.optional (rule.name != c.rule) "${show c}: broke rule ${rule.name}, want ${c.rule}"
               ++ lib.optional (
-                !(lib.all (part: lib.hasInfix part message) [
-                  c.argument
-                  (builtins.toJSON c.value)
-                  rule.text
-                ])
+                !(lib.all (part: lib.hasInfix part message) (
+                  [
+                    c.argument
+                    rule.text
+                    "(rule: ${rule.name})"
+                  ]
+                  ++ lib.optional (printed c) (builtins.toJSON c.value)
+                ))
               ) "${show c}: error message does not name the argument, the value and the rule: ${message}"
+              ++ lib.optional (
+                !(printed c) && lib.hasInfix (builtins.toJSON c.value) message
+              ) "${c.argument}: error message prints the value: ${message}"
               ++ lib.optional (evaluates c.args) "${show c}: mkAgentImage evaluated an image with it";
           acceptanceProblems =
             c:
@@ -408,17 +551,7 @@
                 "${builtins.toJSON c.args}: ${c.field} is ${builtins.toJSON (imageWith c.args).agentImage.${c.field}}, want ${builtins.toJSON c.want}";
           problems = lib.concatMap rejectionProblems rejected ++ lib.concatMap acceptanceProblems accepted;
           report = lib.concatStringsSep "\n" (
-            map (
-              c:
-              "rejected ${show c}: ${
-                argumentRules.errorMessage c.argument c.value (
-                  argumentRules.brokenRule {
-                    uid = c.args.uid or 1000;
-                    allowRoot = false;
-                  } c.kind c.value
-                )
-              }"
-            ) rejected
+            map (c: "rejected ${if printed c then show c else c.argument}: ${messageOf c}") rejected
             ++ map (c: "accepted ${builtins.toJSON c.args}") accepted
           );
         in

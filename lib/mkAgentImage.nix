@@ -112,13 +112,17 @@ in
   labels ? { },
 }:
 let
-  # Arguments that end up in /etc/passwd, in chown commands or as owned
-  # directories are checked while evaluating, before anything is built; each
-  # check throws an error naming the argument and the rule it breaks (see
-  # arguments.nix). `validated` is forced before the image is returned.
-  context = { inherit uid allowRoot; };
+  # Arguments that end up in /etc/passwd, in chown commands, as owned
+  # directories, in the config's Env, in nix.conf or in the image reference
+  # are checked while evaluating, before anything is built; each check
+  # throws an error naming the argument and the rule it breaks (see
+  # arguments.nix). `validated` is forced before the image is returned, in
+  # this order: the first argument that breaks a rule is the one reported.
+  context = { inherit uid allowRoot user; };
   check = arguments.check context;
   validated = [
+    (check "name" "name" name)
+    (check "tag" "tag" tag)
     (check "uid" "uid" uid)
     (check "gid" "gid" gid)
     (check "user" "user" user)
@@ -127,12 +131,21 @@ let
   ++ map (check "extraDirectories entry" "directory") extraDirectories
   ++ lib.concatLists (
     lib.mapAttrsToList (key: value: [
+      (check "extraEnv name" "env-name" key)
+      (check "extraEnv.${builtins.toJSON key}" "env-value" value)
+    ]) (check "extraEnv" "extraEnv" extraEnv)
+  )
+  ++ map (check "nixExperimentalFeatures entry" "feature") (
+    check "nixExperimentalFeatures" "nixExperimentalFeatures" nixExperimentalFeatures
+  )
+  ++ lib.concatLists (
+    lib.mapAttrsToList (key: value: [
       (check "labels key" "label-key" key)
       (check "labels.${builtins.toJSON key}" "label-value" value)
     ]) (check "labels" "labels" labels)
   );
 
-  home = if uid == 0 then "/root" else "/home/${user}";
+  home = arguments.homeOf uid user;
   # gid 100 is "users" on most systems, which is why rootless Podman users
   # pick it; any other gid gets a group named after the user.
   group =
@@ -258,12 +271,14 @@ let
   passwd = lib.concatStrings (
     [ "root:x:0:0:root:/root:/bin/sh\n" ]
     ++ lib.optional (uid != 0) "${user}:x:${toString uid}:${toString gid}:${user}:${home}:/bin/sh\n"
-    ++ [ "nobody:x:65534:65534:nobody:/var/empty:/bin/false\n" ]
+    ++ [
+      "nobody:x:${toString arguments.nobodyUid}:${toString arguments.nogroupGid}:nobody:/var/empty:/bin/false\n"
+    ]
   );
   groupFile = lib.concatStrings (
     [ "root:x:0:\n" ]
     ++ lib.optional (gid != 0) "${group}:x:${toString gid}:${user}\n"
-    ++ [ "nogroup:x:65534:\n" ]
+    ++ [ "nogroup:x:${toString arguments.nogroupGid}:\n" ]
   );
   nsswitch = ''
     passwd: files
