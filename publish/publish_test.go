@@ -572,3 +572,34 @@ func TestRepositoryHoldsOneAgent(t *testing.T) {
 		}
 	}
 }
+
+// TestTagsAreReadAgainBeforeTheyMove: an older release that was put, then
+// slow to sign, while a newer one ran from start to end, must not move
+// latest back over it. MoveTags reads the tags it moves when it runs, after
+// the signing, not when the images were put.
+func TestTagsAreReadAgainBeforeTheyMove(t *testing.T) {
+	ctx := context.Background()
+	host, _ := startRegistry(t)
+	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
+	older := Release{Agent: "pi", Images: images(t), Version: "1.0", Created: day1, Tags: tagged("latest")}
+	newer := Release{Agent: "pi", Images: images(t), Version: "1.1", Created: day1.Add(time.Hour), Tags: tagged("latest")}
+	put, err := r.Put(ctx, older, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := publishWith(ctx, r, newer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moves, err := r.MoveTags(ctx, older, put.Index, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(moves.Moved) > 0 || len(moves.Kept) != 1 || moves.Kept[0].Index != done.Index {
+		t.Errorf("older MoveTags = moved %v, kept %+v; want latest kept at the newer %s", moves.Moved, moves.Kept, done.Index)
+	}
+	repo, _ := r.Repository("pi")
+	if desc, err := remote.Head(repo.Tag("latest")); err != nil || desc.Digest != done.Index {
+		t.Errorf("latest = %v, %v; want %s", desc, err, done.Index)
+	}
+}
