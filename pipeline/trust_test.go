@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -191,4 +192,55 @@ func TestUnsignedIndexNeverPinsATag(t *testing.T) {
 	if ok, out := cosignVerifies(t, pub, repo.Digest(latest.Digest.String())); !ok {
 		t.Errorf("cosign does not verify latest: %s", out)
 	}
+}
+
+// TestDeletedBlobIsRestored is issue 18's deleted layer row: with a layer
+// blob of a published image gone, the image cannot be pulled, yet the next
+// release called the agent unchanged and moved on. Now the image is not
+// complete, the agent is built, and its put uploads the blob again.
+func TestDeletedBlobIsRestored(t *testing.T) {
+	requireE2E(t)
+	ctx := context.Background()
+	host, _ := startRegistry(t)
+	o := options(t, host+"/blob", "pi")
+	o.Runtime = "none"
+	if _, err := Release(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	repo, _ := name.NewRepository(host+"/blob/pi", name.Insecure)
+	idx, err := remote.Index(repo.Tag("latest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	child := repo.Digest(im.Manifests[0].Digest.String())
+	img, err := remote.Image(child)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	lost, _ := layers[len(layers)-1].Digest()
+	req, _ := http.NewRequest(http.MethodDelete, "http://"+host+"/v2/blob/pi/blobs/"+lost.String(), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("deleting blob %s: %v %v", lost, resp, err)
+	}
+	resp.Body.Close()
+
+	rep, err := Release(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := agentReport(t, rep, "pi"); a.Failed() || a.SameDerivation || len(a.Repaired) == 0 {
+		t.Errorf("rerun = status %s, same derivation %v, repaired %v; want the image built and its blob put back", a.Status, a.SameDerivation, a.Repaired)
+	}
+	l, err := remote.Layer(repo.Digest(lost.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		t.Fatalf("pulling the lost blob %s again: %v", lost, err)
+	}
+	rc.Close()
 }

@@ -132,6 +132,18 @@ func (s *layoutStore) manifest(_ context.Context, d v1.Hash) ([]byte, error) {
 	return io.ReadAll(rc)
 }
 
+func (s *layoutStore) hasBlob(_ context.Context, d v1.Hash) (bool, error) {
+	p, err := s.l.path(false)
+	if err != nil || p == "" {
+		return false, err
+	}
+	_, err = os.Stat(filepath.Join(string(p), "blobs", d.Algorithm, d.Hex))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 func (s *layoutStore) putImage(_ context.Context, img v1.Image) error {
 	s.l.write.Lock()
 	defer s.l.write.Unlock()

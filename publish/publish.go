@@ -1,9 +1,11 @@
 package publish
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -65,6 +67,8 @@ type store interface {
 	current(ctx context.Context, tags []string) (map[string]v1.Hash, error)
 	// manifest returns the raw manifest d, nil when it is not there.
 	manifest(ctx context.Context, d v1.Hash) ([]byte, error)
+	// hasBlob reports whether the blob d is there.
+	hasBlob(ctx context.Context, d v1.Hash) (bool, error)
 	putImage(ctx context.Context, img v1.Image) error
 	putIndex(ctx context.Context, idx v1.ImageIndex) error
 	// index reads the index d that is there.
@@ -106,11 +110,11 @@ func put(ctx context.Context, s store, rel Release, dryRun bool) (*Result, error
 	// gone is not published.
 	var missing []v1.Image
 	for _, img := range rel.Images {
-		there, err := s.manifest(ctx, img.Digest)
+		_, there, err := complete(ctx, s, img.Digest)
 		if err != nil {
 			return res, err
 		}
-		if there == nil {
+		if !there {
 			missing = append(missing, img.Image)
 			if published {
 				res.Repaired = append(res.Repaired, img.Platform.String())
@@ -141,6 +145,36 @@ func put(ctx context.Context, s store, rel Release, dryRun bool) (*Result, error
 	}
 	res.Unchanged = !pushed
 	return res, nil
+}
+
+// complete reports whether the image manifest d (raw) is there with every
+// blob it names: a registry can lose a layer while the manifest stays, and an
+// image that cannot be pulled is not published.
+func complete(ctx context.Context, s store, d v1.Hash) (raw []byte, ok bool, err error) {
+	if raw, err = s.manifest(ctx, d); err != nil || raw == nil {
+		return nil, false, err
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s in %s: %w", d, s.where(), err)
+	}
+	blobs := []v1.Hash{m.Config.Digest}
+	for _, l := range m.Layers {
+		blobs = append(blobs, l.Digest)
+	}
+	there := make([]bool, len(blobs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, b := range blobs {
+		g.Go(func() (err error) {
+			there[i], err = s.hasBlob(gctx, b)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, false, err
+	}
+	return raw, !slices.Contains(there, false), nil
 }
 
 // moveTags moves the tags of rel that may move to index: for a reused index

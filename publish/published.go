@@ -41,7 +41,8 @@ type PublishedImage struct {
 	Size int64
 	// Derivation is the index entry's AnnotationDerivation.
 	Derivation string
-	// Present is false when the destination has lost the image's manifest.
+	// Present is false when the destination has lost the image's manifest
+	// or a blob it names: an image that cannot be pulled.
 	Present bool
 }
 
@@ -76,11 +77,11 @@ func readPublished(ctx context.Context, s store) (*Published, error) {
 		if desc.Platform != nil {
 			img.Platform = *desc.Platform
 		}
-		raw, err := s.manifest(ctx, desc.Digest)
+		raw, ok, err := complete(ctx, s, desc.Digest)
 		if err != nil {
 			return nil, err
 		}
-		if raw != nil {
+		if ok {
 			img.Present = true
 			if img.Size, err = pullsize.OfManifest(raw); err != nil {
 				return nil, fmt.Errorf("reading %s in %s: %w", desc.Digest, s.where(), err)

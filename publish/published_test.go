@@ -62,10 +62,11 @@ func TestReuseAtANewCommit(t *testing.T) {
 	if p.Index != first.Index || p.Version != "1.0" || !p.Created.Equal(day1) || len(p.Images) != 2 {
 		t.Fatalf("Published = %+v, want index %s of version 1.0 created %s with 2 images", p, first.Index, day1)
 	}
-	// One read of the tag, the index and each image (the completeness
-	// check), after one ping of the registry.
-	if got := len(rec.Requests()); got != 1+1+1+2 {
-		t.Errorf("Published made %d requests, want 5: %v", got, rec.Requests())
+	// One read of the tag, the index and each image, and a HEAD of each
+	// blob the images name (the completeness check: the config and two
+	// layers each), after one ping of the registry.
+	if got := len(rec.Requests()); got != 1+1+1+2*(1+3) {
+		t.Errorf("Published made %d requests, want 11: %v", got, rec.Requests())
 	}
 	now := unbuilt(built)
 	if err := p.Matches(now); err != nil {

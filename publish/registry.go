@@ -166,6 +166,18 @@ func (s *repoStore) manifest(ctx context.Context, d v1.Hash) ([]byte, error) {
 	return desc.Manifest, nil
 }
 
+func (s *repoStore) hasBlob(ctx context.Context, d v1.Hash) (bool, error) {
+	l, err := remote.Layer(s.repo.Digest(d.String()), s.reads...)
+	if err != nil {
+		return false, err
+	}
+	ok, err := partial.Exists(l)
+	if err != nil {
+		return false, fmt.Errorf("checking blob %s in %s: %w", d, s.repo, err)
+	}
+	return ok, nil
+}
+
 // putImage uploads an image put found missing: it asked already.
 func (s *repoStore) putImage(ctx context.Context, img v1.Image) error {
 	d, err := img.Digest()

@@ -3,6 +3,7 @@ package sign
 import (
 	"context"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -49,6 +50,27 @@ func TestKeySignThenVerify(t *testing.T) {
 			},
 		},
 		{
+			name: "missing blob",
+			key:  pub,
+			break_: func(t *testing.T, repo name.Repository, r testRelease) {
+				img, err := remote.Image(r.Images[0].Ref)
+				if err != nil {
+					t.Fatal(err)
+				}
+				layers, _ := img.Layers()
+				lost, _ := layers[0].Digest()
+				req, _ := http.NewRequest(http.MethodDelete, "http://"+repo.RegistryStr()+"/v2/"+repo.RepositoryStr()+"/blobs/"+lost.String(), nil)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil || resp.StatusCode != http.StatusAccepted {
+					t.Fatalf("deleting blob %s: %v %v", lost, resp, err)
+				}
+				resp.Body.Close()
+			},
+			want: func(name.Repository) map[string]string {
+				return map[string]string{"linux/amd64 blobs": "the registry lacks blob"}
+			},
+		},
+		{
 			name: "tampered tag",
 			key:  pub,
 			break_: func(t *testing.T, repo name.Repository, r testRelease) {
@@ -91,8 +113,8 @@ func TestKeySignThenVerify(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Verify = %v", err)
 			}
-			if got := len(rep.Checks); got != 7 {
-				t.Errorf("Verify made %d checks, want 7 (index + 3 per platform)", got)
+			if got := len(rep.Checks); got != 9 {
+				t.Errorf("Verify made %d checks, want 9 (index + 4 per platform)", got)
 			}
 			var wants map[string]string
 			if tt.want != nil {
@@ -101,7 +123,7 @@ func TestKeySignThenVerify(t *testing.T) {
 			for _, c := range rep.Checks {
 				label := c.Subject + " " + c.What
 				want := wants[label]
-				if tt.wantAll != "" {
+				if tt.wantAll != "" && c.What != "blobs" {
 					want = tt.wantAll
 				}
 				switch {

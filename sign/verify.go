@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/sigstore/cosign/v2/pkg/oci"
@@ -213,7 +214,8 @@ func Verify(ctx context.Context, ref name.Reference, p Policy) (*Report, error) 
 		formats, sbom, prov := verifyAttestations(ctx, d, co, ociOpts)
 		rep.Checks = append(rep.Checks,
 			Check{Subject: labels[i], Digest: d, What: "SBOM attestation", Err: sbom},
-			Check{Subject: labels[i], Digest: d, What: "provenance attestation", Err: prov})
+			Check{Subject: labels[i], Digest: d, What: "provenance attestation", Err: prov},
+			Check{Subject: labels[i], Digest: d, What: "blobs", Err: pullable(d, ropts)})
 		if i == 0 {
 			sboms = formats
 		}
@@ -429,4 +431,47 @@ func (p Policy) registry() *transport.Registry {
 		return p.Registry
 	}
 	return transport.NewRegistry(nil)
+}
+
+// pullable checks that every blob the image manifest d names is there: a
+// signed image whose layer the registry lost cannot be pulled.
+func pullable(d name.Digest, ropts []remote.Option) error {
+	img, err := remote.Image(d, ropts...)
+	if err != nil {
+		return err
+	}
+	cfg, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	blobs := []v1.Hash{cfg}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		h, err := l.Digest()
+		if err != nil {
+			return err
+		}
+		blobs = append(blobs, h)
+	}
+	var missing []string
+	for _, h := range blobs {
+		l, err := remote.Layer(d.Context().Digest(h.String()), ropts...)
+		if err != nil {
+			return err
+		}
+		ok, err := partial.Exists(l)
+		if err != nil {
+			return fmt.Errorf("checking blob %s: %w", h, err)
+		}
+		if !ok {
+			missing = append(missing, h.String())
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("the registry lacks blob %s: the image cannot be pulled; the next release puts it back", strings.Join(missing, ", "))
+	}
+	return nil
 }
