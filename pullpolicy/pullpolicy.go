@@ -11,9 +11,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -259,6 +261,15 @@ func Generate(prefix string, signer Signer, opts ...Option) (*Files, error) {
 		}
 		docker = map[string]any{}
 		transports["docker"] = docker
+	}
+	// containers/image decides an image by the most specific scope that
+	// matches it: a base scope under the prefix (one agent's repository,
+	// a tag, a digest) would decide for those images instead of the
+	// signature required here, whatever it says.
+	for _, scope := range slices.Sorted(maps.Keys(docker)) {
+		if rest, ok := strings.CutPrefix(scope, prefix); ok && rest != "" && strings.ContainsAny(rest[:1], "/:@") {
+			return nil, fmt.Errorf("the base policy's scope %q is under %s: it would decide for those images instead of the signature this policy requires (the most specific scope wins); remove it from the base", scope, prefix)
+		}
 	}
 	docker[prefix] = []any{req}
 

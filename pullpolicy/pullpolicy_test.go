@@ -176,6 +176,11 @@ func TestGenerateErrors(t *testing.T) {
 		{name: "upper case", prefix: "ghcr.io/Nothingnesses", wantErr: "not a repository namespace"},
 		{name: "base not JSON", prefix: "ghcr.io/x", opts: []Option{WithBase([]byte("default: reject"))}, wantErr: "reading the base policy"},
 		{name: "base not a policy", prefix: "ghcr.io/x", opts: []Option{WithBase([]byte(`{"transports":{}}`))}, wantErr: `has no "default"`},
+		// The most specific scope wins: a base that accepts anything for
+		// one agent under the prefix would let unsigned images through
+		// while the tool said they would be refused.
+		{name: "base scope under the prefix", prefix: "ghcr.io/x", opts: []Option{WithBase([]byte(`{"default":[{"type":"reject"}],"transports":{"docker":{"ghcr.io/x/pi":[{"type":"insecureAcceptAnything"}]}}}`))}, wantErr: `scope "ghcr.io/x/pi" is under ghcr.io/x`},
+		{name: "base tag scope under the prefix", prefix: "ghcr.io/x", opts: []Option{WithBase([]byte(`{"default":[{"type":"reject"}],"transports":{"docker":{"ghcr.io/x/pi:latest":[{"type":"insecureAcceptAnything"}]}}}`))}, wantErr: `scope "ghcr.io/x/pi:latest"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
