@@ -187,19 +187,15 @@ func moveTags(ctx context.Context, s store, rel Release, index v1.Hash, dryRun b
 		rel.Created, rel.Version = p.Created, p.Version
 		read = func() (v1.ImageIndex, error) { return s.index(ctx, p.Index) }
 	}
-	current, err := s.current(ctx, tags.Names(rel.Tags))
-	if err != nil {
-		return nil, err
-	}
 	m := &Moves{}
-	return m, move(ctx, s, rel, index, m, current, read, dryRun)
+	return m, move(ctx, s, rel, index, m, read, dryRun)
 }
 
 // move moves each tag of rel that does not point at index yet, and may: a
 // shared tag never moves to an index older than the one it points at (one
 // of ours: rel.Ours), unless rel allows a rollback. read gives what a tag
 // is put on.
-func move(ctx context.Context, s store, rel Release, index v1.Hash, m *Moves, current map[string]v1.Hash, read func() (v1.ImageIndex, error), dryRun bool) error {
+func move(ctx context.Context, s store, rel Release, index v1.Hash, m *Moves, read func() (v1.ImageIndex, error), dryRun bool) error {
 	mine := tags.Key{Created: rel.Created, Version: rel.Version}
 	keys := map[v1.Hash]tags.Key{}
 	ours := map[v1.Hash]bool{}
@@ -214,6 +210,12 @@ func move(ctx context.Context, s store, rel Release, index v1.Hash, m *Moves, cu
 	}
 	var idx v1.ImageIndex
 	for _, t := range rel.Tags {
+		// Read just before the tag moves: another release may have moved
+		// it since this one began.
+		current, err := s.current(ctx, []string{t.Name})
+		if err != nil {
+			return err
+		}
 		at, exists := current[t.Name]
 		if exists && at == index {
 			continue
