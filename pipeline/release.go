@@ -39,10 +39,13 @@ func Release(ctx context.Context, o Options) (*record.Report, error) {
 // release a change report compares with, and what may stand for the agent
 // unchanged. It sets a.reuse when every destination has the same index,
 // listing the same platforms, each built from the derivation this run
-// evaluated, each image still there and, when the run signs, carrying this
-// signer's signature and attestations in that registry. Anything less (a
-// registry added since, one that lost an image), or a read that fails, and
-// the agent is built as usual: building is never wrong, only slower.
+// evaluated, each image still there with all its blobs and, when the run
+// signs, the index signed by this signer and each image carrying its
+// signature and attestations, the provenance naming that derivation, in
+// that registry (unchanged). Anything less (a registry added since, one
+// that lost an image, an index someone else put there), or a read that
+// fails, and the agent is built as usual: building is never wrong, only
+// slower.
 func (r *run) readPublished(ctx context.Context, a *agent) error {
 	a.published = make([]*publish.Published, len(r.dests))
 	var err error
