@@ -164,7 +164,7 @@ func complete(ctx context.Context, s store, d v1.Hash) (raw []byte, ok bool, err
 	}
 	there := make([]bool, len(blobs))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
+	g.SetLimit(32)
 	for i, b := range blobs {
 		g.Go(func() (err error) {
 			there[i], err = s.hasBlob(gctx, b)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/nothingnesses/agent-images/internal/pullsize"
 	"github.com/nothingnesses/agent-images/record"
@@ -72,22 +73,32 @@ func readPublished(ctx context.Context, s store) (*Published, error) {
 			return nil, fmt.Errorf("%s in %s has an unreadable %s %q: %w", d, s.where(), AnnotationCreated, c, err)
 		}
 	}
-	for _, desc := range im.Manifests {
-		img := PublishedImage{Digest: desc.Digest, Ref: s.ref(desc.Digest), Derivation: desc.Annotations[AnnotationDerivation]}
-		if desc.Platform != nil {
-			img.Platform = *desc.Platform
-		}
-		raw, ok, err := complete(ctx, s, desc.Digest)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			img.Present = true
-			if img.Size, err = pullsize.OfManifest(raw); err != nil {
-				return nil, fmt.Errorf("reading %s in %s: %w", desc.Digest, s.where(), err)
+	// The images, and each one's blobs, are checked at once: on a rerun,
+	// where nothing is built, these checks are most of what it waits for.
+	p.Images = make([]PublishedImage, len(im.Manifests))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, desc := range im.Manifests {
+		g.Go(func() error {
+			img := PublishedImage{Digest: desc.Digest, Ref: s.ref(desc.Digest), Derivation: desc.Annotations[AnnotationDerivation]}
+			if desc.Platform != nil {
+				img.Platform = *desc.Platform
 			}
-		}
-		p.Images = append(p.Images, img)
+			raw, ok, err := complete(gctx, s, desc.Digest)
+			if err != nil {
+				return err
+			}
+			if ok {
+				img.Present = true
+				if img.Size, err = pullsize.OfManifest(raw); err != nil {
+					return fmt.Errorf("reading %s in %s: %w", desc.Digest, s.where(), err)
+				}
+			}
+			p.Images[i] = img
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
