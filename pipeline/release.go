@@ -48,8 +48,14 @@ func Release(ctx context.Context, o Options) (*record.Report, error) {
 // slower.
 func (r *run) readPublished(ctx context.Context, a *agent) error {
 	a.published = make([]*publish.Published, len(r.dests))
+	// Without reuse (a merge, --rebuild) only the first destination's is
+	// wanted: it is what the change report compares with.
+	dests := r.dests
+	if r.o.Rebuild || r.mode == modeMerge {
+		dests = dests[:1]
+	}
 	var err error
-	for i, pub := range r.dests {
+	for i, pub := range dests {
 		if a.published[i], err = pub.Published(ctx, a.name()); err != nil {
 			if i == 0 {
 				a.readErr = err
