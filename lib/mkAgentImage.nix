@@ -107,7 +107,7 @@ in
   allowRoot ? false,
   # OCI labels of the image config, over the defaults (title, description,
   # version, licenses): what `podman inspect` shows, and what release copies
-  # onto the index registries display unless it knows better (see README,
+  # onto the index registries display unless it knows better (see docs/tags.md,
   # "What registries show").
   labels ? { },
 }:
