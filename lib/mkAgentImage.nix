@@ -1,6 +1,6 @@
 # mkAgentImage: an OCI image (docker-archive, built by dockerTools) that runs
 # one agent as an unprivileged user, with a small toolbox and, on request,
-# single-user Nix and nix-ld. See lib/README.md for every option.
+# single-user Nix and nix-ld. See docs/mkagentimage.md for every option.
 {
   pkgs,
   lib ? pkgs.lib,
