@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -163,7 +164,8 @@ var (
 
 // TestDocsShellBlocksAreRunOrMarked: every shell block of the README and
 // docs/ is run by a test, named in the comment right before it as
-// "tested by FILE TestName" (the file must hold that test), or says why it
+// "tested by FILE TestName" (the file must hold that test and name the
+// page it reads, unless it is TestDocsExamples), or says why it
 // is not run here ("not run here: REASON", e.g. that it needs GitHub).
 func TestDocsShellBlocksAreRunOrMarked(t *testing.T) {
 	root := testenv.RepoRoot(t)
@@ -180,8 +182,11 @@ func TestDocsShellBlocksAreRunOrMarked(t *testing.T) {
 			n++
 			if m := testedBy.FindStringSubmatch(b.marker); m != nil {
 				src, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(m[1])))
-				if err != nil || !bytes.Contains(src, []byte("func "+m[2]+"(")) {
+				switch {
+				case err != nil || !bytes.Contains(src, []byte("func "+m[2]+"(")):
 					t.Errorf("%s:%d: the block is marked tested by %s %s, which that file does not hold", b.page, b.line, m[1], m[2])
+				case m[2] != "TestDocsExamples" && !bytes.Contains(src, []byte(path.Base(b.page))):
+					t.Errorf("%s:%d: the block is marked tested by %s %s, which never names %s", b.page, b.line, m[1], m[2], path.Base(b.page))
 				}
 				continue
 			}
