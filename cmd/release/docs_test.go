@@ -29,7 +29,7 @@ const cliDir = "docs/cli"
 // would make every regeneration a change, so it is off.
 func generateCLIReference(t *testing.T, dir string) {
 	t.Helper()
-	for _, k := range []string{"GITHUB_ACTIONS", "GITHUB_REPOSITORY", "GITHUB_WORKFLOW_REF", "GITHUB_SERVER_URL", "GITHUB_OUTPUT"} {
+	for _, k := range []string{"GITHUB_ACTIONS", "GITHUB_REPOSITORY", "GITHUB_WORKFLOW_REF", "GITHUB_SERVER_URL", "GITHUB_API_URL", "GITHUB_OUTPUT"} {
 		t.Setenv(k, "")
 	}
 	root := newRootCmd()
