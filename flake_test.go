@@ -55,20 +55,20 @@ func TestLlmAgentsKeepsItsOwnNixpkgs(t *testing.T) {
 	}
 }
 
-// readmeImageRow is a row of README.md's image tables.
-var readmeImageRow = regexp.MustCompile("^\\| `([^`]+)` \\| ([^|]+?) \\| `([^`]+)` \\| (yes|no) \\| ([^|]+?) \\| `nix build \\.#([^`]+)` \\|$")
+// imageRow is a row of docs/images.md's image tables.
+var imageRow = regexp.MustCompile("^\\| `([^`]+)` \\| ([^|]+?) \\| `([^`]+)` \\| (yes|no) \\| ([^|]+?) \\| `nix build \\.#([^`]+)` \\|$")
 
-// TestReadmeImageTable holds README.md's image tables to the flake's release
+// TestImageTable holds docs/images.md's image tables to the flake's release
 // set: the same agents, each with its display name, program, whether it is
 // unfree and the systems it has an image on. Offline that is the stand-in
 // llm-agents, which mirrors the locked revision; with the real inputs, the
 // lock itself. When the lock moves and llm-agents changes an agent, this
 // says which row to change.
-func TestReadmeImageTable(t *testing.T) {
+func TestImageTable(t *testing.T) {
 	testenv.Require(t, "nix")
 	testenv.Setenv(t)
 	root := testenv.RepoRoot(t)
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	page, err := os.ReadFile(filepath.Join(root, "docs", "images.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,21 +77,21 @@ func TestReadmeImageTable(t *testing.T) {
 		unfree        bool
 		systems       []string
 	}
-	inReadme := map[string]row{}
-	for _, l := range strings.Split(string(readme), "\n") {
-		m := readmeImageRow.FindStringSubmatch(l)
+	inDocs := map[string]row{}
+	for _, l := range strings.Split(string(page), "\n") {
+		m := imageRow.FindStringSubmatch(l)
 		if m == nil {
 			continue
 		}
 		if m[1] != m[6] {
-			t.Errorf("README.md row %q builds .#%s, want .#%s", l, m[6], m[1])
+			t.Errorf("docs/images.md row %q builds .#%s, want .#%s", l, m[6], m[1])
 		}
 		var systems []string
 		for _, arch := range strings.Split(m[5], ", ") {
 			systems = append(systems, arch+"-linux")
 		}
 		slices.Sort(systems)
-		inReadme[m[1]] = row{name: m[2], program: m[3], unfree: m[4] == "yes", systems: systems}
+		inDocs[m[1]] = row{name: m[2], program: m[3], unfree: m[4] == "yes", systems: systems}
 	}
 
 	targets, err := flake.Load(t.Context(), flake.Flake{Ref: root, Overrides: testenv.StandinOverrides(t)})
@@ -110,17 +110,17 @@ func TestReadmeImageTable(t *testing.T) {
 		t.Fatal("the flake's release set is empty")
 	}
 	for agent, want := range inFlake {
-		got, ok := inReadme[agent]
+		got, ok := inDocs[agent]
 		switch {
 		case !ok:
-			t.Errorf("README.md has no row for %s (%+v)", agent, want)
+			t.Errorf("docs/images.md has no row for %s (%+v)", agent, want)
 		case got.name != want.name || got.program != want.program || got.unfree != want.unfree || !slices.Equal(got.systems, want.systems):
-			t.Errorf("README.md's row for %s = %+v, want %+v", agent, got, want)
+			t.Errorf("docs/images.md's row for %s = %+v, want %+v", agent, got, want)
 		}
 	}
-	for agent := range inReadme {
+	for agent := range inDocs {
 		if _, ok := inFlake[agent]; !ok {
-			t.Errorf("README.md has a row for %s, which the flake's release set lacks", agent)
+			t.Errorf("docs/images.md has a row for %s, which the flake's release set lacks", agent)
 		}
 	}
 }

@@ -47,18 +47,18 @@ func templateFiles(t *testing.T) map[string][]byte {
 	return files
 }
 
-// The README shows the template's files whole: what a reader copies is what
-// the tests instantiate and run.
-func TestREADMEShowsTheTemplate(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "README.md"))
+// docs/your-own-images.md shows the template's files whole: what a reader
+// copies is what the tests instantiate and run.
+func TestDocsShowTheTemplate(t *testing.T) {
+	page, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "your-own-images.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	lang := map[string]string{".nix": "nix", ".yml": "yaml"}
 	for rel, content := range templateFiles(t) {
 		block := "```" + lang[filepath.Ext(rel)] + "\n# " + filepath.ToSlash(rel) + "\n" + string(content) + "```\n"
-		if !bytes.Contains(readme, []byte(block)) {
-			t.Errorf("README.md lacks templates/default/%s verbatim, as a block starting with the comment \"# %s\"", rel, filepath.ToSlash(rel))
+		if !bytes.Contains(page, []byte(block)) {
+			t.Errorf("docs/your-own-images.md lacks templates/default/%s verbatim, as a block starting with the comment \"# %s\"", rel, filepath.ToSlash(rel))
 		}
 	}
 }

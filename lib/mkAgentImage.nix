@@ -1,6 +1,6 @@
 # mkAgentImage: an OCI image (docker-archive, built by dockerTools) that runs
 # one agent as an unprivileged user, with a small toolbox and, on request,
-# single-user Nix and nix-ld. See lib/README.md for every option.
+# single-user Nix and nix-ld. See docs/mkagentimage.md for every option.
 {
   pkgs,
   lib ? pkgs.lib,
@@ -107,7 +107,7 @@ in
   allowRoot ? false,
   # OCI labels of the image config, over the defaults (title, description,
   # version, licenses): what `podman inspect` shows, and what release copies
-  # onto the index registries display unless it knows better (see README,
+  # onto the index registries display unless it knows better (see docs/tags.md,
   # "What registries show").
   labels ? { },
 }:

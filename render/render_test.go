@@ -196,15 +196,15 @@ func TestWriteOutputs(t *testing.T) {
 	}
 }
 
-// TestREADMEShowsRetentionPolicy keeps the README's table the one the code
-// applies.
-func TestREADMEShowsRetentionPolicy(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+// TestDocsShowRetentionPolicy keeps docs/retention.md's table the one the
+// code applies.
+func TestDocsShowRetentionPolicy(t *testing.T) {
+	page, err := os.ReadFile("../docs/retention.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := PolicyMarkdown(retention.Default(time.Now()))
-	if !strings.Contains(string(readme), want) {
-		t.Errorf("README.md lacks the retention policy table; put this under `release prune`:\n%s", want)
+	if !strings.Contains(string(page), want) {
+		t.Errorf("docs/retention.md lacks the retention policy table; put this in it:\n%s", want)
 	}
 }

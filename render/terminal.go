@@ -108,7 +108,7 @@ func Groups(w io.Writer, rep *record.Report) {
 	}
 }
 
-// PolicyMarkdown is the retention policy as the README shows it: one row
+// PolicyMarkdown is the retention policy as docs/retention.md shows it: one row
 // per rule.
 func PolicyMarkdown(p retention.Policy) string {
 	var b strings.Builder

@@ -67,7 +67,7 @@ const (
 
 // Rule is one class of tags and whether a tag of it keeps the manifest it
 // points at. Rules, in order, is the whole policy: Decide applies it, and
-// the dry run and the README print it.
+// the dry run and docs/retention.md print it.
 type Rule struct {
 	Class tags.Class
 	// Tags says which tags belong to the class, for people (Markdown).

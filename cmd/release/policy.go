@@ -36,7 +36,7 @@ defaults to that repository's ghcr.io/<owner>/<repo>. The Fulcio CA and the
 Rekor key come from Sigstore's TUF repository, as for cosign verify, unless
 --fulcio-roots and --rekor-key name files. Verifying a workflow identity needs
 a containers/image that knows "buildSignerURI", which no release has yet
-(see README): until then such a policy makes every pull fail.
+(see docs/trust.md): until then such a policy makes every pull fail.
 
 With --key, the signature must be made by that public key (a release signed
 with --key); Podman 4.2 and later verify these.

@@ -13,21 +13,22 @@ import (
 	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
-// readmeBlock returns the command lines of the first ```sh block after
-// marker in README.md, continuation lines joined.
-func readmeBlock(t *testing.T, marker string) []string {
+// docBlock returns the command lines of the first ```sh block after
+// marker in the Markdown page (a path from the repository root),
+// continuation lines joined.
+func docBlock(t *testing.T, page, marker string) []string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "README.md"))
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), page))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, rest, ok := strings.Cut(string(data), marker)
 	if !ok {
-		t.Fatalf("README.md has no %q", marker)
+		t.Fatalf("%s has no %q", page, marker)
 	}
 	_, rest, ok = strings.Cut(rest, "```sh\n")
 	if !ok {
-		t.Fatalf("README.md has no sh block after %q", marker)
+		t.Fatalf("%s has no sh block after %q", page, marker)
 	}
 	block, _, _ := strings.Cut(rest, "```")
 	var lines []string
@@ -39,7 +40,10 @@ func readmeBlock(t *testing.T, marker string) []string {
 	return lines
 }
 
-// TestREADMEConsumerCommands runs step 4 of "Your own images" as written,
+// consumerPage is the page whose step 4 TestConsumerDocCommands runs.
+const consumerPage = "docs/your-own-images.md"
+
+// TestConsumerDocCommands runs step 4 of docs/your-own-images.md as written,
 // for the repository acme/my-images, from a workstation (no Actions
 // environment, no git remote). The identity release verify pins must be the
 // one a release signs as in that repository's template workflow: keyless
@@ -48,7 +52,7 @@ func readmeBlock(t *testing.T, marker string) []string {
 // signature needs Sigstore's network, so verify's check itself is swapped
 // for one that records what it was asked; policy runs for real, with the
 // test's Fulcio CA and Rekor key in place of Sigstore's.
-func TestREADMEConsumerCommands(t *testing.T) {
+func TestConsumerDocCommands(t *testing.T) {
 	for _, k := range []string{"GITHUB_ACTIONS", "GITHUB_REPOSITORY", "GITHUB_WORKFLOW_REF", "GITHUB_SERVER_URL"} {
 		t.Setenv(k, "")
 	}
@@ -75,14 +79,14 @@ func TestREADMEConsumerCommands(t *testing.T) {
 	}
 	t.Cleanup(func() { verifyRelease = sign.Verify })
 
-	commands := readmeBlock(t, "**4. Pull with signature enforcement.**")
+	commands := docBlock(t, consumerPage, "## 4. Pull with signature enforcement")
 	if len(commands) != 2 {
-		t.Fatalf("README step 4 commands = %q, want release verify and release policy", commands)
+		t.Fatalf("docs step 4 commands = %q, want release verify and release policy", commands)
 	}
 	for _, c := range commands {
 		args := strings.Fields(strings.ReplaceAll(c, "<owner>/<repo>", "acme/my-images"))
 		if args[0] != "release" {
-			t.Fatalf("README step 4 command %q does not run release", c)
+			t.Fatalf("docs step 4 command %q does not run release", c)
 		}
 		if args[1] == "policy" {
 			args = append(args, "--fulcio-roots", filepath.Join(pullpolicyData, "fulcio-roots.pem"), "--rekor-key", filepath.Join(pullpolicyData, "rekor.pub"))
