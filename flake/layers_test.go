@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -89,15 +88,13 @@ func randomLayer(t *testing.T, size int64) v1.Layer {
 	return l
 }
 
-// countCompressions makes s count the gzip streams it starts.
-func countCompressions(s *LayerStore) *atomic.Int32 {
-	var n atomic.Int32
-	next := s.compressor
-	s.compressor = func(w io.Writer) io.WriteCloser {
-		n.Add(1)
-		return next(w)
+func testCache(t *testing.T, dir string, c Compression) *layerCache {
+	t.Helper()
+	cache, err := newLayerCache(dir, c, 2)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return &n
+	return cache
 }
 
 // TestEachLayerCompressedOnce: two images sharing two layers are loaded,
@@ -110,11 +107,11 @@ func TestEachLayerCompressedOnce(t *testing.T) {
 	a := nixArchive(t, "amd64", shared[0], shared[1], randomLayer(t, 64<<10))
 	b := nixArchive(t, "arm64", shared[0], shared[1], randomLayer(t, 64<<10))
 
-	store := NewLayerStore(filepath.Join(t.TempDir(), "layers"))
-	compressions := countCompressions(store)
+	store := testCache(t, filepath.Join(t.TempDir(), "layers"), Gzip)
+	compressions := &store.packed
 	var images []v1.Image
 	for _, archive := range []string{a, b} {
-		img, err := store.Image(context.Background(), archive)
+		img, err := store.archiveImage(context.Background(), archive)
 		if err != nil {
 			t.Fatalf("Image(%s) = %v", archive, err)
 		}
@@ -164,9 +161,9 @@ func TestEachLayerCompressedOnce(t *testing.T) {
 	}
 }
 
-// TestLayerStoreRefusesWrongDiffID: a layer whose bytes are not what the
+// TestLayerCacheRefusesWrongDiffID: a layer whose bytes are not what the
 // config says is an error, not a file that would stand for another layer.
-func TestLayerStoreRefusesWrongDiffID(t *testing.T) {
+func TestLayerCacheRefusesWrongDiffID(t *testing.T) {
 	good, other := randomLayer(t, 4096), randomLayer(t, 4096)
 	archive := nixArchive(t, "amd64", good)
 	// Swap in another layer's bytes under the same name.
@@ -177,7 +174,7 @@ func TestLayerStoreRefusesWrongDiffID(t *testing.T) {
 	if err := os.WriteFile(damaged, bytes.Replace(otherData, cfgOther, cfgGood, 1), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := NewLayerStore(t.TempDir()).Image(context.Background(), damaged)
+	_, err := testCache(t, t.TempDir(), Gzip).archiveImage(context.Background(), damaged)
 	d, _ := good.DiffID()
 	if err == nil || !strings.Contains(err.Error(), "layer listed as "+d.String()) || !strings.Contains(err.Error(), "damaged") {
 		t.Errorf("Image(damaged archive) = %v, want an error naming the layer and saying the archive is damaged", err)
@@ -200,14 +197,14 @@ func configOf(t *testing.T, archive []byte) []byte {
 	}
 }
 
-// TestLayerStoreStopsWhenCancelled: a cancelled release does not go on
+// TestLayerCacheStopsWhenCancelled: a cancelled release does not go on
 // compressing, and leaves no file that would pass for the layer.
-func TestLayerStoreStopsWhenCancelled(t *testing.T) {
+func TestLayerCacheStopsWhenCancelled(t *testing.T) {
 	archive := nixArchive(t, "amd64", randomLayer(t, 1<<20))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	dir := filepath.Join(t.TempDir(), "layers")
-	if _, err := NewLayerStore(dir).Image(ctx, archive); !errors.Is(err, context.Canceled) {
+	if _, err := testCache(t, dir, Gzip).archiveImage(ctx, archive); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Image with a cancelled context = %v, want context.Canceled", err)
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
