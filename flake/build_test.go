@@ -95,6 +95,11 @@ func buildAll(t *testing.T, targets []Target, opts ...Option) []result {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return buildWith(b, targets)
+}
+
+// buildWith builds targets with b, all at once, in target order.
+func buildWith(b *Builder, targets []Target) []result {
 	out := make([]result, len(targets))
 	var wg sync.WaitGroup
 	for i, tg := range targets {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -209,5 +210,104 @@ func TestLayerCacheStopsWhenCancelled(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Errorf("cancelled compression left %v in the store", left)
+	}
+}
+
+// TestStoreLayerPackedOnceEver packs store layers through one cache from
+// many images at once, then through another on the same directory (a
+// later run): each layer is packed once, a removed compressed file is
+// packed again to the same digest, and zstd gives other bytes under its
+// own media type.
+func TestStoreLayerPackedOnceEver(t *testing.T) {
+	store := t.TempDir()
+	var paths []string
+	for i, body := range []string{"shared", "own"} {
+		p := filepath.Join(store, fmt.Sprintf("%032d-pkg", i))
+		if err := os.MkdirAll(filepath.Join(p, "bin"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(p, "bin", "tool"), bytes.Repeat([]byte(body), 1000), 0o555); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	own := owner{Uname: "root", Gname: "root", Mtime: 1}
+	ctx := context.Background()
+	dir := t.TempDir()
+
+	first := testCache(t, dir, Gzip)
+	layers := make([]*cachedLayer, 8)
+	var wg sync.WaitGroup
+	for i := range layers {
+		wg.Go(func() {
+			l, err := first.storeLayer(ctx, paths[i%2:i%2+1], own)
+			if err != nil {
+				t.Error(err)
+			}
+			layers[i] = l
+		})
+	}
+	wg.Wait()
+	if n := first.packed.Load(); n != 2 {
+		t.Fatalf("8 images of 2 distinct layers packed %d, want 2", n)
+	}
+
+	later := testCache(t, dir, Gzip)
+	l, err := later.storeLayer(ctx, paths[:1], own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := later.packed.Load(); n != 0 || l.entry != layers[0].entry {
+		t.Fatalf("a later run packed %d layers and has %+v, want none and %+v", n, l.entry, layers[0].entry)
+	}
+	checkLayer(t, l)
+
+	if err := os.Remove(l.path + ".blob"); err != nil {
+		t.Fatal(err)
+	}
+	checkLayer(t, l)
+	if n := later.packed.Load(); n != 1 {
+		t.Errorf("a removed layer was packed %d times, want once again", n)
+	}
+
+	zstd := testCache(t, dir, Zstd)
+	z, err := zstd.storeLayer(ctx, paths[:1], own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, _ := z.MediaType()
+	if z.entry.Digest == l.entry.Digest || z.entry.DiffID != l.entry.DiffID || mt != "application/vnd.oci.image.layer.v1.tar+zstd" {
+		t.Errorf("zstd layer %+v (%s), gzip %+v: want another digest, the same diff ID and the zstd media type", z.entry, mt, l.entry)
+	}
+	checkLayer(t, z)
+}
+
+// checkLayer reads l both ways: the bytes match its digest, size and diff ID.
+func checkLayer(t *testing.T, l *cachedLayer) {
+	t.Helper()
+	for _, read := range []struct {
+		open func() (io.ReadCloser, error)
+		want v1.Hash
+	}{{l.Compressed, l.entry.Digest}, {l.Uncompressed, l.entry.DiffID}} {
+		rc, err := read.open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, n, err := v1.SHA256(rc)
+		rc.Close()
+		if err != nil || got != read.want {
+			t.Errorf("layer read as %s (%d bytes, %v), want %s", got, n, err, read.want)
+		}
+	}
+}
+
+func TestParseCompressionRefusesByName(t *testing.T) {
+	for _, s := range []string{"gzip", "zstd"} {
+		if c, err := ParseCompression(s); err != nil || string(c) != s {
+			t.Errorf("ParseCompression(%q) = %q, %v", s, c, err)
+		}
+	}
+	if _, err := ParseCompression("lz4"); err == nil || !strings.Contains(err.Error(), `"lz4"`) {
+		t.Errorf("ParseCompression(lz4) = %v, want refused by name", err)
 	}
 }

@@ -52,8 +52,12 @@ func TestPackedImageIsWhatNixBuilds(t *testing.T) {
 		t.Fatalf("targets %v, want pi on two systems, %s and test-nix-custom", targets, other)
 	}
 
-	work := t.TempDir()
-	results := buildAll(t, targets, WithWorkDir(work), WithJobs(2))
+	work, cache := t.TempDir(), t.TempDir()
+	b, err := NewBuilder(WithWorkDir(work), WithCacheDir(cache), WithJobs(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := buildWith(b, targets)
 	version, err := DetectVersion(ctx, Run)
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +90,31 @@ func TestPackedImageIsWhatNixBuilds(t *testing.T) {
 		if got, want := diffIDs(t, packed), diffIDs(t, nix); !slices.Equal(got, want) {
 			t.Errorf("%s: packed diff IDs %v, nix build's %v", tg, got, want)
 		}
+	}
+
+	// Each distinct layer of the images was packed once, though pi's two
+	// systems and the agents share store paths, and a second run on the
+	// same machine packs nothing and gives the same images.
+	distinct := map[v1.Hash]bool{}
+	for _, r := range results {
+		for _, d := range diffIDs(t, r.built.Image) {
+			distinct[d] = true
+		}
+	}
+	if n := b.cache.packed.Load(); n != int64(len(distinct)) {
+		t.Errorf("packed %d layers for %d distinct ones", n, len(distinct))
+	}
+	again, err := NewBuilder(WithWorkDir(t.TempDir()), WithCacheDir(cache))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range buildWith(again, targets) {
+		if r.err != nil || r.built.Digest != results[i].built.Digest {
+			t.Errorf("%s again: %v, digest %v, want %s", targets[i], r.err, r.built, results[i].built.Digest)
+		}
+	}
+	if n := again.cache.packed.Load(); n != 0 {
+		t.Errorf("a second run packed %d layers, want none", n)
 	}
 }
 
