@@ -18,10 +18,20 @@ import (
 // and builds the same images with nix build: the config (so its digest)
 // and every layer's diff ID must be the same. pi is packed for both
 // systems, a second agent for one, and test-nix-custom, whose store layers
-// belong to a user other than root, for one.
+// belong to a user other than root, for one. It runs with every nix of the
+// test bed: the evaluation that names the conf derivation must work on all.
 func TestPackedImageIsWhatNixBuilds(t *testing.T) {
 	testenv.Require(t, "nix")
 	testenv.Setenv(t)
+	for _, n := range testenv.Nixes(t) {
+		t.Run(n.Name, func(t *testing.T) {
+			n.Use(t)
+			packedIsWhatNixBuilds(t)
+		})
+	}
+}
+
+func packedIsWhatNixBuilds(t *testing.T) {
 	ctx := context.Background()
 	fl := Flake{Ref: testenv.RepoRoot(t), Overrides: testenv.StandinOverrides(t)}
 	all, err := Load(ctx, fl)

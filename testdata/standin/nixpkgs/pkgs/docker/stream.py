@@ -109,8 +109,12 @@ def main():
         custom = conf["customisation_layer"]
         with open(os.path.join(custom, "checksum")) as f:
             checksum = f.read().strip()
-        info = archive.gettarinfo(os.path.join(custom, "layer.tar"))
-        info.name, info.mtime = f"{checksum}/layer.tar", mtime
+        # nixpkgs takes this entry's owner from the file, which a sandbox
+        # shows as nixbld; a fixed owner keeps the archive the same with or
+        # without one. The image (its layers and config) is the same either way.
+        info = tarfile.TarInfo(f"{checksum}/layer.tar")
+        info.size = os.path.getsize(os.path.join(custom, "layer.tar"))
+        info.mode, info.mtime = 0o444, mtime
         with open(os.path.join(custom, "layer.tar"), "rb") as f:
             archive.addfile(info, f)
         layers.append((checksum, [custom]))
