@@ -100,6 +100,9 @@ type cacheEntry struct {
 	DiffID v1.Hash `json:"diffID"`
 	Digest v1.Hash `json:"digest"`
 	Size   int64   `json:"size"`
+	// UncompressedSize lets a docker-archive be written without packing
+	// the layer twice (once to count it).
+	UncompressedSize int64 `json:"uncompressedSize"`
 }
 
 // storeLayer is the layer of paths, owned by own, as the stream script
@@ -206,19 +209,20 @@ func (l *cachedLayer) pack(ctx context.Context) (cacheEntry, error) {
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	compressed, uncompressed := sha256.New(), sha256.New()
+	tarBytes := &countingWriter{w: uncompressed}
 	counted := &countingWriter{w: io.MultiWriter(tmp, compressed)}
 	buffered := bufio.NewWriterSize(counted, 1<<16)
 	zw, err := c.compression.compressor(buffered)
 	if err != nil {
 		return cacheEntry{}, err
 	}
-	if err := l.write(ctx, io.MultiWriter(zw, uncompressed)); err != nil {
+	if err := l.write(ctx, io.MultiWriter(zw, tarBytes)); err != nil {
 		return cacheEntry{}, fmt.Errorf("packing layer: %w", err)
 	}
 	if err := errors.Join(zw.Close(), buffered.Flush(), tmp.Close()); err != nil {
 		return cacheEntry{}, fmt.Errorf("writing layer: %w", err)
 	}
-	entry := cacheEntry{DiffID: sha256Hash(uncompressed), Digest: sha256Hash(compressed), Size: counted.n}
+	entry := cacheEntry{DiffID: sha256Hash(uncompressed), Digest: sha256Hash(compressed), Size: counted.n, UncompressedSize: tarBytes.n}
 	if l.diffID != nil && entry.DiffID != *l.diffID {
 		return cacheEntry{}, fmt.Errorf("layer listed as %s has content %s: its source is damaged", *l.diffID, entry.DiffID)
 	}
@@ -245,9 +249,10 @@ func writeAtomic(path string, data []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-func (l *cachedLayer) Digest() (v1.Hash, error) { return l.entry.Digest, nil }
-func (l *cachedLayer) DiffID() (v1.Hash, error) { return l.entry.DiffID, nil }
-func (l *cachedLayer) Size() (int64, error)     { return l.entry.Size, nil }
+func (l *cachedLayer) Digest() (v1.Hash, error)         { return l.entry.Digest, nil }
+func (l *cachedLayer) DiffID() (v1.Hash, error)         { return l.entry.DiffID, nil }
+func (l *cachedLayer) Size() (int64, error)             { return l.entry.Size, nil }
+func (l *cachedLayer) UncompressedSize() (int64, error) { return l.entry.UncompressedSize, nil }
 func (l *cachedLayer) MediaType() (types.MediaType, error) {
 	return l.cache.compression.mediaType(), nil
 }

@@ -288,15 +288,16 @@ func checkLayer(t *testing.T, l *cachedLayer) {
 	for _, read := range []struct {
 		open func() (io.ReadCloser, error)
 		want v1.Hash
-	}{{l.Compressed, l.entry.Digest}, {l.Uncompressed, l.entry.DiffID}} {
+		size int64
+	}{{l.Compressed, l.entry.Digest, l.entry.Size}, {l.Uncompressed, l.entry.DiffID, l.entry.UncompressedSize}} {
 		rc, err := read.open()
 		if err != nil {
 			t.Fatal(err)
 		}
 		got, n, err := v1.SHA256(rc)
 		rc.Close()
-		if err != nil || got != read.want {
-			t.Errorf("layer read as %s (%d bytes, %v), want %s", got, n, err, read.want)
+		if err != nil || got != read.want || n != read.size {
+			t.Errorf("layer read as %s (%d bytes, %v), want %s (%d bytes)", got, n, err, read.want, read.size)
 		}
 	}
 }
