@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 
@@ -169,8 +168,9 @@ func (b *Builder) build(ctx context.Context, t Target) (*Built, error) {
 }
 
 // pack realises t's conf.json and packs the image from it: errNotPackable
-// when the conf asks for what the packer does not reproduce, or the store
-// lacks a path (a substituter can give a conf.json without its inputs).
+// when the conf asks for what the packer does not reproduce. conf.json
+// names, so refers to, every store path of the image: Nix keeps them all
+// in the store with it, however it got it.
 func (b *Builder) pack(ctx context.Context, t Target, name string) (*Built, error) {
 	conf, err := Realise(ctx, b.o.nix, b.version, t.Image.ConfDrvPath, filepath.Join(b.o.workDir, "out", "conf", name))
 	if err != nil {
@@ -179,11 +179,6 @@ func (b *Builder) pack(ctx context.Context, t Target, name string) (*Built, erro
 	c, own, err := readConf(conf)
 	if err != nil {
 		return nil, fmt.Errorf("building %s from %s: %w", t, conf, err)
-	}
-	for _, p := range append(slices.Concat(c.StoreLayers...), c.CustomisationLayer) {
-		if _, err := os.Lstat(p); err != nil {
-			return nil, fmt.Errorf("building %s: %w: %s is not in the store", t, errNotPackable, p)
-		}
 	}
 	b.o.progress(Event{Target: t, Stage: "loading"})
 	img, err := b.packImage(ctx, c, own)
