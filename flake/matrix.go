@@ -1,8 +1,8 @@
 // Package flake is the Nix side of a release: it reads the flake's release
 // set in one evaluation (the targets, one per agent and system, and what
-// each image declares of itself), realises each target's derivation, and
-// loads what Nix produced as an OCI image through a layer store that
-// compresses each layer once. It is the one place that runs nix.
+// each image declares of itself), realises what each target is made of, and
+// packs it from the store as an OCI image, through a layer cache that packs
+// and compresses each layer once, ever. It is the one place that runs nix.
 package flake
 
 import (
