@@ -2,18 +2,21 @@ package flake
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"github.com/nothingnesses/agent-images/internal/safefile"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
+	"github.com/nothingnesses/agent-images/internal/safefile"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// Built is what building one target gave: the Nix store path of the image
-// output, and the image read from it through the layer store.
+// Built is what building one target gave: the Nix store path realised for
+// it (the image archive, or the conf.json it was packed from), and the
+// image.
 type Built struct {
 	OutPath string
 	Image   v1.Image
@@ -28,22 +31,32 @@ type Event struct {
 }
 
 type options struct {
-	jobs     int
-	workDir  string
-	progress func(Event)
-	nix      Runner
+	jobs        int
+	workDir     string
+	cacheDir    string
+	compression Compression
+	progress    func(Event)
+	nix         Runner
 }
 
 // Option configures a Builder, Build, Load and LoadMissing (which read only
 // the nix runner).
 type Option func(*options)
 
-// WithJobs limits how many targets build at once (default: the number of CPUs).
+// WithJobs limits how many targets build, and how many layers are packed,
+// at once (default: the number of CPUs).
 func WithJobs(n int) Option { return func(o *options) { o.jobs = n } }
 
-// WithWorkDir sets where out-links, archives and compressed layers are kept
-// (default: a temporary directory the caller must remove).
+// WithWorkDir sets where out-links and archives are kept (default: a
+// temporary directory the caller must remove).
 func WithWorkDir(dir string) Option { return func(o *options) { o.workDir = dir } }
+
+// WithCacheDir sets where packed layers are kept between runs (default:
+// DefaultCacheDir).
+func WithCacheDir(dir string) Option { return func(o *options) { o.cacheDir = dir } }
+
+// WithCompression sets how layers are compressed (default: Gzip).
+func WithCompression(c Compression) Option { return func(o *options) { o.compression = c } }
 
 // WithProgress receives an Event as each target moves on.
 func WithProgress(f func(Event)) Option { return func(o *options) { o.progress = f } }
@@ -51,12 +64,13 @@ func WithProgress(f func(Event)) Option { return func(o *options) { o.progress =
 // withNix swaps the nix runner, for tests.
 func withNix(r Runner) Option { return func(o *options) { o.nix = r } }
 
-// Builder realises the derivations of image records and loads what they
-// produced. One Builder serves a whole run, so that every image's layers are
-// compressed once into one store; Build may be called for many images at once.
+// Builder realises the derivations of image records and makes images of
+// what they produced. One Builder serves a whole run, and its layer cache
+// outlives it: every store path is packed and compressed once, ever. Build
+// may be called for many images at once.
 type Builder struct {
 	o     options
-	store *LayerStore
+	cache *layerCache
 
 	// The nix on PATH is asked its version once, on the first build: how
 	// a derivation's output is named depends on it.
@@ -65,12 +79,14 @@ type Builder struct {
 	versionErr  error
 }
 
-// NewBuilder prepares the work directory. What an earlier run left in its
-// layer store is not trusted, so the store starts empty.
+// NewBuilder prepares the work directory and the layer cache.
 func NewBuilder(opts ...Option) (*Builder, error) {
 	o := makeOptions(opts)
 	if o.jobs < 1 {
 		return nil, fmt.Errorf("jobs %d: want at least 1", o.jobs)
+	}
+	if _, err := ParseCompression(string(o.compression)); err != nil {
+		return nil, err
 	}
 	if o.workDir == "" {
 		dir, err := os.MkdirTemp("", "agent-images-build-")
@@ -79,21 +95,32 @@ func NewBuilder(opts ...Option) (*Builder, error) {
 		}
 		o.workDir = dir
 	}
-	for _, dir := range []string{o.workDir, filepath.Join(o.workDir, "layers"), filepath.Join(o.workDir, "archives"), filepath.Join(o.workDir, "out")} {
+	for _, dir := range []string{o.workDir, filepath.Join(o.workDir, "archives"), filepath.Join(o.workDir, "out")} {
 		if err := safefile.Dir(dir); err != nil {
 			return nil, fmt.Errorf("work directory: %w", err)
 		}
 	}
-	layers := filepath.Join(o.workDir, "layers")
-	if err := os.RemoveAll(layers); err != nil {
-		return nil, fmt.Errorf("clearing %s: %w", layers, err)
+	if o.cacheDir == "" {
+		dir, err := DefaultCacheDir()
+		if err != nil {
+			return nil, err
+		}
+		o.cacheDir = dir
 	}
-	return &Builder{o: o, store: NewLayerStore(layers)}, nil
+	cache, err := newLayerCache(o.cacheDir, o.compression, o.jobs)
+	if err != nil {
+		return nil, err
+	}
+	return &Builder{o: o, cache: cache}, nil
 }
 
-// Build realises t's derivation (t.Image.DrvPath, from the release's one
-// evaluation) and reads what Nix produced as an image. A failure is the
-// target's alone: Build may run for many targets at once.
+// Build realises what t's image is made of and makes the image. When the
+// release's one evaluation named the image's conf.json derivation, Build
+// realises that (which brings every store path of the image) and packs the
+// image from the store as dockerTools would; otherwise, or when the conf
+// asks for what the packer does not reproduce, it realises the image
+// derivation (t.Image.DrvPath) and reads the archive Nix made. A failure
+// is the target's alone: Build may run for many targets at once.
 func (b *Builder) Build(ctx context.Context, t Target) (*Built, error) {
 	out, err := b.build(ctx, t)
 	if err != nil {
@@ -110,42 +137,64 @@ func (b *Builder) build(ctx context.Context, t Target) (*Built, error) {
 	if !strings.HasSuffix(t.Image.DrvPath, ".drv") {
 		return nil, fmt.Errorf("building %s: no derivation to realise (the release set's evaluation names one for every target)", t)
 	}
-	name := t.Agent + "-" + string(t.System)
-	link := filepath.Join(o.workDir, "out", name)
-	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
-		return nil, err
-	}
 	b.versionOnce.Do(func() { b.version, b.versionErr = DetectVersion(ctx, o.nix) })
 	if b.versionErr != nil {
 		return nil, fmt.Errorf("building %s: %w", t, b.versionErr)
 	}
+	name := t.Agent + "-" + string(t.System)
+	if t.Image.ConfDrvPath != "" {
+		built, err := b.pack(ctx, t, name)
+		if !errors.Is(err, errNotPackable) {
+			return built, err
+		}
+	}
 	// Realising a derivation evaluates nothing, so each target can be its
 	// own process, which keeps a failure with its target, at the cost of a
 	// process start.
-	out, err := Realise(ctx, o.nix, b.version, t.Image.DrvPath, link)
+	out, err := Realise(ctx, o.nix, b.version, t.Image.DrvPath, filepath.Join(o.workDir, "out", name))
 	if err != nil {
 		return nil, fmt.Errorf("building %s: %w", t, err)
 	}
-
 	o.progress(Event{Target: t, Stage: "loading"})
-	archive := filepath.Join(o.workDir, "archives", name+".tar")
-	if err := os.MkdirAll(filepath.Dir(archive), 0o755); err != nil {
-		return nil, err
-	}
-	archive, err = Archive(ctx, out, archive)
+	archive, err := Archive(ctx, out, filepath.Join(o.workDir, "archives", name+".tar"))
 	if err != nil {
 		return nil, fmt.Errorf("loading %s from %s: %w", t, out, err)
 	}
-	loaded, err := b.store.Image(ctx, archive)
+	loaded, err := b.cache.archiveImage(ctx, archive)
 	if err != nil {
 		return nil, fmt.Errorf("loading %s from %s: %w", t, out, err)
 	}
-	if err := CheckPlatform(loaded, t.System); err != nil {
+	return built(t, out, loaded)
+}
+
+// pack realises t's conf.json and packs the image from it: errNotPackable
+// when the conf asks for what the packer does not reproduce. conf.json
+// names, so refers to, every store path of the image: Nix keeps them all
+// in the store with it, however it got it.
+func (b *Builder) pack(ctx context.Context, t Target, name string) (*Built, error) {
+	conf, err := Realise(ctx, b.o.nix, b.version, t.Image.ConfDrvPath, filepath.Join(b.o.workDir, "out", "conf", name))
+	if err != nil {
+		return nil, fmt.Errorf("building %s: %w", t, err)
+	}
+	c, own, err := readConf(conf)
+	if err != nil {
+		return nil, fmt.Errorf("building %s from %s: %w", t, conf, err)
+	}
+	b.o.progress(Event{Target: t, Stage: "loading"})
+	img, err := b.packImage(ctx, c, own)
+	if err != nil {
+		return nil, fmt.Errorf("packing %s from %s: %w", t, conf, err)
+	}
+	return built(t, conf, img)
+}
+
+func built(t Target, out string, img v1.Image) (*Built, error) {
+	if err := CheckPlatform(img, t.System); err != nil {
 		return nil, fmt.Errorf("image for %s built from %s: %w", t, out, err)
 	}
-	d, err := loaded.Digest()
+	d, err := img.Digest()
 	if err != nil {
 		return nil, fmt.Errorf("loading %s from %s: %w", t, out, err)
 	}
-	return &Built{OutPath: out, Image: loaded, Digest: d}, nil
+	return &Built{OutPath: out, Image: img, Digest: d}, nil
 }

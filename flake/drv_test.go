@@ -10,8 +10,9 @@ import (
 )
 
 // TestBuildRealisesTheEvaluatedDerivation builds from the release set's one
-// evaluation: what nix realises is the derivation the evaluation named, so
-// the index annotation and a merge job's provenance name what was built.
+// evaluation: what nix realises is the derivation the evaluation named (the
+// image's conf.json, which the image is packed from), so the index
+// annotation and a merge job's provenance name what was built.
 func TestBuildRealisesTheEvaluatedDerivation(t *testing.T) {
 	testenv.Require(t, "nix")
 	testenv.Setenv(t)
@@ -48,8 +49,8 @@ func TestBuildRealisesTheEvaluatedDerivation(t *testing.T) {
 		seen[strings.TrimSuffix(c[len(c)-1], "^out")] = true
 	}
 	for _, tg := range targets {
-		if !seen[tg.Image.DrvPath] {
-			t.Errorf("%s: nix realised %q, want the evaluated %s", tg, calls, tg.Image.DrvPath)
+		if !strings.HasSuffix(tg.Image.ConfDrvPath, "-conf.json.drv") || !seen[tg.Image.ConfDrvPath] {
+			t.Errorf("%s: nix realised %q, want the evaluated %q", tg, calls, tg.Image.ConfDrvPath)
 		}
 	}
 	if len(seen) != len(targets) || len(calls) != len(targets) {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -84,18 +85,23 @@ func writeFile(dest string, r io.Reader) error {
 	return out.Close()
 }
 
-// ReadImage reads a docker-archive as an image with OCI media types, its layers
-// compressed into a LayerStore in the directory "layers" beside the archive.
+// ReadImage reads a docker-archive as an image with OCI media types, its
+// layers gzipped into a layer cache in the directory "layers" beside the
+// archive.
 func ReadImage(ctx context.Context, archive string) (v1.Image, error) {
-	return NewLayerStore(filepath.Join(filepath.Dir(archive), "layers")).Image(ctx, archive)
+	c, err := newLayerCache(filepath.Join(filepath.Dir(archive), "layers"), Gzip, runtime.NumCPU())
+	if err != nil {
+		return nil, err
+	}
+	return c.archiveImage(ctx, archive)
 }
 
-// ReadImage reads a docker-archive as an image with OCI media types and
-// compresses each layer the store has not seen yet, so the image's digest is
-// known when Image returns. The config is kept byte for byte as Nix wrote
+// archiveImage reads a docker-archive as an image with OCI media types and
+// compresses each layer the cache does not hold yet, so the image's digest
+// is known when it returns. The config is kept byte for byte as Nix wrote
 // it, so the same archive always gives the same digest; only the manifest
 // and layer media types change.
-func (s *LayerStore) Image(ctx context.Context, archive string) (v1.Image, error) {
+func (c *layerCache) archiveImage(ctx context.Context, archive string) (v1.Image, error) {
 	docker, err := tarball.ImageFromPath(archive, nil)
 	if err != nil {
 		return nil, fmt.Errorf("reading docker-archive %s: %w", archive, err)
@@ -114,25 +120,23 @@ func (s *LayerStore) Image(ctx context.Context, archive string) (v1.Image, error
 		if err != nil {
 			return nil, fmt.Errorf("reading docker-archive %s: %w", archive, err)
 		}
-		c, err := s.compress(ctx, diffID, l.Uncompressed)
-		if err != nil {
+		if stored[i], err = c.knownLayer(ctx, diffID, l.Uncompressed); err != nil {
 			return nil, fmt.Errorf("reading docker-archive %s: %w", archive, err)
 		}
-		stored[i] = storedLayer{compressedLayer: c, diffID: diffID, uncompressed: l.Uncompressed}
 	}
-	return newOCIImage(config, stored)
+	return newOCIImage(config, stored, c.compression.mediaType())
 }
 
-// ociImage is an image with OCI media types whose layers are the stored
+// ociImage is an image with OCI media types whose layers are the cached
 // ones themselves: go-containerregistry's generic layer would read a
-// layer's uncompressed bytes by decompressing the stored file, where the
-// archive has them as they are.
+// layer's uncompressed bytes by decompressing the cached file, where the
+// store or the archive has them as they are.
 type ociImage struct {
 	v1.Image
 	layers []v1.Layer
 }
 
-func newOCIImage(config []byte, layers []v1.Layer) (*ociImage, error) {
+func newOCIImage(config []byte, layers []v1.Layer, layerType types.MediaType) (*ociImage, error) {
 	m := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
@@ -145,7 +149,7 @@ func newOCIImage(config []byte, layers []v1.Layer) (*ociImage, error) {
 	for _, l := range layers {
 		d, _ := l.Digest()
 		size, _ := l.Size()
-		m.Layers = append(m.Layers, v1.Descriptor{MediaType: types.OCILayer, Size: size, Digest: d})
+		m.Layers = append(m.Layers, v1.Descriptor{MediaType: layerType, Size: size, Digest: d})
 	}
 	manifest, err := json.Marshal(m)
 	if err != nil {

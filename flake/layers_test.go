@@ -13,7 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -89,15 +89,13 @@ func randomLayer(t *testing.T, size int64) v1.Layer {
 	return l
 }
 
-// countCompressions makes s count the gzip streams it starts.
-func countCompressions(s *LayerStore) *atomic.Int32 {
-	var n atomic.Int32
-	next := s.compressor
-	s.compressor = func(w io.Writer) io.WriteCloser {
-		n.Add(1)
-		return next(w)
+func testCache(t *testing.T, dir string, c Compression) *layerCache {
+	t.Helper()
+	cache, err := newLayerCache(dir, c, 2)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return &n
+	return cache
 }
 
 // TestEachLayerCompressedOnce: two images sharing two layers are loaded,
@@ -110,11 +108,11 @@ func TestEachLayerCompressedOnce(t *testing.T) {
 	a := nixArchive(t, "amd64", shared[0], shared[1], randomLayer(t, 64<<10))
 	b := nixArchive(t, "arm64", shared[0], shared[1], randomLayer(t, 64<<10))
 
-	store := NewLayerStore(filepath.Join(t.TempDir(), "layers"))
-	compressions := countCompressions(store)
+	store := testCache(t, filepath.Join(t.TempDir(), "layers"), Gzip)
+	compressions := &store.packed
 	var images []v1.Image
 	for _, archive := range []string{a, b} {
-		img, err := store.Image(context.Background(), archive)
+		img, err := store.archiveImage(context.Background(), archive)
 		if err != nil {
 			t.Fatalf("Image(%s) = %v", archive, err)
 		}
@@ -164,9 +162,9 @@ func TestEachLayerCompressedOnce(t *testing.T) {
 	}
 }
 
-// TestLayerStoreRefusesWrongDiffID: a layer whose bytes are not what the
+// TestLayerCacheRefusesWrongDiffID: a layer whose bytes are not what the
 // config says is an error, not a file that would stand for another layer.
-func TestLayerStoreRefusesWrongDiffID(t *testing.T) {
+func TestLayerCacheRefusesWrongDiffID(t *testing.T) {
 	good, other := randomLayer(t, 4096), randomLayer(t, 4096)
 	archive := nixArchive(t, "amd64", good)
 	// Swap in another layer's bytes under the same name.
@@ -177,7 +175,7 @@ func TestLayerStoreRefusesWrongDiffID(t *testing.T) {
 	if err := os.WriteFile(damaged, bytes.Replace(otherData, cfgOther, cfgGood, 1), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := NewLayerStore(t.TempDir()).Image(context.Background(), damaged)
+	_, err := testCache(t, t.TempDir(), Gzip).archiveImage(context.Background(), damaged)
 	d, _ := good.DiffID()
 	if err == nil || !strings.Contains(err.Error(), "layer listed as "+d.String()) || !strings.Contains(err.Error(), "damaged") {
 		t.Errorf("Image(damaged archive) = %v, want an error naming the layer and saying the archive is damaged", err)
@@ -200,17 +198,117 @@ func configOf(t *testing.T, archive []byte) []byte {
 	}
 }
 
-// TestLayerStoreStopsWhenCancelled: a cancelled release does not go on
+// TestLayerCacheStopsWhenCancelled: a cancelled release does not go on
 // compressing, and leaves no file that would pass for the layer.
-func TestLayerStoreStopsWhenCancelled(t *testing.T) {
+func TestLayerCacheStopsWhenCancelled(t *testing.T) {
 	archive := nixArchive(t, "amd64", randomLayer(t, 1<<20))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	dir := filepath.Join(t.TempDir(), "layers")
-	if _, err := NewLayerStore(dir).Image(ctx, archive); !errors.Is(err, context.Canceled) {
+	if _, err := testCache(t, dir, Gzip).archiveImage(ctx, archive); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Image with a cancelled context = %v, want context.Canceled", err)
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Errorf("cancelled compression left %v in the store", left)
+	}
+}
+
+// TestStoreLayerPackedOnceEver packs store layers through one cache from
+// many images at once, then through another on the same directory (a
+// later run): each layer is packed once, a removed compressed file is
+// packed again to the same digest, and zstd gives other bytes under its
+// own media type.
+func TestStoreLayerPackedOnceEver(t *testing.T) {
+	store := t.TempDir()
+	var paths []string
+	for i, body := range []string{"shared", "own"} {
+		p := filepath.Join(store, fmt.Sprintf("%032d-pkg", i))
+		if err := os.MkdirAll(filepath.Join(p, "bin"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(p, "bin", "tool"), bytes.Repeat([]byte(body), 1000), 0o555); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	own := owner{Uname: "root", Gname: "root", Mtime: 1}
+	ctx := context.Background()
+	dir := t.TempDir()
+
+	first := testCache(t, dir, Gzip)
+	layers := make([]*cachedLayer, 8)
+	var wg sync.WaitGroup
+	for i := range layers {
+		wg.Go(func() {
+			l, err := first.storeLayer(ctx, paths[i%2:i%2+1], own)
+			if err != nil {
+				t.Error(err)
+			}
+			layers[i] = l
+		})
+	}
+	wg.Wait()
+	if n := first.packed.Load(); n != 2 {
+		t.Fatalf("8 images of 2 distinct layers packed %d, want 2", n)
+	}
+
+	later := testCache(t, dir, Gzip)
+	l, err := later.storeLayer(ctx, paths[:1], own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := later.packed.Load(); n != 0 || l.entry != layers[0].entry {
+		t.Fatalf("a later run packed %d layers and has %+v, want none and %+v", n, l.entry, layers[0].entry)
+	}
+	checkLayer(t, l)
+
+	if err := os.Remove(l.path + ".blob"); err != nil {
+		t.Fatal(err)
+	}
+	checkLayer(t, l)
+	if n := later.packed.Load(); n != 1 {
+		t.Errorf("a removed layer was packed %d times, want once again", n)
+	}
+
+	zstd := testCache(t, dir, Zstd)
+	z, err := zstd.storeLayer(ctx, paths[:1], own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, _ := z.MediaType()
+	if z.entry.Digest == l.entry.Digest || z.entry.DiffID != l.entry.DiffID || mt != "application/vnd.oci.image.layer.v1.tar+zstd" {
+		t.Errorf("zstd layer %+v (%s), gzip %+v: want another digest, the same diff ID and the zstd media type", z.entry, mt, l.entry)
+	}
+	checkLayer(t, z)
+}
+
+// checkLayer reads l both ways: the bytes match its digest, size and diff ID.
+func checkLayer(t *testing.T, l *cachedLayer) {
+	t.Helper()
+	for _, read := range []struct {
+		open func() (io.ReadCloser, error)
+		want v1.Hash
+		size int64
+	}{{l.Compressed, l.entry.Digest, l.entry.Size}, {l.Uncompressed, l.entry.DiffID, l.entry.UncompressedSize}} {
+		rc, err := read.open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, n, err := v1.SHA256(rc)
+		rc.Close()
+		if err != nil || got != read.want || n != read.size {
+			t.Errorf("layer read as %s (%d bytes, %v), want %s (%d bytes)", got, n, err, read.want, read.size)
+		}
+	}
+}
+
+func TestParseCompressionRefusesByName(t *testing.T) {
+	for _, s := range []string{"gzip", "zstd"} {
+		if c, err := ParseCompression(s); err != nil || string(c) != s {
+			t.Errorf("ParseCompression(%q) = %q, %v", s, c, err)
+		}
+	}
+	if _, err := ParseCompression("lz4"); err == nil || !strings.Contains(err.Error(), `"lz4"`) {
+		t.Errorf("ParseCompression(lz4) = %v, want refused by name", err)
 	}
 }

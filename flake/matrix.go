@@ -1,8 +1,8 @@
 // Package flake is the Nix side of a release: it reads the flake's release
 // set in one evaluation (the targets, one per agent and system, and what
-// each image declares of itself), realises each target's derivation, and
-// loads what Nix produced as an OCI image through a layer store that
-// compresses each layer once. It is the one place that runs nix.
+// each image declares of itself), realises what each target is made of, and
+// packs it from the store as an OCI image, through a layer cache that packs
+// and compresses each layer once, ever. It is the one place that runs nix.
 package flake
 
 import (
@@ -71,6 +71,10 @@ type Image struct {
 	// rest: a build realises it without evaluating the flake again, and a
 	// release compares it with the derivation the published index names.
 	DrvPath string `json:"drvPath"`
+	// ConfDrvPath is the derivation of the image's conf.json (nixpkgs'
+	// streamLayeredImage conf: store paths per layer and the config), from
+	// which Build packs the image itself; "" when the image has none.
+	ConfDrvPath string `json:"confDrvPath"`
 	// Labels are the image config's OCI labels, exactly as mkAgentImage set
 	// them; nil from an older mkAgentImage.
 	Labels map[string]string `json:"labels"`
@@ -89,11 +93,17 @@ func (t Target) String() string { return t.Agent + "/" + string(t.System) }
 // packages that belong to the release set, with the derivation of each. It
 // uses builtins only, so it works whatever nixpkgs the flake is evaluated
 // against.
-const releaseSetExpr = `packages: builtins.mapAttrs (system: images:
+//
+// conf names the conf derivation dockerTools keeps in passthru:
+// buildLayeredImage's stream.conf, streamLayeredImage's conf.
+const releaseSetExpr = `packages: let
+  conf = image: let s = image.stream or image; in
+    if builtins.isAttrs (s.conf or null) && s.conf ? drvPath then { confDrvPath = s.conf.drvPath; } else { };
+in builtins.mapAttrs (system: images:
   builtins.listToAttrs (builtins.concatMap (attr:
     let image = images.${attr}; in
     if builtins.isAttrs image && image ? agentImage && (image.agentImage.release or false)
-    then [ { name = attr; value = image.agentImage // { inherit (image) drvPath; }; } ]
+    then [ { name = attr; value = image.agentImage // { inherit (image) drvPath; } // conf image; } ]
     else [ ]) (builtins.attrNames images))) packages`
 
 // Load evaluates the flake's release set with one nix eval and returns every
@@ -172,7 +182,7 @@ func Agents(targets []Target) []string {
 }
 
 func makeOptions(opts []Option) options {
-	o := options{jobs: runtime.NumCPU(), nix: Run, progress: func(Event) {}}
+	o := options{jobs: runtime.NumCPU(), compression: Gzip, nix: Run, progress: func(Event) {}}
 	for _, opt := range opts {
 		opt(&o)
 	}

@@ -245,9 +245,10 @@ func TestReleaseEndToEnd(t *testing.T) {
 			}
 		}
 		for _, p := range a.Platforms {
-			// The digest in the registry is the digest of what Nix built,
-			// and its index entry names the derivation that built it.
-			img, err := flake.ReadImage(ctx, filepath.Join(o.WorkDir, "archives", fmt.Sprintf("%s-%s.tar", agent, p.System)))
+			// The digest in the registry is the digest of what Nix builds
+			// (release packed it from the store), and its index entry names
+			// the derivation that builds it.
+			img, err := nixBuilt(t, ctx, p.DrvPath)
 			if err != nil {
 				t.Fatalf("reading built %s: %v", p, err)
 			}
@@ -394,4 +395,24 @@ func mustTargets(t *testing.T, o Options, agent string, sys flake.System) []flak
 		t.Fatal(err)
 	}
 	return ts
+}
+
+// nixBuilt is the image nix build makes of drv, read as release reads an
+// archive.
+func nixBuilt(t *testing.T, ctx context.Context, drv string) (v1.Image, error) {
+	t.Helper()
+	version, err := flake.DetectVersion(ctx, flake.Run)
+	if err != nil {
+		return nil, err
+	}
+	dir := t.TempDir()
+	out, err := flake.Realise(ctx, flake.Run, version, drv, filepath.Join(dir, "out"))
+	if err != nil {
+		return nil, err
+	}
+	archive, err := flake.Archive(ctx, out, filepath.Join(dir, "image.tar"))
+	if err != nil {
+		return nil, err
+	}
+	return flake.ReadImage(ctx, archive)
 }

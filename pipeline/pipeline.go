@@ -12,6 +12,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,6 +47,8 @@ type Options struct {
 	// Jobs is how many targets are built, tested and pushed at once
 	// (default: the number of CPUs).
 	Jobs int
+	// Compression is how layers are compressed (default gzip).
+	Compression flake.Compression
 	// WorkDir holds out-links and archives (default ./dist/work).
 	WorkDir string
 
@@ -419,7 +422,7 @@ func (r *run) startWith(all, targets []flake.Target) ([]*agent, error) {
 		r.dests = append(r.dests, publish.NewLayout(r.layoutDir()))
 	}
 	if len(r.flow.image) > 0 && r.flow.image[0].name == "build" {
-		b, err := flake.NewBuilder(flake.WithJobs(r.jobs), flake.WithWorkDir(r.workDir()), flake.WithProgress(r.buildProgress))
+		b, err := flake.NewBuilder(flake.WithJobs(r.jobs), flake.WithWorkDir(r.workDir()), flake.WithCompression(cmp.Or(r.o.Compression, flake.Gzip)), flake.WithProgress(r.buildProgress))
 		if err != nil {
 			return nil, err
 		}

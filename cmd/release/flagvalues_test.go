@@ -25,3 +25,20 @@ func TestParseRunners(t *testing.T) {
 		}
 	}
 }
+
+// A compression other than gzip or zstd is refused by name before the flake
+// is read (an empty directory here); merge, which builds nothing, has none.
+func TestCompressionFlag(t *testing.T) {
+	t.Setenv("GITHUB_ACTIONS", "")
+	for _, cmd := range [][]string{nil, {"build"}} {
+		args := append(append([]string{}, cmd...), "--agent", "pi", "--push", "--registry", "localhost:5000/x",
+			"--flake", t.TempDir(), "--sign=false", "--compression", "lz4")
+		want := `--compression: compression "lz4" is not supported: use gzip or zstd`
+		if _, err := run(t, args...); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("release %s = %v, want an error containing %q", strings.Join(args, " "), err, want)
+		}
+	}
+	if _, err := run(t, "merge", "--compression", "zstd"); err == nil || !strings.Contains(err.Error(), "unknown flag: --compression") {
+		t.Errorf("release merge --compression = %v, want an unknown flag", err)
+	}
+}

@@ -1,6 +1,7 @@
 """Builder of the stand-in dockerTools' image description: which store paths
 go into which layer, plus everything the stream script needs. Nix gives this
 structured-attrs build the closure of the config and customisation layer."""
+import datetime
 import json
 import os
 
@@ -52,19 +53,27 @@ if tag is None:
 with open(attrs["baseJson"]) as f:
     base = json.load(f)
 
-conf = {
-    "repo_tag": attrs["imageName"] + ":" + tag,
-    "architecture": base["architecture"],
-    "os": base["os"],
-    "created": base["created"],
-    "config": base["config"],
-    "mtime": attrs["mtime"],
-    "uid": attrs["uid"],
-    "gid": attrs["gid"],
-    "uname": attrs["uname"],
-    "gname": attrs["gname"],
-    "store_layers": store_layers,
-    "customisation_layer": attrs["customisationLayer"],
-}
+# The fields of nixpkgs' conf.json, in its order: the base config, then
+# what jq adds to it. uid and gid are strings there (jq --arg), and created
+# is in the ISO form `date -Iseconds` gives.
+created = attrs["created"]
+if created != "now":
+    created = datetime.datetime.fromisoformat(created).isoformat()
+conf = dict(base)
+conf.update(
+    {
+        "store_dir": attrs["storeDir"],
+        "from_image": None,
+        "store_layers": store_layers,
+        "customisation_layer": attrs["customisationLayer"],
+        "repo_tag": attrs["imageName"] + ":" + tag,
+        "created": created,
+        "mtime": attrs["mtime"],
+        "uid": str(attrs["uid"]),
+        "gid": str(attrs["gid"]),
+        "uname": attrs["uname"],
+        "gname": attrs["gname"],
+    }
+)
 with open(out, "w") as f:
-    json.dump(conf, f, indent=2, sort_keys=True)
+    json.dump(conf, f, indent=2)

@@ -182,6 +182,7 @@ rec {
           maxLayers
           ;
         baseJson = "${baseJson}";
+        inherit storeDir;
         customisationLayer = "${customisationLayer}";
         preferLocalBuild = true;
       };

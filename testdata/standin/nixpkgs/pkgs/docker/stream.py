@@ -1,135 +1,149 @@
 """Writes a docker-archive (the `docker save` format that `docker load`,
 `podman load` and go-containerregistry's tarball package read) to stdout from
-the image description conf.py produced. Every byte depends only on that
-description and the store paths, so two runs give the same archive."""
+the image description conf.py produced.
+
+It behaves as nixpkgs' stream_layered_image.py does, so that an image of the
+stand-in has the bytes real dockerTools would give the same store paths: the
+same layer tars (Python's tarfile in its default PAX format, streamed), the
+same config JSON and the same archive around them. agent-images packs layers
+itself and checks its bytes against this script's."""
 import datetime
 import hashlib
+import io
 import json
 import os
-import stat
+import pathlib
 import sys
 import tarfile
-import tempfile
 
 
-def epoch(timestamp):
-    if timestamp == "now":
-        return int(datetime.datetime.now(datetime.timezone.utc).timestamp())
-    return int(datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp())
+def write_layer(out, paths, mtime, uid, gid, uname, gname):
+    """Writes one store layer's tar to out: /nix and /nix/store, then every
+    path and, unless it is a symlink, everything below it in sorted order,
+    with absolute names, hard links as plain files and the ownership and
+    mtime of the image."""
+
+    def stamp(info):
+        info.mtime, info.uid, info.gid = mtime, uid, gid
+        info.uname, info.gname = uname, gname
+        return info
+
+    with tarfile.open(fileobj=out, mode="w|") as tar:
+        for top in ("/nix", "/nix/store"):
+            info = tarfile.TarInfo(top)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(stamp(info))
+        for path in map(pathlib.Path, paths):
+            members = [path] if path.is_symlink() else [path, *path.rglob("*")]
+            for member in sorted(members):
+                info = tar.gettarinfo(member)
+                info.name = "/" + info.name
+                if info.islnk():
+                    info.type, info.linkname = tarfile.REGTYPE, ""
+                    info.size = member.stat().st_size
+                stamp(info)
+                if info.isfile():
+                    with open(member, "rb") as f:
+                        tar.addfile(info, f)
+                else:
+                    tar.addfile(info)
 
 
-def store_entries(path):
-    """The path and, for a directory, everything below it, in sorted order and
-    without following symlinks."""
-    yield path
-    if os.path.isdir(path) and not os.path.islink(path):
-        for root, dirs, files in os.walk(path):
-            dirs.sort()
-            for name in sorted(dirs + files):
-                yield os.path.join(root, name)
+class Digest:
+    """A sink that keeps only the sha256 and length of what it is given."""
+
+    def __init__(self):
+        self.sha, self.size = hashlib.sha256(), 0
+
+    def write(self, data):
+        self.sha.update(data)
+        self.size += len(data)
+        return len(data)
 
 
-def write_store_layer(fileobj, paths, conf, mtime):
-    def owned(ti):
-        ti.mtime = mtime
-        ti.uid, ti.gid = conf["uid"], conf["gid"]
-        ti.uname, ti.gname = conf["uname"], conf["gname"]
-        return ti
-
-    with tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        # /nix and /nix/store come first and belong to uid/gid, so an image
-        # built with a non-root uid gives that user a writable store.
-        for d in ("nix", "nix/store"):
-            ti = tarfile.TarInfo(d)
-            ti.type = tarfile.DIRTYPE
-            ti.mode = 0o755
-            tar.addfile(owned(ti))
-        entries = sorted(e for p in paths for e in store_entries(p))
-        for entry in entries:
-            ti = tar.gettarinfo(entry, arcname=entry.lstrip("/"))
-            if ti.islnk():  # hard links (store optimisation) become plain files
-                ti.type = tarfile.REGTYPE
-                ti.linkname = ""
-                ti.size = os.lstat(entry).st_size
-            ti.mode = stat.S_IMODE(os.lstat(entry).st_mode)
-            owned(ti)
-            if ti.isreg():
-                with open(entry, "rb") as f:
-                    tar.addfile(ti, f)
-            else:
-                tar.addfile(ti)
+def parse_time(value, now=datetime.datetime.now(tz=datetime.timezone.utc)):
+    return now if value == "now" else datetime.datetime.fromisoformat(value)
 
 
-def add_file(archive, name, fileobj, size, mtime):
-    ti = tarfile.TarInfo(name)
-    ti.size = size
-    ti.mtime = mtime
-    ti.mode = 0o444
-    archive.addfile(ti, fileobj)
-
-
-def add_bytes(archive, name, data, mtime):
-    tmp = tempfile.TemporaryFile()
-    tmp.write(data)
-    tmp.seek(0)
-    add_file(archive, name, tmp, len(data), mtime)
-
-
-def sha256_of(fileobj):
-    h = hashlib.sha256()
-    fileobj.seek(0)
-    for chunk in iter(lambda: fileobj.read(1 << 20), b""):
-        h.update(chunk)
-    fileobj.seek(0)
-    return h.hexdigest()
+def add_bytes(tar, name, data, mtime):
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime = len(data), mtime
+    tar.addfile(info, io.BytesIO(data))
 
 
 def main():
     with open(sys.argv[1]) as f:
         conf = json.load(f)
-    mtime = epoch(conf["mtime"])
-    created = conf["created"]
-    if created == "now":
-        created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if conf["from_image"] is not None:
+        sys.exit("stand-in dockerTools: from_image is not supported")
+    created = parse_time(conf["created"])
+    mtime = int(parse_time(conf["mtime"]).timestamp())
+    owner = (int(conf["uid"]), int(conf["gid"]), conf["uname"], conf["gname"])
+    layers = []  # (checksum, paths)
 
-    archive = tarfile.open(fileobj=sys.stdout.buffer, mode="w|", format=tarfile.GNU_FORMAT)
-    layer_names, diff_ids, history = [], [], []
+    with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as archive:
+        for paths in conf["store_layers"]:
+            assert all(p.startswith(conf["store_dir"]) for p in paths), paths
+            # The outer tar needs the layer's size and name (its checksum)
+            # before its bytes, so the layer is written twice: once to
+            # measure it, once into the archive.
+            digest = Digest()
+            write_layer(digest, paths, mtime, *owner)
+            checksum = digest.sha.hexdigest()
+            info = tarfile.TarInfo(f"{checksum}/layer.tar")
+            info.size, info.mtime = digest.size, mtime
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(read_fd)
+                with open(write_fd, "wb") as w:
+                    write_layer(w, paths, mtime, *owner)
+                os._exit(0)
+            os.close(write_fd)
+            with open(read_fd, "rb") as r:
+                archive.addfile(info, r)
+            os.waitpid(pid, 0)
+            layers.append((checksum, paths))
+            print("layer", len(layers), "from", paths, file=sys.stderr)
 
-    for paths in conf["store_layers"]:
-        with tempfile.TemporaryFile() as tmp:
-            write_store_layer(tmp, paths, conf, mtime)
-            digest = sha256_of(tmp)
-            name = f"{digest}/layer.tar"
-            add_file(archive, name, tmp, os.fstat(tmp.fileno()).st_size, mtime)
-        layer_names.append(name)
-        diff_ids.append("sha256:" + digest)
-        history.append({"created": created, "comment": "store paths: " + " ".join(paths)})
+        custom = conf["customisation_layer"]
+        with open(os.path.join(custom, "checksum")) as f:
+            checksum = f.read().strip()
+        # nixpkgs takes this entry's owner from the file, which a sandbox
+        # shows as nixbld; a fixed owner keeps the archive the same with or
+        # without one. The image (its layers and config) is the same either way.
+        info = tarfile.TarInfo(f"{checksum}/layer.tar")
+        info.size = os.path.getsize(os.path.join(custom, "layer.tar"))
+        info.mode, info.mtime = 0o444, mtime
+        with open(os.path.join(custom, "layer.tar"), "rb") as f:
+            archive.addfile(info, f)
+        layers.append((checksum, [custom]))
 
-    layer = os.path.join(conf["customisation_layer"], "layer.tar")
-    with open(os.path.join(conf["customisation_layer"], "checksum")) as f:
-        digest = f.read().strip()
-    with open(layer, "rb") as f:
-        add_file(archive, f"{digest}/layer.tar", f, os.path.getsize(layer), mtime)
-    layer_names.append(f"{digest}/layer.tar")
-    diff_ids.append("sha256:" + digest)
-    history.append({"created": created, "comment": "customisation layer"})
+        stamp = datetime.datetime.isoformat(created)
+        image = {
+            "created": stamp,
+            "architecture": conf["architecture"],
+            "os": "linux",
+            "config": conf["config"],
+            "rootfs": {
+                "diff_ids": [f"sha256:{c}" for c, _ in layers],
+                "type": "layers",
+            },
+            "history": [{"created": stamp, "comment": f"store paths: {p}"} for _, p in layers],
+        }
+        config = json.dumps(image, indent=4).encode("utf-8")
+        config_name = hashlib.sha256(config).hexdigest() + ".json"
+        add_bytes(archive, config_name, config, mtime)
+        manifest = [
+            {
+                "Config": config_name,
+                "RepoTags": [conf["repo_tag"]],
+                "Layers": [f"{c}/layer.tar" for c, _ in layers],
+            }
+        ]
+        add_bytes(archive, "manifest.json", json.dumps(manifest, indent=4).encode("utf-8"), mtime)
+    print(f"Created image {conf['repo_tag']} with {len(layers)} layers", file=sys.stderr)
 
-    image_config = {
-        "architecture": conf["architecture"],
-        "os": conf["os"],
-        "created": created,
-        "config": conf["config"],
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": history,
-    }
-    config_bytes = json.dumps(image_config, sort_keys=True, separators=(",", ":")).encode()
-    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
-    add_bytes(archive, config_name, config_bytes, mtime)
 
-    manifest = [{"Config": config_name, "RepoTags": [conf["repo_tag"]], "Layers": layer_names}]
-    add_bytes(archive, "manifest.json", json.dumps(manifest, indent=2).encode(), mtime)
-    archive.close()
-    print(f"Created image {conf['repo_tag']} with {len(layer_names)} layers", file=sys.stderr)
-
-
-main()
+if __name__ == "__main__":
+    main()
