@@ -57,11 +57,21 @@ func (c Compression) compressor(w io.Writer) (io.WriteCloser, error) {
 	return gzip.NewWriterLevel(w, gzip.BestSpeed)
 }
 
-const cacheFormat = "agent-images-layer-1"
+// cacheFormat names how layers are written and what an entry holds; a
+// change to the tar writer, the compressors' settings or cacheEntry must
+// change it, so no entry of another format is ever read.
+const cacheFormat = "agent-images-layer-2"
 
-// DefaultCacheDir is where layers are kept between runs:
-// $XDG_CACHE_HOME/agent-images/layers, else ~/.cache/agent-images/layers.
+// CacheEnv names a layer cache directory for every run that does not
+// choose one.
+const CacheEnv = "AGENT_IMAGES_LAYER_CACHE"
+
+// DefaultCacheDir is where layers are kept between runs: $AGENT_IMAGES_LAYER_CACHE,
+// else $XDG_CACHE_HOME/agent-images/layers, else ~/.cache/agent-images/layers.
 func DefaultCacheDir() (string, error) {
+	if dir := os.Getenv(CacheEnv); dir != "" {
+		return dir, nil
+	}
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		return "", fmt.Errorf("finding a cache directory (set XDG_CACHE_HOME or HOME): %w", err)
@@ -103,6 +113,12 @@ type cacheEntry struct {
 	// UncompressedSize lets a docker-archive be written without packing
 	// the layer twice (once to count it).
 	UncompressedSize int64 `json:"uncompressedSize"`
+}
+
+// whole reports whether every field of the entry is set: an entry cut short
+// or written by other code is packed again, never served.
+func (e cacheEntry) whole() bool {
+	return e.DiffID.Hex != "" && e.Digest.Hex != "" && e.Size > 0 && e.UncompressedSize > 0
 }
 
 // storeLayer is the layer of paths, owned by own, as the stream script
@@ -172,7 +188,7 @@ func (l *cachedLayer) ensure(ctx context.Context, repack bool) error {
 		if l.ready {
 			return nil
 		}
-		if data, err := os.ReadFile(l.path + ".json"); err == nil && json.Unmarshal(data, &l.entry) == nil && (l.diffID == nil || *l.diffID == l.entry.DiffID) {
+		if data, err := os.ReadFile(l.path + ".json"); err == nil && json.Unmarshal(data, &l.entry) == nil && l.entry.whole() && (l.diffID == nil || *l.diffID == l.entry.DiffID) {
 			l.ready = true
 			return nil
 		}

@@ -270,6 +270,20 @@ func TestStoreLayerPackedOnceEver(t *testing.T) {
 		t.Errorf("a removed layer was packed %d times, want once again", n)
 	}
 
+	// An entry cut short (or written before the entry held every field) is
+	// never served: the layer is packed again.
+	if err := os.WriteFile(l.path+".json", []byte(`{"diffID":"`+l.entry.DiffID.String()+`","digest":"`+l.entry.Digest.String()+`","size":1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	partial := testCache(t, dir, Gzip)
+	p, err := partial.storeLayer(ctx, paths[:1], own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := partial.packed.Load(); n != 1 || p.entry != layers[0].entry {
+		t.Errorf("after a partial entry: packed %d, entry %+v; want 1 and %+v", n, p.entry, layers[0].entry)
+	}
+
 	zstd := testCache(t, dir, Zstd)
 	z, err := zstd.storeLayer(ctx, paths[:1], own)
 	if err != nil {

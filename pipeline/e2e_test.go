@@ -198,7 +198,17 @@ func TestReleaseEndToEnd(t *testing.T) {
 		t.Fatalf("Release = %v", err)
 	}
 	if failed := rep.Failed(); len(failed) > 0 {
-		t.Fatalf("Release failed agents %v: %+v", failed, rep.Agents)
+		for _, a := range rep.Agents {
+			for _, img := range a.Platforms {
+				if img.Failed() {
+					t.Errorf("%s %s: %s", a.Agent, img.System, img.Error)
+				}
+			}
+			if a.Error != "" {
+				t.Errorf("%s: %s", a.Agent, a.Error)
+			}
+		}
+		t.Fatalf("Release failed agents %v", failed)
 	}
 	for _, agent := range agents {
 		a := agentReport(t, rep, agent)

@@ -49,6 +49,9 @@ type Options struct {
 	Jobs int
 	// Compression is how layers are compressed (default gzip).
 	Compression flake.Compression
+	// LayerCache keeps packed layers between runs (default
+	// flake.DefaultCacheDir).
+	LayerCache string
 	// WorkDir holds out-links and archives (default ./dist/work).
 	WorkDir string
 
@@ -422,7 +425,7 @@ func (r *run) startWith(all, targets []flake.Target) ([]*agent, error) {
 		r.dests = append(r.dests, publish.NewLayout(r.layoutDir()))
 	}
 	if len(r.flow.image) > 0 && r.flow.image[0].name == "build" {
-		b, err := flake.NewBuilder(flake.WithJobs(r.jobs), flake.WithWorkDir(r.workDir()), flake.WithCompression(cmp.Or(r.o.Compression, flake.Gzip)), flake.WithProgress(r.buildProgress))
+		b, err := flake.NewBuilder(flake.WithJobs(r.jobs), flake.WithWorkDir(r.workDir()), flake.WithCompression(cmp.Or(r.o.Compression, flake.Gzip)), flake.WithCacheDir(r.o.LayerCache), flake.WithProgress(r.buildProgress))
 		if err != nil {
 			return nil, err
 		}

@@ -50,4 +50,9 @@ nix build --no-link --max-jobs 4 $attrs $STANDIN_OVERRIDES
 nix build --no-link --rebuild .#packages.x86_64-linux.pi .#packages.aarch64-linux.test-nix-custom $STANDIN_OVERRIDES
 
 echo "== go test"
+# Packed layers are cached between runs on a user's machine; the tests start
+# from an empty cache of their own, so nothing a previous run left is read.
+AGENT_IMAGES_LAYER_CACHE=$(mktemp -d)
+export AGENT_IMAGES_LAYER_CACHE
+trap 'rm -rf "$AGENT_IMAGES_LAYER_CACHE"' EXIT
 go test -timeout 40m -count=1 ./... ./testbed/... 2>&1 | tee /tmp/agent-images-go-test.log

@@ -65,6 +65,7 @@ type releaseFlags struct {
 	from          string
 	jobs          int
 	compression   string
+	layerCache    string
 	push          bool
 	registries    []string
 	insecure      bool
@@ -93,6 +94,7 @@ func (f *releaseFlags) register(cmd *cobra.Command, c command) {
 	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "targets built, tested and pushed at once (default: number of CPUs)")
 	if c != commandMerge {
 		cmd.Flags().StringVar(&f.compression, "compression", string(flake.Gzip), "how image layers are compressed: gzip, or zstd (smaller and faster; pulled by Docker 23+, Podman 4+ and containerd 1.5+)")
+		cmd.Flags().StringVar(&f.layerCache, "layer-cache", "", "where packed layers are kept between runs, each store path packed once (default: $"+flake.CacheEnv+", else $XDG_CACHE_HOME/agent-images/layers)")
 	}
 	switch c {
 	case commandMerge:
@@ -186,6 +188,7 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 		Systems:       flake.ParseSystems(f.systems),
 		Jobs:          f.jobs,
 		Compression:   compression,
+		LayerCache:    f.layerCache,
 		WorkDir:       f.workDir,
 		Push:          f.push || f.command != commandRelease,
 		Registries:    f.registries,
