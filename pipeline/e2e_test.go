@@ -426,3 +426,59 @@ func nixBuilt(t *testing.T, ctx context.Context, drv string) (v1.Image, error) {
 	}
 	return flake.ReadImage(ctx, archive)
 }
+
+// TestZstdReleaseRunsInPodman releases with --compression zstd and has
+// Podman pull the index from the registry and run the agent: the layers are
+// zstd on the wire, and a runtime that reads them gets the image release
+// built (the same config, so the same image ID).
+func TestZstdReleaseRunsInPodman(t *testing.T) {
+	requireE2E(t)
+	ctx := context.Background()
+	host, _ := startRegistry(t)
+	prefix := host + "/agent-images"
+	o := options(t, prefix, "pi")
+	o.Systems = []flake.System{"x86_64-linux"}
+	o.Compression = flake.Zstd
+	rep, err := Release(ctx, o)
+	if err != nil {
+		t.Fatalf("Release = %v", err)
+	}
+	a := agentReport(t, rep, "pi")
+	if a.Status != record.StageDone || len(a.Platforms) != 1 {
+		t.Fatalf("pi = %s %q with %d images, want done with 1", a.Status, a.Error, len(a.Platforms))
+	}
+	repo, _ := name.NewRepository(prefix + "/pi")
+	img, err := remote.Image(repo.Digest(a.Platforms[0].Digest.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range m.Layers {
+		if l.MediaType != "application/vnd.oci.image.layer.v1.tar+zstd" {
+			t.Errorf("layer %s is %s, want zstd", l.Digest, l.MediaType)
+		}
+	}
+
+	ref := repo.Tag("latest").String()
+	storage := t.TempDir()
+	podman := func(args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, "podman", append([]string{"--root", filepath.Join(storage, "root"), "--runroot", filepath.Join(storage, "run")}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("podman %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	podman("pull", "--quiet", "--tls-verify=false", ref)
+	id := podman("image", "inspect", "--format", "{{.Id}}", ref)
+	if want := m.Config.Digest.Hex; id != want {
+		t.Errorf("podman pulled image %s, want %s (the config release built)", id, want)
+	}
+	if out := podman("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", ref, "-c", "echo ran"); out != "ran" {
+		t.Errorf("running the pulled image said %q, want ran", out)
+	}
+}

@@ -93,7 +93,7 @@ func (f *releaseFlags) register(cmd *cobra.Command, c command) {
 	}
 	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "targets built, tested and pushed at once (default: number of CPUs)")
 	if c != commandMerge {
-		cmd.Flags().StringVar(&f.compression, "compression", string(flake.Gzip), "how image layers are compressed: gzip, or zstd (smaller and faster; pulled by Docker 23+, Podman 4+ and containerd 1.5+)")
+		cmd.Flags().StringVar(&f.compression, "compression", string(flake.Gzip), "how image layers are compressed: gzip, or zstd (smaller; pulled by Docker 23+, Podman 4.3+ and containerd 1.5+)")
 		cmd.Flags().StringVar(&f.layerCache, "layer-cache", "", "where packed layers are kept between runs, each store path packed once (default: $"+flake.CacheEnv+", else $XDG_CACHE_HOME/agent-images/layers)")
 	}
 	switch c {
