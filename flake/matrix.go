@@ -73,7 +73,8 @@ type Image struct {
 	DrvPath string `json:"drvPath"`
 	// ConfDrvPath is the derivation of the image's conf.json (nixpkgs'
 	// streamLayeredImage conf: store paths per layer and the config), from
-	// which Build packs the image itself; "" when the image has none.
+	// which Build packs the image itself; "" from an mkAgentImage that
+	// cannot name it.
 	ConfDrvPath string `json:"confDrvPath"`
 	// Labels are the image config's OCI labels, exactly as mkAgentImage set
 	// them; nil from an older mkAgentImage.
@@ -93,17 +94,11 @@ func (t Target) String() string { return t.Agent + "/" + string(t.System) }
 // packages that belong to the release set, with the derivation of each. It
 // uses builtins only, so it works whatever nixpkgs the flake is evaluated
 // against.
-//
-// conf names the conf derivation dockerTools keeps in passthru:
-// buildLayeredImage's stream.conf, streamLayeredImage's conf.
-const releaseSetExpr = `packages: let
-  conf = image: let s = image.stream or image; in
-    if builtins.isAttrs (s.conf or null) && s.conf ? drvPath then { confDrvPath = s.conf.drvPath; } else { };
-in builtins.mapAttrs (system: images:
+const releaseSetExpr = `packages: builtins.mapAttrs (system: images:
   builtins.listToAttrs (builtins.concatMap (attr:
     let image = images.${attr}; in
     if builtins.isAttrs image && image ? agentImage && (image.agentImage.release or false)
-    then [ { name = attr; value = image.agentImage // { inherit (image) drvPath; } // conf image; } ]
+    then [ { name = attr; value = image.agentImage // { inherit (image) drvPath; }; } ]
     else [ ]) (builtins.attrNames images))) packages`
 
 // Load evaluates the flake's release set with one nix eval and returns every

@@ -49,7 +49,7 @@ func packedIsWhatNixBuilds(t *testing.T) {
 		}
 	}
 	out, err := Run(ctx, append([]string{"eval", "--json", fl.Installable("packages.x86_64-linux.test-nix-custom"),
-		"--apply", `i: { drvPath = i.drvPath; confDrvPath = i.stream.conf.drvPath; }`}, fl.OverrideArgs()...)...)
+		"--apply", `i: { drvPath = i.drvPath; confDrvPath = i.agentImage.confDrvPath; }`}, fl.OverrideArgs()...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

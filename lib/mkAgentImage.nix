@@ -400,7 +400,7 @@ let
     Labels = imageLabels;
   };
 
-  image = pkgs.dockerTools.buildLayeredImage (
+  imageArgs =
     {
       inherit
         name
@@ -419,8 +419,26 @@ let
       inherit uid gid;
       uname = user;
       gname = group;
-    }
-  );
+    };
+
+  image = pkgs.dockerTools.buildLayeredImage imageArgs;
+
+  # The image description nixpkgs' stream script reads (store paths per
+  # layer, config, ownership): release packs the image from it and the
+  # store, the same bytes the script writes. dockerTools keeps it out of
+  # passthru, but the stream script is built from it, so it is the one
+  # "-conf.json" derivation its build command refers to. buildLayeredImage
+  # makes the same stream from the same arguments, so this is the
+  # description of `image` itself. null when nixpkgs' dockerTools no longer
+  # fits that shape: release then reads the image Nix built.
+  confDrvPath =
+    let
+      stream = pkgs.dockerTools.streamLayeredImage imageArgs;
+      confs = builtins.filter (p: builtins.match ".*-conf[.]json[.]drv" p != null) (
+        builtins.attrNames (builtins.getContext (stream.buildCommand or ""))
+      );
+    in
+    if builtins.length confs == 1 then builtins.head confs else null;
 
   agentImage = {
     attr = baseNameOf name;
@@ -447,6 +465,7 @@ let
       ;
     imageName = name;
     imageTag = tag;
+    inherit confDrvPath;
     # The config's labels, exactly: the smoke test holds the image to them.
     labels = imageLabels;
     extraDirectories = extraDirs;

@@ -197,10 +197,11 @@ rec {
 
       streamScript = runCommandWith' "stream-${baseName}" {
         inherit meta;
+        # As nixpkgs: the conf derivation is not in passthru (release finds
+        # it through this build command's references, see mkAgentImage).
         passthru = passthru // {
-          inherit (conf) imageName;
-          inherit imageTag conf;
-          streamScript = ./stream.py;
+          inherit imageTag;
+          isExe = true;
         };
         imageName = lib.toLower name;
       } ''
@@ -225,7 +226,6 @@ rec {
       inherit (stream) imageName;
       passthru = {
         inherit (stream) imageTag;
-        inherit stream;
       };
     } "${stream} | ${compress.command} > $out"
   );
