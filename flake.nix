@@ -824,6 +824,7 @@
           fields = [
             "attr"
             "commands"
+            "confDrvPath"
             "description"
             "entrypoint"
             "extraDirectories"
@@ -857,6 +858,11 @@
                 image.agentImage.release != (displayNames ? ${attr})
               ) "${attr}: release flag is ${lib.boolToString image.agentImage.release}"
               ++ lib.optional (image.agentImage.system != system) "${attr}: system is ${image.agentImage.system}"
+              # Without it release cannot pack the image from the store and
+              # reads the archive Nix built: nixpkgs' dockerTools changed shape.
+              ++ lib.optional (
+                image.agentImage.confDrvPath == null
+              ) "${attr}: no conf.json derivation found for the image (lib/mkAgentImage.nix confDrvPath)"
             ) images
           );
         in
