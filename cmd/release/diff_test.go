@@ -361,7 +361,7 @@ func layerStorePaths(t *testing.T, img v1.Image) []string {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rest, ok := strings.CutPrefix(strings.TrimPrefix(h.Name, "./"), "nix/store/")
+			rest, ok := strings.CutPrefix(strings.TrimPrefix(strings.TrimPrefix(h.Name, "./"), "/"), "nix/store/")
 			if base, _, _ := strings.Cut(rest, "/"); ok && base != "" {
 				seen["/nix/store/"+base] = true
 			}
