@@ -3,6 +3,7 @@ package publish
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -16,6 +17,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // agentImages returns n images that share three layers (a base and two
@@ -127,5 +131,113 @@ func TestConcurrentPushesUploadSharedLayersOnce(t *testing.T) {
 	}
 	if got := rec.Summary().BytesUploaded; got != want {
 		t.Errorf("bytes uploaded = %d, want %d (unique blobs and manifests, each once)", got, want)
+	}
+}
+
+// unreadable is a layer whose bytes must not be read: the registry has it.
+type unreadable struct {
+	v1.Layer
+	t *testing.T
+}
+
+func (u unreadable) Compressed() (io.ReadCloser, error) {
+	d, _ := u.Digest()
+	u.t.Errorf("layer %s was read although the registry has it", d)
+	return u.Layer.Compressed()
+}
+
+func (u unreadable) Uncompressed() (io.ReadCloser, error) {
+	d, _ := u.Digest()
+	u.t.Errorf("layer %s was read although the registry has it", d)
+	return u.Layer.Uncompressed()
+}
+
+// release is agent's one-platform release of an image of layers.
+func release(t *testing.T, agent string, layers ...v1.Layer) Release {
+	t.Helper()
+	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	rec := &record.Image{Agent: agent, System: "x86_64-linux", Platform: v1.Platform{OS: "linux", Architecture: "amd64"}, Image: img}
+	rec.Digest, _ = img.Digest()
+	return Release{Agent: agent, Images: []*record.Image{rec}, Version: "1.0", Created: day1, Tags: tagged("latest")}
+}
+
+func randomLayer(t *testing.T, size int64) v1.Layer {
+	t.Helper()
+	l, err := random.Layer(size, types.OCILayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestLayersTheRegistryHasAreNeverRead: a run that read what is published
+// (each agent's latest, every blob checked) knows which repository holds
+// which layer. A new agent's layer that only the third agent's repository
+// holds is mounted from there, not guessed from the first sibling and
+// uploaded again; a layer the agent's own repository holds is not asked
+// about again. Neither is read.
+func TestLayersTheRegistryHasAreNeverRead(t *testing.T) {
+	ctx := context.Background()
+	host, rec := watchedRegistry(t)
+	p := prefix(t, host+"/agent-images")
+	repo := func(a string) name.Repository { r, _ := p.Repository(a); return r }
+	siblings := WithMountFrom(repo("a0"), repo("a1"))
+	base, node := randomLayer(t, 1<<20), randomLayer(t, 1<<20)
+
+	earlier := NewRegistry(p, nil, siblings)
+	for _, rel := range []Release{
+		release(t, "a0", base, randomLayer(t, 4096)),
+		release(t, "a1", base, randomLayer(t, 4096)),
+		release(t, "a2", base, node, randomLayer(t, 4096)),
+	} {
+		if _, err := publishWith(ctx, earlier, rel, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	r := NewRegistry(p, nil, siblings)
+	for _, a := range []string{"a0", "a1", "a2"} {
+		if pub, err := r.Published(ctx, a); err != nil || pub == nil || !pub.Images[0].Present {
+			t.Fatalf("Published(%s) = %+v, %v; want its image, present", a, pub, err)
+		}
+	}
+	nodeDigest, _ := node.Digest()
+	baseDigest, _ := base.Digest()
+	rec.Reset()
+	had := []v1.Layer{unreadable{base, t}, unreadable{node, t}}
+	var g errgroup.Group
+	for _, rel := range []Release{
+		release(t, "a3", append(had, randomLayer(t, 4096))...),
+		release(t, "a2", append(had, randomLayer(t, 4096))...),
+	} {
+		g.Go(func() error { _, err := publishWith(ctx, r, rel, nil); return err })
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, q := range rec.Requests() {
+		if q.Method == http.MethodHead && (q.Path == "/v2/agent-images/a2/blobs/"+baseDigest.String() || q.Path == "/v2/agent-images/a2/blobs/"+nodeDigest.String()) {
+			t.Errorf("%s: checked again, after Published found it", q)
+		}
+		if q.Method == http.MethodPost && strings.Contains(q.RawQuery, "mount="+url.QueryEscape(nodeDigest.String())) {
+			if want := "from=" + url.QueryEscape("agent-images/a2"); !strings.Contains(q.RawQuery, want) || q.Status != http.StatusCreated {
+				t.Errorf("%s = %d, want a mount from a2, the repository known to hold it", q, q.Status)
+			}
+		}
+	}
+	for _, d := range []v1.Hash{baseDigest, nodeDigest} {
+		if _, err := remote.Layer(repo("a3").Digest(d.String())); err != nil {
+			t.Errorf("a3 lacks %s: %v", d, err)
+		}
 	}
 }

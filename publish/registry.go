@@ -71,7 +71,7 @@ func NewRegistry(prefix Prefix, client *transport.Registry, opts ...RegistryOpti
 		prefix: prefix,
 		client: client,
 		jobs:   o.jobs,
-		mounts: &mountTracker{blobs: map[blobKey]*blobUpload{}, fallback: o.mountFrom},
+		mounts: &mountTracker{blobs: map[blobKey]*blobUpload{}, fallback: o.mountFrom, client: client},
 		update: o.update,
 	}
 }
@@ -120,13 +120,9 @@ func (r *Registry) store(ctx context.Context, agent string) (*repoStore, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &repoStore{r: r, repo: repo, reads: r.RemoteOptions(ctx)}
-	// One puller for the release of an agent: the registry is pinged and
-	// the repository's token fetched once, not before every read.
-	if p, err := remote.NewPuller(s.reads...); err == nil {
-		s.reads = append(s.reads, remote.Reuse(p))
-	}
-	return s, nil
+	// The client's one puller makes every read: the registry is pinged
+	// and the repository's token fetched once a run.
+	return &repoStore{r: r, repo: repo, reads: r.RemoteOptions(ctx)}, nil
 }
 
 // repoStore is one repository of a registry.
@@ -167,11 +163,7 @@ func (s *repoStore) manifest(ctx context.Context, d v1.Hash) ([]byte, error) {
 }
 
 func (s *repoStore) hasBlob(ctx context.Context, d v1.Hash) (bool, error) {
-	l, err := remote.Layer(s.repo.Digest(d.String()), s.reads...)
-	if err != nil {
-		return false, err
-	}
-	ok, err := partial.Exists(l)
+	ok, err := s.r.client.HasBlob(ctx, s.repo, d)
 	if err != nil {
 		return false, fmt.Errorf("checking blob %s in %s: %w", d, s.repo, err)
 	}
@@ -281,8 +273,7 @@ func (r *Registry) push(ctx context.Context, repo name.Repository, ref name.Dige
 	for _, l := range layers {
 		g.Go(func() error { return r.mounts.upload(gctx, p, repo, l) })
 	}
-	// Configs are one per image: nothing to share.
-	g.Go(func() error { return p.Upload(gctx, repo, config) })
+	g.Go(func() error { return r.mounts.upload(gctx, p, repo, config) })
 	if err := g.Wait(); err != nil {
 		return err
 	}
@@ -303,6 +294,8 @@ type mountTracker struct {
 	mu       sync.Mutex
 	blobs    map[blobKey]*blobUpload
 	fallback []name.Repository
+	// client knows which repositories this run found or put each blob in.
+	client *transport.Registry
 }
 
 type blobKey struct {
@@ -319,11 +312,16 @@ type blobUpload struct {
 }
 
 // upload puts layer l into repo through p, uploading it, mounting it, or
-// finding it there already.
+// finding it there already. A blob this run knows repo has is not asked
+// about again, and one it knows another repository has is mounted from
+// there: neither is read.
 func (m *mountTracker) upload(ctx context.Context, p *remote.Pusher, repo name.Repository, l v1.Layer) error {
 	d, err := l.Digest()
 	if err != nil {
 		return err
+	}
+	if m.client.KnownBlob(repo, d) {
+		return nil
 	}
 	key := blobKey{registry: repo.RegistryStr(), digest: d}
 	for {
@@ -334,10 +332,13 @@ func (m *mountTracker) upload(ctx context.Context, p *remote.Pusher, repo name.R
 			b = &blobUpload{repo: repo, done: make(chan struct{})}
 			m.blobs[key] = b
 			m.mu.Unlock()
-			err := p.Upload(ctx, repo, m.guess(repo, l, d))
+			err := p.Upload(ctx, repo, m.source(repo, l, d))
 			m.mu.Lock()
 			b.failed = err != nil
 			m.mu.Unlock()
+			if err == nil {
+				m.client.Uploaded(repo, d)
+			}
 			close(b.done)
 			return err
 		}
@@ -353,15 +354,23 @@ func (m *mountTracker) upload(ctx context.Context, p *remote.Pusher, repo name.R
 		if b.repo.String() == repo.String() {
 			return nil
 		}
-		return p.Upload(ctx, repo, &remote.MountableLayer{Layer: l, Reference: b.repo.Digest(d.String())})
+		if err := p.Upload(ctx, repo, &remote.MountableLayer{Layer: l, Reference: b.repo.Digest(d.String())}); err != nil {
+			return err
+		}
+		m.client.Uploaded(repo, d)
+		return nil
 	}
 }
 
-// guess offers a blob nobody in this run has pushed for mounting from the
-// first WithMountFrom repository other than repo, where an earlier run or
-// another job may have put it; when it is not there, the registry starts an
-// ordinary upload in the same request, so a wrong guess costs nothing.
-func (m *mountTracker) guess(repo name.Repository, l v1.Layer, d v1.Hash) v1.Layer {
+// source offers a blob nobody in this run has pushed for mounting: from a
+// repository this run found it in, else from the first WithMountFrom
+// repository other than repo, where an earlier run or another job may have
+// put it. When that repository lacks it, the registry starts an ordinary
+// upload in the same request, so a wrong guess costs nothing.
+func (m *mountTracker) source(repo name.Repository, l v1.Layer, d v1.Hash) v1.Layer {
+	if from, ok := m.client.Holder(repo, d); ok {
+		return &remote.MountableLayer{Layer: l, Reference: from.Digest(d.String())}
+	}
 	for _, from := range m.fallback {
 		if from.String() != repo.String() && from.RegistryStr() == repo.RegistryStr() {
 			return &remote.MountableLayer{Layer: l, Reference: from.Digest(d.String())}

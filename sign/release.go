@@ -231,14 +231,11 @@ func (s *signer) withContext(ctx context.Context) []ociremote.Option {
 	return []ociremote.Option{ociremote.WithRemoteOptions(reusing(ctx, s.registry)...)}
 }
 
-// reusing are r's options for one call: the puller and pusher are shared
-// so that the registry is pinged and authenticated once per call, not per
-// request.
+// reusing are r's options for one call: the pusher is shared so that the
+// registry is pinged and authenticated once per call, not per request (r's
+// reads share one puller already).
 func reusing(ctx context.Context, r *transport.Registry) []remote.Option {
 	ropts := r.Options(ctx)
-	if puller, err := remote.NewPuller(ropts...); err == nil {
-		ropts = append(ropts, remote.Reuse(puller))
-	}
 	if pusher, err := remote.NewPusher(ropts...); err == nil {
 		ropts = append(ropts, remote.Reuse(pusher))
 	}

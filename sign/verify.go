@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/sigstore/cosign/v2/pkg/oci"
@@ -175,7 +174,8 @@ func Verify(ctx context.Context, ref name.Reference, p Policy) (*Report, error) 
 	if err != nil {
 		return nil, err
 	}
-	ropts := reusing(ctx, p.registry())
+	reg := p.registry()
+	ropts := reusing(ctx, reg)
 	ociOpts := []ociremote.Option{ociremote.WithRemoteOptions(ropts...)}
 	desc, err := remote.Get(ref, ropts...)
 	if err != nil {
@@ -215,7 +215,7 @@ func Verify(ctx context.Context, ref name.Reference, p Policy) (*Report, error) 
 		rep.Checks = append(rep.Checks,
 			Check{Subject: labels[i], Digest: d, What: "SBOM attestation", Err: sbom},
 			Check{Subject: labels[i], Digest: d, What: "provenance attestation", Err: prov},
-			Check{Subject: labels[i], Digest: d, What: "blobs", Err: pullable(d, ropts)})
+			Check{Subject: labels[i], Digest: d, What: "blobs", Err: pullable(ctx, reg, d, ropts)})
 		if i == 0 {
 			sboms = formats
 		}
@@ -434,40 +434,26 @@ func (p Policy) registry() *transport.Registry {
 }
 
 // pullable checks that every blob the image manifest d names is there: a
-// signed image whose layer the registry lost cannot be pulled.
-func pullable(d name.Digest, ropts []remote.Option) error {
+// signed image whose layer the registry lost cannot be pulled. reg asks
+// about each blob once per run, so what publishing checked is not asked
+// again.
+func pullable(ctx context.Context, reg *transport.Registry, d name.Digest, ropts []remote.Option) error {
 	img, err := remote.Image(d, ropts...)
 	if err != nil {
 		return err
 	}
-	cfg, err := img.ConfigName()
+	m, err := img.Manifest()
 	if err != nil {
 		return err
-	}
-	blobs := []v1.Hash{cfg}
-	layers, err := img.Layers()
-	if err != nil {
-		return err
-	}
-	for _, l := range layers {
-		h, err := l.Digest()
-		if err != nil {
-			return err
-		}
-		blobs = append(blobs, h)
 	}
 	var missing []string
-	for _, h := range blobs {
-		l, err := remote.Layer(d.Context().Digest(h.String()), ropts...)
+	for _, desc := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+		ok, err := reg.HasBlob(ctx, d.Context(), desc.Digest)
 		if err != nil {
-			return err
-		}
-		ok, err := partial.Exists(l)
-		if err != nil {
-			return fmt.Errorf("checking blob %s: %w", h, err)
+			return fmt.Errorf("checking blob %s: %w", desc.Digest, err)
 		}
 		if !ok {
-			missing = append(missing, h.String())
+			missing = append(missing, desc.Digest.String())
 		}
 	}
 	if len(missing) > 0 {

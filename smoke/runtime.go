@@ -68,8 +68,9 @@ type RuntimeOption func(*cliRuntime) error
 
 // WithCommandPrefix runs the engine's CLI as prefix followed by its own
 // arguments, e.g. setpriv --reuid 1001 ... -- env HOME=... to use the
-// rootless Podman of another user. The image archives Load hands over are
-// readable by anyone for that reason (they hold nothing secret).
+// rootless Podman of another user. Images reach it over loopback, and the
+// archives Load hands Docker are readable by anyone for that reason (they
+// hold nothing secret).
 func WithCommandPrefix(prefix ...string) RuntimeOption {
 	return func(r *cliRuntime) error {
 		if len(prefix) == 0 {
@@ -85,7 +86,7 @@ func WithCommandPrefix(prefix ...string) RuntimeOption {
 func NewRuntime(name string, opts ...RuntimeOption) (Runtime, error) {
 	switch name {
 	case "podman", "docker":
-		rt := &cliRuntime{bin: name}
+		rt := &cliRuntime{bin: name, pull: name == "podman"}
 		for _, opt := range opts {
 			if err := opt(rt); err != nil {
 				return nil, err
@@ -113,6 +114,9 @@ func NewRuntime(name string, opts ...RuntimeOption) (Runtime, error) {
 type cliRuntime struct {
 	bin    string
 	prefix []string // see WithCommandPrefix
+	// pull hands images over as a registry on loopback (podman) instead
+	// of a docker-archive (docker, whose daemon may not share our network).
+	pull bool
 	// storage serialises the commands that add and remove images. Podman 4
 	// loses layers ("layer not known") when an image is removed while
 	// another that shares its layers is being loaded, which parallel smoke
@@ -179,32 +183,17 @@ func (r *cliRuntime) Load(ctx context.Context, img v1.Image) (string, error) {
 	}
 	// A tag of its own per run: parallel tests of the same image cannot
 	// remove each other's tag, and an image the user loaded keeps its tags.
-	ref := fmt.Sprintf("localhost/agent-images-smoke:%s-%s", cfgDigest.Hex[:12], hex.EncodeToString(suffix))
-	tag, err := name.NewTag(ref)
-	if err != nil {
-		return "", err
+	tag := fmt.Sprintf("%s-%s", cfgDigest.Hex[:12], hex.EncodeToString(suffix))
+	var ref string
+	if r.pull {
+		err = serve(ctx, img, "agent-images-smoke", tag, func(t name.Tag) error {
+			ref = t.String()
+			return r.load(ctx, "pull", "--tls-verify=false", "--quiet", ref)
+		})
+	} else {
+		ref = "localhost/agent-images-smoke:" + tag
+		err = r.loadArchive(ctx, img, ref)
 	}
-	f, err := os.CreateTemp("", "agent-images-smoke-*.tar")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(f.Name())
-	if err := writeDockerArchive(f, tag, img); err != nil {
-		f.Close()
-		return "", fmt.Errorf("writing docker archive for %s: %w", r.bin, err)
-	}
-	if err := f.Close(); err != nil {
-		return "", err
-	}
-	if len(r.prefix) > 0 {
-		// The engine may run as another user (WithCommandPrefix).
-		if err := os.Chmod(f.Name(), 0o644); err != nil {
-			return "", err
-		}
-	}
-	r.storage.Lock()
-	err = r.load(ctx, f.Name())
-	r.storage.Unlock()
 	if err != nil {
 		return "", fmt.Errorf("loading image into %s: %w", r.bin, err)
 	}
@@ -223,19 +212,49 @@ func (r *cliRuntime) Load(ctx context.Context, img v1.Image) (string, error) {
 	return ref, nil
 }
 
+// loadArchive writes img as a docker-archive tagged ref and loads it.
+func (r *cliRuntime) loadArchive(ctx context.Context, img v1.Image, ref string) error {
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp("", "agent-images-smoke-*.tar")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := writeDockerArchive(f, tag, img); err != nil {
+		f.Close()
+		return fmt.Errorf("writing docker archive for %s: %w", r.bin, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if len(r.prefix) > 0 {
+		// The engine may run as another user (WithCommandPrefix).
+		if err := os.Chmod(f.Name(), 0o644); err != nil {
+			return err
+		}
+	}
+	return r.load(ctx, "load", "-i", f.Name())
+}
+
 // loadAttempts bounds how often load retries a lost layer.
 const loadAttempts = 3
 
-// load runs `<engine> load -i archive`. Podman's storage has a race: a load
-// that finds a layer already present links the new image to it, and if a
-// concurrent `image rm` of another image deletes that layer in between, the
-// load fails with "layer not known". Images of one release share their base
-// layers and smoke tests load and remove them in parallel, so that race is
-// met in practice; loading again finds the layer missing and writes it.
-func (r *cliRuntime) load(ctx context.Context, archive string) error {
+// load runs `<engine> args` (a load or a pull), holding the storage lock.
+// Podman's storage has a race: a load that finds a layer already present
+// links the new image to it, and if a concurrent `image rm` of another
+// image deletes that layer in between, the load fails with "layer not
+// known". Images of one release share their base layers and smoke tests
+// load and remove them in parallel, so that race is met in practice;
+// loading again finds the layer missing and writes it.
+func (r *cliRuntime) load(ctx context.Context, args ...string) error {
+	r.storage.Lock()
+	defer r.storage.Unlock()
 	var err error
 	for range loadAttempts {
-		if _, err = r.cmd(ctx, "load", "-i", archive); err == nil || !strings.Contains(err.Error(), "layer not known") {
+		if _, err = r.cmd(ctx, args...); err == nil || !strings.Contains(err.Error(), "layer not known") {
 			return err
 		}
 	}

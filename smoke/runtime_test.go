@@ -2,6 +2,7 @@ package smoke
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,9 +144,9 @@ func TestExpectValidate(t *testing.T) {
 }
 
 // TestLoadRetriesLostLayer runs Load against an engine that fails its first
-// load the way podman does when a concurrent `image rm` deleted a shared
-// layer, and checks the image is loaded on the second try; any other load
-// error is reported at once.
+// load (a pull, or a load of an archive) the way podman does when a
+// concurrent `image rm` deleted a shared layer, and checks the image is
+// loaded on the second try; any other load error is reported at once.
 func TestLoadRetriesLostLayer(t *testing.T) {
 	img, err := random.Image(64, 2)
 	if err != nil {
@@ -164,35 +165,37 @@ func TestLoadRetriesLostLayer(t *testing.T) {
 		{name: "lost layer", failWith: `writing blob: locating layer for blob "sha256:4abd": layer not known`, wantLoads: 2},
 		{name: "other error", failWith: "no space left on device", wantLoads: 1, wantErr: "no space left on device"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			// A fake engine: the first load fails with failWith, later loads
-			// succeed; inspect answers with the image's config digest.
-			script := `#!/bin/sh
+		for _, pull := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, pull %v", tc.name, pull), func(t *testing.T) {
+				dir := t.TempDir()
+				// A fake engine: the first load fails with failWith, later loads
+				// succeed; inspect answers with the image's config digest.
+				script := `#!/bin/sh
 dir=` + dir + `
 case "$1" in
-load)
+load|pull)
   echo x >>"$dir/loads"
   if [ "$(wc -l <"$dir/loads")" -eq 1 ]; then echo '` + tc.failWith + `' >&2; exit 125; fi ;;
 image) [ "$2" = inspect ] && echo "sha256:` + cfg.Hex + `" ;;
 esac
 `
-			bin := filepath.Join(dir, "fake-engine")
-			if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			rt := &cliRuntime{bin: bin}
-			_, err := rt.Load(context.Background(), img)
-			loads, _ := os.ReadFile(filepath.Join(dir, "loads"))
-			if got := strings.Count(string(loads), "x"); got != tc.wantLoads {
-				t.Errorf("Load ran load %d times, want %d", got, tc.wantLoads)
-			}
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Errorf("Load() = %v, want the image loaded on the second try", err)
-			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-				t.Errorf("Load() = %v, want an error containing %q", err, tc.wantErr)
-			}
-		})
+				bin := filepath.Join(dir, "fake-engine")
+				if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				rt := &cliRuntime{bin: bin, pull: pull}
+				_, err := rt.Load(context.Background(), img)
+				loads, _ := os.ReadFile(filepath.Join(dir, "loads"))
+				if got := strings.Count(string(loads), "x"); got != tc.wantLoads {
+					t.Errorf("Load ran load %d times, want %d", got, tc.wantLoads)
+				}
+				switch {
+				case tc.wantErr == "" && err != nil:
+					t.Errorf("Load() = %v, want the image loaded on the second try", err)
+				case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+					t.Errorf("Load() = %v, want an error containing %q", err, tc.wantErr)
+				}
+			})
+		}
 	}
 }

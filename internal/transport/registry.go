@@ -6,16 +6,23 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/authn/github"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // Registry is how the release tool reaches container registries: one
 // keychain (the docker config, then GITHUB_TOKEN for ghcr.io) and one
 // transport, whose retry policy is the only one. It is built once per run
-// and handed to publishing, signing, the change report and prune.
+// and handed to publishing, signing, the change report and prune, and it
+// remembers for that run which repositories hold which blobs (HasBlob).
 type Registry struct {
 	keychain  authn.Keychain
 	transport http.RoundTripper
+	// reader makes every read of the run: each repository's token is
+	// fetched once, not before every read.
+	reader *remote.Puller
+	blobs  blobs
 }
 
 // NewRegistry returns the registry client that sends its requests through
@@ -24,15 +31,23 @@ func NewRegistry(rt http.RoundTripper) *Registry {
 	if rt == nil {
 		rt = New()
 	}
-	return &Registry{keychain: authn.NewMultiKeychain(authn.DefaultKeychain, github.Keychain), transport: rt}
+	r := &Registry{keychain: authn.NewMultiKeychain(authn.DefaultKeychain, github.Keychain), transport: rt}
+	r.blobs = blobs{known: map[blobKey]*blobCheck{}, holders: map[v1.Hash][]name.Repository{}}
+	// Each call gives its own context; the puller only keeps each
+	// repository's token, and making it does no I/O, so it cannot fail.
+	r.reader, _ = remote.NewPuller(r.options()...)
+	return r
 }
 
 // Options are the go-containerregistry options of a registry call made
 // under ctx. go-containerregistry's own retries are off: under the
 // transport's they tried a failing request about fifteen times.
 func (r *Registry) Options(ctx context.Context) []remote.Option {
+	return append(r.options(), remote.WithContext(ctx), remote.Reuse(r.reader))
+}
+
+func (r *Registry) options() []remote.Option {
 	return []remote.Option{
-		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(r.keychain),
 		remote.WithTransport(r.transport),
 		remote.WithRetryPredicate(func(error) bool { return false }),

@@ -48,7 +48,12 @@ func New(opts ...Option) http.RoundTripper {
 	if o.base != nil {
 		c.HTTPClient = &http.Client{Transport: o.base}
 	} else {
-		c.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		// Checks run up to 32 at once per image (a HEAD per blob), and
+		// several images at once: Go keeps 2 idle connections per host,
+		// so the rest would be opened anew for every request.
+		t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 64
+		c.HTTPClient = &http.Client{Transport: t}
 	}
 	c.Logger = log.New(io.Discard, "", 0)
 	// A registry answers 4xx for "not found" probes (HEAD before upload):

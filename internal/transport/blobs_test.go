@@ -1,0 +1,142 @@
+package transport
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// blobServer answers HEADs of blobs: present unless the digest is in
+// missing. It counts the HEADs of each path.
+type blobServer struct {
+	mu    sync.Mutex
+	heads map[string]int
+	// missing holds digests the registry lacks.
+	missing map[string]bool
+}
+
+func (b *blobServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/v2/" {
+		return
+	}
+	b.mu.Lock()
+	b.heads[r.URL.Path]++
+	b.mu.Unlock()
+	if b.missing[r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]] {
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Length", "3")
+}
+
+func digest(t *testing.T, s string) v1.Hash {
+	t.Helper()
+	h, _, err := v1.SHA256(strings.NewReader(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestBlobAskedOncePerRun: however many callers ask, at once or later,
+// whether a repository has a blob, the registry is asked once; a blob this
+// run put there is known without asking, and one repository's blob is
+// offered to another of the same registry for mounting.
+func TestBlobAskedOncePerRun(t *testing.T) {
+	ctx := context.Background()
+	have, lack, put := digest(t, "have"), digest(t, "lack"), digest(t, "put")
+	srv := httptest.NewServer(&blobServer{heads: map[string]int{}, missing: map[string]bool{lack.String(): true, put.String(): true}})
+	defer srv.Close()
+	b := srv.Config.Handler.(*blobServer)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	a, _ := name.NewRepository(host+"/agents/a", name.Insecure)
+	other, _ := name.NewRepository(host+"/agents/b", name.Insecure)
+	r := NewRegistry(nil)
+
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, tt := range []struct {
+				d    v1.Hash
+				want bool
+			}{{have, true}, {lack, false}} {
+				if got, err := r.HasBlob(ctx, a, tt.d); err != nil || got != tt.want {
+					t.Errorf("HasBlob(%s) = %v, %v; want %v", tt.d, got, err, tt.want)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	r.Uploaded(a, put)
+	if got, err := r.HasBlob(ctx, a, put); err != nil || !got || !r.KnownBlob(a, put) {
+		t.Errorf("HasBlob(uploaded) = %v, %v; want true without asking", got, err)
+	}
+	for _, d := range []v1.Hash{have, lack} {
+		if n := b.heads["/v2/agents/a/blobs/"+d.String()]; n != 1 {
+			t.Errorf("%s was asked about %d times, want once", d, n)
+		}
+	}
+	if n := b.heads["/v2/agents/a/blobs/"+put.String()]; n != 0 {
+		t.Errorf("a blob this run uploaded was asked about %d times, want never", n)
+	}
+	if from, ok := r.Holder(other, have); !ok || from.String() != a.String() {
+		t.Errorf("Holder(b, have) = %v, %v; want %s", from, ok, a)
+	}
+	if from, ok := r.Holder(a, have); ok {
+		t.Errorf("Holder(a, have) = %v; want none but a itself", from)
+	}
+	if r.KnownBlob(a, lack) {
+		t.Errorf("KnownBlob(lack) = true for a blob the registry lacks")
+	}
+}
+
+// TestParallelRequestsReuseConnections: 32 HEADs at once, then 32 more,
+// open 32 connections in all: the second round finds them idle, as a
+// rerun's blob checks do image after image.
+func TestParallelRequestsReuseConnections(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := &http.Client{Transport: New()}
+	for round := range 2 {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				resp, err := c.Head(srv.URL)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if round == 0 && conns.Load() > 32 {
+			t.Fatalf("32 HEADs opened %d connections", conns.Load())
+		}
+	}
+	if n := conns.Load(); n > 32 {
+		t.Errorf("two rounds of 32 HEADs opened %d connections, want at most 32 (the second round reuses them)", n)
+	}
+}
