@@ -71,8 +71,7 @@ func (b *bench) buildArchives(ctx context.Context, report string) error {
 // release: a sequential `skopeo copy` of each per-arch archive, then one
 // manifest list per agent made and pushed by podman.
 func (b *bench) baseline(ctx context.Context, reg *registry) (row, error) {
-	name := "baseline: skopeo copy loop + podman manifest lists"
-	slug := b.slug(name)
+	slug := b.slug(baselineRun)
 	logPath := filepath.Join(b.work, "logs", slug+"-baseline.log")
 	log, err := os.Create(logPath)
 	if err != nil {
@@ -81,7 +80,7 @@ func (b *bench) baseline(ctx context.Context, reg *registry) (row, error) {
 	defer log.Close()
 
 	reg.proxy.Reset()
-	r := row{name: name}
+	r := row{name: baselineRun}
 	run := func(args ...string) error {
 		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 		cmd.Env, cmd.Stdout, cmd.Stderr = b.env, log, log

@@ -253,6 +253,14 @@ func (b *bench) stop() {
 	}
 }
 
+// The runs the targets name.
+const (
+	coldRun     = "cold release (builds everything, empty layer cache)"
+	pushRun     = "push of the built images, empty layer cache"
+	warmRun     = "second cold release, warm layer cache (nothing to pack)"
+	baselineRun = "baseline: skopeo copy loop + podman manifest lists"
+)
+
 // measure runs every scenario in an order that leaves each one the state it
 // needs, and the limits. Each registry starts empty; each layer cache is
 // named by the runs that share it.
@@ -265,7 +273,7 @@ func (b *bench) measure(ctx context.Context) error {
 		}
 		regs[label] = reg
 	}
-	cold, err := b.releaseRun(ctx, "cold release (builds everything, empty layer cache)", regs["main"], "main", commitFor(1))
+	cold, err := b.releaseRun(ctx, coldRun, regs["main"], "main", commitFor(1))
 	if err != nil {
 		return err
 	}
@@ -278,7 +286,7 @@ func (b *bench) measure(ctx context.Context) error {
 	}
 	b.limits.images, b.limits.layers, b.limits.uncompressed = len(b.archives), unique.layers, unique.bytes
 
-	push, err := b.releaseRun(ctx, "push of the built images, empty layer cache", regs["push"], "push", commitFor(1))
+	push, err := b.releaseRun(ctx, pushRun, regs["push"], "push", commitFor(1))
 	if err != nil {
 		return err
 	}
@@ -287,11 +295,11 @@ func (b *bench) measure(ctx context.Context) error {
 		return err
 	}
 	b.limits.throughputBusy = t.busySince()
-	zstd, err := b.releaseRun(ctx, "push of the built images, empty layer cache, --compression zstd", regs["zstd"], "zstd", commitFor(1), "--compression", "zstd")
+	zstd, err := b.releaseRun(ctx, pushRun+", --compression zstd", regs["zstd"], "zstd", commitFor(1), "--compression", "zstd")
 	if err != nil {
 		return err
 	}
-	warm, err := b.releaseRun(ctx, "second cold release, warm layer cache (nothing to pack)", regs["warm"], "main", commitFor(1))
+	warm, err := b.releaseRun(ctx, warmRun, regs["warm"], "main", commitFor(1))
 	if err != nil {
 		return err
 	}
@@ -309,7 +317,7 @@ func (b *bench) measure(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		b.limits.compress = append(b.limits.compress, compressLimit{compression: c.compression, stored: c.push.stored, speed: speed, busy: t.busySince()})
+		b.limits.compress = append(b.limits.compress, compressLimit{compression: c.compression, push: c.push, speed: speed, busy: t.busySince()})
 	}
 
 	same, err := b.releaseRun(ctx, "rerun, same commit", regs["main"], "main", commitFor(1))
