@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The benchmark of issue 9: release the benchmark image set (realistic sizes,
-# testdata/bench) on this machine and print one table: a cold release, a
-# push of the built images to an empty registry, the reruns a nightly meets,
-# a skopeo/podman baseline over the same archives, and the physical limits
-# measured here. Not part of CI: it takes the whole machine for minutes.
+# The benchmark of issues 9 and 20: release the benchmark image set
+# (realistic sizes, testdata/bench) on this machine and print one table: a
+# cold release, pushes of the built images with an empty layer cache (gzip
+# and zstd), a second cold release with a warm layer cache, the reruns a
+# nightly meets, a skopeo/podman baseline over archives `nix build` makes of
+# the same images, the physical limits measured here, and which targets are
+# met. Not part of CI: it takes the whole machine for minutes.
 #
 #   scripts/bench.sh                      # default scale 0.05, --runtime none, unsigned
 #   scripts/bench.sh -scale 1.0           # the full estimate (about 9 GB of layers)
@@ -11,7 +13,8 @@
 #   scripts/bench.sh -agents pi,codex -systems x86_64-linux -scale 0.01
 #
 # Every run builds its images from a fresh seed, so the Nix store grows by
-# about 25x the scale in GB per run; `nix-collect-garbage` takes it back.
+# about 25x the scale in GB per run (the images and their archives);
+# `nix-collect-garbage` takes it back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

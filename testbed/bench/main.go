@@ -1,15 +1,17 @@
 // Command bench measures a release of the benchmark image set on this
-// machine and prints one table: a cold release, a push of the built images
-// to an empty registry, the reruns a nightly meets (same commit, new commit,
-// one agent changed), a baseline of skopeo and podman over the same
-// archives, and the physical limits measured here. scripts/bench.sh runs it;
-// see the README's "Benchmark" section for what each figure means.
+// machine and prints one table: a cold release, pushes of the built images
+// to empty registries with an empty layer cache (gzip and zstd), a second
+// cold release with the layer cache warm, the reruns a nightly meets (same
+// commit, new commit, one agent changed), a baseline of skopeo and podman
+// over docker-archives of the same images, and the physical limits
+// measured here, then says which of issue 20's targets are met.
+// scripts/bench.sh runs it; docs/benchmark.md says what each figure means.
 //
 // It builds the release tool, copies testdata/bench (the benchmark's
 // stand-in inputs) with the chosen scale and a fresh seed, so every image
-// is built from scratch, starts Debian's docker-registry behind a
-// recording proxy, and runs `release` as a child process, timing it and
-// sampling its peak RSS. A nix wrapper first on PATH counts nix runs.
+// is built from scratch, starts Debian's docker-registry behind recording
+// proxies, and runs `release` as a child process, timing it and sampling
+// its peak RSS. A nix wrapper first on PATH counts nix runs.
 package main
 
 import (
@@ -30,6 +32,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/testbed/regproxy"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
@@ -58,7 +61,7 @@ func main() {
 	flag.StringVar(&c.changed, "changed", "pi", "the agent whose images change in the one-agent-changed run")
 	flag.StringVar(&c.seed, "seed", "", "payload seed (default: a fresh one, so nothing is built yet)")
 	flag.StringVar(&c.work, "work", "", "work directory (default: a new temporary directory)")
-	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (archives, registries, logs)")
+	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (archives, layer caches, registries, logs)")
 	flag.IntVar(&c.jobs, "jobs", 0, "release --jobs (default: release's own, the number of CPUs)")
 	flag.StringVar(&c.release, "release", "", "release binary to measure (default: built from this checkout)")
 	flag.Parse()
@@ -127,6 +130,9 @@ type bench struct {
 
 	registries []*testenv.Registry
 	servers    []*httptest.Server
+	// archives are the images as Nix builds them, for the baseline and
+	// the limits.
+	archives []archive
 
 	rows        []row
 	runsStarted []string
@@ -214,23 +220,28 @@ func revise(inputs string, agents []string) error {
 	return writeJSON(filepath.Join(inputs, "llm-agents", "bench.json"), map[string]any{"revisions": revisions})
 }
 
-// startRegistry starts a fresh docker-registry behind a recording proxy and
-// returns the registry, the proxy and the proxy's host:port.
-func (b *bench) startRegistry(label string) (*testenv.Registry, *regproxy.Proxy, string, error) {
+// registry is a fresh docker-registry behind a recording proxy.
+type registry struct {
+	*testenv.Registry
+	proxy *regproxy.Proxy
+	host  string // the proxy's host:port, where release pushes
+}
+
+func (b *bench) startRegistry(label string) (*registry, error) {
 	dir := filepath.Join(b.work, "registry-"+label)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, nil, "", err
+		return nil, err
 	}
 	reg, err := testenv.RunRegistry(dir)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, err
 	}
 	b.registries = append(b.registries, reg)
 	u, _ := url.Parse("http://" + reg.Addr)
 	p := regproxy.To(u)
 	srv := httptest.NewServer(p)
 	b.servers = append(b.servers, srv)
-	return reg, p, strings.TrimPrefix(srv.URL, "http://"), nil
+	return &registry{Registry: reg, proxy: p, host: strings.TrimPrefix(srv.URL, "http://")}, nil
 }
 
 func (b *bench) stop() {
@@ -242,71 +253,89 @@ func (b *bench) stop() {
 	}
 }
 
+// The runs the targets name.
+const (
+	coldRun     = "cold release (builds everything, empty layer cache)"
+	pushRun     = "push of the built images, empty layer cache"
+	warmRun     = "second cold release, warm layer cache (nothing to pack)"
+	baselineRun = "baseline: skopeo copy loop + podman manifest lists"
+)
+
 // measure runs every scenario in an order that leaves each one the state it
-// needs, and the limits.
+// needs, and the limits. Each registry starts empty; each layer cache is
+// named by the runs that share it.
 func (b *bench) measure(ctx context.Context) error {
-	mainReg, mainProxy, mainHost, err := b.startRegistry("main")
+	regs := map[string]*registry{}
+	for _, label := range []string{"main", "push", "zstd", "warm", "baseline"} {
+		reg, err := b.startRegistry(label)
+		if err != nil {
+			return err
+		}
+		regs[label] = reg
+	}
+	cold, err := b.releaseRun(ctx, coldRun, regs["main"], "main", commitFor(1))
 	if err != nil {
 		return err
 	}
-	prefix := mainHost + "/agent-images"
+	if err := b.buildArchives(ctx, cold.report); err != nil {
+		return err
+	}
+	unique, err := uniqueLayers(b.archives)
+	if err != nil {
+		return err
+	}
+	b.limits.images, b.limits.layers, b.limits.uncompressed = len(b.archives), unique.layers, unique.bytes
 
-	cold, err := b.releaseRun(ctx, "cold release (builds everything)", mainReg, mainProxy, prefix, commitFor(1))
-	if err != nil {
-		return err
-	}
-	unique, err := uniqueLayers(filepath.Join(b.work, "work", "archives"))
-	if err != nil {
-		return err
-	}
-	b.limits.uncompressed = unique.bytes
-	b.limits.compressed = cold.stored
-	b.limits.images, b.limits.layers = unique.images, unique.layers
-
-	pushReg, pushProxy, pushHost, err := b.startRegistry("push")
-	if err != nil {
-		return err
-	}
-	push, err := b.releaseRun(ctx, "push of the built images to an empty registry", pushReg, pushProxy, pushHost+"/agent-images", commitFor(1))
+	push, err := b.releaseRun(ctx, pushRun, regs["push"], "push", commitFor(1))
 	if err != nil {
 		return err
 	}
 	t := machineCPU()
-	if b.limits.throughput, err = loopbackThroughput(ctx, pushReg.Addr); err != nil {
+	if b.limits.throughput, err = loopbackThroughput(ctx, regs["push"].Addr); err != nil {
 		return err
 	}
 	b.limits.throughputBusy = t.busySince()
+	zstd, err := b.releaseRun(ctx, pushRun+", --compression zstd", regs["zstd"], "zstd", commitFor(1), "--compression", "zstd")
+	if err != nil {
+		return err
+	}
+	warm, err := b.releaseRun(ctx, warmRun, regs["warm"], "main", commitFor(1))
+	if err != nil {
+		return err
+	}
+	baseline, err := b.baseline(ctx, regs["baseline"])
+	if err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		compression flake.Compression
+		push        row
+		reg         *registry
+	}{{flake.Gzip, push, regs["push"]}, {flake.Zstd, zstd, regs["zstd"]}} {
+		t := machineCPU()
+		speed, err := compressSpeed(b.archives, c.compression, c.reg.Storage)
+		if err != nil {
+			return err
+		}
+		b.limits.compress = append(b.limits.compress, compressLimit{compression: c.compression, push: c.push, speed: speed, busy: t.busySince()})
+	}
 
-	baseReg, baseProxy, baseHost, err := b.startRegistry("baseline")
+	same, err := b.releaseRun(ctx, "rerun, same commit", regs["main"], "main", commitFor(1))
 	if err != nil {
 		return err
 	}
-	baseline, err := b.baseline(ctx, baseReg, baseProxy, baseHost)
-	if err != nil {
-		return err
-	}
-	t = machineCPU()
-	if b.limits.gzipSpeed, err = gzipSpeed(filepath.Join(b.work, "work", "archives")); err != nil {
-		return err
-	}
-	b.limits.gzipBusy = t.busySince()
-
-	same, err := b.releaseRun(ctx, "rerun, same commit", mainReg, mainProxy, prefix, commitFor(1))
-	if err != nil {
-		return err
-	}
-	newCommit, err := b.releaseRun(ctx, "rerun, new commit, images unchanged", mainReg, mainProxy, prefix, commitFor(2))
+	newCommit, err := b.releaseRun(ctx, "rerun, new commit, images unchanged", regs["main"], "main", commitFor(2))
 	if err != nil {
 		return err
 	}
 	if err := b.revise([]string{b.changed}); err != nil {
 		return err
 	}
-	changed, err := b.releaseRun(ctx, "rerun, new commit, "+b.changed+" changed", mainReg, mainProxy, prefix, commitFor(3))
+	changed, err := b.releaseRun(ctx, "rerun, new commit, "+b.changed+" changed", regs["main"], "main", commitFor(3))
 	if err != nil {
 		return err
 	}
-	b.rows = []row{cold, push, same, newCommit, changed, baseline}
+	b.rows = []row{cold, push, zstd, warm, same, newCommit, changed, baseline}
 	return nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -19,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,8 +26,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/testbed/regproxy"
-	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // row is one measured run.
@@ -47,8 +50,9 @@ type row struct {
 	requests regproxy.Summary
 	// stored is the blob bytes the registry gained.
 	stored int64
-	// agents sums release.json's statuses, e.g. "30 done".
-	agents string
+	// agents sums release.json's statuses, e.g. "30 done"; report is
+	// release.json's path.
+	agents, report string
 }
 
 // measurement is what running one process cost.
@@ -141,9 +145,9 @@ func vmHWM(pid int) int64 {
 	return 0
 }
 
-// releaseRun runs release once against reg (through p, at prefix) and
-// measures it.
-func (b *bench) releaseRun(ctx context.Context, name string, reg *testenv.Registry, p *regproxy.Proxy, prefix, commit string) (row, error) {
+// releaseRun runs release once against reg, through its proxy, with the
+// layer cache named cache and extra flags, and measures it.
+func (b *bench) releaseRun(ctx context.Context, name string, reg *registry, cache, commit string, extra ...string) (row, error) {
 	logs := filepath.Join(b.work, "logs")
 	if err := os.MkdirAll(logs, 0o755); err != nil {
 		return row{}, err
@@ -151,7 +155,7 @@ func (b *bench) releaseRun(ctx context.Context, name string, reg *testenv.Regist
 	slug := b.slug(name)
 	report := filepath.Join(logs, slug+"-release.json")
 	args := []string{
-		"--push", "--registry", prefix, "--insecure",
+		"--push", "--registry", reg.host + "/agent-images", "--insecure",
 		"--runtime", b.runtime,
 		"--work-dir", filepath.Join(b.work, "work"),
 		"--commit", commit,
@@ -178,8 +182,13 @@ func (b *bench) releaseRun(ctx context.Context, name string, reg *testenv.Regist
 	} else {
 		args = append(args, "--sign=false")
 	}
+	args = append(args, extra...)
+	env, err := b.withLayerCache(cache)
+	if err != nil {
+		return row{}, err
+	}
 
-	p.Reset()
+	reg.proxy.Reset()
 	if err := os.WriteFile(b.nixLog, nil, 0o644); err != nil {
 		return row{}, err
 	}
@@ -194,7 +203,7 @@ func (b *bench) releaseRun(ctx context.Context, name string, reg *testenv.Regist
 	}
 	defer log.Close()
 	cmd := exec.CommandContext(ctx, b.release, args...)
-	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = b.root, b.env, log, log
+	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = b.root, env, log, log
 	m, err := runMeasured(cmd)
 	if err != nil {
 		return row{}, fmt.Errorf("%s: release %s: %w\n%s", name, strings.Join(args, " "), err, lastLines(logPath, 20))
@@ -203,7 +212,7 @@ func (b *bench) releaseRun(ctx context.Context, name string, reg *testenv.Regist
 	if err != nil {
 		return row{}, err
 	}
-	r := row{name: name, wall: m.wall, cpu: m.cpu, peakRSS: m.peakRSS, busy: m.busy, requests: p.Summary(), stored: after - before}
+	r := row{name: name, wall: m.wall, cpu: m.cpu, peakRSS: m.peakRSS, busy: m.busy, requests: reg.proxy.Summary(), stored: after - before, report: report}
 	if r.nix, err = nixCalls(b.nixLog); err != nil {
 		return row{}, err
 	}
@@ -211,6 +220,26 @@ func (b *bench) releaseRun(ctx context.Context, name string, reg *testenv.Regist
 		return row{}, err
 	}
 	return r, nil
+}
+
+// withLayerCache is the environment of a release whose layer cache is the
+// one named label: release keeps it under XDG_CACHE_HOME, so each label
+// gets its own, while nix's cache there stays the user's.
+func (b *bench) withLayerCache(label string) ([]string, error) {
+	dir := filepath.Join(b.work, "caches", label)
+	user, err := os.UserCacheDir()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{dir, filepath.Join(user, "nix")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.Symlink(filepath.Join(user, "nix"), filepath.Join(dir, "nix")); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	return append(slices.Clone(b.env), "XDG_CACHE_HOME="+dir), nil
 }
 
 // nixCalls counts the nix wrapper's log by subcommand.
@@ -276,22 +305,24 @@ func storedBytes(storage string) (int64, error) {
 	return total, err
 }
 
-// archiveSet describes the docker-archives a release built.
-type archiveSet struct {
-	images, layers int
-	// bytes is the uncompressed size of the distinct layers.
+// layerSet describes the distinct layers of a set of images.
+type layerSet struct {
+	layers int
+	// bytes is their uncompressed size.
 	bytes int64
 }
 
 // uniqueLayers reads the archives' tar headers (seeking past the layers)
 // and adds up each distinct layer once; a layer's entry is named by its
 // uncompressed digest.
-func uniqueLayers(dir string) (archiveSet, error) {
-	var set archiveSet
+func uniqueLayers(archives []archive) (layerSet, error) {
+	if len(archives) == 0 {
+		return layerSet{}, errors.New("no archives")
+	}
+	var set layerSet
 	seen := map[string]bool{}
-	err := eachArchive(dir, func(path string) error {
-		set.images++
-		return eachLayer(path, func(name string, size int64, _ io.Reader) error {
+	for _, a := range archives {
+		err := eachLayer(a.path, func(name string, size int64, _ io.Reader) error {
 			if !seen[name] {
 				seen[name] = true
 				set.layers++
@@ -299,25 +330,11 @@ func uniqueLayers(dir string) (archiveSet, error) {
 			}
 			return nil
 		})
-	})
-	return set, err
-}
-
-func eachArchive(dir string, f func(path string) error) error {
-	paths, err := filepath.Glob(filepath.Join(dir, "*.tar"))
-	if err != nil {
-		return err
-	}
-	if len(paths) == 0 {
-		return fmt.Errorf("no archives in %s", dir)
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		if err := f(p); err != nil {
-			return err
+		if err != nil {
+			return layerSet{}, err
 		}
 	}
-	return nil
+	return set, nil
 }
 
 func eachLayer(archive string, f func(name string, size int64, r io.Reader) error) error {
@@ -343,43 +360,78 @@ func eachLayer(archive string, f func(name string, size int64, r io.Reader) erro
 	}
 }
 
-// gzipSpeed measures how fast this machine gzips layer bytes at release's
-// level (gzip.BestSpeed, go-containerregistry's), all cores at once, in
-// bytes per second: a sample of up to 64 MiB of real layers is compressed
-// by one goroutine per core.
-func gzipSpeed(dir string) (float64, error) {
+// compressSpeed measures how fast this machine compresses layers as
+// release does, all cores at once, in bytes per second: a sample of whole
+// layers, up to 64 MiB, is compressed layer by layer by one goroutine per
+// core. The first layer, compressed, must be a blob the registry at
+// storage holds (a release pushed it with c), or the speed would be
+// another compressor's.
+func compressSpeed(archives []archive, c flake.Compression, storage string) (float64, error) {
 	const want = 64 << 20
-	var sample bytes.Buffer
+	var sample [][]byte
+	size := 0
 	errFull := errors.New("full")
-	err := eachArchive(dir, func(path string) error {
-		return eachLayer(path, func(_ string, _ int64, r io.Reader) error {
-			_, err := io.CopyN(&sample, r, int64(want-sample.Len()))
-			if sample.Len() >= want {
+	for _, a := range archives {
+		err := eachLayer(a.path, func(_ string, _ int64, r io.Reader) error {
+			layer, err := io.ReadAll(r)
+			sample, size = append(sample, layer), size+len(layer)
+			if err == nil && size >= want {
 				return errFull
-			}
-			if err == io.EOF {
-				return nil
 			}
 			return err
 		})
-	})
-	if err != nil && !errors.Is(err, errFull) {
+		if errors.Is(err, errFull) {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	if len(sample) == 0 {
+		return 0, errors.New("no layers to compress")
+	}
+	h := sha256.New()
+	if err := compress(h, c, sample[0]); err != nil {
 		return 0, err
 	}
-	data := sample.Bytes()
+	digest := hex.EncodeToString(h.Sum(nil))
+	if _, err := os.Stat(filepath.Join(storage, "docker", "registry", "v2", "blobs", "sha256", digest[:2], digest, "data")); err != nil {
+		return 0, fmt.Errorf("a layer compressed with %s by the bench is sha256:%s, which release did not push: make compress write what flake's compressor writes", c, digest)
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range cores {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			zw, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
-			_, _ = zw.Write(data)
-			_ = zw.Close()
+			for _, layer := range sample {
+				_ = compress(io.Discard, c, layer)
+			}
 		}()
 	}
 	wg.Wait()
-	return float64(len(data)*cores) / time.Since(start).Seconds(), nil
+	return float64(size*cores) / time.Since(start).Seconds(), nil
+}
+
+// compress writes data through the compressor release uses (flake's
+// Compression.compressor: klauspost's gzip at BestSpeed, or its zstd at
+// the default level on one goroutine), a new one per layer as release
+// makes them.
+func compress(w io.Writer, c flake.Compression, data []byte) error {
+	var zw io.WriteCloser
+	var err error
+	if c == flake.Zstd {
+		zw, err = zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	} else {
+		zw, err = gzip.NewWriterLevel(w, gzip.BestSpeed)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := zw.Write(data); err != nil {
+		return err
+	}
+	return zw.Close()
 }
 
 // loopbackThroughput measures how fast the registry at addr takes blob

@@ -2,14 +2,23 @@ package main
 
 import (
 	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
@@ -46,52 +55,104 @@ func TestStoredBytesCountsEachBlobOnce(t *testing.T) {
 	}
 }
 
+// writeArchive writes a docker-archive as Nix lays it out: each layer's
+// tar as <name>/layer.tar, the config naming their diff IDs, manifest.json.
+func writeArchive(t *testing.T, path string, layers map[string][]byte) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	add := func(name string, data []byte) {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o444, Size: int64(len(data)), Typeflag: tar.TypeReg})
+		tw.Write(data)
+	}
+	var config v1.ConfigFile
+	config.RootFS.Type = "layers"
+	var paths []string
+	for _, name := range slices.Sorted(maps.Keys(layers)) {
+		add(name+"/layer.tar", layers[name])
+		sum := sha256.Sum256(layers[name])
+		config.RootFS.DiffIDs = append(config.RootFS.DiffIDs, v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])})
+		paths = append(paths, name+"/layer.tar")
+	}
+	raw, _ := json.Marshal(config)
+	add("config.json", raw)
+	manifest, _ := json.Marshal([]map[string]any{{"Config": "config.json", "RepoTags": []string{}, "Layers": paths}})
+	add("manifest.json", manifest)
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// layerTar is a layer holding one file of n bytes that compress like text.
+func layerTar(t *testing.T, n int) []byte {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	tw.WriteHeader(&tar.Header{Name: "payload", Mode: 0o444, Size: int64(n), Typeflag: tar.TypeReg})
+	tw.Write(bytes.Repeat([]byte("agent-images bench payload "), n/27+1)[:n])
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
 // TestUniqueLayers adds up a layer two archives share once. Nix names a
 // layer's entry after its uncompressed digest.
 func TestUniqueLayers(t *testing.T) {
 	dir := t.TempDir()
-	write := func(file string, layers map[string]int) {
-		f, err := os.Create(filepath.Join(dir, file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tw := tar.NewWriter(f)
-		for name, size := range layers {
-			tw.WriteHeader(&tar.Header{Name: name + "/layer.tar", Mode: 0o444, Size: int64(size), Typeflag: tar.TypeReg})
-			tw.Write(make([]byte, size))
-		}
-		tw.WriteHeader(&tar.Header{Name: "manifest.json", Mode: 0o444, Size: 2, Typeflag: tar.TypeReg})
-		tw.Write([]byte("[]"))
-		if err := tw.Close(); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-	}
-	write("pi-x86_64-linux.tar", map[string]int{"aa": 1000, "bb": 200})
-	write("codex-x86_64-linux.tar", map[string]int{"aa": 1000, "cc": 30})
-	got, err := uniqueLayers(dir)
+	pi, codex := filepath.Join(dir, "pi-x86_64-linux.tar"), filepath.Join(dir, "codex-x86_64-linux.tar")
+	writeArchive(t, pi, map[string][]byte{"aa": make([]byte, 1000), "bb": make([]byte, 200)})
+	writeArchive(t, codex, map[string][]byte{"aa": make([]byte, 1000), "cc": make([]byte, 30)})
+	got, err := uniqueLayers([]archive{{path: pi}, {path: codex}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != (archiveSet{images: 2, layers: 3, bytes: 1230}) {
-		t.Errorf("uniqueLayers = %+v, want 2 images, 3 layers, 1230 bytes", got)
+	if got != (layerSet{layers: 3, bytes: 1230}) {
+		t.Errorf("uniqueLayers = %+v, want 3 layers, 1230 bytes", got)
 	}
-	if _, err := uniqueLayers(t.TempDir()); err == nil {
-		t.Errorf("uniqueLayers of a directory without archives = nil error, want one")
+	if _, err := uniqueLayers(nil); err == nil {
+		t.Errorf("uniqueLayers of no archives = nil error, want one")
 	}
 }
 
-func TestSplitArchive(t *testing.T) {
-	for file, want := range map[string][2]string{
-		"claude-code-x86_64-linux.tar": {"claude-code", "x86_64-linux"},
-		"pi-aarch64-linux.tar":         {"pi", "aarch64-linux"},
-	} {
-		agent, system, ok := splitArchive(file)
-		if !ok || agent != want[0] || system != want[1] {
-			t.Errorf("splitArchive(%q) = %q, %q, %v; want %q, %q", file, agent, system, ok, want[0], want[1])
-		}
+// TestCompressIsRelease: the compression limit is measured with the
+// compressor release uses, so a layer comes out as the blob release would
+// push (flake.ReadImage gzips as release does), and compressSpeed refuses
+// a registry that does not hold what its compressor writes.
+func TestCompressIsRelease(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pi-x86_64-linux.tar")
+	layer := layerTar(t, 3<<20)
+	writeArchive(t, path, map[string][]byte{"aa": layer})
+	img, err := flake.ReadImage(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, _, ok := splitArchive("pi.tar"); ok {
-		t.Errorf("splitArchive(pi.tar) ok, want not")
+	layers, _ := img.Layers()
+	want, _ := layers[0].Digest()
+	h := sha256.New()
+	if err := compress(h, flake.Gzip, layer); err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want.Hex {
+		t.Errorf("compress(gzip) = sha256:%s, want %s, release's", got, want)
+	}
+
+	storage := filepath.Join(dir, "registry")
+	if _, err := compressSpeed([]archive{{path: path}}, flake.Gzip, storage); err == nil {
+		t.Errorf("compressSpeed with a registry that holds no blob = nil error, want one")
+	}
+	blob := filepath.Join(storage, "docker", "registry", "v2", "blobs", "sha256", want.Hex[:2], want.Hex, "data")
+	if err := os.MkdirAll(filepath.Dir(blob), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blob, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if speed, err := compressSpeed([]archive{{path: path}}, flake.Gzip, storage); err != nil || speed <= 0 {
+		t.Errorf("compressSpeed = %g, %v; want a speed", speed, err)
 	}
 }
