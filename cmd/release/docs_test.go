@@ -344,6 +344,16 @@ func TestDocsLinks(t *testing.T) {
 
 // withoutCode blanks fenced blocks and inline code, where a link is text.
 func withoutCode(text string) string {
+	lines := outsideFences(text)
+	for i, l := range lines {
+		lines[i] = inlineCode.ReplaceAllString(l, "``")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// outsideFences is text's lines with those of fenced blocks, fences
+// included, blanked.
+func outsideFences(text string) []string {
 	var out []string
 	inFence := ""
 	for _, l := range strings.Split(text, "\n") {
@@ -354,16 +364,14 @@ func withoutCode(text string) string {
 			case m[2] == "" && strings.HasPrefix(m[1], inFence):
 				inFence = ""
 			}
-			out = append(out, "")
-			continue
+			l = ""
 		}
 		if inFence != "" {
-			out = append(out, "")
-			continue
+			l = ""
 		}
-		out = append(out, inlineCode.ReplaceAllString(l, "``"))
+		out = append(out, l)
 	}
-	return strings.Join(out, "\n")
+	return out
 }
 
 var (
@@ -379,20 +387,7 @@ var (
 func headingAnchors(text string) map[string]bool {
 	anchors := map[string]bool{}
 	seen := map[string]int{}
-	inFence := ""
-	for _, l := range strings.Split(text, "\n") {
-		if m := fence.FindStringSubmatch(l); m != nil {
-			switch {
-			case inFence == "":
-				inFence = m[1]
-			case m[2] == "" && strings.HasPrefix(m[1], inFence):
-				inFence = ""
-			}
-			continue
-		}
-		if inFence != "" {
-			continue
-		}
+	for _, l := range outsideFences(text) {
 		m := heading.FindStringSubmatch(l)
 		if m == nil {
 			continue
