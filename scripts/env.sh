@@ -10,8 +10,11 @@ export PATH="/var/lib/agent-images/bin:$PATH"
 # inputs build with host programs (see testdata/standin/nixpkgs/README.md),
 # which the sandbox is given read-only: /usr with its loader, bash as the
 # stand-in stdenv's builder, the static busybox, the CA bundle, and the
-# Debian alternatives some of /usr/bin points through.
+# Debian alternatives some of /usr/bin points through. max-jobs = auto is
+# what cachix/install-nix-action writes on GitHub's runners: as many builds
+# at once as there are cores (Nix's own default is one).
 export NIX_CONFIG='experimental-features = nix-command flakes
+max-jobs = auto
 sandbox = true
 extra-sandbox-paths = /usr /lib /lib64 /bin/bash=/usr/bin/bash /opt/agent-images-standin /etc/ssl/certs/ca-certificates.crt /etc/alternatives
 substituters =

@@ -126,8 +126,10 @@ func OverrideArgs(t testing.TB) []string {
 }
 
 // NixConfig is the Nix configuration these machines need: flakes, no
-// sandbox, no binary caches, and aarch64 builds under qemu-user.
+// sandbox, no binary caches, aarch64 builds under qemu-user, and as many
+// builds at once as there are cores, as on GitHub's runners.
 const NixConfig = `experimental-features = nix-command flakes
+max-jobs = auto
 sandbox = false
 substituters =
 extra-platforms = aarch64-linux
