@@ -52,7 +52,15 @@ func New(next http.Handler) *Proxy { return &Proxy{next: next} }
 // To records requests and forwards them to the registry at upstream, for
 // example http://127.0.0.1:5000.
 func To(upstream *url.URL) *Proxy {
-	return New(httputil.NewSingleHostReverseProxy(upstream))
+	rp := httputil.NewSingleHostReverseProxy(upstream)
+	// Go keeps 2 idle connections per host by default: with release's
+	// dozens of requests at once, nearly every one would open (and leave in
+	// TIME_WAIT) a connection to the registry, a cost of the proxy, not of
+	// what it measures.
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 256
+	rp.Transport = t
+	return New(rp)
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
