@@ -244,44 +244,15 @@ var integer = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
 // writePython writes v as Python's json.dumps(v, indent=4) does: ASCII
 // only, ", " without its space at line ends, empty containers inline.
 func writePython(b *bytes.Buffer, v any, depth int) error {
-	indent := func(d int) { b.WriteString("\n" + strings.Repeat("    ", d)) }
 	switch v := v.(type) {
 	case object:
-		if len(v) == 0 {
-			b.WriteString("{}")
-			return nil
-		}
-		b.WriteByte('{')
-		for i, m := range v {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			indent(depth + 1)
-			writePythonString(b, m.key)
+		return writeItems(b, "{", "}", len(v), depth, func(i int) error {
+			writePythonString(b, v[i].key)
 			b.WriteString(": ")
-			if err := writePython(b, m.value, depth+1); err != nil {
-				return err
-			}
-		}
-		indent(depth)
-		b.WriteByte('}')
+			return writePython(b, v[i].value, depth+1)
+		})
 	case []any:
-		if len(v) == 0 {
-			b.WriteString("[]")
-			return nil
-		}
-		b.WriteByte('[')
-		for i, e := range v {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			indent(depth + 1)
-			if err := writePython(b, e, depth+1); err != nil {
-				return err
-			}
-		}
-		indent(depth)
-		b.WriteByte(']')
+		return writeItems(b, "[", "]", len(v), depth, func(i int) error { return writePython(b, v[i], depth+1) })
 	case string:
 		writePythonString(b, v)
 	case json.Number:
@@ -300,23 +271,34 @@ func writePython(b *bytes.Buffer, v any, depth int) error {
 	return nil
 }
 
+// writeItems writes n items of a container, each on its own line.
+func writeItems(b *bytes.Buffer, open, close string, n, depth int, item func(int) error) error {
+	b.WriteString(open)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("\n" + strings.Repeat("    ", depth+1))
+		if err := item(i); err != nil {
+			return err
+		}
+	}
+	if n > 0 {
+		b.WriteString("\n" + strings.Repeat("    ", depth))
+	}
+	b.WriteString(close)
+	return nil
+}
+
+// pythonEscapes are the escapes json.dumps writes by name.
+var pythonEscapes = map[rune]string{'"': `\"`, '\\': `\\`, '\n': `\n`, '\r': `\r`, '\t': `\t`, '\b': `\b`, '\f': `\f`}
+
 func writePythonString(b *bytes.Buffer, s string) {
 	b.WriteByte('"')
 	for _, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\b':
-			b.WriteString(`\b`)
-		case r == '\f':
-			b.WriteString(`\f`)
+		switch e, ok := pythonEscapes[r]; {
+		case ok:
+			b.WriteString(e)
 		case r >= 0x20 && r <= 0x7e:
 			b.WriteRune(r)
 		case r > 0xffff:
