@@ -329,19 +329,9 @@ func (r *run) tagPolicy(version string) tags.Policy {
 // pushes reports whether the run writes to a registry.
 func (r *run) pushes() bool { return r.mode != modeRelease || r.o.Push }
 
-func (r *run) workDir() string {
-	if r.o.WorkDir == "" {
-		return filepath.Join("dist", "work")
-	}
-	return r.o.WorkDir
-}
+func (r *run) workDir() string { return cmp.Or(r.o.WorkDir, filepath.Join("dist", "work")) }
 
-func (r *run) layoutDir() string {
-	if r.o.LayoutDir == "" {
-		return filepath.Join("dist", "oci")
-	}
-	return r.o.LayoutDir
-}
+func (r *run) layoutDir() string { return cmp.Or(r.o.LayoutDir, filepath.Join("dist", "oci")) }
 
 // stagingKey is the key split-mode builds and merges agree on.
 func (r *run) stagingKey() string {

@@ -133,34 +133,6 @@ func (r *run) acceptParts(ctx context.Context, a *agent) error {
 	return nil
 }
 
-// signMerged signs what a merge publishes to one registry. Where the parts
-// were staged they were signed by their build jobs and checked: only the
-// index is signed. In another registry each part is signed there too, gets
-// the attestations its build job made (the Signer found them in Check), and
-// must pass the same Check there before the index is signed.
-func (r *run) signMerged(ctx context.Context, a *agent, d *destination) (bool, *record.Signing, error) {
-	images := imagesIn(a, d)
-	staged, err := r.prefixes[0].Repository(a.name())
-	if err != nil {
-		return false, nil, err
-	}
-	wrote := false
-	if d.res.Ref.Context().String() != staged.String() {
-		for i, at := range images {
-			img := a.Platforms[i]
-			sig, err := r.o.Signer.SignImage(ctx, at, img, r.target(img).Image)
-			if err != nil {
-				return false, nil, err
-			}
-			if err := r.o.Signer.Check(ctx, at, r.built(img)); err != nil {
-				return false, nil, fmt.Errorf("part %s (%s) copied from %s refused: %w", img, img.Platform, staged, err)
-			}
-			wrote = wrote || sig != nil && len(sig.Added) > 0
-		}
-	}
-	return r.signIndex(ctx, d, images, wrote)
-}
-
 // built is what the signed provenance of a part must say: the derivation
 // this run evaluated, this commit and the platform. The record's digest
 // alone proves nothing: another image signed by the same identity could
