@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nothingnesses/agent-images/internal/redact"
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // Flake names a flake and the inputs to override when using it.
@@ -156,11 +157,8 @@ func (f Flake) Metadata(ctx context.Context, run Runner) (*Metadata, error) {
 	return &Metadata{Revision: m.Revision, LastModified: time.Unix(m.LastModified, 0).UTC(), Inputs: inputs}, nil
 }
 
-// LockedInput is how the lock pins one input.
-type LockedInput struct {
-	Rev     string
-	NarHash string
-}
+// LockedInput is how the lock pins one input, as a build record keeps it.
+type LockedInput = record.Input
 
 // LockedInputs lists every input a lock (flake.lock's JSON) pins, by its
 // path from the flake ("nixpkgs", "llm-agents/nixpkgs"): what an evaluation

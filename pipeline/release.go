@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
@@ -281,17 +282,10 @@ func (r *run) tag(ctx context.Context, a *agent) error {
 		d.rec.Moved, d.rec.Kept = moves.Moved, moves.Kept
 		for _, k := range moves.Kept {
 			r.events(Event{Agent: a.name(), Stage: record.StageTagging,
-				Detail: r.in(a, d, fmt.Sprintf("%s stays at %s, which is newer (%s, version %s)", k.Tag, k.Index, k.Created.Format("2006-01-02T15:04:05Z07:00"), k.Version))})
+				Detail: r.in(a, d, fmt.Sprintf("%s stays at %s, which is newer (%s, version %s)", k.Tag, k.Index, k.Created.Format(time.RFC3339), k.Version))})
 		}
 		d.rec.Unchanged = d.res.Unchanged && !d.signed
-		switch {
-		case r.o.DryRun:
-			d.rec.Status = record.StagePlanned
-		case d.rec.Unchanged:
-			d.rec.Status = record.StageUnchanged
-		default:
-			d.rec.Status = record.StageDone
-		}
+		d.rec.Status = r.outcome(d.rec.Unchanged)
 		if len(a.dests) > 1 {
 			r.events(Event{Agent: a.name(), Stage: d.rec.Status, Detail: r.in(a, d, d.res.Index.String())})
 		}
@@ -319,15 +313,9 @@ func (r *run) report(ctx context.Context, a *agent) error {
 	first := a.Published[0]
 	a.Repository, a.Moved, a.Kept, a.Repaired, a.Signing = first.Repository, first.Moved, first.Kept, first.Repaired, first.Signing
 	a.Tags = tags.Names(r.releaseOf(a, 0).Moving())
-	switch {
-	case len(errs) > 0:
+	a.Status = r.outcome(a.Unchanged)
+	if len(errs) > 0 {
 		a.Status, a.Error = record.StageFailed, strings.Join(errs, "; ")
-	case r.o.DryRun:
-		a.Status = record.StagePlanned
-	case a.Unchanged:
-		a.Status = record.StageUnchanged
-	default:
-		a.Status = record.StageDone
 	}
 	r.compare(ctx, a)
 	detail := a.Index.String()
@@ -336,6 +324,17 @@ func (r *run) report(ctx context.Context, a *agent) error {
 	}
 	r.events(Event{Agent: a.name(), Stage: a.Status, Detail: detail})
 	return nil
+}
+
+// outcome is how a publication that went through ended.
+func (r *run) outcome(unchanged bool) record.Stage {
+	switch {
+	case r.o.DryRun:
+		return record.StagePlanned
+	case unchanged:
+		return record.StageUnchanged
+	}
+	return record.StageDone
 }
 
 // failIn records that publishing a in d failed.

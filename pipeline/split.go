@@ -41,7 +41,9 @@ func BuildStaged(ctx context.Context, o Options) (*record.Build, error) {
 		DryRun:     o.DryRun,
 		Inputs:     r.inputs,
 		Run:        o.Run,
-		Images:     images(agents),
+	}
+	for _, a := range agents {
+		rec.Images = append(rec.Images, a.Platforms...)
 	}
 	// Each image is pushed and signed as soon as it passed, while the
 	// others still build.
