@@ -112,10 +112,10 @@ func readIndex(ctx context.Context, rel *Release, remoteOpts []remote.Option) er
 func (im *Image) take(d name.Digest) error {
 	for _, a := range im.Attestations {
 		payload, err := a.Payload()
-		if err != nil {
-			return fmt.Errorf("reading an attestation of %s: %w", d, err)
+		var st statement
+		if err == nil {
+			st, err = decodeStatement(payload)
 		}
-		st, err := decodeStatement(payload)
 		if err != nil {
 			return fmt.Errorf("reading an attestation of %s: %w", d, err)
 		}

@@ -238,13 +238,9 @@ func checkImage(img v1.Image, p v1.Platform, version string) error {
 // inputsDiffer names the first input, in path order, that built and merged
 // lock differently, or is "" when they agree.
 func inputsDiffer(built, merged map[string]record.Input) string {
-	paths := slices.Sorted(maps.Keys(merged))
-	for p := range built {
-		if _, ok := merged[p]; !ok {
-			paths = append(paths, p)
-		}
-	}
-	for _, p := range paths {
+	paths := slices.AppendSeq(slices.Collect(maps.Keys(merged)), maps.Keys(built))
+	slices.Sort(paths)
+	for _, p := range slices.Compact(paths) {
 		b, inBuild := built[p]
 		m, inMerge := merged[p]
 		switch {

@@ -183,11 +183,11 @@ func ParseReport(data []byte) (*Report, error) {
 // in a directory. A file that is not a build record is an error naming it.
 func ReadBuilds(path string) ([]*Build, error) {
 	files, err := Files(path)
+	if err == nil && len(files) == 0 {
+		err = fmt.Errorf("no *.json file in %s", path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading build records: %w", err)
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("reading build records: no *.json file in %s", path)
 	}
 	var out []*Build
 	for _, f := range files {
