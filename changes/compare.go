@@ -1,9 +1,12 @@
 package changes
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"path"
-	"sort"
+	"slices"
+	"strings"
 
 	"github.com/nothingnesses/agent-images/record"
 )
@@ -20,17 +23,7 @@ func compare(before, after *Release, verified bool, threshold *float64) *record.
 		Platforms:     []record.PlatformChange{},
 	}
 	befores, afters := before.byPlatform(), after.byPlatform()
-	var platforms []string
-	for p := range befores {
-		platforms = append(platforms, p)
-	}
-	for p := range afters {
-		if befores[p] == nil {
-			platforms = append(platforms, p)
-		}
-	}
-	sort.Strings(platforms)
-	for _, p := range platforms {
+	for _, p := range union(befores, afters) {
 		c, b, a := record.PlatformChange{Platform: p}, befores[p], afters[p]
 		if b != nil {
 			c.From = &record.ImageSize{Digest: b.Digest.String(), Size: b.Size}
@@ -44,12 +37,9 @@ func compare(before, after *Release, verified bool, threshold *float64) *record.
 				c.SizeGrowth = float64(c.SizeDelta) / float64(b.Size)
 			}
 			c.OverThreshold = threshold != nil && c.SizeDelta > 0 && c.SizeGrowth > *threshold
-			switch {
-			case b.sbom == nil:
-				r.Notes = append(r.Notes, fmt.Sprintf("%s: %s has no SBOM attestation, so its store paths are not compared", p, r.From.Label()))
-			case a.sbom == nil:
-				r.Notes = append(r.Notes, fmt.Sprintf("%s: %s has no SBOM attestation, so its store paths are not compared", p, r.To.Label()))
-			default:
+			if lacking := lacking(r, b.sbom == nil, a.sbom == nil); lacking != "" {
+				r.Notes = append(r.Notes, fmt.Sprintf("%s: %s has no SBOM attestation, so its store paths are not compared", p, lacking))
+			} else {
 				c.StorePathsCompared = true
 				c.Added, c.Removed = only(a.sbom.paths, b.sbom.paths), only(b.sbom.paths, a.sbom.paths)
 			}
@@ -58,16 +48,36 @@ func compare(before, after *Release, verified bool, threshold *float64) *record.
 	}
 	fromInputs, fromOK := inputsOf(before)
 	toInputs, toOK := inputsOf(after)
-	switch {
-	case !fromOK:
-		r.Notes = append(r.Notes, fmt.Sprintf("%s has no provenance attestation, so flake inputs are not compared", r.From.Label()))
-	case !toOK:
-		r.Notes = append(r.Notes, fmt.Sprintf("%s has no provenance attestation, so flake inputs are not compared", r.To.Label()))
-	default:
+	if lacking := lacking(r, !fromOK, !toOK); lacking != "" {
+		r.Notes = append(r.Notes, fmt.Sprintf("%s has no provenance attestation, so flake inputs are not compared", lacking))
+	} else {
 		r.InputsCompared = true
-		r.Inputs = diffInputs(fromInputs, toInputs)
+		for _, n := range union(fromInputs, toInputs) {
+			if fromInputs[n] != toInputs[n] {
+				r.Inputs = append(r.Inputs, record.InputChange{Name: n, From: fromInputs[n], To: toInputs[n]})
+			}
+		}
 	}
 	return r
+}
+
+// lacking labels the side of r that lacks an attestation, from first; ""
+// when neither does.
+func lacking(r *record.Changes, from, to bool) string {
+	switch {
+	case from:
+		return r.From.Label()
+	case to:
+		return r.To.Label()
+	}
+	return ""
+}
+
+// union is the keys of a and b, sorted.
+func union[V any](a, b map[string]V) []string {
+	keys := slices.AppendSeq(slices.Collect(maps.Keys(a)), maps.Keys(b))
+	slices.Sort(keys)
+	return slices.Compact(keys)
 }
 
 func describe(rel *Release) record.Compared {
@@ -139,33 +149,7 @@ func only(list, other []record.StorePath) []record.StorePath {
 // sortPaths orders store paths by name, then version, then path, so that
 // an updated package's removed and added entries read side by side.
 func sortPaths(list []record.StorePath) {
-	sort.Slice(list, func(i, j int) bool {
-		a, b := list[i], list[j]
-		if a.Name != b.Name {
-			return a.Name < b.Name
-		}
-		if a.Version != b.Version {
-			return a.Version < b.Version
-		}
-		return a.Path < b.Path
+	slices.SortFunc(list, func(a, b record.StorePath) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Version, b.Version), strings.Compare(a.Path, b.Path))
 	})
-}
-
-// diffInputs lists the inputs whose pin differs, by name.
-func diffInputs(before, after map[string]record.Pin) []record.InputChange {
-	names := map[string]bool{}
-	for n := range before {
-		names[n] = true
-	}
-	for n := range after {
-		names[n] = true
-	}
-	var out []record.InputChange
-	for n := range names {
-		if before[n] != after[n] {
-			out = append(out, record.InputChange{Name: n, From: before[n], To: after[n]})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
 }

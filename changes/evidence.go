@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
@@ -97,7 +97,7 @@ func parseCycloneDX(predicate []byte) (*sbom, error) {
 		}
 	}
 	walk(doc.Components)
-	sort.Slice(out.paths, func(i, j int) bool { return out.paths[i].Key() < out.paths[j].Key() })
+	slices.SortFunc(out.paths, func(a, b record.StorePath) int { return strings.Compare(a.Key(), b.Key()) })
 	return out, nil
 }
 

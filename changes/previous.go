@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -36,13 +35,9 @@ func previous(ctx context.Context, to name.Digest, remoteOpts []remote.Option) (
 	if err != nil {
 		return name.Digest{}, "", fmt.Errorf("listing the tags of %s: %w", repo, err)
 	}
-	var dated []string
-	for _, t := range all {
-		if tags.IsDated(t) {
-			dated = append(dated, t)
-		}
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(dated)))
+	dated := slices.DeleteFunc(all, func(t string) bool { return !tags.IsDated(t) })
+	slices.Sort(dated)
+	slices.Reverse(dated)
 	seen := false
 	for _, t := range dated {
 		desc, err := remote.Head(repo.Tag(t), remoteOpts...)

@@ -5,7 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -65,7 +65,7 @@ func read(ctx context.Context, rel Release, o Options) (Release, error) {
 		})
 	}
 	err := g.Wait()
-	sort.Slice(rel.Images, func(i, j int) bool { return rel.Images[i].Platform.String() < rel.Images[j].Platform.String() })
+	slices.SortFunc(rel.Images, func(a, b Image) int { return strings.Compare(a.Platform.String(), b.Platform.String()) })
 	return rel, err
 }
 
@@ -112,10 +112,10 @@ func readIndex(ctx context.Context, rel *Release, remoteOpts []remote.Option) er
 func (im *Image) take(d name.Digest) error {
 	for _, a := range im.Attestations {
 		payload, err := a.Payload()
-		if err != nil {
-			return fmt.Errorf("reading an attestation of %s: %w", d, err)
+		var st statement
+		if err == nil {
+			st, err = decodeStatement(payload)
 		}
-		st, err := decodeStatement(payload)
 		if err != nil {
 			return fmt.Errorf("reading an attestation of %s: %w", d, err)
 		}

@@ -61,9 +61,6 @@ func WithCompression(c Compression) Option { return func(o *options) { o.compres
 // WithProgress receives an Event as each target moves on.
 func WithProgress(f func(Event)) Option { return func(o *options) { o.progress = f } }
 
-// withNix swaps the nix runner, for tests.
-func withNix(r Runner) Option { return func(o *options) { o.nix = r } }
-
 // Builder realises the derivations of image records and makes images of
 // what they produced. One Builder serves a whole run, and its layer cache
 // outlives it: every store path is packed and compressed once, ever. Build

@@ -50,37 +50,36 @@ func Archive(ctx context.Context, outPath, dest string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("reading gzip archive %s: %w", outPath, err)
 		}
-		return dest, writeFile(dest, zr)
+		return dest, writeFile(dest, func(w io.Writer) error {
+			if _, err := io.Copy(w, zr); err != nil {
+				return fmt.Errorf("writing %s: %w", dest, err)
+			}
+			return nil
+		})
 	case bytes.Equal(magic, []byte("#!")):
-		return dest, stream(ctx, outPath, dest)
+		return dest, writeFile(dest, func(w io.Writer) error {
+			var stderr bytes.Buffer
+			cmd := exec.CommandContext(ctx, outPath)
+			cmd.Stdout, cmd.Stderr = w, &stderr
+			if err := cmd.Run(); err != nil {
+				return fmt.Errorf("running stream script %s: %w: %s", outPath, err, bytes.TrimSpace(stderr.Bytes()))
+			}
+			return nil
+		})
 	default:
 		return outPath, nil
 	}
 }
 
-func stream(ctx context.Context, script, dest string) error {
+// writeFile creates dest, never through a link, and has write fill it.
+func writeFile(dest string, write func(io.Writer) error) error {
 	out, err := safefile.Create(dest)
 	if err != nil {
 		return err
 	}
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, script)
-	cmd.Stdout, cmd.Stderr = out, &stderr
-	if err := cmd.Run(); err != nil {
+	if err := write(out); err != nil {
 		out.Close()
-		return fmt.Errorf("running stream script %s: %w: %s", script, err, bytes.TrimSpace(stderr.Bytes()))
-	}
-	return out.Close()
-}
-
-func writeFile(dest string, r io.Reader) error {
-	out, err := safefile.Create(dest)
-	if err != nil {
 		return err
-	}
-	if _, err := io.Copy(out, r); err != nil {
-		out.Close()
-		return fmt.Errorf("writing %s: %w", dest, err)
 	}
 	return out.Close()
 }

@@ -6,11 +6,12 @@
 package flake
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -150,30 +151,22 @@ func Parse(data []byte) ([]Target, error) {
 
 // Sort orders targets by agent, then by system in release order.
 func Sort(targets []Target) {
-	rank := map[System]int{}
-	for i, s := range Systems {
-		rank[s] = i
-	}
-	sort.Slice(targets, func(i, j int) bool {
-		if targets[i].Agent != targets[j].Agent {
-			return targets[i].Agent < targets[j].Agent
-		}
-		return rank[targets[i].System] < rank[targets[j].System]
-	})
+	slices.SortFunc(targets, func(a, b Target) int { return order(a.Agent, a.System, b.Agent, b.System) })
+}
+
+// order compares by agent, then by system in release order.
+func order(agentA string, a System, agentB string, b System) int {
+	return cmp.Or(strings.Compare(agentA, agentB), cmp.Compare(slices.Index(Systems, a), slices.Index(Systems, b)))
 }
 
 // Agents returns the distinct agent names of targets, sorted.
 func Agents(targets []Target) []string {
-	seen := map[string]bool{}
-	var names []string
-	for _, t := range targets {
-		if !seen[t.Agent] {
-			seen[t.Agent] = true
-			names = append(names, t.Agent)
-		}
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = t.Agent
 	}
-	sort.Strings(names)
-	return names
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 func makeOptions(opts []Option) options {

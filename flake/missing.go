@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 
 	"golang.org/x/sync/errgroup"
@@ -105,16 +104,7 @@ func ParseMissing(data []byte) ([]Missing, error) {
 			out = append(out, Missing{Agent: agent, System: system, Package: m.Package, Reason: m.Reason})
 		}
 	}
-	rank := map[System]int{}
-	for i, s := range Systems {
-		rank[s] = i
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Agent != out[j].Agent {
-			return out[i].Agent < out[j].Agent
-		}
-		return rank[out[i].System] < rank[out[j].System]
-	})
+	slices.SortFunc(out, func(a, b Missing) int { return order(a.Agent, a.System, b.Agent, b.System) })
 	return out, nil
 }
 

@@ -2,16 +2,19 @@ package flake
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os/exec"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/nothingnesses/agent-images/internal/redact"
+	"github.com/nothingnesses/agent-images/record"
 )
 
 // Flake names a flake and the inputs to override when using it.
@@ -23,32 +26,18 @@ type Flake struct {
 }
 
 // Installable returns REF#ATTR for an attribute path of the flake.
-func (f Flake) Installable(attr string) string {
-	ref := f.Ref
-	if ref == "" {
-		ref = "."
-	}
-	return ref + "#" + attr
-}
+func (f Flake) Installable(attr string) string { return cmp.Or(f.Ref, ".") + "#" + attr }
 
 // String is the flake reference as it may be shown: without credentials or
 // a query, which a remote reference can carry.
 func (f Flake) String() string {
-	if f.Ref == "" {
-		return "."
-	}
-	return redact.URL(f.Ref)
+	return redact.URL(cmp.Or(f.Ref, "."))
 }
 
 // OverrideArgs returns the --override-input arguments, in a stable order.
 func (f Flake) OverrideArgs() []string {
-	names := make([]string, 0, len(f.Overrides))
-	for n := range f.Overrides {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var args []string
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(f.Overrides)) {
 		args = append(args, "--override-input", n, f.Overrides[n])
 	}
 	return args
@@ -115,20 +104,12 @@ func (e *Error) Error() string {
 // output when it printed none. Warnings and the build log are left out.
 func (e *Error) Reason() string {
 	lines := strings.Split(e.Stderr, "\n")
-	var errs []string
-	for i, l := range lines {
-		if strings.HasPrefix(l, "error:") {
-			errs = append(errs, strings.Join(lines[i:min(len(lines), i+12)], "\n"))
-			break
-		}
-	}
-	if len(errs) == 0 && len(lines) > 12 {
+	if i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "error:") }); i >= 0 {
+		lines = lines[i:min(len(lines), i+12)]
+	} else if len(lines) > 12 {
 		lines = lines[len(lines)-12:]
-		errs = lines
-	} else if len(errs) == 0 {
-		errs = lines
 	}
-	return strings.TrimSpace(strings.Join(errs, "\n"))
+	return strings.TrimSpace(strings.Join(lines, "\n"))
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -151,11 +132,7 @@ type Metadata struct {
 
 // Metadata runs `nix flake metadata` once.
 func (f Flake) Metadata(ctx context.Context, run Runner) (*Metadata, error) {
-	ref := f.Ref
-	if ref == "" {
-		ref = "."
-	}
-	out, err := run(ctx, append([]string{"flake", "metadata", "--json", "--no-write-lock-file", ref}, f.OverrideArgs()...)...)
+	out, err := run(ctx, append([]string{"flake", "metadata", "--json", "--no-write-lock-file", cmp.Or(f.Ref, ".")}, f.OverrideArgs()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("locking the inputs of flake %s: %w", f, err)
 	}
@@ -180,11 +157,8 @@ func (f Flake) Metadata(ctx context.Context, run Runner) (*Metadata, error) {
 	return &Metadata{Revision: m.Revision, LastModified: time.Unix(m.LastModified, 0).UTC(), Inputs: inputs}, nil
 }
 
-// LockedInput is how the lock pins one input.
-type LockedInput struct {
-	Rev     string
-	NarHash string
-}
+// LockedInput is how the lock pins one input, as a build record keeps it.
+type LockedInput = record.Input
 
 // LockedInputs lists every input a lock (flake.lock's JSON) pins, by its
 // path from the flake ("nixpkgs", "llm-agents/nixpkgs"): what an evaluation

@@ -1,6 +1,7 @@
 package flake
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -31,24 +32,14 @@ type GitHubMatrix struct {
 func ForGitHub(targets []Target, runners map[System]string) GitHubMatrix {
 	m := GitHubMatrix{Include: make([]GitHubEntry, 0, len(targets))}
 	for _, t := range targets {
-		runner := runners[t.System]
-		if runner == "" {
-			runner = DefaultRunners[t.System]
-		}
+		runner := cmp.Or(runners[t.System], DefaultRunners[t.System])
 		m.Include = append(m.Include, GitHubEntry{Agent: t.Agent, System: t.System, Runner: runner, Version: t.Image.Version})
 	}
 	return m
 }
 
 // WriteJSON writes the matrix as compact JSON, the form $GITHUB_OUTPUT takes.
-func (m GitHubMatrix) WriteJSON(w io.Writer) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
-}
+func (m GitHubMatrix) WriteJSON(w io.Writer) error { return json.NewEncoder(w).Encode(m) }
 
 // WriteTable writes targets as an aligned table for people.
 func WriteTable(w io.Writer, targets []Target) error {

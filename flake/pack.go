@@ -162,161 +162,84 @@ func pythonList(paths []string) string {
 // json.dumps(indent=4) of a dict in its order, with the conf's config as
 // conf.json has it.
 func pythonConfig(conf *imageConf, layers []*cachedLayer, comments []string) ([]byte, error) {
-	config, err := decodeOrdered(conf.Config)
-	if err != nil {
-		return nil, err
+	type history struct {
+		Created string `json:"created"`
+		Comment string `json:"comment"`
 	}
-	created := pythonISO(conf.Created)
-	diffIDs := make([]any, len(layers))
-	history := make([]any, len(layers))
+	type rootfs struct {
+		DiffIDs []string `json:"diff_ids"`
+		Type    string   `json:"type"`
+	}
+	image := struct {
+		Created      string          `json:"created"`
+		Architecture string          `json:"architecture"`
+		OS           string          `json:"os"`
+		Config       json.RawMessage `json:"config"`
+		RootFS       rootfs          `json:"rootfs"`
+		History      []history       `json:"history"`
+	}{Created: pythonISO(conf.Created), Architecture: conf.Architecture, OS: "linux", Config: conf.Config, RootFS: rootfs{Type: "layers"}}
 	for i, l := range layers {
-		diffIDs[i] = l.entry.DiffID.String()
-		history[i] = object{{"created", created}, {"comment", "store paths: " + comments[i]}}
+		image.RootFS.DiffIDs = append(image.RootFS.DiffIDs, l.entry.DiffID.String())
+		image.History = append(image.History, history{image.Created, "store paths: " + comments[i]})
 	}
-	image := object{
-		{"created", created},
-		{"architecture", conf.Architecture},
-		{"os", "linux"},
-		{"config", config},
-		{"rootfs", object{{"diff_ids", diffIDs}, {"type", "layers"}}},
-		{"history", history},
-	}
-	var buf bytes.Buffer
-	if err := writePython(&buf, image, 0); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// object is a JSON object that keeps its order.
-type object []member
-
-type member struct {
-	key   string
-	value any
-}
-
-// decodeOrdered decodes JSON keeping object order, as Python's json.load.
-func decodeOrdered(data []byte) (any, error) {
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.UseNumber()
-	return decodeValue(d)
-}
-
-func decodeValue(d *json.Decoder) (any, error) {
-	tok, err := d.Token()
+	compact, err := json.Marshal(image)
 	if err != nil {
 		return nil, err
 	}
-	switch tok {
-	case json.Delim('{'):
-		o := object{}
-		for d.More() {
-			k, err := d.Token()
-			if err != nil {
-				return nil, err
-			}
-			v, err := decodeValue(d)
-			if err != nil {
-				return nil, err
-			}
-			o = append(o, member{k.(string), v})
-		}
-		_, err := d.Token()
-		return o, err
-	case json.Delim('['):
-		a := []any{}
-		for d.More() {
-			v, err := decodeValue(d)
-			if err != nil {
-				return nil, err
-			}
-			a = append(a, v)
-		}
-		_, err := d.Token()
-		return a, err
-	}
-	return tok, nil
+	return pythonJSON(compact)
 }
 
-var integer = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
-
-// writePython writes v as Python's json.dumps(v, indent=4) does: ASCII
-// only, ", " without its space at line ends, empty containers inline.
-func writePython(b *bytes.Buffer, v any, depth int) error {
-	indent := func(d int) { b.WriteString("\n" + strings.Repeat("    ", d)) }
-	switch v := v.(type) {
-	case object:
-		if len(v) == 0 {
-			b.WriteString("{}")
-			return nil
-		}
-		b.WriteByte('{')
-		for i, m := range v {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			indent(depth + 1)
-			writePythonString(b, m.key)
-			b.WriteString(": ")
-			if err := writePython(b, m.value, depth+1); err != nil {
-				return err
-			}
-		}
-		indent(depth)
-		b.WriteByte('}')
-	case []any:
-		if len(v) == 0 {
-			b.WriteString("[]")
-			return nil
-		}
-		b.WriteByte('[')
-		for i, e := range v {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			indent(depth + 1)
-			if err := writePython(b, e, depth+1); err != nil {
-				return err
-			}
-		}
-		indent(depth)
-		b.WriteByte(']')
-	case string:
-		writePythonString(b, v)
-	case json.Number:
-		// Python prints a float its own way; only integers are certain.
-		if !integer.MatchString(string(v)) {
-			return fmt.Errorf("%w: the number %s in the config", errNotPackable, v)
-		}
-		b.WriteString(string(v))
-	case bool:
-		b.WriteString(strconv.FormatBool(v))
-	case nil:
-		b.WriteString("null")
-	default:
-		return fmt.Errorf("unexpected %T in the config", v)
+// pythonJSON is JSON as Python's json.dumps(json.loads(it), indent=4)
+// writes it: json.Indent keeps the order and lays it out the same way,
+// then every string is written again with Python's escapes (ASCII only).
+// Python prints a float its own way; only integers are certain, so any
+// other number is errNotPackable.
+func pythonJSON(compact []byte) ([]byte, error) {
+	var indented, b bytes.Buffer
+	if err := json.Indent(&indented, compact, "", "    "); err != nil {
+		return nil, err
 	}
-	return nil
+	text := indented.Bytes()
+	for i := 0; i < len(text); i++ {
+		switch c := text[i]; {
+		case c == '"':
+			end := i + 1
+			for ; text[end] != '"'; end++ {
+				if text[end] == '\\' {
+					end++
+				}
+			}
+			var s string
+			if err := json.Unmarshal(text[i:end+1], &s); err != nil {
+				return nil, err
+			}
+			writePythonString(&b, s)
+			i = end
+		case c == '.' || c == 'E' || c == 'e' && text[i-1] >= '0' && text[i-1] <= '9':
+			start, end := i, i
+			for start > 0 && strings.IndexByte("0123456789-", text[start-1]) >= 0 {
+				start--
+			}
+			for end < len(text) && strings.IndexByte("0123456789.eE+-", text[end]) >= 0 {
+				end++
+			}
+			return nil, fmt.Errorf("%w: the number %s in the config", errNotPackable, text[start:end])
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.Bytes(), nil
 }
+
+// pythonEscapes are the escapes json.dumps writes by name.
+var pythonEscapes = map[rune]string{'"': `\"`, '\\': `\\`, '\n': `\n`, '\r': `\r`, '\t': `\t`, '\b': `\b`, '\f': `\f`}
 
 func writePythonString(b *bytes.Buffer, s string) {
 	b.WriteByte('"')
 	for _, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\b':
-			b.WriteString(`\b`)
-		case r == '\f':
-			b.WriteString(`\f`)
+		switch e, ok := pythonEscapes[r]; {
+		case ok:
+			b.WriteString(e)
 		case r >= 0x20 && r <= 0x7e:
 			b.WriteRune(r)
 		case r > 0xffff:

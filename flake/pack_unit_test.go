@@ -1,7 +1,6 @@
 package flake
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,26 +20,25 @@ func TestWritePythonIsJSONDumps(t *testing.T) {
 	for _, in := range []string{
 		`{"Env":["A=1","PATH=/bin"],"Labels":{"é":"naïve ✓ 🎉","q":"\"\\/\n\t\r\b\f\u0001\u007f"},"Empty":{},"None":[],"N":-12,"T":true,"F":false,"Z":null}`,
 		`{"b":1,"a":{"d":[{"x":[]}],"c":0}}`,
+		`{"h":"<a&b>\u2028","big":123456789012345678901234567890,"e":[true,false,-7]}`,
 		`{}`,
 	} {
-		v, err := decodeOrdered([]byte(in))
+		got, err := pythonJSON([]byte(in))
 		if err != nil {
-			t.Fatal(err)
-		}
-		var got bytes.Buffer
-		if err := writePython(&got, v, 0); err != nil {
 			t.Fatal(err)
 		}
 		want, err := exec.Command("python3", "-c", "import json, sys; sys.stdout.write(json.dumps(json.loads(sys.argv[1]), indent=4))", in).Output()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.String() != string(want) {
-			t.Errorf("writePython(%s) =\n%s\nwant\n%s", in, got.String(), want)
+		if string(got) != string(want) {
+			t.Errorf("pythonJSON(%s) =\n%s\nwant\n%s", in, got, want)
 		}
 	}
-	if err := writePython(new(bytes.Buffer), json.Number("1.5"), 0); !errors.Is(err, errNotPackable) {
-		t.Errorf("writePython(1.5) = %v, want errNotPackable (Python prints floats its own way)", err)
+	for _, in := range []string{`{"a":1.5}`, `{"a":[true,1e5]}`, `{"a":-2E1}`} {
+		if _, err := pythonJSON([]byte(in)); !errors.Is(err, errNotPackable) {
+			t.Errorf("pythonJSON(%s) = %v, want errNotPackable (Python prints floats its own way)", in, err)
+		}
 	}
 }
 

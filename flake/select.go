@@ -2,7 +2,7 @@ package flake
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -13,7 +13,7 @@ func Select(targets []Target, agents []string, systems []System) ([]Target, erro
 	known := Agents(targets)
 	wantAgent := map[string]bool{}
 	for _, a := range agents {
-		if !contains(known, a) {
+		if !slices.Contains(known, a) {
 			return nil, unknownError("agent", a, known)
 		}
 		wantAgent[a] = true
@@ -62,8 +62,7 @@ func (e *UnknownError) Error() string {
 }
 
 func unknownError(kind, name string, valid []string) error {
-	sorted := append([]string(nil), valid...)
-	sort.Strings(sorted)
+	sorted := slices.Sorted(slices.Values(valid))
 	return &UnknownError{Kind: kind, Name: name, Valid: sorted, Closest: closest(name, sorted)}
 }
 
@@ -111,15 +110,6 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ParseSystems parses a comma-separated --system value.

@@ -43,17 +43,10 @@ func ParseStorePath(base string) (n StorePath, ok bool) {
 			break
 		}
 	}
-	if v, out, found := cutLast(n.Version, "-"); found && slices.Contains(outputNames, out) {
-		n.Version, n.Output = v, out
+	if i := strings.LastIndex(n.Version, "-"); i >= 0 && slices.Contains(outputNames, n.Version[i+1:]) {
+		n.Version, n.Output = n.Version[:i], n.Version[i+1:]
 	}
 	return n, true
-}
-
-func cutLast(s, sep string) (before, after string, found bool) {
-	if i := strings.LastIndex(s, sep); i >= 0 {
-		return s[:i], s[i+len(sep):], true
-	}
-	return s, "", false
 }
 
 func isLetter(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }

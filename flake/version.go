@@ -87,32 +87,20 @@ func (v Version) OutInstallable(drvPath string) string {
 	return drvPath
 }
 
-// realised is one derivation `nix build --json` realised.
-type realised struct {
-	DrvPath string            `json:"drvPath"`
-	Outputs map[string]string `json:"outputs"`
-}
-
-// ParseBuilt reads what `nix build --json` printed: a list with one entry
-// per installable, the same shape from 2.8 on (later releases add fields).
-func ParseBuilt(out []byte) ([]realised, error) {
-	var built []realised
-	if err := json.Unmarshal(out, &built); err != nil {
-		return nil, fmt.Errorf("nix build --json printed %q, want a list of derivations and their outputs: %w", firstLine(string(out)), err)
-	}
-	return built, nil
-}
-
 // Realise builds the out output of a store derivation, with an out-link at
-// link, and returns its store path.
+// link, and returns its store path. `nix build --json` prints one entry per
+// installable, the same shape from 2.8 on (later releases add fields).
 func Realise(ctx context.Context, run Runner, v Version, drvPath, link string) (string, error) {
 	out, err := run(ctx, "build", "--json", "--out-link", link, v.OutInstallable(drvPath))
 	if err != nil {
 		return "", err
 	}
-	built, err := ParseBuilt(out)
-	if err != nil {
-		return "", err
+	var built []struct {
+		DrvPath string            `json:"drvPath"`
+		Outputs map[string]string `json:"outputs"`
+	}
+	if err := json.Unmarshal(out, &built); err != nil {
+		return "", fmt.Errorf("nix build --json printed %q, want a list of derivations and their outputs: %w", firstLine(string(out)), err)
 	}
 	if len(built) != 1 || built[0].Outputs["out"] == "" {
 		return "", fmt.Errorf("nix build --json printed %q, want one derivation with an out output", out)

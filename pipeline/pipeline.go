@@ -19,8 +19,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -226,15 +226,12 @@ var stagingKeyRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
 // newRun checks every option before anything is evaluated, built or
 // pushed: a bad option fails here, never half way through a release.
 func newRun(o Options, m mode) (*run, error) {
-	r := &run{o: o, mode: m, flow: flows[m], jobs: o.Jobs, now: time.Now(), events: o.Events, client: o.Registry, targets: map[string]flake.Target{}}
+	r := &run{o: o, mode: m, flow: flows[m], jobs: cmp.Or(o.Jobs, runtime.NumCPU()), now: time.Now(), events: o.Events, client: o.Registry, targets: map[string]flake.Target{}}
 	if o.Now != nil {
 		r.now = o.Now()
 	}
 	if r.events == nil {
 		r.events = func(Event) {}
-	}
-	if r.jobs == 0 {
-		r.jobs = runtime.NumCPU()
 	}
 	if r.client == nil {
 		r.client = transport.NewRegistry(nil)
@@ -278,9 +275,7 @@ func newRun(o Options, m mode) (*run, error) {
 	if m == modeMerge && o.From == "" {
 		bad("From", "", "give the build records of `release build` (its --output files, or a directory of them); merge accepts only the parts they name")
 	}
-	switch o.Runtime {
-	case "", "podman", "docker", "none":
-	default:
+	if !slices.Contains([]string{"", "podman", "docker", "none"}, o.Runtime) {
 		bad("Runtime", fmt.Sprintf("%q", o.Runtime), "want podman, docker or none")
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -329,19 +324,9 @@ func (r *run) tagPolicy(version string) tags.Policy {
 // pushes reports whether the run writes to a registry.
 func (r *run) pushes() bool { return r.mode != modeRelease || r.o.Push }
 
-func (r *run) workDir() string {
-	if r.o.WorkDir == "" {
-		return filepath.Join("dist", "work")
-	}
-	return r.o.WorkDir
-}
+func (r *run) workDir() string { return cmp.Or(r.o.WorkDir, filepath.Join("dist", "work")) }
 
-func (r *run) layoutDir() string {
-	if r.o.LayoutDir == "" {
-		return filepath.Join("dist", "oci")
-	}
-	return r.o.LayoutDir
-}
+func (r *run) layoutDir() string { return cmp.Or(r.o.LayoutDir, filepath.Join("dist", "oci")) }
 
 // stagingKey is the key split-mode builds and merges agree on.
 func (r *run) stagingKey() string {
@@ -403,10 +388,7 @@ func (r *run) start(ctx context.Context) ([]*agent, error) {
 			return nil, err
 		}
 	}
-	r.inputs = make(map[string]record.Input, len(meta.Inputs))
-	for path, in := range meta.Inputs {
-		r.inputs[path] = record.Input{Rev: in.Rev, NarHash: in.NarHash}
-	}
+	r.inputs = meta.Inputs
 	r.sourceTime = r.o.SourceTime
 	if r.sourceTime.IsZero() {
 		r.sourceTime = meta.LastModified
@@ -477,53 +459,48 @@ func (r *run) target(img *record.Image) flake.Target { return r.targets[img.Stri
 // and each agent's steps as soon as the last of its images is through,
 // while other images still build: nothing waits for the slowest agent.
 func (r *run) do(ctx context.Context, agents []*agent) {
-	r.forEachAgent(agents, func(a *agent) { r.agentSteps(ctx, a, r.flow.plan) })
-	type pending struct {
-		a    *agent
-		left atomic.Int32
+	// Each agent writes only its own record, so the report keeps the
+	// targets' order.
+	var plan errgroup.Group
+	plan.SetLimit(r.jobs)
+	for _, a := range agents {
+		plan.Go(func() error { r.agentSteps(ctx, a, r.flow.plan); return nil })
 	}
-	owner := map[*record.Image]*pending{}
-	var queue []*record.Image
+	_ = plan.Wait()
+	type job struct {
+		img  *record.Image
+		left *sync.WaitGroup // the agent's images still in the flow
+	}
+	var queue []job
 	var finished sync.WaitGroup
 	slots := make(chan struct{}, r.jobs)
-	finish := func(p *pending) {
-		finished.Go(func() {
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			r.agentSteps(ctx, p.a, r.flow.agent)
-		})
-	}
-	var ready []*pending
 	for _, a := range agents {
-		p := &pending{a: a}
+		left := new(sync.WaitGroup)
 		for _, img := range a.Platforms {
 			if len(r.flow.image) > 0 && !a.reuse && !img.Failed() {
-				owner[img] = p
-				queue = append(queue, img)
-				p.left.Add(1)
+				left.Add(1)
+				queue = append(queue, job{img, left})
 			}
 		}
-		if p.left.Load() == 0 {
-			ready = append(ready, p)
-		}
+		finished.Go(func() {
+			left.Wait()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			r.agentSteps(ctx, a, r.flow.agent)
+		})
 	}
-	for _, p := range ready {
-		finish(p)
-	}
-	next := make(chan *record.Image)
+	next := make(chan job)
 	var workers sync.WaitGroup
 	for range min(r.jobs, max(len(queue), 1)) {
 		workers.Go(func() {
-			for img := range next {
-				r.imageSteps(ctx, img)
-				if p := owner[img]; p.left.Add(-1) == 0 {
-					finish(p)
-				}
+			for j := range next {
+				r.imageSteps(ctx, j.img)
+				j.left.Done()
 			}
 		})
 	}
-	for _, img := range queue {
-		next <- img
+	for _, j := range queue {
+		next <- j
 	}
 	close(next)
 	workers.Wait()
@@ -537,7 +514,8 @@ func (r *run) agentSteps(ctx context.Context, a *agent, steps []agentStep) {
 			return
 		}
 		if err := s.run(r, ctx, a); err != nil {
-			r.fail(a, err)
+			a.Status, a.Error = record.StageFailed, err.Error()
+			r.events(Event{Agent: a.name(), Stage: record.StageFailed, Detail: a.Error})
 		}
 	}
 }
@@ -639,23 +617,6 @@ func (r *run) pushProgress(p publish.Progress) {
 	r.events(Event{Agent: agent, Stage: record.StagePushing, Complete: p.Complete, Total: p.Total})
 }
 
-// fail marks an agent failed with err and says so.
-func (r *run) fail(a *agent, err error) {
-	a.Status, a.Error = record.StageFailed, err.Error()
-	r.events(Event{Agent: a.name(), Stage: record.StageFailed, Detail: a.Error})
-}
-
-// forEachAgent runs f for each agent, at most jobs at a time. Each agent
-// writes only its own record, so the report keeps the targets' order.
-func (r *run) forEachAgent(agents []*agent, f func(a *agent)) {
-	var g errgroup.Group
-	g.SetLimit(r.jobs)
-	for _, a := range agents {
-		g.Go(func() error { f(a); return nil })
-	}
-	_ = g.Wait()
-}
-
 // report is the release report of agents.
 func (r *run) newReport(agents []*agent) *record.Report {
 	rep := &record.Report{Commit: r.o.Commit, DryRun: r.o.DryRun}
@@ -671,13 +632,4 @@ func (r *run) newReport(agents []*agent) *record.Report {
 		rep.Layout = r.layoutDir()
 	}
 	return rep
-}
-
-// images lists every image record of agents.
-func images(agents []*agent) []*record.Image {
-	var out []*record.Image
-	for _, a := range agents {
-		out = append(out, a.Platforms...)
-	}
-	return out
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
@@ -37,21 +39,15 @@ func Release(ctx context.Context, o Options) (*record.Report, error) {
 
 // readPublished reads what each destination has under latest, once: the
 // release a change report compares with, and what may stand for the agent
-// unchanged. It sets a.reuse when every destination has the same index,
-// listing the same platforms, each built from the derivation this run
-// evaluated, each image still there with all its blobs and, when the run
-// signs, the index signed by this signer and each image carrying its
-// signature and attestations, the provenance naming that derivation, in
-// that registry (unchanged). Anything less (a registry added since, one
-// that lost an image, an index someone else put there), or a read that
-// fails, and the agent is built as usual: building is never wrong, only
-// slower.
+// unchanged (see unchanged). A read that fails, or any difference, and the
+// agent is built as usual: building is never wrong, only slower.
 func (r *run) readPublished(ctx context.Context, a *agent) error {
 	a.published = make([]*publish.Published, len(r.dests))
 	// Without reuse (a merge, --rebuild) only the first destination's is
 	// wanted: it is what the change report compares with.
+	reuse := !r.o.Rebuild && r.mode != modeMerge
 	dests := r.dests
-	if r.o.Rebuild || r.mode == modeMerge {
+	if !reuse {
 		dests = dests[:1]
 	}
 	var err error
@@ -64,15 +60,7 @@ func (r *run) readPublished(ctx context.Context, a *agent) error {
 			break
 		}
 	}
-	if err == nil {
-		if r.o.Rebuild || r.mode == modeMerge {
-			return nil
-		}
-		for _, img := range a.Platforms {
-			if img.Failed() {
-				return nil
-			}
-		}
+	if err == nil && reuse && !slices.ContainsFunc(a.Platforms, (*record.Image).Failed) {
 		err = r.unchanged(ctx, a)
 	}
 	if err != nil {
@@ -93,10 +81,15 @@ func (r *run) readPublished(ctx context.Context, a *agent) error {
 	return nil
 }
 
-// unchanged sets a.reuse when what every destination has under latest
-// stands for a as it is now; the error, wrapping publish.ErrChanged, names
-// the first difference. Nowhere released yet is no difference: there is
-// nothing to compare with.
+// unchanged sets a.reuse when every destination has the same index under
+// latest, listing the same platforms, each built from the derivation this
+// run evaluated, each image still there with all its blobs and, when the
+// run signs, the index signed by this signer and each image carrying its
+// signature and attestations, the provenance naming that derivation. The
+// error, wrapping publish.ErrChanged, names the first difference (a
+// registry added since, one that lost an image, an index someone else put
+// there). Nowhere released yet is no difference: there is nothing to
+// compare with.
 func (r *run) unchanged(ctx context.Context, a *agent) error {
 	first := a.published[0]
 	if first == nil {
@@ -214,18 +207,16 @@ func (r *run) sign(ctx context.Context, a *agent) error {
 			continue
 		}
 		r.events(Event{Agent: a.name(), Stage: record.StageSigning, Detail: r.in(a, d, "")})
-		var err error
-		switch {
-		case a.reuse:
-			d.signed, d.rec.Signing, err = r.signIndex(ctx, d, imagesIn(a, d), false)
-		case r.mode == modeMerge:
-			d.signed, d.rec.Signing, err = r.signMerged(ctx, a, d)
-		default:
-			d.signed, d.rec.Signing, err = r.signEverything(ctx, a, d)
+		images := imagesIn(a, d)
+		wrote, err := r.signImages(ctx, a, d, images)
+		if err == nil {
+			d.rec.Signing, err = r.o.Signer.SignIndex(ctx, d.res.Ref, images)
 		}
 		if err != nil {
 			r.failIn(a, d, fmt.Errorf("before moving tags of %s: %w", d.res.Repository, err))
+			continue
 		}
+		d.signed = wrote || len(d.rec.Signing.Index.Added) > 0
 	}
 	return nil
 }
@@ -241,33 +232,36 @@ func imagesIn(a *agent, d *destination) []name.Digest {
 	return out
 }
 
-// signEverything signs each per-arch image, then the index, in d. The
-// first registry's signature is the one an image's own record keeps.
-func (r *run) signEverything(ctx context.Context, a *agent, d *destination) (bool, *record.Signing, error) {
+// signImages signs each per-arch image in d and says whether that wrote
+// anything; the first registry's signature is the one an image's own
+// record keeps. A reused index's images are signed already, and so are a
+// merge's where they were staged (by their build jobs, and checked). In a
+// merge's other registries each part is signed there too, gets the
+// attestations its build job made (the Signer found them in Check), and
+// must pass the same Check there.
+func (r *run) signImages(ctx context.Context, a *agent, d *destination, images []name.Digest) (bool, error) {
+	copied := r.mode == modeMerge && d.pub != r.dests[0]
+	if a.reuse || r.mode == modeMerge && !copied {
+		return false, nil
+	}
 	wrote := false
-	images := imagesIn(a, d)
 	for i, at := range images {
 		img := a.Platforms[i]
 		sig, err := r.o.Signer.SignImage(ctx, at, img, r.target(img).Image)
 		if err != nil {
-			return false, nil, err
+			return false, err
 		}
-		if img.Signature == nil {
+		if copied {
+			if err := r.o.Signer.Check(ctx, at, r.built(img)); err != nil {
+				staged, _ := r.prefixes[0].Repository(a.name()) // records failed an agent no registry can hold
+				return false, fmt.Errorf("part %s (%s) copied from %s refused: %w", img, img.Platform, staged, err)
+			}
+		} else if img.Signature == nil {
 			img.Signature = sig
 		}
 		wrote = wrote || sig != nil && len(sig.Added) > 0
 	}
-	return r.signIndex(ctx, d, images, wrote)
-}
-
-// signIndex signs the index in d, whose images are signed already, and
-// says whether anything was written (wrote: the images' signing did).
-func (r *run) signIndex(ctx context.Context, d *destination, images []name.Digest, wrote bool) (bool, *record.Signing, error) {
-	signing, err := r.o.Signer.SignIndex(ctx, d.res.Ref, images)
-	if err != nil {
-		return false, nil, err
-	}
-	return wrote || len(signing.Index.Added) > 0, signing, nil
+	return wrote, nil
 }
 
 // tag moves the agent's tags in each destination whose put and signing
@@ -288,17 +282,10 @@ func (r *run) tag(ctx context.Context, a *agent) error {
 		d.rec.Moved, d.rec.Kept = moves.Moved, moves.Kept
 		for _, k := range moves.Kept {
 			r.events(Event{Agent: a.name(), Stage: record.StageTagging,
-				Detail: r.in(a, d, fmt.Sprintf("%s stays at %s, which is newer (%s, version %s)", k.Tag, k.Index, k.Created.Format("2006-01-02T15:04:05Z07:00"), k.Version))})
+				Detail: r.in(a, d, fmt.Sprintf("%s stays at %s, which is newer (%s, version %s)", k.Tag, k.Index, k.Created.Format(time.RFC3339), k.Version))})
 		}
 		d.rec.Unchanged = d.res.Unchanged && !d.signed
-		switch {
-		case r.o.DryRun:
-			d.rec.Status = record.StagePlanned
-		case d.rec.Unchanged:
-			d.rec.Status = record.StageUnchanged
-		default:
-			d.rec.Status = record.StageDone
-		}
+		d.rec.Status = r.outcome(d.rec.Unchanged)
 		if len(a.dests) > 1 {
 			r.events(Event{Agent: a.name(), Stage: d.rec.Status, Detail: r.in(a, d, d.res.Index.String())})
 		}
@@ -326,15 +313,9 @@ func (r *run) report(ctx context.Context, a *agent) error {
 	first := a.Published[0]
 	a.Repository, a.Moved, a.Kept, a.Repaired, a.Signing = first.Repository, first.Moved, first.Kept, first.Repaired, first.Signing
 	a.Tags = tags.Names(r.releaseOf(a, 0).Moving())
-	switch {
-	case len(errs) > 0:
+	a.Status = r.outcome(a.Unchanged)
+	if len(errs) > 0 {
 		a.Status, a.Error = record.StageFailed, strings.Join(errs, "; ")
-	case r.o.DryRun:
-		a.Status = record.StagePlanned
-	case a.Unchanged:
-		a.Status = record.StageUnchanged
-	default:
-		a.Status = record.StageDone
 	}
 	r.compare(ctx, a)
 	detail := a.Index.String()
@@ -343,6 +324,17 @@ func (r *run) report(ctx context.Context, a *agent) error {
 	}
 	r.events(Event{Agent: a.name(), Stage: a.Status, Detail: detail})
 	return nil
+}
+
+// outcome is how a publication that went through ended.
+func (r *run) outcome(unchanged bool) record.Stage {
+	switch {
+	case r.o.DryRun:
+		return record.StagePlanned
+	case unchanged:
+		return record.StageUnchanged
+	}
+	return record.StageDone
 }
 
 // failIn records that publishing a in d failed.

@@ -41,7 +41,9 @@ func BuildStaged(ctx context.Context, o Options) (*record.Build, error) {
 		DryRun:     o.DryRun,
 		Inputs:     r.inputs,
 		Run:        o.Run,
-		Images:     images(agents),
+	}
+	for _, a := range agents {
+		rec.Images = append(rec.Images, a.Platforms...)
 	}
 	// Each image is pushed and signed as soon as it passed, while the
 	// others still build.
@@ -131,34 +133,6 @@ func (r *run) acceptParts(ctx context.Context, a *agent) error {
 		return fmt.Errorf("nothing moved: %w", errors.Join(errs...))
 	}
 	return nil
-}
-
-// signMerged signs what a merge publishes to one registry. Where the parts
-// were staged they were signed by their build jobs and checked: only the
-// index is signed. In another registry each part is signed there too, gets
-// the attestations its build job made (the Signer found them in Check), and
-// must pass the same Check there before the index is signed.
-func (r *run) signMerged(ctx context.Context, a *agent, d *destination) (bool, *record.Signing, error) {
-	images := imagesIn(a, d)
-	staged, err := r.prefixes[0].Repository(a.name())
-	if err != nil {
-		return false, nil, err
-	}
-	wrote := false
-	if d.res.Ref.Context().String() != staged.String() {
-		for i, at := range images {
-			img := a.Platforms[i]
-			sig, err := r.o.Signer.SignImage(ctx, at, img, r.target(img).Image)
-			if err != nil {
-				return false, nil, err
-			}
-			if err := r.o.Signer.Check(ctx, at, r.built(img)); err != nil {
-				return false, nil, fmt.Errorf("part %s (%s) copied from %s refused: %w", img, img.Platform, staged, err)
-			}
-			wrote = wrote || sig != nil && len(sig.Added) > 0
-		}
-	}
-	return r.signIndex(ctx, d, images, wrote)
 }
 
 // built is what the signed provenance of a part must say: the derivation
@@ -264,13 +238,9 @@ func checkImage(img v1.Image, p v1.Platform, version string) error {
 // inputsDiffer names the first input, in path order, that built and merged
 // lock differently, or is "" when they agree.
 func inputsDiffer(built, merged map[string]record.Input) string {
-	paths := slices.Sorted(maps.Keys(merged))
-	for p := range built {
-		if _, ok := merged[p]; !ok {
-			paths = append(paths, p)
-		}
-	}
-	for _, p := range paths {
+	paths := slices.AppendSeq(slices.Collect(maps.Keys(merged)), maps.Keys(built))
+	slices.Sort(paths)
+	for _, p := range slices.Compact(paths) {
 		b, inBuild := built[p]
 		m, inMerge := merged[p]
 		switch {

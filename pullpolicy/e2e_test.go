@@ -127,7 +127,7 @@ func TestPolicyEnforced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := Generate(prefix, signer)
+	files, err := Generate(prefix, signer, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestPolicyEnforced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kf, err := Generate(prefix, w)
+	kf, err := Generate(prefix, w, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

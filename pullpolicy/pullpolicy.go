@@ -178,42 +178,21 @@ type Files struct {
 	Caveat string
 }
 
-type options struct {
-	base []byte
-}
-
-// Option configures Generate.
-type Option func(*options) error
-
-// WithBase adds the prefix to an existing policy.json (usually
-// /etc/containers/policy.json) instead of starting a new one, keeping every
-// other scope and the default as they are. An entry for the same prefix is
-// replaced.
-func WithBase(policyJSON []byte) Option {
-	return func(o *options) error {
-		if len(bytes.TrimSpace(policyJSON)) == 0 {
-			return errors.New("WithBase: the base policy is empty")
-		}
-		o.base = policyJSON
-		return nil
-	}
-}
-
 // Generate returns the policy.json and registries.d entry that accept images
 // under prefix (a registry host, or a host and repository namespace, like
 // ghcr.io/nothingnesses/agent-images) only when signer signed them, checked
 // against the repository they are pulled from.
 //
-// Without WithBase the policy rejects images from every other registry
-// (containers-policy.json(5) recommends a default of reject), while images
-// from local archives and storage (podman load, podman push of your own
-// builds) are accepted as before.
-func Generate(prefix string, signer Signer, opts ...Option) (*Files, error) {
-	var o options
-	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return nil, err
-		}
+// With a base (an existing policy.json, usually /etc/containers/policy.json)
+// the prefix is added to it, every other scope and the default kept as they
+// are, and an entry for the same prefix replaced. Without one (nil) the
+// policy rejects images from every other registry (containers-policy.json(5)
+// recommends a default of reject), while images from local archives and
+// storage (podman load, podman push of your own builds) are accepted as
+// before.
+func Generate(prefix string, signer Signer, base []byte) (*Files, error) {
+	if base != nil && len(bytes.TrimSpace(base)) == 0 {
+		return nil, errors.New("the base policy is empty")
 	}
 	if signer == nil {
 		return nil, errors.New("no signer: give a public key or a keyless workflow identity")
@@ -227,8 +206,8 @@ func Generate(prefix string, signer Signer, opts ...Option) (*Files, error) {
 	req["signedIdentity"] = map[string]any{"type": "matchRepository"}
 
 	policy := map[string]any{}
-	if o.base != nil {
-		if err := json.Unmarshal(o.base, &policy); err != nil {
+	if base != nil {
+		if err := json.Unmarshal(base, &policy); err != nil {
 			return nil, fmt.Errorf("reading the base policy: %w", err)
 		}
 		if _, ok := policy["default"]; !ok {
@@ -246,21 +225,13 @@ func Generate(prefix string, signer Signer, opts ...Option) (*Files, error) {
 			"docker-daemon":      local,
 		}
 	}
-	transports, ok := policy["transports"].(map[string]any)
-	if !ok {
-		if policy["transports"] != nil {
-			return nil, errors.New("the base policy's \"transports\" is not an object")
-		}
-		transports = map[string]any{}
-		policy["transports"] = transports
+	transports, err := member(policy, "transports")
+	if err != nil {
+		return nil, err
 	}
-	docker, ok := transports["docker"].(map[string]any)
-	if !ok {
-		if transports["docker"] != nil {
-			return nil, errors.New("the base policy's \"transports.docker\" is not an object")
-		}
-		docker = map[string]any{}
-		transports["docker"] = docker
+	docker, err := member(transports, "docker")
+	if err != nil {
+		return nil, errors.New(`the base policy's "transports.docker" is not an object`)
 	}
 	// containers/image decides an image by the most specific scope that
 	// matches it: a base scope under the prefix (one agent's repository,
@@ -290,6 +261,20 @@ docker:
 		Prefix:          prefix,
 		Caveat:          signer.caveat(),
 	}, nil
+}
+
+// member is the object under key in obj, made when there is none.
+func member(obj map[string]any, key string) (map[string]any, error) {
+	m, ok := obj[key].(map[string]any)
+	switch {
+	case ok:
+		return m, nil
+	case obj[key] != nil:
+		return nil, fmt.Errorf("the base policy's %q is not an object", key)
+	}
+	m = map[string]any{}
+	obj[key] = m
+	return m, nil
 }
 
 // Write puts the files into dir as policy.json and

@@ -70,15 +70,15 @@ func TestGenerateGolden(t *testing.T) {
 	tests := []struct {
 		name   string
 		signer func(*testing.T) Signer
-		opts   []Option
+		base   []byte
 	}{
 		{name: "key", signer: testKey},
 		{name: "keyless", signer: workflowSigner},
-		{name: "key-base", signer: testKey, opts: []Option{WithBase(readFile(t, "base-policy.json"))}},
+		{name: "key-base", signer: testKey, base: readFile(t, "base-policy.json")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			files, err := Generate("ghcr.io/nothingnesses/agent-images", tc.signer(t), tc.opts...)
+			files, err := Generate("ghcr.io/nothingnesses/agent-images", tc.signer(t), tc.base)
 			if err != nil {
 				t.Fatalf("Generate() error = %v", err)
 			}
@@ -95,7 +95,7 @@ func TestGenerateGolden(t *testing.T) {
 // containers/image reader sees: the prefix demands a sigstore signature by
 // the signer, matched against the repository, with keys as base64 PEM.
 func TestGenerateRequirement(t *testing.T) {
-	files, err := Generate("127.0.0.1:5000/agent-images", testKey(t))
+	files, err := Generate("127.0.0.1:5000/agent-images", testKey(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestGenerateRequirement(t *testing.T) {
 // default stay; an entry for the same prefix is replaced.
 func TestGenerateBaseKeepsOthers(t *testing.T) {
 	base := []byte(`{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker":{"docker.io/library/busybox":[{"type":"insecureAcceptAnything"}],"ghcr.io/nothingnesses/agent-images":[{"type":"insecureAcceptAnything"}]},"dir":{"":[{"type":"insecureAcceptAnything"}]}}}`)
-	files, err := Generate("ghcr.io/nothingnesses/agent-images", testKey(t), WithBase(base))
+	files, err := Generate("ghcr.io/nothingnesses/agent-images", testKey(t), base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestGenerateErrors(t *testing.T) {
 	tests := []struct {
 		name    string
 		prefix  string
-		opts    []Option
+		base    []byte
 		wantErr string
 	}{
 		{name: "no prefix", prefix: "", wantErr: "no registry prefix"},
@@ -174,26 +174,27 @@ func TestGenerateErrors(t *testing.T) {
 		{name: "digest", prefix: "ghcr.io/x@sha256:0000", wantErr: "without a trailing slash, tag or digest"},
 		{name: "trailing slash", prefix: "ghcr.io/x/", wantErr: "trailing slash"},
 		{name: "upper case", prefix: "ghcr.io/Nothingnesses", wantErr: "not a repository namespace"},
-		{name: "base not JSON", prefix: "ghcr.io/x", opts: []Option{WithBase([]byte("default: reject"))}, wantErr: "reading the base policy"},
-		{name: "base not a policy", prefix: "ghcr.io/x", opts: []Option{WithBase([]byte(`{"transports":{}}`))}, wantErr: `has no "default"`},
+		{name: "base empty", prefix: "ghcr.io/x", base: []byte(" \n"), wantErr: "the base policy is empty"},
+		{name: "base not JSON", prefix: "ghcr.io/x", base: []byte("default: reject"), wantErr: "reading the base policy"},
+		{name: "base not a policy", prefix: "ghcr.io/x", base: []byte(`{"transports":{}}`), wantErr: `has no "default"`},
 		// The most specific scope wins: a base that accepts anything for
 		// one agent under the prefix would let unsigned images through
 		// while the tool said they would be refused.
-		{name: "base scope under the prefix", prefix: "ghcr.io/x", opts: []Option{WithBase([]byte(`{"default":[{"type":"reject"}],"transports":{"docker":{"ghcr.io/x/pi":[{"type":"insecureAcceptAnything"}]}}}`))}, wantErr: `scope "ghcr.io/x/pi" is under ghcr.io/x`},
-		{name: "base tag scope under the prefix", prefix: "ghcr.io/x", opts: []Option{WithBase([]byte(`{"default":[{"type":"reject"}],"transports":{"docker":{"ghcr.io/x/pi:latest":[{"type":"insecureAcceptAnything"}]}}}`))}, wantErr: `scope "ghcr.io/x/pi:latest"`},
+		{name: "base scope under the prefix", prefix: "ghcr.io/x", base: []byte(`{"default":[{"type":"reject"}],"transports":{"docker":{"ghcr.io/x/pi":[{"type":"insecureAcceptAnything"}]}}}`), wantErr: `scope "ghcr.io/x/pi" is under ghcr.io/x`},
+		{name: "base tag scope under the prefix", prefix: "ghcr.io/x", base: []byte(`{"default":[{"type":"reject"}],"transports":{"docker":{"ghcr.io/x/pi:latest":[{"type":"insecureAcceptAnything"}]}}}`), wantErr: `scope "ghcr.io/x/pi:latest"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Generate(tc.prefix, testKey(t), tc.opts...)
+			_, err := Generate(tc.prefix, testKey(t), tc.base)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("Generate(%q) error = %v, want one containing %q", tc.prefix, err, tc.wantErr)
 			}
 		})
 	}
-	if _, err := Generate("ghcr.io/x", nil); err == nil {
+	if _, err := Generate("ghcr.io/x", nil, nil); err == nil {
 		t.Errorf("Generate without a signer succeeded")
 	}
-	if _, err := Generate("localhost:5000", testKey(t)); err != nil {
+	if _, err := Generate("localhost:5000", testKey(t), nil); err != nil {
 		t.Errorf("Generate(registry only) error = %v, want it accepted", err)
 	}
 }
@@ -229,7 +230,7 @@ func TestSignerErrors(t *testing.T) {
 }
 
 func TestWriteNeverOverwrites(t *testing.T) {
-	files, err := Generate("ghcr.io/x", testKey(t))
+	files, err := Generate("ghcr.io/x", testKey(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

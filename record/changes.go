@@ -2,7 +2,7 @@ package record
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -149,12 +149,10 @@ func ShortDigest(d string) string {
 
 // Headline is the agent and its version change in one line.
 func (r *Changes) Headline() string {
-	switch {
-	case r.VersionChanged():
+	if r.VersionChanged() {
 		return fmt.Sprintf("%s %s -> %s", r.Agent, orUnknown(r.From.Version), orUnknown(r.To.Version))
-	default:
-		return fmt.Sprintf("%s %s (version unchanged)", r.Agent, orUnknown(r.To.Version))
 	}
+	return fmt.Sprintf("%s %s (version unchanged)", r.Agent, orUnknown(r.To.Version))
 }
 
 // Evidence says whether the attestations were verified.
@@ -211,12 +209,8 @@ func (p PlatformChange) PathChanges() []PathChange {
 	for _, s := range p.Added {
 		out = append(out, PathChange{true, s})
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Name != out[j].Name {
-			return out[i].Name < out[j].Name
-		}
-		return !out[i].Added && out[j].Added
-	})
+	// Stable: of one name, the removed entries stay first.
+	slices.SortStableFunc(out, func(a, b PathChange) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
@@ -237,13 +231,10 @@ func orUnknown(v string) string {
 
 // HumanBytes is n in B, KiB, MiB or GiB with one decimal.
 func HumanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	for i, unit := range []string{"GiB", "MiB", "KiB"} {
+		if div := int64(1) << (30 - 10*i); n >= div {
+			return fmt.Sprintf("%.1f %s", float64(n)/float64(div), unit)
+		}
 	}
 	return fmt.Sprintf("%d B", n)
 }

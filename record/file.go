@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -131,7 +130,8 @@ func writeJSON(path string, v any) error {
 }
 
 // Files is path itself, or every *.json file in it when it is a directory
-// (the artifacts of several jobs downloaded into one), sorted.
+// (the artifacts of several jobs downloaded into one), sorted (as Glob
+// returns them).
 func Files(path string) ([]string, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -140,12 +140,7 @@ func Files(path string) ([]string, error) {
 	if !st.IsDir() {
 		return []string{path}, nil
 	}
-	files, err := filepath.Glob(filepath.Join(path, "*.json"))
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(files)
-	return files, nil
+	return filepath.Glob(filepath.Join(path, "*.json"))
 }
 
 // ReadReport reads one release.json.
@@ -188,11 +183,11 @@ func ParseReport(data []byte) (*Report, error) {
 // in a directory. A file that is not a build record is an error naming it.
 func ReadBuilds(path string) ([]*Build, error) {
 	files, err := Files(path)
+	if err == nil && len(files) == 0 {
+		err = fmt.Errorf("no *.json file in %s", path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading build records: %w", err)
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("reading build records: no *.json file in %s", path)
 	}
 	var out []*Build
 	for _, f := range files {

@@ -66,7 +66,7 @@ func TestKeylessPullPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := pullpolicy.Generate(prefix, w)
+	files, err := pullpolicy.Generate(prefix, w, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

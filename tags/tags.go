@@ -281,18 +281,15 @@ func gitTags(name string) (tags []Tag, prerelease bool, err error) {
 // '+' or '/') becomes '-', a leading '.' or '-' becomes '_', and the result
 // is cut at 128 characters. An empty version gives no tag.
 func Safe(version string) string {
-	var b strings.Builder
-	for i, r := range version {
-		ok := r == '_' || r == '.' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
-		if !ok || (i == 0 && (r == '.' || r == '-')) {
-			r = '-'
-			if i == 0 {
-				r = '_'
-			}
+	s := strings.Map(func(r rune) rune {
+		if r == '_' || r == '.' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return r
 		}
-		b.WriteRune(r)
+		return '-'
+	}, version)
+	if s != "" && (s[0] == '.' || s[0] == '-') {
+		s = "_" + s[1:]
 	}
-	s := b.String()
 	if len(s) > 128 {
 		s = s[:128]
 	}

@@ -228,3 +228,21 @@ func TestKeyNewer(t *testing.T) {
 		})
 	}
 }
+
+func TestSafe(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                       "",
+		"1.2.3":                  "1.2.3",
+		"1.0+build/x":            "1.0-build-x",
+		".hidden":                "_hidden",
+		"-x":                     "_x",
+		"+x":                     "_x",
+		"é1":                     "_1",
+		"a é":                    "a--",
+		strings.Repeat("a", 200): strings.Repeat("a", 128),
+	} {
+		if got := Safe(in); got != want {
+			t.Errorf("Safe(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -103,15 +103,13 @@ added to that policy and everything else is kept.`,
 					return err
 				}
 			}
-			var opts []pullpolicy.Option
+			var b []byte
 			if base != "" {
-				b, err := os.ReadFile(base)
-				if err != nil {
+				if b, err = os.ReadFile(base); err != nil {
 					return fmt.Errorf("--base: %w", err)
 				}
-				opts = append(opts, pullpolicy.WithBase(b))
 			}
-			files, err := pullpolicy.Generate(registry, trusted, opts...)
+			files, err := pullpolicy.Generate(registry, trusted, b)
 			if err != nil {
 				return err
 			}
