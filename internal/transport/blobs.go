@@ -19,6 +19,11 @@ type blobs struct {
 	known map[blobKey]*blobCheck
 	// holders are the repositories known to have each blob.
 	holders map[v1.Hash][]name.Repository
+	// uploads are the uploads under way, keyed by registry (not
+	// repository) and digest: a blob crosses the wire once per registry.
+	uploads map[blobKey]*blobCheck
+	// pushers are the clients of the repositories this run writes to.
+	pushers map[string]*pusher
 }
 
 type blobKey struct {
@@ -26,8 +31,8 @@ type blobKey struct {
 	digest v1.Hash
 }
 
-// blobCheck is one question to the registry; done closes when there is
-// an answer.
+// blobCheck is one question to the registry, or one put; done closes when
+// there is an answer.
 type blobCheck struct {
 	done  chan struct{}
 	there bool
@@ -36,18 +41,16 @@ type blobCheck struct {
 
 // HasBlob reports whether repo has the blob d. The registry is asked once
 // per (repository, digest) for the life of r, which is one run: a blob does
-// not come or go during a run except by this run's own pushes, which Uploaded
-// records. Callers asking at once share the one question; a failed
-// question is asked again by the next caller.
+// not come or go during a run except by this run's own puts (PutBlob).
+// Callers asking at once share the one question; a failed question is
+// asked again by the next caller.
 func (r *Registry) HasBlob(ctx context.Context, repo name.Repository, d v1.Hash) (bool, error) {
 	key := blobKey{repo.String(), d}
 	r.blobs.mu.Lock()
 	if c, ok := r.blobs.known[key]; ok {
 		r.blobs.mu.Unlock()
-		select {
-		case <-c.done:
-		case <-ctx.Done():
-			return false, ctx.Err()
+		if err := wait(ctx, c); err != nil {
+			return false, err
 		}
 		if c.err == nil {
 			return c.there, nil
@@ -57,18 +60,9 @@ func (r *Registry) HasBlob(ctx context.Context, repo name.Repository, d v1.Hash)
 	c := &blobCheck{done: make(chan struct{})}
 	r.blobs.known[key] = c
 	r.blobs.mu.Unlock()
-
-	c.there, c.err = r.askBlob(ctx, repo.Digest(d.String()))
-	r.blobs.mu.Lock()
-	switch {
-	case c.err != nil && r.blobs.known[key] == c:
-		delete(r.blobs.known, key)
-	case c.err == nil && c.there:
-		r.blobs.holders[d] = append(r.blobs.holders[d], repo)
-	}
-	r.blobs.mu.Unlock()
-	close(c.done)
-	return c.there, c.err
+	there, err := r.askBlob(ctx, repo.Digest(d.String()))
+	r.settle(repo, d, c, there, err)
+	return there, err
 }
 
 func (r *Registry) askBlob(ctx context.Context, ref name.Digest) (bool, error) {
@@ -83,43 +77,74 @@ func (r *Registry) askBlob(ctx context.Context, ref name.Digest) (bool, error) {
 	return ok, nil
 }
 
-// Uploaded records that repo has the blob d: this run uploaded or mounted
-// it there.
-func (r *Registry) Uploaded(repo name.Repository, d v1.Hash) {
-	c := &blobCheck{done: make(chan struct{}), there: true}
-	close(c.done)
-	r.blobs.mu.Lock()
-	defer r.blobs.mu.Unlock()
-	r.blobs.known[blobKey{repo.String(), d}] = c
-	r.blobs.holders[d] = append(r.blobs.holders[d], repo)
+// claim makes this caller the one that puts the blob d into repo, and
+// returns its entry of known; nil when repo has the blob. asked is true
+// when the registry already said repo lacks it.
+func (r *Registry) claim(ctx context.Context, repo name.Repository, d v1.Hash) (mine *blobCheck, asked bool, err error) {
+	key := blobKey{repo.String(), d}
+	for {
+		r.blobs.mu.Lock()
+		c, ok := r.blobs.known[key]
+		if !ok || (isDone(c) && c.err == nil && !c.there) {
+			mine = &blobCheck{done: make(chan struct{})}
+			r.blobs.known[key] = mine
+			r.blobs.mu.Unlock()
+			return mine, ok, nil
+		}
+		r.blobs.mu.Unlock()
+		if err := wait(ctx, c); err != nil {
+			return nil, false, err
+		}
+		if c.err == nil && c.there {
+			return nil, false, nil
+		}
+	}
 }
 
-// KnownBlob reports whether this run knows, without asking, that repo has
-// the blob d.
-func (r *Registry) KnownBlob(repo name.Repository, d v1.Hash) bool {
+// settle records the answer c about the blob d in repo: there, absent, or
+// err, which the next caller asks or tries again.
+func (r *Registry) settle(repo name.Repository, d v1.Hash, c *blobCheck, there bool, err error) {
+	key := blobKey{repo.String(), d}
 	r.blobs.mu.Lock()
-	c, ok := r.blobs.known[blobKey{repo.String(), d}]
+	c.there, c.err = there, err
+	switch {
+	case err != nil && r.blobs.known[key] == c:
+		delete(r.blobs.known, key)
+	case err == nil && there:
+		r.blobs.holders[d] = append(r.blobs.holders[d], repo)
+	}
+	if at := (blobKey{repo.RegistryStr(), d}); r.blobs.uploads[at] == c {
+		delete(r.blobs.uploads, at)
+	}
 	r.blobs.mu.Unlock()
-	if !ok {
-		return false
-	}
-	select {
-	case <-c.done:
-		return c.err == nil && c.there
-	default:
-		return false
-	}
+	close(c.done)
 }
 
-// Holder returns a repository of repo's registry, other than repo, known
-// to have the blob d; ok is false when none is.
-func (r *Registry) Holder(repo name.Repository, d v1.Hash) (holder name.Repository, ok bool) {
-	r.blobs.mu.Lock()
-	defer r.blobs.mu.Unlock()
+// holder is a repository of repo's registry, other than repo, known to
+// have the blob d. r.blobs.mu is held.
+func (r *Registry) holder(repo name.Repository, d v1.Hash) (holder name.Repository, ok bool) {
 	for _, h := range r.blobs.holders[d] {
 		if h.String() != repo.String() && h.RegistryStr() == repo.RegistryStr() {
 			return h, true
 		}
 	}
 	return name.Repository{}, false
+}
+
+func isDone(c *blobCheck) bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func wait(ctx context.Context, c *blobCheck) error {
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

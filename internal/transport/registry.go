@@ -15,7 +15,8 @@ import (
 // keychain (the docker config, then GITHUB_TOKEN for ghcr.io) and one
 // transport, whose retry policy is the only one. It is built once per run
 // and handed to publishing, signing, the change report and prune, and it
-// remembers for that run which repositories hold which blobs (HasBlob).
+// remembers for that run which repositories hold which blobs (HasBlob), and
+// puts blobs into them (PutBlob).
 type Registry struct {
 	keychain  authn.Keychain
 	transport http.RoundTripper
@@ -32,7 +33,7 @@ func NewRegistry(rt http.RoundTripper) *Registry {
 		rt = New()
 	}
 	r := &Registry{keychain: authn.NewMultiKeychain(authn.DefaultKeychain, github.Keychain), transport: rt}
-	r.blobs = blobs{known: map[blobKey]*blobCheck{}, holders: map[v1.Hash][]name.Repository{}}
+	r.blobs = blobs{known: map[blobKey]*blobCheck{}, holders: map[v1.Hash][]name.Repository{}, uploads: map[blobKey]*blobCheck{}, pushers: map[string]*pusher{}}
 	// Each call gives its own context; the puller only keeps each
 	// repository's token, and making it does no I/O, so it cannot fail.
 	r.reader, _ = remote.NewPuller(r.options()...)
