@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -23,7 +24,6 @@ import (
 type Registry struct {
 	prefix Prefix
 	client *transport.Registry
-	jobs   int
 	update func(Progress)
 	// mountFrom are where a blob this run has not seen is offered from.
 	mountFrom []name.Repository
@@ -37,7 +37,6 @@ type Progress struct {
 }
 
 type registryOptions struct {
-	jobs      int
 	update    func(Progress)
 	mountFrom []name.Repository
 }
@@ -61,7 +60,7 @@ func WithMountFrom(repos ...name.Repository) RegistryOption {
 // NewRegistry returns the publisher of agents under prefix, reaching the
 // registry through client (transport.NewRegistry(nil) when nil).
 func NewRegistry(prefix Prefix, client *transport.Registry, opts ...RegistryOption) *Registry {
-	o := registryOptions{jobs: 4}
+	var o registryOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -71,15 +70,9 @@ func NewRegistry(prefix Prefix, client *transport.Registry, opts ...RegistryOpti
 	return &Registry{
 		prefix:    prefix,
 		client:    client,
-		jobs:      o.jobs,
 		update:    o.update,
 		mountFrom: o.mountFrom,
 	}
-}
-
-// RemoteOptions are the options every registry call of this publisher uses.
-func (r *Registry) RemoteOptions(ctx context.Context) []remote.Option {
-	return append(r.client.Options(ctx), remote.WithJobs(r.jobs))
 }
 
 // Repository is where agent's images go.
@@ -123,7 +116,7 @@ func (r *Registry) store(ctx context.Context, agent string) (*repoStore, error) 
 	}
 	// The client's one puller makes every read: the registry is pinged
 	// and the repository's token fetched once a run.
-	return &repoStore{r: r, repo: repo, reads: r.RemoteOptions(ctx)}, nil
+	return &repoStore{r: r, repo: repo, reads: r.client.Options(ctx)}, nil
 }
 
 // repoStore is one repository of a registry.
@@ -185,7 +178,7 @@ func (s *repoStore) putIndex(ctx context.Context, idx v1.ImageIndex) error {
 	if err != nil {
 		return err
 	}
-	if err := remote.Put(s.ref(d), idx, s.r.RemoteOptions(ctx)...); err != nil {
+	if err := remote.Put(s.ref(d), idx, s.r.client.Options(ctx)...); err != nil {
 		return fmt.Errorf("pushing index %s: %w", s.ref(d), err)
 	}
 	return nil
@@ -200,7 +193,7 @@ func (s *repoStore) index(ctx context.Context, d v1.Hash) (v1.ImageIndex, error)
 }
 
 func (s *repoStore) tag(ctx context.Context, tag string, idx v1.ImageIndex) error {
-	return remote.Tag(s.repo.Tag(tag), idx, s.r.RemoteOptions(ctx)...)
+	return remote.Tag(s.repo.Tag(tag), idx, s.r.client.Options(ctx)...)
 }
 
 // PushImage pushes one image to repo by digest: its blobs through the
@@ -214,7 +207,7 @@ func (r *Registry) PushImage(ctx context.Context, repo name.Repository, img v1.I
 	ref := repo.Digest(d.String())
 	// A manifest is only accepted once its blobs are there, so an image
 	// whose manifest exists is complete.
-	if _, err := remote.Head(ref, r.RemoteOptions(ctx)...); err == nil {
+	if _, err := remote.Head(ref, r.client.Options(ctx)...); err == nil {
 		return ref, nil
 	} else if !isNotFound(err) {
 		return name.Digest{}, fmt.Errorf("checking %s: %w", ref, err)
@@ -244,7 +237,7 @@ func (r *Registry) upload(ctx context.Context, repo name.Repository, ref name.Di
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.jobs)
+	g.SetLimit(4)
 	for _, l := range append(layers, config) {
 		g.Go(func() error {
 			size, err := l.Size()
@@ -252,14 +245,20 @@ func (r *Registry) upload(ctx context.Context, repo name.Repository, ref name.Di
 				return err
 			}
 			report(size, 0)
-			return r.client.PutBlob(gctx, repo, l, r.mountFrom, func(n int64) { report(0, n) })
+			// A blob mounted or already there counts as sent once put.
+			var n atomic.Int64
+			err = r.client.PutBlob(gctx, repo, l, r.mountFrom, func(k int64) { report(0, k); n.Add(k) })
+			if err == nil {
+				report(0, size-n.Load())
+			}
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("pushing %s: %w", ref, err)
 	}
 	// Put writes the manifest alone: the blobs are there.
-	if err := remote.Put(ref, img, r.RemoteOptions(ctx)...); err != nil {
+	if err := remote.Put(ref, img, r.client.Options(ctx)...); err != nil {
 		return fmt.Errorf("pushing %s: %w", ref, err)
 	}
 	return nil
@@ -282,7 +281,7 @@ func (r *Registry) Stage(ctx context.Context, img *record.Image, key string) (na
 		return name.Digest{}, err
 	}
 	tag := repo.Tag(tags.StagingTag(key, img.Platform))
-	if err := remote.Tag(tag, img.Image, r.RemoteOptions(ctx)...); err != nil {
+	if err := remote.Tag(tag, img.Image, r.client.Options(ctx)...); err != nil {
 		return name.Digest{}, fmt.Errorf("recording %s as %s: %w", ref, tag, err)
 	}
 	return ref, nil
@@ -296,7 +295,7 @@ func (r *Registry) Staged(ctx context.Context, agent, key string, p v1.Platform)
 		return v1.Hash{}, name.Tag{}, false, err
 	}
 	tag = repo.Tag(tags.StagingTag(key, p))
-	desc, err := remote.Head(tag, r.RemoteOptions(ctx)...)
+	desc, err := remote.Head(tag, r.client.Options(ctx)...)
 	if isNotFound(err) {
 		return v1.Hash{}, tag, false, nil
 	}
@@ -308,7 +307,7 @@ func (r *Registry) Staged(ctx context.Context, agent, key string, p v1.Platform)
 
 // Image reads an image by digest.
 func (r *Registry) Image(ctx context.Context, ref name.Digest) (v1.Image, error) {
-	img, err := remote.Image(ref, r.RemoteOptions(ctx)...)
+	img, err := remote.Image(ref, r.client.Options(ctx)...)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", ref, err)
 	}

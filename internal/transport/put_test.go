@@ -132,11 +132,11 @@ func TestMountOnTokenRegistry(t *testing.T) {
 	l := layer(t)
 	d, _ := l.Digest()
 	r := NewRegistry(nil)
-	if err := r.PutBlob(ctx, a, l, nil, nil); err != nil {
+	if err := r.PutBlob(ctx, a, l, nil, func(int64) {}); err != nil {
 		t.Fatalf("PutBlob(a) = %v", err)
 	}
 	rec.Reset()
-	if err := r.PutBlob(ctx, b, l, nil, nil); err != nil {
+	if err := r.PutBlob(ctx, b, l, nil, func(int64) {}); err != nil {
 		t.Fatalf("PutBlob(b) = %v", err)
 	}
 	mounted := false
@@ -188,7 +188,7 @@ func TestRefusedMountUploads(t *testing.T) {
 	d, _ := l.Digest()
 	size, _ := l.Size()
 	r := NewRegistry(nil)
-	if err := r.PutBlob(ctx, a, l, nil, nil); err == nil {
+	if err := r.PutBlob(ctx, a, l, nil, func(int64) {}); err == nil {
 		t.Fatalf("PutBlob(a) through a dropped upload = nil, want its error")
 	}
 	var sent int64
@@ -218,7 +218,7 @@ func TestRefusedMountUploads(t *testing.T) {
 		t.Errorf("b lacks the blob: %v", err)
 	}
 	rec.Reset()
-	if err := r.PutBlob(ctx, b, l, nil, nil); err != nil {
+	if err := r.PutBlob(ctx, b, l, nil, func(int64) {}); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := r.HasBlob(ctx, b, d); err != nil || !ok || len(rec.Requests()) != 0 {

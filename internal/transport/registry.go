@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"net/http"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/authn/github"
@@ -24,6 +25,8 @@ type Registry struct {
 	// fetched once, not before every read.
 	reader *remote.Puller
 	blobs  blobs
+	// pushers are the clients of the repositories this run writes to.
+	pushers sync.Map
 }
 
 // NewRegistry returns the registry client that sends its requests through
@@ -33,7 +36,7 @@ func NewRegistry(rt http.RoundTripper) *Registry {
 		rt = New()
 	}
 	r := &Registry{keychain: authn.NewMultiKeychain(authn.DefaultKeychain, github.Keychain), transport: rt}
-	r.blobs = blobs{known: map[blobKey]*blobCheck{}, holders: map[v1.Hash][]name.Repository{}, uploads: map[blobKey]*blobCheck{}, pushers: map[string]*pusher{}}
+	r.blobs = blobs{known: map[blobKey]*blobCheck{}, holders: map[v1.Hash][]name.Repository{}, uploads: map[blobKey]*blobCheck{}}
 	// Each call gives its own context; the puller only keeps each
 	// repository's token, and making it does no I/O, so it cannot fail.
 	r.reader, _ = remote.NewPuller(r.options()...)
