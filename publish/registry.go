@@ -178,7 +178,7 @@ func (s *repoStore) putIndex(ctx context.Context, idx v1.ImageIndex) error {
 	if err != nil {
 		return err
 	}
-	if err := remote.Put(s.ref(d), idx, s.r.client.Options(ctx)...); err != nil {
+	if err := s.r.client.PutManifest(ctx, s.ref(d), idx); err != nil {
 		return fmt.Errorf("pushing index %s: %w", s.ref(d), err)
 	}
 	return nil
@@ -193,7 +193,7 @@ func (s *repoStore) index(ctx context.Context, d v1.Hash) (v1.ImageIndex, error)
 }
 
 func (s *repoStore) tag(ctx context.Context, tag string, idx v1.ImageIndex) error {
-	return remote.Tag(s.repo.Tag(tag), idx, s.r.client.Options(ctx)...)
+	return s.r.client.PutManifest(ctx, s.repo.Tag(tag), idx)
 }
 
 // PushImage pushes one image to repo by digest: its blobs through the
@@ -257,8 +257,7 @@ func (r *Registry) upload(ctx context.Context, repo name.Repository, ref name.Di
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("pushing %s: %w", ref, err)
 	}
-	// Put writes the manifest alone: the blobs are there.
-	if err := remote.Put(ref, img, r.client.Options(ctx)...); err != nil {
+	if err := r.client.PutManifest(ctx, ref, img); err != nil {
 		return fmt.Errorf("pushing %s: %w", ref, err)
 	}
 	return nil
@@ -281,7 +280,7 @@ func (r *Registry) Stage(ctx context.Context, img *record.Image, key string) (na
 		return name.Digest{}, err
 	}
 	tag := repo.Tag(tags.StagingTag(key, img.Platform))
-	if err := remote.Tag(tag, img.Image, r.client.Options(ctx)...); err != nil {
+	if err := r.client.PutManifest(ctx, tag, img.Image); err != nil {
 		return name.Digest{}, fmt.Errorf("recording %s as %s: %w", ref, tag, err)
 	}
 	return ref, nil

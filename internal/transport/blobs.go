@@ -161,6 +161,15 @@ func (r *Registry) PutBlob(ctx context.Context, repo name.Repository, l v1.Layer
 		return err
 	}
 	defer func() { r.settle(repo, d, c, true, err) }()
+	// repo's first token asks for pull on the fallback repositories too: a
+	// run mounting between them authenticates once per repository.
+	scopes := []string{repo.Scope(regtransport.PushScope)}
+	for _, f := range fallback {
+		if elsewhere(repo, f) {
+			scopes = append(scopes, f.Scope(regtransport.PullScope))
+		}
+	}
+	r.pushers.LoadOrStore(repo.String(), &pusher{scopes: scopes})
 	for at := (blobKey{repo.RegistryStr(), d}); ; {
 		r.blobs.mu.Lock()
 		from := r.holder(repo, d)
@@ -242,9 +251,10 @@ func send(client *http.Client, req *http.Request, want ...int) (*http.Response, 
 	return resp, regtransport.CheckError(resp, want...)
 }
 
-// pusher is the client of one repository this run writes to. Its token (on
-// a token registry) grants push and pull on the repository and pull on each
-// repository it mounted from, so it is made again only for a new source.
+// pusher is the client of one repository this run writes blobs to. Its
+// token (on a token registry) grants push and pull on the repository and
+// pull on each repository it mounts from, so it is made again only for a
+// new source.
 type pusher struct {
 	mu     sync.Mutex
 	scopes []string
@@ -252,7 +262,7 @@ type pusher struct {
 }
 
 func (r *Registry) pusher(ctx context.Context, repo name.Repository, from *name.Repository) (*http.Client, error) {
-	v, _ := r.pushers.LoadOrStore(repo.String(), &pusher{scopes: []string{repo.Scope(regtransport.PushScope)}})
+	v, _ := r.pushers.Load(repo.String())
 	p := v.(*pusher)
 	p.mu.Lock()
 	defer p.mu.Unlock()

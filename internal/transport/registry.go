@@ -24,6 +24,9 @@ type Registry struct {
 	// reader makes every read of the run: each repository's token is
 	// fetched once, not before every read.
 	reader *remote.Puller
+	// writer puts every manifest of the run (PutManifest), authenticating
+	// once per repository.
+	writer *remote.Pusher
 	blobs  blobs
 	// pushers are the clients of the repositories this run writes to.
 	pushers sync.Map
@@ -37,10 +40,16 @@ func NewRegistry(rt http.RoundTripper) *Registry {
 	}
 	r := &Registry{keychain: authn.NewMultiKeychain(authn.DefaultKeychain, github.Keychain), transport: rt}
 	r.blobs = blobs{known: map[blobKey]*blobCheck{}, holders: map[v1.Hash][]name.Repository{}, uploads: map[blobKey]*blobCheck{}}
-	// Each call gives its own context; the puller only keeps each
-	// repository's token, and making it does no I/O, so it cannot fail.
+	// Each call gives its own context; the puller and pusher only keep
+	// each repository's token, and making them does no I/O: no error.
 	r.reader, _ = remote.NewPuller(r.options()...)
+	r.writer, _ = remote.NewPusher(r.options()...)
 	return r
+}
+
+// PutManifest puts the manifest t at ref; the blobs it names must be there.
+func (r *Registry) PutManifest(ctx context.Context, ref name.Reference, t remote.Taggable) error {
+	return r.writer.Put(ctx, ref, t)
 }
 
 // Options are the go-containerregistry options of a registry call made
