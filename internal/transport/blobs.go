@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -163,10 +164,10 @@ func (r *Registry) PutBlob(ctx context.Context, repo name.Repository, l v1.Layer
 	defer func() { r.settle(repo, d, c, true, err) }()
 	// repo's first token asks for pull on the fallback repositories too: a
 	// run mounting between them authenticates once per repository.
-	scopes := []string{repo.Scope(regtransport.PushScope)}
+	scopes, guess := []string{repo.Scope(regtransport.PushScope)}, (*name.Repository)(nil)
 	for _, f := range fallback {
 		if elsewhere(repo, f) {
-			scopes = append(scopes, f.Scope(regtransport.PullScope))
+			scopes, guess = append(scopes, f.Scope(regtransport.PullScope)), cmp.Or(guess, &f)
 		}
 	}
 	r.pushers.LoadOrStore(repo.String(), &pusher{scopes: scopes})
@@ -191,10 +192,7 @@ func (r *Registry) PutBlob(ctx context.Context, repo name.Repository, l v1.Layer
 			return err
 		}
 	}
-	if i := slices.IndexFunc(fallback, func(f name.Repository) bool { return elsewhere(repo, f) }); i >= 0 {
-		return r.write(ctx, repo, l, d, &fallback[i], sent)
-	}
-	return r.write(ctx, repo, l, d, nil, sent)
+	return r.write(ctx, repo, l, d, guess, sent)
 }
 
 // write mounts the blob d into repo from the repository from or, when from
