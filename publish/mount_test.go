@@ -48,13 +48,15 @@ func agentImages(t *testing.T, n int) (images []v1.Image, shared []v1.Layer) {
 }
 
 // TestConcurrentPushesUploadSharedLayersOnce: agents pushed at the same
-// time to different repositories upload a layer they share once; the others
-// wait for that upload and mount it. The bytes sent are then exactly the
-// unique blobs plus the manifests.
+// time to different repositories, two images each (as two platforms are),
+// upload a layer they share once; the others wait for that upload and mount
+// it, without asking the registry first, in one request per repository.
+// The bytes sent are then exactly the unique blobs plus the manifests.
 func TestConcurrentPushesUploadSharedLayersOnce(t *testing.T) {
 	ctx := context.Background()
 	host, rec := watchedRegistry(t)
-	images, shared := agentImages(t, 4)
+	const agents, perAgent = 6, 2
+	images, shared := agentImages(t, agents*perAgent)
 	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
 
 	start := make(chan struct{})
@@ -62,7 +64,7 @@ func TestConcurrentPushesUploadSharedLayersOnce(t *testing.T) {
 	errs := make([]error, len(images))
 	repos := make([]name.Repository, len(images))
 	for i, img := range images {
-		repos[i], _ = name.NewRepository(fmt.Sprintf("%s/agent-images/a%d", host, i))
+		repos[i], _ = name.NewRepository(fmt.Sprintf("%s/agent-images/a%d", host, i%agents))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -78,15 +80,22 @@ func TestConcurrentPushesUploadSharedLayersOnce(t *testing.T) {
 		}
 	}
 
+	// pair is one blob in one repository, as requests name it.
+	type pair struct{ repo, digest string }
 	uploads := map[string]int{}
-	var mounts int
+	mounted, heads, writes := map[pair]bool{}, map[pair]int{}, map[pair]int{}
 	for _, q := range rec.Requests() {
-		if q.Method == http.MethodPut && strings.Contains(q.Path, "/blobs/uploads/") && q.Status == http.StatusCreated {
-			v, _ := url.ParseQuery(q.RawQuery)
+		repo, blob, _ := strings.Cut(strings.TrimPrefix(q.Path, "/v2/"), "/blobs/")
+		v, _ := url.ParseQuery(q.RawQuery)
+		switch {
+		case q.Method == http.MethodHead:
+			heads[pair{repo, blob}]++
+		case q.Method == http.MethodPut && q.Status == http.StatusCreated:
 			uploads[v.Get("digest")]++
-		}
-		if q.Method == http.MethodPost && strings.Contains(q.RawQuery, "mount=") && q.Status == http.StatusCreated {
-			mounts++
+			writes[pair{repo, v.Get("digest")}]++
+		case q.Method == http.MethodPost && v.Has("mount"):
+			writes[pair{repo, v.Get("mount")}]++
+			mounted[pair{repo, v.Get("mount")}] = mounted[pair{repo, v.Get("mount")}] || q.Status == http.StatusCreated
 		}
 	}
 	for _, l := range shared {
@@ -95,8 +104,16 @@ func TestConcurrentPushesUploadSharedLayersOnce(t *testing.T) {
 			t.Errorf("shared layer %s uploaded %d times, want once", d, uploads[d.String()])
 		}
 	}
-	if want := len(shared) * (len(images) - 1); mounts != want {
-		t.Errorf("%d mounts, want %d (each shared layer into every repository but the first)", mounts, want)
+	if want := len(shared) * (agents - 1); len(mounted) != want {
+		t.Errorf("%d (repository, blob) pairs mounted, want %d (each shared layer into every repository but the first)", len(mounted), want)
+	}
+	for p, ok := range mounted {
+		if !ok {
+			t.Errorf("%s into %s: mount not answered 201", p.digest, p.repo)
+		}
+		if heads[p] != 0 || writes[p] != 1 {
+			t.Errorf("%s into %s: %d HEADs and %d writes, want none and one (the mount)", p.digest, p.repo, heads[p], writes[p])
+		}
 	}
 
 	// Bytes uploaded = unique blobs + manifests, nothing twice.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -23,9 +24,9 @@ import (
 type Registry struct {
 	prefix Prefix
 	client *transport.Registry
-	jobs   int
-	mounts *mountTracker
 	update func(Progress)
+	// mountFrom are where a blob this run has not seen is offered from.
+	mountFrom []name.Repository
 }
 
 // Progress reports bytes pushed for one repository.
@@ -36,7 +37,6 @@ type Progress struct {
 }
 
 type registryOptions struct {
-	jobs      int
 	update    func(Progress)
 	mountFrom []name.Repository
 }
@@ -60,7 +60,7 @@ func WithMountFrom(repos ...name.Repository) RegistryOption {
 // NewRegistry returns the publisher of agents under prefix, reaching the
 // registry through client (transport.NewRegistry(nil) when nil).
 func NewRegistry(prefix Prefix, client *transport.Registry, opts ...RegistryOption) *Registry {
-	o := registryOptions{jobs: 4}
+	var o registryOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -68,17 +68,11 @@ func NewRegistry(prefix Prefix, client *transport.Registry, opts ...RegistryOpti
 		client = transport.NewRegistry(nil)
 	}
 	return &Registry{
-		prefix: prefix,
-		client: client,
-		jobs:   o.jobs,
-		mounts: &mountTracker{blobs: map[blobKey]*blobUpload{}, fallback: o.mountFrom, client: client},
-		update: o.update,
+		prefix:    prefix,
+		client:    client,
+		update:    o.update,
+		mountFrom: o.mountFrom,
 	}
-}
-
-// RemoteOptions are the options every registry call of this publisher uses.
-func (r *Registry) RemoteOptions(ctx context.Context) []remote.Option {
-	return append(r.client.Options(ctx), remote.WithJobs(r.jobs))
 }
 
 // Repository is where agent's images go.
@@ -122,7 +116,7 @@ func (r *Registry) store(ctx context.Context, agent string) (*repoStore, error) 
 	}
 	// The client's one puller makes every read: the registry is pinged
 	// and the repository's token fetched once a run.
-	return &repoStore{r: r, repo: repo, reads: r.RemoteOptions(ctx)}, nil
+	return &repoStore{r: r, repo: repo, reads: r.client.Options(ctx)}, nil
 }
 
 // repoStore is one repository of a registry.
@@ -184,7 +178,7 @@ func (s *repoStore) putIndex(ctx context.Context, idx v1.ImageIndex) error {
 	if err != nil {
 		return err
 	}
-	if err := remote.Put(s.ref(d), idx, s.r.RemoteOptions(ctx)...); err != nil {
+	if err := s.r.client.PutManifest(ctx, s.ref(d), idx); err != nil {
 		return fmt.Errorf("pushing index %s: %w", s.ref(d), err)
 	}
 	return nil
@@ -199,24 +193,21 @@ func (s *repoStore) index(ctx context.Context, d v1.Hash) (v1.ImageIndex, error)
 }
 
 func (s *repoStore) tag(ctx context.Context, tag string, idx v1.ImageIndex) error {
-	return remote.Tag(s.repo.Tag(tag), idx, s.r.RemoteOptions(ctx)...)
+	return s.r.client.PutManifest(ctx, s.repo.Tag(tag), idx)
 }
 
-// PushImage pushes one image to repo by digest. Blobs the repository has are
-// skipped (HEAD first). A layer that another push of this publisher has put
-// in, or is uploading to, another repository of the same registry is
-// mounted from there, after waiting for that upload to finish, so layers
-// shared by several agents cross the wire once.
+// PushImage pushes one image to repo by digest: its blobs through the
+// client, which sends each one only where it is missing, mounting it from
+// where this run put or found it, then its manifest.
 func (r *Registry) PushImage(ctx context.Context, repo name.Repository, img v1.Image) (name.Digest, error) {
 	d, err := img.Digest()
 	if err != nil {
 		return name.Digest{}, err
 	}
 	ref := repo.Digest(d.String())
-	opts := r.RemoteOptions(ctx)
 	// A manifest is only accepted once its blobs are there, so an image
 	// whose manifest exists is complete.
-	if _, err := remote.Head(ref, opts...); err == nil {
+	if _, err := remote.Head(ref, r.client.Options(ctx)...); err == nil {
 		return ref, nil
 	} else if !isNotFound(err) {
 		return name.Digest{}, fmt.Errorf("checking %s: %w", ref, err)
@@ -224,42 +215,9 @@ func (r *Registry) PushImage(ctx context.Context, repo name.Repository, img v1.I
 	return ref, r.upload(ctx, repo, ref, img)
 }
 
-// upload pushes img to ref, reporting its progress.
+// upload puts img's layers and config into repo, reporting their progress,
+// then its manifest.
 func (r *Registry) upload(ctx context.Context, repo name.Repository, ref name.Digest, img v1.Image) error {
-	opts := r.RemoteOptions(ctx)
-	var updates chan v1.Update
-	done := make(chan struct{})
-	if r.update != nil {
-		updates = make(chan v1.Update, 16)
-		opts = append(opts, remote.WithProgress(updates))
-		go func() {
-			defer close(done)
-			for u := range updates {
-				r.update(Progress{Repository: repo.String(), Complete: u.Complete, Total: u.Total})
-			}
-		}()
-	} else {
-		close(done)
-	}
-	err := r.push(ctx, repo, ref, img, opts)
-	if updates != nil {
-		close(updates)
-	}
-	<-done
-	if err != nil {
-		return fmt.Errorf("pushing %s: %w", ref, err)
-	}
-	return nil
-}
-
-// push uploads img's layers through the mount tracker, then its config,
-// then its manifest, with one Pusher so the registry is not asked twice
-// about a blob.
-func (r *Registry) push(ctx context.Context, repo name.Repository, ref name.Digest, img v1.Image, opts []remote.Option) error {
-	p, err := remote.NewPusher(opts...)
-	if err != nil {
-		return err
-	}
 	layers, err := img.Layers()
 	if err != nil {
 		return err
@@ -268,115 +226,46 @@ func (r *Registry) push(ctx context.Context, repo name.Repository, ref name.Dige
 	if err != nil {
 		return err
 	}
+	var mu sync.Mutex
+	p := Progress{Repository: repo.String()}
+	report := func(total, complete int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		p.Total, p.Complete = p.Total+total, p.Complete+complete
+		if r.update != nil {
+			r.update(p)
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.jobs)
-	for _, l := range layers {
-		g.Go(func() error { return r.mounts.upload(gctx, p, repo, l) })
+	g.SetLimit(4)
+	for _, l := range append(layers, config) {
+		g.Go(func() error {
+			size, err := l.Size()
+			if err != nil {
+				return err
+			}
+			report(size, 0)
+			// A blob mounted or already there counts as sent once put.
+			var n atomic.Int64
+			err = r.client.PutBlob(gctx, repo, l, r.mountFrom, func(k int64) { report(0, k); n.Add(k) })
+			if err == nil {
+				report(0, size-n.Load())
+			}
+			return err
+		})
 	}
-	g.Go(func() error { return r.mounts.upload(gctx, p, repo, config) })
 	if err := g.Wait(); err != nil {
-		return err
+		return fmt.Errorf("pushing %s: %w", ref, err)
 	}
-	return p.Put(ctx, ref, img)
+	if err := r.client.PutManifest(ctx, ref, img); err != nil {
+		return fmt.Errorf("pushing %s: %w", ref, err)
+	}
+	return nil
 }
 
 func isNotFound(err error) bool {
 	var te *regerr.Error
 	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
-}
-
-// mountTracker makes each blob cross the wire once per registry: the first
-// push that needs a blob uploads it, and every other push of it, to another
-// repository, waits for that upload and mounts the blob from there. A blob
-// is only offered for mounting once its upload finished; if the upload
-// failed, the next push that needs it uploads it instead.
-type mountTracker struct {
-	mu       sync.Mutex
-	blobs    map[blobKey]*blobUpload
-	fallback []name.Repository
-	// client knows which repositories this run found or put each blob in.
-	client *transport.Registry
-}
-
-type blobKey struct {
-	registry string
-	digest   v1.Hash
-}
-
-// blobUpload is one upload of a blob to repo; done closes when it ends, and
-// failed (written before done closes) says how.
-type blobUpload struct {
-	repo   name.Repository
-	done   chan struct{}
-	failed bool
-}
-
-// upload puts layer l into repo through p, uploading it, mounting it, or
-// finding it there already. A blob this run knows repo has is not asked
-// about again, and one it knows another repository has is mounted from
-// there: neither is read.
-func (m *mountTracker) upload(ctx context.Context, p *remote.Pusher, repo name.Repository, l v1.Layer) error {
-	d, err := l.Digest()
-	if err != nil {
-		return err
-	}
-	if m.client.KnownBlob(repo, d) {
-		return nil
-	}
-	key := blobKey{registry: repo.RegistryStr(), digest: d}
-	for {
-		m.mu.Lock()
-		b, ok := m.blobs[key]
-		if !ok || b.failed {
-			// Nobody has it, or the last try failed: this push uploads it.
-			b = &blobUpload{repo: repo, done: make(chan struct{})}
-			m.blobs[key] = b
-			m.mu.Unlock()
-			err := p.Upload(ctx, repo, m.source(repo, l, d))
-			m.mu.Lock()
-			b.failed = err != nil
-			m.mu.Unlock()
-			if err == nil {
-				m.client.Uploaded(repo, d)
-			}
-			close(b.done)
-			return err
-		}
-		m.mu.Unlock()
-		select {
-		case <-b.done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if b.failed {
-			continue
-		}
-		if b.repo.String() == repo.String() {
-			return nil
-		}
-		if err := p.Upload(ctx, repo, &remote.MountableLayer{Layer: l, Reference: b.repo.Digest(d.String())}); err != nil {
-			return err
-		}
-		m.client.Uploaded(repo, d)
-		return nil
-	}
-}
-
-// source offers a blob nobody in this run has pushed for mounting: from a
-// repository this run found it in, else from the first WithMountFrom
-// repository other than repo, where an earlier run or another job may have
-// put it. When that repository lacks it, the registry starts an ordinary
-// upload in the same request, so a wrong guess costs nothing.
-func (m *mountTracker) source(repo name.Repository, l v1.Layer, d v1.Hash) v1.Layer {
-	if from, ok := m.client.Holder(repo, d); ok {
-		return &remote.MountableLayer{Layer: l, Reference: from.Digest(d.String())}
-	}
-	for _, from := range m.fallback {
-		if from.String() != repo.String() && from.RegistryStr() == repo.RegistryStr() {
-			return &remote.MountableLayer{Layer: l, Reference: from.Digest(d.String())}
-		}
-	}
-	return l
 }
 
 // Stage pushes one per-arch image by digest to its agent's repository and
@@ -391,7 +280,7 @@ func (r *Registry) Stage(ctx context.Context, img *record.Image, key string) (na
 		return name.Digest{}, err
 	}
 	tag := repo.Tag(tags.StagingTag(key, img.Platform))
-	if err := remote.Tag(tag, img.Image, r.RemoteOptions(ctx)...); err != nil {
+	if err := r.client.PutManifest(ctx, tag, img.Image); err != nil {
 		return name.Digest{}, fmt.Errorf("recording %s as %s: %w", ref, tag, err)
 	}
 	return ref, nil
@@ -405,7 +294,7 @@ func (r *Registry) Staged(ctx context.Context, agent, key string, p v1.Platform)
 		return v1.Hash{}, name.Tag{}, false, err
 	}
 	tag = repo.Tag(tags.StagingTag(key, p))
-	desc, err := remote.Head(tag, r.RemoteOptions(ctx)...)
+	desc, err := remote.Head(tag, r.client.Options(ctx)...)
 	if isNotFound(err) {
 		return v1.Hash{}, tag, false, nil
 	}
@@ -417,7 +306,7 @@ func (r *Registry) Staged(ctx context.Context, agent, key string, p v1.Platform)
 
 // Image reads an image by digest.
 func (r *Registry) Image(ctx context.Context, ref name.Digest) (v1.Image, error) {
-	img, err := remote.Image(ref, r.RemoteOptions(ctx)...)
+	img, err := remote.Image(ref, r.client.Options(ctx)...)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", ref, err)
 	}

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"net/http"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/authn/github"
@@ -15,14 +16,20 @@ import (
 // keychain (the docker config, then GITHUB_TOKEN for ghcr.io) and one
 // transport, whose retry policy is the only one. It is built once per run
 // and handed to publishing, signing, the change report and prune, and it
-// remembers for that run which repositories hold which blobs (HasBlob).
+// remembers for that run which repositories hold which blobs (HasBlob), and
+// puts blobs into them (PutBlob).
 type Registry struct {
 	keychain  authn.Keychain
 	transport http.RoundTripper
 	// reader makes every read of the run: each repository's token is
 	// fetched once, not before every read.
 	reader *remote.Puller
+	// writer puts every manifest of the run (PutManifest), authenticating
+	// once per repository.
+	writer *remote.Pusher
 	blobs  blobs
+	// pushers are the clients of the repositories this run writes to.
+	pushers sync.Map
 }
 
 // NewRegistry returns the registry client that sends its requests through
@@ -32,11 +39,17 @@ func NewRegistry(rt http.RoundTripper) *Registry {
 		rt = New()
 	}
 	r := &Registry{keychain: authn.NewMultiKeychain(authn.DefaultKeychain, github.Keychain), transport: rt}
-	r.blobs = blobs{known: map[blobKey]*blobCheck{}, holders: map[v1.Hash][]name.Repository{}}
-	// Each call gives its own context; the puller only keeps each
-	// repository's token, and making it does no I/O, so it cannot fail.
+	r.blobs = blobs{known: map[blobKey]*blobCheck{}, holders: map[v1.Hash][]name.Repository{}, uploads: map[blobKey]*blobCheck{}}
+	// Each call gives its own context; the puller and pusher only keep
+	// each repository's token, and making them does no I/O: no error.
 	r.reader, _ = remote.NewPuller(r.options()...)
+	r.writer, _ = remote.NewPusher(r.options()...)
 	return r
+}
+
+// PutManifest puts the manifest t at ref; the blobs it names must be there.
+func (r *Registry) PutManifest(ctx context.Context, ref name.Reference, t remote.Taggable) error {
+	return r.writer.Put(ctx, ref, t)
 }
 
 // Options are the go-containerregistry options of a registry call made

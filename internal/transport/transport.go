@@ -1,6 +1,7 @@
 // Package transport owns the one HTTP transport every network call of the
 // release tool goes through: registries, Sigstore and the GitHub API all
-// retry the same way, with the same limits.
+// retry the same way, with the same limits. Its Registry is the one client
+// of registries, and the one way a blob is put into one (PutBlob).
 package transport
 
 import (
