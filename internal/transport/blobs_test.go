@@ -81,9 +81,12 @@ func TestBlobAskedOncePerRun(t *testing.T) {
 	}
 }
 
-// TestParallelRequestsReuseConnections: 32 HEADs at once, then 32 more,
-// open 32 connections in all: the second round finds them idle, as a
-// rerun's blob checks do image after image.
+// TestParallelRequestsReuseConnections: 32 HEADs at once, then 32 more:
+// the second round finds the first round's connections idle, as a rerun's
+// blob checks do image after image. With Go's default of 2 idle
+// connections per host the second round opens about 30 new ones; a few
+// may open on a loaded machine when a request looks for an idle
+// connection just before another request's goes back to the pool.
 func TestParallelRequestsReuseConnections(t *testing.T) {
 	var conns atomic.Int32
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
@@ -95,7 +98,9 @@ func TestParallelRequestsReuseConnections(t *testing.T) {
 	srv.Start()
 	defer srv.Close()
 	c := &http.Client{Transport: New()}
+	var opened [2]int32
 	for round := range 2 {
+		before := conns.Load()
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		for range 32 {
@@ -113,11 +118,9 @@ func TestParallelRequestsReuseConnections(t *testing.T) {
 		}
 		close(start)
 		wg.Wait()
-		if round == 0 && conns.Load() > 32 {
-			t.Fatalf("32 HEADs opened %d connections", conns.Load())
-		}
+		opened[round] = conns.Load() - before
 	}
-	if n := conns.Load(); n > 32 {
-		t.Errorf("two rounds of 32 HEADs opened %d connections, want at most 32 (the second round reuses them)", n)
+	if opened[1] > 8 {
+		t.Errorf("the second round of 32 HEADs opened %d new connections (the first %d), want at most 8: idle connections are not kept", opened[1], opened[0])
 	}
 }
