@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
-	"github.com/google/go-containerregistry/pkg/name"
 	"os"
 	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/publish"
@@ -16,11 +18,25 @@ import (
 // images land beside their source whichever repository that is. Outside
 // Actions there is none: a push from a workstation names its registry.
 func defaultRegistry() string {
-	repo := os.Getenv("GITHUB_REPOSITORY")
-	if os.Getenv("GITHUB_ACTIONS") != "true" || repo == "" {
+	if os.Getenv("GITHUB_ACTIONS") != "true" {
+		return ""
+	}
+	return ghcrPrefix(os.Getenv("GITHUB_REPOSITORY"))
+}
+
+// ghcrPrefix is the GHCR namespace of a GitHub repository,
+// ghcr.io/<owner>/<repo> lower-cased as GHCR requires; "" for no repository.
+func ghcrPrefix(repo string) string {
+	if repo == "" {
 		return ""
 	}
 	return "ghcr.io/" + strings.ToLower(repo)
+}
+
+// githubServer is the GitHub the run is on: $GITHUB_SERVER_URL, else
+// github.com.
+func githubServer() string {
+	return cmp.Or(strings.TrimSuffix(os.Getenv("GITHUB_SERVER_URL"), "/"), "https://github.com")
 }
 
 // registryRequired is the hint of an error for a missing --registry.
@@ -53,11 +69,7 @@ func registriesOrDefault(registries []string, missing string) ([]string, error) 
 // Actions, else the flake's git origin (flake.Origin).
 func sourceOf(fl flake.Flake) string {
 	if repo := os.Getenv("GITHUB_REPOSITORY"); repo != "" {
-		server := os.Getenv("GITHUB_SERVER_URL")
-		if server == "" {
-			server = "https://github.com"
-		}
-		return server + "/" + repo
+		return githubServer() + "/" + repo
 	}
 	return fl.Origin()
 }

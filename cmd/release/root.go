@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -196,7 +197,7 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 		LayoutDir:     f.layout,
 		Runtime:       f.runtime,
 		Source:        source,
-		Commit:        commitOr(f.commit),
+		Commit:        cmp.Or(f.commit, os.Getenv("GITHUB_SHA")), // else the flake's (readFlake)
 		ExtraTags:     f.tags,
 		GitTag:        f.gitTag,
 		Preview:       f.preview,
@@ -254,15 +255,6 @@ func runFromEnv() *record.Run {
 		return nil
 	}
 	return &record.Run{ID: id, Attempt: attempt}
-}
-
-// commitOr is the commit --commit names, else GITHUB_SHA; empty leaves it
-// to the flake (readFlake).
-func commitOr(flag string) string {
-	if flag != "" {
-		return flag
-	}
-	return os.Getenv("GITHUB_SHA")
 }
 
 // readFlake reads the flake's metadata into o, once for the run. A commit
