@@ -75,7 +75,8 @@ packages: write, when the packages grant this repository admin access).`,
 				if err != nil {
 					return fmt.Errorf("--registry %q: %w", registry, err)
 				}
-				if githubAPI(f.apiURL) && prefix.RegistryStr() != "ghcr.io" {
+				// github.com's own API knows the packages of ghcr.io alone.
+				if api := strings.TrimSuffix(f.apiURL, "/"); (api == "" || api == "https://api.github.com") && prefix.RegistryStr() != "ghcr.io" {
 					skipped = append(skipped, strings.TrimSuffix(registry, "/"))
 					continue
 				}
@@ -133,13 +134,6 @@ packages: write, when the packages grant this repository admin access).`,
 	cmd.Flags().BoolVar(&yes, "yes", false, "delete; without it only the plan is shown")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "plain-HTTP registry (local tests)")
 	return cmd
-}
-
-// githubAPI reports whether apiURL is github.com's own API, whose packages
-// are on ghcr.io alone.
-func githubAPI(apiURL string) bool {
-	u := strings.TrimSuffix(apiURL, "/")
-	return u == "" || u == "https://api.github.com"
 }
 
 // flakeAgents are the agents the flake releases, from one evaluation.

@@ -43,7 +43,7 @@ func githubServer() string {
 const registryRequired = "pass --registry, e.g. ghcr.io/OWNER/REPO (under GitHub Actions it defaults to ghcr.io/<owner>/<repo> of the workflow's repository)"
 
 // registriesOrDefault are the repository prefixes given with --registry,
-// or the default one; each checked with checkRegistry. With none given and
+// or the default one; each checked as a prefix. With none given and
 // no default, the error is missing (a question, or ending in a colon)
 // followed by how to give one.
 func registriesOrDefault(registries []string, missing string) ([]string, error) {
