@@ -161,12 +161,7 @@ func pruneRegistry(cmd *cobra.Command, c *gh.Client, prefix name.Repository, age
 	var failed []string
 	for _, agent := range agents {
 		repo := prefix.Registry.Repo(prefix.RepositoryStr(), agent)
-		pkg, err := gh.PackageFor(repo)
-		if err != nil {
-			fmt.Fprintf(out, "%s: %v\n", agent, err)
-			failed = append(failed, repo.String())
-			continue
-		}
+		pkg, _ := gh.PackageFor(repo) // the prefix was checked: it has an owner
 		versions, err := c.PackageVersions(ctx, pkg)
 		var plan *retention.Plan
 		if err == nil {
