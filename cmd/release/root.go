@@ -168,13 +168,9 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 			return pipeline.Options{}, fmt.Errorf("--compression: %w", err)
 		}
 	}
-	var threshold *float64
-	if f.sizeThreshold != "" {
-		fraction, err := changes.ParseThreshold(f.sizeThreshold)
-		if err != nil {
-			return pipeline.Options{}, fmt.Errorf("--size-threshold: %w", err)
-		}
-		threshold = &fraction
+	threshold, err := sizeThreshold(f.sizeThreshold)
+	if err != nil {
+		return pipeline.Options{}, err
 	}
 	source := sourceOf(fl)
 	if f.source != "" {
@@ -219,6 +215,19 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 	}
 	o.Registries, err = registriesOrDefault(o.Registries, "--push needs --registry, the repository prefix agents are pushed under:")
 	return o, err
+}
+
+// sizeThreshold reads --size-threshold, a percentage such as 10%; nil when
+// none is given.
+func sizeThreshold(s string) (*float64, error) {
+	if s == "" {
+		return nil, nil
+	}
+	fraction, err := changes.ParseThreshold(s)
+	if err != nil {
+		return nil, fmt.Errorf("--size-threshold: %w", err)
+	}
+	return &fraction, nil
 }
 
 // checkOutput fails when a report could not be written to path, so that a
