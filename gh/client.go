@@ -1,9 +1,7 @@
 // Package gh owns the GitHub API calls a release makes: the GitHub Release of
 // a v* tag, listing and deleting GHCR package versions, and the issue that
-// tracks a failing nightly release. What the calls write is rendered
-// elsewhere (render), and what to delete decided elsewhere (retention).
-// Every call goes through the shared retrying transport; GitHub's rate
-// limits are waited out here.
+// tracks a failing nightly release. Every call goes through the shared
+// retrying transport; GitHub's rate limits are waited out here.
 package gh
 
 import (
@@ -25,9 +23,6 @@ type Client struct {
 	api   *github.Client
 	owner string
 	repo  string
-	// maxWait bounds how long one call waits for a rate limit to lift: past
-	// that the release fails with the rate-limit error instead of hanging.
-	maxWait time.Duration
 	// orgs caches whether an owner is an organisation (see isOrg).
 	orgs map[string]bool
 }
@@ -35,10 +30,11 @@ type Client struct {
 // tries is how often a call is made while it is rate limited.
 const tries = 4
 
-type options struct {
-	baseURL, token string
-	maxWait        time.Duration
-}
+// maxRateLimitWait bounds how long one call waits for a rate limit to lift:
+// past that the release fails with the rate-limit error instead of hanging.
+var maxRateLimitWait = 5 * time.Minute
+
+type options struct{ baseURL, token string }
 
 // Option configures New.
 type Option func(*options)
@@ -50,9 +46,6 @@ func WithBaseURL(u string) Option { return func(o *options) { o.baseURL = u } }
 // WithToken authenticates every call with a token (GITHUB_TOKEN).
 func WithToken(token string) Option { return func(o *options) { o.token = token } }
 
-// withMaxRateLimitWait bounds how long a call waits out a rate limit (tests).
-func withMaxRateLimitWait(d time.Duration) Option { return func(o *options) { o.maxWait = d } }
-
 // New returns a client for the repository "owner/name". The repository may
 // be empty for calls that name their owner themselves (package versions).
 func New(repository string, opts ...Option) (*Client, error) {
@@ -60,7 +53,7 @@ func New(repository string, opts ...Option) (*Client, error) {
 	if repository != "" && (!ok || owner == "" || repo == "" || strings.Contains(repo, "/")) {
 		return nil, fmt.Errorf("repository %q: want owner/name", repository)
 	}
-	o := options{maxWait: 5 * time.Minute}
+	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -75,7 +68,7 @@ func New(repository string, opts ...Option) (*Client, error) {
 		}
 		api.BaseURL = u
 	}
-	return &Client{api: api, owner: owner, repo: repo, maxWait: o.maxWait}, nil
+	return &Client{api: api, owner: owner, repo: repo}, nil
 }
 
 // needRepository fails calls that act on the repository when none was given.
@@ -96,7 +89,7 @@ func (c *Client) call(ctx context.Context, what string, f func() (*github.Respon
 			return nil
 		}
 		wait, limited := rateLimitWait(err)
-		if !limited || try >= tries || wait > c.maxWait {
+		if !limited || try >= tries || wait > maxRateLimitWait {
 			return wrap(what, resp, err)
 		}
 		t := time.NewTimer(wait)

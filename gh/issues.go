@@ -3,7 +3,8 @@ package gh
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/google/go-github/v62/github"
@@ -59,11 +60,8 @@ func (c *Client) RunOutcome(ctx context.Context, runID int64, runURL string) (Ru
 	if err != nil {
 		return Run{}, err
 	}
-	for a := range agents {
-		run.Failed = append(run.Failed, a)
-	}
-	sort.Strings(run.Failed)
-	sort.Strings(run.FailedJobs)
+	run.Failed = slices.Sorted(maps.Keys(agents))
+	slices.Sort(run.FailedJobs)
 	return run, nil
 }
 

@@ -147,12 +147,10 @@ func TestRunOutcomeWaitsForRateLimitReset(t *testing.T) {
 
 	// A reset further away than the client may wait is an error, at once.
 	f.faults["GET /repos/{owner}/{repo}/actions/runs/{run}/jobs"] = []func(http.ResponseWriter){primaryRateLimit}
-	c, err := New("acme/agent-images", WithBaseURL(f.srv.URL), WithToken(f.token), withMaxRateLimitWait(10*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer func(d time.Duration) { maxRateLimitWait = d }(maxRateLimitWait)
+	maxRateLimitWait = 10 * time.Millisecond
 	start := time.Now()
-	_, err = c.RunOutcome(context.Background(), 9, "u")
+	_, err = f.client(t).RunOutcome(context.Background(), 9, "u")
 	if err == nil || !strings.Contains(err.Error(), "rate limit") || time.Since(start) > 500*time.Millisecond {
 		t.Errorf("RunOutcome(rate limited, short max wait) = %v after %v, want a rate limit error at once", err, time.Since(start))
 	}

@@ -13,13 +13,9 @@ import (
 	"github.com/google/go-github/v62/github"
 )
 
-// Package is one GHCR container package: its name in the GitHub API
-// ("agent-images/pi") and the registry repository holding its manifests.
-type Package struct {
-	Owner      string
-	Name       string
-	Repository name.Repository
-}
+// Package is one GHCR container package: its owner and its name in the
+// GitHub API ("agent-images/pi").
+type Package struct{ Owner, Name string }
 
 // PackageFor maps a registry repository (ghcr.io/owner/agent-images/pi) to
 // its package: the first path segment is the owner, the rest the name.
@@ -28,7 +24,7 @@ func PackageFor(repo name.Repository) (Package, error) {
 	if !ok || pkg == "" {
 		return Package{}, fmt.Errorf("repository %s: want <registry>/<owner>/<package>", repo)
 	}
-	return Package{Owner: owner, Name: pkg, Repository: repo}, nil
+	return Package{Owner: owner, Name: pkg}, nil
 }
 
 // Version is one package version: a manifest (image, index, signature or

@@ -2,12 +2,13 @@ package render
 
 import (
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/nothingnesses/agent-images/record"
 )
@@ -49,51 +50,43 @@ func JSON(v any) string {
 // unset) it writes name=value lines to elsewhere instead, when that is not
 // nil.
 func WriteOutputs(elsewhere io.Writer, outs ...Output) error {
-	path := os.Getenv("GITHUB_OUTPUT")
+	actions := os.Getenv("GITHUB_OUTPUT") != ""
+	var b strings.Builder
 	for _, o := range outs {
-		if path == "" {
-			if elsewhere != nil {
-				fmt.Fprintf(elsewhere, "%s=%s\n", o.Name, o.Value)
-			}
-			continue
-		}
-		var r [8]byte
-		if _, err := rand.Read(r[:]); err != nil {
-			return err
-		}
-		delim := "ghadelim_" + hex.EncodeToString(r[:])
-		if err := appendFile(path, fmt.Sprintf("%s<<%s\n%s\n%s\n", o.Name, delim, o.Value, delim)); err != nil {
-			return fmt.Errorf("writing step output %s: %w", o.Name, err)
+		if actions {
+			delim := "ghadelim_" + rand.Text()
+			fmt.Fprintf(&b, "%s<<%s\n%s\n%s\n", o.Name, delim, o.Value, delim)
+		} else {
+			fmt.Fprintf(&b, "%s=%s\n", o.Name, o.Value)
 		}
 	}
-	return nil
+	return appendEnvFile("GITHUB_OUTPUT", "the step outputs", elsewhere, b.String())
 }
 
 // WriteStepSummary appends Markdown to the step's $GITHUB_STEP_SUMMARY;
 // outside Actions it writes it to elsewhere instead, when that is not nil.
 func WriteStepSummary(elsewhere io.Writer, markdown string) error {
-	path := os.Getenv("GITHUB_STEP_SUMMARY")
-	if path == "" {
-		if elsewhere != nil {
-			_, err := io.WriteString(elsewhere, markdown)
-			return err
-		}
-		return nil
-	}
-	if err := appendFile(path, markdown); err != nil {
-		return fmt.Errorf("writing the step summary: %w", err)
-	}
-	return nil
+	return appendEnvFile("GITHUB_STEP_SUMMARY", "the step summary", elsewhere, markdown)
 }
 
-func appendFile(path, text string) error {
+// appendEnvFile appends text to the file the variable env names, or writes
+// it to elsewhere when env is unset.
+func appendEnvFile(env, what string, elsewhere io.Writer, text string) error {
+	path := os.Getenv(env)
+	if path == "" {
+		if elsewhere == nil {
+			return nil
+		}
+		_, err := io.WriteString(elsewhere, text)
+		return err
+	}
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err == nil {
+		_, err = f.WriteString(text)
+		err = errors.Join(err, f.Close())
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("writing %s: %w", what, err)
 	}
-	if _, err := f.WriteString(text); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return nil
 }

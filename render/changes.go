@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -16,6 +16,9 @@ import (
 // change hundreds of paths in each of thirty agents. `release diff` lists
 // them all.
 const maxPathsShown = 40
+
+// sign marks a store path added or removed, as diff does.
+var sign = map[bool]string{true: "+", false: "-"}
 
 // ChangesSection is the Markdown of what changed since the last release,
 // one part per agent, for the step summary, the GitHub Release notes and
@@ -95,7 +98,7 @@ func writeChanges(b *strings.Builder, r *record.Changes, paths bool) {
 		if p.StorePathsCompared {
 			paths = fmt.Sprintf("+%d −%d", len(p.Added), len(p.Removed))
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", p.Platform, size(p.From), size(p.To), cell(change), paths)
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", p.Platform, size(p.From, "–"), size(p.To, "–"), cell(change), paths)
 	}
 	b.WriteString("\n")
 
@@ -121,11 +124,7 @@ func writeChanges(b *strings.Builder, r *record.Changes, paths bool) {
 				fmt.Fprintf(b, "# … and %d more: release diff %s lists them all\n", len(all)-i, r.Agent)
 				break
 			}
-			sign := "-"
-			if c.Added {
-				sign = "+"
-			}
-			fmt.Fprintf(b, "%s %s\n", sign, c)
+			fmt.Fprintf(b, "%s %s\n", sign[c.Added], c)
 		}
 		b.WriteString("```\n\n</details>\n\n")
 	}
@@ -146,9 +145,10 @@ func releaseRef(r record.Compared) string {
 	return "`" + r.Reference() + "`"
 }
 
-func size(im *record.ImageSize) string {
+// size is an image's size, or none for no image.
+func size(im *record.ImageSize, none string) string {
 	if im == nil {
-		return "–"
+		return none
 	}
 	return record.HumanBytes(im.Size)
 }
@@ -160,27 +160,19 @@ func orNone(v string) string {
 	return v
 }
 
-// NotesSection lists, per agent, what a release could not do without
-// failing for it (record.Agent's notes); empty when there are none.
-func NotesSection(notes map[string][]string) string {
-	agents := make([]string, 0, len(notes))
-	for a, n := range notes {
-		if len(n) > 0 {
-			agents = append(agents, a)
+// notesSection lists, per agent by name, what a release could not do
+// without failing for it (record.Agent's notes); empty when there are none.
+func notesSection(agents []*record.Agent) string {
+	var b strings.Builder
+	for _, a := range slices.SortedStableFunc(slices.Values(agents), func(a, b *record.Agent) int { return strings.Compare(a.Agent, b.Agent) }) {
+		for _, n := range a.Notes {
+			fmt.Fprintf(&b, "- **%s**: %s\n", a.Agent, oneLine(n))
 		}
 	}
-	if len(agents) == 0 {
+	if b.Len() == 0 {
 		return ""
 	}
-	sort.Strings(agents)
-	var b strings.Builder
-	b.WriteString("\nNotes:\n\n")
-	for _, a := range agents {
-		for _, n := range notes[a] {
-			fmt.Fprintf(&b, "- **%s**: %s\n", a, strings.ReplaceAll(n, "\n", " "))
-		}
-	}
-	return b.String()
+	return "\nNotes:\n\n" + b.String()
 }
 
 // ChangesText writes a change report for a terminal (release diff): the version, a size table,
@@ -205,7 +197,7 @@ func ChangesText(w io.Writer, r *record.Changes) error {
 		if p.OverThreshold {
 			change += "  ! grew over " + r.ThresholdString()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Platform, imageSize(p.From), imageSize(p.To), change)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Platform, size(p.From, "-"), size(p.To, "-"), change)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -218,11 +210,7 @@ func ChangesText(w io.Writer, r *record.Changes) error {
 		fmt.Fprintf(bw, "\n%s store paths: %d added, %d removed\n", p.Platform, len(p.Added), len(p.Removed))
 		tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
 		for _, c := range p.PathChanges() {
-			sign := "-"
-			if c.Added {
-				sign = "+"
-			}
-			fmt.Fprintf(tw, "  %s %s\t%s\t%s\n", sign, c.Name, c.Version, c.Path)
+			fmt.Fprintf(tw, "  %s %s\t%s\t%s\n", sign[c.Added], c.Name, c.Version, c.Path)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -249,11 +237,4 @@ func ChangesText(w io.Writer, r *record.Changes) error {
 		}
 	}
 	return bw.Flush()
-}
-
-func imageSize(im *record.ImageSize) string {
-	if im == nil {
-		return "-"
-	}
-	return record.HumanBytes(im.Size)
 }

@@ -185,13 +185,13 @@ func TestChangesSectionWithin(t *testing.T) {
 }
 
 func TestNotesSection(t *testing.T) {
-	if got := NotesSection(map[string][]string{"pi": nil}); got != "" {
-		t.Errorf("NotesSection(no notes) = %q, want nothing", got)
+	if got := notesSection([]*record.Agent{{Agent: "pi"}}); got != "" {
+		t.Errorf("notesSection(no notes) = %q, want nothing", got)
 	}
-	got := NotesSection(map[string][]string{"pi": {"what changed is not reported:\nreading"}, "codex": {"a", "b"}})
+	got := notesSection([]*record.Agent{{Agent: "pi", Notes: []string{"what changed is not reported:\nreading"}}, {Agent: "codex", Notes: []string{"a", "b"}}})
 	want := "\nNotes:\n\n- **codex**: a\n- **codex**: b\n- **pi**: what changed is not reported: reading\n"
 	if got != want {
-		t.Errorf("NotesSection = %q, want %q", got, want)
+		t.Errorf("notesSection = %q, want %q", got, want)
 	}
 }
 

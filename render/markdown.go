@@ -47,7 +47,7 @@ func StepSummary(agents []*record.Agent) string {
 	if len(agents) == 0 {
 		b.WriteString("| (none) | | | | | | |\n")
 	}
-	b.WriteString(NotesSection(notes(agents)))
+	b.WriteString(notesSection(agents))
 	if section := ChangesSection(reports(agents)); section != "" {
 		b.WriteString("\n" + section)
 	}
@@ -72,7 +72,7 @@ func ReleaseNotes(tag string, agents []*record.Agent) string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | `%s` |\n", a.Agent, whereCell(a), strings.Join(tags, " "), cell(verify))
 	}
-	b.WriteString(NotesSection(notes(agents)))
+	b.WriteString(notesSection(agents))
 	if section := ChangesSectionWithin(reports(agents), maxReleaseBody-b.Len()-2); section != "" {
 		b.WriteString("\n" + section)
 	}
@@ -142,17 +142,6 @@ func whereCell(a *record.Agent) string {
 // cell keeps a value inside one Markdown table cell.
 func cell(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ", "`", "'").Replace(s)
-}
-
-// notes are the notes of each agent that has some.
-func notes(agents []*record.Agent) map[string][]string {
-	out := map[string][]string{}
-	for _, a := range agents {
-		if len(a.Notes) > 0 {
-			out[a.Agent] = a.Notes
-		}
-	}
-	return out
 }
 
 // reports are the change reports of the agents that have one.

@@ -3,6 +3,7 @@ package render
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -207,4 +208,15 @@ func TestDocsShowRetentionPolicy(t *testing.T) {
 	if !strings.Contains(string(page), want) {
 		t.Errorf("docs/retention.md lacks the retention policy table; put this in it:\n%s", want)
 	}
+}
+
+// PolicyMarkdown is the retention policy as docs/retention.md shows it: one row
+// per rule.
+func PolicyMarkdown(p retention.Policy) string {
+	var b strings.Builder
+	b.WriteString("| class | tags | keeps its manifest |\n|---|---|---|\n")
+	for _, r := range retention.Rules {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", r.Class, r.Tags, r.Kept(p))
+	}
+	return b.String()
 }

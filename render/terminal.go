@@ -48,7 +48,7 @@ func Summary(w io.Writer, rep *record.Report) {
 			kept(a.Kept)
 		}
 		if c := a.Changes; c != nil {
-			fmt.Fprintf(tw, "\t\t\t\tsince latest (%s): %s\n", shortString(c.From.Digest), c.Headline())
+			fmt.Fprintf(tw, "\t\t\t\tsince latest (%s): %s\n", record.ShortDigest(c.From.Digest), c.Headline())
 			for _, p := range c.OverThreshold() {
 				fmt.Fprintf(tw, "\t\t\t\t! %s grew %s, over %s\n", p.Platform, p.SizeChange(), c.ThresholdString())
 			}
@@ -108,17 +108,6 @@ func Groups(w io.Writer, rep *record.Report) {
 	}
 }
 
-// PolicyMarkdown is the retention policy as docs/retention.md shows it: one row
-// per rule.
-func PolicyMarkdown(p retention.Policy) string {
-	var b strings.Builder
-	b.WriteString("| class | tags | keeps its manifest |\n|---|---|---|\n")
-	for _, r := range retention.Rules {
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", r.Class, r.Tags, r.Kept(p))
-	}
-	return b.String()
-}
-
 // Policy prints the retention policy as the dry run shows it.
 func Policy(w io.Writer, p retention.Policy) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -163,10 +152,8 @@ func short(h v1.Hash) string {
 	if h.Hex == "" {
 		return ""
 	}
-	return shortString(h.String())
+	return record.ShortDigest(h.String())
 }
-
-func shortString(digest string) string { return digest[:min(len(digest), 19)] }
 
 // Progress shows a run's events: a live table on a terminal, plain lines
 // elsewhere (a log, Actions).
@@ -248,14 +235,6 @@ func (d *Progress) Stop() {
 	}
 }
 
-func bytesString(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%dB", n)
-}
+// bytesString is a byte count as record writes it, without the space, so
+// that a progress line stays short.
+func bytesString(n int64) string { return strings.ReplaceAll(record.HumanBytes(n), " ", "") }

@@ -48,14 +48,11 @@ unverified and the output says so.`,
 				return fmt.Errorf("--json and --markdown conflict: pick one output")
 			}
 			client := transport.NewRegistry(nil)
-			o := changes.Options{Remote: client.Options(ctx)}
-			if threshold != "" {
-				fraction, err := changes.ParseThreshold(threshold)
-				if err != nil {
-					return fmt.Errorf("--size-threshold: %w", err)
-				}
-				o.SizeThreshold = &fraction
+			fraction, err := sizeThreshold(threshold)
+			if err != nil {
+				return err
 			}
+			o := changes.Options{Remote: client.Options(ctx), SizeThreshold: fraction}
 			if pf.given() {
 				p, err := pf.policy("diff")
 				if err != nil {

@@ -96,11 +96,9 @@ func wordByFlags(cmd *cobra.Command) {
 	}
 }
 
-// lineValue is a flag value that takes no control character. A newline in
-// --tag or --agent used to cut the value at the first line (a list flag
-// reads its value as CSV, where a newline ends the record), and the rest was
-// dropped unseen. The value is not repeated in the refusal: it may hold a
-// secret.
+// lineValue is a flag value that takes no control character: a list flag
+// reads its value as CSV, where a newline ends the record and drops the rest
+// unseen. The value is not repeated in the refusal: it may hold a secret.
 type lineValue struct {
 	pflag.Value
 	name    string

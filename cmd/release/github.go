@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,10 +32,7 @@ func (f *gitHubFlags) client(needRepo bool) (*gh.Client, error) {
 	if needRepo && f.repository == "" {
 		return nil, fmt.Errorf("no repository: pass --repository owner/name or set GITHUB_REPOSITORY")
 	}
-	token := os.Getenv("GITHUB_TOKEN")
-	if token == "" {
-		token = os.Getenv("GH_TOKEN")
-	}
+	token := cmp.Or(os.Getenv("GITHUB_TOKEN"), os.Getenv("GH_TOKEN"))
 	if token == "" {
 		return nil, fmt.Errorf("no GitHub token: set GITHUB_TOKEN (in a workflow: env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }})")
 	}
@@ -120,11 +118,7 @@ writes nothing.`,
 				runID = id
 			}
 			if runURL == "" {
-				server := os.Getenv("GITHUB_SERVER_URL")
-				if server == "" {
-					server = "https://github.com"
-				}
-				runURL = fmt.Sprintf("%s/%s/actions/runs/%d", server, f.repository, runID)
+				runURL = fmt.Sprintf("%s/%s/actions/runs/%d", githubServer(), f.repository, runID)
 			}
 			c, err := f.client(true)
 			if err != nil {

@@ -56,11 +56,7 @@ func (f *signerFlags) repo() string {
 // nothing names a workflow. A workflow without a repository to put it in is
 // an error that says what to pass.
 func (f *signerFlags) identity() (string, error) {
-	server := strings.TrimSuffix(os.Getenv("GITHUB_SERVER_URL"), "/")
-	if server == "" {
-		server = "https://github.com"
-	}
-	repo := f.repo()
+	server, repo := githubServer(), f.repo()
 	if f.workflow == "" {
 		// The running workflow, when it is of that repository: under
 		// Actions, what `release` signs with is this very identity.
@@ -89,13 +85,6 @@ func (f *signerFlags) identity() (string, error) {
 	return server + "/" + repo + "/.github/workflows/" + file + "@" + ref, nil
 }
 
-// registry is the GHCR prefix of the signing repository's images,
-// ghcr.io/<owner>/<repo> lower-cased as GHCR requires, or "" when no
-// repository is known.
-func (f *signerFlags) registry() string {
-	repo := f.repo()
-	if repo == "" {
-		return ""
-	}
-	return "ghcr.io/" + strings.ToLower(repo)
-}
+// registry is the GHCR prefix of the signing repository's images, or ""
+// when no repository is known.
+func (f *signerFlags) registry() string { return ghcrPrefix(f.repo()) }

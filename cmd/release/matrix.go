@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -149,7 +150,7 @@ func (c *changedFlags) changed(cmd *cobra.Command, fl flake.Flake, targets []fla
 		return nil, err
 	}
 	o := pipeline.Options{Flake: fl, Push: true, Registries: registries, Insecure: c.insecure, Source: sourceOf(fl),
-		Commit: commitOr(c.commit), ExtraTags: c.tags, GitTag: c.gitTag, Now: time.Now}
+		Commit: cmp.Or(c.commit, os.Getenv("GITHUB_SHA")), ExtraTags: c.tags, GitTag: c.gitTag, Now: time.Now}
 	if err := c.signFlags.setUp(cmd, &o); err != nil {
 		return nil, err
 	}

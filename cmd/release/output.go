@@ -14,24 +14,11 @@ import (
 	"github.com/nothingnesses/agent-images/render"
 )
 
-type runFunc func(context.Context, pipeline.Options) (*record.Report, error)
-
 // runRelease runs release or release merge with progress on stderr, the
 // summary on stdout, and the report where asked; under GitHub Actions also
 // the log groups, the step summary and the step outputs.
-func runRelease(cmd *cobra.Command, f *releaseFlags, run runFunc) error {
-	o, err := f.options()
-	if err != nil {
-		return err
-	}
-	if err := f.signFlags.setUp(cmd, &o); err != nil {
-		return err
-	}
-	actions := os.Getenv("GITHUB_ACTIONS") == "true"
-	progress := render.NewProgress(cmd.ErrOrStderr(), actions)
-	o.Events = progress.Event
-	rep, err := run(cmd.Context(), o)
-	progress.Stop()
+func runRelease(cmd *cobra.Command, f *releaseFlags, run func(context.Context, pipeline.Options) (*record.Report, error)) error {
+	rep, actions, err := runWithProgress(cmd, f, run)
 	if err != nil {
 		return err
 	}
@@ -55,18 +42,7 @@ func runRelease(cmd *cobra.Command, f *releaseFlags, run runFunc) error {
 // runBuild runs release build: the build record goes to --output and, under
 // GitHub Actions, to the build-record step output.
 func runBuild(cmd *cobra.Command, f *releaseFlags) error {
-	o, err := f.options()
-	if err != nil {
-		return err
-	}
-	if err := f.signFlags.setUp(cmd, &o); err != nil {
-		return err
-	}
-	actions := os.Getenv("GITHUB_ACTIONS") == "true"
-	progress := render.NewProgress(cmd.ErrOrStderr(), actions)
-	o.Events = progress.Event
-	rec, err := pipeline.BuildStaged(cmd.Context(), o)
-	progress.Stop()
+	rec, actions, err := runWithProgress(cmd, f, pipeline.BuildStaged)
 	if err != nil {
 		return err
 	}
@@ -81,6 +57,24 @@ func runBuild(cmd *cobra.Command, f *releaseFlags) error {
 		}
 	}
 	return finish(rec, f.output)
+}
+
+// runWithProgress runs one pipeline mode on the flags' options, showing its
+// progress on stderr, and says whether it ran under GitHub Actions.
+func runWithProgress[T any](cmd *cobra.Command, f *releaseFlags, run func(context.Context, pipeline.Options) (T, error)) (rec T, actions bool, err error) {
+	o, err := f.options()
+	if err == nil {
+		err = f.signFlags.setUp(cmd, &o)
+	}
+	if err != nil {
+		return rec, false, err
+	}
+	actions = os.Getenv("GITHUB_ACTIONS") == "true"
+	progress := render.NewProgress(cmd.ErrOrStderr(), actions)
+	o.Events = progress.Event
+	rec, err = run(cmd.Context(), o)
+	progress.Stop()
+	return rec, actions, err
 }
 
 // finish writes what a run recorded (release.json, or the build record) to

@@ -75,7 +75,8 @@ packages: write, when the packages grant this repository admin access).`,
 				if err != nil {
 					return fmt.Errorf("--registry %q: %w", registry, err)
 				}
-				if githubAPI(f.apiURL) && prefix.RegistryStr() != "ghcr.io" {
+				// github.com's own API knows the packages of ghcr.io alone.
+				if api := strings.TrimSuffix(f.apiURL, "/"); (api == "" || api == "https://api.github.com") && prefix.RegistryStr() != "ghcr.io" {
 					skipped = append(skipped, strings.TrimSuffix(registry, "/"))
 					continue
 				}
@@ -135,13 +136,6 @@ packages: write, when the packages grant this repository admin access).`,
 	return cmd
 }
 
-// githubAPI reports whether apiURL is github.com's own API, whose packages
-// are on ghcr.io alone.
-func githubAPI(apiURL string) bool {
-	u := strings.TrimSuffix(apiURL, "/")
-	return u == "" || u == "https://api.github.com"
-}
-
 // flakeAgents are the agents the flake releases, from one evaluation.
 func flakeAgents(cmd *cobra.Command, f flakeFlags) ([]string, error) {
 	fl, err := f.nixFlake()
@@ -167,12 +161,7 @@ func pruneRegistry(cmd *cobra.Command, c *gh.Client, prefix name.Repository, age
 	var failed []string
 	for _, agent := range agents {
 		repo := prefix.Registry.Repo(prefix.RepositoryStr(), agent)
-		pkg, err := gh.PackageFor(repo)
-		if err != nil {
-			fmt.Fprintf(out, "%s: %v\n", agent, err)
-			failed = append(failed, repo.String())
-			continue
-		}
+		pkg, _ := gh.PackageFor(repo) // the prefix was checked: it has an owner
 		versions, err := c.PackageVersions(ctx, pkg)
 		var plan *retention.Plan
 		if err == nil {

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
-	"github.com/google/go-containerregistry/pkg/name"
 	"os"
 	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/publish"
@@ -16,18 +18,32 @@ import (
 // images land beside their source whichever repository that is. Outside
 // Actions there is none: a push from a workstation names its registry.
 func defaultRegistry() string {
-	repo := os.Getenv("GITHUB_REPOSITORY")
-	if os.Getenv("GITHUB_ACTIONS") != "true" || repo == "" {
+	if os.Getenv("GITHUB_ACTIONS") != "true" {
+		return ""
+	}
+	return ghcrPrefix(os.Getenv("GITHUB_REPOSITORY"))
+}
+
+// ghcrPrefix is the GHCR namespace of a GitHub repository,
+// ghcr.io/<owner>/<repo> lower-cased as GHCR requires; "" for no repository.
+func ghcrPrefix(repo string) string {
+	if repo == "" {
 		return ""
 	}
 	return "ghcr.io/" + strings.ToLower(repo)
+}
+
+// githubServer is the GitHub the run is on: $GITHUB_SERVER_URL, else
+// github.com.
+func githubServer() string {
+	return cmp.Or(strings.TrimSuffix(os.Getenv("GITHUB_SERVER_URL"), "/"), "https://github.com")
 }
 
 // registryRequired is the hint of an error for a missing --registry.
 const registryRequired = "pass --registry, e.g. ghcr.io/OWNER/REPO (under GitHub Actions it defaults to ghcr.io/<owner>/<repo> of the workflow's repository)"
 
 // registriesOrDefault are the repository prefixes given with --registry,
-// or the default one; each checked with checkRegistry. With none given and
+// or the default one; each checked as a prefix. With none given and
 // no default, the error is missing (a question, or ending in a colon)
 // followed by how to give one.
 func registriesOrDefault(registries []string, missing string) ([]string, error) {
@@ -53,11 +69,7 @@ func registriesOrDefault(registries []string, missing string) ([]string, error) 
 // Actions, else the flake's git origin (flake.Origin).
 func sourceOf(fl flake.Flake) string {
 	if repo := os.Getenv("GITHUB_REPOSITORY"); repo != "" {
-		server := os.Getenv("GITHUB_SERVER_URL")
-		if server == "" {
-			server = "https://github.com"
-		}
-		return server + "/" + repo
+		return githubServer() + "/" + repo
 	}
 	return fl.Origin()
 }

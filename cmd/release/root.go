@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -167,13 +168,9 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 			return pipeline.Options{}, fmt.Errorf("--compression: %w", err)
 		}
 	}
-	var threshold *float64
-	if f.sizeThreshold != "" {
-		fraction, err := changes.ParseThreshold(f.sizeThreshold)
-		if err != nil {
-			return pipeline.Options{}, fmt.Errorf("--size-threshold: %w", err)
-		}
-		threshold = &fraction
+	threshold, err := sizeThreshold(f.sizeThreshold)
+	if err != nil {
+		return pipeline.Options{}, err
 	}
 	source := sourceOf(fl)
 	if f.source != "" {
@@ -196,7 +193,7 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 		LayoutDir:     f.layout,
 		Runtime:       f.runtime,
 		Source:        source,
-		Commit:        commitOr(f.commit),
+		Commit:        cmp.Or(f.commit, os.Getenv("GITHUB_SHA")), // else the flake's (readFlake)
 		ExtraTags:     f.tags,
 		GitTag:        f.gitTag,
 		Preview:       f.preview,
@@ -218,6 +215,19 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 	}
 	o.Registries, err = registriesOrDefault(o.Registries, "--push needs --registry, the repository prefix agents are pushed under:")
 	return o, err
+}
+
+// sizeThreshold reads --size-threshold, a percentage such as 10%; nil when
+// none is given.
+func sizeThreshold(s string) (*float64, error) {
+	if s == "" {
+		return nil, nil
+	}
+	fraction, err := changes.ParseThreshold(s)
+	if err != nil {
+		return nil, fmt.Errorf("--size-threshold: %w", err)
+	}
+	return &fraction, nil
 }
 
 // checkOutput fails when a report could not be written to path, so that a
@@ -254,15 +264,6 @@ func runFromEnv() *record.Run {
 		return nil
 	}
 	return &record.Run{ID: id, Attempt: attempt}
-}
-
-// commitOr is the commit --commit names, else GITHUB_SHA; empty leaves it
-// to the flake (readFlake).
-func commitOr(flag string) string {
-	if flag != "" {
-		return flag
-	}
-	return os.Getenv("GITHUB_SHA")
 }
 
 // readFlake reads the flake's metadata into o, once for the run. A commit

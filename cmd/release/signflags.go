@@ -52,16 +52,12 @@ func (s *signFlags) setUp(cmd *cobra.Command, o *pipeline.Options) (err error) {
 		return err
 	}
 	o.Registry = transport.NewRegistry(nil)
-	o.Signer, err = s.signer(cmd, *o, formats)
-	return err
-}
-
-func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options, formats []sign.SBOMFormat) (sign.Signer, error) {
-	if !o.Push {
-		return nil, nil
-	}
-	if !s.sign {
-		return sign.New(cmd.Context(), sign.Disabled())
+	switch {
+	case !o.Push:
+		return nil
+	case !s.sign:
+		o.Signer, err = sign.New(cmd.Context(), sign.Disabled())
+		return err
 	}
 	opts := []sign.Option{sign.WithFulcioURL(s.fulcioURL), sign.WithRekorURL(s.rekorURL), sign.WithSBOMFormats(formats...), sign.WithRegistry(o.Registry)}
 	if s.key != "" {
@@ -70,7 +66,7 @@ func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options, formats []sig
 	if s.fulcioRoots != "" {
 		roots, inter, err := readCAFile(s.fulcioRoots)
 		if err != nil {
-			return nil, fmt.Errorf("--fulcio-roots: %w", err)
+			return fmt.Errorf("--fulcio-roots: %w", err)
 		}
 		opts = append(opts, sign.WithFulcioRoots(roots, inter))
 	}
@@ -82,11 +78,10 @@ func (s *signFlags) signer(cmd *cobra.Command, o pipeline.Options, formats []sig
 	// their reference (which can hold a token or a private path).
 	inputs := sign.FlakeInputs(o.Metadata.Inputs, o.Flake.Overrides)
 	opts = append(opts, sign.WithSource(sign.Source{Repository: o.Source, Commit: o.Commit, FlakeInputs: inputs}))
-	signer, err := sign.New(cmd.Context(), opts...)
-	if err != nil {
-		return nil, fmt.Errorf("signing: %w", err)
+	if o.Signer, err = sign.New(cmd.Context(), opts...); err != nil {
+		return fmt.Errorf("signing: %w", err)
 	}
-	return signer, nil
+	return nil
 }
 
 // readCAFile reads a PEM file of CA certificates into its roots (the
