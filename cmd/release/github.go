@@ -52,7 +52,7 @@ func newGitHubCmd() *cobra.Command {
 		Use:   "github",
 		Short: "The GitHub side of a release: release notes, the nightly issue, workflow outputs",
 	}
-	cmd.AddCommand(newGitHubNotesCmd(), newGitHubNightlyCmd(), newGitHubSummaryCmd(), newGitHubOutputsCmd())
+	cmd.AddCommand(newGitHubNotesCmd(), newGitHubNightlyCmd(), newGitHubSummaryCmd())
 	return cmd
 }
 
@@ -206,30 +206,5 @@ func newGitHubSummaryCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&results, "release-json", "release.json", "release.json, or a directory of them (missing: no agent released)")
-	return cmd
-}
-
-func newGitHubOutputsCmd() *cobra.Command {
-	var results string
-	cmd := &cobra.Command{
-		Use:   "outputs --release-json PATH",
-		Short: "Set the Action's step outputs digests and release-json from release.json (none without one)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if results == "" {
-				return nil
-			}
-			agents, err := render.Read(results)
-			if err != nil {
-				return err
-			}
-			outs, err := render.ReleaseOutputs(agents, results)
-			if err != nil {
-				return err
-			}
-			return render.WriteOutputs(cmd.OutOrStdout(), outs...)
-		},
-	}
-	cmd.Flags().StringVar(&results, "release-json", "", "release.json to read digests from")
 	return cmd
 }
