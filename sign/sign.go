@@ -76,7 +76,7 @@ type options struct {
 	fulcioURL  string
 	roots      *x509.CertPool // nil: Sigstore's, from its TUF repository
 	inter      *x509.CertPool
-	rekorURL   string
+	rekorURL   string // "" once New decides on no transparency log
 	tlogUpload *bool
 	sbom       []SBOMFormat
 	registry   *transport.Registry
@@ -233,18 +233,10 @@ func New(ctx context.Context, opts ...Option) (Signer, error) {
 	if o.registry == nil {
 		o.registry = transport.NewRegistry(nil)
 	}
-	s := &signer{
-		mode:       o.mode,
-		source:     o.source,
-		builderID:  o.builderID,
-		invocation: invocationID(),
-		sbom:       o.sbom,
-		registry:   o.registry,
-		nix:        flake.Run,
+	if !upload {
+		o.rekorURL = "" // no transparency log
 	}
-	if upload {
-		s.rekorURL = o.rekorURL
-	}
+	s := &signer{options: o, invocation: invocationID(), nix: flake.Run}
 	var err error
 	if o.mode == ModeKey {
 		s.id, err = loadKey(ctx, o.keyRef)

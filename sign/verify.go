@@ -167,15 +167,11 @@ func (r *Report) Failed() []Check {
 // and each per-arch image's SBOM and provenance attestations. A failed check
 // is in the report, not the error; the error is for not getting that far.
 func Verify(ctx context.Context, ref name.Reference, p Policy) (*Report, error) {
-	if err := p.Validate(); err != nil {
-		return nil, err
-	}
-	co, err := p.checkOpts(ctx)
+	v, err := NewAttestationVerifier(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	reg := p.registry()
-	ropts := reusing(ctx, reg)
+	ropts := reusing(ctx, v.registry)
 	ociOpts := []ociremote.Option{ociremote.WithRemoteOptions(ropts...)}
 	desc, err := remote.Get(ref, ropts...)
 	if err != nil {
@@ -189,7 +185,7 @@ func Verify(ctx context.Context, ref name.Reference, p Policy) (*Report, error) 
 	labels, images := []string{"image"}, []name.Digest{top}
 	if desc.MediaType.IsIndex() {
 		rep.Checks = append(rep.Checks, Check{Subject: "index", Digest: top, What: "signature",
-			Err: verifySignature(ctx, top, co, ociOpts)})
+			Err: v.signature(ctx, top, ociOpts)})
 		idx, err := desc.ImageIndex()
 		if err != nil {
 			return nil, fmt.Errorf("reading index %s: %w", top, err)
@@ -209,13 +205,12 @@ func Verify(ctx context.Context, ref name.Reference, p Policy) (*Report, error) 
 	}
 	var sboms []SBOMFormat // of the first image, for the commands
 	for i, d := range images {
-		rep.Checks = append(rep.Checks, Check{Subject: labels[i], Digest: d, What: "signature",
-			Err: verifySignature(ctx, d, co, ociOpts)})
-		formats, sbom, prov := verifyAttestations(ctx, d, co, ociOpts)
+		formats, sbom, prov := v.sbomAndProvenance(ctx, d, ociOpts)
 		rep.Checks = append(rep.Checks,
+			Check{Subject: labels[i], Digest: d, What: "signature", Err: v.signature(ctx, d, ociOpts)},
 			Check{Subject: labels[i], Digest: d, What: "SBOM attestation", Err: sbom},
 			Check{Subject: labels[i], Digest: d, What: "provenance attestation", Err: prov},
-			Check{Subject: labels[i], Digest: d, What: "blobs", Err: pullable(ctx, reg, d, ropts)})
+			Check{Subject: labels[i], Digest: d, What: "blobs", Err: pullable(ctx, v.registry, d, ropts)})
 		if i == 0 {
 			sboms = formats
 		}
@@ -235,65 +230,75 @@ func Verify(ctx context.Context, ref name.Reference, p Policy) (*Report, error) 
 // found is what checking the signatures or the attestations of one
 // manifest found.
 type found struct {
-	tag     name.Tag        // where they are stored
-	all, ok []oci.Signature // every one there, and those that hold
-	why     error           // cosign's reason the first that failed did
+	se      oci.SignedEntity // the manifest, with its signatures and attestations
+	tag     name.Tag         // where they are stored
+	all, ok []oci.Signature  // every one there, and those that hold
+	why     error            // cosign's reason the first that failed did
+}
+
+// byType are the attestations that hold, the first of each predicate type.
+func (f *found) byType() map[string]oci.Signature {
+	out := map[string]oci.Signature{}
+	for _, a := range f.ok {
+		if typ := predicateTypeOf(a); out[typ] == nil {
+			out[typ] = a
+		}
+	}
+	return out
 }
 
 // check reads the signatures (or with attestations set, the attestations)
-// of the manifest d and checks each with cosign under co: a simple signing
-// payload, or a DSSE envelope, whose claim is about d. Those that hold are
-// copied into memory.
-func check(ctx context.Context, d name.Digest, co cosign.CheckOpts, ociOpts []ociremote.Option, attestations bool) (*found, error) {
-	se, h, err := entity(d, ociOpts)
+// of the manifest d, from se unless it is nil, and checks each with cosign
+// under what co returns, asked only when there is one to check: a simple
+// signing payload, or a DSSE envelope, whose claim is about d. Those that
+// hold are copied into memory.
+func check(ctx context.Context, se oci.SignedEntity, d name.Digest, ociOpts []ociremote.Option, attestations bool,
+	co func(context.Context) (cosign.CheckOpts, error)) (*found, error) {
+	h, err := v1.NewHash(d.DigestStr())
 	if err != nil {
 		return nil, err
 	}
-	f := &found{}
-	var sigs oci.Signatures
-	if attestations {
-		f.tag, err = ociremote.AttestationTag(d, ociOpts...)
-		if err == nil {
-			sigs, err = se.Attestations()
-		}
-	} else {
-		f.tag, err = ociremote.SignatureTag(d, ociOpts...)
-		if err == nil {
-			sigs, err = se.Signatures()
+	if se == nil {
+		if se, err = ociremote.SignedEntity(d, ociOpts...); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", d, err)
 		}
 	}
+	f := &found{se: se}
+	tag, read, verify, claims := ociremote.SignatureTag, se.Signatures, cosign.VerifyImageSignature, cosign.SimpleClaimVerifier
+	if attestations {
+		tag, read, verify, claims = ociremote.AttestationTag, se.Attestations, cosign.VerifyBlobAttestation, cosign.IntotoSubjectClaimVerifier
+	}
+	if f.tag, err = tag(d, ociOpts...); err != nil {
+		return nil, err
+	}
+	sigs, err := read()
+	if err == nil {
+		f.all, err = sigs.Get()
+	}
+	if err != nil || len(f.all) == 0 {
+		return f, err
+	}
+	opts, err := co(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", d, err)
+		return nil, err
 	}
-	return f, f.check(ctx, sigs, h, co, attestations)
-}
-
-func (f *found) check(ctx context.Context, sigs oci.Signatures, h v1.Hash, co cosign.CheckOpts, attestations bool) error {
-	var err error
-	if f.all, err = sigs.Get(); err != nil {
-		return err
-	}
-	co.ClaimVerifier = cosign.SimpleClaimVerifier
-	verify := cosign.VerifyImageSignature
-	if attestations {
-		co.ClaimVerifier, verify = cosign.IntotoSubjectClaimVerifier, cosign.VerifyBlobAttestation
-	}
+	opts.ClaimVerifier = claims
 	for _, sig := range f.all {
-		if _, err := verify(ctx, sig, h, &co); err != nil {
+		if _, err := verify(ctx, sig, h, &opts); err != nil {
 			f.why = cmp.Or(f.why, err)
 			continue
 		}
 		if sig, err = static.Copy(sig); err != nil {
-			return err
+			return nil, err
 		}
 		f.ok = append(f.ok, sig)
 	}
-	return nil
+	return f, nil
 }
 
-// verifySignature checks d's signature and says in one line why it fails.
-func verifySignature(ctx context.Context, d name.Digest, co cosign.CheckOpts, ociOpts []ociremote.Option) error {
-	f, err := check(ctx, d, co, ociOpts, false)
+// signature checks d's signature and says in one line why it fails.
+func (v *AttestationVerifier) signature(ctx context.Context, d name.Digest, ociOpts []ociremote.Option) error {
+	f, err := check(ctx, nil, d, ociOpts, false, v.checkOpts)
 	switch {
 	case err != nil:
 		return fmt.Errorf("cannot check the signature: %v", firstLine(err))
@@ -316,11 +321,11 @@ func verifySignature(ctx context.Context, d name.Digest, co cosign.CheckOpts, oc
 	return fmt.Errorf("signed, but not by the given key or identity: %v", firstLine(f.why))
 }
 
-// verifyAttestations checks d's attestations and reports the SBOM and the
+// sbomAndProvenance checks d's attestations and reports the SBOM and the
 // provenance separately, with the SBOM formats it found. An SBOM in any
 // format counts: which ones a release writes is its choice.
-func verifyAttestations(ctx context.Context, d name.Digest, co cosign.CheckOpts, ociOpts []ociremote.Option) (formats []SBOMFormat, sbom, prov error) {
-	atts, err := verifiedAttestations(ctx, d, co, ociOpts)
+func (v *AttestationVerifier) sbomAndProvenance(ctx context.Context, d name.Digest, ociOpts []ociremote.Option) (formats []SBOMFormat, sbom, prov error) {
+	atts, err := v.attestations(ctx, d, ociOpts)
 	if err != nil {
 		return nil, err, err
 	}
@@ -342,11 +347,10 @@ func verifyAttestations(ctx context.Context, d name.Digest, co cosign.CheckOpts,
 	return formats, sbom, prov
 }
 
-// verifiedAttestations returns d's attestations whose signature holds
-// under co and whose in-toto subject is d, and says in one line why there
-// are none.
-func verifiedAttestations(ctx context.Context, d name.Digest, co cosign.CheckOpts, ociOpts []ociremote.Option) ([]oci.Signature, error) {
-	f, err := check(ctx, d, co, ociOpts, true)
+// attestations returns d's attestations whose signature holds and whose
+// in-toto subject is d, and says in one line why there are none.
+func (v *AttestationVerifier) attestations(ctx context.Context, d name.Digest, ociOpts []ociremote.Option) ([]oci.Signature, error) {
+	f, err := check(ctx, nil, d, ociOpts, true, v.checkOpts)
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("cannot check the attestations: %v", firstLine(err))
@@ -377,15 +381,21 @@ func NewAttestationVerifier(ctx context.Context, p Policy) (*AttestationVerifier
 	if err != nil {
 		return nil, err
 	}
-	return &AttestationVerifier{co: co, registry: p.registry()}, nil
+	reg := p.Registry
+	if reg == nil {
+		reg = transport.NewRegistry(nil)
+	}
+	return &AttestationVerifier{co: co, registry: reg}, nil
 }
+
+func (v *AttestationVerifier) checkOpts(context.Context) (cosign.CheckOpts, error) { return v.co, nil }
 
 // Attestations returns the attestations of the manifest d whose signature
 // holds under the policy and whose in-toto subject is d; an error when
 // there are none, saying why.
 func (v *AttestationVerifier) Attestations(ctx context.Context, d name.Digest) ([]oci.Signature, error) {
 	ociOpts := []ociremote.Option{ociremote.WithRemoteOptions(reusing(ctx, v.registry)...)}
-	atts, err := verifiedAttestations(ctx, d, v.co, ociOpts)
+	atts, err := v.attestations(ctx, d, ociOpts)
 	if err != nil {
 		return nil, fmt.Errorf("verifying the attestations of %s: %w", d, err)
 	}
@@ -423,14 +433,6 @@ func firstLine(err error) string {
 	}
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return strings.TrimSpace(s)
-}
-
-// registry is the client p reaches registries with.
-func (p Policy) registry() *transport.Registry {
-	if p.Registry != nil {
-		return p.Registry
-	}
-	return transport.NewRegistry(nil)
 }
 
 // pullable checks that every blob the image manifest d names is there: a
