@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -28,6 +27,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/nothingnesses/agent-images/internal/redact"
+	"github.com/nothingnesses/agent-images/internal/transport"
 )
 
 // identity is who signs: a long-lived key, or short-lived Fulcio
@@ -92,12 +92,9 @@ func publicKeyHint(ref string) string {
 // keylessIdentity signs with an ephemeral key that Fulcio certifies for the
 // identity in an OIDC token, through sigstore-go's Fulcio client.
 type keylessIdentity struct {
-	token     func(context.Context) (string, error)
-	fulcio    sgsign.CertificateProvider
-	fulcioURL string
-	roots     *x509.CertPool // nil: Sigstore's trusted root, from TUF
-	inter     *x509.CertPool
-	upload    bool
+	options // fulcioURL, roots (nil: Sigstore's, from TUF), rekorURL ("": no log)
+	token   func(context.Context) (string, error)
+	fulcio  sgsign.CertificateProvider
 
 	mu       sync.Mutex
 	sv       signature.SignerVerifier
@@ -111,15 +108,9 @@ type keylessIdentity struct {
 	trusted root.TrustedMaterial
 }
 
-func newKeyless(ctx context.Context, fulcioURL string, roots, inter *x509.CertPool, upload bool, rt http.RoundTripper) (*keylessIdentity, error) {
-	k := &keylessIdentity{
-		token:     oidcToken,
-		fulcio:    sgsign.NewFulcio(&sgsign.FulcioOptions{BaseURL: strings.TrimSuffix(fulcioURL, "/"), Transport: rt}),
-		fulcioURL: fulcioURL,
-		roots:     roots,
-		inter:     inter,
-		upload:    upload,
-	}
+func newKeyless(ctx context.Context, o options) (*keylessIdentity, error) {
+	k := &keylessIdentity{options: o, token: oidcToken,
+		fulcio: sgsign.NewFulcio(&sgsign.FulcioOptions{BaseURL: strings.TrimSuffix(o.fulcioURL, "/"), Transport: transport.New()})}
 	// Fetch a token now: a job without id-token: write must fail before it
 	// builds anything, not after it pushed.
 	if _, err := k.token(ctx); err != nil {
@@ -223,7 +214,7 @@ func (k *keylessIdentity) policy(ctx context.Context) (Policy, error) {
 		CertIdentity: k.who.Subject, CertOIDCIssuer: k.who.Issuer,
 		Roots: k.roots, Intermediates: k.inter, trusted: k.trusted,
 		// Without a log entry, the certificate's time is all there is.
-		IgnoreTlog: !k.upload,
+		IgnoreTlog: k.rekorURL == "",
 		IgnoreSCT:  k.roots != nil,
 	}, nil
 }

@@ -39,47 +39,35 @@ const (
 // written; signing writes all of them unless told otherwise.
 func allSBOMFormats() []SBOMFormat { return []SBOMFormat{SBOMCycloneDX, SBOMSPDX} }
 
-// predicateType is the in-toto predicate type of the format's attestation.
-func (f SBOMFormat) predicateType() string {
-	if f == SBOMSPDX {
-		return PredicateSPDX
-	}
-	return PredicateCycloneDX
+// sbomTypes are each format's in-toto predicate type and its name for
+// `cosign verify-attestation --type`.
+var sbomTypes = map[SBOMFormat]struct{ predicate, cosign string }{
+	SBOMCycloneDX: {PredicateCycloneDX, "cyclonedx"},
+	SBOMSPDX:      {PredicateSPDX, "spdxjson"},
 }
 
-// cosignType is the format's name for `cosign verify-attestation --type`.
-func (f SBOMFormat) cosignType() string {
-	if f == SBOMSPDX {
-		return "spdxjson"
-	}
-	return "cyclonedx"
-}
+func (f SBOMFormat) predicateType() string { return sbomTypes[f].predicate }
+func (f SBOMFormat) cosignType() string    { return sbomTypes[f].cosign }
 
 // ParseSBOMFormats reads format names, each "cyclonedx" or "spdx" or a
 // comma-separated list of them, into formats in attestation order, each
 // once. Naming none, or one it does not know, is an error that says what
 // is accepted.
 func ParseSBOMFormats(names ...string) ([]SBOMFormat, error) {
-	want := map[SBOMFormat]bool{}
+	var want []SBOMFormat
 	for _, n := range names {
 		for f := range strings.SplitSeq(n, ",") {
-			f = strings.ToLower(strings.TrimSpace(f))
-			if !slices.Contains(allSBOMFormats(), SBOMFormat(f)) {
+			f := SBOMFormat(strings.ToLower(strings.TrimSpace(f)))
+			if sbomTypes[f].predicate == "" {
 				return nil, fmt.Errorf("unknown SBOM format %q: use cyclonedx, spdx, or both (cyclonedx,spdx)", f)
 			}
-			want[SBOMFormat(f)] = true
+			want = append(want, f)
 		}
 	}
-	var out []SBOMFormat
-	for _, f := range allSBOMFormats() {
-		if want[f] {
-			out = append(out, f)
-		}
-	}
-	if len(out) == 0 {
+	if len(want) == 0 {
 		return nil, fmt.Errorf("no SBOM format given: use cyclonedx, spdx, or both (cyclonedx,spdx)")
 	}
-	return out, nil
+	return slices.DeleteFunc(allSBOMFormats(), func(f SBOMFormat) bool { return !slices.Contains(want, f) }), nil
 }
 
 // sboms are the SBOM documents of the per-arch image img at d, of which

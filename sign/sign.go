@@ -241,7 +241,7 @@ func New(ctx context.Context, opts ...Option) (Signer, error) {
 	if o.mode == ModeKey {
 		s.id, err = loadKey(ctx, o.keyRef)
 	} else {
-		s.id, err = newKeyless(ctx, o.fulcioURL, o.roots, o.inter, upload, transport.New())
+		s.id, err = newKeyless(ctx, o)
 	}
 	if err != nil {
 		return nil, err

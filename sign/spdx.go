@@ -1,6 +1,7 @@
 package sign
 
 import (
+	"cmp"
 	"regexp"
 	"slices"
 	"strings"
@@ -54,13 +55,10 @@ func (in sbomInput) spdx() *spdx.Document {
 		PackageSPDXIdentifier:     spdxID("agent-" + a.Attr),
 		PackageVersion:            a.Version,
 		PackageDownloadLocation:   noAssertion,
-		PackageLicenseDeclared:    a.License,
+		PackageLicenseDeclared:    cmp.Or(a.License, noAssertion),
 		PackageDescription:        a.Description,
 		PackageExternalReferences: purl(in.agentPURL()),
 		PrimaryPackagePurpose:     "APPLICATION",
-	}
-	if a.License == "" {
-		agent.PackageLicenseDeclared = noAssertion
 	}
 	if a.Name != "" {
 		agent.Annotations = annotate([]property{{"agent-images:name", a.Name}})

@@ -8,8 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -44,8 +45,7 @@ func storePaths(ctx context.Context, img v1.Image, run flake.Runner) ([]storePat
 	if err != nil {
 		return nil, fmt.Errorf("listing layers: %w", err)
 	}
-	seen := map[string]bool{}
-	var out []storePath
+	found := map[string]storePath{} // by path
 	for _, l := range layers {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -53,9 +53,8 @@ func storePaths(ctx context.Context, img v1.Image, run flake.Runner) ([]storePat
 		err := eachEntry(l, func(name string) {
 			rest, ok := strings.CutPrefix(strings.TrimPrefix(path.Clean("/"+name), "/"), "nix/store/")
 			base, _, _ := strings.Cut(rest, "/")
-			if n, valid := flake.ParseStorePath(base); ok && valid && !seen[base] {
-				seen[base] = true
-				out = append(out, storePath{Path: "/nix/store/" + base, Hash: n.Hash, Name: n.Name, Version: n.Version})
+			if n, valid := flake.ParseStorePath(base); ok && valid {
+				found["/nix/store/"+base] = storePath{Path: "/nix/store/" + base, Hash: n.Hash, Name: n.Name, Version: n.Version}
 			}
 		})
 		if err != nil {
@@ -63,20 +62,18 @@ func storePaths(ctx context.Context, img v1.Image, run flake.Runner) ([]storePat
 			return nil, fmt.Errorf("reading layer %s: %w", d, err)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	names := make([]string, len(out))
-	for i, sp := range out {
-		names[i] = sp.Path
-	}
-	hashes, err := flake.NarHashes(ctx, run, names)
+	paths := slices.Sorted(maps.Keys(found))
+	hashes, err := flake.NarHashes(ctx, run, paths)
 	if err != nil {
 		return nil, err
 	}
-	for i, sp := range out {
-		if sri, ok := hashes[sp.Path]; ok {
+	out := make([]storePath, len(paths))
+	for i, p := range paths {
+		out[i] = found[p]
+		if sri, ok := hashes[p]; ok {
 			sum, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(sri, "sha256-"))
 			if !strings.HasPrefix(sri, "sha256-") || err != nil || len(sum) != 32 {
-				return nil, fmt.Errorf("nix says the narHash of %s is %q, want sha256-<base64>", sp.Path, sri)
+				return nil, fmt.Errorf("nix says the narHash of %s is %q, want sha256-<base64>", p, sri)
 			}
 			out[i].NarHash = hex.EncodeToString(sum)
 		}

@@ -153,13 +153,7 @@ type Report struct {
 
 // Failed lists the checks that did not hold.
 func (r *Report) Failed() []Check {
-	var out []Check
-	for _, c := range r.Checks {
-		if c.Err != nil {
-			out = append(out, c)
-		}
-	}
-	return out
+	return slices.DeleteFunc(slices.Clone(r.Checks), func(c Check) bool { return c.Err == nil })
 }
 
 // Verify checks what a release promises for ref (a tag or digest of an
