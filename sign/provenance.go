@@ -55,9 +55,6 @@ func provenance(src Source, builderID, invocation string, img *record.Image, ver
 	if img.DrvPath != "" {
 		deps = append(deps, slsa1.ResourceDescriptor{Name: "derivation", URI: "file://" + img.DrvPath})
 	}
-	if builderID == "" {
-		builderID = "local"
-	}
 	run := slsa1.ProvenanceRunDetails{Builder: slsa1.Builder{ID: builderID}}
 	if invocation != "" {
 		run.BuildMetadata = slsa1.BuildMetadata{InvocationID: invocation}

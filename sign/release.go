@@ -39,6 +39,7 @@ import (
 type signer struct {
 	options
 	id         identity
+	builderID  string // who builds, and invocation the job run, for provenance
 	invocation string
 	nix        flake.Runner
 

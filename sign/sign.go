@@ -70,7 +70,6 @@ var ErrNoIdentity = errors.New("no signing identity: no key given and no OIDC to
 
 type options struct {
 	source     Source
-	builderID  string
 	mode       Mode // "" = choose from the environment
 	keyRef     string
 	fulcioURL  string
@@ -114,12 +113,6 @@ func Disabled() Option {
 // signed: the repository, commit and locked flake inputs.
 func WithSource(src Source) Option {
 	return func(o *options) error { o.source = src; return nil }
-}
-
-// WithBuilderID names the builder in provenance (default
-// BuilderIDFromEnv: the workflow under GitHub Actions, else "local").
-func WithBuilderID(id string) Option {
-	return func(o *options) error { o.builderID = id; return nil }
 }
 
 // WithFulcioURL points keyless signing at a private Fulcio.
@@ -207,9 +200,6 @@ func New(ctx context.Context, opts ...Option) (Signer, error) {
 			return nil, err
 		}
 	}
-	if o.builderID == "" {
-		o.builderID = BuilderIDFromEnv()
-	}
 	if o.mode == "" {
 		switch {
 		case providers.Enabled(ctx):
@@ -236,7 +226,7 @@ func New(ctx context.Context, opts ...Option) (Signer, error) {
 	if !upload {
 		o.rekorURL = "" // no transparency log
 	}
-	s := &signer{options: o, invocation: invocationID(), nix: flake.Run}
+	s := &signer{options: o, builderID: BuilderIDFromEnv(), invocation: invocationID(), nix: flake.Run}
 	var err error
 	if o.mode == ModeKey {
 		s.id, err = loadKey(ctx, o.keyRef)
