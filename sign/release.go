@@ -26,7 +26,6 @@ import (
 	rekorclient "github.com/sigstore/rekor/pkg/generated/client"
 	"github.com/sigstore/rekor/pkg/generated/models"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
-	"github.com/sigstore/sigstore/pkg/signature"
 	sigdsse "github.com/sigstore/sigstore/pkg/signature/dsse"
 	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
 
@@ -252,18 +251,18 @@ func (s *signer) signSubject(ctx context.Context, d name.Digest, ociOpts []ocire
 	if err != nil {
 		return sub, err
 	}
-	sv, cert, chain, err := s.id.signer(ctx)
+	key, err := s.id.signer(ctx)
 	if err != nil {
 		return sub, err
 	}
-	raw, err := sv.SignMessage(bytes.NewReader(payload))
+	raw, err := key.SignMessage(bytes.NewReader(payload))
 	if err != nil {
 		return sub, fmt.Errorf("signing the payload: %w", err)
 	}
-	opts, err := s.evidence(ctx, sv, cert, chain, func(rc *rekorclient.Rekor, key []byte) (*models.LogEntryAnon, error) {
+	opts, err := s.evidence(key, func(rc *rekorclient.Rekor, signer []byte) (*models.LogEntryAnon, error) {
 		sum := sha256.New()
 		sum.Write(payload)
-		return cosign.TLogUpload(ctx, rc, raw, sum, key)
+		return cosign.TLogUpload(ctx, rc, raw, sum, signer)
 	})
 	if err != nil {
 		return sub, err
@@ -286,22 +285,21 @@ func (s *signer) signSubject(ctx context.Context, d name.Digest, ociOpts []ocire
 // evidence is what a signature carries besides itself: keyless, the
 // certificate and its chain; with the transparency log, the log entry that
 // upload makes (with the certificate, or the public key, as the signer).
-func (s *signer) evidence(ctx context.Context, sv signature.SignerVerifier, cert, chain []byte,
-	upload func(*rekorclient.Rekor, []byte) (*models.LogEntryAnon, error)) ([]static.Option, error) {
+func (s *signer) evidence(key *signingKey, upload func(*rekorclient.Rekor, []byte) (*models.LogEntryAnon, error)) ([]static.Option, error) {
 	var opts []static.Option
-	key := cert
-	if cert != nil {
-		opts = append(opts, static.WithCertChain(cert, chain))
+	if key.cert != nil {
+		opts = append(opts, static.WithCertChain(key.cert, key.chain))
 	}
 	if s.rekorURL == "" {
 		return opts, nil
 	}
-	if key == nil {
-		pub, err := sv.PublicKey()
+	signer := key.cert
+	if signer == nil {
+		pub, err := key.PublicKey()
 		if err != nil {
 			return nil, err
 		}
-		if key, err = cryptoutils.MarshalPublicKeyToPEM(pub); err != nil {
+		if signer, err = cryptoutils.MarshalPublicKeyToPEM(pub); err != nil {
 			return nil, err
 		}
 	}
@@ -309,7 +307,7 @@ func (s *signer) evidence(ctx context.Context, sv signature.SignerVerifier, cert
 	if err != nil {
 		return nil, fmt.Errorf("the transparency log %s: %w", s.rekorURL, err)
 	}
-	entry, err := upload(rc, key)
+	entry, err := upload(rc, signer)
 	if err != nil {
 		return nil, fmt.Errorf("uploading to the transparency log %s: %w", s.rekorURL, err)
 	}
@@ -379,16 +377,16 @@ func (s *signer) signStatement(ctx context.Context, d name.Digest, typ string, p
 	if err != nil {
 		return nil, err
 	}
-	sv, cert, chain, err := s.id.signer(ctx)
+	key, err := s.id.signer(ctx)
 	if err != nil {
 		return nil, err
 	}
-	envelope, err := sigdsse.WrapSigner(sv, types.IntotoPayloadType).SignMessage(bytes.NewReader(body))
+	envelope, err := sigdsse.WrapSigner(key, types.IntotoPayloadType).SignMessage(bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("signing the statement: %w", err)
 	}
-	opts, err := s.evidence(ctx, sv, cert, chain, func(rc *rekorclient.Rekor, key []byte) (*models.LogEntryAnon, error) {
-		return cosign.TLogUploadDSSEEnvelope(ctx, rc, envelope, key)
+	opts, err := s.evidence(key, func(rc *rekorclient.Rekor, signer []byte) (*models.LogEntryAnon, error) {
+		return cosign.TLogUploadDSSEEnvelope(ctx, rc, envelope, signer)
 	})
 	if err != nil {
 		return nil, err
