@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -144,45 +145,54 @@ const (
 	propDrvPath   = "nix:drv_path"
 )
 
-func (in sbomInput) imageProperties() []property {
-	props := []property{
-		{"agent-images:platform", in.img.Platform.String()},
-		{"agent-images:agent", in.agent.Attr},
-	}
+// component is one thing both SBOMs describe, as both say it.
+type component struct {
+	kind                cdx.ComponentType // SPDX's primary purpose too
+	ref, spdxID         string            // CycloneDX bom-ref, SPDX element ID
+	name, version, purl string
+	sha256              string // hex, "" when unknown
+	license             string // the agent's SPDX expression
+	description         string
+	props               []property
+}
+
+// components are the image, the agent and every store path, in that order.
+func (in sbomInput) components() []component {
+	repo, a := in.ref.Context(), in.agent
+	props := []property{{"agent-images:platform", in.img.Platform.String()}, {"agent-images:agent", a.Attr}}
 	if in.img.DrvPath != "" {
 		props = append(props, property{propDrvPath, in.img.DrvPath})
 	}
-	return props
-}
-
-// imagePURL is the image as an OCI purl: repository's last part as the
-// name, manifest digest as the version, where it lies and its architecture.
-func (in sbomInput) imagePURL() string {
-	repo := in.ref.Context()
-	parts := strings.Split(repo.RepositoryStr(), "/")
-	q := packageurl.Qualifiers{
-		{Key: "arch", Value: in.img.Platform.Architecture},
-		{Key: "repository_url", Value: repo.Name()},
+	// The image as an OCI purl: the repository's last part as the name, the
+	// manifest digest as the version, where it lies and its architecture.
+	q := packageurl.Qualifiers{{Key: "arch", Value: in.img.Platform.Architecture}, {Key: "repository_url", Value: repo.Name()}}
+	image := component{kind: cdx.ComponentTypeContainer, ref: "image", spdxID: "image", name: repo.Name(), version: in.ref.DigestStr(),
+		purl:   packageurl.NewPackageURL(packageurl.TypeOCI, "", path.Base(repo.RepositoryStr()), in.ref.DigestStr(), q, "").ToString(),
+		sha256: strings.TrimPrefix(in.ref.DigestStr(), "sha256:"), props: props}
+	agent := component{kind: cdx.ComponentTypeApplication, ref: "agent:" + a.Attr, spdxID: "agent-" + a.Attr, name: a.Attr, version: a.Version,
+		// pkg:generic, as the flake says nothing of the ecosystem it comes from.
+		purl:    packageurl.NewPackageURL(packageurl.TypeGeneric, "", a.Attr, a.Version, nil, "").ToString(),
+		license: a.License, description: a.Description}
+	if a.Name != "" {
+		agent.props = []property{{"agent-images:name", a.Name}}
 	}
-	return packageurl.NewPackageURL(packageurl.TypeOCI, "", parts[len(parts)-1], in.ref.DigestStr(), q, "").ToString()
-}
-
-// agentPURL names the agent by its flake attribute at its version: a
-// pkg:generic purl, as the flake says nothing of the ecosystem it comes from.
-func (in sbomInput) agentPURL() string {
-	return packageurl.NewPackageURL(packageurl.TypeGeneric, "", in.agent.Attr, in.agent.Version, nil, "").ToString()
-}
-
-// storePathPURL is a store path as pkg:generic/NAME@VERSION with the path as
-// the nix_store_path qualifier. Not pkg:nix: that type names a package by
-// its attribute path in a package set (and its origin, such as nixpkgs),
-// and a store path in an image tells neither.
-func storePathPURL(sp storePath) string {
-	q := packageurl.Qualifiers{{Key: "nix_store_path", Value: sp.Path}}
-	return packageurl.NewPackageURL(packageurl.TypeGeneric, "", sp.Name, sp.Version, q, "").ToString()
+	out := []component{image, agent}
+	for _, sp := range in.paths {
+		// pkg:generic/NAME@VERSION with the path as the nix_store_path
+		// qualifier. Not pkg:nix: that type names a package by its attribute
+		// path in a package set (and its origin, such as nixpkgs), and a
+		// store path in an image tells neither.
+		q := packageurl.Qualifiers{{Key: "nix_store_path", Value: sp.Path}}
+		out = append(out, component{kind: cdx.ComponentTypeLibrary, ref: "nix:" + sp.Path, spdxID: "nix-" + sp.Hash, name: sp.Name, version: sp.Version,
+			purl:   packageurl.NewPackageURL(packageurl.TypeGeneric, "", sp.Name, sp.Version, q, "").ToString(),
+			sha256: sp.NarHash, props: []property{{propStorePath, sp.Path}}})
+	}
+	return out
 }
 
 func (in sbomInput) cycloneDX() *cdx.BOM {
+	all := in.components()
+	image := cdxComponent(all[0])
 	bom := cdx.NewBOM()
 	bom.SerialNumber = "urn:uuid:" + in.uuid
 	bom.Metadata = &cdx.Metadata{
@@ -190,57 +200,32 @@ func (in sbomInput) cycloneDX() *cdx.BOM {
 		Tools: &cdx.ToolsChoice{Components: &[]cdx.Component{{
 			Type: cdx.ComponentTypeApplication, Name: "agent-images-release",
 		}}},
-		Component: &cdx.Component{
-			BOMRef:     "image",
-			Type:       cdx.ComponentTypeContainer,
-			Name:       in.ref.Context().Name(),
-			Version:    in.ref.DigestStr(),
-			PackageURL: in.imagePURL(),
-			Hashes:     &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: strings.TrimPrefix(in.ref.DigestStr(), "sha256:")}},
-			Properties: cdxProperties(in.imageProperties()),
-		},
+		Component: &image,
 	}
-	a := in.agent
-	agent := cdx.Component{
-		BOMRef:      "agent:" + a.Attr,
-		Type:        cdx.ComponentTypeApplication,
-		Name:        a.Attr,
-		Version:     a.Version,
-		Description: a.Description,
-		PackageURL:  in.agentPURL(),
-	}
-	if a.Name != "" {
-		agent.Properties = cdxProperties([]property{{"agent-images:name", a.Name}})
-	}
-	if a.License != "" {
-		agent.Licenses = &cdx.Licenses{{Expression: a.License}}
-	}
-	components := []cdx.Component{agent}
-	refs := []string{agent.BOMRef}
-	for _, sp := range in.paths {
-		c := cdx.Component{
-			BOMRef:     "nix:" + sp.Path,
-			Type:       cdx.ComponentTypeLibrary,
-			Name:       sp.Name,
-			Version:    sp.Version,
-			PackageURL: storePathPURL(sp),
-			Properties: cdxProperties([]property{{propStorePath, sp.Path}}),
-		}
-		if sp.NarHash != "" {
-			c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: sp.NarHash}}
-		}
-		components = append(components, c)
-		refs = append(refs, c.BOMRef)
+	var components []cdx.Component
+	var refs []string
+	for _, c := range all[1:] {
+		components, refs = append(components, cdxComponent(c)), append(refs, c.ref)
 	}
 	bom.Components = &components
 	bom.Dependencies = &[]cdx.Dependency{{Ref: "image", Dependencies: &refs}}
 	return bom
 }
 
-func cdxProperties(props []property) *[]cdx.Property {
-	out := make([]cdx.Property, len(props))
-	for i, p := range props {
-		out[i] = cdx.Property{Name: p.name, Value: p.value}
+func cdxComponent(c component) cdx.Component {
+	out := cdx.Component{BOMRef: c.ref, Type: c.kind, Name: c.name, Version: c.version, Description: c.description, PackageURL: c.purl}
+	if c.sha256 != "" {
+		out.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: c.sha256}}
 	}
-	return &out
+	if c.license != "" {
+		out.Licenses = &cdx.Licenses{{Expression: c.license}}
+	}
+	if len(c.props) > 0 {
+		props := make([]cdx.Property, len(c.props))
+		for i, p := range c.props {
+			props[i] = cdx.Property{Name: p.name, Value: p.value}
+		}
+		out.Properties = &props
+	}
+	return out
 }
