@@ -1,6 +1,7 @@
 package sign
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -268,11 +269,7 @@ func invocationID() string {
 }
 
 func serverURL() string {
-	server := os.Getenv("GITHUB_SERVER_URL")
-	if server == "" {
-		server = "https://github.com"
-	}
-	return strings.TrimSuffix(server, "/")
+	return strings.TrimSuffix(cmp.Or(os.Getenv("GITHUB_SERVER_URL"), "https://github.com"), "/")
 }
 
 // off is the Signer of a release published unsigned, on purpose.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"al.essio.dev/pkg/shellescape"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -91,26 +92,20 @@ func (p Policy) cosignArgs() []string {
 // transparency log's keys when entries are checked.
 func (p Policy) checkOpts(ctx context.Context) (cosign.CheckOpts, error) {
 	co := cosign.CheckOpts{IgnoreTlog: p.IgnoreTlog, IgnoreSCT: p.IgnoreSCT, SigVerifier: p.verifier}
+	var err error
 	switch {
 	case p.verifier != nil:
 	case p.Key != "":
-		v, err := sigs.PublicKeyFromKeyRef(ctx, p.Key)
-		if err != nil {
+		if co.SigVerifier, err = sigs.PublicKeyFromKeyRef(ctx, p.Key); err != nil {
 			return co, fmt.Errorf("loading the public key %s: %w", p.Key, err)
 		}
-		co.SigVerifier = v
-	case p.Roots != nil:
-		co.Identities = []cosign.Identity{{Subject: p.CertIdentity, Issuer: p.CertOIDCIssuer}}
-		co.RootCerts, co.IntermediateCerts = p.Roots, p.Intermediates
 	default:
 		co.Identities = []cosign.Identity{{Subject: p.CertIdentity, Issuer: p.CertOIDCIssuer}}
-		co.TrustedMaterial = p.trusted
-		if co.TrustedMaterial == nil {
-			tm, err := cosign.TrustedRoot()
-			if err != nil {
+		co.RootCerts, co.IntermediateCerts, co.TrustedMaterial = p.Roots, p.Intermediates, p.trusted
+		if p.Roots == nil && p.trusted == nil {
+			if co.TrustedMaterial, err = cosign.TrustedRoot(); err != nil {
 				return co, fmt.Errorf("loading the Sigstore trusted root: %w", err)
 			}
-			co.TrustedMaterial = tm
 		}
 	}
 	if !co.IgnoreTlog && co.TrustedMaterial == nil {
@@ -319,31 +314,28 @@ func (v *AttestationVerifier) signature(ctx context.Context, d name.Digest, ociO
 // provenance separately, with the SBOM formats it found. An SBOM in any
 // format counts: which ones a release writes is its choice.
 func (v *AttestationVerifier) sbomAndProvenance(ctx context.Context, d name.Digest, ociOpts []ociremote.Option) (formats []SBOMFormat, sbom, prov error) {
-	atts, err := v.attestations(ctx, d, ociOpts)
+	f, err := v.attestations(ctx, d, ociOpts)
 	if err != nil {
 		return nil, err, err
 	}
-	have := map[string]bool{}
-	for _, a := range atts {
-		have[predicateTypeOf(a)] = true
-	}
+	have := f.byType()
 	for _, f := range allSBOMFormats() {
-		if have[f.predicateType()] {
+		if have[f.predicateType()] != nil {
 			formats = append(formats, f)
 		}
 	}
 	if len(formats) == 0 {
 		sbom = fmt.Errorf("missing SBOM: no verified attestation of type %s or %s", PredicateCycloneDX, PredicateSPDX)
 	}
-	if !have[PredicateSLSAProvenance] {
+	if have[PredicateSLSAProvenance] == nil {
 		prov = fmt.Errorf("missing provenance: no verified attestation of type %s", PredicateSLSAProvenance)
 	}
 	return formats, sbom, prov
 }
 
-// attestations returns d's attestations whose signature holds and whose
+// attestations finds d's attestations whose signature holds and whose
 // in-toto subject is d, and says in one line why there are none.
-func (v *AttestationVerifier) attestations(ctx context.Context, d name.Digest, ociOpts []ociremote.Option) ([]oci.Signature, error) {
+func (v *AttestationVerifier) attestations(ctx context.Context, d name.Digest, ociOpts []ociremote.Option) (*found, error) {
 	f, err := check(ctx, nil, d, ociOpts, true, v.checkOpts)
 	switch {
 	case err != nil:
@@ -353,7 +345,7 @@ func (v *AttestationVerifier) attestations(ctx context.Context, d name.Digest, o
 	case len(f.ok) == 0:
 		return nil, fmt.Errorf("attested, but not by the given key or identity: %v", firstLine(f.why))
 	}
-	return f.ok, nil
+	return f, nil
 }
 
 // AttestationVerifier reads attestations that verify under one Policy, for
@@ -389,11 +381,11 @@ func (v *AttestationVerifier) checkOpts(context.Context) (cosign.CheckOpts, erro
 // there are none, saying why.
 func (v *AttestationVerifier) Attestations(ctx context.Context, d name.Digest) ([]oci.Signature, error) {
 	ociOpts := []ociremote.Option{ociremote.WithRemoteOptions(reusing(ctx, v.registry)...)}
-	atts, err := v.attestations(ctx, d, ociOpts)
+	f, err := v.attestations(ctx, d, ociOpts)
 	if err != nil {
 		return nil, fmt.Errorf("verifying the attestations of %s: %w", d, err)
 	}
-	return atts, nil
+	return f.ok, nil
 }
 
 // cosignCommand is the cosign CLI invocation that checks the same thing:
@@ -410,15 +402,7 @@ func cosignCommand(verb string, d name.Digest, identityArgs []string, ignoreTlog
 	if insecure {
 		args = append(args, "--allow-insecure-registry")
 	}
-	args = append(args, d.String())
-	for i, a := range args {
-		if a == "" || strings.IndexFunc(a, func(r rune) bool {
-			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@=+,%", r))
-		}) >= 0 {
-			args[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-	}
-	return strings.Join(args, " ")
+	return shellescape.QuoteCommand(append(args, d.String()))
 }
 
 func firstLine(err error) string {
