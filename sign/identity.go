@@ -20,6 +20,7 @@ import (
 	_ "github.com/sigstore/cosign/v2/pkg/providers/github" // the GitHub Actions OIDC token
 	sigs "github.com/sigstore/cosign/v2/pkg/signature"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgsign "github.com/sigstore/sigstore-go/pkg/sign"
 	"github.com/sigstore/sigstore-go/pkg/verify"
@@ -274,20 +275,14 @@ type certIdentity struct {
 }
 
 func identityOf(c *x509.Certificate) (*certIdentity, error) {
-	var subject string
-	switch {
-	case len(c.URIs) > 0:
-		subject = c.URIs[0].String()
-	case len(c.EmailAddresses) > 0:
-		subject = c.EmailAddresses[0]
-	default:
-		return nil, errors.New("certificate names no subject (no URI or email SAN)")
+	sum, err := certificate.SummarizeCertificate(c)
+	if err != nil {
+		return nil, fmt.Errorf("reading who the certificate names: %w", err)
 	}
-	issuer := (&cosign.CertExtensions{Cert: c}).GetIssuer()
-	if issuer == "" {
+	if sum.Extensions.Issuer == "" {
 		return nil, errors.New("certificate has no OIDC issuer extension")
 	}
-	return &certIdentity{Subject: subject, Issuer: issuer}, nil
+	return &certIdentity{Subject: sum.SubjectAlternativeName, Issuer: sum.Extensions.Issuer}, nil
 }
 
 // identityFromToken predicts the identity Fulcio will certify, for the

@@ -70,9 +70,7 @@ func provenance(src Source, builderID, invocation string, img *record.Image, ver
 	}
 }
 
-// flakeInput describes a flake input by what was fetched: its git revision
-// as a digest, its NAR hash, and whether --override-input replaced it (with
-// the reference's public form; see FlakeInputs for the rule).
+// flakeInput describes a flake input by what was fetched (see FlakeInputs).
 func flakeInput(name string, in FlakeInput) slsa1.ResourceDescriptor {
 	d := revision("flake-input:"+name, "", in.Rev)
 	add := func(k, v string) {

@@ -44,10 +44,8 @@ type signer struct {
 
 	mu sync.Mutex
 	co *cosign.CheckOpts // how this signer's own signatures verify, once known
-	// attested holds, by subject digest and predicate type, each
-	// attestation this signer made or verified as its own, so that the
-	// same image in another registry gets that very attestation (see the
-	// package comment, "Several registries").
+	// attested holds each attestation this signer made or verified as its
+	// own, by "digest predicate-type" (package comment, "Several registries").
 	attested sync.Map
 }
 
@@ -218,23 +216,19 @@ func reusing(ctx context.Context, r *transport.Registry) []remote.Option {
 // under the identity's policy, made once.
 func (s *signer) checkOpts(ctx context.Context) (cosign.CheckOpts, error) {
 	s.mu.Lock()
-	co := s.co
-	s.mu.Unlock()
-	if co != nil {
-		return *co, nil
+	defer s.mu.Unlock()
+	if s.co == nil {
+		p, err := s.id.policy(ctx)
+		if err != nil {
+			return cosign.CheckOpts{}, err
+		}
+		co, err := p.checkOpts(ctx)
+		if err != nil {
+			return co, err
+		}
+		s.co = &co
 	}
-	p, err := s.id.policy(ctx)
-	if err != nil {
-		return cosign.CheckOpts{}, err
-	}
-	made, err := p.checkOpts(ctx)
-	if err != nil {
-		return made, err
-	}
-	s.mu.Lock()
-	s.co = &made
-	s.mu.Unlock()
-	return made, nil
+	return *s.co, nil
 }
 
 // signSubject signs one manifest by digest unless this identity already has.

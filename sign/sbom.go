@@ -72,14 +72,8 @@ func ParseSBOMFormats(names ...string) ([]SBOMFormat, error) {
 }
 
 // sboms are the SBOM documents of the per-arch image img at d, of which
-// agent is what the flake says, one per format in that order.
-//
-// Both formats say the same: the image (an OCI purl, its manifest digest,
-// its derivation as nix:drv_path when the release knows it), the agent (its
-// version, licence, description) and every store path in the image: name
-// and version split from the path, a pkg:generic purl with the path as the
-// nix_store_path qualifier, the nix:store_path property, and the SHA-256 of
-// its NAR serialisation (Nix's narHash) when the local store holds it.
+// agent is what the flake says, one per format in that order. Both
+// describe the same components.
 func sboms(ctx context.Context, run flake.Runner, d name.Digest, img *record.Image, agent flake.Image, formats ...SBOMFormat) ([]json.RawMessage, error) {
 	paths, err := storePaths(ctx, img.Image, run)
 	if err != nil {

@@ -31,14 +31,11 @@ type storePath struct {
 // by path, each with the narHash Nix registered for it: the image says what
 // is shipped, Nix what each path is, without a second read of its files.
 //
-// Every path is in the local store when the SBOM is made: the image was
-// built by this process (a release, a split build, a repair all build
-// before they sign; a reused or merged image is never attested anew), and
-// building it realised its contents. Not always, though: the image (a
-// compressed archive) does not refer to its contents, so an image Nix
-// already had, or fetched from a cache, does not bring them, and a garbage
-// collection since it was built may have taken them. Nix then fetches such
-// a path from a substituter that has it; one it cannot get is listed
+// The paths are usually in the local store, since this process built the
+// image (a reused or merged image is never attested anew). Not always: the
+// image does not refer to its contents, so one Nix already had or fetched
+// does not bring them, and a garbage collection may have taken them. Nix
+// then fetches such a path from a substituter; one it cannot get is listed
 // without a hash.
 func storePaths(ctx context.Context, img v1.Image, run flake.Runner) ([]storePath, error) {
 	layers, err := img.Layers()
