@@ -2,6 +2,7 @@ package sign
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -83,9 +84,7 @@ func sboms(ctx context.Context, run flake.Runner, d name.Digest, img *record.Ima
 	if err != nil {
 		return nil, fmt.Errorf("reading the image config: %w", err)
 	}
-	if agent.Attr == "" {
-		agent.Attr = img.Agent
-	}
+	agent.Attr = cmp.Or(agent.Attr, img.Agent)
 	in := sbomInput{ref: d, img: img, agent: agent, paths: paths, created: cfg.Created.Time}
 	// The image's own creation time and an ID derived from its digest keep
 	// the documents the same for the same image (Nix images carry a fixed

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/nothingnesses/agent-images/flake"
 )
@@ -38,25 +39,25 @@ type storePath struct {
 // then fetches such a path from a substituter; one it cannot get is listed
 // without a hash.
 func storePaths(ctx context.Context, img v1.Image, run flake.Runner) ([]storePath, error) {
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("listing layers: %w", err)
-	}
+	fs := mutate.Extract(img) // the image's filesystem, its layers applied
+	defer fs.Close()
 	found := map[string]storePath{} // by path
-	for _, l := range layers {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	tr := tar.NewReader(fs)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
 		}
-		err := eachEntry(l, func(name string) {
-			rest, ok := strings.CutPrefix(strings.TrimPrefix(path.Clean("/"+name), "/"), "nix/store/")
-			base, _, _ := strings.Cut(rest, "/")
-			if n, valid := flake.ParseStorePath(base); ok && valid {
-				found["/nix/store/"+base] = storePath{Path: "/nix/store/" + base, Hash: n.Hash, Name: n.Name, Version: n.Version}
-			}
-		})
+		if err == nil {
+			err = ctx.Err()
+		}
 		if err != nil {
-			d, _ := l.Digest()
-			return nil, fmt.Errorf("reading layer %s: %w", d, err)
+			return nil, fmt.Errorf("reading the image's layers: %w", err)
+		}
+		rest, ok := strings.CutPrefix(strings.TrimPrefix(path.Clean("/"+h.Name), "/"), "nix/store/")
+		base, _, _ := strings.Cut(rest, "/")
+		if n, valid := flake.ParseStorePath(base); ok && valid {
+			found["/nix/store/"+base] = storePath{Path: "/nix/store/" + base, Hash: n.Hash, Name: n.Name, Version: n.Version}
 		}
 	}
 	paths := slices.Sorted(maps.Keys(found))
@@ -76,24 +77,4 @@ func storePaths(ctx context.Context, img v1.Image, run flake.Runner) ([]storePat
 		}
 	}
 	return out, nil
-}
-
-// eachEntry calls fn with the name of each entry of the layer l.
-func eachEntry(l v1.Layer, fn func(name string)) error {
-	rc, err := l.Uncompressed()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		fn(h.Name)
-	}
 }

@@ -1,6 +1,7 @@
 package sign
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/x509"
@@ -175,11 +176,7 @@ func Verify(ctx context.Context, ref name.Reference, p Policy) (*Report, error) 
 	if desc.MediaType.IsIndex() {
 		rep.Checks = append(rep.Checks, Check{Subject: "index", Digest: top, What: "signature",
 			Err: v.signature(ctx, top, ociOpts)})
-		idx, err := desc.ImageIndex()
-		if err != nil {
-			return nil, fmt.Errorf("reading index %s: %w", top, err)
-		}
-		im, err := idx.IndexManifest()
+		im, err := v1.ParseIndexManifest(bytes.NewReader(desc.Manifest))
 		if err != nil {
 			return nil, fmt.Errorf("reading index %s: %w", top, err)
 		}
