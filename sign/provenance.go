@@ -30,11 +30,7 @@ var gitCommit = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
 // (builderID, and the job run invocation names when known), from which
 // commit, with which locked flake inputs, and which derivation.
 func provenance(src Source, builderID, invocation string, img *record.Image, version string) slsa1.ProvenancePredicate {
-	external := map[string]any{
-		"agent":    img.Agent,
-		"version":  version,
-		"platform": img.Platform.String(),
-	}
+	external := map[string]any{"agent": img.Agent, "version": version, "platform": img.Platform.String()}
 	if src.Repository != "" {
 		external["repository"] = src.Repository
 	}

@@ -195,7 +195,7 @@ const (
 // not turned off and cannot happen: no key and no OIDC token, a key that
 // does not load, or a keyless token request that fails.
 func New(ctx context.Context, opts ...Option) (Signer, error) {
-	o := options{fulcioURL: PublicFulcioURL, rekorURL: PublicRekorURL}
+	o := options{fulcioURL: PublicFulcioURL, rekorURL: PublicRekorURL, sbom: allSBOMFormats()}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -217,9 +217,6 @@ func New(ctx context.Context, opts ...Option) (Signer, error) {
 	upload := o.mode == ModeKeyless
 	if o.tlogUpload != nil {
 		upload = *o.tlogUpload
-	}
-	if o.sbom == nil {
-		o.sbom = allSBOMFormats()
 	}
 	if o.registry == nil {
 		o.registry = transport.NewRegistry(nil)
