@@ -106,7 +106,7 @@ type keylessIdentity struct {
 	// who signs, as the certificate names it: known from the token before
 	// any certificate is asked for, so that an unchanged release asks
 	// Fulcio for nothing.
-	who     *certIdentity
+	who     *cosign.Identity
 	trusted root.TrustedMaterial
 }
 
@@ -268,13 +268,9 @@ func (k fulcioKey) SignData(_ context.Context, data []byte) ([]byte, []byte, err
 	return sig, digest[:], err
 }
 
-// certIdentity is how a Fulcio certificate names its holder.
-type certIdentity struct {
-	Subject string // the SAN: a workflow URI or an email
-	Issuer  string // the OIDC issuer extension
-}
-
-func identityOf(c *x509.Certificate) (*certIdentity, error) {
+// identityOf is how a Fulcio certificate names its holder: its SAN (a
+// workflow URI or an email) and the OIDC issuer extension.
+func identityOf(c *x509.Certificate) (*cosign.Identity, error) {
 	sum, err := certificate.SummarizeCertificate(c)
 	if err != nil {
 		return nil, fmt.Errorf("reading who the certificate names: %w", err)
@@ -282,14 +278,14 @@ func identityOf(c *x509.Certificate) (*certIdentity, error) {
 	if sum.Extensions.Issuer == "" {
 		return nil, errors.New("certificate has no OIDC issuer extension")
 	}
-	return &certIdentity{Subject: sum.SubjectAlternativeName, Issuer: sum.Extensions.Issuer}, nil
+	return &cosign.Identity{Subject: sum.SubjectAlternativeName, Issuer: sum.Extensions.Issuer}, nil
 }
 
 // identityFromToken predicts the identity Fulcio will certify, for the
 // token kinds whose mapping is fixed; nil when it cannot tell. The token's
 // signature is not checked: Fulcio checks it, and a wrong prediction only
 // means that nothing already signed is recognised as ours.
-func identityFromToken(tok string) *certIdentity {
+func identityFromToken(tok string) *cosign.Identity {
 	parsed, err := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.ES256, jose.ES384, jose.EdDSA})
 	var claims struct {
 		Issuer   string `json:"iss"`
@@ -301,9 +297,9 @@ func identityFromToken(tok string) *certIdentity {
 	}
 	switch {
 	case claims.Workflow != "":
-		return &certIdentity{Subject: "https://github.com/" + claims.Workflow, Issuer: claims.Issuer}
+		return &cosign.Identity{Subject: "https://github.com/" + claims.Workflow, Issuer: claims.Issuer}
 	case claims.Email != "":
-		return &certIdentity{Subject: claims.Email, Issuer: claims.Issuer}
+		return &cosign.Identity{Subject: claims.Email, Issuer: claims.Issuer}
 	}
 	return nil
 }
