@@ -88,26 +88,23 @@ func (s *signer) SignImage(ctx context.Context, d name.Digest, img *record.Image
 	if err != nil {
 		return nil, fmt.Errorf("signing %s (%s): %w", d, img.Platform.String(), err)
 	}
-	types := s.predicateTypes()
-	statements := func() (map[string]any, error) {
-		docs, err := sboms(ctx, s.nix, d, img, agent, s.sbom...)
-		if err != nil {
-			return nil, err
-		}
-		out := map[string]any{PredicateSLSAProvenance: provenance(s.source, s.builderID, s.invocation, img, agent.Version)}
-		for i, f := range s.sbom {
-			out[f.predicateType()] = docs[i]
-		}
-		return out, nil
-	}
-	attTag, added, err := s.attest(ctx, d, types, statements, ociOpts)
-	if err != nil {
+	if err := s.attest(ctx, d, img, agent, &sig, ociOpts); err != nil {
 		return nil, fmt.Errorf("attesting %s (%s): %w", d, img.Platform.String(), err)
 	}
-	sig.Attestations = attTag.String()
-	sig.Predicates = types
-	sig.Added = append(sig.Added, added...)
 	return &sig, nil
+}
+
+// predicates are the SBOMs and the provenance of img at d, by predicate type.
+func (s *signer) predicates(ctx context.Context, d name.Digest, img *record.Image, agent flake.Image) (map[string]any, error) {
+	docs, err := sboms(ctx, s.nix, d, img, agent, s.sbom...)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{PredicateSLSAProvenance: provenance(s.source, s.builderID, s.invocation, img, agent.Version)}
+	for i, f := range s.sbom {
+		out[f.predicateType()] = docs[i]
+	}
+	return out, nil
 }
 
 // SignIndex implements Signer. An index whose signature is there promises
@@ -308,19 +305,20 @@ func (s *signer) evidence(key *signingKey, upload func(*rekorclient.Rekor, []byt
 	return append(opts, static.WithBundle(cbundle.EntryToBundle(entry))), nil
 }
 
-// attest attaches an attestation of each predicate type to d unless one by
-// this identity is already there. One this signer remembers for the same
-// digest is attached as it is; only when some type has none are the
-// predicates made, once.
-func (s *signer) attest(ctx context.Context, d name.Digest, types []string, predicates func() (map[string]any, error), ociOpts []ociremote.Option) (name.Tag, []string, error) {
+// attest attaches an attestation of each predicate type to img at d unless
+// one by this identity is already there, and records in sig where they are
+// and which it added. One this signer remembers for the same digest is
+// attached as it is; only when some type has none are the predicates made,
+// once.
+func (s *signer) attest(ctx context.Context, d name.Digest, img *record.Image, agent flake.Image, sig *record.Signature, ociOpts []ociremote.Option) error {
 	f, err := check(ctx, nil, d, ociOpts, true, s.checkOpts)
 	if err != nil {
-		return name.Tag{}, nil, err
+		return err
 	}
-	own, se := f.byType(), f.se
+	sig.Attestations, sig.Predicates = f.tag.String(), s.predicateTypes()
+	own, se, before := f.byType(), f.se, len(sig.Added)
 	var made map[string]any
-	var added []string
-	for _, typ := range types {
+	for _, typ := range sig.Predicates {
 		if own[typ] != nil {
 			s.remember(d.DigestStr(), typ, own[typ])
 			continue
@@ -328,27 +326,27 @@ func (s *signer) attest(ctx context.Context, d name.Digest, types []string, pred
 		att := s.known(d.DigestStr(), typ)
 		if att == nil {
 			if made == nil {
-				if made, err = predicates(); err != nil {
-					return name.Tag{}, nil, err
+				if made, err = s.predicates(ctx, d, img, agent); err != nil {
+					return err
 				}
 			}
 			if att, err = s.signStatement(ctx, d, typ, made[typ]); err != nil {
-				return name.Tag{}, nil, fmt.Errorf("attesting %s: %w", typ, err)
+				return fmt.Errorf("attesting %s: %w", typ, err)
 			}
 			s.remember(d.DigestStr(), typ, att)
 		}
 		if se, err = mutate.AttachAttestationToEntity(se, att); err != nil {
-			return name.Tag{}, nil, err
+			return err
 		}
-		added = append(added, typ)
+		sig.Added = append(sig.Added, typ)
 	}
-	if len(added) == 0 {
-		return f.tag, nil, nil
+	if len(sig.Added) == before {
+		return nil
 	}
 	if err := ociremote.WriteAttestations(d.Repository, se, ociOpts...); err != nil {
-		return name.Tag{}, nil, fmt.Errorf("pushing the attestations %s: %w", f.tag, err)
+		return fmt.Errorf("pushing the attestations %s: %w", f.tag, err)
 	}
-	return f.tag, added, nil
+	return nil
 }
 
 // signStatement wraps predicate in an in-toto statement about d and signs
