@@ -40,7 +40,6 @@ type signer struct {
 	id         identity
 	builderID  string // who builds, and invocation the job run, for provenance
 	invocation string
-	nix        flake.Runner
 
 	mu sync.Mutex
 	co *cosign.CheckOpts // how this signer's own signatures verify, once known
@@ -96,7 +95,7 @@ func (s *signer) SignImage(ctx context.Context, d name.Digest, img *record.Image
 
 // predicates are the SBOMs and the provenance of img at d, by predicate type.
 func (s *signer) predicates(ctx context.Context, d name.Digest, img *record.Image, agent flake.Image) (map[string]any, error) {
-	docs, err := sboms(ctx, s.nix, d, img, agent, s.sbom...)
+	docs, err := sboms(ctx, flake.Run, d, img, agent, s.sbom...)
 	if err != nil {
 		return nil, err
 	}

@@ -224,7 +224,7 @@ func New(ctx context.Context, opts ...Option) (Signer, error) {
 	if !upload {
 		o.rekorURL = "" // no transparency log
 	}
-	s := &signer{options: o, builderID: BuilderIDFromEnv(), invocation: invocationID(), nix: flake.Run}
+	s := &signer{options: o, builderID: BuilderIDFromEnv(), invocation: invocationID()}
 	var err error
 	if o.mode == ModeKey {
 		s.id, err = loadKey(ctx, o.keyRef)
