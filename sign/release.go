@@ -129,9 +129,7 @@ func (s *signer) SignIndex(ctx context.Context, index name.Digest, images []name
 	}, nil
 }
 
-// Check implements Signer. Each attestation found is remembered: stored
-// with the same image in another registry, it stays the one the job that
-// built the image made.
+// Check implements Signer.
 func (s *signer) Check(ctx context.Context, d name.Digest, want Built) error {
 	ociOpts := s.withContext(ctx)
 	sigs, err := s.signed(ctx, d, ociOpts)

@@ -51,12 +51,10 @@ type Signer interface {
 	// digest, in the same repository) are signed, and says how to verify.
 	SignIndex(ctx context.Context, index name.Digest, images []name.Digest) (*record.Signing, error)
 	// Check proves that the image at d carries a signature, an SBOM and a
-	// provenance made by this signer's identity (the same key, or the same
-	// certificate identity and issuer under the same CA), and that the
-	// provenance says what want says: what a merge demands of a part
-	// another job built, and a reused index of each image. The
-	// attestations it finds are the ones SignImage then stores with the
-	// same digest elsewhere.
+	// provenance made by this signer's identity, and that the provenance
+	// says what want says: what a merge demands of a part another job
+	// built, and a reused index of each image. SignImage then stores the
+	// attestations it found with the same digest elsewhere.
 	Check(ctx context.Context, d name.Digest, want Built) error
 	// Signed proves that the manifest at d (an index) carries a signature
 	// by this signer's identity: an index nobody signed, or someone else
