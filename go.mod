@@ -3,6 +3,7 @@ module github.com/nothingnesses/agent-images
 go 1.26.0
 
 require (
+	al.essio.dev/pkg/shellescape v1.6.0
 	github.com/CycloneDX/cyclonedx-go v0.9.3
 	github.com/go-jose/go-jose/v4 v4.1.3
 	github.com/google/go-containerregistry v0.22.1

@@ -108,8 +108,11 @@ func TestSplitModeToSeveralRegistries(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("COSIGN_PASSWORD", password)
-	signer := func(builder string) sign.Signer {
-		s, err := sign.New(ctx, sign.WithKey(key), sign.WithBuilderID(builder),
+	// The builder is the running workflow, as GitHub Actions names it.
+	t.Setenv("GITHUB_SERVER_URL", "https://example.com")
+	signer := func(workflow string) sign.Signer {
+		t.Setenv("GITHUB_WORKFLOW_REF", workflow)
+		s, err := sign.New(ctx, sign.WithKey(key),
 			sign.WithSource(sign.Source{Repository: "https://github.com/nothingnesses/agent-images", Commit: commit}))
 		if err != nil {
 			t.Fatal(err)
@@ -120,7 +123,7 @@ func TestSplitModeToSeveralRegistries(t *testing.T) {
 	o := options(t, prefixA, "pi")
 	o.Registries = []string{prefixA, prefixB}
 	o.Runtime = "none"
-	o.Signer = signer("https://example.com/build-job")
+	o.Signer = signer("build-job")
 	records := buildRecords(t, ctx, o)
 	builds, err := record.ReadBuilds(records)
 	if err != nil {
@@ -139,7 +142,7 @@ func TestSplitModeToSeveralRegistries(t *testing.T) {
 		t.Helper()
 		mo := o
 		mo.From = records
-		mo.Signer = signer("https://example.com/merge-job")
+		mo.Signer = signer("merge-job")
 		rep, err := Merge(ctx, mo)
 		if err != nil {
 			t.Fatalf("Merge = %v", err)

@@ -5,38 +5,33 @@
 // verify`, and Signer.Check, what a merge demands of a part).
 //
 // Sigstore's libraries do the security work: cosign's pkg/cosign checks
-// every signature and attestation, whoever asks (one verifier for verify,
-// merge and "already signed?"), and keyless signing gets its certificate
-// from Fulcio through sigstore-go's client, for the OIDC token cosign's
-// GitHub Actions provider fetches. A Signer returns what it did; the caller
-// records it.
+// every signature and attestation, whoever asks, and keyless signing gets
+// its certificate from Fulcio through sigstore-go's client, for the OIDC
+// token cosign's GitHub Actions provider fetches.
 //
 // # Where signatures live
 //
-// With cosign's classic tag scheme: the signature image of a manifest with
-// digest sha256:abc is the tag sha256-abc.sig in the same repository, its
-// attestations are sha256-abc.att. Both the cosign v2 and v3 CLIs read that
-// from a registry without the OCI referrers API (GHCR has none), so users
-// verify with stock cosign.
+// With cosign's classic tag scheme: the signatures of the manifest
+// sha256:abc are the tag sha256-abc.sig in its repository, its
+// attestations sha256-abc.att. The cosign v2 and v3 CLIs both read that
+// from a registry without the OCI referrers API (GHCR has none).
 //
 // # Several registries
 //
 // Simple signatures are made per registry, because their payload names the
 // repository and a containers policy with signedIdentity matchRepository
 // (what `release policy` writes) refuses one that names another. Keyless,
-// they all come from the one Fulcio certificate the Signer holds for the
-// run. Attestations bind only the digest, so each is made once per image
-// and the same one (one DSSE envelope, one log entry) is stored in every
-// registry: a Signer remembers each attestation it made, or found made by
-// its own identity (in Check, or before signing), and stores that one
-// wherever the same digest lacks it. That is also how a merge puts a part
-// into a registry it was not staged in, with the provenance the build made.
+// they all come from the Signer's one Fulcio certificate. Attestations bind
+// only the digest, so each is made once per image and the same one (one
+// DSSE envelope, one log entry) is stored in every registry: a Signer
+// remembers each attestation it made, or found made by its own identity,
+// and stores that one wherever the same digest lacks it. That is also how
+// a merge puts a part into a registry it was not staged in, with the
+// provenance the build made.
 //
 // # Idempotence
 //
-// Before signing a subject, its signatures and attestations are checked
-// under the Signer's own identity (the same key, or the same certificate
-// identity and issuer under the same CA); one that covers the digest counts
-// as done, and attestations are matched by predicate type. An unchanged
+// A signature or attestation (matched by predicate type) that the Signer's
+// own identity already made for the digest counts as done, so an unchanged
 // release writes no tag and no transparency log entry.
 package sign

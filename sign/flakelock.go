@@ -22,11 +22,9 @@ type FlakeInput struct {
 
 // FlakeInputs pins each direct input of a flake from locked, how Nix
 // locked its inputs with the overrides applied (flake.Metadata.Inputs), so
-// that an overridden input is pinned by the hash or revision Nix fetched.
-// The rule for overrides, whose references can hold a token, a query or a
-// local path: they are recorded as name, rev and narHash, plus the public
-// form of the reference. An override the lock does not pin is recorded by
-// that public form only.
+// that an overridden input, whose reference can hold a token, a query or a
+// local path, is pinned by what Nix fetched plus the reference's public
+// form; one the lock does not pin, by that public form only.
 func FlakeInputs(locked map[string]flake.LockedInput, overrides map[string]string) map[string]FlakeInput {
 	out := map[string]FlakeInput{}
 	for path, in := range locked {

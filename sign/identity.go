@@ -6,21 +6,21 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/sigstore/cosign/v2/pkg/providers"
 	_ "github.com/sigstore/cosign/v2/pkg/providers/github" // the GitHub Actions OIDC token
 	sigs "github.com/sigstore/cosign/v2/pkg/signature"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgsign "github.com/sigstore/sigstore-go/pkg/sign"
 	"github.com/sigstore/sigstore-go/pkg/verify"
@@ -28,23 +28,29 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/nothingnesses/agent-images/internal/redact"
+	"github.com/nothingnesses/agent-images/internal/transport"
 )
 
 // identity is who signs: a long-lived key, or short-lived Fulcio
 // certificates for an OIDC identity. It is the one seam between the modes.
 type identity interface {
-	// signer returns the key to sign with and, keyless, its certificate
-	// and chain as PEM.
-	signer(ctx context.Context) (sv signature.SignerVerifier, cert, chain []byte, err error)
+	signer(ctx context.Context) (*signingKey, error)
 	// policy is what this identity's signatures verify under: the key, or
 	// the exact certificate identity and issuer under the CA that certifies
 	// it. It decides what counts as signed already, and what a merge accepts.
 	policy(ctx context.Context) (Policy, error)
 }
 
+// signingKey is what signs: a key and, keyless, its certificate and chain
+// as PEM.
+type signingKey struct {
+	signature.SignerVerifier
+	cert, chain []byte
+}
+
 // keyIdentity signs with a cosign key file, env://VAR key or KMS key.
 type keyIdentity struct {
-	sv     signature.SignerVerifier
+	signingKey
 	public string // how users name the public key, without secrets
 }
 
@@ -64,17 +70,15 @@ func loadKey(ctx context.Context, ref string) (*keyIdentity, error) {
 	if _, err := sv.PublicKey(); err != nil {
 		return nil, fmt.Errorf("reading the public half of %s: %w", shown, redact.URLError(err, ref))
 	}
-	return &keyIdentity{sv: sv, public: redact.URL(publicKeyHint(ref))}, nil
+	return &keyIdentity{signingKey: signingKey{SignerVerifier: sv}, public: redact.URL(publicKeyHint(ref))}, nil
 }
 
-func (k *keyIdentity) signer(context.Context) (signature.SignerVerifier, []byte, []byte, error) {
-	return k.sv, nil, nil, nil
-}
+func (k *keyIdentity) signer(context.Context) (*signingKey, error) { return &k.signingKey, nil }
 
 // policy checks signatures with the key itself. The transparency log is
 // not asked: a key's signatures need no log entry to be its own.
 func (k *keyIdentity) policy(context.Context) (Policy, error) {
-	return Policy{Key: k.public, IgnoreTlog: true, verifier: k.sv}, nil
+	return Policy{Key: k.public, IgnoreTlog: true, verifier: k.SignerVerifier}, nil
 }
 
 // publicKeyHint is the verify-time name of a signing key: cosign.key's public
@@ -92,34 +96,23 @@ func publicKeyHint(ref string) string {
 // keylessIdentity signs with an ephemeral key that Fulcio certifies for the
 // identity in an OIDC token, through sigstore-go's Fulcio client.
 type keylessIdentity struct {
-	token     func(context.Context) (string, error)
-	fulcio    sgsign.CertificateProvider
-	fulcioURL string
-	roots     *x509.CertPool // nil: Sigstore's trusted root, from TUF
-	inter     *x509.CertPool
-	upload    bool
+	options // fulcioURL, roots (nil: Sigstore's, from TUF), rekorURL ("": no log)
+	token   func(context.Context) (string, error)
+	fulcio  sgsign.CertificateProvider
 
-	mu       sync.Mutex
-	sv       signature.SignerVerifier
-	cert     *x509.Certificate
-	certPEM  []byte
-	chainPEM []byte
+	mu   sync.Mutex
+	key  *signingKey
+	cert *x509.Certificate
 	// who signs, as the certificate names it: known from the token before
 	// any certificate is asked for, so that an unchanged release asks
 	// Fulcio for nothing.
-	who     *certIdentity
+	who     *cosign.Identity
 	trusted root.TrustedMaterial
 }
 
-func newKeyless(ctx context.Context, fulcioURL string, roots, inter *x509.CertPool, upload bool, rt http.RoundTripper) (*keylessIdentity, error) {
-	k := &keylessIdentity{
-		token:     oidcToken,
-		fulcio:    sgsign.NewFulcio(&sgsign.FulcioOptions{BaseURL: strings.TrimSuffix(fulcioURL, "/"), Transport: rt}),
-		fulcioURL: fulcioURL,
-		roots:     roots,
-		inter:     inter,
-		upload:    upload,
-	}
+func newKeyless(ctx context.Context, o options) (*keylessIdentity, error) {
+	k := &keylessIdentity{options: o, token: oidcToken,
+		fulcio: sgsign.NewFulcio(&sgsign.FulcioOptions{BaseURL: strings.TrimSuffix(o.fulcioURL, "/"), Transport: transport.New()})}
 	// Fetch a token now: a job without id-token: write must fail before it
 	// builds anything, not after it pushed.
 	if _, err := k.token(ctx); err != nil {
@@ -145,30 +138,36 @@ func oidcToken(ctx context.Context) (string, error) {
 // Fulcio's last ten minutes, and a release may sign for longer than that.
 const certLifetimeMargin = 2 * time.Minute
 
-func (k *keylessIdentity) signer(ctx context.Context) (signature.SignerVerifier, []byte, []byte, error) {
+func (k *keylessIdentity) signer(ctx context.Context) (*signingKey, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	return k.certified(ctx)
+}
+
+// certified is the key Fulcio certified, asking for a new one near the end
+// of its certificate's life. k.mu is held.
+func (k *keylessIdentity) certified(ctx context.Context) (*signingKey, error) {
 	if k.cert != nil && time.Until(k.cert.NotAfter) > certLifetimeMargin {
-		return k.sv, k.certPEM, k.chainPEM, nil
+		return k.key, nil
 	}
 	if err := k.trust(); err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	sv, _, err := signature.NewDefaultECDSASignerVerifier()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("generating an ephemeral key: %w", err)
+		return nil, fmt.Errorf("generating an ephemeral key: %w", err)
 	}
 	tok, err := k.token(ctx)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	der, err := k.fulcio.GetCertificate(ctx, fulcioKey{sv}, &sgsign.CertificateProviderOptions{IDToken: tok})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("requesting a signing certificate from %s: %w", k.fulcioURL, err)
+		return nil, fmt.Errorf("requesting a signing certificate from %s: %w", k.fulcioURL, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("reading the certificate of Fulcio at %s: %w", k.fulcioURL, err)
+		return nil, fmt.Errorf("reading the certificate of Fulcio at %s: %w", k.fulcioURL, err)
 	}
 	// The chain is what the certificate verifies through, checked at its
 	// issue as cosign checks it: one that does not is refused now.
@@ -179,20 +178,23 @@ func (k *keylessIdentity) signer(ctx context.Context) (signature.SignerVerifier,
 		chains, err = verify.VerifyLeafCertificate(cert.NotBefore, cert, k.trusted)
 	}
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("the certificate of Fulcio at %s is not issued under the trusted CA "+
+		return nil, fmt.Errorf("the certificate of Fulcio at %s is not issued under the trusted CA "+
 			"(the given roots, else Sigstore's public ones): %w", k.fulcioURL, err)
 	}
 	who, err := identityOf(cert)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	chainPEM, err := cryptoutils.MarshalCertificatesToPEM(chains[0][1:])
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	k.sv, k.cert, k.who, k.chainPEM = sv, cert, who, chainPEM
-	k.certPEM, err = cryptoutils.MarshalCertificateToPEM(cert)
-	return k.sv, k.certPEM, k.chainPEM, err
+	certPEM, err := cryptoutils.MarshalCertificateToPEM(cert)
+	if err != nil {
+		return nil, err
+	}
+	k.key, k.cert, k.who = &signingKey{sv, certPEM, chainPEM}, cert, who
+	return k.key, nil
 }
 
 // trust loads Sigstore's trusted root, once, unless roots were given. k.mu
@@ -209,47 +211,33 @@ func (k *keylessIdentity) trust() error {
 	return nil
 }
 
-// policy pins the certificate's exact subject and issuer. When neither the
-// token nor a certificate says who signs, it fails: a pattern would accept
-// a signature by anyone.
+// policy pins the certificate's exact subject and issuer, as the token
+// says it (GitHub's job_workflow_ref, an email), else as a certificate
+// does. When neither says who signs, it fails: a pattern would accept a
+// signature by anyone.
 func (k *keylessIdentity) policy(ctx context.Context) (Policy, error) {
-	if err := k.learn(ctx); err != nil {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	err := k.trust()
+	if err == nil && k.who == nil {
+		var tok string
+		if tok, err = k.token(ctx); err == nil {
+			if k.who = identityFromToken(tok); k.who == nil {
+				_, err = k.certified(ctx)
+			}
+		}
+	}
+	if err != nil {
 		return Policy{}, fmt.Errorf("the keyless signing identity is unknown, so nothing can be checked against it "+
 			"(cosign verifies it with --certificate-identity <the signing workflow's URI>@<ref> --certificate-oidc-issuer <the token's issuer>): %w", err)
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
 	return Policy{
 		CertIdentity: k.who.Subject, CertOIDCIssuer: k.who.Issuer,
 		Roots: k.roots, Intermediates: k.inter, trusted: k.trusted,
 		// Without a log entry, the certificate's time is all there is.
-		IgnoreTlog: !k.upload,
+		IgnoreTlog: k.rekorURL == "",
 		IgnoreSCT:  k.roots != nil,
 	}, nil
-}
-
-// learn finds the trusted root, once, and who signs: from the token when
-// it says (GitHub's job_workflow_ref, an email), else from a certificate.
-func (k *keylessIdentity) learn(ctx context.Context) error {
-	k.mu.Lock()
-	err := k.trust()
-	known := k.who != nil
-	k.mu.Unlock()
-	if err != nil || known {
-		return err
-	}
-	tok, err := k.token(ctx)
-	if err != nil {
-		return err
-	}
-	if who := identityFromToken(tok); who != nil {
-		k.mu.Lock()
-		k.who = who
-		k.mu.Unlock()
-		return nil
-	}
-	_, _, _, err = k.signer(ctx)
-	return err
 }
 
 // fulcioKey is an ECDSA P-256 key as sigstore-go's Fulcio client takes it.
@@ -280,55 +268,38 @@ func (k fulcioKey) SignData(_ context.Context, data []byte) ([]byte, []byte, err
 	return sig, digest[:], err
 }
 
-// certIdentity is how a Fulcio certificate names its holder.
-type certIdentity struct {
-	Subject string // the SAN: a workflow URI or an email
-	Issuer  string // the OIDC issuer extension
-}
-
-func identityOf(c *x509.Certificate) (*certIdentity, error) {
-	var subject string
-	switch {
-	case len(c.URIs) > 0:
-		subject = c.URIs[0].String()
-	case len(c.EmailAddresses) > 0:
-		subject = c.EmailAddresses[0]
-	default:
-		return nil, errors.New("certificate names no subject (no URI or email SAN)")
+// identityOf is how a Fulcio certificate names its holder: its SAN (a
+// workflow URI or an email) and the OIDC issuer extension.
+func identityOf(c *x509.Certificate) (*cosign.Identity, error) {
+	sum, err := certificate.SummarizeCertificate(c)
+	if err != nil {
+		return nil, fmt.Errorf("reading who the certificate names: %w", err)
 	}
-	issuer := (&cosign.CertExtensions{Cert: c}).GetIssuer()
-	if issuer == "" {
+	if sum.Extensions.Issuer == "" {
 		return nil, errors.New("certificate has no OIDC issuer extension")
 	}
-	return &certIdentity{Subject: subject, Issuer: issuer}, nil
+	return &cosign.Identity{Subject: sum.SubjectAlternativeName, Issuer: sum.Extensions.Issuer}, nil
 }
 
 // identityFromToken predicts the identity Fulcio will certify, for the
 // token kinds whose mapping is fixed; nil when it cannot tell. The token's
 // signature is not checked: Fulcio checks it, and a wrong prediction only
 // means that nothing already signed is recognised as ours.
-func identityFromToken(tok string) *certIdentity {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return nil
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
-	if err != nil {
-		return nil
-	}
+func identityFromToken(tok string) *cosign.Identity {
+	parsed, err := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.ES256, jose.ES384, jose.EdDSA})
 	var claims struct {
 		Issuer   string `json:"iss"`
 		Workflow string `json:"job_workflow_ref"`
 		Email    string `json:"email"`
 	}
-	if json.Unmarshal(raw, &claims) != nil || claims.Issuer == "" {
+	if err != nil || parsed.UnsafeClaimsWithoutVerification(&claims) != nil || claims.Issuer == "" {
 		return nil
 	}
 	switch {
 	case claims.Workflow != "":
-		return &certIdentity{Subject: "https://github.com/" + claims.Workflow, Issuer: claims.Issuer}
+		return &cosign.Identity{Subject: "https://github.com/" + claims.Workflow, Issuer: claims.Issuer}
 	case claims.Email != "":
-		return &certIdentity{Subject: claims.Email, Issuer: claims.Issuer}
+		return &cosign.Identity{Subject: claims.Email, Issuer: claims.Issuer}
 	}
 	return nil
 }

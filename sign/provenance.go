@@ -3,13 +3,13 @@ package sign
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/in-toto/in-toto-golang/in_toto/slsa_provenance/common"
 	slsa1 "github.com/in-toto/in-toto-golang/in_toto/slsa_provenance/v1"
-	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/sigstore/cosign/v2/pkg/oci"
 
 	"github.com/nothingnesses/agent-images/record"
@@ -30,11 +30,7 @@ var gitCommit = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
 // (builderID, and the job run invocation names when known), from which
 // commit, with which locked flake inputs, and which derivation.
 func provenance(src Source, builderID, invocation string, img *record.Image, version string) slsa1.ProvenancePredicate {
-	external := map[string]any{
-		"agent":    img.Agent,
-		"version":  version,
-		"platform": img.Platform.String(),
-	}
+	external := map[string]any{"agent": img.Agent, "version": version, "platform": img.Platform.String()}
 	if src.Repository != "" {
 		external["repository"] = src.Repository
 	}
@@ -49,19 +45,11 @@ func provenance(src Source, builderID, invocation string, img *record.Image, ver
 	if src.Repository != "" || src.Commit != "" {
 		deps = append(deps, revision("source", src.Repository, src.Commit))
 	}
-	names := make([]string, 0, len(src.FlakeInputs))
-	for n := range src.FlakeInputs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(src.FlakeInputs)) {
 		deps = append(deps, flakeInput(n, src.FlakeInputs[n]))
 	}
 	if img.DrvPath != "" {
 		deps = append(deps, slsa1.ResourceDescriptor{Name: "derivation", URI: "file://" + img.DrvPath})
-	}
-	if builderID == "" {
-		builderID = "local"
 	}
 	run := slsa1.ProvenanceRunDetails{Builder: slsa1.Builder{ID: builderID}}
 	if invocation != "" {
@@ -78,9 +66,7 @@ func provenance(src Source, builderID, invocation string, img *record.Image, ver
 	}
 }
 
-// flakeInput describes a flake input by what was fetched: its git revision
-// as a digest, its NAR hash, and whether --override-input replaced it (with
-// the reference's public form; see FlakeInputs for the rule).
+// flakeInput describes a flake input by what was fetched (see FlakeInputs).
 func flakeInput(name string, in FlakeInput) slsa1.ResourceDescriptor {
 	d := revision("flake-input:"+name, "", in.Rev)
 	add := func(k, v string) {
@@ -142,31 +128,19 @@ func (want Built) check(got Built) error {
 // provenanceOf reads what a provenance attestation (a DSSE envelope of an
 // in-toto statement, as SignImage stores it) says of the build.
 func provenanceOf(att oci.Signature) (Built, error) {
-	payload, err := att.Payload()
+	st, err := statementOf(att)
 	if err != nil {
 		return Built{}, err
 	}
-	var env dsse.Envelope
-	if err := json.Unmarshal(payload, &env); err != nil {
-		return Built{}, fmt.Errorf("not a DSSE envelope: %w", err)
+	var pred struct {
+		BuildDefinition struct {
+			ExternalParameters struct{ Commit, Platform string }
+			InternalParameters struct{ Derivation string }
+		}
 	}
-	body, err := env.DecodeB64Payload()
-	if err != nil {
-		return Built{}, fmt.Errorf("the DSSE payload is not base64: %w", err)
-	}
-	var st struct {
-		Predicate slsa1.ProvenancePredicate `json:"predicate"`
-	}
-	if err := json.Unmarshal(body, &st); err != nil {
+	if err := json.Unmarshal(st.Predicate, &pred); err != nil {
 		return Built{}, fmt.Errorf("not a SLSA v1 provenance: %w", err)
 	}
-	var b Built
-	if in, ok := st.Predicate.BuildDefinition.InternalParameters.(map[string]any); ok {
-		b.Derivation, _ = in["derivation"].(string)
-	}
-	if ex, ok := st.Predicate.BuildDefinition.ExternalParameters.(map[string]any); ok {
-		b.Commit, _ = ex["commit"].(string)
-		b.Platform, _ = ex["platform"].(string)
-	}
-	return b, nil
+	bd := pred.BuildDefinition
+	return Built{Derivation: bd.InternalParameters.Derivation, Commit: bd.ExternalParameters.Commit, Platform: bd.ExternalParameters.Platform}, nil
 }

@@ -112,7 +112,10 @@ func TestSeveralRegistries(t *testing.T) {
 	regA, regB := startRegistry(t), startRegistry(t)
 	key, pub := writeKeyPair(t, t.TempDir(), "cosign", "pw")
 	t.Setenv("COSIGN_PASSWORD", "pw")
-	builder, err := New(ctx, WithKey(key), WithSource(testSource), WithBuilderID("https://example.com/build-job"))
+	// The builder is the running workflow, as GitHub Actions names it.
+	t.Setenv("GITHUB_SERVER_URL", "https://example.com")
+	t.Setenv("GITHUB_WORKFLOW_REF", "build-job")
+	builder, err := New(ctx, WithKey(key), WithSource(testSource))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +162,8 @@ func TestSeveralRegistries(t *testing.T) {
 
 	// A merge: another Signer with the same key checks the parts in A,
 	// then stores them with C.
-	merger, err := New(ctx, WithKey(key), WithSource(testSource), WithBuilderID("https://example.com/merge-job"))
+	t.Setenv("GITHUB_WORKFLOW_REF", "merge-job")
+	merger, err := New(ctx, WithKey(key), WithSource(testSource))
 	if err != nil {
 		t.Fatal(err)
 	}

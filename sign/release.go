@@ -11,7 +11,6 @@ import (
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/in-toto/in-toto-golang/in_toto"
 	"github.com/in-toto/in-toto-golang/in_toto/slsa_provenance/common"
@@ -27,7 +26,6 @@ import (
 	rekorclient "github.com/sigstore/rekor/pkg/generated/client"
 	"github.com/sigstore/rekor/pkg/generated/models"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
-	"github.com/sigstore/sigstore/pkg/signature"
 	sigdsse "github.com/sigstore/sigstore/pkg/signature/dsse"
 	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
 
@@ -38,29 +36,16 @@ import (
 
 // signer is the Signer of key and keyless modes; identity is the difference.
 type signer struct {
-	mode       Mode
+	options
 	id         identity
-	source     Source
-	builderID  string
+	builderID  string // who builds, and invocation the job run, for provenance
 	invocation string
-	rekorURL   string // "" = no transparency log
-	sbom       []SBOMFormat
-	registry   *transport.Registry
-	nix        flake.Runner
 
 	mu sync.Mutex
-	// co is how this signer's own signatures verify, once known.
-	co *cosign.CheckOpts
-	// attested holds, by subject digest and predicate type, each
-	// attestation this signer made or verified as its own, so that the
-	// same image in another registry gets that very attestation (see the
-	// package comment, "Several registries").
-	attested map[attestation]oci.Signature
-}
-
-type attestation struct {
-	subject       v1.Hash
-	predicateType string
+	co *cosign.CheckOpts // how this signer's own signatures verify, once known
+	// attested holds each attestation this signer made or verified as its
+	// own, by "digest predicate-type" (package comment, "Several registries").
+	attested sync.Map
 }
 
 func (s *signer) Mode() Mode { return s.mode }
@@ -75,25 +60,18 @@ func (s *signer) predicateTypes() []string {
 	return append(types, PredicateSLSAProvenance)
 }
 
-// remember keeps att, held in memory, as this signer's attestation of type
-// typ for d, unless it has one.
-func (s *signer) remember(d v1.Hash, typ string, att oci.Signature) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.attested == nil {
-		s.attested = map[attestation]oci.Signature{}
-	}
-	if s.attested[attestation{d, typ}] == nil {
-		s.attested[attestation{d, typ}] = att
-	}
+// remember keeps att as this signer's attestation of type typ for the
+// digest d, unless it has one.
+func (s *signer) remember(d, typ string, att oci.Signature) {
+	s.attested.LoadOrStore(d+" "+typ, att)
 }
 
 // known is the attestation of type typ for d this signer remembers, nil
 // when none.
-func (s *signer) known(d v1.Hash, typ string) oci.Signature {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.attested[attestation{d, typ}]
+func (s *signer) known(d, typ string) oci.Signature {
+	att, _ := s.attested.Load(d + " " + typ)
+	sig, _ := att.(oci.Signature)
+	return sig
 }
 
 // SignImage implements Signer. An attestation this signer already made or
@@ -109,26 +87,23 @@ func (s *signer) SignImage(ctx context.Context, d name.Digest, img *record.Image
 	if err != nil {
 		return nil, fmt.Errorf("signing %s (%s): %w", d, img.Platform.String(), err)
 	}
-	types := s.predicateTypes()
-	statements := func() (map[string]any, error) {
-		docs, err := sboms(ctx, s.nix, d, img, agent, s.sbom...)
-		if err != nil {
-			return nil, err
-		}
-		out := map[string]any{PredicateSLSAProvenance: provenance(s.source, s.builderID, s.invocation, img, agent.Version)}
-		for i, f := range s.sbom {
-			out[f.predicateType()] = docs[i]
-		}
-		return out, nil
-	}
-	attTag, added, err := s.attest(ctx, d, types, statements, ociOpts)
-	if err != nil {
+	if err := s.attest(ctx, d, img, agent, &sig, ociOpts); err != nil {
 		return nil, fmt.Errorf("attesting %s (%s): %w", d, img.Platform.String(), err)
 	}
-	sig.Attestations = attTag.String()
-	sig.Predicates = types
-	sig.Added = append(sig.Added, added...)
 	return &sig, nil
+}
+
+// predicates are the SBOMs and the provenance of img at d, by predicate type.
+func (s *signer) predicates(ctx context.Context, d name.Digest, img *record.Image, agent flake.Image) (map[string]any, error) {
+	docs, err := sboms(ctx, flake.Run, d, img, agent, s.sbom...)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{PredicateSLSAProvenance: provenance(s.source, s.builderID, s.invocation, img, agent.Version)}
+	for i, f := range s.sbom {
+		out[f.predicateType()] = docs[i]
+	}
+	return out, nil
 }
 
 // SignIndex implements Signer. An index whose signature is there promises
@@ -154,22 +129,18 @@ func (s *signer) SignIndex(ctx context.Context, index name.Digest, images []name
 	}, nil
 }
 
-// Check implements Signer. Each attestation found is remembered: stored
-// with the same image in another registry, it stays the one the job that
-// built the image made.
+// Check implements Signer.
 func (s *signer) Check(ctx context.Context, d name.Digest, want Built) error {
-	se, h, err := s.signed(ctx, d)
+	ociOpts := s.withContext(ctx)
+	sigs, err := s.signed(ctx, d, ociOpts)
 	if err != nil {
 		return err
 	}
-	atts, err := se.Attestations()
-	if err != nil {
-		return fmt.Errorf("reading the attestations of %s: %w", d, err)
-	}
-	attested, err := s.ownAttestations(ctx, atts, h)
+	atts, err := check(ctx, sigs.se, d, ociOpts, true, s.checkOpts)
 	if err != nil {
 		return fmt.Errorf("checking the attestations of %s: %w", d, err)
 	}
+	attested := atts.byType()
 	for _, typ := range s.predicateTypes() {
 		if attested[typ] == nil {
 			return fmt.Errorf("%s carries no %s attestation by %s", d, typ, s.describe(ctx))
@@ -183,35 +154,28 @@ func (s *signer) Check(ctx context.Context, d name.Digest, want Built) error {
 		return fmt.Errorf("%s: %w", d, err)
 	}
 	for _, typ := range s.predicateTypes() {
-		s.remember(h, typ, attested[typ])
+		s.remember(d.DigestStr(), typ, attested[typ])
 	}
 	return nil
 }
 
 // Signed proves the manifest at d carries this identity's signature.
 func (s *signer) Signed(ctx context.Context, d name.Digest) error {
-	_, _, err := s.signed(ctx, d)
+	_, err := s.signed(ctx, d, s.withContext(ctx))
 	return err
 }
 
-// signed is the manifest at d when it carries this identity's signature.
-func (s *signer) signed(ctx context.Context, d name.Digest) (oci.SignedEntity, v1.Hash, error) {
-	se, h, err := entity(d, s.withContext(ctx))
+// signed is what checking the signatures of d found, when one is this
+// identity's.
+func (s *signer) signed(ctx context.Context, d name.Digest, ociOpts []ociremote.Option) (*found, error) {
+	f, err := check(ctx, nil, d, ociOpts, false, s.checkOpts)
 	if err != nil {
-		return nil, h, err
+		return nil, fmt.Errorf("checking the signatures of %s: %w", d, err)
 	}
-	sigs, err := se.Signatures()
-	if err != nil {
-		return nil, h, fmt.Errorf("reading the signatures of %s: %w", d, err)
+	if len(f.ok) == 0 {
+		return nil, fmt.Errorf("%s carries no signature by %s", d, s.describe(ctx))
 	}
-	signed, err := s.own(ctx, sigs, h, false)
-	if err != nil {
-		return nil, h, fmt.Errorf("checking the signatures of %s: %w", d, err)
-	}
-	if len(signed) == 0 {
-		return nil, h, fmt.Errorf("%s carries no signature by %s", d, s.describe(ctx))
-	}
-	return se, h, nil
+	return f, nil
 }
 
 // describe names the identity in an error: never key material.
@@ -242,105 +206,51 @@ func reusing(ctx context.Context, r *transport.Registry) []remote.Option {
 	return ropts
 }
 
-// entity is the manifest d with its signatures and attestations, and its
-// digest.
-func entity(d name.Digest, ociOpts []ociremote.Option) (oci.SignedEntity, v1.Hash, error) {
-	h, err := v1.NewHash(d.DigestStr())
-	if err != nil {
-		return nil, h, err
-	}
-	se, err := ociremote.SignedEntity(d, ociOpts...)
-	if err != nil {
-		return nil, h, fmt.Errorf("reading %s: %w", d, err)
-	}
-	return se, h, nil
-}
-
 // checkOpts is how this signer's own signatures verify: cosign's checks
 // under the identity's policy, made once.
 func (s *signer) checkOpts(ctx context.Context) (cosign.CheckOpts, error) {
 	s.mu.Lock()
-	co := s.co
-	s.mu.Unlock()
-	if co != nil {
-		return *co, nil
-	}
-	p, err := s.id.policy(ctx)
-	if err != nil {
-		return cosign.CheckOpts{}, err
-	}
-	made, err := p.checkOpts(ctx)
-	if err != nil {
-		return made, err
-	}
-	s.mu.Lock()
-	s.co = &made
-	s.mu.Unlock()
-	return made, nil
-}
-
-// own returns those of sigs about h this signer's identity made: simple
-// signatures, or with attestations set, attestations.
-func (s *signer) own(ctx context.Context, sigs oci.Signatures, h v1.Hash, attestations bool) ([]oci.Signature, error) {
-	if list, err := sigs.Get(); err != nil || len(list) == 0 {
-		return nil, err
-	}
-	co, err := s.checkOpts(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var f found
-	err = f.check(ctx, sigs, h, co, attestations)
-	return f.ok, err
-}
-
-// ownAttestations are this signer's attestations among atts about h, the
-// first of each predicate type.
-func (s *signer) ownAttestations(ctx context.Context, atts oci.Signatures, h v1.Hash) (map[string]oci.Signature, error) {
-	verified, err := s.own(ctx, atts, h, true)
-	out := map[string]oci.Signature{}
-	for _, a := range verified {
-		if typ := predicateTypeOf(a); out[typ] == nil {
-			out[typ] = a
+	defer s.mu.Unlock()
+	if s.co == nil {
+		p, err := s.id.policy(ctx)
+		if err != nil {
+			return cosign.CheckOpts{}, err
 		}
+		co, err := p.checkOpts(ctx)
+		if err != nil {
+			return co, err
+		}
+		s.co = &co
 	}
-	return out, err
+	return *s.co, nil
 }
 
 // signSubject signs one manifest by digest unless this identity already has.
 func (s *signer) signSubject(ctx context.Context, d name.Digest, ociOpts []ociremote.Option) (record.Signature, error) {
-	sigTag, err := ociremote.SignatureTag(d, ociOpts...)
+	f, err := check(ctx, nil, d, ociOpts, false, s.checkOpts)
 	if err != nil {
 		return record.Signature{}, err
 	}
-	sub := record.Signature{Signature: sigTag.String()}
-	se, h, err := entity(d, ociOpts)
-	if err != nil {
-		return sub, err
-	}
-	existing, err := se.Signatures()
-	if err != nil {
-		return sub, fmt.Errorf("reading the signatures of %s: %w", d, err)
-	}
-	if done, err := s.own(ctx, existing, h, false); err != nil || len(done) > 0 {
-		return sub, err
+	sub := record.Signature{Signature: f.tag.String()}
+	if len(f.ok) > 0 {
+		return sub, nil
 	}
 	payload, err := (&sigpayload.Cosign{Image: d}).MarshalJSON()
 	if err != nil {
 		return sub, err
 	}
-	sv, cert, chain, err := s.id.signer(ctx)
+	key, err := s.id.signer(ctx)
 	if err != nil {
 		return sub, err
 	}
-	raw, err := sv.SignMessage(bytes.NewReader(payload))
+	raw, err := key.SignMessage(bytes.NewReader(payload))
 	if err != nil {
 		return sub, fmt.Errorf("signing the payload: %w", err)
 	}
-	opts, err := s.evidence(ctx, sv, cert, chain, func(rc *rekorclient.Rekor, key []byte) (*models.LogEntryAnon, error) {
+	opts, err := s.evidence(key, func(rc *rekorclient.Rekor, signer []byte) (*models.LogEntryAnon, error) {
 		sum := sha256.New()
 		sum.Write(payload)
-		return cosign.TLogUpload(ctx, rc, raw, sum, key)
+		return cosign.TLogUpload(ctx, rc, raw, sum, signer)
 	})
 	if err != nil {
 		return sub, err
@@ -349,12 +259,12 @@ func (s *signer) signSubject(ctx context.Context, d name.Digest, ociOpts []ocire
 	if err != nil {
 		return sub, err
 	}
-	signed, err := mutate.AttachSignatureToEntity(se, sig)
+	signed, err := mutate.AttachSignatureToEntity(f.se, sig)
 	if err != nil {
 		return sub, err
 	}
 	if err := ociremote.WriteSignatures(d.Repository, signed, ociOpts...); err != nil {
-		return sub, fmt.Errorf("pushing the signature %s: %w", sigTag, err)
+		return sub, fmt.Errorf("pushing the signature %s: %w", f.tag, err)
 	}
 	sub.Added = append(sub.Added, "signature")
 	return sub, nil
@@ -363,22 +273,21 @@ func (s *signer) signSubject(ctx context.Context, d name.Digest, ociOpts []ocire
 // evidence is what a signature carries besides itself: keyless, the
 // certificate and its chain; with the transparency log, the log entry that
 // upload makes (with the certificate, or the public key, as the signer).
-func (s *signer) evidence(ctx context.Context, sv signature.SignerVerifier, cert, chain []byte,
-	upload func(*rekorclient.Rekor, []byte) (*models.LogEntryAnon, error)) ([]static.Option, error) {
+func (s *signer) evidence(key *signingKey, upload func(*rekorclient.Rekor, []byte) (*models.LogEntryAnon, error)) ([]static.Option, error) {
 	var opts []static.Option
-	key := cert
-	if cert != nil {
-		opts = append(opts, static.WithCertChain(cert, chain))
+	if key.cert != nil {
+		opts = append(opts, static.WithCertChain(key.cert, key.chain))
 	}
 	if s.rekorURL == "" {
 		return opts, nil
 	}
-	if key == nil {
-		pub, err := sv.PublicKey()
+	signer := key.cert
+	if signer == nil {
+		pub, err := key.PublicKey()
 		if err != nil {
 			return nil, err
 		}
-		if key, err = cryptoutils.MarshalPublicKeyToPEM(pub); err != nil {
+		if signer, err = cryptoutils.MarshalPublicKeyToPEM(pub); err != nil {
 			return nil, err
 		}
 	}
@@ -386,65 +295,55 @@ func (s *signer) evidence(ctx context.Context, sv signature.SignerVerifier, cert
 	if err != nil {
 		return nil, fmt.Errorf("the transparency log %s: %w", s.rekorURL, err)
 	}
-	entry, err := upload(rc, key)
+	entry, err := upload(rc, signer)
 	if err != nil {
 		return nil, fmt.Errorf("uploading to the transparency log %s: %w", s.rekorURL, err)
 	}
 	return append(opts, static.WithBundle(cbundle.EntryToBundle(entry))), nil
 }
 
-// attest attaches an attestation of each predicate type to d unless one by
-// this identity is already there. One this signer remembers for the same
-// digest is attached as it is; only when some type has none are the
-// predicates made, once.
-func (s *signer) attest(ctx context.Context, d name.Digest, types []string, predicates func() (map[string]any, error), ociOpts []ociremote.Option) (name.Tag, []string, error) {
-	attTag, err := ociremote.AttestationTag(d, ociOpts...)
+// attest attaches an attestation of each predicate type to img at d unless
+// one by this identity is already there, and records in sig where they are
+// and which it added. One this signer remembers for the same digest is
+// attached as it is; only when some type has none are the predicates made,
+// once.
+func (s *signer) attest(ctx context.Context, d name.Digest, img *record.Image, agent flake.Image, sig *record.Signature, ociOpts []ociremote.Option) error {
+	f, err := check(ctx, nil, d, ociOpts, true, s.checkOpts)
 	if err != nil {
-		return name.Tag{}, nil, err
+		return err
 	}
-	se, h, err := entity(d, ociOpts)
-	if err != nil {
-		return name.Tag{}, nil, err
-	}
-	existing, err := se.Attestations()
-	if err != nil {
-		return name.Tag{}, nil, fmt.Errorf("reading the attestations of %s: %w", d, err)
-	}
-	own, err := s.ownAttestations(ctx, existing, h)
-	if err != nil {
-		return name.Tag{}, nil, err
-	}
+	sig.Attestations, sig.Predicates = f.tag.String(), s.predicateTypes()
+	own, se, before := f.byType(), f.se, len(sig.Added)
 	var made map[string]any
-	var added []string
-	for _, typ := range types {
+	for _, typ := range sig.Predicates {
 		if own[typ] != nil {
-			s.remember(h, typ, own[typ])
+			s.remember(d.DigestStr(), typ, own[typ])
 			continue
 		}
-		att := s.known(h, typ)
+		att := s.known(d.DigestStr(), typ)
 		if att == nil {
 			if made == nil {
-				if made, err = predicates(); err != nil {
-					return name.Tag{}, nil, err
+				if made, err = s.predicates(ctx, d, img, agent); err != nil {
+					return err
 				}
 			}
 			if att, err = s.signStatement(ctx, d, typ, made[typ]); err != nil {
-				return name.Tag{}, nil, fmt.Errorf("attesting %s: %w", typ, err)
+				return fmt.Errorf("attesting %s: %w", typ, err)
 			}
-			s.remember(h, typ, att)
+			s.remember(d.DigestStr(), typ, att)
 		}
 		if se, err = mutate.AttachAttestationToEntity(se, att); err != nil {
-			return name.Tag{}, nil, err
+			return err
 		}
-		added = append(added, typ)
+		sig.Added = append(sig.Added, typ)
 	}
-	if len(added) == 0 {
-		return attTag, nil, nil
+	if len(sig.Added) == before {
+		return nil
 	}
 	if err := ociremote.WriteAttestations(d.Repository, se, ociOpts...); err != nil {
-		return name.Tag{}, nil, fmt.Errorf("pushing the attestations %s: %w", attTag, err)
+		return fmt.Errorf("pushing the attestations %s: %w", f.tag, err)
 	}
-	return attTag, added, nil
+	return nil
 }
 
 // signStatement wraps predicate in an in-toto statement about d and signs
@@ -467,16 +366,16 @@ func (s *signer) signStatement(ctx context.Context, d name.Digest, typ string, p
 	if err != nil {
 		return nil, err
 	}
-	sv, cert, chain, err := s.id.signer(ctx)
+	key, err := s.id.signer(ctx)
 	if err != nil {
 		return nil, err
 	}
-	envelope, err := sigdsse.WrapSigner(sv, types.IntotoPayloadType).SignMessage(bytes.NewReader(body))
+	envelope, err := sigdsse.WrapSigner(key, types.IntotoPayloadType).SignMessage(bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("signing the statement: %w", err)
 	}
-	opts, err := s.evidence(ctx, sv, cert, chain, func(rc *rekorclient.Rekor, key []byte) (*models.LogEntryAnon, error) {
-		return cosign.TLogUploadDSSEEnvelope(ctx, rc, envelope, key)
+	opts, err := s.evidence(key, func(rc *rekorclient.Rekor, signer []byte) (*models.LogEntryAnon, error) {
+		return cosign.TLogUploadDSSEEnvelope(ctx, rc, envelope, signer)
 	})
 	if err != nil {
 		return nil, err
@@ -488,22 +387,34 @@ func (s *signer) signStatement(ctx context.Context, d name.Digest, typ string, p
 }
 
 // predicateTypeOf reads the predicate type out of a DSSE attestation.
-func predicateTypeOf(sig oci.Signature) string {
-	payload, err := sig.Payload()
+func predicateTypeOf(att oci.Signature) string {
+	st, _ := statementOf(att)
+	return st.PredicateType
+}
+
+// statement is an in-toto statement as a DSSE attestation carries it.
+type statement struct {
+	PredicateType string          `json:"predicateType"`
+	Predicate     json.RawMessage `json:"predicate"`
+}
+
+// statementOf reads the in-toto statement out of a DSSE attestation.
+func statementOf(att oci.Signature) (statement, error) {
+	payload, err := att.Payload()
 	if err != nil {
-		return ""
+		return statement{}, err
 	}
 	var env dsse.Envelope
-	if json.Unmarshal(payload, &env) != nil {
-		return ""
+	if err := json.Unmarshal(payload, &env); err != nil {
+		return statement{}, fmt.Errorf("not a DSSE envelope: %w", err)
 	}
 	body, err := env.DecodeB64Payload()
 	if err != nil {
-		return ""
+		return statement{}, fmt.Errorf("the DSSE payload is not base64: %w", err)
 	}
-	var st in_toto.StatementHeader
-	if json.Unmarshal(body, &st) != nil {
-		return ""
+	var st statement
+	if err := json.Unmarshal(body, &st); err != nil {
+		return statement{}, fmt.Errorf("not an in-toto statement: %w", err)
 	}
-	return st.PredicateType
+	return st, nil
 }

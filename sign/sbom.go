@@ -2,10 +2,12 @@ package sign
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -39,58 +41,40 @@ const (
 // written; signing writes all of them unless told otherwise.
 func allSBOMFormats() []SBOMFormat { return []SBOMFormat{SBOMCycloneDX, SBOMSPDX} }
 
-// predicateType is the in-toto predicate type of the format's attestation.
-func (f SBOMFormat) predicateType() string {
-	if f == SBOMSPDX {
-		return PredicateSPDX
-	}
-	return PredicateCycloneDX
+// sbomTypes are each format's in-toto predicate type and its name for
+// `cosign verify-attestation --type`.
+var sbomTypes = map[SBOMFormat]struct{ predicate, cosign string }{
+	SBOMCycloneDX: {PredicateCycloneDX, "cyclonedx"},
+	SBOMSPDX:      {PredicateSPDX, "spdxjson"},
 }
 
-// cosignType is the format's name for `cosign verify-attestation --type`.
-func (f SBOMFormat) cosignType() string {
-	if f == SBOMSPDX {
-		return "spdxjson"
-	}
-	return "cyclonedx"
-}
+func (f SBOMFormat) predicateType() string { return sbomTypes[f].predicate }
+func (f SBOMFormat) cosignType() string    { return sbomTypes[f].cosign }
 
 // ParseSBOMFormats reads format names, each "cyclonedx" or "spdx" or a
 // comma-separated list of them, into formats in attestation order, each
 // once. Naming none, or one it does not know, is an error that says what
 // is accepted.
 func ParseSBOMFormats(names ...string) ([]SBOMFormat, error) {
-	want := map[SBOMFormat]bool{}
+	var want []SBOMFormat
 	for _, n := range names {
 		for f := range strings.SplitSeq(n, ",") {
-			f = strings.ToLower(strings.TrimSpace(f))
-			if !slices.Contains(allSBOMFormats(), SBOMFormat(f)) {
+			f := SBOMFormat(strings.ToLower(strings.TrimSpace(f)))
+			if sbomTypes[f].predicate == "" {
 				return nil, fmt.Errorf("unknown SBOM format %q: use cyclonedx, spdx, or both (cyclonedx,spdx)", f)
 			}
-			want[SBOMFormat(f)] = true
+			want = append(want, f)
 		}
 	}
-	var out []SBOMFormat
-	for _, f := range allSBOMFormats() {
-		if want[f] {
-			out = append(out, f)
-		}
-	}
-	if len(out) == 0 {
+	if len(want) == 0 {
 		return nil, fmt.Errorf("no SBOM format given: use cyclonedx, spdx, or both (cyclonedx,spdx)")
 	}
-	return out, nil
+	return slices.DeleteFunc(allSBOMFormats(), func(f SBOMFormat) bool { return !slices.Contains(want, f) }), nil
 }
 
 // sboms are the SBOM documents of the per-arch image img at d, of which
-// agent is what the flake says, one per format in that order.
-//
-// Both formats say the same: the image (an OCI purl, its manifest digest,
-// its derivation as nix:drv_path when the release knows it), the agent (its
-// version, licence, description) and every store path in the image: name
-// and version split from the path, a pkg:generic purl with the path as the
-// nix_store_path qualifier, the nix:store_path property, and the SHA-256 of
-// its NAR serialisation (Nix's narHash) when the local store holds it.
+// agent is what the flake says, one per format in that order. Both
+// describe the same components.
 func sboms(ctx context.Context, run flake.Runner, d name.Digest, img *record.Image, agent flake.Image, formats ...SBOMFormat) ([]json.RawMessage, error) {
 	paths, err := storePaths(ctx, img.Image, run)
 	if err != nil {
@@ -100,9 +84,7 @@ func sboms(ctx context.Context, run flake.Runner, d name.Digest, img *record.Ima
 	if err != nil {
 		return nil, fmt.Errorf("reading the image config: %w", err)
 	}
-	if agent.Attr == "" {
-		agent.Attr = img.Agent
-	}
+	agent.Attr = cmp.Or(agent.Attr, img.Agent)
 	in := sbomInput{ref: d, img: img, agent: agent, paths: paths, created: cfg.Created.Time}
 	// The image's own creation time and an ID derived from its digest keep
 	// the documents the same for the same image (Nix images carry a fixed
@@ -156,45 +138,54 @@ const (
 	propDrvPath   = "nix:drv_path"
 )
 
-func (in sbomInput) imageProperties() []property {
-	props := []property{
-		{"agent-images:platform", in.img.Platform.String()},
-		{"agent-images:agent", in.agent.Attr},
-	}
+// component is one thing both SBOMs describe, as both say it.
+type component struct {
+	kind                cdx.ComponentType // SPDX's primary purpose too
+	ref, spdxID         string            // CycloneDX bom-ref, SPDX element ID
+	name, version, purl string
+	sha256              string // hex, "" when unknown
+	license             string // the agent's SPDX expression
+	description         string
+	props               []property
+}
+
+// components are the image, the agent and every store path, in that order.
+func (in sbomInput) components() []component {
+	repo, a := in.ref.Context(), in.agent
+	props := []property{{"agent-images:platform", in.img.Platform.String()}, {"agent-images:agent", a.Attr}}
 	if in.img.DrvPath != "" {
 		props = append(props, property{propDrvPath, in.img.DrvPath})
 	}
-	return props
-}
-
-// imagePURL is the image as an OCI purl: repository's last part as the
-// name, manifest digest as the version, where it lies and its architecture.
-func (in sbomInput) imagePURL() string {
-	repo := in.ref.Context()
-	parts := strings.Split(repo.RepositoryStr(), "/")
-	q := packageurl.Qualifiers{
-		{Key: "arch", Value: in.img.Platform.Architecture},
-		{Key: "repository_url", Value: repo.Name()},
+	// The image as an OCI purl: the repository's last part as the name, the
+	// manifest digest as the version, where it lies and its architecture.
+	q := packageurl.Qualifiers{{Key: "arch", Value: in.img.Platform.Architecture}, {Key: "repository_url", Value: repo.Name()}}
+	image := component{kind: cdx.ComponentTypeContainer, ref: "image", spdxID: "image", name: repo.Name(), version: in.ref.DigestStr(),
+		purl:   packageurl.NewPackageURL(packageurl.TypeOCI, "", path.Base(repo.RepositoryStr()), in.ref.DigestStr(), q, "").ToString(),
+		sha256: strings.TrimPrefix(in.ref.DigestStr(), "sha256:"), props: props}
+	agent := component{kind: cdx.ComponentTypeApplication, ref: "agent:" + a.Attr, spdxID: "agent-" + a.Attr, name: a.Attr, version: a.Version,
+		// pkg:generic, as the flake says nothing of the ecosystem it comes from.
+		purl:    packageurl.NewPackageURL(packageurl.TypeGeneric, "", a.Attr, a.Version, nil, "").ToString(),
+		license: a.License, description: a.Description}
+	if a.Name != "" {
+		agent.props = []property{{"agent-images:name", a.Name}}
 	}
-	return packageurl.NewPackageURL(packageurl.TypeOCI, "", parts[len(parts)-1], in.ref.DigestStr(), q, "").ToString()
-}
-
-// agentPURL names the agent by its flake attribute at its version: a
-// pkg:generic purl, as the flake says nothing of the ecosystem it comes from.
-func (in sbomInput) agentPURL() string {
-	return packageurl.NewPackageURL(packageurl.TypeGeneric, "", in.agent.Attr, in.agent.Version, nil, "").ToString()
-}
-
-// storePathPURL is a store path as pkg:generic/NAME@VERSION with the path as
-// the nix_store_path qualifier. Not pkg:nix: that type names a package by
-// its attribute path in a package set (and its origin, such as nixpkgs),
-// and a store path in an image tells neither.
-func storePathPURL(sp storePath) string {
-	q := packageurl.Qualifiers{{Key: "nix_store_path", Value: sp.Path}}
-	return packageurl.NewPackageURL(packageurl.TypeGeneric, "", sp.Name, sp.Version, q, "").ToString()
+	out := []component{image, agent}
+	for _, sp := range in.paths {
+		// pkg:generic/NAME@VERSION with the path as the nix_store_path
+		// qualifier. Not pkg:nix: that type names a package by its attribute
+		// path in a package set (and its origin, such as nixpkgs), and a
+		// store path in an image tells neither.
+		q := packageurl.Qualifiers{{Key: "nix_store_path", Value: sp.Path}}
+		out = append(out, component{kind: cdx.ComponentTypeLibrary, ref: "nix:" + sp.Path, spdxID: "nix-" + sp.Hash, name: sp.Name, version: sp.Version,
+			purl:   packageurl.NewPackageURL(packageurl.TypeGeneric, "", sp.Name, sp.Version, q, "").ToString(),
+			sha256: sp.NarHash, props: []property{{propStorePath, sp.Path}}})
+	}
+	return out
 }
 
 func (in sbomInput) cycloneDX() *cdx.BOM {
+	all := in.components()
+	image := cdxComponent(all[0])
 	bom := cdx.NewBOM()
 	bom.SerialNumber = "urn:uuid:" + in.uuid
 	bom.Metadata = &cdx.Metadata{
@@ -202,57 +193,32 @@ func (in sbomInput) cycloneDX() *cdx.BOM {
 		Tools: &cdx.ToolsChoice{Components: &[]cdx.Component{{
 			Type: cdx.ComponentTypeApplication, Name: "agent-images-release",
 		}}},
-		Component: &cdx.Component{
-			BOMRef:     "image",
-			Type:       cdx.ComponentTypeContainer,
-			Name:       in.ref.Context().Name(),
-			Version:    in.ref.DigestStr(),
-			PackageURL: in.imagePURL(),
-			Hashes:     &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: strings.TrimPrefix(in.ref.DigestStr(), "sha256:")}},
-			Properties: cdxProperties(in.imageProperties()),
-		},
+		Component: &image,
 	}
-	a := in.agent
-	agent := cdx.Component{
-		BOMRef:      "agent:" + a.Attr,
-		Type:        cdx.ComponentTypeApplication,
-		Name:        a.Attr,
-		Version:     a.Version,
-		Description: a.Description,
-		PackageURL:  in.agentPURL(),
-	}
-	if a.Name != "" {
-		agent.Properties = cdxProperties([]property{{"agent-images:name", a.Name}})
-	}
-	if a.License != "" {
-		agent.Licenses = &cdx.Licenses{{Expression: a.License}}
-	}
-	components := []cdx.Component{agent}
-	refs := []string{agent.BOMRef}
-	for _, sp := range in.paths {
-		c := cdx.Component{
-			BOMRef:     "nix:" + sp.Path,
-			Type:       cdx.ComponentTypeLibrary,
-			Name:       sp.Name,
-			Version:    sp.Version,
-			PackageURL: storePathPURL(sp),
-			Properties: cdxProperties([]property{{propStorePath, sp.Path}}),
-		}
-		if sp.NarHash != "" {
-			c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: sp.NarHash}}
-		}
-		components = append(components, c)
-		refs = append(refs, c.BOMRef)
+	var components []cdx.Component
+	var refs []string
+	for _, c := range all[1:] {
+		components, refs = append(components, cdxComponent(c)), append(refs, c.ref)
 	}
 	bom.Components = &components
 	bom.Dependencies = &[]cdx.Dependency{{Ref: "image", Dependencies: &refs}}
 	return bom
 }
 
-func cdxProperties(props []property) *[]cdx.Property {
-	out := make([]cdx.Property, len(props))
-	for i, p := range props {
-		out[i] = cdx.Property{Name: p.name, Value: p.value}
+func cdxComponent(c component) cdx.Component {
+	out := cdx.Component{BOMRef: c.ref, Type: c.kind, Name: c.name, Version: c.version, Description: c.description, PackageURL: c.purl}
+	if c.sha256 != "" {
+		out.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: c.sha256}}
 	}
-	return &out
+	if c.license != "" {
+		out.Licenses = &cdx.Licenses{{Expression: c.license}}
+	}
+	if len(c.props) > 0 {
+		props := make([]cdx.Property, len(c.props))
+		for i, p := range c.props {
+			props[i] = cdx.Property{Name: p.name, Value: p.value}
+		}
+		out.Properties = &props
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package sign
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -50,12 +51,10 @@ type Signer interface {
 	// digest, in the same repository) are signed, and says how to verify.
 	SignIndex(ctx context.Context, index name.Digest, images []name.Digest) (*record.Signing, error)
 	// Check proves that the image at d carries a signature, an SBOM and a
-	// provenance made by this signer's identity (the same key, or the same
-	// certificate identity and issuer under the same CA), and that the
-	// provenance says what want says: what a merge demands of a part
-	// another job built, and a reused index of each image. The
-	// attestations it finds are the ones SignImage then stores with the
-	// same digest elsewhere.
+	// provenance made by this signer's identity, and that the provenance
+	// says what want says: what a merge demands of a part another job
+	// built, and a reused index of each image. SignImage then stores the
+	// attestations it found with the same digest elsewhere.
 	Check(ctx context.Context, d name.Digest, want Built) error
 	// Signed proves that the manifest at d (an index) carries a signature
 	// by this signer's identity: an index nobody signed, or someone else
@@ -70,13 +69,12 @@ var ErrNoIdentity = errors.New("no signing identity: no key given and no OIDC to
 
 type options struct {
 	source     Source
-	builderID  string
 	mode       Mode // "" = choose from the environment
 	keyRef     string
 	fulcioURL  string
 	roots      *x509.CertPool // nil: Sigstore's, from its TUF repository
 	inter      *x509.CertPool
-	rekorURL   string
+	rekorURL   string // "" once New decides on no transparency log
 	tlogUpload *bool
 	sbom       []SBOMFormat
 	registry   *transport.Registry
@@ -114,12 +112,6 @@ func Disabled() Option {
 // signed: the repository, commit and locked flake inputs.
 func WithSource(src Source) Option {
 	return func(o *options) error { o.source = src; return nil }
-}
-
-// WithBuilderID names the builder in provenance (default
-// BuilderIDFromEnv: the workflow under GitHub Actions, else "local").
-func WithBuilderID(id string) Option {
-	return func(o *options) error { o.builderID = id; return nil }
 }
 
 // WithFulcioURL points keyless signing at a private Fulcio.
@@ -201,14 +193,11 @@ const (
 // not turned off and cannot happen: no key and no OIDC token, a key that
 // does not load, or a keyless token request that fails.
 func New(ctx context.Context, opts ...Option) (Signer, error) {
-	o := options{fulcioURL: PublicFulcioURL, rekorURL: PublicRekorURL}
+	o := options{fulcioURL: PublicFulcioURL, rekorURL: PublicRekorURL, sbom: allSBOMFormats()}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
-	}
-	if o.builderID == "" {
-		o.builderID = BuilderIDFromEnv()
 	}
 	if o.mode == "" {
 		switch {
@@ -227,29 +216,18 @@ func New(ctx context.Context, opts ...Option) (Signer, error) {
 	if o.tlogUpload != nil {
 		upload = *o.tlogUpload
 	}
-	if o.sbom == nil {
-		o.sbom = allSBOMFormats()
-	}
 	if o.registry == nil {
 		o.registry = transport.NewRegistry(nil)
 	}
-	s := &signer{
-		mode:       o.mode,
-		source:     o.source,
-		builderID:  o.builderID,
-		invocation: invocationID(),
-		sbom:       o.sbom,
-		registry:   o.registry,
-		nix:        flake.Run,
+	if !upload {
+		o.rekorURL = "" // no transparency log
 	}
-	if upload {
-		s.rekorURL = o.rekorURL
-	}
+	s := &signer{options: o, builderID: BuilderIDFromEnv(), invocation: invocationID()}
 	var err error
 	if o.mode == ModeKey {
 		s.id, err = loadKey(ctx, o.keyRef)
 	} else {
-		s.id, err = newKeyless(ctx, o.fulcioURL, o.roots, o.inter, upload, transport.New())
+		s.id, err = newKeyless(ctx, o)
 	}
 	if err != nil {
 		return nil, err
@@ -286,11 +264,7 @@ func invocationID() string {
 }
 
 func serverURL() string {
-	server := os.Getenv("GITHUB_SERVER_URL")
-	if server == "" {
-		server = "https://github.com"
-	}
-	return strings.TrimSuffix(server, "/")
+	return strings.TrimSuffix(cmp.Or(os.Getenv("GITHUB_SERVER_URL"), "https://github.com"), "/")
 }
 
 // off is the Signer of a release published unsigned, on purpose.

@@ -133,9 +133,9 @@ func TestPolicyValidate(t *testing.T) {
 // what is signed already; a pattern would accept anyone.
 func TestKeylessCommandNeverWildcard(t *testing.T) {
 	k := &keylessIdentity{
-		token:  func(context.Context) (string, error) { return "", errors.New("no token here") },
-		fulcio: sgsign.NewFulcio(&sgsign.FulcioOptions{BaseURL: "http://127.0.0.1:1"}),
-		roots:  x509.NewCertPool(),
+		token:   func(context.Context) (string, error) { return "", errors.New("no token here") },
+		fulcio:  sgsign.NewFulcio(&sgsign.FulcioOptions{BaseURL: "http://127.0.0.1:1"}),
+		options: options{roots: x509.NewCertPool()},
 	}
 	p, err := k.policy(t.Context())
 	if err == nil || p.CertIdentity != "" {

@@ -1,11 +1,13 @@
 package sign
 
 import (
+	"cmp"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/spdx/tools-golang/spdx"
 	"github.com/spdx/tools-golang/spdx/v2/common"
 )
@@ -22,49 +24,7 @@ var spdxCreator = common.Creator{CreatorType: "Tool", Creator: "agent-images-rel
 // and each CycloneDX property an annotation "name: value".
 func (in sbomInput) spdx() *spdx.Document {
 	created := in.created.Format(time.RFC3339)
-	annotate := func(props []property) []spdx.Annotation {
-		out := make([]spdx.Annotation, len(props))
-		for i, p := range props {
-			out[i] = spdx.Annotation{
-				Annotator:         common.Annotator{AnnotatorType: spdxCreator.CreatorType, Annotator: spdxCreator.Creator},
-				AnnotationDate:    created,
-				AnnotationType:    "OTHER",
-				AnnotationComment: p.name + ": " + p.value,
-			}
-		}
-		return out
-	}
-	purl := func(p string) []*spdx.PackageExternalReference {
-		return []*spdx.PackageExternalReference{{Category: "PACKAGE-MANAGER", RefType: "purl", Locator: p}}
-	}
-
-	image := &spdx.Package{
-		PackageName:               in.ref.Context().Name(),
-		PackageSPDXIdentifier:     "image",
-		PackageVersion:            in.ref.DigestStr(),
-		PackageDownloadLocation:   noAssertion,
-		PackageChecksums:          []spdx.Checksum{{Algorithm: common.SHA256, Value: strings.TrimPrefix(in.ref.DigestStr(), "sha256:")}},
-		PackageExternalReferences: purl(in.imagePURL()),
-		PrimaryPackagePurpose:     "CONTAINER",
-		Annotations:               annotate(in.imageProperties()),
-	}
-	a := in.agent
-	agent := &spdx.Package{
-		PackageName:               a.Attr,
-		PackageSPDXIdentifier:     spdxID("agent-" + a.Attr),
-		PackageVersion:            a.Version,
-		PackageDownloadLocation:   noAssertion,
-		PackageLicenseDeclared:    a.License,
-		PackageDescription:        a.Description,
-		PackageExternalReferences: purl(in.agentPURL()),
-		PrimaryPackagePurpose:     "APPLICATION",
-	}
-	if a.License == "" {
-		agent.PackageLicenseDeclared = noAssertion
-	}
-	if a.Name != "" {
-		agent.Annotations = annotate([]property{{"agent-images:name", a.Name}})
-	}
+	id := func(s string) common.DocElementID { return common.MakeDocElementID("", s) }
 	doc := &spdx.Document{
 		SPDXVersion:       spdx.Version,
 		DataLicense:       spdx.DataLicense,
@@ -72,30 +32,38 @@ func (in sbomInput) spdx() *spdx.Document {
 		DocumentName:      in.ref.String(),
 		DocumentNamespace: "https://spdx.org/spdxdocs/agent-images/" + in.uuid,
 		CreationInfo:      &spdx.CreationInfo{Creators: []common.Creator{spdxCreator}, Created: created},
-		Packages:          []*spdx.Package{image, agent},
-		OtherLicenses:     otherLicenses(a.License),
-		Relationships: []*spdx.Relationship{
-			{RefA: common.MakeDocElementID("", "DOCUMENT"), RefB: common.MakeDocElementID("", "image"), Relationship: "DESCRIBES"},
-			{RefA: common.MakeDocElementID("", "image"), RefB: common.MakeDocElementID("", string(agent.PackageSPDXIdentifier)), Relationship: "CONTAINS"},
-		},
+		OtherLicenses:     otherLicenses(in.agent.License),
+		Relationships:     []*spdx.Relationship{{RefA: id("DOCUMENT"), RefB: id("image"), Relationship: "DESCRIBES"}},
 	}
-	for _, sp := range in.paths {
+	for i, c := range in.components() {
 		pkg := &spdx.Package{
-			PackageName:               sp.Name,
-			PackageSPDXIdentifier:     spdxID("nix-" + sp.Hash),
-			PackageVersion:            sp.Version,
+			PackageName:               c.name,
+			PackageSPDXIdentifier:     spdxID(c.spdxID),
+			PackageVersion:            c.version,
 			PackageDownloadLocation:   noAssertion,
-			PackageExternalReferences: purl(storePathPURL(sp)),
-			PrimaryPackagePurpose:     "LIBRARY",
-			Annotations:               annotate([]property{{propStorePath, sp.Path}}),
+			PackageDescription:        c.description,
+			PackageExternalReferences: []*spdx.PackageExternalReference{{Category: "PACKAGE-MANAGER", RefType: "purl", Locator: c.purl}},
+			PrimaryPackagePurpose:     strings.ToUpper(string(c.kind)),
 		}
-		if sp.NarHash != "" {
-			pkg.PackageChecksums = []spdx.Checksum{{Algorithm: common.SHA256, Value: sp.NarHash}}
+		if c.sha256 != "" {
+			pkg.PackageChecksums = []spdx.Checksum{{Algorithm: common.SHA256, Value: c.sha256}}
+		}
+		// The agent declares its licence, or that the flake gives none.
+		if c.kind == cdx.ComponentTypeApplication {
+			pkg.PackageLicenseDeclared = cmp.Or(c.license, noAssertion)
+		}
+		for _, p := range c.props {
+			pkg.Annotations = append(pkg.Annotations, spdx.Annotation{
+				Annotator:         common.Annotator{AnnotatorType: spdxCreator.CreatorType, Annotator: spdxCreator.Creator},
+				AnnotationDate:    created,
+				AnnotationType:    "OTHER",
+				AnnotationComment: p.name + ": " + p.value,
+			})
 		}
 		doc.Packages = append(doc.Packages, pkg)
-		doc.Relationships = append(doc.Relationships, &spdx.Relationship{
-			RefA: common.MakeDocElementID("", "image"), RefB: common.MakeDocElementID("", string(pkg.PackageSPDXIdentifier)), Relationship: "CONTAINS",
-		})
+		if i > 0 {
+			doc.Relationships = append(doc.Relationships, &spdx.Relationship{RefA: id("image"), RefB: id(string(pkg.PackageSPDXIdentifier)), Relationship: "CONTAINS"})
+		}
 	}
 	return doc
 }

@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/nothingnesses/agent-images/flake"
 )
@@ -30,76 +32,49 @@ type storePath struct {
 // by path, each with the narHash Nix registered for it: the image says what
 // is shipped, Nix what each path is, without a second read of its files.
 //
-// Every path is in the local store when the SBOM is made: the image was
-// built by this process (a release, a split build, a repair all build
-// before they sign; a reused or merged image is never attested anew), and
-// building it realised its contents. Not always, though: the image (a
-// compressed archive) does not refer to its contents, so an image Nix
-// already had, or fetched from a cache, does not bring them, and a garbage
-// collection since it was built may have taken them. Nix then fetches such
-// a path from a substituter that has it; one it cannot get is listed
+// The paths are usually in the local store, since this process built the
+// image (a reused or merged image is never attested anew). Not always: the
+// image does not refer to its contents, so one Nix already had or fetched
+// does not bring them, and a garbage collection may have taken them. Nix
+// then fetches such a path from a substituter; one it cannot get is listed
 // without a hash.
 func storePaths(ctx context.Context, img v1.Image, run flake.Runner) ([]storePath, error) {
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("listing layers: %w", err)
-	}
-	seen := map[string]bool{}
-	var out []storePath
-	for _, l := range layers {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	fs := mutate.Extract(img) // the image's filesystem, its layers applied
+	defer fs.Close()
+	found := map[string]storePath{} // by path
+	tr := tar.NewReader(fs)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
 		}
-		err := eachEntry(l, func(name string) {
-			rest, ok := strings.CutPrefix(strings.TrimPrefix(path.Clean("/"+name), "/"), "nix/store/")
-			base, _, _ := strings.Cut(rest, "/")
-			if n, valid := flake.ParseStorePath(base); ok && valid && !seen[base] {
-				seen[base] = true
-				out = append(out, storePath{Path: "/nix/store/" + base, Hash: n.Hash, Name: n.Name, Version: n.Version})
-			}
-		})
+		if err == nil {
+			err = ctx.Err()
+		}
 		if err != nil {
-			d, _ := l.Digest()
-			return nil, fmt.Errorf("reading layer %s: %w", d, err)
+			return nil, fmt.Errorf("reading the image's layers: %w", err)
+		}
+		rest, ok := strings.CutPrefix(strings.TrimPrefix(path.Clean("/"+h.Name), "/"), "nix/store/")
+		base, _, _ := strings.Cut(rest, "/")
+		if n, valid := flake.ParseStorePath(base); ok && valid {
+			found["/nix/store/"+base] = storePath{Path: "/nix/store/" + base, Hash: n.Hash, Name: n.Name, Version: n.Version}
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	names := make([]string, len(out))
-	for i, sp := range out {
-		names[i] = sp.Path
-	}
-	hashes, err := flake.NarHashes(ctx, run, names)
+	paths := slices.Sorted(maps.Keys(found))
+	hashes, err := flake.NarHashes(ctx, run, paths)
 	if err != nil {
 		return nil, err
 	}
-	for i, sp := range out {
-		if sri, ok := hashes[sp.Path]; ok {
+	out := make([]storePath, len(paths))
+	for i, p := range paths {
+		out[i] = found[p]
+		if sri, ok := hashes[p]; ok {
 			sum, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(sri, "sha256-"))
 			if !strings.HasPrefix(sri, "sha256-") || err != nil || len(sum) != 32 {
-				return nil, fmt.Errorf("nix says the narHash of %s is %q, want sha256-<base64>", sp.Path, sri)
+				return nil, fmt.Errorf("nix says the narHash of %s is %q, want sha256-<base64>", p, sri)
 			}
 			out[i].NarHash = hex.EncodeToString(sum)
 		}
 	}
 	return out, nil
-}
-
-// eachEntry calls fn with the name of each entry of the layer l.
-func eachEntry(l v1.Layer, fn func(name string)) error {
-	rc, err := l.Uncompressed()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		fn(h.Name)
-	}
 }

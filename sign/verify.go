@@ -1,6 +1,7 @@
 package sign
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/x509"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"al.essio.dev/pkg/shellescape"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -91,26 +93,20 @@ func (p Policy) cosignArgs() []string {
 // transparency log's keys when entries are checked.
 func (p Policy) checkOpts(ctx context.Context) (cosign.CheckOpts, error) {
 	co := cosign.CheckOpts{IgnoreTlog: p.IgnoreTlog, IgnoreSCT: p.IgnoreSCT, SigVerifier: p.verifier}
+	var err error
 	switch {
 	case p.verifier != nil:
 	case p.Key != "":
-		v, err := sigs.PublicKeyFromKeyRef(ctx, p.Key)
-		if err != nil {
+		if co.SigVerifier, err = sigs.PublicKeyFromKeyRef(ctx, p.Key); err != nil {
 			return co, fmt.Errorf("loading the public key %s: %w", p.Key, err)
 		}
-		co.SigVerifier = v
-	case p.Roots != nil:
-		co.Identities = []cosign.Identity{{Subject: p.CertIdentity, Issuer: p.CertOIDCIssuer}}
-		co.RootCerts, co.IntermediateCerts = p.Roots, p.Intermediates
 	default:
 		co.Identities = []cosign.Identity{{Subject: p.CertIdentity, Issuer: p.CertOIDCIssuer}}
-		co.TrustedMaterial = p.trusted
-		if co.TrustedMaterial == nil {
-			tm, err := cosign.TrustedRoot()
-			if err != nil {
+		co.RootCerts, co.IntermediateCerts, co.TrustedMaterial = p.Roots, p.Intermediates, p.trusted
+		if p.Roots == nil && p.trusted == nil {
+			if co.TrustedMaterial, err = cosign.TrustedRoot(); err != nil {
 				return co, fmt.Errorf("loading the Sigstore trusted root: %w", err)
 			}
-			co.TrustedMaterial = tm
 		}
 	}
 	if !co.IgnoreTlog && co.TrustedMaterial == nil {
@@ -153,13 +149,7 @@ type Report struct {
 
 // Failed lists the checks that did not hold.
 func (r *Report) Failed() []Check {
-	var out []Check
-	for _, c := range r.Checks {
-		if c.Err != nil {
-			out = append(out, c)
-		}
-	}
-	return out
+	return slices.DeleteFunc(slices.Clone(r.Checks), func(c Check) bool { return c.Err == nil })
 }
 
 // Verify checks what a release promises for ref (a tag or digest of an
@@ -167,15 +157,11 @@ func (r *Report) Failed() []Check {
 // and each per-arch image's SBOM and provenance attestations. A failed check
 // is in the report, not the error; the error is for not getting that far.
 func Verify(ctx context.Context, ref name.Reference, p Policy) (*Report, error) {
-	if err := p.Validate(); err != nil {
-		return nil, err
-	}
-	co, err := p.checkOpts(ctx)
+	v, err := NewAttestationVerifier(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	reg := p.registry()
-	ropts := reusing(ctx, reg)
+	ropts := reusing(ctx, v.registry)
 	ociOpts := []ociremote.Option{ociremote.WithRemoteOptions(ropts...)}
 	desc, err := remote.Get(ref, ropts...)
 	if err != nil {
@@ -189,12 +175,8 @@ func Verify(ctx context.Context, ref name.Reference, p Policy) (*Report, error) 
 	labels, images := []string{"image"}, []name.Digest{top}
 	if desc.MediaType.IsIndex() {
 		rep.Checks = append(rep.Checks, Check{Subject: "index", Digest: top, What: "signature",
-			Err: verifySignature(ctx, top, co, ociOpts)})
-		idx, err := desc.ImageIndex()
-		if err != nil {
-			return nil, fmt.Errorf("reading index %s: %w", top, err)
-		}
-		im, err := idx.IndexManifest()
+			Err: v.signature(ctx, top, ociOpts)})
+		im, err := v1.ParseIndexManifest(bytes.NewReader(desc.Manifest))
 		if err != nil {
 			return nil, fmt.Errorf("reading index %s: %w", top, err)
 		}
@@ -209,13 +191,12 @@ func Verify(ctx context.Context, ref name.Reference, p Policy) (*Report, error) 
 	}
 	var sboms []SBOMFormat // of the first image, for the commands
 	for i, d := range images {
-		rep.Checks = append(rep.Checks, Check{Subject: labels[i], Digest: d, What: "signature",
-			Err: verifySignature(ctx, d, co, ociOpts)})
-		formats, sbom, prov := verifyAttestations(ctx, d, co, ociOpts)
+		formats, sbom, prov := v.sbomAndProvenance(ctx, d, ociOpts)
 		rep.Checks = append(rep.Checks,
+			Check{Subject: labels[i], Digest: d, What: "signature", Err: v.signature(ctx, d, ociOpts)},
 			Check{Subject: labels[i], Digest: d, What: "SBOM attestation", Err: sbom},
 			Check{Subject: labels[i], Digest: d, What: "provenance attestation", Err: prov},
-			Check{Subject: labels[i], Digest: d, What: "blobs", Err: pullable(ctx, reg, d, ropts)})
+			Check{Subject: labels[i], Digest: d, What: "blobs", Err: pullable(ctx, v.registry, d, ropts)})
 		if i == 0 {
 			sboms = formats
 		}
@@ -235,65 +216,75 @@ func Verify(ctx context.Context, ref name.Reference, p Policy) (*Report, error) 
 // found is what checking the signatures or the attestations of one
 // manifest found.
 type found struct {
-	tag     name.Tag        // where they are stored
-	all, ok []oci.Signature // every one there, and those that hold
-	why     error           // cosign's reason the first that failed did
+	se      oci.SignedEntity // the manifest, with its signatures and attestations
+	tag     name.Tag         // where they are stored
+	all, ok []oci.Signature  // every one there, and those that hold
+	why     error            // cosign's reason the first that failed did
+}
+
+// byType are the attestations that hold, the first of each predicate type.
+func (f *found) byType() map[string]oci.Signature {
+	out := map[string]oci.Signature{}
+	for _, a := range f.ok {
+		if typ := predicateTypeOf(a); out[typ] == nil {
+			out[typ] = a
+		}
+	}
+	return out
 }
 
 // check reads the signatures (or with attestations set, the attestations)
-// of the manifest d and checks each with cosign under co: a simple signing
-// payload, or a DSSE envelope, whose claim is about d. Those that hold are
-// copied into memory.
-func check(ctx context.Context, d name.Digest, co cosign.CheckOpts, ociOpts []ociremote.Option, attestations bool) (*found, error) {
-	se, h, err := entity(d, ociOpts)
+// of the manifest d, from se unless it is nil, and checks each with cosign
+// under what co returns, asked only when there is one to check: a simple
+// signing payload, or a DSSE envelope, whose claim is about d. Those that
+// hold are copied into memory.
+func check(ctx context.Context, se oci.SignedEntity, d name.Digest, ociOpts []ociremote.Option, attestations bool,
+	co func(context.Context) (cosign.CheckOpts, error)) (*found, error) {
+	h, err := v1.NewHash(d.DigestStr())
 	if err != nil {
 		return nil, err
 	}
-	f := &found{}
-	var sigs oci.Signatures
-	if attestations {
-		f.tag, err = ociremote.AttestationTag(d, ociOpts...)
-		if err == nil {
-			sigs, err = se.Attestations()
-		}
-	} else {
-		f.tag, err = ociremote.SignatureTag(d, ociOpts...)
-		if err == nil {
-			sigs, err = se.Signatures()
+	if se == nil {
+		if se, err = ociremote.SignedEntity(d, ociOpts...); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", d, err)
 		}
 	}
+	f := &found{se: se}
+	tag, read, verify, claims := ociremote.SignatureTag, se.Signatures, cosign.VerifyImageSignature, cosign.SimpleClaimVerifier
+	if attestations {
+		tag, read, verify, claims = ociremote.AttestationTag, se.Attestations, cosign.VerifyBlobAttestation, cosign.IntotoSubjectClaimVerifier
+	}
+	if f.tag, err = tag(d, ociOpts...); err != nil {
+		return nil, err
+	}
+	sigs, err := read()
+	if err == nil {
+		f.all, err = sigs.Get()
+	}
+	if err != nil || len(f.all) == 0 {
+		return f, err
+	}
+	opts, err := co(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", d, err)
+		return nil, err
 	}
-	return f, f.check(ctx, sigs, h, co, attestations)
-}
-
-func (f *found) check(ctx context.Context, sigs oci.Signatures, h v1.Hash, co cosign.CheckOpts, attestations bool) error {
-	var err error
-	if f.all, err = sigs.Get(); err != nil {
-		return err
-	}
-	co.ClaimVerifier = cosign.SimpleClaimVerifier
-	verify := cosign.VerifyImageSignature
-	if attestations {
-		co.ClaimVerifier, verify = cosign.IntotoSubjectClaimVerifier, cosign.VerifyBlobAttestation
-	}
+	opts.ClaimVerifier = claims
 	for _, sig := range f.all {
-		if _, err := verify(ctx, sig, h, &co); err != nil {
+		if _, err := verify(ctx, sig, h, &opts); err != nil {
 			f.why = cmp.Or(f.why, err)
 			continue
 		}
 		if sig, err = static.Copy(sig); err != nil {
-			return err
+			return nil, err
 		}
 		f.ok = append(f.ok, sig)
 	}
-	return nil
+	return f, nil
 }
 
-// verifySignature checks d's signature and says in one line why it fails.
-func verifySignature(ctx context.Context, d name.Digest, co cosign.CheckOpts, ociOpts []ociremote.Option) error {
-	f, err := check(ctx, d, co, ociOpts, false)
+// signature checks d's signature and says in one line why it fails.
+func (v *AttestationVerifier) signature(ctx context.Context, d name.Digest, ociOpts []ociremote.Option) error {
+	f, err := check(ctx, nil, d, ociOpts, false, v.checkOpts)
 	switch {
 	case err != nil:
 		return fmt.Errorf("cannot check the signature: %v", firstLine(err))
@@ -316,37 +307,33 @@ func verifySignature(ctx context.Context, d name.Digest, co cosign.CheckOpts, oc
 	return fmt.Errorf("signed, but not by the given key or identity: %v", firstLine(f.why))
 }
 
-// verifyAttestations checks d's attestations and reports the SBOM and the
+// sbomAndProvenance checks d's attestations and reports the SBOM and the
 // provenance separately, with the SBOM formats it found. An SBOM in any
 // format counts: which ones a release writes is its choice.
-func verifyAttestations(ctx context.Context, d name.Digest, co cosign.CheckOpts, ociOpts []ociremote.Option) (formats []SBOMFormat, sbom, prov error) {
-	atts, err := verifiedAttestations(ctx, d, co, ociOpts)
+func (v *AttestationVerifier) sbomAndProvenance(ctx context.Context, d name.Digest, ociOpts []ociremote.Option) (formats []SBOMFormat, sbom, prov error) {
+	f, err := v.attestations(ctx, d, ociOpts)
 	if err != nil {
 		return nil, err, err
 	}
-	have := map[string]bool{}
-	for _, a := range atts {
-		have[predicateTypeOf(a)] = true
-	}
+	have := f.byType()
 	for _, f := range allSBOMFormats() {
-		if have[f.predicateType()] {
+		if have[f.predicateType()] != nil {
 			formats = append(formats, f)
 		}
 	}
 	if len(formats) == 0 {
 		sbom = fmt.Errorf("missing SBOM: no verified attestation of type %s or %s", PredicateCycloneDX, PredicateSPDX)
 	}
-	if !have[PredicateSLSAProvenance] {
+	if have[PredicateSLSAProvenance] == nil {
 		prov = fmt.Errorf("missing provenance: no verified attestation of type %s", PredicateSLSAProvenance)
 	}
 	return formats, sbom, prov
 }
 
-// verifiedAttestations returns d's attestations whose signature holds
-// under co and whose in-toto subject is d, and says in one line why there
-// are none.
-func verifiedAttestations(ctx context.Context, d name.Digest, co cosign.CheckOpts, ociOpts []ociremote.Option) ([]oci.Signature, error) {
-	f, err := check(ctx, d, co, ociOpts, true)
+// attestations finds d's attestations whose signature holds and whose
+// in-toto subject is d, and says in one line why there are none.
+func (v *AttestationVerifier) attestations(ctx context.Context, d name.Digest, ociOpts []ociremote.Option) (*found, error) {
+	f, err := check(ctx, nil, d, ociOpts, true, v.checkOpts)
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("cannot check the attestations: %v", firstLine(err))
@@ -355,7 +342,7 @@ func verifiedAttestations(ctx context.Context, d name.Digest, co cosign.CheckOpt
 	case len(f.ok) == 0:
 		return nil, fmt.Errorf("attested, but not by the given key or identity: %v", firstLine(f.why))
 	}
-	return f.ok, nil
+	return f, nil
 }
 
 // AttestationVerifier reads attestations that verify under one Policy, for
@@ -377,19 +364,25 @@ func NewAttestationVerifier(ctx context.Context, p Policy) (*AttestationVerifier
 	if err != nil {
 		return nil, err
 	}
-	return &AttestationVerifier{co: co, registry: p.registry()}, nil
+	reg := p.Registry
+	if reg == nil {
+		reg = transport.NewRegistry(nil)
+	}
+	return &AttestationVerifier{co: co, registry: reg}, nil
 }
+
+func (v *AttestationVerifier) checkOpts(context.Context) (cosign.CheckOpts, error) { return v.co, nil }
 
 // Attestations returns the attestations of the manifest d whose signature
 // holds under the policy and whose in-toto subject is d; an error when
 // there are none, saying why.
 func (v *AttestationVerifier) Attestations(ctx context.Context, d name.Digest) ([]oci.Signature, error) {
 	ociOpts := []ociremote.Option{ociremote.WithRemoteOptions(reusing(ctx, v.registry)...)}
-	atts, err := verifiedAttestations(ctx, d, v.co, ociOpts)
+	f, err := v.attestations(ctx, d, ociOpts)
 	if err != nil {
 		return nil, fmt.Errorf("verifying the attestations of %s: %w", d, err)
 	}
-	return atts, nil
+	return f.ok, nil
 }
 
 // cosignCommand is the cosign CLI invocation that checks the same thing:
@@ -406,15 +399,7 @@ func cosignCommand(verb string, d name.Digest, identityArgs []string, ignoreTlog
 	if insecure {
 		args = append(args, "--allow-insecure-registry")
 	}
-	args = append(args, d.String())
-	for i, a := range args {
-		if a == "" || strings.IndexFunc(a, func(r rune) bool {
-			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@=+,%", r))
-		}) >= 0 {
-			args[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-	}
-	return strings.Join(args, " ")
+	return shellescape.QuoteCommand(append(args, d.String()))
 }
 
 func firstLine(err error) string {
@@ -423,14 +408,6 @@ func firstLine(err error) string {
 	}
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return strings.TrimSpace(s)
-}
-
-// registry is the client p reaches registries with.
-func (p Policy) registry() *transport.Registry {
-	if p.Registry != nil {
-		return p.Registry
-	}
-	return transport.NewRegistry(nil)
 }
 
 // pullable checks that every blob the image manifest d names is there: a
