@@ -49,6 +49,9 @@ type config struct {
 	keep    bool
 	jobs    int
 	release string
+	// rssOnly runs only the cold release and the zstd push, for peak RSS
+	// at a scale the whole bench has no disk for.
+	rssOnly bool
 }
 
 func main() {
@@ -64,6 +67,7 @@ func main() {
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (archives, layer caches, registries, logs)")
 	flag.IntVar(&c.jobs, "jobs", 0, "release --jobs (default: release's own, the number of CPUs)")
 	flag.StringVar(&c.release, "release", "", "release binary to measure (default: built from this checkout)")
+	flag.BoolVar(&c.rssOnly, "rss-only", false, "run only the cold release and the zstd push, for peak RSS at scale 1.0 (no baseline, archives or limits: far less disk)")
 	flag.Parse()
 	if err := run(context.Background(), c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -265,6 +269,9 @@ const (
 // needs, and the limits. Each registry starts empty; each layer cache is
 // named by the runs that share it.
 func (b *bench) measure(ctx context.Context) error {
+	if b.rssOnly {
+		return b.measureRSS(ctx)
+	}
 	regs := map[string]*registry{}
 	for _, label := range []string{"main", "push", "zstd", "warm", "baseline"} {
 		reg, err := b.startRegistry(label)
@@ -336,6 +343,27 @@ func (b *bench) measure(ctx context.Context) error {
 		return err
 	}
 	b.rows = []row{cold, push, zstd, warm, same, newCommit, changed, baseline}
+	return nil
+}
+
+// measureRSS runs the releases whose peak RSS is highest at small scale,
+// the cold release (gzip) and a push with zstd, each into its own registry
+// with its own layer cache.
+func (b *bench) measureRSS(ctx context.Context) error {
+	for _, r := range []struct {
+		name, label string
+		extra       []string
+	}{{coldRun, "main", nil}, {pushRun + ", --compression zstd", "zstd", []string{"--compression", "zstd"}}} {
+		reg, err := b.startRegistry(r.label)
+		if err != nil {
+			return err
+		}
+		row, err := b.releaseRun(ctx, r.name, reg, r.label, commitFor(1), r.extra...)
+		if err != nil {
+			return err
+		}
+		b.rows = append(b.rows, row)
+	}
 	return nil
 }
 
