@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"fmt"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -21,17 +22,20 @@ type foreignELF struct {
 	Old  string // its original interpreter
 }
 
-// foreignCandidates are programs every image is likely to have that exit 0
-// with these arguments.
-var foreignCandidates = []struct {
+// foreignCandidate is a program every image is likely to have that exits 0
+// with args, and the file it resolves to in the image.
+type foreignCandidate struct {
 	name string
 	args []string
-}{
-	{"true", nil},
-	{"ls", []string{"/"}},
-	{"env", nil},
-	{"cat", []string{"/dev/null"}},
-	{"sh", []string{"-c", "true"}},
+	file string
+}
+
+var foreignCandidates = []foreignCandidate{
+	{"true", nil, ""},
+	{"ls", []string{"/"}, ""},
+	{"env", nil, ""},
+	{"cat", []string{"/dev/null"}, ""},
+	{"sh", []string{"-c", "true"}, ""},
 }
 
 var elfMachines = map[string]elf.Machine{
@@ -59,20 +63,13 @@ func patchInterpreter(b []byte, interp string) (patched []byte, old string, err 
 		if uint64(len(interp)+1) > p.Filesz {
 			return nil, old, fmt.Errorf("interpreter %q does not fit in %d bytes", interp, p.Filesz)
 		}
-		out := append([]byte(nil), b...)
+		out := slices.Clone(b)
 		region := out[p.Off : p.Off+p.Filesz]
-		for i := range region {
-			region[i] = 0
-		}
+		clear(region)
 		copy(region, interp)
 		return out, old, nil
 	}
 	return nil, "", fmt.Errorf("statically linked (no PT_INTERP)")
-}
-
-type foreignCandidate struct {
-	name, file string
-	args       []string
 }
 
 // foreignCandidateFiles are the candidates the image has, with the files
@@ -81,7 +78,8 @@ func foreignCandidateFiles(f *imageFS, pathEnv string) []foreignCandidate {
 	var cands []foreignCandidate
 	for _, c := range foreignCandidates {
 		if _, info, ok := f.lookPath(c.name, pathEnv); ok {
-			cands = append(cands, foreignCandidate{c.name, info.Path, c.args})
+			c.file = info.Path
+			cands = append(cands, c)
 		}
 	}
 	return cands
@@ -92,12 +90,12 @@ func foreignCandidateFiles(f *imageFS, pathEnv string) []foreignCandidate {
 // none could be used.
 func findForeignELF(f *imageFS, pathEnv, loader string, plat v1.Platform) (*foreignELF, string, error) {
 	cands := foreignCandidateFiles(f, pathEnv)
+	if len(cands) == 0 {
+		return nil, "none of true, ls, env, cat, sh is on PATH", nil
+	}
 	var files []string
 	for _, c := range cands {
 		files = append(files, c.file)
-	}
-	if len(cands) == 0 {
-		return nil, "none of true, ls, env, cat, sh is on PATH", nil
 	}
 	data, err := f.readFiles(files...)
 	if err != nil {

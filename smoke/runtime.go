@@ -347,7 +347,7 @@ func (r *cliRuntime) Run(ctx context.Context, spec RunSpec) (*RunResult, error) 
 				args = append(args, "--variant", spec.Platform.Variant)
 			}
 		} else {
-			args = append(args, "--platform", platformString(spec.Platform))
+			args = append(args, "--platform", spec.Platform.String())
 		}
 	}
 	if spec.Entrypoint != "" {
@@ -396,14 +396,6 @@ func (r *cliRuntime) Remove(ctx context.Context, ref string) error {
 	defer r.storage.Unlock()
 	_, err := r.cmd(ctx, "image", "rm", ref)
 	return err
-}
-
-func platformString(p v1.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
 }
 
 // binfmtDir is where the kernel lists binfmt_misc entries; tests point it elsewhere.

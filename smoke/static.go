@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"strconv"
@@ -37,16 +38,9 @@ type staticRun struct {
 	noForeign  string      // why foreign is nil
 }
 
-func (s *staticRun) add(check string, st Status, format string, args ...any) {
-	s.results = append(s.results, Result{Check: check, Static: true, Status: st, Detail: fmt.Sprintf(format, args...)})
-}
-
-func (s *staticRun) check(check string, ok bool, format string, args ...any) {
-	st := Fail
-	if ok {
-		st = Pass
-	}
-	s.add(check, st, format, args...)
+func (s *staticRun) check(check string, good bool, format string, args ...any) {
+	st, detail := ok(good, format, args...)
+	s.results = append(s.results, Result{Check: check, Static: true, Status: st, Detail: detail})
 }
 
 func (s *staticRun) run() []Result {
@@ -119,13 +113,7 @@ func (s *staticRun) etc(name string) []byte {
 	if err != nil {
 		return nil
 	}
-	if b, ok := s.fs.contents[p]; ok {
-		return b
-	}
-	m, err := s.fs.readFiles(p)
-	if err != nil {
-		return nil
-	}
+	m, _ := s.fs.readFiles(p)
 	return m[p]
 }
 
@@ -252,7 +240,7 @@ func (s *staticRun) viaShim() bool {
 
 func (s *staticRun) environment() {
 	w := s.want
-	for _, k := range sortedKeys(w.Env) {
+	for _, k := range slices.Sorted(maps.Keys(w.Env)) {
 		v, ok := s.env[k]
 		s.check("config.env "+k, ok && v == w.Env[k], "%s = %s, want %q", k, quoteOrUnset(v, ok), w.Env[k])
 	}
@@ -271,15 +259,10 @@ func (s *staticRun) environment() {
 }
 
 func (s *staticRun) labels() {
-	for _, k := range sortedKeys(s.want.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(s.want.Labels)) {
 		v, ok := s.cfg.Labels[k]
 		want := s.want.Labels[k]
-		good := ok && v != "" && (want == "" || v == want)
-		if want == "" {
-			s.check("config.label "+k, good, "%s = %s, want any non-empty value", k, quoteOrUnset(v, ok))
-		} else {
-			s.check("config.label "+k, good, "%s = %s, want %q", k, quoteOrUnset(v, ok), want)
-		}
+		s.check("config.label "+k, ok && v != "" && (want == "" || v == want), "%s = %s, want %s", k, quoteOrUnset(v, ok), orAny(want))
 	}
 }
 
@@ -543,15 +526,6 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func dedupe(in []string) []string {
