@@ -31,8 +31,8 @@
 // Container checks (one `<entrypoint> --version` run and one `sh -c` script
 // whose probes print key=value lines, so an emulated arm64 image costs two
 // container starts, not fifty; the script runs through HomeShim when the
-// image has it, so it sees the HOME the agent gets; WithRunFlags adds a
-// user's flags such as --user or --userns to both):
+// image has it, so it sees the HOME the agent gets; the tests add a user's
+// flags such as --user or --userns to both):
 //
 //	run.version                 the image run with --version exits 0
 //	run.whoami, run.id,         identity as the configured user

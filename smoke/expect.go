@@ -124,17 +124,11 @@ var XDGVars = []struct{ Key, Rel string }{
 	{"XDG_STATE_HOME", ".local/state"},
 }
 
-// AgentDefaults is what every default release image must satisfy: it runs
-// mainProgram as user agent (1000:1000) in /workspace with HOME /home/agent,
-// has the base commands and no nix, sets the XDG defaults exactly once and
-// owns their directories, has a CA bundle, a sticky world-writable /tmp and
-// the release labels.
-func AgentDefaults(mainProgram string) Expect {
-	return UserDefaults(mainProgram, "agent", 1000, 1000, "/home/agent", "/workspace")
-}
-
-// UserDefaults is AgentDefaults for a custom user, uid, gid, home and working
-// directory; the XDG defaults follow home.
+// UserDefaults is what every default release image must satisfy, for its
+// user, uid, gid, home and working directory: it runs mainProgram as that
+// user, has the base commands and no nix, sets HOME, USER and the XDG
+// defaults (which follow home) exactly once and owns their directories, has
+// a CA bundle, a sticky world-writable /tmp and the release labels.
 func UserDefaults(mainProgram, user string, uid, gid int, home, workingDir string) Expect {
 	e := Expect{
 		User:       user,
@@ -166,30 +160,6 @@ func UserDefaults(mainProgram, user string, uid, gid int, home, workingDir strin
 	}
 	for _, l := range ReleaseLabels {
 		e.Labels[l] = ""
-	}
-	return e
-}
-
-// AnyUser is what an image promises whatever uid it runs as (docker run
-// --user, podman run --userns=keep-id --user): the process is not root, works
-// in workingDir, has a user and group name, and can write (and owns) $HOME,
-// the XDG directories and workingDir; /tmp is writable; a directory mounted
-// below the image's HOME stays reachable below $HOME. Identity and exact
-// paths are not checked: they depend on the uid.
-func AnyUser(workingDir string) Expect {
-	e := Expect{
-		WorkingDir: workingDir,
-		NonRoot:    true,
-		Tmp:        true,
-		UserEntry:  true,
-		Writable:   []string{"$HOME"},
-		HomeMount:  ".config/agent-images-smoke",
-	}
-	for _, x := range XDGVars {
-		e.Writable = append(e.Writable, "$"+x.Key)
-	}
-	if workingDir != "" {
-		e.Writable = append(e.Writable, workingDir)
 	}
 	return e
 }

@@ -46,8 +46,7 @@ type RunSpec struct {
 	Args       []string // the command, or arguments to the entrypoint
 	Tmpfs      []string // container paths to mount a tmpfs on
 	Mounts     []Mount
-	// Flags are more run flags, passed as they are after the ones above
-	// (see WithRunFlags).
+	// Flags are more run flags, passed as they are after the ones above.
 	Flags []string
 }
 
@@ -63,35 +62,12 @@ type RunResult struct {
 	Stdout, Stderr string
 }
 
-// RuntimeOption configures NewRuntime.
-type RuntimeOption func(*cliRuntime) error
-
-// WithCommandPrefix runs the engine's CLI as prefix followed by its own
-// arguments, e.g. setpriv --reuid 1001 ... -- env HOME=... to use the
-// rootless Podman of another user. Images reach it over loopback, and the
-// archives Load hands Docker are readable by anyone for that reason (they
-// hold nothing secret).
-func WithCommandPrefix(prefix ...string) RuntimeOption {
-	return func(r *cliRuntime) error {
-		if len(prefix) == 0 {
-			return errors.New("WithCommandPrefix: empty prefix")
-		}
-		r.prefix = append([]string(nil), prefix...)
-		return nil
-	}
-}
-
 // NewRuntime returns the named runtime ("podman" or "docker"), checked to be
 // usable; "" picks podman, else docker.
-func NewRuntime(name string, opts ...RuntimeOption) (Runtime, error) {
+func NewRuntime(name string) (Runtime, error) {
 	switch name {
 	case "podman", "docker":
 		rt := &cliRuntime{bin: name, pull: name == "podman"}
-		for _, opt := range opts {
-			if err := opt(rt); err != nil {
-				return nil, err
-			}
-		}
 		if err := rt.probe(); err != nil {
 			return nil, err
 		}
@@ -99,7 +75,7 @@ func NewRuntime(name string, opts ...RuntimeOption) (Runtime, error) {
 	case "":
 		var errs []error
 		for _, n := range []string{"podman", "docker"} {
-			rt, err := NewRuntime(n, opts...)
+			rt, err := NewRuntime(n)
 			if err == nil {
 				return rt, nil
 			}
@@ -112,8 +88,13 @@ func NewRuntime(name string, opts ...RuntimeOption) (Runtime, error) {
 }
 
 type cliRuntime struct {
-	bin    string
-	prefix []string // see WithCommandPrefix
+	bin string
+	// prefix runs the engine's CLI behind another command, e.g. setpriv
+	// --reuid 1001 ... -- env HOME=... for the rootless Podman of another
+	// user (the tests' rootlessRuntime). Images reach it over loopback, and
+	// the archives Load hands Docker are readable by anyone for that reason
+	// (they hold nothing secret).
+	prefix []string
 	// pull hands images over as a registry on loopback (podman) instead
 	// of a docker-archive (docker, whose daemon may not share our network).
 	pull bool
@@ -231,7 +212,7 @@ func (r *cliRuntime) loadArchive(ctx context.Context, img v1.Image, ref string) 
 		return err
 	}
 	if len(r.prefix) > 0 {
-		// The engine may run as another user (WithCommandPrefix).
+		// The engine may run as another user (see prefix).
 		if err := os.Chmod(f.Name(), 0o644); err != nil {
 			return err
 		}

@@ -95,6 +95,8 @@ func (r *Report) String() string {
 type options struct {
 	runtime  Runtime
 	platform *v1.Platform
+	// Set only by the tests (export_test.go): flags for every container
+	// run, and where progress lines go.
 	runFlags []string
 	logf     func(string, ...any)
 }
@@ -118,26 +120,6 @@ func WithPlatform(p v1.Platform) Option {
 		o.platform = &p
 		return nil
 	}
-}
-
-// WithRunFlags passes more flags to every container run of the checks, as
-// a user's command line would: --user, --userns, -v, --workdir. The checks
-// add their own --rm, --network none, --pull never, platform and entrypoint.
-func WithRunFlags(flags ...string) Option {
-	return func(o *options) error {
-		for _, f := range flags {
-			if f == "--entrypoint" || strings.HasPrefix(f, "--entrypoint=") {
-				return fmt.Errorf("WithRunFlags(%q): the checks choose the entrypoint", f)
-			}
-		}
-		o.runFlags = append(o.runFlags, flags...)
-		return nil
-	}
-}
-
-// WithLogf receives progress lines (loading, running); Test logs nothing otherwise.
-func WithLogf(f func(string, ...any)) Option {
-	return func(o *options) error { o.logf = f; return nil }
 }
 
 // Test runs the catalogue against img. The error is for infrastructure

@@ -127,7 +127,7 @@ func TestConsumerFlakeReleases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep2, err := smoke.Test(t.Context(), img, smoke.AgentDefaults("pi"))
+	rep2, err := smoke.Test(t.Context(), img, smoke.UserDefaults("pi", "agent", 1000, 1000, "/home/agent", "/workspace"))
 	if err != nil {
 		t.Fatal(err)
 	}
