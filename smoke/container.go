@@ -374,14 +374,14 @@ func (st *staticRun) nixLdProbes() []probe {
 		foreign.eval = func(vals) (Status, string) { return Skip, st.noForeign }
 	default:
 		f := st.foreign
-		cmd := q(path.Join(foreignMount, f.Name))
-		for _, a := range f.Args {
+		cmd := q(path.Join(foreignMount, f.name))
+		for _, a := range f.args {
 			cmd += " " + q(a)
 		}
 		foreign.sh = `out=$(` + cmd + ` 2>&1); r rc $?; rl out "$out"`
 		foreign.eval = func(v vals) (Status, string) {
 			return ok(v.get("rc") == "0", "%s (from %s, interpreter %s rewritten to %s) exit %s: %s",
-				f.Name, f.From, f.Old, l, v.get("rc"), strings.Join(v["out"], " "))
+				f.name, f.file, f.old, l, v.get("rc"), strings.Join(v["out"], " "))
 		}
 	}
 	return append(ps, foreign)
@@ -486,7 +486,7 @@ func runContainerChecks(ctx context.Context, rt Runtime, img v1.Image, st *stati
 	if st.want.HomeMount != "" && st.env["HOME"] != "" {
 		spec.Tmpfs = append(spec.Tmpfs, path.Join(st.env["HOME"], st.want.HomeMount))
 	}
-	if st.foreign != nil && st.ldStandin == "" {
+	if st.foreign != nil {
 		dir, err := os.MkdirTemp("", "agent-images-smoke-elf-*")
 		if err != nil {
 			return nil, err
@@ -497,7 +497,7 @@ func runContainerChecks(ctx context.Context, rt Runtime, img v1.Image, st *stati
 		if err := os.Chmod(dir, 0o755); err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(filepath.Join(dir, st.foreign.Name), st.foreign.Data, 0o755); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, st.foreign.name), st.foreign.data, 0o755); err != nil {
 			return nil, err
 		}
 		spec.Mounts = append(spec.Mounts, Mount{Source: dir, Target: foreignMount, ReadOnly: true})

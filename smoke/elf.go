@@ -10,24 +10,22 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// foreignELF is a binary taken from the image with its ELF interpreter
-// rewritten to the conventional loader path, the way a binary built for
-// another distribution looks. Running it proves nix-ld finds the real loader
-// and the libraries; it needs real nix-ld, so stand-ins skip it.
-type foreignELF struct {
-	Name string   // base name, kept so multi-call binaries still know what to be
-	Args []string // arguments that make it exit 0
-	Data []byte
-	From string // the image path it was copied from
-	Old  string // its original interpreter
-}
-
 // foreignCandidate is a program every image is likely to have that exits 0
 // with args, and the file it resolves to in the image.
 type foreignCandidate struct {
-	name string
+	name string // base name, kept so multi-call binaries still know what to be
 	args []string
 	file string
+}
+
+// foreignELF is a candidate with its ELF interpreter (old) rewritten to the
+// conventional loader path, the way a binary built for another distribution
+// looks. Running it proves nix-ld finds the real loader and the libraries;
+// it needs real nix-ld, so stand-ins skip it.
+type foreignELF struct {
+	foreignCandidate
+	data []byte
+	old  string
 }
 
 var foreignCandidates = []foreignCandidate{
@@ -86,12 +84,11 @@ func foreignCandidateFiles(f *imageFS, pathEnv string) []foreignCandidate {
 }
 
 // findForeignELF picks a dynamically linked program of the image's
-// architecture and returns it patched to use loader; the string says why
-// none could be used.
-func findForeignELF(f *imageFS, pathEnv, loader string, plat v1.Platform) (*foreignELF, string, error) {
-	cands := foreignCandidateFiles(f, pathEnv)
+// architecture among cands and returns it patched to use loader; the string
+// says why none could be used.
+func findForeignELF(f *imageFS, cands []foreignCandidate, loader string, plat v1.Platform) (*foreignELF, string) {
 	if len(cands) == 0 {
-		return nil, "none of true, ls, env, cat, sh is on PATH", nil
+		return nil, "none of true, ls, env, cat, sh is on PATH"
 	}
 	var files []string
 	for _, c := range cands {
@@ -99,7 +96,7 @@ func findForeignELF(f *imageFS, pathEnv, loader string, plat v1.Platform) (*fore
 	}
 	data, err := f.readFiles(files...)
 	if err != nil {
-		return nil, "", err
+		return nil, err.Error()
 	}
 	var why []string
 	for _, c := range cands {
@@ -120,7 +117,7 @@ func findForeignELF(f *imageFS, pathEnv, loader string, plat v1.Platform) (*fore
 			why = append(why, fmt.Sprintf("%s: %v", c.file, err))
 			continue
 		}
-		return &foreignELF{Name: c.name, Args: c.args, Data: patched, From: c.file, Old: old}, "", nil
+		return &foreignELF{c, patched, old}, ""
 	}
-	return nil, "no dynamically linked program to run through the loader: " + strings.Join(why, "; "), nil
+	return nil, "no dynamically linked program to run through the loader: " + strings.Join(why, "; ")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -12,7 +13,7 @@ import (
 )
 
 // Status is the outcome of one check.
-type Status string
+type Status = string
 
 const (
 	Pass Status = "pass"
@@ -32,17 +33,11 @@ const (
 	ModeStatic Mode = "static"
 )
 
-// Result is one check of the catalogue.
-type Result struct {
-	Check  string `json:"check"`            // stable name, e.g. "config.user" or "run.whoami"
-	Static bool   `json:"static"`           // read from the image without running it
-	Status Status `json:"status"`           // pass, fail or skip
-	Detail string `json:"detail,omitempty"` // what was found, and for a failure what was wanted
-}
-
-func (r Result) String() string {
-	return record.Check{Check: r.Check, Static: r.Static, Status: string(r.Status), Detail: r.Detail}.String()
-}
+// Result is one check of the catalogue, in the form a release records: its
+// stable name (e.g. "config.user" or "run.whoami"), whether it was read from
+// the image without running it, its Status, and what was found (for a
+// failure, also what was wanted).
+type Result = record.Check
 
 // Report is everything Test found out about one image.
 type Report struct {
@@ -62,13 +57,7 @@ func (r *Report) Failed() []Result { return r.filter(Fail) }
 func (r *Report) Skipped() []Result { return r.filter(Skip) }
 
 func (r *Report) filter(s Status) []Result {
-	var out []Result
-	for _, res := range r.Results {
-		if res.Status == s {
-			out = append(out, res)
-		}
-	}
-	return out
+	return slices.DeleteFunc(slices.Clone(r.Results), func(res Result) bool { return res.Status != s })
 }
 
 // String is a human summary: one line per check, failures and skips first.
@@ -189,12 +178,11 @@ func Brief(rep *Report) *record.Smoke {
 	}
 	b := &record.Smoke{Mode: string(rep.Mode), Runner: rep.Runner, Reason: rep.Reason}
 	for _, r := range rep.Results {
-		c := record.Check{Check: r.Check, Static: r.Static, Status: string(r.Status), Detail: r.Detail}
 		switch r.Status {
 		case Fail:
-			b.Failed = append(b.Failed, c)
+			b.Failed = append(b.Failed, r)
 		case Skip:
-			b.Skipped = append(b.Skipped, c)
+			b.Skipped = append(b.Skipped, r)
 		default:
 			b.Passed++
 		}

@@ -169,11 +169,8 @@ func (s *staticRun) identity() {
 		"config User %q resolves to %d:%d, want %s (%d:%d)", s.cfg.User, uid, gid, w.User, w.UID, w.GID)
 
 	var entry *passwdEntry
-	for i := range passwd {
-		if passwd[i].name == w.User {
-			entry = &passwd[i]
-			break
-		}
+	if i := slices.IndexFunc(passwd, func(e passwdEntry) bool { return e.name == w.User }); i >= 0 {
+		entry = &passwd[i]
 	}
 	switch {
 	case entry == nil:
@@ -437,6 +434,7 @@ func (s *staticRun) nixLd() {
 		s.check("fs.nix-ld-loader", false, "no conventional loader path known for %s; set NixLd.Loader", s.plat.Architecture)
 		return
 	}
+	cands := foreignCandidateFiles(s.fs, s.env["PATH"])
 	link, ok := s.fs.lstat(s.loader)
 	target, tok := s.fs.stat(s.loader)
 	switch {
@@ -450,7 +448,7 @@ func (s *staticRun) nixLd() {
 		s.check("fs.nix-ld-loader", true, "%s -> %s", s.loader, target.Path)
 		// One pass for the loader and the programs a foreign-ELF check may use.
 		files := []string{target.Path}
-		for _, c := range foreignCandidateFiles(s.fs, s.env["PATH"]) {
+		for _, c := range cands {
 			files = append(files, c.file)
 		}
 		if data, err := s.fs.readFiles(files...); err == nil && bytes.Contains(data[target.Path], []byte(standinMarker)) {
@@ -484,11 +482,7 @@ func (s *staticRun) nixLd() {
 		s.check("config.nix-ld-libraries", good, "%s", detail)
 	}
 	if s.ldStandin == "" {
-		f, why, err := findForeignELF(s.fs, s.env["PATH"], s.loader, s.plat)
-		if err != nil {
-			why = err.Error()
-		}
-		s.foreign, s.noForeign = f, why
+		s.foreign, s.noForeign = findForeignELF(s.fs, cands, s.loader, s.plat)
 	}
 }
 
