@@ -10,7 +10,7 @@ import (
 // labelVersion is the OCI label mkAgentImage sets to the agent's version.
 const labelVersion = "org.opencontainers.image.version"
 
-// Expect is what the smoke test holds a release image to: what the flake
+// ExpectOf is what the smoke test holds a release image to: what the flake
 // declared about this very image (user, home, working directory,
 // directories, program, environment, toolbox, Nix and nix-ld), and never
 // root. It reads nothing but the metadata, so any flake's mkAgentImage

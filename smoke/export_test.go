@@ -69,3 +69,28 @@ func AnyUser(workingDir string) Expect {
 	}
 	return e
 }
+
+// Skipped returns the checks that could not run, each with its reason.
+func (r *Report) Skipped() []Result { return r.filter(Skip) }
+
+// String is a human summary for test failures: one line per check,
+// failures and skips first.
+func (r *Report) String() string {
+	var b strings.Builder
+	pass := len(r.Results) - len(r.Failed()) - len(r.Skipped())
+	fmt.Fprintf(&b, "%s/%s: %s mode, %d passed, %d failed, %d skipped", r.Platform.OS, r.Platform.Architecture,
+		r.Mode, pass, len(r.Failed()), len(r.Skipped()))
+	if r.Runner != "" {
+		fmt.Fprintf(&b, " (%s)", r.Runner)
+	}
+	if r.Reason != "" {
+		fmt.Fprintf(&b, " (static only: %s)", r.Reason)
+	}
+	b.WriteByte('\n')
+	for _, s := range []Status{Fail, Skip, Pass} {
+		for _, res := range r.filter(s) {
+			b.WriteString("  " + res.String() + "\n")
+		}
+	}
+	return b.String()
+}

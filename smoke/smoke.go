@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -53,32 +52,8 @@ type Report struct {
 // Failed returns the failing checks; an image passes when it is empty.
 func (r *Report) Failed() []Result { return r.filter(Fail) }
 
-// Skipped returns the checks that could not run, each with its reason.
-func (r *Report) Skipped() []Result { return r.filter(Skip) }
-
 func (r *Report) filter(s Status) []Result {
 	return slices.DeleteFunc(slices.Clone(r.Results), func(res Result) bool { return res.Status != s })
-}
-
-// String is a human summary: one line per check, failures and skips first.
-func (r *Report) String() string {
-	var b strings.Builder
-	pass := len(r.Results) - len(r.Failed()) - len(r.Skipped())
-	fmt.Fprintf(&b, "%s/%s: %s mode, %d passed, %d failed, %d skipped", r.Platform.OS, r.Platform.Architecture,
-		r.Mode, pass, len(r.Failed()), len(r.Skipped()))
-	if r.Runner != "" {
-		fmt.Fprintf(&b, " (%s)", r.Runner)
-	}
-	if r.Reason != "" {
-		fmt.Fprintf(&b, " (static only: %s)", r.Reason)
-	}
-	b.WriteByte('\n')
-	for _, s := range []Status{Fail, Skip, Pass} {
-		for _, res := range r.filter(s) {
-			b.WriteString("  " + res.String() + "\n")
-		}
-	}
-	return b.String()
 }
 
 type options struct {
