@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -108,11 +109,8 @@ type cliRuntime struct {
 
 // command is the engine's CLI with args, behind the prefix if there is one.
 func (r *cliRuntime) command(ctx context.Context, args ...string) *exec.Cmd {
-	if len(r.prefix) == 0 {
-		return exec.CommandContext(ctx, r.bin, args...)
-	}
-	full := append(append(append([]string(nil), r.prefix[1:]...), r.bin), args...)
-	return exec.CommandContext(ctx, r.prefix[0], full...)
+	argv := slices.Concat(r.prefix, []string{r.bin}, args)
+	return exec.CommandContext(ctx, argv[0], argv[1:]...)
 }
 
 func (r *cliRuntime) Name() string { return r.bin }
@@ -344,9 +342,7 @@ func (r *cliRuntime) Run(ctx context.Context, spec RunSpec) (*RunResult, error) 
 		}
 		args = append(args, "-v", v)
 	}
-	args = append(args, spec.Flags...)
-	args = append(args, spec.Image)
-	args = append(args, spec.Args...)
+	args = slices.Concat(args, spec.Flags, []string{spec.Image}, spec.Args)
 
 	var stdout, stderr bytes.Buffer
 	c := r.command(ctx, args...)
