@@ -1,15 +1,12 @@
 package smoke
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -19,9 +16,9 @@ import (
 	"strings"
 	"sync"
 
+	legacy "github.com/google/go-containerregistry/pkg/legacy/tarball"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 )
 
 // Runtime is a container engine the checks run in. Podman and Docker share
@@ -202,7 +199,11 @@ func (r *cliRuntime) loadArchive(ctx context.Context, img v1.Image, ref string) 
 		return err
 	}
 	defer os.Remove(f.Name())
-	if err := writeDockerArchive(f, tag, img); err != nil {
+	// The legacy format keeps the layers uncompressed: tarball.Write would
+	// gzip every layer only for the engine to inflate it again, which for a
+	// real agent image costs more than all the checks. The config bytes are
+	// copied as they are, so the engine's image ID is the config digest.
+	if err := legacy.Write(tag, img, f); err != nil {
 		f.Close()
 		return fmt.Errorf("writing docker archive for %s: %w", r.bin, err)
 	}
@@ -238,82 +239,6 @@ func (r *cliRuntime) load(ctx context.Context, args ...string) error {
 		}
 	}
 	return err
-}
-
-// writeDockerArchive writes img as a docker-archive (what `podman load` and
-// `docker load` read) with uncompressed layers: tarball.Write would gzip every
-// layer only for the engine to inflate it again, which for a real agent image
-// costs more than all the checks. The config bytes are copied as they are, so
-// the engine's image ID is the config digest.
-func writeDockerArchive(w io.Writer, tag name.Tag, img v1.Image) error {
-	cfgName, err := img.ConfigName()
-	if err != nil {
-		return err
-	}
-	rawCfg, err := img.RawConfigFile()
-	if err != nil {
-		return err
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return err
-	}
-	tw := tar.NewWriter(w)
-	add := func(file string, size int64, r io.Reader) error {
-		if err := tw.WriteHeader(&tar.Header{Name: file, Size: size, Mode: 0o644, Typeflag: tar.TypeReg}); err != nil {
-			return err
-		}
-		n, err := io.Copy(tw, r)
-		if err == nil && n != size {
-			err = fmt.Errorf("%s: %d bytes, want %d", file, n, size)
-		}
-		return err
-	}
-	cfgFile := cfgName.Hex + ".json"
-	if err := add(cfgFile, int64(len(rawCfg)), bytes.NewReader(rawCfg)); err != nil {
-		return err
-	}
-	files := make([]string, 0, len(layers))
-	written := map[string]bool{}
-	for _, l := range layers {
-		diffID, err := l.DiffID()
-		if err != nil {
-			return err
-		}
-		file := diffID.Hex + "/layer.tar"
-		files = append(files, file)
-		if written[file] {
-			continue
-		}
-		written[file] = true
-		// The tar header needs the size first; an uncompressed tarball layer
-		// knows it, a compressed one is inflated once to count.
-		size, err := partial.UncompressedSize(l)
-		if err != nil {
-			return fmt.Errorf("sizing layer %s: %w", diffID, err)
-		}
-		rc, err := l.Uncompressed()
-		if err != nil {
-			return err
-		}
-		err = add(file, size, rc)
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("writing layer %s: %w", diffID, err)
-		}
-	}
-	manifest, err := json.Marshal([]struct {
-		Config   string
-		RepoTags []string
-		Layers   []string
-	}{{Config: cfgFile, RepoTags: []string{tag.String()}, Layers: files}})
-	if err != nil {
-		return err
-	}
-	if err := add("manifest.json", int64(len(manifest)), bytes.NewReader(manifest)); err != nil {
-		return err
-	}
-	return tw.Close()
 }
 
 func (r *cliRuntime) Run(ctx context.Context, spec RunSpec) (*RunResult, error) {
