@@ -76,10 +76,10 @@ func ownerCheck(got string, uid, gid int) (Status, string) {
 	return ok(f[0]+":"+f[1] == want, "owner %s:%s mode %s, want %s", f[0], f[1], f[2], want)
 }
 
-// probes builds the container catalogue for what st expects.
-func (st *staticRun) probes() []probe {
+// probes builds the container catalogue for what st expects, and the
+// tmpfs mounts the container needs for it.
+func (st *staticRun) probes() (ps []probe, tmpfs []string) {
 	w := st.want
-	var ps []probe
 	add := func(check, sh string, eval func(vals) (Status, string)) {
 		ps = append(ps, probe{check, sh, eval})
 	}
@@ -161,6 +161,7 @@ func (st *staticRun) probes() []probe {
 	if w.TmpfsUnderConfig {
 		cfg := path.Join(w.Home, ".config")
 		sub := path.Join(cfg, "sub")
+		tmpfs = append(tmpfs, sub)
 		add("run.tmpfs-under-config", fmt.Sprintf(`while read -r _ mp t _; do [ "$mp" = %[2]s ] && r m "$t"; done < /proc/self/mounts; r w "$(w %[1]s)"; r o "$(own %[1]s)"`, q(cfg), q(sub)), func(v vals) (Status, string) {
 			if v.get("m") != "tmpfs" {
 				return Fail, fmt.Sprintf("no tmpfs mounted at %s (found %q)", sub, v.get("m"))
@@ -203,6 +204,9 @@ func (st *staticRun) probes() []probe {
 	if w.HomeMount != "" {
 		imageHome := st.env["HOME"]
 		mnt := path.Join(imageHome, w.HomeMount)
+		if imageHome != "" {
+			tmpfs = append(tmpfs, mnt)
+		}
 		sh := fmt.Sprintf(`while read -r _ mp t _; do [ "$mp" = %[1]s ] && r m "$t"; done < /proc/self/mounts
 d="$HOME"/%[2]s; f=.agent-images-smoke.$$; r p "$d"
 if ( : > "$d/$f" ) 2>/dev/null; then [ -e %[1]s/"$f" ] && r seen 1; rm -f "$d/$f"; r w writable; else r w not-writable; fi`, q(mnt), q(w.HomeMount))
@@ -224,7 +228,7 @@ if ( : > "$d/$f" ) 2>/dev/null; then [ -e %[1]s/"$f" ] && r seen 1; rm -f "$d/$f
 	if w.NixLd != nil {
 		ps = append(ps, st.nixLdProbes()...)
 	}
-	return ps
+	return ps, tmpfs
 }
 
 // nssWrapperLib is the library an entrypoint could preload to name a uid;
@@ -473,18 +477,12 @@ func runContainerChecks(ctx context.Context, rt Runtime, img v1.Image, st *stati
 		add("run.version", s, detail)
 	}
 
-	ps := st.probes()
+	ps, tmpfs := st.probes()
 	// Through the home shim when the image has one: the checks then see the
 	// HOME and XDG directories the agent gets.
-	spec := RunSpec{Image: ref, Platform: st.plat, Flags: flags, Entrypoint: "sh", Args: []string{"-c", script(ps)}}
+	spec := RunSpec{Image: ref, Platform: st.plat, Flags: flags, Entrypoint: "sh", Args: []string{"-c", script(ps)}, Tmpfs: tmpfs}
 	if st.viaShim() {
 		spec.Entrypoint, spec.Args = st.cfg.Entrypoint[0], append([]string{"sh"}, spec.Args...)
-	}
-	if st.want.TmpfsUnderConfig {
-		spec.Tmpfs = append(spec.Tmpfs, path.Join(st.want.Home, ".config", "sub"))
-	}
-	if st.want.HomeMount != "" && st.env["HOME"] != "" {
-		spec.Tmpfs = append(spec.Tmpfs, path.Join(st.env["HOME"], st.want.HomeMount))
 	}
 	if st.foreign != nil {
 		dir, err := os.MkdirTemp("", "agent-images-smoke-elf-*")

@@ -113,15 +113,13 @@ func Test(ctx context.Context, img v1.Image, want Expect, opts ...Option) (*Repo
 	if plat.OS == "" || plat.Architecture == "" {
 		return nil, errors.New("image config names no OS/architecture; pass WithPlatform")
 	}
-	rep := &Report{Platform: plat, Mode: ModeStatic}
-
 	o.logf("smoke: reading the %s image filesystem", plat.String())
 	fsys, err := readImageFS(img)
 	if err != nil {
 		return nil, err
 	}
 	st := &staticRun{cfg: cf.Config, fs: fsys, want: want, plat: plat}
-	rep.Results = append(rep.Results, st.run()...)
+	rep := &Report{Platform: plat, Mode: ModeStatic, Results: st.run()}
 
 	if o.runtime == nil {
 		rep.Reason = "no container runtime given"

@@ -266,16 +266,14 @@ func (s *staticRun) labels() {
 func (s *staticRun) commands() {
 	pathEnv := s.env["PATH"]
 	for _, c := range s.want.Commands {
-		found, info, ok := s.fs.lookPath(c, pathEnv)
-		if ok {
+		if found, info, ok := s.fs.lookPath(c, pathEnv); ok {
 			s.check("fs.command "+c, true, "%s -> %s", found, info.Path)
 		} else {
 			s.check("fs.command "+c, false, "%s is not on PATH %q", c, pathEnv)
 		}
 	}
 	for _, c := range s.want.Absent {
-		found, _, ok := s.fs.lookPath(c, pathEnv)
-		if ok {
+		if found, _, ok := s.fs.lookPath(c, pathEnv); ok {
 			s.check("fs.absent "+c, false, "%s is on PATH at %s, want absent", c, found)
 		} else {
 			s.check("fs.absent "+c, true, "%s is not on PATH", c)
