@@ -45,7 +45,7 @@
 //	run.root-owned D, run.tmp
 //	run.tmpfs-under-config      with a tmpfs on $HOME/.config/sub, $HOME/.config stays the user's and writable
 //	run.writable D              D (a path, or $VAR) is writable and owned by the uid the process
-//	                            runs as, whatever that is (AnyUser)
+//	                            runs as, whatever that is (Expect.Writable)
 //	run.touch F                 the process creates F and leaves it, for the caller to check on the host
 //	run.user-entry              the uid and gid are in /etc/passwd and /etc/group themselves (where
 //	                            static programs and every C library look), nss_wrapper not in use

@@ -460,10 +460,7 @@ func (s *staticRun) nixLd() {
 	lp, ok := s.env["NIX_LD_LIBRARY_PATH"]
 	var missing []string
 	for _, d := range strings.Split(lp, ":") {
-		if d == "" {
-			continue
-		}
-		if i, found := s.fs.stat(d); !found || !i.isDir() {
+		if i, found := s.fs.stat(d); d != "" && (!found || !i.isDir()) {
 			missing = append(missing, d)
 		}
 	}
@@ -522,10 +519,8 @@ func orNone(s string) string {
 
 func dedupe(in []string) []string {
 	var out []string
-	seen := map[string]bool{}
 	for _, s := range in {
-		if !seen[s] {
-			seen[s] = true
+		if !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}
@@ -533,10 +528,8 @@ func dedupe(in []string) []string {
 }
 
 func sameSet(a, b []string) bool {
-	x, y := slices.Clone(a), slices.Clone(b)
-	slices.Sort(x)
-	slices.Sort(y)
-	return slices.Equal(slices.Compact(x), slices.Compact(y))
+	set := func(s []string) []string { return slices.Compact(slices.Sorted(slices.Values(s))) }
+	return slices.Equal(set(a), set(b))
 }
 
 // storeName is the <name>-<version> part of a /nix/store path.
@@ -563,12 +556,7 @@ func isPackage(name, lib string) bool {
 
 // checkLibraries judges NIX_LD_LIBRARY_PATH against the expected libraries.
 func checkLibraries(lp string, libs []string, only bool) (bool, string) {
-	var entries []string
-	for _, d := range strings.Split(lp, ":") {
-		if d != "" {
-			entries = append(entries, d)
-		}
-	}
+	entries := slices.DeleteFunc(strings.Split(lp, ":"), func(d string) bool { return d == "" })
 	var missing, extra []string
 	for _, l := range libs {
 		if !slices.ContainsFunc(entries, func(e string) bool { return isPackage(storeName(e), l) }) {
