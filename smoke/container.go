@@ -2,11 +2,14 @@ package smoke
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,8 +60,8 @@ func ok(good bool, format string, args ...any) (Status, string) {
 	return Fail, fmt.Sprintf(format, args...)
 }
 
-// ownerCheck judges an own() value against uid:gid, optionally a mode.
-func ownerCheck(got string, uid, gid int, mode string) (Status, string) {
+// ownerCheck judges an own() value against uid:gid.
+func ownerCheck(got string, uid, gid int) (Status, string) {
 	switch got {
 	case "missing", "":
 		return Fail, "does not exist"
@@ -70,24 +73,26 @@ func ownerCheck(got string, uid, gid int, mode string) (Status, string) {
 		return Fail, "unexpected stat output " + strconv.Quote(got)
 	}
 	want := fmt.Sprintf("%d:%d", uid, gid)
-	good := f[0]+":"+f[1] == want && (mode == "" || f[2] == mode)
-	if mode != "" {
-		return ok(good, "owner %s:%s mode %s, want %s mode %s", f[0], f[1], f[2], want, mode)
-	}
-	return ok(good, "owner %s:%s mode %s, want %s", f[0], f[1], f[2], want)
+	return ok(f[0]+":"+f[1] == want, "owner %s:%s mode %s, want %s", f[0], f[1], f[2], want)
 }
 
-// probes builds the container catalogue for what st expects.
-func (st *staticRun) probes() []probe {
+// probes builds the container catalogue for what st expects, and the
+// tmpfs mounts the container needs for it.
+func (st *staticRun) probes() (ps []probe, tmpfs []string) {
 	w := st.want
-	var ps []probe
 	add := func(check, sh string, eval func(vals) (Status, string)) {
 		ps = append(ps, probe{check, sh, eval})
 	}
+	// equal checks the one value sh prints as v, when want is set.
+	equal := func(check, sh, what, want string) {
+		if want != "" {
+			add(check, sh, func(v vals) (Status, string) {
+				return ok(v.get("v") == want, "%s = %q, want %q", what, v.get("v"), want)
+			})
+		}
+	}
+	equal("run.whoami", `r v "$(whoami 2>&1)"`, "whoami", w.User)
 	if w.User != "" {
-		add("run.whoami", `r v "$(whoami 2>&1)"`, func(v vals) (Status, string) {
-			return ok(v.get("v") == w.User, "whoami = %q, want %q", v.get("v"), w.User)
-		})
 		add("run.id", `r u "$(id -u 2>&1)"; r g "$(id -g 2>&1)"`, func(v vals) (Status, string) {
 			got := v.get("u") + ":" + v.get("g")
 			return ok(got == fmt.Sprintf("%d:%d", w.UID, w.GID), "id -u:id -g = %s, want %d:%d", got, w.UID, w.GID)
@@ -99,16 +104,8 @@ func (st *staticRun) probes() []probe {
 			return ok(u != "0" && u != "", "id -u = %q, want non-zero", u)
 		})
 	}
-	if w.Home != "" {
-		add("run.home", `r v "${HOME-<unset>}"`, func(v vals) (Status, string) {
-			return ok(v.get("v") == w.Home, "HOME = %q, want %q", v.get("v"), w.Home)
-		})
-	}
-	if w.WorkingDir != "" {
-		add("run.pwd", `r v "$(pwd)"`, func(v vals) (Status, string) {
-			return ok(v.get("v") == w.WorkingDir, "pwd = %q, want %q", v.get("v"), w.WorkingDir)
-		})
-	}
+	equal("run.home", `r v "${HOME-<unset>}"`, "HOME", w.Home)
+	equal("run.pwd", `r v "$(pwd)"`, "pwd", w.WorkingDir)
 	for _, c := range w.Commands {
 		add("run.command "+c, `r v "$(command -v `+q(c)+`)"`, func(v vals) (Status, string) {
 			return ok(v.get("v") != "", "command -v %s = %q", c, v.get("v"))
@@ -119,7 +116,7 @@ func (st *staticRun) probes() []probe {
 			return ok(v.get("v") == "", "command -v %s = %q, want nothing", c, v.get("v"))
 		})
 	}
-	for _, k := range sortedKeys(w.Env) {
+	for _, k := range slices.Sorted(maps.Keys(w.Env)) {
 		add("run.env "+k, fmt.Sprintf(`if [ "${%[1]s+x}" = x ]; then r v "set:$%[1]s"; else r v unset; fi`, k), func(v vals) (Status, string) {
 			got := v.get("v")
 			if got == "unset" {
@@ -140,13 +137,13 @@ func (st *staticRun) probes() []probe {
 			if v.get("w") != "writable" {
 				return Fail, fmt.Sprintf("%s is %s for the user", d, v.get("w"))
 			}
-			st, detail := ownerCheck(v.get("o"), w.UID, w.GID, "")
+			st, detail := ownerCheck(v.get("o"), w.UID, w.GID)
 			return st, "writable, " + detail
 		})
 	}
 	for _, d := range dedupe(w.RootOwned) {
 		add("run.root-owned "+d, fmt.Sprintf(`r o "$(own %s)"`, q(d)), func(v vals) (Status, string) {
-			return ownerCheck(v.get("o"), 0, 0, "")
+			return ownerCheck(v.get("o"), 0, 0)
 		})
 	}
 	if w.Tmp {
@@ -164,6 +161,7 @@ func (st *staticRun) probes() []probe {
 	if w.TmpfsUnderConfig {
 		cfg := path.Join(w.Home, ".config")
 		sub := path.Join(cfg, "sub")
+		tmpfs = append(tmpfs, sub)
 		add("run.tmpfs-under-config", fmt.Sprintf(`while read -r _ mp t _; do [ "$mp" = %[2]s ] && r m "$t"; done < /proc/self/mounts; r w "$(w %[1]s)"; r o "$(own %[1]s)"`, q(cfg), q(sub)), func(v vals) (Status, string) {
 			if v.get("m") != "tmpfs" {
 				return Fail, fmt.Sprintf("no tmpfs mounted at %s (found %q)", sub, v.get("m"))
@@ -171,7 +169,7 @@ func (st *staticRun) probes() []probe {
 			if v.get("w") != "writable" {
 				return Fail, fmt.Sprintf("with a tmpfs at %s, %s is %s", sub, cfg, v.get("w"))
 			}
-			st, detail := ownerCheck(v.get("o"), w.UID, w.GID, "")
+			st, detail := ownerCheck(v.get("o"), w.UID, w.GID)
 			return st, fmt.Sprintf("with a tmpfs at %s, %s is writable, %s", sub, cfg, detail)
 		})
 	}
@@ -206,6 +204,9 @@ func (st *staticRun) probes() []probe {
 	if w.HomeMount != "" {
 		imageHome := st.env["HOME"]
 		mnt := path.Join(imageHome, w.HomeMount)
+		if imageHome != "" {
+			tmpfs = append(tmpfs, mnt)
+		}
 		sh := fmt.Sprintf(`while read -r _ mp t _; do [ "$mp" = %[1]s ] && r m "$t"; done < /proc/self/mounts
 d="$HOME"/%[2]s; f=.agent-images-smoke.$$; r p "$d"
 if ( : > "$d/$f" ) 2>/dev/null; then [ -e %[1]s/"$f" ] && r seen 1; rm -f "$d/$f"; r w writable; else r w not-writable; fi`, q(mnt), q(w.HomeMount))
@@ -227,7 +228,7 @@ if ( : > "$d/$f" ) 2>/dev/null; then [ -e %[1]s/"$f" ] && r seen 1; rm -f "$d/$f
 	if w.NixLd != nil {
 		ps = append(ps, st.nixLdProbes()...)
 	}
-	return ps
+	return ps, tmpfs
 }
 
 // nssWrapperLib is the library an entrypoint could preload to name a uid;
@@ -280,13 +281,14 @@ v=$(getent passwd "$(id -u)" 2>&1); r gprc $?; r gp "$v"; v=$(getent group "$(id
 	return []probe{entry, name}
 }
 
-func isStandin(lines []string) (string, bool) {
+// standin is the line of a probe's output that shows the offline stand-in, or "".
+func standin(lines []string) string {
 	for _, l := range lines {
 		if strings.Contains(l, standinMarker) {
-			return l, true
+			return l
 		}
 	}
-	return "", false
+	return ""
 }
 
 func (st *staticRun) nixProbes() []probe {
@@ -314,9 +316,8 @@ func (st *staticRun) nixProbes() []probe {
 			return ok(len(o) == 3 && o[0] == strconv.Itoa(w.UID), "writable, uid:gid:mode %s, want owner uid %d", v.get("o"), w.UID)
 		}},
 		{"run.nix-version", `out=$(nix --version 2>&1); r rc $?; rl out "$out"`, func(v vals) (Status, string) {
-			if l, yes := isStandin(v["out"]); yes {
-				versionStandin = l
-				return Skip, "needs real Nix; the image has the offline stand-in: " + l
+			if versionStandin = standin(v["out"]); versionStandin != "" {
+				return Skip, "needs real Nix; the image has the offline stand-in: " + versionStandin
 			}
 			return ok(v.get("rc") == "0", "nix --version exit %s: %s", v.get("rc"), strings.Join(v["out"], " "))
 		}},
@@ -324,10 +325,7 @@ func (st *staticRun) nixProbes() []probe {
 	// Checks after nix --version skip with its reason when it is the stand-in.
 	needsNix := func(check, sh string, eval func(vals) (Status, string)) probe {
 		return probe{check, sh, func(v vals) (Status, string) {
-			if versionStandin != "" {
-				return Skip, "needs real Nix; the image has the offline stand-in: " + versionStandin
-			}
-			if l, yes := isStandin(v["out"]); yes {
+			if l := cmp.Or(versionStandin, standin(v["out"])); l != "" {
 				return Skip, "needs real Nix; the image has the offline stand-in: " + l
 			}
 			return eval(v)
@@ -350,24 +348,14 @@ PATH="$HOME/.nix-profile/bin:$PATH" agent-images-smoke
 			return ok(v.get("rc") == "0", "<nixpkgs> from NIX_PATH, offline: exit %s: %s", v.get("rc"), strings.Join(v["out"], " "))
 		}))
 	}
-	pathInfo := probe{check: "run.nix-path-info"}
 	if st.entryStore == "" {
-		pathInfo.eval = func(vals) (Status, string) {
+		return append(ps, probe{check: "run.nix-path-info", eval: func(vals) (Status, string) {
 			return Skip, "the entrypoint is not in /nix/store, so there is no store path to query"
-		}
-	} else {
-		pathInfo.sh = `out=$(nix path-info ` + q(st.entryStore) + ` 2>&1); r rc $?; rl out "$out"`
-		pathInfo.eval = func(v vals) (Status, string) {
-			if versionStandin != "" {
-				return Skip, "needs real Nix; the image has the offline stand-in: " + versionStandin
-			}
-			if l, yes := isStandin(v["out"]); yes {
-				return Skip, "needs real Nix; the image has the offline stand-in: " + l
-			}
-			return ok(v.get("rc") == "0", "nix path-info %s exit %s: %s", st.entryStore, v.get("rc"), strings.Join(v["out"], " "))
-		}
+		}})
 	}
-	return append(ps, pathInfo)
+	return append(ps, needsNix("run.nix-path-info", `out=$(nix path-info `+q(st.entryStore)+` 2>&1); r rc $?; rl out "$out"`, func(v vals) (Status, string) {
+		return ok(v.get("rc") == "0", "nix path-info %s exit %s: %s", st.entryStore, v.get("rc"), strings.Join(v["out"], " "))
+	}))
 }
 
 func (st *staticRun) nixLdProbes() []probe {
@@ -390,14 +378,14 @@ func (st *staticRun) nixLdProbes() []probe {
 		foreign.eval = func(vals) (Status, string) { return Skip, st.noForeign }
 	default:
 		f := st.foreign
-		cmd := q(path.Join(foreignMount, f.Name))
-		for _, a := range f.Args {
+		cmd := q(path.Join(foreignMount, f.name))
+		for _, a := range f.args {
 			cmd += " " + q(a)
 		}
 		foreign.sh = `out=$(` + cmd + ` 2>&1); r rc $?; rl out "$out"`
 		foreign.eval = func(v vals) (Status, string) {
 			return ok(v.get("rc") == "0", "%s (from %s, interpreter %s rewritten to %s) exit %s: %s",
-				f.Name, f.From, f.Old, l, v.get("rc"), strings.Join(v["out"], " "))
+				f.name, f.file, f.old, l, v.get("rc"), strings.Join(v["out"], " "))
 		}
 	}
 	return append(ps, foreign)
@@ -458,7 +446,7 @@ func parseScript(out string, n int) ([]vals, bool) {
 }
 
 func runContainerChecks(ctx context.Context, rt Runtime, img v1.Image, st *staticRun, flags []string, logf func(string, ...any)) ([]Result, error) {
-	logf("smoke: loading the %s image into %s", platformString(st.plat), rt.Name())
+	logf("smoke: loading the %s image into %s", st.plat.String(), rt.Name())
 	ref, err := rt.Load(ctx, img)
 	if err != nil {
 		return nil, err
@@ -472,12 +460,15 @@ func runContainerChecks(ctx context.Context, rt Runtime, img v1.Image, st *stati
 	add := func(check string, s Status, detail string) {
 		results = append(results, Result{Check: check, Status: s, Detail: detail})
 	}
+	run := func(spec RunSpec) (*RunResult, error) {
+		rctx, cancel := context.WithTimeout(ctx, runTimeout)
+		defer cancel()
+		return rt.Run(rctx, spec)
+	}
 
 	if len(st.cfg.Entrypoint) > 0 || len(st.want.Entrypoint) > 0 {
 		logf("smoke: running %s --version", ref)
-		rctx, cancel := context.WithTimeout(ctx, runTimeout)
-		res, err := rt.Run(rctx, RunSpec{Image: ref, Platform: st.plat, Flags: flags, Args: []string{"--version"}})
-		cancel()
+		res, err := run(RunSpec{Image: ref, Platform: st.plat, Flags: flags, Args: []string{"--version"}})
 		if err != nil {
 			return nil, err
 		}
@@ -486,20 +477,14 @@ func runContainerChecks(ctx context.Context, rt Runtime, img v1.Image, st *stati
 		add("run.version", s, detail)
 	}
 
-	ps := st.probes()
+	ps, tmpfs := st.probes()
 	// Through the home shim when the image has one: the checks then see the
 	// HOME and XDG directories the agent gets.
-	spec := RunSpec{Image: ref, Platform: st.plat, Flags: flags, Entrypoint: "sh", Args: []string{"-c", script(ps)}}
+	spec := RunSpec{Image: ref, Platform: st.plat, Flags: flags, Entrypoint: "sh", Args: []string{"-c", script(ps)}, Tmpfs: tmpfs}
 	if st.viaShim() {
 		spec.Entrypoint, spec.Args = st.cfg.Entrypoint[0], append([]string{"sh"}, spec.Args...)
 	}
-	if st.want.TmpfsUnderConfig {
-		spec.Tmpfs = append(spec.Tmpfs, path.Join(st.want.Home, ".config", "sub"))
-	}
-	if st.want.HomeMount != "" && st.env["HOME"] != "" {
-		spec.Tmpfs = append(spec.Tmpfs, path.Join(st.env["HOME"], st.want.HomeMount))
-	}
-	if st.foreign != nil && st.ldStandin == "" {
+	if st.foreign != nil {
 		dir, err := os.MkdirTemp("", "agent-images-smoke-elf-*")
 		if err != nil {
 			return nil, err
@@ -510,34 +495,24 @@ func runContainerChecks(ctx context.Context, rt Runtime, img v1.Image, st *stati
 		if err := os.Chmod(dir, 0o755); err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(filepath.Join(dir, st.foreign.Name), st.foreign.Data, 0o755); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, st.foreign.name), st.foreign.data, 0o755); err != nil {
 			return nil, err
 		}
 		spec.Mounts = append(spec.Mounts, Mount{Source: dir, Target: foreignMount, ReadOnly: true})
 	}
 	logf("smoke: running %d checks in one container", len(ps))
-	rctx, cancel := context.WithTimeout(ctx, runTimeout)
-	res, err := rt.Run(rctx, spec)
-	cancel()
+	res, err := run(spec)
 	if err != nil {
 		return nil, err
 	}
 	got, done := parseScript(res.Stdout, len(ps))
-	if !done {
-		// No shell, or it died part-way: every probe that printed nothing fails with the reason.
-		why := fmt.Sprintf("the check script did not finish (exit %d): %s", res.ExitCode, firstLine(res.Stderr+res.Stdout))
-		for i, p := range ps {
-			if len(got[i]) == 0 && p.sh != "" {
-				add(p.check, Fail, why)
-				continue
-			}
-			s, detail := p.eval(got[i])
-			add(p.check, s, detail)
-		}
-		return results, nil
-	}
+	// No shell, or it died part-way: every probe that printed nothing fails with the reason.
+	why := fmt.Sprintf("the check script did not finish (exit %d): %s", res.ExitCode, firstLine(res.Stderr+res.Stdout))
 	for i, p := range ps {
-		s, detail := p.eval(got[i])
+		s, detail := Fail, why
+		if done || len(got[i]) > 0 || p.sh == "" {
+			s, detail = p.eval(got[i])
+		}
 		add(p.check, s, detail)
 	}
 	return results, nil

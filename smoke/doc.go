@@ -31,8 +31,8 @@
 // Container checks (one `<entrypoint> --version` run and one `sh -c` script
 // whose probes print key=value lines, so an emulated arm64 image costs two
 // container starts, not fifty; the script runs through HomeShim when the
-// image has it, so it sees the HOME the agent gets; WithRunFlags adds a
-// user's flags such as --user or --userns to both):
+// image has it, so it sees the HOME the agent gets; the tests add a user's
+// flags such as --user or --userns to both):
 //
 //	run.version                 the image run with --version exits 0
 //	run.whoami, run.id,         identity as the configured user
@@ -45,7 +45,7 @@
 //	run.root-owned D, run.tmp
 //	run.tmpfs-under-config      with a tmpfs on $HOME/.config/sub, $HOME/.config stays the user's and writable
 //	run.writable D              D (a path, or $VAR) is writable and owned by the uid the process
-//	                            runs as, whatever that is (AnyUser)
+//	                            runs as, whatever that is (Expect.Writable)
 //	run.touch F                 the process creates F and leaves it, for the caller to check on the host
 //	run.user-entry              the uid and gid are in /etc/passwd and /etc/group themselves (where
 //	                            static programs and every C library look), nss_wrapper not in use

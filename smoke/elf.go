@@ -4,34 +4,36 @@ import (
 	"bytes"
 	"debug/elf"
 	"fmt"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// foreignELF is a binary taken from the image with its ELF interpreter
-// rewritten to the conventional loader path, the way a binary built for
-// another distribution looks. Running it proves nix-ld finds the real loader
-// and the libraries; it needs real nix-ld, so stand-ins skip it.
-type foreignELF struct {
-	Name string   // base name, kept so multi-call binaries still know what to be
-	Args []string // arguments that make it exit 0
-	Data []byte
-	From string // the image path it was copied from
-	Old  string // its original interpreter
+// foreignCandidate is a program every image is likely to have that exits 0
+// with args, and the file it resolves to in the image.
+type foreignCandidate struct {
+	name string // base name, kept so multi-call binaries still know what to be
+	args []string
+	file string
 }
 
-// foreignCandidates are programs every image is likely to have that exit 0
-// with these arguments.
-var foreignCandidates = []struct {
-	name string
-	args []string
-}{
-	{"true", nil},
-	{"ls", []string{"/"}},
-	{"env", nil},
-	{"cat", []string{"/dev/null"}},
-	{"sh", []string{"-c", "true"}},
+// foreignELF is a candidate with its ELF interpreter (old) rewritten to the
+// conventional loader path, the way a binary built for another distribution
+// looks. Running it proves nix-ld finds the real loader and the libraries;
+// it needs real nix-ld, so stand-ins skip it.
+type foreignELF struct {
+	foreignCandidate
+	data []byte
+	old  string
+}
+
+var foreignCandidates = []foreignCandidate{
+	{"true", nil, ""},
+	{"ls", []string{"/"}, ""},
+	{"env", nil, ""},
+	{"cat", []string{"/dev/null"}, ""},
+	{"sh", []string{"-c", "true"}, ""},
 }
 
 var elfMachines = map[string]elf.Machine{
@@ -59,20 +61,13 @@ func patchInterpreter(b []byte, interp string) (patched []byte, old string, err 
 		if uint64(len(interp)+1) > p.Filesz {
 			return nil, old, fmt.Errorf("interpreter %q does not fit in %d bytes", interp, p.Filesz)
 		}
-		out := append([]byte(nil), b...)
+		out := slices.Clone(b)
 		region := out[p.Off : p.Off+p.Filesz]
-		for i := range region {
-			region[i] = 0
-		}
+		clear(region)
 		copy(region, interp)
 		return out, old, nil
 	}
 	return nil, "", fmt.Errorf("statically linked (no PT_INTERP)")
-}
-
-type foreignCandidate struct {
-	name, file string
-	args       []string
 }
 
 // foreignCandidateFiles are the candidates the image has, with the files
@@ -81,27 +76,27 @@ func foreignCandidateFiles(f *imageFS, pathEnv string) []foreignCandidate {
 	var cands []foreignCandidate
 	for _, c := range foreignCandidates {
 		if _, info, ok := f.lookPath(c.name, pathEnv); ok {
-			cands = append(cands, foreignCandidate{c.name, info.Path, c.args})
+			c.file = info.Path
+			cands = append(cands, c)
 		}
 	}
 	return cands
 }
 
 // findForeignELF picks a dynamically linked program of the image's
-// architecture and returns it patched to use loader; the string says why
-// none could be used.
-func findForeignELF(f *imageFS, pathEnv, loader string, plat v1.Platform) (*foreignELF, string, error) {
-	cands := foreignCandidateFiles(f, pathEnv)
+// architecture among cands and returns it patched to use loader; the string
+// says why none could be used.
+func findForeignELF(f *imageFS, cands []foreignCandidate, loader string, plat v1.Platform) (*foreignELF, string) {
+	if len(cands) == 0 {
+		return nil, "none of true, ls, env, cat, sh is on PATH"
+	}
 	var files []string
 	for _, c := range cands {
 		files = append(files, c.file)
 	}
-	if len(cands) == 0 {
-		return nil, "none of true, ls, env, cat, sh is on PATH", nil
-	}
 	data, err := f.readFiles(files...)
 	if err != nil {
-		return nil, "", err
+		return nil, err.Error()
 	}
 	var why []string
 	for _, c := range cands {
@@ -122,7 +117,7 @@ func findForeignELF(f *imageFS, pathEnv, loader string, plat v1.Platform) (*fore
 			why = append(why, fmt.Sprintf("%s: %v", c.file, err))
 			continue
 		}
-		return &foreignELF{Name: c.name, Args: c.args, Data: patched, From: c.file, Old: old}, "", nil
+		return &foreignELF{c, patched, old}, ""
 	}
-	return nil, "no dynamically linked program to run through the loader: " + strings.Join(why, "; "), nil
+	return nil, "no dynamically linked program to run through the loader: " + strings.Join(why, "; ")
 }

@@ -2,8 +2,10 @@ package smoke
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -122,17 +124,11 @@ var XDGVars = []struct{ Key, Rel string }{
 	{"XDG_STATE_HOME", ".local/state"},
 }
 
-// AgentDefaults is what every default release image must satisfy: it runs
-// mainProgram as user agent (1000:1000) in /workspace with HOME /home/agent,
-// has the base commands and no nix, sets the XDG defaults exactly once and
-// owns their directories, has a CA bundle, a sticky world-writable /tmp and
-// the release labels.
-func AgentDefaults(mainProgram string) Expect {
-	return UserDefaults(mainProgram, "agent", 1000, 1000, "/home/agent", "/workspace")
-}
-
-// UserDefaults is AgentDefaults for a custom user, uid, gid, home and working
-// directory; the XDG defaults follow home.
+// UserDefaults is what every default release image must satisfy, for its
+// user, uid, gid, home and working directory: it runs mainProgram as that
+// user, has the base commands and no nix, sets HOME, USER and the XDG
+// defaults (which follow home) exactly once and owns their directories, has
+// a CA bundle, a sticky world-writable /tmp and the release labels.
 func UserDefaults(mainProgram, user string, uid, gid int, home, workingDir string) Expect {
 	e := Expect{
 		User:       user,
@@ -168,78 +164,53 @@ func UserDefaults(mainProgram, user string, uid, gid int, home, workingDir strin
 	return e
 }
 
-// AnyUser is what an image promises whatever uid it runs as (docker run
-// --user, podman run --userns=keep-id --user): the process is not root, works
-// in workingDir, has a user and group name, and can write (and owns) $HOME,
-// the XDG directories and workingDir; /tmp is writable; a directory mounted
-// below the image's HOME stays reachable below $HOME. Identity and exact
-// paths are not checked: they depend on the uid.
-func AnyUser(workingDir string) Expect {
-	e := Expect{
-		WorkingDir: workingDir,
-		NonRoot:    true,
-		Tmp:        true,
-		UserEntry:  true,
-		Writable:   []string{"$HOME"},
-		HomeMount:  ".config/agent-images-smoke",
-	}
-	for _, x := range XDGVars {
-		e.Writable = append(e.Writable, "$"+x.Key)
-	}
-	if workingDir != "" {
-		e.Writable = append(e.Writable, workingDir)
-	}
-	return e
-}
-
 // LoaderPath is the conventional dynamic loader path foreign binaries expect
 // on an architecture (GOARCH naming, as in v1.Platform), where nix-ld must
 // sit; "" for architectures it does not know.
 func LoaderPath(arch string) string {
-	switch arch {
-	case "amd64":
-		return "/lib64/ld-linux-x86-64.so.2"
-	case "arm64":
-		return "/lib/ld-linux-aarch64.so.1"
-	}
-	return ""
+	return map[string]string{"amd64": "/lib64/ld-linux-x86-64.so.2", "arm64": "/lib/ld-linux-aarch64.so.1"}[arch]
 }
 
-var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var (
+	envKey      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	commandName = regexp.MustCompile(`^[A-Za-z0-9_.+-]+$`)
+)
 
 // validate rejects expectations the checks cannot express, so a typo in a
 // caller's Expect is an error rather than a check that silently passes.
 func (e Expect) validate() error {
-	abs := func(what string, ps ...string) error {
-		for _, p := range ps {
-			if p != "" && (!path.IsAbs(p) || path.Clean(p) != p) {
-				return fmt.Errorf("expect: %s %q must be a clean absolute path", what, p)
-			}
-		}
-		return nil
+	var loader, confDir string
+	if e.NixLd != nil {
+		loader = e.NixLd.Loader
 	}
-	if err := abs("home", e.Home); err != nil {
-		return err
+	if e.Nix != nil {
+		confDir = e.Nix.ConfDir
 	}
-	if err := abs("working directory", e.WorkingDir); err != nil {
-		return err
-	}
-	if err := abs("directory", e.Dirs...); err != nil {
-		return err
-	}
-	if err := abs("root-owned path", e.RootOwned...); err != nil {
-		return err
-	}
-	if err := abs("file", e.Touch...); err != nil {
-		return err
-	}
+	var writable []string // the paths; $VAR entries are checked below
 	for _, w := range e.Writable {
-		if k, ok := strings.CutPrefix(w, "$"); ok {
-			if !envKey.MatchString(k) {
-				return fmt.Errorf("expect: writable %q names no shell variable", w)
+		if k, ok := strings.CutPrefix(w, "$"); !ok {
+			writable = append(writable, w)
+		} else if !envKey.MatchString(k) {
+			return fmt.Errorf("expect: writable %q names no shell variable", w)
+		}
+	}
+	for _, c := range []struct {
+		what string
+		ps   []string
+	}{
+		{"home", []string{e.Home}},
+		{"working directory", []string{e.WorkingDir}},
+		{"directory", e.Dirs},
+		{"root-owned path", e.RootOwned},
+		{"file", e.Touch},
+		{"writable directory", writable},
+		{"loader", []string{loader}},
+		{"NIX_CONF_DIR", []string{confDir}},
+	} {
+		for _, p := range c.ps {
+			if p != "" && (!path.IsAbs(p) || path.Clean(p) != p) {
+				return fmt.Errorf("expect: %s %q must be a clean absolute path", c.what, p)
 			}
-		} else if err := abs("writable directory", w); err != nil {
-			return err
 		}
 	}
 	if e.HomeMount != "" && (path.IsAbs(e.HomeMount) || path.Clean(e.HomeMount) != e.HomeMount || strings.HasPrefix(e.HomeMount, "..")) {
@@ -251,34 +222,15 @@ func (e Expect) validate() error {
 	if len(e.Dirs) > 0 && e.User == "" {
 		return fmt.Errorf("expect: Dirs need User, UID and GID for their owner")
 	}
-	for k := range e.Env {
+	for _, k := range slices.Concat(slices.Collect(maps.Keys(e.Env)), e.UniqueEnv, e.FileEnv) {
 		if !envKey.MatchString(k) {
 			return fmt.Errorf("expect: environment key %q is not a shell variable name", k)
 		}
 	}
-	for _, ks := range [][]string{e.UniqueEnv, e.FileEnv} {
-		for _, k := range ks {
-			if !envKey.MatchString(k) {
-				return fmt.Errorf("expect: environment key %q is not a shell variable name", k)
-			}
-		}
-	}
-	for _, c := range append(append([]string(nil), e.Commands...), e.Absent...) {
-		if c == "" || !commandName.MatchString(c) {
+	for _, c := range slices.Concat(e.Commands, e.Absent) {
+		if !commandName.MatchString(c) {
 			return fmt.Errorf("expect: command %q is not a plain command name", c)
-		}
-	}
-	if e.NixLd != nil {
-		if err := abs("loader", e.NixLd.Loader); err != nil {
-			return err
-		}
-	}
-	if e.Nix != nil {
-		if err := abs("NIX_CONF_DIR", e.Nix.ConfDir); err != nil {
-			return err
 		}
 	}
 	return nil
 }
-
-var commandName = regexp.MustCompile(`^[A-Za-z0-9_.+-]+$`)

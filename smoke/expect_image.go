@@ -1,7 +1,7 @@
 package smoke
 
 import (
-	"regexp"
+	"maps"
 	"slices"
 
 	"github.com/nothingnesses/agent-images/flake"
@@ -10,19 +10,13 @@ import (
 // labelVersion is the OCI label mkAgentImage sets to the agent's version.
 const labelVersion = "org.opencontainers.image.version"
 
-// What smoke can check: a variable a shell can read, a command name.
-var (
-	shellName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-)
-
-// Expect is what the smoke test holds a release image to: what the flake
+// ExpectOf is what the smoke test holds a release image to: what the flake
 // declared about this very image (user, home, working directory,
 // directories, program, environment, toolbox, Nix and nix-ld), and never
 // root. It reads nothing but the metadata, so any flake's mkAgentImage
 // images are checked against their own options, not against our defaults.
 func ExpectOf(img flake.Image) Expect {
 	e := UserDefaults(img.MainProgram, img.User, img.UID, img.GID, img.Home, img.WorkingDir)
-	e.NonRoot = true
 	if len(img.Entrypoint) > 0 {
 		e.Entrypoint = slices.Clone(img.Entrypoint)
 	}
@@ -36,8 +30,8 @@ func ExpectOf(img flake.Image) Expect {
 			}
 		}
 	}
-	for _, k := range sortedKeys(img.ExtraEnv) {
-		if !shellName.MatchString(k) {
+	for _, k := range slices.Sorted(maps.Keys(img.ExtraEnv)) {
+		if !envKey.MatchString(k) {
 			continue // in the config, but no shell can read it back
 		}
 		e.Env[k] = img.ExtraEnv[k]
@@ -48,9 +42,7 @@ func ExpectOf(img flake.Image) Expect {
 	e.Dirs = append(e.Dirs, img.ExtraDirectories...)
 	e.Labels[labelVersion] = img.Version
 	// The config carries exactly the labels the flake declared.
-	for k, v := range img.Labels {
-		e.Labels[k] = v
-	}
+	maps.Copy(e.Labels, img.Labels)
 	if img.WithNix {
 		e.Absent = slices.DeleteFunc(e.Absent, func(c string) bool { return c == "nix" })
 		e.Nix = &NixExpect{}

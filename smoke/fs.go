@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -18,18 +20,18 @@ import (
 // unpack. Contents are kept only for small files under /etc; others are read
 // on demand with a second pass.
 type imageFS struct {
-	img     v1.Image
-	entries map[string]*tar.Header // by clean absolute path
-	// implicit holds directories that exist only as parents of entries; a
-	// runtime creates them root-owned with mode 0755.
-	implicit map[string]bool
+	img v1.Image
+	// entries are by clean absolute path; directories that exist only as
+	// parents of entries are there as a runtime creates them, root-owned
+	// with mode 0755.
+	entries  map[string]*tar.Header
 	contents map[string][]byte
 }
 
 const keepEtcBytes = 1 << 20
 
 func readImageFS(img v1.Image) (*imageFS, error) {
-	f := &imageFS{img: img, entries: map[string]*tar.Header{}, implicit: map[string]bool{}, contents: map[string][]byte{}}
+	f := &imageFS{img: img, entries: map[string]*tar.Header{}, contents: map[string][]byte{}}
 	err := f.walk(func(p string, h *tar.Header, r io.Reader) error {
 		f.entries[p] = h
 		if h.Typeflag == tar.TypeReg && h.Size <= keepEtcBytes && strings.HasPrefix(p, "/etc/") {
@@ -44,12 +46,9 @@ func readImageFS(img v1.Image) (*imageFS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading image filesystem: %w", err)
 	}
-	for p := range f.entries {
-		for d := path.Dir(p); d != "/"; d = path.Dir(d) {
-			if _, ok := f.entries[d]; ok || f.implicit[d] {
-				break
-			}
-			f.implicit[d] = true
+	for _, p := range slices.Collect(maps.Keys(f.entries)) {
+		for d := path.Dir(p); d != "/" && f.entries[d] == nil; d = path.Dir(d) {
+			f.entries[d] = &tar.Header{Typeflag: tar.TypeDir, Mode: 0o755}
 		}
 	}
 	return f, nil
@@ -112,20 +111,18 @@ func (f *imageFS) stat(p string) (fileInfo, bool) {
 }
 
 func (f *imageFS) lookup(p string) (fileInfo, bool) {
+	h, ok := f.entries[p]
 	if p == "/" {
-		return fileInfo{Path: "/", Type: tar.TypeDir, Mode: 0o755}, true
+		h, ok = &tar.Header{Typeflag: tar.TypeDir, Mode: 0o755}, true
 	}
-	if h, ok := f.entries[p]; ok {
-		i := fileInfo{Path: p, Type: h.Typeflag, Mode: fs.FileMode(h.Mode).Perm(), UID: h.Uid, GID: h.Gid, Link: h.Linkname}
-		if h.Mode&0o1000 != 0 {
-			i.Mode |= fs.ModeSticky
-		}
-		return i, true
+	if !ok {
+		return fileInfo{}, false
 	}
-	if f.implicit[p] {
-		return fileInfo{Path: p, Type: tar.TypeDir, Mode: 0o755}, true
+	i := fileInfo{Path: p, Type: h.Typeflag, Mode: fs.FileMode(h.Mode).Perm(), UID: h.Uid, GID: h.Gid, Link: h.Linkname}
+	if h.Mode&0o1000 != 0 {
+		i.Mode |= fs.ModeSticky
 	}
-	return fileInfo{}, false
+	return i, true
 }
 
 var errLoop = errors.New("too many levels of symbolic links")
@@ -157,7 +154,7 @@ func (f *imageFS) resolve(p string, depth int) (string, error) {
 			cur = r
 			depth++
 		} else {
-			if !ok && !f.implicit[next] {
+			if !ok {
 				// A missing component: the rest cannot exist.
 				return "", fmt.Errorf("%s: %w", path.Join(append([]string{cur}, parts[i:]...)...), fs.ErrNotExist)
 			}

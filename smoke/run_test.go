@@ -369,7 +369,7 @@ func TestRunCommands(t *testing.T) {
 	}
 	for _, uid := range runUIDs {
 		u := testenv.RootlessUser(t, uid)
-		rt, err := NewRuntime("podman", WithCommandPrefix(u.Prefix()...))
+		rt, err := rootlessRuntime(u.Prefix()...)
 		if err != nil {
 			t.Fatalf("rootless podman of %s (uid %d): %v", u.Name, uid, err)
 		}

@@ -1,26 +1,24 @@
 package smoke
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"sync"
 
+	legacy "github.com/google/go-containerregistry/pkg/legacy/tarball"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 )
 
 // Runtime is a container engine the checks run in. Podman and Docker share
@@ -46,8 +44,7 @@ type RunSpec struct {
 	Args       []string // the command, or arguments to the entrypoint
 	Tmpfs      []string // container paths to mount a tmpfs on
 	Mounts     []Mount
-	// Flags are more run flags, passed as they are after the ones above
-	// (see WithRunFlags).
+	// Flags are more run flags, passed as they are after the ones above.
 	Flags []string
 }
 
@@ -63,35 +60,12 @@ type RunResult struct {
 	Stdout, Stderr string
 }
 
-// RuntimeOption configures NewRuntime.
-type RuntimeOption func(*cliRuntime) error
-
-// WithCommandPrefix runs the engine's CLI as prefix followed by its own
-// arguments, e.g. setpriv --reuid 1001 ... -- env HOME=... to use the
-// rootless Podman of another user. Images reach it over loopback, and the
-// archives Load hands Docker are readable by anyone for that reason (they
-// hold nothing secret).
-func WithCommandPrefix(prefix ...string) RuntimeOption {
-	return func(r *cliRuntime) error {
-		if len(prefix) == 0 {
-			return errors.New("WithCommandPrefix: empty prefix")
-		}
-		r.prefix = append([]string(nil), prefix...)
-		return nil
-	}
-}
-
 // NewRuntime returns the named runtime ("podman" or "docker"), checked to be
 // usable; "" picks podman, else docker.
-func NewRuntime(name string, opts ...RuntimeOption) (Runtime, error) {
+func NewRuntime(name string) (Runtime, error) {
 	switch name {
 	case "podman", "docker":
 		rt := &cliRuntime{bin: name, pull: name == "podman"}
-		for _, opt := range opts {
-			if err := opt(rt); err != nil {
-				return nil, err
-			}
-		}
 		if err := rt.probe(); err != nil {
 			return nil, err
 		}
@@ -99,7 +73,7 @@ func NewRuntime(name string, opts ...RuntimeOption) (Runtime, error) {
 	case "":
 		var errs []error
 		for _, n := range []string{"podman", "docker"} {
-			rt, err := NewRuntime(n, opts...)
+			rt, err := NewRuntime(n)
 			if err == nil {
 				return rt, nil
 			}
@@ -112,8 +86,13 @@ func NewRuntime(name string, opts ...RuntimeOption) (Runtime, error) {
 }
 
 type cliRuntime struct {
-	bin    string
-	prefix []string // see WithCommandPrefix
+	bin string
+	// prefix runs the engine's CLI behind another command, e.g. setpriv
+	// --reuid 1001 ... -- env HOME=... for the rootless Podman of another
+	// user (the tests' rootlessRuntime). Images reach it over loopback, and
+	// the archives Load hands Docker are readable by anyone for that reason
+	// (they hold nothing secret).
+	prefix []string
 	// pull hands images over as a registry on loopback (podman) instead
 	// of a docker-archive (docker, whose daemon may not share our network).
 	pull bool
@@ -127,11 +106,8 @@ type cliRuntime struct {
 
 // command is the engine's CLI with args, behind the prefix if there is one.
 func (r *cliRuntime) command(ctx context.Context, args ...string) *exec.Cmd {
-	if len(r.prefix) == 0 {
-		return exec.CommandContext(ctx, r.bin, args...)
-	}
-	full := append(append(append([]string(nil), r.prefix[1:]...), r.bin), args...)
-	return exec.CommandContext(ctx, r.prefix[0], full...)
+	argv := slices.Concat(r.prefix, []string{r.bin}, args)
+	return exec.CommandContext(ctx, argv[0], argv[1:]...)
 }
 
 func (r *cliRuntime) Name() string { return r.bin }
@@ -223,7 +199,11 @@ func (r *cliRuntime) loadArchive(ctx context.Context, img v1.Image, ref string) 
 		return err
 	}
 	defer os.Remove(f.Name())
-	if err := writeDockerArchive(f, tag, img); err != nil {
+	// The legacy format keeps the layers uncompressed: tarball.Write would
+	// gzip every layer only for the engine to inflate it again, which for a
+	// real agent image costs more than all the checks. The config bytes are
+	// copied as they are, so the engine's image ID is the config digest.
+	if err := legacy.Write(tag, img, f); err != nil {
 		f.Close()
 		return fmt.Errorf("writing docker archive for %s: %w", r.bin, err)
 	}
@@ -231,7 +211,7 @@ func (r *cliRuntime) loadArchive(ctx context.Context, img v1.Image, ref string) 
 		return err
 	}
 	if len(r.prefix) > 0 {
-		// The engine may run as another user (WithCommandPrefix).
+		// The engine may run as another user (see prefix).
 		if err := os.Chmod(f.Name(), 0o644); err != nil {
 			return err
 		}
@@ -261,82 +241,6 @@ func (r *cliRuntime) load(ctx context.Context, args ...string) error {
 	return err
 }
 
-// writeDockerArchive writes img as a docker-archive (what `podman load` and
-// `docker load` read) with uncompressed layers: tarball.Write would gzip every
-// layer only for the engine to inflate it again, which for a real agent image
-// costs more than all the checks. The config bytes are copied as they are, so
-// the engine's image ID is the config digest.
-func writeDockerArchive(w io.Writer, tag name.Tag, img v1.Image) error {
-	cfgName, err := img.ConfigName()
-	if err != nil {
-		return err
-	}
-	rawCfg, err := img.RawConfigFile()
-	if err != nil {
-		return err
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return err
-	}
-	tw := tar.NewWriter(w)
-	add := func(file string, size int64, r io.Reader) error {
-		if err := tw.WriteHeader(&tar.Header{Name: file, Size: size, Mode: 0o644, Typeflag: tar.TypeReg}); err != nil {
-			return err
-		}
-		n, err := io.Copy(tw, r)
-		if err == nil && n != size {
-			err = fmt.Errorf("%s: %d bytes, want %d", file, n, size)
-		}
-		return err
-	}
-	cfgFile := cfgName.Hex + ".json"
-	if err := add(cfgFile, int64(len(rawCfg)), bytes.NewReader(rawCfg)); err != nil {
-		return err
-	}
-	files := make([]string, 0, len(layers))
-	written := map[string]bool{}
-	for _, l := range layers {
-		diffID, err := l.DiffID()
-		if err != nil {
-			return err
-		}
-		file := diffID.Hex + "/layer.tar"
-		files = append(files, file)
-		if written[file] {
-			continue
-		}
-		written[file] = true
-		// The tar header needs the size first; an uncompressed tarball layer
-		// knows it, a compressed one is inflated once to count.
-		size, err := partial.UncompressedSize(l)
-		if err != nil {
-			return fmt.Errorf("sizing layer %s: %w", diffID, err)
-		}
-		rc, err := l.Uncompressed()
-		if err != nil {
-			return err
-		}
-		err = add(file, size, rc)
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("writing layer %s: %w", diffID, err)
-		}
-	}
-	manifest, err := json.Marshal([]struct {
-		Config   string
-		RepoTags []string
-		Layers   []string
-	}{{Config: cfgFile, RepoTags: []string{tag.String()}, Layers: files}})
-	if err != nil {
-		return err
-	}
-	if err := add("manifest.json", int64(len(manifest)), bytes.NewReader(manifest)); err != nil {
-		return err
-	}
-	return tw.Close()
-}
-
 func (r *cliRuntime) Run(ctx context.Context, spec RunSpec) (*RunResult, error) {
 	args := []string{"run", "--rm", "--network", "none", "--pull", "never"}
 	if spec.Platform.Architecture != "" {
@@ -347,7 +251,7 @@ func (r *cliRuntime) Run(ctx context.Context, spec RunSpec) (*RunResult, error) 
 				args = append(args, "--variant", spec.Platform.Variant)
 			}
 		} else {
-			args = append(args, "--platform", platformString(spec.Platform))
+			args = append(args, "--platform", spec.Platform.String())
 		}
 	}
 	if spec.Entrypoint != "" {
@@ -363,9 +267,7 @@ func (r *cliRuntime) Run(ctx context.Context, spec RunSpec) (*RunResult, error) 
 		}
 		args = append(args, "-v", v)
 	}
-	args = append(args, spec.Flags...)
-	args = append(args, spec.Image)
-	args = append(args, spec.Args...)
+	args = slices.Concat(args, spec.Flags, []string{spec.Image}, spec.Args)
 
 	var stdout, stderr bytes.Buffer
 	c := r.command(ctx, args...)
@@ -396,14 +298,6 @@ func (r *cliRuntime) Remove(ctx context.Context, ref string) error {
 	defer r.storage.Unlock()
 	_, err := r.cmd(ctx, "image", "rm", ref)
 	return err
-}
-
-func platformString(p v1.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
 }
 
 // binfmtDir is where the kernel lists binfmt_misc entries; tests point it elsewhere.

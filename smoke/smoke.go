@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -12,7 +12,7 @@ import (
 )
 
 // Status is the outcome of one check.
-type Status string
+type Status = string
 
 const (
 	Pass Status = "pass"
@@ -32,17 +32,11 @@ const (
 	ModeStatic Mode = "static"
 )
 
-// Result is one check of the catalogue.
-type Result struct {
-	Check  string `json:"check"`            // stable name, e.g. "config.user" or "run.whoami"
-	Static bool   `json:"static"`           // read from the image without running it
-	Status Status `json:"status"`           // pass, fail or skip
-	Detail string `json:"detail,omitempty"` // what was found, and for a failure what was wanted
-}
-
-func (r Result) String() string {
-	return record.Check{Check: r.Check, Static: r.Static, Status: string(r.Status), Detail: r.Detail}.String()
-}
+// Result is one check of the catalogue, in the form a release records: its
+// stable name (e.g. "config.user" or "run.whoami"), whether it was read from
+// the image without running it, its Status, and what was found (for a
+// failure, also what was wanted).
+type Result = record.Check
 
 // Report is everything Test found out about one image.
 type Report struct {
@@ -58,43 +52,15 @@ type Report struct {
 // Failed returns the failing checks; an image passes when it is empty.
 func (r *Report) Failed() []Result { return r.filter(Fail) }
 
-// Skipped returns the checks that could not run, each with its reason.
-func (r *Report) Skipped() []Result { return r.filter(Skip) }
-
 func (r *Report) filter(s Status) []Result {
-	var out []Result
-	for _, res := range r.Results {
-		if res.Status == s {
-			out = append(out, res)
-		}
-	}
-	return out
-}
-
-// String is a human summary: one line per check, failures and skips first.
-func (r *Report) String() string {
-	var b strings.Builder
-	pass := len(r.Results) - len(r.Failed()) - len(r.Skipped())
-	fmt.Fprintf(&b, "%s/%s: %s mode, %d passed, %d failed, %d skipped", r.Platform.OS, r.Platform.Architecture,
-		r.Mode, pass, len(r.Failed()), len(r.Skipped()))
-	if r.Runner != "" {
-		fmt.Fprintf(&b, " (%s)", r.Runner)
-	}
-	if r.Reason != "" {
-		fmt.Fprintf(&b, " (static only: %s)", r.Reason)
-	}
-	b.WriteByte('\n')
-	for _, s := range []Status{Fail, Skip, Pass} {
-		for _, res := range r.filter(s) {
-			b.WriteString("  " + res.String() + "\n")
-		}
-	}
-	return b.String()
+	return slices.DeleteFunc(slices.Clone(r.Results), func(res Result) bool { return res.Status != s })
 }
 
 type options struct {
 	runtime  Runtime
 	platform *v1.Platform
+	// Set only by the tests (export_test.go): flags for every container
+	// run, and where progress lines go.
 	runFlags []string
 	logf     func(string, ...any)
 }
@@ -118,26 +84,6 @@ func WithPlatform(p v1.Platform) Option {
 		o.platform = &p
 		return nil
 	}
-}
-
-// WithRunFlags passes more flags to every container run of the checks, as
-// a user's command line would: --user, --userns, -v, --workdir. The checks
-// add their own --rm, --network none, --pull never, platform and entrypoint.
-func WithRunFlags(flags ...string) Option {
-	return func(o *options) error {
-		for _, f := range flags {
-			if f == "--entrypoint" || strings.HasPrefix(f, "--entrypoint=") {
-				return fmt.Errorf("WithRunFlags(%q): the checks choose the entrypoint", f)
-			}
-		}
-		o.runFlags = append(o.runFlags, flags...)
-		return nil
-	}
-}
-
-// WithLogf receives progress lines (loading, running); Test logs nothing otherwise.
-func WithLogf(f func(string, ...any)) Option {
-	return func(o *options) error { o.logf = f; return nil }
 }
 
 // Test runs the catalogue against img. The error is for infrastructure
@@ -167,15 +113,13 @@ func Test(ctx context.Context, img v1.Image, want Expect, opts ...Option) (*Repo
 	if plat.OS == "" || plat.Architecture == "" {
 		return nil, errors.New("image config names no OS/architecture; pass WithPlatform")
 	}
-	rep := &Report{Platform: plat, Mode: ModeStatic}
-
 	o.logf("smoke: reading the %s image filesystem", plat.String())
 	fsys, err := readImageFS(img)
 	if err != nil {
 		return nil, err
 	}
 	st := &staticRun{cfg: cf.Config, fs: fsys, want: want, plat: plat}
-	rep.Results = append(rep.Results, st.run()...)
+	rep := &Report{Platform: plat, Mode: ModeStatic, Results: st.run()}
 
 	if o.runtime == nil {
 		rep.Reason = "no container runtime given"
@@ -207,12 +151,11 @@ func Brief(rep *Report) *record.Smoke {
 	}
 	b := &record.Smoke{Mode: string(rep.Mode), Runner: rep.Runner, Reason: rep.Reason}
 	for _, r := range rep.Results {
-		c := record.Check{Check: r.Check, Static: r.Static, Status: string(r.Status), Detail: r.Detail}
 		switch r.Status {
 		case Fail:
-			b.Failed = append(b.Failed, c)
+			b.Failed = append(b.Failed, r)
 		case Skip:
-			b.Skipped = append(b.Skipped, c)
+			b.Skipped = append(b.Skipped, r)
 		default:
 			b.Passed++
 		}

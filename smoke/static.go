@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"strconv"
@@ -37,16 +38,9 @@ type staticRun struct {
 	noForeign  string      // why foreign is nil
 }
 
-func (s *staticRun) add(check string, st Status, format string, args ...any) {
-	s.results = append(s.results, Result{Check: check, Static: true, Status: st, Detail: fmt.Sprintf(format, args...)})
-}
-
-func (s *staticRun) check(check string, ok bool, format string, args ...any) {
-	st := Fail
-	if ok {
-		st = Pass
-	}
-	s.add(check, st, format, args...)
+func (s *staticRun) check(check string, good bool, format string, args ...any) {
+	st, detail := ok(good, format, args...)
+	s.results = append(s.results, Result{Check: check, Static: true, Status: st, Detail: detail})
 }
 
 func (s *staticRun) run() []Result {
@@ -119,13 +113,7 @@ func (s *staticRun) etc(name string) []byte {
 	if err != nil {
 		return nil
 	}
-	if b, ok := s.fs.contents[p]; ok {
-		return b
-	}
-	m, err := s.fs.readFiles(p)
-	if err != nil {
-		return nil
-	}
+	m, _ := s.fs.readFiles(p)
 	return m[p]
 }
 
@@ -181,11 +169,8 @@ func (s *staticRun) identity() {
 		"config User %q resolves to %d:%d, want %s (%d:%d)", s.cfg.User, uid, gid, w.User, w.UID, w.GID)
 
 	var entry *passwdEntry
-	for i := range passwd {
-		if passwd[i].name == w.User {
-			entry = &passwd[i]
-			break
-		}
+	if i := slices.IndexFunc(passwd, func(e passwdEntry) bool { return e.name == w.User }); i >= 0 {
+		entry = &passwd[i]
 	}
 	switch {
 	case entry == nil:
@@ -252,7 +237,7 @@ func (s *staticRun) viaShim() bool {
 
 func (s *staticRun) environment() {
 	w := s.want
-	for _, k := range sortedKeys(w.Env) {
+	for _, k := range slices.Sorted(maps.Keys(w.Env)) {
 		v, ok := s.env[k]
 		s.check("config.env "+k, ok && v == w.Env[k], "%s = %s, want %q", k, quoteOrUnset(v, ok), w.Env[k])
 	}
@@ -271,31 +256,24 @@ func (s *staticRun) environment() {
 }
 
 func (s *staticRun) labels() {
-	for _, k := range sortedKeys(s.want.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(s.want.Labels)) {
 		v, ok := s.cfg.Labels[k]
 		want := s.want.Labels[k]
-		good := ok && v != "" && (want == "" || v == want)
-		if want == "" {
-			s.check("config.label "+k, good, "%s = %s, want any non-empty value", k, quoteOrUnset(v, ok))
-		} else {
-			s.check("config.label "+k, good, "%s = %s, want %q", k, quoteOrUnset(v, ok), want)
-		}
+		s.check("config.label "+k, ok && v != "" && (want == "" || v == want), "%s = %s, want %s", k, quoteOrUnset(v, ok), orAny(want))
 	}
 }
 
 func (s *staticRun) commands() {
 	pathEnv := s.env["PATH"]
 	for _, c := range s.want.Commands {
-		found, info, ok := s.fs.lookPath(c, pathEnv)
-		if ok {
+		if found, info, ok := s.fs.lookPath(c, pathEnv); ok {
 			s.check("fs.command "+c, true, "%s -> %s", found, info.Path)
 		} else {
 			s.check("fs.command "+c, false, "%s is not on PATH %q", c, pathEnv)
 		}
 	}
 	for _, c := range s.want.Absent {
-		found, _, ok := s.fs.lookPath(c, pathEnv)
-		if ok {
+		if found, _, ok := s.fs.lookPath(c, pathEnv); ok {
 			s.check("fs.absent "+c, false, "%s is on PATH at %s, want absent", c, found)
 		} else {
 			s.check("fs.absent "+c, true, "%s is not on PATH", c)
@@ -454,6 +432,7 @@ func (s *staticRun) nixLd() {
 		s.check("fs.nix-ld-loader", false, "no conventional loader path known for %s; set NixLd.Loader", s.plat.Architecture)
 		return
 	}
+	cands := foreignCandidateFiles(s.fs, s.env["PATH"])
 	link, ok := s.fs.lstat(s.loader)
 	target, tok := s.fs.stat(s.loader)
 	switch {
@@ -467,7 +446,7 @@ func (s *staticRun) nixLd() {
 		s.check("fs.nix-ld-loader", true, "%s -> %s", s.loader, target.Path)
 		// One pass for the loader and the programs a foreign-ELF check may use.
 		files := []string{target.Path}
-		for _, c := range foreignCandidateFiles(s.fs, s.env["PATH"]) {
+		for _, c := range cands {
 			files = append(files, c.file)
 		}
 		if data, err := s.fs.readFiles(files...); err == nil && bytes.Contains(data[target.Path], []byte(standinMarker)) {
@@ -481,10 +460,7 @@ func (s *staticRun) nixLd() {
 	lp, ok := s.env["NIX_LD_LIBRARY_PATH"]
 	var missing []string
 	for _, d := range strings.Split(lp, ":") {
-		if d == "" {
-			continue
-		}
-		if i, found := s.fs.stat(d); !found || !i.isDir() {
+		if i, found := s.fs.stat(d); d != "" && (!found || !i.isDir()) {
 			missing = append(missing, d)
 		}
 	}
@@ -501,11 +477,7 @@ func (s *staticRun) nixLd() {
 		s.check("config.nix-ld-libraries", good, "%s", detail)
 	}
 	if s.ldStandin == "" {
-		f, why, err := findForeignELF(s.fs, s.env["PATH"], s.loader, s.plat)
-		if err != nil {
-			why = err.Error()
-		}
-		s.foreign, s.noForeign = f, why
+		s.foreign, s.noForeign = findForeignELF(s.fs, cands, s.loader, s.plat)
 	}
 }
 
@@ -545,21 +517,10 @@ func orNone(s string) string {
 	return s
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 func dedupe(in []string) []string {
 	var out []string
-	seen := map[string]bool{}
 	for _, s := range in {
-		if !seen[s] {
-			seen[s] = true
+		if !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}
@@ -567,10 +528,8 @@ func dedupe(in []string) []string {
 }
 
 func sameSet(a, b []string) bool {
-	x, y := slices.Clone(a), slices.Clone(b)
-	slices.Sort(x)
-	slices.Sort(y)
-	return slices.Equal(slices.Compact(x), slices.Compact(y))
+	set := func(s []string) []string { return slices.Compact(slices.Sorted(slices.Values(s))) }
+	return slices.Equal(set(a), set(b))
 }
 
 // storeName is the <name>-<version> part of a /nix/store path.
@@ -597,12 +556,7 @@ func isPackage(name, lib string) bool {
 
 // checkLibraries judges NIX_LD_LIBRARY_PATH against the expected libraries.
 func checkLibraries(lp string, libs []string, only bool) (bool, string) {
-	var entries []string
-	for _, d := range strings.Split(lp, ":") {
-		if d != "" {
-			entries = append(entries, d)
-		}
-	}
+	entries := slices.DeleteFunc(strings.Split(lp, ":"), func(d string) bool { return d == "" })
 	var missing, extra []string
 	for _, l := range libs {
 		if !slices.ContainsFunc(entries, func(e string) bool { return isPackage(storeName(e), l) }) {

@@ -127,12 +127,12 @@ func TestConsumerFlakeReleases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep2, err := smoke.Test(t.Context(), img, smoke.AgentDefaults("pi"))
+	rep2, err := smoke.Test(t.Context(), img, smoke.UserDefaults("pi", "agent", 1000, 1000, "/home/agent", "/workspace"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(rep2.Failed()) == 0 {
-		t.Errorf("the image passes our default expectations too, so the release proves nothing about its own:\n%s", rep2)
+		t.Errorf("the image passes our default expectations too, so the release proves nothing about its own:\n%v", rep2.Results)
 	}
 
 	index := mustDigest(t, prefix+"/reviewer@"+ar.Index.String())

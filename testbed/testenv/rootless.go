@@ -32,7 +32,7 @@ type User struct {
 }
 
 // Prefix is the command line that runs a program as u with u.Env, for
-// smoke.WithCommandPrefix: setpriv drops to the user's uid, gid and groups,
+// the smoke tests' rootless Podman: setpriv drops to the user's uid, gid and groups,
 // env -i replaces the environment.
 func (u *User) Prefix() []string {
 	p := []string{"setpriv", "--reuid=" + strconv.Itoa(u.UID), "--regid=" + strconv.Itoa(u.GID), "--init-groups", "--", "env", "-i"}
