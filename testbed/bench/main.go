@@ -302,6 +302,11 @@ func (b *bench) measure(ctx context.Context) error {
 		return err
 	}
 	b.limits.throughputBusy = t.busySince()
+	t = machineCPU()
+	if b.limits.mounts, b.limits.mountTime, err = mountLimit(ctx, regs["push"].Addr, regs["push"].proxy.Requests()); err != nil {
+		return err
+	}
+	b.limits.mountBusy = t.busySince()
 	zstd, err := b.releaseRun(ctx, pushRun+", --compression zstd", regs["zstd"], "zstd", commitFor(1), "--compression", "zstd")
 	if err != nil {
 		return err

@@ -506,3 +506,58 @@ func uploadBlob(ctx context.Context, addr, repo string, data []byte, digest stri
 	_, err = do(http.MethodPut, u.String(), nil, http.StatusCreated)
 	return err
 }
+
+// mountLimit measures how fast the registry at addr links blobs it holds
+// into another repository, the one request a blob shared by several
+// agents costs each further agent's repository: every mount the push in
+// reqs made, made again into new repositories, 64 at once over kept
+// connections. It returns how many mounts that was and how long they took.
+func mountLimit(ctx context.Context, addr string, reqs []regproxy.Request) (int, time.Duration, error) {
+	var mounts []string
+	for _, r := range reqs {
+		if r.Method == http.MethodPost && strings.Contains(r.RawQuery, "mount=") && r.Status == http.StatusCreated {
+			mounts = append(mounts, "http://"+addr+strings.Replace(r.Path, "/v2/", "/v2/mount-limit/", 1)+"?"+r.RawQuery)
+		}
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	defer t.CloseIdleConnections()
+	client := &http.Client{Transport: t}
+	next := make(chan string)
+	errs := make([]error, 64)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range errs {
+		wg.Go(func() {
+			for u := range next {
+				if errs[i] != nil {
+					continue
+				}
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+				if err != nil {
+					errs[i] = err
+					continue
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					errs[i] = err
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					errs[i] = fmt.Errorf("POST %s = %s, want 201 Created", u, resp.Status)
+				}
+			}
+		})
+	}
+	for _, u := range mounts {
+		next <- u
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, 0, fmt.Errorf("measuring the registry's mounts: %w", err)
+	}
+	return len(mounts), time.Since(start), nil
+}

@@ -8,9 +8,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -19,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/nothingnesses/agent-images/flake"
+	"github.com/nothingnesses/agent-images/testbed/regproxy"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
@@ -52,6 +57,50 @@ func TestStoredBytesCountsEachBlobOnce(t *testing.T) {
 	got, err := storedBytes(reg.Storage)
 	if err != nil || got != want {
 		t.Errorf("storedBytes = %d, %v; want %d (three layers, a config and a manifest, once)", got, err, want)
+	}
+}
+
+// TestMountLimitMountsWhatThePushMounted: the mount limit makes again,
+// into new repositories, exactly the mounts a push made, and each lands.
+func TestMountLimitMountsWhatThePushMounted(t *testing.T) {
+	testenv.Require(t, "docker-registry")
+	reg, err := testenv.RunRegistry(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Stop()
+	u, _ := url.Parse("http://" + reg.Addr)
+	proxy := regproxy.To(u)
+	srv := httptest.NewServer(proxy)
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	img, err := random.Image(1<<12, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := name.NewRepository(host+"/x/a", name.Insecure)
+	if err := remote.Write(a.Tag("latest"), img); err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	for _, l := range layers {
+		d, _ := l.Digest()
+		b, _ := name.NewRepository(host+"/x/b", name.Insecure)
+		ml := &remote.MountableLayer{Layer: l, Reference: a.Digest(d.String())}
+		if err := remote.WriteLayer(b, ml); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, took, err := mountLimit(context.Background(), reg.Addr, proxy.Requests())
+	if err != nil || n != len(layers) || took <= 0 {
+		t.Fatalf("mountLimit = %d mounts in %s, %v; want the push's %d", n, took, err, len(layers))
+	}
+	for _, l := range layers {
+		d, _ := l.Digest()
+		resp, err := http.Head("http://" + reg.Addr + "/v2/mount-limit/x/b/blobs/" + d.String())
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("blob %s in mount-limit/x/b: %v %v, want it mounted", d, resp, err)
+		}
 	}
 }
 
