@@ -425,3 +425,59 @@ func TestGitHubAnchor(t *testing.T) {
 		}
 	}
 }
+
+// TestArchitectureDiagramIsTheImportGraph: docs/architecture.md's package
+// diagram says an arrow is an import. Between the packages it draws, its
+// arrows must be the imports go list sees, no more and no fewer, except
+// that cmd/release's imports for its other commands are left out (the page
+// says so), so only its drawn arrows must be real.
+func TestArchitectureDiagramIsTheImportGraph(t *testing.T) {
+	testenv.Require(t, "go")
+	root := testenv.RepoRoot(t)
+	text, err := os.ReadFile(filepath.Join(root, "docs", "architecture.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := codeBlocks("architecture.md", string(text))
+	i := slices.IndexFunc(block, func(b codeBlock) bool { return b.lang == "mermaid" })
+	if i < 0 {
+		t.Fatal("docs/architecture.md has no mermaid block")
+	}
+	node := regexp.MustCompile(`^\s*(\w+)\["([^<"]+)`)
+	arrow := regexp.MustCompile(`^\s*(\w+) --> (\w+)\s*$`)
+	pkgs := map[string]string{}
+	drawn := map[string]bool{}
+	for _, line := range strings.Split(block[i].body, "\n") {
+		if m := node.FindStringSubmatch(line); m != nil {
+			pkgs[m[1]] = m[2]
+		} else if m := arrow.FindStringSubmatch(line); m != nil {
+			drawn[pkgs[m[1]]+" -> "+pkgs[m[2]]] = true
+		}
+	}
+	out, err := exec.Command("go", "list", "-C", root, "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	const module = "github.com/nothingnesses/agent-images/"
+	shown := map[string]bool{}
+	for _, p := range pkgs {
+		shown[p] = true
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		from := strings.TrimPrefix(fields[0], module)
+		if !shown[from] {
+			continue
+		}
+		for _, imp := range fields[1:] {
+			to := strings.TrimPrefix(imp, module)
+			if shown[to] && !drawn[from+" -> "+to] && from != "cmd/release" {
+				t.Errorf("%s imports %s: docs/architecture.md draws no arrow for it", from, to)
+			}
+			delete(drawn, from+" -> "+to)
+		}
+	}
+	for e := range drawn {
+		t.Errorf("docs/architecture.md draws %s, which is no import", e)
+	}
+}
