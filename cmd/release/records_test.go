@@ -26,7 +26,7 @@ func TestNullsInRecordsAreErrors(t *testing.T) {
 		want string
 	}{
 		{append([]string{"merge", "--from", build, "--registry", "127.0.0.1:1/x", "--insecure", "--sign=false", "--agent", "pi"}, standinArgs(t)...), "images[0] is null"},
-		{[]string{"github", "outputs", "--release-json", report}, "agents[0] is null"},
+		{[]string{"github", "notes", "--release-json", report, "--tag", "v1"}, "agents[0] is null"},
 		{[]string{"github", "summary", "--release-json", report}, "agents[0] is null"},
 	} {
 		_, err := run(t, tt.args...)
