@@ -200,7 +200,10 @@ func (r *Registry) PutBlob(ctx context.Context, repo name.Repository, l v1.Layer
 // one PUT with the whole blob, which the transport can retry (GetBody).
 func (r *Registry) write(ctx context.Context, repo name.Repository, l v1.Layer, d v1.Hash, from *name.Repository, sent func(int64)) error {
 	client, err := r.pusher(ctx, repo, from)
-	if err != nil {
+	if err != nil && from != nil {
+		// No token that may read from: upload instead of mounting.
+		return r.write(ctx, repo, l, d, nil, sent)
+	} else if err != nil {
 		return err
 	}
 	u := url.URL{Scheme: repo.Scheme(), Host: repo.RegistryStr(), Path: "/v2/" + repo.RepositoryStr() + "/blobs/uploads/"}
@@ -276,6 +279,18 @@ func (r *Registry) pusher(ctx context.Context, repo name.Repository, from *name.
 		return nil, err
 	}
 	rt, err := regtransport.NewWithContext(ctx, repo.Registry, auth, r.transport, scopes)
+	need := []string{repo.Scope(regtransport.PushScope)}
+	if from != nil {
+		need = append(need, from.Scope(regtransport.PullScope))
+	}
+	if err != nil && len(scopes) > len(need) {
+		// A token server may refuse the whole request for one scope it
+		// will not grant (a fallback repository that does not exist yet):
+		// from now on this repository's token asks for what its writes
+		// need, a source at a time.
+		scopes = need
+		rt, err = regtransport.NewWithContext(ctx, repo.Registry, auth, r.transport, scopes)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("authenticating to %s: %w", repo, err)
 	}

@@ -75,10 +75,19 @@ type tokenGate struct {
 	next http.Handler
 	// mountsRefused counts mount POSTs refused for want of pull on from.
 	mountsRefused atomic.Int32
+	// unknown are repositories /token refuses any scope on (403): a token
+	// server that fails a whole request for one scope it will not grant.
+	unknown []string
 }
 
 func (g *tokenGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/token" {
+		for _, s := range r.URL.Query()["scope"] {
+			if p := strings.Split(s, ":"); len(p) == 3 && slices.Contains(g.unknown, p[1]) {
+				http.Error(w, `{"errors":[{"code":"DENIED"}]}`, http.StatusForbidden)
+				return
+			}
+		}
 		tok := base64.RawURLEncoding.EncodeToString([]byte(strings.Join(r.URL.Query()["scope"], " ")))
 		json.NewEncoder(w).Encode(map[string]string{"token": tok})
 		return
@@ -156,6 +165,34 @@ func TestMountOnTokenRegistry(t *testing.T) {
 	}
 	if ok, err := r.HasBlob(ctx, b, d); err != nil || !ok {
 		t.Errorf("HasBlob(b) = %v, %v; want true", ok, err)
+	}
+}
+
+// TestMountWhenATokenScopeIsRefused: the pusher's first token asks for
+// pull on every fallback repository; a token server that refuses the
+// whole request because one of them is unknown to it must not fail the
+// put: the pusher asks again for what the write needs, and the blob is
+// mounted from where this run put it.
+func TestMountWhenATokenScopeIsRefused(t *testing.T) {
+	ctx := context.Background()
+	upstream, err := url.Parse("http://" + testenv.StartRegistry(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := regproxy.To(upstream)
+	rs := repos(t, serve(t, &tokenGate{next: rec, unknown: []string{"agents/missing"}}), "a", "b", "missing")
+	a, b, missing := rs[0], rs[1], rs[2]
+	l := layer(t)
+	r := NewRegistry(nil)
+	if err := r.PutBlob(ctx, a, l, []name.Repository{missing}, func(int64) {}); err != nil {
+		t.Fatalf("PutBlob(a) with an unknown fallback = %v, want nil", err)
+	}
+	rec.Reset()
+	if err := r.PutBlob(ctx, b, l, []name.Repository{a, missing}, func(int64) {}); err != nil {
+		t.Fatalf("PutBlob(b) with an unknown fallback = %v, want nil", err)
+	}
+	if n := bodyBytes(rec.Requests(), b); n != 0 {
+		t.Errorf("%d bytes sent to b, want none (a mount from a): %v", n, rec.Requests())
 	}
 }
 
