@@ -42,16 +42,26 @@ func Default(now time.Time) Policy {
 func (p Policy) Validate() error {
 	switch {
 	case p.KeepDated < 1:
-		return fmt.Errorf("keeping %d dated tags would delete today's release: keep at least 1", p.KeepDated)
+		return &PolicyError{"KeepDated", fmt.Errorf("%d would delete today's release: keep at least 1 dated tag", p.KeepDated)}
 	case p.PreviewMaxAge <= 0:
-		return fmt.Errorf("preview max age %s: want a positive age such as 14d", p.PreviewMaxAge)
+		return &PolicyError{"PreviewMaxAge", fmt.Errorf("%s: want a positive age such as 14d", FormatAge(p.PreviewMaxAge))}
 	case p.StagingGrace <= 0:
-		return fmt.Errorf("staging grace %s: want a positive age such as 24h", p.StagingGrace)
+		return &PolicyError{"StagingGrace", fmt.Errorf("%s: want a positive age such as 24h", FormatAge(p.StagingGrace))}
 	case p.Now.IsZero():
 		return fmt.Errorf("retention policy has no current time to measure ages from")
 	}
 	return nil
 }
+
+// PolicyError is a field of a Policy with a value no plan can be made
+// with, named as the Policy names it.
+type PolicyError struct {
+	Field string
+	Err   error
+}
+
+func (e *PolicyError) Error() string { return e.Field + " " + e.Err.Error() }
+func (e *PolicyError) Unwrap() error { return e.Err }
 
 // Reasons besides the tag classes a plan keeps or deletes a version for.
 const (
@@ -141,7 +151,7 @@ func rank(c tags.Class) int {
 
 // FormatAge writes whole days as "14d", anything else as Go does ("36h0m0s").
 func FormatAge(d time.Duration) string {
-	if d > 0 && d%(24*time.Hour) == 0 {
+	if d >= 0 && d%(24*time.Hour) == 0 {
 		return fmt.Sprintf("%dd", d/(24*time.Hour))
 	}
 	return d.String()

@@ -57,8 +57,8 @@ packages: write, when the packages grant this repository admin access).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			policy.Now = time.Now()
-			if policy.KeepDated < 1 {
-				return fmt.Errorf("--keep %d would delete today's release: keep at least 1 dated tag", policy.KeepDated)
+			if err := policy.Validate(); err != nil {
+				return asFlags(err)
 			}
 			registries, err := registriesOrDefault(registries, "no registry to prune:")
 			if err != nil {
@@ -201,9 +201,6 @@ func (a ageValue) Set(s string) error {
 	d, err := retention.ParseAge(s)
 	if err != nil {
 		return err
-	}
-	if d <= 0 {
-		return fmt.Errorf("age %q: want a positive age such as 14d", s)
 	}
 	*a.d = d
 	return nil

@@ -25,7 +25,7 @@ func TestPruneFlagErrors(t *testing.T) {
 	}{
 		{name: "keep nothing", args: []string{"--keep", "0"}, want: "--keep 0 would delete today's release"},
 		{name: "age not an age", args: []string{"--pr-max-age", "fortnight"}, want: `age "fortnight": want days such as 14d`},
-		{name: "age zero", args: []string{"--pr-max-age", "0d"}, want: `age "0d": want a positive age`},
+		{name: "age zero", args: []string{"--pr-max-age", "0d"}, want: `--pr-max-age 0d: want a positive age`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
