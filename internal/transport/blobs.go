@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -162,15 +161,22 @@ func (r *Registry) PutBlob(ctx context.Context, repo name.Repository, l v1.Layer
 		return err
 	}
 	defer func() { r.settle(repo, d, c, true, err) }()
-	// repo's first token asks for pull on the fallback repositories too: a
-	// run mounting between them authenticates once per repository.
-	scopes, guess := []string{repo.Scope(regtransport.PushScope)}, (*name.Repository)(nil)
-	for _, f := range fallback {
-		if elsewhere(repo, f) {
-			scopes, guess = append(scopes, f.Scope(regtransport.PullScope)), cmp.Or(guess, &f)
-		}
+	var guess *name.Repository
+	if i := slices.IndexFunc(fallback, func(f name.Repository) bool { return elsewhere(repo, f) }); i >= 0 {
+		guess = &fallback[i]
 	}
-	r.pushers.LoadOrStore(repo.String(), &pusher{scopes: scopes})
+	if _, ok := r.pushers.Load(repo.String()); !ok {
+		// repo's first token asks for pull on the fallback repositories
+		// too: a run mounting between them authenticates once per
+		// repository.
+		scopes := []string{repo.Scope(regtransport.PushScope)}
+		for _, f := range fallback {
+			if elsewhere(repo, f) {
+				scopes = append(scopes, f.Scope(regtransport.PullScope))
+			}
+		}
+		r.pushers.LoadOrStore(repo.String(), &pusher{scopes: scopes})
+	}
 	for at := (blobKey{repo.RegistryStr(), d}); ; {
 		r.blobs.mu.Lock()
 		from := r.holder(repo, d)
