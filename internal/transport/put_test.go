@@ -124,17 +124,24 @@ func (g *tokenGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.next.ServeHTTP(w, r)
 }
 
+// recordedRegistry is Debian's docker-registry behind a proxy that records
+// what reaches it (the in-process registry cannot mount).
+func recordedRegistry(t *testing.T) *regproxy.Proxy {
+	t.Helper()
+	upstream, err := url.Parse("http://" + testenv.StartRegistry(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return regproxy.To(upstream)
+}
+
 // TestMountOnTokenRegistry: on a registry whose tokens name what they
 // grant, a blob this run uploaded to one repository is mounted into
 // another (201, no bytes sent again): the pusher's token asks for pull on
 // the source, which the registry's challenge never names.
 func TestMountOnTokenRegistry(t *testing.T) {
 	ctx := context.Background()
-	upstream, err := url.Parse("http://" + testenv.StartRegistry(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := regproxy.To(upstream)
+	rec := recordedRegistry(t)
 	gate := &tokenGate{next: rec}
 	rs := repos(t, serve(t, gate), "a", "b")
 	a, b := rs[0], rs[1]
@@ -175,11 +182,7 @@ func TestMountOnTokenRegistry(t *testing.T) {
 // mounted from where this run put it.
 func TestMountWhenATokenScopeIsRefused(t *testing.T) {
 	ctx := context.Background()
-	upstream, err := url.Parse("http://" + testenv.StartRegistry(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := regproxy.To(upstream)
+	rec := recordedRegistry(t)
 	rs := repos(t, serve(t, &tokenGate{next: rec, unknown: []string{"agents/missing"}}), "a", "b", "missing")
 	a, b, missing := rs[0], rs[1], rs[2]
 	l := layer(t)
