@@ -237,7 +237,7 @@ func (r *Registry) upload(ctx context.Context, repo name.Repository, ref name.Di
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(4)
+	g.SetLimit(blobsAtOnce)
 	for _, l := range append(layers, config) {
 		g.Go(func() error {
 			size, err := l.Size()
@@ -262,6 +262,11 @@ func (r *Registry) upload(ctx context.Context, repo name.Repository, ref name.Di
 	}
 	return nil
 }
+
+// blobsAtOnce is how many blobs of one image are put at once, as
+// go-containerregistry's default of 4 jobs did; several images are pushed
+// at once beside it.
+const blobsAtOnce = 4
 
 func isNotFound(err error) bool {
 	var te *regerr.Error
