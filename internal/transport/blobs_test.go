@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -83,13 +84,25 @@ func TestBlobAskedOncePerRun(t *testing.T) {
 
 // TestParallelRequestsReuseConnections: 32 HEADs at once, then 32 more:
 // the second round finds the first round's connections idle, as a rerun's
-// blob checks do image after image. With Go's default of 2 idle
-// connections per host the second round opens about 30 new ones; a few
-// may open on a loaded machine when a request looks for an idle
-// connection just before another request's goes back to the pool.
+// blob checks do image after image. The server holds every request until
+// all 32 of its round have arrived, so each round needs 32 connections at
+// once whatever the machine's load. With Go's default of 2 idle connections
+// per host the second round opens 30 new ones; with ours, none.
 func TestParallelRequestsReuseConnections(t *testing.T) {
+	const n = 32
 	var conns atomic.Int32
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	var arrived atomic.Int32
+	var all chan struct{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if arrived.Add(1) == n {
+			close(all)
+		}
+		select {
+		case <-all:
+		case <-time.After(10 * time.Second):
+			t.Errorf("only %d of %d requests arrived together", arrived.Load(), n)
+		}
+	}))
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			conns.Add(1)
@@ -101,13 +114,13 @@ func TestParallelRequestsReuseConnections(t *testing.T) {
 	var opened [2]int32
 	for round := range 2 {
 		before := conns.Load()
+		arrived.Store(0)
+		all = make(chan struct{})
 		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for range 32 {
+		for range n {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				<-start
 				resp, err := c.Head(srv.URL)
 				if err != nil {
 					t.Error(err)
@@ -116,11 +129,10 @@ func TestParallelRequestsReuseConnections(t *testing.T) {
 				resp.Body.Close()
 			}()
 		}
-		close(start)
 		wg.Wait()
 		opened[round] = conns.Load() - before
 	}
-	if opened[1] > 8 {
-		t.Errorf("the second round of 32 HEADs opened %d new connections (the first %d), want at most 8: idle connections are not kept", opened[1], opened[0])
+	if opened[0] != n || opened[1] != 0 {
+		t.Errorf("rounds of %d HEADs at once opened %d and then %d new connections, want %d and then 0: idle connections are not kept", n, opened[0], opened[1], n)
 	}
 }
