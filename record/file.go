@@ -55,23 +55,19 @@ func Newest(builds []*Build) (*Build, error) {
 		return nil, errors.New("no build record")
 	}
 	newest := builds[0]
-	ordered := true
 	for _, b := range builds[1:] {
-		switch {
-		case b.Run == nil || newest.Run == nil || b.Run.ID != newest.Run.ID || b.Run.Attempt == newest.Run.Attempt:
-			ordered = false
-		case b.Run.Attempt > newest.Run.Attempt:
+		if b.Run == nil || newest.Run == nil || b.Run.ID != newest.Run.ID || b.Run.Attempt == newest.Run.Attempt {
+			var names []string
+			for _, b := range builds {
+				names = append(names, b.describe())
+			}
+			return nil, fmt.Errorf("%d build records name it (%s) and none is the newest attempt of one run: pass the records of one run", len(builds), strings.Join(names, ", "))
+		}
+		if b.Run.Attempt > newest.Run.Attempt {
 			newest = b
 		}
 	}
-	if ordered {
-		return newest, nil
-	}
-	var names []string
-	for _, b := range builds {
-		names = append(names, b.describe())
-	}
-	return nil, fmt.Errorf("%d build records name it (%s) and none is the newest attempt of one run: pass the records of one run", len(builds), strings.Join(names, ", "))
+	return newest, nil
 }
 
 // describe is the record's file and, when known, its run and attempt.
