@@ -1,7 +1,6 @@
 package render
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"slices"
@@ -175,23 +174,21 @@ func notesSection(agents []*record.Agent) string {
 	return "\nNotes:\n\n" + b.String()
 }
 
-// ChangesText writes a change report for a terminal (release diff): the version, a size table,
-// the store paths of each platform, the moved inputs, and the notes.
+// ChangesText writes a change report for a terminal (release diff): the
+// version, a size table, the store paths of each platform, the moved inputs,
+// and the notes. One tabwriter aligns each table: a line without a tab ends
+// one.
 func ChangesText(w io.Writer, r *record.Changes) error {
-	bw := bufio.NewWriter(w)
-	fmt.Fprintln(bw, r.Headline())
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, r.Headline())
 	width := max(len(r.From.Label()), len(r.To.Label()))
-	fmt.Fprintf(bw, "  from %-*s  %s\n", width, r.From.Label(), r.From.Reference())
-	fmt.Fprintf(bw, "  to   %-*s  %s\n", width, r.To.Label(), r.To.Reference())
+	fmt.Fprintf(tw, "  from %-*s  %s\n", width, r.From.Label(), r.From.Reference())
+	fmt.Fprintf(tw, "  to   %-*s  %s\n", width, r.To.Label(), r.To.Reference())
 	if r.Same() {
-		fmt.Fprintln(bw, "  both name the same release: nothing changed")
-		return bw.Flush()
+		fmt.Fprintln(tw, "  both name the same release: nothing changed")
+		return tw.Flush()
 	}
-	fmt.Fprintf(bw, "  attestations %s\n", r.Evidence())
-
-	fmt.Fprintln(bw)
-	tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PLATFORM\tFROM\tTO\tCHANGE")
+	fmt.Fprintf(tw, "  attestations %s\n\nPLATFORM\tFROM\tTO\tCHANGE\n", r.Evidence())
 	for _, p := range r.Platforms {
 		change := p.SizeChange()
 		if p.OverThreshold {
@@ -199,42 +196,28 @@ func ChangesText(w io.Writer, r *record.Changes) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Platform, size(p.From, "-"), size(p.To, "-"), change)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-
 	for _, p := range r.Platforms {
 		if !p.StorePathsCompared {
 			continue
 		}
-		fmt.Fprintf(bw, "\n%s store paths: %d added, %d removed\n", p.Platform, len(p.Added), len(p.Removed))
-		tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "\n%s store paths: %d added, %d removed\n", p.Platform, len(p.Added), len(p.Removed))
 		for _, c := range p.PathChanges() {
 			fmt.Fprintf(tw, "  %s %s\t%s\t%s\n", sign[c.Added], c.Name, c.Version, c.Path)
 		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
 	}
-
 	if len(r.Inputs) > 0 {
-		fmt.Fprintln(bw, "\nflake inputs moved:")
-		tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nflake inputs moved:")
 		for _, in := range r.Inputs {
 			fmt.Fprintf(tw, "  %s\t%s -> %s\n", in.Name, in.From, in.To)
 		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
 	} else if r.InputsCompared {
-		fmt.Fprintln(bw, "\nflake inputs: none moved")
+		fmt.Fprintln(tw, "\nflake inputs: none moved")
 	}
-
 	if len(r.Notes) > 0 {
-		fmt.Fprintln(bw, "\nnot compared:")
+		fmt.Fprintln(tw, "\nnot compared:")
 		for _, n := range r.Notes {
-			fmt.Fprintf(bw, "  %s\n", n)
+			fmt.Fprintf(tw, "  %s\n", n)
 		}
 	}
-	return bw.Flush()
+	return tw.Flush()
 }
