@@ -151,10 +151,10 @@ func attestations(ctx context.Context, d name.Digest, v Verifier, remoteOpts []r
 		return nil, fmt.Errorf("reading %s: %w", d, err)
 	}
 	atts, err := se.Attestations()
-	if err != nil {
-		return nil, fmt.Errorf("reading the attestations of %s: %w", d, err)
+	var list []oci.Signature
+	if err == nil {
+		list, err = atts.Get()
 	}
-	list, err := atts.Get()
 	if err != nil {
 		return nil, fmt.Errorf("reading the attestations of %s: %w", d, err)
 	}
