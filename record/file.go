@@ -44,12 +44,10 @@ type Run struct {
 	Attempt int    `json:"attempt"`
 }
 
-// Newest is the one of several build records naming the same part that a
-// merge should take: the record itself when it is alone, else the highest
-// attempt of one workflow run, where the records of a re-run's earlier
-// attempts stay beside the new one. Records of different runs, two of one
-// attempt, or records without a run cannot be ordered, and the error names
-// their files.
+// Newest is the build record a merge takes of several naming one part: the
+// only one, else the highest attempt of one workflow run. Records of
+// different runs, two of one attempt, or records without a run cannot be
+// ordered, and the error names their files.
 func Newest(builds []*Build) (*Build, error) {
 	if len(builds) == 0 {
 		return nil, errors.New("no build record")
@@ -125,9 +123,8 @@ func writeJSON(path string, v any) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// Files is path itself, or every *.json file in it when it is a directory
-// (the artifacts of several jobs downloaded into one), sorted (as Glob
-// returns them).
+// Files is path itself, or every *.json file in it, sorted, when it is a
+// directory (the artifacts of several jobs downloaded into one).
 func Files(path string) ([]string, error) {
 	st, err := os.Stat(path)
 	if err != nil {

@@ -29,8 +29,7 @@ func ChangesSection(reports []*record.Changes) string {
 }
 
 // ChangesSectionWithin is ChangesSection in at most limit bytes, for a body
-// GitHub caps (an issue or comment holds 65536 characters, a release
-// 125000). When the full section is longer, the store path lists go (the
+// GitHub caps. When the full section is longer, the store path lists go (the
 // table still counts them); when even that is too long, the last agents go,
 // and a line says how many and where to find them.
 func ChangesSectionWithin(reports []*record.Changes, limit int) string {
