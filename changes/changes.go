@@ -18,6 +18,7 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/oci"
 
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/sign"
 )
 
 // Release is one side of a comparison: an agent's index (or a single image
@@ -43,18 +44,12 @@ type Image struct {
 	prov *provenance
 }
 
-// Verifier returns the attestations of a manifest that verify under some
-// policy (a key, a keyless identity): sign.AttestationVerifier is one.
-type Verifier interface {
-	Attestations(ctx context.Context, d name.Digest) ([]oci.Signature, error)
-}
-
 // Options say how Compare reads what it is not given, and what it flags.
 type Options struct {
 	Remote []remote.Option // the caller's one client for the registry
 	// Verifier, when set, reads only the attestations it verifies;
 	// without it they are read unverified and the report says so.
-	Verifier Verifier
+	Verifier *sign.AttestationVerifier
 	// SizeThreshold flags every platform that grew by more than this
 	// fraction of its previous size (0.1 for 10%); nil flags none.
 	SizeThreshold *float64

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nothingnesses/agent-images/internal/pullsize"
+	"github.com/nothingnesses/agent-images/sign"
 )
 
 // versionAnnotation is where the index records the agent's version.
@@ -142,7 +143,7 @@ func (im *Image) take(d name.Digest) error {
 
 // attestations are d's attestations: those v verifies when it is set,
 // otherwise all the registry holds.
-func attestations(ctx context.Context, d name.Digest, v Verifier, remoteOpts []remote.Option) ([]oci.Signature, error) {
+func attestations(ctx context.Context, d name.Digest, v *sign.AttestationVerifier, remoteOpts []remote.Option) ([]oci.Signature, error) {
 	if v != nil {
 		return v.Attestations(ctx, d)
 	}
