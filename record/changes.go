@@ -1,6 +1,7 @@
 package record
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -36,12 +37,7 @@ type Compared struct {
 func (r Compared) Reference() string { return r.Repository + "@" + r.Digest }
 
 // Label is the tag, else the short digest.
-func (r Compared) Label() string {
-	if r.Tag != "" {
-		return r.Tag
-	}
-	return ShortDigest(r.Digest)
-}
+func (r Compared) Label() string { return cmp.Or(r.Tag, ShortDigest(r.Digest)) }
 
 // PlatformChange is one platform in either release.
 type PlatformChange struct {
@@ -78,12 +74,7 @@ type StorePath struct {
 }
 
 // Key identifies a store path in a comparison: its path, else name@version.
-func (s StorePath) Key() string {
-	if s.Path != "" {
-		return s.Path
-	}
-	return s.Name + "@" + s.Version
-}
+func (s StorePath) Key() string { return cmp.Or(s.Path, s.Name+"@"+s.Version) }
 
 // InputChange is a flake input whose pin moved; From or To is the zero Pin
 // when the input is in one release only.
@@ -135,9 +126,9 @@ func ShortDigest(d string) string {
 // Headline is the agent and its version change in one line.
 func (r *Changes) Headline() string {
 	if r.VersionChanged() {
-		return fmt.Sprintf("%s %s -> %s", r.Agent, orUnknown(r.From.Version), orUnknown(r.To.Version))
+		return fmt.Sprintf("%s %s -> %s", r.Agent, cmp.Or(r.From.Version, unknownVersion), cmp.Or(r.To.Version, unknownVersion))
 	}
-	return fmt.Sprintf("%s %s (version unchanged)", r.Agent, orUnknown(r.To.Version))
+	return fmt.Sprintf("%s %s (version unchanged)", r.Agent, cmp.Or(r.To.Version, unknownVersion))
 }
 
 // Evidence says whether the attestations were verified.
@@ -199,19 +190,9 @@ func (p PlatformChange) PathChanges() []PathChange {
 }
 
 // String is the store path, or the name and version when there is no path.
-func (s StorePath) String() string {
-	if s.Path != "" {
-		return s.Path
-	}
-	return strings.TrimSpace(s.Name + " " + s.Version)
-}
+func (s StorePath) String() string { return cmp.Or(s.Path, strings.TrimSpace(s.Name+" "+s.Version)) }
 
-func orUnknown(v string) string {
-	if v == "" {
-		return "(version unknown)"
-	}
-	return v
-}
+const unknownVersion = "(version unknown)"
 
 // HumanBytes is n in B, KiB, MiB or GiB with one decimal.
 func HumanBytes(n int64) string {

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,10 +71,7 @@ func Newest(builds []*Build) (*Build, error) {
 
 // describe is the record's file and, when known, its run and attempt.
 func (b *Build) describe() string {
-	s := b.File
-	if s == "" {
-		s = "a record"
-	}
+	s := cmp.Or(b.File, "a record")
 	if b.Run == nil {
 		return s + " of no run"
 	}

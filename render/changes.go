@@ -1,6 +1,7 @@
 package render
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -77,7 +78,7 @@ func changesSection(reports []*record.Changes, paths bool) string {
 func writeChanges(b *strings.Builder, r *record.Changes, paths bool) {
 	headline := fmt.Sprintf("%s %s", r.Agent, r.To.Version)
 	if r.VersionChanged() {
-		headline = fmt.Sprintf("%s %s → %s", r.Agent, orNone(r.From.Version), orNone(r.To.Version))
+		headline = fmt.Sprintf("%s %s → %s", r.Agent, cmp.Or(r.From.Version, "(unknown)"), cmp.Or(r.To.Version, "(unknown)"))
 	}
 	fmt.Fprintf(b, "#### %s\n\n", headline)
 	if r.Same() {
@@ -149,13 +150,6 @@ func size(im *record.ImageSize, none string) string {
 		return none
 	}
 	return record.HumanBytes(im.Size)
-}
-
-func orNone(v string) string {
-	if v == "" {
-		return "(unknown)"
-	}
-	return v
 }
 
 // notesSection lists, per agent by name, what a release could not do

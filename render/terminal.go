@@ -1,6 +1,7 @@
 package render
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"os"
@@ -40,11 +41,7 @@ func Summary(w io.Writer, rep *record.Report) {
 				kept(p.Kept)
 			}
 		} else {
-			where := a.Repository
-			if a.Error != "" {
-				where = a.Error
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Agent, a.Status, short(a.Index), strings.Join(a.Moved, ","), where)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Agent, a.Status, short(a.Index), strings.Join(a.Moved, ","), cmp.Or(a.Error, a.Repository))
 			kept(a.Kept)
 		}
 		if c := a.Changes; c != nil {
@@ -66,11 +63,7 @@ func BuildSummary(w io.Writer, rec *record.Build) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "IMAGE\tDIGEST\tSIGNED\tSTAGED AT")
 	for _, img := range rec.Images {
-		where := img.Ref.String()
-		if img.Error != "" {
-			where = img.Error
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", img, short(img.Digest), img.Signature != nil, where)
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", img, short(img.Digest), img.Signature != nil, cmp.Or(img.Error, img.Ref.String()))
 	}
 	tw.Flush()
 }
