@@ -147,11 +147,8 @@ func attestations(ctx context.Context, d name.Digest, v *sign.AttestationVerifie
 	if v != nil {
 		return v.Attestations(ctx, d)
 	}
-	se, err := ociremote.SignedEntity(d, ociremote.WithRemoteOptions(remoteOpts...))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", d, err)
-	}
-	atts, err := se.Attestations()
+	// SignedUnknown reads the attestation tag alone, not d's manifest too.
+	atts, err := ociremote.SignedUnknown(d, ociremote.WithRemoteOptions(remoteOpts...)).Attestations()
 	var list []oci.Signature
 	if err == nil {
 		list, err = atts.Get()
