@@ -150,15 +150,14 @@ func (p PlatformChange) SizeChange() string {
 	case p.SizeDelta == 0:
 		return "same size"
 	}
-	sign := "+"
-	delta := p.SizeDelta
-	if delta < 0 {
-		sign, delta = "-", -delta
+	change := "+" + HumanBytes(p.SizeDelta)
+	if p.SizeDelta < 0 {
+		change = "-" + HumanBytes(-p.SizeDelta)
 	}
 	if p.From.Size == 0 {
-		return sign + HumanBytes(delta)
+		return change
 	}
-	return fmt.Sprintf("%s%s (%+.1f%%)", sign, HumanBytes(delta), p.SizeGrowth*100)
+	return fmt.Sprintf("%s (%+.1f%%)", change, p.SizeGrowth*100)
 }
 
 // ThresholdString is the report's threshold as a percentage, "10%".

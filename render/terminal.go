@@ -4,8 +4,9 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -155,7 +156,6 @@ type Progress struct {
 	live  bool
 	mu    sync.Mutex
 	rows  map[string]string
-	order []string
 	drawn int
 	last  time.Time
 }
@@ -194,10 +194,6 @@ func (d *Progress) Event(e pipeline.Event) {
 		fmt.Fprintf(d.w, "%-36s %s\n", key, line)
 		return
 	}
-	if _, ok := d.rows[key]; !ok {
-		d.order = append(d.order, key)
-		sort.Strings(d.order)
-	}
 	d.rows[key] = line
 	if time.Since(d.last) > 100*time.Millisecond || e.Stage == record.StageDone || e.Stage == record.StageFailed {
 		d.draw()
@@ -208,14 +204,14 @@ func (d *Progress) draw() {
 	if d.drawn > 0 {
 		fmt.Fprintf(d.w, "\x1b[%dA", d.drawn)
 	}
-	for _, k := range d.order {
+	for _, k := range slices.Sorted(maps.Keys(d.rows)) {
 		l := d.rows[k]
 		if len(l) > 100 {
 			l = l[:100] + "..."
 		}
 		fmt.Fprintf(d.w, "\x1b[2K%-36s %s\n", k, l)
 	}
-	d.drawn = len(d.order)
+	d.drawn = len(d.rows)
 	d.last = time.Now()
 }
 
