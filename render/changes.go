@@ -55,18 +55,14 @@ func changesSection(reports []*record.Changes, paths bool) string {
 	}
 	var b strings.Builder
 	b.WriteString("### What changed since the last release\n\n")
-	var over []string
+	var over strings.Builder
 	for _, r := range reports {
 		for _, p := range r.OverThreshold() {
-			over = append(over, fmt.Sprintf("**%s** %s: %s, over %s", r.Agent, p.Platform, p.SizeChange(), r.ThresholdString()))
+			fmt.Fprintf(&over, "> - **%s** %s: %s, over %s\n", r.Agent, p.Platform, p.SizeChange(), r.ThresholdString())
 		}
 	}
-	if len(over) > 0 {
-		b.WriteString("> [!WARNING]\n> Images grew more than the size threshold:\n")
-		for _, o := range over {
-			fmt.Fprintf(&b, "> - %s\n", o)
-		}
-		b.WriteString("\n")
+	if over.Len() > 0 {
+		b.WriteString("> [!WARNING]\n> Images grew more than the size threshold:\n" + over.String() + "\n")
 	}
 	for _, r := range reports {
 		writeChanges(&b, r, paths)
