@@ -1,12 +1,8 @@
-// Package changes owns the change report of a release: for one agent, what
-// differs between two releases. It compares what the registry holds, or
-// what the caller already has in memory of a release it just published (the
-// indexes, the per-arch images and the CycloneDX SBOM and SLSA provenance
-// attestations on each): the version, each platform's size, the store
-// paths added and removed, and the flake inputs that moved.
-//
-// Compare builds the report (record.Changes): its JSON form goes into
-// release.json, and render prints it for a terminal and as Markdown.
+// Package changes owns the change report (record.Changes): for one agent,
+// the version, each platform's size, the store paths added and removed and
+// the flake inputs moved between two releases, read from their indexes,
+// images and CycloneDX SBOM and SLSA provenance attestations, in the
+// registry or in what the caller just published.
 package changes
 
 import (
@@ -22,6 +18,7 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/oci"
 
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/sign"
 )
 
 // Release is one side of a comparison: an agent's index (or a single image
@@ -29,41 +26,30 @@ import (
 // images and the version when Images is nil, an image's attestations when
 // its Attestations are nil.
 type Release struct {
-	Ref name.Digest
-	// Tag is what the caller named the release by, for the report; may be
-	// empty.
-	Tag     string
+	Ref     name.Digest
+	Tag     string // what the caller named it by, if a tag
 	Version string
 	Images  []Image
 }
 
 // Image is one per-arch image of a release.
 type Image struct {
-	Platform v1.Platform
-	Digest   v1.Hash
-	// Size is what pulling it downloads (internal/pullsize).
-	Size int64
-	// Attestations are its in-toto attestations, as cosign stores them.
-	Attestations []oci.Signature
+	Platform     v1.Platform
+	Digest       v1.Hash
+	Size         int64           // what pulling it downloads (internal/pullsize)
+	Attestations []oci.Signature // its in-toto attestations, as cosign stores them
 
 	// What the attestations say; nil when there is no such attestation.
 	sbom *sbom
 	prov *provenance
 }
 
-// Verifier returns the attestations of a manifest that verify under some
-// policy (a key, a keyless identity): sign.AttestationVerifier is one.
-type Verifier interface {
-	Attestations(ctx context.Context, d name.Digest) ([]oci.Signature, error)
-}
-
 // Options say how Compare reads what it is not given, and what it flags.
 type Options struct {
-	// Remote reaches the registry: the caller's one client for it.
-	Remote []remote.Option
+	Remote []remote.Option // the caller's one client for the registry
 	// Verifier, when set, reads only the attestations it verifies;
 	// without it they are read unverified and the report says so.
-	Verifier Verifier
+	Verifier *sign.AttestationVerifier
 	// SizeThreshold flags every platform that grew by more than this
 	// fraction of its previous size (0.1 for 10%); nil flags none.
 	SizeThreshold *float64

@@ -15,7 +15,8 @@ import (
 // is tested on hand-built releases.
 func compare(before, after *Release, verified bool, threshold *float64) *record.Changes {
 	r := &record.Changes{
-		Agent:         agentName(after),
+		// Releases go to <registry>/<agent>.
+		Agent:         path.Base(after.Ref.Context().RepositoryStr()),
 		From:          describe(before),
 		To:            describe(after),
 		Verified:      verified,
@@ -89,10 +90,6 @@ func describe(rel *Release) record.Compared {
 	}
 }
 
-// agentName is the repository's last path element: releases go to
-// <registry>/<agent>.
-func agentName(rel *Release) string { return path.Base(rel.Ref.Context().RepositoryStr()) }
-
 // versionOf is the index's version annotation, else what the provenance or
 // the SBOM of the first image that has one says.
 func versionOf(rel *Release) string {
@@ -130,7 +127,9 @@ func inputsOf(rel *Release) (map[string]record.Pin, bool) {
 	return nil, false
 }
 
-// only lists, sorted, the store paths of list that are not in other.
+// only lists the store paths of list that are not in other, by name, then
+// version, then path, so that an updated package's removed and added
+// entries read side by side.
 func only(list, other []record.StorePath) []record.StorePath {
 	in := make(map[string]bool, len(other))
 	for _, s := range other {
@@ -142,14 +141,8 @@ func only(list, other []record.StorePath) []record.StorePath {
 			out = append(out, s)
 		}
 	}
-	sortPaths(out)
-	return out
-}
-
-// sortPaths orders store paths by name, then version, then path, so that
-// an updated package's removed and added entries read side by side.
-func sortPaths(list []record.StorePath) {
-	slices.SortFunc(list, func(a, b record.StorePath) int {
+	slices.SortFunc(out, func(a, b record.StorePath) int {
 		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Version, b.Version), strings.Compare(a.Path, b.Path))
 	})
+	return out
 }

@@ -2,6 +2,7 @@ package changes
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,22 +105,14 @@ func parseCycloneDX(predicate []byte) (*sbom, error) {
 func storePathOf(c cdx.Component) (record.StorePath, bool) {
 	p := ""
 	if c.Properties != nil {
-		for _, prop := range *c.Properties {
-			if prop.Name == "nix:store_path" || prop.Name == "nix:store-path" {
-				p = prop.Value
-				break
-			}
+		if i := slices.IndexFunc(*c.Properties, func(p cdx.Property) bool { return p.Name == "nix:store_path" || p.Name == "nix:store-path" }); i >= 0 {
+			p = (*c.Properties)[i].Value
 		}
 	}
-	if p == "" {
-		if ref, ok := strings.CutPrefix(c.BOMRef, "nix:"); ok && strings.HasPrefix(ref, "/nix/store/") {
-			p = ref
-		}
+	if ref, ok := strings.CutPrefix(c.BOMRef, "nix:"); p == "" && ok && strings.HasPrefix(ref, "/nix/store/") {
+		p = ref
 	}
-	if p == "" {
-		p = purlStorePath(c.PackageURL)
-	}
-	if p == "" {
+	if p = cmp.Or(p, purlStorePath(c.PackageURL)); p == "" {
 		if c.Name == "" || c.Type == cdx.ComponentTypeContainer {
 			return record.StorePath{}, false
 		}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nothingnesses/agent-images/internal/pullsize"
+	"github.com/nothingnesses/agent-images/sign"
 )
 
 // versionAnnotation is where the index records the agent's version.
@@ -142,19 +143,16 @@ func (im *Image) take(d name.Digest) error {
 
 // attestations are d's attestations: those v verifies when it is set,
 // otherwise all the registry holds.
-func attestations(ctx context.Context, d name.Digest, v Verifier, remoteOpts []remote.Option) ([]oci.Signature, error) {
+func attestations(ctx context.Context, d name.Digest, v *sign.AttestationVerifier, remoteOpts []remote.Option) ([]oci.Signature, error) {
 	if v != nil {
 		return v.Attestations(ctx, d)
 	}
-	se, err := ociremote.SignedEntity(d, ociremote.WithRemoteOptions(remoteOpts...))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", d, err)
+	// SignedUnknown reads the attestation tag alone, not d's manifest too.
+	atts, err := ociremote.SignedUnknown(d, ociremote.WithRemoteOptions(remoteOpts...)).Attestations()
+	var list []oci.Signature
+	if err == nil {
+		list, err = atts.Get()
 	}
-	atts, err := se.Attestations()
-	if err != nil {
-		return nil, fmt.Errorf("reading the attestations of %s: %w", d, err)
-	}
-	list, err := atts.Get()
 	if err != nil {
 		return nil, fmt.Errorf("reading the attestations of %s: %w", d, err)
 	}

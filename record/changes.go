@@ -1,6 +1,7 @@
 package record
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -18,35 +19,25 @@ type Changes struct {
 	// platform is flagged; nil when none was set.
 	SizeThreshold *float64         `json:"sizeThreshold,omitempty"`
 	Platforms     []PlatformChange `json:"platforms"`
-	// Inputs are the flake inputs whose pin differs, by name.
-	Inputs []InputChange `json:"inputs,omitempty"`
+	Inputs        []InputChange    `json:"inputs,omitempty"` // by name, those whose pin differs
 	// InputsCompared is false when either release lacks a provenance.
-	InputsCompared bool `json:"inputsCompared"`
-	// Notes say what could not be compared and why (a release without an
-	// SBOM or provenance, say).
-	Notes []string `json:"notes,omitempty"`
+	InputsCompared bool     `json:"inputsCompared"`
+	Notes          []string `json:"notes,omitempty"` // what could not be compared, and why
 }
 
 // Compared is one side of the comparison.
 type Compared struct {
 	Repository string `json:"repository"`
-	// Digest is the agent's index (or its single image manifest).
-	Digest string `json:"digest"`
-	// Tag is what the caller named it by, when it named a tag.
-	Tag     string `json:"tag,omitempty"`
-	Version string `json:"version,omitempty"`
+	Digest     string `json:"digest"`        // the index, or a single image manifest
+	Tag        string `json:"tag,omitempty"` // when the caller named it by a tag
+	Version    string `json:"version,omitempty"`
 }
 
 // Reference is repository@digest.
 func (r Compared) Reference() string { return r.Repository + "@" + r.Digest }
 
 // Label is the tag, else the short digest.
-func (r Compared) Label() string {
-	if r.Tag != "" {
-		return r.Tag
-	}
-	return ShortDigest(r.Digest)
-}
+func (r Compared) Label() string { return cmp.Or(r.Tag, ShortDigest(r.Digest)) }
 
 // PlatformChange is one platform in either release.
 type PlatformChange struct {
@@ -56,16 +47,14 @@ type PlatformChange struct {
 	To   *ImageSize `json:"to,omitempty"`
 	// SizeDelta is To.Size - From.Size in bytes, and SizeGrowth that as a
 	// fraction of From.Size; both 0 unless the platform is in both.
-	SizeDelta  int64   `json:"sizeDelta"`
-	SizeGrowth float64 `json:"sizeGrowth"`
-	// OverThreshold marks growth above the report's SizeThreshold.
-	OverThreshold bool `json:"overThreshold,omitempty"`
-	// Added and Removed are the store paths of one image only, by path;
-	// nil when either image has no SBOM.
-	Added   []StorePath `json:"added,omitempty"`
-	Removed []StorePath `json:"removed,omitempty"`
-	// StorePathsCompared is false when either image lacks an SBOM.
-	StorePathsCompared bool `json:"storePathsCompared"`
+	SizeDelta     int64   `json:"sizeDelta"`
+	SizeGrowth    float64 `json:"sizeGrowth"`
+	OverThreshold bool    `json:"overThreshold,omitempty"` // growth above SizeThreshold
+	// Added and Removed are the store paths of one image only; both nil,
+	// and StorePathsCompared false, when either image has no SBOM.
+	Added              []StorePath `json:"added,omitempty"`
+	Removed            []StorePath `json:"removed,omitempty"`
+	StorePathsCompared bool        `json:"storePathsCompared"`
 }
 
 // ImageSize is one per-arch image of a release.
@@ -84,14 +73,8 @@ type StorePath struct {
 	Version string `json:"version,omitempty"`
 }
 
-// Key identifies a store path in a comparison: its path, else its name and
-// version.
-func (s StorePath) Key() string {
-	if s.Path != "" {
-		return s.Path
-	}
-	return s.Name + "@" + s.Version
-}
+// Key identifies a store path in a comparison: its path, else name@version.
+func (s StorePath) Key() string { return cmp.Or(s.Path, s.Name+"@"+s.Version) }
 
 // InputChange is a flake input whose pin moved; From or To is the zero Pin
 // when the input is in one release only.
@@ -103,13 +86,12 @@ type InputChange struct {
 
 // Pin is how a provenance records a flake input: what Nix fetched.
 type Pin struct {
-	Rev     string `json:"rev,omitempty"`
-	NarHash string `json:"narHash,omitempty"`
-	// Override is the public form of the --override-input that replaced it.
-	Override string `json:"override,omitempty"`
+	Rev      string `json:"rev,omitempty"`
+	NarHash  string `json:"narHash,omitempty"`
+	Override string `json:"override,omitempty"` // the public form of the --override-input that replaced it
 }
 
-// String is the revision if there is one, else the NAR hash.
+// String is the revision, else the NAR hash, else the override.
 func (p Pin) String() string {
 	switch {
 	case p.Rev != "":
@@ -130,13 +112,7 @@ func (r *Changes) Same() bool { return r.From.Digest == r.To.Digest }
 
 // OverThreshold lists the platforms whose growth is above the threshold.
 func (r *Changes) OverThreshold() []PlatformChange {
-	var out []PlatformChange
-	for _, p := range r.Platforms {
-		if p.OverThreshold {
-			out = append(out, p)
-		}
-	}
-	return out
+	return slices.DeleteFunc(slices.Clone(r.Platforms), func(p PlatformChange) bool { return !p.OverThreshold })
 }
 
 // ShortDigest is a digest cut to its algorithm and first 12 hex digits.
@@ -150,9 +126,9 @@ func ShortDigest(d string) string {
 // Headline is the agent and its version change in one line.
 func (r *Changes) Headline() string {
 	if r.VersionChanged() {
-		return fmt.Sprintf("%s %s -> %s", r.Agent, orUnknown(r.From.Version), orUnknown(r.To.Version))
+		return fmt.Sprintf("%s %s -> %s", r.Agent, cmp.Or(r.From.Version, unknownVersion), cmp.Or(r.To.Version, unknownVersion))
 	}
-	return fmt.Sprintf("%s %s (version unchanged)", r.Agent, orUnknown(r.To.Version))
+	return fmt.Sprintf("%s %s (version unchanged)", r.Agent, cmp.Or(r.To.Version, unknownVersion))
 }
 
 // Evidence says whether the attestations were verified.
@@ -174,15 +150,14 @@ func (p PlatformChange) SizeChange() string {
 	case p.SizeDelta == 0:
 		return "same size"
 	}
-	sign := "+"
-	delta := p.SizeDelta
-	if delta < 0 {
-		sign, delta = "-", -delta
+	change := "+" + HumanBytes(p.SizeDelta)
+	if p.SizeDelta < 0 {
+		change = "-" + HumanBytes(-p.SizeDelta)
 	}
 	if p.From.Size == 0 {
-		return sign + HumanBytes(delta)
+		return change
 	}
-	return fmt.Sprintf("%s%s (%+.1f%%)", sign, HumanBytes(delta), p.SizeGrowth*100)
+	return fmt.Sprintf("%s (%+.1f%%)", change, p.SizeGrowth*100)
 }
 
 // ThresholdString is the report's threshold as a percentage, "10%".
@@ -209,25 +184,14 @@ func (p PlatformChange) PathChanges() []PathChange {
 	for _, s := range p.Added {
 		out = append(out, PathChange{true, s})
 	}
-	// Stable: of one name, the removed entries stay first.
 	slices.SortStableFunc(out, func(a, b PathChange) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
 // String is the store path, or the name and version when there is no path.
-func (s StorePath) String() string {
-	if s.Path != "" {
-		return s.Path
-	}
-	return strings.TrimSpace(s.Name + " " + s.Version)
-}
+func (s StorePath) String() string { return cmp.Or(s.Path, strings.TrimSpace(s.Name+" "+s.Version)) }
 
-func orUnknown(v string) string {
-	if v == "" {
-		return "(version unknown)"
-	}
-	return v
-}
+const unknownVersion = "(version unknown)"
 
 // HumanBytes is n in B, KiB, MiB or GiB with one decimal.
 func HumanBytes(n int64) string {

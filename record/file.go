@@ -1,6 +1,7 @@
 package record
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,42 +45,33 @@ type Run struct {
 	Attempt int    `json:"attempt"`
 }
 
-// Newest is the one of several build records naming the same part that a
-// merge should take: the record itself when it is alone, else the highest
-// attempt of one workflow run, where the records of a re-run's earlier
-// attempts stay beside the new one. Records of different runs, two of one
-// attempt, or records without a run cannot be ordered, and the error names
-// their files.
+// Newest is the build record a merge takes of several naming one part: the
+// only one, else the highest attempt of one workflow run. Records of
+// different runs, two of one attempt, or records without a run cannot be
+// ordered, and the error names their files.
 func Newest(builds []*Build) (*Build, error) {
 	if len(builds) == 0 {
 		return nil, errors.New("no build record")
 	}
 	newest := builds[0]
-	ordered := true
 	for _, b := range builds[1:] {
-		switch {
-		case b.Run == nil || newest.Run == nil || b.Run.ID != newest.Run.ID || b.Run.Attempt == newest.Run.Attempt:
-			ordered = false
-		case b.Run.Attempt > newest.Run.Attempt:
+		if b.Run == nil || newest.Run == nil || b.Run.ID != newest.Run.ID || b.Run.Attempt == newest.Run.Attempt {
+			var names []string
+			for _, b := range builds {
+				names = append(names, b.describe())
+			}
+			return nil, fmt.Errorf("%d build records name it (%s) and none is the newest attempt of one run: pass the records of one run", len(builds), strings.Join(names, ", "))
+		}
+		if b.Run.Attempt > newest.Run.Attempt {
 			newest = b
 		}
 	}
-	if ordered {
-		return newest, nil
-	}
-	var names []string
-	for _, b := range builds {
-		names = append(names, b.describe())
-	}
-	return nil, fmt.Errorf("%d build records name it (%s) and none is the newest attempt of one run: pass the records of one run", len(builds), strings.Join(names, ", "))
+	return newest, nil
 }
 
 // describe is the record's file and, when known, its run and attempt.
 func (b *Build) describe() string {
-	s := b.File
-	if s == "" {
-		s = "a record"
-	}
+	s := cmp.Or(b.File, "a record")
 	if b.Run == nil {
 		return s + " of no run"
 	}
@@ -129,9 +121,8 @@ func writeJSON(path string, v any) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// Files is path itself, or every *.json file in it when it is a directory
-// (the artifacts of several jobs downloaded into one), sorted (as Glob
-// returns them).
+// Files is path itself, or every *.json file in it, sorted, when it is a
+// directory (the artifacts of several jobs downloaded into one).
 func Files(path string) ([]string, error) {
 	st, err := os.Stat(path)
 	if err != nil {

@@ -1,11 +1,8 @@
-// Package record holds what a release knows about its images as they move
-// through it, and what it writes down. An Image is one per-arch image, made
-// once per target; the pipeline alone writes it, from what each stage
-// returns (built, tested, pushed, signed). An Agent is one agent's index and
-// tags; a Report is release.json; a Build is the split-mode build record
-// `release merge` accepts parts from; Changes is the change report. It
-// imports nothing of this module: it is the file format, at the bottom.
-// The GitHub side reads the same types, so there is one schema.
+// Package record is what a release writes down: per-arch images (Image),
+// agents (Agent), release.json (Report), the split-mode build record
+// (Build) and the change report (Changes). Only the pipeline writes it, from
+// what each stage returns. It imports nothing of this module, so that the
+// file format sits at the bottom and every reader shares one schema.
 package record
 
 import (
@@ -33,29 +30,22 @@ const (
 	StageFailed    Stage = "failed"
 )
 
-// Image is one per-arch image of an agent. The pipeline makes it from a
-// target, with the derivation the release set's evaluation named, and
-// records what the stages return: the build its Digest, Size and Image, the
-// smoke test Smoke, signing Signature. The first stage that fails calls
-// Fail, and later stages leave a failed image alone.
+// Image is one per-arch image of an agent, with what the stages returned
+// for it. The first stage that fails calls Fail; later stages leave a failed
+// image alone.
 type Image struct {
-	Agent string `json:"agent"`
-	// System is the Nix system the image was built for (x86_64-linux).
-	System   string      `json:"system"`
-	Platform v1.Platform `json:"platform"`
-	// DrvPath is the Nix derivation that built the image.
-	DrvPath string  `json:"drvPath,omitempty"`
-	Digest  v1.Hash `json:"digest,omitzero"`
-	// Size is the bytes of its manifest, config and layers.
-	Size      int64      `json:"size,omitempty"`
-	Smoke     *Smoke     `json:"smoke,omitempty"`
-	Signature *Signature `json:"signature,omitempty"`
-	Error     string     `json:"error,omitempty"`
+	Agent     string      `json:"agent"`
+	System    string      `json:"system"` // the Nix system, x86_64-linux
+	Platform  v1.Platform `json:"platform"`
+	DrvPath   string      `json:"drvPath,omitempty"`
+	Digest    v1.Hash     `json:"digest,omitzero"`
+	Size      int64       `json:"size,omitempty"` // manifest, config and layers
+	Smoke     *Smoke      `json:"smoke,omitempty"`
+	Signature *Signature  `json:"signature,omitempty"`
+	Error     string      `json:"error,omitempty"`
 
-	// OutPath is the Nix store path of the image output.
-	OutPath string `json:"-"`
-	// Image is the image itself, read from what Nix built or from a registry.
-	Image v1.Image `json:"-"`
+	OutPath string   `json:"-"`
+	Image   v1.Image `json:"-"`
 	// Ref is where the image was staged (split mode) or found published
 	// (a reused index), by digest, in the first registry. Where it is in
 	// any other registry is worked out when needed, never stored here.
@@ -71,8 +61,8 @@ func (i *Image) Fail(err error) {
 	i.Err, i.Error = err, err.Error()
 }
 
-// Failed reports whether a stage failed the image (in this process, or in
-// the job that wrote the record).
+// Failed reports whether a stage failed the image, here or in the job that
+// wrote the record.
 func (i *Image) Failed() bool { return i.Err != nil || i.Error != "" }
 
 // Smoke is the smoke test of one image in brief: the failed and skipped
@@ -108,14 +98,13 @@ type Signature struct {
 	Added []string `json:"added,omitempty"`
 }
 
-// Signing is how an agent's release was signed.
+// Signing is how an agent's release was signed, and the cosign commands
+// that check the index signature and one per-arch image's provenance.
 type Signing struct {
-	Mode  string    `json:"mode"`
-	Index Signature `json:"index"`
-	// VerifyCommand is the cosign command that checks the index signature.
-	VerifyCommand string `json:"verifyCommand,omitempty"`
-	// VerifyAttestationCommand checks one per-arch image's provenance.
-	VerifyAttestationCommand string `json:"verifyAttestationCommand,omitempty"`
+	Mode                     string    `json:"mode"`
+	Index                    Signature `json:"index"`
+	VerifyCommand            string    `json:"verifyCommand,omitempty"`
+	VerifyAttestationCommand string    `json:"verifyAttestationCommand,omitempty"`
 }
 
 // Kept is a tag a release did not move because it points at a newer index.
@@ -151,20 +140,17 @@ func (p *Publication) Failed() bool { return p.Status == StageFailed }
 // Error and Unchanged cover them all: the agent is done only when every
 // destination is, and failed when any failed.
 type Agent struct {
-	Agent      string `json:"agent"`
-	Version    string `json:"version"`
-	Repository string `json:"repository,omitempty"`
-	// Index is the digest of the multi-arch index.
-	Index v1.Hash `json:"index,omitzero"`
+	Agent      string  `json:"agent"`
+	Version    string  `json:"version"`
+	Repository string  `json:"repository,omitempty"`
+	Index      v1.Hash `json:"index,omitzero"` // the multi-arch index
 	// Created is the source commit's time, recorded on the index: with the
 	// version it orders releases, so that no tag moves backwards.
 	Created   time.Time `json:"created,omitzero"`
 	Platforms []*Image  `json:"platforms"`
 	Tags      []string  `json:"tags,omitempty"`
-	// Moved are the tags this run changed.
-	Moved []string `json:"moved,omitempty"`
-	// Kept are the tags left at a newer index.
-	Kept []Kept `json:"kept,omitempty"`
+	Moved     []string  `json:"moved,omitempty"` // the tags this run changed
+	Kept      []Kept    `json:"kept,omitempty"`  // the tags left at a newer index
 	// Repaired are the per-arch images pushed again because the registry
 	// had lost them, although a tag already pointed at their index.
 	Repaired []string `json:"repaired,omitempty"`
@@ -188,8 +174,7 @@ type Agent struct {
 	// release), latest already named this index, nothing was pushed, or the
 	// comparison failed (a note then says why).
 	Changes *Changes `json:"changes,omitempty"`
-	// Notes say what the release could not do without failing for it.
-	Notes []string `json:"notes,omitempty"`
+	Notes   []string `json:"notes,omitempty"` // what it could not do, without failing for it
 }
 
 // Failed reports whether the agent's release failed.

@@ -247,3 +247,19 @@ func TestWriteFileRefusesALink(t *testing.T) {
 		t.Errorf("the link's target now holds %q", b)
 	}
 }
+
+func TestHeadline(t *testing.T) {
+	for _, tt := range []struct {
+		from, to, want string
+	}{
+		{"0.70.6", "0.71.0", "pi 0.70.6 -> 0.71.0"},
+		{"", "0.71.0", "pi (version unknown) -> 0.71.0"},
+		{"0.71.0", "0.71.0", "pi 0.71.0 (version unchanged)"},
+		{"", "", "pi (version unknown) (version unchanged)"},
+	} {
+		r := &Changes{Agent: "pi", From: Compared{Version: tt.from}, To: Compared{Version: tt.to}}
+		if got := r.Headline(); got != tt.want {
+			t.Errorf("Headline(%q -> %q) = %q, want %q", tt.from, tt.to, got, tt.want)
+		}
+	}
+}

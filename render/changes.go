@@ -1,7 +1,7 @@
 package render
 
 import (
-	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -30,8 +30,7 @@ func ChangesSection(reports []*record.Changes) string {
 }
 
 // ChangesSectionWithin is ChangesSection in at most limit bytes, for a body
-// GitHub caps (an issue or comment holds 65536 characters, a release
-// 125000). When the full section is longer, the store path lists go (the
+// GitHub caps. When the full section is longer, the store path lists go (the
 // table still counts them); when even that is too long, the last agents go,
 // and a line says how many and where to find them.
 func ChangesSectionWithin(reports []*record.Changes, limit int) string {
@@ -56,18 +55,14 @@ func changesSection(reports []*record.Changes, paths bool) string {
 	}
 	var b strings.Builder
 	b.WriteString("### What changed since the last release\n\n")
-	var over []string
+	var over strings.Builder
 	for _, r := range reports {
 		for _, p := range r.OverThreshold() {
-			over = append(over, fmt.Sprintf("**%s** %s: %s, over %s", r.Agent, p.Platform, p.SizeChange(), r.ThresholdString()))
+			fmt.Fprintf(&over, "> - **%s** %s: %s, over %s\n", r.Agent, p.Platform, p.SizeChange(), r.ThresholdString())
 		}
 	}
-	if len(over) > 0 {
-		b.WriteString("> [!WARNING]\n> Images grew more than the size threshold:\n")
-		for _, o := range over {
-			fmt.Fprintf(&b, "> - %s\n", o)
-		}
-		b.WriteString("\n")
+	if over.Len() > 0 {
+		b.WriteString("> [!WARNING]\n> Images grew more than the size threshold:\n" + over.String() + "\n")
 	}
 	for _, r := range reports {
 		writeChanges(&b, r, paths)
@@ -79,7 +74,7 @@ func changesSection(reports []*record.Changes, paths bool) string {
 func writeChanges(b *strings.Builder, r *record.Changes, paths bool) {
 	headline := fmt.Sprintf("%s %s", r.Agent, r.To.Version)
 	if r.VersionChanged() {
-		headline = fmt.Sprintf("%s %s → %s", r.Agent, orNone(r.From.Version), orNone(r.To.Version))
+		headline = fmt.Sprintf("%s %s → %s", r.Agent, cmp.Or(r.From.Version, "(unknown)"), cmp.Or(r.To.Version, "(unknown)"))
 	}
 	fmt.Fprintf(b, "#### %s\n\n", headline)
 	if r.Same() {
@@ -153,13 +148,6 @@ func size(im *record.ImageSize, none string) string {
 	return record.HumanBytes(im.Size)
 }
 
-func orNone(v string) string {
-	if v == "" {
-		return "(unknown)"
-	}
-	return v
-}
-
 // notesSection lists, per agent by name, what a release could not do
 // without failing for it (record.Agent's notes); empty when there are none.
 func notesSection(agents []*record.Agent) string {
@@ -175,23 +163,21 @@ func notesSection(agents []*record.Agent) string {
 	return "\nNotes:\n\n" + b.String()
 }
 
-// ChangesText writes a change report for a terminal (release diff): the version, a size table,
-// the store paths of each platform, the moved inputs, and the notes.
+// ChangesText writes a change report for a terminal (release diff): the
+// version, a size table, the store paths of each platform, the moved inputs,
+// and the notes. One tabwriter aligns each table: a line without a tab ends
+// one.
 func ChangesText(w io.Writer, r *record.Changes) error {
-	bw := bufio.NewWriter(w)
-	fmt.Fprintln(bw, r.Headline())
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, r.Headline())
 	width := max(len(r.From.Label()), len(r.To.Label()))
-	fmt.Fprintf(bw, "  from %-*s  %s\n", width, r.From.Label(), r.From.Reference())
-	fmt.Fprintf(bw, "  to   %-*s  %s\n", width, r.To.Label(), r.To.Reference())
+	fmt.Fprintf(tw, "  from %-*s  %s\n", width, r.From.Label(), r.From.Reference())
+	fmt.Fprintf(tw, "  to   %-*s  %s\n", width, r.To.Label(), r.To.Reference())
 	if r.Same() {
-		fmt.Fprintln(bw, "  both name the same release: nothing changed")
-		return bw.Flush()
+		fmt.Fprintln(tw, "  both name the same release: nothing changed")
+		return tw.Flush()
 	}
-	fmt.Fprintf(bw, "  attestations %s\n", r.Evidence())
-
-	fmt.Fprintln(bw)
-	tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PLATFORM\tFROM\tTO\tCHANGE")
+	fmt.Fprintf(tw, "  attestations %s\n\nPLATFORM\tFROM\tTO\tCHANGE\n", r.Evidence())
 	for _, p := range r.Platforms {
 		change := p.SizeChange()
 		if p.OverThreshold {
@@ -199,42 +185,28 @@ func ChangesText(w io.Writer, r *record.Changes) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Platform, size(p.From, "-"), size(p.To, "-"), change)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-
 	for _, p := range r.Platforms {
 		if !p.StorePathsCompared {
 			continue
 		}
-		fmt.Fprintf(bw, "\n%s store paths: %d added, %d removed\n", p.Platform, len(p.Added), len(p.Removed))
-		tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "\n%s store paths: %d added, %d removed\n", p.Platform, len(p.Added), len(p.Removed))
 		for _, c := range p.PathChanges() {
 			fmt.Fprintf(tw, "  %s %s\t%s\t%s\n", sign[c.Added], c.Name, c.Version, c.Path)
 		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
 	}
-
 	if len(r.Inputs) > 0 {
-		fmt.Fprintln(bw, "\nflake inputs moved:")
-		tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nflake inputs moved:")
 		for _, in := range r.Inputs {
 			fmt.Fprintf(tw, "  %s\t%s -> %s\n", in.Name, in.From, in.To)
 		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
 	} else if r.InputsCompared {
-		fmt.Fprintln(bw, "\nflake inputs: none moved")
+		fmt.Fprintln(tw, "\nflake inputs: none moved")
 	}
-
 	if len(r.Notes) > 0 {
-		fmt.Fprintln(bw, "\nnot compared:")
+		fmt.Fprintln(tw, "\nnot compared:")
 		for _, n := range r.Notes {
-			fmt.Fprintf(bw, "  %s\n", n)
+			fmt.Fprintf(tw, "  %s\n", n)
 		}
 	}
-	return bw.Flush()
+	return tw.Flush()
 }

@@ -12,11 +12,10 @@ import (
 	"github.com/nothingnesses/agent-images/record"
 )
 
-// Read reads release.json files, through record's reader: a file, or every
-// *.json in a directory (one per merge job in the split workflow). It
-// returns their agents sorted by name. An agent with an index in two files
-// is an error, since the run would otherwise report one of two different
-// digests.
+// Read reads release.json files: a file, or every *.json in a directory (one
+// per merge job in the split workflow), and returns their agents sorted by
+// name. An agent with an index in two files is an error, since the run would
+// otherwise report one of two different digests.
 func Read(path string) ([]*record.Agent, error) {
 	files, err := record.Files(path)
 	if err != nil {
@@ -32,8 +31,7 @@ func Read(path string) ([]*record.Agent, error) {
 		for _, a := range rep.Agents {
 			if prev, ok := seen[a.Agent]; ok && a.Index.Hex != "" {
 				return nil, fmt.Errorf("agent %s is in both %s and %s", a.Agent, prev, f)
-			}
-			if a.Index.Hex != "" {
+			} else if a.Index.Hex != "" {
 				seen[a.Agent] = f
 			}
 			all = append(all, a)

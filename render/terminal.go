@@ -1,10 +1,12 @@
 package render
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -40,11 +42,7 @@ func Summary(w io.Writer, rep *record.Report) {
 				kept(p.Kept)
 			}
 		} else {
-			where := a.Repository
-			if a.Error != "" {
-				where = a.Error
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Agent, a.Status, short(a.Index), strings.Join(a.Moved, ","), where)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Agent, a.Status, short(a.Index), strings.Join(a.Moved, ","), cmp.Or(a.Error, a.Repository))
 			kept(a.Kept)
 		}
 		if c := a.Changes; c != nil {
@@ -66,11 +64,7 @@ func BuildSummary(w io.Writer, rec *record.Build) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "IMAGE\tDIGEST\tSIGNED\tSTAGED AT")
 	for _, img := range rec.Images {
-		where := img.Ref.String()
-		if img.Error != "" {
-			where = img.Error
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", img, short(img.Digest), img.Signature != nil, where)
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", img, short(img.Digest), img.Signature != nil, cmp.Or(img.Error, img.Ref.String()))
 	}
 	tw.Flush()
 }
@@ -162,7 +156,6 @@ type Progress struct {
 	live  bool
 	mu    sync.Mutex
 	rows  map[string]string
-	order []string
 	drawn int
 	last  time.Time
 }
@@ -201,10 +194,6 @@ func (d *Progress) Event(e pipeline.Event) {
 		fmt.Fprintf(d.w, "%-36s %s\n", key, line)
 		return
 	}
-	if _, ok := d.rows[key]; !ok {
-		d.order = append(d.order, key)
-		sort.Strings(d.order)
-	}
 	d.rows[key] = line
 	if time.Since(d.last) > 100*time.Millisecond || e.Stage == record.StageDone || e.Stage == record.StageFailed {
 		d.draw()
@@ -215,14 +204,14 @@ func (d *Progress) draw() {
 	if d.drawn > 0 {
 		fmt.Fprintf(d.w, "\x1b[%dA", d.drawn)
 	}
-	for _, k := range d.order {
+	for _, k := range slices.Sorted(maps.Keys(d.rows)) {
 		l := d.rows[k]
 		if len(l) > 100 {
 			l = l[:100] + "..."
 		}
 		fmt.Fprintf(d.w, "\x1b[2K%-36s %s\n", k, l)
 	}
-	d.drawn = len(d.order)
+	d.drawn = len(d.rows)
 	d.last = time.Now()
 }
 
