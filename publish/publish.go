@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nothingnesses/agent-images/record"
@@ -88,22 +90,17 @@ func put(ctx context.Context, s store, rel Release, dryRun bool) (*Result, error
 	if err != nil {
 		return res, fmt.Errorf("assembling the index of %s: %w", rel.Agent, err)
 	}
-	if res.Index, err = idx.Digest(); err != nil {
+	desc, err := partial.Descriptor(idx)
+	if err != nil {
 		return res, err
 	}
-	if res.IndexSize, err = idx.Size(); err != nil {
-		return res, err
-	}
-	d := res.Index
-	res.Ref = s.ref(d)
+	d := desc.Digest
+	res.Index, res.IndexSize, res.Ref = d, desc.Size, s.ref(d)
 	current, err := s.current(ctx, tags.Names(rel.Tags))
 	if err != nil {
 		return res, err
 	}
-	published := false
-	for _, h := range current {
-		published = published || h == d
-	}
+	published := slices.Contains(slices.Collect(maps.Values(current)), d)
 
 	// Every image is checked, even under a tag that already names this
 	// index: a registry can lose a manifest, and an index whose child is

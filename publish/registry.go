@@ -294,19 +294,14 @@ func (r *Registry) Stage(ctx context.Context, img *record.Image, key string) (na
 // Staged returns the digest the staging tag of agent's platform p points
 // at, and the tag; ok is false when there is no such tag.
 func (r *Registry) Staged(ctx context.Context, agent, key string, p v1.Platform) (d v1.Hash, tag name.Tag, ok bool, err error) {
-	repo, err := r.Repository(agent)
+	s, err := r.store(ctx, agent)
 	if err != nil {
 		return v1.Hash{}, name.Tag{}, false, err
 	}
-	tag = repo.Tag(tags.StagingTag(key, p))
-	desc, err := remote.Head(tag, r.client.Options(ctx)...)
-	if isNotFound(err) {
-		return v1.Hash{}, tag, false, nil
-	}
-	if err != nil {
-		return v1.Hash{}, tag, false, fmt.Errorf("reading staging tag %s: %w", tag, err)
-	}
-	return desc.Digest, tag, true, nil
+	tag = s.repo.Tag(tags.StagingTag(key, p))
+	current, err := s.current(ctx, []string{tag.TagStr()})
+	d, ok = current[tag.TagStr()]
+	return d, tag, ok, err
 }
 
 // Image reads an image by digest.
