@@ -3,7 +3,6 @@ package publish
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -181,7 +180,7 @@ func moveTags(ctx context.Context, s store, rel Release, index v1.Hash, dryRun b
 	read := func() (v1.ImageIndex, error) { return Index(rel) }
 	if p := rel.Reuse; p != nil {
 		rel.Tags = rel.Moving()
-		rel.Created, rel.Version = p.Created, p.Version
+		rel.Created, rel.Version = p.Key.Created, p.Key.Version
 		read = func() (v1.ImageIndex, error) { return s.index(ctx, p.Index) }
 	}
 	m := &Moves{}
@@ -253,14 +252,19 @@ func indexKey(ctx context.Context, s store, d v1.Hash) (tags.Key, error) {
 	if err != nil || raw == nil {
 		return tags.Key{}, err
 	}
-	var m struct {
-		Annotations map[string]string `json:"annotations"`
-	}
-	if err := json.Unmarshal(raw, &m); err != nil {
+	// An image's manifest reads as an index's: both keep their annotations
+	// under the same name.
+	m, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
 		return tags.Key{}, fmt.Errorf("reading the annotations of %s in %s: %w", d, s.where(), err)
 	}
-	k := tags.Key{Version: m.Annotations[AnnotationVersion]}
-	if c := m.Annotations[AnnotationCreated]; c != "" {
+	return keyOf(s, d, m.Annotations)
+}
+
+// keyOf is the ordering key in the annotations a of the manifest d.
+func keyOf(s store, d v1.Hash, a map[string]string) (k tags.Key, err error) {
+	k.Version = a[AnnotationVersion]
+	if c := a[AnnotationCreated]; c != "" {
 		if k.Created, err = time.Parse(time.RFC3339, c); err != nil {
 			return tags.Key{}, fmt.Errorf("%s in %s has an unreadable %s %q: %w", d, s.where(), AnnotationCreated, c, err)
 		}

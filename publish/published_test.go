@@ -62,7 +62,7 @@ func TestReuseAtANewCommit(t *testing.T) {
 	if err != nil || p == nil {
 		t.Fatalf("Published = %v, %v", p, err)
 	}
-	if p.Index != first.Index || p.Version != "1.0" || !p.Created.Equal(day1) || len(p.Images) != 2 {
+	if p.Index != first.Index || p.Key.Version != "1.0" || !p.Key.Created.Equal(day1) || len(p.Images) != 2 {
 		t.Fatalf("Published = %+v, want index %s of version 1.0 created %s with 2 images", p, first.Index, day1)
 	}
 	// One read of the tag, the index and each image, and a HEAD of each
