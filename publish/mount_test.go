@@ -69,14 +69,14 @@ func TestConcurrentPushesUploadSharedLayersOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			_, errs[i] = r.PushImage(ctx, repos[i], img)
+			_, errs[i] = r.pushImage(ctx, repos[i], img)
 		}()
 	}
 	close(start)
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("PushImage(%s) = %v", repos[i], err)
+			t.Fatalf("pushImage(%s) = %v", repos[i], err)
 		}
 	}
 

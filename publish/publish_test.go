@@ -387,11 +387,11 @@ func TestCrossRepositoryMount(t *testing.T) {
 	r := NewRegistry(prefix(t, host), nil)
 	a, _ := name.NewRepository(host + "/agent-images/a")
 	b, _ := name.NewRepository(host + "/agent-images/b")
-	if _, err := r.PushImage(ctx, a, shared[0].Image); err != nil {
+	if _, err := r.pushImage(ctx, a, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
 	rec.Reset()
-	if _, err := r.PushImage(ctx, b, shared[0].Image); err != nil {
+	if _, err := r.pushImage(ctx, b, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
 	assertMounted(t, rec, shared[0].Image, "agent-images/b", "agent-images/a")
@@ -407,17 +407,17 @@ func TestMountFromEarlierRun(t *testing.T) {
 	b, _ := name.NewRepository(host + "/agent-images/b")
 	c, _ := name.NewRepository(host + "/agent-images/c")
 	shared := images(t)
-	if _, err := NewRegistry(prefix(t, host), nil).PushImage(ctx, a, shared[0].Image); err != nil {
+	if _, err := NewRegistry(prefix(t, host), nil).pushImage(ctx, a, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
 	rec.Reset()
-	if _, err := NewRegistry(prefix(t, host), nil, WithMountFrom(a, b)).PushImage(ctx, b, shared[0].Image); err != nil {
+	if _, err := NewRegistry(prefix(t, host), nil, WithMountFrom(a, b)).pushImage(ctx, b, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
 	assertMounted(t, rec, shared[0].Image, "agent-images/b", "agent-images/a")
 
 	// c gets a different image: the guess is wrong, the layers upload.
-	if _, err := NewRegistry(prefix(t, host), nil, WithMountFrom(a)).PushImage(ctx, c, shared[1].Image); err != nil {
+	if _, err := NewRegistry(prefix(t, host), nil, WithMountFrom(a)).pushImage(ctx, c, shared[1].Image); err != nil {
 		t.Fatalf("pushing with a wrong mount guess = %v", err)
 	}
 	if _, err := remote.Image(c.Digest(mustDigest(t, shared[1].Image))); err != nil {

@@ -36,16 +36,11 @@ type Progress struct {
 	Total      int64
 }
 
-type registryOptions struct {
-	update    func(Progress)
-	mountFrom []name.Repository
-}
-
 // RegistryOption configures NewRegistry.
-type RegistryOption func(*registryOptions)
+type RegistryOption func(*Registry)
 
 // WithProgress receives byte counts as blobs upload.
-func WithProgress(f func(Progress)) RegistryOption { return func(o *registryOptions) { o.update = f } }
+func WithProgress(f func(Progress)) RegistryOption { return func(r *Registry) { r.update = f } }
 
 // WithMountFrom names repositories likely to hold layers already (the
 // other agents of the same release, pushed by earlier runs or other jobs).
@@ -54,25 +49,20 @@ func WithProgress(f func(Progress)) RegistryOption { return func(o *registryOpti
 // registry starts an ordinary upload in the same request, so a wrong guess
 // costs nothing.
 func WithMountFrom(repos ...name.Repository) RegistryOption {
-	return func(o *registryOptions) { o.mountFrom = append(o.mountFrom, repos...) }
+	return func(r *Registry) { r.mountFrom = append(r.mountFrom, repos...) }
 }
 
 // NewRegistry returns the publisher of agents under prefix, reaching the
 // registry through client (transport.NewRegistry(nil) when nil).
 func NewRegistry(prefix Prefix, client *transport.Registry, opts ...RegistryOption) *Registry {
-	var o registryOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
 	if client == nil {
 		client = transport.NewRegistry(nil)
 	}
-	return &Registry{
-		prefix:    prefix,
-		client:    client,
-		update:    o.update,
-		mountFrom: o.mountFrom,
+	r := &Registry{prefix: prefix, client: client}
+	for _, opt := range opts {
+		opt(r)
 	}
+	return r
 }
 
 // Repository is where agent's images go.
@@ -196,10 +186,10 @@ func (s *repoStore) tag(ctx context.Context, tag string, idx v1.ImageIndex) erro
 	return s.r.client.PutManifest(ctx, s.repo.Tag(tag), idx)
 }
 
-// PushImage pushes one image to repo by digest: its blobs through the
+// pushImage pushes one image to repo by digest: its blobs through the
 // client, which sends each one only where it is missing, mounting it from
 // where this run put or found it, then its manifest.
-func (r *Registry) PushImage(ctx context.Context, repo name.Repository, img v1.Image) (name.Digest, error) {
+func (r *Registry) pushImage(ctx context.Context, repo name.Repository, img v1.Image) (name.Digest, error) {
 	d, err := img.Digest()
 	if err != nil {
 		return name.Digest{}, err
@@ -280,7 +270,7 @@ func (r *Registry) Stage(ctx context.Context, img *record.Image, key string) (na
 	if err != nil {
 		return name.Digest{}, err
 	}
-	ref, err := r.PushImage(ctx, repo, img.Image)
+	ref, err := r.pushImage(ctx, repo, img.Image)
 	if err != nil {
 		return name.Digest{}, err
 	}
