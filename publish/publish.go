@@ -173,26 +173,18 @@ func complete(ctx context.Context, s store, d v1.Hash) (raw []byte, ok bool, err
 	return raw, !slices.Contains(there, false), nil
 }
 
-// moveTags moves the tags of rel that may move to index: for a reused index
-// those that are not Built, ordered by the index's own version and time
-// (it is the release it was).
+// moveTags moves each tag of rel that does not point at index yet, and may:
+// a shared tag never moves to an index older than the one it points at (one
+// of ours: rel.Ours), unless rel allows a rollback. A reused index gets the
+// tags that are not Built, ordered by its own version and time (it is the
+// release it was).
 func moveTags(ctx context.Context, s store, rel Release, index v1.Hash, dryRun bool) (*Moves, error) {
+	mine := tags.Key{Created: rel.Created, Version: rel.Version}
 	read := func() (v1.ImageIndex, error) { return Index(rel) }
 	if p := rel.Reuse; p != nil {
-		rel.Tags = rel.Moving()
-		rel.Created, rel.Version = p.Key.Created, p.Key.Version
+		rel.Tags, mine = rel.Moving(), p.Key
 		read = func() (v1.ImageIndex, error) { return s.index(ctx, p.Index) }
 	}
-	m := &Moves{}
-	return m, move(ctx, s, rel, index, m, read, dryRun)
-}
-
-// move moves each tag of rel that does not point at index yet, and may: a
-// shared tag never moves to an index older than the one it points at (one
-// of ours: rel.Ours), unless rel allows a rollback. read gives what a tag
-// is put on.
-func move(ctx context.Context, s store, rel Release, index v1.Hash, m *Moves, read func() (v1.ImageIndex, error), dryRun bool) error {
-	mine := tags.Key{Created: rel.Created, Version: rel.Version}
 	keys := map[v1.Hash]tags.Key{}
 	ours := map[v1.Hash]bool{}
 	isOurs := func(at v1.Hash) bool {
@@ -204,13 +196,14 @@ func move(ctx context.Context, s store, rel Release, index v1.Hash, m *Moves, re
 		}
 		return ours[at]
 	}
+	m := &Moves{}
 	var idx v1.ImageIndex
 	for _, t := range rel.Tags {
 		// Read just before the tag moves: another release may have moved
 		// it since this one began.
 		current, err := s.current(ctx, []string{t.Name})
 		if err != nil {
-			return err
+			return m, err
 		}
 		at, exists := current[t.Name]
 		if exists && at == index {
@@ -219,9 +212,8 @@ func move(ctx context.Context, s store, rel Release, index v1.Hash, m *Moves, re
 		if exists && !t.Owned && !rel.AllowRollback && isOurs(at) {
 			k, ok := keys[at]
 			if !ok {
-				var err error
 				if k, err = indexKey(ctx, s, at); err != nil {
-					return err
+					return m, err
 				}
 				keys[at] = k
 			}
@@ -232,18 +224,17 @@ func move(ctx context.Context, s store, rel Release, index v1.Hash, m *Moves, re
 		}
 		if !dryRun {
 			if idx == nil {
-				var err error
 				if idx, err = read(); err != nil {
-					return err
+					return m, err
 				}
 			}
 			if err := s.tag(ctx, t.Name, idx); err != nil {
-				return fmt.Errorf("moving tag %s to %s: %w", t.Name, index, err)
+				return m, fmt.Errorf("moving tag %s to %s: %w", t.Name, index, err)
 			}
 		}
 		m.Moved = append(m.Moved, t.Name)
 	}
-	return nil
+	return m, nil
 }
 
 // indexKey reads the ordering key recorded on the manifest d.
