@@ -173,7 +173,7 @@ func TestRepairLostImage(t *testing.T) {
 	if _, err := publishWith(ctx, r, rel, nil); err != nil {
 		t.Fatal(err)
 	}
-	repo, err := r.Repository("pi")
+	repo, err := prefix(t, host+"/agent-images").Repository("pi")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -598,7 +598,7 @@ func TestTagsAreReadAgainBeforeTheyMove(t *testing.T) {
 	if len(moves.Moved) > 0 || len(moves.Kept) != 1 || moves.Kept[0].Index != done.Index {
 		t.Errorf("older MoveTags = moved %v, kept %+v; want latest kept at the newer %s", moves.Moved, moves.Kept, done.Index)
 	}
-	repo, _ := r.Repository("pi")
+	repo, _ := prefix(t, host+"/agent-images").Repository("pi")
 	if desc, err := remote.Head(repo.Tag("latest")); err != nil || desc.Digest != done.Index {
 		t.Errorf("latest = %v, %v; want %s", desc, err, done.Index)
 	}

@@ -65,11 +65,6 @@ func NewRegistry(prefix Prefix, client *transport.Registry, opts ...RegistryOpti
 	return r
 }
 
-// Repository is where agent's images go.
-func (r *Registry) Repository(agent string) (name.Repository, error) {
-	return r.prefix.Repository(agent)
-}
-
 // Put pushes rel to <prefix>/<agent>: each per-arch image by digest that
 // the repository lacks, then the index by digest.
 func (r *Registry) Put(ctx context.Context, rel Release, dryRun bool) (*Result, error) {
@@ -100,7 +95,7 @@ func (r *Registry) Published(ctx context.Context, agent string) (*Published, err
 }
 
 func (r *Registry) store(ctx context.Context, agent string) (*repoStore, error) {
-	repo, err := r.Repository(agent)
+	repo, err := r.prefix.Repository(agent)
 	if err != nil {
 		return nil, err
 	}
@@ -266,7 +261,7 @@ func isNotFound(err error) bool {
 // Stage pushes one per-arch image by digest to its agent's repository and
 // points its staging tag at it.
 func (r *Registry) Stage(ctx context.Context, img *record.Image, key string) (name.Digest, error) {
-	repo, err := r.Repository(img.Agent)
+	repo, err := r.prefix.Repository(img.Agent)
 	if err != nil {
 		return name.Digest{}, err
 	}
