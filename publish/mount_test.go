@@ -22,6 +22,16 @@ import (
 	"github.com/nothingnesses/agent-images/record"
 )
 
+// pushImage uploads img to repo by digest, as Stage does before it tags it.
+func (r *Registry) pushImage(ctx context.Context, repo name.Repository, img v1.Image) (name.Digest, error) {
+	d, err := img.Digest()
+	if err != nil {
+		return name.Digest{}, err
+	}
+	ref := repo.Digest(d.String())
+	return ref, r.upload(ctx, repo, ref, img)
+}
+
 // agentImages returns n images that share three layers (a base and two
 // runtimes) and have one layer of their own, as the agents of a release do.
 func agentImages(t *testing.T, n int) (images []v1.Image, shared []v1.Layer) {

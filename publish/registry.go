@@ -181,25 +181,6 @@ func (s *repoStore) tag(ctx context.Context, tag string, idx v1.ImageIndex) erro
 	return s.r.client.PutManifest(ctx, s.repo.Tag(tag), idx)
 }
 
-// pushImage pushes one image to repo by digest: its blobs through the
-// client, which sends each one only where it is missing, mounting it from
-// where this run put or found it, then its manifest.
-func (r *Registry) pushImage(ctx context.Context, repo name.Repository, img v1.Image) (name.Digest, error) {
-	d, err := img.Digest()
-	if err != nil {
-		return name.Digest{}, err
-	}
-	ref := repo.Digest(d.String())
-	// A manifest is only accepted once its blobs are there, so an image
-	// whose manifest exists is complete.
-	if _, err := remote.Head(ref, r.client.Options(ctx)...); err == nil {
-		return ref, nil
-	} else if !isNotFound(err) {
-		return name.Digest{}, fmt.Errorf("checking %s: %w", ref, err)
-	}
-	return ref, r.upload(ctx, repo, ref, img)
-}
-
 // upload puts img's layers and config into repo, reporting their progress,
 // then its manifest.
 func (r *Registry) upload(ctx context.Context, repo name.Repository, ref name.Digest, img v1.Image) error {
@@ -258,18 +239,29 @@ func isNotFound(err error) bool {
 	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
 }
 
-// Stage pushes one per-arch image by digest to its agent's repository and
-// points its staging tag at it.
+// Stage pushes one per-arch image by digest to its agent's repository,
+// each blob only where it is missing, and points its staging tag at it.
 func (r *Registry) Stage(ctx context.Context, img *record.Image, key string) (name.Digest, error) {
-	repo, err := r.prefix.Repository(img.Agent)
+	s, err := r.store(ctx, img.Agent)
 	if err != nil {
 		return name.Digest{}, err
 	}
-	ref, err := r.pushImage(ctx, repo, img.Image)
+	d, err := img.Image.Digest()
 	if err != nil {
 		return name.Digest{}, err
 	}
-	tag := repo.Tag(tags.StagingTag(key, img.Platform))
+	ref := s.ref(d)
+	// A manifest is only accepted once its blobs are there, so an image
+	// whose manifest exists is complete.
+	if _, err = remote.Head(ref, s.reads...); isNotFound(err) {
+		err = r.upload(ctx, s.repo, ref, img.Image)
+	} else if err != nil {
+		err = fmt.Errorf("checking %s: %w", ref, err)
+	}
+	if err != nil {
+		return name.Digest{}, err
+	}
+	tag := s.repo.Tag(tags.StagingTag(key, img.Platform))
 	if err := r.client.PutManifest(ctx, tag, img.Image); err != nil {
 		return name.Digest{}, fmt.Errorf("recording %s as %s: %w", ref, tag, err)
 	}
