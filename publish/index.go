@@ -26,8 +26,7 @@ import (
 // Release is everything published for one agent.
 type Release struct {
 	Agent string
-	// Images are the per-arch images; each must have its Image. Publishing
-	// fills in Size, and Ref in a registry.
+	// Images are the per-arch images; each must have its Image.
 	Images []*record.Image
 	// Version and Created order releases: Created is the source commit's
 	// time. Both are recorded on the index, and a tag that is not Owned

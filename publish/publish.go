@@ -243,8 +243,7 @@ func indexKey(ctx context.Context, s store, d v1.Hash) (tags.Key, error) {
 	if err != nil || raw == nil {
 		return tags.Key{}, err
 	}
-	// An image's manifest reads as an index's: both keep their annotations
-	// under the same name.
+	// An image's manifest reads as an index's: both have annotations.
 	m, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 	if err != nil {
 		return tags.Key{}, fmt.Errorf("reading the annotations of %s in %s: %w", d, s.where(), err)

@@ -75,22 +75,19 @@ func readPublished(ctx context.Context, s store) (*Published, error) {
 	p.Images = make([]PublishedImage, len(im.Manifests))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, desc := range im.Manifests {
-		g.Go(func() error {
-			img := PublishedImage{Digest: desc.Digest, Ref: s.ref(desc.Digest), Derivation: desc.Annotations[AnnotationDerivation]}
+		g.Go(func() (err error) {
+			img := &p.Images[i]
+			*img = PublishedImage{Digest: desc.Digest, Ref: s.ref(desc.Digest), Derivation: desc.Annotations[AnnotationDerivation]}
 			if desc.Platform != nil {
 				img.Platform = *desc.Platform
 			}
-			raw, ok, err := complete(gctx, s, desc.Digest)
-			if err != nil {
+			var raw []byte
+			if raw, img.Present, err = complete(gctx, s, desc.Digest); err != nil || !img.Present {
 				return err
 			}
-			if ok {
-				img.Present = true
-				if img.Size, err = pullsize.OfManifest(raw); err != nil {
-					return fmt.Errorf("reading %s in %s: %w", desc.Digest, s.where(), err)
-				}
+			if img.Size, err = pullsize.OfManifest(raw); err != nil {
+				return fmt.Errorf("reading %s in %s: %w", desc.Digest, s.where(), err)
 			}
-			p.Images[i] = img
 			return nil
 		})
 	}
