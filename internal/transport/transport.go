@@ -67,11 +67,8 @@ func (s *streamAware) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	rreq.Header = req.Header.Clone()
-	rreq.Host = req.Host
-	if hasBody {
-		rreq.ContentLength = req.ContentLength
-	}
+	// Each try sends the caller's request as it is, with a fresh body.
+	rreq.Request = req.Clone(req.Context())
 	return s.client.Do(rreq)
 }
 
