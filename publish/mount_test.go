@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/record"
 )
 
@@ -67,7 +68,7 @@ func TestConcurrentPushesUploadSharedLayersOnce(t *testing.T) {
 	host, rec := watchedRegistry(t)
 	const agents, perAgent = 6, 2
 	images, shared := agentImages(t, agents*perAgent)
-	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
+	r := NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry(nil))
 
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -220,7 +221,7 @@ func TestLayersTheRegistryHasAreNeverRead(t *testing.T) {
 	siblings := WithMountFrom(repo("a0"), repo("a1"))
 	base, node := randomLayer(t, 1<<20), randomLayer(t, 1<<20)
 
-	earlier := NewRegistry(p, nil, siblings)
+	earlier := NewRegistry(p, transport.NewRegistry(nil), siblings)
 	for _, rel := range []Release{
 		release(t, "a0", base, randomLayer(t, 4096)),
 		release(t, "a1", base, randomLayer(t, 4096)),
@@ -231,7 +232,7 @@ func TestLayersTheRegistryHasAreNeverRead(t *testing.T) {
 		}
 	}
 
-	r := NewRegistry(p, nil, siblings)
+	r := NewRegistry(p, transport.NewRegistry(nil), siblings)
 	for _, a := range []string{"a0", "a1", "a2"} {
 		if pub, err := r.Published(ctx, a); err != nil || pub == nil || !pub.Images[0].Present {
 			t.Fatalf("Published(%s) = %+v, %v; want its image, present", a, pub, err)

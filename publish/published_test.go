@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/tags"
 	"github.com/nothingnesses/agent-images/testbed/regproxy"
@@ -43,7 +44,7 @@ func writes(reqs []regproxy.Request) []string {
 func TestReuseAtANewCommit(t *testing.T) {
 	ctx := context.Background()
 	host, rec := startRegistry(t)
-	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
+	r := NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry(nil))
 	built := images(t)
 	first, err := publishWith(ctx, r, Release{
 		Agent: "pi", Images: built, Version: "1.0", Created: day1,
@@ -57,7 +58,7 @@ func TestReuseAtANewCommit(t *testing.T) {
 	// The next run reads what is published with a client of its own: this
 	// one knows the blobs it pushed without asking.
 	rec.Reset()
-	r = NewRegistry(prefix(t, host+"/agent-images"), nil)
+	r = NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry(nil))
 	p, err := r.Published(ctx, "pi")
 	if err != nil || p == nil {
 		t.Fatalf("Published = %v, %v", p, err)

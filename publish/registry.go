@@ -53,11 +53,8 @@ func WithMountFrom(repos ...name.Repository) RegistryOption {
 }
 
 // NewRegistry returns the publisher of agents under prefix, reaching the
-// registry through client (transport.NewRegistry(nil) when nil).
+// registry through client.
 func NewRegistry(prefix Prefix, client *transport.Registry, opts ...RegistryOption) *Registry {
-	if client == nil {
-		client = transport.NewRegistry(nil)
-	}
 	r := &Registry{prefix: prefix, client: client}
 	for _, opt := range opts {
 		opt(r)
