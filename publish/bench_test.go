@@ -39,7 +39,7 @@ func BenchmarkPushImage(b *testing.B) {
 	for i := range b.N {
 		repo, _ := name.NewRepository(fmt.Sprintf("%s/bench/r%d", host, i))
 		// A new publisher each time, so nothing is mounted from the last push.
-		if _, err := NewRegistry(prefix(b, host), transport.NewRegistry(nil)).pushImage(context.Background(), repo, img); err != nil {
+		if _, err := NewRegistry(prefix(b, host), transport.NewRegistry()).pushImage(context.Background(), repo, img); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -68,7 +68,7 @@ func TestConcurrentPushesUploadSharedLayersOnce(t *testing.T) {
 	host, rec := watchedRegistry(t)
 	const agents, perAgent = 6, 2
 	images, shared := agentImages(t, agents*perAgent)
-	r := NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry(nil))
+	r := NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry())
 
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -221,7 +221,7 @@ func TestLayersTheRegistryHasAreNeverRead(t *testing.T) {
 	siblings := WithMountFrom(repo("a0"), repo("a1"))
 	base, node := randomLayer(t, 1<<20), randomLayer(t, 1<<20)
 
-	earlier := NewRegistry(p, transport.NewRegistry(nil), siblings)
+	earlier := NewRegistry(p, transport.NewRegistry(), siblings)
 	for _, rel := range []Release{
 		release(t, "a0", base, randomLayer(t, 4096)),
 		release(t, "a1", base, randomLayer(t, 4096)),
@@ -232,7 +232,7 @@ func TestLayersTheRegistryHasAreNeverRead(t *testing.T) {
 		}
 	}
 
-	r := NewRegistry(p, transport.NewRegistry(nil), siblings)
+	r := NewRegistry(p, transport.NewRegistry(), siblings)
 	for _, a := range []string{"a0", "a1", "a2"} {
 		if pub, err := r.Published(ctx, a); err != nil || pub == nil || !pub.Images[0].Present {
 			t.Fatalf("Published(%s) = %+v, %v; want its image, present", a, pub, err)

@@ -44,7 +44,7 @@ func writes(reqs []regproxy.Request) []string {
 func TestReuseAtANewCommit(t *testing.T) {
 	ctx := context.Background()
 	host, rec := startRegistry(t)
-	r := NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry(nil))
+	r := NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry())
 	built := images(t)
 	first, err := publishWith(ctx, r, Release{
 		Agent: "pi", Images: built, Version: "1.0", Created: day1,
@@ -58,7 +58,7 @@ func TestReuseAtANewCommit(t *testing.T) {
 	// The next run reads what is published with a client of its own: this
 	// one knows the blobs it pushed without asking.
 	rec.Reset()
-	r = NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry(nil))
+	r = NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry())
 	p, err := r.Published(ctx, "pi")
 	if err != nil || p == nil {
 		t.Fatalf("Published = %v, %v", p, err)
