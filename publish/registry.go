@@ -139,11 +139,7 @@ func (s *repoStore) manifest(ctx context.Context, d v1.Hash) ([]byte, error) {
 }
 
 func (s *repoStore) hasBlob(ctx context.Context, d v1.Hash) (bool, error) {
-	ok, err := s.r.client.HasBlob(ctx, s.repo, d)
-	if err != nil {
-		return false, fmt.Errorf("checking blob %s in %s: %w", d, s.repo, err)
-	}
-	return ok, nil
+	return s.r.client.HasBlob(ctx, s.repo, d)
 }
 
 // putImage uploads an image put found missing: it asked already.

@@ -64,10 +64,10 @@ func (r *Registry) HasBlob(ctx context.Context, repo name.Repository, d v1.Hash)
 
 func (r *Registry) askBlob(ctx context.Context, ref name.Digest) (bool, error) {
 	l, err := r.reader.Layer(ctx, ref)
-	if err != nil {
-		return false, err
+	ok := false
+	if err == nil {
+		ok, err = partial.Exists(l)
 	}
-	ok, err := partial.Exists(l)
 	if err != nil {
 		return false, fmt.Errorf("checking blob %s: %w", ref, err)
 	}
