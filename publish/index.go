@@ -47,9 +47,8 @@ type Release struct {
 	// Nil takes every index as ours (a release published unsigned).
 	Ours func(ctx context.Context, d name.Digest) bool
 	// Reuse is the published index that stands for Images unchanged (see
-	// Published.Matches): it is not assembled again, nothing is pushed, and
-	// only the tags move to it, ordered by its own version and time.
-	// Images then need no Image.
+	// Published.Matches): nothing is assembled or pushed, and Images need
+	// no Image; only the tags move to it, ordered by its own key.
 	Reuse *Published
 }
 

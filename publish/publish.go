@@ -68,11 +68,9 @@ type store interface {
 	current(ctx context.Context, tags []string) (map[string]v1.Hash, error)
 	// manifest returns the raw manifest d, nil when it is not there.
 	manifest(ctx context.Context, d v1.Hash) ([]byte, error)
-	// hasBlob reports whether the blob d is there.
 	hasBlob(ctx context.Context, d v1.Hash) (bool, error)
 	putImage(ctx context.Context, img v1.Image) error
 	putIndex(ctx context.Context, idx v1.ImageIndex) error
-	// index reads the index d that is there.
 	index(ctx context.Context, d v1.Hash) (v1.ImageIndex, error)
 	tag(ctx context.Context, tag string, idx v1.ImageIndex) error
 }

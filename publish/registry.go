@@ -222,9 +222,8 @@ func (r *Registry) upload(ctx context.Context, repo name.Repository, ref name.Di
 	return nil
 }
 
-// blobsAtOnce is how many blobs of one image are put at once, as
-// go-containerregistry's default of 4 jobs did; several images are pushed
-// at once beside it.
+// blobsAtOnce is how many blobs of one image are put at once (as many as
+// go-containerregistry's own pushes); several images are pushed beside it.
 const blobsAtOnce = 4
 
 func isNotFound(err error) bool {
