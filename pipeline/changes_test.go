@@ -62,7 +62,7 @@ func TestCompareWithLatest(t *testing.T) {
 	}
 	threshold := 0.1
 	r := &run{o: Options{SizeThreshold: &threshold}, mode: modeMerge, prefixes: []publish.Prefix{prefix}, events: func(Event) {},
-		dests: []publish.Publisher{publish.NewRegistry(prefix, nil)}, client: transport.NewRegistry(nil)}
+		dests: []publish.Publisher{publish.NewRegistry(prefix, transport.NewRegistry())}, client: transport.NewRegistry()}
 	published, image := randomIndex(t, repo)
 	tagLatest := func(d v1.Hash) {
 		t.Helper()

@@ -234,7 +234,7 @@ func newRun(o Options, m mode) (*run, error) {
 		r.events = func(Event) {}
 	}
 	if r.client == nil {
-		r.client = transport.NewRegistry(nil)
+		r.client = transport.NewRegistry()
 	}
 	var errs []error
 	bad := func(option, value, reason string) {

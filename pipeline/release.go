@@ -76,7 +76,7 @@ func (r *run) readPublished(ctx context.Context, a *agent) error {
 			img.Digest, img.Ref, img.Size = pi.Digest, pi.Ref, pi.Size
 		}
 	}
-	a.SameDerivation, a.Created = true, p.Created
+	a.SameDerivation, a.Created = true, p.Key.Created
 	r.events(Event{Agent: a.name(), Stage: record.StagePlanned, Detail: "unchanged: same derivation, " + p.Index.String()})
 	return nil
 }

@@ -195,11 +195,7 @@ func (r *run) accept(ctx context.Context, reg *publish.Registry, want *record.Im
 	case staged != got.Digest:
 		return nil, fmt.Errorf("%s points at %s, but the build record says %s: the staged image was replaced after it was built", tag, staged, got.Digest)
 	}
-	repo, err := reg.Repository(want.Agent)
-	if err != nil {
-		return nil, err
-	}
-	got.Ref = repo.Digest(got.Digest.String())
+	got.Ref = tag.Context().Digest(got.Digest.String())
 	if got.Image, err = reg.Image(ctx, got.Ref); err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/nothingnesses/agent-images/internal/pullsize"
+	"github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
@@ -38,7 +39,7 @@ func BenchmarkPushImage(b *testing.B) {
 	for i := range b.N {
 		repo, _ := name.NewRepository(fmt.Sprintf("%s/bench/r%d", host, i))
 		// A new publisher each time, so nothing is mounted from the last push.
-		if _, err := NewRegistry(prefix(b, host), nil).PushImage(context.Background(), repo, img); err != nil {
+		if _, err := NewRegistry(prefix(b, host), transport.NewRegistry()).pushImage(context.Background(), repo, img); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -9,7 +9,8 @@ package publish
 import (
 	"context"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -25,8 +26,7 @@ import (
 // Release is everything published for one agent.
 type Release struct {
 	Agent string
-	// Images are the per-arch images; each must have its Image. Publishing
-	// fills in Size, and Ref in a registry.
+	// Images are the per-arch images; each must have its Image.
 	Images []*record.Image
 	// Version and Created order releases: Created is the source commit's
 	// time. Both are recorded on the index, and a tag that is not Owned
@@ -47,9 +47,8 @@ type Release struct {
 	// Nil takes every index as ours (a release published unsigned).
 	Ours func(ctx context.Context, d name.Digest) bool
 	// Reuse is the published index that stands for Images unchanged (see
-	// Published.Matches): it is not assembled again, nothing is pushed, and
-	// only the tags move to it, ordered by its own version and time.
-	// Images then need no Image.
+	// Published.Matches): nothing is assembled or pushed, and Images need
+	// no Image; only the tags move to it, ordered by its own key.
 	Reuse *Published
 }
 
@@ -60,13 +59,7 @@ func (rel Release) Moving() []tags.Tag {
 	if rel.Reuse == nil {
 		return rel.Tags
 	}
-	var moving []tags.Tag
-	for _, t := range rel.Tags {
-		if !t.Built {
-			moving = append(moving, t)
-		}
-	}
-	return moving
+	return slices.DeleteFunc(slices.Clone(rel.Tags), func(t tags.Tag) bool { return t.Built })
 }
 
 // Annotation keys used on every index, and on its entries.
@@ -90,15 +83,14 @@ func Index(rel Release) (v1.ImageIndex, error) {
 	if len(rel.Images) == 0 {
 		return nil, fmt.Errorf("an index needs at least one image")
 	}
-	sorted := append([]*record.Image(nil), rel.Images...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Platform.String() < sorted[j].Platform.String() })
-	seen := map[string]bool{}
+	sorted := slices.SortedFunc(slices.Values(rel.Images), func(a, b *record.Image) int {
+		return strings.Compare(a.Platform.String(), b.Platform.String())
+	})
 	adds := make([]mutate.IndexAddendum, 0, len(sorted))
-	for _, img := range sorted {
-		if seen[img.Platform.String()] {
+	for i, img := range sorted {
+		if i > 0 && sorted[i-1].Platform.String() == img.Platform.String() {
 			return nil, fmt.Errorf("two images for platform %s in one index", img.Platform)
 		}
-		seen[img.Platform.String()] = true
 		if img.Image == nil {
 			return nil, fmt.Errorf("%s has no image to publish", img)
 		}

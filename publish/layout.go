@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,10 +18,10 @@ import (
 // Layout publishes to a local OCI image layout, the destination of a release
 // without --push. Each tag becomes a ref.name "<agent>:<tag>" on the index,
 // which podman and skopeo read as oci:DIR:<agent>:<tag>. The layout is
-// created by the first write, so planning against a directory that does not
-// exist leaves none behind.
+// created by the first write: reading one that does not exist finds
+// nothing, so planning against it leaves no directory behind.
 type Layout struct {
-	dir string
+	dir layout.Path
 	// mu serialises the agents of one release: index.json is one file.
 	mu sync.Mutex
 	// write serialises the writes of one agent's images, which publish
@@ -31,10 +30,10 @@ type Layout struct {
 }
 
 // NewLayout is the layout at dir.
-func NewLayout(dir string) *Layout { return &Layout{dir: dir} }
+func NewLayout(dir string) *Layout { return &Layout{dir: layout.Path(dir)} }
 
-// RefName is the ref.name annotation a tag of an agent gets in the layout.
-func RefName(agent, tag string) string { return agent + ":" + tag }
+// refName is the ref.name annotation a tag of an agent gets in the layout.
+func refName(agent, tag string) string { return agent + ":" + tag }
 
 // Put writes rel's images and index into the layout (blobs already there
 // are not written again).
@@ -59,26 +58,16 @@ func (l *Layout) Published(ctx context.Context, agent string) (*Published, error
 	return readPublished(ctx, &layoutStore{l: l, agent: agent})
 }
 
-// path opens the layout, creating it when create is set; without, a layout
-// that does not exist yet is the zero Path.
-func (l *Layout) path(create bool) (layout.Path, error) {
-	p, err := layout.FromPath(l.dir)
-	switch {
-	case err == nil:
-		return p, nil
-	case !errors.Is(err, os.ErrNotExist):
-		return "", fmt.Errorf("opening OCI layout %s: %w", l.dir, err)
-	case !create:
-		return "", nil
+// create makes the layout, before its first write.
+func (l *Layout) create() error {
+	_, err := os.Stat(filepath.Join(string(l.dir), "index.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		_, err = layout.Write(string(l.dir), empty.Index)
 	}
-	if err := os.MkdirAll(filepath.Dir(l.dir), 0o755); err != nil {
-		return "", err
-	}
-	p, err = layout.Write(l.dir, empty.Index)
 	if err != nil {
-		return "", fmt.Errorf("creating OCI layout %s: %w", l.dir, err)
+		return fmt.Errorf("creating OCI layout %s: %w", l.dir, err)
 	}
-	return p, nil
+	return nil
 }
 
 // layoutStore is one agent's part of a layout.
@@ -87,26 +76,25 @@ type layoutStore struct {
 	agent string
 }
 
-func (s *layoutStore) where() string           { return "oci:" + s.l.dir }
+func (s *layoutStore) where() string           { return "oci:" + string(s.l.dir) }
 func (s *layoutStore) ref(v1.Hash) name.Digest { return name.Digest{} }
 
 func (s *layoutStore) current(_ context.Context, tags []string) (map[string]v1.Hash, error) {
 	out := map[string]v1.Hash{}
-	p, err := s.l.path(false)
-	if err != nil || p == "" {
-		return out, err
+	ii, err := s.l.dir.ImageIndex()
+	if errors.Is(err, os.ErrNotExist) {
+		return out, nil
 	}
-	ii, err := p.ImageIndex()
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", s.l.dir, err)
+	var m *v1.IndexManifest
+	if err == nil {
+		m, err = ii.IndexManifest()
 	}
-	m, err := ii.IndexManifest()
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", s.l.dir, err)
 	}
 	want := map[string]string{}
 	for _, t := range tags {
-		want[RefName(s.agent, t)] = t
+		want[refName(s.agent, t)] = t
 	}
 	for _, d := range m.Manifests {
 		if t, ok := want[d.Annotations[AnnotationRefName]]; ok {
@@ -117,27 +105,18 @@ func (s *layoutStore) current(_ context.Context, tags []string) (map[string]v1.H
 }
 
 func (s *layoutStore) manifest(_ context.Context, d v1.Hash) ([]byte, error) {
-	p, err := s.l.path(false)
-	if err != nil || p == "" {
-		return nil, err
-	}
-	rc, err := p.Blob(d)
+	raw, err := s.l.dir.Bytes(d)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading %s from %s: %w", d, s.l.dir, err)
 	}
-	defer rc.Close()
-	return io.ReadAll(rc)
+	return raw, nil
 }
 
 func (s *layoutStore) hasBlob(_ context.Context, d v1.Hash) (bool, error) {
-	p, err := s.l.path(false)
-	if err != nil || p == "" {
-		return false, err
-	}
-	_, err = os.Stat(filepath.Join(string(p), "blobs", d.Algorithm, d.Hex))
+	_, err := os.Stat(filepath.Join(string(s.l.dir), "blobs", d.Algorithm, d.Hex))
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
@@ -147,33 +126,27 @@ func (s *layoutStore) hasBlob(_ context.Context, d v1.Hash) (bool, error) {
 func (s *layoutStore) putImage(_ context.Context, img v1.Image) error {
 	s.l.write.Lock()
 	defer s.l.write.Unlock()
-	p, err := s.l.path(true)
-	if err != nil {
+	if err := s.l.create(); err != nil {
 		return err
 	}
-	if err := p.WriteImage(img); err != nil {
+	if err := s.l.dir.WriteImage(img); err != nil {
 		return fmt.Errorf("writing an image of %s into %s: %w", s.agent, s.l.dir, err)
 	}
 	return nil
 }
 
 func (s *layoutStore) putIndex(_ context.Context, idx v1.ImageIndex) error {
-	p, err := s.l.path(true)
-	if err != nil {
+	if err := s.l.create(); err != nil {
 		return err
 	}
-	if err := p.WriteIndex(idx); err != nil {
+	if err := s.l.dir.WriteIndex(idx); err != nil {
 		return fmt.Errorf("writing %s into %s: %w", s.agent, s.l.dir, err)
 	}
 	return nil
 }
 
 func (s *layoutStore) index(_ context.Context, d v1.Hash) (v1.ImageIndex, error) {
-	p, err := s.l.path(false)
-	if err != nil {
-		return nil, err
-	}
-	root, err := p.ImageIndex()
+	root, err := s.l.dir.ImageIndex()
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", s.l.dir, err)
 	}
@@ -185,12 +158,11 @@ func (s *layoutStore) index(_ context.Context, d v1.Hash) (v1.ImageIndex, error)
 }
 
 func (s *layoutStore) tag(_ context.Context, tag string, idx v1.ImageIndex) error {
-	p, err := s.l.path(true)
-	if err != nil {
+	if err := s.l.create(); err != nil {
 		return err
 	}
-	ref := RefName(s.agent, tag)
-	if err := p.ReplaceIndex(idx, match.Annotation(AnnotationRefName, ref),
+	ref := refName(s.agent, tag)
+	if err := s.l.dir.ReplaceIndex(idx, match.Annotation(AnnotationRefName, ref),
 		layout.WithAnnotations(map[string]string{AnnotationRefName: ref})); err != nil {
 		return fmt.Errorf("tagging %s in %s: %w", ref, s.l.dir, err)
 	}

@@ -2,6 +2,7 @@ package publish
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"strings"
 	"time"
@@ -53,9 +54,7 @@ func indexAnnotations(rel Release) (map[string]string, error) {
 			}
 		}
 	}
-	for k, v := range rel.Annotations {
-		out[k] = v
-	}
+	maps.Copy(out, rel.Annotations)
 	for k, v := range SourceDefaults(out[AnnotationSource]) {
 		if out[k] == "" {
 			out[k] = v

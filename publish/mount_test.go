@@ -19,8 +19,19 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/record"
 )
+
+// pushImage uploads img to repo by digest, as Stage does before it tags it.
+func (r *Registry) pushImage(ctx context.Context, repo name.Repository, img v1.Image) (name.Digest, error) {
+	d, err := img.Digest()
+	if err != nil {
+		return name.Digest{}, err
+	}
+	ref := repo.Digest(d.String())
+	return ref, r.upload(ctx, repo, ref, img)
+}
 
 // agentImages returns n images that share three layers (a base and two
 // runtimes) and have one layer of their own, as the agents of a release do.
@@ -57,7 +68,7 @@ func TestConcurrentPushesUploadSharedLayersOnce(t *testing.T) {
 	host, rec := watchedRegistry(t)
 	const agents, perAgent = 6, 2
 	images, shared := agentImages(t, agents*perAgent)
-	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
+	r := NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry())
 
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -69,14 +80,14 @@ func TestConcurrentPushesUploadSharedLayersOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			_, errs[i] = r.PushImage(ctx, repos[i], img)
+			_, errs[i] = r.pushImage(ctx, repos[i], img)
 		}()
 	}
 	close(start)
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("PushImage(%s) = %v", repos[i], err)
+			t.Fatalf("pushImage(%s) = %v", repos[i], err)
 		}
 	}
 
@@ -210,7 +221,7 @@ func TestLayersTheRegistryHasAreNeverRead(t *testing.T) {
 	siblings := WithMountFrom(repo("a0"), repo("a1"))
 	base, node := randomLayer(t, 1<<20), randomLayer(t, 1<<20)
 
-	earlier := NewRegistry(p, nil, siblings)
+	earlier := NewRegistry(p, transport.NewRegistry(), siblings)
 	for _, rel := range []Release{
 		release(t, "a0", base, randomLayer(t, 4096)),
 		release(t, "a1", base, randomLayer(t, 4096)),
@@ -221,7 +232,7 @@ func TestLayersTheRegistryHasAreNeverRead(t *testing.T) {
 		}
 	}
 
-	r := NewRegistry(p, nil, siblings)
+	r := NewRegistry(p, transport.NewRegistry(), siblings)
 	for _, a := range []string{"a0", "a1", "a2"} {
 		if pub, err := r.Published(ctx, a); err != nil || pub == nil || !pub.Images[0].Present {
 			t.Fatalf("Published(%s) = %+v, %v; want its image, present", a, pub, err)

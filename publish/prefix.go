@@ -74,6 +74,3 @@ func (p Prefix) Repository(agent string) (name.Repository, error) {
 }
 
 func (p Prefix) String() string { return p.s }
-
-// IsZero reports whether p was never parsed.
-func (p Prefix) IsZero() bool { return p.s == "" }

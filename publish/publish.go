@@ -3,13 +3,14 @@ package publish
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nothingnesses/agent-images/record"
@@ -67,11 +68,9 @@ type store interface {
 	current(ctx context.Context, tags []string) (map[string]v1.Hash, error)
 	// manifest returns the raw manifest d, nil when it is not there.
 	manifest(ctx context.Context, d v1.Hash) ([]byte, error)
-	// hasBlob reports whether the blob d is there.
 	hasBlob(ctx context.Context, d v1.Hash) (bool, error)
 	putImage(ctx context.Context, img v1.Image) error
 	putIndex(ctx context.Context, idx v1.ImageIndex) error
-	// index reads the index d that is there.
 	index(ctx context.Context, d v1.Hash) (v1.ImageIndex, error)
 	tag(ctx context.Context, tag string, idx v1.ImageIndex) error
 }
@@ -88,22 +87,17 @@ func put(ctx context.Context, s store, rel Release, dryRun bool) (*Result, error
 	if err != nil {
 		return res, fmt.Errorf("assembling the index of %s: %w", rel.Agent, err)
 	}
-	if res.Index, err = idx.Digest(); err != nil {
+	desc, err := partial.Descriptor(idx)
+	if err != nil {
 		return res, err
 	}
-	if res.IndexSize, err = idx.Size(); err != nil {
-		return res, err
-	}
-	d := res.Index
-	res.Ref = s.ref(d)
+	d := desc.Digest
+	res.Index, res.IndexSize, res.Ref = d, desc.Size, s.ref(d)
 	current, err := s.current(ctx, tags.Names(rel.Tags))
 	if err != nil {
 		return res, err
 	}
-	published := false
-	for _, h := range current {
-		published = published || h == d
-	}
+	published := slices.Contains(slices.Collect(maps.Values(current)), d)
 
 	// Every image is checked, even under a tag that already names this
 	// index: a registry can lose a manifest, and an index whose child is
@@ -177,26 +171,18 @@ func complete(ctx context.Context, s store, d v1.Hash) (raw []byte, ok bool, err
 	return raw, !slices.Contains(there, false), nil
 }
 
-// moveTags moves the tags of rel that may move to index: for a reused index
-// those that are not Built, ordered by the index's own version and time
-// (it is the release it was).
+// moveTags moves each tag of rel that does not point at index yet, and may:
+// a shared tag never moves to an index older than the one it points at (one
+// of ours: rel.Ours), unless rel allows a rollback. A reused index gets the
+// tags that are not Built, ordered by its own version and time (it is the
+// release it was).
 func moveTags(ctx context.Context, s store, rel Release, index v1.Hash, dryRun bool) (*Moves, error) {
+	mine := tags.Key{Created: rel.Created, Version: rel.Version}
 	read := func() (v1.ImageIndex, error) { return Index(rel) }
 	if p := rel.Reuse; p != nil {
-		rel.Tags = rel.Moving()
-		rel.Created, rel.Version = p.Created, p.Version
+		rel.Tags, mine = rel.Moving(), p.Key
 		read = func() (v1.ImageIndex, error) { return s.index(ctx, p.Index) }
 	}
-	m := &Moves{}
-	return m, move(ctx, s, rel, index, m, read, dryRun)
-}
-
-// move moves each tag of rel that does not point at index yet, and may: a
-// shared tag never moves to an index older than the one it points at (one
-// of ours: rel.Ours), unless rel allows a rollback. read gives what a tag
-// is put on.
-func move(ctx context.Context, s store, rel Release, index v1.Hash, m *Moves, read func() (v1.ImageIndex, error), dryRun bool) error {
-	mine := tags.Key{Created: rel.Created, Version: rel.Version}
 	keys := map[v1.Hash]tags.Key{}
 	ours := map[v1.Hash]bool{}
 	isOurs := func(at v1.Hash) bool {
@@ -208,13 +194,14 @@ func move(ctx context.Context, s store, rel Release, index v1.Hash, m *Moves, re
 		}
 		return ours[at]
 	}
+	m := &Moves{}
 	var idx v1.ImageIndex
 	for _, t := range rel.Tags {
 		// Read just before the tag moves: another release may have moved
 		// it since this one began.
 		current, err := s.current(ctx, []string{t.Name})
 		if err != nil {
-			return err
+			return m, err
 		}
 		at, exists := current[t.Name]
 		if exists && at == index {
@@ -223,9 +210,8 @@ func move(ctx context.Context, s store, rel Release, index v1.Hash, m *Moves, re
 		if exists && !t.Owned && !rel.AllowRollback && isOurs(at) {
 			k, ok := keys[at]
 			if !ok {
-				var err error
 				if k, err = indexKey(ctx, s, at); err != nil {
-					return err
+					return m, err
 				}
 				keys[at] = k
 			}
@@ -236,18 +222,17 @@ func move(ctx context.Context, s store, rel Release, index v1.Hash, m *Moves, re
 		}
 		if !dryRun {
 			if idx == nil {
-				var err error
 				if idx, err = read(); err != nil {
-					return err
+					return m, err
 				}
 			}
 			if err := s.tag(ctx, t.Name, idx); err != nil {
-				return fmt.Errorf("moving tag %s to %s: %w", t.Name, index, err)
+				return m, fmt.Errorf("moving tag %s to %s: %w", t.Name, index, err)
 			}
 		}
 		m.Moved = append(m.Moved, t.Name)
 	}
-	return nil
+	return m, nil
 }
 
 // indexKey reads the ordering key recorded on the manifest d.
@@ -256,14 +241,18 @@ func indexKey(ctx context.Context, s store, d v1.Hash) (tags.Key, error) {
 	if err != nil || raw == nil {
 		return tags.Key{}, err
 	}
-	var m struct {
-		Annotations map[string]string `json:"annotations"`
-	}
-	if err := json.Unmarshal(raw, &m); err != nil {
+	// An image's manifest reads as an index's: both have annotations.
+	m, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
 		return tags.Key{}, fmt.Errorf("reading the annotations of %s in %s: %w", d, s.where(), err)
 	}
-	k := tags.Key{Version: m.Annotations[AnnotationVersion]}
-	if c := m.Annotations[AnnotationCreated]; c != "" {
+	return keyOf(s, d, m.Annotations)
+}
+
+// keyOf is the ordering key in the annotations a of the manifest d.
+func keyOf(s store, d v1.Hash, a map[string]string) (k tags.Key, err error) {
+	k.Version = a[AnnotationVersion]
+	if c := a[AnnotationCreated]; c != "" {
 		if k.Created, err = time.Parse(time.RFC3339, c); err != nil {
 			return tags.Key{}, fmt.Errorf("%s in %s has an unreadable %s %q: %w", d, s.where(), AnnotationCreated, c, err)
 		}

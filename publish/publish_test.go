@@ -23,6 +23,7 @@ import (
 
 	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/internal/pullsize"
+	"github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/tags"
 	"github.com/nothingnesses/agent-images/testbed/regproxy"
@@ -94,7 +95,7 @@ func TestRegistryPublish(t *testing.T) {
 		Created: day1,
 		Tags:    tagged("latest", "1.0", "2026-11-27"),
 	}
-	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
+	r := NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry())
 	var hookSaw []string
 	hook := func(ctx context.Context, res *Result) error {
 		// Everything is in the registry and no tag exists yet.
@@ -168,12 +169,12 @@ func TestRegistryPublish(t *testing.T) {
 func TestRepairLostImage(t *testing.T) {
 	ctx := context.Background()
 	host, rec := startRegistry(t)
-	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
+	r := NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry())
 	rel := Release{Agent: "pi", Images: images(t), Version: "1.0", Created: day1, Tags: tagged("latest")}
 	if _, err := publishWith(ctx, r, rel, nil); err != nil {
 		t.Fatal(err)
 	}
-	repo, err := r.Repository("pi")
+	repo, err := prefix(t, host+"/agent-images").Repository("pi")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +204,7 @@ func TestNoRollback(t *testing.T) {
 	ctx := context.Background()
 	host, _ := startRegistry(t)
 	repo, _ := name.NewRepository(host + "/agent-images/pi")
-	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
+	r := NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry())
 	newer := Release{Agent: "pi", Images: images(t), Version: "2.0", Created: day1.Add(48 * time.Hour),
 		Tags: tagged("latest", "2.0", "2026-11-27", "sha-bbbbbbb")}
 	nres, err := publishWith(ctx, r, newer, nil)
@@ -265,7 +266,7 @@ func TestSemverSeriesNeverMoveBack(t *testing.T) {
 	ctx := context.Background()
 	host, _ := startRegistry(t)
 	repo, _ := name.NewRepository(host + "/agent-images/pi")
-	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
+	r := NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry())
 	release := func(git string, created time.Time, imgs []*record.Image) *outcome {
 		t.Helper()
 		moving, err := tags.Policy{Version: "0.70.6", Now: created, GitTag: git}.Tags()
@@ -305,7 +306,7 @@ func TestSemverSeriesNeverMoveBack(t *testing.T) {
 func TestPlanWritesNothing(t *testing.T) {
 	ctx := context.Background()
 	host, rec := startRegistry(t)
-	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
+	r := NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry())
 	rel := Release{Agent: "pi", Images: images(t), Version: "1.0", Created: day1, Tags: tagged("latest", "1.0")}
 	res, err := planned(ctx, r, rel)
 	if err != nil {
@@ -330,7 +331,7 @@ func TestHookFailureMovesNoTag(t *testing.T) {
 	host, _ := startRegistry(t)
 	repo, _ := name.NewRepository(host + "/agent-images/codex")
 	rel := Release{Agent: "codex", Images: images(t), Tags: tagged("latest")}
-	_, err := publishWith(context.Background(), NewRegistry(prefix(t, host+"/agent-images"), nil), rel, func(context.Context, *Result) error {
+	_, err := publishWith(context.Background(), NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry()), rel, func(context.Context, *Result) error {
 		return errors.New("cannot sign")
 	})
 	if err == nil || !strings.Contains(err.Error(), "cannot sign") {
@@ -384,14 +385,14 @@ func TestCrossRepositoryMount(t *testing.T) {
 	ctx := context.Background()
 	host, rec := watchedRegistry(t)
 	shared := images(t)
-	r := NewRegistry(prefix(t, host), nil)
+	r := NewRegistry(prefix(t, host), transport.NewRegistry())
 	a, _ := name.NewRepository(host + "/agent-images/a")
 	b, _ := name.NewRepository(host + "/agent-images/b")
-	if _, err := r.PushImage(ctx, a, shared[0].Image); err != nil {
+	if _, err := r.pushImage(ctx, a, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
 	rec.Reset()
-	if _, err := r.PushImage(ctx, b, shared[0].Image); err != nil {
+	if _, err := r.pushImage(ctx, b, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
 	assertMounted(t, rec, shared[0].Image, "agent-images/b", "agent-images/a")
@@ -407,17 +408,17 @@ func TestMountFromEarlierRun(t *testing.T) {
 	b, _ := name.NewRepository(host + "/agent-images/b")
 	c, _ := name.NewRepository(host + "/agent-images/c")
 	shared := images(t)
-	if _, err := NewRegistry(prefix(t, host), nil).PushImage(ctx, a, shared[0].Image); err != nil {
+	if _, err := NewRegistry(prefix(t, host), transport.NewRegistry()).pushImage(ctx, a, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
 	rec.Reset()
-	if _, err := NewRegistry(prefix(t, host), nil, WithMountFrom(a, b)).PushImage(ctx, b, shared[0].Image); err != nil {
+	if _, err := NewRegistry(prefix(t, host), transport.NewRegistry(), WithMountFrom(a, b)).pushImage(ctx, b, shared[0].Image); err != nil {
 		t.Fatal(err)
 	}
 	assertMounted(t, rec, shared[0].Image, "agent-images/b", "agent-images/a")
 
 	// c gets a different image: the guess is wrong, the layers upload.
-	if _, err := NewRegistry(prefix(t, host), nil, WithMountFrom(a)).PushImage(ctx, c, shared[1].Image); err != nil {
+	if _, err := NewRegistry(prefix(t, host), transport.NewRegistry(), WithMountFrom(a)).pushImage(ctx, c, shared[1].Image); err != nil {
 		t.Fatalf("pushing with a wrong mount guess = %v", err)
 	}
 	if _, err := remote.Image(c.Digest(mustDigest(t, shared[1].Image))); err != nil {
@@ -437,7 +438,7 @@ func mustDigest(t *testing.T, img v1.Image) string {
 func TestStaged(t *testing.T) {
 	ctx := context.Background()
 	host, _ := startRegistry(t)
-	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
+	r := NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry())
 	imgs := images(t)
 	staged, err := r.Stage(ctx, imgs[1], "sha-abc1234")
 	if err != nil {
@@ -580,7 +581,7 @@ func TestRepositoryHoldsOneAgent(t *testing.T) {
 func TestTagsAreReadAgainBeforeTheyMove(t *testing.T) {
 	ctx := context.Background()
 	host, _ := startRegistry(t)
-	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
+	r := NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry())
 	older := Release{Agent: "pi", Images: images(t), Version: "1.0", Created: day1, Tags: tagged("latest")}
 	newer := Release{Agent: "pi", Images: images(t), Version: "1.1", Created: day1.Add(time.Hour), Tags: tagged("latest")}
 	put, err := r.Put(ctx, older, false)
@@ -598,7 +599,7 @@ func TestTagsAreReadAgainBeforeTheyMove(t *testing.T) {
 	if len(moves.Moved) > 0 || len(moves.Kept) != 1 || moves.Kept[0].Index != done.Index {
 		t.Errorf("older MoveTags = moved %v, kept %+v; want latest kept at the newer %s", moves.Moved, moves.Kept, done.Index)
 	}
-	repo, _ := r.Repository("pi")
+	repo, _ := prefix(t, host+"/agent-images").Repository("pi")
 	if desc, err := remote.Head(repo.Tag("latest")); err != nil || desc.Digest != done.Index {
 		t.Errorf("latest = %v, %v; want %s", desc, err, done.Index)
 	}

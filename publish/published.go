@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/nothingnesses/agent-images/internal/pullsize"
 	"github.com/nothingnesses/agent-images/record"
+	"github.com/nothingnesses/agent-images/tags"
 )
 
 // Published is an agent's index as a destination has it under latest: what
@@ -25,10 +25,9 @@ type Published struct {
 	Size  int64
 	// Ref is the index by digest in a registry; zero in a layout.
 	Ref name.Digest
-	// Version and Created are the index's ordering key, as recorded on it.
-	Version string
-	Created time.Time
-	Images  []PublishedImage
+	// Key is the index's ordering key, as recorded on it.
+	Key    tags.Key
+	Images []PublishedImage
 }
 
 // PublishedImage is one per-arch entry of a published index.
@@ -67,33 +66,28 @@ func readPublished(ctx context.Context, s store) (*Published, error) {
 		// Not an index of ours (an image pushed by hand): build.
 		return nil, nil
 	}
-	p := &Published{Index: d, Size: int64(len(raw)), Ref: s.ref(d), Version: im.Annotations[AnnotationVersion]}
-	if c := im.Annotations[AnnotationCreated]; c != "" {
-		if p.Created, err = time.Parse(time.RFC3339, c); err != nil {
-			return nil, fmt.Errorf("%s in %s has an unreadable %s %q: %w", d, s.where(), AnnotationCreated, c, err)
-		}
+	p := &Published{Index: d, Size: int64(len(raw)), Ref: s.ref(d)}
+	if p.Key, err = keyOf(s, d, im.Annotations); err != nil {
+		return nil, err
 	}
 	// The images, and each one's blobs, are checked at once: on a rerun,
 	// where nothing is built, these checks are most of what it waits for.
 	p.Images = make([]PublishedImage, len(im.Manifests))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, desc := range im.Manifests {
-		g.Go(func() error {
-			img := PublishedImage{Digest: desc.Digest, Ref: s.ref(desc.Digest), Derivation: desc.Annotations[AnnotationDerivation]}
+		g.Go(func() (err error) {
+			img := &p.Images[i]
+			*img = PublishedImage{Digest: desc.Digest, Ref: s.ref(desc.Digest), Derivation: desc.Annotations[AnnotationDerivation]}
 			if desc.Platform != nil {
 				img.Platform = *desc.Platform
 			}
-			raw, ok, err := complete(gctx, s, desc.Digest)
-			if err != nil {
+			var raw []byte
+			if raw, img.Present, err = complete(gctx, s, desc.Digest); err != nil || !img.Present {
 				return err
 			}
-			if ok {
-				img.Present = true
-				if img.Size, err = pullsize.OfManifest(raw); err != nil {
-					return fmt.Errorf("reading %s in %s: %w", desc.Digest, s.where(), err)
-				}
+			if img.Size, err = pullsize.OfManifest(raw); err != nil {
+				return fmt.Errorf("reading %s in %s: %w", desc.Digest, s.where(), err)
 			}
-			p.Images[i] = img
 			return nil
 		})
 	}

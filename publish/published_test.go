@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/nothingnesses/agent-images/internal/transport"
 	"github.com/nothingnesses/agent-images/record"
 	"github.com/nothingnesses/agent-images/tags"
 	"github.com/nothingnesses/agent-images/testbed/regproxy"
@@ -43,7 +44,7 @@ func writes(reqs []regproxy.Request) []string {
 func TestReuseAtANewCommit(t *testing.T) {
 	ctx := context.Background()
 	host, rec := startRegistry(t)
-	r := NewRegistry(prefix(t, host+"/agent-images"), nil)
+	r := NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry())
 	built := images(t)
 	first, err := publishWith(ctx, r, Release{
 		Agent: "pi", Images: built, Version: "1.0", Created: day1,
@@ -57,12 +58,12 @@ func TestReuseAtANewCommit(t *testing.T) {
 	// The next run reads what is published with a client of its own: this
 	// one knows the blobs it pushed without asking.
 	rec.Reset()
-	r = NewRegistry(prefix(t, host+"/agent-images"), nil)
+	r = NewRegistry(prefix(t, host+"/agent-images"), transport.NewRegistry())
 	p, err := r.Published(ctx, "pi")
 	if err != nil || p == nil {
 		t.Fatalf("Published = %v, %v", p, err)
 	}
-	if p.Index != first.Index || p.Version != "1.0" || !p.Created.Equal(day1) || len(p.Images) != 2 {
+	if p.Index != first.Index || p.Key.Version != "1.0" || !p.Key.Created.Equal(day1) || len(p.Images) != 2 {
 		t.Fatalf("Published = %+v, want index %s of version 1.0 created %s with 2 images", p, first.Index, day1)
 	}
 	// One read of the tag, the index and each image, and a HEAD of each

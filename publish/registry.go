@@ -36,16 +36,11 @@ type Progress struct {
 	Total      int64
 }
 
-type registryOptions struct {
-	update    func(Progress)
-	mountFrom []name.Repository
-}
-
 // RegistryOption configures NewRegistry.
-type RegistryOption func(*registryOptions)
+type RegistryOption func(*Registry)
 
 // WithProgress receives byte counts as blobs upload.
-func WithProgress(f func(Progress)) RegistryOption { return func(o *registryOptions) { o.update = f } }
+func WithProgress(f func(Progress)) RegistryOption { return func(r *Registry) { r.update = f } }
 
 // WithMountFrom names repositories likely to hold layers already (the
 // other agents of the same release, pushed by earlier runs or other jobs).
@@ -54,30 +49,17 @@ func WithProgress(f func(Progress)) RegistryOption { return func(o *registryOpti
 // registry starts an ordinary upload in the same request, so a wrong guess
 // costs nothing.
 func WithMountFrom(repos ...name.Repository) RegistryOption {
-	return func(o *registryOptions) { o.mountFrom = append(o.mountFrom, repos...) }
+	return func(r *Registry) { r.mountFrom = append(r.mountFrom, repos...) }
 }
 
 // NewRegistry returns the publisher of agents under prefix, reaching the
-// registry through client (transport.NewRegistry(nil) when nil).
+// registry through client.
 func NewRegistry(prefix Prefix, client *transport.Registry, opts ...RegistryOption) *Registry {
-	var o registryOptions
+	r := &Registry{prefix: prefix, client: client}
 	for _, opt := range opts {
-		opt(&o)
+		opt(r)
 	}
-	if client == nil {
-		client = transport.NewRegistry(nil)
-	}
-	return &Registry{
-		prefix:    prefix,
-		client:    client,
-		update:    o.update,
-		mountFrom: o.mountFrom,
-	}
-}
-
-// Repository is where agent's images go.
-func (r *Registry) Repository(agent string) (name.Repository, error) {
-	return r.prefix.Repository(agent)
+	return r
 }
 
 // Put pushes rel to <prefix>/<agent>: each per-arch image by digest that
@@ -110,7 +92,7 @@ func (r *Registry) Published(ctx context.Context, agent string) (*Published, err
 }
 
 func (r *Registry) store(ctx context.Context, agent string) (*repoStore, error) {
-	repo, err := r.Repository(agent)
+	repo, err := r.prefix.Repository(agent)
 	if err != nil {
 		return nil, err
 	}
@@ -157,11 +139,7 @@ func (s *repoStore) manifest(ctx context.Context, d v1.Hash) ([]byte, error) {
 }
 
 func (s *repoStore) hasBlob(ctx context.Context, d v1.Hash) (bool, error) {
-	ok, err := s.r.client.HasBlob(ctx, s.repo, d)
-	if err != nil {
-		return false, fmt.Errorf("checking blob %s in %s: %w", d, s.repo, err)
-	}
-	return ok, nil
+	return s.r.client.HasBlob(ctx, s.repo, d)
 }
 
 // putImage uploads an image put found missing: it asked already.
@@ -194,25 +172,6 @@ func (s *repoStore) index(ctx context.Context, d v1.Hash) (v1.ImageIndex, error)
 
 func (s *repoStore) tag(ctx context.Context, tag string, idx v1.ImageIndex) error {
 	return s.r.client.PutManifest(ctx, s.repo.Tag(tag), idx)
-}
-
-// PushImage pushes one image to repo by digest: its blobs through the
-// client, which sends each one only where it is missing, mounting it from
-// where this run put or found it, then its manifest.
-func (r *Registry) PushImage(ctx context.Context, repo name.Repository, img v1.Image) (name.Digest, error) {
-	d, err := img.Digest()
-	if err != nil {
-		return name.Digest{}, err
-	}
-	ref := repo.Digest(d.String())
-	// A manifest is only accepted once its blobs are there, so an image
-	// whose manifest exists is complete.
-	if _, err := remote.Head(ref, r.client.Options(ctx)...); err == nil {
-		return ref, nil
-	} else if !isNotFound(err) {
-		return name.Digest{}, fmt.Errorf("checking %s: %w", ref, err)
-	}
-	return ref, r.upload(ctx, repo, ref, img)
 }
 
 // upload puts img's layers and config into repo, reporting their progress,
@@ -263,9 +222,8 @@ func (r *Registry) upload(ctx context.Context, repo name.Repository, ref name.Di
 	return nil
 }
 
-// blobsAtOnce is how many blobs of one image are put at once, as
-// go-containerregistry's default of 4 jobs did; several images are pushed
-// at once beside it.
+// blobsAtOnce is how many blobs of one image are put at once (as many as
+// go-containerregistry's own pushes); several images are pushed beside it.
 const blobsAtOnce = 4
 
 func isNotFound(err error) bool {
@@ -273,18 +231,29 @@ func isNotFound(err error) bool {
 	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
 }
 
-// Stage pushes one per-arch image by digest to its agent's repository and
-// points its staging tag at it.
+// Stage pushes one per-arch image by digest to its agent's repository,
+// each blob only where it is missing, and points its staging tag at it.
 func (r *Registry) Stage(ctx context.Context, img *record.Image, key string) (name.Digest, error) {
-	repo, err := r.Repository(img.Agent)
+	s, err := r.store(ctx, img.Agent)
 	if err != nil {
 		return name.Digest{}, err
 	}
-	ref, err := r.PushImage(ctx, repo, img.Image)
+	d, err := img.Image.Digest()
 	if err != nil {
 		return name.Digest{}, err
 	}
-	tag := repo.Tag(tags.StagingTag(key, img.Platform))
+	ref := s.ref(d)
+	// A manifest is only accepted once its blobs are there, so an image
+	// whose manifest exists is complete.
+	if _, err = remote.Head(ref, s.reads...); isNotFound(err) {
+		err = r.upload(ctx, s.repo, ref, img.Image)
+	} else if err != nil {
+		err = fmt.Errorf("checking %s: %w", ref, err)
+	}
+	if err != nil {
+		return name.Digest{}, err
+	}
+	tag := s.repo.Tag(tags.StagingTag(key, img.Platform))
 	if err := r.client.PutManifest(ctx, tag, img.Image); err != nil {
 		return name.Digest{}, fmt.Errorf("recording %s as %s: %w", ref, tag, err)
 	}
@@ -294,19 +263,14 @@ func (r *Registry) Stage(ctx context.Context, img *record.Image, key string) (na
 // Staged returns the digest the staging tag of agent's platform p points
 // at, and the tag; ok is false when there is no such tag.
 func (r *Registry) Staged(ctx context.Context, agent, key string, p v1.Platform) (d v1.Hash, tag name.Tag, ok bool, err error) {
-	repo, err := r.Repository(agent)
+	s, err := r.store(ctx, agent)
 	if err != nil {
 		return v1.Hash{}, name.Tag{}, false, err
 	}
-	tag = repo.Tag(tags.StagingTag(key, p))
-	desc, err := remote.Head(tag, r.client.Options(ctx)...)
-	if isNotFound(err) {
-		return v1.Hash{}, tag, false, nil
-	}
-	if err != nil {
-		return v1.Hash{}, tag, false, fmt.Errorf("reading staging tag %s: %w", tag, err)
-	}
-	return desc.Digest, tag, true, nil
+	tag = s.repo.Tag(tags.StagingTag(key, p))
+	current, err := s.current(ctx, []string{tag.TagStr()})
+	d, ok = current[tag.TagStr()]
+	return d, tag, ok, err
 }
 
 // Image reads an image by digest.

@@ -217,7 +217,7 @@ func New(ctx context.Context, opts ...Option) (Signer, error) {
 		upload = *o.tlogUpload
 	}
 	if o.registry == nil {
-		o.registry = transport.NewRegistry(nil)
+		o.registry = transport.NewRegistry()
 	}
 	if !upload {
 		o.rekorURL = "" // no transparency log

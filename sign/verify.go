@@ -366,7 +366,7 @@ func NewAttestationVerifier(ctx context.Context, p Policy) (*AttestationVerifier
 	}
 	reg := p.Registry
 	if reg == nil {
-		reg = transport.NewRegistry(nil)
+		reg = transport.NewRegistry()
 	}
 	return &AttestationVerifier{co: co, registry: reg}, nil
 }

@@ -47,7 +47,7 @@ unverified and the output says so.`,
 			if asJSON && asMarkdown {
 				return fmt.Errorf("--json and --markdown conflict: pick one output")
 			}
-			client := transport.NewRegistry(nil)
+			client := transport.NewRegistry()
 			fraction, err := sizeThreshold(threshold)
 			if err != nil {
 				return err

@@ -101,7 +101,7 @@ packages: write, when the packages grant this repository admin access).`,
 					return err
 				}
 			}
-			ropts := transport.NewRegistry(nil).Options(cmd.Context())
+			ropts := transport.NewRegistry().Options(cmd.Context())
 			fmt.Fprintln(out, "retention policy:")
 			if err := render.Policy(out, policy); err != nil {
 				return err

@@ -51,7 +51,7 @@ func (s *signFlags) setUp(cmd *cobra.Command, o *pipeline.Options) (err error) {
 	if err := readFlake(cmd.Context(), o); err != nil {
 		return err
 	}
-	o.Registry = transport.NewRegistry(nil)
+	o.Registry = transport.NewRegistry()
 	switch {
 	case !o.Push:
 		return nil

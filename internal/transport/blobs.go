@@ -64,10 +64,10 @@ func (r *Registry) HasBlob(ctx context.Context, repo name.Repository, d v1.Hash)
 
 func (r *Registry) askBlob(ctx context.Context, ref name.Digest) (bool, error) {
 	l, err := r.reader.Layer(ctx, ref)
-	if err != nil {
-		return false, err
+	ok := false
+	if err == nil {
+		ok, err = partial.Exists(l)
 	}
-	ok, err := partial.Exists(l)
 	if err != nil {
 		return false, fmt.Errorf("checking blob %s: %w", ref, err)
 	}
@@ -116,12 +116,11 @@ func (r *Registry) settle(repo name.Repository, d v1.Hash, c *blobCheck, there b
 	close(c.done)
 }
 
-// holder is a repository of repo's registry, other than repo, known to
-// have the blob d; nil when none is. r.blobs.mu is held.
-func (r *Registry) holder(repo name.Repository, d v1.Hash) *name.Repository {
-	if i := slices.IndexFunc(r.blobs.holders[d], func(h name.Repository) bool { return elsewhere(repo, h) }); i >= 0 {
-		h := r.blobs.holders[d][i]
-		return &h
+// mountable is the first of repos that a blob can be mounted into repo
+// from; nil when none can.
+func mountable(repo name.Repository, repos []name.Repository) *name.Repository {
+	if i := slices.IndexFunc(repos, func(o name.Repository) bool { return elsewhere(repo, o) }); i >= 0 {
+		return &repos[i]
 	}
 	return nil
 }
@@ -161,10 +160,6 @@ func (r *Registry) PutBlob(ctx context.Context, repo name.Repository, l v1.Layer
 		return err
 	}
 	defer func() { r.settle(repo, d, c, true, err) }()
-	var guess *name.Repository
-	if i := slices.IndexFunc(fallback, func(f name.Repository) bool { return elsewhere(repo, f) }); i >= 0 {
-		guess = &fallback[i]
-	}
 	if _, ok := r.pushers.Load(repo.String()); !ok {
 		// repo's first token asks for pull on the fallback repositories
 		// too: a run mounting between them authenticates once per
@@ -179,7 +174,7 @@ func (r *Registry) PutBlob(ctx context.Context, repo name.Repository, l v1.Layer
 	}
 	for at := (blobKey{repo.RegistryStr(), d}); ; {
 		r.blobs.mu.Lock()
-		from := r.holder(repo, d)
+		from := mountable(repo, r.blobs.holders[d])
 		upload, uploading := r.blobs.uploads[at]
 		if from == nil && !uploading {
 			r.blobs.uploads[at] = c // others wait for this caller's question and upload
@@ -198,7 +193,7 @@ func (r *Registry) PutBlob(ctx context.Context, repo name.Repository, l v1.Layer
 			return err
 		}
 	}
-	return r.write(ctx, repo, l, d, guess, sent)
+	return r.write(ctx, repo, l, d, mountable(repo, fallback), sent)
 }
 
 // write mounts the blob d into repo from the repository from or, when from
@@ -273,9 +268,14 @@ func (r *Registry) pusher(ctx context.Context, repo name.Repository, from *name.
 	p := v.(*pusher)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// need is what this write needs: push on repo, and pull on from.
+	need := []string{repo.Scope(regtransport.PushScope)}
+	if from != nil {
+		need = append(need, from.Scope(regtransport.PullScope))
+	}
 	scopes := p.scopes
-	if from != nil && !slices.Contains(scopes, from.Scope(regtransport.PullScope)) {
-		scopes = append(slices.Clip(scopes), from.Scope(regtransport.PullScope))
+	if last := need[len(need)-1]; !slices.Contains(scopes, last) {
+		scopes = append(slices.Clip(scopes), last)
 	}
 	if p.client != nil && len(scopes) == len(p.scopes) {
 		return p.client, nil
@@ -285,10 +285,6 @@ func (r *Registry) pusher(ctx context.Context, repo name.Repository, from *name.
 		return nil, err
 	}
 	rt, err := regtransport.NewWithContext(ctx, repo.Registry, auth, r.transport, scopes)
-	need := []string{repo.Scope(regtransport.PushScope)}
-	if from != nil {
-		need = append(need, from.Scope(regtransport.PullScope))
-	}
 	if err != nil && len(scopes) > len(need) {
 		// A token server may refuse the whole request for one scope it
 		// will not grant (a fallback repository that does not exist yet):

@@ -57,7 +57,7 @@ func TestBlobAskedOncePerRun(t *testing.T) {
 	b := srv.Config.Handler.(*blobServer)
 	host := strings.TrimPrefix(srv.URL, "http://")
 	a, _ := name.NewRepository(host+"/agents/a", name.Insecure)
-	r := NewRegistry(nil)
+	r := NewRegistry()
 
 	var wg sync.WaitGroup
 	for range 16 {

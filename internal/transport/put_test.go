@@ -147,7 +147,7 @@ func TestMountOnTokenRegistry(t *testing.T) {
 	a, b := rs[0], rs[1]
 	l := layer(t)
 	d, _ := l.Digest()
-	r := NewRegistry(nil)
+	r := NewRegistry()
 	if err := r.PutBlob(ctx, a, l, nil, func(int64) {}); err != nil {
 		t.Fatalf("PutBlob(a) = %v", err)
 	}
@@ -186,7 +186,7 @@ func TestMountWhenATokenScopeIsRefused(t *testing.T) {
 	rs := repos(t, serve(t, &tokenGate{next: rec, unknown: []string{"agents/missing"}}), "a", "b", "missing")
 	a, b, missing := rs[0], rs[1], rs[2]
 	l := layer(t)
-	r := NewRegistry(nil)
+	r := NewRegistry()
 	if err := r.PutBlob(ctx, a, l, []name.Repository{missing}, func(int64) {}); err != nil {
 		t.Fatalf("PutBlob(a) with an unknown fallback = %v, want nil", err)
 	}
@@ -227,7 +227,7 @@ func TestRefusedMountUploads(t *testing.T) {
 	l := layer(t)
 	d, _ := l.Digest()
 	size, _ := l.Size()
-	r := NewRegistry(nil)
+	r := NewRegistry()
 	if err := r.PutBlob(ctx, a, l, nil, func(int64) {}); err == nil {
 		t.Fatalf("PutBlob(a) through a dropped upload = nil, want its error")
 	}

@@ -32,13 +32,9 @@ type Registry struct {
 	pushers sync.Map
 }
 
-// NewRegistry returns the registry client that sends its requests through
-// rt (New() when nil).
-func NewRegistry(rt http.RoundTripper) *Registry {
-	if rt == nil {
-		rt = New()
-	}
-	r := &Registry{keychain: authn.NewMultiKeychain(authn.DefaultKeychain, github.Keychain), transport: rt}
+// NewRegistry returns the registry client of one run.
+func NewRegistry() *Registry {
+	r := &Registry{keychain: authn.NewMultiKeychain(authn.DefaultKeychain, github.Keychain), transport: New()}
 	r.blobs = blobs{known: map[blobKey]*blobCheck{}, holders: map[v1.Hash][]name.Repository{}, uploads: map[blobKey]*blobCheck{}}
 	// Each call gives its own context; the puller and pusher only keep
 	// each repository's token, and making them does no I/O: no error.

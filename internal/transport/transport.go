@@ -17,51 +17,28 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 )
 
-type options struct {
-	retries int
-	waitMin time.Duration
-	waitMax time.Duration
-	base    http.RoundTripper
-}
-
-// Option configures New.
-type Option func(*options)
-
-// WithBackoff sets the shortest and longest wait between tries.
-func WithBackoff(min, max time.Duration) Option {
-	return func(o *options) { o.waitMin, o.waitMax = min, max }
-}
-
-// WithBase sets the transport the retries are made through, for tests.
-func WithBase(rt http.RoundTripper) Option { return func(o *options) { o.base = rt } }
+// The shortest and longest wait between tries; tests shorten them.
+var waitMin, waitMax = 250 * time.Millisecond, 10 * time.Second
 
 // New returns a RoundTripper that retries connection errors, 429s and 5xx
 // responses with exponential backoff, honouring Retry-After.
-func New(opts ...Option) http.RoundTripper {
-	o := options{retries: 4, waitMin: 250 * time.Millisecond, waitMax: 10 * time.Second}
-	for _, opt := range opts {
-		opt(&o)
-	}
+func New() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	// Checks run up to 32 at once per image (a HEAD per blob), and
+	// several images at once: Go keeps 2 idle connections per host,
+	// so the rest would be opened anew for every request.
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 64
 	c := retryablehttp.NewClient()
-	c.RetryMax = o.retries
-	c.RetryWaitMin = o.waitMin
-	c.RetryWaitMax = o.waitMax
-	if o.base != nil {
-		c.HTTPClient = &http.Client{Transport: o.base}
-	} else {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		// Checks run up to 32 at once per image (a HEAD per blob), and
-		// several images at once: Go keeps 2 idle connections per host,
-		// so the rest would be opened anew for every request.
-		t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 64
-		c.HTTPClient = &http.Client{Transport: t}
-	}
+	c.HTTPClient = &http.Client{Transport: t}
+	c.RetryMax = 4
+	c.RetryWaitMin = waitMin
+	c.RetryWaitMax = waitMax
 	c.Logger = log.New(io.Discard, "", 0)
 	// A registry answers 4xx for "not found" probes (HEAD before upload):
 	// those are answers, not failures, and must reach the caller unchanged.
 	c.ErrorHandler = retryablehttp.PassthroughErrorHandler
 	c.CheckRetry = checkRetry
-	return &streamAware{client: c, direct: c.HTTPClient.Transport}
+	return &streamAware{client: c, direct: t}
 }
 
 // streamAware retries without ever holding a request body in memory.
@@ -90,11 +67,8 @@ func (s *streamAware) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	rreq.Header = req.Header.Clone()
-	rreq.Host = req.Host
-	if hasBody {
-		rreq.ContentLength = req.ContentLength
-	}
+	// Each try sends the caller's request as it is, with a fresh body.
+	rreq.Request = req.Clone(req.Context())
 	return s.client.Do(rreq)
 }
 

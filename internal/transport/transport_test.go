@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +10,9 @@ import (
 	"testing"
 	"time"
 )
+
+// The tests' retries wait milliseconds, not seconds.
+func init() { waitMin, waitMax = time.Millisecond, 5*time.Millisecond }
 
 func TestRetriesServerErrors(t *testing.T) {
 	var calls atomic.Int32
@@ -22,7 +24,7 @@ func TestRetriesServerErrors(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	defer srv.Close()
-	c := &http.Client{Transport: New(WithBackoff(time.Millisecond, 5*time.Millisecond))}
+	c := &http.Client{Transport: New()}
 	resp, err := c.Get(srv.URL)
 	if err != nil {
 		t.Fatalf("Get = %v", err)
@@ -40,7 +42,7 @@ func TestNotFoundIsAnAnswer(t *testing.T) {
 		w.WriteHeader(http.StatusNotFound)
 	}))
 	defer srv.Close()
-	c := &http.Client{Transport: New(WithBackoff(time.Millisecond, 5*time.Millisecond))}
+	c := &http.Client{Transport: New()}
 	resp, err := c.Head(srv.URL)
 	if err != nil {
 		t.Fatalf("Head = %v", err)
@@ -64,7 +66,7 @@ func TestStreamedBodyGoesStraightThrough(t *testing.T) {
 	defer srv.Close()
 	req, _ := http.NewRequest(http.MethodPut, srv.URL, io.NopCloser(strings.NewReader("layer")))
 	req.GetBody = nil
-	resp, err := New(WithBackoff(time.Millisecond, 5*time.Millisecond)).RoundTrip(req)
+	resp, err := New().RoundTrip(req)
 	if err != nil {
 		t.Fatalf("RoundTrip = %v", err)
 	}
@@ -75,17 +77,16 @@ func TestStreamedBodyGoesStraightThrough(t *testing.T) {
 }
 
 func TestPlainHTTPServerIsNotRetriedOverTLS(t *testing.T) {
-	var calls atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
-	defer srv.Close()
 	var conns atomic.Int32
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	dial := base.DialContext
-	base.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conns.Add(1)
-		return dial(ctx, network, addr)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
 	}
-	c := &http.Client{Transport: New(WithBase(base), WithBackoff(time.Millisecond, 5*time.Millisecond))}
+	srv.Start()
+	defer srv.Close()
+	c := &http.Client{Transport: New()}
 	_, err := c.Get(strings.Replace(srv.URL, "http://", "https://", 1))
 	if err == nil {
 		t.Fatal("https GET of a plain-HTTP server succeeded")
@@ -118,7 +119,7 @@ func TestReopenableBodyIsResentEachTry(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPatch, srv.URL, first)
 	req.GetBody = open
 	req.ContentLength = int64(len("layer-bytes"))
-	resp, err := New(WithBackoff(time.Millisecond, 5*time.Millisecond)).RoundTrip(req)
+	resp, err := New().RoundTrip(req)
 	if err != nil {
 		t.Fatalf("RoundTrip = %v", err)
 	}
