@@ -315,47 +315,55 @@ func (st *staticRun) nixProbes() []probe {
 			o := strings.Split(v.get("o"), ":")
 			return ok(len(o) == 3 && o[0] == strconv.Itoa(w.UID), "writable, uid:gid:mode %s, want owner uid %d", v.get("o"), w.UID)
 		}},
-		{"run.nix-version", `out=$(nix --version 2>&1); r rc $?; rl out "$out"`, func(v vals) (Status, string) {
-			if versionStandin = standin(v["out"]); versionStandin != "" {
-				return Skip, "needs real Nix; the image has the offline stand-in: " + versionStandin
-			}
-			return ok(v.get("rc") == "0", "nix --version exit %s: %s", v.get("rc"), strings.Join(v["out"], " "))
-		}},
 	}
-	// Checks after nix --version skip with its reason when it is the stand-in.
-	needsNix := func(check, sh string, eval func(vals) (Status, string)) probe {
-		return probe{check, sh, func(v vals) (Status, string) {
+	// Once a nix command shows the offline stand-in (nix --version runs
+	// first), the checks after it skip with its reason.
+	needsNix := func(p probe) probe {
+		eval := p.eval
+		p.eval = func(v vals) (Status, string) {
 			if l := cmp.Or(versionStandin, standin(v["out"])); l != "" {
+				versionStandin = l
 				return Skip, "needs real Nix; the image has the offline stand-in: " + l
 			}
 			return eval(v)
-		}}
+		}
+		return p
 	}
+	ps = append(ps, needsNix(exits("run.nix-version", "nix --version", "nix --version")))
 	// A package built and installed at run time, offline: the store, the
 	// database, the build log, the GC roots and the user's profile must all
 	// be writable by the image's user.
-	ps = append(ps, needsNix("run.nix-install", `out=$( (
+	install := exits("run.nix-install", `(
 set -e
 p=$(nix --extra-experimental-features nix-command build --no-link --print-out-paths --option substituters '' --impure --expr `+q(installExpr)+`)
 nix --extra-experimental-features nix-command profile install "$p"
 PATH="$HOME/.nix-profile/bin:$PATH" agent-images-smoke
-) 2>&1); r rc $?; rl out "$out"`, func(v vals) (Status, string) {
-		good := v.get("rc") == "0" && v.get("out") == installedLine
-		return ok(good, "nix build + nix profile install + run exit %s: %s", v.get("rc"), strings.Join(v["out"], " "))
-	}))
+)`, "nix build + nix profile install + run")
+	ps = append(ps, needsNix(probe{install.check, install.sh, func(v vals) (Status, string) {
+		_, detail := install.eval(v)
+		return ok(v.get("rc") == "0" && v.get("out") == installedLine, "%s", detail)
+	}}))
 	if n.BundledNixpkgs {
-		ps = append(ps, needsNix("run.nix-path", `out=$(nix-instantiate --eval --expr '(import <nixpkgs/lib>).version' 2>&1); r rc $?; rl out "$out"`, func(v vals) (Status, string) {
-			return ok(v.get("rc") == "0", "<nixpkgs> from NIX_PATH, offline: exit %s: %s", v.get("rc"), strings.Join(v["out"], " "))
-		}))
+		ps = append(ps, needsNix(exits("run.nix-path", `nix-instantiate --eval --expr '(import <nixpkgs/lib>).version'`, "<nixpkgs> from NIX_PATH, offline:")))
 	}
 	if st.entryStore == "" {
-		return append(ps, probe{check: "run.nix-path-info", eval: func(vals) (Status, string) {
-			return Skip, "the entrypoint is not in /nix/store, so there is no store path to query"
-		}})
+		return append(ps, skipped("run.nix-path-info", "the entrypoint is not in /nix/store, so there is no store path to query"))
 	}
-	return append(ps, needsNix("run.nix-path-info", `out=$(nix path-info `+q(st.entryStore)+` 2>&1); r rc $?; rl out "$out"`, func(v vals) (Status, string) {
-		return ok(v.get("rc") == "0", "nix path-info %s exit %s: %s", st.entryStore, v.get("rc"), strings.Join(v["out"], " "))
-	}))
+	return append(ps, needsNix(exits("run.nix-path-info", "nix path-info "+q(st.entryStore), "nix path-info "+st.entryStore)))
+}
+
+// exits is a probe that runs cmd and passes when it exits 0; what names the
+// command in the detail, with the exit code and what it printed. The space
+// after $( keeps a cmd in parentheses from reading as $(( arithmetic.
+func exits(check, cmd, what string) probe {
+	return probe{check, `out=$( ` + cmd + ` 2>&1); r rc $?; rl out "$out"`, func(v vals) (Status, string) {
+		return ok(v.get("rc") == "0", "%s exit %s: %s", what, v.get("rc"), strings.Join(v["out"], " "))
+	}}
+}
+
+// skipped is a check that cannot run, and why.
+func skipped(check, why string) probe {
+	return probe{check: check, eval: func(vals) (Status, string) { return Skip, why }}
 }
 
 func (st *staticRun) nixLdProbes() []probe {
@@ -368,27 +376,21 @@ func (st *staticRun) nixLdProbes() []probe {
 			return ok(v.get("e") == "1" && v.get("p") != "", "NIX_LD = %q (exists: %v), NIX_LD_LIBRARY_PATH = %q", v.get("ld"), v.get("e") == "1", v.get("p"))
 		}},
 	}
-	foreign := probe{check: "run.nix-ld-foreign-elf"}
-	switch {
+	const check = "run.nix-ld-foreign-elf"
+	switch f := st.foreign; {
 	case l == "":
-		foreign.eval = func(vals) (Status, string) { return Skip, "no loader path for this platform" }
+		return append(ps, skipped(check, "no loader path for this platform"))
 	case st.ldStandin != "":
-		foreign.eval = func(vals) (Status, string) { return Skip, "needs real nix-ld: " + st.ldStandin }
-	case st.foreign == nil:
-		foreign.eval = func(vals) (Status, string) { return Skip, st.noForeign }
+		return append(ps, skipped(check, "needs real nix-ld: "+st.ldStandin))
+	case f == nil:
+		return append(ps, skipped(check, st.noForeign))
 	default:
-		f := st.foreign
 		cmd := q(path.Join(foreignMount, f.name))
 		for _, a := range f.args {
 			cmd += " " + q(a)
 		}
-		foreign.sh = `out=$(` + cmd + ` 2>&1); r rc $?; rl out "$out"`
-		foreign.eval = func(v vals) (Status, string) {
-			return ok(v.get("rc") == "0", "%s (from %s, interpreter %s rewritten to %s) exit %s: %s",
-				f.name, f.file, f.old, l, v.get("rc"), strings.Join(v["out"], " "))
-		}
+		return append(ps, exits(check, cmd, fmt.Sprintf("%s (from %s, interpreter %s rewritten to %s)", f.name, f.file, f.old, l)))
 	}
-	return append(ps, foreign)
 }
 
 // installExpr is a package that needs nothing from outside the image: the
@@ -480,9 +482,13 @@ func runContainerChecks(ctx context.Context, rt Runtime, img v1.Image, st *stati
 	ps, tmpfs := st.probes()
 	// Through the home shim when the image has one: the checks then see the
 	// HOME and XDG directories the agent gets.
-	spec := RunSpec{Image: ref, Platform: st.plat, Flags: flags, Entrypoint: "sh", Args: []string{"-c", script(ps)}, Tmpfs: tmpfs}
+	entry, args := "sh", []string{"-c", script(ps)}
 	if st.viaShim() {
-		spec.Entrypoint, spec.Args = st.cfg.Entrypoint[0], append([]string{"sh"}, spec.Args...)
+		entry, args = st.cfg.Entrypoint[0], append([]string{"sh"}, args...)
+	}
+	own := []string{"--entrypoint", entry}
+	for _, t := range tmpfs {
+		own = append(own, "--tmpfs", t)
 	}
 	if st.foreign != nil {
 		dir, err := os.MkdirTemp("", "agent-images-smoke-elf-*")
@@ -498,8 +504,9 @@ func runContainerChecks(ctx context.Context, rt Runtime, img v1.Image, st *stati
 		if err := os.WriteFile(filepath.Join(dir, st.foreign.name), st.foreign.data, 0o755); err != nil {
 			return nil, err
 		}
-		spec.Mounts = append(spec.Mounts, Mount{Source: dir, Target: foreignMount, ReadOnly: true})
+		own = append(own, "-v", dir+":"+foreignMount+":ro")
 	}
+	spec := RunSpec{Image: ref, Platform: st.plat, Flags: slices.Concat(own, flags), Args: args}
 	logf("smoke: running %d checks in one container", len(ps))
 	res, err := run(spec)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -52,8 +51,13 @@ type Report struct {
 // Failed returns the failing checks; an image passes when it is empty.
 func (r *Report) Failed() []Result { return r.filter(Fail) }
 
-func (r *Report) filter(s Status) []Result {
-	return slices.DeleteFunc(slices.Clone(r.Results), func(res Result) bool { return res.Status != s })
+func (r *Report) filter(s Status) (out []Result) {
+	for _, res := range r.Results {
+		if res.Status == s {
+			out = append(out, res)
+		}
+	}
+	return out
 }
 
 type options struct {
@@ -149,16 +153,7 @@ func Brief(rep *Report) *record.Smoke {
 	if rep == nil {
 		return nil
 	}
-	b := &record.Smoke{Mode: string(rep.Mode), Runner: rep.Runner, Reason: rep.Reason}
-	for _, r := range rep.Results {
-		switch r.Status {
-		case Fail:
-			b.Failed = append(b.Failed, r)
-		case Skip:
-			b.Skipped = append(b.Skipped, r)
-		default:
-			b.Passed++
-		}
-	}
+	b := &record.Smoke{Mode: string(rep.Mode), Runner: rep.Runner, Reason: rep.Reason, Failed: rep.Failed(), Skipped: rep.filter(Skip)}
+	b.Passed = len(rep.Results) - len(b.Failed) - len(b.Skipped)
 	return b
 }
