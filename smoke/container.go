@@ -1,7 +1,6 @@
 package smoke
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"fmt"
@@ -425,10 +424,7 @@ func parseScript(out string, n int) ([]vals, bool) {
 		res[i] = vals{}
 	}
 	done := false
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(make([]byte, 0, 64*1024), 4<<20)
-	for sc.Scan() {
-		line := sc.Text()
+	for line := range strings.SplitSeq(out, "\n") {
 		if line == "agent-images-smoke-done=1" {
 			done = true
 			continue

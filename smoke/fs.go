@@ -21,9 +21,9 @@ import (
 // on demand with a second pass.
 type imageFS struct {
 	img v1.Image
-	// entries are by clean absolute path; directories that exist only as
-	// parents of entries are there as a runtime creates them, root-owned
-	// with mode 0755.
+	// entries are by clean absolute path; the root and directories that
+	// exist only as parents of entries are there as a runtime creates them,
+	// root-owned with mode 0755.
 	entries  map[string]*tar.Header
 	contents map[string][]byte
 }
@@ -46,6 +46,7 @@ func readImageFS(img v1.Image) (*imageFS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading image filesystem: %w", err)
 	}
+	f.entries["/"] = &tar.Header{Typeflag: tar.TypeDir, Mode: 0o755}
 	for _, p := range slices.Collect(maps.Keys(f.entries)) {
 		for d := path.Dir(p); d != "/" && f.entries[d] == nil; d = path.Dir(d) {
 			f.entries[d] = &tar.Header{Typeflag: tar.TypeDir, Mode: 0o755}
@@ -77,18 +78,16 @@ func (f *imageFS) walk(fn func(p string, h *tar.Header, r io.Reader) error) erro
 	}
 }
 
-// fileInfo is what a check needs to know about a path.
+// fileInfo is a path's tar header and the path it names after following
+// symlinks (lstat: the path itself).
 type fileInfo struct {
-	Path     string // the path after following symlinks
-	Type     byte   // tar.TypeDir, tar.TypeReg, tar.TypeSymlink...
-	Mode     fs.FileMode
-	UID, GID int
-	Link     string // symlink target (lstat only)
+	Path string
+	*tar.Header
 }
 
-func (i fileInfo) isDir() bool { return i.Type == tar.TypeDir }
+func (i fileInfo) isDir() bool { return i.Typeflag == tar.TypeDir }
 func (i fileInfo) isExec() bool {
-	return (i.Type == tar.TypeReg || i.Type == tar.TypeLink) && i.Mode&0o111 != 0
+	return (i.Typeflag == tar.TypeReg || i.Typeflag == tar.TypeLink) && i.Mode&0o111 != 0
 }
 
 // lstat describes p itself, without following a final symlink (but following
@@ -112,17 +111,7 @@ func (f *imageFS) stat(p string) (fileInfo, bool) {
 
 func (f *imageFS) lookup(p string) (fileInfo, bool) {
 	h, ok := f.entries[p]
-	if p == "/" {
-		h, ok = &tar.Header{Typeflag: tar.TypeDir, Mode: 0o755}, true
-	}
-	if !ok {
-		return fileInfo{}, false
-	}
-	i := fileInfo{Path: p, Type: h.Typeflag, Mode: fs.FileMode(h.Mode).Perm(), UID: h.Uid, GID: h.Gid, Link: h.Linkname}
-	if h.Mode&0o1000 != 0 {
-		i.Mode |= fs.ModeSticky
-	}
-	return i, true
+	return fileInfo{p, h}, ok
 }
 
 var errLoop = errors.New("too many levels of symbolic links")
@@ -181,6 +170,20 @@ func (f *imageFS) lookPath(cmd, pathEnv string) (found string, info fileInfo, ok
 		}
 	}
 	return "", fileInfo{}, false
+}
+
+// readFile is the content of the regular file p names; the error says why
+// there is none.
+func (f *imageFS) readFile(p string) ([]byte, error) {
+	info, ok := f.stat(p)
+	if !ok || info.isDir() {
+		return nil, fmt.Errorf("%s: %s", p, describe(info, ok))
+	}
+	data, err := f.readFiles(info.Path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", p, err)
+	}
+	return data[info.Path], nil
 }
 
 // readFiles returns the contents of the given resolved regular files, reading

@@ -90,7 +90,7 @@ func TestImageFS(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, ok := fsys.stat(tc.path)
-			if ok != tc.wantOK || ok && (got.Path != tc.wantPath || got.UID != tc.wantUID || got.isDir() != tc.wantDir) {
+			if ok != tc.wantOK || ok && (got.Path != tc.wantPath || got.Uid != tc.wantUID || got.isDir() != tc.wantDir) {
 				t.Errorf("stat(%s) = %+v, %v, want path %q uid %d dir %v, %v", tc.path, got, ok, tc.wantPath, tc.wantUID, tc.wantDir, tc.wantOK)
 			}
 		})
