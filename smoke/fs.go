@@ -186,10 +186,9 @@ func (f *imageFS) readFile(p string) ([]byte, error) {
 	return data[info.Path], nil
 }
 
-// readFiles returns the contents of the given resolved regular files, reading
-// the image again, once, for those not read before. Callers that will need
-// several files ask for them together: each pass unpacks every layer. Hard links are followed
-// to the entry that holds the data.
+// readFiles returns the contents of the given resolved regular files (hard
+// links followed), reading the image again, once, for those not read before.
+// Each pass unpacks every layer, so callers ask for files together.
 func (f *imageFS) readFiles(paths ...string) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	want := map[string][]string{} // data-holding path -> requested paths

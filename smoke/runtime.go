@@ -80,9 +80,7 @@ type cliRuntime struct {
 	bin string
 	// prefix runs the engine's CLI behind another command, e.g. setpriv
 	// --reuid 1001 ... -- env HOME=... for the rootless Podman of another
-	// user (the tests' rootlessRuntime). Images reach it over loopback, and
-	// the archives Load hands Docker are readable by anyone for that reason
-	// (they hold nothing secret).
+	// user (the tests' rootlessRuntime), which pulls images over loopback.
 	prefix []string
 	// pull hands images over as a registry on loopback (podman) instead
 	// of a docker-archive (docker, whose daemon may not share our network).
@@ -110,11 +108,6 @@ func (r *cliRuntime) Name() string { return r.bin }
 func (r *cliRuntime) probe() error {
 	if _, err := exec.LookPath(r.bin); err != nil {
 		return fmt.Errorf("%s is not installed: %w", r.bin, err)
-	}
-	if len(r.prefix) > 0 {
-		if _, err := exec.LookPath(r.prefix[0]); err != nil {
-			return fmt.Errorf("%s (the command prefix) is not installed: %w", r.prefix[0], err)
-		}
 	}
 	// Both answer from the engine, not just the client, so a docker CLI
 	// without a daemon is caught here rather than at the first load.
@@ -199,12 +192,6 @@ func (r *cliRuntime) loadArchive(ctx context.Context, img v1.Image, ref string) 
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if len(r.prefix) > 0 {
-		// The engine may run as another user (see prefix).
-		if err := os.Chmod(f.Name(), 0o644); err != nil {
-			return err
-		}
-	}
 	return r.load(ctx, "load", "-i", f.Name())
 }
 
@@ -212,12 +199,8 @@ func (r *cliRuntime) loadArchive(ctx context.Context, img v1.Image, ref string) 
 const loadAttempts = 3
 
 // load runs `<engine> args` (a load or a pull), holding the storage lock.
-// Podman's storage has a race: a load that finds a layer already present
-// links the new image to it, and if a concurrent `image rm` of another
-// image deletes that layer in between, the load fails with "layer not
-// known". Images of one release share their base layers and smoke tests
-// load and remove them in parallel, so that race is met in practice;
-// loading again finds the layer missing and writes it.
+// A load that lost a shared layer to another process's `image rm` (see
+// storage) fails with "layer not known"; loading again writes the layer.
 func (r *cliRuntime) load(ctx context.Context, args ...string) error {
 	r.storage.Lock()
 	defer r.storage.Unlock()

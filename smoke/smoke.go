@@ -31,10 +31,7 @@ const (
 	ModeStatic Mode = "static"
 )
 
-// Result is one check of the catalogue, in the form a release records: its
-// stable name (e.g. "config.user" or "run.whoami"), whether it was read from
-// the image without running it, its Status, and what was found (for a
-// failure, also what was wanted).
+// Result is one check of the catalogue, in the form a release records it.
 type Result = record.Check
 
 // Report is everything Test found out about one image.

@@ -3,6 +3,7 @@ package smoke
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -347,7 +348,7 @@ func (s *staticRun) nix() {
 	s.check("fs.nix-store", ok && info.isDir() && info.Uid == s.want.UID && info.Mode&0o200 != 0,
 		"/nix/store: %s, want a directory the user (uid %d) owns and can write", describe(info, ok), s.want.UID)
 	found, _, ok := s.fs.lookPath("nix", s.env["PATH"])
-	s.check("fs.nix-command", ok, "nix on PATH: %s", orNone(found))
+	s.check("fs.nix-command", ok, "nix on PATH: %s", cmp.Or(found, "none"))
 }
 
 // bundledNixpkgs checks that NIX_PATH names a nixpkgs source inside the
@@ -372,7 +373,7 @@ func (s *staticRun) bundledNixpkgs(confDir string) {
 	data, _ := s.fs.readFile(reg)
 	pinned := registryPath(data, "nixpkgs")
 	s.check("fs.nix-registry", pinned != "" && pinned == src,
-		"%s pins nixpkgs to %s, want the NIX_PATH nixpkgs %s", reg, orNone(pinned), orNone(src))
+		"%s pins nixpkgs to %s, want the NIX_PATH nixpkgs %s", reg, cmp.Or(pinned, "none"), cmp.Or(src, "none"))
 }
 
 // registryPath is the path a version-2 flake registry maps the indirect
@@ -477,13 +478,6 @@ func orAny(s string) string {
 	return strconv.Quote(s)
 }
 
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
-}
-
 func dedupe(in []string) []string {
 	var out []string
 	for _, s := range in {
@@ -523,23 +517,20 @@ func isPackage(name, lib string) bool {
 
 // checkLibraries judges NIX_LD_LIBRARY_PATH against the expected libraries.
 func checkLibraries(lp string, libs []string, only bool) (bool, string) {
-	entries := slices.DeleteFunc(strings.Split(lp, ":"), func(d string) bool { return d == "" })
-	var missing, extra []string
+	var names, missing, extra []string
+	for e := range strings.SplitSeq(lp, ":") {
+		if e == "" {
+			continue
+		}
+		names = append(names, storeName(e))
+		if only && !slices.ContainsFunc(libs, func(l string) bool { return isPackage(storeName(e), l) }) {
+			extra = append(extra, e)
+		}
+	}
 	for _, l := range libs {
-		if !slices.ContainsFunc(entries, func(e string) bool { return isPackage(storeName(e), l) }) {
+		if !slices.ContainsFunc(names, func(n string) bool { return isPackage(n, l) }) {
 			missing = append(missing, l)
 		}
-	}
-	if only {
-		for _, e := range entries {
-			if !slices.ContainsFunc(libs, func(l string) bool { return isPackage(storeName(e), l) }) {
-				extra = append(extra, e)
-			}
-		}
-	}
-	names := make([]string, len(entries))
-	for i, e := range entries {
-		names[i] = storeName(e)
 	}
 	detail := fmt.Sprintf("NIX_LD_LIBRARY_PATH has %s", strings.Join(names, " "))
 	if len(missing) > 0 {
