@@ -113,13 +113,9 @@ func (st *staticRun) probes() (ps []probe, tmpfs []string) {
 		})
 	}
 	for _, k := range slices.Sorted(maps.Keys(w.Env)) {
-		add("run.env "+k, fmt.Sprintf(`if [ "${%[1]s+x}" = x ]; then r v "set:$%[1]s"; else r v unset; fi`, k), func(v vals) (Status, string) {
-			got := v.get("v")
-			if got == "unset" {
-				return Fail, fmt.Sprintf("%s is unset, want %q", k, w.Env[k])
-			}
-			got = strings.TrimPrefix(got, "set:")
-			return ok(got == w.Env[k], "%s = %q, want %q", k, got, w.Env[k])
+		add("run.env "+k, fmt.Sprintf(`r v "${%[1]s+set:$%[1]s}"`, k), func(v vals) (Status, string) {
+			got, set := strings.CutPrefix(v.get("v"), "set:")
+			return ok(set && got == w.Env[k], "%s = %s, want %q", k, quoteOrUnset(got, set), w.Env[k])
 		})
 	}
 	for _, k := range w.FileEnv {
@@ -279,10 +275,8 @@ v=$(getent passwd "$(id -u)" 2>&1); r gprc $?; r gp "$v"; v=$(getent group "$(id
 
 // standin is the line of a probe's output that shows the offline stand-in, or "".
 func standin(lines []string) string {
-	for _, l := range lines {
-		if strings.Contains(l, standinMarker) {
-			return l
-		}
+	if i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, standinMarker) }); i >= 0 {
+		return lines[i]
 	}
 	return ""
 }
@@ -519,9 +513,6 @@ func runContainerChecks(ctx context.Context, rt Runtime, img v1.Image, st *stati
 }
 
 func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
 }

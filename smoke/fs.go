@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"maps"
 	"path"
 	"slices"
@@ -93,64 +92,53 @@ func (i fileInfo) isExec() bool {
 // lstat describes p itself, without following a final symlink (but following
 // symlinks in its parents).
 func (f *imageFS) lstat(p string) (fileInfo, bool) {
-	dir, err := f.resolve(path.Dir(path.Clean(p)), 0)
-	if err != nil {
+	dir, ok := f.resolve(path.Dir(path.Clean(p)), 0)
+	if !ok {
 		return fileInfo{}, false
 	}
-	return f.lookup(path.Join(dir, path.Base(p)))
-}
-
-// stat describes what p names after following every symlink.
-func (f *imageFS) stat(p string) (fileInfo, bool) {
-	r, err := f.resolve(p, 0)
-	if err != nil {
-		return fileInfo{}, false
-	}
-	return f.lookup(r)
-}
-
-func (f *imageFS) lookup(p string) (fileInfo, bool) {
+	p = path.Join(dir, path.Base(p))
 	h, ok := f.entries[p]
 	return fileInfo{p, h}, ok
 }
 
-var errLoop = errors.New("too many levels of symbolic links")
+// stat describes what p names after following every symlink.
+func (f *imageFS) stat(p string) (fileInfo, bool) {
+	p, ok := f.resolve(p, 0)
+	if !ok {
+		return fileInfo{}, false
+	}
+	h, ok := f.entries[p]
+	return fileInfo{p, h}, ok
+}
 
 // resolve follows symlinks component by component the way the kernel would
 // inside the container: absolute targets start at the image root, and ".."
-// never leaves it.
-func (f *imageFS) resolve(p string, depth int) (string, error) {
+// never leaves it. It fails on a missing component or a symlink loop.
+func (f *imageFS) resolve(p string, depth int) (string, bool) {
 	if depth > 40 {
-		return "", errLoop
+		return "", false // too many levels of symbolic links
 	}
 	cur := "/"
-	parts := strings.Split(strings.TrimPrefix(path.Clean("/"+p), "/"), "/")
-	for i, part := range parts {
-		if part == "" {
-			continue
-		}
+	for part := range strings.SplitSeq(strings.TrimPrefix(path.Clean("/"+p), "/"), "/") {
 		next := path.Join(cur, part)
 		h, ok := f.entries[next]
-		if ok && h.Typeflag == tar.TypeSymlink {
+		switch {
+		case !ok:
+			return "", false
+		case h.Typeflag != tar.TypeSymlink:
+			cur = next
+		default:
 			target := h.Linkname
 			if !path.IsAbs(target) {
 				target = path.Join(cur, target)
 			}
-			r, err := f.resolve(target, depth+1)
-			if err != nil {
-				return "", err
+			if cur, ok = f.resolve(target, depth+1); !ok {
+				return "", false
 			}
-			cur = r
 			depth++
-		} else {
-			if !ok {
-				// A missing component: the rest cannot exist.
-				return "", fmt.Errorf("%s: %w", path.Join(append([]string{cur}, parts[i:]...)...), fs.ErrNotExist)
-			}
-			cur = next
 		}
 	}
-	return cur, nil
+	return cur, true
 }
 
 // lookPath finds cmd on the PATH the way `command -v` would, returning the

@@ -478,8 +478,7 @@ func orAny(s string) string {
 	return strconv.Quote(s)
 }
 
-func dedupe(in []string) []string {
-	var out []string
+func dedupe(in []string) (out []string) {
 	for _, s := range in {
 		if !slices.Contains(out, s) {
 			out = append(out, s)
