@@ -10,7 +10,7 @@ import (
 )
 
 // Expect is what an image must look like. Zero fields are not checked, so a
-// caller states only what it knows; AgentDefaults states everything a
+// caller states only what it knows; UserDefaults states everything a
 // default release image promises.
 type Expect struct {
 	User       string // user name the image runs as (config User may name it or its UID)
