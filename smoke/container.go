@@ -75,6 +75,18 @@ func ownerCheck(got string, uid, gid int) (Status, string) {
 	return ok(f[0]+":"+f[1] == want, "owner %s:%s mode %s, want %s", f[0], f[1], f[2], want)
 }
 
+// writable is a probe that the user can write dir, and then what owned says
+// of its own() value.
+func writable(check, dir string, owned func(own string) (Status, string)) probe {
+	return probe{check, fmt.Sprintf(`r w "$(w %[1]s)"; r o "$(own %[1]s)"`, q(dir)), func(v vals) (Status, string) {
+		if v.get("w") != "writable" {
+			return Fail, fmt.Sprintf("%s is %s for the user", dir, v.get("w"))
+		}
+		st, detail := owned(v.get("o"))
+		return st, "writable, " + detail
+	}}
+}
+
 // probes builds the container catalogue for what st expects, and the
 // tmpfs mounts the container needs for it.
 func (st *staticRun) probes() (ps []probe, tmpfs []string) {
@@ -125,13 +137,7 @@ func (st *staticRun) probes() (ps []probe, tmpfs []string) {
 		})
 	}
 	for _, d := range dedupe(w.Dirs) {
-		add("run.dir "+d, fmt.Sprintf(`r w "$(w %[1]s)"; r o "$(own %[1]s)"`, q(d)), func(v vals) (Status, string) {
-			if v.get("w") != "writable" {
-				return Fail, fmt.Sprintf("%s is %s for the user", d, v.get("w"))
-			}
-			st, detail := ownerCheck(v.get("o"), w.UID, w.GID)
-			return st, "writable, " + detail
-		})
+		ps = append(ps, writable("run.dir "+d, d, func(o string) (Status, string) { return ownerCheck(o, w.UID, w.GID) }))
 	}
 	for _, d := range dedupe(w.RootOwned) {
 		add("run.root-owned "+d, fmt.Sprintf(`r o "$(own %s)"`, q(d)), func(v vals) (Status, string) {
@@ -139,16 +145,13 @@ func (st *staticRun) probes() (ps []probe, tmpfs []string) {
 		})
 	}
 	if w.Tmp {
-		add("run.tmp", `r w "$(w /tmp)"; r o "$(own /tmp)"`, func(v vals) (Status, string) {
-			if v.get("w") != "writable" {
-				return Fail, "/tmp is " + v.get("w") + " for the user"
+		ps = append(ps, writable("run.tmp", "/tmp", func(o string) (Status, string) {
+			if o == "unknown" {
+				return Pass, "stat is not in the image"
 			}
-			o := strings.Split(v.get("o"), ":")
-			if v.get("o") == "unknown" {
-				return Pass, "writable (stat is not in the image)"
-			}
-			return ok(len(o) == 3 && o[2] == "1777", "writable, uid:gid:mode %s, want mode 1777", v.get("o"))
-		})
+			f := strings.Split(o, ":")
+			return ok(len(f) == 3 && f[2] == "1777", "uid:gid:mode %s, want mode 1777", o)
+		}))
 	}
 	if w.TmpfsUnderConfig {
 		cfg := path.Join(w.Home, ".config")
@@ -298,13 +301,10 @@ func (st *staticRun) nixProbes() []probe {
 			good, detail := checkNixConf(parseNixConf([]byte(strings.Join(v["l"], "\n"))), n)
 			return ok(good, "%s", detail)
 		}},
-		{"run.nix-store", `r w "$(w /nix/store)"; r o "$(own /nix/store)"`, func(v vals) (Status, string) {
-			if v.get("w") != "writable" {
-				return Fail, "/nix/store is " + v.get("w") + " for the user"
-			}
-			o := strings.Split(v.get("o"), ":")
-			return ok(len(o) == 3 && o[0] == strconv.Itoa(w.UID), "writable, uid:gid:mode %s, want owner uid %d", v.get("o"), w.UID)
-		}},
+		writable("run.nix-store", "/nix/store", func(o string) (Status, string) {
+			f := strings.Split(o, ":")
+			return ok(len(f) == 3 && f[0] == strconv.Itoa(w.UID), "uid:gid:mode %s, want owner uid %d", o, w.UID)
+		}),
 	}
 	// Once a nix command shows the offline stand-in (nix --version runs
 	// first), the checks after it skip with its reason.
@@ -367,20 +367,15 @@ func (st *staticRun) nixLdProbes() []probe {
 		}},
 	}
 	const check = "run.nix-ld-foreign-elf"
-	switch f := st.foreign; {
-	case l == "":
-		return append(ps, skipped(check, "no loader path for this platform"))
-	case st.ldStandin != "":
-		return append(ps, skipped(check, "needs real nix-ld: "+st.ldStandin))
-	case f == nil:
+	f := st.foreign
+	if f == nil {
 		return append(ps, skipped(check, st.noForeign))
-	default:
-		cmd := q(path.Join(foreignMount, f.name))
-		for _, a := range f.args {
-			cmd += " " + q(a)
-		}
-		return append(ps, exits(check, cmd, fmt.Sprintf("%s (from %s, interpreter %s rewritten to %s)", f.name, f.file, f.old, l)))
 	}
+	cmd := q(path.Join(foreignMount, f.name))
+	for _, a := range f.args {
+		cmd += " " + q(a)
+	}
+	return append(ps, exits(check, cmd, fmt.Sprintf("%s (from %s, interpreter %s rewritten to %s)", f.name, f.file, f.old, l)))
 }
 
 // installExpr is a package that needs nothing from outside the image: the

@@ -97,13 +97,12 @@ func findForeignELF(f *imageFS, cands []foreignCandidate, loader string, plat v1
 	for _, c := range cands {
 		files = append(files, c.file)
 	}
-	data, err := f.readFiles(files...)
-	if err != nil {
+	if err := f.readFiles(files...); err != nil {
 		return nil, err.Error()
 	}
 	var why []string
 	for _, c := range cands {
-		patched, old, err := patchInterpreter(data[c.file], loader, elfMachines[plat.Architecture])
+		patched, old, err := patchInterpreter(f.contents[c.file], loader, elfMachines[plat.Architecture])
 		if err == nil {
 			return &foreignELF{c, patched, old}, ""
 		}

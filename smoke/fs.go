@@ -167,22 +167,19 @@ func (f *imageFS) readFile(p string) ([]byte, error) {
 	if !ok || info.isDir() {
 		return nil, fmt.Errorf("%s: %s", p, describe(info, ok))
 	}
-	data, err := f.readFiles(info.Path)
-	if err != nil {
+	if err := f.readFiles(info.Path); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", p, err)
 	}
-	return data[info.Path], nil
+	return f.contents[info.Path], nil
 }
 
-// readFiles returns the contents of the given resolved regular files (hard
-// links followed), reading the image again, once, for those not read before.
-// Each pass unpacks every layer, so callers ask for files together.
-func (f *imageFS) readFiles(paths ...string) (map[string][]byte, error) {
-	out := map[string][]byte{}
+// readFiles puts the given resolved regular files (hard links followed) in
+// contents, reading the image again, once, for those not read before. Each
+// pass unpacks every layer, so callers ask for files together.
+func (f *imageFS) readFiles(paths ...string) error {
 	want := map[string][]string{} // data-holding path -> requested paths
 	for _, p := range paths {
-		if b, ok := f.contents[p]; ok {
-			out[p] = b
+		if _, ok := f.contents[p]; ok {
 			continue
 		}
 		src := p
@@ -192,7 +189,7 @@ func (f *imageFS) readFiles(paths ...string) (map[string][]byte, error) {
 		want[src] = append(want[src], p)
 	}
 	if len(want) == 0 {
-		return out, nil
+		return nil
 	}
 	err := f.walk(func(p string, h *tar.Header, r io.Reader) error {
 		reqs, ok := want[p]
@@ -204,14 +201,12 @@ func (f *imageFS) readFiles(paths ...string) (map[string][]byte, error) {
 			return err
 		}
 		for _, q := range reqs {
-			out[q] = b
-			// Kept, so checks that read the same file later cost no pass.
 			f.contents[q] = b
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reading files from the image: %w", err)
+		return fmt.Errorf("reading files from the image: %w", err)
 	}
-	return out, nil
+	return nil
 }

@@ -32,9 +32,8 @@ type staticRun struct {
 	results    []Result
 	entryStore string      // /nix/store/<hash>-<name> holding the entrypoint program
 	loader     string      // nix-ld loader path for this platform
-	ldStandin  string      // non-empty: why the nix-ld in the image is a stand-in
 	foreign    *foreignELF // program patched to run through the loader
-	noForeign  string      // why foreign is nil
+	noForeign  string      // why foreign is nil: no loader, stand-in nix-ld, no program
 }
 
 func (s *staticRun) check(check string, good bool, format string, args ...any) {
@@ -402,6 +401,7 @@ func (s *staticRun) nixLd() {
 	}
 	if s.loader == "" {
 		s.check("fs.nix-ld-loader", false, "no conventional loader path known for %s; set NixLd.Loader", s.plat.Architecture)
+		s.noForeign = "no loader path for this platform"
 		return
 	}
 	cands := foreignCandidateFiles(s.fs, s.env["PATH"])
@@ -421,8 +421,8 @@ func (s *staticRun) nixLd() {
 		for _, c := range cands {
 			files = append(files, c.file)
 		}
-		if data, err := s.fs.readFiles(files...); err == nil && bytes.Contains(data[target.Path], []byte(standinMarker)) {
-			s.ldStandin = fmt.Sprintf("%s is the offline stand-in for nix-ld, not real nix-ld", target.Path)
+		if err := s.fs.readFiles(files...); err == nil && bytes.Contains(s.fs.contents[target.Path], []byte(standinMarker)) {
+			s.noForeign = fmt.Sprintf("needs real nix-ld: %s is the offline stand-in for nix-ld, not real nix-ld", target.Path)
 		}
 	}
 	ld, ok := s.env["NIX_LD"]
@@ -448,7 +448,7 @@ func (s *staticRun) nixLd() {
 		good, detail := checkLibraries(lp, libs, s.want.NixLd.OnlyLibraries)
 		s.check("config.nix-ld-libraries", good, "%s", detail)
 	}
-	if s.ldStandin == "" {
+	if s.noForeign == "" {
 		s.foreign, s.noForeign = findForeignELF(s.fs, cands, s.loader, s.plat)
 	}
 }
