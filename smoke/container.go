@@ -1,7 +1,6 @@
 package smoke
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"fmt"
@@ -76,6 +75,18 @@ func ownerCheck(got string, uid, gid int) (Status, string) {
 	return ok(f[0]+":"+f[1] == want, "owner %s:%s mode %s, want %s", f[0], f[1], f[2], want)
 }
 
+// writable is a probe that the user can write dir, and then what owned says
+// of its own() value.
+func writable(check, dir string, owned func(own string) (Status, string)) probe {
+	return probe{check, fmt.Sprintf(`r w "$(w %[1]s)"; r o "$(own %[1]s)"`, q(dir)), func(v vals) (Status, string) {
+		if v.get("w") != "writable" {
+			return Fail, fmt.Sprintf("%s is %s for the user", dir, v.get("w"))
+		}
+		st, detail := owned(v.get("o"))
+		return st, "writable, " + detail
+	}}
+}
+
 // probes builds the container catalogue for what st expects, and the
 // tmpfs mounts the container needs for it.
 func (st *staticRun) probes() (ps []probe, tmpfs []string) {
@@ -93,10 +104,7 @@ func (st *staticRun) probes() (ps []probe, tmpfs []string) {
 	}
 	equal("run.whoami", `r v "$(whoami 2>&1)"`, "whoami", w.User)
 	if w.User != "" {
-		add("run.id", `r u "$(id -u 2>&1)"; r g "$(id -g 2>&1)"`, func(v vals) (Status, string) {
-			got := v.get("u") + ":" + v.get("g")
-			return ok(got == fmt.Sprintf("%d:%d", w.UID, w.GID), "id -u:id -g = %s, want %d:%d", got, w.UID, w.GID)
-		})
+		equal("run.id", `r v "$(id -u 2>&1):$(id -g 2>&1)"`, "id -u:id -g", fmt.Sprintf("%d:%d", w.UID, w.GID))
 	}
 	if w.NonRoot {
 		add("run.nonroot", `r u "$(id -u 2>&1)"`, func(v vals) (Status, string) {
@@ -117,13 +125,9 @@ func (st *staticRun) probes() (ps []probe, tmpfs []string) {
 		})
 	}
 	for _, k := range slices.Sorted(maps.Keys(w.Env)) {
-		add("run.env "+k, fmt.Sprintf(`if [ "${%[1]s+x}" = x ]; then r v "set:$%[1]s"; else r v unset; fi`, k), func(v vals) (Status, string) {
-			got := v.get("v")
-			if got == "unset" {
-				return Fail, fmt.Sprintf("%s is unset, want %q", k, w.Env[k])
-			}
-			got = strings.TrimPrefix(got, "set:")
-			return ok(got == w.Env[k], "%s = %q, want %q", k, got, w.Env[k])
+		add("run.env "+k, fmt.Sprintf(`r v "${%[1]s+set:$%[1]s}"`, k), func(v vals) (Status, string) {
+			got, set := strings.CutPrefix(v.get("v"), "set:")
+			return ok(set && got == w.Env[k], "%s = %s, want %q", k, quoteOrUnset(got, set), w.Env[k])
 		})
 	}
 	for _, k := range w.FileEnv {
@@ -133,13 +137,7 @@ func (st *staticRun) probes() (ps []probe, tmpfs []string) {
 		})
 	}
 	for _, d := range dedupe(w.Dirs) {
-		add("run.dir "+d, fmt.Sprintf(`r w "$(w %[1]s)"; r o "$(own %[1]s)"`, q(d)), func(v vals) (Status, string) {
-			if v.get("w") != "writable" {
-				return Fail, fmt.Sprintf("%s is %s for the user", d, v.get("w"))
-			}
-			st, detail := ownerCheck(v.get("o"), w.UID, w.GID)
-			return st, "writable, " + detail
-		})
+		ps = append(ps, writable("run.dir "+d, d, func(o string) (Status, string) { return ownerCheck(o, w.UID, w.GID) }))
 	}
 	for _, d := range dedupe(w.RootOwned) {
 		add("run.root-owned "+d, fmt.Sprintf(`r o "$(own %s)"`, q(d)), func(v vals) (Status, string) {
@@ -147,16 +145,13 @@ func (st *staticRun) probes() (ps []probe, tmpfs []string) {
 		})
 	}
 	if w.Tmp {
-		add("run.tmp", `r w "$(w /tmp)"; r o "$(own /tmp)"`, func(v vals) (Status, string) {
-			if v.get("w") != "writable" {
-				return Fail, "/tmp is " + v.get("w") + " for the user"
+		ps = append(ps, writable("run.tmp", "/tmp", func(o string) (Status, string) {
+			if o == "unknown" {
+				return Pass, "stat is not in the image"
 			}
-			o := strings.Split(v.get("o"), ":")
-			if v.get("o") == "unknown" {
-				return Pass, "writable (stat is not in the image)"
-			}
-			return ok(len(o) == 3 && o[2] == "1777", "writable, uid:gid:mode %s, want mode 1777", v.get("o"))
-		})
+			f := strings.Split(o, ":")
+			return ok(len(f) == 3 && f[2] == "1777", "uid:gid:mode %s, want mode 1777", o)
+		}))
 	}
 	if w.TmpfsUnderConfig {
 		cfg := path.Join(w.Home, ".config")
@@ -283,10 +278,8 @@ v=$(getent passwd "$(id -u)" 2>&1); r gprc $?; r gp "$v"; v=$(getent group "$(id
 
 // standin is the line of a probe's output that shows the offline stand-in, or "".
 func standin(lines []string) string {
-	for _, l := range lines {
-		if strings.Contains(l, standinMarker) {
-			return l
-		}
+	if i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, standinMarker) }); i >= 0 {
+		return lines[i]
 	}
 	return ""
 }
@@ -308,54 +301,59 @@ func (st *staticRun) nixProbes() []probe {
 			good, detail := checkNixConf(parseNixConf([]byte(strings.Join(v["l"], "\n"))), n)
 			return ok(good, "%s", detail)
 		}},
-		{"run.nix-store", `r w "$(w /nix/store)"; r o "$(own /nix/store)"`, func(v vals) (Status, string) {
-			if v.get("w") != "writable" {
-				return Fail, "/nix/store is " + v.get("w") + " for the user"
-			}
-			o := strings.Split(v.get("o"), ":")
-			return ok(len(o) == 3 && o[0] == strconv.Itoa(w.UID), "writable, uid:gid:mode %s, want owner uid %d", v.get("o"), w.UID)
-		}},
-		{"run.nix-version", `out=$(nix --version 2>&1); r rc $?; rl out "$out"`, func(v vals) (Status, string) {
-			if versionStandin = standin(v["out"]); versionStandin != "" {
-				return Skip, "needs real Nix; the image has the offline stand-in: " + versionStandin
-			}
-			return ok(v.get("rc") == "0", "nix --version exit %s: %s", v.get("rc"), strings.Join(v["out"], " "))
-		}},
+		writable("run.nix-store", "/nix/store", func(o string) (Status, string) {
+			f := strings.Split(o, ":")
+			return ok(len(f) == 3 && f[0] == strconv.Itoa(w.UID), "uid:gid:mode %s, want owner uid %d", o, w.UID)
+		}),
 	}
-	// Checks after nix --version skip with its reason when it is the stand-in.
-	needsNix := func(check, sh string, eval func(vals) (Status, string)) probe {
-		return probe{check, sh, func(v vals) (Status, string) {
+	// Once a nix command shows the offline stand-in (nix --version runs
+	// first), the checks after it skip with its reason.
+	needsNix := func(p probe) probe {
+		eval := p.eval
+		p.eval = func(v vals) (Status, string) {
 			if l := cmp.Or(versionStandin, standin(v["out"])); l != "" {
+				versionStandin = l
 				return Skip, "needs real Nix; the image has the offline stand-in: " + l
 			}
 			return eval(v)
-		}}
+		}
+		return p
 	}
+	ps = append(ps, needsNix(exits("run.nix-version", "nix --version", "nix --version")))
 	// A package built and installed at run time, offline: the store, the
 	// database, the build log, the GC roots and the user's profile must all
 	// be writable by the image's user.
-	ps = append(ps, needsNix("run.nix-install", `out=$( (
+	install := exits("run.nix-install", `(
 set -e
 p=$(nix --extra-experimental-features nix-command build --no-link --print-out-paths --option substituters '' --impure --expr `+q(installExpr)+`)
 nix --extra-experimental-features nix-command profile install "$p"
 PATH="$HOME/.nix-profile/bin:$PATH" agent-images-smoke
-) 2>&1); r rc $?; rl out "$out"`, func(v vals) (Status, string) {
-		good := v.get("rc") == "0" && v.get("out") == installedLine
-		return ok(good, "nix build + nix profile install + run exit %s: %s", v.get("rc"), strings.Join(v["out"], " "))
-	}))
+)`, "nix build + nix profile install + run")
+	ps = append(ps, needsNix(probe{install.check, install.sh, func(v vals) (Status, string) {
+		_, detail := install.eval(v)
+		return ok(v.get("rc") == "0" && v.get("out") == installedLine, "%s", detail)
+	}}))
 	if n.BundledNixpkgs {
-		ps = append(ps, needsNix("run.nix-path", `out=$(nix-instantiate --eval --expr '(import <nixpkgs/lib>).version' 2>&1); r rc $?; rl out "$out"`, func(v vals) (Status, string) {
-			return ok(v.get("rc") == "0", "<nixpkgs> from NIX_PATH, offline: exit %s: %s", v.get("rc"), strings.Join(v["out"], " "))
-		}))
+		ps = append(ps, needsNix(exits("run.nix-path", `nix-instantiate --eval --expr '(import <nixpkgs/lib>).version'`, "<nixpkgs> from NIX_PATH, offline:")))
 	}
 	if st.entryStore == "" {
-		return append(ps, probe{check: "run.nix-path-info", eval: func(vals) (Status, string) {
-			return Skip, "the entrypoint is not in /nix/store, so there is no store path to query"
-		}})
+		return append(ps, skipped("run.nix-path-info", "the entrypoint is not in /nix/store, so there is no store path to query"))
 	}
-	return append(ps, needsNix("run.nix-path-info", `out=$(nix path-info `+q(st.entryStore)+` 2>&1); r rc $?; rl out "$out"`, func(v vals) (Status, string) {
-		return ok(v.get("rc") == "0", "nix path-info %s exit %s: %s", st.entryStore, v.get("rc"), strings.Join(v["out"], " "))
-	}))
+	return append(ps, needsNix(exits("run.nix-path-info", "nix path-info "+q(st.entryStore), "nix path-info "+st.entryStore)))
+}
+
+// exits is a probe that runs cmd and passes when it exits 0; what names the
+// command in the detail, with the exit code and what it printed. The space
+// after $( keeps a cmd in parentheses from reading as $(( arithmetic.
+func exits(check, cmd, what string) probe {
+	return probe{check, `out=$( ` + cmd + ` 2>&1); r rc $?; rl out "$out"`, func(v vals) (Status, string) {
+		return ok(v.get("rc") == "0", "%s exit %s: %s", what, v.get("rc"), strings.Join(v["out"], " "))
+	}}
+}
+
+// skipped is a check that cannot run, and why.
+func skipped(check, why string) probe {
+	return probe{check: check, eval: func(vals) (Status, string) { return Skip, why }}
 }
 
 func (st *staticRun) nixLdProbes() []probe {
@@ -368,27 +366,16 @@ func (st *staticRun) nixLdProbes() []probe {
 			return ok(v.get("e") == "1" && v.get("p") != "", "NIX_LD = %q (exists: %v), NIX_LD_LIBRARY_PATH = %q", v.get("ld"), v.get("e") == "1", v.get("p"))
 		}},
 	}
-	foreign := probe{check: "run.nix-ld-foreign-elf"}
-	switch {
-	case l == "":
-		foreign.eval = func(vals) (Status, string) { return Skip, "no loader path for this platform" }
-	case st.ldStandin != "":
-		foreign.eval = func(vals) (Status, string) { return Skip, "needs real nix-ld: " + st.ldStandin }
-	case st.foreign == nil:
-		foreign.eval = func(vals) (Status, string) { return Skip, st.noForeign }
-	default:
-		f := st.foreign
-		cmd := q(path.Join(foreignMount, f.name))
-		for _, a := range f.args {
-			cmd += " " + q(a)
-		}
-		foreign.sh = `out=$(` + cmd + ` 2>&1); r rc $?; rl out "$out"`
-		foreign.eval = func(v vals) (Status, string) {
-			return ok(v.get("rc") == "0", "%s (from %s, interpreter %s rewritten to %s) exit %s: %s",
-				f.name, f.file, f.old, l, v.get("rc"), strings.Join(v["out"], " "))
-		}
+	const check = "run.nix-ld-foreign-elf"
+	f := st.foreign
+	if f == nil {
+		return append(ps, skipped(check, st.noForeign))
 	}
-	return append(ps, foreign)
+	cmd := q(path.Join(foreignMount, f.name))
+	for _, a := range f.args {
+		cmd += " " + q(a)
+	}
+	return append(ps, exits(check, cmd, fmt.Sprintf("%s (from %s, interpreter %s rewritten to %s)", f.name, f.file, f.old, l)))
 }
 
 // installExpr is a package that needs nothing from outside the image: the
@@ -423,10 +410,7 @@ func parseScript(out string, n int) ([]vals, bool) {
 		res[i] = vals{}
 	}
 	done := false
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(make([]byte, 0, 64*1024), 4<<20)
-	for sc.Scan() {
-		line := sc.Text()
+	for line := range strings.SplitSeq(out, "\n") {
 		if line == "agent-images-smoke-done=1" {
 			done = true
 			continue
@@ -480,9 +464,13 @@ func runContainerChecks(ctx context.Context, rt Runtime, img v1.Image, st *stati
 	ps, tmpfs := st.probes()
 	// Through the home shim when the image has one: the checks then see the
 	// HOME and XDG directories the agent gets.
-	spec := RunSpec{Image: ref, Platform: st.plat, Flags: flags, Entrypoint: "sh", Args: []string{"-c", script(ps)}, Tmpfs: tmpfs}
+	entry, args := "sh", []string{"-c", script(ps)}
 	if st.viaShim() {
-		spec.Entrypoint, spec.Args = st.cfg.Entrypoint[0], append([]string{"sh"}, spec.Args...)
+		entry, args = st.cfg.Entrypoint[0], append([]string{"sh"}, args...)
+	}
+	own := []string{"--entrypoint", entry}
+	for _, t := range tmpfs {
+		own = append(own, "--tmpfs", t)
 	}
 	if st.foreign != nil {
 		dir, err := os.MkdirTemp("", "agent-images-smoke-elf-*")
@@ -498,8 +486,9 @@ func runContainerChecks(ctx context.Context, rt Runtime, img v1.Image, st *stati
 		if err := os.WriteFile(filepath.Join(dir, st.foreign.name), st.foreign.data, 0o755); err != nil {
 			return nil, err
 		}
-		spec.Mounts = append(spec.Mounts, Mount{Source: dir, Target: foreignMount, ReadOnly: true})
+		own = append(own, "-v", dir+":"+foreignMount+":ro")
 	}
+	spec := RunSpec{Image: ref, Platform: st.plat, Flags: slices.Concat(own, flags), Args: args}
 	logf("smoke: running %d checks in one container", len(ps))
 	res, err := run(spec)
 	if err != nil {
@@ -519,9 +508,6 @@ func runContainerChecks(ctx context.Context, rt Runtime, img v1.Image, st *stati
 }
 
 func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
 }

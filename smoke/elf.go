@@ -41,15 +41,18 @@ var elfMachines = map[string]elf.Machine{
 	"arm64": elf.EM_AARCH64,
 }
 
-// patchInterpreter rewrites the PT_INTERP string of an ELF executable in
-// place. The new path must fit in the old one's space, which holds for a
-// /nix/store loader replaced by a conventional /lib path.
-func patchInterpreter(b []byte, interp string) (patched []byte, old string, err error) {
+// patchInterpreter rewrites the PT_INTERP string of an ELF executable for
+// machine (0: any) in place. The new path must fit in the old one's space,
+// which holds for a /nix/store loader replaced by a conventional /lib path.
+func patchInterpreter(b []byte, interp string, machine elf.Machine) (patched []byte, old string, err error) {
 	f, err := elf.NewFile(bytes.NewReader(b))
 	if err != nil {
 		return nil, "", fmt.Errorf("not ELF: %w", err)
 	}
 	defer f.Close()
+	if machine != 0 && f.Machine != machine {
+		return nil, "", fmt.Errorf("built for %s", f.Machine)
+	}
 	for _, p := range f.Progs {
 		if p.Type != elf.PT_INTERP {
 			continue
@@ -94,30 +97,16 @@ func findForeignELF(f *imageFS, cands []foreignCandidate, loader string, plat v1
 	for _, c := range cands {
 		files = append(files, c.file)
 	}
-	data, err := f.readFiles(files...)
-	if err != nil {
+	if err := f.readFiles(files...); err != nil {
 		return nil, err.Error()
 	}
 	var why []string
 	for _, c := range cands {
-		b := data[c.file]
-		ef, err := elf.NewFile(bytes.NewReader(b))
-		if err != nil {
-			why = append(why, fmt.Sprintf("%s is not ELF", c.file))
-			continue
+		patched, old, err := patchInterpreter(f.contents[c.file], loader, elfMachines[plat.Architecture])
+		if err == nil {
+			return &foreignELF{c, patched, old}, ""
 		}
-		m := ef.Machine
-		ef.Close()
-		if want, ok := elfMachines[plat.Architecture]; ok && m != want {
-			why = append(why, fmt.Sprintf("%s is %s", c.file, m))
-			continue
-		}
-		patched, old, err := patchInterpreter(b, loader)
-		if err != nil {
-			why = append(why, fmt.Sprintf("%s: %v", c.file, err))
-			continue
-		}
-		return &foreignELF{c, patched, old}, ""
+		why = append(why, fmt.Sprintf("%s: %v", c.file, err))
 	}
 	return nil, "no dynamically linked program to run through the loader: " + strings.Join(why, "; ")
 }

@@ -33,17 +33,19 @@ func TestPatchInterpreter(t *testing.T) {
 		name    string
 		in      []byte
 		interp  string
+		machine elf.Machine
 		wantErr string
 	}{
 		{name: "shorter path", in: dynamic, interp: "/lib/ld.so"},
 		{name: "same length", in: dynamic, interp: strings.Repeat("x", len(interpOf(t, dynamic)))},
 		{name: "too long", in: dynamic, interp: "/" + strings.Repeat("x", 200), wantErr: "does not fit"},
 		{name: "static binary", in: static, interp: "/lib/ld.so", wantErr: "statically linked"},
+		{name: "other architecture", in: dynamic, interp: "/lib/ld.so", machine: elf.EM_S390, wantErr: "built for EM_"},
 		{name: "not ELF", in: []byte("#!/bin/sh\n"), interp: "/lib/ld.so", wantErr: "not ELF"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, old, err := patchInterpreter(tc.in, tc.interp)
+			out, old, err := patchInterpreter(tc.in, tc.interp, tc.machine)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Errorf("patchInterpreter(%s) error = %v, want %q", tc.name, err, tc.wantErr)

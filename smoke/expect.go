@@ -10,7 +10,7 @@ import (
 )
 
 // Expect is what an image must look like. Zero fields are not checked, so a
-// caller states only what it knows; AgentDefaults states everything a
+// caller states only what it knows; UserDefaults states everything a
 // default release image promises.
 type Expect struct {
 	User       string // user name the image runs as (config User may name it or its UID)
@@ -98,23 +98,6 @@ const HomeShim = "agent-images-entrypoint"
 // DefaultNixFeatures are the experimental features mkAgentImage enables by default.
 var DefaultNixFeatures = []string{"nix-command", "flakes"}
 
-// ReleaseLabels are the OCI labels every release image carries, so registries
-// and `podman inspect` show what is inside. There is no source among them:
-// the image cannot know which repository releases it, so the index says
-// that (release annotates it), not the config.
-var ReleaseLabels = []string{
-	"org.opencontainers.image.title",
-	"org.opencontainers.image.version",
-	"org.opencontainers.image.licenses",
-}
-
-// BaseCommands are the commands the default basePackages put on PATH
-// (git, coreutils, bash, ripgrep, findutils, grep, sed, gawk, diff, jq, tar,
-// gzip, less, curl, which; CA certificates are checked through SSL_CERT_FILE).
-var BaseCommands = []string{
-	"git", "ls", "bash", "rg", "find", "grep", "sed", "awk", "diff", "jq", "tar", "gzip", "less", "curl", "which",
-}
-
 // XDGVars are the XDG base directory variables an image sets, with their
 // directory relative to $HOME. XDG_RUNTIME_DIR is deliberately not one of them.
 var XDGVars = []struct{ Key, Rel string }{
@@ -137,8 +120,11 @@ func UserDefaults(mainProgram, user string, uid, gid int, home, workingDir strin
 		Home:       home,
 		WorkingDir: workingDir,
 		Entrypoint: []string{HomeShim, mainProgram},
-		Commands:   append([]string(nil), BaseCommands...),
-		Absent:     []string{"nix"},
+		// What the default basePackages put on PATH (git, coreutils, bash,
+		// ripgrep, findutils, grep, sed, gawk, diff, jq, tar, gzip, less,
+		// curl, which); their CA bundle is checked through SSL_CERT_FILE.
+		Commands: []string{"git", "ls", "bash", "rg", "find", "grep", "sed", "awk", "diff", "jq", "tar", "gzip", "less", "curl", "which"},
+		Absent:   []string{"nix"},
 		Env: map[string]string{
 			"HOME": home,
 			"USER": user,
@@ -149,17 +135,21 @@ func UserDefaults(mainProgram, user string, uid, gid int, home, workingDir strin
 		Tmp:              true,
 		TmpfsUnderConfig: true,
 		UserEntry:        true,
-		Labels:           map[string]string{},
-		NonRoot:          true,
+		// Every release image says what is inside for registries and
+		// `podman inspect`. There is no source among them: the image cannot
+		// know which repository releases it, so the index says that.
+		Labels: map[string]string{
+			"org.opencontainers.image.title":    "",
+			labelVersion:                        "",
+			"org.opencontainers.image.licenses": "",
+		},
+		NonRoot: true,
 	}
 	for _, x := range XDGVars {
 		dir := path.Join(home, x.Rel)
 		e.Env[x.Key] = dir
 		e.UniqueEnv = append(e.UniqueEnv, x.Key)
 		e.Dirs = append(e.Dirs, dir)
-	}
-	for _, l := range ReleaseLabels {
-		e.Labels[l] = ""
 	}
 	return e
 }

@@ -3,6 +3,7 @@ package smoke
 import (
 	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
 )
 
@@ -32,6 +33,9 @@ func WithLogf(f func(string, ...any)) Option {
 func rootlessRuntime(prefix ...string) (Runtime, error) {
 	if len(prefix) == 0 {
 		return nil, errors.New("rootlessRuntime: empty prefix")
+	}
+	if _, err := exec.LookPath(prefix[0]); err != nil {
+		return nil, fmt.Errorf("%s (the command prefix) is not installed: %w", prefix[0], err)
 	}
 	rt := &cliRuntime{bin: "podman", pull: true, prefix: prefix}
 	if err := rt.probe(); err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"maps"
 	"path"
 	"slices"
@@ -21,9 +20,9 @@ import (
 // on demand with a second pass.
 type imageFS struct {
 	img v1.Image
-	// entries are by clean absolute path; directories that exist only as
-	// parents of entries are there as a runtime creates them, root-owned
-	// with mode 0755.
+	// entries are by clean absolute path; the root and directories that
+	// exist only as parents of entries are there as a runtime creates them,
+	// root-owned with mode 0755.
 	entries  map[string]*tar.Header
 	contents map[string][]byte
 }
@@ -46,6 +45,7 @@ func readImageFS(img v1.Image) (*imageFS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading image filesystem: %w", err)
 	}
+	f.entries["/"] = &tar.Header{Typeflag: tar.TypeDir, Mode: 0o755}
 	for _, p := range slices.Collect(maps.Keys(f.entries)) {
 		for d := path.Dir(p); d != "/" && f.entries[d] == nil; d = path.Dir(d) {
 			f.entries[d] = &tar.Header{Typeflag: tar.TypeDir, Mode: 0o755}
@@ -77,91 +77,68 @@ func (f *imageFS) walk(fn func(p string, h *tar.Header, r io.Reader) error) erro
 	}
 }
 
-// fileInfo is what a check needs to know about a path.
+// fileInfo is a path's tar header and the path it names after following
+// symlinks (lstat: the path itself).
 type fileInfo struct {
-	Path     string // the path after following symlinks
-	Type     byte   // tar.TypeDir, tar.TypeReg, tar.TypeSymlink...
-	Mode     fs.FileMode
-	UID, GID int
-	Link     string // symlink target (lstat only)
+	Path string
+	*tar.Header
 }
 
-func (i fileInfo) isDir() bool { return i.Type == tar.TypeDir }
+func (i fileInfo) isDir() bool { return i.Typeflag == tar.TypeDir }
 func (i fileInfo) isExec() bool {
-	return (i.Type == tar.TypeReg || i.Type == tar.TypeLink) && i.Mode&0o111 != 0
+	return (i.Typeflag == tar.TypeReg || i.Typeflag == tar.TypeLink) && i.Mode&0o111 != 0
 }
 
 // lstat describes p itself, without following a final symlink (but following
 // symlinks in its parents).
 func (f *imageFS) lstat(p string) (fileInfo, bool) {
-	dir, err := f.resolve(path.Dir(path.Clean(p)), 0)
-	if err != nil {
+	dir, ok := f.resolve(path.Dir(path.Clean(p)), 0)
+	if !ok {
 		return fileInfo{}, false
 	}
-	return f.lookup(path.Join(dir, path.Base(p)))
+	p = path.Join(dir, path.Base(p))
+	h, ok := f.entries[p]
+	return fileInfo{p, h}, ok
 }
 
 // stat describes what p names after following every symlink.
 func (f *imageFS) stat(p string) (fileInfo, bool) {
-	r, err := f.resolve(p, 0)
-	if err != nil {
-		return fileInfo{}, false
-	}
-	return f.lookup(r)
-}
-
-func (f *imageFS) lookup(p string) (fileInfo, bool) {
-	h, ok := f.entries[p]
-	if p == "/" {
-		h, ok = &tar.Header{Typeflag: tar.TypeDir, Mode: 0o755}, true
-	}
+	p, ok := f.resolve(p, 0)
 	if !ok {
 		return fileInfo{}, false
 	}
-	i := fileInfo{Path: p, Type: h.Typeflag, Mode: fs.FileMode(h.Mode).Perm(), UID: h.Uid, GID: h.Gid, Link: h.Linkname}
-	if h.Mode&0o1000 != 0 {
-		i.Mode |= fs.ModeSticky
-	}
-	return i, true
+	h, ok := f.entries[p]
+	return fileInfo{p, h}, ok
 }
-
-var errLoop = errors.New("too many levels of symbolic links")
 
 // resolve follows symlinks component by component the way the kernel would
 // inside the container: absolute targets start at the image root, and ".."
-// never leaves it.
-func (f *imageFS) resolve(p string, depth int) (string, error) {
+// never leaves it. It fails on a missing component or a symlink loop.
+func (f *imageFS) resolve(p string, depth int) (string, bool) {
 	if depth > 40 {
-		return "", errLoop
+		return "", false // too many levels of symbolic links
 	}
 	cur := "/"
-	parts := strings.Split(strings.TrimPrefix(path.Clean("/"+p), "/"), "/")
-	for i, part := range parts {
-		if part == "" {
-			continue
-		}
+	for part := range strings.SplitSeq(strings.TrimPrefix(path.Clean("/"+p), "/"), "/") {
 		next := path.Join(cur, part)
 		h, ok := f.entries[next]
-		if ok && h.Typeflag == tar.TypeSymlink {
+		switch {
+		case !ok:
+			return "", false
+		case h.Typeflag != tar.TypeSymlink:
+			cur = next
+		default:
 			target := h.Linkname
 			if !path.IsAbs(target) {
 				target = path.Join(cur, target)
 			}
-			r, err := f.resolve(target, depth+1)
-			if err != nil {
-				return "", err
+			if cur, ok = f.resolve(target, depth+1); !ok {
+				return "", false
 			}
-			cur = r
 			depth++
-		} else {
-			if !ok {
-				// A missing component: the rest cannot exist.
-				return "", fmt.Errorf("%s: %w", path.Join(append([]string{cur}, parts[i:]...)...), fs.ErrNotExist)
-			}
-			cur = next
 		}
 	}
-	return cur, nil
+	return cur, true
 }
 
 // lookPath finds cmd on the PATH the way `command -v` would, returning the
@@ -183,16 +160,26 @@ func (f *imageFS) lookPath(cmd, pathEnv string) (found string, info fileInfo, ok
 	return "", fileInfo{}, false
 }
 
-// readFiles returns the contents of the given resolved regular files, reading
-// the image again, once, for those not read before. Callers that will need
-// several files ask for them together: each pass unpacks every layer. Hard links are followed
-// to the entry that holds the data.
-func (f *imageFS) readFiles(paths ...string) (map[string][]byte, error) {
-	out := map[string][]byte{}
+// readFile is the content of the regular file p names; the error says why
+// there is none.
+func (f *imageFS) readFile(p string) ([]byte, error) {
+	info, ok := f.stat(p)
+	if !ok || info.isDir() {
+		return nil, fmt.Errorf("%s: %s", p, describe(info, ok))
+	}
+	if err := f.readFiles(info.Path); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", p, err)
+	}
+	return f.contents[info.Path], nil
+}
+
+// readFiles puts the given resolved regular files (hard links followed) in
+// contents, reading the image again, once, for those not read before. Each
+// pass unpacks every layer, so callers ask for files together.
+func (f *imageFS) readFiles(paths ...string) error {
 	want := map[string][]string{} // data-holding path -> requested paths
 	for _, p := range paths {
-		if b, ok := f.contents[p]; ok {
-			out[p] = b
+		if _, ok := f.contents[p]; ok {
 			continue
 		}
 		src := p
@@ -202,7 +189,7 @@ func (f *imageFS) readFiles(paths ...string) (map[string][]byte, error) {
 		want[src] = append(want[src], p)
 	}
 	if len(want) == 0 {
-		return out, nil
+		return nil
 	}
 	err := f.walk(func(p string, h *tar.Header, r io.Reader) error {
 		reqs, ok := want[p]
@@ -214,14 +201,12 @@ func (f *imageFS) readFiles(paths ...string) (map[string][]byte, error) {
 			return err
 		}
 		for _, q := range reqs {
-			out[q] = b
-			// Kept, so checks that read the same file later cost no pass.
 			f.contents[q] = b
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reading files from the image: %w", err)
+		return fmt.Errorf("reading files from the image: %w", err)
 	}
-	return out, nil
+	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -38,20 +37,12 @@ type Runtime interface {
 
 // RunSpec is one container run: always --rm, without network, never pulling.
 type RunSpec struct {
-	Image      string
-	Platform   v1.Platform
-	Entrypoint string   // empty keeps the image's entrypoint
-	Args       []string // the command, or arguments to the entrypoint
-	Tmpfs      []string // container paths to mount a tmpfs on
-	Mounts     []Mount
-	// Flags are more run flags, passed as they are after the ones above.
+	Image    string
+	Platform v1.Platform
+	// Flags are more run flags (--entrypoint, --tmpfs, -v, a user's --user),
+	// passed as they are before the image.
 	Flags []string
-}
-
-// Mount is a bind mount of a host path.
-type Mount struct {
-	Source, Target string
-	ReadOnly       bool
+	Args  []string // the command, or arguments to the entrypoint
 }
 
 // RunResult is how a container run ended.
@@ -89,9 +80,7 @@ type cliRuntime struct {
 	bin string
 	// prefix runs the engine's CLI behind another command, e.g. setpriv
 	// --reuid 1001 ... -- env HOME=... for the rootless Podman of another
-	// user (the tests' rootlessRuntime). Images reach it over loopback, and
-	// the archives Load hands Docker are readable by anyone for that reason
-	// (they hold nothing secret).
+	// user (the tests' rootlessRuntime), which pulls images over loopback.
 	prefix []string
 	// pull hands images over as a registry on loopback (podman) instead
 	// of a docker-archive (docker, whose daemon may not share our network).
@@ -104,10 +93,14 @@ type cliRuntime struct {
 	storage sync.Mutex
 }
 
-// command is the engine's CLI with args, behind the prefix if there is one.
-func (r *cliRuntime) command(ctx context.Context, args ...string) *exec.Cmd {
+// execute runs the engine's CLI with args, behind the prefix if there is one.
+func (r *cliRuntime) execute(ctx context.Context, args ...string) (stdout, stderr string, err error) {
 	argv := slices.Concat(r.prefix, []string{r.bin}, args)
-	return exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var o, e bytes.Buffer
+	c := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	c.Stdout, c.Stderr = &o, &e
+	err = c.Run()
+	return o.String(), e.String(), err
 }
 
 func (r *cliRuntime) Name() string { return r.bin }
@@ -115,11 +108,6 @@ func (r *cliRuntime) Name() string { return r.bin }
 func (r *cliRuntime) probe() error {
 	if _, err := exec.LookPath(r.bin); err != nil {
 		return fmt.Errorf("%s is not installed: %w", r.bin, err)
-	}
-	if len(r.prefix) > 0 {
-		if _, err := exec.LookPath(r.prefix[0]); err != nil {
-			return fmt.Errorf("%s (the command prefix) is not installed: %w", r.prefix[0], err)
-		}
 	}
 	// Both answer from the engine, not just the client, so a docker CLI
 	// without a daemon is caught here rather than at the first load.
@@ -135,13 +123,11 @@ func (r *cliRuntime) probe() error {
 
 // cmd runs the engine's CLI and returns stdout; the error carries stderr.
 func (r *cliRuntime) cmd(ctx context.Context, args ...string) (string, error) {
-	var stdout, stderr bytes.Buffer
-	c := r.command(ctx, args...)
-	c.Stdout, c.Stderr = &stdout, &stderr
-	if err := c.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%s %s: %w: %s", r.bin, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	stdout, stderr, err := r.execute(ctx, args...)
+	if err != nil {
+		return stdout, fmt.Errorf("%s %s: %w: %s", r.bin, strings.Join(args, " "), err, strings.TrimSpace(stderr))
 	}
-	return stdout.String(), nil
+	return stdout, nil
 }
 
 func (r *cliRuntime) Load(ctx context.Context, img v1.Image) (string, error) {
@@ -153,13 +139,9 @@ func (r *cliRuntime) Load(ctx context.Context, img v1.Image) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("reading image digest: %w", err)
 	}
-	suffix := make([]byte, 6)
-	if _, err := rand.Read(suffix); err != nil {
-		return "", err
-	}
 	// A tag of its own per run: parallel tests of the same image cannot
 	// remove each other's tag, and an image the user loaded keeps its tags.
-	tag := fmt.Sprintf("%s-%s", cfgDigest.Hex[:12], hex.EncodeToString(suffix))
+	tag := cfgDigest.Hex[:12] + "-" + strings.ToLower(rand.Text()[:12])
 	var ref string
 	if r.pull {
 		err = serve(ctx, img, "agent-images-smoke", tag, func(t name.Tag) error {
@@ -210,12 +192,6 @@ func (r *cliRuntime) loadArchive(ctx context.Context, img v1.Image, ref string) 
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if len(r.prefix) > 0 {
-		// The engine may run as another user (see prefix).
-		if err := os.Chmod(f.Name(), 0o644); err != nil {
-			return err
-		}
-	}
 	return r.load(ctx, "load", "-i", f.Name())
 }
 
@@ -223,12 +199,8 @@ func (r *cliRuntime) loadArchive(ctx context.Context, img v1.Image, ref string) 
 const loadAttempts = 3
 
 // load runs `<engine> args` (a load or a pull), holding the storage lock.
-// Podman's storage has a race: a load that finds a layer already present
-// links the new image to it, and if a concurrent `image rm` of another
-// image deletes that layer in between, the load fails with "layer not
-// known". Images of one release share their base layers and smoke tests
-// load and remove them in parallel, so that race is met in practice;
-// loading again finds the layer missing and writes it.
+// A load that lost a shared layer to another process's `image rm` (see
+// storage) fails with "layer not known"; loading again writes the layer.
 func (r *cliRuntime) load(ctx context.Context, args ...string) error {
 	r.storage.Lock()
 	defer r.storage.Unlock()
@@ -243,37 +215,19 @@ func (r *cliRuntime) load(ctx context.Context, args ...string) error {
 
 func (r *cliRuntime) Run(ctx context.Context, spec RunSpec) (*RunResult, error) {
 	args := []string{"run", "--rm", "--network", "none", "--pull", "never"}
-	if spec.Platform.Architecture != "" {
-		if r.bin == "podman" {
-			// podman 4 matches local images by --arch; --platform would make it look for a pull.
-			args = append(args, "--arch", spec.Platform.Architecture)
-			if spec.Platform.Variant != "" {
-				args = append(args, "--variant", spec.Platform.Variant)
-			}
-		} else {
-			args = append(args, "--platform", spec.Platform.String())
+	switch p := spec.Platform; {
+	case p.Architecture == "":
+	case r.bin == "podman":
+		// podman 4 matches local images by --arch; --platform would make it look for a pull.
+		args = append(args, "--arch", p.Architecture)
+		if p.Variant != "" {
+			args = append(args, "--variant", p.Variant)
 		}
+	default:
+		args = append(args, "--platform", p.String())
 	}
-	if spec.Entrypoint != "" {
-		args = append(args, "--entrypoint", spec.Entrypoint)
-	}
-	for _, t := range spec.Tmpfs {
-		args = append(args, "--tmpfs", t)
-	}
-	for _, m := range spec.Mounts {
-		v := m.Source + ":" + m.Target
-		if m.ReadOnly {
-			v += ":ro"
-		}
-		args = append(args, "-v", v)
-	}
-	args = slices.Concat(args, spec.Flags, []string{spec.Image}, spec.Args)
-
-	var stdout, stderr bytes.Buffer
-	c := r.command(ctx, args...)
-	c.Stdout, c.Stderr = &stdout, &stderr
-	err := c.Run()
-	res := &RunResult{Stdout: stdout.String(), Stderr: stderr.String()}
+	stdout, stderr, err := r.execute(ctx, slices.Concat(args, spec.Flags, []string{spec.Image}, spec.Args)...)
+	res := &RunResult{Stdout: stdout, Stderr: stderr}
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
@@ -331,27 +285,23 @@ func CanRun(p v1.Platform) (ok bool, how string, err error) {
 	if !known {
 		return false, fmt.Sprintf("no known qemu emulator for %s", p.Architecture), nil
 	}
-	status, err := os.ReadFile(filepath.Join(binfmtDir, "status"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, fmt.Sprintf("%s cannot run on %s: binfmt_misc is not mounted at %s", p.Architecture, hostArch, binfmtDir), nil
-	}
-	if err != nil {
-		return false, "", fmt.Errorf("reading binfmt_misc status: %w", err)
-	}
-	if strings.TrimSpace(string(status)) != "enabled" {
-		return false, fmt.Sprintf("%s cannot run on %s: binfmt_misc is disabled", p.Architecture, hostArch), nil
-	}
 	entry := "qemu-" + qemu
-	b, err := os.ReadFile(filepath.Join(binfmtDir, entry))
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, fmt.Sprintf("%s cannot run on %s: no %s binfmt entry is registered (scripts/setup-host.sh registers it)", p.Architecture, hostArch, entry), nil
-	}
-	if err != nil {
-		return false, "", fmt.Errorf("reading binfmt entry %s: %w", entry, err)
-	}
-	lines := strings.Split(string(b), "\n")
-	if strings.TrimSpace(lines[0]) != "enabled" {
-		return false, fmt.Sprintf("%s cannot run on %s: the %s binfmt entry is disabled", p.Architecture, hostArch, entry), nil
+	// binfmt_misc, then the entry in it: each must exist and be enabled.
+	var lines []string
+	for _, f := range []struct{ file, missing, disabled string }{
+		{"status", "binfmt_misc is not mounted at " + binfmtDir, "binfmt_misc is disabled"},
+		{entry, "no " + entry + " binfmt entry is registered (scripts/setup-host.sh registers it)", "the " + entry + " binfmt entry is disabled"},
+	} {
+		b, err := os.ReadFile(filepath.Join(binfmtDir, f.file))
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, fmt.Sprintf("%s cannot run on %s: %s", p.Architecture, hostArch, f.missing), nil
+		}
+		if err != nil {
+			return false, "", fmt.Errorf("reading binfmt_misc %s: %w", f.file, err)
+		}
+		if lines = strings.Split(string(b), "\n"); strings.TrimSpace(lines[0]) != "enabled" {
+			return false, fmt.Sprintf("%s cannot run on %s: %s", p.Architecture, hostArch, f.disabled), nil
+		}
 	}
 	var interp, flags string
 	for _, l := range lines[1:] {

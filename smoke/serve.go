@@ -2,7 +2,6 @@ package smoke
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -67,18 +66,16 @@ func blobsOf(img v1.Image) (imageBlobs, error) {
 	return b, nil
 }
 
-var errNoBlob = errors.New("no such blob in this image")
-
 func (b imageBlobs) Get(_ context.Context, _ string, d v1.Hash) (io.ReadCloser, error) {
 	if l, ok := b[d]; ok {
 		return l.Compressed()
 	}
-	return nil, errNoBlob
+	return nil, registry.ErrNotFound
 }
 
 func (b imageBlobs) Stat(_ context.Context, _ string, d v1.Hash) (int64, error) {
 	if l, ok := b[d]; ok {
 		return l.Size()
 	}
-	return 0, errNoBlob
+	return 0, registry.ErrNotFound
 }

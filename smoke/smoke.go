@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -32,10 +31,7 @@ const (
 	ModeStatic Mode = "static"
 )
 
-// Result is one check of the catalogue, in the form a release records: its
-// stable name (e.g. "config.user" or "run.whoami"), whether it was read from
-// the image without running it, its Status, and what was found (for a
-// failure, also what was wanted).
+// Result is one check of the catalogue, in the form a release records it.
 type Result = record.Check
 
 // Report is everything Test found out about one image.
@@ -52,8 +48,13 @@ type Report struct {
 // Failed returns the failing checks; an image passes when it is empty.
 func (r *Report) Failed() []Result { return r.filter(Fail) }
 
-func (r *Report) filter(s Status) []Result {
-	return slices.DeleteFunc(slices.Clone(r.Results), func(res Result) bool { return res.Status != s })
+func (r *Report) filter(s Status) (out []Result) {
+	for _, res := range r.Results {
+		if res.Status == s {
+			out = append(out, res)
+		}
+	}
+	return out
 }
 
 type options struct {
@@ -149,16 +150,7 @@ func Brief(rep *Report) *record.Smoke {
 	if rep == nil {
 		return nil
 	}
-	b := &record.Smoke{Mode: string(rep.Mode), Runner: rep.Runner, Reason: rep.Reason}
-	for _, r := range rep.Results {
-		switch r.Status {
-		case Fail:
-			b.Failed = append(b.Failed, r)
-		case Skip:
-			b.Skipped = append(b.Skipped, r)
-		default:
-			b.Passed++
-		}
-	}
+	b := &record.Smoke{Mode: string(rep.Mode), Runner: rep.Runner, Reason: rep.Reason, Failed: rep.Failed(), Skipped: rep.filter(Skip)}
+	b.Passed = len(rep.Results) - len(b.Failed) - len(b.Skipped)
 	return b
 }

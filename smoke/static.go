@@ -2,11 +2,10 @@ package smoke
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"maps"
 	"path"
 	"slices"
@@ -33,9 +32,8 @@ type staticRun struct {
 	results    []Result
 	entryStore string      // /nix/store/<hash>-<name> holding the entrypoint program
 	loader     string      // nix-ld loader path for this platform
-	ldStandin  string      // non-empty: why the nix-ld in the image is a stand-in
 	foreign    *foreignELF // program patched to run through the loader
-	noForeign  string      // why foreign is nil
+	noForeign  string      // why foreign is nil: no loader, stand-in nix-ld, no program
 }
 
 func (s *staticRun) check(check string, good bool, format string, args ...any) {
@@ -74,55 +72,41 @@ type passwdEntry struct {
 	home     string
 }
 
-func parsePasswd(b []byte) []passwdEntry {
-	var out []passwdEntry
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Split(sc.Text(), ":")
+func parsePasswd(b []byte) (out []passwdEntry) {
+	for l := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Split(l, ":")
 		if len(f) < 6 {
 			continue
 		}
 		uid, err1 := strconv.Atoi(f[2])
 		gid, err2 := strconv.Atoi(f[3])
-		if err1 != nil || err2 != nil {
-			continue
+		if err1 == nil && err2 == nil {
+			out = append(out, passwdEntry{name: f[0], uid: uid, gid: gid, home: f[5]})
 		}
-		out = append(out, passwdEntry{name: f[0], uid: uid, gid: gid, home: f[5]})
 	}
 	return out
 }
 
-// groups maps group names to gids from /etc/group.
+// parseGroup maps group names to gids from /etc/group.
 func parseGroup(b []byte) map[string]int {
 	out := map[string]int{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Split(sc.Text(), ":")
-		if len(f) < 3 {
-			continue
-		}
-		if gid, err := strconv.Atoi(f[2]); err == nil {
-			out[f[0]] = gid
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if f := strings.Split(l, ":"); len(f) >= 3 {
+			if gid, err := strconv.Atoi(f[2]); err == nil {
+				out[f[0]] = gid
+			}
 		}
 	}
 	return out
-}
-
-func (s *staticRun) etc(name string) []byte {
-	p, err := s.fs.resolve(name, 0)
-	if err != nil {
-		return nil
-	}
-	m, _ := s.fs.readFiles(p)
-	return m[p]
 }
 
 // identity checks config User against passwd and group, and that the image
 // does not run as root.
 func (s *staticRun) identity() {
 	w := s.want
-	passwd := parsePasswd(s.etc("/etc/passwd"))
-	groups := parseGroup(s.etc("/etc/group"))
+	passwdFile, _ := s.fs.readFile("/etc/passwd")
+	groupFile, _ := s.fs.readFile("/etc/group")
+	passwd, groups := parsePasswd(passwdFile), parseGroup(groupFile)
 	userPart, groupPart, hasGroup := strings.Cut(s.cfg.User, ":")
 
 	// Resolve the config user to a uid, as the runtime will.
@@ -251,7 +235,7 @@ func (s *staticRun) environment() {
 			continue
 		}
 		info, found := s.fs.stat(v)
-		s.check("fs.file-env "+k, found && info.Type != tar.TypeDir, "%s = %q: %s", k, v, describe(info, found))
+		s.check("fs.file-env "+k, found && !info.isDir(), "%s = %q: %s", k, v, describe(info, found))
 	}
 }
 
@@ -288,21 +272,21 @@ func (s *staticRun) dirs() {
 		switch {
 		case !ok || !info.isDir():
 			s.check("fs.dir "+d, false, "%s", describe(info, ok))
-		case info.UID != w.UID || info.GID != w.GID:
-			s.check("fs.dir "+d, false, "owned by %d:%d, want %d:%d", info.UID, info.GID, w.UID, w.GID)
+		case info.Uid != w.UID || info.Gid != w.GID:
+			s.check("fs.dir "+d, false, "owned by %d:%d, want %d:%d", info.Uid, info.Gid, w.UID, w.GID)
 		case info.Mode&0o200 == 0:
-			s.check("fs.dir "+d, false, "mode %o is not writable by its owner", info.Mode.Perm())
+			s.check("fs.dir "+d, false, "mode %o is not writable by its owner", info.Mode&0o777)
 		default:
-			s.check("fs.dir "+d, true, "directory %d:%d mode %o", info.UID, info.GID, info.Mode.Perm())
+			s.check("fs.dir "+d, true, "directory %d:%d mode %o", info.Uid, info.Gid, info.Mode&0o777)
 		}
 	}
 	for _, d := range dedupe(w.RootOwned) {
 		info, ok := s.fs.stat(d)
-		s.check("fs.root-owned "+d, ok && info.UID == 0 && info.GID == 0, "%s", describe(info, ok))
+		s.check("fs.root-owned "+d, ok && info.Uid == 0 && info.Gid == 0, "%s", describe(info, ok))
 	}
 	if w.Tmp {
 		info, ok := s.fs.stat("/tmp")
-		s.check("fs.tmp", ok && info.isDir() && info.Mode.Perm() == 0o777 && info.Mode&fs.ModeSticky != 0,
+		s.check("fs.tmp", ok && info.isDir() && info.Mode&0o1777 == 0o1777,
 			"/tmp: %s, want a directory with mode 1777", describe(info, ok))
 	}
 }
@@ -310,14 +294,11 @@ func (s *staticRun) dirs() {
 // parseNixConf reads nix.conf "key = value" lines into their values.
 func parseNixConf(b []byte) map[string]string {
 	out := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line, _, _ := strings.Cut(sc.Text(), "#")
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
+	for line := range strings.SplitSeq(string(b), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		if k, v, ok := strings.Cut(line, "="); ok {
+			out[strings.TrimSpace(k)] = strings.Join(strings.Fields(v), " ")
 		}
-		out[strings.TrimSpace(k)] = strings.Join(strings.Fields(v), " ")
 	}
 	return out
 }
@@ -355,24 +336,18 @@ func (s *staticRun) nix() {
 	}
 	if confDir != "" {
 		conf := path.Join(confDir, "nix.conf")
-		info, found := s.fs.stat(conf)
-		if !found || info.Type == tar.TypeDir {
-			s.check("fs.nix-conf", false, "%s: %s", conf, describe(info, found))
+		if data, err := s.fs.readFile(conf); err != nil {
+			s.check("fs.nix-conf", false, "%v", err)
 		} else {
-			data, err := s.fs.readFiles(info.Path)
-			if err != nil {
-				s.check("fs.nix-conf", false, "reading %s: %v", conf, err)
-			} else {
-				good, detail := checkNixConf(parseNixConf(data[info.Path]), n)
-				s.check("fs.nix-conf", good, "%s: %s", conf, detail)
-			}
+			good, detail := checkNixConf(parseNixConf(data), n)
+			s.check("fs.nix-conf", good, "%s: %s", conf, detail)
 		}
 	}
 	info, ok := s.fs.stat("/nix/store")
-	s.check("fs.nix-store", ok && info.isDir() && info.UID == s.want.UID && info.Mode&0o200 != 0,
+	s.check("fs.nix-store", ok && info.isDir() && info.Uid == s.want.UID && info.Mode&0o200 != 0,
 		"/nix/store: %s, want a directory the user (uid %d) owns and can write", describe(info, ok), s.want.UID)
 	found, _, ok := s.fs.lookPath("nix", s.env["PATH"])
-	s.check("fs.nix-command", ok, "nix on PATH: %s", orNone(found))
+	s.check("fs.nix-command", ok, "nix on PATH: %s", cmp.Or(found, "none"))
 }
 
 // bundledNixpkgs checks that NIX_PATH names a nixpkgs source inside the
@@ -394,14 +369,10 @@ func (s *staticRun) bundledNixpkgs(confDir string) {
 		return
 	}
 	reg := path.Join(confDir, "registry.json")
-	var pinned string
-	if info, found := s.fs.stat(reg); found && !info.isDir() {
-		if data, err := s.fs.readFiles(info.Path); err == nil {
-			pinned = registryPath(data[info.Path], "nixpkgs")
-		}
-	}
+	data, _ := s.fs.readFile(reg)
+	pinned := registryPath(data, "nixpkgs")
 	s.check("fs.nix-registry", pinned != "" && pinned == src,
-		"%s pins nixpkgs to %s, want the NIX_PATH nixpkgs %s", reg, orNone(pinned), orNone(src))
+		"%s pins nixpkgs to %s, want the NIX_PATH nixpkgs %s", reg, cmp.Or(pinned, "none"), cmp.Or(src, "none"))
 }
 
 // registryPath is the path a version-2 flake registry maps the indirect
@@ -430,6 +401,7 @@ func (s *staticRun) nixLd() {
 	}
 	if s.loader == "" {
 		s.check("fs.nix-ld-loader", false, "no conventional loader path known for %s; set NixLd.Loader", s.plat.Architecture)
+		s.noForeign = "no loader path for this platform"
 		return
 	}
 	cands := foreignCandidateFiles(s.fs, s.env["PATH"])
@@ -438,10 +410,10 @@ func (s *staticRun) nixLd() {
 	switch {
 	case !ok:
 		s.check("fs.nix-ld-loader", false, "%s does not exist", s.loader)
-	case link.Type != tar.TypeSymlink:
+	case link.Typeflag != tar.TypeSymlink:
 		s.check("fs.nix-ld-loader", false, "%s is not a symlink: %s", s.loader, describe(link, ok))
 	case !tok || !target.isExec():
-		s.check("fs.nix-ld-loader", false, "%s -> %s, which is not an executable in the image", s.loader, link.Link)
+		s.check("fs.nix-ld-loader", false, "%s -> %s, which is not an executable in the image", s.loader, link.Linkname)
 	default:
 		s.check("fs.nix-ld-loader", true, "%s -> %s", s.loader, target.Path)
 		// One pass for the loader and the programs a foreign-ELF check may use.
@@ -449,8 +421,8 @@ func (s *staticRun) nixLd() {
 		for _, c := range cands {
 			files = append(files, c.file)
 		}
-		if data, err := s.fs.readFiles(files...); err == nil && bytes.Contains(data[target.Path], []byte(standinMarker)) {
-			s.ldStandin = fmt.Sprintf("%s is the offline stand-in for nix-ld, not real nix-ld", target.Path)
+		if err := s.fs.readFiles(files...); err == nil && bytes.Contains(s.fs.contents[target.Path], []byte(standinMarker)) {
+			s.noForeign = fmt.Sprintf("needs real nix-ld: %s is the offline stand-in for nix-ld, not real nix-ld", target.Path)
 		}
 	}
 	ld, ok := s.env["NIX_LD"]
@@ -476,7 +448,7 @@ func (s *staticRun) nixLd() {
 		good, detail := checkLibraries(lp, libs, s.want.NixLd.OnlyLibraries)
 		s.check("config.nix-ld-libraries", good, "%s", detail)
 	}
-	if s.ldStandin == "" {
+	if s.noForeign == "" {
 		s.foreign, s.noForeign = findForeignELF(s.fs, cands, s.loader, s.plat)
 	}
 }
@@ -485,15 +457,11 @@ func describe(i fileInfo, ok bool) string {
 	if !ok {
 		return "does not exist"
 	}
-	kind := map[byte]string{tar.TypeDir: "directory", tar.TypeSymlink: "symlink", tar.TypeLink: "hard link", tar.TypeReg: "file"}[i.Type]
+	kind := map[byte]string{tar.TypeDir: "directory", tar.TypeSymlink: "symlink", tar.TypeLink: "hard link", tar.TypeReg: "file"}[i.Typeflag]
 	if kind == "" {
-		kind = fmt.Sprintf("type %q", i.Type)
+		kind = fmt.Sprintf("type %q", i.Typeflag)
 	}
-	mode := fmt.Sprintf("%o", i.Mode.Perm())
-	if i.Mode&fs.ModeSticky != 0 {
-		mode = "1" + fmt.Sprintf("%03o", i.Mode.Perm())
-	}
-	return fmt.Sprintf("%s %s owned by %d:%d mode %s", kind, i.Path, i.UID, i.GID, mode)
+	return fmt.Sprintf("%s %s owned by %d:%d mode %o", kind, i.Path, i.Uid, i.Gid, i.Mode&0o1777)
 }
 
 func quoteOrUnset(v string, ok bool) string {
@@ -510,15 +478,7 @@ func orAny(s string) string {
 	return strconv.Quote(s)
 }
 
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
-}
-
-func dedupe(in []string) []string {
-	var out []string
+func dedupe(in []string) (out []string) {
 	for _, s := range in {
 		if !slices.Contains(out, s) {
 			out = append(out, s)
@@ -556,23 +516,20 @@ func isPackage(name, lib string) bool {
 
 // checkLibraries judges NIX_LD_LIBRARY_PATH against the expected libraries.
 func checkLibraries(lp string, libs []string, only bool) (bool, string) {
-	entries := slices.DeleteFunc(strings.Split(lp, ":"), func(d string) bool { return d == "" })
-	var missing, extra []string
+	var names, missing, extra []string
+	for e := range strings.SplitSeq(lp, ":") {
+		if e == "" {
+			continue
+		}
+		names = append(names, storeName(e))
+		if only && !slices.ContainsFunc(libs, func(l string) bool { return isPackage(storeName(e), l) }) {
+			extra = append(extra, e)
+		}
+	}
 	for _, l := range libs {
-		if !slices.ContainsFunc(entries, func(e string) bool { return isPackage(storeName(e), l) }) {
+		if !slices.ContainsFunc(names, func(n string) bool { return isPackage(n, l) }) {
 			missing = append(missing, l)
 		}
-	}
-	if only {
-		for _, e := range entries {
-			if !slices.ContainsFunc(libs, func(l string) bool { return isPackage(storeName(e), l) }) {
-				extra = append(extra, e)
-			}
-		}
-	}
-	names := make([]string, len(entries))
-	for i, e := range entries {
-		names[i] = storeName(e)
 	}
 	detail := fmt.Sprintf("NIX_LD_LIBRARY_PATH has %s", strings.Join(names, " "))
 	if len(missing) > 0 {
