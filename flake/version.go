@@ -88,27 +88,43 @@ func (v Version) OutInstallable(drvPath string) string {
 }
 
 // Realise builds the out output of a store derivation, with an out-link at
-// link, and returns its store path. `nix build --json` prints one entry per
-// installable, the same shape from 2.8 on (later releases add fields).
+// link, and returns its store path.
 func Realise(ctx context.Context, run Runner, v Version, drvPath, link string) (string, error) {
-	out, err := run(ctx, "build", "--json", "--out-link", link, v.OutInstallable(drvPath))
+	outs, err := RealiseAll(ctx, run, v, link, drvPath)
+	return outs[drvPath], err
+}
+
+// RealiseAll builds the out output of each store derivation in one nix
+// process, with out-links at link, link-1, link-2... (Nix 2.8 numbers them
+// in its own order), and returns each one's store path by derivation. `nix build --json` prints one
+// entry per installable, the same shape from 2.8 on (later releases add
+// fields).
+func RealiseAll(ctx context.Context, run Runner, v Version, link string, drvPaths ...string) (map[string]string, error) {
+	args := []string{"build", "--json", "--out-link", link}
+	for _, d := range drvPaths {
+		args = append(args, v.OutInstallable(d))
+	}
+	out, err := run(ctx, args...)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	var built []struct {
 		DrvPath string            `json:"drvPath"`
 		Outputs map[string]string `json:"outputs"`
 	}
 	if err := json.Unmarshal(out, &built); err != nil {
-		return "", fmt.Errorf("nix build --json printed %q, want a list of derivations and their outputs: %w", firstLine(string(out)), err)
+		return nil, fmt.Errorf("nix build --json printed %q, want a list of derivations and their outputs: %w", firstLine(string(out)), err)
 	}
-	if len(built) != 1 || built[0].Outputs["out"] == "" {
-		return "", fmt.Errorf("nix build --json printed %q, want one derivation with an out output", out)
+	outs := map[string]string{}
+	for _, b := range built {
+		outs[b.DrvPath] = b.Outputs["out"]
 	}
-	if built[0].DrvPath != drvPath {
-		return "", fmt.Errorf("nix built %s, want %s", built[0].DrvPath, drvPath)
+	for _, d := range drvPaths {
+		if outs[d] == "" {
+			return nil, fmt.Errorf("nix build --json printed %q, want %s with an out output", out, d)
+		}
 	}
-	return built[0].Outputs["out"], nil
+	return outs, nil
 }
 
 func firstLine(s string) string {
