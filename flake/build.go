@@ -75,9 +75,8 @@ type Builder struct {
 	versionOnce sync.Once
 	version     Version
 	versionErr  error
-
-	mu sync.Mutex
-	// held are the conf.json outputs RealiseHeld realised, by derivation.
+	// held are the conf.json outputs RealiseHeld realised, by derivation,
+	// before any Build.
 	held map[string]string
 }
 
@@ -152,10 +151,11 @@ func (b *Builder) build(ctx context.Context, t Target) (*Built, error) {
 	// Realising a derivation evaluates nothing, so each target can be its
 	// own process, which keeps a failure with its target, at the cost of a
 	// process start.
-	out, err := Realise(ctx, o.nix, b.version, t.Image.DrvPath, filepath.Join(o.workDir, "out", name))
+	outs, err := Realise(ctx, o.nix, b.version, filepath.Join(o.workDir, "out", name), t.Image.DrvPath)
 	if err != nil {
 		return nil, fmt.Errorf("building %s: %w", t, err)
 	}
+	out := outs[t.Image.DrvPath]
 	o.progress(Event{Target: t, Stage: "loading"})
 	archive, err := Archive(ctx, out, filepath.Join(o.workDir, "archives", name+".tar"))
 	if err != nil {
@@ -173,15 +173,14 @@ func (b *Builder) build(ctx context.Context, t Target) (*Built, error) {
 // names, so refers to, every store path of the image: Nix keeps them all
 // in the store with it, however it got it.
 func (b *Builder) pack(ctx context.Context, t Target, name string) (*Built, error) {
-	b.mu.Lock()
-	conf := b.held[t.Image.ConfDrvPath]
-	b.mu.Unlock()
-	if conf == "" {
-		var err error
-		if conf, err = Realise(ctx, b.o.nix, b.version, t.Image.ConfDrvPath, filepath.Join(b.o.workDir, "out", "conf", name)); err != nil {
-			return nil, fmt.Errorf("building %s: %w", t, err)
-		}
+	outs, err := b.held, error(nil)
+	if outs[t.Image.ConfDrvPath] == "" {
+		outs, err = Realise(ctx, b.o.nix, b.version, filepath.Join(b.o.workDir, "out", "conf", name), t.Image.ConfDrvPath)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("building %s: %w", t, err)
+	}
+	conf := outs[t.Image.ConfDrvPath]
 	c, own, err := readConf(conf)
 	if err != nil {
 		return nil, fmt.Errorf("building %s from %s: %w", t, conf, err)
@@ -206,21 +205,14 @@ func (b *Builder) RealiseHeld(ctx context.Context, targets []Target) {
 	for _, t := range targets {
 		// A path in the store is only a hint: nix checks it is valid, and
 		// builds it otherwise.
-		if out := drvOutput(t.Image.ConfDrvPath); out != "" && !slices.Contains(drvs, t.Image.ConfDrvPath) {
-			if _, err := os.Lstat(out); err == nil {
-				drvs = append(drvs, t.Image.ConfDrvPath)
-			}
+		if _, err := os.Lstat(drvOutput(t.Image.ConfDrvPath)); err == nil && !slices.Contains(drvs, t.Image.ConfDrvPath) {
+			drvs = append(drvs, t.Image.ConfDrvPath)
 		}
 	}
-	if len(drvs) == 0 || b.detectVersion(ctx) != nil {
-		return
-	}
-	// The out-links held, held-1, ... keep what is packed from being
-	// collected, as a target's own link does.
-	if outs, err := RealiseAll(ctx, b.o.nix, b.version, filepath.Join(b.o.workDir, "out", "conf", "held"), drvs...); err == nil {
-		b.mu.Lock()
-		b.held = outs
-		b.mu.Unlock()
+	if len(drvs) > 0 && b.detectVersion(ctx) == nil {
+		// The out-links held, held-1, ... keep what is packed from being
+		// collected, as a target's own link does. On failure held is nil.
+		b.held, _ = Realise(ctx, b.o.nix, b.version, filepath.Join(b.o.workDir, "out", "conf", "held"), drvs...)
 	}
 }
 

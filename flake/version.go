@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -87,19 +88,11 @@ func (v Version) OutInstallable(drvPath string) string {
 	return drvPath
 }
 
-// Realise builds the out output of a store derivation, with an out-link at
-// link, and returns its store path.
-func Realise(ctx context.Context, run Runner, v Version, drvPath, link string) (string, error) {
-	outs, err := RealiseAll(ctx, run, v, link, drvPath)
-	return outs[drvPath], err
-}
-
-// RealiseAll builds the out output of each store derivation in one nix
-// process, with out-links at link, link-1, link-2... (Nix 2.8 numbers them
-// in its own order), and returns each one's store path by derivation. `nix build --json` prints one
-// entry per installable, the same shape from 2.8 on (later releases add
-// fields).
-func RealiseAll(ctx context.Context, run Runner, v Version, link string, drvPaths ...string) (map[string]string, error) {
+// Realise builds the out output of each store derivation in one nix
+// process, with out-links at link, link-1, ... (Nix 2.8 numbers them in its
+// own order), and returns each one's store path by derivation. `nix build
+// --json` prints an entry per installable, the same shape from 2.8 on.
+func Realise(ctx context.Context, run Runner, v Version, link string, drvPaths ...string) (map[string]string, error) {
 	args := []string{"build", "--json", "--out-link", link}
 	for _, d := range drvPaths {
 		args = append(args, v.OutInstallable(d))
@@ -119,10 +112,8 @@ func RealiseAll(ctx context.Context, run Runner, v Version, link string, drvPath
 	for _, b := range built {
 		outs[b.DrvPath] = b.Outputs["out"]
 	}
-	for _, d := range drvPaths {
-		if outs[d] == "" {
-			return nil, fmt.Errorf("nix build --json printed %q, want %s with an out output", out, d)
-		}
+	if i := slices.IndexFunc(drvPaths, func(d string) bool { return outs[d] == "" }); i >= 0 {
+		return nil, fmt.Errorf("nix build --json printed %q, want %s with an out output", out, drvPaths[i])
 	}
 	return outs, nil
 }

@@ -81,7 +81,8 @@ func TestRealiseOnEveryNix(t *testing.T) {
 				}
 			}
 			link := filepath.Join(t.TempDir(), "result")
-			path, err := flake.Realise(ctx, flake.Run, v, drv, link)
+			outs, err := flake.Realise(ctx, flake.Run, v, link, drv)
+			path := outs[drv]
 			if err != nil {
 				t.Fatalf("%s: Realise(%s) = %v", v, drv, err)
 			}
@@ -100,9 +101,9 @@ func TestRealiseOnEveryNix(t *testing.T) {
 				t.Fatal(err)
 			}
 			drv2 := strings.TrimSpace(string(out))
-			outs, err := flake.RealiseAll(ctx, flake.Run, v, link+"-all", drv, drv2)
+			outs, err = flake.Realise(ctx, flake.Run, v, link+"-all", drv, drv2)
 			if err != nil || outs[drv] != path || outs[drv2] == "" || outs[drv2] == path {
-				t.Fatalf("%s: RealiseAll(%s, %s) = %v, %v; want %s and another output", v, drv, drv2, outs, err, path)
+				t.Fatalf("%s: Realise(%s, %s) = %v, %v; want %s and another output", v, drv, drv2, outs, err, path)
 			}
 			var linked []string
 			for _, l := range []string{link + "-all", link + "-all-1"} {
