@@ -1,11 +1,13 @@
 package flake
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -69,11 +71,13 @@ type Builder struct {
 	o     options
 	cache *layerCache
 
-	// The nix on PATH is asked its version once, on the first build: how
-	// a derivation's output is named depends on it.
+	// How a derivation's output is named depends on the version of nix.
 	versionOnce sync.Once
 	version     Version
 	versionErr  error
+	// held are the conf.json outputs RealiseHeld realised, by derivation,
+	// before any Build.
+	held map[string]string
 }
 
 // NewBuilder prepares the work directory and the layer cache.
@@ -134,9 +138,8 @@ func (b *Builder) build(ctx context.Context, t Target) (*Built, error) {
 	if !strings.HasSuffix(t.Image.DrvPath, ".drv") {
 		return nil, fmt.Errorf("building %s: no derivation to realise (the release set's evaluation names one for every target)", t)
 	}
-	b.versionOnce.Do(func() { b.version, b.versionErr = DetectVersion(ctx, o.nix) })
-	if b.versionErr != nil {
-		return nil, fmt.Errorf("building %s: %w", t, b.versionErr)
+	if err := b.detectVersion(ctx); err != nil {
+		return nil, fmt.Errorf("building %s: %w", t, err)
 	}
 	name := t.Agent + "-" + string(t.System)
 	if t.Image.ConfDrvPath != "" {
@@ -148,10 +151,11 @@ func (b *Builder) build(ctx context.Context, t Target) (*Built, error) {
 	// Realising a derivation evaluates nothing, so each target can be its
 	// own process, which keeps a failure with its target, at the cost of a
 	// process start.
-	out, err := Realise(ctx, o.nix, b.version, t.Image.DrvPath, filepath.Join(o.workDir, "out", name))
+	outs, err := Realise(ctx, o.nix, b.version, filepath.Join(o.workDir, "out", name), t.Image.DrvPath)
 	if err != nil {
 		return nil, fmt.Errorf("building %s: %w", t, err)
 	}
+	out := outs[t.Image.DrvPath]
 	o.progress(Event{Target: t, Stage: "loading"})
 	archive, err := Archive(ctx, out, filepath.Join(o.workDir, "archives", name+".tar"))
 	if err != nil {
@@ -169,10 +173,14 @@ func (b *Builder) build(ctx context.Context, t Target) (*Built, error) {
 // names, so refers to, every store path of the image: Nix keeps them all
 // in the store with it, however it got it.
 func (b *Builder) pack(ctx context.Context, t Target, name string) (*Built, error) {
-	conf, err := Realise(ctx, b.o.nix, b.version, t.Image.ConfDrvPath, filepath.Join(b.o.workDir, "out", "conf", name))
+	outs, err := b.held, error(nil)
+	if outs[t.Image.ConfDrvPath] == "" {
+		outs, err = Realise(ctx, b.o.nix, b.version, filepath.Join(b.o.workDir, "out", "conf", name), t.Image.ConfDrvPath)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("building %s: %w", t, err)
 	}
+	conf := outs[t.Image.ConfDrvPath]
 	c, own, err := readConf(conf)
 	if err != nil {
 		return nil, fmt.Errorf("building %s from %s: %w", t, conf, err)
@@ -183,6 +191,48 @@ func (b *Builder) pack(ctx context.Context, t Target, name string) (*Built, erro
 		return nil, fmt.Errorf("packing %s from %s: %w", t, conf, err)
 	}
 	return built(t, conf, img)
+}
+
+// RealiseHeld realises, in one nix process, the conf.json of each of
+// targets that the store already holds (a push of built images, a release
+// after another), so that Build of them starts no process: starting nix
+// costs more than finding an output valid. A conf.json that must be built
+// is still realised by Build, a process per target, which keeps a failure
+// with its target and lets Nix build while others pack. Call it before
+// Build; when it fails, Build realises each target as before.
+func (b *Builder) RealiseHeld(ctx context.Context, targets []Target) {
+	var drvs []string
+	for _, t := range targets {
+		// A path in the store is only a hint: nix checks it is valid, and
+		// builds it otherwise.
+		if _, err := os.Lstat(drvOutput(t.Image.ConfDrvPath)); err == nil && !slices.Contains(drvs, t.Image.ConfDrvPath) {
+			drvs = append(drvs, t.Image.ConfDrvPath)
+		}
+	}
+	if len(drvs) > 0 && b.detectVersion(ctx) == nil {
+		// The out-links held, held-1, ... keep what is packed from being
+		// collected, as a target's own link does. On failure held is nil.
+		b.held, _ = Realise(ctx, b.o.nix, b.version, filepath.Join(b.o.workDir, "out", "conf", "held"), drvs...)
+	}
+}
+
+// drvOutput is the out path a store derivation's file names first, as in
+// Derive([("out","/nix/store/…-conf.json","",""), …; "" when it names
+// none there, as a content-addressed derivation does.
+func drvOutput(drvPath string) string {
+	data, err := os.ReadFile(drvPath)
+	rest, ok := bytes.CutPrefix(data, []byte(`Derive([("out","`))
+	out, _, found := bytes.Cut(rest, []byte(`"`))
+	if err != nil || !ok || !found || filepath.Dir(string(out)) != filepath.Dir(drvPath) {
+		return ""
+	}
+	return string(out)
+}
+
+// detectVersion asks the nix on PATH its version once, on the first build.
+func (b *Builder) detectVersion(ctx context.Context) error {
+	b.versionOnce.Do(func() { b.version, b.versionErr = DetectVersion(ctx, b.o.nix) })
+	return b.versionErr
 }
 
 func built(t Target, out string, img v1.Image) (*Built, error) {

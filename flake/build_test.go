@@ -2,10 +2,14 @@ package flake
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -141,5 +145,125 @@ func TestBuilderNeverClearsThroughALink(t *testing.T) {
 	}
 	if _, err := NewBuilder(WithWorkDir(linked), WithCacheDir(t.TempDir())); err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
 		t.Errorf("NewBuilder(a linked work directory) = %v, want refused", err)
+	}
+}
+
+// TestRealiseHeldStartsOneNixForWhatTheStoreHolds: a push of built images
+// finds every conf.json in the store already, and realises them all in one
+// nix process, where it started one per target; a conf.json that must be
+// built still gets its own process when its target builds, so a failure
+// stays with its target. When that one process fails, each target is
+// realised on its own, as before.
+func TestRealiseHeldStartsOneNixForWhatTheStoreHolds(t *testing.T) {
+	for _, batchFails := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batch fails %v", batchFails), func(t *testing.T) {
+			store := t.TempDir()
+			conf := packableConf(t, store)
+			confs := map[string]string{} // derivation -> out path
+			var targets []Target
+			for i, a := range []string{"held1", "held2", "held3", "built", "broken"} {
+				hash := strings.Repeat(string(rune('a'+i)), 32)
+				drv := filepath.Join(store, hash+"-"+a+"-conf.json.drv")
+				out := filepath.Join(store, hash+"-"+a+"-conf.json")
+				if err := os.WriteFile(drv, []byte(`Derive([("out","`+out+`","","")],[],[],"x86_64-linux","/bin/sh",[],[])`), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if strings.HasPrefix(a, "held") {
+					writeTestFile(t, out, conf)
+				}
+				confs[drv] = out
+				targets = append(targets, Target{Agent: a, System: X86_64Linux, Image: Image{DrvPath: drvOf(a, X86_64Linux), ConfDrvPath: drv}})
+			}
+			var mu sync.Mutex
+			var builds [][]string
+			fake := func(_ context.Context, args ...string) ([]byte, error) {
+				if args[0] == "--version" {
+					return []byte("nix (Nix) 2.26.3\n"), nil
+				}
+				drvs := args[4:]
+				mu.Lock()
+				builds = append(builds, drvs)
+				mu.Unlock()
+				if batchFails && len(drvs) > 1 {
+					return nil, errors.New("one of them failed")
+				}
+				var entries []map[string]any
+				for _, d := range drvs {
+					d = strings.TrimSuffix(d, "^out")
+					switch out := confs[d]; {
+					case strings.Contains(d, "-broken-"):
+						return nil, errors.New("builder failed")
+					case strings.Contains(d, "-built-"):
+						writeTestFile(t, out, conf)
+						fallthrough
+					default:
+						entries = append(entries, map[string]any{"drvPath": d, "outputs": map[string]string{"out": out}})
+					}
+				}
+				return json.Marshal(entries)
+			}
+			b, err := NewBuilder(WithCacheDir(t.TempDir()), WithWorkDir(t.TempDir()), withNix(fake))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.RealiseHeld(context.Background(), targets)
+			for i, r := range buildWith(b, targets) {
+				tg := targets[i]
+				switch {
+				case tg.Agent == "broken" && (r.err == nil || !strings.Contains(r.err.Error(), "builder failed")):
+					t.Errorf("%s: Build = %v, want its own failure", tg, r.err)
+				case tg.Agent != "broken" && (r.err != nil || r.built.OutPath != confs[tg.Image.ConfDrvPath]):
+					t.Errorf("%s: Build = %+v, %v; want the image packed from %s", tg, r.built, r.err, confs[tg.Image.ConfDrvPath])
+				}
+			}
+			held := []string{targets[0].Image.ConfDrvPath + "^out", targets[1].Image.ConfDrvPath + "^out", targets[2].Image.ConfDrvPath + "^out"}
+			want := [][]string{held}
+			if batchFails {
+				want = [][]string{held, {held[0]}, {held[1]}, {held[2]}}
+			}
+			for _, tg := range targets[3:] {
+				want = append(want, []string{tg.Image.ConfDrvPath + "^out"})
+			}
+			sortRuns := func(runs [][]string) {
+				slices.SortFunc(runs[1:], func(a, b []string) int { return strings.Compare(a[0], b[0]) })
+			}
+			sortRuns(builds)
+			sortRuns(want)
+			if !slices.EqualFunc(builds, want, slices.Equal) {
+				t.Errorf("nix build runs = %q, want %q", builds, want)
+			}
+		})
+	}
+}
+
+// packableConf is a conf.json the packer reads, of one store layer of one
+// file and a customisation layer, which it writes into store.
+func packableConf(t *testing.T, store string) []byte {
+	t.Helper()
+	payload := filepath.Join(store, "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-payload")
+	custom := filepath.Join(store, "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy-customisation-layer")
+	layer := []byte("a customisation layer")
+	sum := sha256.Sum256(layer)
+	writeTestFile(t, payload, []byte("payload"))
+	writeTestFile(t, filepath.Join(custom, "layer.tar"), layer)
+	writeTestFile(t, filepath.Join(custom, "checksum"), []byte(hex.EncodeToString(sum[:])))
+	conf, err := json.Marshal(map[string]any{
+		"architecture": "amd64", "config": map[string]any{}, "created": "1970-01-01T00:00:01Z", "mtime": "1970-01-01T00:00:01Z",
+		"uid": 0, "gid": 0, "uname": "root", "gname": "root", "store_dir": store, "from_image": nil,
+		"store_layers": [][]string{{payload}}, "customisation_layer": custom,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conf
+}
+
+func writeTestFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -80,11 +80,11 @@ func packedIsWhatNixBuilds(t *testing.T) {
 		if filepath.Base(results[i].built.OutPath) == filepath.Base(tg.Image.DrvPath) || tg.Image.ConfDrvPath == "" {
 			t.Fatalf("%s was not packed from its conf.json (%+v)", tg, tg.Image)
 		}
-		nixOut, err := Realise(ctx, Run, version, tg.Image.DrvPath, filepath.Join(work, "nix", tg.Agent+"-"+string(tg.System)))
+		nixOut, err := Realise(ctx, Run, version, filepath.Join(work, "nix", tg.Agent+"-"+string(tg.System)), tg.Image.DrvPath)
 		if err != nil {
 			t.Fatal(err)
 		}
-		archive, err := Archive(ctx, nixOut, filepath.Join(work, tg.Agent+"-"+string(tg.System)+".tar"))
+		archive, err := Archive(ctx, nixOut[tg.Image.DrvPath], filepath.Join(work, tg.Agent+"-"+string(tg.System)+".tar"))
 		if err != nil {
 			t.Fatal(err)
 		}

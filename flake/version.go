@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -87,28 +88,34 @@ func (v Version) OutInstallable(drvPath string) string {
 	return drvPath
 }
 
-// Realise builds the out output of a store derivation, with an out-link at
-// link, and returns its store path. `nix build --json` prints one entry per
-// installable, the same shape from 2.8 on (later releases add fields).
-func Realise(ctx context.Context, run Runner, v Version, drvPath, link string) (string, error) {
-	out, err := run(ctx, "build", "--json", "--out-link", link, v.OutInstallable(drvPath))
+// Realise builds the out output of each store derivation in one nix
+// process, with out-links at link, link-1, ... (Nix 2.8 numbers them in its
+// own order), and returns each one's store path by derivation. `nix build
+// --json` prints an entry per installable, the same shape from 2.8 on.
+func Realise(ctx context.Context, run Runner, v Version, link string, drvPaths ...string) (map[string]string, error) {
+	args := []string{"build", "--json", "--out-link", link}
+	for _, d := range drvPaths {
+		args = append(args, v.OutInstallable(d))
+	}
+	out, err := run(ctx, args...)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	var built []struct {
 		DrvPath string            `json:"drvPath"`
 		Outputs map[string]string `json:"outputs"`
 	}
 	if err := json.Unmarshal(out, &built); err != nil {
-		return "", fmt.Errorf("nix build --json printed %q, want a list of derivations and their outputs: %w", firstLine(string(out)), err)
+		return nil, fmt.Errorf("nix build --json printed %q, want a list of derivations and their outputs: %w", firstLine(string(out)), err)
 	}
-	if len(built) != 1 || built[0].Outputs["out"] == "" {
-		return "", fmt.Errorf("nix build --json printed %q, want one derivation with an out output", out)
+	outs := map[string]string{}
+	for _, b := range built {
+		outs[b.DrvPath] = b.Outputs["out"]
 	}
-	if built[0].DrvPath != drvPath {
-		return "", fmt.Errorf("nix built %s, want %s", built[0].DrvPath, drvPath)
+	if i := slices.IndexFunc(drvPaths, func(d string) bool { return outs[d] == "" }); i >= 0 {
+		return nil, fmt.Errorf("nix build --json printed %q, want %s with an out output", out, drvPaths[i])
 	}
-	return built[0].Outputs["out"], nil
+	return outs, nil
 }
 
 func firstLine(s string) string {

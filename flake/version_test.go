@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,7 +81,8 @@ func TestRealiseOnEveryNix(t *testing.T) {
 				}
 			}
 			link := filepath.Join(t.TempDir(), "result")
-			path, err := flake.Realise(ctx, flake.Run, v, drv, link)
+			outs, err := flake.Realise(ctx, flake.Run, v, link, drv)
+			path := outs[drv]
 			if err != nil {
 				t.Fatalf("%s: Realise(%s) = %v", v, drv, err)
 			}
@@ -90,6 +92,29 @@ func TestRealiseOnEveryNix(t *testing.T) {
 			}
 			if target, err := os.Readlink(link); err != nil || target != path {
 				t.Errorf("%s: out-link %s -> %s (%v), want %s", v, link, target, err, path)
+			}
+			// Several in one process (what the store holds, on a push):
+			// one out-link each, numbered (Nix 2.8 numbers them in its
+			// own order, not the installables').
+			out, err = flake.Run(ctx, "eval", "--impure", "--raw", "--expr", strings.Replace(expr, stamp, stamp+"-2", 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			drv2 := strings.TrimSpace(string(out))
+			outs, err = flake.Realise(ctx, flake.Run, v, link+"-all", drv, drv2)
+			if err != nil || outs[drv] != path || outs[drv2] == "" || outs[drv2] == path {
+				t.Fatalf("%s: Realise(%s, %s) = %v, %v; want %s and another output", v, drv, drv2, outs, err, path)
+			}
+			var linked []string
+			for _, l := range []string{link + "-all", link + "-all-1"} {
+				target, err := os.Readlink(l)
+				if err != nil {
+					t.Errorf("%s: out-link %s: %v", v, l, err)
+				}
+				linked = append(linked, target)
+			}
+			if !slices.Contains(linked, outs[drv]) || !slices.Contains(linked, outs[drv2]) {
+				t.Errorf("%s: out-links point to %q, want %s and %s", v, linked, outs[drv], outs[drv2])
 			}
 		})
 	}

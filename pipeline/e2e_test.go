@@ -192,10 +192,16 @@ func TestReleaseEndToEnd(t *testing.T) {
 		t.Fatalf("dry run wrote to the registry: %v", w)
 	}
 
+	// The dry run built every image: the release finds each conf.json in
+	// the store and realises them all with one nix process.
+	released := countNix(t)
 	o := options(t, prefix, agents...)
 	rep, err := Release(ctx, o)
 	if err != nil {
 		t.Fatalf("Release = %v", err)
+	}
+	if got := released(); got["build"] != 1 {
+		t.Errorf("release after the dry run ran nix %v, want one build of every conf.json the store holds", got)
 	}
 	if failed := rep.Failed(); len(failed) > 0 {
 		for _, a := range rep.Agents {
@@ -416,10 +422,11 @@ func nixBuilt(t *testing.T, ctx context.Context, drv string) (v1.Image, error) {
 		return nil, err
 	}
 	dir := t.TempDir()
-	out, err := flake.Realise(ctx, flake.Run, version, drv, filepath.Join(dir, "out"))
+	outs, err := flake.Realise(ctx, flake.Run, version, filepath.Join(dir, "out"), drv)
 	if err != nil {
 		return nil, err
 	}
+	out := outs[drv]
 	archive, err := flake.Archive(ctx, out, filepath.Join(dir, "image.tar"))
 	if err != nil {
 		return nil, err

@@ -489,6 +489,13 @@ func (r *run) do(ctx context.Context, agents []*agent) {
 			r.agentSteps(ctx, a, r.flow.agent)
 		})
 	}
+	if r.builder != nil {
+		held := make([]flake.Target, len(queue))
+		for i, j := range queue {
+			held[i] = r.target(j.img)
+		}
+		r.builder.RealiseHeld(ctx, held)
+	}
 	next := make(chan job)
 	var workers sync.WaitGroup
 	for range min(r.jobs, max(len(queue), 1)) {

@@ -52,11 +52,11 @@ func (b *bench) buildArchives(ctx context.Context, report string) error {
 		a := &b.archives[i]
 		name := a.agent + "-" + a.system
 		g.Go(func() error {
-			out, err := flake.Realise(ctx, flake.Run, v, a.drv, filepath.Join(dir, "out", name))
+			out, err := flake.Realise(ctx, flake.Run, v, filepath.Join(dir, "out", name), a.drv)
 			if err != nil {
 				return fmt.Errorf("building %s: %w", name, err)
 			}
-			a.path, err = flake.Archive(ctx, out, filepath.Join(dir, name+".tar"))
+			a.path, err = flake.Archive(ctx, out[a.drv], filepath.Join(dir, name+".tar"))
 			return err
 		})
 	}
