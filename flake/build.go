@@ -211,8 +211,15 @@ func (b *Builder) RealiseHeld(ctx context.Context, targets []Target) {
 	}
 	if len(drvs) > 0 && b.detectVersion(ctx) == nil {
 		// The out-links held, held-1, ... keep what is packed from being
-		// collected, as a target's own link does. On failure held is nil.
-		b.held, _ = Realise(ctx, b.o.nix, b.version, filepath.Join(b.o.workDir, "out", "conf", "held"), drvs...)
+		// collected, as a target's own link does. An earlier run's links
+		// go first: they would keep its closures alive. On failure held
+		// is nil.
+		link := filepath.Join(b.o.workDir, "out", "conf", "held")
+		old, _ := filepath.Glob(link + "*")
+		for _, l := range old {
+			os.Remove(l)
+		}
+		b.held, _ = Realise(ctx, b.o.nix, b.version, link, drvs...)
 	}
 }
 

@@ -202,11 +202,23 @@ func TestRealiseHeldStartsOneNixForWhatTheStoreHolds(t *testing.T) {
 				}
 				return json.Marshal(entries)
 			}
-			b, err := NewBuilder(WithCacheDir(t.TempDir()), WithWorkDir(t.TempDir()), withNix(fake))
+			work := t.TempDir()
+			b, err := NewBuilder(WithCacheDir(t.TempDir()), WithWorkDir(work), withNix(fake))
 			if err != nil {
 				t.Fatal(err)
 			}
+			// An earlier run held more: its link would keep its closure.
+			stale := filepath.Join(work, "out", "conf", "held-9")
+			if err := os.MkdirAll(filepath.Dir(stale), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Join(store, "old-conf.json"), stale); err != nil {
+				t.Fatal(err)
+			}
 			b.RealiseHeld(context.Background(), targets)
+			if _, err := os.Lstat(stale); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("an earlier run's out-link %s is still there (%v): it keeps what it names from being collected", stale, err)
+			}
 			for i, r := range buildWith(b, targets) {
 				tg := targets[i]
 				switch {
