@@ -113,7 +113,7 @@ func Decide(ctx context.Context, repo name.Repository, versions []gh.Version, po
 			if subject, ok := tags.AttachedTo(t); ok {
 				p.attached[subject] = append(p.attached[subject], v.Digest)
 			}
-			if p.classes().Of(t) == tags.Dated {
+			if tags.Of(t, p.window.policy.Extra...) == tags.Dated {
 				dates = append(dates, t)
 			}
 		}
@@ -194,15 +194,12 @@ func (p *planner) linksOf(digest string) (links, error) {
 	return l, err
 }
 
-// classes classifies tags as the policy knows them.
-func (p *planner) classes() tags.Classes { return tags.Classes{Extra: p.window.policy.Extra} }
-
 // classOf is the first class, in Rules' order, of v's tags; Untagged for
 // none.
 func (p *planner) classOf(v gh.Version) tags.Class {
 	first := Untagged
 	for _, t := range v.Tags {
-		if c := p.classes().Of(t); rank(c) < rank(first) {
+		if c := tags.Of(t, p.window.policy.Extra...); rank(c) < rank(first) {
 			first = c
 		}
 	}
@@ -214,7 +211,7 @@ func (p *planner) classOf(v gh.Version) tags.Class {
 func (p *planner) rootRule(v gh.Version) *Rule {
 	has := map[tags.Class]bool{}
 	for _, t := range v.Tags {
-		has[p.classes().Of(t)] = true
+		has[tags.Of(t, p.window.policy.Extra...)] = true
 	}
 	for i := range Rules {
 		if r := &Rules[i]; has[r.Class] && r.keeps(&p.window, v) {

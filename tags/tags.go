@@ -82,6 +82,7 @@ var (
 	datedRE  = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
 	shaRE    = regexp.MustCompile(`^sha-[0-9a-f]{7,40}$`)
 	prRE     = regexp.MustCompile(`^pr-[0-9]+$`)
+	notTagRE = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
 	// Cosign's tag-based storage, sha256-<hex>.sig/.att/.sbom, and the OCI
 	// referrers tag schema's fallback sha256-<hex>: about another manifest,
 	// never a release of their own.
@@ -93,9 +94,13 @@ var (
 // staging-<key>-<os>-<arch>. A release tag there could overwrite them.
 var reserved = []string{"sha256-", "staging-"}
 
-// Of returns the class of a tag.
-func Of(tag string) Class {
+// Of returns the class of a tag. An extra tag releases move (--tag) is a
+// version whatever its shape, so one that looks like a date, sha-<commit> or
+// pr-<N> is never pruned as one.
+func Of(tag string, extra ...string) Class {
 	switch {
+	case slices.Contains(extra, tag):
+		return Version
 	case tag == "latest":
 		return Latest
 	case IsDated(tag):
@@ -112,28 +117,10 @@ func Of(tag string) Class {
 	return Version
 }
 
-// Classes classifies tags knowing the extra tags releases move (--tag): an
-// extra is kept like a version whatever its shape, so one that looks like a
-// date, sha-<commit> or pr-<N> is never pruned as one.
-type Classes struct {
-	Extra []string
-}
-
-// Of returns the class of tag.
-func (c Classes) Of(tag string) Class {
-	if slices.Contains(c.Extra, tag) {
-		return Version
-	}
-	return Of(tag)
-}
-
 // IsDated reports whether tag is a release date (YYYY-MM-DD, a real date).
 func IsDated(tag string) bool {
-	if !datedRE.MatchString(tag) {
-		return false
-	}
 	_, err := time.Parse(time.DateOnly, tag)
-	return err == nil
+	return err == nil && datedRE.MatchString(tag)
 }
 
 // AttachedTo returns the digest of the manifest an attached tag (a cosign
@@ -168,14 +155,6 @@ func Validate(t string) error {
 	return nil
 }
 
-// ValidateCommit says why c cannot name a commit in a sha- tag.
-func ValidateCommit(c string) error {
-	if c != "" && !commitRE.MatchString(c) {
-		return fmt.Errorf("%q is not a git commit id: want 7 to 64 lowercase hex digits", c)
-	}
-	return nil
-}
-
 // Tags returns the tags of a release, without duplicates:
 //
 //   - latest, the agent's version, the UTC date, and sha-<short> when the
@@ -193,8 +172,8 @@ func ValidateCommit(c string) error {
 // cannot be a tag is an error naming it, and so is a version whose tag (see
 // Safe) lands in a reserved space.
 func (p Policy) Tags() ([]Tag, error) {
-	if err := ValidateCommit(p.Commit); err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
+	if p.Commit != "" && !commitRE.MatchString(p.Commit) {
+		return nil, fmt.Errorf("commit: %q is not a git commit id: want 7 to 64 lowercase hex digits", p.Commit)
 	}
 	switch {
 	case p.Preview < 0:
@@ -229,19 +208,18 @@ func (p Policy) Tags() ([]Tag, error) {
 		}
 		tags = append(tags, Tag{Name: t, Owned: true})
 	}
-	seen := map[string]int{}
-	out := tags[:0]
+	var out []Tag
 	for _, t := range tags {
-		if i, ok := seen[t.Name]; ok {
-			// A tag both shared and owned (--tag latest) is shared: it still
-			// never moves backwards.
-			out[i].Owned = out[i].Owned && t.Owned
-			// Asked for by name (--tag), it goes on a reused index too.
-			out[i].Built = out[i].Built && t.Built
+		i := slices.IndexFunc(out, func(o Tag) bool { return o.Name == t.Name })
+		if i < 0 {
+			out = append(out, t)
 			continue
 		}
-		seen[t.Name] = len(out)
-		out = append(out, t)
+		// A tag both shared and owned (--tag latest) is shared: it still
+		// never moves backwards. Asked for by name (--tag), it goes on a
+		// reused index too.
+		out[i].Owned = out[i].Owned && t.Owned
+		out[i].Built = out[i].Built && t.Built
 	}
 	return out, nil
 }
@@ -281,19 +259,11 @@ func gitTags(name string) (tags []Tag, prerelease bool, err error) {
 // '+' or '/') becomes '-', a leading '.' or '-' becomes '_', and the result
 // is cut at 128 characters. An empty version gives no tag.
 func Safe(version string) string {
-	s := strings.Map(func(r rune) rune {
-		if r == '_' || r == '.' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
-			return r
-		}
-		return '-'
-	}, version)
+	s := notTagRE.ReplaceAllString(version, "-")
 	if s != "" && (s[0] == '.' || s[0] == '-') {
 		s = "_" + s[1:]
 	}
-	if len(s) > 128 {
-		s = s[:128]
-	}
-	return s
+	return s[:min(len(s), 128)]
 }
 
 // PolicyError is a field of a Policy that gives no usable tag, named as
