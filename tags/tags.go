@@ -266,7 +266,8 @@ func Safe(version string) string {
 	return s[:min(len(s), 128)]
 }
 
-// PolicyError is a field of a Policy that gives no usable tag, named as
+// PolicyError is a field of a Policy (this one, or prune's retention
+// policy) with a value that gives no usable tag or plan, named as the
 // Policy names it; a command line words it by its flag.
 type PolicyError struct {
 	Field string
