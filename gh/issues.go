@@ -43,9 +43,7 @@ func (c *Client) RunOutcome(ctx context.Context, runID int64, runURL string) (Ru
 			return resp, err
 		}
 		for _, j := range jobs.Jobs {
-			switch j.GetConclusion() {
-			case "failure", "timed_out", "cancelled", "startup_failure":
-			default:
+			if !slices.Contains([]string{"failure", "timed_out", "cancelled", "startup_failure"}, j.GetConclusion()) {
 				continue
 			}
 			fields := strings.Fields(j.GetName())
