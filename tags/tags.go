@@ -224,10 +224,8 @@ func (p Policy) Tags() ([]Tag, error) {
 	return out, nil
 }
 
-// gitTags are the tags of the git tag name: the tag itself, owned like sha-
-// (it names this release alone), then, for a semantic version (semver.org's,
-// with or without the leading v), the version and its series, shared and
-// moving only forward. A pre-release is tagged as itself and its version.
+// gitTags are the tags of the git tag name, as Tags says; a semantic
+// version is semver.org's, with or without the leading v.
 func gitTags(name string) (tags []Tag, prerelease bool, err error) {
 	if name == "" {
 		return nil, false, nil
