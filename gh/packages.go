@@ -28,8 +28,7 @@ func PackageFor(repo name.Repository) (Package, error) {
 }
 
 // Version is one package version: a manifest (image, index, signature or
-// attestation), the tags pointing at it, and when GHCR created it and last
-// updated it.
+// attestation), its tags, and when GHCR created and last updated it.
 type Version struct {
 	ID      int64
 	Digest  string

@@ -166,13 +166,10 @@ type Files struct {
 // ghcr.io/nothingnesses/agent-images) only when signer signed them, checked
 // against the repository they are pulled from.
 //
-// With a base (an existing policy.json, usually /etc/containers/policy.json)
-// the prefix is added to it, every other scope and the default kept as they
-// are, and an entry for the same prefix replaced. Without one (nil) the
-// policy rejects images from every other registry (containers-policy.json(5)
-// recommends a default of reject), while images from local archives and
-// storage (podman load, podman push of your own builds) are accepted as
-// before.
+// A base (an existing policy.json) keeps its default and other scopes, and
+// the prefix's entry is replaced. Without one (nil) the policy rejects every
+// other registry, as containers-policy.json(5) recommends, and accepts local
+// archives and storage (podman load, pushing your own builds) as before.
 func Generate(prefix string, signer *Signer, base []byte) (*Files, error) {
 	if base != nil && len(bytes.TrimSpace(base)) == 0 {
 		return nil, errors.New("the base policy is empty")

@@ -18,11 +18,9 @@ import (
 // Tag is a tag a release moves.
 type Tag struct {
 	Name string
-	// Owned tags name this release alone (sha-<commit>, the git tag, a
-	// pull request's pr-<N> and --tag): they move even from a newer index.
-	// The others (latest, the agent's version, the date, and a semantic
-	// version's X.Y.Z, X.Y and X) are shared by releases and only ever move
-	// forward.
+	// Owned tags name this release alone (sha-<commit>, the git tag,
+	// pr-<N>, --tag): they move even from a newer index. The others are
+	// shared by releases and only ever move forward.
 	Owned bool
 	// Built tags say when and from which commit an index was built (the
 	// date and sha-<commit>). They go on an index this run assembled, never
@@ -50,8 +48,7 @@ type Policy struct {
 	Now time.Time
 	// Extra tags from --tag.
 	Extra []string
-	// GitTag is the git tag being released, e.g. v1.2.3: it is a tag
-	// itself, and when it is a semantic version so are 1.2.3, 1.2 and 1.
+	// GitTag is the git tag being released, e.g. v1.2.3.
 	GitTag string
 	// Preview is the pull request this release previews: only pr-<N>
 	// moves, never latest, a version or a date. Zero for a release.

@@ -126,11 +126,9 @@ func percentEncode(s string) string {
 	return b.String()
 }
 
-// FlakeText is s with every secret part of the flake references refs
-// removed: a reference quoted whole is replaced by its public form
-// (FlakeRef), and its credentials, query values and local path wherever they
-// appear on their own, as a program quoting it its own way (made absolute,
-// with its query rewritten) shows them.
+// FlakeText is s without the secret parts of the flake references refs:
+// each quoted whole becomes its FlakeRef, and its credentials, query values
+// and local path go wherever a program quoting it its own way shows them.
 func FlakeText(s string, refs ...string) string {
 	for _, ref := range refs {
 		s = scrub(s, ref, true)
