@@ -154,7 +154,8 @@ func trustedRoot(ctx context.Context) (fulcioRoots []byte, rekorKeys [][]byte, e
 // registries.d file.
 type Files struct {
 	Policy []byte
-	// RegistriesDName is the file name for the registries.d directory.
+	// RegistriesDName is the file name for the registries.d directory,
+	// the prefix's: ghcr.io-nothingnesses-agent-images.yaml.
 	RegistriesDName string
 	RegistriesD     []byte
 	// Caveat, when set, is what to know before installing the files.
@@ -233,7 +234,7 @@ docker:
 `, prefix, prefix)
 	return &Files{
 		Policy:          append(pj, '\n'),
-		RegistriesDName: registriesDName(prefix),
+		RegistriesDName: strings.NewReplacer("/", "-", ":", "-").Replace(prefix) + ".yaml",
 		RegistriesD:     []byte(reg),
 		Caveat:          signer.caveat,
 	}, nil
@@ -305,12 +306,6 @@ func checkPrefix(prefix string) error {
 		return fmt.Errorf("registry prefix %q is not a repository namespace: %w", prefix, err)
 	}
 	return nil
-}
-
-// registriesDName is a file name for the prefix, e.g.
-// ghcr.io-nothingnesses-agent-images.yaml.
-func registriesDName(prefix string) string {
-	return strings.NewReplacer("/", "-", ":", "-").Replace(prefix) + ".yaml"
 }
 
 // Location is where one kind of user puts the two files.

@@ -182,31 +182,6 @@ func (p *planner) readAll() error {
 	return nil
 }
 
-// linksOf returns what a manifest points at, reading one the package list
-// did not name.
-func (p *planner) linksOf(digest string) (links, error) {
-	if l, ok := p.links[digest]; ok {
-		return l, nil
-	}
-	l, err := readLinks(p.ctx, p.puller, p.repo.Digest(digest))
-	if err == nil {
-		p.links[digest] = l
-	}
-	return l, err
-}
-
-// classOf is the first class, in Rules' order, of v's tags; Untagged for
-// none.
-func (p *planner) classOf(v gh.Version) tags.Class {
-	first := Untagged
-	for _, t := range v.Tags {
-		if c := tags.Of(t, p.policy.Extra...); rank(c) < rank(first) {
-			first = c
-		}
-	}
-	return first
-}
-
 // rootRule returns the first rule (in Rules' order) of which v carries a
 // tag that keeps it, or nil.
 func (p *planner) rootRule(v gh.Version) *Rule {
@@ -257,9 +232,13 @@ func (p *planner) visit(digest string) error {
 			continue
 		}
 		p.reached[d] = true
-		l, err := p.linksOf(d)
-		if err != nil {
-			return err
+		l, ok := p.links[d]
+		if !ok { // a manifest the package list did not name
+			var err error
+			if l, err = readLinks(p.ctx, p.puller, p.repo.Digest(d)); err != nil {
+				return err
+			}
+			p.links[d] = l
 		}
 		for _, child := range l.children {
 			p.listed[child] = true
@@ -294,7 +273,13 @@ func (p *planner) plan() *Plan {
 		case keep:
 			r = Reason{Keep: true, Class: Reached, Why: "an index child, .sig/.att or OCI 1.1 referrer of a kept version"}
 		case len(v.Tags) > 0 || pointedAt[v.Digest]:
-			first := p.classOf(v)
+			// The first class of its tags, in Rules' order.
+			first := Untagged
+			for _, t := range v.Tags {
+				if c := tags.Of(t, p.policy.Extra...); rank(c) < rank(first) {
+					first = c
+				}
+			}
 			r = Reason{Class: first, Why: p.policy.fill(Rules[rank(first)].gone)}
 		default:
 			r = Reason{Class: Orphan, Why: "untagged, and nothing in the package lists it or refers to it: left by a failed or cancelled run"}
