@@ -68,7 +68,7 @@ func New(repository string, opts ...Option) (*Client, error) {
 		}
 		api.BaseURL = u
 	}
-	return &Client{api: api, owner: owner, repo: repo}, nil
+	return &Client{api: api, owner: owner, repo: repo, orgs: map[string]bool{}}, nil
 }
 
 // needRepository fails calls that act on the repository when none was given.

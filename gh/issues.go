@@ -3,7 +3,6 @@ package gh
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -35,7 +34,6 @@ func (c *Client) RunOutcome(ctx context.Context, runID int64, runURL string) (Ru
 		return Run{}, err
 	}
 	run := Run{ID: runID, URL: runURL}
-	agents := map[string]bool{}
 	opts := &github.ListWorkflowJobsOptions{Filter: "latest"}
 	err := c.pages(ctx, fmt.Sprintf("listing the jobs of run %d", runID), &opts.ListOptions, func() (*github.Response, error) {
 		jobs, resp, err := c.api.Actions.ListWorkflowJobs(ctx, c.owner, c.repo, runID, opts)
@@ -43,14 +41,12 @@ func (c *Client) RunOutcome(ctx context.Context, runID int64, runURL string) (Ru
 			return resp, err
 		}
 		for _, j := range jobs.Jobs {
-			switch j.GetConclusion() {
-			case "failure", "timed_out", "cancelled", "startup_failure":
-			default:
+			if !slices.Contains([]string{"failure", "timed_out", "cancelled", "startup_failure"}, j.GetConclusion()) {
 				continue
 			}
 			fields := strings.Fields(j.GetName())
 			if len(fields) >= 2 && (fields[0] == "build" || fields[0] == "merge") {
-				agents[fields[1]] = true
+				run.Failed = append(run.Failed, fields[1])
 			} else {
 				run.FailedJobs = append(run.FailedJobs, j.GetName())
 			}
@@ -60,7 +56,8 @@ func (c *Client) RunOutcome(ctx context.Context, runID int64, runURL string) (Ru
 	if err != nil {
 		return Run{}, err
 	}
-	run.Failed = slices.Sorted(maps.Keys(agents))
+	slices.Sort(run.Failed)
+	run.Failed = slices.Compact(run.Failed)
 	slices.Sort(run.FailedJobs)
 	return run, nil
 }

@@ -28,8 +28,7 @@ func PackageFor(repo name.Repository) (Package, error) {
 }
 
 // Version is one package version: a manifest (image, index, signature or
-// attestation), the tags pointing at it, and when GHCR created it and last
-// updated it.
+// attestation), its tags, and when GHCR created and last updated it.
 type Version struct {
 	ID      int64
 	Digest  string
@@ -46,17 +45,17 @@ func (c *Client) PackageVersions(ctx context.Context, pkg Package) ([]Version, e
 	if err != nil {
 		return nil, err
 	}
+	// go-github v62's user package calls, unlike its organisation calls, put
+	// the name into the path unescaped: GitHub then reads "agent-images" of
+	// "agent-images/pi" as the package and answers 404.
+	list, path := c.api.Users.PackageGetAllVersions, url.PathEscape(pkg.Name)
+	if org {
+		list, path = c.api.Organizations.PackageGetAllVersions, pkg.Name
+	}
 	opts := &github.PackageListOptions{}
 	var out []Version
 	err = c.pages(ctx, fmt.Sprintf("listing versions of package %s/%s", pkg.Owner, pkg.Name), &opts.ListOptions, func() (*github.Response, error) {
-		var page []*github.PackageVersion
-		var resp *github.Response
-		var err error
-		if org {
-			page, resp, err = c.api.Organizations.PackageGetAllVersions(ctx, pkg.Owner, "container", pkg.Name, opts)
-		} else {
-			page, resp, err = c.api.Users.PackageGetAllVersions(ctx, pkg.Owner, "container", userPackagePath(pkg.Name), opts)
-		}
+		page, resp, err := list(ctx, pkg.Owner, "container", path, opts)
 		for _, pv := range page {
 			v := Version{ID: pv.GetID(), Digest: pv.GetName(), Created: pv.GetCreatedAt().Time, Updated: pv.GetUpdatedAt().Time}
 			if pv.Metadata != nil && pv.Metadata.Container != nil {
@@ -89,13 +88,14 @@ func (c *Client) DeleteVersions(ctx context.Context, pkg Package, versions []Ver
 	if err != nil {
 		return 0, err
 	}
+	del, path := c.api.Users.PackageDeleteVersion, url.PathEscape(pkg.Name) // as PackageVersions
+	if org {
+		del, path = c.api.Organizations.PackageDeleteVersion, pkg.Name
+	}
 	var errs []error
 	for _, v := range versions {
 		err := c.call(ctx, fmt.Sprintf("deleting %s version %d (%s)", pkg.Name, v.ID, v.Digest), func() (*github.Response, error) {
-			if org {
-				return c.api.Organizations.PackageDeleteVersion(ctx, pkg.Owner, "container", pkg.Name, v.ID)
-			}
-			return c.api.Users.PackageDeleteVersion(ctx, pkg.Owner, "container", userPackagePath(pkg.Name), v.ID)
+			return del(ctx, pkg.Owner, "container", path, v.ID)
 		})
 		switch {
 		case err == nil, errors.Is(err, ErrNotFound):
@@ -106,12 +106,6 @@ func (c *Client) DeleteVersions(ctx context.Context, pkg Package, versions []Ver
 	}
 	return deleted, errors.Join(errs...)
 }
-
-// userPackagePath escapes a nested package name ("agent-images/pi") for
-// go-github v62's user package calls, which, unlike its organisation calls,
-// put the name into the path unescaped: GitHub then reads "agent-images" as
-// the package and answers 404.
-func userPackagePath(name string) string { return url.PathEscape(name) }
 
 // isOrg tells organisation packages (/orgs/...) from user packages
 // (/users/...): the API paths differ.
@@ -126,9 +120,6 @@ func (c *Client) isOrg(ctx context.Context, owner string) (bool, error) {
 	})
 	if err != nil {
 		return false, err
-	}
-	if c.orgs == nil {
-		c.orgs = map[string]bool{}
 	}
 	c.orgs[owner] = u.GetType() == "Organization"
 	return c.orgs[owner], nil

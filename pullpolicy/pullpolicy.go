@@ -26,33 +26,28 @@ import (
 // GitHubIssuer is the OIDC issuer of GitHub Actions' keyless signatures.
 const GitHubIssuer = "https://token.actions.githubusercontent.com"
 
-// Signer is who must have signed an image: a public key, or a keyless
-// workflow identity. It becomes one sigstoreSigned requirement.
-type Signer interface {
-	requirement() map[string]any
+// Signer is who must have signed an image, a public key or a keyless
+// workflow identity, as one sigstoreSigned requirement.
+type Signer struct {
+	requirement map[string]any
 	// caveat is what to know before installing a policy for this signer.
-	caveat() string
-	String() string
+	caveat string
+	name   string
 }
 
-type keySigner struct{ pem []byte }
+func (s *Signer) String() string { return s.name }
 
 // PublicKey is a signer known by its public key, as `release keygen` or
 // `cosign generate-key-pair` write it (a PEM "PUBLIC KEY" block).
-func PublicKey(pemBytes []byte) (Signer, error) {
+func PublicKey(pemBytes []byte) (*Signer, error) {
 	if _, err := cryptoutils.UnmarshalPEMToPublicKey(pemBytes); err != nil {
 		return nil, fmt.Errorf("reading the public key: %w (want the PEM file release keygen wrote, e.g. cosign.pub)", err)
 	}
-	return keySigner{pem: bytes.TrimSpace(pemBytes)}, nil
+	return &Signer{
+		requirement: map[string]any{"type": "sigstoreSigned", "keyData": bytes.TrimSpace(pemBytes)},
+		name:        "the holder of the given public key",
+	}, nil
 }
-
-func (k keySigner) requirement() map[string]any {
-	return map[string]any{"type": "sigstoreSigned", "keyData": k.pem}
-}
-
-func (k keySigner) String() string { return "the holder of the given public key" }
-
-func (keySigner) caveat() string { return "" }
 
 // Workflow is a keyless signer: a CI workflow that signed with a short-lived
 // Fulcio certificate and logged the signature in Rekor.
@@ -73,7 +68,7 @@ var workflowIdentity = regexp.MustCompile(`^https://[^/]+/[^/]+/[^/]+/\.github/w
 
 // KeylessWorkflow checks w and returns it as a Signer. Without FulcioRoots
 // and RekorKeys it takes Sigstore's public-good ones (trustedRoot).
-func KeylessWorkflow(ctx context.Context, w Workflow) (Signer, error) {
+func KeylessWorkflow(ctx context.Context, w Workflow) (*Signer, error) {
 	if !workflowIdentity.MatchString(w.Identity) {
 		return nil, fmt.Errorf("certificate identity %q is not a workflow at a ref: want https://github.com/OWNER/REPO/.github/workflows/FILE.yml@refs/heads/BRANCH (or @refs/tags/TAG)", w.Identity)
 	}
@@ -99,10 +94,6 @@ func KeylessWorkflow(ctx context.Context, w Workflow) (Signer, error) {
 		}
 		w.RekorKeys[i] = bytes.TrimSpace(k)
 	}
-	return w, nil
-}
-
-func (w Workflow) requirement() map[string]any {
 	r := map[string]any{
 		"type": "sigstoreSigned",
 		"fulcio": map[string]any{
@@ -118,7 +109,7 @@ func (w Workflow) requirement() map[string]any {
 	} else {
 		r["rekorPublicKeyDatas"] = w.RekorKeys
 	}
-	return r
+	return &Signer{requirement: r, caveat: KeylessCaveat, name: fmt.Sprintf("workflow %s (issuer %s)", w.Identity, w.Issuer)}, nil
 }
 
 // KeylessCaveat is why a keyless policy cannot be installed yet: checked
@@ -128,12 +119,6 @@ const KeylessCaveat = "no released Podman, Buildah, Skopeo or CRI-O verifies a w
 	"this policy's fulcio.buildSignerURI as an unknown key, and a policy it cannot load fails every pull, " +
 	"from any registry. Install it only where `man containers-policy.json` documents buildSignerURI; " +
 	"until then check images with release verify, or release with --key and write the policy with --key."
-
-func (Workflow) caveat() string { return KeylessCaveat }
-
-func (w Workflow) String() string {
-	return fmt.Sprintf("workflow %s (issuer %s)", w.Identity, w.Issuer)
-}
 
 // trustedRoot returns the public-good Sigstore Fulcio CA certificates and
 // Rekor public keys from Sigstore's TUF repository, the way cosign verify
@@ -169,11 +154,10 @@ func trustedRoot(ctx context.Context) (fulcioRoots []byte, rekorKeys [][]byte, e
 // registries.d file.
 type Files struct {
 	Policy []byte
-	// RegistriesDName is the file name for the registries.d directory.
+	// RegistriesDName is the file name for the registries.d directory,
+	// the prefix's: ghcr.io-nothingnesses-agent-images.yaml.
 	RegistriesDName string
 	RegistriesD     []byte
-	// Prefix is the registry prefix the policy guards.
-	Prefix string
 	// Caveat, when set, is what to know before installing the files.
 	Caveat string
 }
@@ -183,14 +167,11 @@ type Files struct {
 // ghcr.io/nothingnesses/agent-images) only when signer signed them, checked
 // against the repository they are pulled from.
 //
-// With a base (an existing policy.json, usually /etc/containers/policy.json)
-// the prefix is added to it, every other scope and the default kept as they
-// are, and an entry for the same prefix replaced. Without one (nil) the
-// policy rejects images from every other registry (containers-policy.json(5)
-// recommends a default of reject), while images from local archives and
-// storage (podman load, podman push of your own builds) are accepted as
-// before.
-func Generate(prefix string, signer Signer, base []byte) (*Files, error) {
+// A base (an existing policy.json) keeps its default and other scopes, and
+// the prefix's entry is replaced. Without one (nil) the policy rejects every
+// other registry, as containers-policy.json(5) recommends, and accepts local
+// archives and storage (podman load, pushing your own builds) as before.
+func Generate(prefix string, signer *Signer, base []byte) (*Files, error) {
 	if base != nil && len(bytes.TrimSpace(base)) == 0 {
 		return nil, errors.New("the base policy is empty")
 	}
@@ -200,7 +181,7 @@ func Generate(prefix string, signer Signer, base []byte) (*Files, error) {
 	if err := checkPrefix(prefix); err != nil {
 		return nil, err
 	}
-	req := signer.requirement()
+	req := maps.Clone(signer.requirement)
 	// cosign signs the repository, not a tag, so the signature's identity
 	// can only match the repository the image comes from.
 	req["signedIdentity"] = map[string]any{"type": "matchRepository"}
@@ -216,14 +197,11 @@ func Generate(prefix string, signer Signer, base []byte) (*Files, error) {
 	} else {
 		policy["default"] = []any{map[string]any{"type": "reject"}}
 		local := map[string]any{"": []any{map[string]any{"type": "insecureAcceptAnything"}}}
-		policy["transports"] = map[string]any{
-			"docker-archive":     local,
-			"oci-archive":        local,
-			"oci":                local,
-			"dir":                local,
-			"containers-storage": local,
-			"docker-daemon":      local,
+		transports := map[string]any{}
+		for _, t := range []string{"docker-archive", "oci-archive", "oci", "dir", "containers-storage", "docker-daemon"} {
+			transports[t] = local
 		}
+		policy["transports"] = transports
 	}
 	transports, err := member(policy, "transports")
 	if err != nil {
@@ -256,10 +234,9 @@ docker:
 `, prefix, prefix)
 	return &Files{
 		Policy:          append(pj, '\n'),
-		RegistriesDName: registriesDName(prefix),
+		RegistriesDName: strings.NewReplacer("/", "-", ":", "-").Replace(prefix) + ".yaml",
 		RegistriesD:     []byte(reg),
-		Prefix:          prefix,
-		Caveat:          signer.caveat(),
+		Caveat:          signer.caveat,
 	}, nil
 }
 
@@ -309,32 +286,26 @@ func checkPrefix(prefix string) error {
 	if prefix == "" {
 		return errors.New("no registry prefix: give one like ghcr.io/nothingnesses/agent-images")
 	}
-	host, _, _ := strings.Cut(prefix, "/")
+	host, path, hasPath := strings.Cut(prefix, "/")
 	if !strings.ContainsAny(host, ".:") && host != "localhost" {
 		return fmt.Errorf("registry prefix %q must start with a registry host (e.g. ghcr.io/%s or docker.io/%s): policies match fully expanded names", prefix, prefix, prefix)
 	}
 	if strings.HasSuffix(prefix, "/") || strings.ContainsAny(prefix, "@ ") {
 		return fmt.Errorf("registry prefix %q must be a registry or repository namespace, without a trailing slash, tag or digest", prefix)
 	}
-	if !strings.Contains(prefix, "/") {
+	if !hasPath {
 		if _, err := name.NewRegistry(prefix, name.StrictValidation); err != nil {
 			return fmt.Errorf("registry prefix %q: %w", prefix, err)
 		}
 		return nil
 	}
-	if strings.Contains(prefix[strings.Index(prefix, "/"):], ":") {
+	if strings.Contains(path, ":") {
 		return fmt.Errorf("registry prefix %q must not carry a tag", prefix)
 	}
 	if _, err := name.NewRepository(prefix, name.StrictValidation); err != nil {
 		return fmt.Errorf("registry prefix %q is not a repository namespace: %w", prefix, err)
 	}
 	return nil
-}
-
-// registriesDName is a file name for the prefix, e.g.
-// ghcr.io-nothingnesses-agent-images.yaml.
-func registriesDName(prefix string) string {
-	return strings.NewReplacer("/", "-", ":", "-").Replace(prefix) + ".yaml"
 }
 
 // Location is where one kind of user puts the two files.

@@ -43,7 +43,7 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
-func testKey(t *testing.T) Signer {
+func testKey(t *testing.T) *Signer {
 	t.Helper()
 	s, err := PublicKey(readFile(t, "cosign.pub"))
 	if err != nil {
@@ -52,7 +52,7 @@ func testKey(t *testing.T) Signer {
 	return s
 }
 
-func workflowSigner(t *testing.T) Signer {
+func workflowSigner(t *testing.T) *Signer {
 	t.Helper()
 	s, err := KeylessWorkflow(t.Context(), Workflow{
 		Identity:    ReleaseWorkflow,
@@ -69,7 +69,7 @@ func workflowSigner(t *testing.T) Signer {
 func TestGenerateGolden(t *testing.T) {
 	tests := []struct {
 		name   string
-		signer func(*testing.T) Signer
+		signer func(*testing.T) *Signer
 		base   []byte
 	}{
 		{name: "key", signer: testKey},

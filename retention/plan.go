@@ -64,24 +64,19 @@ type Group struct {
 // Groups returns the plan by reason: what is kept, then what is deleted,
 // each in the order of Rules.
 func (p *Plan) Groups() []Group {
+	byRank := func(ds []Decision) []Decision {
+		ds = slices.Clone(ds)
+		slices.SortStableFunc(ds, func(a, b Decision) int { return rank(a.Reason.Class) - rank(b.Reason.Class) })
+		return ds
+	}
 	var groups []Group
-	at := map[Reason]int{}
-	for _, d := range append(slices.Clip(p.Keep), p.Delete...) {
-		i, ok := at[d.Reason]
-		if !ok {
-			i = len(groups)
-			at[d.Reason] = i
+	for _, d := range slices.Concat(byRank(p.Keep), byRank(p.Delete)) {
+		if len(groups) == 0 || groups[len(groups)-1].Reason != d.Reason {
 			groups = append(groups, Group{Reason: d.Reason})
 		}
-		groups[i].Versions = append(groups[i].Versions, d.Version)
+		g := &groups[len(groups)-1]
+		g.Versions = append(g.Versions, d.Version)
 	}
-	sort.SliceStable(groups, func(i, j int) bool {
-		a, b := groups[i].Reason, groups[j].Reason
-		if a.Keep != b.Keep {
-			return a.Keep
-		}
-		return rank(a.Class) < rank(b.Class)
-	})
 	return groups
 }
 
@@ -102,10 +97,9 @@ func Decide(ctx context.Context, repo name.Repository, versions []gh.Version, po
 		return nil, fmt.Errorf("reading %s: %w", repo, err)
 	}
 	p := &planner{
-		ctx: ctx, repo: repo, puller: puller, versions: versions,
+		ctx: ctx, repo: repo, puller: puller, versions: versions, policy: policy, keptDates: map[string]bool{},
 		attached: map[string][]string{}, links: map[string]links{},
 		reached: map[string]bool{}, listed: map[string]bool{}, roots: map[string]*Rule{},
-		window: window{policy: policy, keptDates: map[string]bool{}},
 	}
 	var dates []string
 	for _, v := range versions {
@@ -113,7 +107,7 @@ func Decide(ctx context.Context, repo name.Repository, versions []gh.Version, po
 			if subject, ok := tags.AttachedTo(t); ok {
 				p.attached[subject] = append(p.attached[subject], v.Digest)
 			}
-			if p.classes().Of(t) == tags.Dated {
+			if tags.Of(t, p.policy.Extra...) == tags.Dated {
 				dates = append(dates, t)
 			}
 		}
@@ -121,10 +115,10 @@ func Decide(ctx context.Context, repo name.Repository, versions []gh.Version, po
 	sort.Sort(sort.Reverse(sort.StringSlice(dates)))
 	dates = slices.Compact(dates)
 	for _, d := range dates[:min(len(dates), policy.KeepDated)] {
-		p.window.keptDates[d] = true
+		p.keptDates[d] = true
 	}
 	if len(dates) >= policy.KeepDated {
-		p.window.start, _ = time.Parse(time.DateOnly, dates[policy.KeepDated-1])
+		p.start, _ = time.Parse(time.DateOnly, dates[policy.KeepDated-1])
 	}
 	if err := p.readAll(); err != nil {
 		return nil, err
@@ -135,13 +129,20 @@ func Decide(ctx context.Context, repo name.Repository, versions []gh.Version, po
 	return p.plan(), nil
 }
 
-// planner is the state of one Decide.
+// planner is the state of one Decide, and what the rules see.
 type planner struct {
-	ctx      context.Context
-	repo     name.Repository
-	puller   *remote.Puller
-	versions []gh.Version
-	window   window
+	ctx       context.Context
+	repo      name.Repository
+	puller    *remote.Puller
+	versions  []gh.Version
+	policy    Policy
+	keptDates map[string]bool
+	// start is 00:00 UTC of the oldest kept date; zero while the window
+	// reaches back to the beginning.
+	start time.Time
+	// merged holds the manifests an index a kept tag reaches lists; nil
+	// until the first walk is done.
+	merged map[string]bool
 	// attached: subject digest -> digests tagged as its .sig/.att/.sbom.
 	attached map[string][]string
 	links    map[string]links
@@ -181,43 +182,12 @@ func (p *planner) readAll() error {
 	return nil
 }
 
-// linksOf returns what a manifest points at, reading one the package list
-// did not name.
-func (p *planner) linksOf(digest string) (links, error) {
-	if l, ok := p.links[digest]; ok {
-		return l, nil
-	}
-	l, err := readLinks(p.ctx, p.puller, p.repo.Digest(digest))
-	if err == nil {
-		p.links[digest] = l
-	}
-	return l, err
-}
-
-// classes classifies tags as the policy knows them.
-func (p *planner) classes() tags.Classes { return tags.Classes{Extra: p.window.policy.Extra} }
-
-// classOf is the first class, in Rules' order, of v's tags; Untagged for
-// none.
-func (p *planner) classOf(v gh.Version) tags.Class {
-	first := Untagged
-	for _, t := range v.Tags {
-		if c := p.classes().Of(t); rank(c) < rank(first) {
-			first = c
-		}
-	}
-	return first
-}
-
 // rootRule returns the first rule (in Rules' order) of which v carries a
 // tag that keeps it, or nil.
 func (p *planner) rootRule(v gh.Version) *Rule {
-	has := map[tags.Class]bool{}
-	for _, t := range v.Tags {
-		has[p.classes().Of(t)] = true
-	}
 	for i := range Rules {
-		if r := &Rules[i]; has[r.Class] && r.keeps(&p.window, v) {
+		r := &Rules[i]
+		if slices.ContainsFunc(v.Tags, func(t string) bool { return tags.Of(t, p.policy.Extra...) == r.Class }) && r.keeps(p, v) {
 			return r
 		}
 	}
@@ -226,27 +196,17 @@ func (p *planner) rootRule(v gh.Version) *Rule {
 
 // walkFromRoots keeps what the tags keep and everything that reaches. The
 // first pass leaves out staging's "unmerged" rule, which needs to know what
-// the kept indexes list; later passes add it, and the OCI 1.1 referrers of
-// kept manifests, until nothing changes.
+// the kept indexes list, and referrers; later passes add them, until
+// nothing changes.
 func (p *planner) walkFromRoots() error {
-	for _, v := range p.versions {
-		if r := p.rootRule(v); r != nil {
-			p.roots[v.Digest] = r
-			if err := p.visit(v.Digest); err != nil {
-				return err
-			}
-		}
-	}
-	p.window.merged = p.listed
-	for changed := true; changed; {
-		changed = false
+	for pass, changed := 0, true; changed; pass++ {
+		changed = pass == 0
 		for _, v := range p.versions {
-			if p.reached[v.Digest] {
+			if pass > 0 && p.reached[v.Digest] {
 				continue
 			}
 			r := p.rootRule(v)
-			subject := p.links[v.Digest].subject
-			if r == nil && (subject == "" || !p.reached[subject]) {
+			if subject := p.links[v.Digest].subject; r == nil && (pass == 0 || subject == "" || !p.reached[subject]) {
 				continue
 			}
 			if r != nil {
@@ -257,6 +217,7 @@ func (p *planner) walkFromRoots() error {
 			}
 			changed = true
 		}
+		p.merged = p.listed
 	}
 	return nil
 }
@@ -271,9 +232,13 @@ func (p *planner) visit(digest string) error {
 			continue
 		}
 		p.reached[d] = true
-		l, err := p.linksOf(d)
-		if err != nil {
-			return err
+		l, ok := p.links[d]
+		if !ok { // a manifest the package list did not name
+			var err error
+			if l, err = readLinks(p.ctx, p.puller, p.repo.Digest(d)); err != nil {
+				return err
+			}
+			p.links[d] = l
 		}
 		for _, child := range l.children {
 			p.listed[child] = true
@@ -286,8 +251,7 @@ func (p *planner) visit(digest string) error {
 
 // plan turns the walk into decisions with reasons.
 func (p *planner) plan() *Plan {
-	policy := p.window.policy
-	plan := &Plan{WindowStart: p.window.start}
+	plan := &Plan{WindowStart: p.start}
 	// Versions something in the package lists or refers to: an untagged one
 	// of those goes with its parent, the others are orphans.
 	pointedAt := map[string]bool{}
@@ -305,12 +269,18 @@ func (p *planner) plan() *Plan {
 		var r Reason
 		switch root := p.roots[v.Digest]; {
 		case root != nil:
-			r = Reason{Keep: true, Class: root.Class, Why: policy.fill(root.kept)}
+			r = Reason{Keep: true, Class: root.Class, Why: p.policy.fill(root.kept)}
 		case keep:
 			r = Reason{Keep: true, Class: Reached, Why: "an index child, .sig/.att or OCI 1.1 referrer of a kept version"}
 		case len(v.Tags) > 0 || pointedAt[v.Digest]:
-			first := p.classOf(v)
-			r = Reason{Class: first, Why: policy.fill(Rules[rank(first)].gone)}
+			// The first class of its tags, in Rules' order.
+			first := Untagged
+			for _, t := range v.Tags {
+				if c := tags.Of(t, p.policy.Extra...); rank(c) < rank(first) {
+					first = c
+				}
+			}
+			r = Reason{Class: first, Why: p.policy.fill(Rules[rank(first)].gone)}
 		default:
 			r = Reason{Class: Orphan, Why: "untagged, and nothing in the package lists it or refers to it: left by a failed or cancelled run"}
 		}
@@ -333,13 +303,8 @@ func (p *planner) deleteRank(v gh.Version) int {
 	switch {
 	case l.index && l.subject == "":
 		return 0
-	case l.subject != "":
+	case l.subject != "" || slices.ContainsFunc(v.Tags, func(t string) bool { return tags.Of(t) == tags.Attached }):
 		return 2
-	}
-	for _, t := range v.Tags {
-		if tags.Of(t) == tags.Attached {
-			return 2
-		}
 	}
 	return 1
 }

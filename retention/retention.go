@@ -42,26 +42,16 @@ func Default(now time.Time) Policy {
 func (p Policy) Validate() error {
 	switch {
 	case p.KeepDated < 1:
-		return &PolicyError{"KeepDated", fmt.Errorf("%d would delete today's release: keep at least 1 dated tag", p.KeepDated)}
+		return &tags.PolicyError{Field: "KeepDated", Err: fmt.Errorf("%d would delete today's release: keep at least 1 dated tag", p.KeepDated)}
 	case p.PreviewMaxAge <= 0:
-		return &PolicyError{"PreviewMaxAge", fmt.Errorf("%s: want a positive age such as 14d", FormatAge(p.PreviewMaxAge))}
+		return &tags.PolicyError{Field: "PreviewMaxAge", Err: fmt.Errorf("%s: want a positive age such as 14d", FormatAge(p.PreviewMaxAge))}
 	case p.StagingGrace <= 0:
-		return &PolicyError{"StagingGrace", fmt.Errorf("%s: want a positive age such as 24h", FormatAge(p.StagingGrace))}
+		return &tags.PolicyError{Field: "StagingGrace", Err: fmt.Errorf("%s: want a positive age such as 24h", FormatAge(p.StagingGrace))}
 	case p.Now.IsZero():
 		return fmt.Errorf("retention policy has no current time to measure ages from")
 	}
 	return nil
 }
-
-// PolicyError is a field of a Policy with a value no plan can be made
-// with, named as the Policy names it.
-type PolicyError struct {
-	Field string
-	Err   error
-}
-
-func (e *PolicyError) Error() string { return e.Field + " " + e.Err.Error() }
-func (e *PolicyError) Unwrap() error { return e.Err }
 
 // Reasons besides the tag classes a plan keeps or deletes a version for.
 const (
@@ -83,7 +73,7 @@ type Rule struct {
 	// Tags says which tags belong to the class, for people (Markdown).
 	Tags string
 	// keeps is the rule for one version carrying a tag of the class.
-	keeps func(w *window, v gh.Version) bool
+	keeps func(p *planner, v gh.Version) bool
 	// kept and gone say what keeps a version, and why a version whose tags
 	// are all of the class goes, with the policy's values for {keep},
 	// {grace} and {max-age}.
@@ -98,8 +88,8 @@ func (p Policy) fill(s string) string {
 		"{max-age}", FormatAge(p.PreviewMaxAge)).Replace(s)
 }
 
-func always(*window, gh.Version) bool { return true }
-func never(*window, gh.Version) bool  { return false }
+func always(*planner, gh.Version) bool { return true }
+func never(*planner, gh.Version) bool  { return false }
 
 // Rules is the retention policy as data, in the order a version carrying
 // tags of several classes is attributed to them.
@@ -107,25 +97,25 @@ var Rules = []Rule{
 	{Class: tags.Latest, Tags: "`latest`", keeps: always, kept: "always"},
 	{Class: tags.Version, Tags: "`1.2.3`, `1.2`, `1`, `v1.2.3`, the agent's version, `--tag` extras: any other tag", keeps: always, kept: "always"},
 	{Class: tags.Dated, Tags: "`YYYY-MM-DD`",
-		keeps: func(w *window, v gh.Version) bool {
-			return slices.ContainsFunc(v.Tags, func(t string) bool { return w.keptDates[t] })
+		keeps: func(p *planner, v gh.Version) bool {
+			return slices.ContainsFunc(v.Tags, func(t string) bool { return p.keptDates[t] })
 		},
 		kept: "while among the newest {keep} dates (`--keep`); they span the window",
 		gone: "dated tag past the newest {keep} dates"},
 	{Class: tags.SHA, Tags: "`sha-<commit>`",
-		keeps: func(w *window, v gh.Version) bool { return w.inWindow(v) },
+		keeps: func(p *planner, v gh.Version) bool { return p.inWindow(v) },
 		kept:  "while the version was pushed or tagged inside the window; after that only while a kept tag reaches it",
 		gone:  "sha- tag from before the window, and no kept tag reaches it"},
 	{Class: tags.Staging, Tags: "`staging-<key>-<os>-<arch>`",
-		keeps: func(w *window, v gh.Version) bool {
+		keeps: func(p *planner, v gh.Version) bool {
 			// Unmerged parts wait inside the window for a merge to retry;
 			// merged ones live exactly as long as an index that lists them.
-			return w.age(v) < w.policy.StagingGrace || w.merged != nil && !w.merged[v.Digest] && w.inWindow(v)
+			return p.age(v) < p.policy.StagingGrace || p.merged != nil && !p.merged[v.Digest] && p.inWindow(v)
 		},
 		kept: "while younger than {grace}; then, while unmerged (no kept index lists the part), inside the window",
 		gone: "staging part older than {grace}, from before the window, and no kept index lists it"},
 	{Class: tags.Preview, Tags: "`pr-<N>`",
-		keeps: func(w *window, v gh.Version) bool { return w.age(v) < w.policy.PreviewMaxAge },
+		keeps: func(p *planner, v gh.Version) bool { return p.age(v) < p.policy.PreviewMaxAge },
 		kept:  "while younger than {max-age} (`--pr-max-age`)",
 		gone:  "pr- preview older than {max-age}"},
 	{Class: tags.Attached, Tags: "`sha256-<digest>.sig`, `.att`, `.sbom`", keeps: never,
@@ -138,10 +128,8 @@ var Rules = []Rule{
 
 // rank orders reasons as Rules does, then reached, then orphan.
 func rank(c tags.Class) int {
-	for i, r := range Rules {
-		if r.Class == c {
-			return i
-		}
+	if i := slices.IndexFunc(Rules, func(r Rule) bool { return r.Class == c }); i >= 0 {
+		return i
 	}
 	if c == Reached {
 		return len(Rules)
@@ -172,19 +160,6 @@ func ParseAge(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// window is what the rules see: the policy, the dated tags kept, and, once
-// the first walk is done, the manifests kept indexes list.
-type window struct {
-	policy    Policy
-	keptDates map[string]bool
-	// start is 00:00 UTC of the oldest kept date; zero while the window
-	// reaches back to the beginning.
-	start time.Time
-	// merged holds the manifests an index a kept tag reaches lists; nil
-	// until that is known.
-	merged map[string]bool
-}
-
 // touched is the last time GHCR says a version changed: its push, or a
 // later tag moved onto it where GHCR records that in updated_at.
 func touched(v gh.Version) time.Time {
@@ -194,6 +169,6 @@ func touched(v gh.Version) time.Time {
 	return v.Created
 }
 
-func (w *window) age(v gh.Version) time.Duration { return w.policy.Now.Sub(touched(v)) }
+func (p *planner) age(v gh.Version) time.Duration { return p.policy.Now.Sub(touched(v)) }
 
-func (w *window) inWindow(v gh.Version) bool { return !touched(v).Before(w.start) }
+func (p *planner) inWindow(v gh.Version) bool { return !touched(v).Before(p.start) }

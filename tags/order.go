@@ -1,6 +1,7 @@
 package tags
 
 import (
+	"regexp"
 	"strings"
 	"time"
 )
@@ -15,13 +16,15 @@ type Key struct {
 
 // Newer reports whether k orders strictly after other.
 func (k Key) Newer(other Key) bool {
-	switch {
-	case !k.Created.Equal(other.Created):
+	if !k.Created.Equal(other.Created) {
 		return k.Created.After(other.Created)
-	default:
-		return CompareVersions(k.Version, other.Version) > 0
 	}
+	return CompareVersions(k.Version, other.Version) > 0
 }
+
+// versionComponent is one component of a version: a run of digits, or of
+// anything else but the separators '.' and '-'.
+var versionComponent = regexp.MustCompile(`[0-9]+|[^0-9.-]+`)
 
 // CompareVersions compares two versions the way Nix's
 // builtins.compareVersions does, and returns -1, 0 or 1. Versions split into
@@ -30,31 +33,19 @@ func (k Key) Newer(other Key) bool {
 // sort below numbers and among themselves as strings, and a missing
 // component sorts below a number ("2.3" < "2.3.1", "2.3a" < "2.3.1").
 func CompareVersions(a, b string) int {
-	for a != "" || b != "" {
-		var ca, cb string
-		ca, a = nextComponent(a)
-		cb, b = nextComponent(b)
+	ca, cb := versionComponent.FindAllString(a, -1), versionComponent.FindAllString(b, -1)
+	n := max(len(ca), len(cb))
+	ca = append(ca, make([]string, n-len(ca))...)
+	cb = append(cb, make([]string, n-len(cb))...)
+	for i := range n {
 		switch {
-		case componentLess(ca, cb):
+		case componentLess(ca[i], cb[i]):
 			return -1
-		case componentLess(cb, ca):
+		case componentLess(cb[i], ca[i]):
 			return 1
 		}
 	}
 	return 0
-}
-
-func nextComponent(s string) (component, rest string) {
-	s = strings.TrimLeft(s, ".-")
-	if s == "" {
-		return "", ""
-	}
-	digit := isDigit(s[0])
-	i := 1
-	for i < len(s) && s[i] != '.' && s[i] != '-' && isDigit(s[i]) == digit {
-		i++
-	}
-	return s[:i], s[i:]
 }
 
 func componentLess(a, b string) bool {
@@ -62,10 +53,7 @@ func componentLess(a, b string) bool {
 	switch {
 	case na && nb:
 		a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
-		if len(a) != len(b) {
-			return len(a) < len(b)
-		}
-		return a < b
+		return len(a) < len(b) || len(a) == len(b) && a < b
 	case a == "" && nb:
 		return true
 	case a == "pre" && b != "pre":
@@ -80,6 +68,6 @@ func componentLess(a, b string) bool {
 	return a < b
 }
 
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-func isNumber(s string) bool { return s != "" && strings.Trim(s, "0123456789") == "" }
+// isNumber reports whether a component is a number: components are all
+// digits or none.
+func isNumber(s string) bool { return s != "" && s[0] >= '0' && s[0] <= '9' }

@@ -18,11 +18,9 @@ import (
 // Tag is a tag a release moves.
 type Tag struct {
 	Name string
-	// Owned tags name this release alone (sha-<commit>, the git tag, a
-	// pull request's pr-<N> and --tag): they move even from a newer index.
-	// The others (latest, the agent's version, the date, and a semantic
-	// version's X.Y.Z, X.Y and X) are shared by releases and only ever move
-	// forward.
+	// Owned tags name this release alone (sha-<commit>, the git tag,
+	// pr-<N>, --tag): they move even from a newer index. The others are
+	// shared by releases and only ever move forward.
 	Owned bool
 	// Built tags say when and from which commit an index was built (the
 	// date and sha-<commit>). They go on an index this run assembled, never
@@ -50,8 +48,7 @@ type Policy struct {
 	Now time.Time
 	// Extra tags from --tag.
 	Extra []string
-	// GitTag is the git tag being released, e.g. v1.2.3: it is a tag
-	// itself, and when it is a semantic version so are 1.2.3, 1.2 and 1.
+	// GitTag is the git tag being released, e.g. v1.2.3.
 	GitTag string
 	// Preview is the pull request this release previews: only pr-<N>
 	// moves, never latest, a version or a date. Zero for a release.
@@ -82,6 +79,7 @@ var (
 	datedRE  = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
 	shaRE    = regexp.MustCompile(`^sha-[0-9a-f]{7,40}$`)
 	prRE     = regexp.MustCompile(`^pr-[0-9]+$`)
+	notTagRE = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
 	// Cosign's tag-based storage, sha256-<hex>.sig/.att/.sbom, and the OCI
 	// referrers tag schema's fallback sha256-<hex>: about another manifest,
 	// never a release of their own.
@@ -93,9 +91,13 @@ var (
 // staging-<key>-<os>-<arch>. A release tag there could overwrite them.
 var reserved = []string{"sha256-", "staging-"}
 
-// Of returns the class of a tag.
-func Of(tag string) Class {
+// Of returns the class of a tag. An extra tag releases move (--tag) is a
+// version whatever its shape, so one that looks like a date, sha-<commit> or
+// pr-<N> is never pruned as one.
+func Of(tag string, extra ...string) Class {
 	switch {
+	case slices.Contains(extra, tag):
+		return Version
 	case tag == "latest":
 		return Latest
 	case IsDated(tag):
@@ -112,28 +114,10 @@ func Of(tag string) Class {
 	return Version
 }
 
-// Classes classifies tags knowing the extra tags releases move (--tag): an
-// extra is kept like a version whatever its shape, so one that looks like a
-// date, sha-<commit> or pr-<N> is never pruned as one.
-type Classes struct {
-	Extra []string
-}
-
-// Of returns the class of tag.
-func (c Classes) Of(tag string) Class {
-	if slices.Contains(c.Extra, tag) {
-		return Version
-	}
-	return Of(tag)
-}
-
 // IsDated reports whether tag is a release date (YYYY-MM-DD, a real date).
 func IsDated(tag string) bool {
-	if !datedRE.MatchString(tag) {
-		return false
-	}
 	_, err := time.Parse(time.DateOnly, tag)
-	return err == nil
+	return err == nil && datedRE.MatchString(tag)
 }
 
 // AttachedTo returns the digest of the manifest an attached tag (a cosign
@@ -168,14 +152,6 @@ func Validate(t string) error {
 	return nil
 }
 
-// ValidateCommit says why c cannot name a commit in a sha- tag.
-func ValidateCommit(c string) error {
-	if c != "" && !commitRE.MatchString(c) {
-		return fmt.Errorf("%q is not a git commit id: want 7 to 64 lowercase hex digits", c)
-	}
-	return nil
-}
-
 // Tags returns the tags of a release, without duplicates:
 //
 //   - latest, the agent's version, the UTC date, and sha-<short> when the
@@ -193,8 +169,8 @@ func ValidateCommit(c string) error {
 // cannot be a tag is an error naming it, and so is a version whose tag (see
 // Safe) lands in a reserved space.
 func (p Policy) Tags() ([]Tag, error) {
-	if err := ValidateCommit(p.Commit); err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
+	if p.Commit != "" && !commitRE.MatchString(p.Commit) {
+		return nil, fmt.Errorf("commit: %q is not a git commit id: want 7 to 64 lowercase hex digits", p.Commit)
 	}
 	switch {
 	case p.Preview < 0:
@@ -229,27 +205,24 @@ func (p Policy) Tags() ([]Tag, error) {
 		}
 		tags = append(tags, Tag{Name: t, Owned: true})
 	}
-	seen := map[string]int{}
-	out := tags[:0]
+	var out []Tag
 	for _, t := range tags {
-		if i, ok := seen[t.Name]; ok {
-			// A tag both shared and owned (--tag latest) is shared: it still
-			// never moves backwards.
-			out[i].Owned = out[i].Owned && t.Owned
-			// Asked for by name (--tag), it goes on a reused index too.
-			out[i].Built = out[i].Built && t.Built
+		i := slices.IndexFunc(out, func(o Tag) bool { return o.Name == t.Name })
+		if i < 0 {
+			out = append(out, t)
 			continue
 		}
-		seen[t.Name] = len(out)
-		out = append(out, t)
+		// A tag both shared and owned (--tag latest) is shared: it still
+		// never moves backwards. Asked for by name (--tag), it goes on a
+		// reused index too.
+		out[i].Owned = out[i].Owned && t.Owned
+		out[i].Built = out[i].Built && t.Built
 	}
 	return out, nil
 }
 
-// gitTags are the tags of the git tag name: the tag itself, owned like sha-
-// (it names this release alone), then, for a semantic version (semver.org's,
-// with or without the leading v), the version and its series, shared and
-// moving only forward. A pre-release is tagged as itself and its version.
+// gitTags are the tags of the git tag name, as Tags says; a semantic
+// version is semver.org's, with or without the leading v.
 func gitTags(name string) (tags []Tag, prerelease bool, err error) {
 	if name == "" {
 		return nil, false, nil
@@ -281,22 +254,15 @@ func gitTags(name string) (tags []Tag, prerelease bool, err error) {
 // '+' or '/') becomes '-', a leading '.' or '-' becomes '_', and the result
 // is cut at 128 characters. An empty version gives no tag.
 func Safe(version string) string {
-	s := strings.Map(func(r rune) rune {
-		if r == '_' || r == '.' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
-			return r
-		}
-		return '-'
-	}, version)
+	s := notTagRE.ReplaceAllString(version, "-")
 	if s != "" && (s[0] == '.' || s[0] == '-') {
 		s = "_" + s[1:]
 	}
-	if len(s) > 128 {
-		s = s[:128]
-	}
-	return s
+	return s[:min(len(s), 128)]
 }
 
-// PolicyError is a field of a Policy that gives no usable tag, named as
+// PolicyError is a field of a Policy (this one, or prune's retention
+// policy) with a value that gives no usable tag or plan, named as the
 // Policy names it; a command line words it by its flag.
 type PolicyError struct {
 	Field string

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nothingnesses/agent-images/pipeline"
-	"github.com/nothingnesses/agent-images/retention"
 	"github.com/nothingnesses/agent-images/sign"
 	"github.com/nothingnesses/agent-images/tags"
 )
@@ -24,11 +23,10 @@ var optionFlags = map[string]string{
 	"From":       "--from",
 }
 
-// tagFlags are the flags that set each field of a tag policy.
-var tagFlags = map[string]string{"Extra": "--tag", "GitTag": "--git-tag", "Preview": "--preview"}
-
-// retentionFlags are the flags that set each field of prune's policy.
-var retentionFlags = map[string]string{"KeepDated": "--keep", "PreviewMaxAge": "--pr-max-age"}
+// fieldFlags are the flags that set each field of a tag policy, and of
+// prune's retention policy.
+var fieldFlags = map[string]string{"Extra": "--tag", "GitTag": "--git-tag", "Preview": "--preview",
+	"KeepDated": "--keep", "PreviewMaxAge": "--pr-max-age"}
 
 // asFlags words the library's option errors in err by the flags that set
 // them, so that a user reads what to change on the command line.
@@ -51,14 +49,8 @@ func asFlags(err error) error {
 	}
 	var pe *tags.PolicyError
 	if errors.As(err, &pe) {
-		if flag, ok := tagFlags[pe.Field]; ok {
+		if flag, ok := fieldFlags[pe.Field]; ok {
 			return fmt.Errorf("%s %w", flag, pe.Err)
-		}
-	}
-	var re *retention.PolicyError
-	if errors.As(err, &re) {
-		if flag, ok := retentionFlags[re.Field]; ok {
-			return fmt.Errorf("%s %w", flag, re.Err)
 		}
 	}
 	switch {

@@ -57,7 +57,7 @@ added to that policy and everything else is kept.`,
 					return fmt.Errorf("which registry prefix must be signed? pass --registry, or --repository OWNER/REPO for its ghcr.io/<owner>/<repo>")
 				}
 			}
-			var trusted pullpolicy.Signer
+			var trusted *pullpolicy.Signer
 			var err error
 			if key != "" {
 				if w.Identity != "" {
@@ -118,7 +118,7 @@ added to that policy and everything else is kept.`,
 				return err
 			}
 			o := cmd.OutOrStdout()
-			fmt.Fprintf(o, "%s accepts images under %s only when signed by %s.\n", policy, files.Prefix, trusted)
+			fmt.Fprintf(o, "%s accepts images under %s only when signed by %s.\n", policy, registry, trusted)
 			fmt.Fprintf(o, "%s makes Podman, Buildah, Skopeo and CRI-O read those signatures from the registry.\n", reg)
 			for _, l := range pullpolicy.Locations {
 				fmt.Fprintf(o, "\n%s:\n  %s -> %s\n  %s -> %s/%s\n  %s\n", l.For, policy, l.Policy, reg, l.RegistriesD, files.RegistriesDName, l.Note)

@@ -21,24 +21,24 @@ const Hidden = "(local)"
 // (user:pw@host/p, as a registry prefix is written). For references shown
 // back to the person who gave them: a registry, a key, a Sigstore URL.
 func URL(s string) string {
-	rest, _, _ := strings.Cut(s, "#")
-	rest, _, _ = strings.Cut(rest, "?")
-	scheme, authority, hasScheme := strings.Cut(rest, "://")
-	if !hasScheme {
-		scheme, authority = "", rest
+	public, _, _, _ := split(s)
+	return public
+}
+
+// split cuts a reference into what may be shown (scheme, host and path) and
+// what never is: the userinfo, the query and the fragment.
+func split(s string) (public, userinfo, query, fragment string) {
+	rest, fragment, _ := strings.Cut(s, "#")
+	rest, query, _ = strings.Cut(rest, "?")
+	prefix := ""
+	if scheme, authority, ok := strings.Cut(rest, "://"); ok {
+		prefix, rest = scheme+"://", authority
 	}
-	host, path, hasPath := strings.Cut(authority, "/")
+	host, _, _ := strings.Cut(rest, "/")
 	if i := strings.LastIndex(host, "@"); i >= 0 {
-		host = host[i+1:]
+		userinfo, rest = host[:i], rest[i+1:]
 	}
-	out := host
-	if hasPath {
-		out += "/" + path
-	}
-	if hasScheme {
-		out = scheme + "://" + out
-	}
-	return out
+	return prefix + rest, userinfo, query, fragment
 }
 
 // FlakeRef is the public form of a flake reference, the rule for every
@@ -47,27 +47,25 @@ func URL(s string) string {
 // before its query (github:o/r); a local one keeps only its type
 // (path:(local)), whatever path it named.
 func FlakeRef(ref string) string {
-	if scheme, local := localRef(ref); local {
+	if scheme, _, local := localRef(ref); local {
 		return scheme + ":" + Hidden
 	}
 	return URL(ref)
 }
 
-// localRef reports whether ref names something on this machine, and its
-// type: path:, git+file:, file:, tarball+file:, or a bare path.
-func localRef(ref string) (scheme string, local bool) {
-	if strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, ".") || strings.HasPrefix(ref, "~") {
-		return "path", true
-	}
-	scheme, _, ok := strings.Cut(ref, ":")
-	if !ok {
-		return "path", true // a relative path such as testdata/x
-	}
+// localRef reports whether ref names something on this machine, its type
+// (path:, git+file:, file:, tarball+file:, or a bare path) and its path.
+func localRef(ref string) (scheme, path string, local bool) {
+	scheme, path, ok := strings.Cut(ref, ":")
 	switch {
+	case !ok || strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, "."):
+		return "path", ref, true // a bare path such as /x, ./x or testdata/x
+	case strings.HasPrefix(ref, "~"):
+		return "path", path, true
 	case scheme == "path", scheme == "file", strings.HasSuffix(scheme, "+file"):
-		return scheme, true
+		return scheme, path, true
 	}
-	return scheme, false
+	return scheme, "", false
 }
 
 // secrets are the parts of ref that must not be shown, longest first so
@@ -81,11 +79,7 @@ func secrets(ref string, hideLocal bool) []string {
 			out = append(out, s)
 		}
 	}
-	if _, local := localRef(ref); local && hideLocal {
-		_, path, ok := strings.Cut(ref, ":")
-		if !ok || strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, ".") {
-			path = ref
-		}
+	if _, path, local := localRef(ref); local && hideLocal {
 		path = strings.TrimPrefix(path, "//")
 		path, _, _ = strings.Cut(path, "?")
 		add(path)
@@ -93,30 +87,18 @@ func secrets(ref string, hideLocal bool) []string {
 			add(abs)
 		}
 	}
-	rest, frag, hasFrag := strings.Cut(ref, "#")
-	if hasFrag {
-		add(frag)
+	_, userinfo, query, fragment := split(ref)
+	add(fragment)
+	add(query)
+	for _, kv := range strings.Split(query, "&") {
+		_, v, _ := strings.Cut(kv, "=")
+		add(v)
 	}
-	rest, query, hasQuery := strings.Cut(rest, "?")
-	if hasQuery {
-		add(query)
-		for _, kv := range strings.Split(query, "&") {
-			_, v, _ := strings.Cut(kv, "=")
-			add(v)
-		}
-	}
-	if _, authority, ok := strings.Cut(rest, "://"); ok {
-		rest = authority
-	}
-	host, _, _ := strings.Cut(rest, "/")
-	if i := strings.LastIndex(host, "@"); i >= 0 {
-		userinfo := host[:i]
-		add(userinfo + "@")
-		add(userinfo)
-		user, password, _ := strings.Cut(userinfo, ":")
-		add(password)
-		add(user)
-	}
+	add(userinfo + "@")
+	add(userinfo)
+	user, password, _ := strings.Cut(userinfo, ":")
+	add(password)
+	add(user)
 	// Nix 2.26 percent-encodes what it quotes of a reference (a path's
 	// "=" is "%3D"), so each piece is hidden in that form too.
 	for _, piece := range out {
@@ -144,20 +126,12 @@ func percentEncode(s string) string {
 	return b.String()
 }
 
-// FlakeText is s with every secret part of the flake references refs
-// removed: a reference quoted whole is replaced by its public form
-// (FlakeRef), and its credentials, query values and local path wherever they
-// appear on their own, as a program quoting it its own way (made absolute,
-// with its query rewritten) shows them.
+// FlakeText is s without the secret parts of the flake references refs:
+// each quoted whole becomes its FlakeRef, and its credentials, query values
+// and local path go wherever a program quoting it its own way shows them.
 func FlakeText(s string, refs ...string) string {
 	for _, ref := range refs {
-		if ref == "" {
-			continue
-		}
-		if pub := FlakeRef(ref); pub != ref {
-			s = strings.ReplaceAll(s, ref, pub)
-		}
-		s = remove(s, secrets(ref, true))
+		s = scrub(s, ref, true)
 	}
 	return s
 }
@@ -171,16 +145,23 @@ func URLError(err error, urls ...string) error {
 	}
 	msg := err.Error()
 	for _, u := range urls {
-		if pub := URL(u); pub != u && u != "" {
-			msg = strings.ReplaceAll(msg, u, pub)
-		}
-		msg = remove(msg, secrets(u, false))
+		msg = scrub(msg, u, false)
 	}
 	return &redacted{err: err, msg: msg}
 }
 
-func remove(s string, secrets []string) string {
-	for _, secret := range secrets {
+// scrub replaces ref quoted whole in s by its public form, then each of its
+// secrets wherever it appears.
+func scrub(s, ref string, flake bool) string {
+	if ref == "" {
+		return s
+	}
+	public := URL(ref)
+	if flake {
+		public = FlakeRef(ref)
+	}
+	s = strings.ReplaceAll(s, ref, public)
+	for _, secret := range secrets(ref, flake) {
 		repl := Hidden
 		if strings.HasSuffix(secret, "@") {
 			repl = ""
