@@ -43,7 +43,7 @@ func TestCosignCLIVerifies(t *testing.T) {
 	key, pub := writeKeyPair(t, dir, "cosign", "pw")
 	_, otherPub := writeKeyPair(t, dir, "other", "pw")
 	t.Setenv("COSIGN_PASSWORD", "pw")
-	s, err := New(ctx, WithKey(key))
+	s, err := New(ctx, Config{Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestCosignCLIVerifies(t *testing.T) {
 		t.Fatalf("Sign = %v", err)
 	}
 	// Another agent released with CycloneDX alone.
-	cdxSigner, err := New(ctx, WithKey(key), WithSBOMFormats(SBOMCycloneDX))
+	cdxSigner, err := New(ctx, Config{Key: key, SBOMFormats: []SBOMFormat{SBOMCycloneDX}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -174,7 +174,7 @@ func TestKeylessSignThenVerify(t *testing.T) {
 	fulcioURL, roots := startFulcio(t, issuer.srv.URL)
 	inActions(t, issuer)
 	newSigner := func() Signer {
-		s, err := New(ctx, WithFulcioURL(fulcioURL), WithFulcioRoots(roots, nil), WithTlogUpload(false))
+		s, err := New(ctx, Config{FulcioURL: fulcioURL, FulcioRoots: roots, TlogUpload: new(bool)})
 		if err != nil {
 			t.Fatalf("New(keyless) = %v", err)
 		}
@@ -279,7 +279,7 @@ func TestKeylessCheck(t *testing.T) {
 	fulcioURL, roots := startFulcio(t, issuer.srv.URL)
 	inActions(t, issuer)
 	newSigner := func() Signer {
-		s, err := New(ctx, WithFulcioURL(fulcioURL), WithFulcioRoots(roots, nil), WithTlogUpload(false))
+		s, err := New(ctx, Config{FulcioURL: fulcioURL, FulcioRoots: roots, TlogUpload: new(bool)})
 		if err != nil {
 			t.Fatalf("New(keyless) = %v", err)
 		}
@@ -316,7 +316,7 @@ func TestKeylessCheck(t *testing.T) {
 
 	key, _ := writeKeyPair(t, t.TempDir(), "cosign", "pw")
 	t.Setenv("COSIGN_PASSWORD", "pw")
-	keyed, err := New(ctx, WithKey(key))
+	keyed, err := New(ctx, Config{Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}

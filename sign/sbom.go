@@ -55,10 +55,10 @@ func (f SBOMFormat) cosignType() string    { return sbomTypes[f].cosign }
 // comma-separated list of them, into formats in attestation order, each
 // once. Naming none, or one it does not know, is an error that says what
 // is accepted.
-func ParseSBOMFormats(names ...string) ([]SBOMFormat, error) {
+func ParseSBOMFormats[S ~string](names ...S) ([]SBOMFormat, error) {
 	var want []SBOMFormat
 	for _, n := range names {
-		for f := range strings.SplitSeq(n, ",") {
+		for f := range strings.SplitSeq(string(n), ",") {
 			f := SBOMFormat(strings.ToLower(strings.TrimSpace(f)))
 			if sbomTypes[f].predicate == "" {
 				return nil, fmt.Errorf("unknown SBOM format %q: use cyclonedx, spdx, or both (cyclonedx,spdx)", f)

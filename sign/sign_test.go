@@ -20,19 +20,19 @@ func TestNewChoosesMode(t *testing.T) {
 	key, _ := writeKeyPair(t, t.TempDir(), "cosign", "pw")
 	tests := []struct {
 		name     string
-		opts     []Option
+		config   Config
 		env      map[string]string
 		password string
 		want     Mode
 		wantErr  string
 	}{
-		{name: "off when asked", opts: []Option{Disabled()}, env: map[string]string{"GITHUB_ACTIONS": "true"}, want: ModeOff},
-		{name: "key", opts: []Option{WithKey(key)}, password: "pw", want: ModeKey},
-		{name: "key with the wrong password", opts: []Option{WithKey(key)}, password: "nope", wantErr: "COSIGN_PASSWORD"},
+		{name: "off when asked", config: Config{Off: true}, env: map[string]string{"GITHUB_ACTIONS": "true"}, want: ModeOff},
+		{name: "key", config: Config{Key: key}, password: "pw", want: ModeKey},
+		{name: "key with the wrong password", config: Config{Key: key}, password: "nope", wantErr: "COSIGN_PASSWORD"},
 		// The KMS providers are linked in: a KMS ref reaches its provider
 		// (Vault, which fails offline before any request) and is not read
 		// as a file name.
-		{name: "KMS key", opts: []Option{WithKey("hashivault://release")}, wantErr: "VAULT_ADDR"},
+		{name: "KMS key", config: Config{Key: "hashivault://release"}, wantErr: "VAULT_ADDR"},
 		{name: "no identity locally", wantErr: "no signing identity"},
 		{name: "GitHub Actions without id-token permission", env: map[string]string{"GITHUB_ACTIONS": "true"},
 			wantErr: "lacks id-token: write"},
@@ -47,7 +47,7 @@ func TestNewChoosesMode(t *testing.T) {
 			for _, k := range []string{"GITHUB_ACTIONS", "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"} {
 				t.Setenv(k, tt.env[k])
 			}
-			s, err := New(t.Context(), tt.opts...)
+			s, err := New(t.Context(), tt.config)
 			switch {
 			case tt.wantErr != "":
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -66,7 +66,7 @@ func TestNewChoosesMode(t *testing.T) {
 }
 
 func TestOffReportsWithoutSigning(t *testing.T) {
-	s, err := New(t.Context(), Disabled())
+	s, err := New(t.Context(), Config{Off: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,9 +133,9 @@ func TestPolicyValidate(t *testing.T) {
 // what is signed already; a pattern would accept anyone.
 func TestKeylessCommandNeverWildcard(t *testing.T) {
 	k := &keylessIdentity{
-		token:   func(context.Context) (string, error) { return "", errors.New("no token here") },
-		fulcio:  sgsign.NewFulcio(&sgsign.FulcioOptions{BaseURL: "http://127.0.0.1:1"}),
-		options: options{roots: x509.NewCertPool()},
+		token:  func(context.Context) (string, error) { return "", errors.New("no token here") },
+		fulcio: sgsign.NewFulcio(&sgsign.FulcioOptions{BaseURL: "http://127.0.0.1:1"}),
+		Config: Config{FulcioRoots: x509.NewCertPool()},
 	}
 	p, err := k.policy(t.Context())
 	if err == nil || p.CertIdentity != "" {

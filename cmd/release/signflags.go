@@ -52,33 +52,23 @@ func (s *signFlags) setUp(cmd *cobra.Command, o *pipeline.Options) (err error) {
 		return err
 	}
 	o.Registry = transport.NewRegistry()
-	switch {
-	case !o.Push:
+	if !o.Push {
 		return nil
-	case !s.sign:
-		o.Signer, err = sign.New(cmd.Context(), sign.Disabled())
-		return err
 	}
-	opts := []sign.Option{sign.WithFulcioURL(s.fulcioURL), sign.WithRekorURL(s.rekorURL), sign.WithSBOMFormats(formats...), sign.WithRegistry(o.Registry)}
-	if s.key != "" {
-		opts = append(opts, sign.WithKey(s.key))
-	}
-	if s.fulcioRoots != "" {
-		roots, inter, err := readCAFile(s.fulcioRoots)
-		if err != nil {
+	c := sign.Config{Off: !s.sign, Key: s.key, FulcioURL: s.fulcioURL, RekorURL: s.rekorURL, SBOMFormats: formats, Registry: o.Registry,
+		// Overrides are pinned by what Nix fetches for them, never recorded
+		// by their reference (which can hold a token or a private path).
+		Source: sign.Source{Repository: o.Source, Commit: o.Commit, FlakeInputs: sign.FlakeInputs(o.Metadata.Inputs, o.Flake.Overrides)}}
+	if s.fulcioRoots != "" && s.sign {
+		if c.FulcioRoots, c.FulcioIntermediates, err = readCAFile(s.fulcioRoots); err != nil {
 			return fmt.Errorf("--fulcio-roots: %w", err)
 		}
-		opts = append(opts, sign.WithFulcioRoots(roots, inter))
 	}
 	// The default depends on the mode, so only a flag the user set counts.
 	if cmd.Flags().Changed("tlog-upload") {
-		opts = append(opts, sign.WithTlogUpload(s.tlogUpload))
+		c.TlogUpload = &s.tlogUpload
 	}
-	// Overrides are pinned by what Nix fetches for them, never recorded by
-	// their reference (which can hold a token or a private path).
-	inputs := sign.FlakeInputs(o.Metadata.Inputs, o.Flake.Overrides)
-	opts = append(opts, sign.WithSource(sign.Source{Repository: o.Source, Commit: o.Commit, FlakeInputs: inputs}))
-	if o.Signer, err = sign.New(cmd.Context(), opts...); err != nil {
+	if o.Signer, err = sign.New(cmd.Context(), c); err != nil {
 		return fmt.Errorf("signing: %w", err)
 	}
 	return nil
