@@ -15,27 +15,17 @@ import (
 	"github.com/nothingnesses/agent-images/tags"
 )
 
-// optionFlags are the flags that set each pipeline option.
-var optionFlags = map[string]string{
-	"Jobs":       "--jobs",
-	"Registries": "--registry",
-	"Runtime":    "--runtime",
-	"StagingKey": "--staging-key",
-	"From":       "--from",
+// flagOf is the flag that sets each field of the pipeline's options, a tag
+// policy and prune's retention policy, as their errors name it.
+var flagOf = map[string]string{
+	"Jobs": "--jobs", "Registries": "--registry", "Runtime": "--runtime", "StagingKey": "--staging-key", "From": "--from",
+	"Extra": "--tag", "GitTag": "--git-tag", "Preview": "--preview",
+	"KeepDated": "--keep", "PreviewMaxAge": "--pr-max-age",
 }
-
-// tagFlags are the flags that set each field of a tag policy.
-var tagFlags = map[string]string{"Extra": "--tag", "GitTag": "--git-tag", "Preview": "--preview"}
-
-// retentionFlags are the flags that set each field of prune's policy.
-var retentionFlags = map[string]string{"KeepDated": "--keep", "PreviewMaxAge": "--pr-max-age"}
 
 // asFlags words the library's option errors in err by the flags that set
 // them, so that a user reads what to change on the command line.
 func asFlags(err error) error {
-	if err == nil {
-		return nil
-	}
 	if joined, ok := err.(interface{ Unwrap() []error }); ok {
 		var errs []error
 		for _, e := range joined.Unwrap() {
@@ -43,25 +33,18 @@ func asFlags(err error) error {
 		}
 		return errors.Join(errs...)
 	}
-	var oe *pipeline.OptionError
-	if errors.As(err, &oe) {
-		if flag, ok := optionFlags[oe.Option]; ok {
-			return errors.New(oe.Named(flag))
-		}
-	}
-	var pe *tags.PolicyError
-	if errors.As(err, &pe) {
-		if flag, ok := tagFlags[pe.Field]; ok {
-			return fmt.Errorf("%s %w", flag, pe.Err)
-		}
-	}
-	var re *retention.PolicyError
-	if errors.As(err, &re) {
-		if flag, ok := retentionFlags[re.Field]; ok {
-			return fmt.Errorf("%s %w", flag, re.Err)
-		}
-	}
+	var (
+		oe *pipeline.OptionError
+		pe *tags.PolicyError
+		re *retention.PolicyError
+	)
 	switch {
+	case errors.As(err, &oe) && flagOf[oe.Option] != "":
+		return errors.New(oe.Named(flagOf[oe.Option]))
+	case errors.As(err, &pe) && flagOf[pe.Field] != "":
+		return fmt.Errorf("%s %w", flagOf[pe.Field], pe.Err)
+	case errors.As(err, &re) && flagOf[re.Field] != "":
+		return fmt.Errorf("%s %w", flagOf[re.Field], re.Err)
 	case errors.Is(err, pipeline.ErrNoSigner):
 		return errors.New("pushing needs a signer: pass --key or run keyless, or --sign=false to publish unsigned on purpose")
 	case errors.Is(err, sign.ErrNoIdentity):
