@@ -162,11 +162,9 @@ func (f *releaseFlags) options() (pipeline.Options, error) {
 			return pipeline.Options{}, err
 		}
 	}
-	compression := flake.Gzip
-	if f.compression != "" {
-		if compression, err = flake.ParseCompression(f.compression); err != nil {
-			return pipeline.Options{}, fmt.Errorf("--compression: %w", err)
-		}
+	compression, err := flake.ParseCompression(cmp.Or(f.compression, string(flake.Gzip)))
+	if err != nil {
+		return pipeline.Options{}, fmt.Errorf("--compression: %w", err)
 	}
 	threshold, err := sizeThreshold(f.sizeThreshold)
 	if err != nil {
