@@ -69,17 +69,15 @@ func provenance(src Source, builderID, invocation string, img *record.Image, ver
 // flakeInput describes a flake input by what was fetched (see FlakeInputs).
 func flakeInput(name string, in FlakeInput) slsa1.ResourceDescriptor {
 	d := revision("flake-input:"+name, "", in.Rev)
-	add := func(k, v string) {
+	for k, v := range map[string]string{"narHash": in.NarHash, "override": in.Override} {
 		if v == "" {
-			return
+			continue
 		}
 		if d.Annotations == nil {
 			d.Annotations = map[string]any{}
 		}
 		d.Annotations[k] = v
 	}
-	add("narHash", in.NarHash)
-	add("override", in.Override)
 	return d
 }
 

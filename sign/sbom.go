@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io"
 	"path"
 	"slices"
 	"strings"
@@ -41,11 +42,16 @@ const (
 // written; signing writes all of them unless told otherwise.
 func allSBOMFormats() []SBOMFormat { return []SBOMFormat{SBOMCycloneDX, SBOMSPDX} }
 
-// sbomTypes are each format's in-toto predicate type and its name for
-// `cosign verify-attestation --type`.
-var sbomTypes = map[SBOMFormat]struct{ predicate, cosign string }{
-	SBOMCycloneDX: {PredicateCycloneDX, "cyclonedx"},
-	SBOMSPDX:      {PredicateSPDX, "spdxjson"},
+// sbomTypes are each format's in-toto predicate type, its name for
+// `cosign verify-attestation --type`, and how its document is written.
+var sbomTypes = map[SBOMFormat]struct {
+	predicate, cosign string
+	encode            func(sbomInput, io.Writer) error
+}{
+	SBOMCycloneDX: {PredicateCycloneDX, "cyclonedx", func(in sbomInput, w io.Writer) error {
+		return cdx.NewBOMEncoder(w, cdx.BOMFileFormatJSON).EncodeVersion(in.cycloneDX(), cdx.SpecVersion1_6)
+	}},
+	SBOMSPDX: {PredicateSPDX, "spdxjson", func(in sbomInput, w io.Writer) error { return spdxjson.Write(in.spdx(), w) }},
 }
 
 func (f SBOMFormat) predicateType() string { return sbomTypes[f].predicate }
@@ -101,15 +107,7 @@ func sboms(ctx context.Context, run flake.Runner, d name.Digest, img *record.Ima
 	out := make([]json.RawMessage, len(formats))
 	for i, f := range formats {
 		var buf bytes.Buffer
-		switch f {
-		case SBOMCycloneDX:
-			err = cdx.NewBOMEncoder(&buf, cdx.BOMFileFormatJSON).EncodeVersion(in.cycloneDX(), cdx.SpecVersion1_6)
-		case SBOMSPDX:
-			err = spdxjson.Write(in.spdx(), &buf)
-		default:
-			err = fmt.Errorf("unknown SBOM format %q", f)
-		}
-		if err != nil {
+		if err := sbomTypes[f].encode(in, &buf); err != nil {
 			return nil, fmt.Errorf("encoding the %s SBOM: %w", f, err)
 		}
 		out[i] = json.RawMessage(bytes.TrimSpace(buf.Bytes()))
