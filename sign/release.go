@@ -121,12 +121,12 @@ func (s *signer) SignIndex(ctx context.Context, index name.Digest, images []name
 	if err != nil {
 		return nil, fmt.Errorf("naming who signed %s: %w", index, err)
 	}
-	insecure := index.Context().Registry.Scheme() == "http"
+	p.IgnoreTlog = s.RekorURL == "" // what this signer did, not what its own checks skip
 	return &record.Signing{
 		Mode:                     string(s.mode),
 		Index:                    sig,
-		VerifyCommand:            cosignCommand("verify", index, p.cosignArgs(), s.RekorURL == "", insecure, ""),
-		VerifyAttestationCommand: cosignCommand("verify-attestation", images[0], p.cosignArgs(), s.RekorURL == "", insecure, "slsaprovenance1"),
+		VerifyCommand:            p.cosignCommand("verify", index, ""),
+		VerifyAttestationCommand: p.cosignCommand("verify-attestation", images[0], "slsaprovenance1"),
 	}, nil
 }
 

@@ -82,27 +82,31 @@ func TestOffReportsWithoutSigning(t *testing.T) {
 
 func TestCosignCommand(t *testing.T) {
 	d, _ := name.NewDigest("ghcr.io/o/agent-images/pi@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+	const issuer = "https://token.actions.githubusercontent.com"
 	tests := []struct {
-		name       string
-		verb, typ  string
-		args       []string
-		ignoreTlog bool
-		want       string
+		name      string
+		verb, typ string
+		policy    Policy
+		want      string
 	}{
-		{"key", "verify", "", []string{"--key", "cosign.pub"}, true,
+		{"key", "verify", "", Policy{Key: "cosign.pub", IgnoreTlog: true},
 			"cosign verify --key cosign.pub --insecure-ignore-tlog=true " + d.String()},
 		{"keyless attestation", "verify-attestation", "cyclonedx",
-			[]string{"--certificate-identity", "https://github.com/o/r/.github/workflows/release.yml@refs/heads/main", "--certificate-oidc-issuer", "https://token.actions.githubusercontent.com"}, false,
-			"cosign verify-attestation --type cyclonedx --certificate-identity https://github.com/o/r/.github/workflows/release.yml@refs/heads/main --certificate-oidc-issuer https://token.actions.githubusercontent.com " + d.String()},
-		{"shell syntax is quoted", "verify", "", []string{"--certificate-identity", "https://github.com/o/r/x.yml@refs/heads/$(id)"}, false,
-			"cosign verify --certificate-identity 'https://github.com/o/r/x.yml@refs/heads/$(id)' " + d.String()},
+			Policy{CertIdentity: "https://github.com/o/r/.github/workflows/release.yml@refs/heads/main", CertOIDCIssuer: issuer},
+			"cosign verify-attestation --type cyclonedx --certificate-identity https://github.com/o/r/.github/workflows/release.yml@refs/heads/main --certificate-oidc-issuer " + issuer + " " + d.String()},
+		{"shell syntax is quoted", "verify", "", Policy{CertIdentity: "https://github.com/o/r/x.yml@refs/heads/$(id)", CertOIDCIssuer: issuer},
+			"cosign verify --certificate-identity 'https://github.com/o/r/x.yml@refs/heads/$(id)' --certificate-oidc-issuer " + issuer + " " + d.String()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := cosignCommand(tt.verb, d, tt.args, tt.ignoreTlog, false, tt.typ); got != tt.want {
+			if got := tt.policy.cosignCommand(tt.verb, d, tt.typ); got != tt.want {
 				t.Errorf("cosignCommand() = %s, want %s", got, tt.want)
 			}
 		})
+	}
+	insecure, _ := name.NewDigest("127.0.0.1:5000/pi@"+d.DigestStr(), name.Insecure)
+	if got := (Policy{Key: "cosign.pub"}).cosignCommand("verify", insecure, ""); !strings.HasSuffix(got, " --allow-insecure-registry "+insecure.String()) {
+		t.Errorf("cosignCommand(plain-HTTP registry) = %s, want --allow-insecure-registry", got)
 	}
 }
 
