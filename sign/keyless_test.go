@@ -178,8 +178,8 @@ func TestKeylessSignThenVerify(t *testing.T) {
 		if err != nil {
 			t.Fatalf("New(keyless) = %v", err)
 		}
-		if s.Mode() != ModeKeyless {
-			t.Fatalf("New().Mode() = %s under Actions with an OIDC endpoint, want keyless", s.Mode())
+		if modeOf(s) != ModeKeyless {
+			t.Fatalf("New().Mode() = %s under Actions with an OIDC endpoint, want keyless", modeOf(s))
 		}
 		return s
 	}

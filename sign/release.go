@@ -49,8 +49,6 @@ type signer struct {
 	attested sync.Map
 }
 
-func (s *signer) Mode() Mode { return s.mode }
-
 // predicateTypes are the attestations every per-arch image gets: one per
 // SBOM format, then the provenance.
 func (s *signer) predicateTypes() []string {

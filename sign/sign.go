@@ -60,7 +60,6 @@ type Signer interface {
 	// by this signer's identity: an index nobody signed, or someone else
 	// did, is not this release's, whatever its annotations say.
 	Signed(ctx context.Context, d name.Digest) error
-	Mode() Mode
 }
 
 // ErrNoIdentity is returned by New when signing was not turned off but there
@@ -209,7 +208,6 @@ func serverURL() string {
 // off is the Signer of a release published unsigned, on purpose.
 type off struct{}
 
-func (off) Mode() Mode                                      { return ModeOff }
 func (off) Check(context.Context, name.Digest, Built) error { return nil }
 func (off) Signed(context.Context, name.Digest) error       { return nil }
 

@@ -55,8 +55,8 @@ func TestNewChoosesMode(t *testing.T) {
 				}
 			case err != nil:
 				t.Errorf("New() = %v, want mode %s", err, tt.want)
-			case s.Mode() != tt.want:
-				t.Errorf("New().Mode() = %s, want %s", s.Mode(), tt.want)
+			case modeOf(s) != tt.want:
+				t.Errorf("New().Mode() = %s, want %s", modeOf(s), tt.want)
 			}
 			if tt.wantErr == "no signing identity" && !errors.Is(err, ErrNoIdentity) {
 				t.Errorf("New() = %v, want ErrNoIdentity", err)
