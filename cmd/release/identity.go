@@ -10,9 +10,6 @@ import (
 	"github.com/nothingnesses/agent-images/flake"
 )
 
-// githubIssuer is the OIDC issuer of GitHub Actions' keyless signatures.
-const githubIssuer = "https://token.actions.githubusercontent.com"
-
 // defaultRef is the ref a workflow is taken to run at when --workflow names
 // none: the default branch, where the nightly and a dispatch run.
 const defaultRef = "refs/heads/main"

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nothingnesses/agent-images/pullpolicy"
 	"github.com/nothingnesses/agent-images/sign"
 )
 
@@ -57,7 +58,7 @@ func (f *policyFlags) policy(cmd string) (sign.Policy, error) {
 		if id != "" {
 			p.CertIdentity = id
 			if p.CertOIDCIssuer == "" {
-				p.CertOIDCIssuer = githubIssuer
+				p.CertOIDCIssuer = pullpolicy.GitHubIssuer
 			}
 		}
 	} else if f.signer.workflow != "" {
