@@ -27,6 +27,14 @@ import (
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 
+	// The KMS providers cosign's key loader dispatches to by URI scheme
+	// (awskms://, azurekms://, gcpkms://, hashivault://). cosign's CLI links
+	// them the same way; without them a KMS key would be read as a file name.
+	_ "github.com/sigstore/sigstore/pkg/signature/kms/aws"
+	_ "github.com/sigstore/sigstore/pkg/signature/kms/azure"
+	_ "github.com/sigstore/sigstore/pkg/signature/kms/gcp"
+	_ "github.com/sigstore/sigstore/pkg/signature/kms/hashivault"
+
 	"github.com/nothingnesses/agent-images/internal/redact"
 	"github.com/nothingnesses/agent-images/internal/transport"
 )
