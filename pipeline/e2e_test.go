@@ -84,7 +84,7 @@ func requireE2E(t *testing.T) {
 
 // unsigned publishes without signing, on purpose.
 func unsigned(t *testing.T) sign.Signer {
-	s, err := sign.New(t.Context(), sign.Disabled())
+	s, err := sign.New(t.Context(), sign.Config{Off: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,8 +109,7 @@ func keySigner(t *testing.T) (sign.Signer, string) {
 		t.Fatal(err)
 	}
 	t.Setenv("COSIGN_PASSWORD", password)
-	s, err := sign.New(t.Context(), sign.WithKey(priv),
-		sign.WithSource(sign.Source{Repository: "https://github.com/nothingnesses/agent-images", Commit: commit}))
+	s, err := sign.New(t.Context(), sign.Config{Key: priv, Source: sign.Source{Repository: "https://github.com/nothingnesses/agent-images", Commit: commit}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,7 +118,7 @@ type Options struct {
 	// the change report; nil makes one.
 	Registry *transport.Registry
 	// Signer signs what is pushed, before any tag moves. Pushing needs one:
-	// sign.New(ctx, sign.Disabled()) publishes unsigned, on purpose.
+	// sign.New(ctx, sign.Config{Off: true}) publishes unsigned, on purpose.
 	Signer sign.Signer
 	// Events receives progress; nil discards it.
 	Events func(Event)
@@ -313,7 +313,7 @@ func (e *OptionError) Named(name string) string {
 }
 
 // ErrNoSigner is why a push cannot start without Options.Signer: a release
-// that publishes unsigned says so with sign.New(ctx, sign.Disabled()).
+// that publishes unsigned says so with sign.New(ctx, sign.Config{Off: true}).
 var ErrNoSigner = errors.New("pushing needs a signer")
 
 // tagPolicy is the tag policy of an agent at version.

@@ -112,8 +112,7 @@ func TestSplitModeToSeveralRegistries(t *testing.T) {
 	t.Setenv("GITHUB_SERVER_URL", "https://example.com")
 	signer := func(workflow string) sign.Signer {
 		t.Setenv("GITHUB_WORKFLOW_REF", workflow)
-		s, err := sign.New(ctx, sign.WithKey(key),
-			sign.WithSource(sign.Source{Repository: "https://github.com/nothingnesses/agent-images", Commit: commit}))
+		s, err := sign.New(ctx, sign.Config{Key: key, Source: sign.Source{Repository: "https://github.com/nothingnesses/agent-images", Commit: commit}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -78,7 +78,7 @@ func signWith(t *testing.T, ctx context.Context, dir, prefix string, img *record
 		t.Fatal(err)
 	}
 	t.Setenv("COSIGN_PASSWORD", "pw")
-	s, err := sign.New(ctx, sign.WithKey(priv))
+	s, err := sign.New(ctx, sign.Config{Key: priv})
 	if err != nil {
 		t.Fatal(err)
 	}

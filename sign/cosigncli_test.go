@@ -43,7 +43,7 @@ func TestCosignCLIVerifies(t *testing.T) {
 	key, pub := writeKeyPair(t, dir, "cosign", "pw")
 	_, otherPub := writeKeyPair(t, dir, "other", "pw")
 	t.Setenv("COSIGN_PASSWORD", "pw")
-	s, err := New(ctx, WithKey(key))
+	s, err := New(ctx, Config{Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestCosignCLIVerifies(t *testing.T) {
 		t.Fatalf("Sign = %v", err)
 	}
 	// Another agent released with CycloneDX alone.
-	cdxSigner, err := New(ctx, WithKey(key), WithSBOMFormats(SBOMCycloneDX))
+	cdxSigner, err := New(ctx, Config{Key: key, SBOMFormats: []SBOMFormat{SBOMCycloneDX}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,15 +66,14 @@ func TestCosignCLIVerifies(t *testing.T) {
 	if want := "--key " + pub; !strings.Contains(res.VerifyCommand, want) {
 		t.Fatalf("VerifyCommand = %q, want it to name the public key (%s)", res.VerifyCommand, want)
 	}
-	ignoreTlog, insecure := true, true
-	args := []string{"--key", pub}
+	policy := Policy{Key: pub, IgnoreTlog: true} // the registry is plain HTTP: the commands allow it
 	commands := []string{res.VerifyCommand, res.VerifyAttestationCommand}
 	for _, p := range req.Images {
 		commands = append(commands,
-			cosignCommand("verify", p.Ref, args, ignoreTlog, insecure, ""),
-			cosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "cyclonedx"),
-			cosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "spdxjson"),
-			cosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "slsaprovenance1"),
+			policy.cosignCommand("verify", p.Ref, ""),
+			policy.cosignCommand("verify-attestation", p.Ref, "cyclonedx"),
+			policy.cosignCommand("verify-attestation", p.Ref, "spdxjson"),
+			policy.cosignCommand("verify-attestation", p.Ref, "slsaprovenance1"),
 		)
 	}
 	for _, v := range cosignVersions {
@@ -96,7 +95,7 @@ func TestCosignCLIVerifies(t *testing.T) {
 				},
 				"spdxjson": func(t *testing.T, b []byte) { readSPDX(t, b) },
 			} {
-				line := cosignCommand("verify-attestation", req.Images[0].Ref, args, ignoreTlog, insecure, typ)
+				line := policy.cosignCommand("verify-attestation", req.Images[0].Ref, typ)
 				out, err := runCosign(t, bins[v], line)
 				if err != nil {
 					t.Fatalf("%s: %v\n%s", line, err, out)
@@ -104,17 +103,17 @@ func TestCosignCLIVerifies(t *testing.T) {
 				read(t, cosignPredicate(t, out))
 			}
 			// And the CLI is not vacuous: another key fails.
-			wrong := cosignCommand("verify", req.Index, []string{"--key", otherPub}, ignoreTlog, insecure, "")
+			wrong := Policy{Key: otherPub, IgnoreTlog: true}.cosignCommand("verify", req.Index, "")
 			if out, err := runCosign(t, bins[v], wrong); err == nil {
 				t.Errorf("%s succeeded, want a failure\n%s", wrong, out)
 			}
 			// Nor is --type: a release without SPDX has no spdxjson attestation.
 			for _, p := range cdxOnly.Images {
-				spdxLine := cosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "spdxjson")
+				spdxLine := policy.cosignCommand("verify-attestation", p.Ref, "spdxjson")
 				if out, err := runCosign(t, bins[v], spdxLine); err == nil {
 					t.Errorf("%s succeeded on a CycloneDX-only release, want a failure\n%s", spdxLine, out)
 				}
-				cdxLine := cosignCommand("verify-attestation", p.Ref, args, ignoreTlog, insecure, "cyclonedx")
+				cdxLine := policy.cosignCommand("verify-attestation", p.Ref, "cyclonedx")
 				if out, err := runCosign(t, bins[v], cdxLine); err != nil {
 					t.Errorf("%s: %v\n%s", cdxLine, err, out)
 				}

@@ -23,9 +23,9 @@ func TestKeySignThenVerify(t *testing.T) {
 	key, pub := writeKeyPair(t, dir, "cosign", "s3cret")
 	_, otherPub := writeKeyPair(t, dir, "other", "other")
 	t.Setenv("COSIGN_PASSWORD", "s3cret")
-	s, err := New(ctx, WithKey(key), WithSource(testSource))
+	s, err := New(ctx, Config{Key: key, Source: testSource})
 	if err != nil {
-		t.Fatalf("New(WithKey) = %v", err)
+		t.Fatalf("New(Config{Key}) = %v", err)
 	}
 
 	tests := []struct {
@@ -147,7 +147,7 @@ func TestSignIsIdempotent(t *testing.T) {
 	ctx := t.Context()
 	key, _ := writeKeyPair(t, t.TempDir(), "cosign", "pw")
 	t.Setenv("COSIGN_PASSWORD", "pw")
-	s, err := New(ctx, WithKey(key))
+	s, err := New(ctx, Config{Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestSignIsIdempotent(t *testing.T) {
 	}
 
 	// A new Signer, as the next nightly run would have.
-	s2, err := New(ctx, WithKey(key))
+	s2, err := New(ctx, Config{Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestSBOMFormatAddedLater(t *testing.T) {
 	repo, _ := name.NewRepository(addr+"/agent-images/pi", name.Insecure)
 	req := pushRelease(t, ctx, repo, "good")
 
-	cdxOnly, err := New(ctx, WithKey(key), WithSBOMFormats(SBOMCycloneDX))
+	cdxOnly, err := New(ctx, Config{Key: key, SBOMFormats: []SBOMFormat{SBOMCycloneDX}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestSBOMFormatAddedLater(t *testing.T) {
 		t.Errorf("Verify of a CycloneDX-only release failed: %v", failed)
 	}
 
-	both, err := New(ctx, WithKey(key))
+	both, err := New(ctx, Config{Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +286,7 @@ func TestKeyCheck(t *testing.T) {
 	other, _ := writeKeyPair(t, dir, "other", "pw")
 	t.Setenv("COSIGN_PASSWORD", "pw")
 	newSigner := func(k string) Signer {
-		s, err := New(ctx, WithKey(k))
+		s, err := New(ctx, Config{Key: k})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -27,6 +27,14 @@ import (
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 
+	// The KMS providers cosign's key loader dispatches to by URI scheme
+	// (awskms://, azurekms://, gcpkms://, hashivault://). cosign's CLI links
+	// them the same way; without them a KMS key would be read as a file name.
+	_ "github.com/sigstore/sigstore/pkg/signature/kms/aws"
+	_ "github.com/sigstore/sigstore/pkg/signature/kms/azure"
+	_ "github.com/sigstore/sigstore/pkg/signature/kms/gcp"
+	_ "github.com/sigstore/sigstore/pkg/signature/kms/hashivault"
+
 	"github.com/nothingnesses/agent-images/internal/redact"
 	"github.com/nothingnesses/agent-images/internal/transport"
 )
@@ -96,9 +104,9 @@ func publicKeyHint(ref string) string {
 // keylessIdentity signs with an ephemeral key that Fulcio certifies for the
 // identity in an OIDC token, through sigstore-go's Fulcio client.
 type keylessIdentity struct {
-	options // fulcioURL, roots (nil: Sigstore's, from TUF), rekorURL ("": no log)
-	token   func(context.Context) (string, error)
-	fulcio  sgsign.CertificateProvider
+	Config // FulcioURL, FulcioRoots (nil: Sigstore's, from TUF), RekorURL ("": no log)
+	token  func(context.Context) (string, error)
+	fulcio sgsign.CertificateProvider
 
 	mu   sync.Mutex
 	key  *signingKey
@@ -110,9 +118,9 @@ type keylessIdentity struct {
 	trusted root.TrustedMaterial
 }
 
-func newKeyless(ctx context.Context, o options) (*keylessIdentity, error) {
-	k := &keylessIdentity{options: o, token: oidcToken,
-		fulcio: sgsign.NewFulcio(&sgsign.FulcioOptions{BaseURL: strings.TrimSuffix(o.fulcioURL, "/"), Transport: transport.New()})}
+func newKeyless(ctx context.Context, c Config) (*keylessIdentity, error) {
+	k := &keylessIdentity{Config: c, token: oidcToken,
+		fulcio: sgsign.NewFulcio(&sgsign.FulcioOptions{BaseURL: strings.TrimSuffix(c.FulcioURL, "/"), Transport: transport.New()})}
 	// Fetch a token now: a job without id-token: write must fail before it
 	// builds anything, not after it pushed.
 	if _, err := k.token(ctx); err != nil {
@@ -163,23 +171,23 @@ func (k *keylessIdentity) certified(ctx context.Context) (*signingKey, error) {
 	}
 	der, err := k.fulcio.GetCertificate(ctx, fulcioKey{sv}, &sgsign.CertificateProviderOptions{IDToken: tok})
 	if err != nil {
-		return nil, fmt.Errorf("requesting a signing certificate from %s: %w", k.fulcioURL, err)
+		return nil, fmt.Errorf("requesting a signing certificate from %s: %w", k.FulcioURL, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("reading the certificate of Fulcio at %s: %w", k.fulcioURL, err)
+		return nil, fmt.Errorf("reading the certificate of Fulcio at %s: %w", k.FulcioURL, err)
 	}
 	// The chain is what the certificate verifies through, checked at its
 	// issue as cosign checks it: one that does not is refused now.
 	var chains [][]*x509.Certificate
-	if k.roots != nil {
-		chains, err = cosign.TrustedCert(cert, k.roots, k.inter)
+	if k.FulcioRoots != nil {
+		chains, err = cosign.TrustedCert(cert, k.FulcioRoots, k.FulcioIntermediates)
 	} else {
 		chains, err = verify.VerifyLeafCertificate(cert.NotBefore, cert, k.trusted)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("the certificate of Fulcio at %s is not issued under the trusted CA "+
-			"(the given roots, else Sigstore's public ones): %w", k.fulcioURL, err)
+			"(the given roots, else Sigstore's public ones): %w", k.FulcioURL, err)
 	}
 	who, err := identityOf(cert)
 	if err != nil {
@@ -200,7 +208,7 @@ func (k *keylessIdentity) certified(ctx context.Context) (*signingKey, error) {
 // trust loads Sigstore's trusted root, once, unless roots were given. k.mu
 // is held.
 func (k *keylessIdentity) trust() error {
-	if k.roots != nil || k.trusted != nil {
+	if k.FulcioRoots != nil || k.trusted != nil {
 		return nil
 	}
 	tm, err := cosign.TrustedRoot()
@@ -233,10 +241,10 @@ func (k *keylessIdentity) policy(ctx context.Context) (Policy, error) {
 	}
 	return Policy{
 		CertIdentity: k.who.Subject, CertOIDCIssuer: k.who.Issuer,
-		Roots: k.roots, Intermediates: k.inter, trusted: k.trusted,
+		Roots: k.FulcioRoots, Intermediates: k.FulcioIntermediates, trusted: k.trusted,
 		// Without a log entry, the certificate's time is all there is.
-		IgnoreTlog: k.rekorURL == "",
-		IgnoreSCT:  k.roots != nil,
+		IgnoreTlog: k.RekorURL == "",
+		IgnoreSCT:  k.FulcioRoots != nil,
 	}, nil
 }
 

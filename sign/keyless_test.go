@@ -174,12 +174,12 @@ func TestKeylessSignThenVerify(t *testing.T) {
 	fulcioURL, roots := startFulcio(t, issuer.srv.URL)
 	inActions(t, issuer)
 	newSigner := func() Signer {
-		s, err := New(ctx, WithFulcioURL(fulcioURL), WithFulcioRoots(roots, nil), WithTlogUpload(false))
+		s, err := New(ctx, Config{FulcioURL: fulcioURL, FulcioRoots: roots, TlogUpload: new(bool)})
 		if err != nil {
 			t.Fatalf("New(keyless) = %v", err)
 		}
-		if s.Mode() != ModeKeyless {
-			t.Fatalf("New().Mode() = %s under Actions with an OIDC endpoint, want keyless", s.Mode())
+		if modeOf(s) != ModeKeyless {
+			t.Fatalf("New().Mode() = %s under Actions with an OIDC endpoint, want keyless", modeOf(s))
 		}
 		return s
 	}
@@ -279,7 +279,7 @@ func TestKeylessCheck(t *testing.T) {
 	fulcioURL, roots := startFulcio(t, issuer.srv.URL)
 	inActions(t, issuer)
 	newSigner := func() Signer {
-		s, err := New(ctx, WithFulcioURL(fulcioURL), WithFulcioRoots(roots, nil), WithTlogUpload(false))
+		s, err := New(ctx, Config{FulcioURL: fulcioURL, FulcioRoots: roots, TlogUpload: new(bool)})
 		if err != nil {
 			t.Fatalf("New(keyless) = %v", err)
 		}
@@ -316,7 +316,7 @@ func TestKeylessCheck(t *testing.T) {
 
 	key, _ := writeKeyPair(t, t.TempDir(), "cosign", "pw")
 	t.Setenv("COSIGN_PASSWORD", "pw")
-	keyed, err := New(ctx, WithKey(key))
+	keyed, err := New(ctx, Config{Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}

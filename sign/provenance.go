@@ -12,6 +12,8 @@ import (
 	slsa1 "github.com/in-toto/in-toto-golang/in_toto/slsa_provenance/v1"
 	"github.com/sigstore/cosign/v2/pkg/oci"
 
+	"github.com/nothingnesses/agent-images/flake"
+	"github.com/nothingnesses/agent-images/internal/redact"
 	"github.com/nothingnesses/agent-images/record"
 )
 
@@ -69,17 +71,15 @@ func provenance(src Source, builderID, invocation string, img *record.Image, ver
 // flakeInput describes a flake input by what was fetched (see FlakeInputs).
 func flakeInput(name string, in FlakeInput) slsa1.ResourceDescriptor {
 	d := revision("flake-input:"+name, "", in.Rev)
-	add := func(k, v string) {
+	for k, v := range map[string]string{"narHash": in.NarHash, "override": in.Override} {
 		if v == "" {
-			return
+			continue
 		}
 		if d.Annotations == nil {
 			d.Annotations = map[string]any{}
 		}
 		d.Annotations[k] = v
 	}
-	add("narHash", in.NarHash)
-	add("override", in.Override)
 	return d
 }
 
@@ -143,4 +143,37 @@ func provenanceOf(att oci.Signature) (Built, error) {
 	}
 	bd := pred.BuildDefinition
 	return Built{Derivation: bd.InternalParameters.Derivation, Commit: bd.ExternalParameters.Commit, Platform: bd.ExternalParameters.Platform}, nil
+}
+
+// FlakeInput is one direct input of the flake, as the provenance records
+// it: by what Nix fetched, never by the reference it was fetched from.
+type FlakeInput struct {
+	// Rev is the git revision Nix locked (git and GitHub inputs).
+	Rev string
+	// NarHash is Nix's hash of the input's tree (sha256-<base64>).
+	NarHash string
+	// Override is the public form (redact.FlakeRef) of the
+	// --override-input that replaced the input: scheme, host and path of a
+	// URL, only the type of a local path; empty when not overridden.
+	Override string
+}
+
+// FlakeInputs pins each direct input of a flake from locked, how Nix
+// locked its inputs with the overrides applied (flake.Metadata.Inputs), so
+// that an overridden input, whose reference can hold a token, a query or a
+// local path, is pinned by what Nix fetched plus the reference's public
+// form; one the lock does not pin, by that public form only.
+func FlakeInputs(locked map[string]flake.LockedInput, overrides map[string]string) map[string]FlakeInput {
+	out := map[string]FlakeInput{}
+	for path, in := range locked {
+		if !strings.Contains(path, "/") {
+			out[path] = FlakeInput{Rev: in.Rev, NarHash: in.NarHash}
+		}
+	}
+	for input, ref := range overrides {
+		in := out[input]
+		in.Override = redact.FlakeRef(ref)
+		out[input] = in
+	}
+	return out
 }

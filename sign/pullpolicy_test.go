@@ -41,7 +41,7 @@ func TestKeylessPullPolicy(t *testing.T) {
 	issuer := startOIDCIssuer(t)
 	fulcioURL, roots := startFulcio(t, issuer.srv.URL)
 	inActions(t, issuer)
-	s, err := New(ctx, WithFulcioURL(fulcioURL), WithFulcioRoots(roots, nil), WithTlogUpload(false))
+	s, err := New(ctx, Config{FulcioURL: fulcioURL, FulcioRoots: roots, TlogUpload: new(bool)})
 	if err != nil {
 		t.Fatal(err)
 	}

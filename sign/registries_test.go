@@ -115,7 +115,7 @@ func TestSeveralRegistries(t *testing.T) {
 	// The builder is the running workflow, as GitHub Actions names it.
 	t.Setenv("GITHUB_SERVER_URL", "https://example.com")
 	t.Setenv("GITHUB_WORKFLOW_REF", "build-job")
-	builder, err := New(ctx, WithKey(key), WithSource(testSource))
+	builder, err := New(ctx, Config{Key: key, Source: testSource})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestSeveralRegistries(t *testing.T) {
 	// A merge: another Signer with the same key checks the parts in A,
 	// then stores them with C.
 	t.Setenv("GITHUB_WORKFLOW_REF", "merge-job")
-	merger, err := New(ctx, WithKey(key), WithSource(testSource))
+	merger, err := New(ctx, Config{Key: key, Source: testSource})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,8 @@ import (
 
 // signer is the Signer of key and keyless modes; identity is the difference.
 type signer struct {
-	options
+	Config
+	mode       Mode
 	id         identity
 	builderID  string // who builds, and invocation the job run, for provenance
 	invocation string
@@ -48,13 +49,11 @@ type signer struct {
 	attested sync.Map
 }
 
-func (s *signer) Mode() Mode { return s.mode }
-
 // predicateTypes are the attestations every per-arch image gets: one per
 // SBOM format, then the provenance.
 func (s *signer) predicateTypes() []string {
 	var types []string
-	for _, f := range s.sbom {
+	for _, f := range s.SBOMFormats {
 		types = append(types, f.predicateType())
 	}
 	return append(types, PredicateSLSAProvenance)
@@ -95,12 +94,12 @@ func (s *signer) SignImage(ctx context.Context, d name.Digest, img *record.Image
 
 // predicates are the SBOMs and the provenance of img at d, by predicate type.
 func (s *signer) predicates(ctx context.Context, d name.Digest, img *record.Image, agent flake.Image) (map[string]any, error) {
-	docs, err := sboms(ctx, flake.Run, d, img, agent, s.sbom...)
+	docs, err := sboms(ctx, flake.Run, d, img, agent, s.SBOMFormats...)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]any{PredicateSLSAProvenance: provenance(s.source, s.builderID, s.invocation, img, agent.Version)}
-	for i, f := range s.sbom {
+	out := map[string]any{PredicateSLSAProvenance: provenance(s.Source, s.builderID, s.invocation, img, agent.Version)}
+	for i, f := range s.SBOMFormats {
 		out[f.predicateType()] = docs[i]
 	}
 	return out, nil
@@ -120,12 +119,12 @@ func (s *signer) SignIndex(ctx context.Context, index name.Digest, images []name
 	if err != nil {
 		return nil, fmt.Errorf("naming who signed %s: %w", index, err)
 	}
-	insecure := index.Context().Registry.Scheme() == "http"
+	p.IgnoreTlog = s.RekorURL == "" // what this signer did, not what its own checks skip
 	return &record.Signing{
 		Mode:                     string(s.mode),
 		Index:                    sig,
-		VerifyCommand:            cosignCommand("verify", index, p.cosignArgs(), s.rekorURL == "", insecure, ""),
-		VerifyAttestationCommand: cosignCommand("verify-attestation", images[0], p.cosignArgs(), s.rekorURL == "", insecure, "slsaprovenance1"),
+		VerifyCommand:            p.cosignCommand("verify", index, ""),
+		VerifyAttestationCommand: p.cosignCommand("verify-attestation", images[0], "slsaprovenance1"),
 	}, nil
 }
 
@@ -192,7 +191,7 @@ func (s *signer) describe(ctx context.Context) string {
 
 // withContext returns the registry options of one call.
 func (s *signer) withContext(ctx context.Context) []ociremote.Option {
-	return []ociremote.Option{ociremote.WithRemoteOptions(reusing(ctx, s.registry)...)}
+	return []ociremote.Option{ociremote.WithRemoteOptions(reusing(ctx, s.Registry)...)}
 }
 
 // reusing are r's options for one call: the pusher is shared so that the
@@ -278,7 +277,7 @@ func (s *signer) evidence(key *signingKey, upload func(*rekorclient.Rekor, []byt
 	if key.cert != nil {
 		opts = append(opts, static.WithCertChain(key.cert, key.chain))
 	}
-	if s.rekorURL == "" {
+	if s.RekorURL == "" {
 		return opts, nil
 	}
 	signer := key.cert
@@ -291,13 +290,13 @@ func (s *signer) evidence(key *signingKey, upload func(*rekorclient.Rekor, []byt
 			return nil, err
 		}
 	}
-	rc, err := rekor.GetRekorClient(s.rekorURL)
+	rc, err := rekor.GetRekorClient(s.RekorURL)
 	if err != nil {
-		return nil, fmt.Errorf("the transparency log %s: %w", s.rekorURL, err)
+		return nil, fmt.Errorf("the transparency log %s: %w", s.RekorURL, err)
 	}
 	entry, err := upload(rc, signer)
 	if err != nil {
-		return nil, fmt.Errorf("uploading to the transparency log %s: %w", s.rekorURL, err)
+		return nil, fmt.Errorf("uploading to the transparency log %s: %w", s.RekorURL, err)
 	}
 	return append(opts, static.WithBundle(cbundle.EntryToBundle(entry))), nil
 }

@@ -1,12 +1,18 @@
 package sign
 
 import (
+	"archive/tar"
 	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -14,6 +20,8 @@ import (
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/package-url/packageurl-go"
 	spdxjson "github.com/spdx/tools-golang/json"
 
@@ -41,11 +49,16 @@ const (
 // written; signing writes all of them unless told otherwise.
 func allSBOMFormats() []SBOMFormat { return []SBOMFormat{SBOMCycloneDX, SBOMSPDX} }
 
-// sbomTypes are each format's in-toto predicate type and its name for
-// `cosign verify-attestation --type`.
-var sbomTypes = map[SBOMFormat]struct{ predicate, cosign string }{
-	SBOMCycloneDX: {PredicateCycloneDX, "cyclonedx"},
-	SBOMSPDX:      {PredicateSPDX, "spdxjson"},
+// sbomTypes are each format's in-toto predicate type, its name for
+// `cosign verify-attestation --type`, and how its document is written.
+var sbomTypes = map[SBOMFormat]struct {
+	predicate, cosign string
+	encode            func(sbomInput, io.Writer) error
+}{
+	SBOMCycloneDX: {PredicateCycloneDX, "cyclonedx", func(in sbomInput, w io.Writer) error {
+		return cdx.NewBOMEncoder(w, cdx.BOMFileFormatJSON).EncodeVersion(in.cycloneDX(), cdx.SpecVersion1_6)
+	}},
+	SBOMSPDX: {PredicateSPDX, "spdxjson", func(in sbomInput, w io.Writer) error { return spdxjson.Write(in.spdx(), w) }},
 }
 
 func (f SBOMFormat) predicateType() string { return sbomTypes[f].predicate }
@@ -55,10 +68,10 @@ func (f SBOMFormat) cosignType() string    { return sbomTypes[f].cosign }
 // comma-separated list of them, into formats in attestation order, each
 // once. Naming none, or one it does not know, is an error that says what
 // is accepted.
-func ParseSBOMFormats(names ...string) ([]SBOMFormat, error) {
+func ParseSBOMFormats[S ~string](names ...S) ([]SBOMFormat, error) {
 	var want []SBOMFormat
 	for _, n := range names {
-		for f := range strings.SplitSeq(n, ",") {
+		for f := range strings.SplitSeq(string(n), ",") {
 			f := SBOMFormat(strings.ToLower(strings.TrimSpace(f)))
 			if sbomTypes[f].predicate == "" {
 				return nil, fmt.Errorf("unknown SBOM format %q: use cyclonedx, spdx, or both (cyclonedx,spdx)", f)
@@ -101,15 +114,7 @@ func sboms(ctx context.Context, run flake.Runner, d name.Digest, img *record.Ima
 	out := make([]json.RawMessage, len(formats))
 	for i, f := range formats {
 		var buf bytes.Buffer
-		switch f {
-		case SBOMCycloneDX:
-			err = cdx.NewBOMEncoder(&buf, cdx.BOMFileFormatJSON).EncodeVersion(in.cycloneDX(), cdx.SpecVersion1_6)
-		case SBOMSPDX:
-			err = spdxjson.Write(in.spdx(), &buf)
-		default:
-			err = fmt.Errorf("unknown SBOM format %q", f)
-		}
-		if err != nil {
+		if err := sbomTypes[f].encode(in, &buf); err != nil {
 			return nil, fmt.Errorf("encoding the %s SBOM: %w", f, err)
 		}
 		out[i] = json.RawMessage(bytes.TrimSpace(buf.Bytes()))
@@ -221,4 +226,64 @@ func cdxComponent(c component) cdx.Component {
 		out.Properties = &props
 	}
 	return out
+}
+
+// storePath is one top-level /nix/store entry found inside an image.
+type storePath struct {
+	Path                string // /nix/store/<hash>-<name>-<version>[-<output>]
+	Hash, Name, Version string // split as flake.ParseStorePath does
+	// NarHash is the hex SHA-256 of the path's NAR serialisation, as Nix
+	// registered it (narHash); "" when the local store does not hold it.
+	NarHash string
+}
+
+// storePaths lists the top-level /nix/store entries of img's layers, sorted
+// by path, each with the narHash Nix registered for it: the image says what
+// is shipped, Nix what each path is, without a second read of its files.
+//
+// The paths are usually in the local store, since this process built the
+// image (a reused or merged image is never attested anew). Not always: the
+// image does not refer to its contents, so one Nix already had or fetched
+// does not bring them, and a garbage collection may have taken them. Nix
+// then fetches such a path from a substituter; one it cannot get is listed
+// without a hash.
+func storePaths(ctx context.Context, img v1.Image, run flake.Runner) ([]storePath, error) {
+	fs := mutate.Extract(img) // the image's filesystem, its layers applied
+	defer fs.Close()
+	found := map[string]storePath{} // by path
+	tr := tar.NewReader(fs)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the image's layers: %w", err)
+		}
+		rest, ok := strings.CutPrefix(strings.TrimPrefix(path.Clean("/"+h.Name), "/"), "nix/store/")
+		base, _, _ := strings.Cut(rest, "/")
+		if n, valid := flake.ParseStorePath(base); ok && valid {
+			found["/nix/store/"+base] = storePath{Path: "/nix/store/" + base, Hash: n.Hash, Name: n.Name, Version: n.Version}
+		}
+	}
+	paths := slices.Sorted(maps.Keys(found))
+	hashes, err := flake.NarHashes(ctx, run, paths)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]storePath, len(paths))
+	for i, p := range paths {
+		out[i] = found[p]
+		if sri, ok := hashes[p]; ok {
+			sum, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(sri, "sha256-"))
+			if !strings.HasPrefix(sri, "sha256-") || err != nil || len(sum) != 32 {
+				return nil, fmt.Errorf("nix says the narHash of %s is %q, want sha256-<base64>", p, sri)
+			}
+			out[i].NarHash = hex.EncodeToString(sum)
+		}
+	}
+	return out, nil
 }

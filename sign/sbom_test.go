@@ -50,8 +50,8 @@ func TestParseSBOMFormats(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(t.Context(), WithKey("unused.key"), WithSBOMFormats("xml")); err == nil || !strings.Contains(err.Error(), `unknown SBOM format "xml"`) {
-		t.Errorf("New(WithSBOMFormats(xml)) = %v, want the unknown format named", err)
+	if _, err := New(t.Context(), Config{Key: "unused.key", SBOMFormats: []SBOMFormat{"xml"}}); err == nil || !strings.Contains(err.Error(), `unknown SBOM format "xml"`) {
+		t.Errorf("New(Config{SBOMFormats: xml}) = %v, want the unknown format named", err)
 	}
 }
 

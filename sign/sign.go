@@ -60,89 +60,45 @@ type Signer interface {
 	// by this signer's identity: an index nobody signed, or someone else
 	// did, is not this release's, whatever its annotations say.
 	Signed(ctx context.Context, d name.Digest) error
-	Mode() Mode
 }
 
 // ErrNoIdentity is returned by New when signing was not turned off but there
 // is nothing to sign with: no key, and no OIDC token to sign keyless with.
 var ErrNoIdentity = errors.New("no signing identity: no key given and no OIDC token available for keyless signing")
 
-type options struct {
-	source     Source
-	mode       Mode // "" = choose from the environment
-	keyRef     string
-	fulcioURL  string
-	roots      *x509.CertPool // nil: Sigstore's, from its TUF repository
-	inter      *x509.CertPool
-	rekorURL   string // "" once New decides on no transparency log
-	tlogUpload *bool
-	sbom       []SBOMFormat
-	registry   *transport.Registry
-}
-
-// Option configures New.
-type Option func(*options) error
-
-// WithRegistry sets how registries are reached: the run's one registry
-// client (default: a client of its own).
-func WithRegistry(r *transport.Registry) Option {
-	return func(o *options) error { o.registry = r; return nil }
-}
-
-// WithKey signs with a key: a cosign key file, env://VAR holding one, or a
-// KMS URI (awskms://, gcpkms://, azurekms://, hashivault://). The password of
-// an encrypted key is read from COSIGN_PASSWORD.
-func WithKey(ref string) Option {
-	return func(o *options) error {
-		if ref == "" {
-			return errors.New("WithKey: empty key reference")
-		}
-		o.mode, o.keyRef = ModeKey, ref
-		return nil
-	}
-}
-
-// Disabled turns signing off; the Signer then only reports that it did
-// nothing.
-func Disabled() Option {
-	return func(o *options) error { o.mode = ModeOff; return nil }
-}
-
-// WithSource says what the provenance records as the source of what is
-// signed: the repository, commit and locked flake inputs.
-func WithSource(src Source) Option {
-	return func(o *options) error { o.source = src; return nil }
-}
-
-// WithFulcioURL points keyless signing at a private Fulcio.
-func WithFulcioURL(u string) Option {
-	return func(o *options) error {
-		o.fulcioURL = u
-		return checkEndpoint("Fulcio", u)
-	}
-}
-
-// WithFulcioRoots trusts the CA a private Fulcio issues under (roots, and
-// intermediates, which may be nil) instead of Sigstore's public roots from
-// its TUF repository. It is what the certificates of keyless signing, this
-// run's and those another job made, are checked against; such a Fulcio has
-// no certificate transparency log, so no SCT is asked of them.
-func WithFulcioRoots(roots, intermediates *x509.CertPool) Option {
-	return func(o *options) error {
-		if roots == nil {
-			return errors.New("WithFulcioRoots: no root certificates")
-		}
-		o.roots, o.inter = roots, intermediates
-		return nil
-	}
-}
-
-// WithRekorURL points transparency log uploads at a private Rekor.
-func WithRekorURL(u string) Option {
-	return func(o *options) error {
-		o.rekorURL = u
-		return checkEndpoint("Rekor", u)
-	}
+// Config says how New signs. Its zero value signs with what the
+// environment offers: keyless where an OIDC token provider is there.
+type Config struct {
+	// Off turns signing off; the Signer then only reports that it did
+	// nothing.
+	Off bool
+	// Key signs with a key: a cosign key file, env://VAR holding one, or a
+	// KMS URI (awskms://, gcpkms://, azurekms://, hashivault://). The
+	// password of an encrypted key is read from COSIGN_PASSWORD.
+	Key string
+	// Source is what the provenance records as the source of what is
+	// signed.
+	Source Source
+	// FulcioURL and RekorURL point keyless signing and transparency log
+	// uploads at private instances (default: Sigstore's public ones).
+	FulcioURL, RekorURL string
+	// FulcioRoots (and FulcioIntermediates, which may be nil) are the CA a
+	// private Fulcio issues under, trusted instead of Sigstore's public
+	// roots from its TUF repository for the certificates of keyless
+	// signing, this run's and those another job made. Such a Fulcio has no
+	// certificate transparency log, so no SCT is asked of them.
+	FulcioRoots, FulcioIntermediates *x509.CertPool
+	// TlogUpload says whether signatures go to the transparency log. The
+	// default (nil) is yes for keyless and no with a key, so that a private
+	// key works on a machine with no route to Rekor.
+	TlogUpload *bool
+	// SBOMFormats are the formats in which every per-arch image's SBOM is
+	// attested, each as an attestation of its own predicate type (default:
+	// all of them).
+	SBOMFormats []SBOMFormat
+	// Registry is how registries are reached: the run's one registry
+	// client (default: a client of its own).
+	Registry *transport.Registry
 }
 
 // checkEndpoint accepts a plain http(s) service address. Credentials, a
@@ -159,75 +115,57 @@ func checkEndpoint(service, u string) error {
 	return nil
 }
 
-// WithTlogUpload says whether signatures go to the transparency log. The
-// default is yes for keyless and no with a key, so that a private key works
-// on a machine with no route to Rekor.
-func WithTlogUpload(upload bool) Option {
-	return func(o *options) error { o.tlogUpload = &upload; return nil }
-}
-
-// WithSBOMFormats says in which formats every per-arch image's SBOM is
-// attested, each as an attestation of its own predicate type. The default
-// is all of them; naming none is an error.
-func WithSBOMFormats(formats ...SBOMFormat) Option {
-	return func(o *options) error {
-		names := make([]string, len(formats))
-		for i, f := range formats {
-			names[i] = string(f)
-		}
-		parsed, err := ParseSBOMFormats(names...)
-		o.sbom = parsed
-		return err
-	}
-}
-
 // Default Sigstore endpoints.
 const (
 	PublicFulcioURL = "https://fulcio.sigstore.dev"
 	PublicRekorURL  = "https://rekor.sigstore.dev"
 )
 
-// New returns the Signer the options ask for: with a key, or, where an OIDC
-// token provider is there (GitHub Actions with id-token: write), keyless.
+// New returns the Signer c asks for: with a key, or, where an OIDC token
+// provider is there (GitHub Actions with id-token: write), keyless.
 // It fails now, before anything is built or any tag moves, when signing was
 // not turned off and cannot happen: no key and no OIDC token, a key that
 // does not load, or a keyless token request that fails.
-func New(ctx context.Context, opts ...Option) (Signer, error) {
-	o := options{fulcioURL: PublicFulcioURL, rekorURL: PublicRekorURL, sbom: allSBOMFormats()}
-	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return nil, err
-		}
-	}
-	if o.mode == "" {
-		switch {
-		case providers.Enabled(ctx):
-			o.mode = ModeKeyless
-		case os.Getenv("GITHUB_ACTIONS") == "true":
-			return nil, fmt.Errorf("%w (under GitHub Actions ACTIONS_ID_TOKEN_REQUEST_URL is unset: the job lacks id-token: write)", ErrNoIdentity)
-		default:
-			return nil, ErrNoIdentity
-		}
-	}
-	if o.mode == ModeOff {
+func New(ctx context.Context, c Config) (Signer, error) {
+	if c.Off {
 		return off{}, nil
 	}
-	upload := o.mode == ModeKeyless
-	if o.tlogUpload != nil {
-		upload = *o.tlogUpload
+	c.FulcioURL, c.RekorURL = cmp.Or(c.FulcioURL, PublicFulcioURL), cmp.Or(c.RekorURL, PublicRekorURL)
+	if err := errors.Join(checkEndpoint("Fulcio", c.FulcioURL), checkEndpoint("Rekor", c.RekorURL)); err != nil {
+		return nil, err
 	}
-	if o.registry == nil {
-		o.registry = transport.NewRegistry()
+	if len(c.SBOMFormats) == 0 {
+		c.SBOMFormats = allSBOMFormats()
+	}
+	var err error
+	if c.SBOMFormats, err = ParseSBOMFormats(c.SBOMFormats...); err != nil {
+		return nil, err
+	}
+	mode := ModeKey
+	switch {
+	case c.Key != "":
+	case providers.Enabled(ctx):
+		mode = ModeKeyless
+	case os.Getenv("GITHUB_ACTIONS") == "true":
+		return nil, fmt.Errorf("%w (under GitHub Actions ACTIONS_ID_TOKEN_REQUEST_URL is unset: the job lacks id-token: write)", ErrNoIdentity)
+	default:
+		return nil, ErrNoIdentity
+	}
+	upload := mode == ModeKeyless
+	if c.TlogUpload != nil {
+		upload = *c.TlogUpload
 	}
 	if !upload {
-		o.rekorURL = "" // no transparency log
+		c.RekorURL = "" // no transparency log
 	}
-	s := &signer{options: o, builderID: BuilderIDFromEnv(), invocation: invocationID()}
-	var err error
-	if o.mode == ModeKey {
-		s.id, err = loadKey(ctx, o.keyRef)
+	if c.Registry == nil {
+		c.Registry = transport.NewRegistry()
+	}
+	s := &signer{Config: c, mode: mode, builderID: BuilderIDFromEnv(), invocation: invocationID()}
+	if mode == ModeKey {
+		s.id, err = loadKey(ctx, c.Key)
 	} else {
-		s.id, err = newKeyless(ctx, o)
+		s.id, err = newKeyless(ctx, c)
 	}
 	if err != nil {
 		return nil, err
@@ -270,7 +208,6 @@ func serverURL() string {
 // off is the Signer of a release published unsigned, on purpose.
 type off struct{}
 
-func (off) Mode() Mode                                      { return ModeOff }
 func (off) Check(context.Context, name.Digest, Built) error { return nil }
 func (off) Signed(context.Context, name.Digest) error       { return nil }
 

@@ -20,19 +20,19 @@ func TestNewChoosesMode(t *testing.T) {
 	key, _ := writeKeyPair(t, t.TempDir(), "cosign", "pw")
 	tests := []struct {
 		name     string
-		opts     []Option
+		config   Config
 		env      map[string]string
 		password string
 		want     Mode
 		wantErr  string
 	}{
-		{name: "off when asked", opts: []Option{Disabled()}, env: map[string]string{"GITHUB_ACTIONS": "true"}, want: ModeOff},
-		{name: "key", opts: []Option{WithKey(key)}, password: "pw", want: ModeKey},
-		{name: "key with the wrong password", opts: []Option{WithKey(key)}, password: "nope", wantErr: "COSIGN_PASSWORD"},
+		{name: "off when asked", config: Config{Off: true}, env: map[string]string{"GITHUB_ACTIONS": "true"}, want: ModeOff},
+		{name: "key", config: Config{Key: key}, password: "pw", want: ModeKey},
+		{name: "key with the wrong password", config: Config{Key: key}, password: "nope", wantErr: "COSIGN_PASSWORD"},
 		// The KMS providers are linked in: a KMS ref reaches its provider
 		// (Vault, which fails offline before any request) and is not read
 		// as a file name.
-		{name: "KMS key", opts: []Option{WithKey("hashivault://release")}, wantErr: "VAULT_ADDR"},
+		{name: "KMS key", config: Config{Key: "hashivault://release"}, wantErr: "VAULT_ADDR"},
 		{name: "no identity locally", wantErr: "no signing identity"},
 		{name: "GitHub Actions without id-token permission", env: map[string]string{"GITHUB_ACTIONS": "true"},
 			wantErr: "lacks id-token: write"},
@@ -47,7 +47,7 @@ func TestNewChoosesMode(t *testing.T) {
 			for _, k := range []string{"GITHUB_ACTIONS", "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"} {
 				t.Setenv(k, tt.env[k])
 			}
-			s, err := New(t.Context(), tt.opts...)
+			s, err := New(t.Context(), tt.config)
 			switch {
 			case tt.wantErr != "":
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -55,8 +55,8 @@ func TestNewChoosesMode(t *testing.T) {
 				}
 			case err != nil:
 				t.Errorf("New() = %v, want mode %s", err, tt.want)
-			case s.Mode() != tt.want:
-				t.Errorf("New().Mode() = %s, want %s", s.Mode(), tt.want)
+			case modeOf(s) != tt.want:
+				t.Errorf("New().Mode() = %s, want %s", modeOf(s), tt.want)
 			}
 			if tt.wantErr == "no signing identity" && !errors.Is(err, ErrNoIdentity) {
 				t.Errorf("New() = %v, want ErrNoIdentity", err)
@@ -66,7 +66,7 @@ func TestNewChoosesMode(t *testing.T) {
 }
 
 func TestOffReportsWithoutSigning(t *testing.T) {
-	s, err := New(t.Context(), Disabled())
+	s, err := New(t.Context(), Config{Off: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,27 +82,31 @@ func TestOffReportsWithoutSigning(t *testing.T) {
 
 func TestCosignCommand(t *testing.T) {
 	d, _ := name.NewDigest("ghcr.io/o/agent-images/pi@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+	const issuer = "https://token.actions.githubusercontent.com"
 	tests := []struct {
-		name       string
-		verb, typ  string
-		args       []string
-		ignoreTlog bool
-		want       string
+		name      string
+		verb, typ string
+		policy    Policy
+		want      string
 	}{
-		{"key", "verify", "", []string{"--key", "cosign.pub"}, true,
+		{"key", "verify", "", Policy{Key: "cosign.pub", IgnoreTlog: true},
 			"cosign verify --key cosign.pub --insecure-ignore-tlog=true " + d.String()},
 		{"keyless attestation", "verify-attestation", "cyclonedx",
-			[]string{"--certificate-identity", "https://github.com/o/r/.github/workflows/release.yml@refs/heads/main", "--certificate-oidc-issuer", "https://token.actions.githubusercontent.com"}, false,
-			"cosign verify-attestation --type cyclonedx --certificate-identity https://github.com/o/r/.github/workflows/release.yml@refs/heads/main --certificate-oidc-issuer https://token.actions.githubusercontent.com " + d.String()},
-		{"shell syntax is quoted", "verify", "", []string{"--certificate-identity", "https://github.com/o/r/x.yml@refs/heads/$(id)"}, false,
-			"cosign verify --certificate-identity 'https://github.com/o/r/x.yml@refs/heads/$(id)' " + d.String()},
+			Policy{CertIdentity: "https://github.com/o/r/.github/workflows/release.yml@refs/heads/main", CertOIDCIssuer: issuer},
+			"cosign verify-attestation --type cyclonedx --certificate-identity https://github.com/o/r/.github/workflows/release.yml@refs/heads/main --certificate-oidc-issuer " + issuer + " " + d.String()},
+		{"shell syntax is quoted", "verify", "", Policy{CertIdentity: "https://github.com/o/r/x.yml@refs/heads/$(id)", CertOIDCIssuer: issuer},
+			"cosign verify --certificate-identity 'https://github.com/o/r/x.yml@refs/heads/$(id)' --certificate-oidc-issuer " + issuer + " " + d.String()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := cosignCommand(tt.verb, d, tt.args, tt.ignoreTlog, false, tt.typ); got != tt.want {
+			if got := tt.policy.cosignCommand(tt.verb, d, tt.typ); got != tt.want {
 				t.Errorf("cosignCommand() = %s, want %s", got, tt.want)
 			}
 		})
+	}
+	insecure, _ := name.NewDigest("127.0.0.1:5000/pi@"+d.DigestStr(), name.Insecure)
+	if got := (Policy{Key: "cosign.pub"}).cosignCommand("verify", insecure, ""); !strings.HasSuffix(got, " --allow-insecure-registry "+insecure.String()) {
+		t.Errorf("cosignCommand(plain-HTTP registry) = %s, want --allow-insecure-registry", got)
 	}
 }
 
@@ -133,9 +137,9 @@ func TestPolicyValidate(t *testing.T) {
 // what is signed already; a pattern would accept anyone.
 func TestKeylessCommandNeverWildcard(t *testing.T) {
 	k := &keylessIdentity{
-		token:   func(context.Context) (string, error) { return "", errors.New("no token here") },
-		fulcio:  sgsign.NewFulcio(&sgsign.FulcioOptions{BaseURL: "http://127.0.0.1:1"}),
-		options: options{roots: x509.NewCertPool()},
+		token:  func(context.Context) (string, error) { return "", errors.New("no token here") },
+		fulcio: sgsign.NewFulcio(&sgsign.FulcioOptions{BaseURL: "http://127.0.0.1:1"}),
+		Config: Config{FulcioRoots: x509.NewCertPool()},
 	}
 	p, err := k.policy(t.Context())
 	if err == nil || p.CertIdentity != "" {

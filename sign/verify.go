@@ -80,14 +80,6 @@ func (p Policy) Validate() error {
 	return nil
 }
 
-// cosignArgs are the cosign CLI flags of the same policy.
-func (p Policy) cosignArgs() []string {
-	if p.Key != "" {
-		return []string{"--key", p.Key}
-	}
-	return []string{"--certificate-identity", p.CertIdentity, "--certificate-oidc-issuer", p.CertOIDCIssuer}
-}
-
 // checkOpts are cosign's verification settings of the policy: the key, or
 // the identity under the given CA or Sigstore's trusted root, and the
 // transparency log's keys when entries are checked.
@@ -169,8 +161,7 @@ func Verify(ctx context.Context, ref name.Reference, p Policy) (*Report, error) 
 	}
 	top := ref.Context().Digest(desc.Digest.String())
 	rep := &Report{Reference: ref, Index: top}
-	insecure := ref.Context().Registry.Scheme() == "http"
-	rep.Commands = append(rep.Commands, cosignCommand("verify", top, p.cosignArgs(), p.IgnoreTlog, insecure, ""))
+	rep.Commands = append(rep.Commands, p.cosignCommand("verify", top, ""))
 
 	labels, images := []string{"image"}, []name.Digest{top}
 	if desc.MediaType.IsIndex() {
@@ -206,9 +197,9 @@ func Verify(ctx context.Context, ref name.Reference, p Policy) (*Report, error) 
 			sboms = allSBOMFormats()
 		}
 		for _, f := range sboms {
-			rep.Commands = append(rep.Commands, cosignCommand("verify-attestation", images[0], p.cosignArgs(), p.IgnoreTlog, insecure, f.cosignType()))
+			rep.Commands = append(rep.Commands, p.cosignCommand("verify-attestation", images[0], f.cosignType()))
 		}
-		rep.Commands = append(rep.Commands, cosignCommand("verify-attestation", images[0], p.cosignArgs(), p.IgnoreTlog, insecure, "slsaprovenance1"))
+		rep.Commands = append(rep.Commands, p.cosignCommand("verify-attestation", images[0], "slsaprovenance1"))
 	}
 	return rep, nil
 }
@@ -385,18 +376,22 @@ func (v *AttestationVerifier) Attestations(ctx context.Context, d name.Digest) (
 	return f.ok, nil
 }
 
-// cosignCommand is the cosign CLI invocation that checks the same thing:
+// cosignCommand is the cosign CLI invocation that checks the same as p:
 // verb is "verify" or "verify-attestation" (with attType, e.g. spdxjson).
-func cosignCommand(verb string, d name.Digest, identityArgs []string, ignoreTlog, insecure bool, attType string) string {
+func (p Policy) cosignCommand(verb string, d name.Digest, attType string) string {
 	args := []string{"cosign", verb}
 	if attType != "" {
 		args = append(args, "--type", attType)
 	}
-	args = append(args, identityArgs...)
-	if ignoreTlog {
+	if p.Key != "" {
+		args = append(args, "--key", p.Key)
+	} else {
+		args = append(args, "--certificate-identity", p.CertIdentity, "--certificate-oidc-issuer", p.CertOIDCIssuer)
+	}
+	if p.IgnoreTlog {
 		args = append(args, "--insecure-ignore-tlog=true")
 	}
-	if insecure {
+	if d.Context().Registry.Scheme() == "http" {
 		args = append(args, "--allow-insecure-registry")
 	}
 	return shellescape.QuoteCommand(append(args, d.String()))

@@ -9,31 +9,23 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/nothingnesses/agent-images/flake"
 	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/sign"
 	"github.com/nothingnesses/agent-images/tags"
 )
 
-// optionFlags are the flags that set each pipeline option.
-var optionFlags = map[string]string{
-	"Jobs":       "--jobs",
-	"Registries": "--registry",
-	"Runtime":    "--runtime",
-	"StagingKey": "--staging-key",
-	"From":       "--from",
+// flagOf is the flag that sets each field of the pipeline's options, a tag
+// policy and prune's retention policy, as their errors name it.
+var flagOf = map[string]string{
+	"Jobs": "--jobs", "Registries": "--registry", "Runtime": "--runtime", "StagingKey": "--staging-key", "From": "--from",
+	"Extra": "--tag", "GitTag": "--git-tag", "Preview": "--preview",
+	"KeepDated": "--keep", "PreviewMaxAge": "--pr-max-age",
 }
-
-// fieldFlags are the flags that set each field of a tag policy, and of
-// prune's retention policy.
-var fieldFlags = map[string]string{"Extra": "--tag", "GitTag": "--git-tag", "Preview": "--preview",
-	"KeepDated": "--keep", "PreviewMaxAge": "--pr-max-age"}
 
 // asFlags words the library's option errors in err by the flags that set
 // them, so that a user reads what to change on the command line.
 func asFlags(err error) error {
-	if err == nil {
-		return nil
-	}
 	if joined, ok := err.(interface{ Unwrap() []error }); ok {
 		var errs []error
 		for _, e := range joined.Unwrap() {
@@ -41,19 +33,15 @@ func asFlags(err error) error {
 		}
 		return errors.Join(errs...)
 	}
-	var oe *pipeline.OptionError
-	if errors.As(err, &oe) {
-		if flag, ok := optionFlags[oe.Option]; ok {
-			return errors.New(oe.Named(flag))
-		}
-	}
-	var pe *tags.PolicyError
-	if errors.As(err, &pe) {
-		if flag, ok := fieldFlags[pe.Field]; ok {
-			return fmt.Errorf("%s %w", flag, pe.Err)
-		}
-	}
+	var (
+		oe *pipeline.OptionError
+		pe *tags.PolicyError
+	)
 	switch {
+	case errors.As(err, &oe) && flagOf[oe.Option] != "":
+		return errors.New(oe.Named(flagOf[oe.Option]))
+	case errors.As(err, &pe) && flagOf[pe.Field] != "":
+		return fmt.Errorf("%s %w", flagOf[pe.Field], pe.Err)
 	case errors.Is(err, pipeline.ErrNoSigner):
 		return errors.New("pushing needs a signer: pass --key or run keyless, or --sign=false to publish unsigned on purpose")
 	case errors.Is(err, sign.ErrNoIdentity):
@@ -113,4 +101,32 @@ func (v *lineValue) Set(s string) error {
 		return nil
 	}
 	return v.Value.Set(s)
+}
+
+// parseOverride parses NAME=REF as given to --override-input.
+func parseOverride(s string) (name, ref string, err error) {
+	name, ref, ok := strings.Cut(s, "=")
+	if !ok || name == "" || ref == "" {
+		// Not echoed: a malformed value may still hold a token.
+		return "", "", errors.New("--override-input takes NAME=FLAKEREF, for example nixpkgs=path:./testdata/standin/nixpkgs; " +
+			"one was given without a name, without '=' or without a reference")
+	}
+	return name, ref, nil
+}
+
+// parseRunners parses --runner SYSTEM=LABEL values.
+func parseRunners(values []string) (map[flake.System]string, error) {
+	out := map[flake.System]string{}
+	for _, v := range values {
+		sys, label, ok := strings.Cut(v, "=")
+		if !ok || label == "" {
+			return nil, fmt.Errorf("--runner %q: want SYSTEM=LABEL, for example aarch64-linux=ubuntu-24.04-arm", v)
+		}
+		s := flake.System(sys)
+		if _, err := s.Platform(); err != nil {
+			return nil, fmt.Errorf("--runner %q: %w", v, err)
+		}
+		out[s] = label
+	}
+	return out, nil
 }

@@ -117,22 +117,18 @@ then has an empty matrix.`,
 // plans for: where it publishes, what it signs with, which tags it moves.
 type changedFlags struct {
 	changedOnly bool
-	registries  []string
-	insecure    bool
-	commit      string
-	tags        []string
-	gitTag      string
+	o           pipeline.Options
 	output      string
 	signFlags   signFlags
 }
 
 func (c *changedFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&c.changedOnly, "changed-only", false, "list only the agents whose published index in --registry does not stand for them as they are now")
-	cmd.Flags().StringSliceVar(&c.registries, "registry", nil, "with --changed-only: the repository prefixes the release publishes to, repeated or comma-separated; an agent is unchanged only when it is in every one (default under GitHub Actions: ghcr.io/<owner>/<repo>)")
-	cmd.Flags().BoolVar(&c.insecure, "insecure", false, "with --changed-only: allow a plain-HTTP registry")
-	cmd.Flags().StringVar(&c.commit, "commit", "", "with --changed-only: the commit the release is of (default: GITHUB_SHA, or the flake's clean git HEAD)")
-	cmd.Flags().StringVar(&c.gitTag, "git-tag", "", "with --changed-only: the git tag the release is of (v1.2.3: its semantic version series too); an agent any of them is not on yet is listed")
-	cmd.Flags().StringSliceVar(&c.tags, "tag", nil, "with --changed-only: the extra tags the release moves (an agent they are not on yet is listed)")
+	cmd.Flags().StringSliceVar(&c.o.Registries, "registry", nil, "with --changed-only: the repository prefixes the release publishes to, repeated or comma-separated; an agent is unchanged only when it is in every one (default under GitHub Actions: ghcr.io/<owner>/<repo>)")
+	cmd.Flags().BoolVar(&c.o.Insecure, "insecure", false, "with --changed-only: allow a plain-HTTP registry")
+	cmd.Flags().StringVar(&c.o.Commit, "commit", "", "with --changed-only: the commit the release is of (default: GITHUB_SHA, or the flake's clean git HEAD)")
+	cmd.Flags().StringVar(&c.o.GitTag, "git-tag", "", "with --changed-only: the git tag the release is of (v1.2.3: its semantic version series too); an agent any of them is not on yet is listed")
+	cmd.Flags().StringSliceVar(&c.o.ExtraTags, "tag", nil, "with --changed-only: the extra tags the release moves (an agent they are not on yet is listed)")
 	cmd.Flags().StringVar(&c.output, "output", "", "with --changed-only: write the release.json records of the agents left out, unchanged, to this file")
 	c.signFlags.register(cmd)
 }
@@ -145,12 +141,13 @@ func (c *changedFlags) changed(cmd *cobra.Command, fl flake.Flake, targets []fla
 			return nil, err
 		}
 	}
-	registries, err := registriesOrDefault(c.registries, "--changed-only compares with what the registry has:")
+	o := c.o
+	registries, err := registriesOrDefault(o.Registries, "--changed-only compares with what the registry has:")
 	if err != nil {
 		return nil, err
 	}
-	o := pipeline.Options{Flake: fl, Push: true, Registries: registries, Insecure: c.insecure, Source: sourceOf(fl),
-		Commit: cmp.Or(c.commit, os.Getenv("GITHUB_SHA")), ExtraTags: c.tags, GitTag: c.gitTag, Now: time.Now}
+	o.Flake, o.Push, o.Registries, o.Source, o.Now = fl, true, registries, sourceOf(fl), time.Now
+	o.Commit = cmp.Or(o.Commit, os.Getenv("GITHUB_SHA"))
 	if err := c.signFlags.setUp(cmd, &o); err != nil {
 		return nil, err
 	}

@@ -58,7 +58,7 @@ packages: write, when the packages grant this repository admin access).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			policy.Now = time.Now()
 			if err := policy.Validate(); err != nil {
-				return asFlags(err)
+				return err // worded by its flags, as every command's
 			}
 			registries, err := registriesOrDefault(registries, "no registry to prune:")
 			if err != nil {

@@ -39,9 +39,6 @@ func githubServer() string {
 	return cmp.Or(strings.TrimSuffix(os.Getenv("GITHUB_SERVER_URL"), "/"), "https://github.com")
 }
 
-// registryRequired is the hint of an error for a missing --registry.
-const registryRequired = "pass --registry, e.g. ghcr.io/OWNER/REPO (under GitHub Actions it defaults to ghcr.io/<owner>/<repo> of the workflow's repository)"
-
 // registriesOrDefault are the repository prefixes given with --registry,
 // or the default one; each checked as a prefix. With none given and
 // no default, the error is missing (a question, or ending in a colon)
@@ -50,7 +47,7 @@ func registriesOrDefault(registries []string, missing string) ([]string, error) 
 	if len(registries) == 0 {
 		d := defaultRegistry()
 		if d == "" {
-			return nil, fmt.Errorf("%s %s", missing, registryRequired)
+			return nil, fmt.Errorf("%s pass --registry, e.g. ghcr.io/OWNER/REPO (under GitHub Actions it defaults to ghcr.io/<owner>/<repo> of the workflow's repository)", missing)
 		}
 		registries = []string{d}
 	}

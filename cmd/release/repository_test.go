@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/nothingnesses/agent-images/flake"
+	"github.com/nothingnesses/agent-images/pipeline"
 	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
@@ -95,9 +96,9 @@ func TestSourceFlag(t *testing.T) {
 	if err != nil || o.Source != "https://github.com/nothingnesses/agent-images" {
 		t.Errorf("options() without --source: Source %q, %v; want the workflow's repository", o.Source, err)
 	}
-	f.source = "https://github.com/acme/agent-images"
-	if o, err = f.options(); err != nil || o.Source != f.source {
-		t.Errorf("options() with --source %s: Source %q, %v", f.source, o.Source, err)
+	f.o.Source = "https://github.com/acme/agent-images"
+	if o, err = f.options(); err != nil || o.Source != f.o.Source {
+		t.Errorf("options() with --source %s: Source %q, %v", f.o.Source, o.Source, err)
 	}
 }
 
@@ -124,7 +125,7 @@ func TestCommitFromTheFlake(t *testing.T) {
 	}
 	commit := func(flag string) (string, string) {
 		t.Helper()
-		f := releaseFlags{flakeFlags: flakeFlags{flake: dir, agents: []string{"pi"}}, commit: flag}
+		f := releaseFlags{flakeFlags: flakeFlags{flake: dir, agents: []string{"pi"}}, o: pipeline.Options{Commit: flag}}
 		o, err := f.options()
 		if err == nil {
 			err = readFlake(t.Context(), &o)

@@ -57,31 +57,16 @@ const (
 	commandMerge
 )
 
-// releaseFlags are the flags of release, release build and release merge.
+// releaseFlags are the flags of release, release build and release merge:
+// most set the pipeline's options as they are, the rest are read by
+// options.
 type releaseFlags struct {
 	flakeFlags
+	o             pipeline.Options
 	command       command
-	allowRollback bool
-	rebuild       bool
-	from          string
-	jobs          int
 	compression   string
-	layerCache    string
-	push          bool
-	registries    []string
-	insecure      bool
-	runtime       string
-	tags          []string
-	gitTag        string
-	preview       int
 	sizeThreshold string
 	output        string
-	dryRun        bool
-	layout        string
-	workDir       string
-	stagingKey    string
-	commit        string
-	source        string
 	signFlags     signFlags
 }
 
@@ -90,26 +75,26 @@ func (f *releaseFlags) register(cmd *cobra.Command, c command) {
 	f.flakeFlags.register(cmd)
 	if c == commandRelease {
 		cmd.Flags().BoolVar(&f.all, "all", false, "release every agent of the flake")
-		cmd.Flags().BoolVar(&f.rebuild, "rebuild", false, "build and publish even an agent whose published index was built from the same derivations (a new index, with this commit's annotations and tags)")
+		cmd.Flags().BoolVar(&f.o.Rebuild, "rebuild", false, "build and publish even an agent whose published index was built from the same derivations (a new index, with this commit's annotations and tags)")
 	}
-	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "targets built, tested and pushed at once (default: number of CPUs)")
+	cmd.Flags().IntVar(&f.o.Jobs, "jobs", 0, "targets built, tested and pushed at once (default: number of CPUs)")
 	if c != commandMerge {
 		cmd.Flags().StringVar(&f.compression, "compression", string(flake.Gzip), "how image layers are compressed: gzip, or zstd (smaller; pulled by Docker 23+, Podman 4.3+ and containerd 1.5+)")
-		cmd.Flags().StringVar(&f.layerCache, "layer-cache", "", "where packed layers are kept between runs, each store path packed once (default: $"+flake.CacheEnv+", else $XDG_CACHE_HOME/agent-images/layers)")
+		cmd.Flags().StringVar(&f.o.LayerCache, "layer-cache", "", "where packed layers are kept between runs, each store path packed once (default: $"+flake.CacheEnv+", else $XDG_CACHE_HOME/agent-images/layers)")
 	}
 	switch c {
 	case commandMerge:
 		// merge always pushes and signs; --push is accepted for old callers.
-		cmd.Flags().BoolVar(&f.push, "push", true, "ignored: merge always pushes (and signs, unless --sign=false)")
+		cmd.Flags().BoolVar(&f.o.Push, "push", true, "ignored: merge always pushes (and signs, unless --sign=false)")
 		_ = cmd.Flags().MarkHidden("push")
-		cmd.Flags().StringVar(&f.from, "from", "", "`DIR` of build records of release build (its --output files), or one such file: merge accepts only the parts they name")
+		cmd.Flags().StringVar(&f.o.From, "from", "", "`DIR` of build records of release build (its --output files), or one such file: merge accepts only the parts they name")
 	case commandBuild:
-		cmd.Flags().BoolVar(&f.push, "push", false, "push each image by digest under its staging tag (required, unless --dry-run)")
+		cmd.Flags().BoolVar(&f.o.Push, "push", false, "push each image by digest under its staging tag (required, unless --dry-run)")
 	default:
-		cmd.Flags().BoolVar(&f.push, "push", false, "push to --registry (without it the release lands in --layout)")
+		cmd.Flags().BoolVar(&f.o.Push, "push", false, "push to --registry (without it the release lands in --layout)")
 	}
 	if c != commandBuild {
-		cmd.Flags().BoolVar(&f.allowRollback, "allow-rollback", false, "move latest, the version and the date tag even to an index older than the one they point at (a deliberate revert)")
+		cmd.Flags().BoolVar(&f.o.AllowRollback, "allow-rollback", false, "move latest, the version and the date tag even to an index older than the one they point at (a deliberate revert)")
 	}
 	usage := "repository prefix; each agent goes to <registry>/<agent> (default under GitHub Actions: ghcr.io/<owner>/<repo>). Repeat it, or separate with commas, to publish to several registries: the same index in each, each signed and tagged on its own"
 	switch c {
@@ -118,94 +103,66 @@ func (f *releaseFlags) register(cmd *cobra.Command, c command) {
 	case commandMerge:
 		usage += "; merge takes the parts staged in the first and copies them to the others"
 	}
-	cmd.Flags().StringSliceVar(&f.registries, "registry", nil, usage)
-	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "allow a plain-HTTP registry")
-	cmd.Flags().StringVar(&f.runtime, "runtime", "", "container runtime for smoke tests: podman, docker, or none for static checks only (default: podman, else docker)")
+	cmd.Flags().StringSliceVar(&f.o.Registries, "registry", nil, usage)
+	cmd.Flags().BoolVar(&f.o.Insecure, "insecure", false, "allow a plain-HTTP registry")
+	cmd.Flags().StringVar(&f.o.Runtime, "runtime", "", "container runtime for smoke tests: podman, docker, or none for static checks only (default: podman, else docker)")
 	if c != commandBuild {
-		cmd.Flags().StringSliceVar(&f.tags, "tag", nil, "more tags to move besides latest, the version, the date and sha-<commit> (not in the reserved sha256-* and staging-* spaces)")
-		cmd.Flags().StringVar(&f.gitTag, "git-tag", "", "the git tag being released, e.g. v1.2.3: tagged itself and, for a semantic version, as 1.2.3, 1.2 and 1 (each moved only forward; a pre-release moves neither the series nor latest)")
+		cmd.Flags().StringSliceVar(&f.o.ExtraTags, "tag", nil, "more tags to move besides latest, the version, the date and sha-<commit> (not in the reserved sha256-* and staging-* spaces)")
+		cmd.Flags().StringVar(&f.o.GitTag, "git-tag", "", "the git tag being released, e.g. v1.2.3: tagged itself and, for a semantic version, as 1.2.3, 1.2 and 1 (each moved only forward; a pre-release moves neither the series nor latest)")
 		cmd.Flags().StringVar(&f.sizeThreshold, "size-threshold", "", "in the report of what changed since latest, flag every platform that grew by more than this percentage of its previous size, e.g. 10%")
-		cmd.Flags().IntVar(&f.preview, "preview", 0, "a preview of pull request `N`: move the tag pr-N only, never latest, a version, a date or sha-")
+		cmd.Flags().IntVar(&f.o.Preview, "preview", 0, "a preview of pull request `N`: move the tag pr-N only, never latest, a version, a date or sha-")
 	}
 	if c == commandBuild {
 		cmd.Flags().StringVar(&f.output, "output", "", "write the build record (per image: digest, derivation, smoke result, signature) to this JSON file, for release merge --from")
 	} else {
 		cmd.Flags().StringVar(&f.output, "output", "", "write the release report (digests, sizes, tags, smoke results) to this JSON file")
 	}
-	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "show what would be pushed, signed and tagged, changing nothing in any registry or layout")
-	cmd.Flags().StringVar(&f.layout, "layout", filepath.Join("dist", "oci"), "OCI image layout a release without --push writes to")
-	cmd.Flags().StringVar(&f.workDir, "work-dir", filepath.Join("dist", "work"), "where nix out-links and image archives are kept")
-	cmd.Flags().StringVar(&f.stagingKey, "staging-key", "", "key of split-mode staging tags (default: sha-<commit>, or GITHUB_RUN_ID, or local)")
-	cmd.Flags().StringVar(&f.commit, "commit", "", "commit of this repository for annotations and the sha- tag (default: GITHUB_SHA, or the flake's clean git HEAD)")
-	cmd.Flags().StringVar(&f.source, "source", "", "web address of the repository releasing, for the index's source annotation and the provenance (default: GITHUB_SERVER_URL/GITHUB_REPOSITORY under Actions, else the flake's git origin)")
+	cmd.Flags().BoolVar(&f.o.DryRun, "dry-run", false, "show what would be pushed, signed and tagged, changing nothing in any registry or layout")
+	cmd.Flags().StringVar(&f.o.LayoutDir, "layout", filepath.Join("dist", "oci"), "OCI image layout a release without --push writes to")
+	cmd.Flags().StringVar(&f.o.WorkDir, "work-dir", filepath.Join("dist", "work"), "where nix out-links and image archives are kept")
+	cmd.Flags().StringVar(&f.o.StagingKey, "staging-key", "", "key of split-mode staging tags (default: sha-<commit>, or GITHUB_RUN_ID, or local)")
+	cmd.Flags().StringVar(&f.o.Commit, "commit", "", "commit of this repository for annotations and the sha- tag (default: GITHUB_SHA, or the flake's clean git HEAD)")
+	cmd.Flags().StringVar(&f.o.Source, "source", "", "web address of the repository releasing, for the index's source annotation and the provenance (default: GITHUB_SERVER_URL/GITHUB_REPOSITORY under Actions, else the flake's git origin)")
 	f.signFlags.register(cmd)
 }
 
 // options turns the flags into the pipeline's options. Everything the
 // flags alone can get wrong fails here, before the flake is read.
 func (f *releaseFlags) options() (pipeline.Options, error) {
-	fl, err := f.nixFlake()
-	if err != nil {
-		return pipeline.Options{}, err
+	o := f.o
+	var err error
+	if o.Flake, err = f.nixFlake(); err != nil {
+		return o, err
 	}
 	if !f.all && len(f.agents) == 0 && f.command == commandRelease {
-		return pipeline.Options{}, fmt.Errorf("name the agents to release with --agent a,b, or release every agent with --all")
+		return o, fmt.Errorf("name the agents to release with --agent a,b, or release every agent with --all")
 	}
 	if f.all && len(f.agents) > 0 {
-		return pipeline.Options{}, fmt.Errorf("--all and --agent %s conflict: use one", strings.Join(f.agents, ","))
+		return o, fmt.Errorf("--all and --agent %s conflict: use one", strings.Join(f.agents, ","))
 	}
-	if f.command == commandBuild && !f.push && !f.dryRun {
-		return pipeline.Options{}, fmt.Errorf("release build stages images in a registry for release merge: add --push and --registry (or run `release` without a subcommand for a local release)")
+	if f.command == commandBuild && !o.Push && !o.DryRun {
+		return o, fmt.Errorf("release build stages images in a registry for release merge: add --push and --registry (or run `release` without a subcommand for a local release)")
 	}
 	if f.output != "" {
 		if err := checkOutput(f.output); err != nil {
-			return pipeline.Options{}, err
+			return o, err
 		}
 	}
-	compression := flake.Gzip
-	if f.compression != "" {
-		if compression, err = flake.ParseCompression(f.compression); err != nil {
-			return pipeline.Options{}, fmt.Errorf("--compression: %w", err)
-		}
+	if o.Compression, err = flake.ParseCompression(cmp.Or(f.compression, string(flake.Gzip))); err != nil {
+		return o, fmt.Errorf("--compression: %w", err)
 	}
-	threshold, err := sizeThreshold(f.sizeThreshold)
-	if err != nil {
-		return pipeline.Options{}, err
+	if o.SizeThreshold, err = sizeThreshold(f.sizeThreshold); err != nil {
+		return o, err
 	}
-	source := sourceOf(fl)
-	if f.source != "" {
-		if err := publish.ValidateSource(f.source); err != nil {
-			return pipeline.Options{}, fmt.Errorf("--source: %w", err)
-		}
-		source = f.source
+	if o.Source == "" {
+		o.Source = sourceOf(o.Flake)
+	} else if err := publish.ValidateSource(o.Source); err != nil {
+		return o, fmt.Errorf("--source: %w", err)
 	}
-	o := pipeline.Options{
-		Flake:         fl,
-		Agents:        f.agents,
-		Systems:       flake.ParseSystems(f.systems),
-		Jobs:          f.jobs,
-		Compression:   compression,
-		LayerCache:    f.layerCache,
-		WorkDir:       f.workDir,
-		Push:          f.push || f.command != commandRelease,
-		Registries:    f.registries,
-		Insecure:      f.insecure,
-		LayoutDir:     f.layout,
-		Runtime:       f.runtime,
-		Source:        source,
-		Commit:        cmp.Or(f.commit, os.Getenv("GITHUB_SHA")), // else the flake's (readFlake)
-		ExtraTags:     f.tags,
-		GitTag:        f.gitTag,
-		Preview:       f.preview,
-		SizeThreshold: threshold,
-		StagingKey:    f.stagingKey,
-		From:          f.from,
-		DryRun:        f.dryRun,
-		AllowRollback: f.allowRollback,
-		Rebuild:       f.rebuild,
-		Now:           time.Now,
-	}
-	o.Run = runFromEnv()
+	o.Agents, o.Systems = f.agents, flake.ParseSystems(f.systems)
+	o.Push = o.Push || f.command != commandRelease
+	o.Commit = cmp.Or(o.Commit, os.Getenv("GITHUB_SHA")) // else the flake's (readFlake)
+	o.Run, o.Now = runFromEnv(), time.Now
 	if !o.Push && len(o.Registries) == 0 {
 		// A local release needs none.
 		if d := defaultRegistry(); d != "" {

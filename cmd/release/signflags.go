@@ -14,24 +14,23 @@ import (
 	"github.com/nothingnesses/agent-images/sign"
 )
 
-// signFlags configure signing of pushed releases.
+// signFlags configure signing of pushed releases: most set sign.Config as
+// it is.
 type signFlags struct {
+	c           sign.Config
 	sign        bool
-	key         string
 	tlogUpload  bool
-	fulcioURL   string
 	fulcioRoots string
-	rekorURL    string
 	sbom        []string
 }
 
 func (s *signFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&s.sign, "sign", true, "sign and attest what is pushed (--sign=false to publish unsigned, on purpose)")
-	cmd.Flags().StringVar(&s.key, "key", "", "signing key: a cosign key file, env://VAR, or a KMS URI; password in COSIGN_PASSWORD (default under GitHub Actions: keyless)")
+	cmd.Flags().StringVar(&s.c.Key, "key", "", "signing key: a cosign key file, env://VAR, or a KMS URI; password in COSIGN_PASSWORD (default under GitHub Actions: keyless)")
 	cmd.Flags().BoolVar(&s.tlogUpload, "tlog-upload", false, "write signatures to the Rekor transparency log (default: yes keyless, no with --key)")
-	cmd.Flags().StringVar(&s.fulcioURL, "fulcio-url", sign.PublicFulcioURL, "Fulcio that certifies keyless signing keys")
+	cmd.Flags().StringVar(&s.c.FulcioURL, "fulcio-url", sign.PublicFulcioURL, "Fulcio that certifies keyless signing keys")
 	cmd.Flags().StringVar(&s.fulcioRoots, "fulcio-roots", "", "keyless: PEM file of the CA certificates --fulcio-url issues under (default: Sigstore's, from its TUF repository)")
-	cmd.Flags().StringVar(&s.rekorURL, "rekor-url", sign.PublicRekorURL, "Rekor transparency log")
+	cmd.Flags().StringVar(&s.c.RekorURL, "rekor-url", sign.PublicRekorURL, "Rekor transparency log")
 	cmd.Flags().StringSliceVar(&s.sbom, "sbom-format", []string{"cyclonedx", "spdx"}, "SBOM attestations of each per-arch image: cyclonedx, spdx, or both (repeat the flag or separate with commas)")
 }
 
@@ -52,33 +51,24 @@ func (s *signFlags) setUp(cmd *cobra.Command, o *pipeline.Options) (err error) {
 		return err
 	}
 	o.Registry = transport.NewRegistry()
-	switch {
-	case !o.Push:
+	if !o.Push {
 		return nil
-	case !s.sign:
-		o.Signer, err = sign.New(cmd.Context(), sign.Disabled())
-		return err
 	}
-	opts := []sign.Option{sign.WithFulcioURL(s.fulcioURL), sign.WithRekorURL(s.rekorURL), sign.WithSBOMFormats(formats...), sign.WithRegistry(o.Registry)}
-	if s.key != "" {
-		opts = append(opts, sign.WithKey(s.key))
-	}
-	if s.fulcioRoots != "" {
-		roots, inter, err := readCAFile(s.fulcioRoots)
-		if err != nil {
+	c := s.c
+	c.Off, c.SBOMFormats, c.Registry = !s.sign, formats, o.Registry
+	// Overrides are pinned by what Nix fetches for them, never recorded by
+	// their reference (which can hold a token or a private path).
+	c.Source = sign.Source{Repository: o.Source, Commit: o.Commit, FlakeInputs: sign.FlakeInputs(o.Metadata.Inputs, o.Flake.Overrides)}
+	if s.fulcioRoots != "" && s.sign {
+		if c.FulcioRoots, c.FulcioIntermediates, err = readCAFile(s.fulcioRoots); err != nil {
 			return fmt.Errorf("--fulcio-roots: %w", err)
 		}
-		opts = append(opts, sign.WithFulcioRoots(roots, inter))
 	}
 	// The default depends on the mode, so only a flag the user set counts.
 	if cmd.Flags().Changed("tlog-upload") {
-		opts = append(opts, sign.WithTlogUpload(s.tlogUpload))
+		c.TlogUpload = &s.tlogUpload
 	}
-	// Overrides are pinned by what Nix fetches for them, never recorded by
-	// their reference (which can hold a token or a private path).
-	inputs := sign.FlakeInputs(o.Metadata.Inputs, o.Flake.Overrides)
-	opts = append(opts, sign.WithSource(sign.Source{Repository: o.Source, Commit: o.Commit, FlakeInputs: inputs}))
-	if o.Signer, err = sign.New(cmd.Context(), opts...); err != nil {
+	if o.Signer, err = sign.New(cmd.Context(), c); err != nil {
 		return fmt.Errorf("signing: %w", err)
 	}
 	return nil

@@ -73,18 +73,6 @@ release to several registries publishes one index everywhere.`,
 				}
 				refs = append(refs, repo.Tag(tag))
 			}
-			out := cmd.OutOrStdout()
-			if len(refs) == 1 {
-				rep, err := verifyRelease(cmd.Context(), refs[0], p)
-				if err != nil {
-					return err
-				}
-				writeVerify(out, rep)
-				if failed := rep.Failed(); len(failed) > 0 {
-					return &exitError{msg: fmt.Sprintf("verify %s: %d of %d checks failed", refs[0], len(failed), len(rep.Checks))}
-				}
-				return nil
-			}
 			return verifyEach(cmd, refs, p)
 		},
 	}
@@ -110,9 +98,9 @@ func writeVerify(out io.Writer, rep *sign.Report) {
 	}
 }
 
-// verifyEach verifies the same agent and tag in several registries, each on
-// its own: one that cannot be read is a failure of that registry and the
-// others are still checked. The tag must name one index everywhere.
+// verifyEach verifies the same agent and tag in each registry on its own:
+// of several, one that cannot be read is a failure of that registry and
+// the others are still checked. The tag must name one index everywhere.
 func verifyEach(cmd *cobra.Command, refs []name.Reference, p sign.Policy) error {
 	out := cmd.OutOrStdout()
 	var failed []string
@@ -122,6 +110,9 @@ func verifyEach(cmd *cobra.Command, refs []name.Reference, p sign.Policy) error 
 			fmt.Fprintln(out)
 		}
 		rep, err := verifyRelease(cmd.Context(), ref, p)
+		if err != nil && len(refs) == 1 {
+			return err
+		}
 		if err != nil {
 			fmt.Fprintf(out, "%s: FAIL: %v\n", ref, err)
 			failed = append(failed, fmt.Sprintf("%s: %v", ref.Context(), err))
@@ -143,6 +134,8 @@ func verifyEach(cmd *cobra.Command, refs []name.Reference, p sign.Policy) error 
 	if len(failed) > 0 {
 		return &exitError{msg: fmt.Sprintf("verify in %d registries: %s", len(refs), strings.Join(failed, "; "))}
 	}
-	fmt.Fprintf(out, "\n%s is %s in all %d registries, and verifies in each\n", refs[0].Identifier(), first.Index.DigestStr(), len(refs))
+	if len(refs) > 1 {
+		fmt.Fprintf(out, "\n%s is %s in all %d registries, and verifies in each\n", refs[0].Identifier(), first.Index.DigestStr(), len(refs))
+	}
 	return nil
 }
