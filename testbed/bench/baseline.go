@@ -94,7 +94,7 @@ func (b *bench) baseline(ctx context.Context, reg *registry) (row, error) {
 		return nil
 	}
 	ref := func(a archive) string { return "docker://" + reg.host + "/baseline/" + a.agent + ":" + a.system }
-	start, startCPU := time.Now(), machineCPU()
+	start, startCPU, bed := time.Now(), machineCPU(), reg.bedCPU()
 	for _, a := range b.archives {
 		if err := run("skopeo", "copy", "--quiet", "--dest-tls-verify=false", "docker-archive:"+a.path, ref(a)); err != nil {
 			return row{}, err
@@ -124,7 +124,7 @@ func (b *bench) baseline(ctx context.Context, reg *registry) (row, error) {
 			return row{}, err
 		}
 	}
-	r.wall, r.busy = time.Since(start), startCPU.busySince()
+	r.wall, r.busy, r.bed = time.Since(start), startCPU.busySince(), bed()
 	r.requests = reg.proxy.Summary()
 	if r.stored, err = storedBytes(reg.Storage); err != nil {
 		return row{}, err

@@ -248,6 +248,19 @@ func (b *bench) startRegistry(label string) (*registry, error) {
 	return &registry{Registry: reg, proxy: p, host: strings.TrimPrefix(srv.URL, "http://")}, nil
 }
 
+// bedCPU starts counting the CPU time the registry and its proxy use; the
+// function it returns is what they used since. A reading that fails counts
+// as nothing: the figure is an aside, the run's own figures stand.
+func (r *registry) bedCPU() func() time.Duration {
+	read := func() time.Duration {
+		reg, _ := r.CPU()
+		proxy, _ := testenv.ProcessCPU(os.Getpid())
+		return reg + proxy
+	}
+	start := read()
+	return func() time.Duration { return read() - start }
+}
+
 func (b *bench) stop() {
 	for _, s := range b.servers {
 		s.Close()

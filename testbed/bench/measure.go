@@ -45,6 +45,10 @@ type row struct {
 	// busy is the share of the whole machine's CPU time that any process
 	// used during the run: on a shared machine, what others took.
 	busy float64
+	// bed is the CPU time the test bed's registry and its recording proxy
+	// (this process) used during the run: on the same cores as release,
+	// where a release to GHCR has none of it.
+	bed time.Duration
 	// nix counts nix runs by subcommand.
 	nix      map[string]int
 	requests regproxy.Summary
@@ -204,6 +208,7 @@ func (b *bench) releaseRun(ctx context.Context, name string, reg *registry, cach
 	defer log.Close()
 	cmd := exec.CommandContext(ctx, b.release, args...)
 	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = b.root, env, log, log
+	bed := reg.bedCPU()
 	m, err := runMeasured(cmd)
 	if err != nil {
 		return row{}, fmt.Errorf("%s: release %s: %w\n%s", name, strings.Join(args, " "), err, lastLines(logPath, 20))
@@ -212,7 +217,7 @@ func (b *bench) releaseRun(ctx context.Context, name string, reg *registry, cach
 	if err != nil {
 		return row{}, err
 	}
-	r := row{name: name, wall: m.wall, cpu: m.cpu, peakRSS: m.peakRSS, busy: m.busy, requests: reg.proxy.Summary(), stored: after - before, report: report}
+	r := row{name: name, wall: m.wall, cpu: m.cpu, peakRSS: m.peakRSS, busy: m.busy, bed: bed(), requests: reg.proxy.Summary(), stored: after - before, report: report}
 	if r.nix, err = nixCalls(b.nixLog); err != nil {
 		return row{}, err
 	}

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -203,5 +204,43 @@ func TestCompressIsRelease(t *testing.T) {
 	}
 	if speed, err := compressSpeed([]archive{{path: path}}, flake.Gzip, storage); err != nil || speed <= 0 {
 		t.Errorf("compressSpeed = %g, %v; want a speed", speed, err)
+	}
+}
+
+// TestTableRowsHaveEveryColumn: each row of the printed table, the runs'
+// and the limits', has as many cells as the header, so the Markdown
+// renders as one table in docs/benchmark.md.
+func TestTableRowsHaveEveryColumn(t *testing.T) {
+	run := func(name string, wall, cpu time.Duration) row {
+		return row{name: name, wall: wall, cpu: cpu, bed: wall / 2, busy: 0.9, peakRSS: 90e6, stored: 200e6, nix: map[string]int{"eval": 1}}
+	}
+	push := run(pushRun, 20*time.Second, 13*time.Second)
+	b := &bench{
+		config: config{scale: 0.05, agents: "all", runtime: "none"},
+		start:  time.Now(),
+		rows:   []row{run(coldRun, 70*time.Second, 95*time.Second), push, run(warmRun, 17*time.Second, 6*time.Second), run(baselineRun, 50*time.Second, 33*time.Second)},
+		limits: limits{images: 60, layers: 948, uncompressed: 480e6, throughput: 216e6, throughputBusy: 0.5,
+			compress: []compressLimit{{compression: "gzip", push: push, speed: 218e6, busy: 0.9}},
+			mounts:   3800, mountTime: 5 * time.Second, mountBusy: 0.8},
+	}
+	var out strings.Builder
+	b.print(&out)
+	var header int
+	for _, line := range strings.Split(out.String(), "\n") {
+		if !strings.HasPrefix(line, "|") {
+			continue
+		}
+		cells := strings.Count(line, "|")
+		if header == 0 {
+			header = cells
+		} else if cells != header {
+			t.Errorf("%d cells, the header has %d: %s", cells-1, header-1, line)
+		}
+	}
+	if header == 0 {
+		t.Fatalf("no table printed:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "registry and its proxy took 25% of the cores") {
+		t.Errorf("the cold release's target line does not say what the test bed's registry took:\n%s", out.String())
 	}
 }
