@@ -248,17 +248,26 @@ func (b *bench) startRegistry(label string) (*registry, error) {
 	return &registry{Registry: reg, proxy: p, host: strings.TrimPrefix(srv.URL, "http://")}, nil
 }
 
+// bedCPU is the CPU time the test bed's registry and its recording proxy
+// (this process) used during a run.
+type bedCPU struct{ registry, proxy time.Duration }
+
+func (c bedCPU) total() time.Duration { return c.registry + c.proxy }
+
 // bedCPU starts counting the CPU time the registry and its proxy use; the
 // function it returns is what they used since. A reading that fails counts
 // as nothing: the figure is an aside, the run's own figures stand.
-func (r *registry) bedCPU() func() time.Duration {
-	read := func() time.Duration {
+func (r *registry) bedCPU() func() bedCPU {
+	read := func() bedCPU {
 		reg, _ := r.CPU()
 		proxy, _ := testenv.ProcessCPU(os.Getpid())
-		return reg + proxy
+		return bedCPU{reg, proxy}
 	}
 	start := read()
-	return func() time.Duration { return read() - start }
+	return func() bedCPU {
+		now := read()
+		return bedCPU{now.registry - start.registry, now.proxy - start.proxy}
+	}
 }
 
 func (b *bench) stop() {

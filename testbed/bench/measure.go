@@ -48,7 +48,7 @@ type row struct {
 	// bed is the CPU time the test bed's registry and its recording proxy
 	// (this process) used during the run: on the same cores as release,
 	// where a release to GHCR has none of it.
-	bed time.Duration
+	bed bedCPU
 	// nix counts nix runs by subcommand.
 	nix      map[string]int
 	requests regproxy.Summary

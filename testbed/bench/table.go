@@ -59,11 +59,11 @@ func (b *bench) print(w io.Writer) {
 			float64(b.limits.uncompressed)/float64(max(gzipped, 1)))
 	}
 
-	fmt.Fprintf(w, "| run | wall | CPU time | CPU, %% of %d cores | registry + proxy CPU | machine busy | peak RSS | nix runs | requests | writes | manifest PUTs | uploaded | new bytes stored | uploaded / stored | agents |\n", cores)
+	fmt.Fprintf(w, "| run | wall | CPU time | CPU, %% of %d cores | registry + proxy CPU, %% of cores | machine busy | peak RSS | nix runs | requests | writes | manifest PUTs | uploaded | new bytes stored | uploaded / stored | agents |\n", cores)
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range b.rows {
-		fmt.Fprintf(w, "| %s | %s | %s | %.0f%% | %.0f%% | %.0f%% | %s | %s | %d | %d | %d | %s | %s | %s | %s |\n",
-			r.name, secs(r.wall), secs(r.cpu), r.cpuShare(), r.share(r.bed), 100*r.busy, mb(r.peakRSS), nixRuns(r.nix),
+		fmt.Fprintf(w, "| %s | %s | %s | %.0f%% | %.0f%% + %.0f%% | %.0f%% | %s | %s | %d | %d | %d | %s | %s | %s | %s |\n",
+			r.name, secs(r.wall), secs(r.cpu), r.cpuShare(), r.share(r.bed.registry), r.share(r.bed.proxy), 100*r.busy, mb(r.peakRSS), nixRuns(r.nix),
 			r.requests.Requests, r.requests.Writes, r.requests.ManifestPuts, mb(r.requests.BytesUploaded), mb(r.stored), r.uploadRatio(), r.agents)
 	}
 	for _, c := range b.limits.compress {
@@ -155,8 +155,8 @@ func (b *bench) targets(w io.Writer) {
 		fmt.Fprintln(w, "- this run also smoke-tests and signs: the targets are for --runtime none --sign=false")
 	}
 	fmt.Fprintf(w, "- cold release CPU: %.0f%% of the %d cores for release and its children (target at least 90%%): %s\n", cold.cpuShare(), cores, check(cold.cpuShare() >= 90))
-	fmt.Fprintf(w, "  - the test bed's registry and its proxy took %.0f%% of the cores meanwhile, which a release to a remote registry leaves to release: together %.0f%%\n",
-		cold.share(cold.bed), cold.share(cold.cpu+cold.bed))
+	fmt.Fprintf(w, "  - the test bed's registry and its proxy took %.0f%% and %.0f%% of the cores meanwhile, which a release to a remote registry leaves to release: together %.0f%%\n",
+		cold.share(cold.bed.registry), cold.share(cold.bed.proxy), cold.share(cold.cpu+cold.bed.total()))
 	for _, c := range b.limits.compress {
 		compress, upload := b.times(c)
 		ratio := c.push.wall.Seconds() / (compress + upload).Seconds()
