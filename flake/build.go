@@ -210,16 +210,14 @@ func (b *Builder) RealiseHeld(ctx context.Context, targets []Target) {
 		}
 	}
 	if len(drvs) > 0 && b.detectVersion(ctx) == nil {
-		// The out-links held, held-1, ... keep what is packed from being
-		// collected, as a target's own link does. An earlier run's links
-		// go first: they would keep its closures alive. On failure held
-		// is nil.
-		link := filepath.Join(b.o.workDir, "out", "conf", "held")
-		old, _ := filepath.Glob(link + "*")
-		for _, l := range old {
-			os.Remove(l)
-		}
-		b.held, _ = Realise(ctx, b.o.nix, b.version, link, drvs...)
+		// The out-links out/held/conf, conf-1, ... keep what is packed
+		// from being collected, as a target's own link does. They have a
+		// directory of their own so that an earlier run's, which would
+		// keep its closures alive, go first without touching any other
+		// link. On failure held is nil.
+		dir := filepath.Join(b.o.workDir, "out", "held")
+		os.RemoveAll(dir)
+		b.held, _ = Realise(ctx, b.o.nix, b.version, filepath.Join(dir, "conf"), drvs...)
 	}
 }
 

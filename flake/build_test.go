@@ -208,16 +208,23 @@ func TestRealiseHeldStartsOneNixForWhatTheStoreHolds(t *testing.T) {
 				t.Fatal(err)
 			}
 			// An earlier run held more: its link would keep its closure.
-			stale := filepath.Join(work, "out", "conf", "held-9")
-			if err := os.MkdirAll(filepath.Dir(stale), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Symlink(filepath.Join(store, "old-conf.json"), stale); err != nil {
-				t.Fatal(err)
+			// A target's own link, whatever its name, is not the batch's.
+			stale := filepath.Join(work, "out", "held", "conf-9")
+			own := filepath.Join(work, "out", "conf", "held-9")
+			for _, l := range []string{stale, own} {
+				if err := os.MkdirAll(filepath.Dir(l), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(filepath.Join(store, "old-conf.json"), l); err != nil {
+					t.Fatal(err)
+				}
 			}
 			b.RealiseHeld(context.Background(), targets)
 			if _, err := os.Lstat(stale); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("an earlier run's out-link %s is still there (%v): it keeps what it names from being collected", stale, err)
+			}
+			if _, err := os.Lstat(own); err != nil {
+				t.Errorf("a target's out-link %s went with the batch's: %v", own, err)
 			}
 			for i, r := range buildWith(b, targets) {
 				tg := targets[i]
