@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -90,10 +89,9 @@ func TestBlobAskedOncePerRun(t *testing.T) {
 // per host the second round opens 30 new ones; with ours, none.
 func TestParallelRequestsReuseConnections(t *testing.T) {
 	const n = 32
-	var conns atomic.Int32
 	var arrived atomic.Int32
 	var all chan struct{}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if arrived.Add(1) == n {
 			close(all)
 		}
@@ -103,13 +101,6 @@ func TestParallelRequestsReuseConnections(t *testing.T) {
 			t.Errorf("only %d of %d requests arrived together", arrived.Load(), n)
 		}
 	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	defer srv.Close()
 	c := &http.Client{Transport: New()}
 	var opened [2]int32
 	for round := range 2 {

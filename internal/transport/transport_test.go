@@ -76,16 +76,22 @@ func TestStreamedBodyGoesStraightThrough(t *testing.T) {
 	}
 }
 
-func TestPlainHTTPServerIsNotRetriedOverTLS(t *testing.T) {
+// countingServer serves h on loopback and counts the connections made to it.
+func countingServer(t *testing.T, h http.Handler) (*httptest.Server, *atomic.Int32) {
 	var conns atomic.Int32
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv := httptest.NewUnstartedServer(h)
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			conns.Add(1)
 		}
 	}
 	srv.Start()
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv, &conns
+}
+
+func TestPlainHTTPServerIsNotRetriedOverTLS(t *testing.T) {
+	srv, conns := countingServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	c := &http.Client{Transport: New()}
 	_, err := c.Get(strings.Replace(srv.URL, "http://", "https://", 1))
 	if err == nil {
