@@ -94,7 +94,7 @@ func (b *bench) baseline(ctx context.Context, reg *registry) (row, error) {
 		return nil
 	}
 	ref := func(a archive) string { return "docker://" + reg.host + "/baseline/" + a.agent + ":" + a.system }
-	start, startCPU, bed := time.Now(), machineCPU(), reg.bedCPU()
+	start, startCPU, bed := time.Now(), machineCPU(), reg.measureBed()
 	for _, a := range b.archives {
 		if err := run("skopeo", "copy", "--quiet", "--dest-tls-verify=false", "docker-archive:"+a.path, ref(a)); err != nil {
 			return row{}, err

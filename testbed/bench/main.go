@@ -254,10 +254,10 @@ type bedCPU struct{ registry, proxy time.Duration }
 
 func (c bedCPU) total() time.Duration { return c.registry + c.proxy }
 
-// bedCPU starts counting the CPU time the registry and its proxy use; the
+// measureBed starts counting the CPU time the registry and its proxy use; the
 // function it returns is what they used since. A reading that fails counts
 // as nothing: the figure is an aside, the run's own figures stand.
-func (r *registry) bedCPU() func() bedCPU {
+func (r *registry) measureBed() func() bedCPU {
 	read := func() bedCPU {
 		reg, _ := r.CPU()
 		proxy, _ := testenv.ProcessCPU(os.Getpid())

@@ -208,7 +208,7 @@ func (b *bench) releaseRun(ctx context.Context, name string, reg *registry, cach
 	defer log.Close()
 	cmd := exec.CommandContext(ctx, b.release, args...)
 	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = b.root, env, log, log
-	bed := reg.bedCPU()
+	bed := reg.measureBed()
 	m, err := runMeasured(cmd)
 	if err != nil {
 		return row{}, fmt.Errorf("%s: release %s: %w\n%s", name, strings.Join(args, " "), err, lastLines(logPath, 20))
