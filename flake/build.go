@@ -173,14 +173,14 @@ func (b *Builder) build(ctx context.Context, t Target) (*Built, error) {
 // names, so refers to, every store path of the image: Nix keeps them all
 // in the store with it, however it got it.
 func (b *Builder) pack(ctx context.Context, t Target, name string) (*Built, error) {
-	outs, err := b.held, error(nil)
-	if outs[t.Image.ConfDrvPath] == "" {
-		outs, err = Realise(ctx, b.o.nix, b.version, filepath.Join(b.o.workDir, "out", "conf", name), t.Image.ConfDrvPath)
+	conf := b.held[t.Image.ConfDrvPath]
+	if conf == "" {
+		outs, err := Realise(ctx, b.o.nix, b.version, filepath.Join(b.o.workDir, "out", "conf", name), t.Image.ConfDrvPath)
+		if err != nil {
+			return nil, fmt.Errorf("building %s: %w", t, err)
+		}
+		conf = outs[t.Image.ConfDrvPath]
 	}
-	if err != nil {
-		return nil, fmt.Errorf("building %s: %w", t, err)
-	}
-	conf := outs[t.Image.ConfDrvPath]
 	c, own, err := readConf(conf)
 	if err != nil {
 		return nil, fmt.Errorf("building %s from %s: %w", t, conf, err)
