@@ -330,13 +330,7 @@ func (r *run) layoutDir() string { return cmp.Or(r.o.LayoutDir, filepath.Join("d
 
 // stagingKey is the key split-mode builds and merges agree on.
 func (r *run) stagingKey() string {
-	if r.o.StagingKey != "" {
-		return r.o.StagingKey
-	}
-	if len(r.o.Commit) >= 7 {
-		return "sha-" + r.o.Commit[:7]
-	}
-	return "local"
+	return cmp.Or(r.o.StagingKey, tags.CommitTag(r.o.Commit), "local")
 }
 
 // agent is one agent of a run: its part of the report, whose Platforms are

@@ -130,6 +130,15 @@ func AttachedTo(tag string) (string, bool) {
 	return "sha256:" + m[1], true
 }
 
+// CommitTag is the tag that names a commit's release: "sha-" and the first seven
+// hex digits of the commit, or "" for a commit too short to give them.
+func CommitTag(commit string) string {
+	if len(commit) < 7 {
+		return ""
+	}
+	return "sha-" + commit[:7]
+}
+
 // StagingTag is the tag a split-mode build records its per-arch image
 // under: the same key and platform always give the same tag. It keeps the
 // image from being pruned until merge; merge trusts the build record's
@@ -196,7 +205,7 @@ func (p Policy) Tags() ([]Tag, error) {
 	}
 	tags = append(tags, Tag{Name: p.Now.UTC().Format(time.DateOnly), Built: true})
 	if p.Commit != "" {
-		tags = append(tags, Tag{Name: "sha-" + p.Commit[:7], Owned: true, Built: true})
+		tags = append(tags, Tag{Name: CommitTag(p.Commit), Owned: true, Built: true})
 	}
 	tags = append(tags, git...)
 	for _, t := range p.Extra {
