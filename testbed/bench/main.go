@@ -28,8 +28,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nothingnesses/agent-images/flake"
@@ -52,9 +54,15 @@ type config struct {
 	// rssOnly runs only the cold release and the zstd push, for peak RSS
 	// at a scale the whole bench has no disk for.
 	rssOnly bool
+	// registryStorage is where the registries keep what release pushes:
+	// memory, disk or auto.
+	registryStorage string
 }
 
 func main() {
+	// The recording proxy runs in this process and its heap is small: at
+	// Go's default it would collect after every few requests it records.
+	debug.SetGCPercent(400)
 	var c config
 	flag.Float64Var(&c.scale, "scale", 0.05, "size of the image set: 1.0 is the full estimate of testdata/bench/sizes.json")
 	flag.StringVar(&c.agents, "agents", "all", "agents to release, comma-separated, or all")
@@ -67,6 +75,7 @@ func main() {
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (archives, layer caches, registries, logs)")
 	flag.IntVar(&c.jobs, "jobs", 0, "release --jobs (default: release's own, the number of CPUs)")
 	flag.StringVar(&c.release, "release", "", "release binary to measure (default: built from this checkout)")
+	flag.StringVar(&c.registryStorage, "registry-storage", "auto", "where the test bed's registries store blobs: memory (a tmpfs, /dev/shm), disk (the work directory), or auto (memory when /dev/shm has twice the room they need)")
 	flag.BoolVar(&c.rssOnly, "rss-only", false, "run only the cold release and the zstd push, for peak RSS at scale 1.0 (no baseline, archives or limits: far less disk)")
 	flag.Parse()
 	if err := run(context.Background(), c); err != nil {
@@ -126,11 +135,15 @@ type bench struct {
 	root  string
 	start time.Time
 
-	inputs  string // copies of testdata/bench
-	bin     string // the nix wrapper
-	nixLog  string
-	release string
-	env     []string
+	inputs string // copies of testdata/bench
+	// registryRoot holds the registries' storage; inMemory says it is a
+	// tmpfs.
+	registryRoot string
+	inMemory     bool
+	bin          string // the nix wrapper
+	nixLog       string
+	release      string
+	env          []string
 
 	registries []*testenv.Registry
 	servers    []*httptest.Server
@@ -158,6 +171,9 @@ func progress(format string, args ...any) {
 func (b *bench) prepare(ctx context.Context) error {
 	b.inputs = filepath.Join(b.work, "inputs")
 	if err := copyInputs(ctx, b.root, b.inputs, b.scale, b.seed); err != nil {
+		return err
+	}
+	if err := b.placeRegistries(); err != nil {
 		return err
 	}
 
@@ -231,8 +247,44 @@ type registry struct {
 	host  string // the proxy's host:port, where release pushes
 }
 
+// placeRegistries decides where the registries store blobs. On disk, each
+// of a push's thousands of mounts and uploads writes small files through the
+// filesystem's journal, which on this test bed cost the registry about a
+// third more CPU per mount than a tmpfs; GHCR's storage is not ours to
+// measure, so the bench keeps it in memory when there is room: about 4 GB
+// a registry at scale 1.0, twice that free.
+func (b *bench) placeRegistries() error {
+	registries := 5.0
+	if b.rssOnly {
+		registries = 2
+	}
+	need := uint64(registries * b.scale * 4e9)
+	switch b.registryStorage {
+	case "disk":
+	case "memory", "auto":
+		var st syscall.Statfs_t
+		err := syscall.Statfs("/dev/shm", &st)
+		free := st.Bavail * uint64(st.Bsize)
+		if err == nil && free >= 2*need {
+			dir, err := os.MkdirTemp("/dev/shm", "agent-images-bench-")
+			if err != nil {
+				return err
+			}
+			b.registryRoot, b.inMemory = dir, true
+			return nil
+		}
+		if b.registryStorage == "memory" {
+			return fmt.Errorf("-registry-storage memory: /dev/shm has %d MB free, the registries need about %d MB at scale %g; use -registry-storage disk", free>>20, need>>20, b.scale)
+		}
+	default:
+		return fmt.Errorf("-registry-storage %q: want memory, disk or auto", b.registryStorage)
+	}
+	b.registryRoot = b.work
+	return nil
+}
+
 func (b *bench) startRegistry(label string) (*registry, error) {
-	dir := filepath.Join(b.work, "registry-"+label)
+	dir := filepath.Join(b.registryRoot, "registry-"+label)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -276,6 +328,10 @@ func (b *bench) stop() {
 	}
 	for _, r := range b.registries {
 		r.Stop()
+	}
+	// A tmpfs holds memory until its files go, whatever -keep says.
+	if b.inMemory {
+		_ = os.RemoveAll(b.registryRoot)
 	}
 }
 

@@ -49,7 +49,11 @@ func (b *bench) times(c compressLimit) (compress, upload time.Duration) {
 }
 
 func (b *bench) print(w io.Writer) {
-	fmt.Fprintf(w, "Machine: %s\n", machine(b.start))
+	storage := "on disk, in the work directory"
+	if b.inMemory {
+		storage = "in memory (tmpfs)"
+	}
+	fmt.Fprintf(w, "Machine: %s; the registries' storage %s, GOGC=400\n", machine(b.start), storage)
 	if b.rssOnly {
 		fmt.Fprintf(w, "Set: %s at scale %g (seed %s), %s stored gzipped\n\n", b.set(), b.scale, b.seed, mb(b.rows[0].stored))
 	} else {
