@@ -249,8 +249,8 @@ http:
 	var logs bytes.Buffer
 	cmd := exec.Command("docker-registry", "serve", cfgPath)
 	// The registry's heap is a few MB, so at Go's default GOGC=100 it
-	// collects garbage every few requests: a HEAD cost about 1.2 ms of its
-	// CPU, at 400 about 0.8 ms, and a mount half as much. GHCR's cost per
+	// collects garbage every few requests: a blob HEAD cost it about 1.3 ms
+	// of CPU, at 400 about 0.9 ms (docs/benchmark.md). GHCR's cost per
 	// request is not ours to pay; the test bed's registry should not charge
 	// release for its collector either.
 	cmd.Env = append(os.Environ(), "GOGC=400")
