@@ -72,7 +72,7 @@ func main() {
 	flag.StringVar(&c.changed, "changed", "pi", "the agent whose images change in the one-agent-changed run")
 	flag.StringVar(&c.seed, "seed", "", "payload seed (default: a fresh one, so nothing is built yet)")
 	flag.StringVar(&c.work, "work", "", "work directory (default: a new temporary directory)")
-	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (archives, layer caches, registries, logs)")
+	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (archives, layer caches, registries on disk, logs)")
 	flag.IntVar(&c.jobs, "jobs", 0, "release --jobs (default: release's own, the number of CPUs)")
 	flag.StringVar(&c.release, "release", "", "release binary to measure (default: built from this checkout)")
 	flag.StringVar(&c.registryStorage, "registry-storage", "auto", "where the test bed's registries store blobs: memory (a tmpfs, /dev/shm), disk (the work directory), or auto (memory when /dev/shm has twice the room they need)")
