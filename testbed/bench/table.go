@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nothingnesses/agent-images/flake"
+	"github.com/nothingnesses/agent-images/testbed/testenv"
 )
 
 // limits are the physical limits measured on this machine.
@@ -53,7 +54,7 @@ func (b *bench) print(w io.Writer) {
 	if b.inMemory {
 		storage = "in memory (tmpfs)"
 	}
-	fmt.Fprintf(w, "Machine: %s; the registries' storage %s, GOGC=400\n", machine(b.start), storage)
+	fmt.Fprintf(w, "Machine: %s; the registries' storage %s, GOGC=%d\n", machine(b.start), storage, testenv.RegistryGOGC)
 	if b.rssOnly {
 		fmt.Fprintf(w, "Set: %s at scale %g (seed %s), %s stored gzipped\n\n", b.set(), b.scale, b.seed, mb(b.rows[0].stored))
 	} else {

@@ -198,6 +198,10 @@ type Registry struct {
 	cmd     *exec.Cmd
 }
 
+// RegistryGOGC is the GOGC the test bed's registry runs with (see
+// RunRegistry).
+const RegistryGOGC = 400
+
 // RunRegistry starts Debian's docker-registry on a free loopback port with
 // its configuration and storage under dir, and waits until it answers. The
 // benchmark uses it outside tests; Stop ends it.
@@ -253,7 +257,7 @@ http:
 	// of CPU, at 400 about 0.9 ms (docs/benchmark.md). GHCR's cost per
 	// request is not ours to pay; the test bed's registry should not charge
 	// release for its collector either.
-	cmd.Env = append(os.Environ(), "GOGC=400")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("GOGC=%d", RegistryGOGC))
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting docker-registry: %w", err)
